@@ -1,0 +1,19 @@
+/**
+ * The activity factory: production passes the worker's inventory and real connections; tests inject their own.
+ *   const activities = createActivities({ inventory: () => inv, connectRedis });
+ */
+import { createRedisActivities, type RedisActivityDeps } from './redis';
+import { connectRedis } from './redis-conn';
+
+export interface ActivityDeps extends Partial<Pick<RedisActivityDeps, 'connectRedis' | 'env' | 'failpoint'>> {
+  inventory: RedisActivityDeps['inventory'];
+}
+
+export function createActivities(deps: ActivityDeps) {
+  const full: RedisActivityDeps = { connectRedis, ...deps };
+  return {
+    ...createRedisActivities(full),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+/** handover: the CLI. Each command lives in client/commands/<name>.ts and exports runX() for tests. */
+import { Command, Option } from 'commander';
+import { processIO } from './common';
+import { runSwitchover } from './commands/switchover';
+
+function common(cmd: Command): Command {
+  return cmd
+    .option('--address <host:port>', 'Temporal frontend (env HANDOVER_TEMPORAL_ADDRESS, default 127.0.0.1:7233)')
+    .option('--namespace <ns>', 'Temporal namespace (env HANDOVER_NAMESPACE, default "default")')
+    .option('--inventory <file>', 'inventory used to check names before starting (env HANDOVER_INVENTORY, default ./inventory.yaml)')
+    .option('--json', 'machine-readable output', false);
+}
+
+export function buildProgram(onExit: (code: number) => void = (c) => (process.exitCode = c)): Command {
+  const program = new Command('handover').description('Durable database runbooks on Temporal').showHelpAfterError();
+  common(
+    program
+      .command('switchover')
+      .description('planned switchover: hand the primary role to a caught-up replica, losing no acknowledged write')
+      .requiredOption('--cluster <name>', 'cluster from the inventory')
+      .option('--to <node>', 'replica to promote (default: the best candidate)')
+      .option('--wait', 'follow the run and exit non-zero if it fails', false)
+      .addOption(new Option('--dry-run', 'probe and decide only; print the plan').default(false)),
+  ).action(async (opts) => {
+    const { exitCode } = await runSwitchover(opts, processIO);
+    onExit(exitCode);
+  });
+  return program;
+}
+
+if (require.main === module) {
+  buildProgram()
+    .parseAsync(process.argv)
+    .catch((e) => {
+      console.error(`handover: ${(e as Error).message}`);
+      process.exitCode = 1;
+    });
+}

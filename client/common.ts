@@ -1,0 +1,164 @@
+/** What every CLI command shares: connection flags, output, exit codes, failure rendering. */
+import { existsSync } from 'node:fs';
+import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { z } from 'zod';
+import { ErrorType, HandoverError } from '../core/errors';
+import { DEFAULT_NAMESPACE, TASK_QUEUE } from '../core/ids';
+import type { RunbookProgress } from '../core/types';
+import { findCluster, findNode, inventoryPath, loadInventory } from '../inventory/load';
+
+/** Exit codes (README: CLI reference). */
+export const EXIT = {
+  ok: 0,
+  /** The runbook ran and failed (undone before the point of no return, or failed after it: see the message). */
+  failed: 1,
+  /** Refused before anything changed: bad input, unknown names, precondition, credentials. */
+  refused: 2,
+  /** Another operation holds this cluster. */
+  alreadyRunning: 3,
+  /** Temporal could not be reached. */
+  unavailable: 4,
+} as const;
+
+/** Failure types that mean "refused, nothing was changed". */
+export const REFUSAL_TYPES = new Set<string>([
+  ErrorType.InvalidInventory,
+  ErrorType.UnknownCluster,
+  ErrorType.UnknownNode,
+  ErrorType.WrongEngine,
+  ErrorType.MissingCredential,
+  ErrorType.AuthenticationFailed,
+  ErrorType.PreconditionFailed,
+  ErrorType.CatchUpTimeout,
+]);
+
+export const CommonOptions = z.object({
+  address: z.string().default(process.env.HANDOVER_TEMPORAL_ADDRESS ?? '127.0.0.1:7233'),
+  namespace: z.string().default(process.env.HANDOVER_NAMESPACE ?? DEFAULT_NAMESPACE),
+  inventory: z.string().optional(),
+  json: z.boolean().default(false),
+  /** Task queue the workers poll (env HANDOVER_TASK_QUEUE); tests give each worker its own. */
+  taskQueue: z.string().default(process.env.HANDOVER_TASK_QUEUE ?? TASK_QUEUE),
+});
+export type CommonOptions = z.infer<typeof CommonOptions>;
+
+export interface IO {
+  out(line: string): void;
+  err(line: string): void;
+  isTTY: boolean;
+}
+
+export const processIO: IO = {
+  out: (l) => process.stdout.write(l + '\n'),
+  err: (l) => process.stderr.write(l + '\n'),
+  isTTY: !!process.stdout.isTTY,
+};
+
+export async function connect(o: CommonOptions): Promise<{ client: Client; close: () => Promise<void> }> {
+  let connection: Connection;
+  try {
+    connection = await Connection.connect({ address: o.address, connectTimeout: 5000 });
+  } catch (e) {
+    throw new CliError(EXIT.unavailable, `cannot reach Temporal at ${o.address}: ${(e as Error).message}. Start it (npm start runs a local one) or pass --address.`);
+  }
+  return { client: new Client({ connection, namespace: o.namespace }), close: () => connection.close() };
+}
+
+export class CliError extends Error {
+  constructor(
+    readonly exitCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Check names against the inventory the CLI can see, before starting anything: fast, typed errors. The worker
+ * checks again against its own copy (the source of truth), so skipping this when no file is found is safe.
+ */
+export function precheckNames(o: CommonOptions, cluster: string, nodes: (string | undefined)[]): void {
+  const file = inventoryPath(o.inventory);
+  if (!o.inventory && !process.env.HANDOVER_INVENTORY && !existsSync(file)) return;
+  try {
+    const inv = loadInventory(file);
+    const c = findCluster(inv, cluster);
+    for (const n of nodes) if (n !== undefined) findNode(c, n);
+  } catch (e) {
+    if (e instanceof HandoverError) throw new CliError(EXIT.refused, `refused (${e.type}): ${e.message}`);
+    throw e;
+  }
+}
+
+/** The innermost failure: type and message, for one-line errors. */
+export function rootFailure(e: unknown): { type?: string; message: string } {
+  let cur = e as { type?: string; message?: string; cause?: unknown } | undefined;
+  let type: string | undefined;
+  let message = (e as Error)?.message ?? String(e);
+  while (cur) {
+    if (typeof cur.type === 'string') type = cur.type;
+    if (cur.message) message = cur.message;
+    cur = cur.cause as typeof cur;
+  }
+  return { type, message };
+}
+
+export function exitCodeForFailure(e: unknown): number {
+  if (!(e instanceof WorkflowFailedError)) return EXIT.failed;
+  const { type } = rootFailure(e);
+  return type && REFUSAL_TYPES.has(type) ? EXIT.refused : EXIT.failed;
+}
+
+const ICON: Record<string, string> = { pending: ' ', running: '>', done: '✓', failed: '✗', skipped: '-', compensated: '↺' };
+
+export function renderProgress(p: RunbookProgress, now: number): string[] {
+  return p.steps.map((s) => {
+    const ms = s.startedAt ? (s.endedAt ?? now) - s.startedAt : undefined;
+    const t = ms === undefined ? '' : ` (${ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`})`;
+    return `  [${ICON[s.status] ?? '?'}] ${s.name.padEnd(22)} ${s.summary}${t}${s.status === 'failed' && s.detail ? `\n        ${s.detail}` : ''}`;
+  });
+}
+
+/**
+ * Follow a run until it ends, rendering its `progress` query: redrawn in place on a TTY, one line per step
+ * change otherwise. Returns the result or throws the workflow's failure.
+ */
+export async function follow<T>(handle: WorkflowHandle, io: IO, opts: { json: boolean; intervalMs?: number }): Promise<T> {
+  const result = handle.result() as Promise<T>;
+  let done = false;
+  result.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  let drawn = 0;
+  const seen = new Map<string, string>();
+  const draw = async () => {
+    let p: RunbookProgress;
+    try {
+      p = await handle.query<RunbookProgress>('progress');
+    } catch {
+      return; // no worker yet, or the run just ended
+    }
+    if (opts.json) return;
+    if (io.isTTY) {
+      const lines = renderProgress(p, Date.now());
+      if (drawn) io.out(`\x1b[${drawn}A\x1b[J` + lines.join('\n'));
+      else io.out(lines.join('\n'));
+      drawn = lines.reduce((n, l) => n + l.split('\n').length, 0);
+    } else {
+      for (const s of p.steps) {
+        const key = `${s.status}`;
+        if (seen.get(s.name) === key) continue;
+        seen.set(s.name, key);
+        if (s.status === 'pending') continue;
+        io.out(`${s.status.padEnd(8)} ${s.name}: ${s.summary}${s.detail && s.status !== 'running' ? ` — ${s.detail}` : ''}`);
+      }
+    }
+  };
+  while (!done) {
+    await draw();
+    await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, opts.intervalMs ?? 250))]);
+  }
+  await draw();
+  return result;
+}

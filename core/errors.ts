@@ -1,0 +1,38 @@
+/**
+ * Failure types shared by activities (which throw them as non-retryable ApplicationFailures), workflows
+ * (which refuse with them) and the CLI (which maps them to exit codes and one-line advice).
+ * A failure message never carries a secret: it names nodes, clusters and credential *references* only.
+ */
+export const ErrorType = {
+  // Input and inventory
+  InvalidInventory: 'InvalidInventory',
+  UnknownCluster: 'UnknownCluster',
+  UnknownNode: 'UnknownNode',
+  WrongEngine: 'WrongEngine',
+  MissingCredential: 'MissingCredential',
+  AuthenticationFailed: 'AuthenticationFailed',
+  // Preconditions found by the decision or the veto (nothing changed)
+  PreconditionFailed: 'PreconditionFailed',
+  // The handover could not complete before the point of no return and was undone
+  HandoverAborted: 'HandoverAborted',
+  CatchUpTimeout: 'CatchUpTimeout',
+  // The cluster is not in a shape the step knows how to move forward from
+  UnexpectedTopology: 'UnexpectedTopology',
+  VerificationFailed: 'VerificationFailed',
+} as const;
+export type ErrorTypeName = (typeof ErrorType)[keyof typeof ErrorType];
+
+/** Types that no retry can fix: the activity proxies list them as non-retryable. */
+export const NON_RETRYABLE: string[] = Object.values(ErrorType);
+
+/** An error with a type the CLI and workflows understand; activities convert it to a non-retryable failure. */
+export class HandoverError extends Error {
+  constructor(
+    readonly type: ErrorTypeName,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = type;
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * Every workflow ID, task queue and search attribute name is built here, so that two entry points can never
+ * disagree on them. Pure: imported by workflows, worker and client alike.
+ */
+import { defineSearchAttributeKey } from '@temporalio/common';
+
+export const TASK_QUEUE = 'handover';
+export const DEFAULT_NAMESPACE = 'default';
+
+/**
+ * One mutating operation per cluster at a time: every mutating runbook on a cluster uses this one workflow ID,
+ * started with the "fail if running" conflict policy, so a second start is refused by the server itself.
+ */
+export function operationWorkflowId(cluster: string): string {
+  return `handover-${cluster}`;
+}
+
+export type RunbookName = 'switchover' | 'failover' | 'rolling-restart' | 'backup';
+
+export const SA_CLUSTER = defineSearchAttributeKey('HandoverCluster', 'KEYWORD');
+export const SA_RUNBOOK = defineSearchAttributeKey('HandoverRunbook', 'KEYWORD');
+export const SA_PHASE = defineSearchAttributeKey('HandoverPhase', 'KEYWORD');
+
+/** The search attributes a Temporal namespace needs, as `temporal server start-dev --search-attribute` takes them. */
+export const SEARCH_ATTRIBUTES: Record<string, 'Keyword'> = {
+  HandoverCluster: 'Keyword',
+  HandoverRunbook: 'Keyword',
+  HandoverPhase: 'Keyword',
+};

@@ -1,0 +1,65 @@
+/** Shapes shared by activities, workflows and the CLI. Pure data: no secrets, only names and observations. */
+
+export type Promotion = 'prefer' | 'neutral' | 'never';
+
+/** What one probe of one Redis/Valkey node saw. */
+export interface RedisNodeProbe {
+  node: string;
+  address: string; // host:port as in the inventory
+  promotion: Promotion;
+  reachable: boolean;
+  error?: string;
+  role?: 'primary' | 'replica';
+  /** For a replica: the inventory node it replicates from (undefined when its primary is not in the inventory). */
+  primaryNode?: string;
+  /** For a replica: host:port it is configured to replicate from. */
+  primaryAddress?: string;
+  linkUp?: boolean;
+  /** master_repl_offset on a primary, slave_repl_offset on a replica (bytes of the replication stream). */
+  offset?: number;
+  /** On a primary: per connected replica, the offset it acknowledged, keyed by host:port. */
+  replicaAcks?: Record<string, number>;
+  dbsize?: number;
+  version?: string;
+  /** master_failover_state: no-failover | waiting-for-sync | failover-in-progress */
+  failoverState?: string;
+  /** Whether the server is configured with a password (never the password itself). */
+  runId?: string;
+}
+
+/** A cluster's runbook limits, from the inventory (see inventory/schema.ts for the defaults). */
+export interface ClusterPolicy {
+  maxLagBytes: number;
+  catchUpTimeoutMs: number;
+  pauseTimeoutMs: number;
+  verifyTimeoutMs: number;
+  /** pause-promote (default) or the server's own FAILOVER. */
+  handoverMethod: 'pause-promote' | 'failover';
+}
+
+export interface ClusterProbe {
+  cluster: string;
+  engine: 'redis';
+  policy: ClusterPolicy;
+  nodes: RedisNodeProbe[];
+  probedAt: string;
+}
+
+/** A step as the `progress` query reports it. */
+export type StepStatus = 'pending' | 'running' | 'done' | 'failed' | 'skipped' | 'compensated';
+export interface StepProgress {
+  name: string;
+  summary: string;
+  status: StepStatus;
+  startedAt?: number;
+  endedAt?: number;
+  detail?: string;
+}
+export interface RunbookProgress {
+  runbook: string;
+  cluster: string;
+  phase: string;
+  pointOfNoReturnPassed: boolean;
+  steps: StepProgress[];
+  audit: string[];
+}

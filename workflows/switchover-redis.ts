@@ -1,0 +1,166 @@
+/**
+ * Planned switchover of a Redis/Valkey replication cluster.
+ *
+ *   probe -> decide -> catch-up -> veto -> | handover -> repoint followers -> verify
+ *                                          ^ point of no return
+ * Before the point of no return every failure leaves the old primary primary and writable (undo step).
+ * After it the run only moves forward. Decisions are frozen in workflow state and passed to activities, so a
+ * retried activity never decides again; a crashed worker resumes at the step it was in.
+ */
+import { ApplicationFailure } from '@temporalio/workflow';
+import { decideRedisSwitchover, type SwitchoverDecision } from '../core/decide-redis';
+import { ErrorType } from '../core/errors';
+import type { RedisNodeProbe, RunbookProgress } from '../core/types';
+import type { VerifyResult } from '../activities/redis';
+import { mutate, probe, wait } from './profiles';
+import { Runbook, failureTypeOf, messageOf } from './runbook';
+
+export interface RedisSwitchoverInput {
+  cluster: string;
+  /** Node to promote; chosen by the decision when omitted. */
+  to?: string;
+  /** Stop after the decision and return the plan. */
+  dryRun?: boolean;
+  /** Who asked (shown in the audit trail); never a credential. */
+  requestedBy?: string;
+}
+
+export interface SwitchoverReport {
+  runbook: 'switchover';
+  cluster: string;
+  dryRun: boolean;
+  oldPrimary: string;
+  newPrimary: string;
+  decision: SwitchoverDecision;
+  /** The plan, in order, as run (or as it would run with --dry-run). */
+  plan: string[];
+  /** Write pause as the handover step measured it (FAILOVER issued until roles switched); 0 for dry runs. */
+  writePauseMs: number;
+  verify?: VerifyResult;
+  steps: { step: string; ms: number }[];
+  audit: string[];
+  probe: RedisNodeProbe[];
+}
+
+export async function redisSwitchover(input: RedisSwitchoverInput): Promise<SwitchoverReport> {
+  const { cluster } = input;
+  const rb = new Runbook('switchover', cluster);
+  rb.plan([
+    { name: 'probe', summary: `probe every node of ${cluster}` },
+    { name: 'decide', summary: 'choose the candidate' },
+  ]);
+  if (input.requestedBy) rb.audit('start', `requested by ${input.requestedBy}${input.to ? `, --to ${input.to}` : ''}`);
+
+  // 1. Probe
+  const probed = await rb.step(
+    'probe',
+    `probe every node of ${cluster}`,
+    () => probe.probeRedisCluster.executeWithOptions({ summary: `probe every node of ${cluster}` }, [{ cluster }]),
+    (p) => `saw ${p.nodes.map((n) => (n.reachable ? `${n.node}=${n.role}@${n.offset}` : `${n.node}=unreachable`)).join(' ')}`,
+  );
+
+  // 2. Decide (pure, in the workflow: recorded once in history, never re-decided on retry)
+  const decision = await rb.step(
+    'decide',
+    'choose the candidate',
+    async () => {
+      const r = decideRedisSwitchover(probed.nodes, { to: input.to, policy: probed.policy });
+      if (!r.ok) {
+        throw ApplicationFailure.create({ message: r.refusal.message, type: r.refusal.errorType, nonRetryable: true, details: [r.refusal] });
+      }
+      return r.decision;
+    },
+    (d) => `chose ${d.candidate} to replace ${d.primary}: ${d.reasons.join('; ')}`,
+  ).catch((e) => {
+    rb.skipRemaining('refused');
+    throw e;
+  });
+
+  const { primary, candidate, followers } = decision;
+  const plan = [
+    { name: 'catch-up', summary: `wait for ${candidate} to catch up with ${primary}` },
+    { name: 'veto', summary: `re-check the decision before the point of no return` },
+    { name: 'handover', summary: `hand ${primary} -> ${candidate} over (${probed.policy.handoverMethod}; writes paused at most ${probed.policy.pauseTimeoutMs} ms)` },
+    ...followers.filter((f) => f !== primary).map((f) => ({ name: `repoint ${f}`, summary: `make ${f} a replica of ${candidate}` })),
+    { name: `repoint ${primary}`, summary: `ensure ${primary} is a replica of ${candidate}` },
+    { name: 'verify', summary: `verify one primary (${candidate}), replicas linked and converging` },
+  ];
+  rb.plan(plan);
+  const report = (extra: Partial<SwitchoverReport>): SwitchoverReport => ({
+    runbook: 'switchover',
+    cluster,
+    dryRun: !!input.dryRun,
+    oldPrimary: primary,
+    newPrimary: candidate,
+    decision,
+    plan: plan.map((p) => p.summary),
+    writePauseMs: 0,
+    steps: rb.timings(),
+    audit: rb.progress.audit,
+    probe: probed.nodes,
+    ...extra,
+  });
+  if (input.dryRun) {
+    rb.skipRemaining('dry run');
+    rb.setPhase('planned');
+    return report({});
+  }
+
+  // 3. Catch-up: the candidate receives what the primary had, so the pause that follows is short.
+  await rb.step(`catch-up`, plan[0].summary, () =>
+    wait.waitForRedisCatchUp.executeWithOptions({ summary: plan[0].summary }, [{ cluster, primary, candidate, timeoutMs: probed.policy.catchUpTimeoutMs }]),
+  );
+
+  // 4. Veto: the frozen decision against live state. Fails closed.
+  await rb.step('veto', plan[1].summary, () =>
+    probe.vetoRedisHandover.executeWithOptions({ summary: plan[1].summary }, [{ cluster, primary, candidate, policy: probed.policy }]),
+  );
+
+  // ---- POINT OF NO RETURN: the handover step promotes the candidate. Until it succeeds, undo is possible. ----
+  let writePauseMs = 0;
+  try {
+    const h = await rb.step('handover', plan[2].summary, () =>
+      mutate.ensureRedisHandedOver.executeWithOptions({ summary: plan[2].summary }, [
+        { cluster, from: primary, to: candidate, method: probed.policy.handoverMethod, pauseTimeoutMs: probed.policy.pauseTimeoutMs },
+      ]),
+    );
+    writePauseMs = h.handoverMs;
+  } catch (err) {
+    // Did the handover in fact happen (e.g. the step's retries ran out after the server completed it)?
+    const now = await probe.probeRedisCluster.executeWithOptions({ summary: `re-probe ${cluster} after a failed handover` }, [{ cluster }]);
+    const c = now.nodes.find((n) => n.node === candidate);
+    const p = now.nodes.find((n) => n.node === primary);
+    const happened = c?.role === 'primary' && p?.role === 'replica' && p.primaryNode === candidate;
+    if (!happened) {
+      await rb.step('undo', `resume writes on ${primary} (it stays primary)`, () =>
+        mutate.ensureRedisWritable.executeWithOptions({ summary: `resume writes on ${primary}` }, [{ cluster, node: primary }]),
+      );
+      rb.skipRemaining('handover undone');
+      rb.setPhase('undone');
+      const type = failureTypeOf(err) ?? ErrorType.HandoverAborted;
+      throw ApplicationFailure.create({
+        message: `switchover of ${cluster} undone: ${messageOf(err)}; ${primary} is still the primary and writable`,
+        type: type === ErrorType.HandoverAborted || type === ErrorType.UnexpectedTopology ? type : ErrorType.HandoverAborted,
+        nonRetryable: true,
+      });
+    }
+    rb.audit('handover', `the handover step failed (${messageOf(err)}) but ${candidate} is primary with ${primary} its replica: finishing forward`);
+  }
+  rb.passPointOfNoReturn();
+
+  // 5. Repoint the other replicas, then make sure the old primary follows (FAILOVER already did; no-op then).
+  for (const node of [...followers.filter((f) => f !== primary), primary]) {
+    await rb.step(`repoint ${node}`, `make ${node} a replica of ${candidate}`, () =>
+      mutate.ensureRedisReplicaOf.executeWithOptions({ summary: `make ${node} a replica of ${candidate}` }, [{ cluster, node, primary: candidate }]),
+    );
+  }
+
+  // 6. Verify
+  const verify = await rb.step('verify', plan[plan.length - 1].summary, () =>
+    wait.verifyRedisTopology.executeWithOptions({ summary: plan[plan.length - 1].summary }, [{ cluster, primary: candidate, timeoutMs: probed.policy.verifyTimeoutMs }]),
+  );
+  rb.setPhase('done');
+  return report({ writePauseMs, verify, steps: rb.timings(), audit: rb.progress.audit });
+}
+
+export type { RunbookProgress };
