@@ -4,6 +4,7 @@
  */
 import { createRedisActivities, type RedisActivityDeps } from './redis';
 import { connectRedis } from './redis-conn';
+import { createInventoryActivities } from './inventory';
 
 export interface ActivityDeps extends Partial<Pick<RedisActivityDeps, 'connectRedis' | 'env' | 'failpoint'>> {
   inventory: RedisActivityDeps['inventory'];
@@ -12,6 +13,7 @@ export interface ActivityDeps extends Partial<Pick<RedisActivityDeps, 'connectRe
 export function createActivities(deps: ActivityDeps) {
   const full: RedisActivityDeps = { connectRedis, ...deps };
   return {
+    ...createInventoryActivities(full),
     ...createRedisActivities(full),
   };
 }

@@ -1,2 +1,3 @@
 // Every workflow the worker registers. Deterministic code only (see eslint.config.mjs).
+export { switchover } from './switchover';
 export { redisSwitchover } from './switchover-redis';

@@ -27,7 +27,7 @@ export async function runSwitchover(raw: SwitchoverOptions, io: IO): Promise<{ e
       const input: RedisSwitchoverInput = { cluster: o.cluster, to: o.to, dryRun: o.dryRun, requestedBy: o.requestedBy ?? process.env.USER };
       let handle;
       try {
-        handle = await client.workflow.start('redisSwitchover', {
+        handle = await client.workflow.start('switchover', {
           workflowId,
           taskQueue: o.taskQueue,
           args: [input],

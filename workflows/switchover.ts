@@ -1,0 +1,20 @@
+/**
+ * `switchover`: the workflow the CLI starts. It asks the worker's inventory which engine the cluster runs and
+ * hands over to that engine's runbook (a plain function call: same workflow, same history, same progress query).
+ */
+import { ApplicationFailure } from '@temporalio/workflow';
+import { ErrorType } from '../core/errors';
+import { probe } from './profiles';
+import { redisSwitchover, type RedisSwitchoverInput, type SwitchoverReport } from './switchover-redis';
+
+export type SwitchoverInput = RedisSwitchoverInput;
+
+export async function switchover(input: SwitchoverInput): Promise<SwitchoverReport> {
+  const d = await probe.describeCluster.executeWithOptions({ summary: `look up ${input.cluster} in the inventory` }, [{ cluster: input.cluster }]);
+  switch (d.engine) {
+    case 'redis':
+      return redisSwitchover(input);
+    default:
+      throw ApplicationFailure.create({ message: `no switchover runbook for engine ${d.engine}`, type: ErrorType.WrongEngine, nonRetryable: true });
+  }
+}
