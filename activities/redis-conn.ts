@@ -35,13 +35,16 @@ export const connectRedis: RedisConnect = async (t) => {
     retryStrategy: () => null,
     connectionName: 'handover',
   });
-  client.on('error', () => undefined); // surfaced through the rejected command instead
+  // ioredis reports a failed AUTH as an 'error' event and then rejects connect() with "Connection is closed".
+  let lastError: unknown;
+  client.on('error', (e) => (lastError = e));
   try {
     await client.connect();
     await client.ping(); // forces NOAUTH / WRONGPASS to surface now
   } catch (e) {
     client.disconnect();
-    throw classifyRedisError(e, t);
+    const auth = classifyRedisError(lastError ?? e, t);
+    throw auth instanceof HandoverError ? auth : classifyRedisError(e, t);
   }
   return client;
 };

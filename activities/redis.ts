@@ -17,7 +17,7 @@ export interface RedisActivityDeps {
   connectRedis: RedisConnect;
   env?: NodeJS.ProcessEnv;
   /** Fault injection for the chaos harness: called at named points, a no-op in production. */
-  failpoint?: (name: string) => void;
+  failpoint?: (name: string) => void | Promise<void>;
 }
 
 export interface ClusterInput {
@@ -175,7 +175,7 @@ export function createRedisActivities(deps: RedisActivityDeps) {
       const host = seen.slice(0, seen.lastIndexOf(':'));
       issuedAt = Date.now();
       ctx.heartbeat({ issuedAt });
-      failpoint('ensureRedisHandedOver.beforeFailover');
+      await failpoint('ensureRedisHandedOver.beforeFailover');
       await withNode(c, input.from, (cl) => cl.call('FAILOVER', 'TO', host, String(toSpec.port), 'TIMEOUT', String(input.pauseTimeoutMs)));
     }
     const started = issuedAt ?? Date.now();
@@ -189,7 +189,7 @@ export function createRedisActivities(deps: RedisActivityDeps) {
         if (Date.now() - lastBeat > 500) {
           ctx.heartbeat({ issuedAt });
           lastBeat = Date.now();
-          failpoint('ensureRedisHandedOver.failoverPolling');
+          await failpoint('ensureRedisHandedOver.failoverPolling');
         }
         if (Date.now() > pollUntil) throw new Error(`${input.from} still in failover state ${state} after ${input.pauseTimeoutMs + 10_000} ms`);
         await sleep(2);
@@ -233,7 +233,7 @@ export function createRedisActivities(deps: RedisActivityDeps) {
       const deadline = startedAt + input.timeoutMs;
       for (;;) {
         ctx.heartbeat({ targetOffset, startedAt });
-        failpoint('waitForRedisCatchUp.loop');
+        await failpoint('waitForRedisCatchUp.loop');
         const cand = await probeOne(c, input.candidate);
         if (!cand.reachable) throw new Error(`candidate ${input.candidate} unreachable: ${cand.error}`);
         if (cand.role !== 'replica' || cand.primaryNode !== input.primary)
@@ -290,6 +290,7 @@ export function createRedisActivities(deps: RedisActivityDeps) {
     ensureRedisHandedOver: activity(async (input: EnsureHandedOverInput): Promise<EnsureHandedOverResult> => {
       const ctx = Context.current();
       const c = spec(input.cluster);
+      await failpoint('ensureRedisHandedOver.start');
       const [from, to] = await Promise.all([probeOne(c, input.from), probeOne(c, input.to)]);
       const done = (f: RedisNodeProbe, t: RedisNodeProbe) => t.role === 'primary' && f.role === 'replica' && f.primaryNode === input.to;
       if (done(from, to)) {
@@ -301,7 +302,7 @@ export function createRedisActivities(deps: RedisActivityDeps) {
       // Resume: `from` already demoted (a previous attempt died between demote and promote).
       if (from.reachable && from.role === 'replica' && from.primaryNode === input.to && to.role === 'replica') {
         const t0 = Date.now();
-        failpoint('ensureRedisHandedOver.beforePromote');
+        await failpoint('ensureRedisHandedOver.beforePromote');
         await withNode(c, input.to, (cl) => cl.call('REPLICAOF', 'NO', 'ONE'));
         await withNode(c, input.from, (cl) => cl.call('CLIENT', 'UNPAUSE')).catch(() => undefined);
         return { alreadyHeld: false, method: input.method, handoverMs: Date.now() - t0, audit: `saw ${input.from} already a replica of ${input.to}; issued REPLICAOF NO ONE on ${input.to}` };
@@ -324,7 +325,7 @@ export function createRedisActivities(deps: RedisActivityDeps) {
         // Pause writes on the old primary, bounded server-side.
         const pausedAt = Date.now();
         await fc.call('CLIENT', 'PAUSE', String(input.pauseTimeoutMs), 'WRITE');
-        failpoint('ensureRedisHandedOver.paused');
+        await failpoint('ensureRedisHandedOver.paused');
         // Wait until the candidate has applied everything the old primary has (re-read each round: the
         // primary's periodic PING to replicas also moves its offset, and must not trigger a full resync later).
         const deadline = pausedAt + input.pauseTimeoutMs - 50;
@@ -344,7 +345,7 @@ export function createRedisActivities(deps: RedisActivityDeps) {
         }
         // POINT OF NO RETURN: demote first, so two writable primaries can never exist.
         await fc.call('REPLICAOF', toSpec.host, String(toSpec.port));
-        failpoint('ensureRedisHandedOver.demoted');
+        await failpoint('ensureRedisHandedOver.demoted');
         await tc.call('REPLICAOF', 'NO', 'ONE');
         await fc.call('CLIENT', 'UNPAUSE');
         const handoverMs = Date.now() - pausedAt;
@@ -399,7 +400,7 @@ export function createRedisActivities(deps: RedisActivityDeps) {
           return { changed: false, before: beforeText, audit: `saw ${input.node} already a replica of ${input.primary}; changed nothing` };
         if (before.role === 'primary')
           throw new HandoverError(ErrorType.UnexpectedTopology, `${input.node} is a primary; refusing to make it a replica of ${input.primary} (its writes would be discarded)`);
-        failpoint('ensureRedisReplicaOf.beforeAct');
+        await failpoint('ensureRedisReplicaOf.beforeAct');
         await cl.call('REPLICAOF', primary.host, String(primary.port));
         const after = await readNode(cl, c, n);
         if (!(after.role === 'replica' && after.primaryNode === input.primary))

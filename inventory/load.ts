@@ -39,7 +39,7 @@ export function parseInventory(text: string, file = 'inventory.yaml'): Inventory
   if (doc.errors.length > 0) {
     throw new InventoryError(
       file,
-      doc.errors.map((e) => ({ line: e.linePos?.[0]?.line, path: '', message: e.message.split('\n')[0] })),
+      doc.errors.map((e) => ({ line: lineCounter.linePos(e.pos[0]).line, path: '', message: e.message.split('\n')[0] })),
     );
   }
   const raw = doc.toJS() ?? {};

@@ -1,0 +1,222 @@
+/**
+ * Bad input and unmet preconditions are refused with a typed error before anything changes. "Nothing
+ * changed" is checked on the real servers: roles, and the call counts of every mutating command in
+ * INFO commandstats (REPLICAOF, FAILOVER, CLIENT PAUSE/UNPAUSE, CONFIG SET) stay as they were.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import Redis from 'ioredis';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { loadInventory } from '../../inventory/load';
+import { runSwitchover } from '../../client/commands/switchover';
+import { startRedisFleet, waitForReplication, type RedisFleet } from '../../sandbox/redis';
+import { AckedWriter } from '../../sandbox/writer';
+import { sleep } from '../../sandbox/ports';
+import { captureIO, startTestWorker, type TestWorker } from '../helpers';
+
+const MUTATING = ['replicaof', 'slaveof', 'failover', 'client|pause', 'client|unpause', 'config|set', 'flushall', 'flushdb'];
+
+async function mutationSnapshot(fleet: RedisFleet): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const n of fleet.nodes) {
+    const c = new Redis({ host: n.host, port: n.port, password: fleet.password, lazyConnect: true, retryStrategy: () => null });
+    await c.connect();
+    const stats = await c.info('commandstats');
+    const role = ((await c.call('ROLE')) as unknown[])[0];
+    c.disconnect();
+    const calls = MUTATING.map((cmd) => `${cmd}=${new RegExp(`cmdstat_${cmd.replace('|', '\\|')}:calls=(\\d+)`).exec(stats)?.[1] ?? 0}`);
+    out[n.id] = `${role} ${calls.join(' ')}`;
+  }
+  return out;
+}
+
+describe('switchover refusals (nothing changes)', () => {
+  let fleet: RedisFleet;
+  let tw: TestWorker;
+  let inventory: string;
+  let wrongPwInventory: string;
+  let opts: { address: string; taskQueue: string; wait: boolean };
+  const byName = (i: number) => fleet.nodes[i];
+  const admin = (i: number) => byName(i).client();
+
+  beforeAll(async () => {
+    fleet = await startRedisFleet({ cluster: 'refuse' });
+    inventory = fleet.writeInventory(undefined, { policy: { maxLagBytes: 10_000, catchUpTimeoutMs: 2_000 } });
+    // A second cluster over the same servers whose password reference holds a wrong password.
+    process.env.HANDOVER_WRONG_PW = 'not-the-password';
+    wrongPwInventory = path.join(fleet.baseDir, 'wrong.yaml');
+    writeFileSync(wrongPwInventory, fleet.inventoryYaml().replace(`name: ${fleet.cluster}`, 'name: refuse-wrongpw').replace(fleet.passwordEnv, 'HANDOVER_WRONG_PW').replace(/id: refuse-/g, 'id: wrongpw-'));
+    const merged = path.join(fleet.baseDir, 'merged.yaml');
+    const a = fleet.inventoryYaml({ policy: { maxLagBytes: 10_000, catchUpTimeoutMs: 2_000 } });
+    const b = (await import('node:fs')).readFileSync(wrongPwInventory, 'utf8').replace(/^clusters:\n/, '');
+    writeFileSync(merged, a + b);
+    tw = await startTestWorker({ inventory: () => loadInventory(merged) });
+    opts = { address: tw.address, taskQueue: tw.taskQueue, wait: true };
+    await admin(0).set('seed', '1');
+  });
+  afterAll(async () => {
+    await tw?.stop();
+    await fleet?.stop();
+  });
+
+  let before: Record<string, string>;
+  beforeEach(async () => {
+    await waitForReplication(fleet, byName(0).id);
+    before = await mutationSnapshot(fleet);
+  });
+  const expectUnchanged = async () => expect(await mutationSnapshot(fleet)).toEqual(before);
+
+  async function refused(o: Parameters<typeof runSwitchover>[0], pattern: RegExp, code = 2) {
+    const io = captureIO();
+    const r = await runSwitchover({ ...opts, ...o }, io);
+    expect(r.exitCode, io.text()).toBe(code);
+    expect(io.text()).toMatch(pattern);
+    await expectUnchanged();
+    return io.text();
+  }
+
+  it('unknown cluster: refused by the CLI from the inventory, and by the worker without one', async () => {
+    await refused({ cluster: 'nope', inventory }, /refused \(UnknownCluster\): unknown cluster "nope"/);
+    await refused({ cluster: 'nope' }, /refused \(UnknownCluster\): unknown cluster "nope"/);
+  });
+
+  it('unknown --to node', async () => {
+    await refused({ cluster: fleet.cluster, to: 'ghost', inventory }, /UnknownNode.*unknown node "ghost"/);
+    await refused({ cluster: fleet.cluster, to: 'ghost' }, /UnknownNode.*--to ghost: no such node/);
+  });
+
+  it('malformed inventory: file, line and field', async () => {
+    const bad = path.join(fleet.baseDir, 'bad.yaml');
+    writeFileSync(bad, fleet.inventoryYaml().replace('engine: redis', 'engine: redis\n    colour: blue'));
+    await refused({ cluster: fleet.cluster, inventory: bad }, /InvalidInventory.*bad\.yaml:4: clusters\[0\]\.colour: unknown field/s);
+  });
+
+  it('target already primary', async () => {
+    await refused({ cluster: fleet.cluster, to: byName(0).id }, /PreconditionFailed.*already the primary/);
+  });
+
+  it('target not a replica of this primary (chained behind another replica)', async () => {
+    const c = admin(2);
+    await c.call('REPLICAOF', byName(1).host, String(byName(1).port));
+    try {
+      for (let i = 0; i < 100 && !(await c.info('replication')).includes('master_link_status:up'); i++) await sleep(50);
+      before = await mutationSnapshot(fleet);
+      await refused({ cluster: fleet.cluster, to: byName(2).id }, new RegExp(`PreconditionFailed.*${byName(2).id} replicates from ${byName(1).id}, not from the primary`));
+    } finally {
+      await c.call('REPLICAOF', byName(0).host, String(byName(0).port));
+      c.disconnect();
+    }
+  });
+
+  it('target lagging beyond the limit', async () => {
+    const c = admin(1);
+    await c.call('CLIENT', 'PAUSE', '20000', 'WRITE'); // stops applying the replication stream, link stays up
+    try {
+      const p = admin(0);
+      await p.set('big', 'x'.repeat(50_000));
+      p.disconnect();
+      await sleep(100);
+      before = await mutationSnapshot(fleet);
+      await refused({ cluster: fleet.cluster, to: byName(1).id }, /PreconditionFailed.*lags \d+ bytes behind.*limit 10000/);
+    } finally {
+      await c.call('CLIENT', 'UNPAUSE');
+      c.disconnect();
+    }
+  });
+
+  it('empty target while the primary holds data', async () => {
+    const c = admin(1);
+    await c.call('CONFIG', 'SET', 'replica-read-only', 'no');
+    await c.flushall();
+    before = await mutationSnapshot(fleet);
+    try {
+      await refused({ cluster: fleet.cluster, to: byName(1).id }, /PreconditionFailed.*holds no keys while the primary/);
+    } finally {
+      await c.call('CONFIG', 'SET', 'replica-read-only', 'yes');
+      // Resync the replica so it holds the data again.
+      await c.call('REPLICAOF', 'NO', 'ONE');
+      await c.call('REPLICAOF', byName(0).host, String(byName(0).port));
+      c.disconnect();
+    }
+  });
+
+  it('wrong credentials', async () => {
+    await refused({ cluster: 'refuse-wrongpw' }, /AuthenticationFailed.*authentication to wrongpw-\d \(cluster refuse-wrongpw\) failed: WRONGPASS/);
+  });
+
+  it('a second operation on the same cluster is refused as already running', async () => {
+    // Hold the cluster with a run that waits on a candidate that cannot catch up (paused replica).
+    const c1 = admin(1);
+    const c2 = admin(2);
+    await c1.call('CLIENT', 'PAUSE', '20000', 'WRITE');
+    await c2.call('CLIENT', 'PAUSE', '20000', 'WRITE');
+    const p = admin(0);
+    await p.set('big2', 'y'.repeat(5_000));
+    before = await mutationSnapshot(fleet);
+    try {
+      const first = runSwitchover({ ...opts, cluster: fleet.cluster, inventory }, captureIO());
+      await sleep(300);
+      const io = captureIO();
+      const second = await runSwitchover({ ...opts, cluster: fleet.cluster, inventory }, io);
+      expect(second.exitCode, io.text()).toBe(3);
+      expect(io.text()).toMatch(new RegExp(`already running: handover-${fleet.cluster} \\(switchover, run `));
+      const r1 = await first;
+      expect(r1.exitCode).toBe(2); // the holder itself stops at catch-up (CatchUpTimeout): refused, nothing changed
+      await expectUnchanged();
+    } finally {
+      await c1.call('CLIENT', 'UNPAUSE');
+      await c2.call('CLIENT', 'UNPAUSE');
+      for (const c of [c1, c2, p]) c.disconnect();
+    }
+  });
+});
+
+describe('handover that cannot complete is undone', () => {
+  let fleet: RedisFleet;
+  let tw: TestWorker;
+  let inventory: string;
+
+  beforeAll(async () => {
+    fleet = await startRedisFleet({ cluster: 'undo' });
+    inventory = fleet.writeInventory(undefined, { policy: { pauseTimeoutMs: 400 } });
+    // Forced fault: just as the handover step starts, the candidate stops applying replication (link up)
+    // and the primary takes a write it will not see, so it cannot catch up within the 400 ms pause.
+    tw = await startTestWorker({
+      inventory: () => loadInventory(inventory),
+      failpoint: async (name) => {
+        if (name !== 'ensureRedisHandedOver.start') return;
+        for (const n of fleet.nodes.slice(1)) {
+          const c = n.client();
+          await c.call('CLIENT', 'PAUSE', '3000', 'WRITE');
+          c.disconnect();
+        }
+        const p = fleet.nodes[0].client();
+        await p.set('late', 'z'.repeat(10_000));
+        p.disconnect();
+      },
+    });
+  });
+  afterAll(async () => {
+    await tw?.stop();
+    await fleet?.stop();
+  });
+
+  it('resumes writes on the old primary, which stays primary, and loses nothing', async () => {
+    const writer = new AckedWriter(fleet.nodes, fleet.password).start();
+    await sleep(200);
+    const io = captureIO();
+    const r = await runSwitchover({ cluster: fleet.cluster, wait: true, address: tw.address, taskQueue: tw.taskQueue }, io);
+    expect(r.exitCode, io.text()).toBe(1);
+    expect(io.text()).toMatch(/failed \(HandoverAborted\): switchover of undo undone: .*did not catch up .* within the 400 ms write pause.*undo-1 is still the primary and writable/);
+    await sleep(300);
+    const stats = await writer.stop();
+    await writer.close();
+    expect(await fleet.roles()).toEqual({ 'undo-1': 'master', 'undo-2': 'slave', 'undo-3': 'slave' });
+    expect(writer.primariesSeen).toEqual(['undo-1']);
+    expect(await writer.missingOn(fleet.nodes[0].host, fleet.nodes[0].port)).toEqual([]);
+    expect(stats.maxGapMs).toBeLessThan(2000);
+    const c = fleet.nodes[0].client();
+    expect(await c.set('after-undo', '1')).toBe('OK');
+    c.disconnect();
+  });
+});

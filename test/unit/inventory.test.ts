@@ -1,0 +1,79 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { InventoryError, findCluster, findNode, parseInventory } from '../../inventory/load';
+import { resolveSecret } from '../../inventory/secrets';
+
+const good = `clusters:
+  - name: cache-a
+    engine: redis
+    credentials:
+      password: { env: CACHE_A_PASSWORD }
+    nodes:
+      - { id: cache-a-1, host: 10.0.0.1, port: 6379 }
+      - { id: cache-a-2, host: 10.0.0.2, port: 6379, promotion: prefer }
+`;
+
+function problems(text: string) {
+  try {
+    parseInventory(text, 'inv.yaml');
+  } catch (e) {
+    expect(e).toBeInstanceOf(InventoryError);
+    return (e as InventoryError).problems;
+  }
+  throw new Error('expected an InventoryError');
+}
+
+describe('inventory', () => {
+  it('parses a valid inventory with defaults', () => {
+    const inv = parseInventory(good);
+    const c = findCluster(inv, 'cache-a');
+    expect(c.topology).toBe('replication');
+    expect(c.policy.pauseTimeoutMs).toBe(5000);
+    expect(c.policy.handoverMethod).toBe('pause-promote');
+    expect(findNode(c, 'cache-a-1').promotion).toBe('neutral');
+    expect(findNode(c, 'cache-a-2').promotion).toBe('prefer');
+    expect(() => findCluster(inv, 'nope')).toThrow(/unknown cluster "nope".*cache-a/);
+    expect(() => findNode(c, 'x')).toThrow(/unknown node "x" in cluster cache-a/);
+  });
+
+  it('names file, line and field of an unknown field', () => {
+    const p = problems(good.replace('promotion: prefer', 'promotoin: prefer'));
+    expect(p).toEqual([{ line: 8, path: 'clusters[0].nodes[1].promotoin', message: 'unknown field' }]);
+    const e = (() => {
+      try {
+        parseInventory(good.replace('engine: redis', 'engine: redis\n    colour: blue'), 'inv.yaml');
+      } catch (x) {
+        return x as Error;
+      }
+    })();
+    expect(e?.message).toContain('inv.yaml:4: clusters[0].colour: unknown field');
+  });
+
+  it('rejects duplicate node names, duplicate addresses and duplicate YAML keys with lines', () => {
+    const dup = good.replace('id: cache-a-2, host: 10.0.0.2', 'id: cache-a-1, host: 10.0.0.2');
+    expect(problems(dup)).toEqual([expect.objectContaining({ line: 8, path: 'clusters[0].nodes[1].id', message: expect.stringContaining('duplicate node name "cache-a-1"') })]);
+    const sameAddr = good.replace('host: 10.0.0.2', 'host: 10.0.0.1');
+    expect(problems(sameAddr)[0].message).toMatch(/address 10.0.0.1:6379 is also node cache-a-1/);
+    expect(problems(good.replace('    engine: redis\n', '    engine: redis\n    engine: redis\n'))[0]).toEqual(expect.objectContaining({ line: 4 }));
+  });
+
+  it('rejects bad values and an inline password', () => {
+    expect(problems(good.replace('port: 6379, promotion', 'port: 70000, promotion'))[0]).toEqual(expect.objectContaining({ line: 8, path: 'clusters[0].nodes[1].port' }));
+    expect(problems(good.replace('{ env: CACHE_A_PASSWORD }', 'hunter2'))[0]).toEqual(
+      expect.objectContaining({ line: 5, path: 'clusters[0].credentials.password', message: expect.stringMatching(/env.*file/) }),
+    );
+    expect(problems(good.replace('engine: redis', 'engine: cassandra'))[0].path).toBe('clusters[0].engine');
+    expect(problems(good.replace('name: cache-a', 'name: Cache A'))[0].path).toBe('clusters[0].name');
+  });
+
+  it('resolves secrets from env or file, naming only the reference on failure', () => {
+    expect(resolveSecret({ env: 'X_PW' }, 'pw', { X_PW: 's3cret' })).toBe('s3cret');
+    expect(() => resolveSecret({ env: 'X_PW' }, 'cluster a password', {})).toThrow('cluster a password: environment variable X_PW is not set on the worker');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'inv-'));
+    writeFileSync(path.join(dir, 'pw'), 's3cret\n');
+    expect(resolveSecret({ file: path.join(dir, 'pw') }, 'pw')).toBe('s3cret');
+    expect(() => resolveSecret({ file: path.join(dir, 'missing') }, 'pw')).toThrow(/cannot read secret file .*missing.*ENOENT/);
+  });
+});
