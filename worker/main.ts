@@ -5,6 +5,7 @@
  *   HANDOVER_TEMPORAL_ADDRESS  Temporal frontend (default 127.0.0.1:7233)
  *   HANDOVER_NAMESPACE         namespace (default "default")
  *   HANDOVER_INVENTORY         inventory file (default ./inventory.yaml); re-read when it changes
+ *   HANDOVER_TASK_QUEUE        task queue (default "handover")
  *   HANDOVER_WORKFLOW_BUNDLE   optional prebuilt workflow bundle (faster start)
  *   HANDOVER_FAILPOINT         chaos testing only (worker/failpoints.ts)
  * Credentials named by the inventory (env variables or files) are read here, by activities, and nowhere else.
@@ -49,6 +50,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     namespace,
     activities: createActivities({ inventory, env, failpoint: failpoints.hit }),
     workflowBundlePath: env.HANDOVER_WORKFLOW_BUNDLE,
+    taskQueue: env.HANDOVER_TASK_QUEUE,
     failpoints,
   });
   console.error(`[worker] polling ${address} namespace=${namespace} inventory=${file} clusters=${inventory().clusters.map((c) => c.name).join(',')}`);

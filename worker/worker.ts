@@ -29,6 +29,8 @@ export async function createHandoverWorker(o: HandoverWorkerOptions): Promise<Wo
     activities: o.activities,
     interceptors: interceptor ? { activity: [() => ({ inbound: interceptor() })] } : undefined,
     shutdownGraceTime: '2s',
+    // A worker that died holds its sticky workflow tasks only this long before another worker takes them.
+    stickyQueueScheduleToStartTimeout: '3s',
     ...o.extra,
   });
 }

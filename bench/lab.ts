@@ -1,0 +1,113 @@
+/**
+ * A lab for benchmarks and chaos runs: a fresh Temporal dev server (or an existing one), a real Redis/Valkey
+ * fleet, its inventory file, a prebuilt workflow bundle, and helpers to run the worker in-process or as a
+ * separate process that can be SIGKILLed.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { Client, Connection } from '@temporalio/client';
+import { startDevServer, type DevServer } from '../sandbox/temporal';
+import { startRedisFleet, type RedisFleet } from '../sandbox/redis';
+import type { RedisFlavor } from '../sandbox/paths';
+import { ROOT } from '../sandbox/paths';
+import { WORKFLOWS_PATH } from '../worker/worker';
+
+export interface Lab {
+  address: string;
+  server?: DevServer;
+  fleet: RedisFleet;
+  inventory: string;
+  bundlePath: string;
+  client: Client;
+  taskQueue: string;
+  close(): Promise<void>;
+}
+
+export async function startLab(o: { flavor?: RedisFlavor; cluster: string; policy?: Record<string, number | string>; address?: string; log?: (m: string) => void }): Promise<Lab> {
+  const log = o.log ?? ((m: string) => process.stderr.write(m + '\n'));
+  const server = o.address ? undefined : await startDevServer();
+  const address = o.address ?? server!.address;
+  log(`[lab] temporal at ${address}${server ? ` (UI ${server.uiUrl})` : ''}`);
+  const fleet = await startRedisFleet({ flavor: o.flavor ?? 'redis', cluster: o.cluster });
+  const inventory = fleet.writeInventory(undefined, { policy: o.policy });
+  log(`[lab] ${fleet.flavor} fleet ${fleet.cluster}: ${fleet.nodes.map((n) => `${n.id}@${n.port}`).join(' ')}`);
+  const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined });
+  const bundlePath = path.join(fleet.baseDir, 'workflow-bundle.js');
+  writeFileSync(bundlePath, bundle.code);
+  const connection = await Connection.connect({ address });
+  const client = new Client({ connection });
+  return {
+    address,
+    server,
+    fleet,
+    inventory,
+    bundlePath,
+    client,
+    taskQueue: `lab-${o.cluster}`,
+    async close() {
+      await connection.close();
+      await fleet.stop();
+      await server?.stop();
+    },
+  };
+}
+
+export interface WorkerProcess {
+  proc: ChildProcess;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(): Promise<void>;
+}
+
+/** The real worker (worker/main.ts) as a separate process, optionally with a failpoint armed. */
+export function spawnWorker(lab: Lab, failpoint?: string, log?: (m: string) => void): WorkerProcess {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    HANDOVER_TEMPORAL_ADDRESS: lab.address,
+    HANDOVER_INVENTORY: lab.inventory,
+    HANDOVER_WORKFLOW_BUNDLE: lab.bundlePath,
+    HANDOVER_TASK_QUEUE: lab.taskQueue,
+  };
+  delete env.HANDOVER_FAILPOINT;
+  if (failpoint) env.HANDOVER_FAILPOINT = failpoint;
+  // One process (node with the tsx loader), so the failpoint's SIGKILL is the exit signal the harness sees.
+  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'worker', 'main.ts')], { env, cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  proc.stderr!.on('data', (b: Buffer) => {
+    const text = b.toString();
+    if (log && /failpoint|\[worker\]|Error/.test(text)) log(text.trimEnd());
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  return {
+    proc,
+    exited,
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 8000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+/** Parse `name [--json] [--key value]` style arguments. */
+export function parseArgs(argv: string[]): { name?: string; json: boolean; opts: Record<string, string> } {
+  const opts: Record<string, string> = {};
+  let name: string | undefined;
+  let json = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--json') json = true;
+    else if (a.startsWith('--')) opts[a.slice(2)] = argv[++i] ?? '';
+    else if (!name) name = a;
+  }
+  return { name, json, opts };
+}
+
+export function percentile(xs: number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const i = Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1));
+  return Math.round(s[i] * 10) / 10;
+}
