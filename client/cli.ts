@@ -9,7 +9,8 @@ function common(cmd: Command): Command {
     .option('--address <host:port>', 'Temporal frontend (env HANDOVER_TEMPORAL_ADDRESS, default 127.0.0.1:7233)')
     .option('--namespace <ns>', 'Temporal namespace (env HANDOVER_NAMESPACE, default "default")')
     .option('--inventory <file>', 'inventory used to check names before starting (env HANDOVER_INVENTORY, default ./inventory.yaml)')
-    .option('--json', 'machine-readable output', false);
+    .option('--json', 'machine-readable output', false)
+    .option('--task-queue <name>', 'task queue the workers poll (env HANDOVER_TASK_QUEUE, default "handover")');
 }
 
 export function buildProgram(onExit: (code: number) => void = (c) => (process.exitCode = c)): Command {

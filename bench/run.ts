@@ -1,0 +1,126 @@
+/**
+ * Benchmarks (not timed tests):  npm run bench -- <name> [--json] [--runs N] [--flavor redis|valkey]
+ *
+ *  switchover-redis: N Handover switchovers under continuous writes and, interleaved in the same run on the
+ *    same fleet, N of the server's own `FAILOVER TO ... TIMEOUT ...` as the baseline. The write pause is what
+ *    the writer saw: the largest gap between two acknowledged writes during each handover. Every
+ *    acknowledged write is checked on the final primary.
+ * The last line printed is one JSON object.
+ */
+import { performance } from 'node:perf_hooks';
+import { NativeConnection } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import { runSwitchover } from '../client/commands/switchover';
+import { loadInventory } from '../inventory/load';
+import { waitForReplication, type RedisFleet } from '../sandbox/redis';
+import { sleep } from '../sandbox/ports';
+import { AckedWriter } from '../sandbox/writer';
+import { createHandoverWorker } from '../worker/worker';
+import { parseArgs, percentile, startLab } from './lab';
+
+const log = (m: string) => process.stderr.write(m + '\n');
+
+/** The baseline: FAILOVER TO the first linked replica, wait until the server is done; then (outside the
+ *  measured window) repoint the remaining replica, as an operator would have to. */
+async function serverFailover(fleet: RedisFleet, writer: AckedWriter): Promise<{ blockedMs: number; newPrimary: string }> {
+  const primary = (await fleet.primary())!;
+  const target = fleet.nodes.find((n) => n.id !== primary.id)!;
+  const c = primary.client();
+  const t0 = performance.now();
+  await c.call('FAILOVER', 'TO', target.host, String(target.port), 'TIMEOUT', '5000');
+  for (;;) {
+    const info = await c.info('replication');
+    if (info.includes('master_failover_state:no-failover')) break;
+    await sleep(1);
+  }
+  // Writes resume once the writer has found the new primary: wait for its first ack after t0's gap.
+  const done = performance.now();
+  await sleep(300);
+  const blockedMs = writer.maxGapMs(t0, done + 300);
+  c.disconnect();
+  for (const n of fleet.nodes) {
+    if (n.id === target.id || n.id === primary.id) continue;
+    const r = n.client();
+    await r.call('REPLICAOF', target.host, String(target.port));
+    r.disconnect();
+  }
+  await waitForReplication(fleet, target.id);
+  return { blockedMs, newPrimary: target.id };
+}
+
+async function switchoverRedis(runs: number, flavor: 'redis' | 'valkey') {
+  const lab = await startLab({ cluster: 'bench', flavor });
+  const connection = await NativeConnection.connect({ address: lab.address });
+  const worker = await createHandoverWorker({
+    connection,
+    taskQueue: lab.taskQueue,
+    workflowBundlePath: lab.bundlePath,
+    activities: createActivities({ inventory: () => loadInventory(lab.inventory) }),
+  });
+  const running = worker.run();
+  const writer = new AckedWriter(lab.fleet.nodes, lab.fleet.password).start();
+  const ours: number[] = [];
+  const base: number[] = [];
+  const pauses: number[] = [];
+  try {
+    await sleep(500);
+    for (let i = 0; i < runs; i++) {
+      const t0 = performance.now();
+      const r = await runSwitchover({ cluster: lab.fleet.cluster, wait: true, address: lab.address, taskQueue: lab.taskQueue }, { out: () => undefined, err: log, isTTY: false });
+      const t1 = performance.now();
+      if (r.exitCode !== 0 || !r.report) throw new Error(`switchover ${i} failed with exit ${r.exitCode}`);
+      await sleep(300);
+      ours.push(writer.maxGapMs(t0, t1 + 300));
+      pauses.push(r.report.writePauseMs);
+      const b = await serverFailover(lab.fleet, writer);
+      base.push(b.blockedMs);
+      log(`[bench] run ${i + 1}/${runs}: handover ${r.report.oldPrimary}->${r.report.newPrimary} writer-blocked ${ours[i].toFixed(1)} ms (step ${r.report.writePauseMs} ms) | FAILOVER ->${b.newPrimary} writer-blocked ${b.blockedMs.toFixed(1)} ms`);
+      await sleep(200);
+    }
+  } finally {
+    await writer.stop();
+    worker.shutdown();
+    await running;
+    await connection.close();
+  }
+  const primary = (await lab.fleet.primary())!;
+  await waitForReplication(lab.fleet, primary.id);
+  const lost = (await writer.missingOn(primary.host, primary.port)).length;
+  const acked = writer.ackedKeys.length;
+  await writer.close();
+  await lab.close();
+  const p50 = percentile(ours, 50);
+  const b50 = percentile(base, 50);
+  return {
+    name: 'switchover-redis',
+    flavor,
+    runs,
+    ackedWrites: acked,
+    lostAckedWrites: lost,
+    writeBlockedMs: { p50, max: percentile(ours, 100) },
+    handoverStepMs: { p50: percentile(pauses, 50), max: percentile(pauses, 100) },
+    baseline: { name: 'redis-FAILOVER', runs, writeBlockedMs: { p50: b50, max: percentile(base, 100) } },
+    ratioP50: Math.round((p50 / b50) * 1000) / 1000,
+  };
+}
+
+async function main() {
+  const { name, json, opts } = parseArgs(process.argv.slice(2));
+  const runs = Number(opts.runs ?? 10);
+  let result: object;
+  switch (name) {
+    case 'switchover-redis':
+      result = await switchoverRedis(runs, (opts.flavor as 'redis' | 'valkey') ?? 'redis');
+      break;
+    default:
+      process.stderr.write('usage: npm run bench -- switchover-redis [--json] [--runs N] [--flavor redis|valkey]\n');
+      process.exit(2);
+  }
+  if (!json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+  process.stdout.write(JSON.stringify(result) + '\n');
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench: ${(e as Error).stack}\n`);
+  process.exit(1);
+});
