@@ -171,7 +171,14 @@ export function decideRedisSwitchover(
   for (const v of verdicts) {
     const n = v.probe;
     if (n.node === chosen.node) continue;
-    const entry: RankedNode = { node: n.node, offset: n.offset, lagBytes: n.reachable ? lagBytes(n, primary) : undefined, reason: v.why?.reason ?? 'eligible, not chosen' };
+    const behind = (chosen.offset ?? 0) - (n.offset ?? 0);
+    const notChosen =
+      behind > 0
+        ? `eligible, ${behind} bytes behind ${chosen.node}`
+        : behind < 0
+          ? `eligible, ${-behind} bytes ahead of ${chosen.node}`
+          : `eligible, same offset as ${chosen.node}; lost on ${opts.to !== undefined ? '--to' : 'promotion rule or name'}`;
+    const entry: RankedNode = { node: n.node, offset: n.offset, lagBytes: n.reachable ? lagBytes(n, primary) : undefined, reason: v.why?.reason ?? notChosen };
     if (!n.reachable || n.role !== 'replica' || n.primaryNode !== primary.node || !n.linkUp) cannotReplicate.push(entry);
     else if ((n.offset ?? 0) > (chosen.offset ?? 0)) ahead.push(entry);
     else if ((n.offset ?? 0) === (chosen.offset ?? 0)) equal.push(entry);

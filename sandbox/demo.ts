@@ -8,7 +8,7 @@
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { NativeConnection, Runtime } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { processIO } from '../client/common';
 import { runSwitchover } from '../client/commands/switchover';
@@ -23,7 +23,8 @@ import { AckedWriter } from './writer';
 
 async function main() {
   // Ctrl-C is handled below, so that the writer, worker, fleet and server all stop in order.
-  Runtime.install({ shutdownSignals: [] });
+  // Warnings and errors only: the steps are printed by the CLI's progress view.
+  Runtime.install({ shutdownSignals: [], logger: new DefaultLogger('WARN') });
   const args = process.argv.slice(2);
   const once = args.includes('--once') || !process.stdout.isTTY;
   const flavor: RedisFlavor = args.includes('--flavor') ? (args[args.indexOf('--flavor') + 1] as RedisFlavor) : 'redis';
