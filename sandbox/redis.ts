@@ -227,7 +227,21 @@ export async function waitForReplication(fleet: RedisFleet, primaryId: string, t
         c.disconnect();
       }
     }
-    if (ok) return;
+    if (ok) {
+      // Linked is not yet streaming: require every replica to acknowledge the primary's current offset.
+      const p = new Redis({ host: primary.host, port: primary.port, password: fleet.password, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+      p.on('error', () => undefined);
+      try {
+        await p.connect();
+        const replicas = fleet.nodes.length - 1;
+        const acked = Number(await p.call('WAIT', String(replicas), String(Math.max(100, deadline - Date.now()))));
+        if (acked >= replicas) return;
+      } catch {
+        /* retried below */
+      } finally {
+        p.disconnect();
+      }
+    }
     if (Date.now() > deadline) throw new Error(`replication to ${primaryId} not established within ${timeoutMs} ms`);
     await sleep(50);
   }
