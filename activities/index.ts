@@ -5,6 +5,7 @@
 import { createRedisActivities, type RedisActivityDeps } from './redis';
 import { connectRedis } from './redis-conn';
 import { createInventoryActivities } from './inventory';
+import { createRedisRollingActivities } from './redis-rolling';
 
 export interface ActivityDeps extends Partial<Pick<RedisActivityDeps, 'connectRedis' | 'env' | 'failpoint'>> {
   inventory: RedisActivityDeps['inventory'];
@@ -15,6 +16,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createInventoryActivities(full),
     ...createRedisActivities(full),
+    ...createRedisRollingActivities(full),
   };
 }
 

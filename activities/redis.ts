@@ -100,6 +100,25 @@ export function toFailure(e: unknown): unknown {
   return e;
 }
 
+/**
+ * Write the node's current role (and settings) to its config file, as Sentinel does after a failover, so a
+ * restart brings it back as what it is now. Best effort: a server started without a config file refuses.
+ */
+export async function persistRole(cl: Redis): Promise<void> {
+  await cl.call('CONFIG', 'REWRITE').catch(() => undefined);
+}
+
+/** Wrap an activity so typed errors become non-retryable failures. */
+export function activity<I, O>(fn: (input: I) => Promise<O>): (input: I) => Promise<O> {
+  return async (input: I) => {
+    try {
+      return await fn(input);
+    } catch (e) {
+      throw toFailure(e);
+    }
+  };
+}
+
 export function createRedisActivities(deps: RedisActivityDeps) {
   const env = deps.env ?? process.env;
   const failpoint = deps.failpoint ?? (() => undefined);
@@ -132,17 +151,6 @@ export function createRedisActivities(deps: RedisActivityDeps) {
 
   async function probeAll(cluster: ClusterSpec): Promise<RedisNodeProbe[]> {
     return Promise.all(cluster.nodes.map((n) => probeOne(cluster, n.id)));
-  }
-
-  /** Wrap an activity so typed errors become non-retryable failures. */
-  function activity<I, O>(fn: (input: I) => Promise<O>): (input: I) => Promise<O> {
-    return async (input: I) => {
-      try {
-        return await fn(input);
-      } catch (e) {
-        throw toFailure(e);
-      }
-    };
   }
 
   /** The FAILOVER method of ensureRedisHandedOver (see there). */
@@ -197,8 +205,10 @@ export function createRedisActivities(deps: RedisActivityDeps) {
     });
     const handoverMs = Date.now() - started;
     const [f2, t2] = await Promise.all([probeOne(c, input.from), probeOne(c, input.to)]);
-    if (done(f2, t2))
+    if (done(f2, t2)) {
+      await Promise.all([withNode(c, input.from, persistRole), withNode(c, input.to, persistRole)]).catch(() => undefined);
       return { alreadyHeld: false, method: 'failover', handoverMs, audit: `issued FAILOVER TO ${input.to} TIMEOUT ${input.pauseTimeoutMs} on ${input.from}; saw ${input.to} primary, ${input.from} its replica after ${handoverMs} ms` };
+    }
     if (f2.role === 'primary')
       throw new HandoverError(
         ErrorType.HandoverAborted,
@@ -303,8 +313,14 @@ export function createRedisActivities(deps: RedisActivityDeps) {
       if (from.reachable && from.role === 'replica' && from.primaryNode === input.to && to.role === 'replica') {
         const t0 = Date.now();
         await failpoint('ensureRedisHandedOver.beforePromote');
-        await withNode(c, input.to, (cl) => cl.call('REPLICAOF', 'NO', 'ONE'));
-        await withNode(c, input.from, (cl) => cl.call('CLIENT', 'UNPAUSE')).catch(() => undefined);
+        await withNode(c, input.to, async (cl) => {
+          await cl.call('REPLICAOF', 'NO', 'ONE');
+          await persistRole(cl);
+        });
+        await withNode(c, input.from, async (cl) => {
+          await cl.call('CLIENT', 'UNPAUSE');
+          await persistRole(cl);
+        }).catch(() => undefined);
         return { alreadyHeld: false, method: input.method, handoverMs: Date.now() - t0, audit: `saw ${input.from} already a replica of ${input.to}; issued REPLICAOF NO ONE on ${input.to}` };
       }
       if (!from.reachable) throw new Error(`${input.from} unreachable: ${from.error}`);
@@ -350,6 +366,7 @@ export function createRedisActivities(deps: RedisActivityDeps) {
         await fc.call('CLIENT', 'UNPAUSE');
         const handoverMs = Date.now() - pausedAt;
         ctx.heartbeat();
+        await Promise.all([persistRole(fc), persistRole(tc)]);
         return {
           alreadyHeld: false,
           method: input.method,
@@ -402,6 +419,7 @@ export function createRedisActivities(deps: RedisActivityDeps) {
           throw new HandoverError(ErrorType.UnexpectedTopology, `${input.node} is a primary; refusing to make it a replica of ${input.primary} (its writes would be discarded)`);
         await failpoint('ensureRedisReplicaOf.beforeAct');
         await cl.call('REPLICAOF', primary.host, String(primary.port));
+        await persistRole(cl);
         const after = await readNode(cl, c, n);
         if (!(after.role === 'replica' && after.primaryNode === input.primary))
           throw new Error(`${input.node} did not take REPLICAOF ${input.primary} (now ${after.role} of ${after.primaryAddress})`);

@@ -3,6 +3,7 @@
 import { Command, Option } from 'commander';
 import { processIO } from './common';
 import { runSwitchover } from './commands/switchover';
+import { runRollingRestart } from './commands/rolling-restart';
 
 function common(cmd: Command): Command {
   return cmd
@@ -25,6 +26,19 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .addOption(new Option('--dry-run', 'probe and decide only; print the plan').default(false)),
   ).action(async (opts) => {
     const { exitCode } = await runSwitchover(opts, processIO);
+    onExit(exitCode);
+  });
+  common(
+    program
+      .command('rolling-restart')
+      .description('restart every stale node, replicas first; the primary is handed over before it is restarted')
+      .requiredOption('--cluster <name>', 'cluster from the inventory')
+      .option('--set <key=value...>', 'config values every node must run with (repeatable)', [])
+      .option('--version <v>', 'version every node must run (e.g. 7.0, "valkey 9.1")')
+      .option('--wait', 'follow the run and exit non-zero if it fails', false)
+      .addOption(new Option('--dry-run', 'probe only; print what is stale and the first action').default(false)),
+  ).action(async (opts) => {
+    const { exitCode } = await runRollingRestart(opts, processIO);
     onExit(exitCode);
   });
   return program;

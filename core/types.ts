@@ -33,6 +33,7 @@ export interface ClusterPolicy {
   catchUpTimeoutMs: number;
   pauseTimeoutMs: number;
   verifyTimeoutMs: number;
+  restartTimeoutMs: number;
   /** pause-promote (default) or the server's own FAILOVER. */
   handoverMethod: 'pause-promote' | 'failover';
 }

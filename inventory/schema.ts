@@ -34,6 +34,8 @@ export const PolicySchema = z
     pauseTimeoutMs: z.number().int().min(50).max(60_000).default(5_000),
     /** How long verification may wait for every replica to link and converge (ms). */
     verifyTimeoutMs: z.number().int().min(100).default(30_000),
+    /** How long a restarted node may take to answer again, and then to be linked and caught up (ms each). */
+    restartTimeoutMs: z.number().int().min(1000).default(120_000),
     /**
      * How the primary role moves: `pause-promote` (CLIENT PAUSE WRITE, wait for the candidate's offset, demote,
      * promote, unpause) or `failover` (the server's FAILOVER TO ... TIMEOUT ...). Both bound the pause server-side.
@@ -42,6 +44,35 @@ export const PolicySchema = z
   })
   .strict();
 export type Policy = z.infer<typeof PolicySchema>;
+
+/**
+ * How nodes are restarted (rolling restart). `{node}` and `{version}` in templates are replaced by the node's
+ * id and the requested version.
+ *  - local:   processes on this machine (the sandbox, tests): a graceful SHUTDOWN, then `<binary> <configFile>`
+ *             started detached. `binaries` maps a version to the server binary that provides it.
+ *  - command: shell commands, e.g. `systemctl restart redis@{node}` or `kubectl delete pod {node}`; readiness
+ *             is checked by Handover itself (reachable, replicating, caught up).
+ */
+export const ControllerSchema = z.discriminatedUnion('type', [
+  z
+    .object({
+      type: z.literal('local'),
+      configFile: z.string().min(1),
+      binary: z.string().min(1).default('redis-server'),
+      binaries: z.record(z.string(), z.string()).default({}),
+      autoRestart: z.boolean().default(false),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('command'),
+      restart: z.string().min(1),
+      /** The service manager restarts a crashed node by itself (systemd Restart=, Kubernetes). */
+      autoRestart: z.boolean().default(true),
+    })
+    .strict(),
+]);
+export type ControllerSpec = z.infer<typeof ControllerSchema>;
 
 export const ClusterSchema = z
   .object({
@@ -56,6 +87,7 @@ export const ClusterSchema = z
       .strict()
       .default({}),
     policy: PolicySchema.default({}),
+    controller: ControllerSchema.optional(),
     nodes: z.array(NodeSchema).min(1),
   })
   .strict();

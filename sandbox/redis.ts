@@ -4,7 +4,7 @@
  * again with the same configuration.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
@@ -19,6 +19,8 @@ export interface RedisNodeProcess {
   process?: ChildProcess;
   start(): Promise<void>;
   stop(signal?: NodeJS.Signals): Promise<void>;
+  /** The running server's pid (from its pidfile), if it is alive. */
+  pid(): number | undefined;
   client(): Redis;
 }
 
@@ -31,7 +33,7 @@ export interface RedisFleet {
   nodes: RedisNodeProcess[];
   baseDir: string;
   /** YAML inventory text for this fleet. */
-  inventoryYaml(extra?: { promotion?: Record<string, 'prefer' | 'neutral' | 'never'>; policy?: Record<string, number | string> }): string;
+  inventoryYaml(extra?: { promotion?: Record<string, 'prefer' | 'neutral' | 'never'>; policy?: Record<string, number | string>; binaries?: Record<string, string> }): string;
   /** Writes the inventory to a file and returns its path. */
   writeInventory(file?: string, extra?: Parameters<RedisFleet['inventoryYaml']>[0]): string;
   /** Current roles: node id -> 'master' | 'slave' | 'down'. */
@@ -47,6 +49,15 @@ export interface FleetOptions {
   password?: string;
   passwordEnv?: string;
   baseDir?: string;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function redisClient(host: string, port: number, password: string | undefined): Redis {
@@ -80,10 +91,14 @@ export async function startRedisFleet(opts: FleetOptions = {}): Promise<RedisFle
         // A restarted node reads the same config file; its role there is the one it was first given unless a
         // runbook rewrote it (CONFIG REWRITE), as with a real service and its config file.
         const conf = path.join(dir, 'redis.conf');
-        const proc = spawn(binary, [conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+        // Detached, like a service: a node controller in another process (the worker) may restart it, and the
+        // fleet then finds it again by its pidfile.
+        const proc = spawn(binary, [conf], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+        proc.unref();
         node.process = proc;
         let err = '';
         proc.stderr!.on('data', (b) => (err += b.toString()));
+        (proc.stderr as unknown as { unref?: () => void }).unref?.();
         const deadline = Date.now() + 10_000;
         for (;;) {
           if (proc.exitCode !== null) throw new Error(`${id} exited: ${err}`);
@@ -102,18 +117,22 @@ export async function startRedisFleet(opts: FleetOptions = {}): Promise<RedisFle
         }
       },
       async stop(signal: NodeJS.Signals = 'SIGTERM') {
-        const p = node.process;
-        if (!p || p.exitCode !== null || p.signalCode !== null) return;
-        if (signal === 'SIGSTOP' || signal === 'SIGCONT') {
-          p.kill(signal);
-          return;
+        const pid = node.pid();
+        if (pid === undefined) return;
+        process.kill(pid, signal);
+        if (signal === 'SIGSTOP' || signal === 'SIGCONT') return;
+        const deadline = Date.now() + 5000;
+        while (isAlive(pid)) {
+          if (Date.now() > deadline) process.kill(pid, 'SIGKILL');
+          await sleep(20);
         }
-        const exited = new Promise((r) => p.once('exit', r));
-        p.kill(signal);
-        await Promise.race([exited, sleep(5000)]);
-        if (p.exitCode === null && p.signalCode === null) {
-          p.kill('SIGKILL');
-          await exited;
+      },
+      pid() {
+        try {
+          const pid = Number(readFileSync(path.join(dir, 'redis.pid'), 'utf8').trim());
+          return pid > 0 && isAlive(pid) ? pid : undefined;
+        } catch {
+          return undefined;
         }
       },
       client() {
@@ -125,6 +144,7 @@ export async function startRedisFleet(opts: FleetOptions = {}): Promise<RedisFle
       'bind 127.0.0.1',
       `dir ${dir}`,
       'daemonize no',
+      `pidfile ${path.join(dir, 'redis.pid')}`,
       `logfile ${path.join(dir, 'server.log')}`,
       'save ""',
       'appendonly no',
@@ -162,6 +182,11 @@ export async function startRedisFleet(opts: FleetOptions = {}): Promise<RedisFle
       if (extra.policy && Object.keys(extra.policy).length) {
         out.push('    policy:');
         for (const [k, v] of Object.entries(extra.policy)) out.push(`      ${k}: ${v}`);
+      }
+      out.push('    controller:', '      type: local', `      configFile: ${path.join(baseDir, '{node}', 'redis.conf')}`, `      binary: ${binary}`);
+      if (extra.binaries && Object.keys(extra.binaries).length) {
+        out.push('      binaries:');
+        for (const [v, b] of Object.entries(extra.binaries)) out.push(`        "${v}": ${b}`);
       }
       out.push('    nodes:');
       for (const n of nodes) {

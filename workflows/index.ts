@@ -1,3 +1,5 @@
 // Every workflow the worker registers. Deterministic code only (see eslint.config.mjs).
 export { switchover } from './switchover';
 export { redisSwitchover } from './switchover-redis';
+export { rollingRestart } from './rolling-restart';
+export { redisRollingRestart } from './rolling-restart-redis';

@@ -1,0 +1,64 @@
+/**
+ * handover rolling-restart --cluster NAME [--set key=value ...] [--version V] [--wait] [--dry-run] [--json]
+ * Replicas first, one at a time; then the primary is handed over and restarted as a replica.
+ */
+import { z } from 'zod';
+import type { RollingRestartInput, RollingRestartReport } from '../../workflows/rolling-restart-redis';
+import { CliError, CommonOptions, EXIT, type IO } from '../common';
+import { startRunbook } from '../start';
+
+export const RollingRestartOptions = CommonOptions.extend({
+  cluster: z.string().min(1),
+  set: z.array(z.string()).default([]),
+  version: z.string().min(1).optional(),
+  wait: z.boolean().default(false),
+  dryRun: z.boolean().default(false),
+  requestedBy: z.string().optional(),
+});
+export type RollingRestartOptions = z.input<typeof RollingRestartOptions>;
+
+/** "maxmemory-policy=allkeys-lru" -> ["maxmemory-policy", "allkeys-lru"]; a malformed pair is bad input. */
+export function parseSet(pairs: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of pairs) {
+    const i = p.indexOf('=');
+    if (i <= 0) throw new CliError(EXIT.refused, `--set ${p}: expected key=value`);
+    out[p.slice(0, i).trim()] = p.slice(i + 1).trim();
+  }
+  return out;
+}
+
+export async function runRollingRestart(raw: RollingRestartOptions, io: IO): Promise<{ exitCode: number; report?: RollingRestartReport; workflowId: string }> {
+  const o = RollingRestartOptions.parse(raw);
+  let set: Record<string, string>;
+  try {
+    set = parseSet(o.set);
+  } catch (e) {
+    io.err((e as Error).message);
+    return { exitCode: EXIT.refused, workflowId: '' };
+  }
+  const input: RollingRestartInput = { cluster: o.cluster, set, version: o.version, dryRun: o.dryRun, requestedBy: o.requestedBy ?? process.env.USER };
+  const what = [...Object.entries(set).map(([k, v]) => `${k}=${v}`), ...(o.version ? [`version ${o.version}`] : [])].join(', ') || 'restart stale nodes';
+  return startRunbook<RollingRestartReport>(o, io, {
+    runbook: 'rolling-restart',
+    workflowType: 'rollingRestart',
+    cluster: o.cluster,
+    input,
+    wait: o.wait,
+    dryRun: o.dryRun,
+    summary: `${o.dryRun ? 'plan ' : ''}rolling restart of ${o.cluster}: ${what}`,
+    details: `Rolling restart of cluster \`${o.cluster}\` (${what}): replicas first, then the primary is handed over and restarted.`,
+    format: formatRollingReport,
+  });
+}
+
+export function formatRollingReport(r: RollingRestartReport): string {
+  const lines = [
+    r.dryRun ? `plan for ${r.cluster} (dry run, nothing changed):` : `rolled ${r.cluster}: primary is ${r.primary}`,
+    ...r.staleAtStart.map((s) => `  stale ${s.node}: ${s.reason}`),
+    ...r.restarts.map((x, i) => `  ${i + 1}. restarted ${x.node} (${x.role})`),
+    ...r.handovers.map((h) => `  handed over ${h.from} -> ${h.to} (write pause ${h.writePauseMs} ms, ${h.workflowId})`),
+  ];
+  if (r.dryRun) lines.push(...r.audit.filter((a) => a.startsWith('plan:')).map((a) => `  ${a}`));
+  return lines.join('\n');
+}

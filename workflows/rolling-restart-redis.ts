@@ -1,0 +1,125 @@
+/**
+ * Rolling restart of a Redis/Valkey replication cluster: replicas first, one at a time, each back, linked and
+ * caught up before the next; then the primary is handed over (the switchover runbook, as a child workflow)
+ * to a replica that is current and in sync; then the old primary, by then a replica, is restarted.
+ *
+ * Stateless: before every action the cluster is re-probed and `nextRollingAction` says what is stale and what
+ * comes next, so a re-run after a crash or a partial roll continues with the stale nodes only.
+ */
+import { ApplicationFailure, executeChild } from '@temporalio/workflow';
+import { ErrorType } from '../core/errors';
+import { SA_CLUSTER, SA_RUNBOOK, operationWorkflowId } from '../core/ids';
+import { nextRollingAction, whyStale, type DesiredSpec } from '../core/rolling';
+import { mutate, probe, wait } from './profiles';
+import { Runbook } from './runbook';
+import type { SwitchoverReport } from './switchover-redis';
+
+export interface RollingRestartInput {
+  cluster: string;
+  /** Config values every node must run with. */
+  set?: Record<string, string>;
+  /** Version every node must run (the controller maps it to a binary or a template). */
+  version?: string;
+  /** Probe and report what is stale and the first action; change nothing. */
+  dryRun?: boolean;
+  requestedBy?: string;
+}
+
+export interface RollingRestartReport {
+  runbook: 'rolling-restart';
+  cluster: string;
+  dryRun: boolean;
+  desired: DesiredSpec;
+  /** Stale nodes found by the first probe, with why. */
+  staleAtStart: { node: string; reason: string }[];
+  /** Restarts in the order they happened, with the node's role at that moment. */
+  restarts: { node: string; role: 'replica'; reason: string }[];
+  handovers: { from: string; to: string; writePauseMs: number; workflowId: string }[];
+  primary: string;
+  steps: { step: string; ms: number }[];
+  audit: string[];
+}
+
+export async function redisRollingRestart(input: RollingRestartInput): Promise<RollingRestartReport> {
+  const { cluster } = input;
+  const desired: DesiredSpec = { config: input.set ?? {}, version: input.version };
+  const keys = Object.keys(desired.config);
+  const rb = new Runbook('rolling-restart', cluster);
+  if (input.requestedBy) rb.audit('start', `requested by ${input.requestedBy}: ${JSON.stringify(desired)}`);
+  const restarts: RollingRestartReport['restarts'] = [];
+  const handovers: RollingRestartReport['handovers'] = [];
+  let staleAtStart: RollingRestartReport['staleAtStart'] = [];
+  let primary = '';
+  let verifyTimeoutMs = 30_000;
+
+  // Each round changes one node; a cluster of N nodes needs at most N restarts and one handover.
+  for (let round = 1; ; round++) {
+    const probed = await rb.step(`probe #${round}`, `probe ${cluster}: which nodes are stale`, () =>
+      probe.probeRedisSpecs.executeWithOptions({ summary: `probe ${cluster}: which nodes are stale` }, [{ cluster, keys }]),
+      (p) => `saw ${p.nodes.map((n) => `${n.node}=${n.reachable ? n.role : 'down'}${whyStale(n, desired) ? '(stale)' : ''}`).join(' ')}`,
+    );
+    if (round > 2 * probed.nodes.length + 2)
+      throw ApplicationFailure.create({ message: `rolling restart of ${cluster} is not converging after ${round - 1} rounds; stopped`, type: ErrorType.VerificationFailed, nonRetryable: true });
+    if (round === 1) {
+      staleAtStart = probed.nodes.filter((n) => whyStale(n, desired)).map((n) => ({ node: n.node, reason: whyStale(n, desired)! }));
+      if (!probed.hasController && !input.dryRun)
+        throw ApplicationFailure.create({ message: `cluster ${cluster} has no controller in the inventory; nothing was changed`, type: ErrorType.PreconditionFailed, nonRetryable: true });
+    }
+    verifyTimeoutMs = probed.policy.verifyTimeoutMs;
+    const action = nextRollingAction(probed.nodes, desired, { policy: probed.policy, autoRestart: probed.autoRestart });
+    primary = probed.nodes.find((n) => n.role === 'primary')?.node ?? primary;
+    if (action.kind === 'refuse') {
+      rb.skipRemaining('stopped');
+      throw ApplicationFailure.create({
+        message: `${round === 1 ? 'refused' : 'stopped safely'}: ${action.reason}${round === 1 ? '; nothing was changed' : `; ${restarts.length} node(s) already rolled`}`,
+        type: ErrorType.PreconditionFailed,
+        nonRetryable: true,
+        details: [{ code: action.code }],
+      });
+    }
+    if (action.kind === 'done') break;
+    if (input.dryRun) {
+      rb.audit('plan', `stale: ${staleAtStart.map((s) => `${s.node} (${s.reason})`).join('; ') || 'none'}; first action: ${action.kind} ${action.kind === 'restart' ? action.node : `${action.from} -> ${action.to}`}`);
+      rb.setPhase('planned');
+      return { runbook: 'rolling-restart', cluster, dryRun: true, desired, staleAtStart, restarts, handovers, primary, steps: rb.timings(), audit: rb.progress.audit };
+    }
+
+    if (action.kind === 'restart') {
+      const node = action.node;
+      await rb.step(`persist ${node}`, `apply settings and persist the role of ${node}`, () =>
+        mutate.ensureRedisConfigPersisted.executeWithOptions({ summary: `apply settings and persist the role of ${node}` }, [{ cluster, node, set: desired.config }]),
+      );
+      await rb.step(`restart ${node}`, `restart ${node} (replica)`, () =>
+        wait.ensureRedisNodeRestarted.executeWithOptions({ summary: `restart ${node} (replica)` }, [
+          { cluster, node, sinceRunId: action.runId, version: desired.version, timeoutMs: probed.policy.restartTimeoutMs },
+        ]),
+      );
+      await rb.step(`ready ${node}`, `wait for ${node} to be linked and caught up`, () =>
+        wait.waitForRedisNodeReady.executeWithOptions({ summary: `wait for ${node} to be linked and caught up` }, [{ cluster, node, primary, timeoutMs: probed.policy.restartTimeoutMs }]),
+      );
+      restarts.push({ node, role: 'replica', reason: action.reason });
+    } else {
+      const workflowId = `${operationWorkflowId(cluster)}-handover-${round}`;
+      const report = await rb.step(`handover ${action.from}`, `switch over ${action.from} -> ${action.to} (child workflow)`, () =>
+        executeChild('redisSwitchover', {
+          workflowId,
+          args: [{ cluster, to: action.to, requestedBy: `rolling restart of ${cluster}` }],
+          typedSearchAttributes: [
+            { key: SA_CLUSTER, value: cluster },
+            { key: SA_RUNBOOK, value: 'switchover' },
+          ],
+          staticSummary: `switchover of ${cluster} to ${action.to} (rolling restart)`,
+        }) as Promise<SwitchoverReport>,
+        (r) => `child ${workflowId}: ${r.oldPrimary} -> ${r.newPrimary}, write pause ${r.writePauseMs} ms`,
+      );
+      handovers.push({ from: report.oldPrimary, to: report.newPrimary, writePauseMs: report.writePauseMs, workflowId });
+      primary = report.newPrimary;
+    }
+  }
+
+  const verify = await rb.step('verify', `verify one primary (${primary}), replicas linked and converging`, () =>
+    wait.verifyRedisTopology.executeWithOptions({ summary: `verify one primary (${primary}), replicas linked` }, [{ cluster, primary, timeoutMs: verifyTimeoutMs }]),
+  );
+  rb.setPhase('done');
+  return { runbook: 'rolling-restart', cluster, dryRun: false, desired, staleAtStart, restarts, handovers, primary: verify.primary, steps: rb.timings(), audit: rb.progress.audit };
+}
