@@ -1,5 +1,5 @@
 /**
- * Crash-safety harness:  npm run chaos -- switchover-redis [--json] [--points p1,p2] [--flavor valkey]
+ * Crash-safety harness:  npm run chaos -- switchover-redis|rolling-restart-redis|all [--json] [--points p1,p2] [--flavor valkey]
  *
  * For each kill point, the real worker process (worker/main.ts) runs with a failpoint armed and SIGKILLs itself
  * exactly there (at an activity boundary: before it ran, or after it acted but before Temporal heard back; or
@@ -9,6 +9,9 @@
  */
 import { WorkflowFailedError } from '@temporalio/client';
 import Redis from 'ioredis';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { runRollingRestart } from '../client/commands/rolling-restart';
 import { runSwitchover } from '../client/commands/switchover';
 import { operationWorkflowId } from '../core/ids';
 import { waitForReplication, type RedisFleet } from '../sandbox/redis';
@@ -83,18 +86,82 @@ class SplitBrainSampler {
   }
 }
 
-export async function runChaosPoint(lab: Lab, point: string, log: (m: string) => void): Promise<PointResult> {
+/** A runbook under chaos: how to start one run, and what must hold afterwards beyond one primary and 0 lost. */
+export interface Scenario {
+  name: string;
+  points: string[];
+  /** Start the i-th run without waiting (as `handover … ` without --wait does). */
+  start(lab: Lab, i: number, log: (m: string) => void): Promise<void>;
+  /** Snapshot taken before the run, handed to `check`. */
+  before?(lab: Lab): Promise<unknown>;
+  /** Problems with the end state (empty when it is right), e.g. a node restarted twice. */
+  check?(lab: Lab, i: number, before: unknown): Promise<string[]>;
+}
+
+const quietIO = (log: (m: string) => void) => ({ out: () => undefined, err: log, isTTY: false });
+
+export const SWITCHOVER_REDIS: Scenario = {
+  name: 'switchover-redis',
+  points: SWITCHOVER_REDIS_POINTS,
+  async start(lab, i, log) {
+    const r = await runSwitchover({ cluster: lab.fleet.cluster, address: lab.address, taskQueue: lab.taskQueue, requestedBy: `chaos run ${i}` }, quietIO(log));
+    if (r.exitCode !== 0) throw new Error(`could not start: exit ${r.exitCode}`);
+  },
+};
+
+/** How many times each node's server has started (its log says "Server initialized" once per start). */
+function startsPerNode(fleet: RedisFleet): Record<string, number> {
+  return Object.fromEntries(fleet.nodes.map((n) => [n.id, (readFileSync(path.join(n.dir, 'server.log'), 'utf8').match(/Server initialized/g) ?? []).length]));
+}
+
+export const ROLLING_RESTART_REDIS_POINTS = [
+  ...['describeCluster', 'probeRedisSpecs', 'ensureRedisConfigPersisted', 'ensureRedisNodeRestarted', 'waitForRedisNodeReady', 'ensureRedisHandedOver', 'ensureRedisNodeRestarted#3', 'verifyRedisTopology#2'].flatMap(
+    (a) => [`before:${a}`, `after:${a}`],
+  ),
+  'inside:ensureRedisNodeRestarted.beforeRestart',
+  'inside:ensureRedisHandedOver.demoted',
+];
+
+export const ROLLING_RESTART_REDIS: Scenario = {
+  name: 'rolling-restart-redis',
+  points: ROLLING_RESTART_REDIS_POINTS,
+  async start(lab, i, log) {
+    const r = await runRollingRestart({ cluster: lab.fleet.cluster, set: [`hz=${11 + i}`], address: lab.address, taskQueue: lab.taskQueue, requestedBy: `chaos run ${i}` }, quietIO(log));
+    if (r.exitCode !== 0) throw new Error(`could not start: exit ${r.exitCode}`);
+  },
+  async before(lab) {
+    return startsPerNode(lab.fleet);
+  },
+  async check(lab, i, before) {
+    const problems: string[] = [];
+    const starts = startsPerNode(lab.fleet);
+    for (const n of lab.fleet.nodes) {
+      const extra = starts[n.id] - (before as Record<string, number>)[n.id];
+      if (extra !== 1) problems.push(`${n.id} started ${extra} times (want exactly 1)`);
+      const c = n.client();
+      const hz = ((await c.config('GET', 'hz')) as string[])[1];
+      c.disconnect();
+      if (hz !== String(11 + i)) problems.push(`${n.id} runs hz=${hz}, wanted ${11 + i}`);
+    }
+    return problems;
+  },
+};
+
+export const SCENARIOS: Record<string, Scenario> = { [SWITCHOVER_REDIS.name]: SWITCHOVER_REDIS, [ROLLING_RESTART_REDIS.name]: ROLLING_RESTART_REDIS };
+
+export async function runChaosPoint(lab: Lab, scenario: Scenario, point: string, i: number, log: (m: string) => void): Promise<PointResult> {
   const t0 = Date.now();
   const { fleet } = lab;
+  const before = await scenario.before?.(lab);
   const worker = spawnWorker(lab, point, log);
   const writer = new AckedWriter(fleet.nodes, fleet.password).start();
   const sampler = new SplitBrainSampler(fleet).start();
   let restarted: ReturnType<typeof spawnWorker> | undefined;
   const result: PointResult = { point, killed: false, completed: false, lostAckedWrites: 0, multiplePrimaries: 0, acked: 0, writeBlockedMs: 0, ms: 0 };
+  const problem = (m: string) => (result.error = result.error ? `${result.error}; ${m}` : m);
   try {
     await sleep(200);
-    const started = await runSwitchover({ cluster: fleet.cluster, address: lab.address, taskQueue: lab.taskQueue, requestedBy: `chaos ${point}` }, { out: () => undefined, err: log, isTTY: false });
-    if (started.exitCode !== 0) throw new Error(`could not start: exit ${started.exitCode}`);
+    await scenario.start(lab, i, log);
     const handle = lab.client.workflow.getHandle(operationWorkflowId(fleet.cluster));
     const outcome = await Promise.race([
       worker.exited.then((e) => (e.signal === 'SIGKILL' ? 'killed' : `worker exited ${e.code ?? e.signal}`)),
@@ -105,15 +172,12 @@ export async function runChaosPoint(lab: Lab, point: string, log: (m: string) =>
       sleep(90_000).then(() => 'kill point not reached in 90 s'),
     ]);
     result.killed = outcome === 'killed';
-    if (!result.killed) result.error = outcome;
+    if (!result.killed) problem(outcome);
     restarted = spawnWorker(lab, undefined, log);
-    const report = (await Promise.race([handle.result(), sleep(180_000).then(() => Promise.reject(new Error('run did not finish within 180 s after the restart')))])) as {
-      newPrimary: string;
-    };
+    await Promise.race([handle.result(), sleep(180_000).then(() => Promise.reject(new Error('run did not finish within 180 s after the restart')))]);
     result.completed = true;
-    result.newPrimary = report.newPrimary;
   } catch (e) {
-    result.error = e instanceof WorkflowFailedError ? `workflow failed: ${(e.cause as Error)?.message ?? e.message}` : (e as Error).message;
+    problem(e instanceof WorkflowFailedError ? `workflow failed: ${(e.cause as Error)?.message ?? e.message}` : (e as Error).message);
   } finally {
     await sleep(200);
     const stats = await writer.stop();
@@ -123,10 +187,16 @@ export async function runChaosPoint(lab: Lab, point: string, log: (m: string) =>
     const primary = await fleet.primary();
     if (!primary) {
       result.multiplePrimaries += 1;
-      result.error = (result.error ? result.error + '; ' : '') + `end state has no single primary: ${JSON.stringify(await fleet.roles())}`;
+      problem(`end state has no single primary: ${JSON.stringify(await fleet.roles())}`);
     } else {
-      await waitForReplication(fleet, primary.id, 30_000).catch((e) => (result.error = (e as Error).message));
+      result.newPrimary = primary.id;
+      await waitForReplication(fleet, primary.id, 30_000).catch((e) => problem((e as Error).message));
       result.lostAckedWrites = (await writer.missingOn(primary.host, primary.port)).length;
+    }
+    const extra = (await scenario.check?.(lab, i, before).catch((e) => [`check failed: ${(e as Error).message}`])) ?? [];
+    if (extra.length) {
+      result.completed = false;
+      problem(extra.join('; '));
     }
     await writer.close();
     await worker.stop();
@@ -136,11 +206,11 @@ export async function runChaosPoint(lab: Lab, point: string, log: (m: string) =>
   return result;
 }
 
-export async function runChaos(lab: Lab, points: string[], log: (m: string) => void): Promise<ChaosSummary> {
+export async function runChaos(lab: Lab, scenario: Scenario, points: string[], log: (m: string) => void): Promise<ChaosSummary> {
   const results: PointResult[] = [];
-  for (const p of points) {
-    const r = await runChaosPoint(lab, p, log);
-    log(`[chaos] ${p}: killed=${r.killed} completed=${r.completed} lost=${r.lostAckedWrites} split=${r.multiplePrimaries} blocked=${r.writeBlockedMs}ms ${r.ms}ms${r.error ? ` error=${r.error}` : ''}`);
+  for (const [i, p] of points.entries()) {
+    const r = await runChaosPoint(lab, scenario, p, i, log);
+    log(`[chaos] ${scenario.name} ${p}: killed=${r.killed} completed=${r.completed} lost=${r.lostAckedWrites} split=${r.multiplePrimaries} blocked=${r.writeBlockedMs}ms ${r.ms}ms${r.error ? ` error=${r.error}` : ''}`);
     results.push(r);
   }
   return {
@@ -148,29 +218,44 @@ export async function runChaos(lab: Lab, points: string[], log: (m: string) => v
     completed: results.filter((r) => r.killed && r.completed).length,
     lostAckedWrites: results.reduce((n, r) => n + r.lostAckedWrites, 0),
     multiplePrimaries: results.reduce((n, r) => n + r.multiplePrimaries, 0),
-    runbook: 'switchover-redis',
+    runbook: scenario.name,
     points: results,
   };
 }
 
 async function main() {
   const { name, json, opts } = parseArgs(process.argv.slice(2));
-  if (name !== 'switchover-redis') {
-    process.stderr.write(`usage: npm run chaos -- switchover-redis [--json] [--points p1,p2] [--flavor redis|valkey]\n`);
+  const names = name === 'all' ? Object.keys(SCENARIOS) : name && SCENARIOS[name] ? [name] : [];
+  if (names.length === 0) {
+    process.stderr.write(`usage: npm run chaos -- ${Object.keys(SCENARIOS).join('|')}|all [--json] [--points p1,p2] [--flavor redis|valkey]\n`);
     process.exit(2);
   }
   const log = (m: string) => process.stderr.write(m + '\n');
-  const lab = await startLab({ cluster: 'chaos', flavor: (opts.flavor as 'redis' | 'valkey') ?? 'redis' });
-  try {
-    const points = opts.points ? opts.points.split(',') : SWITCHOVER_REDIS_POINTS;
-    const s = await runChaos(lab, points, log);
-    if (!json) for (const p of s.points) process.stdout.write(`${p.point.padEnd(40)} killed=${p.killed} completed=${p.completed} lost=${p.lostAckedWrites} split=${p.multiplePrimaries}\n`);
-    const { points: detail, ...head } = s;
-    process.stdout.write(JSON.stringify({ ...head, points: detail.map((p) => ({ point: p.point, killed: p.killed, completed: p.completed, lost: p.lostAckedWrites, writeBlockedMs: p.writeBlockedMs, ms: p.ms, ...(p.error ? { error: p.error } : {}) })) }) + '\n');
-    process.exitCode = s.completed === points.length && s.lostAckedWrites === 0 && s.multiplePrimaries === 0 ? 0 : 1;
-  } finally {
-    await lab.close();
+  const summaries: ChaosSummary[] = [];
+  for (const n of names) {
+    const scenario = SCENARIOS[n];
+    const lab = await startLab({ cluster: `chaos-${n.split('-')[0]}`, flavor: (opts.flavor as 'redis' | 'valkey') ?? 'redis' });
+    try {
+      summaries.push(await runChaos(lab, scenario, opts.points ? opts.points.split(',') : scenario.points, log));
+    } finally {
+      await lab.close();
+    }
   }
+  const brief = (s: ChaosSummary) => {
+    const { points, ...head } = s;
+    return { ...head, points: points.map((p) => ({ point: p.point, killed: p.killed, completed: p.completed, lost: p.lostAckedWrites, writeBlockedMs: p.writeBlockedMs, ms: p.ms, ...(p.error ? { error: p.error } : {}) })) };
+  };
+  if (!json) for (const s of summaries) for (const p of s.points) process.stdout.write(`${s.runbook} ${p.point.padEnd(40)} killed=${p.killed} completed=${p.completed} lost=${p.lostAckedWrites} split=${p.multiplePrimaries}\n`);
+  const total = {
+    killPoints: summaries.reduce((n, s) => n + s.killPoints, 0),
+    completed: summaries.reduce((n, s) => n + s.completed, 0),
+    lostAckedWrites: summaries.reduce((n, s) => n + s.lostAckedWrites, 0),
+    multiplePrimaries: summaries.reduce((n, s) => n + s.multiplePrimaries, 0),
+  };
+  const out = name === 'all' ? { ...total, runbooks: Object.fromEntries(summaries.map((s) => [s.runbook, brief(s)])) } : brief(summaries[0]);
+  process.stdout.write(JSON.stringify(out) + '\n');
+  const attempted = summaries.reduce((n, s) => n + s.points.length, 0);
+  process.exitCode = total.completed === attempted && total.lostAckedWrites === 0 && total.multiplePrimaries === 0 ? 0 : 1;
 }
 
 if (require.main === module) {

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { runChaos } from '../../bench/chaos';
+import { SWITCHOVER_REDIS, runChaos } from '../../bench/chaos';
 import { startLab, type Lab } from '../../bench/lab';
 
 describe('switchover survives SIGKILL of the worker', () => {
@@ -21,7 +21,7 @@ describe('switchover survives SIGKILL of the worker', () => {
   it('completes with one primary and no lost acknowledged write at each kill point', async () => {
     const points = ['inside:ensureRedisHandedOver.paused', 'inside:ensureRedisHandedOver.demoted', 'after:ensureRedisHandedOver', 'before:ensureRedisReplicaOf#1'];
     const lines: string[] = [];
-    const s = await runChaos(lab, points, (m) => lines.push(m));
+    const s = await runChaos(lab, SWITCHOVER_REDIS, points, (m) => lines.push(m));
     for (const p of s.points) expect(p, lines.join('\n')).toMatchObject({ killed: true, completed: true, lostAckedWrites: 0, multiplePrimaries: 0 });
     expect(s).toMatchObject({ killPoints: points.length, completed: points.length, lostAckedWrites: 0, multiplePrimaries: 0 });
     // Killed while writes were paused: the server-side pause bound (5 s) released them, not the dead worker.
