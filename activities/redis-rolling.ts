@@ -22,6 +22,7 @@ export interface ProbeSpecsResult {
   autoRestart: boolean;
   hasController: boolean;
   policy: ClusterPolicy;
+  topology: string;
 }
 export interface PersistConfigInput {
   cluster: string;
@@ -40,6 +41,12 @@ export interface RestartResult {
   restarted: boolean;
   runId: string;
   audit: string;
+}
+export interface ClusterFailoverInput {
+  cluster: string;
+  from: string;
+  to: string;
+  timeoutMs: number;
 }
 export interface NodeReadyInput {
   cluster: string;
@@ -80,6 +87,11 @@ export function createRedisRollingActivities(deps: RedisActivityDeps) {
       p.config = Object.fromEntries(keys.map((k) => [k, config[k]]));
       const loading = /loading:1/.test(await cl.info('persistence'));
       if (loading) p.linkUp = false;
+      if (c.topology === 'cluster') {
+        p.clusterOk = ((await cl.call('CLUSTER', 'INFO')) as string).includes('cluster_state:ok');
+        const myself = ((await cl.call('CLUSTER', 'NODES')) as string).split('\n').find((l) => l.split(' ')[2]?.includes('myself'));
+        p.slots = myself?.split(' ').slice(8).join(' ') ?? '';
+      }
       return p;
     } catch (e) {
       return { node, address: `${n.host}:${n.port}`, promotion: n.promotion, reachable: false, error: (e as Error).message };
@@ -93,7 +105,7 @@ export function createRedisRollingActivities(deps: RedisActivityDeps) {
     probeRedisSpecs: activity(async ({ cluster, keys }: ProbeSpecsInput): Promise<ProbeSpecsResult> => {
       const c = spec(cluster);
       const nodes = await Promise.all(c.nodes.map((n) => probeSpec(c, n.id, keys)));
-      return { cluster, nodes, autoRestart: c.controller?.autoRestart ?? false, hasController: !!c.controller, policy: c.policy };
+      return { cluster, nodes, autoRestart: c.controller?.autoRestart ?? false, hasController: !!c.controller, policy: c.policy, topology: c.topology };
     }),
 
     /**
@@ -166,6 +178,48 @@ export function createRedisRollingActivities(deps: RedisActivityDeps) {
     }),
 
     /**
+     * Redis Cluster: ensure `to` serves its shard as primary and `from` is its replica, through CLUSTER FAILOVER
+     * (default mode) on `to`: the primary pauses its clients, `to` catches up with its offset, then takes the
+     * slots over; clients are redirected with MOVED. A no-op when it already holds. A failover this activity
+     * issued that the cluster gave up on is reported as HandoverAborted, not issued again.
+     */
+    ensureRedisClusterFailover: activity(async (input: ClusterFailoverInput): Promise<{ alreadyHeld: boolean; handoverMs: number; audit: string }> => {
+      const ctx = Context.current();
+      const c = spec(input.cluster);
+      const prior = ctx.info.heartbeatDetails as { issuedAt?: number } | undefined;
+      const done = async () => {
+        const [f, t] = await Promise.all([probeSpec(c, input.from, []), probeSpec(c, input.to, [])]);
+        return { ok: t.role === 'primary' && f.role === 'replica' && f.primaryNode === input.to, f, t };
+      };
+      const first = await done();
+      if (first.ok) return { alreadyHeld: true, handoverMs: 0, audit: `saw ${input.to} already primary of its shard with ${input.from} its replica; changed nothing` };
+      if (!(first.t.role === 'replica' && first.t.primaryNode === input.from))
+        throw new HandoverError(ErrorType.UnexpectedTopology, `cannot fail over: ${input.to} is ${first.t.role}${first.t.primaryNode ? ` of ${first.t.primaryNode}` : ''}, not a replica of ${input.from}`);
+      if (prior?.issuedAt !== undefined)
+        throw new HandoverError(ErrorType.HandoverAborted, `the CLUSTER FAILOVER issued on ${input.to} at ${new Date(prior.issuedAt).toISOString()} did not complete; ${input.from} still serves the shard`);
+      const issuedAt = Date.now();
+      ctx.heartbeat({ issuedAt });
+      const cl = await open(c, input.to);
+      if (!cl) throw new Error(`${input.to} unreachable`);
+      try {
+        await cl.call('CLUSTER', 'FAILOVER');
+      } finally {
+        cl.disconnect();
+      }
+      for (;;) {
+        await sleep(5);
+        ctx.heartbeat({ issuedAt });
+        const now = await done();
+        if (now.ok) {
+          const handoverMs = Date.now() - issuedAt;
+          return { alreadyHeld: false, handoverMs, audit: `issued CLUSTER FAILOVER on ${input.to}; saw ${input.to} primary and ${input.from} its replica after ${handoverMs} ms` };
+        }
+        if (Date.now() - issuedAt > input.timeoutMs)
+          throw new HandoverError(ErrorType.HandoverAborted, `CLUSTER FAILOVER on ${input.to} did not complete within ${input.timeoutMs} ms; ${input.from} still serves the shard`);
+      }
+    }),
+
+    /**
      * Wait until the node is a replica of `primary`, linked, done loading, and has caught up with the
      * primary's offset as it was when the wait began (frozen in heartbeat details across retries). Read-only.
      */
@@ -184,7 +238,8 @@ export function createRedisRollingActivities(deps: RedisActivityDeps) {
         ctx.heartbeat({ goal, startedAt });
         const r = await probeSpec(c, input.node, []);
         last = !r.reachable ? 'unreachable' : r.role !== 'replica' ? `role ${r.role}` : r.primaryNode !== input.primary ? `replica of ${r.primaryNode ?? r.primaryAddress}` : !r.linkUp ? 'link down or loading' : `offset ${r.offset} < ${goal}`;
-        if (r.reachable && r.role === 'replica' && r.primaryNode === input.primary && r.linkUp && goal !== undefined && (r.offset ?? 0) >= goal) {
+        if (r.clusterOk === false) last = 'cluster_state not ok';
+        else if (r.reachable && r.role === 'replica' && r.primaryNode === input.primary && r.linkUp && goal !== undefined && (r.offset ?? 0) >= goal) {
           const waitedMs = Date.now() - startedAt;
           return { waitedMs, audit: `saw ${input.node} replica of ${input.primary}, linked, at ${r.offset} >= ${goal} after ${waitedMs} ms` };
         }

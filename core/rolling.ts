@@ -18,6 +18,9 @@ export interface SpecProbe extends RedisNodeProbe {
   config?: Record<string, string>;
   /** save != "" or appendonly yes */
   persistent?: boolean;
+  /** Redis Cluster only: cluster_state:ok as this node sees it, and the slots it serves as a primary. */
+  clusterOk?: boolean;
+  slots?: string;
 }
 
 export function versionMatches(running: string | undefined, wanted: string): boolean {
@@ -43,7 +46,7 @@ export function whyStale(n: SpecProbe, desired: DesiredSpec): string | undefined
 }
 
 export type RollingAction =
-  | { kind: 'restart'; node: string; role: 'replica'; runId: string; reason: string }
+  | { kind: 'restart'; node: string; role: 'replica'; runId: string; primary: string; reason: string }
   | { kind: 'handover'; from: string; to: string; reason: string }
   | { kind: 'done' }
   | { kind: 'refuse'; code: string; reason: string };
@@ -83,7 +86,7 @@ export function nextRollingAction(nodes: SpecProbe[], desired: DesiredSpec, opts
     const othersInSync = replicas.filter((n) => n.node !== r.node && inSync(n));
     if (primaryStale && othersInSync.length === 0 && replicas.length > 1)
       return { kind: 'refuse', code: 'LastInSyncReplica', reason: `${r.node} is the last in-sync replica and the primary ${primary.node} is stale; refusing to restart it` };
-    return { kind: 'restart', node: r.node, role: 'replica', runId: r.runId ?? '', reason: whyStale(r, desired)! };
+    return { kind: 'restart', node: r.node, role: 'replica', runId: r.runId ?? '', primary: primary.node, reason: whyStale(r, desired)! };
   }
   if (primaryStale) {
     const fresh = nodes.filter((n) => n.node === primary.node || !whyStale(n, desired));

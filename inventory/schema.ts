@@ -78,7 +78,7 @@ export const ClusterSchema = z
   .object({
     name,
     engine: z.enum(['redis']),
-    topology: z.enum(['replication']).default('replication'),
+    topology: z.enum(['replication', 'cluster']).default('replication'),
     credentials: z
       .object({
         username: z.string().min(1).optional(),

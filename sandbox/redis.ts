@@ -60,6 +60,71 @@ function isAlive(pid: number): boolean {
   }
 }
 
+function pidFromFile(dir: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(path.join(dir, 'redis.pid'), 'utf8').trim());
+    return pid > 0 && isAlive(pid) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Signal the server whose pidfile is in `dir` and, unless it is SIGSTOP/SIGCONT, wait until it is gone. */
+export async function stopByPidfile(dir: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  const pid = pidFromFile(dir);
+  if (pid === undefined) return;
+  process.kill(pid, signal);
+  if (signal === 'SIGSTOP' || signal === 'SIGCONT') return;
+  const deadline = Date.now() + 5000;
+  while (isAlive(pid)) {
+    if (Date.now() > deadline) process.kill(pid, 'SIGKILL');
+    await sleep(20);
+  }
+}
+
+/**
+ * One server process over `<dir>/redis.conf` (written by the caller). start() does not return the process
+ * handle's lifetime: the server is detached, like a service, so a node controller in another process (the
+ * worker) may restart it, and stop()/pid() find it again by its pidfile.
+ */
+export function startNodeProcess(o: { id: string; port: number; dir: string; binary: string; password: string }): RedisNodeProcess {
+  const { id, port, dir, binary, password } = o;
+  const node: RedisNodeProcess = {
+    id,
+    host: '127.0.0.1',
+    port,
+    dir,
+    async start() {
+      const proc = spawn(binary, [path.join(dir, 'redis.conf')], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+      proc.unref();
+      node.process = proc;
+      let err = '';
+      proc.stderr!.on('data', (b) => (err += b.toString()));
+      (proc.stderr as unknown as { unref?: () => void }).unref?.();
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        if (proc.exitCode !== null) throw new Error(`${id} exited: ${err}`);
+        const c = new Redis({ host: '127.0.0.1', port, password, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+        c.on('error', () => undefined);
+        try {
+          await c.connect();
+          await c.ping();
+          c.disconnect();
+          return;
+        } catch {
+          c.disconnect();
+        }
+        if (Date.now() > deadline) throw new Error(`${id} did not answer PING within 10s: ${err}`);
+        await sleep(50);
+      }
+    },
+    stop: (signal: NodeJS.Signals = 'SIGTERM') => stopByPidfile(dir, signal),
+    pid: () => pidFromFile(dir),
+    client: () => redisClient('127.0.0.1', port, password),
+  };
+  return node;
+}
+
 export function redisClient(host: string, port: number, password: string | undefined): Redis {
   const c = new Redis({ host, port, password, lazyConnect: false, maxRetriesPerRequest: 1, connectTimeout: 2000, enableOfflineQueue: true, retryStrategy: (n) => (n > 20 ? null : 100) });
   c.on('error', () => undefined);
@@ -82,63 +147,7 @@ export async function startRedisFleet(opts: FleetOptions = {}): Promise<RedisFle
     const id = `${cluster}-${i + 1}`;
     const dir = path.join(baseDir, id);
     mkdirSync(dir, { recursive: true });
-    const node: RedisNodeProcess = {
-      id,
-      host: '127.0.0.1',
-      port,
-      dir,
-      async start() {
-        // A restarted node reads the same config file; its role there is the one it was first given unless a
-        // runbook rewrote it (CONFIG REWRITE), as with a real service and its config file.
-        const conf = path.join(dir, 'redis.conf');
-        // Detached, like a service: a node controller in another process (the worker) may restart it, and the
-        // fleet then finds it again by its pidfile.
-        const proc = spawn(binary, [conf], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-        proc.unref();
-        node.process = proc;
-        let err = '';
-        proc.stderr!.on('data', (b) => (err += b.toString()));
-        (proc.stderr as unknown as { unref?: () => void }).unref?.();
-        const deadline = Date.now() + 10_000;
-        for (;;) {
-          if (proc.exitCode !== null) throw new Error(`${id} exited: ${err}`);
-          const c = new Redis({ host: '127.0.0.1', port, password, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-          c.on('error', () => undefined);
-          try {
-            await c.connect();
-            await c.ping();
-            c.disconnect();
-            return;
-          } catch {
-            c.disconnect();
-          }
-          if (Date.now() > deadline) throw new Error(`${id} did not answer PING within 10s: ${err}`);
-          await sleep(50);
-        }
-      },
-      async stop(signal: NodeJS.Signals = 'SIGTERM') {
-        const pid = node.pid();
-        if (pid === undefined) return;
-        process.kill(pid, signal);
-        if (signal === 'SIGSTOP' || signal === 'SIGCONT') return;
-        const deadline = Date.now() + 5000;
-        while (isAlive(pid)) {
-          if (Date.now() > deadline) process.kill(pid, 'SIGKILL');
-          await sleep(20);
-        }
-      },
-      pid() {
-        try {
-          const pid = Number(readFileSync(path.join(dir, 'redis.pid'), 'utf8').trim());
-          return pid > 0 && isAlive(pid) ? pid : undefined;
-        } catch {
-          return undefined;
-        }
-      },
-      client() {
-        return redisClient('127.0.0.1', port, password);
-      },
-    };
+    const node = startNodeProcess({ id, port, dir, binary, password });
     const lines = [
       `port ${port}`,
       'bind 127.0.0.1',

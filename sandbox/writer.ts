@@ -6,7 +6,7 @@
  * pause a client saw.
  */
 import { performance } from 'node:perf_hooks';
-import Redis from 'ioredis';
+import Redis, { type Cluster } from 'ioredis';
 import { sleep } from './ports';
 
 export interface WriterNode {
@@ -22,36 +22,22 @@ export interface WriterStats {
   maxGapMs: number;
 }
 
-export class AckedWriter {
+/** What every writer records: acknowledged keys and when, errors, and the largest gap between two acks. */
+export abstract class AckLog {
   readonly ackedKeys: string[] = [];
   readonly ackTimes: number[] = [];
   errors = 0;
-  readonly primariesSeen: string[] = [];
-  private clients = new Map<string, Redis>();
-  private seq = 0;
-  private stopped = false;
+  protected seq = 0;
+  protected stopped = false;
   private loop?: Promise<void>;
-  private current?: string;
 
-  constructor(
-    private readonly nodes: WriterNode[],
-    private readonly password: string | undefined,
-    readonly prefix = `w${Date.now().toString(36)}`,
-  ) {
-    for (const n of nodes) {
-      const c = new Redis({
-        host: n.host,
-        port: n.port,
-        password,
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 0,
-        commandTimeout: 15_000,
-        connectTimeout: 1000,
-        retryStrategy: () => 50,
-      });
-      c.on('error', () => undefined);
-      this.clients.set(n.id, c);
-    }
+  constructor(readonly prefix = `w${Date.now().toString(36)}`) {}
+
+  protected abstract run(): Promise<void>;
+
+  protected ack(key: string): void {
+    this.ackTimes.push(performance.now());
+    this.ackedKeys.push(key);
   }
 
   start(): this {
@@ -64,11 +50,6 @@ export class AckedWriter {
     this.stopped = true;
     await this.loop;
     return this.stats();
-  }
-
-  async close(): Promise<void> {
-    if (!this.stopped) await this.stop();
-    for (const c of this.clients.values()) c.disconnect();
   }
 
   now(): number {
@@ -90,6 +71,39 @@ export class AckedWriter {
   stats(from?: number, to?: number): WriterStats {
     return { acked: this.ackedKeys.length, errors: this.errors, maxGapMs: Math.round(this.maxGapMs(from, to) * 10) / 10 };
   }
+}
+
+export class AckedWriter extends AckLog {
+  readonly primariesSeen: string[] = [];
+  private clients = new Map<string, Redis>();
+  private current?: string;
+
+  constructor(
+    private readonly nodes: WriterNode[],
+    private readonly password: string | undefined,
+    prefix?: string,
+  ) {
+    super(prefix);
+    for (const n of nodes) {
+      const c = new Redis({
+        host: n.host,
+        port: n.port,
+        password,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        commandTimeout: 15_000,
+        connectTimeout: 1000,
+        retryStrategy: () => 50,
+      });
+      c.on('error', () => undefined);
+      this.clients.set(n.id, c);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!this.stopped) await this.stop();
+    for (const c of this.clients.values()) c.disconnect();
+  }
 
   /** The node every reachable node agrees is the (single) master, or undefined. */
   async discoverPrimary(): Promise<string | undefined> {
@@ -107,7 +121,7 @@ export class AckedWriter {
     return masters.length >= 1 ? masters[0] : undefined;
   }
 
-  private async run(): Promise<void> {
+  protected async run(): Promise<void> {
     while (!this.stopped) {
       if (!this.current) {
         this.current = await this.discoverPrimary();
@@ -120,10 +134,7 @@ export class AckedWriter {
       const key = `${this.prefix}:${this.seq++}`;
       try {
         const r = await this.clients.get(this.current)!.set(key, String(this.seq));
-        if (r === 'OK') {
-          this.ackTimes.push(performance.now());
-          this.ackedKeys.push(key);
-        }
+        if (r === 'OK') this.ack(key);
       } catch {
         this.errors++;
         this.current = undefined;
@@ -147,6 +158,44 @@ export class AckedWriter {
       }
     } finally {
       c.disconnect();
+    }
+    return missing;
+  }
+}
+
+/**
+ * The same contract against a Redis Cluster, through a cluster-aware client that follows MOVED and failovers:
+ * keys spread over every shard; only writes answered OK count.
+ */
+export class ClusterAckedWriter extends AckLog {
+  constructor(
+    private readonly client: Cluster,
+    prefix?: string,
+  ) {
+    super(prefix);
+  }
+
+  protected async run(): Promise<void> {
+    while (!this.stopped) {
+      const key = `${this.prefix}:${this.seq++}`;
+      try {
+        if ((await this.client.set(key, String(this.seq))) === 'OK') this.ack(key);
+      } catch {
+        this.errors++;
+        await sleep(2);
+      }
+    }
+  }
+
+  /** Acknowledged keys the cluster does not return. */
+  async missing(): Promise<string[]> {
+    const missing: string[] = [];
+    for (let i = 0; i < this.ackedKeys.length; i += 500) {
+      const chunk = this.ackedKeys.slice(i, i + 500);
+      const vals = await Promise.all(chunk.map((k) => this.client.get(k)));
+      vals.forEach((v, j) => {
+        if (v === null) missing.push(chunk[j]);
+      });
     }
     return missing;
   }

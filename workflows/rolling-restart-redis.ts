@@ -10,6 +10,7 @@ import { ApplicationFailure, executeChild } from '@temporalio/workflow';
 import { ErrorType } from '../core/errors';
 import { SA_CLUSTER, SA_RUNBOOK, operationWorkflowId } from '../core/ids';
 import { nextRollingAction, whyStale, type DesiredSpec } from '../core/rolling';
+import { nextClusterRollingAction } from '../core/rolling-cluster';
 import { mutate, probe, wait } from './profiles';
 import { Runbook } from './runbook';
 import type { SwitchoverReport } from './switchover-redis';
@@ -32,8 +33,8 @@ export interface RollingRestartReport {
   desired: DesiredSpec;
   /** Stale nodes found by the first probe, with why. */
   staleAtStart: { node: string; reason: string }[];
-  /** Restarts in the order they happened, with the node's role at that moment. */
-  restarts: { node: string; role: 'replica'; reason: string }[];
+  /** Restarts in the order they happened, with the node's role at that moment and the primary it follows. */
+  restarts: { node: string; role: 'replica'; primary: string; reason: string }[];
   handovers: { from: string; to: string; writePauseMs: number; workflowId: string }[];
   primary: string;
   steps: { step: string; ms: number }[];
@@ -51,6 +52,7 @@ export async function redisRollingRestart(input: RollingRestartInput): Promise<R
   let staleAtStart: RollingRestartReport['staleAtStart'] = [];
   let primary = '';
   let verifyTimeoutMs = 30_000;
+  let topologyIsCluster = false;
 
   // Each round changes one node; a cluster of N nodes needs at most N restarts and one handover.
   for (let round = 1; ; round++) {
@@ -66,7 +68,10 @@ export async function redisRollingRestart(input: RollingRestartInput): Promise<R
         throw ApplicationFailure.create({ message: `cluster ${cluster} has no controller in the inventory; nothing was changed`, type: ErrorType.PreconditionFailed, nonRetryable: true });
     }
     verifyTimeoutMs = probed.policy.verifyTimeoutMs;
-    const action = nextRollingAction(probed.nodes, desired, { policy: probed.policy, autoRestart: probed.autoRestart });
+    const isCluster = probed.topology === 'cluster';
+    topologyIsCluster = isCluster;
+    const decide = isCluster ? nextClusterRollingAction : nextRollingAction;
+    const action = decide(probed.nodes, desired, { policy: probed.policy, autoRestart: probed.autoRestart });
     primary = probed.nodes.find((n) => n.role === 'primary')?.node ?? primary;
     if (action.kind === 'refuse') {
       rb.skipRemaining('stopped');
@@ -95,9 +100,17 @@ export async function redisRollingRestart(input: RollingRestartInput): Promise<R
         ]),
       );
       await rb.step(`ready ${node}`, `wait for ${node} to be linked and caught up`, () =>
-        wait.waitForRedisNodeReady.executeWithOptions({ summary: `wait for ${node} to be linked and caught up` }, [{ cluster, node, primary, timeoutMs: probed.policy.restartTimeoutMs }]),
+        wait.waitForRedisNodeReady.executeWithOptions({ summary: `wait for ${node} to be linked and caught up` }, [{ cluster, node, primary: action.primary, timeoutMs: probed.policy.restartTimeoutMs }]),
       );
-      restarts.push({ node, role: 'replica', reason: action.reason });
+      restarts.push({ node, role: 'replica', primary: action.primary, reason: action.reason });
+    } else if (isCluster) {
+      // Redis Cluster: the shard's replica takes over with CLUSTER FAILOVER (coordinated by the cluster itself).
+      const h = await rb.step(`failover ${action.from}`, `CLUSTER FAILOVER: ${action.to} takes over the shard of ${action.from}`, () =>
+        mutate.ensureRedisClusterFailover.executeWithOptions({ summary: `CLUSTER FAILOVER: ${action.to} takes over the shard of ${action.from}` }, [
+          { cluster, from: action.from, to: action.to, timeoutMs: probed.policy.pauseTimeoutMs + 10_000 },
+        ]),
+      );
+      handovers.push({ from: action.from, to: action.to, writePauseMs: h.handoverMs, workflowId: '' });
     } else {
       const workflowId = `${operationWorkflowId(cluster)}-handover-${round}`;
       const report = await rb.step(`handover ${action.from}`, `switch over ${action.from} -> ${action.to} (child workflow)`, () =>
@@ -117,9 +130,14 @@ export async function redisRollingRestart(input: RollingRestartInput): Promise<R
     }
   }
 
-  const verify = await rb.step('verify', `verify one primary (${primary}), replicas linked and converging`, () =>
-    wait.verifyRedisTopology.executeWithOptions({ summary: `verify one primary (${primary}), replicas linked` }, [{ cluster, primary, timeoutMs: verifyTimeoutMs }]),
-  );
+  // Redis Cluster: the last probe found every node current, reachable, cluster_state ok and every shard with
+  // an in-sync replica (the decision's guards run before it says done). Replication: verify one primary.
+  if (!topologyIsCluster) {
+    const verify = await rb.step('verify', `verify one primary (${primary}), replicas linked and converging`, () =>
+      wait.verifyRedisTopology.executeWithOptions({ summary: `verify one primary (${primary}), replicas linked` }, [{ cluster, primary, timeoutMs: verifyTimeoutMs }]),
+    );
+    primary = verify.primary;
+  }
   rb.setPhase('done');
-  return { runbook: 'rolling-restart', cluster, dryRun: false, desired, staleAtStart, restarts, handovers, primary: verify.primary, steps: rb.timings(), audit: rb.progress.audit };
+  return { runbook: 'rolling-restart', cluster, dryRun: false, desired, staleAtStart, restarts, handovers, primary, steps: rb.timings(), audit: rb.progress.audit };
 }

@@ -13,6 +13,12 @@ export async function switchover(input: SwitchoverInput): Promise<SwitchoverRepo
   const d = await probe.describeCluster.executeWithOptions({ summary: `look up ${input.cluster} in the inventory` }, [{ cluster: input.cluster }]);
   switch (d.engine) {
     case 'redis':
+      if (d.topology === 'cluster')
+        throw ApplicationFailure.create({
+          message: `${input.cluster} is a Redis Cluster: its shards change primaries with CLUSTER FAILOVER (handover rolling-restart does that shard by shard); switchover handles replication topologies`,
+          type: ErrorType.WrongEngine,
+          nonRetryable: true,
+        });
       return redisSwitchover(input);
     default:
       throw ApplicationFailure.create({ message: `no switchover runbook for engine ${d.engine}`, type: ErrorType.WrongEngine, nonRetryable: true });

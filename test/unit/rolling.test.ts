@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { nextRollingAction, versionMatches, whyStale, type SpecProbe } from '../../core/rolling';
+import { nextClusterRollingAction } from '../../core/rolling-cluster';
+
+const opts = { policy: { maxLagBytes: 100 }, autoRestart: false };
+const want = { config: { hz: '25' } };
+const node = (n: string, over: Partial<SpecProbe> = {}): SpecProbe => ({
+  node: n, address: n, promotion: 'neutral', reachable: true, role: 'replica', primaryNode: 'a', linkUp: true, offset: 1000, dbsize: 5, runId: `run-${n}`, config: { hz: '10' }, persistent: false, version: 'redis 7.0.15', ...over,
+});
+const primary = (over: Partial<SpecProbe> = {}) => node('a', { role: 'primary', primaryNode: undefined, linkUp: undefined, ...over });
+const fresh = { config: { hz: '25' } };
+
+describe('stale detection', () => {
+  it('compares config values and versions', () => {
+    expect(whyStale(node('b'), want)).toBe('hz=10, wanted 25');
+    expect(whyStale(node('b', fresh), want)).toBeUndefined();
+    expect(versionMatches('redis 7.0.15', '7.0')).toBe(true);
+    expect(versionMatches('redis 7.0.15', '7')).toBe(true);
+    expect(versionMatches('redis 7.0.15', '7.2')).toBe(false);
+    expect(versionMatches('valkey 9.1.2', 'valkey 9.1')).toBe(true);
+    expect(versionMatches('redis 7.0.15', 'valkey 7.0')).toBe(false);
+    expect(whyStale(node('b'), { config: {}, version: 'valkey 9.1' })).toBe('runs redis 7.0.15, wanted valkey 9.1');
+  });
+});
+
+describe('nextRollingAction (replication)', () => {
+  it('restarts stale replicas first, in name order, then hands over, then is done', () => {
+    expect(nextRollingAction([primary(), node('c'), node('b')], want, opts)).toMatchObject({ kind: 'restart', node: 'b', primary: 'a', runId: 'run-b' });
+    expect(nextRollingAction([primary(), node('c'), node('b', fresh)], want, opts)).toMatchObject({ kind: 'restart', node: 'c' });
+    expect(nextRollingAction([primary(), node('c', { ...fresh, offset: 990 }), node('b', { ...fresh, offset: 1000 })], want, opts)).toMatchObject({ kind: 'handover', from: 'a', to: 'b' });
+    expect(nextRollingAction([primary(fresh), node('c', fresh), node('b', fresh)], want, opts)).toEqual({ kind: 'done' });
+  });
+  it('hands over only to a current replica', () => {
+    // b is current but lags beyond the limit, c is the only in-sync replica and stale: c must not be restarted
+    // while the primary is stale (it is the last in-sync replica), and b cannot take over.
+    expect(nextRollingAction([primary(), node('b', { ...fresh, offset: 1 }), node('c')], want, opts)).toMatchObject({ kind: 'refuse', code: 'LastInSyncReplica' });
+    expect(nextRollingAction([primary(), node('b', { ...fresh, offset: 1 }), node('c', fresh)], want, opts)).toMatchObject({ kind: 'handover', to: 'c' });
+    expect(nextRollingAction([primary(), node('b', { ...fresh, promotion: 'never' })], want, opts)).toMatchObject({ kind: 'refuse', code: 'NoEligibleCandidate' });
+  });
+  it('guards', () => {
+    expect(nextRollingAction([primary(), node('b', { reachable: false })], want, opts)).toMatchObject({ kind: 'refuse', code: 'NodeDown' });
+    expect(nextRollingAction([primary(), node('b', { linkUp: false })], want, opts)).toMatchObject({ kind: 'refuse', code: 'NoHealthyReplica' });
+    expect(nextRollingAction([primary(), node('b')], want, { ...opts, autoRestart: true })).toMatchObject({ kind: 'refuse', code: 'UnsafePersistence' });
+    expect(nextRollingAction([primary({ persistent: true }), node('b', { persistent: true })], want, { ...opts, autoRestart: true })).toMatchObject({ kind: 'restart' });
+    // Restarting the lagging b is fine: c stays in sync meanwhile.
+    expect(nextRollingAction([primary(), node('b', { offset: 1 }), node('c')], want, opts)).toMatchObject({ kind: 'restart', node: 'b' });
+    expect(nextRollingAction([primary({ reachable: false }), node('b')], want, opts)).toMatchObject({ kind: 'refuse', code: 'NoPrimary' });
+  });
+});
+
+describe('nextClusterRollingAction', () => {
+  const shard = (p: string, r: string, slots: string, over: { p?: Partial<SpecProbe>; r?: Partial<SpecProbe> } = {}) => [
+    node(p, { role: 'primary', primaryNode: undefined, linkUp: undefined, slots, clusterOk: true, ...over.p }),
+    node(r, { primaryNode: p, clusterOk: true, ...over.r }),
+  ];
+  it('goes shard by shard in slot order: replica, failover, then the old primary', () => {
+    const s1 = shard('p1', 'r1', '0-5460');
+    const s2 = shard('p2', 'r2', '5461-10922');
+    expect(nextClusterRollingAction([...s2, ...s1], want, opts)).toMatchObject({ kind: 'restart', node: 'r1', primary: 'p1' });
+    expect(nextClusterRollingAction([...s2, ...shard('p1', 'r1', '0-5460', { r: fresh })], want, opts)).toMatchObject({ kind: 'handover', from: 'p1', to: 'r1' });
+    // after the failover r1 serves the shard and p1 is its (stale) replica
+    expect(nextClusterRollingAction([...s2, ...shard('r1', 'p1', '0-5460', { p: fresh })], want, opts)).toMatchObject({ kind: 'restart', node: 'p1', primary: 'r1' });
+    expect(nextClusterRollingAction([...shard('p2', 'r2', '5461-10922', { p: fresh, r: fresh }), ...shard('r1', 'p1', '0-5460', { p: fresh, r: fresh })], want, opts)).toEqual({ kind: 'done' });
+  });
+  it('refuses when the cluster is not ok or a shard has no in-sync replica', () => {
+    expect(nextClusterRollingAction(shard('p1', 'r1', '0-16383', { r: { clusterOk: false } }), want, opts)).toMatchObject({ kind: 'refuse', code: 'ClusterNotOk' });
+    expect(nextClusterRollingAction(shard('p1', 'r1', '0-16383', { r: { linkUp: false } }), want, opts)).toMatchObject({ kind: 'refuse', code: 'NoHealthyReplica' });
+  });
+});
