@@ -6,6 +6,7 @@ import { createRedisActivities, type RedisActivityDeps } from './redis';
 import { connectRedis } from './redis-conn';
 import { createInventoryActivities } from './inventory';
 import { createRedisRollingActivities } from './redis-rolling';
+import { createRedisSentinelActivities } from './redis-sentinel';
 
 export interface ActivityDeps extends Partial<Pick<RedisActivityDeps, 'connectRedis' | 'env' | 'failpoint'>> {
   inventory: RedisActivityDeps['inventory'];
@@ -17,6 +18,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createInventoryActivities(full),
     ...createRedisActivities(full),
     ...createRedisRollingActivities(full),
+    ...createRedisSentinelActivities(full),
   };
 }
 

@@ -119,9 +119,9 @@ export function activity<I, O>(fn: (input: I) => Promise<O>): (input: I) => Prom
   };
 }
 
-export function createRedisActivities(deps: RedisActivityDeps) {
+/** The node-level helpers every Redis activity module shares: inventory look-up, connections, probes. */
+export function redisOps(deps: RedisActivityDeps) {
   const env = deps.env ?? process.env;
-  const failpoint = deps.failpoint ?? (() => undefined);
 
   function spec(cluster: string): ClusterSpec {
     return redisClusterSpec(deps.inventory(), cluster);
@@ -152,6 +152,13 @@ export function createRedisActivities(deps: RedisActivityDeps) {
   async function probeAll(cluster: ClusterSpec): Promise<RedisNodeProbe[]> {
     return Promise.all(cluster.nodes.map((n) => probeOne(cluster, n.id)));
   }
+
+  return { env, spec, withNode, probeOne, probeAll };
+}
+
+export function createRedisActivities(deps: RedisActivityDeps) {
+  const failpoint = deps.failpoint ?? (() => undefined);
+  const { env, spec, withNode, probeOne, probeAll } = redisOps(deps);
 
   /** The FAILOVER method of ensureRedisHandedOver (see there). */
   async function failoverMethod(
@@ -225,7 +232,7 @@ export function createRedisActivities(deps: RedisActivityDeps) {
     probeRedisCluster: activity(async ({ cluster }: ClusterInput): Promise<ClusterProbe> => {
       const c = spec(cluster);
       const nodes = await probeAll(c);
-      return { cluster, engine: 'redis', policy: c.policy, nodes, probedAt: new Date().toISOString() };
+      return { cluster, engine: 'redis', topology: c.topology, policy: c.policy, nodes, probedAt: new Date().toISOString() };
     }),
 
     /**

@@ -41,6 +41,8 @@ export interface ClusterPolicy {
 export interface ClusterProbe {
   cluster: string;
   engine: 'redis';
+  /** replication | sentinel | cluster (absent in histories recorded before it existed: replication). */
+  topology?: string;
   policy: ClusterPolicy;
   nodes: RedisNodeProbe[];
   probedAt: string;

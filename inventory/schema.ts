@@ -78,7 +78,7 @@ export const ClusterSchema = z
   .object({
     name,
     engine: z.enum(['redis']),
-    topology: z.enum(['replication', 'cluster']).default('replication'),
+    topology: z.enum(['replication', 'sentinel', 'cluster']).default('replication'),
     credentials: z
       .object({
         username: z.string().min(1).optional(),
@@ -88,9 +88,22 @@ export const ClusterSchema = z
       .default({}),
     policy: PolicySchema.default({}),
     controller: ControllerSchema.optional(),
+    /** topology: sentinel — the Sentinels watching this cluster, and the name they know its primary by. */
+    sentinel: z
+      .object({
+        masterName: z.string().min(1),
+        password: SecretRefSchema.optional(),
+        nodes: z.array(z.object({ id: name, host: z.string().min(1), port: z.number().int().min(1).max(65535) }).strict()).min(1),
+      })
+      .strict()
+      .optional(),
     nodes: z.array(NodeSchema).min(1),
   })
-  .strict();
+  .strict()
+  .refine((c) => (c.topology === 'sentinel') === (c.sentinel !== undefined), {
+    message: 'topology: sentinel needs a sentinel block (masterName, nodes), and only it may have one',
+    path: ['sentinel'],
+  });
 
 export const InventorySchema = z
   .object({

@@ -33,7 +33,7 @@ export interface RedisFleet {
   nodes: RedisNodeProcess[];
   baseDir: string;
   /** YAML inventory text for this fleet. */
-  inventoryYaml(extra?: { promotion?: Record<string, 'prefer' | 'neutral' | 'never'>; policy?: Record<string, number | string>; binaries?: Record<string, string> }): string;
+  inventoryYaml(extra?: { promotion?: Record<string, 'prefer' | 'neutral' | 'never'>; policy?: Record<string, number | string>; binaries?: Record<string, string>; sentinelBlock?: string }): string;
   /** Writes the inventory to a file and returns its path. */
   writeInventory(file?: string, extra?: Parameters<RedisFleet['inventoryYaml']>[0]): string;
   /** Current roles: node id -> 'master' | 'slave' | 'down'. */
@@ -184,7 +184,7 @@ export async function startRedisFleet(opts: FleetOptions = {}): Promise<RedisFle
         'clusters:',
         `  - name: ${cluster}`,
         '    engine: redis',
-        '    topology: replication',
+        `    topology: ${extra.sentinelBlock ? 'sentinel' : 'replication'}`,
         '    credentials:',
         `      password: { env: ${passwordEnv} }`,
       ];
@@ -192,6 +192,7 @@ export async function startRedisFleet(opts: FleetOptions = {}): Promise<RedisFle
         out.push('    policy:');
         for (const [k, v] of Object.entries(extra.policy)) out.push(`      ${k}: ${v}`);
       }
+      if (extra.sentinelBlock) out.push(extra.sentinelBlock.trimEnd());
       out.push('    controller:', '      type: local', `      configFile: ${path.join(baseDir, '{node}', 'redis.conf')}`, `      binary: ${binary}`);
       if (extra.binaries && Object.keys(extra.binaries).length) {
         out.push('      binaries:');

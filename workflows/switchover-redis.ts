@@ -12,6 +12,7 @@ import { decideRedisSwitchover, type SwitchoverDecision } from '../core/decide-r
 import { ErrorType } from '../core/errors';
 import type { RedisNodeProbe, RunbookProgress } from '../core/types';
 import type { VerifyResult } from '../activities/redis';
+import type { PinResult } from '../activities/redis-sentinel';
 import { mutate, probe, wait } from './profiles';
 import { Runbook, failureTypeOf, messageOf } from './runbook';
 
@@ -77,14 +78,22 @@ export async function redisSwitchover(input: RedisSwitchoverInput): Promise<Swit
   });
 
   const { primary, candidate, followers } = decision;
+  // Sentinel topology: Sentinel promotes (SENTINEL FAILOVER) and repoints the other replicas itself; Handover
+  // pins Sentinel's choice to the candidate and pauses writes until the candidate has every byte.
+  const viaSentinel = probed.topology === 'sentinel';
+  const method = viaSentinel ? 'sentinel' : probed.policy.handoverMethod;
+  const others = followers.filter((f) => f !== primary);
   const plan = [
     { name: 'catch-up', summary: `wait for ${candidate} to catch up with ${primary}` },
     { name: 'veto', summary: `re-check the decision before the point of no return` },
-    { name: 'handover', summary: `hand ${primary} -> ${candidate} over (${probed.policy.handoverMethod}; writes paused at most ${probed.policy.pauseTimeoutMs} ms)` },
-    ...followers.filter((f) => f !== primary).map((f) => ({ name: `repoint ${f}`, summary: `make ${f} a replica of ${candidate}` })),
+    { name: 'handover', summary: `hand ${primary} -> ${candidate} over (${method}; writes paused at most ${probed.policy.pauseTimeoutMs} ms)` },
+    ...(viaSentinel ? [] : others.map((f) => ({ name: `repoint ${f}`, summary: `make ${f} a replica of ${candidate}` }))),
     { name: `repoint ${primary}`, summary: `ensure ${primary} is a replica of ${candidate}` },
+    ...(viaSentinel ? [{ name: 'unpin', summary: `restore replica-priority on ${others.join(', ') || 'no node'}` }] : []),
     { name: 'verify', summary: `verify one primary (${candidate}), replicas linked and converging` },
   ];
+  if (viaSentinel) plan.splice(2, 0, { name: 'pin', summary: `let Sentinel choose only ${candidate} (replica-priority 0 elsewhere)` });
+  const step = (name: string) => plan.find((p) => p.name === name)!.summary;
   rb.plan(plan);
   const report = (extra: Partial<SwitchoverReport>): SwitchoverReport => ({
     runbook: 'switchover',
@@ -107,23 +116,35 @@ export async function redisSwitchover(input: RedisSwitchoverInput): Promise<Swit
   }
 
   // 3. Catch-up: the candidate receives what the primary had, so the pause that follows is short.
-  await rb.step(`catch-up`, plan[0].summary, () =>
-    wait.waitForRedisCatchUp.executeWithOptions({ summary: plan[0].summary }, [{ cluster, primary, candidate, timeoutMs: probed.policy.catchUpTimeoutMs }]),
+  await rb.step(`catch-up`, step('catch-up'), () =>
+    wait.waitForRedisCatchUp.executeWithOptions({ summary: step('catch-up') }, [{ cluster, primary, candidate, timeoutMs: probed.policy.catchUpTimeoutMs }]),
   );
 
   // 4. Veto: the frozen decision against live state. Fails closed.
-  await rb.step('veto', plan[1].summary, () =>
-    probe.vetoRedisHandover.executeWithOptions({ summary: plan[1].summary }, [{ cluster, primary, candidate, policy: probed.policy }]),
+  await rb.step('veto', step('veto'), () =>
+    probe.vetoRedisHandover.executeWithOptions({ summary: step('veto') }, [{ cluster, primary, candidate, policy: probed.policy }]),
   );
 
   // ---- POINT OF NO RETURN: the handover step promotes the candidate. Until it succeeds, undo is possible. ----
+  let pins: PinResult | undefined;
+  if (viaSentinel) {
+    pins = await rb.step('pin', step('pin'), () => mutate.ensureRedisPromotionPinned.executeWithOptions({ summary: step('pin') }, [{ cluster, candidate }]));
+  }
+  const unpin = async () => {
+    if (pins) {
+      const priorities = pins.priorities;
+      await rb.step('unpin', step('unpin'), () => mutate.ensureRedisPromotionUnpinned.executeWithOptions({ summary: step('unpin') }, [{ cluster, priorities }]));
+    }
+  };
+  const handOver = () =>
+    viaSentinel
+      ? mutate.ensureRedisSentinelHandover.executeWithOptions({ summary: step('handover') }, [{ cluster, from: primary, to: candidate, pauseTimeoutMs: probed.policy.pauseTimeoutMs }])
+      : mutate.ensureRedisHandedOver.executeWithOptions({ summary: step('handover') }, [
+          { cluster, from: primary, to: candidate, method: probed.policy.handoverMethod, pauseTimeoutMs: probed.policy.pauseTimeoutMs },
+        ]);
   let writePauseMs = 0;
   try {
-    const h = await rb.step('handover', plan[2].summary, () =>
-      mutate.ensureRedisHandedOver.executeWithOptions({ summary: plan[2].summary }, [
-        { cluster, from: primary, to: candidate, method: probed.policy.handoverMethod, pauseTimeoutMs: probed.policy.pauseTimeoutMs },
-      ]),
-    );
+    const h = await rb.step('handover', step('handover'), handOver);
     writePauseMs = h.handoverMs;
   } catch (err) {
     // Did the handover in fact happen (e.g. the step's retries ran out after the server completed it)?
@@ -131,10 +152,17 @@ export async function redisSwitchover(input: RedisSwitchoverInput): Promise<Swit
     const c = now.nodes.find((n) => n.node === candidate);
     const p = now.nodes.find((n) => n.node === primary);
     const happened = c?.role === 'primary' && p?.role === 'replica' && p.primaryNode === candidate;
-    if (!happened) {
+    const demoted = !happened && p?.role === 'replica' && p.primaryNode === candidate;
+    if (demoted) {
+      // Past the point of no return (the old primary can no longer take writes): finish forward.
+      rb.audit('handover', `the handover step failed (${messageOf(err)}) after ${primary} was demoted: resuming it`);
+      const h = await rb.step('handover (resumed)', step('handover'), handOver);
+      writePauseMs = h.handoverMs;
+    } else if (!happened) {
       await rb.step('undo', `resume writes on ${primary} (it stays primary)`, () =>
         mutate.ensureRedisWritable.executeWithOptions({ summary: `resume writes on ${primary}` }, [{ cluster, node: primary }]),
       );
+      await unpin();
       rb.skipRemaining('handover undone');
       rb.setPhase('undone');
       const type = failureTypeOf(err) ?? ErrorType.HandoverAborted;
@@ -144,20 +172,22 @@ export async function redisSwitchover(input: RedisSwitchoverInput): Promise<Swit
         nonRetryable: true,
       });
     }
-    rb.audit('handover', `the handover step failed (${messageOf(err)}) but ${candidate} is primary with ${primary} its replica: finishing forward`);
+    if (happened) rb.audit('handover', `the handover step failed (${messageOf(err)}) but ${candidate} is primary with ${primary} its replica: finishing forward`);
   }
   rb.passPointOfNoReturn();
 
   // 5. Repoint the other replicas, then make sure the old primary follows (FAILOVER already did; no-op then).
-  for (const node of [...followers.filter((f) => f !== primary), primary]) {
+  for (const node of [...(viaSentinel ? [] : others), primary]) {
     await rb.step(`repoint ${node}`, `make ${node} a replica of ${candidate}`, () =>
       mutate.ensureRedisReplicaOf.executeWithOptions({ summary: `make ${node} a replica of ${candidate}` }, [{ cluster, node, primary: candidate }]),
     );
   }
 
+  await unpin();
+
   // 6. Verify
-  const verify = await rb.step('verify', plan[plan.length - 1].summary, () =>
-    wait.verifyRedisTopology.executeWithOptions({ summary: plan[plan.length - 1].summary }, [{ cluster, primary: candidate, timeoutMs: probed.policy.verifyTimeoutMs }]),
+  const verify = await rb.step('verify', step('verify'), () =>
+    wait.verifyRedisTopology.executeWithOptions({ summary: step('verify') }, [{ cluster, primary: candidate, timeoutMs: probed.policy.verifyTimeoutMs }]),
   );
   rb.setPhase('done');
   return report({ writePauseMs, verify, steps: rb.timings(), audit: rb.progress.audit });

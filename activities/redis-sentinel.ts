@@ -1,0 +1,172 @@
+/**
+ * Sentinel topology: the primary role moves through Sentinel (SENTINEL FAILOVER), so the operator never races
+ * Sentinel's own election, and writes are paused on the old primary until the candidate has every byte, so
+ * nothing acknowledged is lost.
+ */
+import { Context } from '@temporalio/activity';
+import Redis from 'ioredis';
+import { ErrorType, HandoverError } from '../core/errors';
+import type { RedisNodeProbe } from '../core/types';
+import type { ClusterSpec } from '../inventory/schema';
+import { resolveSecret } from '../inventory/secrets';
+import { activity, persistRole, redisOps, type RedisActivityDeps } from './redis';
+
+export interface PinInput {
+  cluster: string;
+  candidate: string;
+}
+export interface PinResult {
+  /** replica-priority of every other replica before pinning, to restore afterwards. */
+  priorities: Record<string, string>;
+  audit: string;
+}
+export interface UnpinInput {
+  cluster: string;
+  priorities: Record<string, string>;
+}
+export interface SentinelHandoverInput {
+  cluster: string;
+  from: string;
+  to: string;
+  pauseTimeoutMs: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function createRedisSentinelActivities(deps: RedisActivityDeps) {
+  const { env, spec, withNode, probeOne } = redisOps(deps);
+  const failpoint = deps.failpoint ?? (() => undefined);
+
+  function sentinelsOf(c: ClusterSpec) {
+    if (!c.sentinel) throw new HandoverError(ErrorType.PreconditionFailed, `cluster ${c.name} has no sentinel block`);
+    const password = resolveSecret(c.sentinel.password, `cluster ${c.name} sentinel password`, env);
+    return { name: c.sentinel.masterName, nodes: c.sentinel.nodes, password };
+  }
+
+  async function askSentinel<T>(c: ClusterSpec, i: number, fn: (s: Redis) => Promise<T>): Promise<T> {
+    const s = sentinelsOf(c);
+    const n = s.nodes[i % s.nodes.length];
+    const cl = new Redis({ host: n.host, port: n.port, password: s.password, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 2000, commandTimeout: 5000 });
+    cl.on('error', () => undefined);
+    try {
+      await cl.connect();
+      return await fn(cl);
+    } finally {
+      cl.disconnect();
+    }
+  }
+
+  /** host:port each sentinel reports for the master (undefined for one that does not answer). */
+  async function sentinelViews(c: ClusterSpec): Promise<(string | undefined)[]> {
+    const s = sentinelsOf(c);
+    return Promise.all(
+      s.nodes.map((_, i) =>
+        askSentinel(c, i, async (cl) => {
+          const r = (await cl.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', s.name)) as string[];
+          return `${r[0]}:${r[1]}`;
+        }).catch(() => undefined),
+      ),
+    );
+  }
+
+  return {
+    /**
+     * Pin Sentinel's choice to the candidate: every other replica gets replica-priority 0 (never promoted) for
+     * the duration of the handover. Returns the previous values; a no-op for replicas already at 0.
+     */
+    ensureRedisPromotionPinned: activity(async (input: PinInput): Promise<PinResult> => {
+      const c = spec(input.cluster);
+      const priorities: Record<string, string> = {};
+      for (const n of c.nodes) {
+        if (n.id === input.candidate) continue;
+        await withNode(c, n.id, async (cl) => {
+          const [, have] = (await cl.config('GET', 'replica-priority')) as string[];
+          priorities[n.id] = have;
+          if (have !== '0') await cl.config('SET', 'replica-priority', '0');
+        });
+      }
+      return { priorities, audit: `set replica-priority 0 on ${Object.keys(priorities).join(', ')} so Sentinel can only choose ${input.candidate} (were ${JSON.stringify(priorities)})` };
+    }),
+
+    /** Restore the replica-priority values recorded by ensureRedisPromotionPinned. Idempotent. */
+    ensureRedisPromotionUnpinned: activity(async (input: UnpinInput): Promise<{ audit: string }> => {
+      const c = spec(input.cluster);
+      for (const [node, value] of Object.entries(input.priorities)) {
+        await withNode(c, node, async (cl) => {
+          await cl.config('SET', 'replica-priority', value);
+          await persistRole(cl);
+        });
+      }
+      return { audit: `restored replica-priority on ${Object.entries(input.priorities).map(([n, v]) => `${n}=${v}`).join(', ') || 'no node'}` };
+    }),
+
+    /**
+     * Ensure `to` is the primary Sentinel knows, `from` its replica. Pause writes on `from` (bounded), wait
+     * until `to` has `from`'s offset, make `from` a replica of `to` (the point of no return: it can never
+     * accept a write again), lift the pause, then SENTINEL FAILOVER so Sentinel itself promotes `to` (the only
+     * promotable replica, see ensureRedisPromotionPinned) and reconfigures the others. -INPROG means a
+     * failover is already under way: it is waited for. Resumes from whatever state it finds.
+     */
+    ensureRedisSentinelHandover: activity(async (input: SentinelHandoverInput): Promise<{ alreadyHeld: boolean; handoverMs: number; audit: string }> => {
+      const ctx = Context.current();
+      const c = spec(input.cluster);
+      const s = sentinelsOf(c);
+      const toSpec = c.nodes.find((n) => n.id === input.to)!;
+      const toAddr = `${toSpec.host}:${toSpec.port}`;
+      const agreed = async () => (await sentinelViews(c)).filter((v) => v === toAddr).length >= Math.floor(s.nodes.length / 2) + 1;
+      const state = async (): Promise<[RedisNodeProbe, RedisNodeProbe]> => Promise.all([probeOne(c, input.from), probeOne(c, input.to)]);
+      let [from, to] = await state();
+      const done = (f: RedisNodeProbe, t: RedisNodeProbe) => t.role === 'primary' && f.role === 'replica' && f.primaryNode === input.to;
+      if (done(from, to) && (await agreed())) return { alreadyHeld: true, handoverMs: 0, audit: `saw ${input.to} primary, ${input.from} its replica, Sentinels agree; changed nothing` };
+      const t0 = Date.now();
+      const steps: string[] = [];
+      if (!(from.role === 'replica' && from.primaryNode === input.to) && !done(from, to)) {
+        if (!(from.role === 'primary' && to.role === 'replica' && to.primaryNode === input.from && to.linkUp))
+          throw new HandoverError(ErrorType.UnexpectedTopology, `cannot hand over: ${input.from} is ${from.role}, ${input.to} is ${to.role}${to.primaryNode ? ` of ${to.primaryNode}` : ''}`);
+        await withNode(c, input.from, async (fc) =>
+          withNode(c, input.to, async (tc) => {
+            const off = async (cl: Redis, f: string) => Number(new RegExp(`${f}:(\\d+)`).exec(await cl.info('replication'))?.[1] ?? -1);
+            const pausedAt = Date.now();
+            await fc.call('CLIENT', 'PAUSE', String(input.pauseTimeoutMs), 'WRITE');
+            for (;;) {
+              const [goal, seen] = await Promise.all([off(fc, 'master_repl_offset'), off(tc, 'slave_repl_offset')]);
+              if (seen >= goal) break;
+              if (Date.now() > pausedAt + input.pauseTimeoutMs - 50) {
+                await fc.call('CLIENT', 'UNPAUSE');
+                throw new HandoverError(ErrorType.HandoverAborted, `${input.to} did not catch up with ${input.from} within the ${input.pauseTimeoutMs} ms write pause; writes resumed, ${input.from} is still primary`);
+              }
+              await sleep(1);
+            }
+            // POINT OF NO RETURN: demote first; a primary that answers as a replica is one Sentinel fails over from.
+            await fc.call('REPLICAOF', toSpec.host, String(toSpec.port));
+            await fc.call('CLIENT', 'UNPAUSE');
+            await persistRole(fc);
+          }),
+        );
+        steps.push(`paused writes on ${input.from}, waited for ${input.to}, REPLICAOF ${input.to} on ${input.from}, unpaused`);
+        await failpoint('ensureRedisSentinelHandover.demoted');
+      }
+      // Promotion by Sentinel.
+      const deadline = Date.now() + input.pauseTimeoutMs + 60_000;
+      let asked = 0;
+      for (;;) {
+        ctx.heartbeat();
+        [from, to] = await state();
+        if (to.role === 'primary') break;
+        if (Date.now() > deadline) throw new Error(`Sentinel did not promote ${input.to} within ${input.pauseTimeoutMs + 60_000} ms`);
+        const reply = await askSentinel(c, asked++, (cl) => cl.call('SENTINEL', 'FAILOVER', s.name) as Promise<string>).catch((e: Error) => e.message);
+        if (asked === 1 || reply !== 'OK') steps.push(`SENTINEL FAILOVER ${s.name}: ${/INPROG/.test(String(reply)) ? 'already in progress, waiting' : reply}`);
+        await sleep(/INPROG/.test(String(reply)) || reply === 'OK' ? 300 : 200);
+      }
+      const handoverMs = Date.now() - t0;
+      // Sentinel reconfigures the other replicas; wait until a majority of Sentinels name the new primary.
+      while (!(await agreed())) {
+        ctx.heartbeat();
+        if (Date.now() > deadline) throw new Error(`Sentinels do not agree on ${input.to} as primary`);
+        await sleep(100);
+      }
+      if (from.role === 'replica' && from.primaryNode !== input.to) await withNode(c, input.from, (cl) => cl.call('REPLICAOF', toSpec.host, String(toSpec.port)));
+      return { alreadyHeld: false, handoverMs, audit: `${steps.join('; ')}; ${input.to} promoted by Sentinel after ${handoverMs} ms; a majority of Sentinels report ${toAddr}` };
+    }),
+  };
+}

@@ -1,0 +1,138 @@
+/**
+ * Three real redis-sentinel processes on loopback watching a replication fleet (sandbox/redis.ts), with a
+ * quorum of 2. Detached and found by pidfile, like the data nodes.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import Redis from 'ioredis';
+import { freePort, sleep } from './ports';
+import { stopByPidfile, type RedisFleet } from './redis';
+
+export interface SentinelProcess {
+  id: string;
+  host: string;
+  port: number;
+  dir: string;
+  start(): Promise<void>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export interface SentinelSet {
+  masterName: string;
+  sentinels: SentinelProcess[];
+  /** YAML lines for the inventory's `sentinel:` block (indented for a cluster entry). */
+  inventoryBlock(): string;
+  /** The master address every sentinel reports, or undefined while they disagree. */
+  agreedMaster(): Promise<string | undefined>;
+  stop(): Promise<void>;
+}
+
+export async function startSentinels(fleet: RedisFleet, o: { count?: number; downAfterMs?: number; masterName?: string } = {}): Promise<SentinelSet> {
+  const masterName = o.masterName ?? fleet.cluster;
+  const primary = (await fleet.primary())!;
+  const sentinels: SentinelProcess[] = [];
+  for (let i = 0; i < (o.count ?? 3); i++) {
+    const port = await freePort();
+    const id = `${fleet.cluster}-sentinel-${i + 1}`;
+    const dir = path.join(fleet.baseDir, id);
+    mkdirSync(dir, { recursive: true });
+    const conf = path.join(dir, 'sentinel.conf');
+    writeFileSync(
+      conf,
+      [
+        `port ${port}`,
+        'bind 127.0.0.1',
+        'daemonize no',
+        `pidfile ${path.join(dir, 'redis.pid')}`,
+        `logfile ${path.join(dir, 'sentinel.log')}`,
+        `dir ${dir}`,
+        'sentinel resolve-hostnames no',
+        `sentinel monitor ${masterName} ${primary.host} ${primary.port} 2`,
+        `sentinel auth-pass ${masterName} ${fleet.password}`,
+        `sentinel down-after-milliseconds ${masterName} ${o.downAfterMs ?? 2000}`,
+        `sentinel failover-timeout ${masterName} 20000`,
+        `sentinel parallel-syncs ${masterName} 1`,
+      ].join('\n') + '\n',
+      { mode: 0o600 },
+    );
+    const s: SentinelProcess = {
+      id,
+      host: '127.0.0.1',
+      port,
+      dir,
+      async start() {
+        const p = spawn('redis-sentinel', [conf], { stdio: 'ignore', detached: true });
+        p.unref();
+        const deadline = Date.now() + 10_000;
+        for (;;) {
+          const c = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+          c.on('error', () => undefined);
+          try {
+            await c.connect();
+            await c.ping();
+            return;
+          } catch {
+            if (Date.now() > deadline) throw new Error(`${id} did not start`);
+          } finally {
+            c.disconnect();
+          }
+          await sleep(50);
+        }
+      },
+      stop: (signal: NodeJS.Signals = 'SIGTERM') => stopByPidfile(dir, signal),
+    };
+    sentinels.push(s);
+  }
+  await Promise.all(sentinels.map((s) => s.start()));
+  const set: SentinelSet = {
+    masterName,
+    sentinels,
+    inventoryBlock() {
+      return ['    sentinel:', `      masterName: ${masterName}`, '      nodes:', ...sentinels.map((s) => `        - { id: ${s.id}, host: ${s.host}, port: ${s.port} }`)].join('\n') + '\n';
+    },
+    async agreedMaster() {
+      const seen = await Promise.all(
+        sentinels.map(async (s) => {
+          const c = new Redis({ host: s.host, port: s.port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+          c.on('error', () => undefined);
+          try {
+            await c.connect();
+            const r = (await c.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName)) as string[];
+            return `${r[0]}:${r[1]}`;
+          } catch {
+            return undefined;
+          } finally {
+            c.disconnect();
+          }
+        }),
+      );
+      return seen.every((x) => x && x === seen[0]) ? seen[0] : undefined;
+    },
+    async stop() {
+      await Promise.all(sentinels.map((s) => s.stop('SIGKILL')));
+    },
+  };
+  // Ready: every sentinel knows the replicas and the other sentinels.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    let ok = true;
+    for (const s of sentinels) {
+      const c = new Redis({ host: s.host, port: s.port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+      c.on('error', () => undefined);
+      try {
+        await c.connect();
+        const m = (await c.call('SENTINEL', 'MASTER', masterName)) as string[];
+        const f = Object.fromEntries(m.flatMap((v, i) => (i % 2 === 0 ? [[v, m[i + 1]]] : [])));
+        if (Number(f['num-slaves']) !== fleet.nodes.length - 1 || Number(f['num-other-sentinels']) !== sentinels.length - 1) ok = false;
+      } catch {
+        ok = false;
+      } finally {
+        c.disconnect();
+      }
+    }
+    if (ok) return set;
+    if (Date.now() > deadline) throw new Error('sentinels did not discover the fleet and each other within 30 s');
+    await sleep(200);
+  }
+}
