@@ -21,6 +21,8 @@ export interface RestartRequest {
 
 export interface NodeController {
   restart(req: RestartRequest): Promise<string>;
+  /** Restart one Sentinel of the cluster. */
+  restartSentinel(req: { id: string; client?: Redis }): Promise<string>;
 }
 
 const fill = (template: string, node: string, version?: string) => template.replaceAll('{node}', node).replaceAll('{version}', version ?? '');
@@ -41,18 +43,31 @@ export function controllerFor(spec: ControllerSpec | undefined, cluster: string)
         child.unref();
         return `shut ${node.id} down and started ${binary} ${configFile}`;
       },
+      async restartSentinel({ id, client }) {
+        if (!spec.sentinelConfigFile) throw new HandoverError(ErrorType.PreconditionFailed, `controller of ${cluster} has no sentinelConfigFile`);
+        const configFile = fill(spec.sentinelConfigFile, id);
+        if (client) await client.call('SHUTDOWN').catch(() => undefined);
+        const child = spawn(spec.sentinelBinary, [configFile], { detached: true, stdio: 'ignore' });
+        child.unref();
+        return `shut ${id} down and started ${spec.sentinelBinary} ${configFile}`;
+      },
     };
   }
+  const run = async (template: string, id: string, version?: string) => {
+    const cmd = fill(template, id, version);
+    try {
+      await execAsync(cmd, { timeout: 120_000 });
+    } catch (e) {
+      const x = e as { code?: number; stderr?: string };
+      throw new Error(`restart command for ${id} failed (exit ${x.code}): ${(x.stderr ?? '').trim().slice(0, 300)}`);
+    }
+    return `ran: ${cmd}`;
+  };
   return {
-    async restart({ node, version }) {
-      const cmd = fill(spec.restart, node.id, version);
-      try {
-        await execAsync(cmd, { timeout: 120_000 });
-      } catch (e) {
-        const x = e as { code?: number; stderr?: string };
-        throw new Error(`restart command for ${node.id} failed (exit ${x.code}): ${(x.stderr ?? '').trim().slice(0, 300)}`);
-      }
-      return `ran: ${cmd}`;
+    restart: ({ node, version }) => run(spec.restart, node.id, version),
+    async restartSentinel({ id }) {
+      if (!spec.restartSentinel) throw new HandoverError(ErrorType.PreconditionFailed, `controller of ${cluster} has no restartSentinel command`);
+      return run(spec.restartSentinel, id);
     },
   };
 }

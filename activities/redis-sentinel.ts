@@ -10,6 +10,8 @@ import type { RedisNodeProbe } from '../core/types';
 import type { ClusterSpec } from '../inventory/schema';
 import { resolveSecret } from '../inventory/secrets';
 import { activity, persistRole, redisOps, type RedisActivityDeps } from './redis';
+import { controllerFor } from './controllers';
+import type { SentinelProbe } from '../core/rolling';
 
 export interface PinInput {
   cluster: string;
@@ -69,7 +71,73 @@ export function createRedisSentinelActivities(deps: RedisActivityDeps) {
     );
   }
 
+  /** One Sentinel: version, run_id, start time, and whether it sees the master, the replicas and its peers. */
+  async function probeSentinel(c: ClusterSpec, i: number): Promise<SentinelProbe> {
+    const s = sentinelsOf(c);
+    const id = s.nodes[i].id;
+    try {
+      return await askSentinel(c, i, async (cl) => {
+        const server = await cl.info('server');
+        const m = (await cl.call('SENTINEL', 'MASTER', s.name)) as string[];
+        const f = Object.fromEntries(m.flatMap((v, j) => (j % 2 === 0 ? [[v, m[j + 1]]] : [])));
+        const replicas = c.nodes.length - 1;
+        const peers = s.nodes.length - 1;
+        const healthy = Number(f['num-slaves']) >= replicas && Number(f['num-other-sentinels']) >= peers && !String(f.flags).includes('down');
+        return {
+          id,
+          reachable: true,
+          version: `redis ${/redis_version:([\d.]+)/.exec(server)?.[1]}`,
+          runId: /run_id:(\w+)/.exec(server)?.[1],
+          startedAtMs: Date.now() - Number(/uptime_in_seconds:(\d+)/.exec(server)?.[1] ?? 0) * 1000,
+          healthy,
+          detail: healthy ? undefined : `sees ${f['num-slaves']} replicas and ${f['num-other-sentinels']} other sentinels (want ${replicas} and ${peers}), flags ${f.flags}`,
+        };
+      });
+    } catch (e) {
+      return { id, reachable: false, detail: (e as Error).message };
+    }
+  }
+
   return {
+    /** Probe every Sentinel of the cluster. Read-only. */
+    probeRedisSentinels: activity(async ({ cluster }: { cluster: string }): Promise<{ sentinels: SentinelProbe[] }> => {
+      const c = spec(cluster);
+      return { sentinels: await Promise.all(sentinelsOf(c).nodes.map((_, i) => probeSentinel(c, i))) };
+    }),
+
+    /**
+     * Ensure Sentinel `id` has been restarted since `sinceRunId` (a new run_id proves it) and is healthy again:
+     * it sees the master, every replica and every other Sentinel. Not restarted twice.
+     */
+    ensureRedisSentinelRestarted: activity(async (input: { cluster: string; id: string; sinceRunId: string; timeoutMs: number }): Promise<{ restarted: boolean; audit: string }> => {
+      const ctx = Context.current();
+      const c = spec(input.cluster);
+      const i = sentinelsOf(c).nodes.findIndex((n) => n.id === input.id);
+      if (i < 0) throw new HandoverError(ErrorType.UnknownNode, `unknown sentinel ${input.id} in cluster ${input.cluster}`);
+      const before = await probeSentinel(c, i);
+      let did = `saw ${input.id} already restarted (run_id ${before.runId?.slice(0, 8)})`;
+      let restarted = false;
+      if (!before.reachable || before.runId === input.sinceRunId) {
+        const controller = controllerFor(c.controller, c.name);
+        const s = sentinelsOf(c);
+        const n = s.nodes[i];
+        const client = before.reachable ? new Redis({ host: n.host, port: n.port, password: s.password, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 }) : undefined;
+        client?.on('error', () => undefined);
+        await client?.connect().catch(() => undefined);
+        did = await controller.restartSentinel({ id: input.id, client });
+        client?.disconnect();
+        restarted = true;
+      }
+      const deadline = Date.now() + input.timeoutMs;
+      for (;;) {
+        ctx.heartbeat();
+        const p = await probeSentinel(c, i);
+        if (p.reachable && p.runId !== input.sinceRunId && p.healthy) return { restarted, audit: `${did}; ${input.id} sees the master, its replicas and its peers again` };
+        if (Date.now() > deadline) throw new HandoverError(ErrorType.VerificationFailed, `${input.id} not healthy within ${input.timeoutMs} ms after restart (${p.detail ?? 'unreachable'}); stopping the roll here`);
+        await sleep(200);
+      }
+    }),
+
     /**
      * Pin Sentinel's choice to the candidate: every other replica gets replica-priority 0 (never promoted) for
      * the duration of the handover. Returns the previous values; a no-op for replicas already at 0.

@@ -5,12 +5,20 @@
  *    same fleet, N of the server's own `FAILOVER TO ... TIMEOUT ...` as the baseline. The write pause is what
  *    the writer saw: the largest gap between two acknowledged writes during each handover. Every
  *    acknowledged write is checked on the final primary.
+ *  rolling-restart-redis: a 3-node roll (a config change) under writes on a fleet watched by 3 Sentinels:
+ *    Handover's rolling restart, and beside it in the same run the naive roll: restart each replica in
+ *    place, then the primary in place, and let Sentinel fail over reactively if it notices. Reports total
+ *    duration, summed write-blocked ms (every gap of more than 50 ms between two acknowledged writes) and
+ *    lost acknowledged writes for both.
  * The last line printed is one JSON object.
  */
 import { performance } from 'node:perf_hooks';
 import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../activities';
+import { writeFileSync } from 'node:fs';
+import { runRollingRestart } from '../client/commands/rolling-restart';
 import { runSwitchover } from '../client/commands/switchover';
+import { startSentinels } from '../sandbox/sentinel';
 import { loadInventory } from '../inventory/load';
 import { waitForReplication, type RedisFleet } from '../sandbox/redis';
 import { sleep } from '../sandbox/ports';
@@ -104,6 +112,83 @@ async function switchoverRedis(runs: number, flavor: 'redis' | 'valkey') {
   };
 }
 
+/** Sum of the gaps longer than 50 ms between consecutive acks within [from, to]. */
+function blockedMs(writer: AckedWriter, from: number, to: number): number {
+  let sum = 0;
+  for (let i = 1; i < writer.ackTimes.length; i++) {
+    const a = writer.ackTimes[i - 1];
+    const b = writer.ackTimes[i];
+    if (b < from || a > to) continue;
+    if (b - a > 50) sum += b - a;
+  }
+  return Math.round(sum);
+}
+
+async function rollingRestartRedis() {
+  const lab = await startLab({ cluster: 'rollbench' });
+  const sentinels = await startSentinels(lab.fleet, { downAfterMs: 1000 });
+  writeFileSync(lab.inventory, lab.fleet.inventoryYaml({ sentinelBlock: sentinels.inventoryBlock() }));
+  const connection = await NativeConnection.connect({ address: lab.address });
+  const worker = await createHandoverWorker({
+    connection,
+    taskQueue: lab.taskQueue,
+    workflowBundlePath: lab.bundlePath,
+    activities: createActivities({ inventory: () => loadInventory(lab.inventory) }),
+  });
+  const running = worker.run();
+  const { fleet } = lab;
+  const measure = async (name: string, roll: () => Promise<void>) => {
+    // A fresh writer per roll, so lost writes are counted against what this roll's writer was told.
+    await waitForReplication(fleet, (await fleet.primary())!.id, 60_000);
+    const writer = new AckedWriter(fleet.nodes, fleet.password).start();
+    await sleep(500);
+    const t0 = performance.now();
+    await roll();
+    const t1 = performance.now();
+    await sleep(500);
+    await writer.stop();
+    let primary = await fleet.primary();
+    for (let i = 0; !primary && i < 100; i++) {
+      await sleep(100);
+      primary = await fleet.primary();
+    }
+    await waitForReplication(fleet, primary!.id, 60_000);
+    const lost = (await writer.missingOn(primary!.host, primary!.port)).length;
+    const out = { name, durationMs: Math.round(t1 - t0), writeBlockedMs: blockedMs(writer, t0, t1 + 500), maxGapMs: Math.round(writer.maxGapMs(t0, t1 + 500)), ackedWrites: writer.ackedKeys.length, lostAckedWrites: lost };
+    await writer.close();
+    log(`[bench] ${JSON.stringify(out)}`);
+    return out;
+  };
+  try {
+    const ours = await measure('handover-rolling-restart', async () => {
+      const r = await runRollingRestart({ cluster: fleet.cluster, set: ['hz=21'], wait: true, address: lab.address, taskQueue: lab.taskQueue }, { out: () => undefined, err: log, isTTY: false });
+      if (r.exitCode !== 0) throw new Error(`rolling restart failed: exit ${r.exitCode}`);
+    });
+    const naive = await measure('naive-restart-in-place', async () => {
+      const primary = (await fleet.primary())!;
+      for (const n of [...fleet.nodes.filter((x) => x.id !== primary.id), primary]) {
+        const c = n.client();
+        await c.config('SET', 'hz', '22');
+        await c.call('CONFIG', 'REWRITE');
+        await c.call('SHUTDOWN').catch(() => undefined);
+        c.disconnect();
+        await sleep(100);
+        await n.start();
+        if (n.id !== primary.id) await waitForReplication(fleet, primary.id, 60_000).catch(() => undefined);
+      }
+      // Let Sentinel act (or not) and the fleet settle.
+      await sleep(3000);
+    });
+    return { name: 'rolling-restart-redis', nodes: fleet.nodes.length, persistence: 'off (save "", appendonly no)', sentinelDownAfterMs: 1000, handover: ours, baseline: { ...naive, name: 'naive-restart-in-place-with-sentinel' } };
+  } finally {
+    worker.shutdown();
+    await running;
+    await connection.close();
+    await sentinels.stop();
+    await lab.close();
+  }
+}
+
 async function main() {
   const { name, json, opts } = parseArgs(process.argv.slice(2));
   const runs = Number(opts.runs ?? 10);
@@ -112,8 +197,11 @@ async function main() {
     case 'switchover-redis':
       result = await switchoverRedis(runs, (opts.flavor as 'redis' | 'valkey') ?? 'redis');
       break;
+    case 'rolling-restart-redis':
+      result = await rollingRestartRedis();
+      break;
     default:
-      process.stderr.write('usage: npm run bench -- switchover-redis [--json] [--runs N] [--flavor redis|valkey]\n');
+      process.stderr.write('usage: npm run bench -- switchover-redis|rolling-restart-redis [--json] [--runs N] [--flavor redis|valkey]\n');
       process.exit(2);
   }
   if (!json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');

@@ -35,6 +35,7 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .requiredOption('--cluster <name>', 'cluster from the inventory')
       .option('--set <key=value...>', 'config values every node must run with (repeatable)', [])
       .option('--version <v>', 'version every node must run (e.g. 7.0, "valkey 9.1")')
+      .option('--include-sentinels', 'sentinel topology: restart every Sentinel too, one at a time', false)
       .option('--wait', 'follow the run and exit non-zero if it fails', false)
       .addOption(new Option('--dry-run', 'probe only; print what is stale and the first action').default(false)),
   ).action(async (opts) => {

@@ -96,3 +96,46 @@ export function nextRollingAction(nodes: SpecProbe[], desired: DesiredSpec, opts
   }
   return { kind: 'done' };
 }
+
+/** What one probe of one Sentinel saw. */
+export interface SentinelProbe {
+  id: string;
+  reachable: boolean;
+  version?: string;
+  runId?: string;
+  /** When the process started (ms since epoch, from its uptime; second resolution). */
+  startedAtMs?: number;
+  /** It knows the master, the expected number of replicas and of other Sentinels. */
+  healthy?: boolean;
+  detail?: string;
+}
+
+export type SentinelAction = { kind: 'restart'; id: string; runId: string; reason: string } | { kind: 'done' } | { kind: 'refuse'; reason: string };
+
+/**
+ * Sentinels one at a time, keeping quorum: a Sentinel is stale when it runs another version than wanted, or
+ * (with includeSentinels) when it was started before the roll began. One is restarted only while every
+ * other Sentinel is healthy, so the others keep a majority throughout.
+ */
+export function nextSentinelRestart(
+  sentinels: SentinelProbe[],
+  o: { version?: string; includeSentinels: boolean; rollStartedAtMs: number },
+): SentinelAction {
+  const stale = sentinels
+    .map((s) => ({
+      s,
+      why:
+        o.version && !versionMatches(s.version, o.version)
+          ? `runs ${s.version}, wanted ${o.version}`
+          : o.includeSentinels && (s.startedAtMs ?? 0) < o.rollStartedAtMs - 2000
+            ? 'started before this roll'
+            : undefined,
+    }))
+    .filter((x) => x.why);
+  if (!stale.length) return { kind: 'done' };
+  const target = stale[0];
+  const unhealthy = sentinels.filter((s) => s.id !== target.s.id && !(s.reachable && s.healthy));
+  if (unhealthy.length)
+    return { kind: 'refuse', reason: `not restarting ${target.s.id}: ${unhealthy.map((s) => `${s.id} ${s.reachable ? s.detail ?? 'unhealthy' : 'unreachable'}`).join(', ')}; restarting it now could lose the quorum` };
+  return { kind: 'restart', id: target.s.id, runId: target.s.runId ?? '', reason: target.why! };
+}

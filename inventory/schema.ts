@@ -61,12 +61,17 @@ export const ControllerSchema = z.discriminatedUnion('type', [
       binary: z.string().min(1).default('redis-server'),
       binaries: z.record(z.string(), z.string()).default({}),
       autoRestart: z.boolean().default(false),
+      /** Sentinel topology: each Sentinel's config file ({node} is the Sentinel's id) and its binary. */
+      sentinelConfigFile: z.string().min(1).optional(),
+      sentinelBinary: z.string().min(1).default('redis-sentinel'),
     })
     .strict(),
   z
     .object({
       type: z.literal('command'),
       restart: z.string().min(1),
+      /** Sentinel topology: how to restart one Sentinel ({node} is the Sentinel's id). */
+      restartSentinel: z.string().min(1).optional(),
       /** The service manager restarts a crashed node by itself (systemd Restart=, Kubernetes). */
       autoRestart: z.boolean().default(true),
     })

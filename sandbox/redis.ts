@@ -194,6 +194,7 @@ export async function startRedisFleet(opts: FleetOptions = {}): Promise<RedisFle
       }
       if (extra.sentinelBlock) out.push(extra.sentinelBlock.trimEnd());
       out.push('    controller:', '      type: local', `      configFile: ${path.join(baseDir, '{node}', 'redis.conf')}`, `      binary: ${binary}`);
+      if (extra.sentinelBlock) out.push(`      sentinelConfigFile: ${path.join(baseDir, '{node}', 'sentinel.conf')}`);
       if (extra.binaries && Object.keys(extra.binaries).length) {
         out.push('      binaries:');
         for (const [v, b] of Object.entries(extra.binaries)) out.push(`        "${v}": ${b}`);

@@ -9,7 +9,7 @@
 import { ApplicationFailure, executeChild } from '@temporalio/workflow';
 import { ErrorType } from '../core/errors';
 import { SA_CLUSTER, SA_RUNBOOK, operationWorkflowId } from '../core/ids';
-import { nextRollingAction, whyStale, type DesiredSpec } from '../core/rolling';
+import { nextRollingAction, nextSentinelRestart, whyStale, type DesiredSpec } from '../core/rolling';
 import { nextClusterRollingAction } from '../core/rolling-cluster';
 import { mutate, probe, wait } from './profiles';
 import { Runbook } from './runbook';
@@ -21,6 +21,8 @@ export interface RollingRestartInput {
   set?: Record<string, string>;
   /** Version every node must run (the controller maps it to a binary or a template). */
   version?: string;
+  /** Sentinel topology: restart every Sentinel too (one at a time, keeping quorum), not only on a version change. */
+  includeSentinels?: boolean;
   /** Probe and report what is stale and the first action; change nothing. */
   dryRun?: boolean;
   requestedBy?: string;
@@ -36,6 +38,8 @@ export interface RollingRestartReport {
   /** Restarts in the order they happened, with the node's role at that moment and the primary it follows. */
   restarts: { node: string; role: 'replica'; primary: string; reason: string }[];
   handovers: { from: string; to: string; writePauseMs: number; workflowId: string }[];
+  /** Sentinels restarted, in order (sentinel topology). */
+  sentinelRestarts: string[];
   primary: string;
   steps: { step: string; ms: number }[];
   audit: string[];
@@ -53,6 +57,9 @@ export async function redisRollingRestart(input: RollingRestartInput): Promise<R
   let primary = '';
   let verifyTimeoutMs = 30_000;
   let topologyIsCluster = false;
+  let topologyIsSentinel = false;
+  const rollStartedAtMs = Date.now();
+  const sentinelRestarts: string[] = [];
 
   // Each round changes one node; a cluster of N nodes needs at most N restarts and one handover.
   for (let round = 1; ; round++) {
@@ -70,6 +77,7 @@ export async function redisRollingRestart(input: RollingRestartInput): Promise<R
     verifyTimeoutMs = probed.policy.verifyTimeoutMs;
     const isCluster = probed.topology === 'cluster';
     topologyIsCluster = isCluster;
+    topologyIsSentinel = probed.topology === 'sentinel';
     const decide = isCluster ? nextClusterRollingAction : nextRollingAction;
     const action = decide(probed.nodes, desired, { policy: probed.policy, autoRestart: probed.autoRestart });
     primary = probed.nodes.find((n) => n.role === 'primary')?.node ?? primary;
@@ -86,7 +94,7 @@ export async function redisRollingRestart(input: RollingRestartInput): Promise<R
     if (input.dryRun) {
       rb.audit('plan', `stale: ${staleAtStart.map((s) => `${s.node} (${s.reason})`).join('; ') || 'none'}; first action: ${action.kind} ${action.kind === 'restart' ? action.node : `${action.from} -> ${action.to}`}`);
       rb.setPhase('planned');
-      return { runbook: 'rolling-restart', cluster, dryRun: true, desired, staleAtStart, restarts, handovers, primary, steps: rb.timings(), audit: rb.progress.audit };
+      return { runbook: 'rolling-restart', cluster, dryRun: true, desired, staleAtStart, restarts, handovers, sentinelRestarts, primary, steps: rb.timings(), audit: rb.progress.audit };
     }
 
     if (action.kind === 'restart') {
@@ -130,6 +138,24 @@ export async function redisRollingRestart(input: RollingRestartInput): Promise<R
     }
   }
 
+  // Sentinel topology: the Sentinels, one at a time, each healthy again before the next (quorum kept).
+  if (topologyIsSentinel) {
+    for (let round = 1; ; round++) {
+      const { sentinels } = await rb.step(`probe sentinels #${round}`, `probe the Sentinels of ${cluster}`, () =>
+        probe.probeRedisSentinels.executeWithOptions({ summary: `probe the Sentinels of ${cluster}` }, [{ cluster }]),
+        (r) => `saw ${r.sentinels.map((x) => `${x.id}=${x.reachable ? (x.healthy ? 'healthy' : 'unhealthy') : 'down'}`).join(' ')}`,
+      );
+      if (round > sentinels.length + 1) throw ApplicationFailure.create({ message: `Sentinel restarts of ${cluster} are not converging; stopped`, type: ErrorType.VerificationFailed, nonRetryable: true });
+      const next = nextSentinelRestart(sentinels, { version: desired.version, includeSentinels: !!input.includeSentinels, rollStartedAtMs });
+      if (next.kind === 'done') break;
+      if (next.kind === 'refuse') throw ApplicationFailure.create({ message: `stopped safely: ${next.reason}`, type: ErrorType.PreconditionFailed, nonRetryable: true });
+      await rb.step(`restart ${next.id}`, `restart Sentinel ${next.id} (${next.reason})`, () =>
+        wait.ensureRedisSentinelRestarted.executeWithOptions({ summary: `restart Sentinel ${next.id}` }, [{ cluster, id: next.id, sinceRunId: next.runId, timeoutMs: 60_000 }]),
+      );
+      sentinelRestarts.push(next.id);
+    }
+  }
+
   // Redis Cluster: the last probe found every node current, reachable, cluster_state ok and every shard with
   // an in-sync replica (the decision's guards run before it says done). Replication: verify one primary.
   if (!topologyIsCluster) {
@@ -139,5 +165,5 @@ export async function redisRollingRestart(input: RollingRestartInput): Promise<R
     primary = verify.primary;
   }
   rb.setPhase('done');
-  return { runbook: 'rolling-restart', cluster, dryRun: false, desired, staleAtStart, restarts, handovers, primary, steps: rb.timings(), audit: rb.progress.audit };
+  return { runbook: 'rolling-restart', cluster, dryRun: false, desired, staleAtStart, restarts, handovers, sentinelRestarts, primary, steps: rb.timings(), audit: rb.progress.audit };
 }

@@ -11,6 +11,7 @@ export const RollingRestartOptions = CommonOptions.extend({
   cluster: z.string().min(1),
   set: z.array(z.string()).default([]),
   version: z.string().min(1).optional(),
+  includeSentinels: z.boolean().default(false),
   wait: z.boolean().default(false),
   dryRun: z.boolean().default(false),
   requestedBy: z.string().optional(),
@@ -37,7 +38,7 @@ export async function runRollingRestart(raw: RollingRestartOptions, io: IO): Pro
     io.err((e as Error).message);
     return { exitCode: EXIT.refused, workflowId: '' };
   }
-  const input: RollingRestartInput = { cluster: o.cluster, set, version: o.version, dryRun: o.dryRun, requestedBy: o.requestedBy ?? process.env.USER };
+  const input: RollingRestartInput = { cluster: o.cluster, set, version: o.version, includeSentinels: o.includeSentinels, dryRun: o.dryRun, requestedBy: o.requestedBy ?? process.env.USER };
   const what = [...Object.entries(set).map(([k, v]) => `${k}=${v}`), ...(o.version ? [`version ${o.version}`] : [])].join(', ') || 'restart stale nodes';
   return startRunbook<RollingRestartReport>(o, io, {
     runbook: 'rolling-restart',
@@ -57,7 +58,8 @@ export function formatRollingReport(r: RollingRestartReport): string {
     r.dryRun ? `plan for ${r.cluster} (dry run, nothing changed):` : `rolled ${r.cluster}: primary is ${r.primary}`,
     ...r.staleAtStart.map((s) => `  stale ${s.node}: ${s.reason}`),
     ...r.restarts.map((x, i) => `  ${i + 1}. restarted ${x.node} (${x.role})`),
-    ...r.handovers.map((h) => `  handed over ${h.from} -> ${h.to} (write pause ${h.writePauseMs} ms, ${h.workflowId})`),
+    ...r.handovers.map((h) => `  handed over ${h.from} -> ${h.to} (write pause ${h.writePauseMs} ms${h.workflowId ? `, ${h.workflowId}` : ''})`),
+    ...r.sentinelRestarts.map((s) => `  restarted Sentinel ${s}`),
   ];
   if (r.dryRun) lines.push(...r.audit.filter((a) => a.startsWith('plan:')).map((a) => `  ${a}`));
   return lines.join('\n');

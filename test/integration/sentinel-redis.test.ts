@@ -3,6 +3,7 @@
  * FAILOVER with writes paused on the old primary until the candidate has caught up, so nothing acknowledged is
  * lost and Sentinel is never raced; the rolling restart hands over the same way.
  */
+import Redis from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runRollingRestart } from '../../client/commands/rolling-restart';
 import { runSwitchover } from '../../client/commands/switchover';
@@ -75,5 +76,32 @@ describe('sentinel topology', () => {
     expect(await sentinels.agreedMaster()).toBe(`127.0.0.1:${primary.port}`);
     await waitForReplication(fleet, primary.id);
     expect(await writer.missingOn(primary.host, primary.port)).toEqual([]);
+  });
+
+  it('restarts every Sentinel one at a time with --include-sentinels, quorum kept', async () => {
+    const runIds = async () => {
+      const out: Record<string, string> = {};
+      for (const x of sentinels.sentinels) {
+        const c = new Redis({ host: x.host, port: x.port, lazyConnect: true, retryStrategy: () => null });
+        await c.connect();
+        out[x.id] = /run_id:(\w+)/.exec(await c.info('server'))![1];
+        c.disconnect();
+      }
+      return out;
+    };
+    const before = await runIds();
+    const io = captureIO();
+    const r = await runRollingRestart({ cluster: 'snt', set: ['hz=23'], includeSentinels: true, wait: true, inventory, address: tw.address, taskQueue: tw.taskQueue }, io);
+    expect(r.exitCode, io.text()).toBe(0);
+    expect(r.report!.restarts).toEqual([]); // data nodes are already on hz=23
+    expect(r.report!.sentinelRestarts).toEqual(sentinels.sentinels.map((x) => x.id));
+    const after = await runIds();
+    for (const x of sentinels.sentinels) expect(after[x.id]).not.toBe(before[x.id]);
+    const primary = (await fleet.primary())!;
+    expect(await sentinels.agreedMaster()).toBe(`127.0.0.1:${primary.port}`);
+    const c = new Redis({ host: sentinels.sentinels[0].host, port: sentinels.sentinels[0].port, lazyConnect: true, retryStrategy: () => null });
+    await c.connect();
+    expect(String(await c.call('SENTINEL', 'CKQUORUM', 'snt'))).toMatch(/^OK/);
+    c.disconnect();
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nextRollingAction, versionMatches, whyStale, type SpecProbe } from '../../core/rolling';
+import { nextRollingAction, nextSentinelRestart, versionMatches, whyStale, type SentinelProbe, type SpecProbe } from '../../core/rolling';
 import { nextClusterRollingAction } from '../../core/rolling-cluster';
 
 const opts = { policy: { maxLagBytes: 100 }, autoRestart: false };
@@ -65,5 +65,20 @@ describe('nextClusterRollingAction', () => {
   it('refuses when the cluster is not ok or a shard has no in-sync replica', () => {
     expect(nextClusterRollingAction(shard('p1', 'r1', '0-16383', { r: { clusterOk: false } }), want, opts)).toMatchObject({ kind: 'refuse', code: 'ClusterNotOk' });
     expect(nextClusterRollingAction(shard('p1', 'r1', '0-16383', { r: { linkUp: false } }), want, opts)).toMatchObject({ kind: 'refuse', code: 'NoHealthyReplica' });
+  });
+});
+
+describe('nextSentinelRestart', () => {
+  const s = (id: string, over: Partial<SentinelProbe> = {}): SentinelProbe => ({ id, reachable: true, version: 'redis 7.0.15', runId: `r-${id}`, startedAtMs: 1_000, healthy: true, ...over });
+  it('restarts stale sentinels one at a time and only while every other one is healthy', () => {
+    const o = { includeSentinels: true, rollStartedAtMs: 100_000 };
+    expect(nextSentinelRestart([s('a'), s('b'), s('c')], o)).toMatchObject({ kind: 'restart', id: 'a', runId: 'r-a', reason: 'started before this roll' });
+    expect(nextSentinelRestart([s('a', { startedAtMs: 101_000 }), s('b'), s('c')], o)).toMatchObject({ kind: 'restart', id: 'b' });
+    expect(nextSentinelRestart([s('a', { startedAtMs: 101_000 }), s('b'), s('c', { healthy: false, detail: 'sees 1 replicas' })], o)).toMatchObject({ kind: 'refuse', reason: expect.stringMatching(/not restarting b: c sees 1 replicas/) });
+    expect(nextSentinelRestart([s('a', { startedAtMs: 101_000 }), s('b', { startedAtMs: 101_000 })], o)).toEqual({ kind: 'done' });
+  });
+  it('without --include-sentinels only a version change makes a sentinel stale', () => {
+    expect(nextSentinelRestart([s('a'), s('b')], { includeSentinels: false, rollStartedAtMs: 100_000 })).toEqual({ kind: 'done' });
+    expect(nextSentinelRestart([s('a'), s('b')], { includeSentinels: false, rollStartedAtMs: 100_000, version: '7.2' })).toMatchObject({ kind: 'restart', id: 'a', reason: 'runs redis 7.0.15, wanted 7.2' });
   });
 });
