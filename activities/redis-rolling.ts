@@ -53,6 +53,8 @@ export interface NodeReadyInput {
   node: string;
   primary: string;
   timeoutMs: number;
+  /** Also within this many bytes of the primary's current offset (in sync, not merely past the goal). */
+  maxLagBytes?: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -238,7 +240,11 @@ export function createRedisRollingActivities(deps: RedisActivityDeps) {
         ctx.heartbeat({ goal, startedAt });
         const r = await probeSpec(c, input.node, []);
         last = !r.reachable ? 'unreachable' : r.role !== 'replica' ? `role ${r.role}` : r.primaryNode !== input.primary ? `replica of ${r.primaryNode ?? r.primaryAddress}` : !r.linkUp ? 'link down or loading' : `offset ${r.offset} < ${goal}`;
+        // The primary's offset now: a replica that just finished a full sync may still be draining the
+        // backlog that piled up meanwhile; it is ready once it is within the lag limit again.
+        const lagNow = input.maxLagBytes === undefined ? 0 : Math.max(0, ((await probeSpec(c, input.primary, [])).offset ?? 0) - (r.offset ?? 0));
         if (r.clusterOk === false) last = 'cluster_state not ok';
+        else if (lagNow > (input.maxLagBytes ?? Infinity)) last = `${lagNow} bytes behind ${input.primary} (limit ${input.maxLagBytes})`;
         else if (r.reachable && r.role === 'replica' && r.primaryNode === input.primary && r.linkUp && goal !== undefined && (r.offset ?? 0) >= goal) {
           const waitedMs = Date.now() - startedAt;
           return { waitedMs, audit: `saw ${input.node} replica of ${input.primary}, linked, at ${r.offset} >= ${goal} after ${waitedMs} ms` };

@@ -6,7 +6,7 @@
  * Stateless: before every action the cluster is re-probed and `nextRollingAction` says what is stale and what
  * comes next, so a re-run after a crash or a partial roll continues with the stale nodes only.
  */
-import { ApplicationFailure, executeChild } from '@temporalio/workflow';
+import { ApplicationFailure, executeChild, sleep } from '@temporalio/workflow';
 import { ErrorType } from '../core/errors';
 import { SA_CLUSTER, SA_RUNBOOK, operationWorkflowId } from '../core/ids';
 import { nextRollingAction, nextSentinelRestart, whyStale, type DesiredSpec } from '../core/rolling';
@@ -14,6 +14,9 @@ import { nextClusterRollingAction } from '../core/rolling-cluster';
 import { mutate, probe, wait } from './profiles';
 import { Runbook } from './runbook';
 import type { SwitchoverReport } from './switchover-redis';
+
+/** Refusals that a replica catching up after its restart can clear by itself. */
+const TRANSIENT = new Set(['NoHealthyReplica', 'LastInSyncReplica', 'NoEligibleCandidate', 'ClusterNotOk']);
 
 export interface RollingRestartInput {
   cluster: string;
@@ -59,6 +62,7 @@ export async function redisRollingRestart(input: RollingRestartInput): Promise<R
   let topologyIsCluster = false;
   let topologyIsSentinel = false;
   const rollStartedAtMs = Date.now();
+  let waitedMs = 0;
   const sentinelRestarts: string[] = [];
 
   // Each round changes one node; a cluster of N nodes needs at most N restarts and one handover.
@@ -67,8 +71,8 @@ export async function redisRollingRestart(input: RollingRestartInput): Promise<R
       probe.probeRedisSpecs.executeWithOptions({ summary: `probe ${cluster}: which nodes are stale` }, [{ cluster, keys }]),
       (p) => `saw ${p.nodes.map((n) => `${n.node}=${n.reachable ? n.role : 'down'}${whyStale(n, desired) ? '(stale)' : ''}`).join(' ')}`,
     );
-    if (round > 2 * probed.nodes.length + 2)
-      throw ApplicationFailure.create({ message: `rolling restart of ${cluster} is not converging after ${round - 1} rounds; stopped`, type: ErrorType.VerificationFailed, nonRetryable: true });
+    if (restarts.length + handovers.length > 2 * probed.nodes.length + 2)
+      throw ApplicationFailure.create({ message: `rolling restart of ${cluster} is not converging after ${restarts.length + handovers.length} actions; stopped`, type: ErrorType.VerificationFailed, nonRetryable: true });
     if (round === 1) {
       staleAtStart = probed.nodes.filter((n) => whyStale(n, desired)).map((n) => ({ node: n.node, reason: whyStale(n, desired)! }));
       if (!probed.hasController && !input.dryRun)
@@ -81,6 +85,15 @@ export async function redisRollingRestart(input: RollingRestartInput): Promise<R
     const decide = isCluster ? nextClusterRollingAction : nextRollingAction;
     const action = decide(probed.nodes, desired, { policy: probed.policy, autoRestart: probed.autoRestart });
     primary = probed.nodes.find((n) => n.role === 'primary')?.node ?? primary;
+    // Mid-roll, a replica that was just restarted may still be catching up: wait for it (bounded) rather
+    // than stop. Other refusals, and any refusal before the first action, stop the run.
+    if (action.kind === 'refuse' && round > 1 && TRANSIENT.has(action.code) && waitedMs < probed.policy.restartTimeoutMs) {
+      rb.audit('wait', `${action.reason}; waiting 1 s and probing again`);
+      await sleep(1000);
+      waitedMs += 1000;
+      continue;
+    }
+    waitedMs = 0;
     if (action.kind === 'refuse') {
       rb.skipRemaining('stopped');
       throw ApplicationFailure.create({
@@ -108,7 +121,7 @@ export async function redisRollingRestart(input: RollingRestartInput): Promise<R
         ]),
       );
       await rb.step(`ready ${node}`, `wait for ${node} to be linked and caught up`, () =>
-        wait.waitForRedisNodeReady.executeWithOptions({ summary: `wait for ${node} to be linked and caught up` }, [{ cluster, node, primary: action.primary, timeoutMs: probed.policy.restartTimeoutMs }]),
+        wait.waitForRedisNodeReady.executeWithOptions({ summary: `wait for ${node} to be linked and caught up` }, [{ cluster, node, primary: action.primary, timeoutMs: probed.policy.restartTimeoutMs, maxLagBytes: probed.policy.maxLagBytes }]),
       );
       restarts.push({ node, role: 'replica', primary: action.primary, reason: action.reason });
     } else if (isCluster) {
