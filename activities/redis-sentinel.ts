@@ -18,14 +18,15 @@ export interface PinInput {
   candidate: string;
 }
 export interface PinResult {
-  /** replica-priority of every other replica before pinning, to restore afterwards. */
-  priorities: Record<string, string>;
+  pinned: string[];
   audit: string;
 }
 export interface UnpinInput {
   cluster: string;
-  priorities: Record<string, string>;
 }
+
+/** Sentinel's replica-priority for each inventory promotion rule (lower wins; 0 is never). */
+export const REPLICA_PRIORITY = { prefer: 10, neutral: 100, never: 0 } as const;
 export interface SentinelHandoverInput {
   cluster: string;
   from: string;
@@ -140,32 +141,32 @@ export function createRedisSentinelActivities(deps: RedisActivityDeps) {
 
     /**
      * Pin Sentinel's choice to the candidate: every other replica gets replica-priority 0 (never promoted) for
-     * the duration of the handover. Returns the previous values; a no-op for replicas already at 0.
+     * the duration of the handover. Idempotent: setting 0 twice is the same as once.
      */
     ensureRedisPromotionPinned: activity(async (input: PinInput): Promise<PinResult> => {
       const c = spec(input.cluster);
-      const priorities: Record<string, string> = {};
-      for (const n of c.nodes) {
-        if (n.id === input.candidate) continue;
-        await withNode(c, n.id, async (cl) => {
-          const [, have] = (await cl.config('GET', 'replica-priority')) as string[];
-          priorities[n.id] = have;
-          if (have !== '0') await cl.config('SET', 'replica-priority', '0');
-        });
-      }
-      return { priorities, audit: `set replica-priority 0 on ${Object.keys(priorities).join(', ')} so Sentinel can only choose ${input.candidate} (were ${JSON.stringify(priorities)})` };
+      const pinned = c.nodes.filter((n) => n.id !== input.candidate).map((n) => n.id);
+      for (const node of pinned) await withNode(c, node, (cl) => cl.config('SET', 'replica-priority', '0'));
+      return { pinned, audit: `set replica-priority 0 on ${pinned.join(', ') || 'no node'} so Sentinel can only choose ${input.candidate}` };
     }),
 
-    /** Restore the replica-priority values recorded by ensureRedisPromotionPinned. Idempotent. */
+    /**
+     * Unpin: every node's replica-priority back to what its inventory `promotion` says (prefer 10, neutral
+     * 100, never 0), persisted with CONFIG REWRITE. Derived from the inventory rather than remembered, so a
+     * retry after a crash restores the same values.
+     */
     ensureRedisPromotionUnpinned: activity(async (input: UnpinInput): Promise<{ audit: string }> => {
       const c = spec(input.cluster);
-      for (const [node, value] of Object.entries(input.priorities)) {
-        await withNode(c, node, async (cl) => {
+      const set: string[] = [];
+      for (const n of c.nodes) {
+        const value = String(REPLICA_PRIORITY[n.promotion]);
+        await withNode(c, n.id, async (cl) => {
           await cl.config('SET', 'replica-priority', value);
           await persistRole(cl);
         });
+        set.push(`${n.id}=${value}`);
       }
-      return { audit: `restored replica-priority on ${Object.entries(input.priorities).map(([n, v]) => `${n}=${v}`).join(', ') || 'no node'}` };
+      return { audit: `set replica-priority from the inventory's promotion rules: ${set.join(', ')}` };
     }),
 
     /**

@@ -89,7 +89,7 @@ export async function redisSwitchover(input: RedisSwitchoverInput): Promise<Swit
     { name: 'handover', summary: `hand ${primary} -> ${candidate} over (${method}; writes paused at most ${probed.policy.pauseTimeoutMs} ms)` },
     ...(viaSentinel ? [] : others.map((f) => ({ name: `repoint ${f}`, summary: `make ${f} a replica of ${candidate}` }))),
     { name: `repoint ${primary}`, summary: `ensure ${primary} is a replica of ${candidate}` },
-    ...(viaSentinel ? [{ name: 'unpin', summary: `restore replica-priority on ${others.join(', ') || 'no node'}` }] : []),
+    ...(viaSentinel ? [{ name: 'unpin', summary: 'set replica-priority back from the inventory promotion rules' }] : []),
     { name: 'verify', summary: `verify one primary (${candidate}), replicas linked and converging` },
   ];
   if (viaSentinel) plan.splice(2, 0, { name: 'pin', summary: `let Sentinel choose only ${candidate} (replica-priority 0 elsewhere)` });
@@ -131,10 +131,7 @@ export async function redisSwitchover(input: RedisSwitchoverInput): Promise<Swit
     pins = await rb.step('pin', step('pin'), () => mutate.ensureRedisPromotionPinned.executeWithOptions({ summary: step('pin') }, [{ cluster, candidate }]));
   }
   const unpin = async () => {
-    if (pins) {
-      const priorities = pins.priorities;
-      await rb.step('unpin', step('unpin'), () => mutate.ensureRedisPromotionUnpinned.executeWithOptions({ summary: step('unpin') }, [{ cluster, priorities }]));
-    }
+    if (pins) await rb.step('unpin', step('unpin'), () => mutate.ensureRedisPromotionUnpinned.executeWithOptions({ summary: step('unpin') }, [{ cluster }]));
   };
   const handOver = () =>
     viaSentinel

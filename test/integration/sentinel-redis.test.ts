@@ -43,7 +43,9 @@ describe('sentinel topology', () => {
   }
 
   it('switches over through Sentinel under writes, losing nothing, and restores replica priorities', async () => {
+    // Default replica-priority (100) is what the inventory's default promotion rule (neutral) maps to.
     const prioritiesBefore = await priorities();
+    expect(prioritiesBefore).toEqual({ 'snt-1': '100', 'snt-2': '100', 'snt-3': '100' });
     const writer = new AckedWriter(fleet.nodes, fleet.password).start();
     await sleep(300);
     const io = captureIO();
