@@ -311,7 +311,8 @@ export function createRedisActivities(deps: RedisActivityDeps) {
       const [from, to] = await Promise.all([probeOne(c, input.from), probeOne(c, input.to)]);
       const done = (f: RedisNodeProbe, t: RedisNodeProbe) => t.role === 'primary' && f.role === 'replica' && f.primaryNode === input.to;
       if (done(from, to)) {
-        await withNode(c, input.from, (cl) => cl.call('CLIENT', 'UNPAUSE')).catch(() => undefined);
+        // (A pause left by an attempt that died after promoting lapses by itself within pauseTimeoutMs, and
+        // `from` is a replica now: it answers writes READONLY either way. Nothing to send.)
         return { alreadyHeld: true, method: input.method, handoverMs: 0, audit: `saw ${input.to} already primary with ${input.from} its replica; changed nothing` };
       }
       if (input.method === 'failover') return failoverMethod(c, input, from, to, done);
