@@ -149,11 +149,22 @@ export const ROLLING_RESTART_REDIS: Scenario = {
 
 export const SCENARIOS: Record<string, Scenario> = { [SWITCHOVER_REDIS.name]: SWITCHOVER_REDIS, [ROLLING_RESTART_REDIS.name]: ROLLING_RESTART_REDIS };
 
-export async function runChaosPoint(lab: Lab, scenario: Scenario, point: string, i: number, log: (m: string) => void): Promise<PointResult> {
+/**
+ * One kill point. With `workers: 2`, two workers run armed with the same failpoint and a once-token: the
+ * first to reach it dies, and the other must take the run over without any restart.
+ */
+export async function runChaosPoint(lab: Lab, scenario: Scenario, point: string, i: number, log: (m: string) => void, workers = 1): Promise<PointResult> {
   const t0 = Date.now();
   const { fleet } = lab;
   const before = await scenario.before?.(lab);
-  const worker = spawnWorker(lab, point, log);
+  const token = workers > 1 ? path.join(fleet.baseDir, `failpoint-${i}-${Date.now()}`) : undefined;
+  const armed = Array.from({ length: workers }, () => spawnWorker(lab, point, log, token));
+  const worker = {
+    exited: Promise.race(armed.map((w) => w.exited)),
+    stop: async () => {
+      for (const w of armed) await w.stop();
+    },
+  };
   const writer = new AckedWriter(fleet.nodes, fleet.password).start();
   const sampler = new SplitBrainSampler(fleet).start();
   let restarted: ReturnType<typeof spawnWorker> | undefined;
@@ -173,7 +184,7 @@ export async function runChaosPoint(lab: Lab, scenario: Scenario, point: string,
     ]);
     result.killed = outcome === 'killed';
     if (!result.killed) problem(outcome);
-    restarted = spawnWorker(lab, undefined, log);
+    if (workers === 1) restarted = spawnWorker(lab, undefined, log);
     await Promise.race([handle.result(), sleep(180_000).then(() => Promise.reject(new Error('run did not finish within 180 s after the restart')))]);
     result.completed = true;
   } catch (e) {
@@ -206,10 +217,10 @@ export async function runChaosPoint(lab: Lab, scenario: Scenario, point: string,
   return result;
 }
 
-export async function runChaos(lab: Lab, scenario: Scenario, points: string[], log: (m: string) => void): Promise<ChaosSummary> {
+export async function runChaos(lab: Lab, scenario: Scenario, points: string[], log: (m: string) => void, workers = 1): Promise<ChaosSummary> {
   const results: PointResult[] = [];
   for (const [i, p] of points.entries()) {
-    const r = await runChaosPoint(lab, scenario, p, i, log);
+    const r = await runChaosPoint(lab, scenario, p, i, log, workers);
     log(`[chaos] ${scenario.name} ${p}: killed=${r.killed} completed=${r.completed} lost=${r.lostAckedWrites} split=${r.multiplePrimaries} blocked=${r.writeBlockedMs}ms ${r.ms}ms${r.error ? ` error=${r.error}` : ''}`);
     results.push(r);
   }
@@ -227,7 +238,7 @@ async function main() {
   const { name, json, opts } = parseArgs(process.argv.slice(2));
   const names = name === 'all' ? Object.keys(SCENARIOS) : name && SCENARIOS[name] ? [name] : [];
   if (names.length === 0) {
-    process.stderr.write(`usage: npm run chaos -- ${Object.keys(SCENARIOS).join('|')}|all [--json] [--points p1,p2] [--flavor redis|valkey]\n`);
+    process.stderr.write(`usage: npm run chaos -- ${Object.keys(SCENARIOS).join('|')}|all [--json] [--points p1,p2] [--workers 1|2] [--flavor redis|valkey]\n`);
     process.exit(2);
   }
   const log = (m: string) => process.stderr.write(m + '\n');
@@ -236,7 +247,7 @@ async function main() {
     const scenario = SCENARIOS[n];
     const lab = await startLab({ cluster: `chaos-${n.split('-')[0]}`, flavor: (opts.flavor as 'redis' | 'valkey') ?? 'redis' });
     try {
-      summaries.push(await runChaos(lab, scenario, opts.points ? opts.points.split(',') : scenario.points, log));
+      summaries.push(await runChaos(lab, scenario, opts.points ? opts.points.split(',') : scenario.points, log, Number(opts.workers ?? 1)));
     } finally {
       await lab.close();
     }

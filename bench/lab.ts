@@ -61,7 +61,7 @@ export interface WorkerProcess {
 }
 
 /** The real worker (worker/main.ts) as a separate process, optionally with a failpoint armed. */
-export function spawnWorker(lab: Lab, failpoint?: string, log?: (m: string) => void): WorkerProcess {
+export function spawnWorker(lab: Lab, failpoint?: string, log?: (m: string) => void, onceToken?: string): WorkerProcess {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     HANDOVER_TEMPORAL_ADDRESS: lab.address,
@@ -71,6 +71,8 @@ export function spawnWorker(lab: Lab, failpoint?: string, log?: (m: string) => v
   };
   delete env.HANDOVER_FAILPOINT;
   if (failpoint) env.HANDOVER_FAILPOINT = failpoint;
+  delete env.HANDOVER_FAILPOINT_ONCE;
+  if (onceToken) env.HANDOVER_FAILPOINT_ONCE = onceToken;
   // One process (node with the tsx loader), so the failpoint's SIGKILL is the exit signal the harness sees.
   const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'worker', 'main.ts')], { env, cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   proc.stderr!.on('data', (b: Buffer) => {

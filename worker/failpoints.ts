@@ -8,6 +8,7 @@
  *   HANDOVER_FAILPOINT=inside:waitForRedisCatchUp.loop  kill at a named point inside an activity
  */
 import type { ActivityInboundCallsInterceptor, ActivityExecuteInput, Next } from '@temporalio/worker';
+import { closeSync, openSync } from 'node:fs';
 import { Context } from '@temporalio/activity';
 
 export interface Failpoints {
@@ -25,14 +26,28 @@ export function parseFailpoint(spec: string | undefined): { when: 'before' | 'af
   return { when: m[1] as 'before' | 'after' | 'inside', name: m[2], nth: m[3] ? Number(m[3]) : 1 };
 }
 
-export function createFailpoints(spec: string | undefined, kill: () => void = () => process.kill(process.pid, 'SIGKILL')): Failpoints {
+export function createFailpoints(
+  spec: string | undefined,
+  kill: () => void = () => process.kill(process.pid, 'SIGKILL'),
+  /** With several workers armed, a file that only the first to reach the point may create (then it dies). */
+  onceToken: string | undefined = process.env.HANDOVER_FAILPOINT_ONCE,
+): Failpoints {
   const fp = parseFailpoint(spec);
   if (!fp) return { hit: () => undefined };
   let count = 0;
+  const claim = () => {
+    if (!onceToken) return true;
+    try {
+      closeSync(openSync(onceToken, 'wx'));
+      return true;
+    } catch {
+      return false;
+    }
+  };
   const fire = (when: string, name: string) => {
     if (when !== fp.when || name !== fp.name) return;
     count++;
-    if (count === fp.nth) {
+    if (count === fp.nth && claim()) {
       process.stderr.write(`[failpoint] ${spec}: SIGKILL\n`);
       kill();
     }

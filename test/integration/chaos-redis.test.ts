@@ -28,4 +28,11 @@ describe('switchover survives SIGKILL of the worker', () => {
     const paused = s.points.find((p) => p.point === 'inside:ensureRedisHandedOver.paused')!;
     expect(paused.writeBlockedMs).toBeLessThan(8_000);
   }, 300_000);
+
+  it('with two workers, the survivor takes the run over without any restart', async () => {
+    const points = ['inside:ensureRedisHandedOver.demoted', 'after:ensureRedisReplicaOf#1'];
+    const lines: string[] = [];
+    const s = await runChaos(lab, SWITCHOVER_REDIS, points, (m) => lines.push(m), 2);
+    for (const p of s.points) expect(p, lines.join('\n')).toMatchObject({ killed: true, completed: true, lostAckedWrites: 0, multiplePrimaries: 0 });
+  }, 300_000);
 });
