@@ -156,6 +156,15 @@ export const SCENARIOS: Record<string, Scenario> = { [SWITCHOVER_REDIS.name]: SW
 export async function runChaosPoint(lab: Lab, scenario: Scenario, point: string, i: number, log: (m: string) => void, workers = 1): Promise<PointResult> {
   const t0 = Date.now();
   const { fleet } = lab;
+  // Each kill point is its own experiment: start from an empty data set so runs stay comparable (a roll
+  // re-syncs every node, which would otherwise take longer with every point).
+  const p0 = await fleet.primary();
+  if (p0) {
+    const c = p0.client();
+    await c.flushall();
+    c.disconnect();
+    await waitForReplication(fleet, p0.id, 30_000).catch(() => undefined);
+  }
   const before = await scenario.before?.(lab);
   const token = workers > 1 ? path.join(fleet.baseDir, `failpoint-${i}-${Date.now()}`) : undefined;
   const armed = Array.from({ length: workers }, () => spawnWorker(lab, point, log, token));
