@@ -7,6 +7,7 @@ import { connectRedis } from './redis-conn';
 import { createInventoryActivities } from './inventory';
 import { createRedisRollingActivities } from './redis-rolling';
 import { createRedisSentinelActivities } from './redis-sentinel';
+import { createRedisFailoverActivities } from './redis-failover';
 
 export interface ActivityDeps extends Partial<Pick<RedisActivityDeps, 'connectRedis' | 'env' | 'failpoint'>> {
   inventory: RedisActivityDeps['inventory'];
@@ -19,6 +20,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createRedisActivities(full),
     ...createRedisRollingActivities(full),
     ...createRedisSentinelActivities(full),
+    ...createRedisFailoverActivities(full),
   };
 }
 

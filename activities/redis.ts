@@ -84,6 +84,8 @@ export interface VerifyInput {
   cluster: string;
   primary: string;
   timeoutMs: number;
+  /** Nodes not to wait for (a dead old primary after a failover). */
+  ignore?: string[];
 }
 export interface VerifyResult {
   primary: string;
@@ -447,7 +449,9 @@ export function createRedisActivities(deps: RedisActivityDeps) {
       let goal = prior?.goal;
       let problems: string[] = [];
       for (;;) {
-        const nodes = await probeAll(c);
+        ctx.heartbeat({ goal, startedAt });
+        // Ignored nodes (a dead or frozen old primary) are not even probed: a frozen one would hang the probe.
+        const nodes = await Promise.all(c.nodes.filter((n) => !input.ignore?.includes(n.id)).map((n) => probeOne(c, n.id)));
         const primaries = nodes.filter((n) => n.role === 'primary');
         const primary = nodes.find((n) => n.node === input.primary);
         problems = [];
@@ -456,7 +460,7 @@ export function createRedisActivities(deps: RedisActivityDeps) {
         if (goal === undefined && primary?.role === 'primary') goal = primary.offset ?? 0;
         ctx.heartbeat({ goal, startedAt });
         for (const n of nodes) {
-          if (n.node === input.primary) continue;
+          if (n.node === input.primary || input.ignore?.includes(n.node)) continue;
           if (!n.reachable) problems.push(`${n.node} unreachable`);
           else if (n.role !== 'replica' || n.primaryNode !== input.primary) problems.push(`${n.node} is ${n.role} of ${n.primaryNode ?? n.primaryAddress ?? '-'}`);
           else if (!n.linkUp) problems.push(`${n.node} link down`);

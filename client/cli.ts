@@ -4,6 +4,8 @@ import { Command, Option } from 'commander';
 import { processIO } from './common';
 import { runSwitchover } from './commands/switchover';
 import { runRollingRestart } from './commands/rolling-restart';
+import { runFailover } from './commands/failover';
+import { runMonitor } from './commands/monitor';
 
 function common(cmd: Command): Command {
   return cmd
@@ -42,6 +44,23 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
     const { exitCode } = await runRollingRestart(opts, processIO);
     onExit(exitCode);
   });
+  common(
+    program
+      .command('failover')
+      .description('unplanned failover: confirm the primary dead, promote the most advanced replica, fence the old one')
+      .requiredOption('--cluster <name>', 'cluster from the inventory')
+      .option('--force', 'skip the dead-primary confirmation', false)
+      .option('--wait', 'follow the run and exit non-zero if it fails', false),
+  ).action(async (opts) => onExit((await runFailover(opts, processIO)).exitCode));
+  common(
+    program
+      .command('monitor')
+      .description("start (or query, acknowledge, stop) the cluster's monitor, which fails over automatically")
+      .requiredOption('--cluster <name>', 'cluster from the inventory')
+      .option('--status', 'print what the monitor sees', false)
+      .option('--ack', 'acknowledge the last failover (clears the anti-flapping block)', false)
+      .option('--stop', 'stop the monitor', false),
+  ).action(async (opts) => onExit((await runMonitor(opts, processIO)).exitCode));
   return program;
 }
 

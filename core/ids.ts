@@ -15,6 +15,11 @@ export function operationWorkflowId(cluster: string): string {
   return `handover-${cluster}`;
 }
 
+/** The long-running monitor of a cluster (not a mutating operation: it starts failovers on the lock ID). */
+export function monitorWorkflowId(cluster: string): string {
+  return `handover-monitor-${cluster}`;
+}
+
 export type RunbookName = 'switchover' | 'failover' | 'rolling-restart' | 'backup';
 
 export const SA_CLUSTER = defineSearchAttributeKey('HandoverCluster', 'KEYWORD');

@@ -36,6 +36,9 @@ export interface ClusterPolicy {
   restartTimeoutMs: number;
   /** pause-promote (default) or the server's own FAILOVER. */
   handoverMethod: 'pause-promote' | 'failover';
+  probeIntervalMs: number;
+  probesToConfirm: number;
+  failoverBlockMs: number;
 }
 
 export interface ClusterProbe {

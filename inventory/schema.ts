@@ -41,6 +41,10 @@ export const PolicySchema = z
      * promote, unpause) or `failover` (the server's FAILOVER TO ... TIMEOUT ...). Both bound the pause server-side.
      */
     handoverMethod: z.enum(['pause-promote', 'failover']).default('pause-promote'),
+    /** Unplanned failover: probe period, consecutive dead rounds that confirm a dead primary, anti-flap block. */
+    probeIntervalMs: z.number().int().min(100).default(1_000),
+    probesToConfirm: z.number().int().min(1).default(3),
+    failoverBlockMs: z.number().int().min(0).default(3_600_000),
   })
   .strict();
 export type Policy = z.infer<typeof PolicySchema>;

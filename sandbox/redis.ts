@@ -49,6 +49,8 @@ export interface FleetOptions {
   password?: string;
   passwordEnv?: string;
   baseDir?: string;
+  /** Extra redis.conf lines for every node (e.g. min-replicas-to-write 1). */
+  extraConfig?: string[];
 }
 
 function isAlive(pid: number): boolean {
@@ -165,6 +167,7 @@ export async function startRedisFleet(opts: FleetOptions = {}): Promise<RedisFle
       'repl-ping-replica-period 1',
       'repl-timeout 10',
     ];
+    lines.push(...(opts.extraConfig ?? []));
     if (i > 0) lines.push(`replicaof 127.0.0.1 ${ports[0]}`);
     writeFileSync(path.join(dir, 'redis.conf'), lines.join('\n') + '\n', { mode: 0o600 });
     return node;

@@ -3,3 +3,6 @@ export { switchover } from './switchover';
 export { redisSwitchover } from './switchover-redis';
 export { rollingRestart } from './rolling-restart';
 export { redisRollingRestart } from './rolling-restart-redis';
+export { redisFailover } from './failover-redis';
+export { redisMonitor } from './monitor-redis';
+export { failover, monitor } from './failover';

@@ -1,0 +1,37 @@
+/**
+ * handover failover --cluster NAME [--force] [--wait] [--json]
+ * Unplanned failover: confirm the primary dead, promote the most advanced replica, repoint, fence.
+ */
+import { z } from 'zod';
+import type { FailoverReport, RedisFailoverInput } from '../../workflows/failover-redis';
+import { CommonOptions, type IO } from '../common';
+import { startRunbook } from '../start';
+
+export const FailoverOptions = CommonOptions.extend({
+  cluster: z.string().min(1),
+  force: z.boolean().default(false),
+  wait: z.boolean().default(false),
+  requestedBy: z.string().optional(),
+});
+export type FailoverOptions = z.input<typeof FailoverOptions>;
+
+export async function runFailover(raw: FailoverOptions, io: IO): Promise<{ exitCode: number; report?: FailoverReport; workflowId: string }> {
+  const o = FailoverOptions.parse(raw);
+  const input: RedisFailoverInput = { cluster: o.cluster, force: o.force, requestedBy: o.requestedBy ?? process.env.USER };
+  return startRunbook<FailoverReport>(o, io, {
+    runbook: 'failover',
+    workflowType: 'failover',
+    cluster: o.cluster,
+    input,
+    wait: o.wait,
+    dryRun: false,
+    summary: `failover of ${o.cluster}${o.force ? ' (forced)' : ''}`,
+    details: `Unplanned failover of cluster \`${o.cluster}\`: confirm the primary dead, promote the most advanced replica.`,
+    format: (r) =>
+      [
+        `failed over ${r.cluster}: ${r.oldPrimary} -> ${r.newPrimary} (${r.reasons.join('; ')})`,
+        `  data-loss window: ${r.dataLossWindow.bytes === undefined ? 'unknown' : `${r.dataLossWindow.bytes} bytes`} (${r.dataLossWindow.note})`,
+        `  old primary fenced: ${r.fenced}`,
+      ].join('\n'),
+  });
+}

@@ -1,0 +1,143 @@
+/**
+ * Unplanned failover with real processes: the monitor detects a SIGKILLed primary under writes, promotes one
+ * replica, the other follows, and the old primary comes back as a replica; a frozen (SIGSTOPped) primary never
+ * accepts a write as primary after the promotion; a short outage inside the window causes no failover; a
+ * second failover within the block period waits for an acknowledgement.
+ */
+import Redis from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { runFailover } from '../../client/commands/failover';
+import { runMonitor } from '../../client/commands/monitor';
+import { loadInventory } from '../../inventory/load';
+import { sleep } from '../../sandbox/ports';
+import { startRedisFleet, waitForReplication, type RedisFleet } from '../../sandbox/redis';
+import { AckedWriter } from '../../sandbox/writer';
+import type { MonitorStatus } from '../../workflows/monitor-redis';
+import { captureIO, startTestWorker, type TestWorker } from '../helpers';
+
+// min-replicas-to-write: an isolated or returning old primary refuses writes (NOREPLICAS) instead of taking
+// writes that the failover would discard.
+// repl-timeout 3: replicas notice a frozen primary (link down) within 3 s, which the DeadMaster rule needs.
+const FENCE_CONFIG = ['min-replicas-to-write 1', 'min-replicas-max-lag 2', 'repl-timeout 3'];
+const POLICY = { probeIntervalMs: 300, probesToConfirm: 3, failoverBlockMs: 600_000 };
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+describe('unplanned failover (redis)', () => {
+  let fleet: RedisFleet;
+  let tw: TestWorker;
+  let inventory: string;
+  const opts = () => ({ cluster: 'fo', inventory, address: tw.address, taskQueue: tw.taskQueue });
+  const status = async () => (await runMonitor({ ...opts(), status: true, json: true }, captureIO())).status!;
+
+  beforeAll(async () => {
+    fleet = await startRedisFleet({ cluster: 'fo', extraConfig: FENCE_CONFIG });
+    inventory = fleet.writeInventory(undefined, { policy: POLICY });
+    tw = await startTestWorker({ inventory: () => loadInventory(inventory) });
+  });
+  afterEach(async () => {
+    for (const n of fleet.nodes) if (!n.pid()) await n.start();
+    for (const n of fleet.nodes) await n.stop('SIGCONT').catch(() => undefined);
+  });
+  afterAll(async () => {
+    await runMonitor({ ...opts(), stop: true }, captureIO()).catch(() => undefined);
+    await tw?.stop();
+    await fleet?.stop();
+  });
+
+  it('a manual failover while the primary lives is refused', async () => {
+    const io = captureIO();
+    const r = await runFailover({ ...opts(), wait: true }, io);
+    expect(r.exitCode).toBe(2);
+    expect(io.text()).toMatch(/the primary fo-1 answers: use switchover/);
+  });
+
+  it('a short outage inside the confirmation window causes no failover', async () => {
+    expect((await runMonitor(opts(), captureIO())).exitCode).toBe(0);
+    await until('monitor sees the primary', async () => (await status()).lastKnown?.primary === 'fo-1');
+    await fleet.nodes[0].stop('SIGSTOP');
+    await sleep(400); // about one probe lost
+    await fleet.nodes[0].stop('SIGCONT');
+    await sleep(2000);
+    const s = await status();
+    expect(s.failovers).toEqual([]);
+    expect(s.lastKnown?.primary).toBe('fo-1');
+    expect(await fleet.roles()).toEqual({ 'fo-1': 'master', 'fo-2': 'slave', 'fo-3': 'slave' });
+  });
+
+  it('detects a killed primary under writes, promotes, and fences the old primary when it returns', async () => {
+    const writer = new AckedWriter(fleet.nodes, fleet.password).start();
+    await sleep(500);
+    const killedAt = writer.now();
+    await fleet.nodes[0].stop('SIGKILL');
+    const s = await until<MonitorStatus>('a failover', async () => {
+      const x = await status();
+      return x.failovers.length === 1 && x;
+    });
+    const newPrimary = s.failovers[0].to;
+    expect(['fo-2', 'fo-3']).toContain(newPrimary);
+    await until('writes resume on the new primary', async () => writer.ackTimes[writer.ackTimes.length - 1] > killedAt && writer.primariesSeen.includes(newPrimary));
+    const recoveredMs = Math.round(writer.maxGapMs(killedAt));
+    // The old primary comes back (empty: no persistence) claiming to be primary; the monitor fences it.
+    await fleet.nodes[0].start();
+    await until('old primary fenced', async () => (await fleet.roles())['fo-1'] === 'slave', 15_000);
+    await sleep(300);
+    await writer.stop();
+    await writer.close();
+    await waitForReplication(fleet, newPrimary);
+    const p = fleet.nodes.find((n) => n.id === newPrimary)!;
+    const missing = await writer.missingOn(p.host, p.port);
+    // Unplanned: writes acknowledged by the dead primary but not yet replicated may be lost; report them.
+    console.log(`[failover] detection+recovery ${recoveredMs} ms (writer gap), detectMs=${s.failovers[0].detectMs}, lostBytes=${s.failovers[0].lostBytes}, missing acked=${missing.length} of ${writer.ackedKeys.length}`);
+    expect(recoveredMs).toBeLessThan(15_000);
+    expect(Object.values(await fleet.roles()).filter((r) => r === 'master')).toHaveLength(1);
+  });
+
+  it('a frozen primary never accepts a write as primary after the promotion; a second failover waits for an acknowledgement', { timeout: 180_000 }, async () => {
+    const before = await status();
+    const primaryId = before.lastKnown!.primary;
+    const primary = fleet.nodes.find((n) => n.id === primaryId)!;
+    await primary.stop('SIGSTOP');
+    // Anti-flapping: confirmed dead, but the last failover was moments ago.
+    const blocked = await until<MonitorStatus>('anti-flap block', async () => {
+      const x = await status();
+      return x.blocked ? x : undefined;
+    }, 60_000);
+    expect(blocked.blocked).toMatch(/anti-flapping/);
+    expect(blocked.failovers).toHaveLength(1);
+    expect((await runMonitor({ ...opts(), ack: true }, captureIO())).exitCode).toBe(0);
+    const after = await until<MonitorStatus>('second failover', async () => {
+      const x = await status();
+      return x.failovers.length === 2 && x;
+    }, 60_000);
+    await sleep(2500); // longer than min-replicas-max-lag
+    // Resume the frozen old primary and hammer it with writes: none may be acknowledged.
+    await primary.stop('SIGCONT');
+    const c = new Redis({ host: primary.host, port: primary.port, password: fleet.password, maxRetriesPerRequest: 0, retryStrategy: () => 50 });
+    c.on('error', () => undefined);
+    const accepted: string[] = [];
+    const refusals = new Set<string>();
+    const until2 = Date.now() + 3000;
+    while (Date.now() < until2) {
+      await c
+        .set(`stale-${Date.now()}`, 'x')
+        .then(() => accepted.push('OK'))
+        .catch((e: Error) => refusals.add(e.message.split(' ')[0]));
+      await sleep(50);
+    }
+    c.disconnect();
+    expect(accepted).toEqual([]);
+    console.log(`[failover] frozen primary refusals: ${[...refusals].join(', ')}`);
+    await until('frozen primary fenced', async () => (await fleet.roles())[primaryId] === 'slave', 15_000);
+    expect(Object.values(await fleet.roles()).filter((r) => r === 'master')).toHaveLength(1);
+    expect(after.failovers[1].from).toBe(primaryId);
+  });
+});

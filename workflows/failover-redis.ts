@@ -1,0 +1,127 @@
+/**
+ * Unplanned failover of a Redis/Valkey replication cluster whose primary died.
+ *
+ *   confirm (N consecutive DeadMaster rounds) -> choose -> promote -> repoint -> fence old primary -> verify
+ *
+ * Confirmation: the primary unreachable AND every reachable replica reporting its link down, for
+ * `probesToConfirm` consecutive probes `probeIntervalMs` apart (skipped with force, or when the monitor
+ * already confirmed). The report states the data-loss window honestly: the last offset the primary was seen
+ * at versus the offset of the promoted replica.
+ */
+import { ApplicationFailure, sleep } from '@temporalio/workflow';
+import { chooseFailoverCandidate, confirmedDead, deadMasterRound, type Verdict } from '../core/decide-failover';
+import { ErrorType } from '../core/errors';
+import type { VerifyResult } from '../activities/redis';
+import { mutate, probe, wait } from './profiles';
+import { Runbook } from './runbook';
+
+export interface RedisFailoverInput {
+  cluster: string;
+  /** Skip the dead-primary confirmation (the primary must still not answer as primary). */
+  force?: boolean;
+  /** Set by the monitor: it already confirmed the primary dead over its window. */
+  confirmedBy?: string;
+  /** The last offset the primary was seen at (the monitor knows it), for the data-loss window. */
+  lastKnown?: { primary: string; offset: number };
+  requestedBy?: string;
+}
+
+export interface FailoverReport {
+  runbook: 'failover';
+  cluster: string;
+  oldPrimary: string;
+  newPrimary: string;
+  reasons: string[];
+  /** Bytes of replication stream the old primary had (as last seen) beyond what the new primary had. */
+  dataLossWindow: { lastKnownPrimaryOffset?: number; promotedOffset: number; bytes?: number; note: string };
+  fenced: 'now' | 'pending: the old primary is down; the monitor (or a re-run) makes it a replica when it returns';
+  verify: VerifyResult;
+  steps: { step: string; ms: number }[];
+  audit: string[];
+}
+
+export async function redisFailover(input: RedisFailoverInput): Promise<FailoverReport> {
+  const { cluster } = input;
+  const rb = new Runbook('failover', cluster);
+  if (input.requestedBy) rb.audit('start', `requested by ${input.requestedBy}${input.force ? ' (--force)' : ''}`);
+  let probed = await rb.step('probe', `probe every node of ${cluster}`, () => probe.probeRedisCluster.executeWithOptions({ summary: `probe every node of ${cluster}` }, [{ cluster }]),
+    (p) => `saw ${p.nodes.map((n) => (n.reachable ? `${n.node}=${n.role}@${n.offset}` : `${n.node}=unreachable`)).join(' ')}`);
+  const live = probed.nodes.filter((n) => n.reachable && n.role === 'primary');
+  // The primary to replace: the one the replicas point at (a dead primary does not answer for itself).
+  const pointedAt = probed.nodes.filter((n) => n.reachable && n.role === 'replica' && n.primaryNode).map((n) => n.primaryNode!);
+  const deadPrimary = input.lastKnown?.primary ?? pointedAt.sort((a, b) => pointedAt.filter((x) => x === b).length - pointedAt.filter((x) => x === a).length)[0];
+  const refuse = (message: string): never => {
+    rb.skipRemaining('refused');
+    throw ApplicationFailure.create({ message: `${message}; nothing was changed`, type: ErrorType.PreconditionFailed, nonRetryable: true });
+  };
+  if (!deadPrimary) refuse('no replica points at a primary: cannot tell which primary died');
+  if (live.some((n) => n.node === deadPrimary)) refuse(`the primary ${deadPrimary} answers: use switchover for a planned change`);
+  if (live.length) refuse(`${live.map((n) => n.node).join(', ')} already answer as primary: the failover seems done; check with the monitor or status`);
+
+  // Confirm: N consecutive DeadMaster rounds.
+  if (!input.force && !input.confirmedBy) {
+    const need = probed.policy.probesToConfirm;
+    const rounds: Verdict[] = [deadMasterRound(probed.nodes, deadPrimary)];
+    await rb.step('confirm', `confirm ${deadPrimary} dead: ${need} consecutive probes ${probed.policy.probeIntervalMs} ms apart`, async () => {
+      while (!confirmedDead(rounds, need)) {
+        if (!rounds[rounds.length - 1].dead) refuse(`${deadPrimary} is not confirmed dead: ${rounds[rounds.length - 1].reason}`);
+        await sleep(probed.policy.probeIntervalMs);
+        probed = await probe.probeRedisCluster.executeWithOptions({ summary: `probe ${cluster} again` }, [{ cluster }]);
+        rounds.push(deadMasterRound(probed.nodes, deadPrimary));
+      }
+      return { audit: `${need} consecutive rounds: ${rounds[rounds.length - 1].reason}` };
+    });
+  }
+
+  const choice = chooseFailoverCandidate(probed.nodes, deadPrimary);
+  if ('refusal' in choice) refuse(choice.refusal);
+  const { candidate, followers, reasons, candidateOffset } = choice as Exclude<typeof choice, { refusal: string }>;
+  rb.audit('decide', `chose ${candidate}: ${reasons.join('; ')}`);
+
+  // ---- POINT OF NO RETURN: promote ----
+  const promoted = await rb.step(`promote ${candidate}`, `promote ${candidate} to primary`, () =>
+    mutate.ensureRedisPromoted.executeWithOptions({ summary: `promote ${candidate} to primary` }, [{ cluster, node: candidate }]),
+  );
+  rb.passPointOfNoReturn();
+  const alive = (node: string) => probed.nodes.find((n) => n.node === node)?.reachable;
+  for (const node of followers.filter(alive)) {
+    await rb.step(`repoint ${node}`, `make ${node} a replica of ${candidate}`, () =>
+      mutate.ensureRedisReplicaOf.executeWithOptions({ summary: `make ${node} a replica of ${candidate}` }, [{ cluster, node, primary: candidate }]),
+    );
+  }
+  let fenced: FailoverReport['fenced'] = 'pending: the old primary is down; the monitor (or a re-run) makes it a replica when it returns';
+  try {
+    await rb.step(`fence ${deadPrimary}`, `make ${deadPrimary} a replica of ${candidate} if it answers`, () =>
+      probe.ensureRedisFenced.executeWithOptions({ summary: `fence ${deadPrimary}`, retry: { maximumAttempts: 1 } }, [{ cluster, node: deadPrimary, primary: candidate }]),
+    );
+    fenced = 'now';
+  } catch {
+    rb.audit('fence', `${deadPrimary} does not answer; fencing is left to the monitor`);
+  }
+  const ignore = [deadPrimary, ...followers.filter((f) => !alive(f))];
+  const verify = await rb.step('verify', `verify ${candidate} primary, live replicas linked`, () =>
+    wait.verifyRedisTopology.executeWithOptions({ summary: `verify ${candidate} primary, live replicas linked` }, [{ cluster, primary: candidate, timeoutMs: probed.policy.verifyTimeoutMs, ignore: fenced === 'now' ? ignore.filter((n) => n !== deadPrimary) : ignore }]),
+  );
+  rb.setPhase('done');
+  const last = input.lastKnown?.offset;
+  return {
+    runbook: 'failover',
+    cluster,
+    oldPrimary: deadPrimary,
+    newPrimary: candidate,
+    reasons,
+    dataLossWindow: {
+      lastKnownPrimaryOffset: last,
+      promotedOffset: promoted.offset || candidateOffset,
+      bytes: last === undefined ? undefined : Math.max(0, last - (promoted.offset || candidateOffset)),
+      note:
+        last === undefined
+          ? 'the old primary was not observed before it died (no monitor): the window is unknown; min-replicas-to-write bounds it'
+          : 'replication bytes the old primary had (as last observed by the monitor) that the new primary lacked',
+    },
+    fenced,
+    verify,
+    steps: rb.timings(),
+    audit: rb.progress.audit,
+  };
+}

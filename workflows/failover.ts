@@ -1,0 +1,25 @@
+/** `failover` and `monitor`: the workflows the CLI starts; they route by the cluster's engine. */
+import { ApplicationFailure, makeContinueAsNewFunc } from '@temporalio/workflow';
+import { ErrorType } from '../core/errors';
+import { probe } from './profiles';
+import { redisFailover, type FailoverReport, type RedisFailoverInput } from './failover-redis';
+import type { MonitorState, redisMonitor } from './monitor-redis';
+
+async function engineOf(cluster: string): Promise<string> {
+  const d = await probe.describeCluster.executeWithOptions({ summary: `look up ${cluster} in the inventory` }, [{ cluster }]);
+  if (d.engine === 'redis' && d.topology !== 'replication')
+    throw ApplicationFailure.create({ message: `${cluster} has topology ${d.topology}: Sentinel and Redis Cluster fail over by themselves; Handover's failover and monitor handle replication topologies`, type: ErrorType.WrongEngine, nonRetryable: true });
+  return d.engine;
+}
+
+export async function failover(input: RedisFailoverInput): Promise<FailoverReport> {
+  const engine = await engineOf(input.cluster);
+  if (engine === 'redis') return redisFailover(input);
+  throw ApplicationFailure.create({ message: `no failover runbook for engine ${engine}`, type: ErrorType.WrongEngine, nonRetryable: true });
+}
+
+export async function monitor(state: MonitorState): Promise<void> {
+  const engine = await engineOf(state.cluster);
+  if (engine === 'redis') return makeContinueAsNewFunc<typeof redisMonitor>({ workflowType: 'redisMonitor' })({ ...state, failovers: state.failovers ?? [] });
+  throw ApplicationFailure.create({ message: `no monitor for engine ${engine}`, type: ErrorType.WrongEngine, nonRetryable: true });
+}
