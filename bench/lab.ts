@@ -6,13 +6,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { bundleWorkflowCode } from '@temporalio/worker';
+import { NativeConnection, bundleWorkflowCode } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import { loadInventory } from '../inventory/load';
 import { Client, Connection } from '@temporalio/client';
 import { startDevServer, type DevServer } from '../sandbox/temporal';
 import { startRedisFleet, type RedisFleet } from '../sandbox/redis';
 import type { RedisFlavor } from '../sandbox/paths';
 import { ROOT } from '../sandbox/paths';
-import { WORKFLOWS_PATH } from '../worker/worker';
+import { WORKFLOWS_PATH, createHandoverWorker } from '../worker/worker';
 
 export interface Lab {
   address: string;
@@ -50,6 +52,25 @@ export async function startLab(o: { flavor?: RedisFlavor; cluster: string; polic
       await connection.close();
       await fleet.stop();
       await server?.stop();
+    },
+  };
+}
+
+/** The Handover worker in this process, on the lab's task queue and prebuilt bundle. */
+export async function startLabWorker(lab: Lab): Promise<{ stop(): Promise<void> }> {
+  const connection = await NativeConnection.connect({ address: lab.address });
+  const worker = await createHandoverWorker({
+    connection,
+    taskQueue: lab.taskQueue,
+    workflowBundlePath: lab.bundlePath,
+    activities: createActivities({ inventory: () => loadInventory(lab.inventory) }),
+  });
+  const running = worker.run();
+  return {
+    async stop() {
+      worker.shutdown();
+      await running;
+      await connection.close();
     },
   };
 }

@@ -13,18 +13,14 @@
  * The last line printed is one JSON object.
  */
 import { performance } from 'node:perf_hooks';
-import { NativeConnection } from '@temporalio/worker';
-import { createActivities } from '../activities';
 import { writeFileSync } from 'node:fs';
 import { runRollingRestart } from '../client/commands/rolling-restart';
 import { runSwitchover } from '../client/commands/switchover';
 import { startSentinels } from '../sandbox/sentinel';
-import { loadInventory } from '../inventory/load';
 import { waitForReplication, type RedisFleet } from '../sandbox/redis';
 import { sleep } from '../sandbox/ports';
 import { AckedWriter } from '../sandbox/writer';
-import { createHandoverWorker } from '../worker/worker';
-import { parseArgs, percentile, startLab } from './lab';
+import { parseArgs, percentile, startLab, startLabWorker } from './lab';
 
 const log = (m: string) => process.stderr.write(m + '\n');
 
@@ -58,14 +54,7 @@ async function serverFailover(fleet: RedisFleet, writer: AckedWriter): Promise<{
 
 async function switchoverRedis(runs: number, flavor: 'redis' | 'valkey') {
   const lab = await startLab({ cluster: 'bench', flavor });
-  const connection = await NativeConnection.connect({ address: lab.address });
-  const worker = await createHandoverWorker({
-    connection,
-    taskQueue: lab.taskQueue,
-    workflowBundlePath: lab.bundlePath,
-    activities: createActivities({ inventory: () => loadInventory(lab.inventory) }),
-  });
-  const running = worker.run();
+  const worker = await startLabWorker(lab);
   const writer = new AckedWriter(lab.fleet.nodes, lab.fleet.password).start();
   const ours: number[] = [];
   const base: number[] = [];
@@ -87,9 +76,7 @@ async function switchoverRedis(runs: number, flavor: 'redis' | 'valkey') {
     }
   } finally {
     await writer.stop();
-    worker.shutdown();
-    await running;
-    await connection.close();
+    await worker.stop();
   }
   const primary = (await lab.fleet.primary())!;
   await waitForReplication(lab.fleet, primary.id);
@@ -128,14 +115,7 @@ async function rollingRestartRedis() {
   const lab = await startLab({ cluster: 'rollbench' });
   const sentinels = await startSentinels(lab.fleet, { downAfterMs: 1000 });
   writeFileSync(lab.inventory, lab.fleet.inventoryYaml({ sentinelBlock: sentinels.inventoryBlock() }));
-  const connection = await NativeConnection.connect({ address: lab.address });
-  const worker = await createHandoverWorker({
-    connection,
-    taskQueue: lab.taskQueue,
-    workflowBundlePath: lab.bundlePath,
-    activities: createActivities({ inventory: () => loadInventory(lab.inventory) }),
-  });
-  const running = worker.run();
+  const worker = await startLabWorker(lab);
   const { fleet } = lab;
   const measure = async (name: string, roll: () => Promise<void>) => {
     // A fresh writer per roll, so lost writes are counted against what this roll's writer was told.
@@ -181,9 +161,7 @@ async function rollingRestartRedis() {
     });
     return { name: 'rolling-restart-redis', nodes: fleet.nodes.length, persistence: 'off (save "", appendonly no)', sentinelDownAfterMs: 1000, handover: ours, baseline: { ...naive, name: 'naive-restart-in-place-with-sentinel' } };
   } finally {
-    worker.shutdown();
-    await running;
-    await connection.close();
+    await worker.stop();
     await sentinels.stop();
     await lab.close();
   }

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import Redis, { Cluster } from 'ioredis';
 import { redisServerBinary, type RedisFlavor } from './paths';
 import { freePort, sleep } from './ports';
-import { startNodeProcess, stopByPidfile, type RedisNodeProcess } from './redis';
+import { baseRedisConf, rolesOf, startNodeProcess, stopByPidfile, type RedisNodeProcess } from './redis';
 
 const execFileAsync = promisify(execFile);
 
@@ -49,22 +49,10 @@ export async function startRedisClusterFleet(opts: { cluster?: string; flavor?: 
     writeFileSync(
       path.join(dir, 'redis.conf'),
       [
-        `port ${port}`,
-        'bind 127.0.0.1',
-        `dir ${dir}`,
-        'daemonize no',
-        `pidfile ${path.join(dir, 'redis.pid')}`,
-        `logfile ${path.join(dir, 'server.log')}`,
-        'save ""',
-        'appendonly no',
-        'protected-mode no',
-        `requirepass ${password}`,
-        `masterauth ${password}`,
+        ...baseRedisConf({ port, dir, password }),
         'cluster-enabled yes',
         `cluster-config-file ${path.join(dir, 'nodes.conf')}`,
         'cluster-node-timeout 3000',
-        'repl-diskless-sync yes',
-        'repl-diskless-sync-delay 0',
       ].join('\n') + '\n',
       { mode: 0o600 },
     );
@@ -106,23 +94,7 @@ export async function startRedisClusterFleet(opts: { cluster?: string; flavor?: 
       c.on('error', () => undefined);
       return c;
     },
-    async roles() {
-      const out: Record<string, string> = {};
-      await Promise.all(
-        nodes.map(async (n) => {
-          const c = open(n);
-          try {
-            await c.connect();
-            out[n.id] = String(((await c.call('ROLE')) as unknown[])[0]);
-          } catch {
-            out[n.id] = 'down';
-          } finally {
-            c.disconnect();
-          }
-        }),
-      );
-      return out;
-    },
+    roles: () => rolesOf(nodes, password),
     async waitHealthy(timeoutMs = 30_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {

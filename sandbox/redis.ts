@@ -62,6 +62,45 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** The redis.conf lines every sandbox node shares: loopback, pidfile and log in its dir, no persistence. */
+export function baseRedisConf(o: { port: number; dir: string; password: string }): string[] {
+  return [
+    `port ${o.port}`,
+    'bind 127.0.0.1',
+    `dir ${o.dir}`,
+    'daemonize no',
+    `pidfile ${path.join(o.dir, 'redis.pid')}`,
+    `logfile ${path.join(o.dir, 'server.log')}`,
+    'save ""',
+    'appendonly no',
+    'protected-mode no',
+    `requirepass ${o.password}`,
+    `masterauth ${o.password}`,
+    'repl-diskless-sync yes',
+    'repl-diskless-sync-delay 0',
+  ];
+}
+
+/** node id -> 'master' | 'slave' | 'down', each node asked for its ROLE. */
+export async function rolesOf(nodes: { id: string; host: string; port: number }[], password: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  await Promise.all(
+    nodes.map(async (n) => {
+      const c = new Redis({ host: n.host, port: n.port, password, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 1000 });
+      c.on('error', () => undefined);
+      try {
+        await c.connect();
+        out[n.id] = String(((await c.call('ROLE')) as unknown[])[0]);
+      } catch {
+        out[n.id] = 'down';
+      } finally {
+        c.disconnect();
+      }
+    }),
+  );
+  return out;
+}
+
 function pidFromFile(dir: string): number | undefined {
   try {
     const pid = Number(readFileSync(path.join(dir, 'redis.pid'), 'utf8').trim());
@@ -150,23 +189,7 @@ export async function startRedisFleet(opts: FleetOptions = {}): Promise<RedisFle
     const dir = path.join(baseDir, id);
     mkdirSync(dir, { recursive: true });
     const node = startNodeProcess({ id, port, dir, binary, password });
-    const lines = [
-      `port ${port}`,
-      'bind 127.0.0.1',
-      `dir ${dir}`,
-      'daemonize no',
-      `pidfile ${path.join(dir, 'redis.pid')}`,
-      `logfile ${path.join(dir, 'server.log')}`,
-      'save ""',
-      'appendonly no',
-      'protected-mode no',
-      `requirepass ${password}`,
-      `masterauth ${password}`,
-      'repl-diskless-sync yes',
-      'repl-diskless-sync-delay 0',
-      'repl-ping-replica-period 1',
-      'repl-timeout 10',
-    ];
+    const lines = [...baseRedisConf({ port, dir, password }), 'repl-ping-replica-period 1', 'repl-timeout 10'];
     lines.push(...(opts.extraConfig ?? []));
     if (i > 0) lines.push(`replicaof 127.0.0.1 ${ports[0]}`);
     writeFileSync(path.join(dir, 'redis.conf'), lines.join('\n') + '\n', { mode: 0o600 });
@@ -214,24 +237,7 @@ export async function startRedisFleet(opts: FleetOptions = {}): Promise<RedisFle
       writeFileSync(file, fleet.inventoryYaml(extra));
       return file;
     },
-    async roles() {
-      const out: Record<string, string> = {};
-      await Promise.all(
-        nodes.map(async (n) => {
-          const c = new Redis({ host: n.host, port: n.port, password, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 1000 });
-          c.on('error', () => undefined);
-          try {
-            await c.connect();
-            out[n.id] = String(((await c.call('ROLE')) as unknown[])[0]);
-          } catch {
-            out[n.id] = 'down';
-          } finally {
-            c.disconnect();
-          }
-        }),
-      );
-      return out;
-    },
+    roles: () => rolesOf(nodes, password),
     async primary() {
       const r = await fleet.roles();
       const masters = nodes.filter((n) => r[n.id] === 'master');
@@ -239,7 +245,7 @@ export async function startRedisFleet(opts: FleetOptions = {}): Promise<RedisFle
     },
     async stop() {
       await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
-      if (!opts.baseDir) rmSync(baseDir, { recursive: true, force: true });
+      if (!opts.baseDir && !process.env.HANDOVER_KEEP_SANDBOX) rmSync(baseDir, { recursive: true, force: true });
     },
   };
   await waitForReplication(fleet, nodes[0].id);
