@@ -182,11 +182,14 @@ export function createRedisSentinelActivities(deps: RedisActivityDeps) {
       const s = sentinelsOf(c);
       const toSpec = c.nodes.find((n) => n.id === input.to)!;
       const toAddr = `${toSpec.host}:${toSpec.port}`;
-      const agreed = async () => (await sentinelViews(c)).filter((v) => v === toAddr).length >= Math.floor(s.nodes.length / 2) + 1;
+      const settledOn = async () => {
+        const views = (await sentinelViews(c)).filter((v) => v !== undefined);
+        return views.length >= Math.floor(s.nodes.length / 2) + 1 && views.every((v) => v === toAddr);
+      };
       const state = async (): Promise<[RedisNodeProbe, RedisNodeProbe]> => Promise.all([probeOne(c, input.from), probeOne(c, input.to)]);
       let [from, to] = await state();
       const done = (f: RedisNodeProbe, t: RedisNodeProbe) => t.role === 'primary' && f.role === 'replica' && f.primaryNode === input.to;
-      if (done(from, to) && (await agreed())) return { alreadyHeld: true, handoverMs: 0, audit: `saw ${input.to} primary, ${input.from} its replica, Sentinels agree; changed nothing` };
+      if (done(from, to) && (await settledOn())) return { alreadyHeld: true, handoverMs: 0, audit: `saw ${input.to} primary, ${input.from} its replica, Sentinels agree; changed nothing` };
       const t0 = Date.now();
       const steps: string[] = [];
       if (!(from.role === 'replica' && from.primaryNode === input.to) && !done(from, to)) {
@@ -215,27 +218,49 @@ export function createRedisSentinelActivities(deps: RedisActivityDeps) {
         steps.push(`paused writes on ${input.from}, waited for ${input.to}, REPLICAOF ${input.to} on ${input.from}, unpaused`);
         await failpoint('ensureRedisSentinelHandover.demoted');
       }
-      // Promotion by Sentinel.
+      // Promotion by Sentinel. One Sentinel is asked (the first that answers), never several at once: each
+      // would start its own failover with its own epoch, which is racing Sentinel's election. It is asked
+      // again only when it reports no failover in progress and `to` is still not promoted.
       const deadline = Date.now() + input.pauseTimeoutMs + 60_000;
-      let asked = 0;
+      const inProgress = async (i: number) =>
+        askSentinel(c, i, async (cl) => String(((await cl.call('SENTINEL', 'MASTER', s.name)) as string[]).join(' ')).includes('failover_in_progress')).catch(() => false);
+      let asked = -1;
+      for (let i = 0; ; i = (i + 1) % s.nodes.length) {
+        const reply = await askSentinel(c, i, (cl) => cl.call('SENTINEL', 'FAILOVER', s.name) as Promise<string>).catch((e: Error) => e.message);
+        steps.push(`SENTINEL FAILOVER ${s.name} on ${s.nodes[i].id}: ${/INPROG/.test(String(reply)) ? 'already in progress, waiting' : reply}`);
+        if (reply === 'OK' || /INPROG/.test(String(reply)) || /NOGOODSLAVE/.test(String(reply))) {
+          asked = i;
+          break;
+        }
+        if (Date.now() > deadline) throw new Error(`no Sentinel accepted SENTINEL FAILOVER: ${reply}`);
+        await sleep(200);
+      }
       for (;;) {
         ctx.heartbeat();
         [from, to] = await state();
         if (to.role === 'primary') break;
         if (Date.now() > deadline) throw new Error(`Sentinel did not promote ${input.to} within ${input.pauseTimeoutMs + 60_000} ms`);
-        const reply = await askSentinel(c, asked++, (cl) => cl.call('SENTINEL', 'FAILOVER', s.name) as Promise<string>).catch((e: Error) => e.message);
-        if (asked === 1 || reply !== 'OK') steps.push(`SENTINEL FAILOVER ${s.name}: ${/INPROG/.test(String(reply)) ? 'already in progress, waiting' : reply}`);
-        await sleep(/INPROG/.test(String(reply)) || reply === 'OK' ? 300 : 200);
+        await sleep(100);
+        if (!(await inProgress(asked)) && (await state())[1].role !== 'primary') {
+          await sleep(400);
+          const reply = await askSentinel(c, asked, (cl) => cl.call('SENTINEL', 'FAILOVER', s.name) as Promise<string>).catch((e: Error) => e.message);
+          steps.push(`again on ${s.nodes[asked].id}: ${/INPROG/.test(String(reply)) ? 'in progress' : reply}`);
+        }
       }
       const handoverMs = Date.now() - t0;
-      // Sentinel reconfigures the other replicas; wait until a majority of Sentinels name the new primary.
-      while (!(await agreed())) {
+      // Settled: every Sentinel that answers names `to`, and none has a failover in progress. Only then may
+      // the caller unpin (a Sentinel still failing over could otherwise pick another replica).
+      for (;;) {
         ctx.heartbeat();
-        if (Date.now() > deadline) throw new Error(`Sentinels do not agree on ${input.to} as primary`);
+        const views = await sentinelViews(c);
+        const answering = views.filter((v) => v !== undefined);
+        const busy = await Promise.all(s.nodes.map((_, i) => inProgress(i)));
+        if (answering.length >= Math.floor(s.nodes.length / 2) + 1 && answering.every((v) => v === toAddr) && !busy.some(Boolean)) break;
+        if (Date.now() > deadline) throw new Error(`Sentinels have not settled on ${input.to} (${views.join(', ')})`);
         await sleep(100);
       }
       if (from.role === 'replica' && from.primaryNode !== input.to) await withNode(c, input.from, (cl) => cl.call('REPLICAOF', toSpec.host, String(toSpec.port)));
-      return { alreadyHeld: false, handoverMs, audit: `${steps.join('; ')}; ${input.to} promoted by Sentinel after ${handoverMs} ms; a majority of Sentinels report ${toAddr}` };
+      return { alreadyHeld: false, handoverMs, audit: `${steps.join('; ')}; ${input.to} promoted by Sentinel after ${handoverMs} ms; every answering Sentinel reports ${toAddr}, none failing over` };
     }),
   };
 }

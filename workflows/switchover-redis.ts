@@ -89,8 +89,8 @@ export async function redisSwitchover(input: RedisSwitchoverInput): Promise<Swit
     { name: 'handover', summary: `hand ${primary} -> ${candidate} over (${method}; writes paused at most ${probed.policy.pauseTimeoutMs} ms)` },
     ...(viaSentinel ? [] : others.map((f) => ({ name: `repoint ${f}`, summary: `make ${f} a replica of ${candidate}` }))),
     { name: `repoint ${primary}`, summary: `ensure ${primary} is a replica of ${candidate}` },
-    ...(viaSentinel ? [{ name: 'unpin', summary: 'set replica-priority back from the inventory promotion rules' }] : []),
     { name: 'verify', summary: `verify one primary (${candidate}), replicas linked and converging` },
+    ...(viaSentinel ? [{ name: 'unpin', summary: 'set replica-priority back from the inventory promotion rules' }] : []),
   ];
   if (viaSentinel) plan.splice(2, 0, { name: 'pin', summary: `let Sentinel choose only ${candidate} (replica-priority 0 elsewhere)` });
   const step = (name: string) => plan.find((p) => p.name === name)!.summary;
@@ -180,12 +180,11 @@ export async function redisSwitchover(input: RedisSwitchoverInput): Promise<Swit
     );
   }
 
-  await unpin();
-
-  // 6. Verify
+  // 6. Verify (on a Sentinel topology, before unpinning: until then Sentinel can only ever choose the candidate)
   const verify = await rb.step('verify', step('verify'), () =>
     wait.verifyRedisTopology.executeWithOptions({ summary: step('verify') }, [{ cluster, primary: candidate, timeoutMs: probed.policy.verifyTimeoutMs }]),
   );
+  await unpin();
   rb.setPhase('done');
   return report({ writePauseMs, verify, steps: rb.timings(), audit: rb.progress.audit });
 }
