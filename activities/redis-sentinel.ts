@@ -259,7 +259,6 @@ export function createRedisSentinelActivities(deps: RedisActivityDeps) {
         if (Date.now() > deadline) throw new Error(`Sentinels have not settled on ${input.to} (${views.join(', ')})`);
         await sleep(100);
       }
-      if (from.role === 'replica' && from.primaryNode !== input.to) await withNode(c, input.from, (cl) => cl.call('REPLICAOF', toSpec.host, String(toSpec.port)));
       return { alreadyHeld: false, handoverMs, audit: `${steps.join('; ')}; ${input.to} promoted by Sentinel after ${handoverMs} ms; every answering Sentinel reports ${toAddr}, none failing over` };
     }),
   };

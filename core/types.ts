@@ -23,7 +23,7 @@ export interface RedisNodeProbe {
   version?: string;
   /** master_failover_state: no-failover | waiting-for-sync | failover-in-progress */
   failoverState?: string;
-  /** Whether the server is configured with a password (never the password itself). */
+  /** The server process's run_id: a new one proves a restart. */
   runId?: string;
 }
 
