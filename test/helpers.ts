@@ -6,6 +6,8 @@ import type { Worker } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import { createHandoverWorker } from '../worker/worker';
 import type { IO } from '../client/common';
+import Redis from 'ioredis';
+import type { RedisFleet } from '../sandbox/redis';
 
 export interface TestWorker {
   env: TestWorkflowEnvironment;
@@ -39,4 +41,22 @@ export function captureIO(): IO & { lines: string[]; errors: string[]; text(): s
   const lines: string[] = [];
   const errors: string[] = [];
   return { lines, errors, isTTY: false, out: (l) => lines.push(l), err: (l) => errors.push(l), text: () => [...lines, ...errors].join('\n') };
+}
+
+/**
+ * Per node: its role and run_id, and how many times each of `commands` was called (INFO commandstats),
+ * so a test can prove that nothing mutating reached a server.
+ */
+export async function commandCalls(fleet: RedisFleet, commands: string[]): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const n of fleet.nodes) {
+    const c = new Redis({ host: n.host, port: n.port, password: fleet.password, lazyConnect: true, retryStrategy: () => null });
+    await c.connect();
+    const stats = await c.info('commandstats');
+    const role = ((await c.call('ROLE')) as unknown[])[0];
+    const runId = /run_id:(\w+)/.exec(await c.info('server'))![1];
+    c.disconnect();
+    out[n.id] = `${role} ${runId} ` + commands.map((cmd) => `${cmd}=${new RegExp(`cmdstat_${cmd.replace('|', '\\|')}:calls=(\\d+)`).exec(stats)?.[1] ?? 0}`).join(' ');
+  }
+  return out;
 }

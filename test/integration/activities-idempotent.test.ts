@@ -4,28 +4,17 @@
  * Activities run outside a worker, in @temporalio/testing's MockActivityEnvironment.
  */
 import { MockActivityEnvironment } from '@temporalio/testing';
-import Redis from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities, type Activities } from '../../activities';
 import { loadInventory } from '../../inventory/load';
+import { commandCalls } from '../helpers';
 import { startRedisFleet, waitForReplication, type RedisFleet } from '../../sandbox/redis';
 
 // CLIENT UNPAUSE is not counted: on a server that is not paused it changes nothing, and the compensation
 // step (ensureRedisWritable) sends it unconditionally because Redis 7.0 does not report whether it is paused.
 const MUTATING = ['replicaof', 'slaveof', 'failover', 'client|pause', 'config|set', 'shutdown'];
 
-async function mutations(fleet: RedisFleet): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const n of fleet.nodes) {
-    const c = new Redis({ host: n.host, port: n.port, password: fleet.password, lazyConnect: true, retryStrategy: () => null });
-    await c.connect();
-    const stats = await c.info('commandstats');
-    const runId = /run_id:(\w+)/.exec(await c.info('server'))![1];
-    c.disconnect();
-    out[n.id] = `${runId} ` + MUTATING.map((cmd) => `${cmd}=${new RegExp(`cmdstat_${cmd.replace('|', '\\|')}:calls=(\\d+)`).exec(stats)?.[1] ?? 0}`).join(' ');
-  }
-  return out;
-}
+const mutations = (fleet: RedisFleet) => commandCalls(fleet, MUTATING);
 
 describe('activities are idempotent against real Redis', () => {
   let fleet: RedisFleet;

@@ -5,30 +5,17 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import Redis from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadInventory } from '../../inventory/load';
 import { runSwitchover } from '../../client/commands/switchover';
 import { startRedisFleet, waitForReplication, type RedisFleet } from '../../sandbox/redis';
 import { AckedWriter } from '../../sandbox/writer';
 import { sleep } from '../../sandbox/ports';
-import { captureIO, startTestWorker, type TestWorker } from '../helpers';
+import { captureIO, commandCalls, startTestWorker, type TestWorker } from '../helpers';
 
 const MUTATING = ['replicaof', 'slaveof', 'failover', 'client|pause', 'client|unpause', 'config|set', 'flushall', 'flushdb'];
 
-async function mutationSnapshot(fleet: RedisFleet): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const n of fleet.nodes) {
-    const c = new Redis({ host: n.host, port: n.port, password: fleet.password, lazyConnect: true, retryStrategy: () => null });
-    await c.connect();
-    const stats = await c.info('commandstats');
-    const role = ((await c.call('ROLE')) as unknown[])[0];
-    c.disconnect();
-    const calls = MUTATING.map((cmd) => `${cmd}=${new RegExp(`cmdstat_${cmd.replace('|', '\\|')}:calls=(\\d+)`).exec(stats)?.[1] ?? 0}`);
-    out[n.id] = `${role} ${calls.join(' ')}`;
-  }
-  return out;
-}
+const mutationSnapshot = (fleet: RedisFleet) => commandCalls(fleet, MUTATING);
 
 describe('switchover refusals (nothing changes)', () => {
   let fleet: RedisFleet;
