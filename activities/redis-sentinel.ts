@@ -190,11 +190,37 @@ export function createRedisSentinelActivities(deps: RedisActivityDeps) {
       let [from, to] = await state();
       const done = (f: RedisNodeProbe, t: RedisNodeProbe) => t.role === 'primary' && f.role === 'replica' && f.primaryNode === input.to;
       if (done(from, to) && (await settledOn())) return { alreadyHeld: true, handoverMs: 0, audit: `saw ${input.to} primary, ${input.from} its replica, Sentinels agree; changed nothing` };
-      const t0 = Date.now();
+      let t0 = Date.now();
       const steps: string[] = [];
       if (!(from.role === 'replica' && from.primaryNode === input.to) && !done(from, to)) {
         if (!(from.role === 'primary' && to.role === 'replica' && to.primaryNode === input.from && to.linkUp))
           throw new HandoverError(ErrorType.UnexpectedTopology, `cannot hand over: ${input.from} is ${from.role}, ${input.to} is ${to.role}${to.primaryNode ? ` of ${to.primaryNode}` : ''}`);
+        // Before the point of no return, and before pausing anything: the Sentinel that will be asked must
+        // itself see the candidate as the only promotable replica. Sentinel reads replica-priority from INFO it
+        // refreshes only every 10 s, so right after pinning (or after an earlier unpin) its view can be stale,
+        // and it would refuse (NOGOODSLAVE) or, worse, promote a replica Handover did not choose.
+        const waitUntil = Date.now() + 30_000;
+        let view = '';
+        for (;;) {
+          ctx.heartbeat();
+          view = await askSentinel(c, 0, async (cl) => {
+            const reps = ((await cl.call('SENTINEL', 'REPLICAS', s.name)) as string[][]).map((a) => Object.fromEntries(a.flatMap((v, i) => (i % 2 === 0 ? [[v, a[i + 1]]] : []))) as Record<string, string>);
+            const isTo = (r: Record<string, string>) => Number(r.port) === toSpec.port;
+            const cand = reps.find(isTo);
+            const bad = (r: Record<string, string>) => /s_down|o_down|disconnected/.test(r.flags ?? '');
+            if (!cand) return `Sentinel does not list ${input.to} as a replica`;
+            if (Number(cand['slave-priority']) === 0 || bad(cand) || cand['master-link-status'] !== 'ok')
+              return `Sentinel sees ${input.to} with priority ${cand['slave-priority']}, flags ${cand.flags}, link ${cand['master-link-status']}`;
+            const others = reps.filter((r) => !isTo(r) && Number(r['slave-priority']) !== 0 && !bad(r));
+            return others.length ? `Sentinel still sees ${others.map((r) => `${r.ip}:${r.port}`).join(', ')} as promotable` : '';
+          }).catch((e: Error) => `first Sentinel does not answer: ${e.message}`);
+          if (view === '') break;
+          if (Date.now() > waitUntil)
+            throw new HandoverError(ErrorType.HandoverAborted, `${view} after 30 s; nothing was paused or changed`);
+          await sleep(250);
+        }
+        steps.push(`Sentinel ${s.nodes[0].id} sees only ${input.to} as promotable (after ${Date.now() - t0} ms)`);
+        t0 = Date.now(); // the write pause starts here
         await withNode(c, input.from, async (fc) =>
           withNode(c, input.to, async (tc) => {
             const off = async (cl: Redis, f: string) => Number(new RegExp(`${f}:(\\d+)`).exec(await cl.info('replication'))?.[1] ?? -1);
