@@ -45,6 +45,12 @@ export const PolicySchema = z
     probeIntervalMs: z.number().int().min(100).default(1_000),
     probesToConfirm: z.number().int().min(1).default(3),
     failoverBlockMs: z.number().int().min(0).default(3_600_000),
+    /** MySQL/MariaDB: largest lag a switchover candidate may have, in transactions (GTID sequence numbers) ... */
+    maxLagTransactions: z.number().int().min(0).default(1000),
+    /** ... and in Seconds_Behind_Master. */
+    maxLagSeconds: z.number().int().min(0).default(10),
+    /** MySQL/MariaDB fence: how long application sessions may keep an open transaction before they are killed (ms). */
+    fenceGraceMs: z.number().int().min(0).max(60_000).default(2_000),
   })
   .strict();
 export type Policy = z.infer<typeof PolicySchema>;
@@ -86,7 +92,9 @@ export type ControllerSpec = z.infer<typeof ControllerSchema>;
 export const ClusterSchema = z
   .object({
     name,
-    engine: z.enum(['redis']),
+    engine: z.enum(['redis', 'mysql']),
+    /** engine: mysql only — which SQL dialect the server speaks (activities/mysql-flavor.ts). */
+    flavor: z.enum(['mariadb', 'mysql8']).optional(),
     topology: z.enum(['replication', 'sentinel', 'cluster']).default('replication'),
     credentials: z
       .object({
@@ -95,6 +103,13 @@ export const ClusterSchema = z
       })
       .strict()
       .default({}),
+    /** engine: mysql only — the account replicas connect to their source with (CHANGE MASTER ... MASTER_USER). */
+    replicationCredentials: z.object({ username: z.string().min(1), password: SecretRefSchema }).strict().optional(),
+    /**
+     * engine: mysql only — a command run after promotion to move the writer endpoint (HAProxy runtime API, DNS,
+     * a proxy's admin call). {cluster} {primary} {host} {port} {oldPrimary} are substituted. A failure is reported.
+     */
+    routingHook: z.string().min(1).optional(),
     policy: PolicySchema.default({}),
     controller: ControllerSchema.optional(),
     /** topology: sentinel — the Sentinels watching this cluster, and the name they know its primary by. */
@@ -112,6 +127,20 @@ export const ClusterSchema = z
   .refine((c) => (c.topology === 'sentinel') === (c.sentinel !== undefined), {
     message: 'topology: sentinel needs a sentinel block (masterName, nodes), and only it may have one',
     path: ['sentinel'],
+  })
+  .superRefine((c, ctx) => {
+    const mysqlOnly = ['flavor', 'replicationCredentials', 'routingHook'] as const;
+    if (c.engine !== 'mysql') {
+      for (const f of mysqlOnly) if (c[f] !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [f], message: `only engine: mysql clusters have ${f}` });
+      return;
+    }
+    if (!c.flavor) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['flavor'], message: 'engine: mysql needs flavor: mariadb or mysql8' });
+    if (c.topology !== 'replication') ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['topology'], message: 'engine: mysql supports topology: replication only' });
+    if (!c.credentials.username || !c.credentials.password)
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['credentials'], message: 'engine: mysql needs credentials.username and credentials.password (the automation user)' });
+    if (!c.replicationCredentials)
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['replicationCredentials'], message: 'engine: mysql needs replicationCredentials (username, password) for CHANGE MASTER' });
+    if (c.controller) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['controller'], message: 'engine: mysql has no node controller yet (rolling restart is not implemented for it)' });
   });
 
 export const InventorySchema = z

@@ -1,0 +1,390 @@
+/**
+ * Real MariaDB 10.11 processes (Debian's /usr/sbin/mariadbd) on free loopback ports, wired as 1 primary + N
+ * replicas with GTID replication (MASTER_USE_GTID=slave_pos), for tests, the demo and benchmarks.
+ *
+ * Fast start: one datadir is initialised with mariadb-install-db (about half a second) and copied per node.
+ * Every node starts with read_only=ON (a restarted node never comes back writable by itself); the sandbox turns
+ * it OFF on the first primary only. Users (created on the primary, replicated to every replica):
+ *  - repl:     REPLICATION SLAVE (what replicas connect with)
+ *  - handover: the automation, least privilege (MARIADB_HANDOVER_GRANTS)
+ *  - app:      the writer's application user (SELECT, INSERT on the app schema)
+ * root is reachable over each node's unix socket only (the TCP root accounts are dropped).
+ */
+import { execFile, spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import mysql from 'mysql2/promise';
+import { freePort, sleep } from './ports';
+
+const execFileP = promisify(execFile);
+
+/** Exactly the grants the automation needs on MariaDB 10.11 (each one checked against the server, see README). */
+export const MARIADB_HANDOVER_GRANTS = ['REPLICATION SLAVE ADMIN', 'SLAVE MONITOR', 'READ_ONLY ADMIN', 'CONNECTION ADMIN', 'PROCESS', 'RELOAD'];
+
+export const APP_SCHEMA = 'handover_app';
+
+export interface MariaNodeProcess {
+  id: string;
+  host: string;
+  port: number;
+  serverId: number;
+  dir: string;
+  socket: string;
+  start(): Promise<void>;
+  /** SIGTERM (clean shutdown, waits), SIGKILL (waits), SIGSTOP/SIGCONT (returns at once). */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  pid(): number | undefined;
+  /** A root connection over the node's unix socket (the caller ends it). */
+  root(): Promise<mysql.Connection>;
+}
+
+export interface MariaFleet {
+  cluster: string;
+  nodes: MariaNodeProcess[];
+  baseDir: string;
+  /** Environment variable names the inventory points at (values are set in process.env). */
+  passwordEnv: string;
+  replPasswordEnv: string;
+  handoverUser: string;
+  handoverPassword: string;
+  replUser: string;
+  replPassword: string;
+  appUser: string;
+  appPassword: string;
+  inventoryYaml(extra?: MariaInventoryExtra): string;
+  writeInventory(file?: string, extra?: MariaInventoryExtra): string;
+  /** Per node: read_only and what it replicates from ('down' when unreachable). */
+  state(): Promise<Record<string, NodeState>>;
+  /** Run SQL as root on one node (over its socket). */
+  sql<T = unknown>(node: string | number, query: string, params?: unknown[]): Promise<T>;
+  /** Wait until every node other than `primary` replicates from it with both threads running and has its GTID position. */
+  waitForReplication(primary: string | number, timeoutMs?: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface NodeState {
+  up: boolean;
+  readOnly?: boolean;
+  /** 'host:port' of the source, when replication is configured. */
+  source?: string;
+  io?: string;
+  sql?: string;
+  gtidBinlogPos?: string;
+  gtidSlavePos?: string;
+}
+
+export interface MariaInventoryExtra {
+  promotion?: Record<string, 'prefer' | 'neutral' | 'never'>;
+  policy?: Record<string, number | string>;
+  routingHook?: string;
+  /** Connect as root instead of the least-privilege user (never used by the tests). */
+  user?: string;
+}
+
+export interface MariaFleetOptions {
+  cluster?: string;
+  replicas?: number;
+  baseDir?: string;
+}
+
+const MARIADBD = process.env.HANDOVER_MARIADBD ?? '/usr/sbin/mariadbd';
+const INSTALL_DB = process.env.HANDOVER_MARIADB_INSTALL_DB ?? 'mariadb-install-db';
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Small-footprint server options shared by the template and every node. */
+const SMALL = ['--innodb-buffer-pool-size=16M', '--innodb-log-file-size=4M', '--skip-performance-schema', '--innodb-log-buffer-size=1M', '--key-buffer-size=1M'];
+
+/** One initialised datadir per machine and server version, copied for each node (mariadb-install-db once). */
+async function templateDir(): Promise<string> {
+  const { stdout } = await execFileP(MARIADBD, ['--version']);
+  const version = /Ver (\S+)/.exec(stdout)?.[1] ?? 'unknown';
+  const dir = path.join(os.tmpdir(), `handover-mariadb-template-${version}`);
+  if (existsSync(path.join(dir, 'mysql', 'user.frm')) || existsSync(path.join(dir, 'mysql', 'global_priv.frm'))) return dir;
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'handover-mariadb-template-build-'));
+  const data = path.join(tmp, 'data');
+  await execFileP(INSTALL_DB, ['--no-defaults', '--user=root', `--datadir=${data}`, '--auth-root-authentication-method=normal', '--skip-test-db', '--skip-log-bin', ...SMALL]);
+  try {
+    renameSync(data, dir);
+  } catch {
+    /* another process built it first */
+  }
+  rmSync(tmp, { recursive: true, force: true });
+  return dir;
+}
+
+export function mariaNode(o: { id: string; port: number; serverId: number; dir: string }): MariaNodeProcess {
+  const datadir = path.join(o.dir, 'data');
+  const socket = path.join(o.dir, 'mysqld.sock');
+  const pidFile = path.join(o.dir, 'mysqld.pid');
+  const args = [
+    '--no-defaults',
+    '--user=root',
+    `--datadir=${datadir}`,
+    `--socket=${socket}`,
+    `--port=${o.port}`,
+    '--bind-address=127.0.0.1',
+    `--pid-file=${pidFile}`,
+    `--log-error=${path.join(o.dir, 'error.log')}`,
+    `--server-id=${o.serverId}`,
+    `--log-bin=${path.join(datadir, 'binlog')}`,
+    '--binlog-format=ROW',
+    '--gtid-strict-mode=ON',
+    '--log-slave-updates=ON',
+    '--skip-name-resolve',
+    '--read-only=ON',
+    '--slave-net-timeout=5',
+    '--max-connections=200',
+    ...SMALL,
+  ];
+  writeFileSync(path.join(o.dir, 'args'), args.join('\n') + '\n');
+  const pid = (): number | undefined => {
+    try {
+      const p = Number(readFileSync(pidFile, 'utf8').trim());
+      return p > 0 && isAlive(p) ? p : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const root = () => mysql.createConnection({ socketPath: socket, user: 'root', password: '', multipleStatements: false, connectTimeout: 2000 });
+  const node: MariaNodeProcess = {
+    id: o.id,
+    host: '127.0.0.1',
+    port: o.port,
+    serverId: o.serverId,
+    dir: o.dir,
+    socket,
+    async start() {
+      if (pid() !== undefined) return;
+      const proc = spawn(MARIADBD, args, { stdio: 'ignore', detached: true });
+      proc.unref();
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        if (proc.exitCode !== null) throw new Error(`${o.id} exited with ${proc.exitCode}: ${tail(path.join(o.dir, 'error.log'))}`);
+        try {
+          const c = await root();
+          await c.end();
+          return;
+        } catch {
+          /* not yet */
+        }
+        if (Date.now() > deadline) throw new Error(`${o.id} did not accept connections within 30 s: ${tail(path.join(o.dir, 'error.log'))}`);
+        await sleep(30);
+      }
+    },
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      const p = pid();
+      if (p === undefined) return;
+      process.kill(p, signal);
+      if (signal === 'SIGSTOP' || signal === 'SIGCONT') return;
+      const deadline = Date.now() + 20_000;
+      while (isAlive(p)) {
+        if (Date.now() > deadline) process.kill(p, 'SIGKILL');
+        await sleep(20);
+      }
+    },
+    pid,
+    root,
+  };
+  return node;
+}
+
+function tail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-8).join('\n');
+  } catch {
+    return '(no error log)';
+  }
+}
+
+const rand = () => Math.random().toString(36).slice(2, 12);
+
+export async function startMariaFleet(opts: MariaFleetOptions = {}): Promise<MariaFleet> {
+  const cluster = opts.cluster ?? `db-${rand().slice(0, 6)}`;
+  const envBase = `HANDOVER_${cluster.replace(/[^A-Za-z0-9]/g, '_').toUpperCase()}`;
+  const passwordEnv = `${envBase}_PW`;
+  const replPasswordEnv = `${envBase}_REPL_PW`;
+  const handoverPassword = `h-${rand()}`;
+  const replPassword = `r-${rand()}`;
+  const appPassword = `a-${rand()}`;
+  process.env[passwordEnv] = handoverPassword;
+  process.env[replPasswordEnv] = replPassword;
+  const baseDir = opts.baseDir ?? mkdtempSync(path.join(os.tmpdir(), `handover-${cluster}-`));
+  const template = await templateDir();
+  const count = 1 + (opts.replicas ?? 2);
+  const nodes: MariaNodeProcess[] = [];
+  for (let i = 0; i < count; i++) {
+    const id = `${cluster}-${i + 1}`;
+    const dir = path.join(baseDir, id);
+    mkdirSync(dir, { recursive: true });
+    cpSync(template, path.join(dir, 'data'), { recursive: true });
+    nodes.push(mariaNode({ id, port: await freePort(), serverId: i + 1, dir }));
+  }
+  const started = await Promise.allSettled(nodes.map((n) => n.start()));
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+    throw (failed as PromiseRejectedResult).reason;
+  }
+
+  const byRef = (n: string | number) => (typeof n === 'number' ? nodes[n] : nodes.find((x) => x.id === n)!);
+  async function sql<T>(n: string | number, query: string, params?: unknown[]): Promise<T> {
+    const c = await byRef(n).root();
+    try {
+      const [rows] = await c.query(query, params);
+      return rows as T;
+    } finally {
+      await c.end();
+    }
+  }
+
+  try {
+    await wire();
+  } catch (e) {
+    await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+    throw e;
+  }
+  async function wire() {
+    // Every node: no root over TCP (only the socket), not binlogged (these accounts were never replicated).
+    for (const n of nodes) {
+      const c = await n.root();
+      await c.query('SET SESSION sql_log_bin = 0');
+      const [rows] = await c.query("SELECT User AS user, Host AS host FROM mysql.user WHERE User = 'root' AND Host <> 'localhost'");
+      for (const r of rows as { user: string; host: string }[]) await c.query('DROP USER ?@?', [r.user, r.host]);
+      await c.end();
+    }
+
+    // On the primary (binlogged, so replicated): the accounts and the writer's schema.
+    const hostPat = '127.0.0.1';
+    const primarySql = [
+      `CREATE USER 'repl'@'${hostPat}' IDENTIFIED BY '${replPassword}'`,
+      `GRANT REPLICATION SLAVE ON *.* TO 'repl'@'${hostPat}'`,
+      `CREATE USER 'handover'@'${hostPat}' IDENTIFIED BY '${handoverPassword}'`,
+      `GRANT ${MARIADB_HANDOVER_GRANTS.join(', ')} ON *.* TO 'handover'@'${hostPat}'`,
+      `CREATE DATABASE ${APP_SCHEMA}`,
+      `CREATE TABLE ${APP_SCHEMA}.acks (k VARCHAR(64) NOT NULL PRIMARY KEY, v BIGINT NOT NULL, at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB`,
+      `CREATE USER 'app'@'${hostPat}' IDENTIFIED BY '${appPassword}'`,
+      `GRANT SELECT, INSERT, UPDATE, DELETE ON ${APP_SCHEMA}.* TO 'app'@'${hostPat}'`,
+      'SET GLOBAL read_only = OFF',
+    ];
+    for (const q of primarySql) await sql(0, q);
+    for (const n of nodes.slice(1)) {
+      await sql(
+        n.id,
+        `CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=${nodes[0].port}, MASTER_USER='repl', MASTER_PASSWORD='${replPassword}', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1`,
+      );
+      await sql(n.id, 'START SLAVE');
+    }
+  }
+
+  const fleet: MariaFleet = {
+    cluster,
+    nodes,
+    baseDir,
+    passwordEnv,
+    replPasswordEnv,
+    handoverUser: 'handover',
+    handoverPassword,
+    replUser: 'repl',
+    replPassword,
+    appUser: 'app',
+    appPassword,
+    sql,
+    inventoryYaml(extra = {}) {
+      const out = [
+        'clusters:',
+        `  - name: ${cluster}`,
+        '    engine: mysql',
+        '    flavor: mariadb',
+        '    credentials:',
+        `      username: ${extra.user ?? 'handover'}`,
+        `      password: { env: ${passwordEnv} }`,
+        '    replicationCredentials:',
+        '      username: repl',
+        `      password: { env: ${replPasswordEnv} }`,
+      ];
+      if (extra.routingHook) out.push(`    routingHook: ${JSON.stringify(extra.routingHook)}`);
+      if (extra.policy && Object.keys(extra.policy).length) {
+        out.push('    policy:');
+        for (const [k, v] of Object.entries(extra.policy)) out.push(`      ${k}: ${v}`);
+      }
+      out.push('    nodes:');
+      for (const n of nodes) {
+        out.push(`      - id: ${n.id}`, `        host: ${n.host}`, `        port: ${n.port}`);
+        const p = extra.promotion?.[n.id];
+        if (p) out.push(`        promotion: ${p}`);
+      }
+      return out.join('\n') + '\n';
+    },
+    writeInventory(file = path.join(baseDir, 'inventory.yaml'), extra) {
+      writeFileSync(file, fleet.inventoryYaml(extra));
+      return file;
+    },
+    async state() {
+      const out: Record<string, NodeState> = {};
+      await Promise.all(
+        nodes.map(async (n) => {
+          try {
+            const c = await n.root();
+            try {
+              const [[v]] = (await c.query('SELECT @@read_only AS ro, @@gtid_binlog_pos AS b, @@gtid_slave_pos AS s')) as unknown as [[{ ro: number; b: string; s: string }]];
+              const [ss] = (await c.query('SHOW SLAVE STATUS')) as unknown as [Record<string, unknown>[]];
+              const s = ss[0];
+              out[n.id] = {
+                up: true,
+                readOnly: v.ro === 1,
+                gtidBinlogPos: v.b,
+                gtidSlavePos: v.s,
+                ...(s ? { source: `${s.Master_Host}:${s.Master_Port}`, io: String(s.Slave_IO_Running), sql: String(s.Slave_SQL_Running) } : {}),
+              };
+            } finally {
+              await c.end();
+            }
+          } catch {
+            out[n.id] = { up: false };
+          }
+        }),
+      );
+      return out;
+    },
+    async waitForReplication(primary, timeoutMs = 20_000) {
+      const p = byRef(primary);
+      const deadline = Date.now() + timeoutMs;
+      let last = '';
+      for (;;) {
+        const st = await fleet.state();
+        const goal = st[p.id]?.gtidBinlogPos;
+        const bad = nodes
+          .filter((n) => n.id !== p.id)
+          .filter((n) => {
+            const s = st[n.id];
+            return !(s?.up && s.source === `127.0.0.1:${p.port}` && s.io === 'Yes' && s.sql === 'Yes' && s.gtidBinlogPos === goal);
+          });
+        if (st[p.id]?.up && bad.length === 0) return;
+        last = JSON.stringify(st);
+        if (Date.now() > deadline) throw new Error(`replication to ${p.id} not converged within ${timeoutMs} ms: ${last}`);
+        await sleep(50);
+      }
+    },
+    async stop() {
+      await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+      if (!opts.baseDir && !process.env.HANDOVER_KEEP_SANDBOX) rmSync(baseDir, { recursive: true, force: true });
+    },
+  };
+  try {
+    await fleet.waitForReplication(0);
+  } catch (e) {
+    await fleet.stop();
+    throw e;
+  }
+  return fleet;
+}
