@@ -1,6 +1,6 @@
 /**
  * The activity factory: production passes the worker's inventory and real connections; tests inject their own.
- *   const activities = createActivities({ inventory: () => inv, connectRedis });
+ *   const activities = createActivities({ inventory: () => inv, connectRedis, connectMysql });
  */
 import { createRedisActivities, type RedisActivityDeps } from './redis';
 import { connectRedis } from './redis-conn';
@@ -8,19 +8,23 @@ import { createInventoryActivities } from './inventory';
 import { createRedisRollingActivities } from './redis-rolling';
 import { createRedisSentinelActivities } from './redis-sentinel';
 import { createRedisFailoverActivities } from './redis-failover';
+import { createMysqlActivities } from './mysql';
+import { connectMysql, type MysqlConnect } from './mysql-conn';
 
 export interface ActivityDeps extends Partial<Pick<RedisActivityDeps, 'connectRedis' | 'env' | 'failpoint'>> {
   inventory: RedisActivityDeps['inventory'];
+  connectMysql?: MysqlConnect;
 }
 
 export function createActivities(deps: ActivityDeps) {
-  const full: RedisActivityDeps = { connectRedis, ...deps };
+  const full: RedisActivityDeps & { connectMysql: MysqlConnect } = { connectRedis, connectMysql, ...deps };
   return {
     ...createInventoryActivities(full),
     ...createRedisActivities(full),
     ...createRedisRollingActivities(full),
     ...createRedisSentinelActivities(full),
     ...createRedisFailoverActivities(full),
+    ...createMysqlActivities(full),
   };
 }
 
