@@ -1,6 +1,7 @@
 // Every workflow the worker registers. Deterministic code only (see eslint.config.mjs).
 export { switchover } from './switchover';
 export { redisSwitchover } from './switchover-redis';
+export { mysqlSwitchover } from './switchover-mysql';
 export { rollingRestart } from './rolling-restart';
 export { redisRollingRestart } from './rolling-restart-redis';
 export { redisFailover } from './failover-redis';

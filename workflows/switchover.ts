@@ -6,10 +6,11 @@ import { ApplicationFailure } from '@temporalio/workflow';
 import { ErrorType } from '../core/errors';
 import { probe } from './profiles';
 import { redisSwitchover, type RedisSwitchoverInput, type SwitchoverReport } from './switchover-redis';
+import { mysqlSwitchover, type MysqlSwitchoverReport } from './switchover-mysql';
 
 export type SwitchoverInput = RedisSwitchoverInput;
 
-export async function switchover(input: SwitchoverInput): Promise<SwitchoverReport> {
+export async function switchover(input: SwitchoverInput): Promise<SwitchoverReport | MysqlSwitchoverReport> {
   const d = await probe.describeCluster.executeWithOptions({ summary: `look up ${input.cluster} in the inventory` }, [{ cluster: input.cluster }]);
   switch (d.engine) {
     case 'redis':
@@ -20,6 +21,8 @@ export async function switchover(input: SwitchoverInput): Promise<SwitchoverRepo
           nonRetryable: true,
         });
       return redisSwitchover(input);
+    case 'mysql':
+      return mysqlSwitchover(input);
     default:
       throw ApplicationFailure.create({ message: `no switchover runbook for engine ${d.engine}`, type: ErrorType.WrongEngine, nonRetryable: true });
   }

@@ -1,0 +1,188 @@
+/**
+ * Planned switchover of a MySQL/MariaDB replication cluster (GTID replication).
+ *
+ *   probe -> decide -> veto -> fence -> catch-up -> | promote -> routing hook -> repoint followers -> repoint old primary -> verify
+ *                                                   ^ point of no return
+ * Before the point of no return every failure leaves the old primary primary and writable: a failed fence or
+ * catch-up runs the undo step (ensureMysqlWritable) and the run fails with the reason. After it the run only
+ * moves forward. Decisions (primary, candidate, the fenced GTID position) are frozen in workflow state and
+ * passed to activities, so a retried activity never decides again.
+ *
+ * At no moment are two nodes writable: the old primary is read-only before the candidate stops replicating,
+ * and the candidate takes writes only once it has applied the old primary's final position. Between the two
+ * no node takes writes: that is the write-blocked window (writePauseMs).
+ *
+ * The routing hook runs right after promotion (not after repointing): the writer endpoint should move as soon
+ * as there is a writer, and repointing replicas does not change who takes writes. A failed hook is reported
+ * (step failed, audit line, report.routing) and the run goes on to repoint and verify: post-hooks fail open.
+ */
+import { ApplicationFailure } from '@temporalio/workflow';
+import { decideMysqlSwitchover, type MysqlNodeProbe, type MysqlSwitchoverDecision } from '../core/decide-mysql';
+import { ErrorType } from '../core/errors';
+import type { EnsureMysqlFencedResult, VerifyMysqlResult } from '../activities/mysql';
+import { mutate, probe, wait } from './profiles';
+import { Runbook, failureTypeOf, messageOf } from './runbook';
+import type { RedisSwitchoverInput } from './switchover-redis';
+
+export type MysqlSwitchoverInput = RedisSwitchoverInput;
+
+export interface MysqlSwitchoverReport {
+  runbook: 'switchover';
+  engine: 'mysql';
+  cluster: string;
+  dryRun: boolean;
+  oldPrimary: string;
+  newPrimary: string;
+  decision: MysqlSwitchoverDecision;
+  plan: string[];
+  /** No node took writes for this long: old primary fenced (read_only ON) until the candidate's read_only OFF. */
+  writePauseMs: number;
+  /** The old primary's final GTID position, applied by the new primary before it took writes. */
+  fencedGtid?: string;
+  killedSessions?: number;
+  /** The routing hook's outcome; ok: false is a reported failure (the switchover itself completed). */
+  routing?: { ran: boolean; ok: boolean; detail: string };
+  verify?: VerifyMysqlResult;
+  steps: { step: string; ms: number }[];
+  audit: string[];
+  probe: MysqlNodeProbe[];
+}
+
+export async function mysqlSwitchover(input: MysqlSwitchoverInput): Promise<MysqlSwitchoverReport> {
+  const { cluster } = input;
+  const rb = new Runbook('switchover', cluster);
+  rb.plan([
+    { name: 'probe', summary: `probe every node of ${cluster}` },
+    { name: 'decide', summary: 'choose the candidate' },
+  ]);
+  if (input.requestedBy) rb.audit('start', `requested by ${input.requestedBy}${input.to ? `, --to ${input.to}` : ''}`);
+
+  // 1. Probe
+  const probed = await rb.step(
+    'probe',
+    `probe every node of ${cluster}`,
+    () => probe.probeMysqlCluster.executeWithOptions({ summary: `probe every node of ${cluster}` }, [{ cluster }]),
+    (p) =>
+      `saw ${p.nodes
+        .map((n) => (n.reachable ? `${n.node}=${n.role}${n.readOnly ? '(ro)' : '(rw)'}@${n.gtidBinlogPos || 'empty'}${n.role === 'replica' ? ` io=${n.ioRunning} sql=${n.sqlRunning ? 'Yes' : 'No'}` : ''}` : `${n.node}=unreachable`))
+        .join(' ')}`,
+  );
+
+  // 2. Decide (pure, in the workflow: recorded once in history, never re-decided on retry)
+  const decision = await rb
+    .step(
+      'decide',
+      'choose the candidate',
+      async () => {
+        const r = decideMysqlSwitchover(probed.nodes, { to: input.to, policy: probed.policy });
+        if (!r.ok) throw ApplicationFailure.create({ message: r.refusal.message, type: r.refusal.errorType, nonRetryable: true, details: [r.refusal] });
+        return r.decision;
+      },
+      (d) => `chose ${d.candidate} to replace ${d.primary}: ${d.reasons.join('; ')}`,
+    )
+    .catch((e) => {
+      rb.skipRemaining('refused');
+      throw e;
+    });
+
+  const { primary, candidate, followers } = decision;
+  const policy = probed.policy;
+  const plan = [
+    { name: 'veto', summary: 're-check the decision before fencing' },
+    { name: 'fence', summary: `make ${primary} read-only (application sessions get ${policy.fenceGraceMs} ms, then are killed)` },
+    { name: 'catch-up', summary: `wait for ${candidate} to apply ${primary}'s final GTID position (at most ${policy.catchUpTimeoutMs} ms)` },
+    { name: 'promote', summary: `promote ${candidate}: stop and reset replication, read_only OFF` },
+    ...(probed.routingHook ? [{ name: 'routing', summary: `run the routing hook to move the writer endpoint to ${candidate}` }] : []),
+    ...followers.map((f) => ({ name: `repoint ${f}`, summary: `make ${f} a replica of ${candidate}` })),
+    { name: `repoint ${primary}`, summary: `make ${primary} (read-only) a replica of ${candidate}` },
+    { name: 'verify', summary: `verify one writable node (${candidate}), replicas running and converged` },
+  ];
+  const step = (name: string) => plan.find((p) => p.name === name)!.summary;
+  rb.plan(plan);
+  const report = (extra: Partial<MysqlSwitchoverReport>): MysqlSwitchoverReport => ({
+    runbook: 'switchover',
+    engine: 'mysql',
+    cluster,
+    dryRun: !!input.dryRun,
+    oldPrimary: primary,
+    newPrimary: candidate,
+    decision,
+    plan: plan.map((p) => p.summary),
+    writePauseMs: 0,
+    steps: rb.timings(),
+    audit: rb.progress.audit,
+    probe: probed.nodes,
+    ...extra,
+  });
+  if (input.dryRun) {
+    rb.skipRemaining('dry run');
+    rb.setPhase('planned');
+    return report({});
+  }
+
+  // 3. Veto: the frozen decision against live state, just before the first change. Fails closed.
+  await rb
+    .step('veto', step('veto'), () => probe.vetoMysqlHandover.executeWithOptions({ summary: step('veto') }, [{ cluster, primary, candidate, policy }]))
+    .catch((e) => {
+      rb.skipRemaining('vetoed');
+      throw e;
+    });
+
+  // 4. Fence, then 5. catch-up. The compensation (old primary writable again) is armed from the fence on.
+  let fenced: EnsureMysqlFencedResult;
+  let caughtUpTo: string;
+  try {
+    fenced = await rb.step('fence', step('fence'), () =>
+      mutate.ensureMysqlFenced.executeWithOptions({ summary: step('fence') }, [{ cluster, node: primary, graceMs: policy.fenceGraceMs }]),
+    );
+    const cu = await rb.step('catch-up', step('catch-up'), () =>
+      wait.ensureMysqlCaughtUp.executeWithOptions({ summary: step('catch-up') }, [{ cluster, primary, candidate, position: fenced.finalGtid, timeoutMs: policy.catchUpTimeoutMs }]),
+    );
+    caughtUpTo = cu.position;
+  } catch (err) {
+    await rb.step('undo', `make ${primary} writable again (it stays primary)`, () =>
+      mutate.ensureMysqlWritable.executeWithOptions({ summary: `make ${primary} writable again` }, [{ cluster, node: primary }]),
+    );
+    rb.skipRemaining('handover undone');
+    rb.setPhase('undone');
+    const type = failureTypeOf(err);
+    throw ApplicationFailure.create({
+      message: `switchover of ${cluster} undone: ${messageOf(err)}; ${primary} is still the primary and writable`,
+      type: type === ErrorType.UnexpectedTopology ? type : ErrorType.HandoverAborted,
+      nonRetryable: true,
+    });
+  }
+
+  // ---- POINT OF NO RETURN: the candidate stops replicating and takes writes. From here the run only moves forward. ----
+  rb.passPointOfNoReturn();
+  const promoted = await rb.step('promote', step('promote'), () =>
+    mutate.ensureMysqlPrimary.executeWithOptions({ summary: step('promote') }, [{ cluster, node: candidate, mustInclude: caughtUpTo }]),
+  );
+  const writePauseMs = Math.max(0, promoted.promotedAt - fenced.fencedAt);
+
+  // 6. Routing hook: fails open, and is reported.
+  let routing: MysqlSwitchoverReport['routing'];
+  if (probed.routingHook) {
+    try {
+      const h = await rb.step('routing', step('routing'), () => mutate.runRoutingHook.executeWithOptions({ summary: step('routing') }, [{ cluster, primary: candidate, oldPrimary: primary }]));
+      routing = { ran: h.ran, ok: true, detail: h.audit };
+    } catch (err) {
+      routing = { ran: true, ok: false, detail: messageOf(err) };
+      rb.audit('routing', `ROUTING HOOK FAILED (the switchover goes on; move the writer endpoint to ${candidate} by hand): ${messageOf(err)}`);
+    }
+  }
+
+  // 7. Repoint the other replicas, then the old primary (read-only throughout).
+  for (const node of [...followers, primary]) {
+    await rb.step(`repoint ${node}`, step(`repoint ${node}`), () =>
+      mutate.ensureMysqlReplicaOf.executeWithOptions({ summary: `make ${node} a replica of ${candidate}` }, [{ cluster, node, primary: candidate }]),
+    );
+  }
+
+  // 8. Verify
+  const verify = await rb.step('verify', step('verify'), () =>
+    wait.verifyMysqlTopology.executeWithOptions({ summary: step('verify') }, [{ cluster, primary: candidate, timeoutMs: policy.verifyTimeoutMs }]),
+  );
+  rb.setPhase(routing && !routing.ok ? 'done-routing-failed' : 'done');
+  return report({ writePauseMs, fencedGtid: caughtUpTo, killedSessions: fenced.killedSessions, routing, verify, steps: rb.timings(), audit: rb.progress.audit });
+}
