@@ -8,9 +8,10 @@
  *  - Refusals change nothing: read_only, replication configuration and threads, GTID positions and the
  *    server's own counters of replication-changing statements are compared before and after.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createMysqlActivities } from '../../activities/mysql';
 import { loadInventory } from '../../inventory/load';
 import { runSwitchover } from '../../client/commands/switchover';
 import { startMariaFleet, type MariaFleet, type NodeState } from '../../sandbox/mariadb';
@@ -154,6 +155,46 @@ describe('MariaDB switchover under a continuous transactional writer', () => {
     const text = JSON.stringify(history).replace(/"data":"([A-Za-z0-9+/=]+)"/g, (_m, b64: string) => JSON.stringify(Buffer.from(b64, 'base64').toString('utf8')));
     expect(text).toContain('newPrimary');
     for (const secret of [fleet.handoverPassword, fleet.replPassword, fleet.appPassword]) expect(text).not.toContain(secret);
+  });
+
+  it('every ensure* activity run again on the converged cluster changes nothing', async () => {
+    const [n1, n2, n3] = fleet.nodes;
+    const acts = createMysqlActivities({ inventory: () => loadInventory(inventory) });
+    const counters = () => Promise.all(fleet.nodes.map((n) => fleet.sql<{ Variable_name: string; Value: string }[]>(n.id, "SHOW GLOBAL STATUS WHERE Variable_name IN ('Com_change_master', 'Com_start_slave', 'Com_stop_slave', 'Com_reset_slave', 'Com_set_option', 'Com_kill')")));
+    const before = await counters();
+    const st = await fleet.state();
+    const primary = await acts.ensureMysqlPrimary({ cluster: fleet.cluster, node: n1.id, mustInclude: st[n1.id].gtidBinlogPos! });
+    expect(primary).toEqual(expect.objectContaining({ alreadyHeld: true }));
+    expect((await acts.ensureMysqlWritable({ cluster: fleet.cluster, node: n1.id })).changed).toBe(false);
+    for (const n of [n2, n3]) {
+      const r = await acts.ensureMysqlReplicaOf({ cluster: fleet.cluster, node: n.id, primary: n1.id });
+      expect(r.changed, r.audit).toBe(false);
+    }
+    expect(await counters()).toEqual(before);
+    // And the refusals that guard them: never demote a writable primary, never undo past the point of no return.
+    await expect(acts.ensureMysqlReplicaOf({ cluster: fleet.cluster, node: n1.id, primary: n2.id })).rejects.toThrow(/writable primary; refusing to make it a replica/);
+    await expect(acts.ensureMysqlWritable({ cluster: fleet.cluster, node: n2.id })).rejects.toThrow(/passed the point of no return/);
+    expect(await counters()).toEqual(before);
+  });
+
+  it('a failing routing hook is reported (step failed, report.routing), and the switchover still completes and verifies', async () => {
+    const failing = path.join(fleet.baseDir, 'failing-hook.yaml');
+    writeFileSync(failing, fleet.inventoryYaml({ routingHook: 'echo haproxy said no >&2; exit 7' }));
+    const saved = inventory;
+    inventory = failing; // the worker reads the inventory on every activity
+    try {
+      const io = captureIO();
+      const r = await runSwitchover({ cluster: fleet.cluster, wait: true, inventory, address: tw.address, taskQueue: tw.taskQueue, to: fleet.nodes[1].id }, io);
+      expect(r.exitCode, io.text()).toBe(0);
+      const rep = r.report as unknown as MysqlSwitchoverReport;
+      expect(rep.routing).toEqual({ ran: true, ok: false, detail: expect.stringMatching(/routing hook exited 7 after \d+ ms: haproxy said no/) });
+      expect(rep.audit.join('\n')).toMatch(/ROUTING HOOK FAILED/);
+      expect(io.text()).toMatch(/failed\s+routing: .*routing hook exited 7/);
+      expect(rep.verify?.primary).toBe(fleet.nodes[1].id);
+      await fleet.waitForReplication(fleet.nodes[1].id);
+    } finally {
+      inventory = saved;
+    }
   });
 });
 
