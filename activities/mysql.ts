@@ -232,7 +232,17 @@ export function mysqlOps(deps: MysqlActivityDeps) {
     }
   }
 
-  const probeAll = async (c: ClusterSpec) => markErrant(await Promise.all(c.nodes.map((n) => probeOne(c, n.id))));
+  /**
+   * Probe every node, then read the node(s) replicating from nobody once more, after every replica was read.
+   * Under writes a replica read after its primary can be ahead of that earlier read, which would look like an
+   * errant GTID; anything a replica has came from its primary before the replica was read, so the primary's
+   * second read includes it. (Found by the switchover test under a continuous writer.)
+   */
+  async function probeAll(c: ClusterSpec): Promise<MysqlNodeProbe[]> {
+    const nodes = await Promise.all(c.nodes.map((n) => probeOne(c, n.id)));
+    const again = await Promise.all(nodes.map((n) => (n.reachable && n.role === 'primary' ? probeOne(c, n.node) : Promise.resolve(n))));
+    return markErrant(again.map((n, i) => (n.reachable ? n : nodes[i])));
+  }
 
   return { env, spec, flavor, withNode, probeOne, probeAll };
 }
@@ -425,6 +435,11 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
         if (before.role === 'primary' && !before.readOnly) return { alreadyHeld: true, promotedAt: Date.now(), audit: `saw ${input.node} already a writable primary; changed nothing` };
         if (!gtidIncludes(appliedPos(before), input.mustInclude))
           throw new HandoverError(ErrorType.UnexpectedTopology, `${input.node} at ${appliedPos(before) || 'empty'} lacks ${input.mustInclude}: refusing to promote it`);
+        // Never two writable nodes: every other node that answers must be read-only (the fence holds).
+        const others = await Promise.all(c.nodes.filter((n) => n.id !== input.node).map((n) => probeOne(c, n.id)));
+        const writable = others.filter((n) => n.reachable && !n.readOnly);
+        if (writable.length)
+          throw new HandoverError(ErrorType.UnexpectedTopology, `refusing to promote ${input.node}: ${writable.map((n) => n.node).join(', ')} still writable`);
         const did: string[] = [];
         if (before.role === 'replica') {
           await conn.query(fl.stopReplica);

@@ -27,7 +27,10 @@ export interface MysqlPolicy {
 
 export const DEFAULT_MYSQL_POLICY: MysqlPolicy = { maxLagTransactions: 1000, maxLagSeconds: 10, catchUpTimeoutMs: 30_000, verifyTimeoutMs: 30_000, fenceGraceMs: 2_000 };
 
-/** What one probe of one MySQL/MariaDB node saw. Names and observations only: no credentials. */
+/**
+ * What one probe of one MySQL/MariaDB node saw. Names and observations only: no credentials. The probe reads
+ * a primary's position after its replicas', so a replica is never ahead of it merely by being read later.
+ */
 export interface MysqlNodeProbe {
   node: string;
   address: string;

@@ -79,8 +79,6 @@ export interface MariaInventoryExtra {
   promotion?: Record<string, 'prefer' | 'neutral' | 'never'>;
   policy?: Record<string, number | string>;
   routingHook?: string;
-  /** Connect as root instead of the least-privilege user (never used by the tests). */
-  user?: string;
 }
 
 export interface MariaFleetOptions {
@@ -306,7 +304,7 @@ export async function startMariaFleet(opts: MariaFleetOptions = {}): Promise<Mar
         '    engine: mysql',
         '    flavor: mariadb',
         '    credentials:',
-        `      username: ${extra.user ?? 'handover'}`,
+        '      username: handover',
         `      password: { env: ${passwordEnv} }`,
         '    replicationCredentials:',
         '      username: repl',

@@ -33,7 +33,9 @@ function startSampler(fleet: MariaFleet) {
   const loop = (async () => {
     while (!stopped) {
       const t = Date.now();
-      const state = await fleet.state();
+      let state = await fleet.state();
+      // The fence kills every non-automation session, the sampler's own root connection included: ask again.
+      for (let i = 0; i < 3 && Object.values(state).some((s) => !s.up); i++) state = await fleet.state();
       samples.push({ t, state, writable: Object.entries(state).filter(([, s]) => s.up && s.readOnly === false).map(([id]) => id) });
       await sleep(Math.max(0, 100 - (Date.now() - t)));
     }
@@ -105,6 +107,7 @@ describe('MariaDB switchover under a continuous transactional writer', () => {
 
     // Never two writable nodes; none only inside a switchover; exactly one before, between and after.
     expect(samples.length).toBeGreaterThan(20);
+    for (const s of samples) expect(Object.values(s.state).every((x) => x.up), `a node did not answer at ${s.t}`).toBe(true);
     for (const s of samples) expect(s.writable.length, `sample at ${s.t}: ${JSON.stringify(s.writable)}`).toBeLessThanOrEqual(1);
     const outside = samples.filter((s) => !((s.t >= t1 && s.t <= t1end) || (s.t >= t2 && s.t <= t2end)));
     for (const s of outside) expect(s.writable.length, `sample at ${s.t} outside the switchovers`).toBe(1);
@@ -159,6 +162,7 @@ describe('MariaDB switchover under a continuous transactional writer', () => {
 
   it('every ensure* activity run again on the converged cluster changes nothing', async () => {
     const [n1, n2, n3] = fleet.nodes;
+    await fleet.waitForReplication(n1.id); // the cluster as the first test left it
     const acts = createMysqlActivities({ inventory: () => loadInventory(inventory) });
     const counters = () => Promise.all(fleet.nodes.map((n) => fleet.sql<{ Variable_name: string; Value: string }[]>(n.id, "SHOW GLOBAL STATUS WHERE Variable_name IN ('Com_change_master', 'Com_start_slave', 'Com_stop_slave', 'Com_reset_slave', 'Com_set_option', 'Com_kill')")));
     const before = await counters();
@@ -174,6 +178,7 @@ describe('MariaDB switchover under a continuous transactional writer', () => {
     // And the refusals that guard them: never demote a writable primary, never undo past the point of no return.
     await expect(acts.ensureMysqlReplicaOf({ cluster: fleet.cluster, node: n1.id, primary: n2.id })).rejects.toThrow(/writable primary; refusing to make it a replica/);
     await expect(acts.ensureMysqlWritable({ cluster: fleet.cluster, node: n2.id })).rejects.toThrow(/passed the point of no return/);
+    await expect(acts.ensureMysqlPrimary({ cluster: fleet.cluster, node: n2.id, mustInclude: '' })).rejects.toThrow(new RegExp(`refusing to promote ${n2.id}: ${n1.id} still writable`));
     expect(await counters()).toEqual(before);
   });
 
