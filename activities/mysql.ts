@@ -462,59 +462,61 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
      * first adopts them as its replication position (gtid_slave_pos), so it continues where it is. Refuses a
      * writable node (demoting it would discard writes) and a node with GTIDs the new primary lacks.
      */
-    ensureMysqlReplicaOf: activity(async (input: EnsureMysqlReplicaOfInput): Promise<EnsureMysqlReplicaOfResult> => {
-      const c = spec(input.cluster);
-      const fl = flavor(c);
-      const primarySpec = c.nodes.find((x) => x.id === input.primary);
-      if (!primarySpec) throw new HandoverError(ErrorType.UnknownNode, `unknown node ${input.primary} in cluster ${input.cluster}`);
-      const newPrimary = await probeOne(c, input.primary);
-      if (!newPrimary.reachable) throw new Error(`${input.primary} unreachable: ${newPrimary.error}`);
-      return withNode(c, input.node, async (conn) => {
-        const before = await readMysqlNode(conn, c, fl, input.node);
-        const beforeText = describe(before);
-        const following = before.role === 'replica' && before.sourceNode === input.primary && before.usingGtid !== 'No';
-        if (following && before.ioRunning !== 'No' && before.sqlRunning && before.readOnly)
-          return { changed: false, before: beforeText, audit: `saw ${beforeText}; changed nothing` };
-        if (!before.readOnly && before.role === 'primary')
-          throw new HandoverError(ErrorType.UnexpectedTopology, `${input.node} is a writable primary; refusing to make it a replica of ${input.primary} (its writes would be discarded)`);
-        const errant = errantGtids(before.gtidBinlogPos, newPrimary.gtidBinlogPos);
-        if (errant.length)
-          throw new HandoverError(ErrorType.UnexpectedTopology, `${input.node} has GTIDs ${errant.join(',')} that ${input.primary} lacks: it cannot replicate from it`);
-        const did: string[] = [];
-        if (!before.readOnly) {
-          for (const s of fl.fence) await conn.query(s);
-          did.push(...fl.fence);
-        }
-        if (!following) {
-          const repl = replicationAccount(c, env);
-          if (before.role === 'replica') {
-            await conn.query(fl.stopReplica);
-            did.push(fl.stopReplica);
+    ensureMysqlReplicaOf: activity(async (input: EnsureMysqlReplicaOfInput): Promise<EnsureMysqlReplicaOfResult> =>
+      beating(async () => {
+        const c = spec(input.cluster);
+        const fl = flavor(c);
+        const primarySpec = c.nodes.find((x) => x.id === input.primary);
+        if (!primarySpec) throw new HandoverError(ErrorType.UnknownNode, `unknown node ${input.primary} in cluster ${input.cluster}`);
+        const newPrimary = await probeOne(c, input.primary);
+        if (!newPrimary.reachable) throw new Error(`${input.primary} unreachable: ${newPrimary.error}`);
+        return withNode(c, input.node, async (conn) => {
+          const before = await readMysqlNode(conn, c, fl, input.node);
+          const beforeText = describe(before);
+          const following = before.role === 'replica' && before.sourceNode === input.primary && before.usingGtid !== 'No';
+          if (following && before.ioRunning !== 'No' && before.sqlRunning && before.readOnly)
+            return { changed: false, before: beforeText, audit: `saw ${beforeText}; changed nothing` };
+          if (!before.readOnly && before.role === 'primary')
+            throw new HandoverError(ErrorType.UnexpectedTopology, `${input.node} is a writable primary; refusing to make it a replica of ${input.primary} (its writes would be discarded)`);
+          const errant = errantGtids(before.gtidBinlogPos, newPrimary.gtidBinlogPos);
+          if (errant.length)
+            throw new HandoverError(ErrorType.UnexpectedTopology, `${input.node} has GTIDs ${errant.join(',')} that ${input.primary} lacks: it cannot replicate from it`);
+          const did: string[] = [];
+          if (!before.readOnly) {
+            for (const s of fl.fence) await conn.query(s);
+            did.push(...fl.fence);
           }
-          const pos = appliedPos(before);
-          if (normalizeGtidPos(before.gtidSlavePos) !== pos) {
-            for (const s of fl.adoptPosition(pos)) await conn.query(s.sql, s.params);
-            did.push(`adopted ${pos || 'empty'} as its replication position`);
+          if (!following) {
+            const repl = replicationAccount(c, env);
+            if (before.role === 'replica') {
+              await conn.query(fl.stopReplica);
+              did.push(fl.stopReplica);
+            }
+            const pos = appliedPos(before);
+            if (normalizeGtidPos(before.gtidSlavePos) !== pos) {
+              for (const s of fl.adoptPosition(pos)) await conn.query(s.sql, s.params);
+              did.push(`adopted ${pos || 'empty'} as its replication position`);
+            }
+            await failpoint('ensureMysqlReplicaOf.beforeChange');
+            const ch = fl.changeSource({ host: primarySpec.host, port: primarySpec.port, user: repl.user, password: repl.password });
+            await conn.query(ch.sql, ch.params);
+            did.push(`CHANGE MASTER TO ${input.primary} (${primarySpec.host}:${primarySpec.port}) with GTID`);
           }
-          await failpoint('ensureMysqlReplicaOf.beforeChange');
-          const ch = fl.changeSource({ host: primarySpec.host, port: primarySpec.port, user: repl.user, password: repl.password });
-          await conn.query(ch.sql, ch.params);
-          did.push(`CHANGE MASTER TO ${input.primary} (${primarySpec.host}:${primarySpec.port}) with GTID`);
-        }
-        await conn.query(fl.startReplica);
-        did.push(fl.startReplica);
-        // Wait (bounded) for both threads to run, so a bad source surfaces here, not in verify.
-        const until = Date.now() + 10_000;
-        let after = await readMysqlNode(conn, c, fl, input.node);
-        while (!(after.ioRunning === 'Yes' && after.sqlRunning) && Date.now() < until) {
-          await sleep(50);
-          after = await readMysqlNode(conn, c, fl, input.node);
-        }
-        if (!(after.role === 'replica' && after.sourceNode === input.primary && after.ioRunning === 'Yes' && after.sqlRunning))
-          throw new Error(`${input.node} is not replicating from ${input.primary} after ${did.join('; ')}: ${describe(after)}${after.lastError ? ` (${after.lastError})` : ''}`);
-        return { changed: true, before: beforeText, audit: `saw ${beforeText}; ${did.join('; ')}` };
-      });
-    }),
+          await conn.query(fl.startReplica);
+          did.push(fl.startReplica);
+          // Wait (bounded) for both threads to run, so a bad source surfaces here, not in verify.
+          const until = Date.now() + 10_000;
+          let after = await readMysqlNode(conn, c, fl, input.node);
+          while (!(after.ioRunning === 'Yes' && after.sqlRunning) && Date.now() < until) {
+            await sleep(50);
+            after = await readMysqlNode(conn, c, fl, input.node);
+          }
+          if (!(after.role === 'replica' && after.sourceNode === input.primary && after.ioRunning === 'Yes' && after.sqlRunning))
+            throw new Error(`${input.node} is not replicating from ${input.primary} after ${did.join('; ')}: ${describe(after)}${after.lastError ? ` (${after.lastError})` : ''}`);
+          return { changed: true, before: beforeText, audit: `saw ${beforeText}; ${did.join('; ')}` };
+        });
+      }),
+    ),
 
     /**
      * Verify: exactly one writable node (the primary, replicating from nobody); every other node read-only,
