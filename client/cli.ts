@@ -6,6 +6,7 @@ import { runSwitchover } from './commands/switchover';
 import { runRollingRestart } from './commands/rolling-restart';
 import { runFailover } from './commands/failover';
 import { runMonitor } from './commands/monitor';
+import { runCodecServer } from './commands/codec-server';
 
 function common(cmd: Command): Command {
   return cmd
@@ -61,6 +62,16 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .option('--ack', 'acknowledge the last failover (clears the anti-flapping block)', false)
       .option('--stop', 'stop the monitor', false),
   ).action(async (opts) => onExit((await runMonitor(opts, processIO)).exitCode));
+  program
+    .command('codec-server')
+    .description('serve the payload codec (HANDOVER_CODEC_KEY) to the Temporal UI, so encrypted runs can be read there')
+    .option('--port <n>', 'port to listen on', '8081')
+    .option('--host <addr>', 'address to bind (keep it loopback: whoever reaches it can decrypt)', '127.0.0.1')
+    .option('--origin <url...>', 'UI origins allowed by CORS', ['http://127.0.0.1:8233', 'http://localhost:8233'])
+    .action(async (opts) => {
+      const { exitCode } = await runCodecServer(opts, processIO);
+      if (exitCode !== 0) onExit(exitCode); // otherwise it serves until interrupted
+    });
   return program;
 }
 

@@ -6,6 +6,7 @@ import { ErrorType, HandoverError } from '../core/errors';
 import { DEFAULT_NAMESPACE, TASK_QUEUE } from '../core/ids';
 import type { RunbookProgress } from '../core/types';
 import { findCluster, findNode, inventoryPath, loadInventory } from '../inventory/load';
+import { CodecKeyError, dataConverterFromEnv } from '../codec/aes-gcm';
 
 /** Exit codes (README: CLI reference). */
 export const EXIT = {
@@ -61,7 +62,16 @@ export async function connect(o: CommonOptions): Promise<{ client: Client; close
   } catch (e) {
     throw new CliError(EXIT.unavailable, `cannot reach Temporal at ${o.address}: ${(e as Error).message}. Start it (npm start runs a local one) or pass --address.`);
   }
-  return { client: new Client({ connection, namespace: o.namespace }), close: () => connection.close() };
+  let dataConverter;
+  try {
+    // Payload encryption (HANDOVER_CODEC_KEY / HANDOVER_CODEC_KEY_FILE): the same key as the workers'.
+    dataConverter = dataConverterFromEnv(process.env);
+  } catch (e) {
+    await connection.close();
+    if (e instanceof CodecKeyError) throw new CliError(EXIT.refused, `refused (InvalidCodecKey): ${e.message}`);
+    throw e;
+  }
+  return { client: new Client({ connection, namespace: o.namespace, dataConverter }), close: () => connection.close() };
 }
 
 export class CliError extends Error {

@@ -8,11 +8,13 @@
  *   HANDOVER_TASK_QUEUE        task queue (default "handover")
  *   HANDOVER_WORKFLOW_BUNDLE   optional prebuilt workflow bundle (faster start)
  *   HANDOVER_FAILPOINT         chaos testing only (worker/failpoints.ts)
+ *   HANDOVER_CODEC_KEY[_FILE]  optional AES-256-GCM payload encryption key (codec/aes-gcm.ts); clients need the same
  * Credentials named by the inventory (env variables or files) are read here, by activities, and nowhere else.
  */
 import { statSync } from 'node:fs';
 import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../activities';
+import { dataConverterFromEnv } from '../codec/aes-gcm';
 import { DEFAULT_NAMESPACE } from '../core/ids';
 import { inventoryPath, loadInventory } from '../inventory/load';
 import type { Inventory } from '../inventory/schema';
@@ -44,6 +46,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const file = inventoryPath(undefined, env);
   const inventory = watchedInventory(file);
   const failpoints = createFailpoints(env.HANDOVER_FAILPOINT);
+  const dataConverter = dataConverterFromEnv(env);
   const connection = await NativeConnection.connect({ address });
   const worker = await createHandoverWorker({
     connection,
@@ -52,8 +55,9 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     workflowBundlePath: env.HANDOVER_WORKFLOW_BUNDLE,
     taskQueue: env.HANDOVER_TASK_QUEUE,
     failpoints,
+    dataConverter,
   });
-  console.error(`[worker] polling ${address} namespace=${namespace} inventory=${file} clusters=${inventory().clusters.map((c) => c.name).join(',')}`);
+  console.error(`[worker] polling ${address} namespace=${namespace}${dataConverter ? ' payloads=encrypted' : ''} inventory=${file} clusters=${inventory().clusters.map((c) => c.name).join(',')}`);
   await worker.run();
   await connection.close();
 }

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { DEFAULT_NAMESPACE, TASK_QUEUE } from '../core/ids';
 import type { Activities } from '../activities';
+import type { DataConverter } from '@temporalio/common';
 import type { Failpoints } from './failpoints';
 
 export interface HandoverWorkerOptions {
@@ -13,6 +14,8 @@ export interface HandoverWorkerOptions {
   /** Path of a prebuilt workflow bundle (bundleWorkflowCode); the worker bundles workflows/ itself otherwise. */
   workflowBundlePath?: string;
   failpoints?: Failpoints;
+  /** Payload encryption (codec/aes-gcm.ts dataConverterFromEnv); the workflows are bundled with it. */
+  dataConverter?: DataConverter;
   /** Extra options (tests shorten shutdown grace, for instance). */
   extra?: Partial<WorkerOptions>;
 }
@@ -25,7 +28,9 @@ export async function createHandoverWorker(o: HandoverWorkerOptions): Promise<Wo
     connection: o.connection,
     namespace: o.namespace ?? DEFAULT_NAMESPACE,
     taskQueue: o.taskQueue ?? TASK_QUEUE,
-    ...(o.workflowBundlePath ? { workflowBundle: { codePath: o.workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
+    // A prebuilt bundle lacks the encrypting failure converter, so with a codec the worker bundles its own.
+    ...(o.workflowBundlePath && !o.dataConverter ? { workflowBundle: { codePath: o.workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
+    ...(o.dataConverter ? { dataConverter: o.dataConverter } : {}),
     activities: o.activities,
     interceptors: interceptor ? { activity: [() => ({ inbound: interceptor() })] } : undefined,
     shutdownGraceTime: '2s',
