@@ -1,5 +1,5 @@
 /**
- * Crash-safety harness:  npm run chaos -- switchover-redis|rolling-restart-redis|all [--json] [--points p1,p2] [--flavor valkey]
+ * Crash-safety harness:  npm run chaos -- switchover-redis|rolling-restart-redis|rolling-restart-redis-sentinel|all [--json] [--points p1,p2] [--flavor valkey]
  *
  * For each kill point, the real worker process (worker/main.ts) runs with a failpoint armed and SIGKILLs itself
  * exactly there (at an activity boundary: before it ran, or after it acted but before Temporal heard back; or
@@ -90,6 +90,8 @@ class SplitBrainSampler {
 export interface Scenario {
   name: string;
   points: string[];
+  /** How the lab is built (default: a 3-node replication fleet). */
+  lab?: { sentinels?: boolean };
   /** Start the i-th run without waiting (as `handover … ` without --wait does). */
   start(lab: Lab, i: number, log: (m: string) => void): Promise<void>;
   /** Snapshot taken before the run, handed to `check`. */
@@ -147,7 +149,41 @@ export const ROLLING_RESTART_REDIS: Scenario = {
   },
 };
 
-export const SCENARIOS: Record<string, Scenario> = { [SWITCHOVER_REDIS.name]: SWITCHOVER_REDIS, [ROLLING_RESTART_REDIS.name]: ROLLING_RESTART_REDIS };
+/** Sentinel topology: the primary is handed over through SENTINEL FAILOVER, then every Sentinel is restarted. */
+export const ROLLING_RESTART_REDIS_SENTINEL_POINTS = [
+  ...['describeCluster', 'probeRedisSpecs', 'ensureRedisConfigPersisted', 'ensureRedisNodeRestarted', 'waitForRedisNodeReady', 'probeRedisCluster', 'waitForRedisCatchUp', 'ensureRedisPromotionPinned', 'ensureRedisSentinelHandover', 'ensureRedisPromotionUnpinned', 'ensureRedisNodeRestarted#3', 'probeRedisSentinels', 'ensureRedisSentinelRestarted#2', 'verifyRedisTopology#2'].flatMap(
+    (a) => [`before:${a}`, `after:${a}`],
+  ),
+  'inside:ensureRedisSentinelHandover.demoted',
+];
+
+export const ROLLING_RESTART_REDIS_SENTINEL: Scenario = {
+  name: 'rolling-restart-redis-sentinel',
+  lab: { sentinels: true },
+  points: ROLLING_RESTART_REDIS_SENTINEL_POINTS,
+  async start(lab, i, log) {
+    const r = await runRollingRestart({ cluster: lab.fleet.cluster, set: [`hz=${11 + i}`], includeSentinels: true, address: lab.address, taskQueue: lab.taskQueue, requestedBy: `chaos run ${i}` }, quietIO(log));
+    if (r.exitCode !== 0) throw new Error(`could not start: exit ${r.exitCode}`);
+  },
+  before: ROLLING_RESTART_REDIS.before,
+  async check(lab, i, before) {
+    const problems = await ROLLING_RESTART_REDIS.check!(lab, i, before);
+    // Sentinel must agree with the data nodes, and keep its quorum.
+    const primary = await lab.fleet.primary();
+    let agreed: string | undefined;
+    for (let k = 0; k < 50 && agreed !== `127.0.0.1:${primary?.port}`; k++, await sleep(200)) agreed = await lab.sentinels!.agreedMaster();
+    if (agreed !== `127.0.0.1:${primary?.port}`) problems.push(`Sentinels agree on ${agreed ?? 'nothing'}, the primary is ${primary?.id}`);
+    const s = lab.sentinels!.sentinels[0];
+    const c = new Redis({ host: s.host, port: s.port, lazyConnect: true, retryStrategy: () => null });
+    await c.connect();
+    const quorum = String(await c.call('SENTINEL', 'CKQUORUM', lab.fleet.cluster).catch((e: Error) => e.message));
+    c.disconnect();
+    if (!quorum.startsWith('OK')) problems.push(`Sentinel quorum: ${quorum}`);
+    return problems;
+  },
+};
+
+export const SCENARIOS: Record<string, Scenario> = Object.fromEntries([SWITCHOVER_REDIS, ROLLING_RESTART_REDIS, ROLLING_RESTART_REDIS_SENTINEL].map((s) => [s.name, s]));
 
 /**
  * One kill point. With `workers: 2`, two workers run armed with the same failpoint and a once-token: the
@@ -254,7 +290,7 @@ async function main() {
   const summaries: ChaosSummary[] = [];
   for (const n of names) {
     const scenario = SCENARIOS[n];
-    const lab = await startLab({ cluster: `chaos-${n.split('-')[0]}`, flavor: (opts.flavor as 'redis' | 'valkey') ?? 'redis' });
+    const lab = await startLab({ cluster: `chaos-${n.split('-')[0]}`, flavor: (opts.flavor as 'redis' | 'valkey') ?? 'redis', ...scenario.lab });
     try {
       summaries.push(await runChaos(lab, scenario, opts.points ? opts.points.split(',') : scenario.points, log, Number(opts.workers ?? 1)));
     } finally {

@@ -12,6 +12,7 @@ import { loadInventory } from '../inventory/load';
 import { Client, Connection } from '@temporalio/client';
 import { startDevServer, type DevServer } from '../sandbox/temporal';
 import { startRedisFleet, type RedisFleet } from '../sandbox/redis';
+import { startSentinels, type SentinelSet } from '../sandbox/sentinel';
 import type { RedisFlavor } from '../sandbox/paths';
 import { ROOT } from '../sandbox/paths';
 import { WORKFLOWS_PATH, createHandoverWorker } from '../worker/worker';
@@ -20,6 +21,8 @@ export interface Lab {
   address: string;
   server?: DevServer;
   fleet: RedisFleet;
+  /** Three real redis-sentinel processes when the lab was started with `sentinels: true`. */
+  sentinels?: SentinelSet;
   inventory: string;
   bundlePath: string;
   client: Client;
@@ -27,13 +30,14 @@ export interface Lab {
   close(): Promise<void>;
 }
 
-export async function startLab(o: { flavor?: RedisFlavor; cluster: string; policy?: Record<string, number | string>; address?: string; log?: (m: string) => void }): Promise<Lab> {
+export async function startLab(o: { flavor?: RedisFlavor; cluster: string; policy?: Record<string, number | string>; address?: string; sentinels?: boolean; log?: (m: string) => void }): Promise<Lab> {
   const log = o.log ?? ((m: string) => process.stderr.write(m + '\n'));
   const server = o.address ? undefined : await startDevServer();
   const address = o.address ?? server!.address;
   log(`[lab] temporal at ${address}${server ? ` (UI ${server.uiUrl})` : ''}`);
   const fleet = await startRedisFleet({ flavor: o.flavor ?? 'redis', cluster: o.cluster });
-  const inventory = fleet.writeInventory(undefined, { policy: o.policy });
+  const sentinels = o.sentinels ? await startSentinels(fleet) : undefined;
+  const inventory = fleet.writeInventory(undefined, { policy: o.policy, sentinelBlock: sentinels?.inventoryBlock() });
   log(`[lab] ${fleet.flavor} fleet ${fleet.cluster}: ${fleet.nodes.map((n) => `${n.id}@${n.port}`).join(' ')}`);
   const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined });
   const bundlePath = path.join(fleet.baseDir, 'workflow-bundle.js');
@@ -44,12 +48,14 @@ export async function startLab(o: { flavor?: RedisFlavor; cluster: string; polic
     address,
     server,
     fleet,
+    sentinels,
     inventory,
     bundlePath,
     client,
     taskQueue: `lab-${o.cluster}`,
     async close() {
       await connection.close();
+      await sentinels?.stop();
       await fleet.stop();
       await server?.stop();
     },
