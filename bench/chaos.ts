@@ -1,5 +1,5 @@
 /**
- * Crash-safety harness:  npm run chaos -- switchover-redis|rolling-restart-redis|rolling-restart-redis-sentinel|all [--json] [--points p1,p2] [--flavor valkey]
+ * Crash-safety harness:  npm run chaos -- switchover-redis|rolling-restart-redis|rolling-restart-redis-sentinel|failover-redis|all [--json] [--points p1,p2] [--flavor valkey]
  *
  * For each kill point, the real worker process (worker/main.ts) runs with a failpoint armed and SIGKILLs itself
  * exactly there (at an activity boundary: before it ran, or after it acted but before Temporal heard back; or
@@ -11,7 +11,11 @@ import { WorkflowFailedError } from '@temporalio/client';
 import Redis from 'ioredis';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createActivities } from '../activities';
+import { runFailover } from '../client/commands/failover';
 import { runRollingRestart } from '../client/commands/rolling-restart';
+import { loadInventory } from '../inventory/load';
 import { runSwitchover } from '../client/commands/switchover';
 import { operationWorkflowId } from '../core/ids';
 import { waitForReplication, type RedisFleet } from '../sandbox/redis';
@@ -91,11 +95,13 @@ export interface Scenario {
   name: string;
   points: string[];
   /** How the lab is built (default: a 3-node replication fleet). */
-  lab?: { sentinels?: boolean };
+  lab?: { sentinels?: boolean; extraConfig?: string[]; policy?: Record<string, number | string> };
   /** Start the i-th run without waiting (as `handover … ` without --wait does). */
   start(lab: Lab, i: number, log: (m: string) => void): Promise<void>;
   /** Snapshot taken before the run, handed to `check`. */
   before?(lab: Lab): Promise<unknown>;
+  /** Run after the writer and the split-brain sampler stopped, before the end state is read (e.g. restart a killed node). */
+  settle?(lab: Lab): Promise<string[]>;
   /** Problems with the end state (empty when it is right), e.g. a node restarted twice. */
   check?(lab: Lab, i: number, before: unknown): Promise<string[]>;
 }
@@ -183,7 +189,43 @@ export const ROLLING_RESTART_REDIS_SENTINEL: Scenario = {
   },
 };
 
-export const SCENARIOS: Record<string, Scenario> = Object.fromEntries([SWITCHOVER_REDIS, ROLLING_RESTART_REDIS, ROLLING_RESTART_REDIS_SENTINEL].map((s) => [s.name, s]));
+export const FAILOVER_REDIS_POINTS = ['describeCluster', 'probeRedisCluster', 'ensureRedisPromoted', 'ensureRedisReplicaOf', 'ensureRedisFenced', 'verifyRedisTopology'].flatMap((a) => [`before:${a}`, `after:${a}`]);
+
+/**
+ * Unplanned failover: the primary is SIGKILLed, then `handover failover --force` runs and the worker is killed
+ * at each boundary. To make "0 lost" a sound check for an unplanned failover, writes are paused on the primary
+ * and its replicas are seen caught up before the kill: every acknowledged write is then on a survivor, and
+ * losing one would mean a wrong promotion. Afterwards the dead node is restarted and fenced with the same
+ * activity the monitor uses, and must come back as a replica of the new primary.
+ */
+export const FAILOVER_REDIS: Scenario = {
+  name: 'failover-redis',
+  lab: { extraConfig: ['min-replicas-to-write 1', 'min-replicas-max-lag 2', 'repl-timeout 3'] },
+  points: FAILOVER_REDIS_POINTS,
+  async start(lab, i, log) {
+    const primary = (await lab.fleet.primary())!;
+    const c = primary.client();
+    await c.call('CLIENT', 'PAUSE', '3000', 'WRITE');
+    c.disconnect();
+    await waitForReplication(lab.fleet, primary.id, 2500);
+    await primary.stop('SIGKILL');
+    log(`[chaos] killed primary ${primary.id}`);
+    const r = await runFailover({ cluster: lab.fleet.cluster, force: true, address: lab.address, taskQueue: lab.taskQueue, requestedBy: `chaos run ${i}` }, quietIO(log));
+    if (r.exitCode !== 0) throw new Error(`could not start: exit ${r.exitCode}`);
+  },
+  async settle(lab) {
+    const dead = lab.fleet.nodes.find((n) => !n.pid());
+    const primary = await lab.fleet.primary();
+    if (!dead || !primary) return [`expected one dead node and one primary, roles ${JSON.stringify(await lab.fleet.roles())}`];
+    await dead.start();
+    const env = new MockActivityEnvironment();
+    const acts = createActivities({ inventory: () => loadInventory(lab.inventory) });
+    await env.run(acts.ensureRedisFenced, { cluster: lab.fleet.cluster, node: dead.id, primary: primary.id });
+    return []; // the end-state check that follows wants one primary with every node, the fenced one too, in sync
+  },
+};
+
+export const SCENARIOS: Record<string, Scenario> = Object.fromEntries([SWITCHOVER_REDIS, ROLLING_RESTART_REDIS, ROLLING_RESTART_REDIS_SENTINEL, FAILOVER_REDIS].map((s) => [s.name, s]));
 
 /**
  * One kill point. With `workers: 2`, two workers run armed with the same failpoint and a once-token: the
@@ -240,13 +282,21 @@ export async function runChaosPoint(lab: Lab, scenario: Scenario, point: string,
     result.multiplePrimaries = await sampler.stop();
     result.acked = stats.acked;
     result.writeBlockedMs = stats.maxGapMs;
+    const settled = (await scenario.settle?.(lab).catch((e) => [`settle failed: ${(e as Error).message}`])) ?? [];
+    if (settled.length) {
+      result.completed = false;
+      problem(settled.join('; '));
+    }
     const primary = await fleet.primary();
     if (!primary) {
       result.multiplePrimaries += 1;
       problem(`end state has no single primary: ${JSON.stringify(await fleet.roles())}`);
     } else {
       result.newPrimary = primary.id;
-      await waitForReplication(fleet, primary.id, 30_000).catch((e) => problem((e as Error).message));
+      await waitForReplication(fleet, primary.id, 30_000).catch((e) => {
+        result.completed = false;
+        problem((e as Error).message);
+      });
       result.lostAckedWrites = (await writer.missingOn(primary.host, primary.port)).length;
     }
     const extra = (await scenario.check?.(lab, i, before).catch((e) => [`check failed: ${(e as Error).message}`])) ?? [];

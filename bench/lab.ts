@@ -30,12 +30,12 @@ export interface Lab {
   close(): Promise<void>;
 }
 
-export async function startLab(o: { flavor?: RedisFlavor; cluster: string; policy?: Record<string, number | string>; address?: string; sentinels?: boolean; log?: (m: string) => void }): Promise<Lab> {
+export async function startLab(o: { flavor?: RedisFlavor; cluster: string; policy?: Record<string, number | string>; address?: string; sentinels?: boolean; extraConfig?: string[]; log?: (m: string) => void }): Promise<Lab> {
   const log = o.log ?? ((m: string) => process.stderr.write(m + '\n'));
   const server = o.address ? undefined : await startDevServer();
   const address = o.address ?? server!.address;
   log(`[lab] temporal at ${address}${server ? ` (UI ${server.uiUrl})` : ''}`);
-  const fleet = await startRedisFleet({ flavor: o.flavor ?? 'redis', cluster: o.cluster });
+  const fleet = await startRedisFleet({ flavor: o.flavor ?? 'redis', cluster: o.cluster, extraConfig: o.extraConfig });
   const sentinels = o.sentinels ? await startSentinels(fleet) : undefined;
   const inventory = fleet.writeInventory(undefined, { policy: o.policy, sentinelBlock: sentinels?.inventoryBlock() });
   log(`[lab] ${fleet.flavor} fleet ${fleet.cluster}: ${fleet.nodes.map((n) => `${n.id}@${n.port}`).join(' ')}`);
