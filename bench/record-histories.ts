@@ -1,22 +1,28 @@
 /**
- * Records workflow histories for the replay test:  npx tsx bench/record-histories.ts
- * Runs real switchovers (completed, crashed-and-resumed, refused, dry run) in a lab and writes their histories
- * to test/histories/. Re-record after an intended, patched change of workflow code; never to make a
- * non-determinism failure go away.
+ * Records workflow histories for the replay test:  npx tsx bench/record-histories.ts [--only name,name]
+ * Runs real runbooks in a lab — switchovers (completed, crashed-and-resumed, refused, dry run), rolling
+ * restarts (completed, crashed-and-resumed), a failover — and writes their histories to test/histories/.
+ * Re-record after an intended, patched change of workflow code; never to make a non-determinism failure go
+ * away. --only records just the named files (e.g. --only rolling-restart-redis-completed).
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { runFailover } from '../client/commands/failover';
+import { runRollingRestart } from '../client/commands/rolling-restart';
 import { runSwitchover } from '../client/commands/switchover';
 import { operationWorkflowId } from '../core/ids';
 import { ROOT, temporalBinary } from '../sandbox/paths';
-import { spawnWorker, startLab, type Lab } from './lab';
+import { waitForReplication } from '../sandbox/redis';
+import { parseArgs, spawnWorker, startLab, type Lab } from './lab';
 
 const quiet = { out: () => undefined, err: (m: string) => process.stderr.write(m + '\n'), isTTY: false };
 
-async function record(lab: Lab, name: string, opts: { to?: string; dryRun?: boolean }, failpoint?: string) {
+type Start = (lab: Lab) => Promise<{ exitCode: number }>;
+
+async function record(lab: Lab, name: string, start: Start, failpoint?: string) {
   const w = spawnWorker(lab, failpoint);
-  const start = await runSwitchover({ cluster: lab.fleet.cluster, address: lab.address, taskQueue: lab.taskQueue, requestedBy: 'record-histories', ...opts }, quiet);
+  const started = await start(lab);
   let w2: ReturnType<typeof spawnWorker> | undefined;
   if (failpoint) {
     await w.exited;
@@ -25,24 +31,45 @@ async function record(lab: Lab, name: string, opts: { to?: string; dryRun?: bool
   const handle = lab.client.workflow.getHandle(operationWorkflowId(lab.fleet.cluster));
   await handle.result().catch(() => undefined);
   // The history as `temporal workflow show -o json` prints it (what the UI exports too).
-  const json = execFileSync(temporalBinary(), ['workflow', 'show', '--address', lab.address, '--workflow-id', handle.workflowId, '--output', 'json'], { encoding: 'utf8' });
-  const file = path.join(ROOT, 'test', 'histories', `switchover-redis-${name}.json`);
+  const json = execFileSync(temporalBinary(), ['workflow', 'show', '--address', lab.address, '--workflow-id', handle.workflowId, '--output', 'json'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const file = path.join(ROOT, 'test', 'histories', `${name}.json`);
   writeFileSync(file, json);
-  process.stderr.write(`recorded ${file} (start exit ${start.exitCode}, ${JSON.parse(json).events.length} events)\n`);
+  process.stderr.write(`recorded ${file} (start exit ${started.exitCode}, ${JSON.parse(json).events.length} events)\n`);
   await w.stop();
   await w2?.stop();
 }
 
+const common = (lab: Lab) => ({ cluster: lab.fleet.cluster, address: lab.address, taskQueue: lab.taskQueue, requestedBy: 'record-histories' });
+
 async function main() {
+  const { opts } = parseArgs(['record', ...process.argv.slice(2)]);
+  const only = opts.only ? new Set(opts.only.split(',')) : undefined;
+  const want = (name: string) => !only || only.has(name);
   const lab = await startLab({ cluster: 'replay' });
   try {
-    await record(lab, 'completed', {});
-    await record(lab, 'crashed-resumed', {}, 'inside:ensureRedisHandedOver.demoted');
-    const primary = (await lab.fleet.primary())!;
-    await record(lab, 'refused', { to: primary.id });
-    await record(lab, 'dry-run', { dryRun: true });
+    const sw = (o: { to?: string; dryRun?: boolean } = {}) => (l: Lab) => runSwitchover({ ...common(l), ...o }, quiet);
+    if (want('switchover-redis-completed')) await record(lab, 'switchover-redis-completed', sw());
+    if (want('switchover-redis-crashed-resumed')) await record(lab, 'switchover-redis-crashed-resumed', sw(), 'inside:ensureRedisHandedOver.demoted');
+    if (want('switchover-redis-refused')) await record(lab, 'switchover-redis-refused', sw({ to: (await lab.fleet.primary())!.id }));
+    if (want('switchover-redis-dry-run')) await record(lab, 'switchover-redis-dry-run', sw({ dryRun: true }));
+    const roll = (hz: number) => (l: Lab) => runRollingRestart({ ...common(l), set: [`hz=${hz}`] }, quiet);
+    if (want('rolling-restart-redis-completed')) await record(lab, 'rolling-restart-redis-completed', roll(13));
+    if (want('rolling-restart-redis-crashed-resumed')) await record(lab, 'rolling-restart-redis-crashed-resumed', roll(14), 'inside:ensureRedisNodeRestarted.beforeRestart');
   } finally {
     await lab.close();
+  }
+  if (want('failover-redis-completed')) {
+    const fo = await startLab({ cluster: 'replayfo', extraConfig: ['min-replicas-to-write 1', 'min-replicas-max-lag 2', 'repl-timeout 3'] });
+    try {
+      await record(fo, 'failover-redis-completed', async (l) => {
+        const primary = (await l.fleet.primary())!;
+        await waitForReplication(l.fleet, primary.id);
+        await primary.stop('SIGKILL');
+        return runFailover({ ...common(l), force: true }, quiet);
+      });
+    } finally {
+      await fo.close();
+    }
   }
 }
 

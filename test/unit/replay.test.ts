@@ -1,5 +1,5 @@
 /**
- * Replay: committed histories of real runs (completed, crashed-and-resumed, refused, dry run) must replay
+ * Replay: committed histories of real runs of each runbook (completed, crashed-and-resumed, refused, dry run) must replay
  * against the current workflow code. A non-deterministic change fails here, before it can break running
  * workflows. Re-record with `npx tsx bench/record-histories.ts` only for intended, patched changes.
  */
@@ -16,7 +16,8 @@ describe('replay of committed histories', () => {
   const files = readdirSync(DIR).filter((f) => f.endsWith('.json'));
 
   it('has the histories it promises', () => {
-    expect(files.sort()).toEqual(['switchover-redis-completed.json', 'switchover-redis-crashed-resumed.json', 'switchover-redis-dry-run.json', 'switchover-redis-refused.json']);
+    const required = ['switchover-redis-completed', 'switchover-redis-crashed-resumed', 'switchover-redis-dry-run', 'switchover-redis-refused', 'rolling-restart-redis-completed', 'rolling-restart-redis-crashed-resumed', 'failover-redis-completed'];
+    expect(files).toEqual(expect.arrayContaining(required.map((f) => `${f}.json`)));
   });
 
   it('replays every history without non-determinism', async () => {
