@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { SWITCHOVER_REDIS, runChaos } from '../../bench/chaos';
+import { FAILOVER_REDIS, ROLLING_RESTART_REDIS_SENTINEL, SWITCHOVER_REDIS, runChaos, type Scenario } from '../../bench/chaos';
 import { startLab, type Lab } from '../../bench/lab';
 
 describe('switchover survives SIGKILL of the worker', () => {
@@ -34,5 +34,27 @@ describe('switchover survives SIGKILL of the worker', () => {
     const lines: string[] = [];
     const s = await runChaos(lab, SWITCHOVER_REDIS, points, (m) => lines.push(m), 2);
     for (const p of s.points) expect(p, lines.join('\n')).toMatchObject({ killed: true, completed: true, lostAckedWrites: 0, multiplePrimaries: 0 });
+  }, 300_000);
+});
+
+describe('rolling restart through Sentinel and failover survive SIGKILL of the worker', () => {
+  async function chaos(scenario: Scenario, cluster: string, points: string[]) {
+    const lab = await startLab({ cluster, address: inject('temporalAddress'), log: () => undefined, ...scenario.lab });
+    try {
+      const lines: string[] = [];
+      const s = await runChaos(lab, scenario, points, (m) => lines.push(m));
+      for (const p of s.points) expect(p, lines.join('\n')).toMatchObject({ killed: true, completed: true, lostAckedWrites: 0, multiplePrimaries: 0 });
+      return s;
+    } finally {
+      await lab.close();
+    }
+  }
+
+  it('Sentinel topology: killed between demote and promote inside the Sentinel handover, and after a Sentinel restart', async () => {
+    await chaos(ROLLING_RESTART_REDIS_SENTINEL, 'ci-chaos-snt', ['inside:ensureRedisSentinelHandover.demoted', 'after:ensureRedisSentinelRestarted#2']);
+  }, 300_000);
+
+  it('failover: killed right after the promotion and before the first repoint; the dead node is fenced back', async () => {
+    await chaos(FAILOVER_REDIS, 'ci-chaos-fo', ['after:ensureRedisPromoted', 'before:ensureRedisReplicaOf']);
   }, 300_000);
 });
