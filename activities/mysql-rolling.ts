@@ -120,13 +120,16 @@ export function createMysqlRollingActivities(deps: MysqlActivityDeps) {
         clearInterval(beat);
       }
       const deadline = Date.now() + input.timeoutMs;
+      // Restarted: a later start time, or (start times being whole seconds) answering after it was seen down.
+      let sawDown = !now;
       for (;;) {
         ctx.heartbeat();
         const back = await withNode(c, input.node, processOf).catch((e) => {
           if (e instanceof HandoverError) throw e;
           return undefined;
         });
-        if (back && back.startedAt > since + 1) return { restarted: true, startedAt: back.startedAt, audit: `${did}; ${input.node} answers again` };
+        if (!back) sawDown = true;
+        if (back && (back.startedAt > since + 1 || sawDown)) return { restarted: true, startedAt: back.startedAt, audit: `${did}; ${input.node} answers again` };
         if (Date.now() > deadline) throw new HandoverError(ErrorType.VerificationFailed, `${input.node} did not come back within ${input.timeoutMs} ms after: ${did}; stopping the roll here`);
         await sleep(200);
       }
