@@ -121,7 +121,7 @@ export function createMysqlRollingActivities(deps: MysqlActivityDeps) {
       }
       const deadline = Date.now() + input.timeoutMs;
       // Restarted: a later start time, or (start times being whole seconds) answering after it was seen down.
-      let sawDown = !now;
+      let sawDown = false;
       for (;;) {
         ctx.heartbeat();
         const back = await withNode(c, input.node, processOf).catch((e) => {
