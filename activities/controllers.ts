@@ -41,7 +41,12 @@ export function setOptionFileValues(text: string, set: Record<string, string>): 
   const lines = text.split('\n');
   const norm = (k: string) => k.trim().replaceAll('-', '_').toLowerCase();
   for (const [k, v] of Object.entries(set)) {
-    const i = lines.findIndex((l) => !l.trim().startsWith('#') && !l.trim().startsWith('[') && norm(l.split('=')[0]) === norm(k));
+    let group = '';
+    const i = lines.findIndex((l) => {
+      const t = l.trim();
+      if (t.startsWith('[')) group = t;
+      return /^\[(mariadbd|mysqld|server)\]$/.test(group) && !t.startsWith('#') && !t.startsWith('[') && norm(t.split('=')[0]) === norm(k);
+    });
     if (i >= 0) lines[i] = `${k}=${v}`;
     else {
       const g = lines.findIndex((l) => /^\[(mariadbd|mysqld|server)\]\s*$/.test(l.trim()));
