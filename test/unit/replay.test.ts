@@ -16,7 +16,16 @@ describe('replay of committed histories', () => {
   const files = readdirSync(DIR).filter((f) => f.endsWith('.json'));
 
   it('has the histories it promises', () => {
-    expect(files.sort()).toEqual(['switchover-redis-completed.json', 'switchover-redis-crashed-resumed.json', 'switchover-redis-dry-run.json', 'switchover-redis-refused.json']);
+    expect(files.sort()).toEqual([
+      'switchover-mysql-completed.json',
+      'switchover-mysql-crashed-resumed.json',
+      'switchover-mysql-dry-run.json',
+      'switchover-mysql-refused.json',
+      'switchover-redis-completed.json',
+      'switchover-redis-crashed-resumed.json',
+      'switchover-redis-dry-run.json',
+      'switchover-redis-refused.json',
+    ]);
   });
 
   it('replays every history without non-determinism', async () => {
