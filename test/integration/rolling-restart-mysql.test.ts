@@ -49,6 +49,28 @@ describe('rolling restart (mariadb GTID replication)', () => {
     expect(granted.sort()).toEqual([...MARIADB_HANDOVER_GRANTS].sort());
 
     const startsBefore = startsPerNode(fleet);
+    const set = ['max_connections=321', 'slave_net_timeout=7'];
+
+    // Dry run: every node stale, the first action planned, nothing restarted.
+    const ioPlan = captureIO();
+    const plan = await runRollingRestart({ cluster: fleet.cluster, set, dryRun: true, inventory, address: tw.address, taskQueue: tw.taskQueue }, ioPlan);
+    expect(plan.exitCode, ioPlan.text()).toBe(0);
+    expect(plan.report!.staleAtStart.map((s) => s.node).sort()).toEqual([n1.id, n2.id, n3.id]);
+    expect(plan.report!.audit.join('\n')).toMatch(new RegExp(`first action: restart ${n2.id}`));
+    // Without a controller in the inventory: refused (exit 2), nothing changed.
+    const saved = inventory;
+    inventory = fleet.writeInventory(path.join(fleet.baseDir, 'no-controller.yaml'));
+    try {
+      const ioNo = captureIO();
+      const no = await runRollingRestart({ cluster: fleet.cluster, set, wait: true, inventory, address: tw.address, taskQueue: tw.taskQueue }, ioNo);
+      expect(no.exitCode, ioNo.text()).toBe(2);
+      expect(ioNo.text()).toMatch(/has no controller in the inventory; nothing was changed/);
+    } finally {
+      inventory = saved;
+    }
+    expect(startsPerNode(fleet)).toEqual(startsBefore);
+    expect(await variable(fleet, n2.id, 'max_connections')).not.toBe('321');
+
     const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword).start();
     let splits = 0;
     let samples = 0;
@@ -65,7 +87,7 @@ describe('rolling restart (mariadb GTID replication)', () => {
     await sleep(500);
 
     const io = captureIO();
-    const r = await runRollingRestart({ cluster: fleet.cluster, set: ['max_connections=321', 'slave_net_timeout=7'], wait: true, inventory, address: tw.address, taskQueue: tw.taskQueue }, io);
+    const r = await runRollingRestart({ cluster: fleet.cluster, set, wait: true, inventory, address: tw.address, taskQueue: tw.taskQueue }, io);
     expect(r.exitCode, io.text()).toBe(0);
     const rep = r.report!;
     await sleep(500);
@@ -110,7 +132,7 @@ describe('rolling restart (mariadb GTID replication)', () => {
 
     // Re-run after completion: nothing stale, nothing restarted, no handover.
     const io2 = captureIO();
-    const again = await runRollingRestart({ cluster: fleet.cluster, set: ['max_connections=321', 'slave_net_timeout=7'], wait: true, inventory, address: tw.address, taskQueue: tw.taskQueue }, io2);
+    const again = await runRollingRestart({ cluster: fleet.cluster, set, wait: true, inventory, address: tw.address, taskQueue: tw.taskQueue }, io2);
     expect(again.exitCode, io2.text()).toBe(0);
     expect(again.report!.staleAtStart).toEqual([]);
     expect(again.report!.restarts).toEqual([]);
