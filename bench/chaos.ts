@@ -1,5 +1,5 @@
 /**
- * Crash-safety harness:  npm run chaos -- switchover-redis|rolling-restart-redis|switchover-mysql|all [--json] [--points p1,p2] [--flavor valkey]
+ * Crash-safety harness:  npm run chaos -- switchover-redis|rolling-restart-redis|switchover-mysql|rolling-restart-mysql|all [--json] [--points p1,p2] [--flavor valkey]
  *
  * For each kill point, the real worker process (worker/main.ts) runs with a failpoint armed and SIGKILLs itself
  * exactly there (at an activity boundary: before it ran, or after it acted but before Temporal heard back; or
@@ -325,7 +325,51 @@ export const SWITCHOVER_MYSQL: MysqlScenario = {
   },
 };
 
-export const MYSQL_SCENARIOS: Record<string, MysqlScenario> = { [SWITCHOVER_MYSQL.name]: SWITCHOVER_MYSQL };
+/** How many times each mariadbd has started (its error log says "ready for connections" once per start). */
+function mariaStartsPerNode(fleet: MariaFleet): Record<string, number> {
+  return Object.fromEntries(fleet.nodes.map((n) => [n.id, (readFileSync(path.join(n.dir, 'error.log'), 'utf8').match(/ready for connections/g) ?? []).length]));
+}
+
+export const ROLLING_RESTART_MYSQL_POINTS = [
+  ...[
+    'describeCluster',
+    'probeMysqlSpecs',
+    'ensureMysqlNodeRestarted',
+    'waitForMysqlNodeReady',
+    'ensureMysqlFenced',
+    'ensureMysqlPrimary',
+    'ensureMysqlNodeRestarted#3',
+    'verifyMysqlTopology#2',
+  ].flatMap((a) => [`before:${a}`, `after:${a}`]),
+  'inside:ensureMysqlNodeRestarted.beforeRestart',
+  'inside:ensureMysqlCaughtUp.loop',
+];
+
+export const ROLLING_RESTART_MYSQL: MysqlScenario = {
+  name: 'rolling-restart-mysql',
+  engine: 'mysql',
+  points: ROLLING_RESTART_MYSQL_POINTS,
+  async start(lab, i, log) {
+    const r = await runRollingRestart({ cluster: lab.fleet.cluster, set: [`max_connections=${201 + i}`], address: lab.address, taskQueue: lab.taskQueue, requestedBy: `chaos run ${i}` }, quietIO(log));
+    if (r.exitCode !== 0) throw new Error(`could not start: exit ${r.exitCode}`);
+  },
+  async before(lab) {
+    return mariaStartsPerNode(lab.fleet);
+  },
+  async check(lab, i, before) {
+    const problems: string[] = [];
+    const starts = mariaStartsPerNode(lab.fleet);
+    for (const n of lab.fleet.nodes) {
+      const extra = starts[n.id] - (before as Record<string, number>)[n.id];
+      if (extra !== 1) problems.push(`${n.id} started ${extra} times (want exactly 1)`);
+      const [v] = await lab.fleet.sql<{ Value: string }[]>(n.id, "SHOW GLOBAL VARIABLES LIKE 'max_connections'");
+      if (v.Value !== String(201 + i)) problems.push(`${n.id} runs max_connections=${v.Value}, wanted ${201 + i}`);
+    }
+    return problems;
+  },
+};
+
+export const MYSQL_SCENARIOS: Record<string, MysqlScenario> = { [SWITCHOVER_MYSQL.name]: SWITCHOVER_MYSQL, [ROLLING_RESTART_MYSQL.name]: ROLLING_RESTART_MYSQL };
 
 /**
  * One kill point on the MariaDB fleet. The end state must be: exactly one writable node, every other node
@@ -419,7 +463,7 @@ async function main() {
   for (const n of names) {
     const mysqlScenario = MYSQL_SCENARIOS[n];
     if (mysqlScenario) {
-      const lab = await startMysqlLab({ cluster: `chaos-${n.split('-')[0]}-maria`, inventory: { routingHook: 'echo {primary} {host}:{port}' } });
+      const lab = await startMysqlLab({ cluster: `chaos-${n.split('-')[0]}-maria`, inventory: { routingHook: 'echo {primary} {host}:{port}', controller: true } });
       try {
         summaries.push(await runMysqlChaos(lab, mysqlScenario, opts.points ? opts.points.split(',') : mysqlScenario.points, log));
       } finally {
