@@ -4,6 +4,7 @@
  * Readiness is never the controller's word: the runbook checks it on the node itself.
  */
 import { exec, spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type Redis from 'ioredis';
 import { ErrorType, HandoverError } from '../core/errors';
@@ -17,6 +18,10 @@ export interface RestartRequest {
   version?: string;
   /** A connected client to the node, for a graceful shutdown; undefined when it is already down. */
   client?: Redis;
+  /** engine: mysql — server variables the node must start with (written to its option file by `local`). */
+  set?: Record<string, string>;
+  /** engine: mysql — the running server's pid file (@@pid_file), for a graceful SIGTERM by `local`; undefined when down. */
+  pidFile?: string;
 }
 
 export interface NodeController {
@@ -25,10 +30,77 @@ export interface NodeController {
   restartSentinel(req: { id: string; client?: Redis }): Promise<string>;
 }
 
-const fill = (template: string, node: string, version?: string) => template.replaceAll('{node}', node).replaceAll('{version}', version ?? '');
+const fill = (template: string, node: string, version?: string, set?: Record<string, string>) =>
+  template
+    .replaceAll('{node}', node)
+    .replaceAll('{version}', version ?? '')
+    .replaceAll('{set}', Object.entries(set ?? {}).map(([k, v]) => `${k}=${v}`).join(' '));
 
-export function controllerFor(spec: ControllerSpec | undefined, cluster: string): NodeController {
+/** `key=value` lines of the [mariadbd] group of an option file, set or replaced (the rest of the file kept). */
+export function setOptionFileValues(text: string, set: Record<string, string>): string {
+  const lines = text.split('\n');
+  const norm = (k: string) => k.trim().replaceAll('-', '_').toLowerCase();
+  for (const [k, v] of Object.entries(set)) {
+    let group = '';
+    const i = lines.findIndex((l) => {
+      const t = l.trim();
+      if (t.startsWith('[')) group = t;
+      return /^\[(mariadbd|mysqld|server)\]$/.test(group) && !t.startsWith('#') && !t.startsWith('[') && norm(t.split('=')[0]) === norm(k);
+    });
+    if (i >= 0) lines[i] = `${k}=${v}`;
+    else {
+      const g = lines.findIndex((l) => /^\[(mariadbd|mysqld|server)\]\s*$/.test(l.trim()));
+      if (g >= 0) lines.splice(g + 1, 0, `${k}=${v}`);
+      else lines.push('[mariadbd]', `${k}=${v}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * engine: mysql, a `local` controller: the node's option file (configFile) gets the requested variables, the
+ * running server gets SIGTERM (mariadbd's clean shutdown) and is waited for, then `<binary>
+ * --defaults-file=<configFile>` starts detached. No SQL privilege is needed for it (no SHUTDOWN grant).
+ */
+function localMysqlController(spec: Extract<ControllerSpec, { type: 'local' }>, cluster: string): NodeController {
+  return {
+    async restart({ node, version, set, pidFile }) {
+      const binary = version ? spec.binaries[version] : spec.binary;
+      if (!binary) throw new HandoverError(ErrorType.PreconditionFailed, `controller of ${cluster} has no binary for version ${version} (binaries: ${Object.keys(spec.binaries).join(', ') || 'none'})`);
+      const configFile = fill(spec.configFile, node.id, version);
+      if (!existsSync(configFile)) throw new HandoverError(ErrorType.PreconditionFailed, `controller of ${cluster}: option file ${configFile} of ${node.id} does not exist`);
+      if (set && Object.keys(set).length) writeFileSync(configFile, setOptionFileValues(readFileSync(configFile, 'utf8'), set));
+      const pid = pidFile && existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : undefined;
+      if (pid && isAlive(pid)) {
+        process.kill(pid, 'SIGTERM');
+        const deadline = Date.now() + 120_000;
+        while (isAlive(pid)) {
+          if (Date.now() > deadline) throw new Error(`${node.id} (pid ${pid}) did not shut down within 120 s of SIGTERM`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+      const child = spawn(binary, [`--defaults-file=${configFile}`], { detached: true, stdio: 'ignore' });
+      child.unref();
+      return `${pid ? `stopped ${node.id} (SIGTERM to pid ${pid}) and ` : ''}started ${binary} --defaults-file=${configFile}${set && Object.keys(set).length ? ` with ${Object.entries(set).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}`;
+    },
+    async restartSentinel() {
+      throw new HandoverError(ErrorType.PreconditionFailed, `cluster ${cluster} is a MySQL cluster: it has no Sentinels`);
+    },
+  };
+}
+
+export function controllerFor(spec: ControllerSpec | undefined, cluster: string, engine: 'redis' | 'mysql' = 'redis'): NodeController {
   if (!spec) throw new HandoverError(ErrorType.PreconditionFailed, `cluster ${cluster} has no controller in the inventory: a rolling restart needs one (local or command)`);
+  if (spec.type === 'local' && engine === 'mysql') return localMysqlController(spec, cluster);
   if (spec.type === 'local') {
     return {
       async restart({ node, version, client }) {
@@ -53,8 +125,8 @@ export function controllerFor(spec: ControllerSpec | undefined, cluster: string)
       },
     };
   }
-  const run = async (template: string, id: string, version?: string) => {
-    const cmd = fill(template, id, version);
+  const run = async (template: string, id: string, version?: string, set?: Record<string, string>) => {
+    const cmd = fill(template, id, version, set);
     try {
       await execAsync(cmd, { timeout: 120_000 });
     } catch (e) {
@@ -64,7 +136,7 @@ export function controllerFor(spec: ControllerSpec | undefined, cluster: string)
     return `ran: ${cmd}`;
   };
   return {
-    restart: ({ node, version }) => run(spec.restart, node.id, version),
+    restart: ({ node, version, set }) => run(spec.restart, node.id, version, set),
     async restartSentinel({ id }) {
       if (!spec.restartSentinel) throw new HandoverError(ErrorType.PreconditionFailed, `controller of ${cluster} has no restartSentinel command`);
       return run(spec.restartSentinel, id);

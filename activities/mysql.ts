@@ -587,7 +587,7 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
       });
       const ms = Date.now() - t0;
       if (code !== 0)
-        throw ApplicationFailure.create({ type: 'RoutingHookFailed', nonRetryable: true, message: `routing hook exited ${code} after ${ms} ms: ${output || '(no output)'}` });
+        throw ApplicationFailure.create({ type: ErrorType.RoutingHookFailed, nonRetryable: true, message: `routing hook exited ${code} after ${ms} ms: ${output || '(no output)'}` });
       return { ran: true, exitCode: 0, output, ms, audit: `ran the routing hook for ${p.id} (${p.host}:${p.port}): exit 0 after ${ms} ms${output ? `: ${output.slice(-200)}` : ''}` };
     }),
   };

@@ -1,5 +1,5 @@
 /**
- * Crash-safety harness:  npm run chaos -- switchover-redis|rolling-restart-redis|rolling-restart-redis-sentinel|failover-redis|all [--json] [--points p1,p2] [--flavor valkey]
+ * Crash-safety harness:  npm run chaos -- switchover-redis|rolling-restart-redis|rolling-restart-redis-sentinel|failover-redis|switchover-mysql|rolling-restart-mysql|all [--json] [--points p1,p2] [--flavor valkey]
  *
  * For each kill point, the real worker process (worker/main.ts) runs with a failpoint armed and SIGKILLs itself
  * exactly there (at an activity boundary: before it ran, or after it acted but before Temporal heard back; or
@@ -21,7 +21,9 @@ import { operationWorkflowId } from '../core/ids';
 import { waitForReplication, type RedisFleet } from '../sandbox/redis';
 import { sleep } from '../sandbox/ports';
 import { AckedWriter } from '../sandbox/writer';
-import { parseArgs, spawnWorker, startLab, type Lab } from './lab';
+import type { MariaFleet, NodeState } from '../sandbox/mariadb';
+import { SqlWriter } from '../sandbox/sql-writer';
+import { parseArgs, spawnWorker, startLab, startMysqlLab, type Lab, type MysqlLab } from './lab';
 
 /** Every activity boundary of a Redis switchover, plus the kill points inside its steps. */
 export const SWITCHOVER_REDIS_POINTS = [
@@ -321,26 +323,242 @@ export async function runChaos(lab: Lab, scenario: Scenario, points: string[], l
     log(`[chaos] ${scenario.name} ${p}: killed=${r.killed} completed=${r.completed} lost=${r.lostAckedWrites} split=${r.multiplePrimaries} blocked=${r.writeBlockedMs}ms ${r.ms}ms${r.error ? ` error=${r.error}` : ''}`);
     results.push(r);
   }
+  return summarize(scenario.name, results);
+}
+
+function summarize(runbook: string, results: PointResult[]): ChaosSummary {
   return {
     killPoints: results.filter((r) => r.killed).length,
     completed: results.filter((r) => r.killed && r.completed).length,
     lostAckedWrites: results.reduce((n, r) => n + r.lostAckedWrites, 0),
     multiplePrimaries: results.reduce((n, r) => n + r.multiplePrimaries, 0),
-    runbook: scenario.name,
+    runbook,
     points: results,
   };
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// MariaDB switchover under chaos: the same contract, against real mariadbd processes and the transactional
+// writer (sandbox/sql-writer.ts); "primary" means the node answering read_only = 0.
+
+/** Every activity boundary of a MariaDB switchover (routing hook configured), plus the points inside its steps. */
+export const SWITCHOVER_MYSQL_POINTS = [
+  ...[
+    'describeCluster',
+    'probeMysqlCluster',
+    'vetoMysqlHandover',
+    'ensureMysqlFenced',
+    'ensureMysqlCaughtUp',
+    'ensureMysqlPrimary',
+    'runRoutingHook',
+    'ensureMysqlReplicaOf#1',
+    'ensureMysqlReplicaOf#2',
+    'verifyMysqlTopology',
+  ].flatMap((a) => [`before:${a}`, `after:${a}`]),
+  'inside:probeMysqlCluster.start',
+  'inside:ensureMysqlFenced.beforeFence',
+  'inside:ensureMysqlCaughtUp.loop',
+  'inside:ensureMysqlPrimary.stopped',
+  'inside:ensureMysqlReplicaOf.beforeChange',
+];
+
+/** A MariaDB runbook under chaos (see Scenario). */
+export interface MysqlScenario {
+  name: string;
+  engine: 'mysql';
+  points: string[];
+  start(lab: MysqlLab, i: number, log: (m: string) => void): Promise<void>;
+  before?(lab: MysqlLab): Promise<unknown>;
+  check?(lab: MysqlLab, i: number, before: unknown): Promise<string[]>;
+}
+
+/** Nodes answering read_only = 0 (the fence kills the sampler's root sessions too: ask again when one is down). */
+async function writableNodes(fleet: MariaFleet): Promise<{ writable: string[]; state: Record<string, NodeState> }> {
+  let state = await fleet.state();
+  for (let i = 0; i < 3 && Object.values(state).some((s) => !s.up); i++) state = await fleet.state();
+  return { writable: Object.entries(state).filter(([, s]) => s.up && s.readOnly === false).map(([id]) => id), state };
+}
+
+/** Samples every node's read_only; a sample with two writable nodes counts only if an immediate re-sample agrees. */
+class WritableSampler {
+  count = 0;
+  samples = 0;
+  private stopped = false;
+  private loop?: Promise<void>;
+  constructor(private readonly fleet: MariaFleet) {}
+  start(): this {
+    this.loop = (async () => {
+      while (!this.stopped) {
+        this.samples++;
+        if ((await writableNodes(this.fleet)).writable.length > 1 && (await writableNodes(this.fleet)).writable.length > 1) this.count++;
+        await sleep(100);
+      }
+    })();
+    return this;
+  }
+  async stop(): Promise<number> {
+    this.stopped = true;
+    await this.loop;
+    return this.count;
+  }
+}
+
+export const SWITCHOVER_MYSQL: MysqlScenario = {
+  name: 'switchover-mysql',
+  engine: 'mysql',
+  points: SWITCHOVER_MYSQL_POINTS,
+  async start(lab, i, log) {
+    const r = await runSwitchover({ cluster: lab.fleet.cluster, address: lab.address, taskQueue: lab.taskQueue, requestedBy: `chaos run ${i}` }, quietIO(log));
+    if (r.exitCode !== 0) throw new Error(`could not start: exit ${r.exitCode}`);
+  },
+};
+
+/** How many times each mariadbd has started (its error log says "ready for connections" once per start). */
+function mariaStartsPerNode(fleet: MariaFleet): Record<string, number> {
+  return Object.fromEntries(fleet.nodes.map((n) => [n.id, (readFileSync(path.join(n.dir, 'error.log'), 'utf8').match(/ready for connections/g) ?? []).length]));
+}
+
+export const ROLLING_RESTART_MYSQL_POINTS = [
+  ...[
+    'describeCluster',
+    'probeMysqlSpecs',
+    'ensureMysqlNodeRestarted',
+    'waitForMysqlNodeReady',
+    'ensureMysqlFenced',
+    'ensureMysqlPrimary',
+    'ensureMysqlNodeRestarted#3',
+    'verifyMysqlTopology#2',
+  ].flatMap((a) => [`before:${a}`, `after:${a}`]),
+  'inside:ensureMysqlNodeRestarted.beforeRestart',
+  'inside:ensureMysqlCaughtUp.loop',
+];
+
+export const ROLLING_RESTART_MYSQL: MysqlScenario = {
+  name: 'rolling-restart-mysql',
+  engine: 'mysql',
+  points: ROLLING_RESTART_MYSQL_POINTS,
+  async start(lab, i, log) {
+    const r = await runRollingRestart({ cluster: lab.fleet.cluster, set: [`max_connections=${201 + i}`], address: lab.address, taskQueue: lab.taskQueue, requestedBy: `chaos run ${i}` }, quietIO(log));
+    if (r.exitCode !== 0) throw new Error(`could not start: exit ${r.exitCode}`);
+  },
+  async before(lab) {
+    return mariaStartsPerNode(lab.fleet);
+  },
+  async check(lab, i, before) {
+    const problems: string[] = [];
+    const starts = mariaStartsPerNode(lab.fleet);
+    for (const n of lab.fleet.nodes) {
+      const extra = starts[n.id] - (before as Record<string, number>)[n.id];
+      if (extra !== 1) problems.push(`${n.id} started ${extra} times (want exactly 1)`);
+      const [v] = await lab.fleet.sql<{ Value: string }[]>(n.id, "SHOW GLOBAL VARIABLES LIKE 'max_connections'");
+      if (v.Value !== String(201 + i)) problems.push(`${n.id} runs max_connections=${v.Value}, wanted ${201 + i}`);
+    }
+    return problems;
+  },
+};
+
+export const MYSQL_SCENARIOS: Record<string, MysqlScenario> = { [SWITCHOVER_MYSQL.name]: SWITCHOVER_MYSQL, [ROLLING_RESTART_MYSQL.name]: ROLLING_RESTART_MYSQL };
+
+/**
+ * One kill point on the MariaDB fleet. The end state must be: exactly one writable node, every other node
+ * replicating from it (both threads running) with the identical gtid_binlog_pos, and every commit the writer
+ * was acknowledged present on every node.
+ */
+export async function runMysqlChaosPoint(lab: MysqlLab, scenario: MysqlScenario, point: string, i: number, log: (m: string) => void): Promise<PointResult> {
+  const t0 = Date.now();
+  const { fleet } = lab;
+  const result: PointResult = { point, killed: false, completed: false, lostAckedWrites: 0, multiplePrimaries: 0, acked: 0, writeBlockedMs: 0, ms: 0 };
+  const problem = (m: string) => (result.error = result.error ? `${result.error}; ${m}` : m);
+  // Start each point from a converged fleet (the previous point may have left a replica still applying).
+  const start = await writableNodes(fleet);
+  if (start.writable.length === 1) await fleet.waitForReplication(start.writable[0], 60_000).catch((e) => problem(`not converged before the run: ${(e as Error).message}`));
+  const before = await scenario.before?.(lab);
+  const worker = spawnWorker(lab, point, log);
+  const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword, `c${i}x${Date.now().toString(36)}`).start();
+  const sampler = new WritableSampler(fleet).start();
+  let restarted: ReturnType<typeof spawnWorker> | undefined;
+  try {
+    await sleep(300);
+    await scenario.start(lab, i, log);
+    const handle = lab.client.workflow.getHandle(operationWorkflowId(fleet.cluster));
+    const outcome = await Promise.race([
+      worker.exited.then((e) => (e.signal === 'SIGKILL' ? 'killed' : `worker exited ${e.code ?? e.signal}`)),
+      handle.result().then(
+        () => 'finished before the kill point',
+        (e) => `failed before the kill point: ${(e as Error).message}`,
+      ),
+      sleep(90_000).then(() => 'kill point not reached in 90 s'),
+    ]);
+    result.killed = outcome === 'killed';
+    if (!result.killed) problem(outcome);
+    restarted = spawnWorker(lab, undefined, log);
+    await Promise.race([handle.result(), sleep(180_000).then(() => Promise.reject(new Error('run did not finish within 180 s after the restart')))]);
+    result.completed = true;
+  } catch (e) {
+    problem(e instanceof WorkflowFailedError ? `workflow failed: ${(e.cause as Error)?.message ?? e.message}` : (e as Error).message);
+  } finally {
+    await sleep(300);
+    const stats = await writer.stop();
+    result.multiplePrimaries = await sampler.stop();
+    result.acked = stats.acked;
+    result.writeBlockedMs = Math.round(stats.maxGapMs);
+    const end = await writableNodes(fleet);
+    if (end.writable.length !== 1) {
+      result.multiplePrimaries += end.writable.length > 1 ? 1 : 0;
+      problem(`end state has ${end.writable.length} writable nodes: ${JSON.stringify(end.state)}`);
+    } else {
+      const primary = end.writable[0];
+      result.newPrimary = primary;
+      // Every replica replicating from the primary, both threads running, identical gtid_binlog_pos.
+      await fleet.waitForReplication(primary, 60_000).catch((e) => problem((e as Error).message));
+      const lost = await Promise.all(fleet.nodes.map(async (n) => ({ id: n.id, missing: (await writer.missingOn(n)).length })));
+      result.lostAckedWrites = lost.find((x) => x.id === primary)!.missing;
+      for (const x of lost) if (x.missing) problem(`${x.id} lacks ${x.missing} acknowledged commit(s)`);
+    }
+    const extra = (await scenario.check?.(lab, i, before).catch((e) => [`check failed: ${(e as Error).message}`])) ?? [];
+    if (extra.length) {
+      result.completed = false;
+      problem(extra.join('; '));
+    }
+    await writer.close();
+    await worker.stop();
+    await restarted?.stop();
+    result.ms = Date.now() - t0;
+  }
+  return result;
+}
+
+export async function runMysqlChaos(lab: MysqlLab, scenario: MysqlScenario, points: string[], log: (m: string) => void): Promise<ChaosSummary> {
+  const results: PointResult[] = [];
+  for (const [i, p] of points.entries()) {
+    const r = await runMysqlChaosPoint(lab, scenario, p, i, log);
+    log(`[chaos] ${scenario.name} ${p}: killed=${r.killed} completed=${r.completed} lost=${r.lostAckedWrites} split=${r.multiplePrimaries} blocked=${r.writeBlockedMs}ms ${r.ms}ms${r.error ? ` error=${r.error}` : ''}`);
+    results.push(r);
+  }
+  return summarize(scenario.name, results);
+}
+
 async function main() {
   const { name, json, opts } = parseArgs(process.argv.slice(2));
-  const names = name === 'all' ? Object.keys(SCENARIOS) : name && SCENARIOS[name] ? [name] : [];
+  const all = [...Object.keys(SCENARIOS), ...Object.keys(MYSQL_SCENARIOS)];
+  const names = name === 'all' ? all : name && (SCENARIOS[name] || MYSQL_SCENARIOS[name]) ? [name] : [];
   if (names.length === 0) {
-    process.stderr.write(`usage: npm run chaos -- ${Object.keys(SCENARIOS).join('|')}|all [--json] [--points p1,p2] [--workers 1|2] [--flavor redis|valkey]\n`);
+    process.stderr.write(`usage: npm run chaos -- ${all.join('|')}|all [--json] [--points p1,p2] [--workers 1|2] [--flavor redis|valkey]\n`);
     process.exit(2);
   }
   const log = (m: string) => process.stderr.write(m + '\n');
   const summaries: ChaosSummary[] = [];
   for (const n of names) {
+    const mysqlScenario = MYSQL_SCENARIOS[n];
+    if (mysqlScenario) {
+      const lab = await startMysqlLab({ cluster: `chaos-${n.split('-')[0]}-maria`, inventory: { routingHook: 'echo {primary} {host}:{port}', controller: true } });
+      try {
+        summaries.push(await runMysqlChaos(lab, mysqlScenario, opts.points ? opts.points.split(',') : mysqlScenario.points, log));
+      } finally {
+        await lab.close();
+      }
+      continue;
+    }
     const scenario = SCENARIOS[n];
     const lab = await startLab({ cluster: `chaos-${n.split('-')[0]}`, flavor: (opts.flavor as 'redis' | 'valkey') ?? 'redis', ...scenario.lab });
     try {

@@ -13,6 +13,7 @@ import { Client, Connection } from '@temporalio/client';
 import { startDevServer, type DevServer } from '../sandbox/temporal';
 import { startRedisFleet, type RedisFleet } from '../sandbox/redis';
 import { startSentinels, type SentinelSet } from '../sandbox/sentinel';
+import { startMariaFleet, type MariaFleet, type MariaInventoryExtra } from '../sandbox/mariadb';
 import type { RedisFlavor } from '../sandbox/paths';
 import { ROOT } from '../sandbox/paths';
 import { WORKFLOWS_PATH, createHandoverWorker } from '../worker/worker';
@@ -62,8 +63,45 @@ export async function startLab(o: { flavor?: RedisFlavor; cluster: string; polic
   };
 }
 
+/** What a worker needs from a lab (Redis or MariaDB). */
+export type WorkerLab = Pick<Lab, 'address' | 'inventory' | 'bundlePath' | 'taskQueue'>;
+
+/** A lab on a MariaDB fleet (1 primary + 2 GTID replicas, the least-privilege automation user). */
+export interface MysqlLab extends Omit<Lab, 'fleet'> {
+  fleet: MariaFleet;
+}
+
+export async function startMysqlLab(o: { cluster: string; inventory?: MariaInventoryExtra; address?: string; log?: (m: string) => void }): Promise<MysqlLab> {
+  const log = o.log ?? ((m: string) => process.stderr.write(m + '\n'));
+  const server = o.address ? undefined : await startDevServer();
+  const address = o.address ?? server!.address;
+  log(`[lab] temporal at ${address}${server ? ` (UI ${server.uiUrl})` : ''}`);
+  const fleet = await startMariaFleet({ cluster: o.cluster });
+  const inventory = fleet.writeInventory(undefined, o.inventory);
+  log(`[lab] mariadb fleet ${fleet.cluster}: ${fleet.nodes.map((n) => `${n.id}@${n.port}`).join(' ')}`);
+  const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined });
+  const bundlePath = path.join(fleet.baseDir, 'workflow-bundle.js');
+  writeFileSync(bundlePath, bundle.code);
+  const connection = await Connection.connect({ address });
+  const client = new Client({ connection });
+  return {
+    address,
+    server,
+    fleet,
+    inventory,
+    bundlePath,
+    client,
+    taskQueue: `lab-${o.cluster}`,
+    async close() {
+      await connection.close();
+      await fleet.stop();
+      await server?.stop();
+    },
+  };
+}
+
 /** The Handover worker in this process, on the lab's task queue and prebuilt bundle. */
-export async function startLabWorker(lab: Lab): Promise<{ stop(): Promise<void> }> {
+export async function startLabWorker(lab: WorkerLab): Promise<{ stop(): Promise<void> }> {
   const connection = await NativeConnection.connect({ address: lab.address });
   const worker = await createHandoverWorker({
     connection,
@@ -88,7 +126,7 @@ export interface WorkerProcess {
 }
 
 /** The real worker (worker/main.ts) as a separate process, optionally with a failpoint armed. */
-export function spawnWorker(lab: Lab, failpoint?: string, log?: (m: string) => void, onceToken?: string): WorkerProcess {
+export function spawnWorker(lab: WorkerLab, failpoint?: string, log?: (m: string) => void, onceToken?: string): WorkerProcess {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     HANDOVER_TEMPORAL_ADDRESS: lab.address,

@@ -1,7 +1,8 @@
 /**
  * Records workflow histories for the replay test:  npx tsx bench/record-histories.ts [--only name,name]
  * Runs real runbooks in a lab — switchovers (completed, crashed-and-resumed, refused, dry run), rolling
- * restarts (completed, crashed-and-resumed), a failover — and writes their histories to test/histories/.
+ * restarts (completed, crashed-and-resumed), a failover (Redis), and MariaDB switchovers (completed, crashed
+ * and resumed inside the catch-up, refused, dry run) — and writes their histories to test/histories/.
  * Re-record after an intended, patched change of workflow code; never to make a non-determinism failure go
  * away. --only records just the named files (e.g. --only rolling-restart-redis-completed).
  */
@@ -14,13 +15,13 @@ import { runSwitchover } from '../client/commands/switchover';
 import { operationWorkflowId } from '../core/ids';
 import { ROOT, temporalBinary } from '../sandbox/paths';
 import { waitForReplication } from '../sandbox/redis';
-import { parseArgs, spawnWorker, startLab, type Lab } from './lab';
+import { parseArgs, spawnWorker, startLab, startMysqlLab, type Lab, type MysqlLab } from './lab';
 
 const quiet = { out: () => undefined, err: (m: string) => process.stderr.write(m + '\n'), isTTY: false };
 
-type Start = (lab: Lab) => Promise<{ exitCode: number }>;
+type Start = (lab: Lab | MysqlLab) => Promise<{ exitCode: number }>;
 
-async function record(lab: Lab, name: string, start: Start, failpoint?: string) {
+async function record(lab: Lab | MysqlLab, name: string, start: Start, failpoint?: string) {
   const w = spawnWorker(lab, failpoint);
   const started = await start(lab);
   let w2: ReturnType<typeof spawnWorker> | undefined;
@@ -39,7 +40,7 @@ async function record(lab: Lab, name: string, start: Start, failpoint?: string) 
   await w2?.stop();
 }
 
-const common = (lab: Lab) => ({ cluster: lab.fleet.cluster, address: lab.address, taskQueue: lab.taskQueue, requestedBy: 'record-histories' });
+const common = (lab: Lab | MysqlLab) => ({ cluster: lab.fleet.cluster, address: lab.address, taskQueue: lab.taskQueue, requestedBy: 'record-histories' });
 
 async function main() {
   const { opts } = parseArgs(['record', ...process.argv.slice(2)]);
@@ -47,23 +48,38 @@ async function main() {
   const want = (name: string) => !only || only.has(name);
   const lab = await startLab({ cluster: 'replay' });
   try {
-    const sw = (o: { to?: string; dryRun?: boolean } = {}) => (l: Lab) => runSwitchover({ ...common(l), ...o }, quiet);
+    const sw = (o: { to?: string; dryRun?: boolean } = {}) => (l: Lab | MysqlLab) => runSwitchover({ ...common(l), ...o }, quiet);
     if (want('switchover-redis-completed')) await record(lab, 'switchover-redis-completed', sw());
     if (want('switchover-redis-crashed-resumed')) await record(lab, 'switchover-redis-crashed-resumed', sw(), 'inside:ensureRedisHandedOver.demoted');
     if (want('switchover-redis-refused')) await record(lab, 'switchover-redis-refused', sw({ to: (await lab.fleet.primary())!.id }));
     if (want('switchover-redis-dry-run')) await record(lab, 'switchover-redis-dry-run', sw({ dryRun: true }));
-    const roll = (hz: number) => (l: Lab) => runRollingRestart({ ...common(l), set: [`hz=${hz}`] }, quiet);
+    const roll = (hz: number) => (l: Lab | MysqlLab) => runRollingRestart({ ...common(l), set: [`hz=${hz}`] }, quiet);
     if (want('rolling-restart-redis-completed')) await record(lab, 'rolling-restart-redis-completed', roll(13));
     if (want('rolling-restart-redis-crashed-resumed')) await record(lab, 'rolling-restart-redis-crashed-resumed', roll(14), 'inside:ensureRedisNodeRestarted.beforeRestart');
   } finally {
     await lab.close();
   }
+  const mysqlNames = ['completed', 'crashed-resumed', 'refused', 'dry-run'].map((n) => `switchover-mysql-${n}`);
+  if (mysqlNames.some(want)) {
+    const mlab = await startMysqlLab({ cluster: 'replay-maria', inventory: { routingHook: 'echo {primary} {host}:{port}' } });
+    try {
+      const sw = (o: { to?: string; dryRun?: boolean } = {}) => (l: Lab | MysqlLab) => runSwitchover({ ...common(l), ...o }, quiet);
+      if (want('switchover-mysql-completed')) await record(mlab, 'switchover-mysql-completed', sw());
+      if (want('switchover-mysql-crashed-resumed')) await record(mlab, 'switchover-mysql-crashed-resumed', sw(), 'inside:ensureMysqlCaughtUp.loop');
+      const st = await mlab.fleet.state();
+      const writable = Object.entries(st).find(([, s]) => s.readOnly === false)![0];
+      if (want('switchover-mysql-refused')) await record(mlab, 'switchover-mysql-refused', sw({ to: writable }));
+      if (want('switchover-mysql-dry-run')) await record(mlab, 'switchover-mysql-dry-run', sw({ dryRun: true }));
+    } finally {
+      await mlab.close();
+    }
+  }
   if (want('failover-redis-completed')) {
     const fo = await startLab({ cluster: 'replayfo', extraConfig: ['min-replicas-to-write 1', 'min-replicas-max-lag 2', 'repl-timeout 3'] });
     try {
       await record(fo, 'failover-redis-completed', async (l) => {
-        const primary = (await l.fleet.primary())!;
-        await waitForReplication(l.fleet, primary.id);
+        const primary = (await fo.fleet.primary())!;
+        await waitForReplication(fo.fleet, primary.id);
         await primary.stop('SIGKILL');
         return runFailover({ ...common(l), force: true }, quiet);
       });

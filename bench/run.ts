@@ -10,6 +10,9 @@
  *    place, then the primary in place, and let Sentinel fail over reactively if it notices. Reports total
  *    duration, summed write-blocked ms (every gap of more than 50 ms between two acknowledged writes) and
  *    lost acknowledged writes for both.
+ *  switchover-mysql: N MariaDB switchovers (1 primary + 2 GTID replicas) under the transactional writer
+ *    (BEGIN; INSERT; COMMIT, following the writable node). The write pause is the longest gap between two
+ *    acknowledged commits during each switchover; every acknowledged commit is checked on every node.
  * The last line printed is one JSON object.
  */
 import { performance } from 'node:perf_hooks';
@@ -20,7 +23,9 @@ import { startSentinels } from '../sandbox/sentinel';
 import { waitForReplication, type RedisFleet } from '../sandbox/redis';
 import { sleep } from '../sandbox/ports';
 import { AckedWriter } from '../sandbox/writer';
-import { parseArgs, percentile, startLab, startLabWorker } from './lab';
+import { SqlWriter } from '../sandbox/sql-writer';
+import type { MysqlSwitchoverReport } from '../workflows/switchover-mysql';
+import { parseArgs, percentile, startLab, startLabWorker, startMysqlLab } from './lab';
 
 const log = (m: string) => process.stderr.write(m + '\n');
 
@@ -167,6 +172,55 @@ async function rollingRestartRedis() {
   }
 }
 
+async function switchoverMysql(runs: number) {
+  const lab = await startMysqlLab({ cluster: 'benchmaria' });
+  const { fleet } = lab;
+  const worker = await startLabWorker(lab);
+  const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword).start();
+  const blocked: number[] = [];
+  const pauses: number[] = [];
+  const durations: number[] = [];
+  let result: object | undefined;
+  try {
+    await sleep(500);
+    for (let i = 0; i < runs; i++) {
+      const t0 = performance.now();
+      const r = await runSwitchover({ cluster: fleet.cluster, wait: true, address: lab.address, taskQueue: lab.taskQueue }, { out: () => undefined, err: log, isTTY: false });
+      const t1 = performance.now();
+      if (r.exitCode !== 0 || !r.report) throw new Error(`switchover ${i} failed with exit ${r.exitCode}`);
+      const rep = r.report as unknown as MysqlSwitchoverReport;
+      await sleep(300);
+      blocked.push(Math.round(writer.maxGapMs(t0, t1 + 300) * 10) / 10);
+      pauses.push(rep.writePauseMs);
+      durations.push(Math.round(t1 - t0));
+      log(`[bench] run ${i + 1}/${runs}: ${rep.oldPrimary}->${rep.newPrimary} writer-blocked ${blocked[i]} ms (fence->writable ${rep.writePauseMs} ms, killed ${rep.killedSessions ?? 0} sessions) in ${durations[i]} ms`);
+      await sleep(200);
+    }
+    const stats = await writer.stop();
+    const primary = Object.entries(await fleet.state()).find(([, s]) => s.up && s.readOnly === false)?.[0];
+    if (!primary) throw new Error('no writable node after the runs');
+    await fleet.waitForReplication(primary, 60_000);
+    const missing = await Promise.all(fleet.nodes.map(async (n) => (await writer.missingOn(n)).length));
+    result = {
+      name: 'switchover-mysql',
+      flavor: 'mariadb',
+      runs,
+      nodes: fleet.nodes.length,
+      ackedWrites: stats.acked,
+      lostAckedWrites: Math.max(...missing),
+      writerErrors: writer.errorCodes,
+      writeBlockedMs: { p50: percentile(blocked, 50), max: percentile(blocked, 100) },
+      fenceToWritableMs: { p50: percentile(pauses, 50), max: percentile(pauses, 100) },
+      switchoverMs: { p50: percentile(durations, 50), max: percentile(durations, 100) },
+    };
+  } finally {
+    await writer.close();
+    await worker.stop();
+    await lab.close();
+  }
+  return result!;
+}
+
 async function main() {
   const { name, json, opts } = parseArgs(process.argv.slice(2));
   const runs = Number(opts.runs ?? 10);
@@ -178,8 +232,11 @@ async function main() {
     case 'rolling-restart-redis':
       result = await rollingRestartRedis();
       break;
+    case 'switchover-mysql':
+      result = await switchoverMysql(runs);
+      break;
     default:
-      process.stderr.write('usage: npm run bench -- switchover-redis|rolling-restart-redis [--json] [--runs N] [--flavor redis|valkey]\n');
+      process.stderr.write('usage: npm run bench -- switchover-redis|rolling-restart-redis|switchover-mysql [--json] [--runs N] [--flavor redis|valkey]\n');
       process.exit(2);
   }
   if (!json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');

@@ -19,6 +19,8 @@ export const ErrorType = {
   // The cluster is not in a shape the step knows how to move forward from
   UnexpectedTopology: 'UnexpectedTopology',
   VerificationFailed: 'VerificationFailed',
+  // A post-hook (MySQL routing hook) failed: reported, the runbook itself goes on (post-hooks fail open)
+  RoutingHookFailed: 'RoutingHookFailed',
 } as const;
 export type ErrorTypeName = (typeof ErrorType)[keyof typeof ErrorType];
 

@@ -59,8 +59,11 @@ export type Policy = z.infer<typeof PolicySchema>;
  * How nodes are restarted (rolling restart). `{node}` and `{version}` in templates are replaced by the node's
  * id and the requested version.
  *  - local:   processes on this machine (the sandbox, tests): a graceful SHUTDOWN, then `<binary> <configFile>`
- *             started detached. `binaries` maps a version to the server binary that provides it.
- *  - command: shell commands, e.g. `systemctl restart redis@{node}` or `kubectl delete pod {node}`; readiness
+ *             started detached. `binaries` maps a version to the server binary that provides it. engine: mysql:
+ *             configFile is the node's option file (the requested variables are written to it), the server gets
+ *             SIGTERM, then `<binary> --defaults-file=<configFile>` starts.
+ *  - command: shell commands, e.g. `systemctl restart redis@{node}` or `kubectl delete pod {node}` ({set} is
+ *             replaced by the requested `key=value` pairs, space-separated, for engine: mysql); readiness
  *             is checked by Handover itself (reachable, replicating, caught up).
  */
 export const ControllerSchema = z.discriminatedUnion('type', [
@@ -140,7 +143,10 @@ export const ClusterSchema = z
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['credentials'], message: 'engine: mysql needs credentials.username and credentials.password (the automation user)' });
     if (!c.replicationCredentials)
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['replicationCredentials'], message: 'engine: mysql needs replicationCredentials (username, password) for CHANGE MASTER' });
-    if (c.controller) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['controller'], message: 'engine: mysql has no node controller yet (rolling restart is not implemented for it)' });
+    if (c.controller?.type === 'local' && /redis/.test(c.controller.binary))
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['controller', 'binary'], message: 'engine: mysql with a local controller needs binary: the mariadbd/mysqld server binary' });
+    if (c.controller?.type === 'local' && c.controller.sentinelConfigFile) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['controller', 'sentinelConfigFile'], message: 'engine: mysql has no Sentinels' });
+    if (c.controller?.type === 'command' && c.controller.restartSentinel) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['controller', 'restartSentinel'], message: 'engine: mysql has no Sentinels' });
   });
 
 export const InventorySchema = z

@@ -79,6 +79,8 @@ export interface MariaInventoryExtra {
   promotion?: Record<string, 'prefer' | 'neutral' | 'never'>;
   policy?: Record<string, number | string>;
   routingHook?: string;
+  /** A `local` node controller (mariadbd restarted from each node's my.cnf), for the rolling restart. */
+  controller?: boolean;
 }
 
 export interface MariaFleetOptions {
@@ -145,6 +147,9 @@ export function mariaNode(o: { id: string; port: number; serverId: number; dir: 
     ...SMALL,
   ];
   writeFileSync(path.join(o.dir, 'args'), args.join('\n') + '\n');
+  // The same options as an option file, for a node controller (rolling restart) to start it from:
+  // `mariadbd --defaults-file=<dir>/my.cnf` (the controller adds or replaces variables in it).
+  writeFileSync(path.join(o.dir, 'my.cnf'), ['[mariadbd]', ...args.filter((a) => a !== '--no-defaults').map((a) => a.replace(/^--/, ''))].join('\n') + '\n');
   const pid = (): number | undefined => {
     try {
       const p = Number(readFileSync(pidFile, 'utf8').trim());
@@ -311,6 +316,7 @@ export async function startMariaFleet(opts: MariaFleetOptions = {}): Promise<Mar
         `      password: { env: ${replPasswordEnv} }`,
       ];
       if (extra.routingHook) out.push(`    routingHook: ${JSON.stringify(extra.routingHook)}`);
+      if (extra.controller) out.push('    controller:', '      type: local', `      binary: ${MARIADBD}`, `      configFile: ${path.join(baseDir, '{node}', 'my.cnf')}`);
       if (extra.policy && Object.keys(extra.policy).length) {
         out.push('    policy:');
         for (const [k, v] of Object.entries(extra.policy)) out.push(`      ${k}: ${v}`);

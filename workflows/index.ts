@@ -4,6 +4,7 @@ export { redisSwitchover } from './switchover-redis';
 export { mysqlSwitchover } from './switchover-mysql';
 export { rollingRestart } from './rolling-restart';
 export { redisRollingRestart } from './rolling-restart-redis';
+export { mysqlRollingRestart } from './rolling-restart-mysql';
 export { redisFailover } from './failover-redis';
 export { redisMonitor } from './monitor-redis';
 export { failover, monitor } from './failover';

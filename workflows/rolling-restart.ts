@@ -3,12 +3,15 @@ import { ApplicationFailure } from '@temporalio/workflow';
 import { ErrorType } from '../core/errors';
 import { probe } from './profiles';
 import { redisRollingRestart, type RollingRestartInput, type RollingRestartReport } from './rolling-restart-redis';
+import { mysqlRollingRestart } from './rolling-restart-mysql';
 
 export async function rollingRestart(input: RollingRestartInput): Promise<RollingRestartReport> {
   const d = await probe.describeCluster.executeWithOptions({ summary: `look up ${input.cluster} in the inventory` }, [{ cluster: input.cluster }]);
   switch (d.engine) {
     case 'redis':
       return redisRollingRestart(input);
+    case 'mysql':
+      return mysqlRollingRestart(input);
     default:
       throw ApplicationFailure.create({ message: `no rolling-restart runbook for engine ${d.engine}`, type: ErrorType.WrongEngine, nonRetryable: true });
   }

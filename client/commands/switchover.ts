@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import type { SwitchoverInput } from '../../workflows/switchover';
 import type { SwitchoverReport } from '../../workflows/switchover-redis';
+import type { MysqlSwitchoverReport } from '../../workflows/switchover-mysql';
 import { CommonOptions, type IO } from '../common';
 import { startRunbook } from '../start';
 
@@ -34,8 +35,9 @@ export async function runSwitchover(raw: SwitchoverOptions, io: IO): Promise<{ e
   });
 }
 
-export function formatReport(r: SwitchoverReport): string {
-  const d = r.decision;
+export function formatReport(r: SwitchoverReport | MysqlSwitchoverReport): string {
+  if ('engine' in r && r.engine === 'mysql') return formatMysqlReport(r);
+  const d = (r as SwitchoverReport).decision;
   const lines = [
     r.dryRun ? `plan for ${r.cluster} (dry run, nothing changed):` : `switched over ${r.cluster}: ${r.oldPrimary} -> ${r.newPrimary}`,
     `  candidate ${d.candidate}: ${d.reasons.join('; ')}`,
@@ -44,6 +46,26 @@ export function formatReport(r: SwitchoverReport): string {
   ];
   if (!r.dryRun) {
     lines.push(`  write pause (handover step): ${r.writePauseMs} ms`);
+    lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
+  }
+  return lines.join('\n');
+}
+
+/** The MySQL/MariaDB report: the fenced GTID the new primary applied, the sessions the fence killed, the routing hook. */
+export function formatMysqlReport(r: MysqlSwitchoverReport): string {
+  const d = r.decision;
+  const lines = [
+    r.dryRun ? `plan for ${r.cluster} (dry run, nothing changed):` : `switched over ${r.cluster}: ${r.oldPrimary} -> ${r.newPrimary}`,
+    `  candidate ${d.candidate} at ${d.candidateGtid || 'empty'} (primary at ${d.primaryGtid || 'empty'}): ${d.reasons.join('; ')}`,
+    ...[...d.ahead, ...d.equal, ...d.lagging, ...d.cannotReplicate].map((n) => `  not chosen ${n.node}: ${n.reason}`),
+    ...r.plan.map((p, i) => `  ${i + 1}. ${p}`),
+  ];
+  if (!r.dryRun) {
+    lines.push(`  write pause (fence to writable): ${r.writePauseMs} ms`);
+    lines.push(`  fenced at GTID ${r.fencedGtid || 'empty'}; ${r.killedSessions ?? 0} application session(s) killed`);
+    if (r.routing && !r.routing.ok) lines.push(`  ROUTING HOOK FAILED: ${r.routing.detail} (move the writer endpoint to ${r.newPrimary} by hand)`);
+    else if (r.routing) lines.push(`  routing hook: ${r.routing.detail}`);
+    if (r.verify) lines.push(`  verified: ${r.verify.nodes.map((n) => `${n.node} ${n.writable ? 'writable' : 'read-only'} @${n.gtid || 'empty'}`).join(', ')}`);
     lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
   }
   return lines.join('\n');

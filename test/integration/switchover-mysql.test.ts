@@ -85,6 +85,8 @@ describe('MariaDB switchover under a continuous transactional writer', () => {
     expect(r1.newPrimary).not.toBe(n1.id);
     expect(r1.routing).toEqual(expect.objectContaining({ ran: true, ok: true }));
     expect(io1.text()).toMatch(new RegExp(`switched over ${fleet.cluster}: ${n1.id} -> ${r1.newPrimary}`));
+    expect(io1.text()).toMatch(/fenced at GTID \d+-\d+-\d+(,\d+-\d+-\d+)*; \d+ application session\(s\) killed/);
+    expect(io1.text()).toMatch(new RegExp(`routing hook: ran the routing hook for ${r1.newPrimary}`));
     await sleep(500);
 
     const t2 = Date.now();
@@ -195,6 +197,7 @@ describe('MariaDB switchover under a continuous transactional writer', () => {
       expect(rep.routing).toEqual({ ran: true, ok: false, detail: expect.stringMatching(/routing hook exited 7 after \d+ ms: haproxy said no/) });
       expect(rep.audit.join('\n')).toMatch(/ROUTING HOOK FAILED/);
       expect(io.text()).toMatch(/failed\s+routing: .*routing hook exited 7/);
+      expect(io.text()).toMatch(/ROUTING HOOK FAILED: routing hook exited 7 .* \(move the writer endpoint to \S+ by hand\)/);
       expect(rep.verify?.primary).toBe(fleet.nodes[1].id);
       await fleet.waitForReplication(fleet.nodes[1].id);
     } finally {

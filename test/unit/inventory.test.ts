@@ -68,6 +68,52 @@ describe('inventory', () => {
     expect(problems(good.replace('name: cache-a', 'name: Cache A'))[0].path).toBe('clusters[0].name');
   });
 
+  const mysqlGood = `clusters:
+  - name: db-a
+    engine: mysql
+    flavor: mariadb
+    credentials:
+      username: handover
+      password: { env: DB_A_PW }
+    replicationCredentials:
+      username: repl
+      password: { file: /etc/handover/repl }
+    routingHook: "haproxy-move {host}:{port}"
+    controller:
+      type: local
+      binary: /usr/sbin/mariadbd
+      configFile: /srv/{node}/my.cnf
+    nodes:
+      - { id: db-a-1, host: 10.0.1.1, port: 3306 }
+      - { id: db-a-2, host: 10.0.1.2, port: 3306, promotion: never }
+`;
+
+  it('parses a mysql cluster (flavor, automation and replication accounts, routing hook, local mariadbd controller)', () => {
+    const c = findCluster(parseInventory(mysqlGood), 'db-a');
+    expect(c.engine).toBe('mysql');
+    expect(c.flavor).toBe('mariadb');
+    expect(c.replicationCredentials?.username).toBe('repl');
+    expect(c.routingHook).toBe('haproxy-move {host}:{port}');
+    expect(c.controller).toEqual(expect.objectContaining({ type: 'local', binary: '/usr/sbin/mariadbd', configFile: '/srv/{node}/my.cnf' }));
+    expect(c.policy.fenceGraceMs).toBe(2000);
+    expect(c.policy.maxLagTransactions).toBe(1000);
+    expect(findNode(c, 'db-a-2').promotion).toBe('never');
+    const command = mysqlGood.replace(/    controller:\n(      .*\n)+?(?=    nodes:)/, '    controller:\n      type: command\n      restart: "systemctl restart mariadb@{node}"\n');
+    expect(findCluster(parseInventory(command), 'db-a').controller).toEqual(expect.objectContaining({ type: 'command', autoRestart: true }));
+  });
+
+  it('rejects mysql clusters missing what the runbooks need, and redis-only or mysql-only fields on the wrong engine', () => {
+    const paths = (text: string) => problems(text).map((p) => p.path);
+    expect(paths(mysqlGood.replace('    flavor: mariadb\n', ''))).toContain('clusters[0].flavor');
+    expect(paths(mysqlGood.replace('      username: handover\n', ''))).toContain('clusters[0].credentials');
+    expect(paths(mysqlGood.replace(/    replicationCredentials:\n.*\n.*\n/, ''))).toContain('clusters[0].replicationCredentials');
+    expect(paths(mysqlGood.replace('    flavor: mariadb\n', '    flavor: mariadb\n    topology: sentinel\n'))).toContain('clusters[0].topology');
+    expect(paths(mysqlGood.replace('      binary: /usr/sbin/mariadbd\n', ''))).toContain('clusters[0].controller.binary');
+    expect(paths(mysqlGood.replace('    flavor: mariadb', '    flavor: postgres'))).toContain('clusters[0].flavor');
+    expect(paths(good.replace('    credentials:', '    routingHook: "x"\n    credentials:'))).toContain('clusters[0].routingHook');
+    expect(paths(good.replace('    credentials:', '    flavor: mariadb\n    credentials:'))).toContain('clusters[0].flavor');
+  });
+
   it('resolves secrets from env or file, naming only the reference on failure', () => {
     expect(resolveSecret({ env: 'X_PW' }, 'pw', { X_PW: 's3cret' })).toBe('s3cret');
     expect(() => resolveSecret({ env: 'X_PW' }, 'cluster a password', {})).toThrow('cluster a password: environment variable X_PW is not set on the worker');

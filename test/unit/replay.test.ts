@@ -16,7 +16,11 @@ describe('replay of committed histories', () => {
   const files = readdirSync(DIR).filter((f) => f.endsWith('.json'));
 
   it('has the histories it promises', () => {
-    const required = ['switchover-redis-completed', 'switchover-redis-crashed-resumed', 'switchover-redis-dry-run', 'switchover-redis-refused', 'rolling-restart-redis-completed', 'rolling-restart-redis-crashed-resumed', 'failover-redis-completed'];
+    const required = [
+      'switchover-redis-completed', 'switchover-redis-crashed-resumed', 'switchover-redis-dry-run', 'switchover-redis-refused',
+      'rolling-restart-redis-completed', 'rolling-restart-redis-crashed-resumed', 'failover-redis-completed',
+      'switchover-mysql-completed', 'switchover-mysql-crashed-resumed', 'switchover-mysql-dry-run', 'switchover-mysql-refused',
+    ];
     expect(files).toEqual(expect.arrayContaining(required.map((f) => `${f}.json`)));
   });
 
