@@ -127,23 +127,35 @@ export interface WorkerProcess {
 
 /** The real worker (worker/main.ts) as a separate process, optionally with a failpoint armed. */
 export function spawnWorker(lab: WorkerLab, failpoint?: string, log?: (m: string) => void, onceToken?: string): WorkerProcess {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    HANDOVER_TEMPORAL_ADDRESS: lab.address,
-    HANDOVER_INVENTORY: lab.inventory,
-    HANDOVER_WORKFLOW_BUNDLE: lab.bundlePath,
-    HANDOVER_TASK_QUEUE: lab.taskQueue,
-  };
-  delete env.HANDOVER_FAILPOINT;
-  if (failpoint) env.HANDOVER_FAILPOINT = failpoint;
-  delete env.HANDOVER_FAILPOINT_ONCE;
-  if (onceToken) env.HANDOVER_FAILPOINT_ONCE = onceToken;
+  return spawnWorkerProcess(
+    {
+      HANDOVER_TEMPORAL_ADDRESS: lab.address,
+      HANDOVER_INVENTORY: lab.inventory,
+      HANDOVER_WORKFLOW_BUNDLE: lab.bundlePath,
+      HANDOVER_TASK_QUEUE: lab.taskQueue,
+      HANDOVER_FAILPOINT: failpoint,
+      HANDOVER_FAILPOINT_ONCE: onceToken,
+    },
+    (text, stream) => {
+      if (log && stream === 'stderr' && /failpoint|\[worker\]|Error/.test(text)) log(text.trimEnd());
+    },
+  );
+}
+
+/**
+ * worker/main.ts as a child process with `env` over this process's environment (an undefined value removes
+ * the variable); `onOutput` sees everything it prints.
+ */
+export function spawnWorkerProcess(env: Record<string, string | undefined>, onOutput?: (text: string, stream: 'stdout' | 'stderr') => void): WorkerProcess {
+  const full: NodeJS.ProcessEnv = { ...process.env };
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined) delete full[k];
+    else full[k] = v;
+  }
   // One process (node with the tsx loader), so the failpoint's SIGKILL is the exit signal the harness sees.
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'worker', 'main.ts')], { env, cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-  proc.stderr!.on('data', (b: Buffer) => {
-    const text = b.toString();
-    if (log && /failpoint|\[worker\]|Error/.test(text)) log(text.trimEnd());
-  });
+  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'worker', 'main.ts')], { env: full, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  proc.stdout!.on('data', (b: Buffer) => onOutput?.(b.toString(), 'stdout'));
+  proc.stderr!.on('data', (b: Buffer) => onOutput?.(b.toString(), 'stderr'));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
   return {
     proc,

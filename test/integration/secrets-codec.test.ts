@@ -5,7 +5,7 @@
  * failure messages read "Encoded failure", the CLI still shows everything in clear, and the codec endpoint the
  * UI uses decodes what is in history.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -14,35 +14,21 @@ import { AesGcmCodec } from '../../codec/aes-gcm';
 import { startCodecServer } from '../../codec/server';
 import { runSwitchover } from '../../client/commands/switchover';
 import { operationWorkflowId } from '../../core/ids';
-import { ROOT, temporalBinary } from '../../sandbox/paths';
+import { spawnWorkerProcess, type WorkerProcess } from '../../bench/lab';
+import { temporalBinary } from '../../sandbox/paths';
 import { sleep } from '../../sandbox/ports';
 import { startRedisFleet, type RedisFleet } from '../../sandbox/redis';
 import { captureIO } from '../helpers';
 
-interface WorkerProc {
-  proc: ChildProcess;
+interface WorkerProc extends WorkerProcess {
   output: () => string;
-  stop(): Promise<void>;
 }
 
 /** The real worker process (worker/main.ts), everything it prints kept. */
-function spawnWorker(env: NodeJS.ProcessEnv): WorkerProc {
+function spawnWorker(env: Record<string, string>): WorkerProc {
   let out = '';
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'worker', 'main.ts')], { env: { ...process.env, ...env }, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  proc.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  proc.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  return {
-    proc,
-    output: () => out,
-    async stop() {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), 8000);
-      await exited;
-      clearTimeout(t);
-    },
-  };
+  const w = spawnWorkerProcess(env, (text) => (out += text));
+  return { ...w, output: () => out };
 }
 
 async function waitForOutput(w: WorkerProc, re: RegExp, ms = 60_000): Promise<void> {
