@@ -10,6 +10,9 @@
  *    place, then the primary in place, and let Sentinel fail over reactively if it notices. Reports total
  *    duration, summed write-blocked ms (every gap of more than 50 ms between two acknowledged writes) and
  *    lost acknowledged writes for both.
+ *  rolling-restart-mysql: a 3-node MariaDB roll (a server variable) under the transactional writer: Handover's
+ *    rolling restart, and beside it the naive roll: each replica restarted in place, then the primary in
+ *    place (it comes back read-only, as configured, and is made writable again as soon as it answers).
  *  switchover-mysql: N MariaDB switchovers (1 primary + 2 GTID replicas) under the transactional writer
  *    (BEGIN; INSERT; COMMIT, following the writable node). The write pause is the longest gap between two
  *    acknowledged commits during each switchover; every acknowledged commit is checked on every node.
@@ -22,7 +25,9 @@ import { runSwitchover } from '../client/commands/switchover';
 import { startSentinels } from '../sandbox/sentinel';
 import { waitForReplication, type RedisFleet } from '../sandbox/redis';
 import { sleep } from '../sandbox/ports';
-import { AckedWriter } from '../sandbox/writer';
+import { AckedWriter, type AckLog } from '../sandbox/writer';
+import { controllerFor } from '../activities/controllers';
+import { loadInventory } from '../inventory/load';
 import { SqlWriter } from '../sandbox/sql-writer';
 import type { MysqlSwitchoverReport } from '../workflows/switchover-mysql';
 import { parseArgs, percentile, startLab, startLabWorker, startMysqlLab } from './lab';
@@ -105,7 +110,7 @@ async function switchoverRedis(runs: number, flavor: 'redis' | 'valkey') {
 }
 
 /** Sum of the gaps longer than 50 ms between consecutive acks within [from, to]. */
-function blockedMs(writer: AckedWriter, from: number, to: number): number {
+function blockedMs(writer: AckLog, from: number, to: number): number {
   let sum = 0;
   for (let i = 1; i < writer.ackTimes.length; i++) {
     const a = writer.ackTimes[i - 1];
@@ -221,6 +226,64 @@ async function switchoverMysql(runs: number) {
   return result!;
 }
 
+async function rollingRestartMysql() {
+  const lab = await startMysqlLab({ cluster: 'rollmaria', inventory: { controller: true } });
+  const { fleet } = lab;
+  const worker = await startLabWorker(lab);
+  const writableNode = async () => Object.entries(await fleet.state()).find(([, s]) => s.up && s.readOnly === false)?.[0];
+  const measure = async (name: string, roll: () => Promise<void>) => {
+    await fleet.waitForReplication((await writableNode())!, 60_000);
+    const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword).start();
+    await sleep(500);
+    const t0 = performance.now();
+    await roll();
+    const t1 = performance.now();
+    await sleep(500);
+    const stats = await writer.stop();
+    let primary = await writableNode();
+    for (let i = 0; !primary && i < 100; i++) {
+      await sleep(100);
+      primary = await writableNode();
+    }
+    await fleet.waitForReplication(primary!, 60_000);
+    const missing = await Promise.all(fleet.nodes.map(async (n) => (await writer.missingOn(n)).length));
+    const out = { name, durationMs: Math.round(t1 - t0), writeBlockedMs: blockedMs(writer, t0, t1 + 500), maxGapMs: Math.round(writer.maxGapMs(t0, t1 + 500)), ackedWrites: stats.acked, lostAckedWrites: Math.max(...missing) };
+    await writer.close();
+    log(`[bench] ${JSON.stringify(out)}`);
+    return out;
+  };
+  try {
+    const ours = await measure('handover-rolling-restart', async () => {
+      const r = await runRollingRestart({ cluster: fleet.cluster, set: ['max_connections=300'], wait: true, address: lab.address, taskQueue: lab.taskQueue }, { out: () => undefined, err: log, isTTY: false });
+      if (r.exitCode !== 0) throw new Error(`rolling restart failed: exit ${r.exitCode}`);
+    });
+    const naive = await measure('naive-restart-in-place', async () => {
+      const spec = loadInventory(lab.inventory).clusters[0];
+      const controller = controllerFor(spec.controller, spec.name, 'mysql');
+      const primary = (await writableNode())!;
+      for (const n of [...fleet.nodes.filter((x) => x.id !== primary), fleet.nodes.find((x) => x.id === primary)!]) {
+        const [{ p }] = await fleet.sql<{ p: string }[]>(n.id, 'SELECT @@pid_file AS p');
+        await controller.restart({ node: spec.nodes.find((x) => x.id === n.id)!, set: { max_connections: '301' }, pidFile: p });
+        for (;;) {
+          try {
+            await fleet.sql(n.id, 'SELECT 1');
+            break;
+          } catch {
+            await sleep(20);
+          }
+        }
+        // The primary comes back read-only (read_only=ON in its configuration): an operator makes it writable.
+        if (n.id === primary) await fleet.sql(n.id, 'SET GLOBAL read_only = OFF');
+        else await fleet.waitForReplication(primary, 60_000).catch(() => undefined);
+      }
+    });
+    return { name: 'rolling-restart-mysql', flavor: 'mariadb', nodes: fleet.nodes.length, handover: ours, baseline: naive };
+  } finally {
+    await worker.stop();
+    await lab.close();
+  }
+}
+
 async function main() {
   const { name, json, opts } = parseArgs(process.argv.slice(2));
   const runs = Number(opts.runs ?? 10);
@@ -235,8 +298,11 @@ async function main() {
     case 'switchover-mysql':
       result = await switchoverMysql(runs);
       break;
+    case 'rolling-restart-mysql':
+      result = await rollingRestartMysql();
+      break;
     default:
-      process.stderr.write('usage: npm run bench -- switchover-redis|rolling-restart-redis|switchover-mysql [--json] [--runs N] [--flavor redis|valkey]\n');
+      process.stderr.write('usage: npm run bench -- switchover-redis|rolling-restart-redis|switchover-mysql|rolling-restart-mysql [--json] [--runs N] [--flavor redis|valkey]\n');
       process.exit(2);
   }
   if (!json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
