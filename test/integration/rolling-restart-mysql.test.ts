@@ -68,6 +68,11 @@ describe('rolling restart (mariadb GTID replication)', () => {
     } finally {
       inventory = saved;
     }
+    // A version the controller has no binary for: stopped before any node is touched.
+    const ioVer = captureIO();
+    const ver = await runRollingRestart({ cluster: fleet.cluster, version: 'mariadb 99.1', wait: true, inventory, address: tw.address, taskQueue: tw.taskQueue }, ioVer);
+    expect(ver.exitCode, ioVer.text()).toBe(2);
+    expect(ioVer.text()).toMatch(/no binary for version mariadb 99\.1/);
     expect(startsPerNode(fleet)).toEqual(startsBefore);
     expect(await variable(fleet, n2.id, 'max_connections')).not.toBe('321');
 
