@@ -36,6 +36,9 @@ export const SWITCHOVER_REDIS_POINTS = [
   'inside:ensureRedisReplicaOf.beforeAct',
 ];
 
+/** A timer that does not keep the process alive once everything else is done (the chaos run exits at once). */
+const unrefSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
 export interface PointResult {
   point: string;
   killed: boolean;
@@ -271,12 +274,12 @@ export async function runChaosPoint(lab: Lab, scenario: Scenario, point: string,
         () => 'finished before the kill point',
         (e) => `failed before the kill point: ${(e as Error).message}`,
       ),
-      sleep(90_000).then(() => 'kill point not reached in 90 s'),
+      unrefSleep(90_000).then(() => 'kill point not reached in 90 s'),
     ]);
     result.killed = outcome === 'killed';
     if (!result.killed) problem(outcome);
     if (workers === 1) restarted = spawnWorker(lab, undefined, log);
-    await Promise.race([handle.result(), sleep(180_000).then(() => Promise.reject(new Error('run did not finish within 180 s after the restart')))]);
+    await Promise.race([handle.result(), unrefSleep(180_000).then(() => Promise.reject(new Error('run did not finish within 180 s after the restart')))]);
     result.completed = true;
   } catch (e) {
     problem(e instanceof WorkflowFailedError ? `workflow failed: ${(e.cause as Error)?.message ?? e.message}` : (e as Error).message);
@@ -487,12 +490,12 @@ export async function runMysqlChaosPoint(lab: MysqlLab, scenario: MysqlScenario,
         () => 'finished before the kill point',
         (e) => `failed before the kill point: ${(e as Error).message}`,
       ),
-      sleep(90_000).then(() => 'kill point not reached in 90 s'),
+      unrefSleep(90_000).then(() => 'kill point not reached in 90 s'),
     ]);
     result.killed = outcome === 'killed';
     if (!result.killed) problem(outcome);
     restarted = spawnWorker(lab, undefined, log);
-    await Promise.race([handle.result(), sleep(180_000).then(() => Promise.reject(new Error('run did not finish within 180 s after the restart')))]);
+    await Promise.race([handle.result(), unrefSleep(180_000).then(() => Promise.reject(new Error('run did not finish within 180 s after the restart')))]);
     result.completed = true;
   } catch (e) {
     problem(e instanceof WorkflowFailedError ? `workflow failed: ${(e.cause as Error)?.message ?? e.message}` : (e as Error).message);

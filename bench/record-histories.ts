@@ -59,9 +59,9 @@ async function main() {
   } finally {
     await lab.close();
   }
-  const mysqlNames = ['completed', 'crashed-resumed', 'refused', 'dry-run'].map((n) => `switchover-mysql-${n}`);
+  const mysqlNames = [...['completed', 'crashed-resumed', 'refused', 'dry-run'].map((n) => `switchover-mysql-${n}`), 'rolling-restart-mysql-completed'];
   if (mysqlNames.some(want)) {
-    const mlab = await startMysqlLab({ cluster: 'replay-maria', inventory: { routingHook: 'echo {primary} {host}:{port}' } });
+    const mlab = await startMysqlLab({ cluster: 'replay-maria', inventory: { routingHook: 'echo {primary} {host}:{port}', controller: true } });
     try {
       const sw = (o: { to?: string; dryRun?: boolean } = {}) => (l: Lab | MysqlLab) => runSwitchover({ ...common(l), ...o }, quiet);
       if (want('switchover-mysql-completed')) await record(mlab, 'switchover-mysql-completed', sw());
@@ -70,6 +70,7 @@ async function main() {
       const writable = Object.entries(st).find(([, s]) => s.readOnly === false)![0];
       if (want('switchover-mysql-refused')) await record(mlab, 'switchover-mysql-refused', sw({ to: writable }));
       if (want('switchover-mysql-dry-run')) await record(mlab, 'switchover-mysql-dry-run', sw({ dryRun: true }));
+      if (want('rolling-restart-mysql-completed')) await record(mlab, 'rolling-restart-mysql-completed', (l) => runRollingRestart({ ...common(l), set: ['max_connections=250'] }, quiet));
     } finally {
       await mlab.close();
     }
