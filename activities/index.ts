@@ -9,6 +9,7 @@ import { createRedisRollingActivities } from './redis-rolling';
 import { createRedisSentinelActivities } from './redis-sentinel';
 import { createRedisFailoverActivities } from './redis-failover';
 import { createMysqlActivities } from './mysql';
+import { createMysqlFailoverActivities } from './mysql-failover';
 import { connectMysql, type MysqlConnect } from './mysql-conn';
 
 export interface ActivityDeps extends Partial<Pick<RedisActivityDeps, 'connectRedis' | 'env' | 'failpoint'>> {
@@ -25,6 +26,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createRedisSentinelActivities(full),
     ...createRedisFailoverActivities(full),
     ...createMysqlActivities(full),
+    ...createMysqlFailoverActivities(full),
   };
 }
 

@@ -6,4 +6,6 @@ export { rollingRestart } from './rolling-restart';
 export { redisRollingRestart } from './rolling-restart-redis';
 export { redisFailover } from './failover-redis';
 export { redisMonitor } from './monitor-redis';
+export { mysqlFailover } from './failover-mysql';
+export { mysqlMonitor } from './monitor-mysql';
 export { failover, monitor } from './failover';
