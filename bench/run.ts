@@ -10,6 +10,7 @@
  *    place, then the primary in place, and let Sentinel fail over reactively if it notices. Reports total
  *    duration, summed write-blocked ms (every gap of more than 50 ms between two acknowledged writes) and
  *    lost acknowledged writes for both.
+ *  failover-redis, failover-mysql: see bench/failover.ts (default 5 runs).
  * The last line printed is one JSON object.
  */
 import { performance } from 'node:perf_hooks';
@@ -21,6 +22,7 @@ import { waitForReplication, type RedisFleet } from '../sandbox/redis';
 import { sleep } from '../sandbox/ports';
 import { AckedWriter } from '../sandbox/writer';
 import { parseArgs, percentile, startLab, startLabWorker } from './lab';
+import { failoverMysqlBench, failoverRedisBench } from './failover';
 
 const log = (m: string) => process.stderr.write(m + '\n');
 
@@ -178,8 +180,14 @@ async function main() {
     case 'rolling-restart-redis':
       result = await rollingRestartRedis();
       break;
+    case 'failover-redis':
+      result = await failoverRedisBench(Number(opts.runs ?? 5));
+      break;
+    case 'failover-mysql':
+      result = await failoverMysqlBench(Number(opts.runs ?? 5));
+      break;
     default:
-      process.stderr.write('usage: npm run bench -- switchover-redis|rolling-restart-redis [--json] [--runs N] [--flavor redis|valkey]\n');
+      process.stderr.write('usage: npm run bench -- switchover-redis|rolling-restart-redis|failover-redis|failover-mysql [--json] [--runs N] [--flavor redis|valkey]\n');
       process.exit(2);
   }
   if (!json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
