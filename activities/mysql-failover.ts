@@ -170,13 +170,22 @@ export function createMysqlFailoverActivities(deps: MysqlActivityDeps) {
           const fence = async () => {
             for (const s of fl.fence) await conn.query(s);
           };
-          try {
-            await fence();
-          } catch (e) {
-            if ((e as { errno?: number }).errno !== ER.LOCK_WAIT_TIMEOUT) throw e;
-            const trx = (await rows(conn, 'SELECT p.ID AS id, p.USER AS user FROM information_schema.PROCESSLIST p JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID')) as { id: number; user: string }[];
-            for (const s of trx.filter((x) => !self.has(x.user))) await conn.query('KILL CONNECTION ?', [s.id]).catch(() => undefined);
-            await fence();
+          // A commit in flight holds read_only off (a resumed frozen primary under semi-sync has commits waiting
+          // for an acknowledgement that never comes). Past two seconds, end every application session (their
+          // clients get an error, never an OK) and try again.
+          for (let attempt = 1; ; attempt++) {
+            try {
+              await fence();
+              break;
+            } catch (e) {
+              if ((e as { errno?: number }).errno !== ER.LOCK_WAIT_TIMEOUT || attempt >= 4) throw e;
+              const [{ id: me }] = (await rows(conn, 'SELECT CONNECTION_ID() AS id')) as { id: number }[];
+              const all = (await rows(conn, 'SELECT ID AS id, USER AS user, COMMAND AS command FROM information_schema.PROCESSLIST')) as { id: number; user: string; command: string }[];
+              const victims = all.filter((x) => x.id !== me && !self.has(x.user) && x.command !== 'Binlog Dump' && x.command !== 'Daemon');
+              for (const v of victims) await conn.query('KILL CONNECTION ?', [v.id]).catch(() => undefined);
+              did.push(`killed ${victims.length} application session(s) holding the fence off`);
+              await sleep(200);
+            }
           }
           did.push(...fl.fence);
         }

@@ -54,9 +54,10 @@ export async function mysqlMonitor(state: MysqlMonitorState): Promise<void> {
       const live = liveMysqlPrimary(p.nodes);
       const expected = status.lastKnown?.primary;
       if (live && (!expected || live.node === expected)) status.lastKnown = { primary: live.node, offset: 0, gtid: live.gtidBinlogPos ?? '' };
-      // Fencing: any other node replicating from nobody (an old primary that came back) is fenced before anything else.
+      // Fencing: while the expected primary answers writable, any other node replicating from nobody (an old
+      // primary that came back, writable or not) is fenced before anything else.
       const primary = status.lastKnown?.primary;
-      if (primary && live?.node === primary) {
+      if (primary && p.nodes.some((n) => n.node === primary && n.reachable && n.role === 'primary' && n.readOnly === false)) {
         for (const n of p.nodes.filter((x) => x.reachable && x.node !== primary && x.role === 'primary' && !status.flagged[x.node])) {
           const last = [...status.failovers].reverse().find((f) => f.from === n.node);
           await probe.ensureMysqlRejoined

@@ -8,6 +8,7 @@
  *  - a second failover within the block period waits for an acknowledgement; an old primary with errant
  *    transactions is left read-only, not replicating, and flagged.
  */
+import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFailover } from '../../client/commands/failover';
 import { runMonitor } from '../../client/commands/monitor';
@@ -42,6 +43,22 @@ describe('unplanned failover (MariaDB)', () => {
   const opts = () => ({ cluster: fleet.cluster, inventory, address: tw.address, taskQueue: tw.taskQueue });
   const status = async () => (await runMonitor({ ...opts(), status: true, json: true }, captureIO())).status as MysqlMonitorStatus;
   const node = (id: string) => fleet.nodes.find((n) => n.id === id)!;
+  /**
+   * A flagged old primary is repaired by hand, as an operator would (re-cloning is the thorough fix): its errant
+   * GTIDs dropped from the binary log (RESET MASTER), then made a replica from the promoted position.
+   */
+  async function repairFlagged(s: MysqlMonitorStatus, primaryPort: number) {
+    for (const id of Object.keys(s.flagged)) {
+      const promotedGtid = [...s.failovers].reverse().find((f) => f.from === id)?.promotedGtid ?? '';
+      await fleet.sql(id, 'RESET MASTER');
+      await fleet.sql(id, 'SET GLOBAL gtid_slave_pos = ?', [promotedGtid]);
+      await fleet.sql(id, `CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=${primaryPort}, MASTER_USER='repl', MASTER_PASSWORD='${fleet.replPassword}', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1`);
+      await fleet.sql(id, 'START SLAVE');
+    }
+    // One transaction through the repaired replicas, so their binary logs show the primary's position again.
+    const p = fleet.nodes.find((n) => n.port === primaryPort)!;
+    await fleet.sql(p.id, `INSERT INTO ${APP_SCHEMA}.acks (k, v) VALUES ('repaired-${Date.now()}', 1)`);
+  }
 
   beforeAll(async () => {
     fleet = await startMariaFleet({ cluster: 'fo-maria' });
@@ -153,14 +170,7 @@ describe('unplanned failover (MariaDB)', () => {
     const primaryId = before.lastKnown!.primary;
     const primary = node(primaryId);
     const replicas = fleet.nodes.filter((n) => n.id !== primaryId);
-    // A flagged old primary from the previous test is repaired by hand, as an operator would: its errant
-    // GTIDs dropped from the binary log (RESET MASTER), then made a replica from the promoted position.
-    for (const id of Object.keys(before.flagged)) {
-      await fleet.sql(id, 'RESET MASTER');
-      await fleet.sql(id, 'SET GLOBAL gtid_slave_pos = ?', [before.failovers[0].promotedGtid]);
-      await fleet.sql(id, `CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=${primary.port}, MASTER_USER='repl', MASTER_PASSWORD='${fleet.replPassword}', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1`);
-      await fleet.sql(id, 'START SLAVE');
-    }
+    await repairFlagged(before, primary.port);
     await fleet.waitForReplication(primaryId, 30_000);
     // An errant transaction: committed on the primary while no replica receives.
     for (const r of replicas) await fleet.sql(r.id, 'STOP SLAVE IO_THREAD');
@@ -200,5 +210,73 @@ describe('unplanned failover (MariaDB)', () => {
     expect(st[to]).toMatchObject({ readOnly: false });
     expect(Object.values(st).filter((x) => x.up && x.readOnly === false)).toHaveLength(1);
     console.log(`[failover-mysql] errant old primary ${primaryId} flagged with ${flagged.flagged[primaryId].join(',')}; new primary ${to}`);
+  });
+
+  it('a frozen (SIGSTOPped) primary resumed after the promotion never acknowledges a write (semi-synchronous replication)', { timeout: 240_000 }, async () => {
+    let before = await status();
+    const primaryId = before.lastKnown!.primary;
+    const primary = node(primaryId);
+    await repairFlagged(before, primary.port);
+    await fleet.waitForReplication(primaryId, 30_000);
+    expect((await runMonitor({ ...opts(), ack: true }, captureIO())).exitCode).toBe(0);
+    before = await status();
+    // Semi-sync, no timeout fallback: a commit is acknowledged only once a replica has it. MariaDB has no
+    // min-replicas-to-write; without this a resumed frozen primary takes writes until the monitor fences it.
+    // Master side on the primary only: with log_slave_updates a replica with it on would wait for acks of its own.
+    for (const q of ['SET GLOBAL rpl_semi_sync_master_enabled = ON', 'SET GLOBAL rpl_semi_sync_master_timeout = 3600000']) await fleet.sql(primaryId, q);
+    for (const n of fleet.nodes) {
+      await fleet.sql(n.id, 'SET GLOBAL rpl_semi_sync_slave_enabled = ON');
+      if (n.id !== primaryId) {
+        await fleet.sql(n.id, 'STOP SLAVE IO_THREAD');
+        await fleet.sql(n.id, 'START SLAVE IO_THREAD');
+      }
+    }
+    await until('semi-sync on', async () => {
+      const [r] = await fleet.sql<{ Value: string }[]>(primaryId, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'");
+      return Number(r.Value) === 2;
+    });
+    const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword).start();
+    await sleep(1000);
+    await primary.stop('SIGSTOP');
+    const after = await until<MysqlMonitorStatus>('failover from the frozen primary', async () => {
+      const x = await status();
+      return x.failovers.length === before.failovers.length + 1 && x;
+    }, 90_000);
+    const to = after.failovers[after.failovers.length - 1].to;
+    expect(after.failovers[after.failovers.length - 1].from).toBe(primaryId);
+    // Resume it and write to it directly, as a client that never heard of the failover.
+    await primary.stop('SIGCONT');
+    const accepted: string[] = [];
+    const refusals = new Set<string>();
+    const end = Date.now() + 6000;
+    for (let i = 0; Date.now() < end; i++) {
+      let c: mysql.Connection | undefined;
+      try {
+        c = await mysql.createConnection({ host: primary.host, port: primary.port, user: fleet.appUser, password: fleet.appPassword, database: APP_SCHEMA, connectTimeout: 1000 });
+        await c.query({ sql: 'INSERT INTO acks (k, v) VALUES (?, ?)', values: [`stale-${i}`, i], timeout: 500 });
+        accepted.push(`stale-${i}`);
+      } catch (e) {
+        const err = e as { code?: string; errno?: number };
+        refusals.add(err.code ?? String(err.errno));
+      } finally {
+        c?.destroy();
+      }
+      await sleep(100);
+    }
+    await writer.stop();
+    await writer.close();
+    console.log(`[failover-mysql] frozen primary ${primaryId} after resume: ${accepted.length} writes acknowledged, refusals ${[...refusals].join(', ')}; new primary ${to}`);
+    expect(accepted).toEqual([]);
+    // The monitor fenced it: read-only; its unacknowledged commits are errant, so it is flagged, not rejoined.
+    const fenced = await until<MysqlMonitorStatus>('frozen primary fenced', async () => {
+      const x = await status();
+      const st = await fleet.state();
+      return x.fenced.includes(primaryId) && st[primaryId].readOnly === true && x;
+    }, 30_000);
+    console.log(`[failover-mysql] frozen primary ${primaryId}: ${fenced.flagged[primaryId] ? `flagged ${fenced.flagged[primaryId].join(',')}` : 'rejoined'}`);
+    const st = await fleet.state();
+    expect(Object.values(st).filter((x) => x.up && x.readOnly === false)).toHaveLength(1);
+    expect(st[to].readOnly).toBe(false);
+    for (const n of fleet.nodes) await fleet.sql(n.id, 'SET GLOBAL rpl_semi_sync_master_enabled = OFF').catch(() => undefined);
   });
 });
