@@ -47,7 +47,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false>, 
 }
 
 /** One dev server and one in-process worker whose inventory is whatever file `inventory.path` names now. */
-async function startBench() {
+export async function startBench() {
   const server = await startDevServer();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'handover-bench-failover-'));
   const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined });
