@@ -10,6 +10,7 @@
  */
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMysqlFailoverActivities } from '../../activities/mysql-failover';
 import { runFailover } from '../../client/commands/failover';
 import { runMonitor } from '../../client/commands/monitor';
 import { loadInventory } from '../../inventory/load';
@@ -40,6 +41,7 @@ describe('unplanned failover (MariaDB)', () => {
   let fleet: MariaFleet;
   let tw: TestWorker;
   let inventory: string;
+  let acts: ReturnType<typeof createMysqlFailoverActivities>;
   const opts = () => ({ cluster: fleet.cluster, inventory, address: tw.address, taskQueue: tw.taskQueue });
   const status = async () => (await runMonitor({ ...opts(), status: true, json: true }, captureIO())).status as MysqlMonitorStatus;
   const node = (id: string) => fleet.nodes.find((n) => n.id === id)!;
@@ -64,6 +66,7 @@ describe('unplanned failover (MariaDB)', () => {
     fleet = await startMariaFleet({ cluster: 'fo-maria' });
     inventory = fleet.writeInventory(undefined, { policy: POLICY });
     tw = await startTestWorker({ inventory: () => loadInventory(inventory) });
+    acts = createMysqlFailoverActivities({ inventory: () => loadInventory(inventory) });
   });
   afterAll(async () => {
     if (tw) await runMonitor({ ...opts(), stop: true }, captureIO()).catch(() => undefined);
@@ -149,6 +152,9 @@ describe('unplanned failover (MariaDB)', () => {
       expect(st[n1.id].source).toBeUndefined();
     } else {
       expect(st[n1.id]).toMatchObject({ source: `127.0.0.1:${node(to).port}`, io: 'Yes', sql: 'Yes' });
+      // Run again (as a retry would): it sees the end state and changes nothing.
+      const again = await acts.ensureMysqlRejoined({ cluster: fleet.cluster, node: n1.id, primary: to, promotedGtid: s.failovers[0].promotedGtid });
+      expect(again.outcome).toBe('already');
     }
     await until('replicas converge', async () => {
       const x = await fleet.state();
@@ -203,6 +209,9 @@ describe('unplanned failover (MariaDB)', () => {
       return x.flagged[primaryId] && x;
     });
     expect(flagged.flagged[primaryId]).toEqual([errantPos]);
+    // Run again: still flagged, still read-only, still not replicating.
+    const again = await acts.ensureMysqlRejoined({ cluster: fleet.cluster, node: primaryId, primary: after.failovers[1].to, promotedGtid: after.failovers[1].promotedGtid });
+    expect(again).toMatchObject({ outcome: 'flagged', errantGtids: [errantPos], wasWritable: false });
     await sleep(2000);
     const st = await fleet.state();
     expect(st[primaryId]).toMatchObject({ up: true, readOnly: true });
