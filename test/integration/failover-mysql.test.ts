@@ -17,6 +17,7 @@ import { loadInventory } from '../../inventory/load';
 import { APP_SCHEMA, startMariaFleet, type MariaFleet } from '../../sandbox/mariadb';
 import { sleep } from '../../sandbox/ports';
 import { SqlWriter } from '../../sandbox/sql-writer';
+import type { MysqlFailoverReport } from '../../workflows/failover-mysql';
 import type { MysqlMonitorStatus } from '../../workflows/monitor-mysql';
 import { captureIO, startTestWorker, type TestWorker } from '../helpers';
 
@@ -287,5 +288,30 @@ describe('unplanned failover (MariaDB)', () => {
     expect(Object.values(st).filter((x) => x.up && x.readOnly === false)).toHaveLength(1);
     expect(st[to].readOnly).toBe(false);
     for (const n of fleet.nodes) await fleet.sql(n.id, 'SET GLOBAL rpl_semi_sync_master_enabled = OFF').catch(() => undefined);
+  });
+
+  it('handover failover without a monitor confirms over the window itself, promotes, and says the data-loss window is unknown', { timeout: 120_000 }, async () => {
+    const before = await status();
+    expect((await runMonitor({ ...opts(), stop: true }, captureIO())).exitCode).toBe(0);
+    for (const n of fleet.nodes) await fleet.sql(n.id, 'SET GLOBAL rpl_semi_sync_slave_enabled = OFF').catch(() => undefined);
+    const primaryId = before.lastKnown!.primary;
+    const primary = node(primaryId);
+    await repairFlagged(before, primary.port);
+    await fleet.waitForReplication(primaryId, 30_000);
+    await primary.stop('SIGKILL');
+    const io = captureIO();
+    const t0 = Date.now();
+    const r = await runFailover({ ...opts(), wait: true }, io);
+    expect(r.exitCode, io.text()).toBe(0);
+    const report = r.report as MysqlFailoverReport;
+    expect(report.engine).toBe('mysql');
+    expect(report.oldPrimary).toBe(primaryId);
+    expect(report.dataLossWindow.transactions).toBeUndefined();
+    expect(report.fenced).toMatch(/^pending/);
+    expect(report.steps.map((x) => x.step)).toContain('confirm');
+    expect(io.text()).toMatch(new RegExp(`failed over ${fleet.cluster}: ${primaryId} -> ${report.newPrimary}`));
+    const st = await fleet.state();
+    expect(Object.values(st).filter((x) => x.up && x.readOnly === false)).toHaveLength(1);
+    console.log(`[failover-mysql] manual failover ${primaryId} -> ${report.newPrimary} in ${Date.now() - t0} ms (confirmation ${report.steps.find((x) => x.step === 'confirm')?.ms} ms)`);
   });
 });
