@@ -10,6 +10,7 @@ import { createRedisSentinelActivities } from './redis-sentinel';
 import { createRedisFailoverActivities } from './redis-failover';
 import { createMysqlActivities } from './mysql';
 import { createMysqlRollingActivities } from './mysql-rolling';
+import { createMysqlFailoverActivities } from './mysql-failover';
 import { connectMysql, type MysqlConnect } from './mysql-conn';
 
 export interface ActivityDeps extends Partial<Pick<RedisActivityDeps, 'connectRedis' | 'env' | 'failpoint'>> {
@@ -27,6 +28,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createRedisFailoverActivities(full),
     ...createMysqlActivities(full),
     ...createMysqlRollingActivities(full),
+    ...createMysqlFailoverActivities(full),
   };
 }
 

@@ -16,6 +16,7 @@
  *  switchover-mysql: N MariaDB switchovers (1 primary + 2 GTID replicas) under the transactional writer
  *    (BEGIN; INSERT; COMMIT, following the writable node). The write pause is the longest gap between two
  *    acknowledged commits during each switchover; every acknowledged commit is checked on every node.
+ *  failover-redis, failover-mysql: see bench/failover.ts (default 5 runs).
  * The last line printed is one JSON object.
  */
 import { performance } from 'node:perf_hooks';
@@ -31,6 +32,7 @@ import { loadInventory } from '../inventory/load';
 import { SqlWriter } from '../sandbox/sql-writer';
 import type { MysqlSwitchoverReport } from '../workflows/switchover-mysql';
 import { parseArgs, percentile, startLab, startLabWorker, startMysqlLab } from './lab';
+import { failoverMysqlBench, failoverRedisBench } from './failover';
 
 const log = (m: string) => process.stderr.write(m + '\n');
 
@@ -301,8 +303,14 @@ async function main() {
     case 'rolling-restart-mysql':
       result = await rollingRestartMysql();
       break;
+    case 'failover-redis':
+      result = await failoverRedisBench(Number(opts.runs ?? 5));
+      break;
+    case 'failover-mysql':
+      result = await failoverMysqlBench(Number(opts.runs ?? 5));
+      break;
     default:
-      process.stderr.write('usage: npm run bench -- switchover-redis|rolling-restart-redis|switchover-mysql|rolling-restart-mysql [--json] [--runs N] [--flavor redis|valkey]\n');
+      process.stderr.write('usage: npm run bench -- switchover-redis|rolling-restart-redis|switchover-mysql|rolling-restart-mysql|failover-redis|failover-mysql [--json] [--runs N] [--flavor redis|valkey]\n');
       process.exit(2);
   }
   if (!json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');

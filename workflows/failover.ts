@@ -4,6 +4,8 @@ import { ErrorType } from '../core/errors';
 import { probe } from './profiles';
 import { redisFailover, type FailoverReport, type RedisFailoverInput } from './failover-redis';
 import type { MonitorState, redisMonitor } from './monitor-redis';
+import { mysqlFailover, type MysqlFailoverInput, type MysqlFailoverReport } from './failover-mysql';
+import type { MysqlMonitorState, mysqlMonitor } from './monitor-mysql';
 
 async function engineOf(cluster: string): Promise<string> {
   const d = await probe.describeCluster.executeWithOptions({ summary: `look up ${cluster} in the inventory` }, [{ cluster }]);
@@ -12,14 +14,16 @@ async function engineOf(cluster: string): Promise<string> {
   return d.engine;
 }
 
-export async function failover(input: RedisFailoverInput): Promise<FailoverReport> {
+export async function failover(input: RedisFailoverInput & MysqlFailoverInput): Promise<FailoverReport | MysqlFailoverReport> {
   const engine = await engineOf(input.cluster);
   if (engine === 'redis') return redisFailover(input);
+  if (engine === 'mysql') return mysqlFailover(input);
   throw ApplicationFailure.create({ message: `no failover runbook for engine ${engine}`, type: ErrorType.WrongEngine, nonRetryable: true });
 }
 
-export async function monitor(state: MonitorState): Promise<void> {
+export async function monitor(state: MonitorState | MysqlMonitorState): Promise<void> {
   const engine = await engineOf(state.cluster);
-  if (engine === 'redis') return makeContinueAsNewFunc<typeof redisMonitor>({ workflowType: 'redisMonitor' })({ ...state, failovers: state.failovers ?? [] });
+  if (engine === 'redis') return makeContinueAsNewFunc<typeof redisMonitor>({ workflowType: 'redisMonitor' })({ ...(state as MonitorState), failovers: state.failovers ?? [] });
+  if (engine === 'mysql') return makeContinueAsNewFunc<typeof mysqlMonitor>({ workflowType: 'mysqlMonitor' })({ ...(state as MysqlMonitorState), failovers: state.failovers ?? [] });
   throw ApplicationFailure.create({ message: `no monitor for engine ${engine}`, type: ErrorType.WrongEngine, nonRetryable: true });
 }

@@ -7,4 +7,6 @@ export { redisRollingRestart } from './rolling-restart-redis';
 export { mysqlRollingRestart } from './rolling-restart-mysql';
 export { redisFailover } from './failover-redis';
 export { redisMonitor } from './monitor-redis';
+export { mysqlFailover } from './failover-mysql';
+export { mysqlMonitor } from './monitor-mysql';
 export { failover, monitor } from './failover';

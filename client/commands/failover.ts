@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import type { FailoverReport, RedisFailoverInput } from '../../workflows/failover-redis';
+import type { MysqlFailoverReport } from '../../workflows/failover-mysql';
 import { CommonOptions, type IO } from '../common';
 import { startRunbook } from '../start';
 
@@ -15,10 +16,10 @@ export const FailoverOptions = CommonOptions.extend({
 });
 export type FailoverOptions = z.input<typeof FailoverOptions>;
 
-export async function runFailover(raw: FailoverOptions, io: IO): Promise<{ exitCode: number; report?: FailoverReport; workflowId: string }> {
+export async function runFailover(raw: FailoverOptions, io: IO): Promise<{ exitCode: number; report?: FailoverReport | MysqlFailoverReport; workflowId: string }> {
   const o = FailoverOptions.parse(raw);
   const input: RedisFailoverInput = { cluster: o.cluster, force: o.force, requestedBy: o.requestedBy ?? process.env.USER };
-  return startRunbook<FailoverReport>(o, io, {
+  return startRunbook<FailoverReport | MysqlFailoverReport>(o, io, {
     runbook: 'failover',
     workflowType: 'failover',
     cluster: o.cluster,
@@ -28,10 +29,17 @@ export async function runFailover(raw: FailoverOptions, io: IO): Promise<{ exitC
     summary: `failover of ${o.cluster}${o.force ? ' (forced)' : ''}`,
     details: `Unplanned failover of cluster \`${o.cluster}\`: confirm the primary dead, promote the most advanced replica.`,
     format: (r) =>
-      [
-        `failed over ${r.cluster}: ${r.oldPrimary} -> ${r.newPrimary} (${r.reasons.join('; ')})`,
-        `  data-loss window: ${r.dataLossWindow.bytes === undefined ? 'unknown' : `${r.dataLossWindow.bytes} bytes`} (${r.dataLossWindow.note})`,
-        `  old primary fenced: ${r.fenced}`,
-      ].join('\n'),
+      'engine' in r
+        ? [
+            `failed over ${r.cluster}: ${r.oldPrimary} -> ${r.newPrimary} (${r.reasons.join('; ')})`,
+            `  data-loss window: ${r.dataLossWindow.transactions === undefined ? 'unknown' : `${r.dataLossWindow.transactions} transaction(s)`} (last seen ${r.dataLossWindow.lastKnownPrimaryGtid ?? '?'}, promoted at ${r.dataLossWindow.promotedGtid || 'empty'}; ${r.dataLossWindow.note})`,
+            `  relay log applied in ${r.relayApplyMs} ms; old primary: ${r.fenced === 'flagged' ? `FLAGGED, left read-only (errant GTIDs ${r.errantGtids?.join(',')})` : `fenced ${r.fenced}`}`,
+            ...(r.routing && !r.routing.ok ? [`  ROUTING HOOK FAILED: ${r.routing.detail}`] : []),
+          ].join('\n')
+        : [
+            `failed over ${r.cluster}: ${r.oldPrimary} -> ${r.newPrimary} (${r.reasons.join('; ')})`,
+            `  data-loss window: ${r.dataLossWindow.bytes === undefined ? 'unknown' : `${r.dataLossWindow.bytes} bytes`} (${r.dataLossWindow.note})`,
+            `  old primary fenced: ${r.fenced}`,
+          ].join('\n'),
   });
 }

@@ -1,0 +1,317 @@
+/**
+ * Unplanned failover of MariaDB 10.11 (1 primary + 2 GTID replicas) with real mariadbd processes and the real
+ * Temporal dev server:
+ *  - a lost probe (primary frozen briefly) and a crash-restart shorter than the window cause no failover;
+ *  - the monitor detects a SIGKILLed primary under the transactional writer, promotes one replica, the other
+ *    follows, and the restarted old primary comes back read-only and replicating (or, when its last commits
+ *    never reached a replica, read-only and flagged); detection+recovery time is measured;
+ *  - a second failover within the block period waits for an acknowledgement; an old primary with errant
+ *    transactions is left read-only, not replicating, and flagged.
+ */
+import mysql from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMysqlFailoverActivities } from '../../activities/mysql-failover';
+import { runFailover } from '../../client/commands/failover';
+import { runMonitor } from '../../client/commands/monitor';
+import { loadInventory } from '../../inventory/load';
+import { APP_SCHEMA, startMariaFleet, type MariaFleet } from '../../sandbox/mariadb';
+import { sleep } from '../../sandbox/ports';
+import { SqlWriter } from '../../sandbox/sql-writer';
+import type { MysqlFailoverReport } from '../../workflows/failover-mysql';
+import type { MysqlMonitorStatus } from '../../workflows/monitor-mysql';
+import { captureIO, startTestWorker, type TestWorker } from '../helpers';
+
+// Window: 5 consecutive DeadMaster rounds 400 ms apart (about 2 s plus probe time).
+const POLICY = { probeIntervalMs: 400, probesToConfirm: 5, failoverBlockMs: 600_000, catchUpTimeoutMs: 20_000, verifyTimeoutMs: 30_000 };
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    const v = await fn().catch((e) => {
+      last = e;
+      return undefined;
+    });
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(100);
+  }
+}
+
+describe('unplanned failover (MariaDB)', () => {
+  let fleet: MariaFleet;
+  let tw: TestWorker;
+  let inventory: string;
+  let acts: ReturnType<typeof createMysqlFailoverActivities>;
+  const opts = () => ({ cluster: fleet.cluster, inventory, address: tw.address, taskQueue: tw.taskQueue });
+  const status = async () => (await runMonitor({ ...opts(), status: true, json: true }, captureIO())).status as MysqlMonitorStatus;
+  const node = (id: string) => fleet.nodes.find((n) => n.id === id)!;
+  /**
+   * A flagged old primary is repaired by hand, as an operator would (re-cloning is the thorough fix): its errant
+   * GTIDs dropped from the binary log (RESET MASTER), then made a replica from the promoted position.
+   */
+  async function repairFlagged(s: MysqlMonitorStatus, primaryPort: number) {
+    for (const id of Object.keys(s.flagged)) {
+      const promotedGtid = [...s.failovers].reverse().find((f) => f.from === id)?.promotedGtid ?? '';
+      await fleet.sql(id, 'RESET MASTER');
+      await fleet.sql(id, 'SET GLOBAL gtid_slave_pos = ?', [promotedGtid]);
+      await fleet.sql(id, `CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=${primaryPort}, MASTER_USER='repl', MASTER_PASSWORD='${fleet.replPassword}', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1`);
+      await fleet.sql(id, 'START SLAVE');
+    }
+    // One transaction through the repaired replicas, so their binary logs show the primary's position again.
+    const p = fleet.nodes.find((n) => n.port === primaryPort)!;
+    await fleet.sql(p.id, `INSERT INTO ${APP_SCHEMA}.acks (k, v) VALUES ('repaired-${Date.now()}', 1)`);
+  }
+
+  beforeAll(async () => {
+    fleet = await startMariaFleet({ cluster: 'fo-maria' });
+    inventory = fleet.writeInventory(undefined, { policy: POLICY });
+    tw = await startTestWorker({ inventory: () => loadInventory(inventory) });
+    acts = createMysqlFailoverActivities({ inventory: () => loadInventory(inventory) });
+  });
+  afterAll(async () => {
+    if (tw) await runMonitor({ ...opts(), stop: true }, captureIO()).catch(() => undefined);
+    for (const n of fleet?.nodes ?? []) await n.stop('SIGCONT').catch(() => undefined);
+    await tw?.stop();
+    await fleet?.stop();
+  });
+
+  it('a manual failover while the primary lives is refused, nothing changed', async () => {
+    const before = await fleet.state();
+    const io = captureIO();
+    const r = await runFailover({ ...opts(), wait: true }, io);
+    expect(r.exitCode, io.text()).toBe(2);
+    expect(io.text()).toMatch(/the primary fo-maria-1 answers: use switchover/);
+    const after = await fleet.state();
+    for (const id of Object.keys(before)) expect({ ro: after[id].readOnly, src: after[id].source }).toEqual({ ro: before[id].readOnly, src: before[id].source });
+  });
+
+  it('a lost probe and a crash-restart shorter than the window cause no failover', { timeout: 120_000 }, async () => {
+    expect((await runMonitor(opts(), captureIO())).exitCode).toBe(0);
+    await until('monitor sees the primary', async () => (await status()).lastKnown?.primary === 'fo-maria-1');
+    const n1 = fleet.nodes[0];
+    // Frozen about one probe interval: probes time out, the replicas' IO threads stay up.
+    await n1.stop('SIGSTOP');
+    await sleep(600);
+    await n1.stop('SIGCONT');
+    await sleep(3000);
+    expect((await status()).failovers).toEqual([]);
+    // Killed and restarted at once: the replicas see the link drop, but the primary is back within the window.
+    const t0 = Date.now();
+    await n1.stop('SIGKILL');
+    await n1.start();
+    const restartMs = Date.now() - t0;
+    await sleep(4000);
+    const s = await status();
+    console.log(`[failover-mysql] crash-restart took ${restartMs} ms; monitor verdict: ${s.lastVerdict}`);
+    expect(s.failovers).toEqual([]);
+    const st = await fleet.state();
+    // The restarted primary comes back read-only (--read-only=ON in its config): the monitor does not make it
+    // writable by itself; the operator (here the test) does.
+    expect(st['fo-maria-1'].readOnly).toBe(true);
+    expect(st['fo-maria-2'].source).toBe(`127.0.0.1:${n1.port}`);
+    expect(st['fo-maria-3'].source).toBe(`127.0.0.1:${n1.port}`);
+    await fleet.sql(0, 'SET GLOBAL read_only = OFF');
+    await fleet.waitForReplication(0, 30_000);
+  });
+
+  it('detects a SIGKILLed primary under writes, promotes one replica, the other follows, the old primary returns read-only', { timeout: 180_000 }, async () => {
+    const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword).start();
+    await sleep(1000);
+    const n1 = fleet.nodes[0];
+    const killedAt = writer.now();
+    const killedWall = Date.now();
+    await n1.stop('SIGKILL');
+    const s = await until<MysqlMonitorStatus>('a failover', async () => {
+      const x = await status();
+      return x.failovers.length === 1 && x;
+    });
+    const to = s.failovers[0].to;
+    expect(['fo-maria-2', 'fo-maria-3']).toContain(to);
+    await until('writes resume on the new primary', async () => writer.primariesSeen.includes(to) && writer.ackTimes[writer.ackTimes.length - 1] > killedAt);
+    const recoveredMs = Math.round(writer.maxGapMs(killedAt));
+    const other = to === 'fo-maria-2' ? 'fo-maria-3' : 'fo-maria-2';
+    let st = await fleet.state();
+    expect(st[to]).toMatchObject({ up: true, readOnly: false });
+    expect(st[to].source).toBeUndefined();
+    expect(st[other]).toMatchObject({ up: true, readOnly: true, source: `127.0.0.1:${node(to).port}`, io: 'Yes', sql: 'Yes' });
+
+    // The old primary comes back: read-only before anything else, then a replica of the new primary.
+    await n1.start();
+    const back = await until<MysqlMonitorStatus>('old primary fenced', async () => {
+      const x = await status();
+      return x.fenced.includes(n1.id) && x;
+    });
+    await sleep(500);
+    await writer.stop();
+    await writer.close();
+    st = await fleet.state();
+    expect(st[n1.id].readOnly).toBe(true);
+    const flagged = back.flagged[n1.id];
+    if (flagged) {
+      // Its last commits never reached a replica: errant, so it must not replicate.
+      expect(st[n1.id].source).toBeUndefined();
+    } else {
+      expect(st[n1.id]).toMatchObject({ source: `127.0.0.1:${node(to).port}`, io: 'Yes', sql: 'Yes' });
+      // Run again (as a retry would): it sees the end state and changes nothing.
+      const again = await acts.ensureMysqlRejoined({ cluster: fleet.cluster, node: n1.id, primary: to, promotedGtid: s.failovers[0].promotedGtid });
+      expect(again.outcome).toBe('already');
+    }
+    await until('replicas converge', async () => {
+      const x = await fleet.state();
+      return Object.entries(x).every(([id, v]) => id === to || (flagged && id === n1.id) || v.gtidBinlogPos === x[to].gtidBinlogPos);
+    }, 30_000);
+    const missing = await writer.missingOn(node(to));
+    const f = s.failovers[0];
+    console.log(
+      `[failover-mysql] detection+recovery ${recoveredMs} ms (largest gap between two acknowledged commits from the kill on), ` +
+        `monitor detectMs=${f.detectMs}, failover done ${f.at - killedWall} ms after the kill, lost (monitor's window)=${f.lostTransactions}, ` +
+        `acked commits missing on the new primary=${missing.length} of ${writer.ackedKeys.length}, old primary ${flagged ? `FLAGGED ${flagged.join(',')}` : 'rejoined as replica'}`,
+    );
+    expect(recoveredMs).toBeLessThan(30_000);
+    expect(Object.values(st).filter((x) => x.up && x.readOnly === false)).toHaveLength(1);
+  });
+
+  it('blocks a second failover until acknowledged; an old primary with errant transactions stays read-only and flagged', { timeout: 240_000 }, async () => {
+    const before = await status();
+    const primaryId = before.lastKnown!.primary;
+    const primary = node(primaryId);
+    const replicas = fleet.nodes.filter((n) => n.id !== primaryId);
+    await repairFlagged(before, primary.port);
+    await fleet.waitForReplication(primaryId, 30_000);
+    // An errant transaction: committed on the primary while no replica receives.
+    for (const r of replicas) await fleet.sql(r.id, 'STOP SLAVE IO_THREAD');
+    await fleet.sql(primaryId, `INSERT INTO ${APP_SCHEMA}.acks (k, v) VALUES ('errant-${Date.now()}', 1)`);
+    const [{ pos: errantPos }] = await fleet.sql<{ pos: string }[]>(primaryId, 'SELECT @@global.gtid_binlog_pos AS pos');
+    await sleep(1500); // the monitor observes the primary at errantPos (its data-loss window counts it)
+    await primary.stop('SIGKILL');
+
+    // Confirmed dead, but within the block period of the first failover: refused, visible, until --ack.
+    const blocked = await until<MysqlMonitorStatus>('anti-flap block', async () => {
+      const x = await status();
+      return x.blocked ? x : undefined;
+    });
+    expect(blocked.blocked).toMatch(/anti-flapping/);
+    expect(blocked.failovers).toHaveLength(1);
+    await sleep(1500);
+    expect((await status()).failovers).toHaveLength(1);
+    expect((await runMonitor({ ...opts(), ack: true }, captureIO())).exitCode).toBe(0);
+    const after = await until<MysqlMonitorStatus>('second failover', async () => {
+      const x = await status();
+      return x.failovers.length === 2 && x;
+    });
+    const to = after.failovers[1].to;
+    expect(after.failovers[1].from).toBe(primaryId);
+    expect(after.failovers[1].lostTransactions).toBe(1);
+
+    await primary.start();
+    const flagged = await until<MysqlMonitorStatus>('old primary flagged', async () => {
+      const x = await status();
+      return x.flagged[primaryId] && x;
+    });
+    expect(flagged.flagged[primaryId]).toEqual([errantPos]);
+    // Run again: still flagged, still read-only, still not replicating.
+    const again = await acts.ensureMysqlRejoined({ cluster: fleet.cluster, node: primaryId, primary: after.failovers[1].to, promotedGtid: after.failovers[1].promotedGtid });
+    expect(again).toMatchObject({ outcome: 'flagged', errantGtids: [errantPos], wasWritable: false });
+    await sleep(2000);
+    const st = await fleet.state();
+    expect(st[primaryId]).toMatchObject({ up: true, readOnly: true });
+    expect(st[primaryId].source).toBeUndefined();
+    expect(st[to]).toMatchObject({ readOnly: false });
+    expect(Object.values(st).filter((x) => x.up && x.readOnly === false)).toHaveLength(1);
+    console.log(`[failover-mysql] errant old primary ${primaryId} flagged with ${flagged.flagged[primaryId].join(',')}; new primary ${to}`);
+  });
+
+  it('a frozen (SIGSTOPped) primary resumed after the promotion never acknowledges a write (semi-synchronous replication)', { timeout: 240_000 }, async () => {
+    let before = await status();
+    const primaryId = before.lastKnown!.primary;
+    const primary = node(primaryId);
+    await repairFlagged(before, primary.port);
+    await fleet.waitForReplication(primaryId, 30_000);
+    expect((await runMonitor({ ...opts(), ack: true }, captureIO())).exitCode).toBe(0);
+    before = await status();
+    // Semi-sync, no timeout fallback: a commit is acknowledged only once a replica has it. MariaDB has no
+    // min-replicas-to-write; without this a resumed frozen primary takes writes until the monitor fences it.
+    // Master side on the primary only: with log_slave_updates a replica with it on would wait for acks of its own.
+    for (const q of ['SET GLOBAL rpl_semi_sync_master_enabled = ON', 'SET GLOBAL rpl_semi_sync_master_timeout = 3600000']) await fleet.sql(primaryId, q);
+    for (const n of fleet.nodes) {
+      await fleet.sql(n.id, 'SET GLOBAL rpl_semi_sync_slave_enabled = ON');
+      if (n.id !== primaryId) {
+        await fleet.sql(n.id, 'STOP SLAVE IO_THREAD');
+        await fleet.sql(n.id, 'START SLAVE IO_THREAD');
+      }
+    }
+    await until('semi-sync on', async () => {
+      const [r] = await fleet.sql<{ Value: string }[]>(primaryId, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'");
+      return Number(r.Value) === 2;
+    });
+    const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword).start();
+    await sleep(1000);
+    await primary.stop('SIGSTOP');
+    const after = await until<MysqlMonitorStatus>('failover from the frozen primary', async () => {
+      const x = await status();
+      return x.failovers.length === before.failovers.length + 1 && x;
+    }, 90_000);
+    const to = after.failovers[after.failovers.length - 1].to;
+    expect(after.failovers[after.failovers.length - 1].from).toBe(primaryId);
+    // Resume it and write to it directly, as a client that never heard of the failover.
+    await primary.stop('SIGCONT');
+    const accepted: string[] = [];
+    const refusals = new Set<string>();
+    const end = Date.now() + 6000;
+    for (let i = 0; Date.now() < end; i++) {
+      let c: mysql.Connection | undefined;
+      try {
+        c = await mysql.createConnection({ host: primary.host, port: primary.port, user: fleet.appUser, password: fleet.appPassword, database: APP_SCHEMA, connectTimeout: 1000 });
+        await c.query({ sql: 'INSERT INTO acks (k, v) VALUES (?, ?)', values: [`stale-${i}`, i], timeout: 500 });
+        accepted.push(`stale-${i}`);
+      } catch (e) {
+        const err = e as { code?: string; errno?: number };
+        refusals.add(err.code ?? String(err.errno));
+      } finally {
+        c?.destroy();
+      }
+      await sleep(100);
+    }
+    await writer.stop();
+    await writer.close();
+    console.log(`[failover-mysql] frozen primary ${primaryId} after resume: ${accepted.length} writes acknowledged, refusals ${[...refusals].join(', ')}; new primary ${to}`);
+    expect(accepted).toEqual([]);
+    // The monitor fenced it: read-only; its unacknowledged commits are errant, so it is flagged, not rejoined.
+    const fenced = await until<MysqlMonitorStatus>('frozen primary fenced', async () => {
+      const x = await status();
+      const st = await fleet.state();
+      return x.fenced.includes(primaryId) && st[primaryId].readOnly === true && x;
+    }, 30_000);
+    console.log(`[failover-mysql] frozen primary ${primaryId}: ${fenced.flagged[primaryId] ? `flagged ${fenced.flagged[primaryId].join(',')}` : 'rejoined'}`);
+    const st = await fleet.state();
+    expect(Object.values(st).filter((x) => x.up && x.readOnly === false)).toHaveLength(1);
+    expect(st[to].readOnly).toBe(false);
+    for (const n of fleet.nodes) await fleet.sql(n.id, 'SET GLOBAL rpl_semi_sync_master_enabled = OFF').catch(() => undefined);
+  });
+
+  it('handover failover without a monitor confirms over the window itself, promotes, and says the data-loss window is unknown', { timeout: 120_000 }, async () => {
+    const before = await status();
+    expect((await runMonitor({ ...opts(), stop: true }, captureIO())).exitCode).toBe(0);
+    for (const n of fleet.nodes) await fleet.sql(n.id, 'SET GLOBAL rpl_semi_sync_slave_enabled = OFF').catch(() => undefined);
+    const primaryId = before.lastKnown!.primary;
+    const primary = node(primaryId);
+    await repairFlagged(before, primary.port);
+    await fleet.waitForReplication(primaryId, 30_000);
+    await primary.stop('SIGKILL');
+    const io = captureIO();
+    const t0 = Date.now();
+    const r = await runFailover({ ...opts(), wait: true }, io);
+    expect(r.exitCode, io.text()).toBe(0);
+    const report = r.report as MysqlFailoverReport;
+    expect(report.engine).toBe('mysql');
+    expect(report.oldPrimary).toBe(primaryId);
+    expect(report.dataLossWindow.transactions).toBeUndefined();
+    expect(report.fenced).toMatch(/^pending/);
+    expect(report.steps.map((x) => x.step)).toContain('confirm');
+    expect(io.text()).toMatch(new RegExp(`failed over ${fleet.cluster}: ${primaryId} -> ${report.newPrimary}`));
+    const st = await fleet.state();
+    expect(Object.values(st).filter((x) => x.up && x.readOnly === false)).toHaveLength(1);
+    console.log(`[failover-mysql] manual failover ${primaryId} -> ${report.newPrimary} in ${Date.now() - t0} ms (confirmation ${report.steps.find((x) => x.step === 'confirm')?.ms} ms)`);
+  });
+});
