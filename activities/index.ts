@@ -11,6 +11,7 @@ import { createRedisFailoverActivities } from './redis-failover';
 import { createMysqlActivities } from './mysql';
 import { createMysqlRollingActivities } from './mysql-rolling';
 import { createMysqlFailoverActivities } from './mysql-failover';
+import { createHookActivities } from './hooks';
 import { connectMysql, type MysqlConnect } from './mysql-conn';
 
 export interface ActivityDeps extends Partial<Pick<RedisActivityDeps, 'connectRedis' | 'env' | 'failpoint'>> {
@@ -29,6 +30,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createMysqlActivities(full),
     ...createMysqlRollingActivities(full),
     ...createMysqlFailoverActivities(full),
+    ...createHookActivities(full),
   };
 }
 

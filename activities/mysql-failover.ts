@@ -113,6 +113,7 @@ export function createMysqlFailoverActivities(deps: MysqlActivityDeps) {
         engine: 'mysql',
         policy: { probeIntervalMs: p.probeIntervalMs, probesToConfirm: p.probesToConfirm, failoverBlockMs: p.failoverBlockMs, catchUpTimeoutMs: p.catchUpTimeoutMs, verifyTimeoutMs: p.verifyTimeoutMs },
         routingHook: c.routingHook !== undefined,
+        hooks: { preFailover: c.hooks?.preFailover.length ?? 0, postFailover: c.hooks?.postFailover.length ?? 0 },
         nodes: await probeAll(c),
         probedAt: new Date().toISOString(),
       };

@@ -4,7 +4,7 @@
  * Inputs carry cluster and node names and GTID positions only; addresses and credentials come from the worker's
  * inventory (activities/mysql-conn.ts). The SQL that differs between servers is in activities/mysql-flavor.ts.
  */
-import { execFile } from 'node:child_process';
+import { runShell } from './hooks';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type mysql from 'mysql2/promise';
 import { ErrorType, HandoverError } from '../core/errors';
@@ -573,19 +573,7 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
       const p = c.nodes.find((n) => n.id === input.primary)!;
       const vars: Record<string, string> = { cluster: c.name, primary: p.id, host: p.host, port: String(p.port), oldPrimary: input.oldPrimary };
       const cmd = c.routingHook.replace(/\{(cluster|primary|host|port|oldPrimary)\}/g, (_m, k: string) => vars[k]);
-      const t0 = Date.now();
-      const { code, output } = await new Promise<{ code: number; output: string }>((resolve) => {
-        execFile(
-          '/bin/sh',
-          ['-c', cmd],
-          {
-            timeout: 30_000,
-            env: { ...process.env, HANDOVER_CLUSTER: c.name, HANDOVER_PRIMARY: p.id, HANDOVER_PRIMARY_HOST: p.host, HANDOVER_PRIMARY_PORT: String(p.port), HANDOVER_OLD_PRIMARY: input.oldPrimary },
-          },
-          (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, output: `${stdout}${stderr}`.trim().slice(-500) }),
-        );
-      });
-      const ms = Date.now() - t0;
+      const { code, output, ms } = await runShell(cmd, { HANDOVER_CLUSTER: c.name, HANDOVER_PRIMARY: p.id, HANDOVER_PRIMARY_HOST: p.host, HANDOVER_PRIMARY_PORT: String(p.port), HANDOVER_OLD_PRIMARY: input.oldPrimary });
       if (code !== 0)
         throw ApplicationFailure.create({ type: ErrorType.RoutingHookFailed, nonRetryable: true, message: `routing hook exited ${code} after ${ms} ms: ${output || '(no output)'}` });
       return { ran: true, exitCode: 0, output, ms, audit: `ran the routing hook for ${p.id} (${p.host}:${p.port}): exit 0 after ${ms} ms${output ? `: ${output.slice(-200)}` : ''}` };

@@ -234,7 +234,7 @@ export function createRedisActivities(deps: RedisActivityDeps) {
     probeRedisCluster: activity(async ({ cluster }: ClusterInput): Promise<ClusterProbe> => {
       const c = spec(cluster);
       const nodes = await probeAll(c);
-      return { cluster, engine: 'redis', topology: c.topology, policy: c.policy, nodes, probedAt: new Date().toISOString() };
+      return { cluster, engine: 'redis', topology: c.topology, policy: c.policy, hooks: { preFailover: c.hooks?.preFailover.length ?? 0, postFailover: c.hooks?.postFailover.length ?? 0 }, nodes, probedAt: new Date().toISOString() };
     }),
 
     /**

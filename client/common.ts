@@ -31,6 +31,7 @@ export const REFUSAL_TYPES = new Set<string>([
   ErrorType.AuthenticationFailed,
   ErrorType.PreconditionFailed,
   ErrorType.CatchUpTimeout,
+  ErrorType.PreHookFailed,
 ]);
 
 export const CommonOptions = z.object({

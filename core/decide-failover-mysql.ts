@@ -31,6 +31,8 @@ export interface MysqlFailoverProbe {
   engine: 'mysql';
   policy: MysqlFailoverPolicy;
   routingHook: boolean;
+  /** How many operator hooks the inventory lists around a failover (absent in older histories: none). */
+  hooks?: { preFailover: number; postFailover: number };
   nodes: MysqlFailoverNodeProbe[];
   probedAt: string;
 }

@@ -21,6 +21,9 @@ export const ErrorType = {
   VerificationFailed: 'VerificationFailed',
   // A post-hook (MySQL routing hook) failed: reported, the runbook itself goes on (post-hooks fail open)
   RoutingHookFailed: 'RoutingHookFailed',
+  // An operator hook around a failover: pre-hooks fail closed (nothing changed), post-hooks fail open (reported)
+  PreHookFailed: 'PreHookFailed',
+  PostHookFailed: 'PostHookFailed',
 } as const;
 export type ErrorTypeName = (typeof ErrorType)[keyof typeof ErrorType];
 

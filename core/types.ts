@@ -47,6 +47,8 @@ export interface ClusterProbe {
   /** replication | sentinel | cluster (absent in histories recorded before it existed: replication). */
   topology?: string;
   policy: ClusterPolicy;
+  /** How many operator hooks the inventory lists around a failover (absent in older histories: none). */
+  hooks?: { preFailover: number; postFailover: number };
   nodes: RedisNodeProbe[];
   probedAt: string;
 }

@@ -113,6 +113,15 @@ export const ClusterSchema = z
      * a proxy's admin call). {cluster} {primary} {host} {port} {oldPrimary} are substituted. A failure is reported.
      */
     routingHook: z.string().min(1).optional(),
+    /**
+     * Operator hooks around a failover (any engine): shell commands with {cluster} {oldPrimary} {newPrimary}
+     * {host} {port}. Pre-failover hooks fail closed (non-zero exit: nothing is changed), post-failover hooks
+     * fail open (reported). See activities/hooks.ts.
+     */
+    hooks: z
+      .object({ preFailover: z.array(z.string().min(1)).default([]), postFailover: z.array(z.string().min(1)).default([]) })
+      .strict()
+      .optional(),
     policy: PolicySchema.default({}),
     controller: ControllerSchema.optional(),
     /** topology: sentinel — the Sentinels watching this cluster, and the name they know its primary by. */

@@ -19,6 +19,7 @@ import { confirmedDead, type Verdict } from '../core/decide-failover';
 import { chooseMysqlFailoverCandidate, mysqlDataLoss, mysqlDeadMasterRound, type MysqlFailoverChoice } from '../core/decide-failover-mysql';
 import { ErrorType } from '../core/errors';
 import type { EnsureMysqlRejoinedResult, VerifyMysqlFailoverResult } from '../activities/mysql-failover';
+import { runPostFailoverHooks, runPreFailoverHooks, type HookOutcome } from './hooks';
 import { mutate, probe, wait } from './profiles';
 import { Runbook, messageOf } from './runbook';
 
@@ -46,6 +47,8 @@ export interface MysqlFailoverReport {
   /** Live replicas that could not be made to follow the new primary (reported; the failover stands). */
   notFollowing?: { node: string; reason: string }[];
   routing?: { ran: boolean; ok: boolean; detail: string };
+  /** Operator hooks that ran (inventory `hooks:`): pre-failover ones all succeeded, post-failover ones may not have. */
+  hooks?: HookOutcome[];
   verify: VerifyMysqlFailoverResult;
   steps: { step: string; ms: number }[];
   audit: string[];
@@ -97,6 +100,9 @@ export async function mysqlFailover(input: MysqlFailoverInput): Promise<MysqlFai
       rb.skipRemaining('candidate did not apply its relay log');
       throw e;
     });
+
+  const hookRun = { cluster, oldPrimary: deadPrimary, newPrimary: candidate };
+  const preHooks = await runPreFailoverHooks(rb, probed.hooks?.preFailover ?? 0, hookRun);
 
   // ---- POINT OF NO RETURN: the candidate stops replicating and takes writes ----
   rb.passPointOfNoReturn();
@@ -153,7 +159,8 @@ export async function mysqlFailover(input: MysqlFailoverInput): Promise<MysqlFai
   const verify = await rb.step('verify', `verify ${candidate} the only writable node, live replicas running from it`, () =>
     wait.verifyMysqlFailover.executeWithOptions({ summary: `verify ${candidate} primary` }, [{ cluster, primary: candidate, ignore, timeoutMs: probed.policy.verifyTimeoutMs }]),
   );
-  rb.setPhase(fenced === 'flagged' ? 'done-old-primary-flagged' : notFollowing.length ? 'done-replicas-not-following' : routing && !routing.ok ? 'done-routing-failed' : 'done');
+  const hooks = [...preHooks, ...(await runPostFailoverHooks(rb, probed.hooks?.postFailover ?? 0, hookRun))];
+  rb.setPhase(fenced === 'flagged' ? 'done-old-primary-flagged' : hooks.some((h) => !h.ok) ? 'done-post-hook-failed' : notFollowing.length ? 'done-replicas-not-following' : routing && !routing.ok ? 'done-routing-failed' : 'done');
   const loss = mysqlDataLoss(input.lastKnown?.gtid, promotedGtid);
   return {
     runbook: 'failover',
@@ -168,6 +175,7 @@ export async function mysqlFailover(input: MysqlFailoverInput): Promise<MysqlFai
     errantGtids: rejoin?.errantGtids.length ? rejoin.errantGtids : undefined,
     notFollowing: notFollowing.length ? notFollowing : undefined,
     routing,
+    ...(hooks.length ? { hooks } : {}),
     verify,
     steps: rb.timings(),
     audit: rb.progress.audit,

@@ -12,6 +12,7 @@ import { ApplicationFailure, sleep } from '@temporalio/workflow';
 import { chooseFailoverCandidate, confirmedDead, deadMasterRound, type Verdict } from '../core/decide-failover';
 import { ErrorType } from '../core/errors';
 import type { VerifyResult } from '../activities/redis';
+import { runPostFailoverHooks, runPreFailoverHooks, type HookOutcome } from './hooks';
 import { mutate, probe, wait } from './profiles';
 import { Runbook } from './runbook';
 
@@ -35,6 +36,8 @@ export interface FailoverReport {
   /** Bytes of replication stream the old primary had (as last seen) beyond what the new primary had. */
   dataLossWindow: { lastKnownPrimaryOffset?: number; promotedOffset: number; bytes?: number; note: string };
   fenced: 'now' | 'pending: the old primary is down; the monitor (or a re-run) makes it a replica when it returns';
+  /** Operator hooks that ran (inventory `hooks:`): pre-failover ones all succeeded, post-failover ones may not have. */
+  hooks?: HookOutcome[];
   verify: VerifyResult;
   steps: { step: string; ms: number }[];
   audit: string[];
@@ -77,6 +80,8 @@ export async function redisFailover(input: RedisFailoverInput): Promise<Failover
   if ('refusal' in choice) refuse(choice.refusal);
   const { candidate, followers, reasons, candidateOffset } = choice as Exclude<typeof choice, { refusal: string }>;
   rb.audit('decide', `chose ${candidate}: ${reasons.join('; ')}`);
+  const hookRun = { cluster, oldPrimary: deadPrimary, newPrimary: candidate };
+  const preHooks = await runPreFailoverHooks(rb, probed.hooks?.preFailover ?? 0, hookRun);
 
   // ---- POINT OF NO RETURN: promote ----
   const promoted = await rb.step(`promote ${candidate}`, `promote ${candidate} to primary`, () =>
@@ -102,7 +107,8 @@ export async function redisFailover(input: RedisFailoverInput): Promise<Failover
   const verify = await rb.step('verify', `verify ${candidate} primary, live replicas linked`, () =>
     wait.verifyRedisTopology.executeWithOptions({ summary: `verify ${candidate} primary, live replicas linked` }, [{ cluster, primary: candidate, timeoutMs: probed.policy.verifyTimeoutMs, ignore: fenced === 'now' ? ignore.filter((n) => n !== deadPrimary) : ignore }]),
   );
-  rb.setPhase('done');
+  const hooks = [...preHooks, ...(await runPostFailoverHooks(rb, probed.hooks?.postFailover ?? 0, hookRun))];
+  rb.setPhase(hooks.some((h) => !h.ok) ? 'done-post-hook-failed' : 'done');
   const last = input.lastKnown?.offset;
   return {
     runbook: 'failover',
@@ -120,6 +126,7 @@ export async function redisFailover(input: RedisFailoverInput): Promise<Failover
           : 'replication bytes the old primary had (as last observed by the monitor) that the new primary lacked',
     },
     fenced,
+    ...(hooks.length ? { hooks } : {}),
     verify,
     steps: rb.timings(),
     audit: rb.progress.audit,

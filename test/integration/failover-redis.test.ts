@@ -5,6 +5,8 @@
  * second failover within the block period waits for an acknowledgement.
  */
 import Redis from 'ioredis';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runFailover } from '../../client/commands/failover';
 import { runMonitor } from '../../client/commands/monitor';
@@ -12,6 +14,7 @@ import { loadInventory } from '../../inventory/load';
 import { sleep } from '../../sandbox/ports';
 import { startRedisFleet, waitForReplication, type RedisFleet } from '../../sandbox/redis';
 import { AckedWriter } from '../../sandbox/writer';
+import type { FailoverReport } from '../../workflows/failover-redis';
 import type { MonitorStatus } from '../../workflows/monitor-redis';
 import { captureIO, startTestWorker, type TestWorker } from '../helpers';
 
@@ -139,5 +142,42 @@ describe('unplanned failover (redis)', () => {
     await until('frozen primary fenced', async () => (await fleet.roles())[primaryId] === 'slave', 15_000);
     expect(Object.values(await fleet.roles()).filter((r) => r === 'master')).toHaveLength(1);
     expect(after.failovers[1].from).toBe(primaryId);
+  });
+
+  it('pre-failover hooks fail closed (nothing promoted), post-failover hooks fail open and are reported', { timeout: 120_000 }, async () => {
+    expect((await runMonitor({ ...opts(), stop: true }, captureIO())).exitCode).toBe(0);
+    const log = path.join(fleet.baseDir, 'hooks.log');
+    const withHooks = (pre: string[], post: string[]) =>
+      writeFileSync(inventory, fleet.inventoryYaml({ policy: POLICY }).replace('    policy:\n', `    hooks:\n      preFailover: ${JSON.stringify(pre)}\n      postFailover: ${JSON.stringify(post)}\n    policy:\n`));
+    const record = (what: string) => `echo "${what} {cluster} {oldPrimary} {newPrimary} {host}:{port} $HANDOVER_NEW_PRIMARY" >> ${log}`;
+    const primary = (await fleet.primary())!;
+    await waitForReplication(fleet, primary.id);
+    await primary.stop('SIGKILL');
+
+    withHooks([`${record('pre')}; exit 3`], []);
+    const refused = captureIO();
+    expect((await runFailover({ ...opts(), force: true, wait: true }, refused)).exitCode).toBe(2);
+    expect(refused.text()).toMatch(/refused \(PreHookFailed\): preFailover hook #1 exited 3 .*the failover was not started/);
+    const roles = await fleet.roles();
+    expect(Object.entries(roles).filter(([id, r]) => id !== primary.id && r === 'master')).toEqual([]); // nobody promoted
+    const chosen = readFileSync(log, 'utf8').trim().split(' ')[3];
+    expect(readFileSync(log, 'utf8')).toMatch(new RegExp(`^pre fo ${primary.id} fo-\\d 127\\.0\\.0\\.1:\\d+ fo-\\d\\n$`));
+
+    withHooks([record('pre')], ['exit 7', record('post')]);
+    const io = captureIO();
+    const r = await runFailover({ ...opts(), force: true, wait: true }, io);
+    expect(r.exitCode, io.text()).toBe(0);
+    const report = r.report as FailoverReport;
+    expect(report.newPrimary).toBe(chosen);
+    expect(report.hooks!.map((h) => [h.hook, h.ok])).toEqual([
+      ['pre-failover hook 1', true],
+      ['post-failover hook 1', false],
+      ['post-failover hook 2', true],
+    ]);
+    expect(report.hooks![1].detail).toMatch(/postFailover hook #1 exited 7/);
+    expect(io.text()).toMatch(/POST-FAILOVER HOOK 1 FAILED \(the failover stands/);
+    const lines = readFileSync(log, 'utf8').trim().split('\n');
+    expect(lines.slice(1).map((l) => l.split(' ').slice(0, 4).join(' '))).toEqual([`pre fo ${primary.id} ${chosen}`, `post fo ${primary.id} ${chosen}`]);
+    expect((await fleet.roles())[chosen]).toBe('master');
   });
 });

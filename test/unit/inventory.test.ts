@@ -38,6 +38,16 @@ describe('inventory', () => {
     expect(() => findNode(c, 'x')).toThrow(/unknown node "x" in cluster cache-a/);
   });
 
+  it('parses failover hooks (lists default to empty) and rejects a hook that is not a command list', () => {
+    const withHooks = good.replace('    nodes:\n', '    hooks:\n      preFailover: ["page {cluster} {oldPrimary} {newPrimary}"]\n    nodes:\n');
+    expect(findCluster(parseInventory(withHooks), 'cache-a').hooks).toEqual({ preFailover: ['page {cluster} {oldPrimary} {newPrimary}'], postFailover: [] });
+    expect(findCluster(parseInventory(good), 'cache-a').hooks).toBeUndefined();
+    const bad = good.replace('    nodes:\n', '    hooks:\n      preFailover: "not a list"\n      onFailover: ["x"]\n    nodes:\n');
+    const p = problems(bad).map((x) => `${x.path}: ${x.message}`).join('\n');
+    expect(p).toMatch(/clusters\[0\]\.hooks\.preFailover/);
+    expect(p).toMatch(/onFailover/);
+  });
+
   it('names file, line and field of an unknown field', () => {
     const p = problems(good.replace('promotion: prefer', 'promotoin: prefer'));
     expect(p).toEqual([{ line: 8, path: 'clusters[0].nodes[1].promotoin', message: 'unknown field' }]);

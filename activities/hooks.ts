@@ -1,0 +1,72 @@
+/**
+ * Operator hooks: shell commands from the inventory run around a failover.
+ *   hooks:
+ *     preFailover:  ["/usr/local/bin/page-oncall {cluster} {oldPrimary} {newPrimary}"]   # fail closed
+ *     postFailover: ["/usr/local/bin/update-dns {cluster} {host} {port}"]               # fail open, reported
+ * {cluster} {oldPrimary} {newPrimary} {host} {port} (the new primary's address) are substituted and exported as
+ * HANDOVER_CLUSTER, HANDOVER_OLD_PRIMARY, HANDOVER_NEW_PRIMARY, HANDOVER_PRIMARY_HOST, HANDOVER_PRIMARY_PORT.
+ * A pre-failover hook that exits non-zero aborts the failover before anything is changed (PreHookFailed); a
+ * post-failover hook's failure is returned to the workflow, which reports it and goes on (PostHookFailed).
+ */
+import { execFile } from 'node:child_process';
+import { ApplicationFailure } from '@temporalio/activity';
+import { ErrorType } from '../core/errors';
+import type { Inventory } from '../inventory/schema';
+import { findCluster } from '../inventory/load';
+
+export interface ShellResult {
+  code: number;
+  output: string;
+  ms: number;
+}
+
+/** Run `cmd` with /bin/sh -c, bounded; never throws: the exit code and the output's tail are returned. */
+export function runShell(cmd: string, env: Record<string, string>, timeoutMs = 30_000): Promise<ShellResult> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    execFile('/bin/sh', ['-c', cmd], { timeout: timeoutMs, env: { ...process.env, ...env } }, (err, stdout, stderr) =>
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, output: `${stdout}${stderr}`.trim().slice(-500), ms: Date.now() - t0 }),
+    );
+  });
+}
+
+export interface FailoverHookInput {
+  cluster: string;
+  kind: 'preFailover' | 'postFailover';
+  /** Which hook of the list (0-based): one activity per hook, so each is its own visible step. */
+  index: number;
+  oldPrimary: string;
+  newPrimary: string;
+}
+
+export interface FailoverHookResult {
+  kind: 'preFailover' | 'postFailover';
+  index: number;
+  exitCode: number;
+  ms: number;
+  output: string;
+  audit: string;
+}
+
+export function createHookActivities(deps: { inventory: () => Inventory }) {
+  return {
+    runFailoverHook: async (input: FailoverHookInput): Promise<FailoverHookResult> => {
+      const c = findCluster(deps.inventory(), input.cluster);
+      const cmdTemplate = c.hooks?.[input.kind]?.[input.index];
+      if (!cmdTemplate) throw ApplicationFailure.create({ type: ErrorType.InvalidInventory, nonRetryable: true, message: `${input.cluster} has no ${input.kind} hook #${input.index + 1} (inventory changed during the run?)` });
+      const p = c.nodes.find((n) => n.id === input.newPrimary);
+      const vars: Record<string, string> = { cluster: c.name, oldPrimary: input.oldPrimary, newPrimary: input.newPrimary, host: p?.host ?? '', port: p ? String(p.port) : '' };
+      const cmd = cmdTemplate.replace(/\{(cluster|oldPrimary|newPrimary|host|port)\}/g, (_m, k: string) => vars[k]);
+      const r = await runShell(cmd, { HANDOVER_CLUSTER: c.name, HANDOVER_OLD_PRIMARY: input.oldPrimary, HANDOVER_NEW_PRIMARY: input.newPrimary, HANDOVER_PRIMARY_HOST: vars.host, HANDOVER_PRIMARY_PORT: vars.port });
+      const what = `${input.kind} hook #${input.index + 1}`;
+      if (r.code !== 0) {
+        const message =
+          input.kind === 'preFailover'
+            ? `${what} exited ${r.code} after ${r.ms} ms: ${r.output || '(no output)'}; the failover was not started (pre-failover hooks fail closed)`
+            : `${what} exited ${r.code} after ${r.ms} ms: ${r.output || '(no output)'}`;
+        throw ApplicationFailure.create({ type: input.kind === 'preFailover' ? ErrorType.PreHookFailed : ErrorType.PostHookFailed, nonRetryable: true, message });
+      }
+      return { kind: input.kind, index: input.index, exitCode: 0, ms: r.ms, output: r.output, audit: `${what}: exit 0 after ${r.ms} ms${r.output ? `: ${r.output.slice(-200)}` : ''}` };
+    },
+  };
+}
