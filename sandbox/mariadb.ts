@@ -79,6 +79,8 @@ export interface MariaInventoryExtra {
   promotion?: Record<string, 'prefer' | 'neutral' | 'never'>;
   policy?: Record<string, number | string>;
   routingHook?: string;
+  /** Failover hooks (inventory `hooks:`). */
+  hooks?: { preFailover?: string[]; postFailover?: string[] };
   /** A `local` node controller (mariadbd restarted from each node's my.cnf), for the rolling restart. */
   controller?: boolean;
 }
@@ -316,6 +318,7 @@ export async function startMariaFleet(opts: MariaFleetOptions = {}): Promise<Mar
         `      password: { env: ${replPasswordEnv} }`,
       ];
       if (extra.routingHook) out.push(`    routingHook: ${JSON.stringify(extra.routingHook)}`);
+      if (extra.hooks) out.push('    hooks:', `      preFailover: ${JSON.stringify(extra.hooks.preFailover ?? [])}`, `      postFailover: ${JSON.stringify(extra.hooks.postFailover ?? [])}`);
       if (extra.controller) out.push('    controller:', '      type: local', `      binary: ${MARIADBD}`, `      configFile: ${path.join(baseDir, '{node}', 'my.cnf')}`);
       if (extra.policy && Object.keys(extra.policy).length) {
         out.push('    policy:');

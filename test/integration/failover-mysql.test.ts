@@ -9,6 +9,8 @@
  *    transactions is left read-only, not replicating, and flagged.
  */
 import mysql from 'mysql2/promise';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMysqlFailoverActivities } from '../../activities/mysql-failover';
 import { runFailover } from '../../client/commands/failover';
@@ -299,11 +301,32 @@ describe('unplanned failover (MariaDB)', () => {
     await repairFlagged(before, primary.port);
     await fleet.waitForReplication(primaryId, 30_000);
     await primary.stop('SIGKILL');
+    // A pre-failover hook that exits non-zero stops the run before anything changes (fails closed).
+    const hookLog = path.join(fleet.baseDir, 'hooks.log');
+    const record = (what: string) => `echo "${what} {oldPrimary} {newPrimary} $HANDOVER_NEW_PRIMARY" >> ${hookLog}`;
+    fleet.writeInventory(inventory, { policy: POLICY, hooks: { preFailover: [`${record('pre')}; exit 3`] } });
+    const refused = captureIO();
+    expect((await runFailover({ ...opts(), wait: true }, refused)).exitCode, refused.text()).toBe(2);
+    expect(refused.text()).toMatch(/refused \(PreHookFailed\): preFailover hook #1 exited 3 .*the failover was not started/);
+    expect(Object.values(await fleet.state()).filter((x) => x.up && x.readOnly === false)).toHaveLength(0); // nobody promoted
+    // Then a succeeding pre-hook and a failing post-hook: the failover completes and reports the post-hook failure.
+    fleet.writeInventory(inventory, { policy: POLICY, hooks: { preFailover: [record('pre')], postFailover: ['exit 7', record('post')] } });
     const io = captureIO();
     const t0 = Date.now();
     const r = await runFailover({ ...opts(), wait: true }, io);
     expect(r.exitCode, io.text()).toBe(0);
     const report = r.report as MysqlFailoverReport;
+    expect(report.hooks!.map((h) => [h.hook, h.ok])).toEqual([
+      ['pre-failover hook 1', true],
+      ['post-failover hook 1', false],
+      ['post-failover hook 2', true],
+    ]);
+    const hookLines = readFileSync(hookLog, 'utf8').trim().split('\n');
+    expect(hookLines).toEqual([
+      expect.stringMatching(new RegExp(`^pre ${primaryId} \\S+ \\S+$`)),
+      `pre ${primaryId} ${report.newPrimary} ${report.newPrimary}`,
+      `post ${primaryId} ${report.newPrimary} ${report.newPrimary}`,
+    ]);
     expect(report.engine).toBe('mysql');
     expect(report.oldPrimary).toBe(primaryId);
     expect(report.dataLossWindow.transactions).toBeUndefined();
