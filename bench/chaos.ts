@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../activities';
+import type { EnsureMysqlRejoinedResult } from '../activities/mysql-failover';
 import { runFailover } from '../client/commands/failover';
 import { runRollingRestart } from '../client/commands/rolling-restart';
 import { loadInventory } from '../inventory/load';
@@ -372,6 +373,8 @@ export interface MysqlScenario {
   points: string[];
   start(lab: MysqlLab, i: number, log: (m: string) => void): Promise<void>;
   before?(lab: MysqlLab): Promise<unknown>;
+  /** Run after the writer and the writable-node sampler stopped, before the end state is read (e.g. restart a killed node). */
+  settle?(lab: MysqlLab): Promise<string[]>;
   check?(lab: MysqlLab, i: number, before: unknown): Promise<string[]>;
 }
 
@@ -460,7 +463,48 @@ export const ROLLING_RESTART_MYSQL: MysqlScenario = {
   },
 };
 
-export const MYSQL_SCENARIOS: Record<string, MysqlScenario> = { [SWITCHOVER_MYSQL.name]: SWITCHOVER_MYSQL, [ROLLING_RESTART_MYSQL.name]: ROLLING_RESTART_MYSQL };
+// (No `after:ensureMysqlRejoined`: with the old primary down, the fence step fails by design — "fencing
+// pending" — so there is no successful completion to die after.)
+export const FAILOVER_MYSQL_POINTS = [
+  ...['describeCluster', 'probeMysqlFailover', 'waitMysqlRelayApplied', 'ensureMysqlPrimary', 'runRoutingHook', 'ensureMysqlReplicaOf', 'verifyMysqlFailover'].flatMap((a) => [`before:${a}`, `after:${a}`]),
+  'before:ensureMysqlRejoined',
+  'inside:ensureMysqlPrimary.stopped',
+];
+
+/**
+ * Unplanned failover of MariaDB: the primary is made read-only (the writer's commits stop being acknowledged)
+ * and its replicas are seen holding its GTID position, then it is SIGKILLed and `handover failover --force`
+ * runs while the worker is killed at each boundary. Every acknowledged commit is then on a survivor, so "0
+ * lost" is a sound check (losing one would mean a wrong promotion). Afterwards the dead node is restarted and
+ * fenced with the activity the monitor uses, and must come back as a replica of the new primary.
+ */
+export const FAILOVER_MYSQL: MysqlScenario = {
+  name: 'failover-mysql',
+  engine: 'mysql',
+  points: FAILOVER_MYSQL_POINTS,
+  async start(lab, i, log) {
+    const { writable } = await writableNodes(lab.fleet);
+    if (writable.length !== 1) throw new Error(`want one writable node before the failover, found ${writable.join(',') || 'none'}`);
+    const primary = lab.fleet.nodes.find((n) => n.id === writable[0])!;
+    await lab.fleet.sql(primary.id, 'SET GLOBAL read_only = ON');
+    await lab.fleet.waitForReplication(primary.id, 30_000);
+    await primary.stop('SIGKILL');
+    log(`[chaos] killed primary ${primary.id}`);
+    const r = await runFailover({ cluster: lab.fleet.cluster, force: true, address: lab.address, taskQueue: lab.taskQueue, requestedBy: `chaos run ${i}` }, quietIO(log));
+    if (r.exitCode !== 0) throw new Error(`could not start: exit ${r.exitCode}`);
+  },
+  async settle(lab) {
+    const dead = lab.fleet.nodes.find((n) => !n.pid());
+    const { writable } = await writableNodes(lab.fleet);
+    if (!dead || writable.length !== 1) return [`expected one dead node and one writable node, found dead=${dead?.id} writable=${writable.join(',')}`];
+    await dead.start();
+    const acts = createActivities({ inventory: () => loadInventory(lab.inventory) });
+    const r: EnsureMysqlRejoinedResult = await new MockActivityEnvironment().run(acts.ensureMysqlRejoined, { cluster: lab.fleet.cluster, node: dead.id, primary: writable[0] });
+    return r.outcome !== 'flagged' ? [] : [`${dead.id} not rejoined after its return: ${JSON.stringify(r)}`];
+  },
+};
+
+export const MYSQL_SCENARIOS: Record<string, MysqlScenario> = Object.fromEntries([SWITCHOVER_MYSQL, ROLLING_RESTART_MYSQL, FAILOVER_MYSQL].map((s) => [s.name, s]));
 
 /**
  * One kill point on the MariaDB fleet. The end state must be: exactly one writable node, every other node
@@ -505,6 +549,8 @@ export async function runMysqlChaosPoint(lab: MysqlLab, scenario: MysqlScenario,
     result.multiplePrimaries = await sampler.stop();
     result.acked = stats.acked;
     result.writeBlockedMs = Math.round(stats.maxGapMs);
+    const settled = (await scenario.settle?.(lab).catch((e) => [`settle failed: ${(e as Error).message}`])) ?? [];
+    if (settled.length) problem(settled.join('; '));
     const end = await writableNodes(fleet);
     if (end.writable.length !== 1) {
       result.multiplePrimaries += end.writable.length > 1 ? 1 : 0;

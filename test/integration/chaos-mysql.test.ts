@@ -3,11 +3,13 @@
  * (inside the MASTER_GTID_WAIT catch-up, and between STOP SLAVE and RESET SLAVE ALL), and inside a rolling
  * restart just before a node is restarted; a fresh worker must finish with exactly one writable node, every
  * replica converged on it, every acknowledged commit present, never two writable nodes.
- * `npm run chaos -- switchover-mysql` and `npm run chaos -- rolling-restart-mysql` run every kill point.
+ * An unplanned failover is killed between STOP SLAVE and RESET SLAVE ALL on the promoted node; the dead
+ * primary, restarted, must be fenced back as a replica.
+ * `npm run chaos -- switchover-mysql|rolling-restart-mysql|failover-mysql` run every kill point.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { ROLLING_RESTART_MYSQL, SWITCHOVER_MYSQL, runMysqlChaos } from '../../bench/chaos';
+import { FAILOVER_MYSQL, ROLLING_RESTART_MYSQL, SWITCHOVER_MYSQL, runMysqlChaos } from '../../bench/chaos';
 import { startMysqlLab, type MysqlLab } from '../../bench/lab';
 
 describe('MariaDB runbooks survive SIGKILL of the worker', () => {
@@ -32,5 +34,12 @@ describe('MariaDB runbooks survive SIGKILL of the worker', () => {
     const lines: string[] = [];
     const s = await runMysqlChaos(lab, ROLLING_RESTART_MYSQL, points, (m) => lines.push(m));
     for (const p of s.points) expect(p, lines.join('\n')).toMatchObject({ killed: true, completed: true, lostAckedWrites: 0, multiplePrimaries: 0 });
+  }, 300_000);
+
+  it('unplanned failover: one writable node, the returned old primary a replica of it, no lost commit', async () => {
+    const lines: string[] = [];
+    const s = await runMysqlChaos(lab, FAILOVER_MYSQL, ['inside:ensureMysqlPrimary.stopped'], (m) => lines.push(m));
+    for (const p of s.points) expect(p, lines.join('\n')).toMatchObject({ killed: true, completed: true, lostAckedWrites: 0, multiplePrimaries: 0 });
+    for (const p of s.points) expect(p.acked).toBeGreaterThan(0);
   }, 300_000);
 });
