@@ -14,6 +14,7 @@ import type { Promotion } from '../core/types';
 import type { ClusterSpec } from '../inventory/schema';
 import { createMysqlActivities, mysqlOps, readMysqlNode, type MysqlActivityDeps } from './mysql';
 import { ER } from './mysql-conn';
+import { FENCE_BOUND_EVENT, cancelFenceBound } from './mysql-flavor';
 import { activity } from './redis';
 
 export interface WaitRelayAppliedInput {
@@ -166,6 +167,8 @@ export function createMysqlFailoverActivities(deps: MysqlActivityDeps) {
         if (before.role === 'replica' && before.sourceNode === input.primary && before.readOnly && before.ioRunning === 'Yes' && before.sqlRunning)
           return { before, already: true, did: [] as string[] };
         const did: string[] = [];
+        // A fence bound left by a switchover that never finished would turn this node writable later: drop it.
+        if (c.policy.fenceBoundMs > 0 && (await cancelFenceBound(conn, fl))) did.push(`DROP EVENT ${FENCE_BOUND_EVENT}`);
         if (!before.readOnly) {
           await conn.query('SET SESSION lock_wait_timeout = 2');
           const fence = async () => {

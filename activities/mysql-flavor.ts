@@ -41,6 +41,19 @@ export interface SourceSpec {
   password: string;
 }
 
+/** The one-shot event that lifts a fence at its bound (in the `mysql` schema, which every server has). */
+export const FENCE_BOUND_EVENT = 'mysql.handover_fence_bound';
+/** Whether the node holds the event (enabled, or disabled after it fired): `SELECT … AS n`. */
+export const FENCE_BOUND_EXISTS = "SELECT COUNT(*) AS n FROM information_schema.EVENTS WHERE EVENT_SCHEMA = 'mysql' AND EVENT_NAME = 'handover_fence_bound'";
+
+/** Drop the fence bound when the node holds one (read first: a node without it is not touched). */
+export async function cancelFenceBound(conn: { query(sql: string): Promise<unknown> }, flavor: MysqlFlavor): Promise<boolean> {
+  const [rows] = (await conn.query(FENCE_BOUND_EXISTS)) as [{ n: number | string }[]];
+  if (Number(rows[0]?.n ?? 0) === 0) return false;
+  for (const s of flavor.cancelFenceBound) await conn.query(s);
+  return true;
+}
+
 export interface MysqlFlavor {
   name: MysqlFlavorName;
   /** SELECT returning one row: read_only, super_read_only (0 where absent), server_id, version, and GTID positions. */
@@ -52,6 +65,12 @@ export interface MysqlFlavor {
   fence: string[];
   /** Statements that make it accept them again. */
   unfence: string[];
+  /**
+   * The fence's server-side bound: a one-shot event, created without binary logging (it must not replicate or
+   * add a GTID), that lifts the fence after `seconds`. `cancelFenceBound` drops it (also without binary logging).
+   */
+  fenceBound(seconds: number): string[];
+  cancelFenceBound: string[];
   /** SELECT <wait for position ?, timeout ? s> AS r; r = 0 reached, -1/1 timed out, NULL error. */
   waitForPosition: string;
   /** Interpret the wait's r column. */
@@ -104,6 +123,11 @@ export const mariadb: MysqlFlavor = {
   // MariaDB has no super_read_only: accounts with READ_ONLY ADMIN (and, before 11.0, SUPER) can still write.
   fence: ['SET GLOBAL read_only = ON'],
   unfence: ['SET GLOBAL read_only = OFF'],
+  fenceBound: (seconds) => [
+    'SET SESSION sql_log_bin = 0',
+    `CREATE OR REPLACE DEFINER = CURRENT_USER EVENT ${FENCE_BOUND_EVENT} ON SCHEDULE AT CURRENT_TIMESTAMP + INTERVAL ${Math.max(1, Math.ceil(seconds))} SECOND ON COMPLETION PRESERVE DO SET GLOBAL read_only = OFF`,
+  ],
+  cancelFenceBound: ['SET SESSION sql_log_bin = 0', `DROP EVENT IF EXISTS ${FENCE_BOUND_EVENT}`],
   waitForPosition: 'SELECT MASTER_GTID_WAIT(?, ?) AS r',
   waitReached: (r) => r !== null && Number(r) === 0,
   stopReplica: 'STOP SLAVE',
@@ -149,6 +173,12 @@ export const mysql8: MysqlFlavor = {
   // super_read_only also stops accounts with SUPER / CONNECTION_ADMIN from writing; setting it sets read_only.
   fence: ['SET GLOBAL super_read_only = ON'],
   unfence: ['SET GLOBAL super_read_only = OFF', 'SET GLOBAL read_only = OFF'],
+  fenceBound: (seconds) => [
+    'SET SESSION sql_log_bin = 0',
+    `DROP EVENT IF EXISTS ${FENCE_BOUND_EVENT}`,
+    `CREATE DEFINER = CURRENT_USER EVENT ${FENCE_BOUND_EVENT} ON SCHEDULE AT CURRENT_TIMESTAMP + INTERVAL ${Math.max(1, Math.ceil(seconds))} SECOND ON COMPLETION PRESERVE DO SET GLOBAL super_read_only = OFF, GLOBAL read_only = OFF`,
+  ],
+  cancelFenceBound: ['SET SESSION sql_log_bin = 0', `DROP EVENT IF EXISTS ${FENCE_BOUND_EVENT}`],
   // Returns 0 when reached, 1 on timeout (8.0.18+).
   waitForPosition: 'SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?) AS r',
   waitReached: (r) => r !== null && Number(r) === 0,

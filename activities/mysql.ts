@@ -21,7 +21,7 @@ import {
 } from '../core/decide-mysql';
 import type { Promotion } from '../core/types';
 import type { ClusterSpec, Inventory } from '../inventory/schema';
-import { flavorOf, type MysqlFlavor } from './mysql-flavor';
+import { FENCE_BOUND_EVENT, cancelFenceBound, flavorOf, type MysqlFlavor } from './mysql-flavor';
 import { ER, classifyMysqlError, connectMysql as defaultConnect, mysqlClusterSpec, mysqlNodeAt, mysqlTarget, replicationAccount, type MysqlConnect } from './mysql-conn';
 import { activity } from './redis';
 
@@ -89,6 +89,8 @@ export interface EnsureMysqlPrimaryInput {
   node: string;
   /** The position the node must have applied before it may take writes (the fenced primary's final GTID). */
   mustInclude: string;
+  /** Switchover: the fenced old primary, whose fence bound is cancelled (and read_only re-checked) before promoting. */
+  fencedPrimary?: string;
 }
 export interface EnsureMysqlPrimaryResult {
   alreadyHeld: boolean;
@@ -325,7 +327,19 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
             let killed = 0;
             let fencedAt = Date.now();
             const alreadyFenced = !!before.readOnly;
+            const boundMs = c.policy.fenceBoundMs;
             if (!alreadyFenced) {
+              if (boundMs > 0) {
+                // The bound first: read_only is never ON without the event that lifts it (a retried fence keeps
+                // the first attempt's deadline, since an already read-only node is not touched here).
+                const [{ es }] = (await rows(conn, 'SELECT @@global.event_scheduler AS es')) as { es: string }[];
+                if (String(es).toUpperCase() !== 'ON')
+                  throw new HandoverError(
+                    ErrorType.FenceBoundUnavailable,
+                    `${input.node} runs with event_scheduler=${es}: its fence would have no server-side bound; set event_scheduler=ON on every node (my.cnf and SET GLOBAL), or policy fenceBoundMs: 0 to fence without a bound. Nothing was changed`,
+                  );
+                for (const s of fl.fenceBound(boundMs / 1000)) await conn.query(s);
+              }
               await failpoint('ensureMysqlFenced.beforeFence');
               await conn.query('SET SESSION lock_wait_timeout = ?', [Math.max(1, Math.ceil(input.graceMs / 1000))]);
               const fence = async () => {
@@ -351,7 +365,7 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
               finalGtid: after.gtidBinlogPos ?? '',
               fencedAt,
               killedSessions: killed,
-              audit: `${alreadyFenced ? `saw ${input.node} already read-only` : `saw ${input.node} writable; ${fl.fence.join('; ')}`}; killed ${killed} application session(s); final position ${after.gtidBinlogPos || 'empty'}`,
+              audit: `${alreadyFenced ? `saw ${input.node} already read-only` : `saw ${input.node} writable; ${boundMs > 0 ? `scheduled ${FENCE_BOUND_EVENT} (read_only OFF in ${boundMs} ms unless the promotion cancels it); ` : ''}${fl.fence.join('; ')}`}; killed ${killed} application session(s); final position ${after.gtidBinlogPos || 'empty'}`,
             };
           });
         }),
@@ -384,6 +398,11 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
           if (fl.waitReached(r) && gtidIncludes(appliedPos(cand), goal)) {
             const now = await probeOne(c, input.primary);
             if (!now.reachable) throw new Error(`${input.primary} unreachable while confirming its final position: ${now.error}`);
+            if (!now.readOnly)
+              throw new HandoverError(
+                ErrorType.FenceBoundExpired,
+                `${input.primary} takes writes again (its fence bound of ${c.policy.fenceBoundMs} ms expired, or read_only was turned off by hand) before ${input.candidate} was promoted`,
+              );
             if (now.gtidBinlogPos && !gtidIncludes(goal, now.gtidBinlogPos)) {
               goal = now.gtidBinlogPos; // the fenced primary still moved: follow it
               continue;
@@ -414,7 +433,9 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
         const before = await readMysqlNode(conn, c, fl, input.node);
         if (before.role !== 'primary')
           throw new HandoverError(ErrorType.UnexpectedTopology, `${input.node} replicates from ${before.sourceNode ?? before.sourceAddress}: the handover passed the point of no return and cannot be undone`);
-        if (!before.readOnly) return { changed: false, audit: `saw ${input.node} writable; changed nothing` };
+        // The fence's bound is no longer needed (or already fired, leaving a disabled event behind): drop it.
+        const dropped = c.policy.fenceBoundMs > 0 && (await cancelFenceBound(conn, fl));
+        if (!before.readOnly) return { changed: dropped, audit: `saw ${input.node} writable; ${dropped ? `dropped the spent ${FENCE_BOUND_EVENT}` : 'changed nothing'}` };
         for (const s of fl.unfence) await conn.query(s);
         const after = await readMysqlNode(conn, c, fl, input.node);
         if (after.readOnly) throw new Error(`${input.node} still read-only after ${fl.unfence.join('; ')}`);
@@ -435,12 +456,30 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
         if (before.role === 'primary' && !before.readOnly) return { alreadyHeld: true, promotedAt: Date.now(), audit: `saw ${input.node} already a writable primary; changed nothing` };
         if (!gtidIncludes(appliedPos(before), input.mustInclude))
           throw new HandoverError(ErrorType.UnexpectedTopology, `${input.node} at ${appliedPos(before) || 'empty'} lacks ${input.mustInclude}: refusing to promote it`);
+        const did: string[] = [];
+        // Cancel the fence's bound on the old primary first, and only then check it is still read-only: once the
+        // event is gone nothing turns it writable behind the new primary's back. If it cannot be reached, its
+        // event cannot be cancelled, so nothing is promoted (it would take writes again at the bound).
+        const old = input.fencedPrimary;
+        if (old && old !== input.node && c.policy.fenceBoundMs > 0) {
+          const stillFenced = await withNode(c, old, async (oc) => {
+            if (await cancelFenceBound(oc, fl)) did.push(`DROP EVENT ${FENCE_BOUND_EVENT} on ${old}`);
+            return !!(await readMysqlNode(oc, c, fl, old)).readOnly;
+          }).catch((e: unknown) => {
+            if (e instanceof HandoverError) throw e;
+            throw new Error(`cannot cancel the fence bound on ${old} (${(e as Error).message}): not promoting ${input.node}, ${old} would take writes again at the bound`);
+          });
+          if (!stillFenced)
+            throw new HandoverError(
+              ErrorType.FenceBoundExpired,
+              `${old} takes writes again (its fence bound of ${c.policy.fenceBoundMs} ms expired before the promotion): ${old} is still the primary, ${input.node} was not promoted; run the switchover again`,
+            );
+        }
         // Never two writable nodes: every other node that answers must be read-only (the fence holds).
         const others = await Promise.all(c.nodes.filter((n) => n.id !== input.node).map((n) => probeOne(c, n.id)));
         const writable = others.filter((n) => n.reachable && !n.readOnly);
         if (writable.length)
           throw new HandoverError(ErrorType.UnexpectedTopology, `refusing to promote ${input.node}: ${writable.map((n) => n.node).join(', ')} still writable`);
-        const did: string[] = [];
         if (before.role === 'replica') {
           await conn.query(fl.stopReplica);
           await failpoint('ensureMysqlPrimary.stopped');

@@ -32,6 +32,7 @@ export const REFUSAL_TYPES = new Set<string>([
   ErrorType.PreconditionFailed,
   ErrorType.CatchUpTimeout,
   ErrorType.PreHookFailed,
+  ErrorType.FenceBoundUnavailable,
 ]);
 
 export const CommonOptions = z.object({

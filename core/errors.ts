@@ -24,6 +24,9 @@ export const ErrorType = {
   // An operator hook around a failover: pre-hooks fail closed (nothing changed), post-hooks fail open (reported)
   PreHookFailed: 'PreHookFailed',
   PostHookFailed: 'PostHookFailed',
+  // MySQL/MariaDB fence bound: the server cannot time the fence out (event_scheduler OFF), or it did (expired)
+  FenceBoundUnavailable: 'FenceBoundUnavailable',
+  FenceBoundExpired: 'FenceBoundExpired',
 } as const;
 export type ErrorTypeName = (typeof ErrorType)[keyof typeof ErrorType];
 

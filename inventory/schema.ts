@@ -51,6 +51,12 @@ export const PolicySchema = z
     maxLagSeconds: z.number().int().min(0).default(10),
     /** MySQL/MariaDB fence: how long application sessions may keep an open transaction before they are killed (ms). */
     fenceGraceMs: z.number().int().min(0).max(60_000).default(2_000),
+    /**
+     * MySQL/MariaDB: server-side bound of the fence (ms). Before read_only goes ON, a one-shot event on the old
+     * primary is scheduled to turn it OFF again after this long; the promotion cancels it first. So a worker that
+     * dies mid-handover cannot keep writes blocked longer than this. Needs event_scheduler=ON; 0 disables it.
+     */
+    fenceBoundMs: z.number().int().min(0).max(600_000).default(30_000),
   })
   .strict();
 export type Policy = z.infer<typeof PolicySchema>;

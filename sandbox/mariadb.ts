@@ -21,7 +21,9 @@ import { freePort, sleep } from './ports';
 const execFileP = promisify(execFile);
 
 /** Exactly the grants the automation needs on MariaDB 10.11 (each one checked against the server, see README). */
-export const MARIADB_HANDOVER_GRANTS = ['REPLICATION SLAVE ADMIN', 'SLAVE MONITOR', 'READ_ONLY ADMIN', 'CONNECTION ADMIN', 'PROCESS', 'RELOAD'];
+export const MARIADB_HANDOVER_GRANTS = ['REPLICATION SLAVE ADMIN', 'SLAVE MONITOR', 'READ_ONLY ADMIN', 'CONNECTION ADMIN', 'PROCESS', 'RELOAD', 'BINLOG ADMIN'];
+/** The fence's bound is an event in the `mysql` schema (created and dropped without binary logging: BINLOG ADMIN). */
+export const MARIADB_HANDOVER_SCHEMA_GRANT = 'EVENT ON mysql.*';
 
 export const APP_SCHEMA = 'handover_app';
 
@@ -145,6 +147,7 @@ export function mariaNode(o: { id: string; port: number; serverId: number; dir: 
     '--skip-name-resolve',
     '--read-only=ON',
     '--slave-net-timeout=5',
+    '--event-scheduler=ON',
     '--max-connections=200',
     ...SMALL,
   ];
@@ -275,6 +278,7 @@ export async function startMariaFleet(opts: MariaFleetOptions = {}): Promise<Mar
       `GRANT REPLICATION SLAVE ON *.* TO 'repl'@'${hostPat}'`,
       `CREATE USER 'handover'@'${hostPat}' IDENTIFIED BY '${handoverPassword}'`,
       `GRANT ${MARIADB_HANDOVER_GRANTS.join(', ')} ON *.* TO 'handover'@'${hostPat}'`,
+      `GRANT ${MARIADB_HANDOVER_SCHEMA_GRANT} TO 'handover'@'${hostPat}'`,
       `CREATE DATABASE ${APP_SCHEMA}`,
       `CREATE TABLE ${APP_SCHEMA}.acks (k VARCHAR(64) NOT NULL PRIMARY KEY, v BIGINT NOT NULL, at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB`,
       `CREATE USER 'app'@'${hostPat}' IDENTIFIED BY '${appPassword}'`,

@@ -148,7 +148,7 @@ export async function mysqlSwitchover(input: MysqlSwitchoverInput): Promise<Mysq
     const type = failureTypeOf(err);
     throw ApplicationFailure.create({
       message: `switchover of ${cluster} undone: ${messageOf(err)}; ${primary} is still the primary and writable`,
-      type: type === ErrorType.UnexpectedTopology ? type : ErrorType.HandoverAborted,
+      type: type === ErrorType.UnexpectedTopology || type === ErrorType.FenceBoundUnavailable || type === ErrorType.FenceBoundExpired ? type : ErrorType.HandoverAborted,
       nonRetryable: true,
     });
   }
@@ -156,7 +156,7 @@ export async function mysqlSwitchover(input: MysqlSwitchoverInput): Promise<Mysq
   // ---- POINT OF NO RETURN: the candidate stops replicating and takes writes. From here the run only moves forward. ----
   rb.passPointOfNoReturn();
   const promoted = await rb.step('promote', step('promote'), () =>
-    mutate.ensureMysqlPrimary.executeWithOptions({ summary: step('promote') }, [{ cluster, node: candidate, mustInclude: caughtUpTo }]),
+    mutate.ensureMysqlPrimary.executeWithOptions({ summary: step('promote') }, [{ cluster, node: candidate, mustInclude: caughtUpTo, fencedPrimary: primary }]),
   );
   const writePauseMs = Math.max(0, promoted.promotedAt - fenced.fencedAt);
 

@@ -44,9 +44,10 @@ describe('rolling restart (mariadb GTID replication)', () => {
     const [n1, n2, n3] = fleet.nodes;
     // The automation user has exactly the switchover's grants (nothing added for the restart).
     const grants = await fleet.sql<Record<string, string>[]>(n1.id, "SHOW GRANTS FOR 'handover'@'127.0.0.1'");
-    expect(grants).toHaveLength(1);
+    expect(grants).toHaveLength(2);
     const granted = /^GRANT (.*) ON \*\.\* TO/.exec(String(Object.values(grants[0])[0]))![1].split(', ');
     expect(granted.sort()).toEqual([...MARIADB_HANDOVER_GRANTS].sort());
+    expect(String(Object.values(grants[1])[0])).toMatch(/^GRANT EVENT ON `mysql`\.\* TO/);
 
     const startsBefore = startsPerNode(fleet);
     const set = ['max_connections=321', 'slave_net_timeout=7'];

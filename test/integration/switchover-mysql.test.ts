@@ -369,7 +369,8 @@ describe('MariaDB sandbox inventory', () => {
       const c = loadInventory(file).clusters[0];
       expect(c).toEqual(expect.objectContaining({ engine: 'mysql', flavor: 'mariadb', credentials: { username: 'handover', password: { env: fleet.passwordEnv } } }));
       const grants = await fleet.sql<Record<string, string>[]>(0, "SHOW GRANTS FOR 'handover'@'127.0.0.1'");
-      expect(Object.values(grants[0])[0]).toMatch(/^GRANT RELOAD, PROCESS, CONNECTION ADMIN, READ_ONLY ADMIN, REPLICATION SLAVE ADMIN, SLAVE MONITOR ON \*\.\* TO `handover`@`127.0.0.1`/);
+      expect(Object.values(grants[0])[0]).toMatch(/^GRANT RELOAD, PROCESS, CONNECTION ADMIN, READ_ONLY ADMIN, REPLICATION SLAVE ADMIN, BINLOG ADMIN, SLAVE MONITOR ON \*\.\* TO `handover`@`127.0.0.1`/);
+      expect(Object.values(grants[1])[0]).toMatch(/^GRANT EVENT ON `mysql`\.\* TO `handover`@`127.0.0.1`/);
     } finally {
       await fleet.stop();
     }
