@@ -2,6 +2,20 @@
 
 export type Promotion = 'prefer' | 'neutral' | 'never';
 
+/** Candidate order by promotion rule: prefer before neutral; never is never chosen. One ranking for every engine. */
+export const PROMOTION_RANK: Record<Promotion, number> = { prefer: 0, neutral: 1, never: 2 };
+
+/** Why a decision refused (nothing is changed): `N` is the engine's ranked-node type. */
+export interface Refusal<N> {
+  code: string;
+  errorType: 'PreconditionFailed' | 'UnknownNode';
+  message: string;
+  /** Per node, why it could not be chosen. */
+  rejected: N[];
+}
+
+export type DecideResult<D, N> = { ok: true; decision: D } | { ok: false; refusal: Refusal<N> };
+
 /** What one probe of one Redis/Valkey node saw. */
 export interface RedisNodeProbe {
   node: string;
