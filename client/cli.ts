@@ -7,6 +7,8 @@ import { runRollingRestart } from './commands/rolling-restart';
 import { runFailover } from './commands/failover';
 import { runMonitor } from './commands/monitor';
 import { runCodecServer } from './commands/codec-server';
+import { runStatus } from './commands/status';
+import { runHistory } from './commands/history';
 
 function common(cmd: Command): Command {
   return cmd
@@ -62,6 +64,19 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .option('--ack', 'acknowledge the last failover (clears the anti-flapping block)', false)
       .option('--stop', 'stop the monitor', false),
   ).action(async (opts) => onExit((await runMonitor(opts, processIO)).exitCode));
+  common(
+    program
+      .command('status')
+      .description("each cluster's topology, primary, replicas' link and lag (read from the databases), and the runbook running on it")
+      .option('--cluster <name>', 'only this cluster (default: every cluster in the inventory)'),
+  ).action(async (opts) => onExit((await runStatus(opts, processIO)).exitCode));
+  common(
+    program
+      .command('history')
+      .description('past runs from Temporal visibility, newest first: runbook, cluster, status, times, last phase')
+      .option('--cluster <name>', 'only this cluster')
+      .option('--limit <n>', 'at most this many runs', '20'),
+  ).action(async (opts) => onExit((await runHistory(opts, processIO)).exitCode));
   program
     .command('codec-server')
     .description('serve the payload codec (HANDOVER_CODEC_KEY) to the Temporal UI, so encrypted runs can be read there')
