@@ -162,6 +162,17 @@ describe('handover status / history / --wait', () => {
     expect((JSON.parse(none.out) as { runs: HistoryEntry[] }).runs).toEqual([]);
   });
 
+  it('rolling-restart --wait shows the waits from the activities\' heartbeats: restart readiness against its deadline', async () => {
+    const r = await run(['rolling-restart', '--cluster', 'sh', '--set', 'hz=15', '--wait', ...common()]);
+    expect(r.code, r.err).toBe(0);
+    const lines = r.out.trim().split('\n');
+    // Every replica was restarted and waited for (step lines), the readiness wait showed as a bar line.
+    for (const n of ['sh-1', 'sh-2', 'sh-3']) expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^done {5}ready ${n}: wait for ${n} to be linked and caught up \\(`)));
+    const bars = lines.filter((l) => /^ {9}(ready|restart) sh-\d: \[[#.]{20}\] +\d+%  sh-\d (ready as a replica of sh-\d|back after the restart): \S+( ms| s|m\d\ds) of 2m00s allowed \(.+\)$/.test(l));
+    expect(bars.length, r.out).toBeGreaterThan(0);
+    expect(r.out).toMatch(/\nrolled sh: primary is sh-\d\n/);
+  });
+
   it('status and history refuse cleanly: unknown cluster (exit 2), Temporal unreachable (history exit 4; status still reads the databases)', async () => {
     const unknown = await run(['status', '--cluster', 'nope', ...common()]);
     expect(unknown.code).toBe(2);
@@ -171,7 +182,7 @@ describe('handover status / history / --wait', () => {
     expect(h.err).toMatch(/cannot reach Temporal at 127\.0\.0\.1:1/);
     const s = await run(['status', '--cluster', 'sh', '--address', '127.0.0.1:1', '--inventory', inventory]);
     expect(s.code, s.err).toBe(0);
-    expect(s.out).toMatch(/^sh \(redis, replication\): primary sh-3\n/);
+    expect(s.out).toMatch(/^sh \(redis, replication\): primary sh-\d\n/);
     expect(s.out).toMatch(/operations: unknown \(Temporal not reachable\)/);
   });
 });
