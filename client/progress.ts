@@ -84,8 +84,9 @@ export function renderFrame(f: ProgressFrame): string[] {
     const t = stepElapsed(s, f.now);
     const summary = s.summary.length > summaryWidth ? s.summary.slice(0, summaryWidth - 1) + '…' : s.summary.padEnd(summaryWidth);
     lines.push(`  ${ICON[s.status] ?? '?'} ${s.name.padEnd(nameWidth)}  ${summary}  ${t}`.trimEnd());
-    if (s === running && f.wait) lines.push(`    ${' '.repeat(nameWidth)}${waitLine(f.wait)}`);
-    if ((s.status === 'failed' || s.status === 'compensated') && s.detail) lines.push(`    ${' '.repeat(nameWidth)}${s.detail}`);
+    // Under the step's summary column: a wait's bar, a failure's reason.
+    if (s === running && f.wait) lines.push(`${' '.repeat(nameWidth + 6)}${waitLine(f.wait)}`);
+    if ((s.status === 'failed' || s.status === 'compensated') && s.detail) lines.push(`${' '.repeat(nameWidth + 6)}${s.detail}`);
   }
   const w = f.columns;
   return w && w > 10 ? lines.map((l) => ([...l].length >= w ? [...l].slice(0, w - 2).join('') + '…' : l)) : lines;

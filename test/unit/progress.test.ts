@@ -50,7 +50,7 @@ describe('renderFrame (TTY)', () => {
       '  ✓ probe     probe every node of cache                            12 ms',
       '  ✓ decide    choose the candidate                                 0 ms',
       '  ▶ catch-up  wait for cache-2 to catch up with cache-1            1.5 s',
-      '            [█████░░░░░░░░░░░░░░░]  25%  cache-2 catching up with cache-1: 1.0 KiB of 4.0 KiB (3072 bytes to go)',
+      '              [█████░░░░░░░░░░░░░░░]  25%  cache-2 catching up with cache-1: 1.0 KiB of 4.0 KiB (3072 bytes to go)',
       '  · veto      re-check the decision before the point of no return',
     ]);
   });
@@ -64,7 +64,7 @@ describe('renderFrame (TTY)', () => {
     expect(renderFrame({ progress: p, now: T0 + 40_000 })).toEqual([
       'switchover of cache: verify (past the point of no return)',
       '  ✗ verify    verify one primary  30.0 s',
-      '            cache-3 link down',
+      '              cache-3 link down',
     ]);
   });
 
