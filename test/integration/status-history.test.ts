@@ -40,6 +40,8 @@ async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean): Promi
   return v;
 }
 
+let slowReadiness = false;
+
 describe('handover status / history / --wait', () => {
   let redis: RedisFleet;
   let maria: MariaFleet;
@@ -50,7 +52,9 @@ describe('handover status / history / --wait', () => {
     maria = await startMariaFleet({ cluster: 'sh-maria' });
     inventory = path.join(redis.baseDir, 'both.yaml');
     writeFileSync(inventory, redis.inventoryYaml() + maria.inventoryYaml().replace(/^clusters:\n/, ''));
-    tw = await startTestWorker({ inventory: () => loadInventory(inventory) });
+    // Readiness waits here take well under a second; the --wait test slows each check of one so the CLI's
+    // 250 ms polling sees the wait for certain (a named failpoint inside the activity, a no-op otherwise).
+    tw = await startTestWorker({ inventory: () => loadInventory(inventory), failpoint: async (name) => (slowReadiness && name === 'waitForRedisNodeReady.loop' ? sleep(400) : undefined) });
   });
   afterAll(async () => {
     await tw?.stop();
@@ -163,7 +167,8 @@ describe('handover status / history / --wait', () => {
   });
 
   it('rolling-restart --wait shows the waits from the activities\' heartbeats: restart readiness against its deadline', async () => {
-    const r = await run(['rolling-restart', '--cluster', 'sh', '--set', 'hz=15', '--wait', ...common()]);
+    slowReadiness = true;
+    const r = await run(['rolling-restart', '--cluster', 'sh', '--set', 'hz=15', '--wait', ...common()]).finally(() => (slowReadiness = false));
     expect(r.code, r.err).toBe(0);
     const lines = r.out.trim().split('\n');
     // Every replica was restarted and waited for (step lines), the readiness wait showed as a bar line.
