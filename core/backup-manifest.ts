@@ -33,6 +33,7 @@ export const ManifestSchema = z
           .object({
             tables: z.array(z.object({ table: z.string().min(1), rows: z.number().int().min(0), checksum: z.string().nullable() }).strict()),
             consistent: z.boolean(),
+            unstable: z.array(z.string()).optional(),
           })
           .strict()
           .optional(),

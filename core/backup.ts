@@ -168,7 +168,15 @@ export interface BackupManifest {
   startedAt: string;
   endedAt: string;
   tool: { name: string; args: string[]; exitStatus: number };
-  content: { redis?: RedisFingerprint; mysql?: { tables: TableFingerprint[]; consistent: boolean } };
+  content: {
+    redis?: RedisFingerprint;
+    /**
+     * consistent: the fingerprint was read at the dump's own snapshot point (replica source: SQL thread stopped
+     * for the dump). Otherwise (primary source under writes) tables that changed while the dump ran are listed
+     * in `unstable` and verified by presence only.
+     */
+    mysql?: { tables: TableFingerprint[]; consistent: boolean; unstable?: string[] };
+  };
 }
 
 export interface VerificationRecord {
@@ -192,15 +200,16 @@ export function compareRedisContent(want: RedisFingerprint, got: { dbsize: numbe
   return undefined;
 }
 
-export function compareMysqlContent(want: TableFingerprint[], got: TableFingerprint[]): string | undefined {
+export function compareMysqlContent(want: TableFingerprint[], got: TableFingerprint[], unstable: string[] = []): string | undefined {
   const byName = new Map(got.map((t) => [t.table, t]));
+  for (const u of unstable) if (!byName.has(u)) return `table ${u} missing after restore`;
   for (const t of want) {
     const g = byName.get(t.table);
     if (!g) return `table ${t.table} missing after restore`;
     if (g.rows !== t.rows) return `table ${t.table}: ${g.rows} rows after restore, manifest says ${t.rows}`;
     if (t.checksum !== null && g.checksum !== t.checksum) return `table ${t.table}: CHECKSUM TABLE ${g.checksum} after restore, manifest says ${t.checksum}`;
   }
-  const extra = got.filter((t) => !want.some((w) => w.table === t.table));
+  const extra = got.filter((t) => !want.some((w) => w.table === t.table) && !unstable.includes(t.table));
   if (extra.length) return `tables not in the manifest after restore: ${extra.map((t) => t.table).join(', ')}`;
   return undefined;
 }
