@@ -483,11 +483,21 @@ export function createBackupActivities(deps: BackupActivityDeps) {
      * scratch server on a free loopback port (removed afterwards) compared with the manifest's content record.
      * Writes verification.json (ok or not) atomically; returns the record (the workflow fails on !ok).
      */
-    verifyBackup: activity(async ({ cluster, id }: BackupRef): Promise<VerifyBackupResult> => {
+    verifyBackup: activity(async ({ cluster, id, record = true }: BackupRef & { record?: boolean }): Promise<VerifyBackupResult> => {
       const c = clusterOf(cluster);
       const rec = await heartbeating(() => ({ id }), () => verify(c, id));
-      await storageOf(c).putJson(c.name, id, 'verification.json', rec);
+      if (record) await storageOf(c).putJson(c.name, id, 'verification.json', rec);
       return { ...rec, audit: rec.ok ? `verified ${id}: ${rec.checks.join('; ')} (${rec.restoreMs} ms)` : `verification of ${id} FAILED: ${rec.failure}` };
+    }),
+
+    /** Record a verification (ok: the backup is listed good; not ok: failed). Atomic; rewriting it is a no-op. */
+    markBackupVerified: activity(async ({ cluster, record }: { cluster: string; record: VerificationRecord }): Promise<{ state: string; audit: string }> => {
+      const c = clusterOf(cluster);
+      const storage = storageOf(c);
+      await stored(c, record.id);
+      await storage.putJson(c.name, record.id, 'verification.json', record);
+      const b = await storage.get(c.name, record.id);
+      return { state: b?.state ?? 'missing', audit: `${record.id} is now ${b?.state}` };
     }),
 
     /** What is stored for the cluster, newest first, with each backup's state. Read-only. */
