@@ -33,6 +33,7 @@ export const REFUSAL_TYPES = new Set<string>([
   ErrorType.CatchUpTimeout,
   ErrorType.PreHookFailed,
   ErrorType.FenceBoundUnavailable,
+  ErrorType.TargetNotEmpty,
 ]);
 
 export const CommonOptions = z.object({
