@@ -76,9 +76,13 @@ export async function awaitApproval(rb: Runbook, gate: { summary: string; plan: 
   let decided: ApproveInput | undefined;
   rb.openApproval(approval, (a) => (decided = a));
   const cluster = rb.progress.cluster;
+  const summary = `wait for approval of plan ${hash} (handover approve; at most ${formatMs(timeoutMs)})`;
+  // Listed where it happens: before the first step still to come.
+  const next = rb.progress.steps.findIndex((s) => s.status === 'pending');
+  rb.progress.steps.splice(next < 0 ? rb.progress.steps.length : next, 0, { name: 'approval', summary, status: 'pending' });
   return rb.step(
     'approval',
-    `wait for approval of plan ${hash} (handover approve; at most ${formatMs(timeoutMs)})`,
+    summary,
     async () => {
       let ok: boolean;
       try {
