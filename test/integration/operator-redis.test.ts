@@ -268,4 +268,46 @@ describe('operator commands: plan, approve, abort (Redis)', () => {
     expect(p.phase).toBe('done');
     expect(p.audit.join('\n')).toMatch(/abort: abort requested after the point of no return: finished forward \(ops-1 is the primary\)/);
   });
+
+  const runIds = async () => Object.fromEntries(Object.entries(await commandCalls(fleet, [])).map(([k, v]) => [k, v.trim()]));
+
+  it('rolling-restart --require-approval, aborted while waiting: nothing restarted', async () => {
+    const before = await runIds();
+    const s = await run(['rolling-restart', '--cluster', 'ops', '--set', 'hz=20', '--require-approval', ...common()]);
+    expect(s.code, s.err).toBe(0);
+    const gate = await waitingForApproval();
+    expect(gate.plan).toEqual(expect.arrayContaining(['restart stale ops-1 (hz=10, wanted 20)', expect.stringMatching(/^first action: restart ops-[23]$/)]));
+    const a = await run(['abort', id(), ...common()]);
+    expect(a.code, a.err).toBe(0);
+    expect(a.out.trim()).toBe('aborted: rolling restart of ops aborted by the operator while waiting for approval: nothing changed');
+    expect(await runIds()).toEqual(before);
+  });
+
+  it('rolling-restart approved, then aborted during the first restart: that restart finishes, the roll stops before the next', async () => {
+    const before = await runIds();
+    hold = new Hold('ensureRedisNodeRestarted.beforeRestart');
+    let a: { code: number; out: string; err: string };
+    try {
+      const s = await run(['rolling-restart', '--cluster', 'ops', '--set', 'hz=20', '--require-approval', ...common()]);
+      expect(s.code, s.err).toBe(0);
+      const gate = await waitingForApproval();
+      const ok = await run(['approve', id(), '--plan-hash', gate.planHash, '--approver', 'dave', ...common()]);
+      expect(ok.code, ok.err).toBe(0);
+      await hold.reached;
+      const aborting = run(['abort', id(), ...common()]);
+      await waitFor('the abort to be seen', async () => (await progress()).abortRequested);
+      hold.release();
+      a = await aborting;
+    } finally {
+      hold.release();
+      hold = undefined;
+    }
+    expect(a.code, a.err).toBe(0);
+    expect(a.out.trim()).toMatch(/^aborted: rolling restart of ops aborted by the operator between steps: 1 node\(s\) restarted \(ops-[23]\), 0 handover\(s\); the step in flight had finished; re-run rolling-restart to roll the remaining stale nodes$/);
+    const after = await runIds();
+    const restarted = Object.keys(before).filter((k) => before[k].split(' ')[1] !== after[k].split(' ')[1]);
+    expect(restarted).toHaveLength(1);
+    expect(await fleet.roles()).toEqual({ 'ops-1': 'master', 'ops-2': 'slave', 'ops-3': 'slave' });
+    expect(await primaryWritable()).toBe('ops-1');
+  }, 60_000);
 });
