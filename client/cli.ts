@@ -8,6 +8,9 @@ import { runFailover } from './commands/failover';
 import { runMonitor } from './commands/monitor';
 import { runCodecServer } from './commands/codec-server';
 import { runBackupList, runBackupRestore, runBackupRun, runBackupSchedule, runBackupVerify } from './commands/backup';
+import { runApprove } from './commands/approve';
+import { runAbort } from './commands/abort';
+import { runPlan } from './commands/plan';
 
 function common(cmd: Command): Command {
   return cmd
@@ -27,6 +30,8 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .requiredOption('--cluster <name>', 'cluster from the inventory')
       .option('--to <node>', 'replica to promote (default: the best candidate)')
       .option('--wait', 'follow the run and exit non-zero if it fails', false)
+      .option('--require-approval', 'after probe and decide, publish the plan and wait for "handover approve" before changing anything', false)
+      .option('--approval-timeout <duration>', 'with --require-approval: end with nothing changed if not approved within this (e.g. 90s, 30m, 2h; default 30m)')
       .addOption(new Option('--dry-run', 'probe and decide only; print the plan').default(false)),
   ).action(async (opts) => {
     const { exitCode } = await runSwitchover(opts, processIO);
@@ -41,6 +46,8 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .option('--version <v>', 'version every node must run (e.g. 7.0, "valkey 9.1")')
       .option('--include-sentinels', 'sentinel topology: restart every Sentinel too, one at a time', false)
       .option('--wait', 'follow the run and exit non-zero if it fails', false)
+      .option('--require-approval', 'after probe and decide, publish the plan and wait for "handover approve" before changing anything', false)
+      .option('--approval-timeout <duration>', 'with --require-approval: end with nothing changed if not approved within this (e.g. 90s, 30m, 2h; default 30m)')
       .addOption(new Option('--dry-run', 'probe only; print what is stale and the first action').default(false)),
   ).action(async (opts) => {
     const { exitCode } = await runRollingRestart(opts, processIO);
@@ -101,6 +108,34 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .option('--trigger', 'start a run now (skipped if one is running)', false)
       .option('--delete', 'delete the schedule', false),
   ).action(async (opts) => onExit((await runBackupSchedule(opts, processIO)).exitCode));
+  common(
+    program
+      .command('plan')
+      .description('print what a runbook would do (probe and decide only; changes nothing): candidate and why, steps in order, what is paused')
+      .argument('<runbook>', 'switchover | rolling-restart')
+      .requiredOption('--cluster <name>', 'cluster from the inventory')
+      .option('--to <node>', 'switchover: replica to promote (default: the best candidate)')
+      .option('--set <key=value...>', 'rolling-restart: config values every node must run with', [])
+      .option('--version <v>', 'rolling-restart: version every node must run')
+      .option('--include-sentinels', 'rolling-restart: restart every Sentinel too', false),
+  ).action(async (runbook: string, opts) => onExit((await runPlan({ ...opts, runbook }, processIO)).exitCode));
+  common(
+    program
+      .command('approve')
+      .description('approve (or reject) the plan of a run started with --require-approval')
+      .argument('<workflow-id>', 'the run (handover-<cluster>)')
+      .option('--plan-hash <hash>', 'the plan hash being approved (default: read the waiting plan, print it, approve it)')
+      .option('--approver <name>', 'who approves (default $USER)')
+      .option('--reject', 'reject the plan: the run ends with nothing changed', false)
+      .option('--reason <text>', 'why (recorded in the audit trail)'),
+  ).action(async (workflowId: string, opts) => onExit((await runApprove({ ...opts, workflowId }, processIO)).exitCode));
+  common(
+    program
+      .command('abort')
+      .description('abort a run safely: before the point of no return it is undone (nothing changed); after it, it finishes forward')
+      .argument('<workflow-id>', 'the run (handover-<cluster>)')
+      .option('--no-wait', 'request the abort and return without waiting for the outcome'),
+  ).action(async (workflowId: string, opts) => onExit((await runAbort({ ...opts, workflowId }, processIO)).exitCode));
   program
     .command('codec-server')
     .description('serve the payload codec (HANDOVER_CODEC_KEY) to the Temporal UI, so encrypted runs can be read there')
