@@ -11,6 +11,8 @@ import { runBackupList, runBackupRestore, runBackupRun, runBackupSchedule, runBa
 import { runApprove } from './commands/approve';
 import { runAbort } from './commands/abort';
 import { runPlan } from './commands/plan';
+import { runStatus } from './commands/status';
+import { runHistory } from './commands/history';
 
 function common(cmd: Command): Command {
   return cmd
@@ -136,6 +138,19 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .argument('<workflow-id>', 'the run (handover-<cluster>)')
       .option('--no-wait', 'request the abort and return without waiting for the outcome'),
   ).action(async (workflowId: string, opts) => onExit((await runAbort({ ...opts, workflowId }, processIO)).exitCode));
+  common(
+    program
+      .command('status')
+      .description("each cluster's topology, primary, replicas' link and lag (read from the databases), and the runbook running on it")
+      .option('--cluster <name>', 'only this cluster (default: every cluster in the inventory)'),
+  ).action(async (opts) => onExit((await runStatus(opts, processIO)).exitCode));
+  common(
+    program
+      .command('history')
+      .description('past runs from Temporal visibility, newest first: runbook, cluster, status, times, last phase')
+      .option('--cluster <name>', 'only this cluster')
+      .option('--limit <n>', 'at most this many runs', '20'),
+  ).action(async (opts) => onExit((await runHistory(opts, processIO)).exitCode));
   program
     .command('codec-server')
     .description('serve the payload codec (HANDOVER_CODEC_KEY) to the Temporal UI, so encrypted runs can be read there')

@@ -67,6 +67,22 @@ export interface ClusterProbe {
   probedAt: string;
 }
 
+/**
+ * How far a long wait has come, as a waiting activity puts it in its heartbeat details (`{ ..., progress }`).
+ * The CLI reads it from the pending activity (DescribeWorkflowExecution) to draw a progress bar under the
+ * running step; heartbeats are not in workflow history, so this never changes a runbook's commands.
+ */
+export interface WaitProgress {
+  /** What is awaited, e.g. "cache-2 catching up with cache-1". */
+  what: string;
+  done: number;
+  total: number;
+  /** bytes (replication offset), transactions (GTID), ms (time against the step's deadline). */
+  unit: 'bytes' | 'transactions' | 'ms';
+  /** The state seen last, e.g. "link down or loading", "1.2 KiB behind". */
+  note?: string;
+}
+
 /** A step as the `progress` query reports it. */
 export type StepStatus = 'pending' | 'running' | 'done' | 'failed' | 'skipped' | 'compensated';
 export interface StepProgress {
