@@ -7,6 +7,10 @@ import { runRollingRestart } from './commands/rolling-restart';
 import { runFailover } from './commands/failover';
 import { runMonitor } from './commands/monitor';
 import { runCodecServer } from './commands/codec-server';
+import { runBackupList, runBackupRestore, runBackupRun, runBackupSchedule, runBackupVerify } from './commands/backup';
+import { runApprove } from './commands/approve';
+import { runAbort } from './commands/abort';
+import { runPlan } from './commands/plan';
 import { runStatus } from './commands/status';
 import { runHistory } from './commands/history';
 
@@ -28,6 +32,8 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .requiredOption('--cluster <name>', 'cluster from the inventory')
       .option('--to <node>', 'replica to promote (default: the best candidate)')
       .option('--wait', 'follow the run and exit non-zero if it fails', false)
+      .option('--require-approval', 'after probe and decide, publish the plan and wait for "handover approve" before changing anything', false)
+      .option('--approval-timeout <duration>', 'with --require-approval: end with nothing changed if not approved within this (e.g. 90s, 30m, 2h; default 30m)')
       .addOption(new Option('--dry-run', 'probe and decide only; print the plan').default(false)),
   ).action(async (opts) => {
     const { exitCode } = await runSwitchover(opts, processIO);
@@ -42,6 +48,8 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .option('--version <v>', 'version every node must run (e.g. 7.0, "valkey 9.1")')
       .option('--include-sentinels', 'sentinel topology: restart every Sentinel too, one at a time', false)
       .option('--wait', 'follow the run and exit non-zero if it fails', false)
+      .option('--require-approval', 'after probe and decide, publish the plan and wait for "handover approve" before changing anything', false)
+      .option('--approval-timeout <duration>', 'with --require-approval: end with nothing changed if not approved within this (e.g. 90s, 30m, 2h; default 30m)')
       .addOption(new Option('--dry-run', 'probe only; print what is stale and the first action').default(false)),
   ).action(async (opts) => {
     const { exitCode } = await runRollingRestart(opts, processIO);
@@ -64,6 +72,72 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .option('--ack', 'acknowledge the last failover (clears the anti-flapping block)', false)
       .option('--stop', 'stop the monitor', false),
   ).action(async (opts) => onExit((await runMonitor(opts, processIO)).exitCode));
+  const backup = program.command('backup').description('verified backups: run, list, verify, restore, schedule');
+  common(
+    backup
+      .command('run')
+      .description('take a backup from a healthy in-sync replica, verify it in a scratch server, prune to --keep')
+      .requiredOption('--cluster <name>', 'cluster from the inventory')
+      .option('--keep <n>', "verified backups to keep (default: the inventory's backup.keep, else 7)")
+      .option('--node <node>', 'back up from this node')
+      .option('--replica-only', 'refuse rather than back up the primary when no healthy replica exists', false)
+      .option('--wait', 'follow the run and exit non-zero if it fails', false),
+  ).action(async (opts) => onExit((await runBackupRun(opts, processIO)).exitCode));
+  common(backup.command('list').description("list the cluster's backups and their state (good, unverified, failed, incomplete)").requiredOption('--cluster <name>', 'cluster from the inventory')).action(async (opts) =>
+    onExit((await runBackupList(opts, processIO)).exitCode),
+  );
+  common(backup.command('verify').description('verify a backup: sha256, then a restore into a scratch server').requiredOption('--cluster <name>', 'cluster').requiredOption('--id <id>', 'backup ID')).action(async (opts) =>
+    onExit((await runBackupVerify(opts, processIO)).exitCode),
+  );
+  common(
+    backup
+      .command('restore')
+      .description('restore a backup into a fresh scratch server (--scratch) or an empty node (--to NODE)')
+      .requiredOption('--cluster <name>', 'cluster')
+      .requiredOption('--id <id>', 'backup ID')
+      .option('--to <node>', 'an empty node of the cluster (refused if it holds data)')
+      .option('--scratch', 'a fresh scratch server on a free loopback port, left running', false),
+  ).action(async (opts) => onExit((await runBackupRestore(opts, processIO)).exitCode));
+  common(
+    backup
+      .command('schedule')
+      .description('create (idempotent), update, pause, unpause, trigger or delete the cluster\'s backup schedule (Temporal Schedule, overlap skip)')
+      .requiredOption('--cluster <name>', 'cluster')
+      .option('--cron <expr>', 'cron expression, e.g. "0 3 * * *"')
+      .option('--keep <n>', 'verified backups to keep')
+      .option('--pause', 'pause the schedule', false)
+      .option('--unpause', 'unpause the schedule', false)
+      .option('--trigger', 'start a run now (skipped if one is running)', false)
+      .option('--delete', 'delete the schedule', false),
+  ).action(async (opts) => onExit((await runBackupSchedule(opts, processIO)).exitCode));
+  common(
+    program
+      .command('plan')
+      .description('print what a runbook would do (probe and decide only; changes nothing): candidate and why, steps in order, what is paused')
+      .argument('<runbook>', 'switchover | rolling-restart')
+      .requiredOption('--cluster <name>', 'cluster from the inventory')
+      .option('--to <node>', 'switchover: replica to promote (default: the best candidate)')
+      .option('--set <key=value...>', 'rolling-restart: config values every node must run with', [])
+      .option('--version <v>', 'rolling-restart: version every node must run')
+      .option('--include-sentinels', 'rolling-restart: restart every Sentinel too', false),
+  ).action(async (runbook: string, opts) => onExit((await runPlan({ ...opts, runbook }, processIO)).exitCode));
+  common(
+    program
+      .command('approve')
+      .description('approve (or reject) the plan of a run started with --require-approval')
+      .argument('<workflow-id>', 'the run (handover-<cluster>)')
+      .option('--plan-hash <hash>', 'the plan hash being approved (default: read the waiting plan, print it, approve it)')
+      .option('--approver <name>', 'who approves (default $USER)')
+      .option('--reject', 'reject the plan: the run ends with nothing changed', false)
+      .option('--reason <text>', 'why (recorded in the audit trail)'),
+  ).action(async (workflowId: string, opts) => onExit((await runApprove({ ...opts, workflowId }, processIO)).exitCode));
+  common(
+    program
+      .command('abort')
+      .description('abort a run safely: before the point of no return it is undone (nothing changed); after it, it finishes forward')
+      .argument('<workflow-id>', 'the run (handover-<cluster>)')
+      .option('--no-wait', 'request the abort and return without waiting for the outcome'),
+  ).action(async (workflowId: string, opts) => onExit((await runAbort({ ...opts, workflowId }, processIO)).exitCode));
   common(
     program
       .command('status')

@@ -12,7 +12,7 @@ export const EXIT = {
   ok: 0,
   /** The runbook ran and failed (undone before the point of no return, or failed after it: see the message). */
   failed: 1,
-  /** Refused before anything changed: bad input, unknown names, precondition, credentials. */
+  /** Refused or ended before anything changed: bad input, unknown names, precondition, credentials, approval rejected or timed out. */
   refused: 2,
   /** Another operation holds this cluster. */
   alreadyRunning: 3,
@@ -32,6 +32,9 @@ export const REFUSAL_TYPES = new Set<string>([
   ErrorType.CatchUpTimeout,
   ErrorType.PreHookFailed,
   ErrorType.FenceBoundUnavailable,
+  ErrorType.TargetNotEmpty,
+  ErrorType.ApprovalRejected,
+  ErrorType.ApprovalTimedOut,
 ]);
 
 export const CommonOptions = z.object({

@@ -21,6 +21,8 @@ export interface RunbookStart<R> {
   summary: string;
   details: string;
   format(report: R): string;
+  /** An extra line printed after "started" (e.g. how to approve). */
+  note?: string;
 }
 
 export async function startRunbook<R>(o: CommonOptions, io: IO, s: RunbookStart<R>): Promise<{ exitCode: number; report?: R; workflowId: string }> {
@@ -56,9 +58,11 @@ export async function startRunbook<R>(o: CommonOptions, io: IO, s: RunbookStart<
       if (!s.wait && !s.dryRun) {
         if (o.json) io.out(JSON.stringify({ workflowId, runId: handle.firstExecutionRunId }));
         else io.out(`started ${workflowId} (run ${handle.firstExecutionRunId}); follow it with --wait or in the Temporal UI`);
+        if (s.note && !o.json) io.out(s.note);
         return { exitCode: EXIT.ok, workflowId };
       }
       if (!o.json) io.out(`${s.dryRun ? 'planning' : 'running'} ${s.runbook} of ${s.cluster}: ${workflowId}`);
+      if (s.note && !o.json && !s.dryRun) io.out(s.note);
       try {
         const report = await follow<R>(handle, io, { json: o.json });
         io.out(o.json ? JSON.stringify(report) : s.format(report));

@@ -40,7 +40,7 @@ export interface OperationStatus {
 
 export interface ClusterStatus {
   cluster: string;
-  engine: 'redis' | 'mysql';
+  engine: 'redis' | 'mysql' | 'dolt';
   topology: string;
   /** Nodes that act as primary (Redis Cluster: one per shard; MySQL: the writable one). */
   primaries: string[];

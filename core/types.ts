@@ -100,4 +100,23 @@ export interface RunbookProgress {
   pointOfNoReturnPassed: boolean;
   steps: StepProgress[];
   audit: string[];
+  /** --require-approval: the plan waiting for (or given) approval; absent when the run has no approval gate. */
+  approval?: ApprovalProgress;
+  /** Set once an abort (workflow cancellation) was requested. */
+  abortRequested?: boolean;
+}
+
+/** The approval gate as the `progress` query shows it. */
+export interface ApprovalProgress {
+  status: 'waiting' | 'approved' | 'rejected' | 'timed-out' | 'aborted';
+  /** Hash of the plan, computed in the workflow; an approval must name it. */
+  planHash: string;
+  /** What the approver approves: the decision in one line, then the steps in order. */
+  summary: string;
+  plan: string[];
+  timeoutMs: number;
+  /** Workflow clock, ms since the epoch. */
+  deadline: number;
+  approver?: string;
+  reason?: string;
 }

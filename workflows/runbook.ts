@@ -3,9 +3,11 @@
  * UI's current details, and one audit line per step (what it saw, what it did). Deterministic: uses only the
  * workflow clock and workflow APIs.
  */
-import { defineQuery, log, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { ApplicationFailure, defineQuery, log, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { ErrorType } from '../core/errors';
 import { SA_PHASE } from '../core/ids';
-import type { RunbookProgress, StepProgress } from '../core/types';
+import type { ApprovalProgress, RunbookProgress, StepProgress } from '../core/types';
+import { approvalProblem, approveUpdate, type ApproveInput } from './approval';
 
 export const progressQuery = defineQuery<RunbookProgress>('progress');
 
@@ -15,6 +17,34 @@ export class Runbook {
   constructor(runbook: string, cluster: string) {
     this.progress = { runbook, cluster, phase: 'starting', pointOfNoReturnPassed: false, steps: [], audit: [] };
     setHandler(progressQuery, () => this.progress);
+    // The approve update is accepted only while an approval gate is open (awaitApproval) and only for the
+    // plan hash it published; otherwise the validator refuses it (nothing recorded in history).
+    setHandler(
+      approveUpdate,
+      (a) => {
+        const g = this.progress.approval!;
+        g.status = a.reject ? 'rejected' : 'approved';
+        g.approver = a.approver.trim();
+        g.reason = a.reason;
+        this.onApproval?.({ ...a, approver: a.approver.trim() });
+        return { outcome: a.reject ? 'rejected' : 'approved', approver: a.approver.trim(), planHash: g.planHash };
+      },
+      {
+        validator: (a) => {
+          const why = approvalProblem(a, this.progress.approval);
+          if (why) throw ApplicationFailure.create({ message: why, type: ErrorType.InvalidApproval, nonRetryable: true });
+        },
+        description: 'approve (or reject) the plan published in the progress query: {approver, planHash, reject?, reason?}',
+      },
+    );
+  }
+
+  private onApproval?: (a: ApproveInput) => void;
+
+  /** Open the approval gate: publish the plan in the progress query; `decided` gets the accepted update. */
+  openApproval(gate: ApprovalProgress, decided: (a: ApproveInput) => void): void {
+    this.progress.approval = gate;
+    this.onApproval = decided;
   }
 
   /** Declare steps up front so the query shows what is still to come. */

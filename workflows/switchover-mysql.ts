@@ -16,13 +16,14 @@
  * as there is a writer, and repointing replicas does not change who takes writes. A failed hook is reported
  * (step failed, audit line, report.routing) and the run goes on to repoint and verify: post-hooks fail open.
  */
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, CancelledFailure } from '@temporalio/workflow';
 import { decideMysqlSwitchover, type MysqlNodeProbe, type MysqlSwitchoverDecision } from '../core/decide-mysql';
 import { ErrorType } from '../core/errors';
 import type { EnsureMysqlFencedResult, VerifyMysqlResult } from '../activities/mysql';
 import { mutate, probe, wait } from './profiles';
 import { Runbook, failureTypeOf, messageOf } from './runbook';
 import type { RedisSwitchoverInput } from './switchover-redis';
+import { abortWatch, abortedFailure, awaitApproval, isCancellation } from './approval';
 
 export type MysqlSwitchoverInput = RedisSwitchoverInput;
 
@@ -46,6 +47,10 @@ export interface MysqlSwitchoverReport {
   steps: { step: string; ms: number }[];
   audit: string[];
   probe: MysqlNodeProbe[];
+  /** --require-approval: who approved which plan. */
+  approval?: { approver: string; planHash: string };
+  /** An abort arrived after the point of no return: the run finished forward. */
+  abortRequested?: boolean;
 }
 
 export async function mysqlSwitchover(input: MysqlSwitchoverInput): Promise<MysqlSwitchoverReport> {
@@ -120,31 +125,65 @@ export async function mysqlSwitchover(input: MysqlSwitchoverInput): Promise<Mysq
     return report({});
   }
 
-  // 3. Veto: the frozen decision against live state, just before the first change. Fails closed.
-  await rb
-    .step('veto', step('veto'), () => probe.vetoMysqlHandover.executeWithOptions({ summary: step('veto') }, [{ cluster, primary, candidate, policy }]))
-    .catch((e) => {
-      rb.skipRemaining('vetoed');
-      throw e;
-    });
+  // Abort (cancellation) before the point of no return undoes and ends as Aborted; after it, finishes forward.
+  const abort = abortWatch(rb);
+  let approval: MysqlSwitchoverReport['approval'];
+  try {
+    // Approval gate (--require-approval): the plan and its hash in the progress query; nothing changed yet.
+    if (input.requireApproval) {
+      const a = await awaitApproval(rb, {
+        summary: `switch ${cluster} over from ${primary} to ${candidate}: ${decision.reasons.join('; ')}`,
+        plan: plan.map((p) => p.summary),
+        hashOf: { runbook: 'switchover', cluster, primary, candidate, plan: plan.map((p) => p.summary) },
+        timeoutMs: input.approvalTimeoutMs,
+      }).catch((e) => {
+        if (!isCancellation(e)) {
+          rb.skipRemaining('not approved');
+          rb.setPhase(rb.progress.approval?.status ?? 'not-approved');
+        }
+        throw e;
+      });
+      approval = { approver: a.approver, planHash: rb.progress.approval!.planHash };
+    }
+
+    // 3. Veto: the frozen decision against live state, just before the first change. Fails closed.
+    await rb
+      .step('veto', step('veto'), () => probe.vetoMysqlHandover.executeWithOptions({ summary: step('veto') }, [{ cluster, primary, candidate, policy }]))
+      .catch((e) => {
+        if (!isCancellation(e)) rb.skipRemaining('vetoed');
+        throw e;
+      });
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    rb.skipRemaining('aborted');
+    rb.setPhase('aborted');
+    throw abortedFailure(cluster, 'switchover', `${primary} is still the primary and writable`);
+  }
 
   // 4. Fence, then 5. catch-up. The compensation (old primary writable again) is armed from the fence on.
+  // The fence runs to its end even if an abort arrives meanwhile (never two fences racing an undo); an abort
+  // during the catch-up cancels the wait; either way the undo makes the old primary writable again.
   let fenced: EnsureMysqlFencedResult;
   let caughtUpTo: string;
   try {
-    fenced = await rb.step('fence', step('fence'), () =>
-      mutate.ensureMysqlFenced.executeWithOptions({ summary: step('fence') }, [{ cluster, node: primary, graceMs: policy.fenceGraceMs }]),
+    fenced = await CancellationScope.nonCancellable(() =>
+      rb.step('fence', step('fence'), () => mutate.ensureMysqlFenced.executeWithOptions({ summary: step('fence') }, [{ cluster, node: primary, graceMs: policy.fenceGraceMs }])),
     );
+    if (abort.requested()) throw new CancelledFailure('abort requested');
     const cu = await rb.step('catch-up', step('catch-up'), () =>
       wait.ensureMysqlCaughtUp.executeWithOptions({ summary: step('catch-up') }, [{ cluster, primary, candidate, position: fenced.finalGtid, timeoutMs: policy.catchUpTimeoutMs }]),
     );
     caughtUpTo = cu.position;
+    if (abort.requested()) throw new CancelledFailure('abort requested');
   } catch (err) {
-    await rb.step('undo', `make ${primary} writable again (it stays primary)`, () =>
-      mutate.ensureMysqlWritable.executeWithOptions({ summary: `make ${primary} writable again` }, [{ cluster, node: primary }]),
+    await CancellationScope.nonCancellable(() =>
+      rb.step('undo', `make ${primary} writable again (it stays primary)`, () =>
+        mutate.ensureMysqlWritable.executeWithOptions({ summary: `make ${primary} writable again` }, [{ cluster, node: primary }]),
+      ),
     );
-    rb.skipRemaining('handover undone');
-    rb.setPhase('undone');
+    rb.skipRemaining(isCancellation(err) ? 'aborted' : 'handover undone');
+    rb.setPhase(isCancellation(err) ? 'aborted' : 'undone');
+    if (isCancellation(err)) throw abortedFailure(cluster, 'switchover', `${primary} was made writable again and is still the primary`);
     const type = failureTypeOf(err);
     throw ApplicationFailure.create({
       message: `switchover of ${cluster} undone: ${messageOf(err)}; ${primary} is still the primary and writable`,
@@ -153,36 +192,41 @@ export async function mysqlSwitchover(input: MysqlSwitchoverInput): Promise<Mysq
     });
   }
 
-  // ---- POINT OF NO RETURN: the candidate stops replicating and takes writes. From here the run only moves forward. ----
-  rb.passPointOfNoReturn();
-  const promoted = await rb.step('promote', step('promote'), () =>
-    mutate.ensureMysqlPrimary.executeWithOptions({ summary: step('promote') }, [{ cluster, node: candidate, mustInclude: caughtUpTo, fencedPrimary: primary }]),
-  );
-  const writePauseMs = Math.max(0, promoted.promotedAt - fenced.fencedAt);
-
-  // 6. Routing hook: fails open, and is reported.
-  let routing: MysqlSwitchoverReport['routing'];
-  if (probed.routingHook) {
-    try {
-      const h = await rb.step('routing', step('routing'), () => mutate.runRoutingHook.executeWithOptions({ summary: step('routing') }, [{ cluster, primary: candidate, oldPrimary: primary }]));
-      routing = { ran: h.ran, ok: true, detail: h.audit };
-    } catch (err) {
-      routing = { ran: true, ok: false, detail: messageOf(err) };
-      rb.audit('routing', `ROUTING HOOK FAILED (the switchover goes on; move the writer endpoint to ${candidate} by hand): ${messageOf(err)}`);
-    }
-  }
-
-  // 7. Repoint the other replicas, then the old primary (read-only throughout).
-  for (const node of [...followers, primary]) {
-    await rb.step(`repoint ${node}`, step(`repoint ${node}`), () =>
-      mutate.ensureMysqlReplicaOf.executeWithOptions({ summary: `make ${node} a replica of ${candidate}` }, [{ cluster, node, primary: candidate }]),
+  // From here an abort no longer interrupts: the remaining steps run to the end (finish forward).
+  return CancellationScope.nonCancellable(async () => {
+    // ---- POINT OF NO RETURN: the candidate stops replicating and takes writes. From here the run only moves forward. ----
+    rb.passPointOfNoReturn();
+    const promoted = await rb.step('promote', step('promote'), () =>
+      mutate.ensureMysqlPrimary.executeWithOptions({ summary: step('promote') }, [{ cluster, node: candidate, mustInclude: caughtUpTo, fencedPrimary: primary }]),
     );
-  }
+    const writePauseMs = Math.max(0, promoted.promotedAt - fenced.fencedAt);
 
-  // 8. Verify
-  const verify = await rb.step('verify', step('verify'), () =>
-    wait.verifyMysqlTopology.executeWithOptions({ summary: step('verify') }, [{ cluster, primary: candidate, timeoutMs: policy.verifyTimeoutMs }]),
-  );
-  rb.setPhase(routing && !routing.ok ? 'done-routing-failed' : 'done');
-  return report({ writePauseMs, fencedGtid: caughtUpTo, killedSessions: fenced.killedSessions, routing, verify, steps: rb.timings(), audit: rb.progress.audit });
+    // 6. Routing hook: fails open, and is reported.
+    let routing: MysqlSwitchoverReport['routing'];
+    if (probed.routingHook) {
+      try {
+        const h = await rb.step('routing', step('routing'), () => mutate.runRoutingHook.executeWithOptions({ summary: step('routing') }, [{ cluster, primary: candidate, oldPrimary: primary }]));
+        routing = { ran: h.ran, ok: true, detail: h.audit };
+      } catch (err) {
+        routing = { ran: true, ok: false, detail: messageOf(err) };
+        rb.audit('routing', `ROUTING HOOK FAILED (the switchover goes on; move the writer endpoint to ${candidate} by hand): ${messageOf(err)}`);
+      }
+    }
+
+    // 7. Repoint the other replicas, then the old primary (read-only throughout).
+    for (const node of [...followers, primary]) {
+      await rb.step(`repoint ${node}`, step(`repoint ${node}`), () =>
+        mutate.ensureMysqlReplicaOf.executeWithOptions({ summary: `make ${node} a replica of ${candidate}` }, [{ cluster, node, primary: candidate }]),
+      );
+    }
+
+    // 8. Verify
+    const verify = await rb.step('verify', step('verify'), () =>
+      wait.verifyMysqlTopology.executeWithOptions({ summary: step('verify') }, [{ cluster, primary: candidate, timeoutMs: policy.verifyTimeoutMs }]),
+    );
+    const abortRequested = abort.requested();
+    if (abortRequested) rb.audit('abort', `abort requested after the point of no return: finished forward (${candidate} is the primary)`);
+    rb.setPhase(routing && !routing.ok ? 'done-routing-failed' : 'done');
+    return report({ writePauseMs, fencedGtid: caughtUpTo, killedSessions: fenced.killedSessions, routing, verify, approval, abortRequested: abortRequested || undefined, steps: rb.timings(), audit: rb.progress.audit });
+  });
 }

@@ -6,6 +6,8 @@ import { z } from 'zod';
 import type { RollingRestartInput, RollingRestartReport } from '../../workflows/rolling-restart-redis';
 import { CliError, CommonOptions, EXIT, type IO } from '../common';
 import { startRunbook } from '../start';
+import { parseDuration } from '../duration';
+import { approvalNote } from './approve';
 
 export const RollingRestartOptions = CommonOptions.extend({
   cluster: z.string().min(1),
@@ -15,6 +17,9 @@ export const RollingRestartOptions = CommonOptions.extend({
   wait: z.boolean().default(false),
   dryRun: z.boolean().default(false),
   requestedBy: z.string().optional(),
+  requireApproval: z.boolean().default(false),
+  /** --approval-timeout, e.g. 30m (default 30m). */
+  approvalTimeout: z.string().optional(),
 });
 export type RollingRestartOptions = z.input<typeof RollingRestartOptions>;
 
@@ -32,13 +37,16 @@ export function parseSet(pairs: string[]): Record<string, string> {
 export async function runRollingRestart(raw: RollingRestartOptions, io: IO): Promise<{ exitCode: number; report?: RollingRestartReport; workflowId: string }> {
   const o = RollingRestartOptions.parse(raw);
   let set: Record<string, string>;
+  let approvalTimeoutMs: number | undefined;
   try {
     set = parseSet(o.set);
+    approvalTimeoutMs = o.approvalTimeout === undefined ? undefined : parseDuration(o.approvalTimeout);
   } catch (e) {
     io.err((e as Error).message);
     return { exitCode: EXIT.refused, workflowId: '' };
   }
   const input: RollingRestartInput = { cluster: o.cluster, set, version: o.version, includeSentinels: o.includeSentinels, dryRun: o.dryRun, requestedBy: o.requestedBy ?? process.env.USER };
+  if (o.requireApproval && !o.dryRun) Object.assign(input, { requireApproval: true, ...(approvalTimeoutMs ? { approvalTimeoutMs } : {}) });
   const what = [...Object.entries(set).map(([k, v]) => `${k}=${v}`), ...(o.version ? [`version ${o.version}`] : [])].join(', ') || 'restart stale nodes';
   return startRunbook<RollingRestartReport>(o, io, {
     runbook: 'rolling-restart',
@@ -50,6 +58,7 @@ export async function runRollingRestart(raw: RollingRestartOptions, io: IO): Pro
     summary: `${o.dryRun ? 'plan ' : ''}rolling restart of ${o.cluster}: ${what}`,
     details: `Rolling restart of cluster \`${o.cluster}\` (${what}): replicas first, then the primary is handed over and restarted.`,
     format: formatRollingReport,
+    note: input.requireApproval ? approvalNote(o.cluster) : undefined,
   });
 }
 
@@ -61,6 +70,7 @@ export function formatRollingReport(r: RollingRestartReport): string {
     ...r.handovers.map((h) => `  handed over ${h.from} -> ${h.to} (write pause ${h.writePauseMs} ms${h.workflowId ? `, ${h.workflowId}` : ''})`),
     ...r.sentinelRestarts.map((s) => `  restarted Sentinel ${s}`),
   ];
+  if (r.approval) lines.push(`  approved by ${r.approval.approver} (plan ${r.approval.planHash})`);
   if (r.dryRun) lines.push(...r.audit.filter((a) => a.startsWith('plan:')).map((a) => `  ${a}`));
   return lines.join('\n');
 }

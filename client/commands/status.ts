@@ -30,6 +30,7 @@ export type StatusOptions = z.input<typeof StatusOptions>;
 
 async function probeCluster(inv: Inventory, c: ClusterSpec): Promise<ClusterStatus> {
   try {
+    if (c.engine === 'dolt') return { cluster: c.name, engine: c.engine, topology: c.topology, primaries: [], nodes: [], problems: [], error: 'dolt clusters are not probed (the dolt engine covers backups and promotion SQL only, untested against a live server)' };
     if (c.engine === 'mysql') return mysqlClusterStatus(c.name, await mysqlOps({ inventory: () => inv }).probeAll(c));
     return redisClusterStatus(c.name, c.topology, await redisOps({ inventory: () => inv, connectRedis }).probeAll(c));
   } catch (e) {

@@ -6,7 +6,9 @@ import { z } from 'zod';
 import type { SwitchoverInput } from '../../workflows/switchover';
 import type { SwitchoverReport } from '../../workflows/switchover-redis';
 import type { MysqlSwitchoverReport } from '../../workflows/switchover-mysql';
-import { CommonOptions, type IO } from '../common';
+import { CommonOptions, EXIT, type IO } from '../common';
+import { parseDuration } from '../duration';
+import { approvalNote } from './approve';
 import { startRunbook } from '../start';
 
 export const SwitchoverOptions = CommonOptions.extend({
@@ -15,12 +17,24 @@ export const SwitchoverOptions = CommonOptions.extend({
   wait: z.boolean().default(false),
   dryRun: z.boolean().default(false),
   requestedBy: z.string().optional(),
+  requireApproval: z.boolean().default(false),
+  /** --approval-timeout, e.g. 30m (default 30m). */
+  approvalTimeout: z.string().optional(),
 });
 export type SwitchoverOptions = z.input<typeof SwitchoverOptions>;
 
 export async function runSwitchover(raw: SwitchoverOptions, io: IO): Promise<{ exitCode: number; report?: SwitchoverReport; workflowId: string }> {
   const o = SwitchoverOptions.parse(raw);
+  let approvalTimeoutMs: number | undefined;
+  try {
+    approvalTimeoutMs = o.approvalTimeout === undefined ? undefined : parseDuration(o.approvalTimeout);
+  } catch (e) {
+    io.err((e as Error).message);
+    return { exitCode: EXIT.refused, workflowId: '' };
+  }
   const input: SwitchoverInput = { cluster: o.cluster, to: o.to, dryRun: o.dryRun, requestedBy: o.requestedBy ?? process.env.USER };
+  // Only set when asked for: runs without the gate keep exactly the input (and history) they had before.
+  if (o.requireApproval && !o.dryRun) Object.assign(input, { requireApproval: true, ...(approvalTimeoutMs ? { approvalTimeoutMs } : {}) });
   return startRunbook<SwitchoverReport>(o, io, {
     runbook: 'switchover',
     workflowType: 'switchover',
@@ -32,6 +46,7 @@ export async function runSwitchover(raw: SwitchoverOptions, io: IO): Promise<{ e
     summary: `${o.dryRun ? 'plan ' : ''}switchover of ${o.cluster}${o.to ? ` to ${o.to}` : ''}`,
     details: `Planned switchover of cluster \`${o.cluster}\`${o.to ? ` to \`${o.to}\`` : ''}${o.dryRun ? ' (dry run: probe and decide only)' : ''}.`,
     format: formatReport,
+    note: input.requireApproval ? approvalNote(o.cluster) : undefined,
   });
 }
 
@@ -45,6 +60,8 @@ export function formatReport(r: SwitchoverReport | MysqlSwitchoverReport): strin
     ...r.plan.map((p, i) => `  ${i + 1}. ${p}`),
   ];
   if (!r.dryRun) {
+    if (r.approval) lines.push(`  approved by ${r.approval.approver} (plan ${r.approval.planHash})`);
+    if (r.abortRequested) lines.push('  abort requested after the point of no return: finished forward');
     lines.push(`  write pause (handover step): ${r.writePauseMs} ms`);
     lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
   }
@@ -61,6 +78,8 @@ export function formatMysqlReport(r: MysqlSwitchoverReport): string {
     ...r.plan.map((p, i) => `  ${i + 1}. ${p}`),
   ];
   if (!r.dryRun) {
+    if (r.approval) lines.push(`  approved by ${r.approval.approver} (plan ${r.approval.planHash})`);
+    if (r.abortRequested) lines.push('  abort requested after the point of no return: finished forward');
     lines.push(`  write pause (fence to writable): ${r.writePauseMs} ms`);
     lines.push(`  fenced at GTID ${r.fencedGtid || 'empty'}; ${r.killedSessions ?? 0} application session(s) killed`);
     if (r.routing && !r.routing.ok) lines.push(`  ROUTING HOOK FAILED: ${r.routing.detail} (move the writer endpoint to ${r.newPrimary} by hand)`);

@@ -54,7 +54,7 @@ describe('Temporal UI (headless Chromium)', () => {
     await expect.poll(async () => page.getByRole('link', { name: 'handover-ui-cache', exact: true }).count(), { timeout: 20_000 }).toBeGreaterThan(0);
     const list = await page.innerText('main');
     expect(list).toContain('HandoverCluster = "ui-cache"');
-    expect(list).toMatch(/^1\s+Workflow\b/m);
+    expect(list).toMatch(/\b1\s+Workflow\b/);
     expect(list).toMatch(/COMPLETED\s+handover-ui-cache\s+[0-9a-f-]{36}\s+switchover/);
     expect(list).not.toContain('handover-ui-other');
     await page.screenshot({ path: path.join(ARTIFACTS, 'ui-browser-list.png'), fullPage: true });
