@@ -121,21 +121,25 @@ export const emptyPlainState = (): PlainState => ({ status: {}, marks: {} });
 export function plainUpdate(prev: PlainState, f: ProgressFrame): { lines: string[]; state: PlainState } {
   const state: PlainState = { ...prev, status: { ...prev.status }, marks: { ...prev.marks } };
   const lines: string[] = [];
-  const a = f.progress.approval;
-  if (a && a.status !== state.approval) {
-    state.approval = a.status;
-    lines.push(`${(a.status === 'waiting' ? 'waiting' : 'approval').padEnd(9)}${approvalLine(a, f.now)}`);
-  }
-  if (f.progress.abortRequested && !state.abort) {
-    state.abort = true;
-    lines.push(`abort    requested${f.progress.pointOfNoReturnPassed ? ': past the point of no return, the run finishes forward' : ': undoing what was done'}`);
-  }
   for (const s of f.progress.steps) {
     if (state.status[s.name] === s.status) continue;
     state.status[s.name] = s.status;
     if (s.status === 'pending') continue;
     const t = s.status === 'running' ? '' : stepElapsed(s, f.now);
     lines.push(`${s.status.padEnd(9)}${s.name}: ${s.summary}${t ? ` (${t})` : ''}${s.detail && s.status !== 'running' ? ` — ${s.detail}` : ''}`);
+  }
+  const a = f.progress.approval;
+  if (a && a.status !== state.approval) {
+    state.approval = a.status;
+    const line = `${(a.status === 'waiting' ? 'waiting' : 'approval').padEnd(9)}${approvalLine(a, f.now)}`;
+    // The gate opens after the decision (print it after the steps seen with it); a decision on it comes
+    // before the steps it lets run.
+    if (a.status === 'waiting') lines.push(line);
+    else lines.unshift(line);
+  }
+  if (f.progress.abortRequested && !state.abort) {
+    state.abort = true;
+    lines.push(`abort    requested${f.progress.pointOfNoReturnPassed ? ': past the point of no return, the run finishes forward' : ': undoing what was done'}`);
   }
   const running = runningStep(f.progress);
   if (running && f.wait) {

@@ -13,7 +13,9 @@ import { startMariaFleet, type MariaFleet } from '../../sandbox/mariadb';
 import { sleep } from '../../sandbox/ports';
 import type { ClusterStatus } from '../../core/status';
 import type { HistoryEntry } from '../../client/commands/history';
-import { startTestWorker, type TestWorker } from '../helpers';
+import { captureIO, startTestWorker, type TestWorker } from '../helpers';
+import { runSwitchover } from '../../client/commands/switchover';
+import { runApprove } from '../../client/commands/approve';
 
 async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
@@ -176,6 +178,25 @@ describe('handover status / history / --wait', () => {
     const bars = lines.filter((l) => /^ {9}(ready|restart) sh-\d: \[[#.]{20}\] +\d+%  sh-\d (ready as a replica of sh-\d|back after the restart): \S+( ms| s|m\d\ds) of 2m00s allowed \(.+\)$/.test(l));
     expect(bars.length, r.out).toBeGreaterThan(0);
     expect(r.out).toMatch(/\nrolled sh: primary is sh-\d\n/);
+  });
+
+  it('switchover --require-approval --wait shows the gate while it waits, then who approved it', async () => {
+    const io = captureIO();
+    const waiting = runSwitchover({ cluster: 'sh', requireApproval: true, wait: true, address: tw.address, taskQueue: tw.taskQueue, inventory }, io);
+    // The gate shows in the plain progress lines before anyone approves.
+    await eventually(async () => io.lines.join('\n'), (t) => /waiting for approval of plan/.test(t));
+    const ap = captureIO();
+    expect((await runApprove({ workflowId: 'handover-sh', approver: 'oncall-alice', address: tw.address, inventory }, ap)).exitCode, ap.text()).toBe(0);
+    const r = await waiting;
+    expect(r.exitCode, io.text()).toBe(0);
+    const gate = io.lines.filter((l) => /^(waiting|approval) /.test(l));
+    expect(gate).toHaveLength(2);
+    expect(gate[0]).toMatch(/^waiting {2}waiting for approval of plan [0-9a-f]+ \(\d+m\d\ds left\): /);
+    expect(gate[1]).toMatch(/^approval approved by oncall-alice \(plan [0-9a-f]+\)$/);
+    // The gate line comes after the decision and before the first change.
+    const at = (re: RegExp) => io.lines.findIndex((l) => re.test(l));
+    expect(at(/^done {5}decide:/)).toBeLessThan(at(/^waiting /));
+    expect(at(/^approval /)).toBeLessThan(at(/^(running|done) {2,5}catch-up:/));
   });
 
   it('status and history refuse cleanly: unknown cluster (exit 2), Temporal unreachable (history exit 4; status still reads the databases)', async () => {

@@ -133,7 +133,7 @@ describe('approval gate and abort', () => {
   it('plain lines: the gate once per status, an abort once, with what it will do', () => {
     const base = switchover({ steps: switchover().steps.slice(0, 2) });
     let u = plainUpdate(emptyPlainState(), { progress: { ...base, approval: { ...gate, status: 'waiting' } }, now: T0 });
-    expect(u.lines.slice(0, 1)).toEqual(['waiting  waiting for approval of plan a1b2c3d4 (30m00s left): switch cache-1 -> cache-2']);
+    expect(u.lines.slice(2)).toEqual(['waiting  waiting for approval of plan a1b2c3d4 (30m00s left): switch cache-1 -> cache-2']);
     u = plainUpdate(u.state, { progress: { ...base, approval: { ...gate, status: 'waiting' } }, now: T0 + 5000 });
     expect(u.lines).toEqual([]);
     u = plainUpdate(u.state, { progress: { ...base, approval: { ...gate, status: 'approved', approver: 'bob' } }, now: T0 + 6000 });
