@@ -60,7 +60,7 @@ export function dumpArgs(t: MysqlTarget, schemas: string[]): string[] {
   return ['-h', t.host, '-P', String(t.port), '--protocol=TCP', '--single-transaction', '--master-data=2', '--gtid', '--routines', '--events', '--triggers', '--hex-blob', '--databases', ...schemas];
 }
 
-/** The GTID position in a dump's header (`-- SET GLOBAL gtid_slave_pos='...'`), or undefined. */
+/** The GTID position a dump records (`-- SET GLOBAL gtid_slave_pos='...'`, printed at its end by 10.11), or undefined. */
 export function gtidFromDumpHead(head: string): string | undefined {
   return /gtid_slave_pos\s*=\s*'([^']*)'/.exec(head)?.[1];
 }

@@ -13,6 +13,8 @@ export interface ToolRun {
   stderr: string;
   /** The first bytes of the tool's output (headers carry the position). */
   head: Buffer;
+  /** The last 16 KiB of it (mariadb-dump prints the GTID state at the end). */
+  tail: Buffer;
 }
 
 /**
@@ -45,6 +47,7 @@ export async function streamToolToStorage(o: {
   const headParts: Buffer[] = [];
   let headLen = 0;
   const want = o.headBytes ?? 65536;
+  let tail = Buffer.alloc(0);
   const rawTap = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       rawSize += chunk.length;
@@ -52,6 +55,7 @@ export async function streamToolToStorage(o: {
         headParts.push(chunk.subarray(0, want - headLen));
         headLen += Math.min(chunk.length, want - headLen);
       }
+      tail = tail.length + chunk.length <= 32768 ? Buffer.concat([tail, chunk]) : Buffer.concat([tail, chunk]).subarray(-16384);
       try {
         o.onChunk?.(rawSize);
       } catch (e) {
@@ -87,7 +91,7 @@ export async function streamToolToStorage(o: {
   }
   const exitStatus = await exitCheck;
   if (exitStatus !== 0) throw new Error(`${o.cmd} exited with ${exitStatus}: ${stderr.trim()}`);
-  return { rawSize, size, sha256: hash.digest('hex'), exitStatus, stderr, head: Buffer.concat(headParts) };
+  return { rawSize, size, sha256: hash.digest('hex'), exitStatus, stderr, head: Buffer.concat(headParts), tail: tail.subarray(-16384) };
 }
 
 /** sha256 and size of a stored file, read back. */

@@ -239,7 +239,7 @@ export function createBackupActivities(deps: BackupActivityDeps) {
       }
       const after = await mysqlFingerprint(conn, schemas);
       const unstable = before ? after.filter((t) => { const b = before.find((x) => x.table === t.table); return !b || b.rows !== t.rows || b.checksum !== t.checksum; }).map((t) => t.table) : [];
-      const gtid = gtidFromDumpHead(run.head.toString('latin1'));
+      const gtid = gtidFromDumpHead(run.tail.toString('latin1')) ?? gtidFromDumpHead(run.head.toString('latin1'));
       if (gtid === undefined) throw new Error(`no GTID position in the dump header of ${input.id}`);
       return {
         format: 1,

@@ -14,6 +14,7 @@ import { runBackupList, runBackupRestore, runBackupRun, runBackupVerify } from '
 import { loadInventory } from '../../inventory/load';
 import { startNodeProcess, baseRedisConf, stopByPidfile, startRedisFleet, type RedisFleet } from '../../sandbox/redis';
 import { freePort } from '../../sandbox/ports';
+import { withBackupBlock } from '../backup-helpers';
 import { captureIO, startTestWorker, type TestWorker } from '../helpers';
 
 /** Every key of a server with its digest. */
@@ -26,10 +27,6 @@ async function contents(c: Redis): Promise<Map<string, string | null>> {
     cursor = next;
   } while (cursor !== '0');
   return out;
-}
-
-export function withBackupBlock(yaml: string, dir: string, keep: number): string {
-  return yaml.replace(/^(\s+)engine: (\w+)$/m, (_m, sp: string, e: string) => `${sp}engine: ${e}\n${sp}backup:\n${sp}  storage: { type: local, dir: ${dir} }\n${sp}  keep: ${keep}`);
 }
 
 describe('backup: Redis', () => {
