@@ -1,10 +1,10 @@
 /**
  * Backup schedules through the CLI (commander, parseAsync): created twice (the second changes nothing), listed
  * by `temporal schedule list`, triggered, its run completing with a good backup; paused and unpaused; a
- * scheduled run while another operation holds the cluster is skipped, not queued.
+ * scheduled run while another operation holds the cluster is skipped, not queued. (Artifacts compressed with zstd here.)
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -34,7 +34,7 @@ describe('backup schedule', () => {
     fleet = await startRedisFleet({ cluster });
     dir = mkdtempSync(path.join(os.tmpdir(), 'handover-backups-'));
     inventory = path.join(fleet.baseDir, 'inventory.yaml');
-    writeFileSync(inventory, withBackupBlock(fleet.inventoryYaml(), dir, 2));
+    writeFileSync(inventory, withBackupBlock(fleet.inventoryYaml(), dir, 2, 'zstd')); // this cluster's artifacts: zstd
     const p = fleet.nodes[0].client();
     for (let i = 0; i < 100; i++) await p.set(`k${i}`, `v${i}`);
     await p.call('WAIT', '2', '5000');
@@ -105,6 +105,7 @@ describe('backup schedule', () => {
     expect(run.report!.verification.ok).toBe(true);
     const list = await runBackupList({ cluster, inventory }, captureIO());
     expect(list.backups).toEqual([expect.objectContaining({ id: run.report!.id, state: 'good' })]);
+    expect(readdirSync(path.join(dir, cluster, run.report!.id)).sort()).toEqual(['dump.rdb.zst', 'manifest.json', 'verification.json']);
   });
 
   it('pause and unpause; a changed cron updates the same schedule', async () => {
