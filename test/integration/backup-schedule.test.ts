@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildProgram } from '../../client/cli';
-import { runBackupList, runBackupSchedule } from '../../client/commands/backup';
+import { runBackupList, runBackupRun, runBackupSchedule } from '../../client/commands/backup';
 import { backupScheduleId } from '../../core/backup';
 import { loadInventory } from '../../inventory/load';
 import { temporalBinary } from '../../sandbox/paths';
@@ -126,6 +126,11 @@ describe('backup schedule', () => {
       const run = await nextRun(1);
       expect(run).toMatchObject({ skipped: true, childWorkflowId: `handover-${cluster}` });
       expect(run.reason).toMatch(/another operation holds/);
+      // And `backup run` by hand is refused as "already running" (exit 3), as every runbook on a held cluster.
+      const io = captureIO();
+      const direct = await runBackupRun({ cluster, address: tw.address, taskQueue: tw.taskQueue, inventory }, io);
+      expect(direct.exitCode).toBe(3);
+      expect(io.text()).toMatch(new RegExp(`already running: handover-${cluster}`));
     } finally {
       await holder.terminate('test done');
     }
