@@ -14,7 +14,7 @@ import { Client, Connection } from '@temporalio/client';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnWorkerProcess } from '../../bench/lab';
-import { MARIADB_BACKUP_GRANTS } from '../../activities/backup-mysql';
+import { MARIADB_BACKUP_GRANTS, startScratchMaria } from '../../activities/backup-mysql';
 import { runBackupList, runBackupRestore, runBackupRun, runBackupVerify } from '../../client/commands/backup';
 import { operationWorkflowId } from '../../core/ids';
 import { loadInventory } from '../../inventory/load';
@@ -168,5 +168,41 @@ describe('backup: MariaDB', () => {
     expect(after.map((b) => `${b.id}:${b.state}`)).toEqual([`${interrupted.id}:good`, `${first}:good`]);
     expect(readdirSync(path.join(dir, cluster, interrupted.id)).sort()).toEqual(['dump.sql.gz', 'manifest.json', 'verification.json']);
     await fleet.waitForReplication(0); // the replica whose SQL thread was stopped when the worker died applies again
+  });
+
+  it('from the primary when asked (flagged fromPrimary); restore refused on a node with data, complete into an empty node', async () => {
+    const io = captureIO();
+    const r = await runBackupRun({ ...opts(), cluster, node: `${cluster}-1`, wait: true }, io);
+    expect(r.exitCode, io.text()).toBe(0);
+    expect(r.report).toMatchObject({ node: `${cluster}-1`, fromPrimary: true, verification: { ok: true } });
+    const id = r.report!.id;
+
+    const before = await fleet.state();
+    const rio = captureIO();
+    expect((await runBackupRestore({ ...opts(), cluster, id, to: `${cluster}-3` }, rio)).exitCode).toBe(2);
+    expect(rio.text()).toMatch(/TargetNotEmpty.*already has schemas/);
+    expect((await fleet.state())[`${cluster}-3`]).toEqual(before[`${cluster}-3`]);
+
+    // An empty server, provisioned with the automation account (rights to create what the dump creates).
+    const empty = await startScratchMaria('empty-node');
+    try {
+      const root = await empty.root();
+      await root.query(`CREATE USER 'handover'@'127.0.0.1' IDENTIFIED BY '${fleet.handoverPassword}'`);
+      await root.query("GRANT ALL PRIVILEGES ON *.* TO 'handover'@'127.0.0.1'");
+      await root.query('SET GLOBAL read_only = OFF');
+      await root.end();
+      writeFileSync(inventory, readFileSync(inventory, 'utf8') + `      - id: ${cluster}-empty\n        host: 127.0.0.1\n        port: ${empty.port}\n`);
+      const eio = captureIO();
+      const ok = await runBackupRestore({ ...opts(), cluster, id, to: `${cluster}-empty` }, eio);
+      expect(ok.exitCode, eio.text()).toBe(0);
+      const conn = await empty.root();
+      try {
+        expect(await fingerprint(async (q) => (await conn.query(q))[0])).toEqual(await fingerprint((q) => fleet.sql(0, q)));
+      } finally {
+        await conn.end();
+      }
+    } finally {
+      await empty.stop();
+    }
   });
 });
