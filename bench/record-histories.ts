@@ -2,13 +2,15 @@
  * Records workflow histories for the replay test:  npx tsx bench/record-histories.ts [--only name,name]
  * Runs real runbooks in a lab — switchovers (completed, crashed-and-resumed, refused, dry run), rolling
  * restarts (completed, crashed-and-resumed), a failover (Redis), and MariaDB switchovers (completed, crashed
- * and resumed inside the catch-up, refused, dry run) — and writes their histories to test/histories/.
+ * and resumed inside the catch-up, refused, dry run), Redis backups (completed, crashed mid-stream and resumed) — and writes their histories to test/histories/.
  * Re-record after an intended, patched change of workflow code; never to make a non-determinism failure go
  * away. --only records just the named files (e.g. --only rolling-restart-redis-completed).
  */
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { runBackupRun } from '../client/commands/backup';
 import { runFailover } from '../client/commands/failover';
 import { runRollingRestart } from '../client/commands/rolling-restart';
 import { runSwitchover } from '../client/commands/switchover';
@@ -56,6 +58,11 @@ async function main() {
     const roll = (hz: number) => (l: Lab | MysqlLab) => runRollingRestart({ ...common(l), set: [`hz=${hz}`] }, quiet);
     if (want('rolling-restart-redis-completed')) await record(lab, 'rolling-restart-redis-completed', roll(13));
     if (want('rolling-restart-redis-crashed-resumed')) await record(lab, 'rolling-restart-redis-crashed-resumed', roll(14), 'inside:ensureRedisNodeRestarted.beforeRestart');
+    // Backups: the worker processes inherit HANDOVER_BACKUP_DIR (the lab's inventory has no backup block).
+    process.env.HANDOVER_BACKUP_DIR = mkdtempSync(path.join(os.tmpdir(), 'handover-replay-backups-'));
+    const bk = (l: Lab | MysqlLab) => runBackupRun({ ...common(l), keep: 2 }, quiet);
+    if (want('backup-redis-completed')) await record(lab, 'backup-redis-completed', bk);
+    if (want('backup-redis-crashed-resumed')) await record(lab, 'backup-redis-crashed-resumed', bk, 'inside:takeBackup.streaming');
   } finally {
     await lab.close();
   }

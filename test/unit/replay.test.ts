@@ -20,7 +20,7 @@ describe('replay of committed histories', () => {
       'switchover-redis-completed', 'switchover-redis-crashed-resumed', 'switchover-redis-dry-run', 'switchover-redis-refused',
       'rolling-restart-redis-completed', 'rolling-restart-redis-crashed-resumed', 'failover-redis-completed',
       'switchover-mysql-completed', 'switchover-mysql-crashed-resumed', 'switchover-mysql-dry-run', 'switchover-mysql-refused',
-      'rolling-restart-mysql-completed',
+      'rolling-restart-mysql-completed', 'backup-redis-completed', 'backup-redis-crashed-resumed',
     ];
     expect(files).toEqual(expect.arrayContaining(required.map((f) => `${f}.json`)));
   });
