@@ -13,10 +13,13 @@ import { createMysqlRollingActivities } from './mysql-rolling';
 import { createMysqlFailoverActivities } from './mysql-failover';
 import { createHookActivities } from './hooks';
 import { connectMysql, type MysqlConnect } from './mysql-conn';
+import { createBackupActivities, type BackupActivityDeps } from './backup';
 
 export interface ActivityDeps extends Partial<Pick<RedisActivityDeps, 'connectRedis' | 'env' | 'failpoint'>> {
   inventory: RedisActivityDeps['inventory'];
   connectMysql?: MysqlConnect;
+  /** Backup storage override (tests); default: the inventory's backup.storage.dir, else HANDOVER_BACKUP_DIR. */
+  backupStorage?: BackupActivityDeps['storage'];
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -31,6 +34,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createMysqlRollingActivities(full),
     ...createMysqlFailoverActivities(full),
     ...createHookActivities(full),
+    ...createBackupActivities({ ...full, storage: deps.backupStorage }),
   };
 }
 

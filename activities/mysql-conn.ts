@@ -5,7 +5,7 @@
  */
 import mysql from 'mysql2/promise';
 import { ErrorType, HandoverError } from '../core/errors';
-import { findCluster, findNode } from '../inventory/load';
+import { findEngineCluster, findNode } from '../inventory/load';
 import type { ClusterSpec, Inventory } from '../inventory/schema';
 import { resolveSecret } from '../inventory/secrets';
 import { sameAddress } from './redis-conn';
@@ -51,11 +51,7 @@ export function classifyMysqlError(e: unknown, t: { cluster: string; node: strin
   return e instanceof Error ? e : new Error(msg);
 }
 
-export function mysqlClusterSpec(inv: Inventory, cluster: string): ClusterSpec {
-  const c = findCluster(inv, cluster);
-  if (c.engine !== 'mysql') throw new HandoverError(ErrorType.WrongEngine, `cluster ${cluster} is a ${c.engine} cluster, not mysql`);
-  return c;
-}
+export const mysqlClusterSpec = (inv: Inventory, cluster: string): ClusterSpec => findEngineCluster(inv, cluster, 'mysql');
 
 export function mysqlTarget(cluster: ClusterSpec, nodeName: string, env: NodeJS.ProcessEnv): MysqlTarget {
   const node = findNode(cluster, nodeName);

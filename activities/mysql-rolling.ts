@@ -10,6 +10,7 @@ import { appliedPos, gtidIncludes, lagTransactions, type MysqlPolicy } from '../
 import type { MysqlSpecProbe } from '../core/rolling-mysql';
 import { controllerFor } from './controllers';
 import { activity } from './redis';
+import { timeProgress } from './progress';
 import { mysqlOps, readMysqlNode, type MysqlActivityDeps } from './mysql';
 
 export interface ProbeMysqlSpecsInput {
@@ -123,7 +124,7 @@ export function createMysqlRollingActivities(deps: MysqlActivityDeps) {
       // Restarted: a later start time, or (start times being whole seconds) answering after it was seen down.
       let sawDown = false;
       for (;;) {
-        ctx.heartbeat();
+        ctx.heartbeat({ progress: timeProgress(`${input.node} back after the restart`, deadline - input.timeoutMs, input.timeoutMs, sawDown ? 'down' : 'restarting') });
         const back = await withNode(c, input.node, processOf).catch((e) => {
           if (e instanceof HandoverError) throw e;
           return undefined;
@@ -171,6 +172,7 @@ export function createMysqlRollingActivities(deps: MysqlActivityDeps) {
         }
         if (Date.now() - startedAt > input.timeoutMs)
           throw new HandoverError(ErrorType.VerificationFailed, `${input.node} not ready within ${input.timeoutMs} ms (${last}); stopping the roll here`);
+        ctx.heartbeat({ goal, startedAt, progress: timeProgress(`${input.node} ready as a replica of ${input.primary}`, startedAt, input.timeoutMs, last) });
         await sleep(100);
       }
     }),

@@ -13,6 +13,7 @@ import {
   errantGtids,
   findMysqlPrimary,
   gtidIncludes,
+  lagTransactions,
   normalizeGtidPos,
   recheckMysqlDecision,
   type MysqlClusterProbe,
@@ -24,6 +25,7 @@ import type { ClusterSpec, Inventory } from '../inventory/schema';
 import { FENCE_BOUND_EVENT, cancelFenceBound, flavorOf, type MysqlFlavor } from './mysql-flavor';
 import { ER, classifyMysqlError, connectMysql as defaultConnect, mysqlClusterSpec, mysqlNodeAt, mysqlTarget, replicationAccount, type MysqlConnect } from './mysql-conn';
 import { activity } from './redis';
+import { timeProgress } from './progress';
 
 export interface MysqlActivityDeps {
   inventory: () => Inventory;
@@ -418,6 +420,9 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
           }
           if (Date.now() >= deadline)
             throw new HandoverError(ErrorType.CatchUpTimeout, `candidate ${input.candidate} did not apply ${goal} within ${input.timeoutMs} ms (at ${appliedPos(cand) || 'empty'})`);
+          // For `--wait` progress bars only: transactions still to apply, against the catch-up deadline.
+          const behind = lagTransactions(appliedPos(cand), goal);
+          ctx.heartbeat({ goal, startedAt, progress: { ...timeProgress(`${input.candidate} applying ${input.primary}'s final position`, startedAt, input.timeoutMs), note: `${behind} transaction(s) to apply` } });
         }
       });
     }),

@@ -5,7 +5,7 @@
 import Redis from 'ioredis';
 import { ErrorType, HandoverError } from '../core/errors';
 import type { RedisNodeProbe, Promotion } from '../core/types';
-import { findCluster, findNode } from '../inventory/load';
+import { findEngineCluster, findNode } from '../inventory/load';
 import type { ClusterSpec, Inventory, NodeSpec } from '../inventory/schema';
 import { resolveSecret } from '../inventory/secrets';
 
@@ -64,11 +64,7 @@ export interface RedisContext {
   target: RedisTarget;
 }
 
-export function redisClusterSpec(inv: Inventory, cluster: string): ClusterSpec {
-  const c = findCluster(inv, cluster);
-  if (c.engine !== 'redis') throw new HandoverError(ErrorType.WrongEngine, `cluster ${cluster} is a ${c.engine} cluster, not redis`);
-  return c;
-}
+export const redisClusterSpec = (inv: Inventory, cluster: string): ClusterSpec => findEngineCluster(inv, cluster, 'redis');
 
 export function redisTarget(cluster: ClusterSpec, nodeName: string, env: NodeJS.ProcessEnv): RedisTarget {
   const node = findNode(cluster, nodeName);

@@ -7,6 +7,7 @@ import type Redis from 'ioredis';
 import { ErrorType, HandoverError } from '../core/errors';
 import type { SpecProbe } from '../core/rolling';
 import type { ClusterPolicy } from '../core/types';
+import { timeProgress } from './progress';
 import type { ClusterSpec } from '../inventory/schema';
 import { controllerFor } from './controllers';
 import { activity, type RedisActivityDeps } from './redis';
@@ -167,7 +168,7 @@ export function createRedisRollingActivities(deps: RedisActivityDeps) {
       cl?.disconnect();
       const deadline = Date.now() + input.timeoutMs;
       for (;;) {
-        ctx.heartbeat();
+        ctx.heartbeat({ progress: timeProgress(`${input.node} back after the restart`, deadline - input.timeoutMs, input.timeoutMs, cl ? 'restarting' : 'down') });
         cl = await open(c, input.node);
         if (cl) {
           const now = await runIdOf(cl).catch(() => '');
@@ -251,8 +252,10 @@ export function createRedisRollingActivities(deps: RedisActivityDeps) {
         }
         if (Date.now() - startedAt > input.timeoutMs)
           throw new HandoverError(ErrorType.VerificationFailed, `${input.node} not ready within ${input.timeoutMs} ms (${last}); stopping the roll here`);
+        ctx.heartbeat({ goal, startedAt, progress: timeProgress(`${input.node} ready as a replica of ${input.primary}`, startedAt, input.timeoutMs, last) });
         await sleep(100);
       }
     }),
   };
 }
+

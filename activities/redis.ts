@@ -7,7 +7,7 @@ import { Context, ApplicationFailure } from '@temporalio/activity';
 import type Redis from 'ioredis';
 import { ErrorType, HandoverError } from '../core/errors';
 import { recheckRedisDecision, type SwitchoverPolicy } from '../core/decide-redis';
-import type { ClusterProbe, RedisNodeProbe } from '../core/types';
+import type { ClusterProbe, RedisNodeProbe, WaitProgress } from '../core/types';
 import type { ClusterSpec, Inventory } from '../inventory/schema';
 import { classifyRedisError, readNode, redisClusterSpec, redisTarget, type RedisConnect } from './redis-conn';
 
@@ -246,15 +246,26 @@ export function createRedisActivities(deps: RedisActivityDeps) {
     waitForRedisCatchUp: activity(async (input: WaitForCatchUpInput): Promise<WaitForCatchUpResult> => {
       const ctx = Context.current();
       const c = spec(input.cluster);
-      const prior = ctx.info.heartbeatDetails as { targetOffset: number; startedAt: number } | undefined;
+      const prior = ctx.info.heartbeatDetails as { targetOffset: number; startedAt: number; fromOffset?: number } | undefined;
       const startedAt = prior?.startedAt ?? Date.now();
       const targetOffset = prior?.targetOffset ?? (await probeOne(c, input.primary)).offset ?? 0;
       const deadline = startedAt + input.timeoutMs;
+      let fromOffset = prior?.fromOffset;
       for (;;) {
-        ctx.heartbeat({ targetOffset, startedAt });
+        ctx.heartbeat({ targetOffset, startedAt, fromOffset });
         await failpoint('waitForRedisCatchUp.loop');
         const cand = await probeOne(c, input.candidate);
         if (!cand.reachable) throw new Error(`candidate ${input.candidate} unreachable: ${cand.error}`);
+        // For `--wait` progress bars only (the resume logic reads targetOffset and startedAt).
+        fromOffset ??= Math.min(cand.offset ?? 0, targetOffset);
+        const progress: WaitProgress = {
+          what: `${input.candidate} catching up with ${input.primary}`,
+          done: Math.max(0, (cand.offset ?? 0) - fromOffset),
+          total: Math.max(0, targetOffset - fromOffset),
+          unit: 'bytes',
+          note: `${Math.max(0, targetOffset - (cand.offset ?? 0))} bytes to go`,
+        };
+        ctx.heartbeat({ targetOffset, startedAt, fromOffset, progress });
         if (cand.role !== 'replica' || cand.primaryNode !== input.primary)
           throw new HandoverError(ErrorType.PreconditionFailed, `candidate ${input.candidate} is no longer a replica of ${input.primary}`);
         if ((cand.offset ?? 0) >= targetOffset) {

@@ -7,9 +7,12 @@ import { runRollingRestart } from './commands/rolling-restart';
 import { runFailover } from './commands/failover';
 import { runMonitor } from './commands/monitor';
 import { runCodecServer } from './commands/codec-server';
+import { runBackupList, runBackupRestore, runBackupRun, runBackupSchedule, runBackupVerify } from './commands/backup';
 import { runApprove } from './commands/approve';
 import { runAbort } from './commands/abort';
 import { runPlan } from './commands/plan';
+import { runStatus } from './commands/status';
+import { runHistory } from './commands/history';
 
 function common(cmd: Command): Command {
   return cmd
@@ -71,6 +74,44 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .option('--ack', 'acknowledge the last failover (clears the anti-flapping block)', false)
       .option('--stop', 'stop the monitor', false),
   ).action(async (opts) => onExit((await runMonitor(opts, processIO)).exitCode));
+  const backup = program.command('backup').description('verified backups: run, list, verify, restore, schedule');
+  common(
+    backup
+      .command('run')
+      .description('take a backup from a healthy in-sync replica, verify it in a scratch server, prune to --keep')
+      .requiredOption('--cluster <name>', 'cluster from the inventory')
+      .option('--keep <n>', "verified backups to keep (default: the inventory's backup.keep, else 7)")
+      .option('--node <node>', 'back up from this node')
+      .option('--replica-only', 'refuse rather than back up the primary when no healthy replica exists', false)
+      .option('--wait', 'follow the run and exit non-zero if it fails', false),
+  ).action(async (opts) => onExit((await runBackupRun(opts, processIO)).exitCode));
+  common(backup.command('list').description("list the cluster's backups and their state (good, unverified, failed, incomplete)").requiredOption('--cluster <name>', 'cluster from the inventory')).action(async (opts) =>
+    onExit((await runBackupList(opts, processIO)).exitCode),
+  );
+  common(backup.command('verify').description('verify a backup: sha256, then a restore into a scratch server').requiredOption('--cluster <name>', 'cluster').requiredOption('--id <id>', 'backup ID')).action(async (opts) =>
+    onExit((await runBackupVerify(opts, processIO)).exitCode),
+  );
+  common(
+    backup
+      .command('restore')
+      .description('restore a backup into a fresh scratch server (--scratch) or an empty node (--to NODE)')
+      .requiredOption('--cluster <name>', 'cluster')
+      .requiredOption('--id <id>', 'backup ID')
+      .option('--to <node>', 'an empty node of the cluster (refused if it holds data)')
+      .option('--scratch', 'a fresh scratch server on a free loopback port, left running', false),
+  ).action(async (opts) => onExit((await runBackupRestore(opts, processIO)).exitCode));
+  common(
+    backup
+      .command('schedule')
+      .description('create (idempotent), update, pause, unpause, trigger or delete the cluster\'s backup schedule (Temporal Schedule, overlap skip)')
+      .requiredOption('--cluster <name>', 'cluster')
+      .option('--cron <expr>', 'cron expression, e.g. "0 3 * * *"')
+      .option('--keep <n>', 'verified backups to keep')
+      .option('--pause', 'pause the schedule', false)
+      .option('--unpause', 'unpause the schedule', false)
+      .option('--trigger', 'start a run now (skipped if one is running)', false)
+      .option('--delete', 'delete the schedule', false),
+  ).action(async (opts) => onExit((await runBackupSchedule(opts, processIO)).exitCode));
   common(
     program
       .command('plan')
@@ -100,6 +141,19 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .argument('<workflow-id>', 'the run (handover-<cluster>)')
       .option('--no-wait', 'request the abort and return without waiting for the outcome'),
   ).action(async (workflowId: string, opts) => onExit((await runAbort({ ...opts, workflowId }, processIO)).exitCode));
+  common(
+    program
+      .command('status')
+      .description("each cluster's topology, primary, replicas' link and lag (read from the databases), and the runbook running on it")
+      .option('--cluster <name>', 'only this cluster (default: every cluster in the inventory)'),
+  ).action(async (opts) => onExit((await runStatus(opts, processIO)).exitCode));
+  common(
+    program
+      .command('history')
+      .description('past runs from Temporal visibility, newest first: runbook, cluster, status, times, last phase')
+      .option('--cluster <name>', 'only this cluster')
+      .option('--limit <n>', 'at most this many runs', '20'),
+  ).action(async (opts) => onExit((await runHistory(opts, processIO)).exitCode));
   program
     .command('codec-server')
     .description('serve the payload codec (HANDOVER_CODEC_KEY) to the Temporal UI, so encrypted runs can be read there')

@@ -1,10 +1,9 @@
 /** What every CLI command shares: connection flags, output, exit codes, failure rendering. */
 import { existsSync } from 'node:fs';
-import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { z } from 'zod';
 import { ErrorType, HandoverError } from '../core/errors';
 import { DEFAULT_NAMESPACE, TASK_QUEUE } from '../core/ids';
-import type { RunbookProgress } from '../core/types';
 import { findCluster, findNode, inventoryPath, loadInventory } from '../inventory/load';
 import { CodecKeyError, dataConverterFromEnv } from '../codec/aes-gcm';
 
@@ -33,6 +32,7 @@ export const REFUSAL_TYPES = new Set<string>([
   ErrorType.CatchUpTimeout,
   ErrorType.PreHookFailed,
   ErrorType.FenceBoundUnavailable,
+  ErrorType.TargetNotEmpty,
   ErrorType.ApprovalRejected,
   ErrorType.ApprovalTimedOut,
 ]);
@@ -123,56 +123,5 @@ export function exitCodeForFailure(e: unknown): number {
   return type && REFUSAL_TYPES.has(type) ? EXIT.refused : EXIT.failed;
 }
 
-const ICON: Record<string, string> = { pending: ' ', running: '>', done: '✓', failed: '✗', skipped: '-', compensated: '↺' };
-
-export function renderProgress(p: RunbookProgress, now: number): string[] {
-  return p.steps.map((s) => {
-    const ms = s.startedAt ? (s.endedAt ?? now) - s.startedAt : undefined;
-    const t = ms === undefined ? '' : ` (${ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`})`;
-    return `  [${ICON[s.status] ?? '?'}] ${s.name.padEnd(22)} ${s.summary}${t}${s.status === 'failed' && s.detail ? `\n        ${s.detail}` : ''}`;
-  });
-}
-
-/**
- * Follow a run until it ends, rendering its `progress` query: redrawn in place on a TTY, one line per step
- * change otherwise. Returns the result or throws the workflow's failure.
- */
-export async function follow<T>(handle: WorkflowHandle, io: IO, opts: { json: boolean; intervalMs?: number }): Promise<T> {
-  const result = handle.result() as Promise<T>;
-  let done = false;
-  result.then(
-    () => (done = true),
-    () => (done = true),
-  );
-  let drawn = 0;
-  const seen = new Map<string, string>();
-  const draw = async () => {
-    let p: RunbookProgress;
-    try {
-      p = await handle.query<RunbookProgress>('progress');
-    } catch {
-      return; // no worker yet, or the run just ended
-    }
-    if (opts.json) return;
-    if (io.isTTY) {
-      const lines = renderProgress(p, Date.now());
-      if (drawn) io.out(`\x1b[${drawn}A\x1b[J` + lines.join('\n'));
-      else io.out(lines.join('\n'));
-      drawn = lines.reduce((n, l) => n + l.split('\n').length, 0);
-    } else {
-      for (const s of p.steps) {
-        const key = `${s.status}`;
-        if (seen.get(s.name) === key) continue;
-        seen.set(s.name, key);
-        if (s.status === 'pending') continue;
-        io.out(`${s.status.padEnd(8)} ${s.name}: ${s.summary}${s.detail && s.status !== 'running' ? ` — ${s.detail}` : ''}`);
-      }
-    }
-  };
-  while (!done) {
-    await draw();
-    await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, opts.intervalMs ?? 250))]);
-  }
-  await draw();
-  return result;
-}
+/** `--wait` rendering lives in client/progress.ts (pure renderers, unit-tested). */
+export { follow } from './progress';

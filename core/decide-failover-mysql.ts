@@ -10,6 +10,7 @@
  */
 import { appliedPos, errantGtids, gtidIncludes, lagTransactions, parseGtidPos, formatGtid, type MysqlNodeProbe } from './decide-mysql';
 import type { Verdict } from './decide-failover';
+import { PROMOTION_RANK } from './types';
 
 /** A probe of one node for failover: the switchover probe plus what the IO thread received. */
 export interface MysqlFailoverNodeProbe extends MysqlNodeProbe {
@@ -85,7 +86,7 @@ export interface MysqlFailoverChoice {
   rejected: { node: string; reason: string }[];
 }
 
-const RANK = { prefer: 0, neutral: 1, never: 2 } as const;
+const RANK = PROMOTION_RANK;
 
 /**
  * The most advanced reachable replica of the dead primary by received position (ties: promotion rule, then

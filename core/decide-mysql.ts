@@ -9,7 +9,7 @@
  * (the last GTID applied in that domain), e.g. "0-1-1234,7-3-5".
  */
 import { ErrorType } from './errors';
-import type { Promotion } from './types';
+import { PROMOTION_RANK, type DecideResult, type Promotion, type Refusal } from './types';
 
 /** The limits a MySQL/MariaDB switchover honours (from the inventory policy). */
 export interface MysqlPolicy {
@@ -169,16 +169,8 @@ export interface MysqlSwitchoverDecision {
   followers: string[];
 }
 
-export interface MysqlRefusal {
-  code: string;
-  errorType: typeof ErrorType.PreconditionFailed | typeof ErrorType.UnknownNode;
-  message: string;
-  rejected: MysqlRankedNode[];
-}
-
-export type MysqlDecideResult = { ok: true; decision: MysqlSwitchoverDecision } | { ok: false; refusal: MysqlRefusal };
-
-const PROMOTION_RANK: Record<Promotion, number> = { prefer: 0, neutral: 1, never: 2 };
+export type MysqlRefusal = Refusal<MysqlRankedNode>;
+export type MysqlDecideResult = DecideResult<MysqlSwitchoverDecision, MysqlRankedNode>;
 
 const refuse = (code: string, message: string, rejected: MysqlRankedNode[] = []): { ok: false; refusal: MysqlRefusal } => ({
   ok: false,

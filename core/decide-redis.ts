@@ -6,7 +6,7 @@
  * ahead / equal / lagging / cannotReplicate relative to it, each rejected node with a reason.
  */
 import { ErrorType } from './errors';
-import type { Promotion, RedisNodeProbe } from './types';
+import { PROMOTION_RANK, type DecideResult as GenericDecideResult, type Refusal as GenericRefusal, type RedisNodeProbe } from './types';
 
 export interface SwitchoverPolicy {
   /** Largest replication lag (bytes) a candidate may have when chosen. */
@@ -37,17 +37,8 @@ export interface SwitchoverDecision {
   followers: string[];
 }
 
-export interface Refusal {
-  code: string;
-  errorType: typeof ErrorType.PreconditionFailed | typeof ErrorType.UnknownNode;
-  message: string;
-  /** Per node, why it could not be chosen. */
-  rejected: RankedNode[];
-}
-
-export type DecideResult = { ok: true; decision: SwitchoverDecision } | { ok: false; refusal: Refusal };
-
-const PROMOTION_RANK: Record<Promotion, number> = { prefer: 0, neutral: 1, never: 2 };
+export type Refusal = GenericRefusal<RankedNode>;
+export type DecideResult = GenericDecideResult<SwitchoverDecision, RankedNode>;
 
 /**
  * Why `replica` cannot be promoted in place of `primary`, or undefined when it can.

@@ -27,6 +27,8 @@ export const ErrorType = {
   // MySQL/MariaDB fence bound: the server cannot time the fence out (event_scheduler OFF), or it did (expired)
   FenceBoundUnavailable: 'FenceBoundUnavailable',
   FenceBoundExpired: 'FenceBoundExpired',
+  // Backups: a restore target that already holds data is refused before anything is written to it
+  TargetNotEmpty: 'TargetNotEmpty',
   // Operator gate and abort (--require-approval, handover approve/abort): the run ended with nothing changed
   ApprovalRejected: 'ApprovalRejected',
   ApprovalTimedOut: 'ApprovalTimedOut',

@@ -2,6 +2,20 @@
 
 export type Promotion = 'prefer' | 'neutral' | 'never';
 
+/** Candidate order by promotion rule: prefer before neutral; never is never chosen. One ranking for every engine. */
+export const PROMOTION_RANK: Record<Promotion, number> = { prefer: 0, neutral: 1, never: 2 };
+
+/** Why a decision refused (nothing is changed): `N` is the engine's ranked-node type. */
+export interface Refusal<N> {
+  code: string;
+  errorType: 'PreconditionFailed' | 'UnknownNode';
+  message: string;
+  /** Per node, why it could not be chosen. */
+  rejected: N[];
+}
+
+export type DecideResult<D, N> = { ok: true; decision: D } | { ok: false; refusal: Refusal<N> };
+
 /** What one probe of one Redis/Valkey node saw. */
 export interface RedisNodeProbe {
   node: string;
@@ -51,6 +65,22 @@ export interface ClusterProbe {
   hooks?: { preFailover: number; postFailover: number };
   nodes: RedisNodeProbe[];
   probedAt: string;
+}
+
+/**
+ * How far a long wait has come, as a waiting activity puts it in its heartbeat details (`{ ..., progress }`).
+ * The CLI reads it from the pending activity (DescribeWorkflowExecution) to draw a progress bar under the
+ * running step; heartbeats are not in workflow history, so this never changes a runbook's commands.
+ */
+export interface WaitProgress {
+  /** What is awaited, e.g. "cache-2 catching up with cache-1". */
+  what: string;
+  done: number;
+  total: number;
+  /** bytes (replication offset), transactions (GTID), ms (time against the step's deadline). */
+  unit: 'bytes' | 'transactions' | 'ms';
+  /** The state seen last, e.g. "link down or loading", "1.2 KiB behind". */
+  note?: string;
 }
 
 /** A step as the `progress` query reports it. */

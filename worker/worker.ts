@@ -36,6 +36,9 @@ export async function createHandoverWorker(o: HandoverWorkerOptions): Promise<Wo
     shutdownGraceTime: '2s',
     // A worker that died holds its sticky workflow tasks only this long before another worker takes them.
     stickyQueueScheduleToStartTimeout: '3s',
+    // Waiting activities report progress in heartbeat details (`--wait` progress bars): let one reach the
+    // server every second instead of every 0.8 x heartbeatTimeout. Heartbeats are not in workflow history.
+    maxHeartbeatThrottleInterval: '1s',
     ...o.extra,
   });
 }

@@ -10,3 +10,4 @@ export { redisMonitor } from './monitor-redis';
 export { mysqlFailover } from './failover-mysql';
 export { mysqlMonitor } from './monitor-mysql';
 export { failover, monitor } from './failover';
+export { backup, scheduledBackup, verifyBackupRun, restoreBackupRun } from './backup';

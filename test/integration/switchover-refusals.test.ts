@@ -127,6 +127,38 @@ describe('switchover refusals (nothing changes)', () => {
     }
   });
 
+  it('unreachable target node; and an unreachable primary (no switchover without a reachable primary)', async () => {
+    /** Refused, and nothing changed on the nodes that answer (the one that is down cannot be read). */
+    async function refusedWhileDown(down: number, o: Parameters<typeof runSwitchover>[0], pattern: RegExp) {
+      const io = captureIO();
+      const r = await runSwitchover({ ...opts, ...o }, io);
+      expect(r.exitCode, io.text()).toBe(2);
+      expect(io.text()).toMatch(pattern);
+      const up = fleet.nodes.filter((_, i) => i !== down);
+      const after = await commandCalls({ ...fleet, nodes: up }, MUTATING);
+      for (const n of up) expect(after[n.id], n.id).toBe(before[n.id]);
+    }
+    const target = byName(2);
+    await target.stop('SIGTERM');
+    try {
+      await refusedWhileDown(2, { cluster: fleet.cluster, to: target.id }, new RegExp(`PreconditionFailed.*${target.id} is unreachable`, 's'));
+    } finally {
+      await target.start();
+    }
+    await waitForReplication(fleet, byName(0).id);
+    const primary = byName(0);
+    const p = admin(0);
+    await p.save(); // the sandbox runs without persistence: keep the data across this restart
+    p.disconnect();
+    before = await mutationSnapshot(fleet);
+    await primary.stop('SIGTERM');
+    try {
+      await refusedWhileDown(0, { cluster: fleet.cluster }, new RegExp(`${primary.id}=unreachable.*refused \\(PreconditionFailed\\): no reachable primary: a planned switchover needs a live primary \\(use failover for a dead one\\)`, 's'));
+    } finally {
+      await primary.start();
+    }
+  });
+
   it('wrong credentials', async () => {
     await refused({ cluster: 'refuse-wrongpw' }, /AuthenticationFailed.*authentication to wrongpw-\d \(cluster refuse-wrongpw\) failed: WRONGPASS/);
   });

@@ -1,0 +1,285 @@
+/**
+ * handover backup run|list|verify|restore|schedule
+ *
+ *   run      --cluster NAME [--keep N] [--node NODE] [--replica-only] [--wait]   the backup runbook on the cluster's lock ID
+ *   list     --cluster NAME                                                      what storage holds, with each backup's state
+ *   verify   --cluster NAME --id ID                                              sha256, then a restore into a scratch server
+ *   restore  --cluster NAME --id ID (--scratch | --to NODE)                      into a fresh scratch server or an empty node
+ *   schedule --cluster NAME [--cron EXPR] [--keep N] [--pause|--unpause|--trigger|--delete]
+ *            a Temporal Schedule with ID handover-backup-<cluster> (overlap SKIP); creating it again is a no-op
+ *            (or updates the cron/keep), so it is idempotent.
+ */
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
+import { z } from 'zod';
+import { LocalDirStorage } from '../../activities/backup-storage';
+import type { RestoreBackupResult, VerifyBackupResult } from '../../activities/backup';
+import { backupScheduleId } from '../../core/backup';
+import { HandoverError } from '../../core/errors';
+import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK, operationWorkflowId } from '../../core/ids';
+import { findCluster, inventoryPath, loadInventory } from '../../inventory/load';
+import type { BackupInput, BackupReport } from '../../workflows/backup';
+import { CliError, CommonOptions, EXIT, connect, exitCodeForFailure, follow, precheckNames, rootFailure, type IO } from '../common';
+import { startRunbook } from '../start';
+
+type Result = { exitCode: number; workflowId?: string };
+
+// ---- run ------------------------------------------------------------------------------------------------------
+
+export const BackupRunOptions = CommonOptions.extend({
+  cluster: z.string().min(1),
+  keep: z.coerce.number().int().min(1).optional(),
+  node: z.string().min(1).optional(),
+  replicaOnly: z.boolean().default(false),
+  wait: z.boolean().default(false),
+  requestedBy: z.string().optional(),
+});
+export type BackupRunOptions = z.input<typeof BackupRunOptions>;
+
+export async function runBackupRun(raw: BackupRunOptions, io: IO): Promise<{ exitCode: number; report?: BackupReport; workflowId: string }> {
+  const o = BackupRunOptions.parse(raw);
+  const input: BackupInput = { cluster: o.cluster, keep: o.keep, node: o.node, replicaOnly: o.replicaOnly, requestedBy: o.requestedBy ?? process.env.USER };
+  return startRunbook<BackupReport>(o, io, {
+    runbook: 'backup',
+    workflowType: 'backup',
+    cluster: o.cluster,
+    nodes: [o.node],
+    input,
+    wait: o.wait,
+    dryRun: false,
+    summary: `backup of ${o.cluster}${o.node ? ` from ${o.node}` : ''}`,
+    details: `Backup of cluster \`${o.cluster}\`: probe, choose a healthy in-sync replica, take, verify in a scratch server, mark good, prune.`,
+    format: formatBackupReport,
+  });
+}
+
+export function formatBackupReport(r: BackupReport): string {
+  return [
+    `backed up ${r.cluster}: ${r.id} from ${r.node}${r.fromPrimary ? ' (the primary: no healthy in-sync replica)' : ''}`,
+    `  ${r.take.rawSize} bytes -> ${r.take.size} gzip, sha256 ${r.take.sha256}, position ${r.take.position.gtid ?? `${r.take.position.replid ?? '?'}:${r.take.position.offset ?? '?'}`}`,
+    `  verified: ${r.verification.checks.join('; ')}`,
+    `  kept ${r.kept.length}${r.pruned.length ? `, pruned ${r.pruned.join(', ')}` : ''} (${r.storage})`,
+  ].join('\n');
+}
+
+// ---- list -----------------------------------------------------------------------------------------------------
+
+export const BackupListOptions = CommonOptions.extend({ cluster: z.string().min(1) });
+export type BackupListOptions = z.input<typeof BackupListOptions>;
+
+/** Reads the storage named by the CLI's inventory (backup.storage.dir) or HANDOVER_BACKUP_DIR directly. */
+export async function runBackupList(raw: BackupListOptions, io: IO): Promise<Result & { backups?: { id: string; state: string }[] }> {
+  const o = BackupListOptions.parse(raw);
+  let dir: string | undefined;
+  try {
+    const c = findCluster(loadInventory(inventoryPath(o.inventory)), o.cluster);
+    dir = c.backup?.storage?.dir;
+  } catch (e) {
+    if (e instanceof HandoverError) {
+      io.err(`refused (${e.type}): ${e.message}`);
+      return { exitCode: EXIT.refused };
+    }
+    throw e;
+  }
+  dir = dir ?? process.env.HANDOVER_BACKUP_DIR;
+  if (!dir) {
+    io.err(`refused: cluster ${o.cluster} has no backup.storage.dir in the inventory and HANDOVER_BACKUP_DIR is not set`);
+    return { exitCode: EXIT.refused };
+  }
+  const all = await new LocalDirStorage(dir).list(o.cluster);
+  const backups = all.map((b) => ({
+    id: b.id,
+    state: b.state,
+    startedAt: b.startedAt,
+    node: b.node,
+    size: b.size,
+    sha256: b.manifest?.artifact.sha256,
+    position: b.manifest?.position,
+    fromPrimary: b.manifest?.fromPrimary,
+    verifiedAt: b.verification?.at,
+    detail: b.detail,
+  }));
+  if (o.json) io.out(JSON.stringify({ cluster: o.cluster, storage: `local:${dir}`, backups }));
+  else {
+    io.out(`${o.cluster}: ${backups.length} backup(s) in local:${dir}`);
+    for (const b of backups) io.out(`  ${b.state.padEnd(10)} ${b.id}  ${b.node ?? ''} ${b.size !== undefined ? `${b.size} B` : ''}${b.detail ? `  (${b.detail})` : ''}`);
+  }
+  return { exitCode: EXIT.ok, backups };
+}
+
+// ---- verify / restore: short workflows on their own IDs ------------------------------------------------------
+
+async function startAndFollow<R>(o: CommonOptions, io: IO, s: { workflowId: string; workflowType: string; cluster: string; input: unknown; summary: string; format: (r: R) => string }): Promise<Result & { report?: R }> {
+  try {
+    precheckNames(o, s.cluster, []);
+    const { client, close } = await connect(o);
+    try {
+      let handle;
+      try {
+        handle = await client.workflow.start(s.workflowType, {
+          workflowId: s.workflowId,
+          taskQueue: o.taskQueue,
+          args: [s.input],
+          workflowIdConflictPolicy: 'FAIL',
+          workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+          typedSearchAttributes: [
+            { key: SA_CLUSTER, value: s.cluster },
+            { key: SA_RUNBOOK, value: 'backup' },
+            { key: SA_PHASE, value: 'starting' },
+          ],
+          staticSummary: s.summary,
+        });
+      } catch (e) {
+        if (e instanceof WorkflowExecutionAlreadyStartedError) throw new CliError(EXIT.alreadyRunning, `already running: ${s.workflowId}`);
+        throw e;
+      }
+      if (!o.json) io.out(`running ${s.summary}: ${s.workflowId}`);
+      try {
+        const report = await follow<R>(handle, io, { json: o.json });
+        io.out(o.json ? JSON.stringify(report) : s.format(report));
+        return { exitCode: EXIT.ok, report, workflowId: s.workflowId };
+      } catch (e) {
+        if (!(e instanceof WorkflowFailedError)) throw e;
+        const { type, message } = rootFailure(e);
+        const code = exitCodeForFailure(e);
+        if (o.json) io.out(JSON.stringify({ workflowId: s.workflowId, failed: true, type, message }));
+        else io.err(`${code === EXIT.refused ? 'refused' : 'failed'} (${type ?? 'error'}): ${message}`);
+        return { exitCode: code, workflowId: s.workflowId };
+      }
+    } finally {
+      await close();
+    }
+  } catch (e) {
+    if (!(e instanceof CliError)) throw e;
+    if (o.json) io.out(JSON.stringify({ workflowId: s.workflowId, failed: true, message: e.message }));
+    else io.err(e.message);
+    return { exitCode: e.exitCode, workflowId: s.workflowId };
+  }
+}
+
+export const BackupVerifyOptions = CommonOptions.extend({ cluster: z.string().min(1), id: z.string().min(1) });
+export type BackupVerifyOptions = z.input<typeof BackupVerifyOptions>;
+
+export async function runBackupVerify(raw: BackupVerifyOptions, io: IO) {
+  const o = BackupVerifyOptions.parse(raw);
+  return startAndFollow<Omit<VerifyBackupResult, 'audit'>>(o, io, {
+    workflowId: `handover-backup-verify-${o.cluster}`,
+    workflowType: 'verifyBackupRun',
+    cluster: o.cluster,
+    input: { cluster: o.cluster, id: o.id },
+    summary: `verify backup ${o.id} of ${o.cluster}`,
+    format: (r) => `verified ${r.id}: ${r.checks.join('; ')} (${r.restoreMs} ms)`,
+  });
+}
+
+export const BackupRestoreOptions = CommonOptions.extend({
+  cluster: z.string().min(1),
+  id: z.string().min(1),
+  to: z.string().min(1).optional(),
+  scratch: z.boolean().default(false),
+});
+export type BackupRestoreOptions = z.input<typeof BackupRestoreOptions>;
+
+export async function runBackupRestore(raw: BackupRestoreOptions, io: IO) {
+  const o = BackupRestoreOptions.parse(raw);
+  if (!!o.to === o.scratch) {
+    io.err('refused: give exactly one of --scratch (a fresh scratch server) or --to NODE (an empty node)');
+    return { exitCode: EXIT.refused };
+  }
+  return startAndFollow<RestoreBackupResult>(o, io, {
+    // Into a node of the cluster: a mutating operation, on the cluster's lock ID.
+    workflowId: o.to ? operationWorkflowId(o.cluster) : `handover-restore-${o.cluster}`,
+    workflowType: 'restoreBackupRun',
+    cluster: o.cluster,
+    input: { cluster: o.cluster, id: o.id, target: o.to ? { kind: 'node', node: o.to } : { kind: 'scratch' } },
+    summary: `restore backup ${o.id} of ${o.cluster} into ${o.to ?? 'a scratch server'}`,
+    format: (r) =>
+      `restored ${r.id} into ${r.target === 'scratch' ? `a scratch server at ${r.address} (dir ${r.dir}${r.passwordFile ? `, password in ${r.passwordFile}` : ''}${r.socket ? `, root over ${r.socket}` : ''})` : r.target} in ${r.restoreMs} ms`,
+  });
+}
+
+// ---- schedule -------------------------------------------------------------------------------------------------
+
+export const BackupScheduleOptions = CommonOptions.extend({
+  cluster: z.string().min(1),
+  cron: z.string().min(1).optional(),
+  keep: z.coerce.number().int().min(1).optional(),
+  pause: z.boolean().default(false),
+  unpause: z.boolean().default(false),
+  trigger: z.boolean().default(false),
+  delete: z.boolean().default(false),
+});
+export type BackupScheduleOptions = z.input<typeof BackupScheduleOptions>;
+
+export async function runBackupSchedule(raw: BackupScheduleOptions, io: IO): Promise<Result & { scheduleId: string; created?: boolean; updated?: boolean }> {
+  const o = BackupScheduleOptions.parse(raw);
+  const scheduleId = backupScheduleId(o.cluster);
+  const say = (text: string, obj: Record<string, unknown>) => (o.json ? io.out(JSON.stringify({ scheduleId, ...obj })) : io.out(text));
+  if (o.pause && o.unpause) {
+    io.err('refused: --pause and --unpause together');
+    return { exitCode: EXIT.refused, scheduleId };
+  }
+  try {
+    precheckNames(o, o.cluster, []);
+    const { client, close } = await connect(o);
+    try {
+      const handle = client.schedule.getHandle(scheduleId);
+      let created = false;
+      let updated = false;
+      if (o.cron) {
+        const action = {
+          type: 'startWorkflow' as const,
+          workflowType: 'scheduledBackup',
+          workflowId: `handover-backup-scheduled-${o.cluster}`,
+          taskQueue: o.taskQueue,
+          args: [{ cluster: o.cluster, ...(o.keep ? { keep: o.keep } : {}) }],
+          typedSearchAttributes: [
+            { key: SA_CLUSTER, value: o.cluster },
+            { key: SA_RUNBOOK, value: 'backup' },
+          ],
+          staticSummary: `scheduled backup of ${o.cluster}`,
+        };
+        try {
+          await client.schedule.create({ scheduleId, memo: { cron: o.cron }, spec: { cronExpressions: [o.cron] }, action, policies: { overlap: 'SKIP', catchupWindow: '1 minute' }, state: { paused: o.pause, note: `handover backup schedule of ${o.cluster}` } });
+          created = true;
+        } catch (e) {
+          if (!(e instanceof ScheduleAlreadyRunning)) throw e;
+          // Idempotent: the same schedule again changes nothing; a different cron or keep updates it in place.
+          const d = await handle.describe();
+          // The server keeps a cron compiled into calendars; the cron as given is in the schedule's memo.
+          const sameCron = (d.memo as { cron?: string } | undefined)?.cron === o.cron;
+          const sameArgs = JSON.stringify(d.action.args) === JSON.stringify(action.args);
+          const sameQueue = d.action.taskQueue === o.taskQueue;
+          if (!sameCron || !sameArgs || !sameQueue) {
+            await handle.update((prev) => ({ ...prev, memo: { cron: o.cron }, spec: { cronExpressions: [o.cron!] }, action: { ...action }, policies: { ...prev.policies, overlap: 'SKIP' } }));
+            updated = true;
+          }
+        }
+      }
+      if (o.delete) {
+        await handle.delete();
+        say(`deleted schedule ${scheduleId}`, { deleted: true });
+        return { exitCode: EXIT.ok, scheduleId };
+      }
+      if (o.pause && !created) await handle.pause(`paused by ${process.env.USER ?? 'handover'}`);
+      if (o.unpause) await handle.unpause(`unpaused by ${process.env.USER ?? 'handover'}`);
+      if (o.trigger) await handle.trigger('SKIP');
+      const d = await handle.describe();
+      const next = d.info.nextActionTimes?.[0];
+      say(
+        `${created ? 'created' : updated ? 'updated' : 'unchanged'} schedule ${scheduleId}: cron ${JSON.stringify((d.memo as { cron?: string } | undefined)?.cron ?? '?')}, overlap ${d.policies.overlap}, ${d.state.paused ? 'paused' : 'active'}${o.trigger ? ', triggered now' : ''}${next ? `, next ${next.toISOString()}` : ''}`,
+        { created, updated, cron: (d.memo as { cron?: string } | undefined)?.cron, paused: d.state.paused, triggered: o.trigger, overlap: d.policies.overlap, nextActionTimes: d.info.nextActionTimes, recentActions: d.info.recentActions.length },
+      );
+      return { exitCode: EXIT.ok, scheduleId, created, updated };
+    } catch (e) {
+      if (e instanceof ScheduleNotFoundError) throw new CliError(EXIT.refused, `refused: no schedule ${scheduleId}; create it with --cron EXPR`);
+      throw e;
+    } finally {
+      await close();
+    }
+  } catch (e) {
+    if (!(e instanceof CliError)) throw e;
+    if (o.json) io.out(JSON.stringify({ scheduleId, failed: true, message: e.message }));
+    else io.err(e.message);
+    return { exitCode: e.exitCode, scheduleId };
+  }
+}

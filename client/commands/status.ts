@@ -1,0 +1,97 @@
+/**
+ * handover status [--cluster NAME] [--json]
+ * Each cluster of the inventory: topology, engine, primary, each replica's link and lag, and the runbook
+ * running on it, if any.
+ *
+ * The databases are read directly from this process with the inventory's credentials (the same read-only
+ * probes the runbooks' first step uses, activities/redis.ts and activities/mysql.ts, called outside Temporal),
+ * not through an activity: status must work when it is needed most, with the worker or Temporal down, and a
+ * read-only look should leave no workflow behind. Credentials are resolved from the environment or files the
+ * inventory names; nothing printed carries a secret (errors name the reference). The running operations come
+ * from Temporal visibility (open workflows with the HandoverCluster search attribute); without Temporal they
+ * are shown as unknown.
+ */
+import { existsSync } from 'node:fs';
+import { z } from 'zod';
+import { HandoverError } from '../../core/errors';
+import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK } from '../../core/ids';
+import { formatClusterStatus, mysqlClusterStatus, redisClusterStatus, type ClusterStatus, type OperationStatus } from '../../core/status';
+import { inventoryPath, loadInventory, findCluster } from '../../inventory/load';
+import type { ClusterSpec, Inventory } from '../../inventory/schema';
+import { redisOps } from '../../activities/redis';
+import { connectRedis } from '../../activities/redis-conn';
+import { mysqlOps } from '../../activities/mysql';
+import { CliError, CommonOptions, EXIT, connect, type IO } from '../common';
+
+export const StatusOptions = CommonOptions.extend({
+  cluster: z.string().min(1).optional(),
+});
+export type StatusOptions = z.input<typeof StatusOptions>;
+
+async function probeCluster(inv: Inventory, c: ClusterSpec): Promise<ClusterStatus> {
+  try {
+    if (c.engine === 'dolt') return { cluster: c.name, engine: c.engine, topology: c.topology, primaries: [], nodes: [], problems: [], error: 'dolt clusters are not probed (the dolt engine covers backups and promotion SQL only, untested against a live server)' };
+    if (c.engine === 'mysql') return mysqlClusterStatus(c.name, await mysqlOps({ inventory: () => inv }).probeAll(c));
+    return redisClusterStatus(c.name, c.topology, await redisOps({ inventory: () => inv, connectRedis }).probeAll(c));
+  } catch (e) {
+    // A missing secret or a refused login: say which reference, move on to the next cluster.
+    return { cluster: c.name, engine: c.engine, topology: c.topology, primaries: [], nodes: [], problems: [], error: e instanceof HandoverError ? `${e.type}: ${e.message}` : (e as Error).message };
+  }
+}
+
+/** Open workflows per cluster, from visibility (one query for all clusters asked about). */
+async function openOperations(o: CommonOptions, clusters: string[]): Promise<Map<string, OperationStatus[]> | undefined> {
+  let conn;
+  try {
+    conn = await connect(o);
+  } catch (e) {
+    if (e instanceof CliError && e.exitCode === EXIT.unavailable) return undefined;
+    throw e;
+  }
+  try {
+    const out = new Map<string, OperationStatus[]>(clusters.map((c) => [c, []]));
+    const which = clusters.map((c) => `"${c.replace(/"/g, '')}"`).join(', ');
+    for await (const w of conn.client.workflow.list({ query: `ExecutionStatus = "Running" AND HandoverCluster IN (${which})` })) {
+      const cluster = w.typedSearchAttributes.get(SA_CLUSTER);
+      if (!cluster || !out.has(cluster)) continue;
+      out.get(cluster)!.push({
+        workflowId: w.workflowId,
+        runId: w.runId,
+        workflowType: w.type,
+        runbook: w.typedSearchAttributes.get(SA_RUNBOOK),
+        phase: w.typedSearchAttributes.get(SA_PHASE),
+        startTime: w.startTime.toISOString(),
+      });
+    }
+    return out;
+  } finally {
+    await conn.close();
+  }
+}
+
+export async function runStatus(raw: StatusOptions, io: IO): Promise<{ exitCode: number; clusters?: ClusterStatus[] }> {
+  const o = StatusOptions.parse(raw);
+  try {
+    const file = inventoryPath(o.inventory);
+    if (!existsSync(file)) throw new CliError(EXIT.refused, `refused (InvalidInventory): no inventory at ${file}; pass --inventory FILE or set HANDOVER_INVENTORY`);
+    let inv: Inventory;
+    let specs: ClusterSpec[];
+    try {
+      inv = loadInventory(file);
+      specs = o.cluster ? [findCluster(inv, o.cluster)] : inv.clusters;
+    } catch (e) {
+      if (e instanceof HandoverError) throw new CliError(EXIT.refused, `refused (${e.type}): ${e.message}`);
+      throw e;
+    }
+    const [clusters, ops] = await Promise.all([Promise.all(specs.map((c) => probeCluster(inv, c))), openOperations(o, specs.map((c) => c.name))]);
+    for (const c of clusters) c.operations = ops?.get(c.cluster);
+    if (o.json) io.out(JSON.stringify({ clusters }));
+    else io.out(clusters.map((c) => formatClusterStatus(c).join('\n')).join('\n\n'));
+    return { exitCode: EXIT.ok, clusters };
+  } catch (e) {
+    if (!(e instanceof CliError)) throw e;
+    if (o.json) io.out(JSON.stringify({ failed: true, message: e.message }));
+    else io.err(e.message);
+    return { exitCode: e.exitCode };
+  }
+}

@@ -1,0 +1,220 @@
+/**
+ * Backups: the pure decisions (which node to back up from, which artifacts retention may delete, the backup's
+ * ID) and the shapes the activities, workflows and CLI share. No I/O: unit-tested without Temporal.
+ */
+
+export type BackupEngine = 'redis' | 'mysql' | 'dolt';
+
+/** One node as the backup probe saw it, engine-neutral. `lag` is bytes (Redis) or transactions (GTID). */
+export interface BackupSourceView {
+  node: string;
+  reachable: boolean;
+  error?: string;
+  role?: 'primary' | 'replica';
+  /** For a replica: the inventory node it replicates from. */
+  replicaOf?: string;
+  /** Replica link up and applying (Redis master_link_status up; MariaDB IO and SQL threads running). */
+  replicating?: boolean;
+  /** How far behind the primary (bytes for Redis, transactions for MariaDB); undefined when unknown. */
+  lag?: number;
+  version?: string;
+}
+
+export interface BackupSourceChoice {
+  node: string;
+  role: 'primary' | 'replica';
+  /** True when no healthy in-sync replica existed and the backup is taken from the primary (reported). */
+  fromPrimary: boolean;
+  reason: string;
+  rejected: { node: string; reason: string }[];
+}
+
+export interface BackupSourceRefusal {
+  refusal: string;
+}
+
+/** Why `n` is not a healthy in-sync replica of `primary` to back up from, or undefined when it is. */
+export function whyNotBackupSource(n: BackupSourceView, primary: string | undefined, maxLag: number): string | undefined {
+  if (!n.reachable) return `unreachable (${n.error ?? 'no answer'})`;
+  if (n.role !== 'replica') return 'is the primary';
+  if (primary === undefined) return 'no primary to be in sync with';
+  if (n.replicaOf !== primary) return `replicates from ${n.replicaOf ?? 'a node outside the inventory'}, not from the primary ${primary}`;
+  if (!n.replicating) return 'replication link down or not applying';
+  if (n.lag === undefined) return 'lag unknown';
+  if (n.lag > maxLag) return `lags ${n.lag} behind ${primary} (limit ${maxLag})`;
+  return undefined;
+}
+
+/**
+ * The node to back up from: a healthy in-sync replica (least lag first, then name), so the primary is never
+ * loaded; else, with `allowPrimary`, the primary itself, flagged `fromPrimary`. Refused when neither exists.
+ */
+export function chooseBackupSource(
+  nodes: BackupSourceView[],
+  opts: { maxLag: number; allowPrimary?: boolean; node?: string },
+): BackupSourceChoice | BackupSourceRefusal {
+  const primaries = nodes.filter((n) => n.reachable && n.role === 'primary');
+  if (primaries.length > 1) return { refusal: `more than one primary (${primaries.map((p) => p.node).join(', ')}): resolve the split before backing up` };
+  const primary = primaries[0]?.node;
+  const rejected: { node: string; reason: string }[] = [];
+  const ok: BackupSourceView[] = [];
+  for (const n of nodes) {
+    const why = whyNotBackupSource(n, primary, opts.maxLag);
+    if (why) rejected.push({ node: n.node, reason: why });
+    else ok.push(n);
+  }
+  if (opts.node !== undefined) {
+    const want = nodes.find((n) => n.node === opts.node);
+    if (!want) return { refusal: `unknown node ${opts.node}` };
+    if (ok.includes(want)) return { node: want.node, role: 'replica', fromPrimary: false, reason: `${want.node} requested; in sync (lag ${want.lag})`, rejected: rejected };
+    if (want.node === primary && opts.allowPrimary !== false)
+      return { node: want.node, role: 'primary', fromPrimary: true, reason: `${want.node} requested: the primary`, rejected: rejected.filter((r) => r.node !== want.node) };
+    return { refusal: `${want.node} cannot be backed up from: ${rejected.find((r) => r.node === want.node)?.reason ?? 'not eligible'}` };
+  }
+  ok.sort((a, b) => (a.lag ?? 0) - (b.lag ?? 0) || a.node.localeCompare(b.node));
+  if (ok.length) {
+    const best = ok[0];
+    return { node: best.node, role: 'replica', fromPrimary: false, reason: `healthy in-sync replica of ${primary} (lag ${best.lag})`, rejected: [...rejected, ...ok.slice(1).map((n) => ({ node: n.node, reason: `in sync too, lag ${n.lag}` }))] };
+  }
+  if (primary !== undefined && opts.allowPrimary !== false)
+    return { node: primary, role: 'primary', fromPrimary: true, reason: `no healthy in-sync replica (${rejected.filter((r) => r.node !== primary).map((r) => `${r.node}: ${r.reason}`).join('; ') || 'none'}): backing up the primary`, rejected: rejected.filter((r) => r.node !== primary) };
+  return { refusal: `no node to back up from: ${rejected.map((r) => `${r.node}: ${r.reason}`).join('; ')}` };
+}
+
+/** Backup IDs sort by time: `<cluster>-<YYYYMMDDTHHMMSSmmmZ>`. Built from the workflow clock, so frozen. */
+export function backupId(cluster: string, startedAtMs: number): string {
+  const iso = new Date(startedAtMs).toISOString(); // 2026-11-23T08:53:42.123Z
+  return `${cluster}-${iso.replace(/[-:]/g, '').replace('.', '')}`;
+}
+
+/** What `list` shows for one backup directory. Only `good` may be restored without --force or pruned-for. */
+export type BackupState = 'good' | 'unverified' | 'failed' | 'incomplete';
+
+export interface BackupListing {
+  id: string;
+  /** ISO time the backup started (from the manifest, else from the ID). */
+  startedAt: string;
+  state: BackupState;
+  size?: number;
+  node?: string;
+  detail?: string;
+}
+
+/** good: manifest written and verified; unverified: manifest written, no verification yet; failed: verification failed; incomplete: no manifest (a take that died or is running). */
+export function backupState(x: { hasManifest: boolean; verification?: { ok: boolean } }): BackupState {
+  if (!x.hasManifest) return 'incomplete';
+  if (!x.verification) return 'unverified';
+  return x.verification.ok ? 'good' : 'failed';
+}
+
+export interface RetentionPlan {
+  keep: string[];
+  delete: { id: string; reason: string }[];
+}
+
+/**
+ * Retention: keep the newest `keep` good (verified) backups; delete older good ones, and failed, unverified or
+ * incomplete ones, only when they are older than the newest good backup (so a backup still being taken or
+ * verified, which is newer, is never touched). Nothing is deleted while there is no good backup, and the
+ * `protect` ID (the backup this run just took) is never deleted.
+ */
+export function planRetention(backups: BackupListing[], keep: number, protect?: string): RetentionPlan {
+  if (!Number.isInteger(keep) || keep < 1) throw new Error(`keep must be a positive integer, got ${keep}`);
+  const sorted = [...backups].sort((a, b) => b.startedAt.localeCompare(a.startedAt) || b.id.localeCompare(a.id));
+  const good = sorted.filter((b) => b.state === 'good');
+  if (good.length === 0) return { keep: sorted.map((b) => b.id), delete: [] };
+  const newestGood = good[0];
+  const keptGood = new Set(good.slice(0, keep).map((b) => b.id));
+  const out: RetentionPlan = { keep: [], delete: [] };
+  for (const b of sorted) {
+    const olderThanNewestGood = b.startedAt < newestGood.startedAt || (b.startedAt === newestGood.startedAt && b.id < newestGood.id);
+    if (b.id === protect || keptGood.has(b.id) || !olderThanNewestGood) out.keep.push(b.id);
+    else if (b.state === 'good') out.delete.push({ id: b.id, reason: `older than the ${keep} newest good backups` });
+    else out.delete.push({ id: b.id, reason: `${b.state}, and a newer good backup (${newestGood.id}) exists` });
+  }
+  return out;
+}
+
+/** MariaDB content fingerprint per table, taken at backup time and compared after a restore. */
+export interface TableFingerprint {
+  table: string; // schema.table
+  rows: number;
+  /** CHECKSUM TABLE result (null when the server cannot compute one). */
+  checksum: string | null;
+}
+
+/** Redis content fingerprint: DBSIZE and a sample of keys with a digest of their value. */
+export interface RedisFingerprint {
+  dbsize: number;
+  /** key -> sha256 of a type-aware rendering of its value (see activities/backup-redis.ts). */
+  sample: Record<string, string>;
+}
+
+export interface BackupManifest {
+  format: 1;
+  id: string;
+  cluster: string;
+  engine: BackupEngine;
+  node: string;
+  /** The source's role when taken, and whether that was the primary because no healthy replica existed. */
+  role: 'primary' | 'replica';
+  fromPrimary: boolean;
+  engineVersion: string;
+  /** Redis: replication offset (and replid); MariaDB: GTID position of the dump's snapshot. */
+  position: { offset?: number; replid?: string; gtid?: string };
+  artifact: { file: string; size: number; sha256: string; compression: 'gzip' };
+  /** Uncompressed bytes the tool produced. */
+  rawSize: number;
+  startedAt: string;
+  endedAt: string;
+  tool: { name: string; args: string[]; exitStatus: number };
+  content: {
+    redis?: RedisFingerprint;
+    /**
+     * consistent: the fingerprint was read at the dump's own snapshot point (replica source: SQL thread stopped
+     * for the dump). Otherwise (primary source under writes) tables that changed while the dump ran are listed
+     * in `unstable` and verified by presence only.
+     */
+    mysql?: { tables: TableFingerprint[]; consistent: boolean; unstable?: string[] };
+  };
+}
+
+export interface VerificationRecord {
+  id: string;
+  ok: boolean;
+  at: string;
+  checks: string[];
+  /** The first check that failed. */
+  failure?: string;
+  restoreMs: number;
+}
+
+/** Why a restored server's content does not match the manifest, or undefined when it matches. */
+export function compareRedisContent(want: RedisFingerprint, got: { dbsize: number; sample: Record<string, string | null> }): string | undefined {
+  if (got.dbsize !== want.dbsize) return `DBSIZE ${got.dbsize} after restore, manifest says ${want.dbsize}`;
+  for (const [k, digest] of Object.entries(want.sample)) {
+    const g = got.sample[k];
+    if (g === null || g === undefined) return `key ${JSON.stringify(k)} missing after restore`;
+    if (g !== digest) return `key ${JSON.stringify(k)} differs after restore (${g.slice(0, 12)} != ${digest.slice(0, 12)})`;
+  }
+  return undefined;
+}
+
+export function compareMysqlContent(want: TableFingerprint[], got: TableFingerprint[], unstable: string[] = []): string | undefined {
+  const byName = new Map(got.map((t) => [t.table, t]));
+  for (const u of unstable) if (!byName.has(u)) return `table ${u} missing after restore`;
+  for (const t of want) {
+    const g = byName.get(t.table);
+    if (!g) return `table ${t.table} missing after restore`;
+    if (g.rows !== t.rows) return `table ${t.table}: ${g.rows} rows after restore, manifest says ${t.rows}`;
+    if (t.checksum !== null && g.checksum !== t.checksum) return `table ${t.table}: CHECKSUM TABLE ${g.checksum} after restore, manifest says ${t.checksum}`;
+  }
+  const extra = got.filter((t) => !want.some((w) => w.table === t.table) && !unstable.includes(t.table));
+  if (extra.length) return `tables not in the manifest after restore: ${extra.map((t) => t.table).join(', ')}`;
+  return undefined;
+}
+
+/** The schedule of a cluster's backups: one per cluster, so creating it twice is idempotent. */
+export function backupScheduleId(cluster: string): string {
+  return `handover-backup-${cluster}`;
+}

@@ -1,0 +1,133 @@
+/**
+ * `handover status`: what one look at a cluster's probes says, as data (pure; the CLI probes and prints).
+ * Per node: role, whom it replicates from, the link, and the lag (Redis: replication offset bytes behind its
+ * primary; MySQL/MariaDB: GTID transactions still to apply, and Seconds_Behind_Master). Problems an on-call
+ * engineer should see first (no primary, two primaries, a link down, an unreachable node) are listed apart.
+ */
+import { appliedPos, lagTransactions, type MysqlNodeProbe } from './decide-mysql';
+import type { RedisNodeProbe } from './types';
+
+export interface NodeStatus {
+  node: string;
+  address: string;
+  reachable: boolean;
+  error?: string;
+  role?: 'primary' | 'replica';
+  /** Replica: the inventory node it replicates from (or host:port when that is not in the inventory). */
+  replicaOf?: string;
+  /** Replica: "up" / "down" (Redis master_link_status), or MySQL "io Yes sql Yes". */
+  link?: string;
+  linkUp?: boolean;
+  lagBytes?: number;
+  lagTransactions?: number;
+  secondsBehind?: number | null;
+  /** MySQL/MariaDB: read_only (a primary should not be; replicas should be). */
+  readOnly?: boolean;
+  /** Redis: replication offset; MySQL/MariaDB: the applied GTID position. */
+  position?: string;
+  version?: string;
+}
+
+/** A runbook running on the cluster (open workflow with its HandoverCluster search attribute). */
+export interface OperationStatus {
+  workflowId: string;
+  runId: string;
+  workflowType: string;
+  runbook?: string;
+  phase?: string;
+  startTime: string;
+}
+
+export interface ClusterStatus {
+  cluster: string;
+  engine: 'redis' | 'mysql' | 'dolt';
+  topology: string;
+  /** Nodes that act as primary (Redis Cluster: one per shard; MySQL: the writable one). */
+  primaries: string[];
+  nodes: NodeStatus[];
+  problems: string[];
+  /** Open operations, or undefined when Temporal could not be asked. */
+  operations?: OperationStatus[];
+  /** Why the cluster could not be probed at all (e.g. a missing credential): names the reference, never a value. */
+  error?: string;
+}
+
+export function redisClusterStatus(cluster: string, topology: string, probes: RedisNodeProbe[]): ClusterStatus {
+  const byNode = new Map(probes.map((p) => [p.node, p]));
+  const primaries = probes.filter((p) => p.reachable && p.role === 'primary').map((p) => p.node);
+  const problems: string[] = [];
+  const nodes: NodeStatus[] = probes.map((p) => {
+    const s: NodeStatus = { node: p.node, address: p.address, reachable: p.reachable, error: p.error, role: p.role, version: p.version, position: p.offset === undefined ? undefined : String(p.offset) };
+    if (!p.reachable) problems.push(`${p.node} unreachable${p.error ? `: ${p.error}` : ''}`);
+    if (p.reachable && p.role === 'replica') {
+      s.replicaOf = p.primaryNode ?? p.primaryAddress;
+      s.linkUp = !!p.linkUp;
+      s.link = p.linkUp ? 'up' : 'down';
+      const up = p.primaryNode ? byNode.get(p.primaryNode) : undefined;
+      if (up?.reachable && up.role === 'primary' && up.offset !== undefined) s.lagBytes = Math.max(0, up.offset - (p.offset ?? 0));
+      if (!p.linkUp) problems.push(`${p.node}: link to ${s.replicaOf ?? '?'} down`);
+      else if (p.primaryNode && up?.reachable && up.role !== 'primary') problems.push(`${p.node} replicates from ${p.primaryNode}, which is a ${up.role}`);
+    }
+    return s;
+  });
+  if (primaries.length === 0) problems.unshift('no reachable primary');
+  else if (topology !== 'cluster' && primaries.length > 1) problems.unshift(`${primaries.length} primaries: ${primaries.join(', ')}`);
+  return { cluster, engine: 'redis', topology, primaries, nodes, problems };
+}
+
+export function mysqlClusterStatus(cluster: string, probes: MysqlNodeProbe[]): ClusterStatus {
+  const writable = probes.filter((p) => p.reachable && p.role === 'primary' && p.readOnly === false);
+  const primary = writable.length === 1 ? writable[0] : undefined;
+  const problems: string[] = [];
+  const nodes: NodeStatus[] = probes.map((p) => {
+    const s: NodeStatus = { node: p.node, address: p.address, reachable: p.reachable, error: p.error, role: p.role, readOnly: p.readOnly, version: p.version };
+    if (!p.reachable) {
+      problems.push(`${p.node} unreachable${p.error ? `: ${p.error}` : ''}`);
+      return s;
+    }
+    s.position = appliedPos(p) || '';
+    if (p.role === 'replica') {
+      s.replicaOf = p.sourceNode ?? p.sourceAddress;
+      s.linkUp = p.ioRunning === 'Yes' && !!p.sqlRunning;
+      s.link = `io ${p.ioRunning ?? '?'} sql ${p.sqlRunning ? 'Yes' : 'No'}`;
+      s.secondsBehind = p.secondsBehind;
+      if (primary && p.sourceNode === primary.node) s.lagTransactions = lagTransactions(appliedPos(p), primary.gtidBinlogPos);
+      if (!s.linkUp) problems.push(`${p.node}: replication from ${s.replicaOf ?? '?'} not running (${s.link}${p.lastError ? `: ${p.lastError}` : ''})`);
+      if (p.readOnly === false) problems.push(`${p.node} is a writable replica`);
+    }
+    if (p.errantGtids?.length) problems.push(`${p.node} has errant GTIDs ${p.errantGtids.join(',')}`);
+    return s;
+  });
+  if (writable.length === 0) problems.unshift('no writable primary');
+  else if (writable.length > 1) problems.unshift(`${writable.length} writable nodes: ${writable.map((w) => w.node).join(', ')}`);
+  return { cluster, engine: 'mysql', topology: 'replication', primaries: writable.map((w) => w.node), nodes, problems };
+}
+
+function lagText(n: NodeStatus): string {
+  const parts: string[] = [];
+  if (n.lagBytes !== undefined) parts.push(`lag ${n.lagBytes} B`);
+  if (n.lagTransactions !== undefined) parts.push(`lag ${n.lagTransactions} trx`);
+  if (n.secondsBehind !== undefined) parts.push(`${n.secondsBehind === null ? '?' : n.secondsBehind} s behind`);
+  return parts.join(', ');
+}
+
+/** Human-readable lines for one cluster. */
+export function formatClusterStatus(s: ClusterStatus): string[] {
+  const head = `${s.cluster} (${s.engine}, ${s.topology}): ${s.error ? 'not probed' : s.primaries.length ? `primary ${s.primaries.join(', ')}` : 'NO PRIMARY'}`;
+  const lines = [head];
+  if (s.error) lines.push(`  error: ${s.error}`);
+  const w = Math.max(4, ...s.nodes.map((n) => n.node.length));
+  const aw = Math.max(7, ...s.nodes.map((n) => n.address.length));
+  for (const n of s.nodes) {
+    const base = `  ${n.node.padEnd(w)}  ${n.address.padEnd(aw)}  `;
+    if (!n.reachable) lines.push(`${base}UNREACHABLE${n.error ? ` (${n.error})` : ''}`);
+    else if (n.role === 'replica')
+      lines.push(`${base}replica of ${n.replicaOf ?? '?'}, link ${n.link}${lagText(n) ? `, ${lagText(n)}` : ''}${n.readOnly === false ? ', WRITABLE' : ''}`);
+    else lines.push(`${base}${n.role ?? '?'}${n.readOnly ? ' (read-only)' : ''}${n.position ? ` at ${n.position}` : ''}`);
+  }
+  for (const p of s.problems) lines.push(`  ! ${p}`);
+  if (s.operations === undefined) lines.push('  operations: unknown (Temporal not reachable)');
+  else if (s.operations.length === 0) lines.push('  operations: none running');
+  else for (const o of s.operations) lines.push(`  running: ${o.runbook ?? o.workflowType} ${o.workflowId} (phase ${o.phase ?? '?'}, since ${o.startTime})`);
+  return lines;
+}

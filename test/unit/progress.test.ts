@@ -1,0 +1,118 @@
+/** The `--wait` renderers are pure: a progress frame in, lines out. */
+import { describe, expect, it } from 'vitest';
+import { bar, emptyPlainState, formatAmount, formatDuration, plainUpdate, renderFrame, type ProgressFrame } from '../../client/progress';
+import type { RunbookProgress, WaitProgress } from '../../core/types';
+
+const T0 = 1_700_000_000_000;
+
+function switchover(over: Partial<RunbookProgress> = {}): RunbookProgress {
+  return {
+    runbook: 'switchover',
+    cluster: 'cache',
+    phase: 'catch-up',
+    pointOfNoReturnPassed: false,
+    audit: [],
+    steps: [
+      { name: 'probe', summary: 'probe every node of cache', status: 'done', startedAt: T0, endedAt: T0 + 12, detail: 'saw cache-1=primary@100' },
+      { name: 'decide', summary: 'choose the candidate', status: 'done', startedAt: T0 + 12, endedAt: T0 + 12 },
+      { name: 'catch-up', summary: 'wait for cache-2 to catch up with cache-1', status: 'running', startedAt: T0 + 20 },
+      { name: 'veto', summary: 're-check the decision before the point of no return', status: 'pending' },
+    ],
+    ...over,
+  };
+}
+
+const catchUp = (done: number): WaitProgress => ({ what: 'cache-2 catching up with cache-1', done, total: 4096, unit: 'bytes', note: `${4096 - done} bytes to go` });
+
+describe('formatting', () => {
+  it('durations, amounts and bars', () => {
+    expect(formatDuration(850)).toBe('850 ms');
+    expect(formatDuration(12_340)).toBe('12.3 s');
+    expect(formatDuration(125_000)).toBe('2m05s');
+    expect(formatAmount(512, 'bytes')).toBe('512 B');
+    expect(formatAmount(12_698, 'bytes')).toBe('12.4 KiB');
+    expect(formatAmount(3 * 1024 * 1024, 'bytes')).toBe('3.0 MiB');
+    expect(formatAmount(1, 'transactions')).toBe('1 transaction');
+    expect(formatAmount(4000, 'ms')).toBe('4.0 s');
+    expect(bar({ done: 1, total: 4 }, 8, true)).toBe('[##......]  25%');
+    expect(bar({ done: 4, total: 4 }, 4)).toBe('[████] 100%');
+    // Nothing to wait for is complete; more than the total is clamped.
+    expect(bar({ done: 0, total: 0 }, 4, true)).toBe('[####] 100%');
+    expect(bar({ done: 9, total: 4 }, 4, true)).toBe('[####] 100%');
+  });
+});
+
+describe('renderFrame (TTY)', () => {
+  it('one line per step with icon and elapsed time; the wait bar under the running step', () => {
+    const lines = renderFrame({ progress: switchover(), wait: catchUp(1024), now: T0 + 1520 });
+    expect(lines).toEqual([
+      'switchover of cache: catch-up',
+      '  ✓ probe     probe every node of cache                            12 ms',
+      '  ✓ decide    choose the candidate                                 0 ms',
+      '  ▶ catch-up  wait for cache-2 to catch up with cache-1            1.5 s',
+      '            [█████░░░░░░░░░░░░░░░]  25%  cache-2 catching up with cache-1: 1.0 KiB of 4.0 KiB (3072 bytes to go)',
+      '  · veto      re-check the decision before the point of no return',
+    ]);
+  });
+
+  it('says when the point of no return is passed, and shows why a step failed', () => {
+    const p = switchover({
+      phase: 'verify',
+      pointOfNoReturnPassed: true,
+      steps: [{ name: 'verify', summary: 'verify one primary', status: 'failed', startedAt: T0, endedAt: T0 + 30_000, detail: 'cache-3 link down' }],
+    });
+    expect(renderFrame({ progress: p, now: T0 + 40_000 })).toEqual([
+      'switchover of cache: verify (past the point of no return)',
+      '  ✗ verify    verify one primary  30.0 s',
+      '            cache-3 link down',
+    ]);
+  });
+
+  it('a time-bounded wait (restart readiness) shows time spent of time allowed and the state seen last', () => {
+    const p = switchover({ steps: [{ name: 'ready cache-3', summary: 'wait for cache-3 to be linked and caught up', status: 'running', startedAt: T0 }] });
+    const [, , barLine] = renderFrame({ progress: p, wait: { what: 'cache-3 ready as a replica of cache-1', done: 15_000, total: 60_000, unit: 'ms', note: 'link down or loading' }, now: T0 + 15_000 });
+    expect(barLine.trim()).toBe('[█████░░░░░░░░░░░░░░░]  25%  cache-3 ready as a replica of cache-1: 15.0 s of 1m00s allowed (link down or loading)');
+  });
+
+  it('cuts lines to the terminal width so a redraw in place counts them right', () => {
+    const lines = renderFrame({ progress: switchover(), wait: catchUp(0), now: T0 + 100, columns: 40 });
+    expect(lines.every((l) => [...l].length <= 39)).toBe(true);
+    expect(lines[4].endsWith('…')).toBe(true);
+  });
+});
+
+describe('plainUpdate (non-TTY)', () => {
+  it('prints a step when it starts and when it ends, and a wait at each 25 % mark, nothing twice', () => {
+    let state = emptyPlainState();
+    const frame = (progress: RunbookProgress, wait?: WaitProgress, now = T0 + 1000): ProgressFrame => ({ progress, wait, now });
+
+    let u = plainUpdate(state, frame(switchover(), catchUp(100)));
+    state = u.state;
+    expect(u.lines).toEqual([
+      'done     probe: probe every node of cache (12 ms) — saw cache-1=primary@100',
+      'done     decide: choose the candidate (0 ms)',
+      'running  catch-up: wait for cache-2 to catch up with cache-1',
+      '         catch-up: [....................]   2%  cache-2 catching up with cache-1: 100 B of 4.0 KiB (3996 bytes to go)',
+    ]);
+
+    // Same state, a little further: below the next mark, nothing printed.
+    u = plainUpdate(state, frame(switchover(), catchUp(900)));
+    state = u.state;
+    expect(u.lines).toEqual([]);
+
+    // Crosses 50 %: one line.
+    u = plainUpdate(state, frame(switchover(), catchUp(2100)));
+    state = u.state;
+    expect(u.lines).toEqual(['         catch-up: [##########..........]  51%  cache-2 catching up with cache-1: 2.1 KiB of 4.0 KiB (1996 bytes to go)']);
+
+    // The step ends, the next starts.
+    const next = switchover();
+    next.steps[2] = { ...next.steps[2], status: 'done', endedAt: T0 + 2020, detail: 'saw cache-2 at offset 4096' };
+    next.steps[3] = { ...next.steps[3], status: 'running', startedAt: T0 + 2020 };
+    u = plainUpdate(state, frame(next, undefined, T0 + 2100));
+    expect(u.lines).toEqual([
+      'done     catch-up: wait for cache-2 to catch up with cache-1 (2.0 s) — saw cache-2 at offset 4096',
+      'running  veto: re-check the decision before the point of no return',
+    ]);
+  });
+});
