@@ -133,8 +133,9 @@ export async function redisFailover(input: RedisFailoverInput): Promise<Failover
   }
   const abort = abortWatch(rb);
   const preHooks = await runPreFailoverHooks(rb, probed.hooks?.preFailover ?? 0, hookRun).catch((e) => {
-    if (isCancellation(e)) throw abortedFailure(cluster, 'failover', `nothing was promoted`);
-    throw e;
+    if (!isCancellation(e)) throw e;
+    rb.setPhase('aborted');
+    throw abortedFailure(cluster, 'failover', `nothing was promoted`);
   });
   if (abort.requested()) {
     rb.skipRemaining('aborted');
