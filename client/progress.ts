@@ -85,10 +85,16 @@ export function renderFrame(f: ProgressFrame): string[] {
     const summary = s.summary.length > summaryWidth ? s.summary.slice(0, summaryWidth - 1) + '…' : s.summary.padEnd(summaryWidth);
     lines.push(`  ${ICON[s.status] ?? '?'} ${s.name.padEnd(nameWidth)}  ${summary}  ${t}`.trimEnd());
     if (s === running && f.wait) lines.push(`    ${' '.repeat(nameWidth)}${waitLine(f.wait)}`);
+    else if (s === running && s.name === 'approval' && p.approval?.status === 'waiting') lines.push(`    ${' '.repeat(nameWidth)}${waitLine(approvalWait(p.approval, f.now))}`);
     if ((s.status === 'failed' || s.status === 'compensated') && s.detail) lines.push(`    ${' '.repeat(nameWidth)}${s.detail}`);
   }
   const w = f.columns;
   return w && w > 10 ? lines.map((l) => ([...l].length >= w ? [...l].slice(0, w - 2).join('') + '…' : l)) : lines;
+}
+
+/** The approval gate as a wait against its timeout (the plan hash to approve in the note). */
+export function approvalWait(a: NonNullable<RunbookProgress['approval']>, now: number): WaitProgress {
+  return { what: `plan ${a.planHash} waiting for handover approve`, done: Math.max(0, now - (a.deadline - a.timeoutMs)), total: a.timeoutMs, unit: 'ms', note: 'then it ends with nothing changed' };
 }
 
 /** What the plain renderer has printed so far. */

@@ -116,3 +116,21 @@ describe('plainUpdate (non-TTY)', () => {
     ]);
   });
 });
+
+describe('the approval gate', () => {
+  it('shows the time waited against the approval timeout and the plan hash under the running approval step', () => {
+    const p = switchover({
+      phase: 'approval',
+      steps: [
+        { name: 'probe', summary: 'probe every node of cache', status: 'done', startedAt: T0, endedAt: T0 + 12 },
+        { name: 'decide', summary: 'choose the candidate', status: 'done', startedAt: T0 + 12, endedAt: T0 + 12 },
+        { name: 'approval', summary: 'wait for approval of plan 0123456789abcdef (handover approve; at most 30m)', status: 'running', startedAt: T0 + 20 },
+        { name: 'catch-up', summary: 'wait for cache-2 to catch up with cache-1', status: 'pending' },
+      ],
+      approval: { status: 'waiting', planHash: '0123456789abcdef', summary: 's', plan: ['p'], timeoutMs: 1_800_000, deadline: T0 + 20 + 1_800_000 },
+    });
+    const lines = renderFrame({ progress: p, now: T0 + 20 + 450_000 });
+    const i = lines.findIndex((l) => l.includes('approval  wait for approval'));
+    expect(lines[i + 1].trim()).toBe('[█████░░░░░░░░░░░░░░░]  25%  plan 0123456789abcdef waiting for handover approve: 7m30s of 30m00s allowed (then it ends with nothing changed)');
+  });
+});
