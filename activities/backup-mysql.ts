@@ -8,9 +8,9 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import type mysql from 'mysql2/promise';
-import type { TableFingerprint } from '../core/backup';
+import type { BackupCompression, TableFingerprint } from '../core/backup';
+import { codecStream } from './backup-stream';
 import { mariaNode, templateDir } from '../sandbox/mariadb';
 import { freePort } from '../sandbox/ports';
 import type { BackupStorage } from './backup-storage';
@@ -60,13 +60,13 @@ export function dumpArgs(t: MysqlTarget, schemas: string[]): string[] {
   return ['-h', t.host, '-P', String(t.port), '--protocol=TCP', '--single-transaction', '--master-data=2', '--gtid', '--routines', '--events', '--triggers', '--hex-blob', '--databases', ...schemas];
 }
 
-/** The GTID position in a dump's header (`-- SET GLOBAL gtid_slave_pos='...'`), or undefined. */
+/** The GTID position a dump records (`-- SET GLOBAL gtid_slave_pos='...'`, printed at its end by 10.11), or undefined. */
 export function gtidFromDumpHead(head: string): string | undefined {
   return /gtid_slave_pos\s*=\s*'([^']*)'/.exec(head)?.[1];
 }
 
 /** Pipe a gzip'd dump into `mariadb` (socket or TCP); rejects with the client's stderr on failure. */
-export async function loadDump(o: { storage: BackupStorage; cluster: string; id: string; file: string; connArgs: string[] }): Promise<void> {
+export async function loadDump(o: { storage: BackupStorage; cluster: string; id: string; file: string; compression: BackupCompression; connArgs: string[] }): Promise<void> {
   const child = spawn(MARIADB_CLIENT, [...o.connArgs, '--binary-mode'], { stdio: ['pipe', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
@@ -75,7 +75,7 @@ export async function loadDump(o: { storage: BackupStorage; cluster: string; id:
     child.once('close', (code) => resolve(code ?? 1));
   });
   try {
-    await pipeline(o.storage.readStream(o.cluster, o.id, o.file), createGunzip(), child.stdin!);
+    await pipeline(o.storage.readStream(o.cluster, o.id, o.file), codecStream(o.compression, 'decompress'), child.stdin!);
   } catch (e) {
     child.kill('SIGKILL');
     await exited.catch(() => undefined);

@@ -8,9 +8,9 @@ import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import Redis from 'ioredis';
-import type { RedisFingerprint } from '../core/backup';
+import type { BackupCompression, RedisFingerprint } from '../core/backup';
+import { codecStream } from './backup-stream';
 import { startNodeProcess } from '../sandbox/redis';
 import { redisServerBinary } from '../sandbox/paths';
 import { freePort, sleep } from '../sandbox/ports';
@@ -195,10 +195,10 @@ export interface ScratchRedis {
  * A scratch redis-server (or valkey-server, matching `engineVersion`) on a free loopback port, started from the
  * backup's RDB in a temporary directory. Loopback only, with a random password unless `password` is given.
  */
-export async function startScratchRedis(o: { storage: BackupStorage; cluster: string; id: string; file: string; engineVersion: string; password?: string; keep?: boolean }): Promise<ScratchRedis & { password: string }> {
+export async function startScratchRedis(o: { storage: BackupStorage; cluster: string; id: string; file: string; compression: BackupCompression; engineVersion: string; password?: string; keep?: boolean }): Promise<ScratchRedis & { password: string }> {
   const dir = mkdtempSync(path.join(os.tmpdir(), `handover-restore-${o.id}-`));
   mkdirSync(dir, { recursive: true });
-  await pipeline(o.storage.readStream(o.cluster, o.id, o.file), createGunzip(), createWriteStream(path.join(dir, 'dump.rdb')));
+  await pipeline(o.storage.readStream(o.cluster, o.id, o.file), codecStream(o.compression, 'decompress'), createWriteStream(path.join(dir, 'dump.rdb')));
   const port = await freePort();
   const password = o.password ?? createHash('sha256').update(`${Math.random()}${Date.now()}`).digest('hex').slice(0, 24);
   const binary = redisServerBinary(/^valkey/.test(o.engineVersion) ? 'valkey' : 'redis');

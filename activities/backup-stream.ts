@@ -2,7 +2,25 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
-import { createGzip } from 'node:zlib';
+import { Duplex } from 'node:stream';
+import { createGunzip, createGzip } from 'node:zlib';
+import type { BackupCompression } from '../core/backup';
+
+export const ZSTD = process.env.HANDOVER_ZSTD ?? 'zstd';
+
+/** A compressing (or decompressing) stream: zlib in-process for gzip, the zstd tool as a child for zstd. */
+export function codecStream(c: BackupCompression, dir: 'compress' | 'decompress'): Duplex {
+  if (c === 'gzip') return dir === 'compress' ? createGzip({ level: 1 }) : createGunzip();
+  const child = spawn(ZSTD, dir === 'compress' ? ['-1', '-T0', '-q', '-c'] : ['-d', '-q', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+  const d = Duplex.from({ writable: child.stdin!, readable: child.stdout! });
+  child.once('close', (code) => {
+    if (code !== 0) d.destroy(new Error(`zstd exited with ${code}: ${err.trim()}`));
+  });
+  child.once('error', (e) => d.destroy(e));
+  return d;
+}
 import type { BackupStorage } from './backup-storage';
 
 export interface ToolRun {
@@ -13,6 +31,8 @@ export interface ToolRun {
   stderr: string;
   /** The first bytes of the tool's output (headers carry the position). */
   head: Buffer;
+  /** The last 16 KiB of it (mariadb-dump prints the GTID state at the end). */
+  tail: Buffer;
 }
 
 /**
@@ -30,6 +50,7 @@ export async function streamToolToStorage(o: {
   id: string;
   file: string;
   headBytes?: number;
+  compression?: BackupCompression;
   onChunk?: (rawSoFar: number) => void;
 }): Promise<ToolRun> {
   const child = spawn(o.cmd, o.args, { env: o.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -45,6 +66,7 @@ export async function streamToolToStorage(o: {
   const headParts: Buffer[] = [];
   let headLen = 0;
   const want = o.headBytes ?? 65536;
+  let tail = Buffer.alloc(0);
   const rawTap = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       rawSize += chunk.length;
@@ -52,6 +74,7 @@ export async function streamToolToStorage(o: {
         headParts.push(chunk.subarray(0, want - headLen));
         headLen += Math.min(chunk.length, want - headLen);
       }
+      tail = tail.length + chunk.length <= 32768 ? Buffer.concat([tail, chunk]) : Buffer.concat([tail, chunk]).subarray(-16384);
       try {
         o.onChunk?.(rawSize);
       } catch (e) {
@@ -71,7 +94,7 @@ export async function streamToolToStorage(o: {
     },
   });
   // Fail the stored stream when the tool fails, so the temp file is never renamed into place.
-  const guarded = child.stdout!.pipe(rawTap).pipe(createGzip({ level: 1 })).pipe(storedTap);
+  const guarded = child.stdout!.pipe(rawTap).pipe(codecStream(o.compression ?? 'gzip', 'compress')).pipe(storedTap);
   const exitCheck = exited.then((code) => {
     if (code !== 0) guarded.destroy(new Error(`${o.cmd} exited with ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
     return code;
@@ -87,7 +110,7 @@ export async function streamToolToStorage(o: {
   }
   const exitStatus = await exitCheck;
   if (exitStatus !== 0) throw new Error(`${o.cmd} exited with ${exitStatus}: ${stderr.trim()}`);
-  return { rawSize, size, sha256: hash.digest('hex'), exitStatus, stderr, head: Buffer.concat(headParts) };
+  return { rawSize, size, sha256: hash.digest('hex'), exitStatus, stderr, head: Buffer.concat(headParts), tail: tail.subarray(-16384) };
 }
 
 /** sha256 and size of a stored file, read back. */

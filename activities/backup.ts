@@ -59,6 +59,8 @@ export interface TakeBackupResult {
   sha256: string;
   position: BackupManifest['position'];
   durationMs: number;
+  /** The tool's streaming alone (tool start to artifact renamed), this attempt; 0 when already taken. */
+  streamMs: number;
   audit: string;
 }
 
@@ -99,7 +101,9 @@ export interface PruneResult extends RetentionPlan {
   audit: string;
 }
 
-const ARTIFACT = { redis: 'dump.rdb.gz', mysql: 'dump.sql.gz' } as const;
+const ARTIFACT = { redis: 'dump.rdb', mysql: 'dump.sql' } as const;
+const EXT = { gzip: '.gz', zstd: '.zst' } as const;
+const compressionOf = (c: ClusterSpec) => c.backup?.compression ?? 'gzip';
 
 /** Keep an activity's heartbeat going while it works (the profile's heartbeat timeout is short). */
 function heartbeating<T>(details: () => unknown, fn: () => Promise<T>): Promise<T> {
@@ -154,11 +158,12 @@ export function createBackupActivities(deps: BackupActivityDeps) {
 
   // ---- take -------------------------------------------------------------------------------------------------
 
-  async function takeRedis(c: ClusterSpec, input: TakeBackupInput, storage: BackupStorage, progress: { bytes: number }): Promise<BackupManifest> {
+  async function takeRedis(c: ClusterSpec, input: TakeBackupInput, storage: BackupStorage, progress: { bytes: number; streamMs: number }): Promise<BackupManifest> {
     const target = redisTarget(c, input.node, env);
     const startedAt = new Date().toISOString();
     const { before, version } = await withRedis(c, input.node, async (cl) => ({ before: await redisFingerprint(cl), version: parseInfo(await cl.info('server')) }));
     let hit = false;
+    const s0 = Date.now();
     const run = await streamToolToStorage({
       cmd: 'redis-cli',
       args: redisCliArgs(target),
@@ -166,7 +171,8 @@ export function createBackupActivities(deps: BackupActivityDeps) {
       storage,
       cluster: c.name,
       id: input.id,
-      file: ARTIFACT.redis,
+      file: ARTIFACT.redis + EXT[compressionOf(c)],
+      compression: compressionOf(c),
       onChunk: (n) => {
         progress.bytes = n;
         if (!hit) {
@@ -175,6 +181,7 @@ export function createBackupActivities(deps: BackupActivityDeps) {
         }
       },
     });
+    progress.streamMs = Date.now() - s0;
     const after = await withRedis(c, input.node, (cl) => redisFingerprint(cl, undefined, Object.keys(before.sample)));
     const header = parseRdbHeader(run.head);
     const fp = stableFingerprint(before, after, header.db0Keys);
@@ -189,7 +196,7 @@ export function createBackupActivities(deps: BackupActivityDeps) {
       fromPrimary: input.fromPrimary,
       engineVersion: version.valkey_version ? `valkey ${version.valkey_version}` : `redis ${version.redis_version}`,
       position: { ...(header.aux['repl-offset'] !== undefined ? { offset: Number(header.aux['repl-offset']) } : {}), ...(header.aux['repl-id'] ? { replid: header.aux['repl-id'] } : {}) },
-      artifact: { file: ARTIFACT.redis, size: run.size, sha256: run.sha256, compression: 'gzip' },
+      artifact: { file: ARTIFACT.redis + EXT[compressionOf(c)], size: run.size, sha256: run.sha256, compression: compressionOf(c) },
       rawSize: run.rawSize,
       startedAt,
       endedAt: new Date().toISOString(),
@@ -198,7 +205,7 @@ export function createBackupActivities(deps: BackupActivityDeps) {
     };
   }
 
-  async function takeMysql(c: ClusterSpec, input: TakeBackupInput, storage: BackupStorage, progress: { bytes: number }): Promise<BackupManifest> {
+  async function takeMysql(c: ClusterSpec, input: TakeBackupInput, storage: BackupStorage, progress: { bytes: number; streamMs: number }): Promise<BackupManifest> {
     const target = mysqlTarget(c, input.node, env);
     const startedAt = new Date().toISOString();
     const conn = await connect(target);
@@ -217,6 +224,7 @@ export function createBackupActivities(deps: BackupActivityDeps) {
       const opt = optionFile({ user: target.user, password: target.password });
       let hit = false;
       let run;
+      const s0 = Date.now();
       try {
         run = await streamToolToStorage({
           cmd: MARIADB_DUMP,
@@ -225,7 +233,8 @@ export function createBackupActivities(deps: BackupActivityDeps) {
           storage,
           cluster: c.name,
           id: input.id,
-          file: ARTIFACT.mysql,
+          file: ARTIFACT.mysql + EXT[compressionOf(c)],
+          compression: compressionOf(c),
           onChunk: (n) => {
             progress.bytes = n;
             if (!hit) {
@@ -237,9 +246,10 @@ export function createBackupActivities(deps: BackupActivityDeps) {
       } finally {
         opt.cleanup();
       }
+      progress.streamMs = Date.now() - s0;
       const after = await mysqlFingerprint(conn, schemas);
       const unstable = before ? after.filter((t) => { const b = before.find((x) => x.table === t.table); return !b || b.rows !== t.rows || b.checksum !== t.checksum; }).map((t) => t.table) : [];
-      const gtid = gtidFromDumpHead(run.head.toString('latin1'));
+      const gtid = gtidFromDumpHead(run.tail.toString('latin1')) ?? gtidFromDumpHead(run.head.toString('latin1'));
       if (gtid === undefined) throw new Error(`no GTID position in the dump header of ${input.id}`);
       return {
         format: 1,
@@ -251,7 +261,7 @@ export function createBackupActivities(deps: BackupActivityDeps) {
         fromPrimary: input.fromPrimary,
         engineVersion: v.v,
         position: { gtid },
-        artifact: { file: ARTIFACT.mysql, size: run.size, sha256: run.sha256, compression: 'gzip' },
+        artifact: { file: ARTIFACT.mysql + EXT[compressionOf(c)], size: run.size, sha256: run.sha256, compression: compressionOf(c) },
         rawSize: run.rawSize,
         startedAt,
         endedAt: new Date().toISOString(),
@@ -283,7 +293,7 @@ export function createBackupActivities(deps: BackupActivityDeps) {
       const want = m.content.redis!;
       let scratch;
       try {
-        scratch = await startScratchRedis({ storage, cluster: c.name, id, file: m.artifact.file, engineVersion: m.engineVersion });
+        scratch = await startScratchRedis({ storage, cluster: c.name, id, file: m.artifact.file, compression: m.artifact.compression, engineVersion: m.engineVersion });
       } catch (e) {
         return fail(`the RDB does not load into a scratch server: ${(e as Error).message.split('\n')[0]}`);
       }
@@ -305,7 +315,7 @@ export function createBackupActivities(deps: BackupActivityDeps) {
       const scratch = await startScratchMaria(id);
       try {
         try {
-          await loadDump({ storage, cluster: c.name, id, file: m.artifact.file, connArgs: ['--no-defaults', `--socket=${scratch.socket}`, '--user=root'] });
+          await loadDump({ storage, cluster: c.name, id, file: m.artifact.file, compression: m.artifact.compression, connArgs: ['--no-defaults', `--socket=${scratch.socket}`, '--user=root'] });
         } catch (e) {
           return fail(`the dump does not load into a scratch server: ${(e as Error).message.split('\n')[0]}`);
         }
@@ -330,7 +340,7 @@ export function createBackupActivities(deps: BackupActivityDeps) {
   async function restoreRedis(c: ClusterSpec, b: StoredBackup & { manifest: BackupManifest }, target: RestoreTarget, storage: BackupStorage): Promise<Omit<RestoreBackupResult, 'restoreMs' | 'audit'>> {
     const m = b.manifest;
     if (target.kind === 'scratch') {
-      const s = await startScratchRedis({ storage, cluster: c.name, id: m.id, file: m.artifact.file, engineVersion: m.engineVersion, keep: true });
+      const s = await startScratchRedis({ storage, cluster: c.name, id: m.id, file: m.artifact.file, compression: m.artifact.compression, engineVersion: m.engineVersion, keep: true });
       const cl = await s.client();
       const keys = await cl.dbsize();
       cl.disconnect();
@@ -344,7 +354,7 @@ export function createBackupActivities(deps: BackupActivityDeps) {
     const dbsize = await withRedis(c, node, (cl) => cl.dbsize());
     if (dbsize > 0) throw new HandoverError(ErrorType.TargetNotEmpty, `refused: ${node} holds ${dbsize} keys; restore only into an empty node (nothing was changed)`);
     const password = redisTarget(c, node, env).password;
-    const s = await startScratchRedis({ storage, cluster: c.name, id: m.id, file: m.artifact.file, engineVersion: m.engineVersion, password });
+    const s = await startScratchRedis({ storage, cluster: c.name, id: m.id, file: m.artifact.file, compression: m.artifact.compression, engineVersion: m.engineVersion, password });
     try {
       const want = await (async () => {
         const cl = await s.client();
@@ -375,7 +385,7 @@ export function createBackupActivities(deps: BackupActivityDeps) {
     const m = b.manifest;
     if (target.kind === 'scratch') {
       const s = await startScratchMaria(m.id, true);
-      await loadDump({ storage, cluster: c.name, id: m.id, file: m.artifact.file, connArgs: ['--no-defaults', `--socket=${s.socket}`, '--user=root'] });
+      await loadDump({ storage, cluster: c.name, id: m.id, file: m.artifact.file, compression: m.artifact.compression, connArgs: ['--no-defaults', `--socket=${s.socket}`, '--user=root'] });
       return { id: m.id, target: 'scratch', address: `127.0.0.1:${s.port}`, socket: s.socket, dir: s.dir, tables: m.content.mysql?.tables.length };
     }
     const node = target.node;
@@ -384,7 +394,7 @@ export function createBackupActivities(deps: BackupActivityDeps) {
     const t = mysqlTarget(c, node, env);
     const opt = optionFile({ user: t.user, password: t.password });
     try {
-      await loadDump({ storage, cluster: c.name, id: m.id, file: m.artifact.file, connArgs: [...opt.args, '-h', t.host, '-P', String(t.port), '--protocol=TCP'] });
+      await loadDump({ storage, cluster: c.name, id: m.id, file: m.artifact.file, compression: m.artifact.compression, connArgs: [...opt.args, '-h', t.host, '-P', String(t.port), '--protocol=TCP'] });
     } finally {
       opt.cleanup();
     }
@@ -460,11 +470,12 @@ export function createBackupActivities(deps: BackupActivityDeps) {
         sha256: m.artifact.sha256,
         position: m.position,
         durationMs: Date.parse(m.endedAt) - Date.parse(m.startedAt),
+        streamMs: 0,
         audit: `${already ? 'already taken: ' : ''}${m.id} from ${m.node} (${m.role}${m.fromPrimary ? ', no healthy replica' : ''}): ${m.rawSize} bytes -> ${m.artifact.size} gzip, sha256 ${m.artifact.sha256.slice(0, 12)}…, position ${m.position.gtid ?? `${m.position.replid ?? '?'}:${m.position.offset ?? '?'}`}, in ${storage.location}`,
       });
       if (existing?.manifest) return summary(existing.manifest, true);
       await storage.clearPartial(c.name, input.id);
-      const progress = { bytes: 0 };
+      const progress = { bytes: 0, streamMs: 0 };
       const manifest = await heartbeating(
         () => ({ id: input.id, bytes: progress.bytes }),
         () => (c.engine === 'redis' ? takeRedis(c, input, storage, progress) : takeMysql(c, input, storage, progress)),
@@ -475,6 +486,7 @@ export function createBackupActivities(deps: BackupActivityDeps) {
       await storage.putJson(c.name, input.id, 'manifest.json', manifest);
       const r = summary(manifest, false);
       r.durationMs = Date.now() - t0;
+      r.streamMs = progress.streamMs;
       return r;
     }),
 

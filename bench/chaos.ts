@@ -9,11 +9,13 @@
  */
 import { WorkflowFailedError } from '@temporalio/client';
 import Redis from 'ioredis';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../activities';
+import { MARIADB_BACKUP_GRANTS } from '../activities/backup-mysql';
 import type { EnsureMysqlRejoinedResult } from '../activities/mysql-failover';
+import { runBackupList, runBackupRun } from '../client/commands/backup';
 import { runFailover } from '../client/commands/failover';
 import { runRollingRestart } from '../client/commands/rolling-restart';
 import { loadInventory } from '../inventory/load';
@@ -102,6 +104,8 @@ export interface Scenario {
   points: string[];
   /** How the lab is built (default: a 3-node replication fleet). */
   lab?: { sentinels?: boolean; extraConfig?: string[]; policy?: Record<string, number | string> };
+  /** Once, before the first point (e.g. add a backup block to the lab's inventory). */
+  prepare?(lab: Lab): void | Promise<void>;
   /** Start the i-th run without waiting (as `handover … ` without --wait does). */
   start(lab: Lab, i: number, log: (m: string) => void): Promise<void>;
   /** Snapshot taken before the run, handed to `check`. */
@@ -233,7 +237,59 @@ export const FAILOVER_REDIS: Scenario = {
   },
 };
 
-export const SCENARIOS: Record<string, Scenario> = Object.fromEntries([SWITCHOVER_REDIS, ROLLING_RESTART_REDIS, ROLLING_RESTART_REDIS_SENTINEL, FAILOVER_REDIS].map((s) => [s.name, s]));
+// ---- Backups: the worker is killed at every step of a backup taken under the writer -------------------------
+
+export const BACKUP_POINTS = [
+  ...['probeBackupSources', 'takeBackup', 'verifyBackup', 'markBackupVerified', 'pruneBackups'].flatMap((a) => [`before:${a}`, `after:${a}`]),
+  'inside:takeBackup.streaming',
+  'inside:takeBackup.beforeManifest',
+];
+
+/** The lab's inventory gains a backup block (local storage beside the fleet, keep 100 so nothing is pruned). */
+function addBackupBlock(lab: { inventory: string }): void {
+  const yaml = readFileSync(lab.inventory, 'utf8');
+  if (/^\s+backup:$/m.test(yaml)) return;
+  const dir = path.join(path.dirname(lab.inventory), 'backups');
+  writeFileSync(lab.inventory, yaml.replace(/^(\s+)engine: (\w+)$/m, (_m, sp: string, e: string) => `${sp}engine: ${e}\n${sp}backup:\n${sp}  storage: { type: local, dir: ${dir} }\n${sp}  keep: 100`));
+}
+
+async function backupStates(lab: { inventory: string }, cluster: string): Promise<{ id: string; state: string }[]> {
+  const r = await runBackupList({ cluster, inventory: lab.inventory, json: true }, { out: () => undefined, err: () => undefined, isTTY: false });
+  if (r.exitCode !== 0 || !r.backups) throw new Error(`backup list exited ${r.exitCode}`);
+  return r.backups;
+}
+
+/**
+ * Beyond one primary and no lost write (the writer runs through the backup): exactly one more backup than
+ * before, and every backup listed good — an interrupted take is finished by the retry under the same ID,
+ * never left behind as a second, partial artifact.
+ */
+async function checkOneNewGoodBackup(lab: { inventory: string }, cluster: string, before: unknown): Promise<string[]> {
+  const prior = before as { id: string }[];
+  const now = await backupStates(lab, cluster);
+  const added = now.filter((b) => !prior.some((p) => p.id === b.id));
+  const problems: string[] = [];
+  if (added.length !== 1) problems.push(`${added.length} new backups (want exactly 1): ${JSON.stringify(added)}`);
+  const notGood = now.filter((b) => b.state !== 'good');
+  if (notGood.length) problems.push(`backups not good: ${JSON.stringify(notGood)}`);
+  return problems;
+}
+
+async function startBackup(lab: { address: string; taskQueue: string; inventory: string }, cluster: string, i: number, log: (m: string) => void): Promise<void> {
+  const r = await runBackupRun({ cluster, inventory: lab.inventory, address: lab.address, taskQueue: lab.taskQueue, requestedBy: `chaos run ${i}` }, quietIO(log));
+  if (r.exitCode !== 0) throw new Error(`could not start: exit ${r.exitCode}`);
+}
+
+export const BACKUP_REDIS: Scenario = {
+  name: 'backup-redis',
+  points: BACKUP_POINTS,
+  prepare: addBackupBlock,
+  start: (lab, i, log) => startBackup(lab, lab.fleet.cluster, i, log),
+  before: (lab) => backupStates(lab, lab.fleet.cluster),
+  check: (lab, _i, before) => checkOneNewGoodBackup(lab, lab.fleet.cluster, before),
+};
+
+export const SCENARIOS: Record<string, Scenario> = Object.fromEntries([SWITCHOVER_REDIS, ROLLING_RESTART_REDIS, ROLLING_RESTART_REDIS_SENTINEL, FAILOVER_REDIS, BACKUP_REDIS].map((s) => [s.name, s]));
 
 /**
  * One kill point. With `workers: 2`, two workers run armed with the same failpoint and a once-token: the
@@ -321,6 +377,7 @@ export async function runChaosPoint(lab: Lab, scenario: Scenario, point: string,
 }
 
 export async function runChaos(lab: Lab, scenario: Scenario, points: string[], log: (m: string) => void, workers = 1): Promise<ChaosSummary> {
+  await scenario.prepare?.(lab);
   const results: PointResult[] = [];
   for (const [i, p] of points.entries()) {
     const r = await runChaosPoint(lab, scenario, p, i, log, workers);
@@ -371,6 +428,7 @@ export interface MysqlScenario {
   name: string;
   engine: 'mysql';
   points: string[];
+  prepare?(lab: MysqlLab): void | Promise<void>;
   start(lab: MysqlLab, i: number, log: (m: string) => void): Promise<void>;
   before?(lab: MysqlLab): Promise<unknown>;
   /** Run after the writer and the writable-node sampler stopped, before the end state is read (e.g. restart a killed node). */
@@ -504,7 +562,22 @@ export const FAILOVER_MYSQL: MysqlScenario = {
   },
 };
 
-export const MYSQL_SCENARIOS: Record<string, MysqlScenario> = Object.fromEntries([SWITCHOVER_MYSQL, ROLLING_RESTART_MYSQL, FAILOVER_MYSQL].map((s) => [s.name, s]));
+/** MariaDB backup from a replica (its SQL thread is paused for the dump): the end state also needs it applying again. */
+export const BACKUP_MYSQL: MysqlScenario = {
+  name: 'backup-mysql',
+  engine: 'mysql',
+  points: BACKUP_POINTS,
+  async prepare(lab) {
+    addBackupBlock(lab);
+    const { writable } = await writableNodes(lab.fleet);
+    await lab.fleet.sql(writable[0], `GRANT ${MARIADB_BACKUP_GRANTS.join(', ')} ON *.* TO '${lab.fleet.handoverUser}'@'127.0.0.1'`);
+  },
+  start: (lab, i, log) => startBackup(lab, lab.fleet.cluster, i, log),
+  before: (lab) => backupStates(lab, lab.fleet.cluster),
+  check: (lab, _i, before) => checkOneNewGoodBackup(lab, lab.fleet.cluster, before),
+};
+
+export const MYSQL_SCENARIOS: Record<string, MysqlScenario> = Object.fromEntries([SWITCHOVER_MYSQL, ROLLING_RESTART_MYSQL, FAILOVER_MYSQL, BACKUP_MYSQL].map((s) => [s.name, s]));
 
 /**
  * One kill point on the MariaDB fleet. The end state must be: exactly one writable node, every other node
@@ -578,6 +651,7 @@ export async function runMysqlChaosPoint(lab: MysqlLab, scenario: MysqlScenario,
 }
 
 export async function runMysqlChaos(lab: MysqlLab, scenario: MysqlScenario, points: string[], log: (m: string) => void): Promise<ChaosSummary> {
+  await scenario.prepare?.(lab);
   const results: PointResult[] = [];
   for (const [i, p] of points.entries()) {
     const r = await runMysqlChaosPoint(lab, scenario, p, i, log);

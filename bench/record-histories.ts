@@ -2,16 +2,22 @@
  * Records workflow histories for the replay test:  npx tsx bench/record-histories.ts [--only name,name]
  * Runs real runbooks in a lab — switchovers (completed, crashed-and-resumed, refused, dry run), rolling
  * restarts (completed, crashed-and-resumed), a failover (Redis), and MariaDB switchovers (completed, crashed
- * and resumed inside the catch-up, refused, dry run) — and writes their histories to test/histories/.
+ * and resumed inside the catch-up, refused, dry run), and Redis switchovers behind the approval gate (approved;
+ * aborted while waiting), Redis backups (completed, crashed mid-stream and resumed) — and writes their histories to test/histories/.
  * Re-record after an intended, patched change of workflow code; never to make a non-determinism failure go
  * away. --only records just the named files (e.g. --only rolling-restart-redis-completed).
  */
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { runBackupRun } from '../client/commands/backup';
 import { runFailover } from '../client/commands/failover';
 import { runRollingRestart } from '../client/commands/rolling-restart';
 import { runSwitchover } from '../client/commands/switchover';
+import { runApprove } from '../client/commands/approve';
+import { runAbort } from '../client/commands/abort';
+import type { RunbookProgress } from '../core/types';
 import { operationWorkflowId } from '../core/ids';
 import { ROOT, temporalBinary } from '../sandbox/paths';
 import { waitForReplication } from '../sandbox/redis';
@@ -42,6 +48,21 @@ async function record(lab: Lab | MysqlLab, name: string, start: Start, failpoint
 
 const common = (lab: Lab | MysqlLab) => ({ cluster: lab.fleet.cluster, address: lab.address, taskQueue: lab.taskQueue, requestedBy: 'record-histories' });
 
+/** Start a --require-approval switchover, wait for its approval gate, then approve it or abort it. */
+const gated = (then: 'approve' | 'abort') => async (l: Lab | MysqlLab) => {
+  const started = await runSwitchover({ ...common(l), requireApproval: true }, quiet);
+  const workflowId = operationWorkflowId(l.fleet.cluster);
+  const handle = l.client.workflow.getHandle(workflowId);
+  for (const until = Date.now() + 30_000; ; await new Promise((r) => setTimeout(r, 100))) {
+    const p = await handle.query<RunbookProgress>('progress').catch(() => undefined);
+    if (p?.approval?.status === 'waiting') break;
+    if (Date.now() > until) throw new Error('no approval gate within 30 s');
+  }
+  const r = then === 'approve' ? await runApprove({ address: l.address, workflowId, approver: 'record-histories' }, quiet) : await runAbort({ address: l.address, workflowId, wait: false }, quiet);
+  if (r.exitCode !== 0) throw new Error(`${then} exited ${r.exitCode}`);
+  return started;
+};
+
 async function main() {
   const { opts } = parseArgs(['record', ...process.argv.slice(2)]);
   const only = opts.only ? new Set(opts.only.split(',')) : undefined;
@@ -53,9 +74,16 @@ async function main() {
     if (want('switchover-redis-crashed-resumed')) await record(lab, 'switchover-redis-crashed-resumed', sw(), 'inside:ensureRedisHandedOver.demoted');
     if (want('switchover-redis-refused')) await record(lab, 'switchover-redis-refused', sw({ to: (await lab.fleet.primary())!.id }));
     if (want('switchover-redis-dry-run')) await record(lab, 'switchover-redis-dry-run', sw({ dryRun: true }));
+    if (want('switchover-redis-approved')) await record(lab, 'switchover-redis-approved', gated('approve'));
+    if (want('switchover-redis-aborted')) await record(lab, 'switchover-redis-aborted', gated('abort'));
     const roll = (hz: number) => (l: Lab | MysqlLab) => runRollingRestart({ ...common(l), set: [`hz=${hz}`] }, quiet);
     if (want('rolling-restart-redis-completed')) await record(lab, 'rolling-restart-redis-completed', roll(13));
     if (want('rolling-restart-redis-crashed-resumed')) await record(lab, 'rolling-restart-redis-crashed-resumed', roll(14), 'inside:ensureRedisNodeRestarted.beforeRestart');
+    // Backups: the worker processes inherit HANDOVER_BACKUP_DIR (the lab's inventory has no backup block).
+    process.env.HANDOVER_BACKUP_DIR = mkdtempSync(path.join(os.tmpdir(), 'handover-replay-backups-'));
+    const bk = (l: Lab | MysqlLab) => runBackupRun({ ...common(l), keep: 2 }, quiet);
+    if (want('backup-redis-completed')) await record(lab, 'backup-redis-completed', bk);
+    if (want('backup-redis-crashed-resumed')) await record(lab, 'backup-redis-crashed-resumed', bk, 'inside:takeBackup.streaming');
   } finally {
     await lab.close();
   }

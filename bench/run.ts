@@ -17,6 +17,8 @@
  *    (BEGIN; INSERT; COMMIT, following the writable node). The write pause is the longest gap between two
  *    acknowledged commits during each switchover; every acknowledged commit is checked on every node.
  *  failover-redis, failover-mysql: see bench/failover.ts (default 5 runs).
+ *  backup-mysql: our backup vs plain mariadb-dump to a file, same data, same run (bench/backup.ts; default 3 runs,
+ *    --rows 300000).
  * The last line printed is one JSON object.
  */
 import { performance } from 'node:perf_hooks';
@@ -33,6 +35,7 @@ import { SqlWriter } from '../sandbox/sql-writer';
 import type { MysqlSwitchoverReport } from '../workflows/switchover-mysql';
 import { parseArgs, percentile, startLab, startLabWorker, startMysqlLab } from './lab';
 import { failoverMysqlBench, failoverRedisBench } from './failover';
+import { backupMysqlBench } from './backup';
 
 const log = (m: string) => process.stderr.write(m + '\n');
 
@@ -309,8 +312,11 @@ async function main() {
     case 'failover-mysql':
       result = await failoverMysqlBench(Number(opts.runs ?? 5));
       break;
+    case 'backup-mysql':
+      result = await backupMysqlBench(Number(opts.runs ?? 3), Number(opts.rows ?? 300_000));
+      break;
     default:
-      process.stderr.write('usage: npm run bench -- switchover-redis|rolling-restart-redis|switchover-mysql|rolling-restart-mysql|failover-redis|failover-mysql [--json] [--runs N] [--flavor redis|valkey]\n');
+      process.stderr.write('usage: npm run bench -- switchover-redis|rolling-restart-redis|switchover-mysql|rolling-restart-mysql|failover-redis|failover-mysql|backup-mysql [--json] [--runs N] [--flavor redis|valkey]\n');
       process.exit(2);
   }
   if (!json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');

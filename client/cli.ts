@@ -61,7 +61,9 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .description('unplanned failover: confirm the primary dead, promote the most advanced replica, fence the old one')
       .requiredOption('--cluster <name>', 'cluster from the inventory')
       .option('--force', 'skip the dead-primary confirmation', false)
-      .option('--wait', 'follow the run and exit non-zero if it fails', false),
+      .option('--wait', 'follow the run and exit non-zero if it fails', false)
+      .option('--require-approval', 'after confirm and decide, publish the plan and wait for "handover approve" before promoting', false)
+      .option('--approval-timeout <duration>', 'with --require-approval: end with nothing changed if not approved within this (default 30m)'),
   ).action(async (opts) => onExit((await runFailover(opts, processIO)).exitCode));
   common(
     program
@@ -114,12 +116,13 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
     program
       .command('plan')
       .description('print what a runbook would do (probe and decide only; changes nothing): candidate and why, steps in order, what is paused')
-      .argument('<runbook>', 'switchover | rolling-restart')
+      .argument('<runbook>', 'switchover | rolling-restart | failover')
       .requiredOption('--cluster <name>', 'cluster from the inventory')
       .option('--to <node>', 'switchover: replica to promote (default: the best candidate)')
       .option('--set <key=value...>', 'rolling-restart: config values every node must run with', [])
       .option('--version <v>', 'rolling-restart: version every node must run')
-      .option('--include-sentinels', 'rolling-restart: restart every Sentinel too', false),
+      .option('--include-sentinels', 'rolling-restart: restart every Sentinel too', false)
+      .option('--force', 'failover: skip the dead-primary confirmation', false),
   ).action(async (runbook: string, opts) => onExit((await runPlan({ ...opts, runbook }, processIO)).exitCode));
   common(
     program

@@ -11,7 +11,7 @@
  */
 import type { WorkflowHandle } from '@temporalio/client';
 import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-workflow';
-import type { ApprovalProgress, RunbookProgress, StepProgress, WaitProgress } from '../core/types';
+import type { RunbookProgress, StepProgress, WaitProgress } from '../core/types';
 import type { IO } from './common';
 
 export interface ProgressFrame {
@@ -73,14 +73,6 @@ function runningStep(p: RunbookProgress): StepProgress | undefined {
   return [...p.steps].reverse().find((s) => s.status === 'running');
 }
 
-/** The approval gate in one line: waiting (with the time left and the plan hash), or how it was decided. */
-export function approvalLine(a: ApprovalProgress, now: number): string {
-  if (a.status === 'waiting') return `waiting for approval of plan ${a.planHash} (${formatDuration(Math.max(0, a.deadline - now))} left): ${a.summary}`;
-  if (a.status === 'approved') return `approved by ${a.approver ?? '?'} (plan ${a.planHash})`;
-  if (a.status === 'rejected') return `rejected by ${a.approver ?? '?'}${a.reason ? `: ${a.reason}` : ''} (plan ${a.planHash})`;
-  return `approval ${a.status} (plan ${a.planHash})`;
-}
-
 /** The whole frame, for a TTY: a header, one line per step, the bar under the running step, failures' reasons. */
 export function renderFrame(f: ProgressFrame): string[] {
   const p = f.progress;
@@ -88,24 +80,28 @@ export function renderFrame(f: ProgressFrame): string[] {
   const summaryWidth = Math.min(72, Math.max(10, ...p.steps.map((s) => s.summary.length)));
   const running = runningStep(p);
   const lines = [`${p.runbook} of ${p.cluster}: ${p.phase}${p.pointOfNoReturnPassed ? ' (past the point of no return)' : ''}${p.abortRequested ? ' (abort requested)' : ''}`];
-  if (p.approval) lines.push(`  ${approvalLine(p.approval, f.now)}`);
   for (const s of p.steps) {
     const t = stepElapsed(s, f.now);
     const summary = s.summary.length > summaryWidth ? s.summary.slice(0, summaryWidth - 1) + '…' : s.summary.padEnd(summaryWidth);
     lines.push(`  ${ICON[s.status] ?? '?'} ${s.name.padEnd(nameWidth)}  ${summary}  ${t}`.trimEnd());
-    // Under the step's summary column: a wait's bar, a failure's reason.
+    // Under the step's summary column: a wait's bar (the approval gate's countdown too), a failure's reason.
     if (s === running && f.wait) lines.push(`${' '.repeat(nameWidth + 6)}${waitLine(f.wait)}`);
+    else if (s === running && s.name === 'approval' && p.approval?.status === 'waiting') lines.push(`${' '.repeat(nameWidth + 6)}${waitLine(approvalWait(p.approval, f.now))}`);
     if ((s.status === 'failed' || s.status === 'compensated') && s.detail) lines.push(`${' '.repeat(nameWidth + 6)}${s.detail}`);
   }
   const w = f.columns;
   return w && w > 10 ? lines.map((l) => ([...l].length >= w ? [...l].slice(0, w - 2).join('') + '…' : l)) : lines;
 }
 
+/** The approval gate as a wait against its timeout (the plan hash to approve in the note). */
+export function approvalWait(a: NonNullable<RunbookProgress['approval']>, now: number): WaitProgress {
+  return { what: `plan ${a.planHash} waiting for handover approve`, done: Math.max(0, now - (a.deadline - a.timeoutMs)), total: a.timeoutMs, unit: 'ms', note: 'then it ends with nothing changed' };
+}
+
 /** What the plain renderer has printed so far. */
 export interface PlainState {
   status: Record<string, string>;
-  /** The approval gate's status and whether an abort was seen, as last printed. */
-  approval?: string;
+  /** Whether the abort request was printed. */
   abort?: boolean;
   /** Per wait ("step: what"), the last 25 % mark printed. */
   marks: Record<string, number>;
@@ -127,15 +123,6 @@ export function plainUpdate(prev: PlainState, f: ProgressFrame): { lines: string
     if (s.status === 'pending') continue;
     const t = s.status === 'running' ? '' : stepElapsed(s, f.now);
     lines.push(`${s.status.padEnd(9)}${s.name}: ${s.summary}${t ? ` (${t})` : ''}${s.detail && s.status !== 'running' ? ` — ${s.detail}` : ''}`);
-  }
-  const a = f.progress.approval;
-  if (a && a.status !== state.approval) {
-    state.approval = a.status;
-    const line = `${(a.status === 'waiting' ? 'waiting' : 'approval').padEnd(9)}${approvalLine(a, f.now)}`;
-    // The gate opens after the decision (print it after the steps seen with it); a decision on it comes
-    // before the steps it lets run.
-    if (a.status === 'waiting') lines.push(line);
-    else lines.unshift(line);
   }
   if (f.progress.abortRequested && !state.abort) {
     state.abort = true;

@@ -20,7 +20,7 @@ export const ManifestSchema = z
     engineVersion: z.string().min(1),
     position: z.object({ offset: z.number().int().min(0).optional(), replid: z.string().optional(), gtid: z.string().optional() }).strict(),
     artifact: z
-      .object({ file: z.string().regex(/^[A-Za-z0-9._-]+$/, 'a plain file name'), size: z.number().int().min(1), sha256: z.string().regex(/^[0-9a-f]{64}$/), compression: z.literal('gzip') })
+      .object({ file: z.string().regex(/^[A-Za-z0-9._-]+$/, 'a plain file name'), size: z.number().int().min(1), sha256: z.string().regex(/^[0-9a-f]{64}$/), compression: z.enum(['gzip', 'zstd']) })
       .strict(),
     rawSize: z.number().int().min(0),
     startedAt: iso,

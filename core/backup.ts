@@ -5,6 +5,9 @@
 
 export type BackupEngine = 'redis' | 'mysql' | 'dolt';
 
+/** gzip (level 1, in-process zlib) or zstd (level 1, the zstd tool, multi-threaded). */
+export type BackupCompression = 'gzip' | 'zstd';
+
 /** One node as the backup probe saw it, engine-neutral. `lag` is bytes (Redis) or transactions (GTID). */
 export interface BackupSourceView {
   node: string;
@@ -162,7 +165,7 @@ export interface BackupManifest {
   engineVersion: string;
   /** Redis: replication offset (and replid); MariaDB: GTID position of the dump's snapshot. */
   position: { offset?: number; replid?: string; gtid?: string };
-  artifact: { file: string; size: number; sha256: string; compression: 'gzip' };
+  artifact: { file: string; size: number; sha256: string; compression: BackupCompression };
   /** Uncompressed bytes the tool produced. */
   rawSize: number;
   startedAt: string;

@@ -139,6 +139,8 @@ export const ClusterSchema = z
       .object({
         storage: z.object({ type: z.literal('local'), dir: z.string().min(1) }).strict().optional(),
         keep: z.number().int().min(1).max(1000).default(7),
+        /** gzip (in-process, level 1) or zstd (the zstd tool, level 1, all cores): faster on large dumps. */
+        compression: z.enum(['gzip', 'zstd']).default('gzip'),
         doltBackupName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/).optional(),
       })
       .strict()

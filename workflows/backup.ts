@@ -28,8 +28,9 @@ const long = proxyActivities<Activities>({
   heartbeatTimeout: '10s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
 });
+/** Small storage steps (a manifest, a few deletions): a worker that dies in one is noticed within 30 s. */
 const store = proxyActivities<Activities>({
-  startToCloseTimeout: '2m',
+  startToCloseTimeout: '30s',
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
 });
 

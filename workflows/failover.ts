@@ -2,7 +2,7 @@
 import { ApplicationFailure, makeContinueAsNewFunc } from '@temporalio/workflow';
 import { ErrorType } from '../core/errors';
 import { probe } from './profiles';
-import { redisFailover, type FailoverReport, type RedisFailoverInput } from './failover-redis';
+import { redisFailover, type FailoverPlanReport, type FailoverReport, type RedisFailoverInput } from './failover-redis';
 import type { MonitorState, redisMonitor } from './monitor-redis';
 import { mysqlFailover, type MysqlFailoverInput, type MysqlFailoverReport } from './failover-mysql';
 import type { MysqlMonitorState, mysqlMonitor } from './monitor-mysql';
@@ -14,7 +14,7 @@ async function engineOf(cluster: string): Promise<string> {
   return d.engine;
 }
 
-export async function failover(input: RedisFailoverInput & MysqlFailoverInput): Promise<FailoverReport | MysqlFailoverReport> {
+export async function failover(input: RedisFailoverInput & MysqlFailoverInput): Promise<FailoverReport | MysqlFailoverReport | FailoverPlanReport> {
   const engine = await engineOf(input.cluster);
   if (engine === 'redis') return redisFailover(input);
   if (engine === 'mysql') return mysqlFailover(input);

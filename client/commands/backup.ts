@@ -10,6 +10,7 @@
  *            (or updates the cron/keep), so it is idempotent.
  */
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { LocalDirStorage } from '../../activities/backup-storage';
 import type { RestoreBackupResult, VerifyBackupResult } from '../../activities/backup';
@@ -71,8 +72,9 @@ export async function runBackupList(raw: BackupListOptions, io: IO): Promise<Res
   const o = BackupListOptions.parse(raw);
   let dir: string | undefined;
   try {
-    const c = findCluster(loadInventory(inventoryPath(o.inventory)), o.cluster);
-    dir = c.backup?.storage?.dir;
+    const file = inventoryPath(o.inventory);
+    // Without an inventory file here (and none named), HANDOVER_BACKUP_DIR alone says where to look.
+    if (o.inventory || process.env.HANDOVER_INVENTORY || existsSync(file)) dir = findCluster(loadInventory(file), o.cluster).backup?.storage?.dir;
   } catch (e) {
     if (e instanceof HandoverError) {
       io.err(`refused (${e.type}): ${e.message}`);

@@ -4,45 +4,70 @@
  */
 import { z } from 'zod';
 import type { HookOutcome } from '../../workflows/hooks';
-import type { FailoverReport, RedisFailoverInput } from '../../workflows/failover-redis';
+import type { FailoverPlanReport, FailoverReport, RedisFailoverInput } from '../../workflows/failover-redis';
 import type { MysqlFailoverReport } from '../../workflows/failover-mysql';
-import { CommonOptions, type IO } from '../common';
+import { CommonOptions, EXIT, type IO } from '../common';
 import { startRunbook } from '../start';
+import { parseDuration } from '../duration';
+import { approvalNote } from './approve';
 
 export const FailoverOptions = CommonOptions.extend({
   cluster: z.string().min(1),
   force: z.boolean().default(false),
   wait: z.boolean().default(false),
   requestedBy: z.string().optional(),
+  /** Probe, confirm and decide only (handover plan failover). */
+  dryRun: z.boolean().default(false),
+  requireApproval: z.boolean().default(false),
+  approvalTimeout: z.string().optional(),
 });
 export type FailoverOptions = z.input<typeof FailoverOptions>;
 
-export async function runFailover(raw: FailoverOptions, io: IO): Promise<{ exitCode: number; report?: FailoverReport | MysqlFailoverReport; workflowId: string }> {
+export async function runFailover(raw: FailoverOptions, io: IO): Promise<{ exitCode: number; report?: FailoverReport | MysqlFailoverReport | FailoverPlanReport; workflowId: string }> {
   const o = FailoverOptions.parse(raw);
+  let approvalTimeoutMs: number | undefined;
+  try {
+    approvalTimeoutMs = o.approvalTimeout === undefined ? undefined : parseDuration(o.approvalTimeout);
+  } catch (e) {
+    io.err((e as Error).message);
+    return { exitCode: EXIT.refused, workflowId: '' };
+  }
   const input: RedisFailoverInput = { cluster: o.cluster, force: o.force, requestedBy: o.requestedBy ?? process.env.USER };
-  return startRunbook<FailoverReport | MysqlFailoverReport>(o, io, {
+  // Only set when asked for: runs without them keep exactly the input (and history) they had before.
+  if (o.dryRun) input.dryRun = true;
+  else if (o.requireApproval) Object.assign(input, { requireApproval: true, ...(approvalTimeoutMs ? { approvalTimeoutMs } : {}) });
+  return startRunbook<FailoverReport | MysqlFailoverReport | FailoverPlanReport>(o, io, {
     runbook: 'failover',
     workflowType: 'failover',
     cluster: o.cluster,
     input,
     wait: o.wait,
-    dryRun: false,
-    summary: `failover of ${o.cluster}${o.force ? ' (forced)' : ''}`,
-    details: `Unplanned failover of cluster \`${o.cluster}\`: confirm the primary dead, promote the most advanced replica.`,
+    dryRun: o.dryRun,
+    summary: `${o.dryRun ? 'plan ' : ''}failover of ${o.cluster}${o.force ? ' (forced)' : ''}`,
+    details: `Unplanned failover of cluster \`${o.cluster}\`: confirm the primary dead, promote the most advanced replica${o.dryRun ? ' (dry run: probe, confirm and decide only)' : ''}.`,
+    note: input.requireApproval ? approvalNote(o.cluster) : undefined,
     format: (r) =>
-      'engine' in r
+      isPlan(r)
+        ? [
+            `plan for ${r.cluster} (dry run, nothing changed): fail over from ${r.oldPrimary} (dead) to ${r.newPrimary}`,
+            `  candidate ${r.newPrimary}: ${r.reasons.join('; ')}`,
+            ...r.plan.map((p, i) => `  ${i + 1}. ${p}`),
+          ].join('\n')
+        : 'engine' in r
         ? [
             `failed over ${r.cluster}: ${r.oldPrimary} -> ${r.newPrimary} (${r.reasons.join('; ')})`,
             `  data-loss window: ${r.dataLossWindow.transactions === undefined ? 'unknown' : `${r.dataLossWindow.transactions} transaction(s)`} (last seen ${r.dataLossWindow.lastKnownPrimaryGtid ?? '?'}, promoted at ${r.dataLossWindow.promotedGtid || 'empty'}; ${r.dataLossWindow.note})`,
             `  relay log applied in ${r.relayApplyMs} ms; old primary: ${r.fenced === 'flagged' ? `FLAGGED, left read-only (errant GTIDs ${r.errantGtids?.join(',')})` : `fenced ${r.fenced}`}`,
             ...(r.routing && !r.routing.ok ? [`  ROUTING HOOK FAILED: ${r.routing.detail}`] : []),
             ...hookLines(r.hooks),
+            ...tailLines(r),
           ].join('\n')
         : [
             `failed over ${r.cluster}: ${r.oldPrimary} -> ${r.newPrimary} (${r.reasons.join('; ')})`,
             `  data-loss window: ${r.dataLossWindow.bytes === undefined ? 'unknown' : `${r.dataLossWindow.bytes} bytes`} (${r.dataLossWindow.note})`,
             `  old primary fenced: ${r.fenced}`,
             ...hookLines(r.hooks),
+            ...tailLines(r),
           ].join('\n'),
   });
 }
@@ -50,4 +75,15 @@ export async function runFailover(raw: FailoverOptions, io: IO): Promise<{ exitC
 /** Hooks that ran: a failed post-failover hook is shouted, never hidden (the failover itself stands). */
 function hookLines(hooks: HookOutcome[] | undefined): string[] {
   return (hooks ?? []).map((h) => (h.ok ? `  ${h.hook}: ok (${h.detail})` : `  ${h.hook.toUpperCase()} FAILED (the failover stands; do its work by hand): ${h.detail}`));
+}
+
+function tailLines(r: { approval?: { approver: string; planHash: string }; abortRequested?: boolean }): string[] {
+  return [
+    ...(r.approval ? [`  approved by ${r.approval.approver} (plan ${r.approval.planHash})`] : []),
+    ...(r.abortRequested ? ['  abort requested after the point of no return: finished forward'] : []),
+  ];
+}
+
+function isPlan(r: FailoverReport | MysqlFailoverReport | FailoverPlanReport): r is FailoverPlanReport {
+  return 'dryRun' in r && r.dryRun === true;
 }

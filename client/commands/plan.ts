@@ -1,13 +1,14 @@
 /**
- * handover plan <switchover|rolling-restart> --cluster NAME [--to NODE] [--set k=v ...] [--version V] [--json]
+ * handover plan <switchover|rolling-restart|failover> --cluster NAME [--to NODE] [--set k=v ...] [--version V] [--force] [--json]
  * Print what the runbook would do, by running only its probe and decide steps (the --dry-run paths):
  * the candidate and why, the steps in order, what is paused and for how long at most. Changes nothing.
  */
 import { CliError, EXIT, type CommonOptions, type IO } from '../common';
 import { runRollingRestart } from './rolling-restart';
 import { runSwitchover } from './switchover';
+import { runFailover } from './failover';
 
-export const PLANNABLE = ['switchover', 'rolling-restart'] as const;
+export const PLANNABLE = ['switchover', 'rolling-restart', 'failover'] as const;
 
 export interface PlanOptions extends Partial<CommonOptions> {
   runbook: string;
@@ -16,6 +17,7 @@ export interface PlanOptions extends Partial<CommonOptions> {
   set?: string[];
   version?: string;
   includeSentinels?: boolean;
+  force?: boolean;
 }
 
 export async function runPlan(o: PlanOptions, io: IO): Promise<{ exitCode: number; report?: unknown; workflowId: string }> {
@@ -25,6 +27,8 @@ export async function runPlan(o: PlanOptions, io: IO): Promise<{ exitCode: numbe
       return runSwitchover({ ...rest, cluster: o.cluster, to: o.to, dryRun: true, wait: true }, io);
     case 'rolling-restart':
       return runRollingRestart({ ...rest, cluster: o.cluster, set: o.set ?? [], version: o.version, includeSentinels: o.includeSentinels ?? false, dryRun: true, wait: true }, io);
+    case 'failover':
+      return runFailover({ ...rest, cluster: o.cluster, force: o.force ?? false, dryRun: true, wait: true }, io);
     default: {
       const e = new CliError(EXIT.refused, `refused: cannot plan ${JSON.stringify(runbook)}; plan one of: ${PLANNABLE.join(', ')}`);
       io.err(e.message);

@@ -14,7 +14,10 @@ import { runBackupList, runBackupRestore, runBackupRun, runBackupVerify } from '
 import { loadInventory } from '../../inventory/load';
 import { startNodeProcess, baseRedisConf, stopByPidfile, startRedisFleet, type RedisFleet } from '../../sandbox/redis';
 import { freePort } from '../../sandbox/ports';
+import { withBackupBlock } from '../backup-helpers';
 import { captureIO, startTestWorker, type TestWorker } from '../helpers';
+import { createActivities } from '../../activities';
+import { AckedWriter } from '../../sandbox/writer';
 
 /** Every key of a server with its digest. */
 async function contents(c: Redis): Promise<Map<string, string | null>> {
@@ -26,10 +29,6 @@ async function contents(c: Redis): Promise<Map<string, string | null>> {
     cursor = next;
   } while (cursor !== '0');
   return out;
-}
-
-export function withBackupBlock(yaml: string, dir: string, keep: number): string {
-  return yaml.replace(/^(\s+)engine: (\w+)$/m, (_m, sp: string, e: string) => `${sp}engine: ${e}\n${sp}backup:\n${sp}  storage: { type: local, dir: ${dir} }\n${sp}  keep: ${keep}`);
 }
 
 describe('backup: Redis', () => {
@@ -138,6 +137,25 @@ describe('backup: Redis', () => {
     expect(readdirSync(path.join(dir, cluster)).sort()).toEqual([ids[2], ids[3]].sort());
   });
 
+  it('activities run twice: the second take, verify and prune change nothing', async () => {
+    const a = createActivities({ inventory: () => loadInventory(inventory) });
+    const list = await runBackupList({ ...opts(), cluster }, captureIO());
+    const id = list.backups![0].id;
+    const files = () => readdirSync(path.join(dir, cluster, id)).map((f) => `${f}:${readFileSync(path.join(dir, cluster, id, f)).length}`).sort();
+    const before = files();
+    const take = await a.takeBackup({ cluster, id, node: `${cluster}-2`, role: 'replica', fromPrimary: false });
+    expect(take).toMatchObject({ id, alreadyTaken: true });
+    expect(files()).toEqual(before);
+    const v1 = await a.verifyBackup({ cluster, id, record: false });
+    const v2 = await a.verifyBackup({ cluster, id, record: false });
+    expect([v1.ok, v2.ok, v1.checks.length]).toEqual([true, true, 2]);
+    const p1 = await a.pruneBackups({ cluster, keep: 2 });
+    const p2 = await a.pruneBackups({ cluster, keep: 2 });
+    expect(p2.delete).toEqual([]);
+    expect(p2.keep.sort()).toEqual(p1.keep.sort());
+    expect(readdirSync(path.join(dir, cluster))).toHaveLength(2);
+  });
+
   it('restore into a node that holds data is refused before anything is written; into an empty node it brings every key', async () => {
     const list = await runBackupList({ ...opts(), cluster }, captureIO());
     const id = list.backups![0].id;
@@ -174,6 +192,20 @@ describe('backup: Redis', () => {
       fc.disconnect();
     } finally {
       await fresh.stop('SIGKILL');
+    }
+  });
+  it('under continuous writes: a backup taken meanwhile verifies (DBSIZE from the RDB header, sample keys that did not change)', async () => {
+    const writer = new AckedWriter(fleet.nodes, fleet.password).start();
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const io = captureIO();
+      const r = await runBackupRun({ ...opts(), cluster, wait: true }, io);
+      expect(r.exitCode, io.text()).toBe(0);
+      expect(r.report!.verification.ok).toBe(true);
+      const m = JSON.parse(readFileSync(path.join(dir, cluster, r.report!.id, 'manifest.json'), 'utf8'));
+      expect(m.content.redis.dbsize).toBeGreaterThan(5501);
+    } finally {
+      await writer.stop();
     }
   });
 });

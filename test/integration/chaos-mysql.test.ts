@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { FAILOVER_MYSQL, ROLLING_RESTART_MYSQL, SWITCHOVER_MYSQL, runMysqlChaos } from '../../bench/chaos';
+import { BACKUP_MYSQL, FAILOVER_MYSQL, ROLLING_RESTART_MYSQL, SWITCHOVER_MYSQL, runMysqlChaos } from '../../bench/chaos';
 import { startMysqlLab, type MysqlLab } from '../../bench/lab';
 
 describe('MariaDB runbooks survive SIGKILL of the worker', () => {
@@ -41,5 +41,11 @@ describe('MariaDB runbooks survive SIGKILL of the worker', () => {
     const s = await runMysqlChaos(lab, FAILOVER_MYSQL, ['inside:ensureMysqlPrimary.stopped'], (m) => lines.push(m));
     for (const p of s.points) expect(p, lines.join('\n')).toMatchObject({ killed: true, completed: true, lostAckedWrites: 0, multiplePrimaries: 0 });
     for (const p of s.points) expect(p.acked).toBeGreaterThan(0);
+  }, 300_000);
+
+  it('backup: killed while streaming the dump from a replica; the retry finishes it good, the replica applies again', async () => {
+    const lines: string[] = [];
+    const s = await runMysqlChaos(lab, BACKUP_MYSQL, ['inside:takeBackup.streaming'], (m) => lines.push(m));
+    for (const p of s.points) expect(p, lines.join('\n')).toMatchObject({ killed: true, completed: true, lostAckedWrites: 0, multiplePrimaries: 0 });
   }, 300_000);
 });

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { FAILOVER_REDIS, ROLLING_RESTART_REDIS_SENTINEL, SWITCHOVER_REDIS, runChaos, type Scenario } from '../../bench/chaos';
+import { BACKUP_REDIS, FAILOVER_REDIS, ROLLING_RESTART_REDIS_SENTINEL, SWITCHOVER_REDIS, runChaos, type Scenario } from '../../bench/chaos';
 import { startLab, type Lab } from '../../bench/lab';
 
 describe('switchover survives SIGKILL of the worker', () => {
@@ -56,5 +56,9 @@ describe('rolling restart through Sentinel and failover survive SIGKILL of the w
 
   it('failover: killed right after the promotion and before the first repoint; the dead node is fenced back', async () => {
     await chaos(FAILOVER_REDIS, 'ci-chaos-fo', ['after:ensureRedisPromoted', 'before:ensureRedisReplicaOf']);
+  }, 300_000);
+
+  it('backup: killed while streaming the RDB; the retried take finishes the same backup, listed good once', async () => {
+    await chaos(BACKUP_REDIS, 'ci-chaos-bk', ['inside:takeBackup.streaming']);
   }, 300_000);
 });

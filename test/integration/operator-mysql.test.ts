@@ -166,4 +166,16 @@ describe('operator commands: plan, approve, abort (MariaDB)', () => {
     expect(t['opm-2']).toMatch(/^ro /);
     expect(t['opm-3']).toMatch(/^ro /);
   });
+
+  it('plan failover (primary SIGKILLed) confirms and decides, read-only: the plan is printed, nothing promoted', async () => {
+    await fleet.nodes[0].stop('SIGKILL');
+    const before = await fleet.state();
+    const r = await run(['plan', 'failover', '--cluster', 'opm', ...common()]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/plan for opm \(dry run, nothing changed\): fail over from opm-1 \(dead\) to opm-[23]/);
+    expect(r.out).toMatch(/promote opm-[23]: stop and reset replication, read_only OFF \(point of no return\)/);
+    expect(await activityTypes()).toEqual(['describeCluster', 'probeMysqlFailover']);
+    expect(await fleet.state()).toEqual(before);
+    expect(await writableNodes()).toEqual([]);
+  });
 });

@@ -134,7 +134,7 @@ describe('operator commands: plan, approve, abort (Redis)', () => {
   it('plan of an unknown runbook is refused in one line with exit code 2', async () => {
     const r = await run(['plan', 'backup', '--cluster', 'ops', ...common()]);
     expect(r.code).toBe(2);
-    expect(cliErrors(r.err)).toEqual(['refused: cannot plan "backup"; plan one of: switchover, rolling-restart']);
+    expect(cliErrors(r.err)).toEqual(['refused: cannot plan "backup"; plan one of: switchover, rolling-restart, failover']);
   });
 
   it('--require-approval: the validator refuses a wrong plan hash and a missing approver; approve then completes the switchover', async () => {
@@ -310,4 +310,82 @@ describe('operator commands: plan, approve, abort (Redis)', () => {
     expect(await fleet.roles()).toEqual({ 'ops-1': 'master', 'ops-2': 'slave', 'ops-3': 'slave' });
     expect(await primaryWritable()).toBe('ops-1');
   }, 60_000);
+});
+
+describe('operator commands on an unplanned failover (Redis, primary SIGKILLed)', () => {
+  let fleet: RedisFleet;
+  let tw: TestWorker;
+  let inventory: string;
+  const id = () => operationWorkflowId(fleet.cluster);
+
+  beforeAll(async () => {
+    fleet = await startRedisFleet({ cluster: 'opf' });
+    inventory = fleet.writeInventory(undefined, { policy: { probeIntervalMs: 200, probesToConfirm: 2 } });
+    tw = await startTestWorker({ inventory: () => loadInventory(inventory) });
+    await fleet.nodes[0].stop('SIGKILL');
+  });
+  afterAll(async () => {
+    await tw?.stop();
+    await fleet?.stop();
+  });
+
+  async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
+    const out: string[] = [];
+    const err: string[] = [];
+    const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => (out.push(String(s)), true));
+    const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => (err.push(String(s)), true));
+    let code = -1;
+    try {
+      await buildProgram((c) => (code = c)).parseAsync(['node', 'handover', ...args]);
+    } finally {
+      o.mockRestore();
+      e.mockRestore();
+    }
+    return { code, out: out.join(''), err: err.join('') };
+  }
+  const common = () => ['--address', tw.address, '--task-queue', tw.taskQueue, '--inventory', inventory];
+  const progress = () => tw.env.client.workflow.getHandle(id()).query<RunbookProgress>('progress');
+  const live = () => commandCalls({ ...fleet, nodes: fleet.nodes.slice(1) } as RedisFleet, MUTATING);
+  async function waitingForApproval() {
+    for (const until = Date.now() + 20_000; Date.now() < until; await sleep(100)) {
+      const p = await progress().catch(() => undefined);
+      if (p?.approval?.status === 'waiting') return p.approval;
+    }
+    throw new Error('timed out waiting for the approval gate');
+  }
+
+  it('plan failover confirms the primary dead and decides, read-only: the plan is printed, nothing promoted', async () => {
+    const before = await live();
+    const r = await run(['plan', 'failover', '--cluster', 'opf', ...common()]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/plan for opf \(dry run, nothing changed\): fail over from opf-1 \(dead\) to opf-2/);
+    expect(r.out).toMatch(/1\. promote opf-2 to primary \(point of no return\)\n\s+2\. make opf-3 a replica of opf-2/);
+    const h = await tw.env.client.workflow.getHandle(id()).fetchHistory();
+    const types = new Set((h.events ?? []).map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean));
+    expect([...types].sort()).toEqual(['describeCluster', 'probeRedisCluster']);
+    expect(await live()).toEqual(before);
+    expect(await fleet.roles()).toEqual({ 'opf-1': 'down', 'opf-2': 'slave', 'opf-3': 'slave' });
+  });
+
+  it('failover --require-approval: aborted while waiting promotes nothing; approved, it promotes the candidate', async () => {
+    const before = await live();
+    const s = await run(['failover', '--cluster', 'opf', '--force', '--require-approval', ...common()]);
+    expect(s.code, s.err).toBe(0);
+    await waitingForApproval();
+    const a = await run(['abort', id(), ...common()]);
+    expect(a.code, a.err).toBe(0);
+    expect(a.out.trim()).toBe('aborted: failover of opf aborted by the operator before the point of no return: nothing changed; nothing was promoted');
+    expect(await live()).toEqual(before);
+    expect(await fleet.roles()).toEqual({ 'opf-1': 'down', 'opf-2': 'slave', 'opf-3': 'slave' });
+
+    const s2 = await run(['failover', '--cluster', 'opf', '--force', '--require-approval', ...common()]);
+    expect(s2.code, s2.err).toBe(0);
+    const gate = await waitingForApproval();
+    expect(gate.plan[0]).toBe('promote opf-2 to primary (point of no return)');
+    const ok = await run(['approve', id(), '--plan-hash', gate.planHash, '--approver', 'erin', ...common()]);
+    expect(ok.code, ok.err).toBe(0);
+    const report = (await tw.env.client.workflow.getHandle(id()).result()) as { newPrimary: string; approval: unknown };
+    expect(report).toMatchObject({ newPrimary: 'opf-2', approval: { approver: 'erin', planHash: gate.planHash } });
+    expect(await fleet.roles()).toEqual({ 'opf-1': 'down', 'opf-2': 'master', 'opf-3': 'slave' });
+  });
 });

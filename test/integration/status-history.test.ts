@@ -184,19 +184,20 @@ describe('handover status / history / --wait', () => {
     const io = captureIO();
     const waiting = runSwitchover({ cluster: 'sh', requireApproval: true, wait: true, address: tw.address, taskQueue: tw.taskQueue, inventory }, io);
     // The gate shows in the plain progress lines before anyone approves.
-    await eventually(async () => io.lines.join('\n'), (t) => /waiting for approval of plan/.test(t));
+    await eventually(async () => io.lines.join('\n'), (t) => /^running  approval: /m.test(t));
     const ap = captureIO();
     expect((await runApprove({ workflowId: 'handover-sh', approver: 'oncall-alice', address: tw.address, inventory }, ap)).exitCode, ap.text()).toBe(0);
     const r = await waiting;
     expect(r.exitCode, io.text()).toBe(0);
-    const gate = io.lines.filter((l) => /^(waiting|approval) /.test(l));
+    // The gate is the run's `approval` step: its start while it waits, its end with the approver.
+    const gate = io.lines.filter((l) => /^\w+ +approval: /.test(l));
     expect(gate).toHaveLength(2);
-    expect(gate[0]).toMatch(/^waiting {2}waiting for approval of plan [0-9a-f]+ \(\d+m\d\ds left\): /);
-    expect(gate[1]).toMatch(/^approval approved by oncall-alice \(plan [0-9a-f]+\)$/);
-    // The gate line comes after the decision and before the first change.
+    expect(gate[0]).toMatch(/^running  approval: wait for approval of plan [0-9a-f]+ /);
+    expect(gate[1]).toMatch(/^done {5}approval: wait for approval of plan [0-9a-f]+ .* — approved by oncall-alice \(plan [0-9a-f]+\)$/);
+    // After the decision, and approved before the catch-up starts.
     const at = (re: RegExp) => io.lines.findIndex((l) => re.test(l));
-    expect(at(/^done {5}decide:/)).toBeLessThan(at(/^waiting /));
-    expect(at(/^approval /)).toBeLessThan(at(/^(running|done) {2,5}catch-up:/));
+    expect(at(/^done {5}decide:/)).toBeLessThan(at(/^running  approval:/));
+    expect(at(/^done {5}approval:/)).toBeLessThan(at(/^(running|done) {2,5}catch-up:/));
   });
 
   it('status and history refuse cleanly: unknown cluster (exit 2), Temporal unreachable (history exit 4; status still reads the databases)', async () => {

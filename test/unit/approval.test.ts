@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { approvalProblem, planHash } from '../../workflows/approval';
 import type { ApprovalProgress } from '../../core/types';
+import { parseDuration } from '../../client/duration';
 
 const waiting: ApprovalProgress = { status: 'waiting', planHash: planHash({ a: 1 }), summary: 's', plan: ['p'], timeoutMs: 1000, deadline: 0 };
 
@@ -24,5 +25,13 @@ describe('approval', () => {
     expect(approvalProblem({ approver: 'alice', planHash: '0000000000000000' }, waiting)).toMatch(/does not match the plan waiting for approval/);
     expect(approvalProblem({ approver: 'alice', planHash: waiting.planHash }, undefined)).toMatch(/no approval gate/);
     expect(approvalProblem({ approver: 'alice', planHash: waiting.planHash }, { ...waiting, status: 'approved', approver: 'bob' })).toMatch(/not waiting for approval \(approval approved by bob\)/);
+  });
+});
+
+describe('--approval-timeout durations', () => {
+  it('reads ms, s, m, h and bare seconds; refuses anything else in one line naming the flag', () => {
+    expect([parseDuration('1500ms'), parseDuration('90s'), parseDuration('30m'), parseDuration('2h'), parseDuration('45')]).toEqual([1500, 90_000, 1_800_000, 7_200_000, 45_000]);
+    expect(() => parseDuration('soon')).toThrow('--approval-timeout soon: not a duration; use e.g. 90s, 30m, 2h');
+    expect(() => parseDuration('0s')).toThrow('--approval-timeout 0s: the duration must be positive');
   });
 });

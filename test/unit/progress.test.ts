@@ -117,27 +117,29 @@ describe('plainUpdate (non-TTY)', () => {
   });
 });
 
-describe('approval gate and abort', () => {
-  const gate = { planHash: 'a1b2c3d4', summary: 'switch cache-1 -> cache-2', plan: ['catch-up', 'handover'], timeoutMs: 1_800_000, deadline: T0 + 1_800_000 };
-
-  it('the frame says what the run waits for, how long is left, and who decided', () => {
-    const p = switchover({ phase: 'awaiting approval', steps: switchover().steps.slice(0, 2), approval: { ...gate, status: 'waiting' } });
-    expect(renderFrame({ progress: p, now: T0 + 60_000 }).slice(0, 2)).toEqual([
-      'switchover of cache: awaiting approval',
-      '  waiting for approval of plan a1b2c3d4 (29m00s left): switch cache-1 -> cache-2',
-    ]);
-    p.approval = { ...gate, status: 'rejected', approver: 'alice', reason: 'peak hour' };
-    expect(renderFrame({ progress: p, now: T0 })[1]).toBe('  rejected by alice: peak hour (plan a1b2c3d4)');
+describe('the approval gate', () => {
+  it('shows the time waited against the approval timeout and the plan hash under the running approval step', () => {
+    const p = switchover({
+      phase: 'approval',
+      steps: [
+        { name: 'probe', summary: 'probe every node of cache', status: 'done', startedAt: T0, endedAt: T0 + 12 },
+        { name: 'decide', summary: 'choose the candidate', status: 'done', startedAt: T0 + 12, endedAt: T0 + 12 },
+        { name: 'approval', summary: 'wait for approval of plan 0123456789abcdef (handover approve; at most 30m)', status: 'running', startedAt: T0 + 20 },
+        { name: 'catch-up', summary: 'wait for cache-2 to catch up with cache-1', status: 'pending' },
+      ],
+      approval: { status: 'waiting', planHash: '0123456789abcdef', summary: 's', plan: ['p'], timeoutMs: 1_800_000, deadline: T0 + 20 + 1_800_000 },
+    });
+    const lines = renderFrame({ progress: p, now: T0 + 20 + 450_000 });
+    const i = lines.findIndex((l) => l.includes('approval  wait for approval'));
+    expect(lines[i + 1].trim()).toBe('[█████░░░░░░░░░░░░░░░]  25%  plan 0123456789abcdef waiting for handover approve: 7m30s of 30m00s allowed (then it ends with nothing changed)');
   });
+});
 
-  it('plain lines: the gate once per status, an abort once, with what it will do', () => {
+describe('abort', () => {
+  it('the header says an abort was requested; plain lines say it once, with what the run will do', () => {
     const base = switchover({ steps: switchover().steps.slice(0, 2) });
-    let u = plainUpdate(emptyPlainState(), { progress: { ...base, approval: { ...gate, status: 'waiting' } }, now: T0 });
-    expect(u.lines.slice(2)).toEqual(['waiting  waiting for approval of plan a1b2c3d4 (30m00s left): switch cache-1 -> cache-2']);
-    u = plainUpdate(u.state, { progress: { ...base, approval: { ...gate, status: 'waiting' } }, now: T0 + 5000 });
-    expect(u.lines).toEqual([]);
-    u = plainUpdate(u.state, { progress: { ...base, approval: { ...gate, status: 'approved', approver: 'bob' } }, now: T0 + 6000 });
-    expect(u.lines).toEqual(['approval approved by bob (plan a1b2c3d4)']);
+    expect(renderFrame({ progress: { ...base, abortRequested: true }, now: T0 })[0]).toBe('switchover of cache: catch-up (abort requested)');
+    let u = plainUpdate(emptyPlainState(), { progress: base, now: T0 });
     u = plainUpdate(u.state, { progress: { ...base, abortRequested: true }, now: T0 + 7000 });
     expect(u.lines).toEqual(['abort    requested: undoing what was done']);
     u = plainUpdate(u.state, { progress: { ...base, abortRequested: true }, now: T0 + 8000 });

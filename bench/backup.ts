@@ -1,0 +1,127 @@
+/**
+ * backup-mysql:  npm run bench -- backup-mysql [--json] [--runs N] [--rows N]
+ *
+ * A 3-node MariaDB fleet (1 primary + 2 GTID replicas) with `rows` rows (~200 bytes each) in one InnoDB table.
+ * Alternating in the same run, on the same data and the same replica:
+ *  - plain: `mariadb-dump` with the same options as ours, to a file (no compression, no hashing);
+ *  - ours:  `handover backup run --wait` (probe, choose, take, verify, mark, prune) through the real worker.
+ * MB/s is the dump's uncompressed bytes over time: for ours both the streaming alone (tool start to artifact
+ * renamed: dump + gzip + sha256 + fsync) and the whole take activity (plus stopping the replica's SQL thread
+ * and the row counts and CHECKSUM TABLE fingerprint). Restore-verify time is the verify step (sha256, scratch
+ * mariadbd started, dump loaded, fingerprint compared). The last line printed is one JSON object.
+ */
+import { spawn } from 'node:child_process';
+import { createWriteStream, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { MARIADB_BACKUP_GRANTS, MARIADB_DUMP, dumpArgs, optionFile } from '../activities/backup-mysql';
+import { runBackupRun } from '../client/commands/backup';
+import { withBackupBlock } from '../test/backup-helpers';
+import { percentile, startLabWorker, startMysqlLab } from './lab';
+
+const log = (m: string) => process.stderr.write(m + '\n');
+const silentIO = { out: () => undefined, err: (l: string) => log(l), isTTY: false };
+
+async function plainDump(args: string[], file: string): Promise<number> {
+  const t0 = performance.now();
+  const child = spawn(MARIADB_DUMP, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+  const out = createWriteStream(file);
+  child.stdout!.pipe(out);
+  const code = await new Promise<number>((r) => child.once('close', (c) => r(c ?? 1)));
+  await new Promise<void>((r) => (out.writableFinished ? r() : out.once('finish', () => r())));
+  if (code !== 0) throw new Error(`mariadb-dump exited ${code}: ${err}`);
+  return performance.now() - t0;
+}
+
+export async function backupMysqlBench(runs: number, rows: number) {
+  const lab = await startMysqlLab({ cluster: 'bench-backup', log });
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'handover-bench-backups-'));
+  writeFileSync(lab.inventory, withBackupBlock(lab.fleet.inventoryYaml(), dir, 2));
+  const worker = await startLabWorker(lab);
+  try {
+    const f = lab.fleet;
+    await f.sql(0, `GRANT ${MARIADB_BACKUP_GRANTS.join(', ')} ON *.* TO 'handover'@'127.0.0.1'`);
+    await f.sql(0, 'CREATE DATABASE bench');
+    await f.sql(0, 'CREATE TABLE bench.rows (id INT PRIMARY KEY, a VARCHAR(100), b VARCHAR(100), n BIGINT) ENGINE=InnoDB');
+    const t0 = performance.now();
+    for (let from = 1; from <= rows; from += 50_000) {
+      const to = Math.min(rows, from + 49_999);
+      await f.sql(0, `INSERT INTO bench.rows SELECT seq, MD5(seq), REPEAT(SHA1(seq), 2), seq * 7919 FROM bench.seq_${from}_to_${to}`);
+    }
+    await f.waitForReplication(0, 300_000);
+    log(`[bench] ${rows} rows loaded and replicated in ${Math.round(performance.now() - t0)} ms`);
+    const source = f.nodes[1];
+    const target = { cluster: f.cluster, node: source.id, host: source.host, port: source.port, user: 'handover', password: f.handoverPassword };
+    const plainFile = path.join(dir, 'plain.sql');
+    const plain: { ms: number; bytes: number; mbps: number }[] = [];
+    type Ours = { streamMs: number; takeMs: number; bytes: number; stored: number; streamMbps: number; takeMbps: number; verifyMs: number; runMs: number; node: string };
+    const ours: Record<'gzip' | 'zstd', Ours[]> = { gzip: [], zstd: [] };
+    for (let i = 0; i < runs; i++) {
+      const opt = optionFile({ user: target.user, password: target.password });
+      try {
+        const ms = await plainDump([...opt.args, ...dumpArgs(target, ['bench', 'handover_app'])], plainFile);
+        const bytes = statSync(plainFile).size;
+        plain.push({ ms: Math.round(ms), bytes, mbps: bytes / 1e6 / (ms / 1000) });
+        log(`[bench] plain mariadb-dump #${i + 1}: ${bytes} bytes in ${Math.round(ms)} ms`);
+      } finally {
+        opt.cleanup();
+        rmSync(plainFile, { force: true });
+      }
+      for (const compression of ['gzip', 'zstd'] as const) {
+      writeFileSync(lab.inventory, withBackupBlock(lab.fleet.inventoryYaml(), dir, 2, compression));
+      const r0 = performance.now();
+      const r = await runBackupRun({ cluster: f.cluster, node: source.id, wait: true, address: lab.address, taskQueue: lab.taskQueue, inventory: lab.inventory }, silentIO);
+      if (r.exitCode !== 0 || !r.report) throw new Error(`backup run ${i} failed with exit ${r.exitCode}`);
+      const t = r.report.take;
+      ours[compression].push({
+        streamMs: t.streamMs,
+        takeMs: t.durationMs,
+        bytes: t.rawSize,
+        stored: t.size,
+        streamMbps: t.rawSize / 1e6 / (t.streamMs / 1000),
+        takeMbps: t.rawSize / 1e6 / (t.durationMs / 1000),
+        verifyMs: r.report.verification.restoreMs,
+        runMs: Math.round(performance.now() - r0),
+        node: r.report.node,
+      });
+      log(`[bench] handover backup #${i + 1} (${compression}): ${t.rawSize} bytes (${t.size} stored) stream ${t.streamMs} ms, take ${t.durationMs} ms, verify ${r.report.verification.restoreMs} ms`);
+      }
+    }
+    const med = (xs: number[]) => percentile(xs, 50);
+    const plainMbps = med(plain.map((p) => p.mbps));
+    const summary = (xs: Ours[]) => {
+      const streamMbps = med(xs.map((o) => o.streamMbps));
+      const takeMbps = med(xs.map((o) => o.takeMbps));
+      return {
+        storedBytes: xs[0].stored,
+        streamMbps,
+        takeMbps,
+        ratioStream: Math.round((streamMbps / plainMbps) * 100) / 100,
+        ratioTake: Math.round((takeMbps / plainMbps) * 100) / 100,
+        streamMs: med(xs.map((o) => o.streamMs)),
+        takeMs: med(xs.map((o) => o.takeMs)),
+        runMs: med(xs.map((o) => o.runMs)),
+        restoreVerifyMs: { p50: med(xs.map((o) => o.verifyMs)), max: percentile(xs.map((o) => o.verifyMs), 100) },
+      };
+    };
+    return {
+      name: 'backup-mysql',
+      runs,
+      rows,
+      rawBytes: ours.gzip[0].bytes,
+      cores: os.cpus().length,
+      loadAvg1m: Math.round(os.loadavg()[0] * 10) / 10,
+      plainMariadbDump: { mbps: plainMbps, ms: med(plain.map((p) => p.ms)) },
+      gzip: summary(ours.gzip),
+      zstd: summary(ours.zstd),
+      raw: { plain, ours },
+    };
+  } finally {
+    await worker.stop();
+    await lab.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
