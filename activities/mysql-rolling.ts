@@ -155,7 +155,7 @@ export function createMysqlRollingActivities(deps: MysqlActivityDeps) {
           return undefined;
         });
         if (goal === undefined && p?.role === 'primary') goal = p.gtidBinlogPos ?? '';
-        ctx.heartbeat({ goal, startedAt });
+        ctx.heartbeat({ goal, startedAt, progress: timeProgress(`${input.node} ready as a replica of ${input.primary}`, startedAt, input.timeoutMs, last || 'checking') });
         const r = await withNode(c, input.node, (conn) => readMysqlNode(conn, c, fl, input.node)).catch((e) => {
           if (e instanceof HandoverError) throw e;
           return undefined;

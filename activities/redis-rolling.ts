@@ -238,7 +238,8 @@ export function createRedisRollingActivities(deps: RedisActivityDeps) {
           const p = await probeSpec(c, input.primary, []);
           if (p.role === 'primary') goal = p.offset;
         }
-        ctx.heartbeat({ goal, startedAt });
+        ctx.heartbeat({ goal, startedAt, progress: timeProgress(`${input.node} ready as a replica of ${input.primary}`, startedAt, input.timeoutMs, last || 'checking') });
+        await failpoint('waitForRedisNodeReady.loop');
         const r = await probeSpec(c, input.node, []);
         last = !r.reachable ? 'unreachable' : r.role !== 'replica' ? `role ${r.role}` : r.primaryNode !== input.primary ? `replica of ${r.primaryNode ?? r.primaryAddress}` : !r.linkUp ? 'link down or loading' : `offset ${r.offset} < ${goal}`;
         // The primary's offset now: a replica that just finished a full sync may still be draining the

@@ -11,7 +11,7 @@
  */
 import type { WorkflowHandle } from '@temporalio/client';
 import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-workflow';
-import type { RunbookProgress, StepProgress, WaitProgress } from '../core/types';
+import type { ApprovalProgress, RunbookProgress, StepProgress, WaitProgress } from '../core/types';
 import type { IO } from './common';
 
 export interface ProgressFrame {
@@ -73,20 +73,30 @@ function runningStep(p: RunbookProgress): StepProgress | undefined {
   return [...p.steps].reverse().find((s) => s.status === 'running');
 }
 
+/** The approval gate in one line: waiting (with the time left and the plan hash), or how it was decided. */
+export function approvalLine(a: ApprovalProgress, now: number): string {
+  if (a.status === 'waiting') return `waiting for approval of plan ${a.planHash} (${formatDuration(Math.max(0, a.deadline - now))} left): ${a.summary}`;
+  if (a.status === 'approved') return `approved by ${a.approver ?? '?'} (plan ${a.planHash})`;
+  if (a.status === 'rejected') return `rejected by ${a.approver ?? '?'}${a.reason ? `: ${a.reason}` : ''} (plan ${a.planHash})`;
+  return `approval ${a.status} (plan ${a.planHash})`;
+}
+
 /** The whole frame, for a TTY: a header, one line per step, the bar under the running step, failures' reasons. */
 export function renderFrame(f: ProgressFrame): string[] {
   const p = f.progress;
   const nameWidth = Math.min(28, Math.max(8, ...p.steps.map((s) => s.name.length)));
   const summaryWidth = Math.min(72, Math.max(10, ...p.steps.map((s) => s.summary.length)));
   const running = runningStep(p);
-  const lines = [`${p.runbook} of ${p.cluster}: ${p.phase}${p.pointOfNoReturnPassed ? ' (past the point of no return)' : ''}`];
+  const lines = [`${p.runbook} of ${p.cluster}: ${p.phase}${p.pointOfNoReturnPassed ? ' (past the point of no return)' : ''}${p.abortRequested ? ' (abort requested)' : ''}`];
+  if (p.approval) lines.push(`  ${approvalLine(p.approval, f.now)}`);
   for (const s of p.steps) {
     const t = stepElapsed(s, f.now);
     const summary = s.summary.length > summaryWidth ? s.summary.slice(0, summaryWidth - 1) + '…' : s.summary.padEnd(summaryWidth);
     lines.push(`  ${ICON[s.status] ?? '?'} ${s.name.padEnd(nameWidth)}  ${summary}  ${t}`.trimEnd());
-    if (s === running && f.wait) lines.push(`    ${' '.repeat(nameWidth)}${waitLine(f.wait)}`);
-    else if (s === running && s.name === 'approval' && p.approval?.status === 'waiting') lines.push(`    ${' '.repeat(nameWidth)}${waitLine(approvalWait(p.approval, f.now))}`);
-    if ((s.status === 'failed' || s.status === 'compensated') && s.detail) lines.push(`    ${' '.repeat(nameWidth)}${s.detail}`);
+    // Under the step's summary column: a wait's bar (an approval's countdown), a failure's reason.
+    if (s === running && f.wait) lines.push(`${' '.repeat(nameWidth + 6)}${waitLine(f.wait)}`);
+    else if (s === running && s.name === 'approval' && p.approval?.status === 'waiting') lines.push(`${' '.repeat(nameWidth + 6)}${waitLine(approvalWait(p.approval, f.now))}`);
+    if ((s.status === 'failed' || s.status === 'compensated') && s.detail) lines.push(`${' '.repeat(nameWidth + 6)}${s.detail}`);
   }
   const w = f.columns;
   return w && w > 10 ? lines.map((l) => ([...l].length >= w ? [...l].slice(0, w - 2).join('') + '…' : l)) : lines;
@@ -100,6 +110,9 @@ export function approvalWait(a: NonNullable<RunbookProgress['approval']>, now: n
 /** What the plain renderer has printed so far. */
 export interface PlainState {
   status: Record<string, string>;
+  /** The approval gate's status and whether an abort was seen, as last printed. */
+  approval?: string;
+  abort?: boolean;
   /** Per wait ("step: what"), the last 25 % mark printed. */
   marks: Record<string, number>;
 }
@@ -112,8 +125,17 @@ export const emptyPlainState = (): PlainState => ({ status: {}, marks: {} });
  * first shows and at each 25 % mark.
  */
 export function plainUpdate(prev: PlainState, f: ProgressFrame): { lines: string[]; state: PlainState } {
-  const state: PlainState = { status: { ...prev.status }, marks: { ...prev.marks } };
+  const state: PlainState = { ...prev, status: { ...prev.status }, marks: { ...prev.marks } };
   const lines: string[] = [];
+  const a = f.progress.approval;
+  if (a && a.status !== state.approval) {
+    state.approval = a.status;
+    lines.push(`${(a.status === 'waiting' ? 'waiting' : 'approval').padEnd(9)}${approvalLine(a, f.now)}`);
+  }
+  if (f.progress.abortRequested && !state.abort) {
+    state.abort = true;
+    lines.push(`abort    requested${f.progress.pointOfNoReturnPassed ? ': past the point of no return, the run finishes forward' : ': undoing what was done'}`);
+  }
   for (const s of f.progress.steps) {
     if (state.status[s.name] === s.status) continue;
     state.status[s.name] = s.status;

@@ -40,6 +40,8 @@ async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean): Promi
   return v;
 }
 
+let slowReadiness = false;
+
 describe('handover status / history / --wait', () => {
   let redis: RedisFleet;
   let maria: MariaFleet;
@@ -50,7 +52,9 @@ describe('handover status / history / --wait', () => {
     maria = await startMariaFleet({ cluster: 'sh-maria' });
     inventory = path.join(redis.baseDir, 'both.yaml');
     writeFileSync(inventory, redis.inventoryYaml() + maria.inventoryYaml().replace(/^clusters:\n/, ''));
-    tw = await startTestWorker({ inventory: () => loadInventory(inventory) });
+    // Readiness waits here take well under a second; the --wait test slows each check of one so the CLI's
+    // 250 ms polling sees the wait for certain (a named failpoint inside the activity, a no-op otherwise).
+    tw = await startTestWorker({ inventory: () => loadInventory(inventory), failpoint: async (name) => (slowReadiness && name === 'waitForRedisNodeReady.loop' ? sleep(400) : undefined) });
   });
   afterAll(async () => {
     await tw?.stop();
@@ -162,6 +166,18 @@ describe('handover status / history / --wait', () => {
     expect((JSON.parse(none.out) as { runs: HistoryEntry[] }).runs).toEqual([]);
   });
 
+  it('rolling-restart --wait shows the waits from the activities\' heartbeats: restart readiness against its deadline', async () => {
+    slowReadiness = true;
+    const r = await run(['rolling-restart', '--cluster', 'sh', '--set', 'hz=15', '--wait', ...common()]).finally(() => (slowReadiness = false));
+    expect(r.code, r.err).toBe(0);
+    const lines = r.out.trim().split('\n');
+    // Every replica was restarted and waited for (step lines), the readiness wait showed as a bar line.
+    for (const n of ['sh-1', 'sh-2', 'sh-3']) expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^done {5}ready ${n}: wait for ${n} to be linked and caught up \\(`)));
+    const bars = lines.filter((l) => /^ {9}(ready|restart) sh-\d: \[[#.]{20}\] +\d+%  sh-\d (ready as a replica of sh-\d|back after the restart): \S+( ms| s|m\d\ds) of 2m00s allowed \(.+\)$/.test(l));
+    expect(bars.length, r.out).toBeGreaterThan(0);
+    expect(r.out).toMatch(/\nrolled sh: primary is sh-\d\n/);
+  });
+
   it('status and history refuse cleanly: unknown cluster (exit 2), Temporal unreachable (history exit 4; status still reads the databases)', async () => {
     const unknown = await run(['status', '--cluster', 'nope', ...common()]);
     expect(unknown.code).toBe(2);
@@ -171,7 +187,7 @@ describe('handover status / history / --wait', () => {
     expect(h.err).toMatch(/cannot reach Temporal at 127\.0\.0\.1:1/);
     const s = await run(['status', '--cluster', 'sh', '--address', '127.0.0.1:1', '--inventory', inventory]);
     expect(s.code, s.err).toBe(0);
-    expect(s.out).toMatch(/^sh \(redis, replication\): primary sh-3\n/);
+    expect(s.out).toMatch(/^sh \(redis, replication\): primary sh-\d\n/);
     expect(s.out).toMatch(/operations: unknown \(Temporal not reachable\)/);
   });
 });

@@ -84,7 +84,7 @@ describe('Temporal UI (headless Chromium)', () => {
       const texts = await Promise.all(page.frames().filter((f) => f.url().includes('/render?')).map((f) => f.innerText('body').catch(() => '')));
       return texts.map((t) => t.trim());
     };
-    expect(await page.innerText('main')).toMatch(/Summary\s+Details\s+Current Details/);
+    await expect.poll(async () => page.innerText('main'), { timeout: 15_000 }).toMatch(/Summary\s+Details\s+Current Details/);
     await expect.poll(rendered, { timeout: 15_000 }).toEqual(['switchover of ui-cache to ui-cache-2', 'Planned switchover of cluster ui-cache to ui-cache-2.', 'switchover on ui-cache: done']);
     await page.screenshot({ path: path.join(ARTIFACTS, 'ui-browser-metadata.png'), fullPage: true });
 

@@ -50,7 +50,7 @@ describe('renderFrame (TTY)', () => {
       '  ✓ probe     probe every node of cache                            12 ms',
       '  ✓ decide    choose the candidate                                 0 ms',
       '  ▶ catch-up  wait for cache-2 to catch up with cache-1            1.5 s',
-      '            [█████░░░░░░░░░░░░░░░]  25%  cache-2 catching up with cache-1: 1.0 KiB of 4.0 KiB (3072 bytes to go)',
+      '              [█████░░░░░░░░░░░░░░░]  25%  cache-2 catching up with cache-1: 1.0 KiB of 4.0 KiB (3072 bytes to go)',
       '  · veto      re-check the decision before the point of no return',
     ]);
   });
@@ -64,7 +64,7 @@ describe('renderFrame (TTY)', () => {
     expect(renderFrame({ progress: p, now: T0 + 40_000 })).toEqual([
       'switchover of cache: verify (past the point of no return)',
       '  ✗ verify    verify one primary  30.0 s',
-      '            cache-3 link down',
+      '              cache-3 link down',
     ]);
   });
 
@@ -132,5 +132,36 @@ describe('the approval gate', () => {
     const lines = renderFrame({ progress: p, now: T0 + 20 + 450_000 });
     const i = lines.findIndex((l) => l.includes('approval  wait for approval'));
     expect(lines[i + 1].trim()).toBe('[█████░░░░░░░░░░░░░░░]  25%  plan 0123456789abcdef waiting for handover approve: 7m30s of 30m00s allowed (then it ends with nothing changed)');
+  });
+});
+
+describe('approval gate and abort', () => {
+  const gate = { planHash: 'a1b2c3d4', summary: 'switch cache-1 -> cache-2', plan: ['catch-up', 'handover'], timeoutMs: 1_800_000, deadline: T0 + 1_800_000 };
+
+  it('the frame says what the run waits for, how long is left, and who decided', () => {
+    const p = switchover({ phase: 'awaiting approval', steps: switchover().steps.slice(0, 2), approval: { ...gate, status: 'waiting' } });
+    expect(renderFrame({ progress: p, now: T0 + 60_000 }).slice(0, 2)).toEqual([
+      'switchover of cache: awaiting approval',
+      '  waiting for approval of plan a1b2c3d4 (29m00s left): switch cache-1 -> cache-2',
+    ]);
+    p.approval = { ...gate, status: 'rejected', approver: 'alice', reason: 'peak hour' };
+    expect(renderFrame({ progress: p, now: T0 })[1]).toBe('  rejected by alice: peak hour (plan a1b2c3d4)');
+  });
+
+  it('plain lines: the gate once per status, an abort once, with what it will do', () => {
+    const base = switchover({ steps: switchover().steps.slice(0, 2) });
+    let u = plainUpdate(emptyPlainState(), { progress: { ...base, approval: { ...gate, status: 'waiting' } }, now: T0 });
+    expect(u.lines.slice(0, 1)).toEqual(['waiting  waiting for approval of plan a1b2c3d4 (30m00s left): switch cache-1 -> cache-2']);
+    u = plainUpdate(u.state, { progress: { ...base, approval: { ...gate, status: 'waiting' } }, now: T0 + 5000 });
+    expect(u.lines).toEqual([]);
+    u = plainUpdate(u.state, { progress: { ...base, approval: { ...gate, status: 'approved', approver: 'bob' } }, now: T0 + 6000 });
+    expect(u.lines).toEqual(['approval approved by bob (plan a1b2c3d4)']);
+    u = plainUpdate(u.state, { progress: { ...base, abortRequested: true }, now: T0 + 7000 });
+    expect(u.lines).toEqual(['abort    requested: undoing what was done']);
+    u = plainUpdate(u.state, { progress: { ...base, abortRequested: true }, now: T0 + 8000 });
+    expect(u.lines).toEqual([]);
+    expect(plainUpdate(emptyPlainState(), { progress: { ...base, steps: [], abortRequested: true, pointOfNoReturnPassed: true }, now: T0 }).lines).toEqual([
+      'abort    requested: past the point of no return, the run finishes forward',
+    ]);
   });
 });
