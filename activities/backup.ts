@@ -221,6 +221,9 @@ export function createBackupActivities(deps: BackupActivityDeps) {
         sqlStopped = true;
       }
       const before = sqlStopped ? undefined : await mysqlFingerprint(conn, schemas);
+      // On a stopped replica the data cannot change: fingerprint it while the dump streams, not after it.
+      const during = sqlStopped ? mysqlFingerprint(conn, schemas) : undefined;
+      during?.catch(() => undefined); // awaited below; a failed dump must not leave it unhandled
       const opt = optionFile({ user: target.user, password: target.password });
       let hit = false;
       let run;
@@ -247,7 +250,7 @@ export function createBackupActivities(deps: BackupActivityDeps) {
         opt.cleanup();
       }
       progress.streamMs = Date.now() - s0;
-      const after = await mysqlFingerprint(conn, schemas);
+      const after = during ? await during : await mysqlFingerprint(conn, schemas);
       const unstable = before ? after.filter((t) => { const b = before.find((x) => x.table === t.table); return !b || b.rows !== t.rows || b.checksum !== t.checksum; }).map((t) => t.table) : [];
       const gtid = gtidFromDumpHead(run.tail.toString('latin1')) ?? gtidFromDumpHead(run.head.toString('latin1'));
       if (gtid === undefined) throw new Error(`no GTID position in the dump header of ${input.id}`);

@@ -1,11 +1,12 @@
 /** Shared integration-test plumbing: a real worker on its own task queue, talking to the real dev server. */
 import { randomUUID } from 'node:crypto';
-import { inject } from 'vitest';
+import { inject, vi } from 'vitest';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import { createHandoverWorker } from '../worker/worker';
 import type { IO } from '../client/common';
+import { buildProgram } from '../client/cli';
 import Redis from 'ioredis';
 import type { RedisFleet } from '../sandbox/redis';
 
@@ -59,4 +60,20 @@ export async function commandCalls(fleet: RedisFleet, commands: string[]): Promi
     out[n.id] = `${role} ${runId} ` + commands.map((cmd) => `${cmd}=${new RegExp(`cmdstat_${cmd.replace('|', '\\|')}:calls=(\\d+)`).exec(stats)?.[1] ?? 0}`).join(' ');
   }
   return out;
+}
+
+/** Run the real CLI (commander's parseAsync on buildProgram) and capture its exit code, stdout and stderr. */
+export async function runCli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => (out.push(String(s)), true));
+  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => (err.push(String(s)), true));
+  let code = -1;
+  try {
+    await buildProgram((c) => (code = c)).parseAsync(['node', 'handover', ...args]);
+  } finally {
+    o.mockRestore();
+    e.mockRestore();
+  }
+  return { code, out: out.join(''), err: err.join('') };
 }

@@ -8,8 +8,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { buildProgram } from '../../client/cli';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackupList, runBackupRun, runBackupSchedule } from '../../client/commands/backup';
 import { backupScheduleId } from '../../core/backup';
 import { loadInventory } from '../../inventory/load';
@@ -18,7 +17,7 @@ import { sleep } from '../../sandbox/ports';
 import { startRedisFleet, type RedisFleet } from '../../sandbox/redis';
 import type { ScheduledBackupReport } from '../../workflows/backup';
 import { withBackupBlock } from '../backup-helpers';
-import { captureIO, startTestWorker, type TestWorker } from '../helpers';
+import { captureIO, startTestWorker, type TestWorker, runCli } from '../helpers';
 
 describe('backup schedule', () => {
   let fleet: RedisFleet;
@@ -51,20 +50,7 @@ describe('backup schedule', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-    const out: string[] = [];
-    const err: string[] = [];
-    const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => (out.push(String(s)), true));
-    const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => (err.push(String(s)), true));
-    let code = 0;
-    try {
-      await buildProgram((c) => (code = c)).parseAsync(['node', 'handover', ...args]);
-    } finally {
-      o.mockRestore();
-      e.mockRestore();
-    }
-    return { code, out: out.join(''), err: err.join('') };
-  }
+  const cli = runCli;
   const common = () => ['--address', tw.address, '--task-queue', tw.taskQueue, '--inventory', inventory, '--json'];
   const lastJson = (s: string) => JSON.parse(s.trim().split('\n').pop()!);
 

@@ -1,9 +1,8 @@
 /** The CLI as a user runs it: commander parsing (parseAsync) into the real command against the real server. */
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { buildProgram } from '../../client/cli';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadInventory } from '../../inventory/load';
 import { startRedisFleet, type RedisFleet } from '../../sandbox/redis';
-import { startTestWorker, type TestWorker } from '../helpers';
+import { startTestWorker, type TestWorker, runCli } from '../helpers';
 
 describe('handover CLI', () => {
   let fleet: RedisFleet;
@@ -19,20 +18,7 @@ describe('handover CLI', () => {
     await fleet?.stop();
   });
 
-  async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-    const out: string[] = [];
-    const err: string[] = [];
-    const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => (out.push(String(s)), true));
-    const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => (err.push(String(s)), true));
-    let code = -1;
-    try {
-      await buildProgram((c) => (code = c)).parseAsync(['node', 'handover', ...args]);
-    } finally {
-      o.mockRestore();
-      e.mockRestore();
-    }
-    return { code, out: out.join(''), err: err.join('') };
-  }
+  const run = runCli;
 
   const common = () => ['--address', tw.address, '--task-queue', tw.taskQueue, '--inventory', inventory];
 

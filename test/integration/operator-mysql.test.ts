@@ -4,14 +4,13 @@
  * abort during the catch-up (the old primary is fenced read-only then: the abort makes it writable again)
  * and after the point of no return (the run finishes forward).
  */
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { buildProgram } from '../../client/cli';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { operationWorkflowId } from '../../core/ids';
 import type { RunbookProgress } from '../../core/types';
 import { loadInventory } from '../../inventory/load';
 import { startMariaFleet, type MariaFleet, type NodeState } from '../../sandbox/mariadb';
 import { sleep } from '../../sandbox/ports';
-import { startTestWorker, type TestWorker } from '../helpers';
+import { startTestWorker, type TestWorker, runCli } from '../helpers';
 
 /** A failpoint the test can hold: the activity waits at it until released. */
 class Hold {
@@ -60,20 +59,7 @@ describe('operator commands: plan, approve, abort (MariaDB)', () => {
     await fleet?.stop();
   });
 
-  async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-    const out: string[] = [];
-    const err: string[] = [];
-    const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => (out.push(String(s)), true));
-    const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => (err.push(String(s)), true));
-    let code = -1;
-    try {
-      await buildProgram((c) => (code = c)).parseAsync(['node', 'handover', ...args]);
-    } finally {
-      o.mockRestore();
-      e.mockRestore();
-    }
-    return { code, out: out.join(''), err: err.join('') };
-  }
+  const run = runCli;
   const common = () => ['--address', tw.address, '--task-queue', tw.taskQueue, '--inventory', inventory];
   const progress = () => tw.env.client.workflow.getHandle(id()).query<RunbookProgress>('progress');
   async function waitFor<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {

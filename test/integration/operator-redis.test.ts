@@ -4,14 +4,13 @@
  * reject, validator refusals, timeout) and `abort` (while waiting for approval, during the catch-up, after the
  * point of no return).
  */
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { buildProgram } from '../../client/cli';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { operationWorkflowId } from '../../core/ids';
 import type { RunbookProgress } from '../../core/types';
 import { loadInventory } from '../../inventory/load';
 import { startRedisFleet, type RedisFleet } from '../../sandbox/redis';
 import { sleep } from '../../sandbox/ports';
-import { captureIO, commandCalls, startTestWorker, type TestWorker } from '../helpers';
+import { captureIO, commandCalls, startTestWorker, type TestWorker, runCli } from '../helpers';
 import { runSwitchover } from '../../client/commands/switchover';
 
 const MUTATING = ['replicaof', 'slaveof', 'client|pause', 'client|unpause', 'failover', 'config|set', 'config|rewrite', 'shutdown'];
@@ -58,20 +57,7 @@ describe('operator commands: plan, approve, abort (Redis)', () => {
     await fleet?.stop();
   });
 
-  async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-    const out: string[] = [];
-    const err: string[] = [];
-    const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => (out.push(String(s)), true));
-    const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => (err.push(String(s)), true));
-    let code = -1;
-    try {
-      await buildProgram((c) => (code = c)).parseAsync(['node', 'handover', ...args]);
-    } finally {
-      o.mockRestore();
-      e.mockRestore();
-    }
-    return { code, out: out.join(''), err: err.join('') };
-  }
+  const run = runCli;
   const common = () => ['--address', tw.address, '--task-queue', tw.taskQueue, '--inventory', inventory];
   /** The CLI's own error lines (the in-process worker logs to stderr too). */
   const cliErrors = (err: string) => err.split('\n').filter((l) => /^(refused|failed)/.test(l));
@@ -329,20 +315,7 @@ describe('operator commands on an unplanned failover (Redis, primary SIGKILLed)'
     await fleet?.stop();
   });
 
-  async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-    const out: string[] = [];
-    const err: string[] = [];
-    const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => (out.push(String(s)), true));
-    const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => (err.push(String(s)), true));
-    let code = -1;
-    try {
-      await buildProgram((c) => (code = c)).parseAsync(['node', 'handover', ...args]);
-    } finally {
-      o.mockRestore();
-      e.mockRestore();
-    }
-    return { code, out: out.join(''), err: err.join('') };
-  }
+  const run = runCli;
   const common = () => ['--address', tw.address, '--task-queue', tw.taskQueue, '--inventory', inventory];
   const progress = () => tw.env.client.workflow.getHandle(id()).query<RunbookProgress>('progress');
   const live = () => commandCalls({ ...fleet, nodes: fleet.nodes.slice(1) } as RedisFleet, MUTATING);

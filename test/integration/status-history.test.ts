@@ -4,33 +4,19 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
-import { buildProgram } from '../../client/cli';
 import { loadInventory } from '../../inventory/load';
 import { startRedisFleet, type RedisFleet } from '../../sandbox/redis';
 import { startMariaFleet, type MariaFleet } from '../../sandbox/mariadb';
 import { sleep } from '../../sandbox/ports';
 import type { ClusterStatus } from '../../core/status';
 import type { HistoryEntry } from '../../client/commands/history';
-import { captureIO, startTestWorker, type TestWorker } from '../helpers';
+import { captureIO, startTestWorker, type TestWorker, runCli } from '../helpers';
 import { runSwitchover } from '../../client/commands/switchover';
 import { runApprove } from '../../client/commands/approve';
 
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => (out.push(String(s)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => (err.push(String(s)), true));
-  let code = -1;
-  try {
-    await buildProgram((c) => (code = c)).parseAsync(['node', 'handover', ...args]);
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-  return { code, out: out.join(''), err: err.join('') };
-}
+const run = runCli;
 
 /** Visibility is eventually consistent: retry until `ok` holds (10 s at most). */
 async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
