@@ -63,7 +63,8 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .option('--force', 'skip the dead-primary confirmation', false)
       .option('--wait', 'follow the run and exit non-zero if it fails', false)
       .option('--require-approval', 'after confirm and decide, publish the plan and wait for "handover approve" before promoting', false)
-      .option('--approval-timeout <duration>', 'with --require-approval: end with nothing changed if not approved within this (default 30m)'),
+      .option('--approval-timeout <duration>', 'with --require-approval: end with nothing changed if not approved within this (default 30m)')
+      .addOption(new Option('--dry-run', 'probe, confirm and decide only; print the plan (as "handover plan failover")').default(false)),
   ).action(async (opts) => onExit((await runFailover(opts, processIO)).exitCode));
   common(
     program

@@ -47,6 +47,16 @@ describe('handover CLI', () => {
     expect(r.err.split('\n').filter((l) => /^(refused|failed)/.test(l))).toEqual(['refused (PreconditionFailed): cannot switch over to cli-3: cli-3 is already the primary']);
   });
 
+  it('failover --dry-run on a live primary: refused (use switchover), nothing changed', async () => {
+    // (The plan of a failover with the primary down is tested in operator-redis.test.ts, "plan failover".)
+    const before = await fleet.roles();
+    const r = await run(['failover', '--cluster', 'cli', '--dry-run', '--force', ...common()]);
+    expect(r.code).toBe(2);
+    expect(r.out).toMatch(/planning failover of cli/);
+    expect(r.err).toMatch(/refused \(PreconditionFailed\): the primary cli-3 answers: use switchover for a planned change; nothing was changed/);
+    expect(await fleet.roles()).toEqual(before);
+  });
+
   it('an unreachable Temporal is exit code 4', async () => {
     const r = await run(['switchover', '--cluster', 'cli', '--address', '127.0.0.1:1', '--inventory', inventory]);
     expect(r.code).toBe(4);
