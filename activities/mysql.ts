@@ -532,12 +532,16 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
           }
           if (!following) {
             const repl = replicationAccount(c, env);
+            // Positions are read once replication has stopped: a replica still applying moves them between the
+            // first read and STOP SLAVE, and adopting the stale one would replay (gtid_strict_mode: out of order).
+            let at = before;
             if (before.role === 'replica') {
               await conn.query(fl.stopReplica);
               did.push(fl.stopReplica);
+              at = await readMysqlNode(conn, c, fl, input.node);
             }
-            const pos = appliedPos(before);
-            if (normalizeGtidPos(before.gtidSlavePos) !== pos) {
+            const pos = appliedPos(at);
+            if (normalizeGtidPos(at.gtidSlavePos) !== pos) {
               for (const s of fl.adoptPosition(pos)) await conn.query(s.sql, s.params);
               did.push(`adopted ${pos || 'empty'} as its replication position`);
             }
