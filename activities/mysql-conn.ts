@@ -39,6 +39,8 @@ export const ER = {
   LOCK_WAIT_TIMEOUT: 1205,
   OPTION_PREVENTS_STATEMENT: 1290,
   NO_SUCH_THREAD: 1094,
+  /** "You are not owner of thread N": KILL of another user's session without CONNECTION ADMIN. */
+  KILL_DENIED: 1095,
 } as const;
 
 /** Turn a driver error into a typed one: bad credentials and missing grants are not retryable. */
@@ -48,6 +50,8 @@ export function classifyMysqlError(e: unknown, t: { cluster: string; node: strin
   if (err?.errno === ER.ACCESS_DENIED) return new HandoverError(ErrorType.AuthenticationFailed, `authentication to ${t.node} (cluster ${t.cluster}) failed: ${msg.split('\n')[0]}`);
   if (err?.errno === ER.SPECIFIC_ACCESS_DENIED || err?.errno === ER.TABLEACCESS_DENIED || err?.errno === ER.DBACCESS_DENIED)
     return new HandoverError(ErrorType.PreconditionFailed, `the automation user lacks a grant on ${t.node} (cluster ${t.cluster}): ${msg.split('\n')[0]}`);
+  if (err?.errno === ER.KILL_DENIED)
+    return new HandoverError(ErrorType.PreconditionFailed, `the automation user lacks CONNECTION ADMIN on ${t.node} (cluster ${t.cluster}), needed to end application sessions: ${msg.split('\n')[0]}`);
   return e instanceof Error ? e : new Error(msg);
 }
 

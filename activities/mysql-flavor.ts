@@ -32,6 +32,8 @@ export interface GtidPositions {
   current: string;
   /** MariaDB gtid_slave_pos (last applied from a source); MySQL gtid_executed. */
   slave: string;
+  /** MariaDB gtid_binlog_state (the last GTID of each domain and server); undefined where the flavor has none. */
+  binlogState?: string;
 }
 
 export interface SourceSpec {
@@ -94,13 +96,13 @@ export const mariadb: MysqlFlavor = {
   name: 'mariadb',
   readState:
     'SELECT @@global.read_only AS read_only, 0 AS super_read_only, @@global.server_id AS server_id, @@version AS version, ' +
-    '@@global.gtid_binlog_pos AS gtid_binlog_pos, @@global.gtid_current_pos AS gtid_current_pos, @@global.gtid_slave_pos AS gtid_slave_pos',
+    '@@global.gtid_binlog_pos AS gtid_binlog_pos, @@global.gtid_current_pos AS gtid_current_pos, @@global.gtid_slave_pos AS gtid_slave_pos, @@global.gtid_binlog_state AS gtid_binlog_state',
   parseState: (r) => ({
     readOnly: Number(r.read_only) === 1,
     superReadOnly: false,
     serverId: Number(r.server_id),
     version: str(r.version),
-    gtid: { binlog: str(r.gtid_binlog_pos), current: str(r.gtid_current_pos), slave: str(r.gtid_slave_pos) },
+    gtid: { binlog: str(r.gtid_binlog_pos), current: str(r.gtid_current_pos), slave: str(r.gtid_slave_pos), binlogState: str(r.gtid_binlog_state) },
   }),
   // The default (unnamed) connection only; multi-source replication is not supported by these runbooks.
   replicaStatus: 'SHOW SLAVE STATUS',

@@ -10,7 +10,7 @@ import type mysql from 'mysql2/promise';
 import { ErrorType, HandoverError } from '../core/errors';
 import {
   appliedPos,
-  errantGtids,
+  errantOf,
   findMysqlPrimary,
   gtidIncludes,
   lagTransactions,
@@ -20,6 +20,7 @@ import {
   type MysqlNodeProbe,
   type MysqlPolicy,
 } from '../core/decide-mysql';
+import { missingMysqlPrivileges } from '../core/mysql-privileges';
 import type { Promotion } from '../core/types';
 import type { ClusterSpec, Inventory } from '../inventory/schema';
 import { FENCE_BOUND_EVENT, cancelFenceBound, flavorOf, type MysqlFlavor } from './mysql-flavor';
@@ -100,6 +101,20 @@ export interface EnsureMysqlPrimaryResult {
   promotedAt: number;
   audit: string;
 }
+export interface EnsureMysqlPromotionUndoneInput {
+  cluster: string;
+  /** The fenced old primary, made writable again. */
+  primary: string;
+  /** The candidate whose promotion failed. */
+  candidate: string;
+}
+export interface EnsureMysqlPromotionUndoneResult {
+  /** undone: the old primary takes writes again; promoted: the candidate already did, go forward. */
+  outcome: 'undone' | 'promoted';
+  promotedAt?: number;
+  candidateRepointed?: boolean;
+  audit: string;
+}
 export interface EnsureMysqlReplicaOfInput {
   cluster: string;
   node: string;
@@ -114,10 +129,14 @@ export interface VerifyMysqlInput {
   cluster: string;
   primary: string;
   timeoutMs: number;
+  /** Nodes the run could not repoint: reported as they are, not waited for. */
+  skip?: string[];
 }
 export interface VerifyMysqlResult {
   primary: string;
   goal: string;
+  /** The skipped nodes, each as seen at the end. */
+  skipped?: string[];
   nodes: { node: string; writable: boolean; gtid: string; io?: string; sql?: boolean }[];
   waitedMs: number;
   audit: string;
@@ -179,6 +198,7 @@ export async function readMysqlNode(conn: mysql.Connection, cluster: ClusterSpec
     gtidBinlogPos: normalizeGtidPos(st.gtid.binlog),
     gtidCurrentPos: normalizeGtidPos(st.gtid.current),
     gtidSlavePos: normalizeGtidPos(st.gtid.slave),
+    gtidBinlogState: st.gtid.binlogState,
   };
   if (rs) {
     probe.sourceAddress = `${rs.sourceHost}:${rs.sourcePort}`;
@@ -193,11 +213,16 @@ export async function readMysqlNode(conn: mysql.Connection, cluster: ClusterSpec
   return probe;
 }
 
+/** The automation user's own grant lines (SHOW GRANTS): only the privilege names are used from them. */
+async function grantLines(conn: mysql.Connection): Promise<string[]> {
+  return (await rows(conn, 'SHOW GRANTS', [], READ_TIMEOUT_MS)).map((r) => String(Object.values(r)[0] ?? ''));
+}
+
 /** Fill in each node's errant GTIDs relative to the cluster's single writable primary, when there is one. */
 function markErrant(nodes: MysqlNodeProbe[]): MysqlNodeProbe[] {
   const found = findMysqlPrimary(nodes);
   if ('refusal' in found) return nodes;
-  for (const n of nodes) if (n.reachable && n.node !== found.primary.node) n.errantGtids = errantGtids(n.gtidBinlogPos, found.primary.gtidBinlogPos);
+  for (const n of nodes) if (n.reachable && n.node !== found.primary.node) n.errantGtids = errantOf(n, found.primary);
   return nodes;
 }
 
@@ -229,7 +254,14 @@ export function mysqlOps(deps: MysqlActivityDeps) {
   async function probeOne(c: ClusterSpec, node: string): Promise<MysqlNodeProbe> {
     const n = c.nodes.find((x) => x.id === node)!;
     try {
-      return await withNode(c, node, (conn) => readMysqlNode(conn, c, flavor(c), node));
+      return await withNode(c, node, async (conn) => {
+        const probe = await readMysqlNode(conn, c, flavor(c), node);
+        if (flavor(c).name === 'mariadb') {
+          const missing = missingMysqlPrivileges(await grantLines(conn), { fenceBound: c.policy.fenceBoundMs > 0 });
+          if (missing.length) probe.missingPrivileges = missing;
+        }
+        return probe;
+      });
     } catch (e) {
       if (e instanceof HandoverError) throw e; // wrong credentials, missing grant or secret: never "unreachable"
       return { node: n.id, address: `${n.host}:${n.port}`, promotion: n.promotion as Promotion, reachable: false, error: (e as Error).message };
@@ -254,6 +286,93 @@ export function mysqlOps(deps: MysqlActivityDeps) {
 export function createMysqlActivities(deps: MysqlActivityDeps) {
   const failpoint = deps.failpoint ?? (() => undefined);
   const { env, spec, flavor, withNode, probeOne, probeAll } = mysqlOps(deps);
+
+  /**
+   * Compensation before the point of no return: ensure `node` takes writes again (read_only OFF). A no-op
+   * when it already does. Refuses when the node replicates from someone (then the switch went through).
+   */
+  const ensureWritable = async (input: EnsureMysqlNodeInput): Promise<EnsureMysqlWritableResult> => {
+    const c = spec(input.cluster);
+    const fl = flavor(c);
+    return withNode(c, input.node, async (conn) => {
+      const before = await readMysqlNode(conn, c, fl, input.node);
+      if (before.role !== 'primary')
+        throw new HandoverError(ErrorType.UnexpectedTopology, `${input.node} replicates from ${before.sourceNode ?? before.sourceAddress}: the handover passed the point of no return and cannot be undone`);
+      // The fence's bound is no longer needed (or already fired, leaving a disabled event behind): drop it.
+      const dropped = c.policy.fenceBoundMs > 0 && (await cancelFenceBound(conn, fl));
+      if (!before.readOnly) return { changed: dropped, audit: `saw ${input.node} writable; ${dropped ? `dropped the spent ${FENCE_BOUND_EVENT}` : 'changed nothing'}` };
+      for (const s of fl.unfence) await conn.query(s);
+      const after = await readMysqlNode(conn, c, fl, input.node);
+      if (after.readOnly) throw new Error(`${input.node} still read-only after ${fl.unfence.join('; ')}`);
+      return { changed: true, audit: `saw ${input.node} read-only; ${fl.unfence.join('; ')}` };
+    });
+  };
+
+  /**
+   * Ensure `node` replicates from `primary` with GTID (slave_pos), both threads running, read-only. A no-op
+   * when it already does. A node that still has transactions of its own in its binary log (an old primary)
+   * first adopts them as its replication position (gtid_slave_pos), so it continues where it is. Refuses,
+   * before touching it, a writable node (demoting it would discard writes) and a node with GTIDs the new
+   * primary lacks (its replication positions are left as they are).
+   */
+  const ensureReplicaOf = async (input: EnsureMysqlReplicaOfInput): Promise<EnsureMysqlReplicaOfResult> =>
+    beating(async () => {
+      const c = spec(input.cluster);
+      const fl = flavor(c);
+      const primarySpec = c.nodes.find((x) => x.id === input.primary);
+      if (!primarySpec) throw new HandoverError(ErrorType.UnknownNode, `unknown node ${input.primary} in cluster ${input.cluster}`);
+      const newPrimary = await probeOne(c, input.primary);
+      if (!newPrimary.reachable) throw new Error(`${input.primary} unreachable: ${newPrimary.error}`);
+      return withNode(c, input.node, async (conn) => {
+        const before = await readMysqlNode(conn, c, fl, input.node);
+        const beforeText = describe(before);
+        const following = before.role === 'replica' && before.sourceNode === input.primary && before.usingGtid !== 'No';
+        if (following && before.ioRunning !== 'No' && before.sqlRunning && before.readOnly)
+          return { changed: false, before: beforeText, audit: `saw ${beforeText}; changed nothing` };
+        if (!before.readOnly && before.role === 'primary')
+          throw new HandoverError(ErrorType.UnexpectedTopology, `${input.node} is a writable primary; refusing to make it a replica of ${input.primary} (its writes would be discarded)`);
+        const errant = errantOf(before, newPrimary);
+        if (errant.length)
+          throw new HandoverError(ErrorType.UnexpectedTopology, `${input.node} has GTIDs ${errant.join(',')} that ${input.primary} lacks: it cannot replicate from it`);
+        const did: string[] = [];
+        if (!before.readOnly) {
+          for (const s of fl.fence) await conn.query(s);
+          did.push(...fl.fence);
+        }
+        if (!following) {
+          const repl = replicationAccount(c, env);
+          // Positions are read once replication has stopped: a replica still applying moves them between the
+          // first read and STOP SLAVE, and adopting the stale one would replay (gtid_strict_mode: out of order).
+          let at = before;
+          if (before.role === 'replica') {
+            await conn.query(fl.stopReplica);
+            did.push(fl.stopReplica);
+            at = await readMysqlNode(conn, c, fl, input.node);
+          }
+          const pos = appliedPos(at);
+          if (normalizeGtidPos(at.gtidSlavePos) !== pos) {
+            for (const s of fl.adoptPosition(pos)) await conn.query(s.sql, s.params);
+            did.push(`adopted ${pos || 'empty'} as its replication position`);
+          }
+          await failpoint('ensureMysqlReplicaOf.beforeChange');
+          const ch = fl.changeSource({ host: primarySpec.host, port: primarySpec.port, user: repl.user, password: repl.password });
+          await conn.query(ch.sql, ch.params);
+          did.push(`CHANGE MASTER TO ${input.primary} (${primarySpec.host}:${primarySpec.port}) with GTID`);
+        }
+        await conn.query(fl.startReplica);
+        did.push(fl.startReplica);
+        // Wait (bounded) for both threads to run, so a bad source surfaces here, not in verify.
+        const until = Date.now() + 10_000;
+        let after = await readMysqlNode(conn, c, fl, input.node);
+        while (!(after.ioRunning === 'Yes' && after.sqlRunning) && Date.now() < until) {
+          await sleep(50);
+          after = await readMysqlNode(conn, c, fl, input.node);
+        }
+        if (!(after.role === 'replica' && after.sourceNode === input.primary && after.ioRunning === 'Yes' && after.sqlRunning))
+          throw new Error(`${input.node} is not replicating from ${input.primary} after ${did.join('; ')}: ${describe(after)}${after.lastError ? ` (${after.lastError})` : ''}`);
+        return { changed: true, before: beforeText, audit: `saw ${beforeText}; ${did.join('; ')}` };
+      });
+    });
 
   return {
     /**
@@ -427,26 +546,8 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
       });
     }),
 
-    /**
-     * Compensation before the point of no return: ensure `node` takes writes again (read_only OFF). A no-op
-     * when it already does. Refuses when the node replicates from someone (then the switch went through).
-     */
-    ensureMysqlWritable: activity(async (input: EnsureMysqlNodeInput): Promise<EnsureMysqlWritableResult> => {
-      const c = spec(input.cluster);
-      const fl = flavor(c);
-      return withNode(c, input.node, async (conn) => {
-        const before = await readMysqlNode(conn, c, fl, input.node);
-        if (before.role !== 'primary')
-          throw new HandoverError(ErrorType.UnexpectedTopology, `${input.node} replicates from ${before.sourceNode ?? before.sourceAddress}: the handover passed the point of no return and cannot be undone`);
-        // The fence's bound is no longer needed (or already fired, leaving a disabled event behind): drop it.
-        const dropped = c.policy.fenceBoundMs > 0 && (await cancelFenceBound(conn, fl));
-        if (!before.readOnly) return { changed: dropped, audit: `saw ${input.node} writable; ${dropped ? `dropped the spent ${FENCE_BOUND_EVENT}` : 'changed nothing'}` };
-        for (const s of fl.unfence) await conn.query(s);
-        const after = await readMysqlNode(conn, c, fl, input.node);
-        if (after.readOnly) throw new Error(`${input.node} still read-only after ${fl.unfence.join('; ')}`);
-        return { changed: true, audit: `saw ${input.node} read-only; ${fl.unfence.join('; ')}` };
-      });
-    }),
+    /** Compensation before the promotion: the old primary writable again (ensureWritable above). */
+    ensureMysqlWritable: activity(ensureWritable),
 
     /**
      * Ensure `node` is the primary: replication stopped and forgotten, read_only OFF. Only once it has applied
@@ -462,7 +563,16 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
         if (!gtidIncludes(appliedPos(before), input.mustInclude))
           throw new HandoverError(ErrorType.UnexpectedTopology, `${input.node} at ${appliedPos(before) || 'empty'} lacks ${input.mustInclude}: refusing to promote it`);
         const did: string[] = [];
-        // Cancel the fence's bound on the old primary first, and only then check it is still read-only: once the
+        // Replication first: stopping and forgetting it makes nobody writable, and fails (a missing grant, a
+        // broken node) while the old primary's fence bound is still armed. The workflow's undo then repoints
+        // the candidate and makes the old primary writable again.
+        if (before.role === 'replica') {
+          await conn.query(fl.stopReplica);
+          await failpoint('ensureMysqlPrimary.stopped');
+          await conn.query(fl.resetReplica);
+          did.push(fl.stopReplica, fl.resetReplica);
+        }
+        // Then cancel the fence's bound on the old primary, and only then check it is still read-only: once the
         // event is gone nothing turns it writable behind the new primary's back. If it cannot be reached, its
         // event cannot be cancelled, so nothing is promoted (it would take writes again at the bound).
         const old = input.fencedPrimary;
@@ -485,12 +595,6 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
         const writable = others.filter((n) => n.reachable && !n.readOnly);
         if (writable.length)
           throw new HandoverError(ErrorType.UnexpectedTopology, `refusing to promote ${input.node}: ${writable.map((n) => n.node).join(', ')} still writable`);
-        if (before.role === 'replica') {
-          await conn.query(fl.stopReplica);
-          await failpoint('ensureMysqlPrimary.stopped');
-          await conn.query(fl.resetReplica);
-          did.push(fl.stopReplica, fl.resetReplica);
-        }
         for (const s of fl.unfence) await conn.query(s);
         const promotedAt = Date.now();
         did.push(...fl.unfence);
@@ -500,71 +604,35 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
       });
     }),
 
+    /** Repoint one node at the new primary (ensureReplicaOf above). */
+    ensureMysqlReplicaOf: activity(ensureReplicaOf),
+
     /**
-     * Ensure `node` replicates from `primary` with GTID (slave_pos), both threads running, read-only. A no-op
-     * when it already does. A node that still has transactions of its own in its binary log (an old primary)
-     * first adopts them as its replication position (gtid_slave_pos), so it continues where it is. Refuses a
-     * writable node (demoting it would discard writes) and a node with GTIDs the new primary lacks.
+     * Undo a promotion that failed before the candidate took writes: when `candidate` is still read-only (it
+     * took no write), the old primary is made writable again (its fence bound dropped) and then the candidate
+     * is repointed at it. When the candidate is writable, the promotion took effect: nothing is undone and
+     * the workflow finishes forward. Safe to retry: each half is a no-op once it holds. A failure to repoint
+     * the candidate is reported, not thrown: by then the cluster has its writable primary back.
      */
-    ensureMysqlReplicaOf: activity(async (input: EnsureMysqlReplicaOfInput): Promise<EnsureMysqlReplicaOfResult> =>
-      beating(async () => {
-        const c = spec(input.cluster);
-        const fl = flavor(c);
-        const primarySpec = c.nodes.find((x) => x.id === input.primary);
-        if (!primarySpec) throw new HandoverError(ErrorType.UnknownNode, `unknown node ${input.primary} in cluster ${input.cluster}`);
-        const newPrimary = await probeOne(c, input.primary);
-        if (!newPrimary.reachable) throw new Error(`${input.primary} unreachable: ${newPrimary.error}`);
-        return withNode(c, input.node, async (conn) => {
-          const before = await readMysqlNode(conn, c, fl, input.node);
-          const beforeText = describe(before);
-          const following = before.role === 'replica' && before.sourceNode === input.primary && before.usingGtid !== 'No';
-          if (following && before.ioRunning !== 'No' && before.sqlRunning && before.readOnly)
-            return { changed: false, before: beforeText, audit: `saw ${beforeText}; changed nothing` };
-          if (!before.readOnly && before.role === 'primary')
-            throw new HandoverError(ErrorType.UnexpectedTopology, `${input.node} is a writable primary; refusing to make it a replica of ${input.primary} (its writes would be discarded)`);
-          const errant = errantGtids(before.gtidBinlogPos, newPrimary.gtidBinlogPos);
-          if (errant.length)
-            throw new HandoverError(ErrorType.UnexpectedTopology, `${input.node} has GTIDs ${errant.join(',')} that ${input.primary} lacks: it cannot replicate from it`);
-          const did: string[] = [];
-          if (!before.readOnly) {
-            for (const s of fl.fence) await conn.query(s);
-            did.push(...fl.fence);
-          }
-          if (!following) {
-            const repl = replicationAccount(c, env);
-            // Positions are read once replication has stopped: a replica still applying moves them between the
-            // first read and STOP SLAVE, and adopting the stale one would replay (gtid_strict_mode: out of order).
-            let at = before;
-            if (before.role === 'replica') {
-              await conn.query(fl.stopReplica);
-              did.push(fl.stopReplica);
-              at = await readMysqlNode(conn, c, fl, input.node);
-            }
-            const pos = appliedPos(at);
-            if (normalizeGtidPos(at.gtidSlavePos) !== pos) {
-              for (const s of fl.adoptPosition(pos)) await conn.query(s.sql, s.params);
-              did.push(`adopted ${pos || 'empty'} as its replication position`);
-            }
-            await failpoint('ensureMysqlReplicaOf.beforeChange');
-            const ch = fl.changeSource({ host: primarySpec.host, port: primarySpec.port, user: repl.user, password: repl.password });
-            await conn.query(ch.sql, ch.params);
-            did.push(`CHANGE MASTER TO ${input.primary} (${primarySpec.host}:${primarySpec.port}) with GTID`);
-          }
-          await conn.query(fl.startReplica);
-          did.push(fl.startReplica);
-          // Wait (bounded) for both threads to run, so a bad source surfaces here, not in verify.
-          const until = Date.now() + 10_000;
-          let after = await readMysqlNode(conn, c, fl, input.node);
-          while (!(after.ioRunning === 'Yes' && after.sqlRunning) && Date.now() < until) {
-            await sleep(50);
-            after = await readMysqlNode(conn, c, fl, input.node);
-          }
-          if (!(after.role === 'replica' && after.sourceNode === input.primary && after.ioRunning === 'Yes' && after.sqlRunning))
-            throw new Error(`${input.node} is not replicating from ${input.primary} after ${did.join('; ')}: ${describe(after)}${after.lastError ? ` (${after.lastError})` : ''}`);
-          return { changed: true, before: beforeText, audit: `saw ${beforeText}; ${did.join('; ')}` };
-        });
-      }),
-    ),
+    ensureMysqlPromotionUndone: activity(async (input: EnsureMysqlPromotionUndoneInput): Promise<EnsureMysqlPromotionUndoneResult> => {
+      const c = spec(input.cluster);
+      const cand = await probeOne(c, input.candidate);
+      if (!cand.reachable)
+        throw new Error(`${input.candidate} unreachable (${cand.error}): cannot tell whether it took writes, so ${input.primary} is not made writable yet`);
+      if (!cand.readOnly) return { outcome: 'promoted', promotedAt: Date.now(), audit: `saw ${input.candidate} writable: the promotion took effect; nothing undone` };
+      const w = await ensureWritable({ cluster: input.cluster, node: input.primary });
+      let candidate: string;
+      try {
+        candidate = (await ensureReplicaOf({ cluster: input.cluster, node: input.candidate, primary: input.primary })).audit;
+      } catch (e) {
+        candidate = `NOT repointed: ${(e as Error).message}`;
+      }
+      return {
+        outcome: 'undone',
+        candidateRepointed: !candidate.startsWith('NOT'),
+        audit: `saw ${input.candidate} read-only (it took no write); ${input.primary}: ${w.audit}; ${input.candidate}: ${candidate}`,
+      };
+    }),
 
     /**
      * Verify: exactly one writable node (the primary, replicating from nobody); every other node read-only,
@@ -587,8 +655,9 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
         if (writable.length !== 1 || writable[0].node !== input.primary) problems.push(`writable: ${writable.map((n) => n.node).join(', ') || 'none'} (expected ${input.primary})`);
         if (primary?.role !== 'primary') problems.push(`${input.primary} still replicates from ${primary?.sourceNode ?? primary?.sourceAddress ?? '?'}`);
         if (goal === undefined && primary?.reachable && primary.role === 'primary' && !primary.readOnly) goal = primary.gtidBinlogPos ?? '';
+        const skip = new Set(input.skip ?? []);
         for (const n of nodes) {
-          if (n.node === input.primary) continue;
+          if (n.node === input.primary || skip.has(n.node)) continue;
           if (!n.reachable) problems.push(`${n.node} unreachable`);
           else if (n.role !== 'replica' || n.sourceNode !== input.primary) problems.push(`${n.node} replicates from ${n.sourceNode ?? n.sourceAddress ?? 'nobody'}`);
           else if (n.ioRunning !== 'Yes' || !n.sqlRunning) problems.push(`${n.node} io ${n.ioRunning} sql ${n.sqlRunning ? 'Yes' : 'No'}${n.lastError ? `: ${n.lastError}` : ''}`);
@@ -600,8 +669,9 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
             primary: input.primary,
             goal: goal ?? '',
             nodes: nodes.map((n) => ({ node: n.node, writable: !n.readOnly, gtid: appliedPos(n), io: n.ioRunning, sql: n.sqlRunning })),
+            skipped: skip.size ? nodes.filter((n) => skip.has(n.node)).map(describe) : undefined,
             waitedMs,
-            audit: `saw one writable primary ${input.primary} and ${nodes.length - 1} read-only replicas running, at or past ${goal || 'empty'}; changed nothing`,
+            audit: `saw one writable primary ${input.primary} and ${nodes.length - 1 - skip.size} read-only replicas running, at or past ${goal || 'empty'}${skip.size ? `; NOT repointed: ${nodes.filter((n) => skip.has(n.node)).map(describe).join('; ')}` : ''}; changed nothing`,
           };
         }
         if (Date.now() - startedAt > input.timeoutMs) throw new HandoverError(ErrorType.VerificationFailed, `verification failed after ${input.timeoutMs} ms: ${problems.join('; ')}`);

@@ -103,6 +103,7 @@ export function chooseMysqlFailoverCandidate(nodes: MysqlFailoverNodeProbe[], de
     else if (n.sourceNode !== deadPrimary) rejected.push({ node: n.node, reason: `replicates from ${n.sourceNode ?? n.sourceAddress}, not ${deadPrimary}` });
     else if (n.promotion === 'never') rejected.push({ node: n.node, reason: 'promotion: never' });
     else if ((n.sqlDelay ?? 0) > 0) rejected.push({ node: n.node, reason: `delayed replica (MASTER_DELAY ${n.sqlDelay} s)` });
+    else if (n.missingPrivileges?.length) rejected.push({ node: n.node, reason: `the automation user lacks ${n.missingPrivileges.join(', ')} there: it could not be promoted` });
     else if (!n.sqlRunning) rejected.push({ node: n.node, reason: `SQL thread not running${n.lastError ? `: ${n.lastError}` : ''}` });
     else replicas.push(n);
   }

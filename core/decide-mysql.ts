@@ -9,6 +9,7 @@
  * (the last GTID applied in that domain), e.g. "0-1-1234,7-3-5".
  */
 import { ErrorType } from './errors';
+import { describeMissingPrivileges } from './mysql-privileges';
 import { PROMOTION_RANK, type DecideResult, type Promotion, type Refusal } from './types';
 
 /** The limits a MySQL/MariaDB switchover honours (from the inventory policy). */
@@ -45,6 +46,12 @@ export interface MysqlNodeProbe {
   gtidBinlogPos?: string;
   gtidCurrentPos?: string;
   gtidSlavePos?: string;
+  /**
+   * MariaDB gtid_binlog_state: the last GTID of every (domain, server) pair in the binary log. Unlike the
+   * position (one GTID per domain), it keeps a replica's own errant write visible after the primary's sequence
+   * numbers passed it, whether or not the replica's threads run.
+   */
+  gtidBinlogState?: string;
   /** For a replica: host:port of its source and the inventory node there (undefined when not in the inventory). */
   sourceAddress?: string;
   sourceNode?: string;
@@ -56,6 +63,8 @@ export interface MysqlNodeProbe {
   sqlDelay?: number;
   usingGtid?: string;
   lastError?: string;
+  /** Privileges the automation user lacks on this node (MariaDB; see core/mysql-privileges.ts), when any. */
+  missingPrivileges?: string[];
   /** GTIDs this node has that the primary lacks (filled in relative to the primary by the probe). */
   errantGtids?: string[];
 }
@@ -113,6 +122,43 @@ export function errantGtids(node: string | undefined, primary: string | undefine
     if (!q || e.seq > q.seq || (e.seq === q.seq && e.server !== q.server)) out.push(formatGtid(e));
   }
   return out.sort();
+}
+
+/** gtid_binlog_state "0-1-10,0-3-5" -> every (domain, server) entry. Empty or blank -> []. */
+export function parseGtidState(state: string | undefined): GtidEntry[] {
+  return (state ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)
+    .map((part) => {
+      const m = /^(\d+)-(\d+)-(\d+)$/.exec(part);
+      if (!m) throw new Error(`malformed GTID state entry "${part}"`);
+      return { domain: Number(m[1]), server: Number(m[2]), seq: Number(m[3]) };
+    });
+}
+
+/**
+ * GTIDs in `node`'s binlog state that `primary`'s lacks: a (domain, server) pair the primary never logged, or
+ * a higher sequence number for it. An empty primary state (binary log reset) tells nothing: [].
+ */
+export function errantGtidsInState(node: string | undefined, primary: string | undefined): string[] {
+  const p = new Map<string, number>();
+  for (const e of parseGtidState(primary)) p.set(`${e.domain}-${e.server}`, Math.max(e.seq, p.get(`${e.domain}-${e.server}`) ?? 0));
+  if (p.size === 0) return [];
+  return parseGtidState(node)
+    .filter((e) => (p.get(`${e.domain}-${e.server}`) ?? -1) < e.seq)
+    .map(formatGtid)
+    .sort();
+}
+
+/**
+ * Every GTID `n` has that `primary` lacks, whatever the state of `n`'s replication threads: by position (a
+ * domain the primary never wrote, a higher or diverged sequence number) and by binlog state (an errant write
+ * the primary's sequence numbers have since passed: strict mode stops the replica's SQL thread at the next
+ * primary write, after which the position alone looks like lag).
+ */
+export function errantOf(n: Pick<MysqlNodeProbe, 'gtidBinlogPos' | 'gtidBinlogState'>, primary: Pick<MysqlNodeProbe, 'gtidBinlogPos' | 'gtidBinlogState'>): string[] {
+  return [...new Set([...errantGtids(n.gtidBinlogPos, primary.gtidBinlogPos), ...errantGtidsInState(n.gtidBinlogState, primary.gtidBinlogState)])].sort();
 }
 
 /** Whether position `have` includes everything in `want` (every domain at least as far). */
@@ -200,7 +246,7 @@ export function whyNotMysqlCandidate(replica: MysqlNodeProbe, primary: MysqlNode
   if (replica.role !== 'replica') return { code: 'NotReplicaOfPrimary', reason: `${replica.node} replicates from nobody: it is not a replica` };
   if (replica.sourceNode !== primary.node)
     return { code: 'NotReplicaOfPrimary', reason: `${replica.node} replicates from ${replica.sourceNode ?? replica.sourceAddress ?? 'nowhere'}, not from the primary ${primary.node}` };
-  const errant = errantGtids(replica.gtidBinlogPos, primary.gtidBinlogPos);
+  const errant = errantOf(replica, primary);
   if (errant.length)
     return { code: 'TargetErrantGtids', reason: `${replica.node} has errant GTIDs the primary ${primary.node} lacks: ${errant.join(',')} (primary at ${primary.gtidBinlogPos || 'empty'})` };
   if (replica.ioRunning !== 'Yes' || !replica.sqlRunning)
@@ -220,10 +266,19 @@ export function whyNotMysqlCandidate(replica: MysqlNodeProbe, primary: MysqlNode
   return undefined;
 }
 
+/**
+ * Every node a switchover touches (the primary is fenced, the candidate promoted, the others repointed) needs
+ * the automation's privileges, so a missing one is refused before anything changes rather than found half-way.
+ */
+export function whyUnprivileged(nodes: MysqlNodeProbe[], user?: string): string | undefined {
+  const lacking = nodes.filter((n) => n.reachable && n.missingPrivileges?.length);
+  return lacking.length ? lacking.map((n) => describeMissingPrivileges(n.node, user, n.missingPrivileges!)).join('; ') : undefined;
+}
+
 /** Why a non-candidate cannot follow the new primary after the switch, or undefined. */
 export function whyNotFollower(n: MysqlNodeProbe, primary: MysqlNodeProbe): string | undefined {
   if (!n.reachable) return `${n.node} is unreachable (${n.error ?? 'no answer'}): it could not be repointed`;
-  const errant = errantGtids(n.gtidBinlogPos, primary.gtidBinlogPos);
+  const errant = errantOf(n, primary);
   if (errant.length) return `${n.node} has errant GTIDs ${errant.join(',')}: it could not replicate from the new primary`;
   return undefined;
 }
@@ -239,6 +294,8 @@ export function decideMysqlSwitchover(nodes: MysqlNodeProbe[], opts: { to?: stri
   const policy = opts.policy ?? DEFAULT_MYSQL_POLICY;
   const found = findMysqlPrimary(nodes);
   if ('refusal' in found) return { ok: false, refusal: found.refusal };
+  const unprivileged = whyUnprivileged(nodes);
+  if (unprivileged) return refuse('MissingPrivilege', `${unprivileged}; nothing was changed`, nodes.filter((n) => n.missingPrivileges?.length).map((n) => ({ node: n.node, reason: `lacks ${n.missingPrivileges!.join(', ')}` })));
   const primary = found.primary;
   const others = nodes.filter((n) => n.node !== primary.node);
   const lagOf = (n: MysqlNodeProbe) => (n.reachable ? lagTransactions(appliedPos(n), primary.gtidBinlogPos) : undefined);
@@ -323,6 +380,8 @@ export function decideMysqlSwitchover(nodes: MysqlNodeProbe[], opts: { to?: stri
 export function recheckMysqlDecision(nodes: MysqlNodeProbe[], frozen: { primary: string; candidate: string }, policy: MysqlPolicy = DEFAULT_MYSQL_POLICY): string | undefined {
   const found = findMysqlPrimary(nodes);
   if ('refusal' in found) return found.refusal.message;
+  const unprivileged = whyUnprivileged(nodes);
+  if (unprivileged) return unprivileged;
   if (found.primary.node !== frozen.primary) return `the primary changed from ${frozen.primary} to ${found.primary.node} since the decision`;
   const candidate = nodes.find((n) => n.node === frozen.candidate);
   if (!candidate) return `the candidate ${frozen.candidate} is no longer in the cluster`;

@@ -19,6 +19,9 @@ export const ErrorType = {
   // The cluster is not in a shape the step knows how to move forward from
   UnexpectedTopology: 'UnexpectedTopology',
   VerificationFailed: 'VerificationFailed',
+  // Past the point of no return: the primary changed, but a node could not be repointed (or verification
+  // failed). The message names the new primary and every node left as it was.
+  HandoverIncomplete: 'HandoverIncomplete',
   // A post-hook (MySQL routing hook) failed: reported, the runbook itself goes on (post-hooks fail open)
   RoutingHookFailed: 'RoutingHookFailed',
   // An operator hook around a failover: pre-hooks fail closed (nothing changed), post-hooks fail open (reported)

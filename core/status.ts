@@ -5,6 +5,7 @@
  * engineer should see first (no primary, two primaries, a link down, an unreachable node) are listed apart.
  */
 import { appliedPos, lagTransactions, type MysqlNodeProbe } from './decide-mysql';
+import { describeMissingPrivileges } from './mysql-privileges';
 import type { RedisNodeProbe } from './types';
 
 export interface NodeStatus {
@@ -95,7 +96,8 @@ export function mysqlClusterStatus(cluster: string, probes: MysqlNodeProbe[]): C
       if (!s.linkUp) problems.push(`${p.node}: replication from ${s.replicaOf ?? '?'} not running (${s.link}${p.lastError ? `: ${p.lastError}` : ''})`);
       if (p.readOnly === false) problems.push(`${p.node} is a writable replica`);
     }
-    if (p.errantGtids?.length) problems.push(`${p.node} has errant GTIDs ${p.errantGtids.join(',')}`);
+    if (p.errantGtids?.length) problems.push(`${p.node} has errant GTIDs ${p.errantGtids.join(',')}${p.role === 'replica' && !p.sqlRunning ? ' (its SQL thread has stopped)' : ''}: it cannot follow ${primary?.node ?? 'the primary'}`);
+    if (p.missingPrivileges?.length) problems.push(describeMissingPrivileges(p.node, undefined, p.missingPrivileges));
     return s;
   });
   if (writable.length === 0) problems.unshift('no writable primary');

@@ -1,12 +1,18 @@
 /**
  * Planned switchover of a MySQL/MariaDB replication cluster (GTID replication).
  *
- *   probe -> decide -> veto -> fence -> catch-up -> | promote -> routing hook -> repoint followers -> repoint old primary -> verify
+ *   probe -> decide -> veto -> fence -> catch-up -> | promote -> routing hook -> repoint old primary -> repoint followers -> verify
  *                                                   ^ point of no return
- * Before the point of no return every failure leaves the old primary primary and writable: a failed fence or
- * catch-up runs the undo step (ensureMysqlWritable) and the run fails with the reason. After it the run only
- * moves forward. Decisions (primary, candidate, the fenced GTID position) are frozen in workflow state and
- * passed to activities, so a retried activity never decides again.
+ * Nothing changes before the decision and the veto have passed, and they refuse a node that lacks a privilege
+ * the run needs (core/mysql-privileges.ts) or holds errant GTIDs (whatever its replication threads do).
+ * Before the candidate takes writes, every failure leaves the old primary primary and writable: a failed
+ * fence or catch-up runs the undo step (ensureMysqlWritable); a failed promotion runs ensureMysqlPromotionUndone,
+ * which makes the old primary writable again unless the candidate already is. The run then fails with the
+ * reason and says where the cluster stands. After the promotion the run only moves forward: a node that cannot
+ * be repointed is left untouched and reported, the others are still repointed, verification always runs, and
+ * the run ends HandoverIncomplete naming the new primary and each node left behind. Decisions (primary,
+ * candidate, the fenced GTID position) are frozen in workflow state and passed to activities, so a retried
+ * activity never decides again.
  *
  * At no moment are two nodes writable: the old primary is read-only before the candidate stops replicating,
  * and the candidate takes writes only once it has applied the old primary's final position. Between the two
@@ -16,10 +22,13 @@
  * as there is a writer, and repointing replicas does not change who takes writes. A failed hook is reported
  * (step failed, audit line, report.routing) and the run goes on to repoint and verify: post-hooks fail open.
  */
-import { ApplicationFailure, CancellationScope, CancelledFailure } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, CancelledFailure, patched } from '@temporalio/workflow';
 import { decideMysqlSwitchover, type MysqlNodeProbe, type MysqlSwitchoverDecision } from '../core/decide-mysql';
 import { ErrorType } from '../core/errors';
 import type { EnsureMysqlFencedResult, VerifyMysqlResult } from '../activities/mysql';
+
+/** Patch marker: repoint the old primary first, and one node's failure does not stop the others. */
+const PATCH_REPOINT_OLD_PRIMARY_FIRST = 'mysql-switchover-repoint-old-primary-first';
 import { mutate, probe, wait } from './profiles';
 import { Runbook, failureTypeOf, messageOf } from './runbook';
 import type { RedisSwitchoverInput } from './switchover-redis';
@@ -91,6 +100,7 @@ export async function mysqlSwitchover(input: MysqlSwitchoverInput): Promise<Mysq
     });
 
   const { primary, candidate, followers } = decision;
+  const repointOrder = [primary, ...followers];
   const policy = probed.policy;
   const plan = [
     { name: 'veto', summary: 're-check the decision before fencing' },
@@ -98,8 +108,9 @@ export async function mysqlSwitchover(input: MysqlSwitchoverInput): Promise<Mysq
     { name: 'catch-up', summary: `wait for ${candidate} to apply ${primary}'s final GTID position (at most ${policy.catchUpTimeoutMs} ms)` },
     { name: 'promote', summary: `promote ${candidate}: stop and reset replication, read_only OFF` },
     ...(probed.routingHook ? [{ name: 'routing', summary: `run the routing hook to move the writer endpoint to ${candidate}` }] : []),
-    ...followers.map((f) => ({ name: `repoint ${f}`, summary: `make ${f} a replica of ${candidate}` })),
-    { name: `repoint ${primary}`, summary: `make ${primary} (read-only) a replica of ${candidate}` },
+    ...repointOrder.map((n) =>
+      n === primary ? { name: `repoint ${primary}`, summary: `make ${primary} (read-only) a replica of ${candidate}` } : { name: `repoint ${n}`, summary: `make ${n} a replica of ${candidate}` },
+    ),
     { name: 'verify', summary: `verify one writable node (${candidate}), replicas running and converged` },
   ];
   const step = (name: string) => plan.find((p) => p.name === name)!.summary;
@@ -160,6 +171,19 @@ export async function mysqlSwitchover(input: MysqlSwitchoverInput): Promise<Mysq
     throw abortedFailure(cluster, 'switchover', `${primary} is still the primary and writable`);
   }
 
+  // The undo before the candidate takes writes: the old primary writable again, and the failure says why.
+  const undone = (err: unknown, what: string): ApplicationFailure => {
+    rb.skipRemaining(isCancellation(err) ? 'aborted' : 'handover undone');
+    rb.setPhase(isCancellation(err) ? 'aborted' : 'undone');
+    if (isCancellation(err)) return abortedFailure(cluster, 'switchover', `${primary} was made writable again and is still the primary`);
+    const type = failureTypeOf(err);
+    return ApplicationFailure.create({
+      message: `switchover of ${cluster} undone: ${messageOf(err)}; ${what}`,
+      type: type === ErrorType.UnexpectedTopology || type === ErrorType.FenceBoundUnavailable || type === ErrorType.FenceBoundExpired ? type : ErrorType.HandoverAborted,
+      nonRetryable: true,
+    });
+  };
+
   // 4. Fence, then 5. catch-up. The compensation (old primary writable again) is armed from the fence on.
   // The fence runs to its end even if an abort arrives meanwhile (never two fences racing an undo); an abort
   // during the catch-up cancels the wait; either way the undo makes the old primary writable again.
@@ -181,25 +205,30 @@ export async function mysqlSwitchover(input: MysqlSwitchoverInput): Promise<Mysq
         mutate.ensureMysqlWritable.executeWithOptions({ summary: `make ${primary} writable again` }, [{ cluster, node: primary }]),
       ),
     );
-    rb.skipRemaining(isCancellation(err) ? 'aborted' : 'handover undone');
-    rb.setPhase(isCancellation(err) ? 'aborted' : 'undone');
-    if (isCancellation(err)) throw abortedFailure(cluster, 'switchover', `${primary} was made writable again and is still the primary`);
-    const type = failureTypeOf(err);
-    throw ApplicationFailure.create({
-      message: `switchover of ${cluster} undone: ${messageOf(err)}; ${primary} is still the primary and writable`,
-      type: type === ErrorType.UnexpectedTopology || type === ErrorType.FenceBoundUnavailable || type === ErrorType.FenceBoundExpired ? type : ErrorType.HandoverAborted,
-      nonRetryable: true,
-    });
+    throw undone(err, `${primary} is still the primary and writable`);
   }
 
   // From here an abort no longer interrupts: the remaining steps run to the end (finish forward).
   return CancellationScope.nonCancellable(async () => {
-    // ---- POINT OF NO RETURN: the candidate stops replicating and takes writes. From here the run only moves forward. ----
+    // ---- POINT OF NO RETURN: the candidate stops replicating and takes writes. From here the run only moves forward,
+    // unless the promotion fails before the candidate took a write: then the old primary is made writable again. ----
     rb.passPointOfNoReturn();
-    const promoted = await rb.step('promote', step('promote'), () =>
-      mutate.ensureMysqlPrimary.executeWithOptions({ summary: step('promote') }, [{ cluster, node: candidate, mustInclude: caughtUpTo, fencedPrimary: primary }]),
-    );
-    const writePauseMs = Math.max(0, promoted.promotedAt - fenced.fencedAt);
+    let promotedAt: number;
+    try {
+      promotedAt = (
+        await rb.step('promote', step('promote'), () =>
+          mutate.ensureMysqlPrimary.executeWithOptions({ summary: step('promote') }, [{ cluster, node: candidate, mustInclude: caughtUpTo, fencedPrimary: primary }]),
+        )
+      ).promotedAt;
+    } catch (err) {
+      const u = await rb.step('undo', `make ${primary} writable again unless ${candidate} already took writes`, () =>
+        mutate.ensureMysqlPromotionUndone.executeWithOptions({ summary: `make ${primary} writable again` }, [{ cluster, primary, candidate }]),
+      );
+      if (u.outcome === 'undone')
+        throw undone(err, `${primary} is still the primary and writable${u.candidateRepointed ? `, ${candidate} replicates from it again` : `; ${candidate} is NOT replicating (see the undo step)`}`);
+      promotedAt = u.promotedAt!;
+    }
+    const writePauseMs = Math.max(0, promotedAt - fenced.fencedAt);
 
     // 6. Routing hook: fails open, and is reported.
     let routing: MysqlSwitchoverReport['routing'];
@@ -213,17 +242,39 @@ export async function mysqlSwitchover(input: MysqlSwitchoverInput): Promise<Mysq
       }
     }
 
-    // 7. Repoint the other replicas, then the old primary (read-only throughout).
-    for (const node of [...followers, primary]) {
-      await rb.step(`repoint ${node}`, step(`repoint ${node}`), () =>
-        mutate.ensureMysqlReplicaOf.executeWithOptions({ summary: `make ${node} a replica of ${candidate}` }, [{ cluster, node, primary: candidate }]),
-      );
+    // 7. Repoint the old primary first (it is read-only and replicates from nobody: the node most in need of a
+    // source), then the other replicas. One node that cannot be repointed never stops the others: it is left as
+    // it was (ensureMysqlReplicaOf refuses before touching it) and reported at the end. Runs recorded before
+    // this order (followers first, stop at the first failure) replay with it.
+    const isolated = patched(PATCH_REPOINT_OLD_PRIMARY_FIRST);
+    const notRepointed: { node: string; why: string }[] = [];
+    for (const node of isolated ? repointOrder : [...followers, primary]) {
+      const repoint = () =>
+        rb.step(`repoint ${node}`, step(`repoint ${node}`), () =>
+          mutate.ensureMysqlReplicaOf.executeWithOptions({ summary: `make ${node} a replica of ${candidate}` }, [{ cluster, node, primary: candidate }]),
+        );
+      if (!isolated) await repoint();
+      else await repoint().catch((err) => notRepointed.push({ node, why: messageOf(err) }));
     }
 
-    // 8. Verify
-    const verify = await rb.step('verify', step('verify'), () =>
-      wait.verifyMysqlTopology.executeWithOptions({ summary: step('verify') }, [{ cluster, primary: candidate, timeoutMs: policy.verifyTimeoutMs }]),
-    );
+    // 8. Verify: always, every node (those not repointed are reported as they are, not waited for).
+    const skip = notRepointed.map((n) => n.node);
+    const standing = () =>
+      `${candidate} is the primary and takes writes${notRepointed.length ? `; NOT repointed (left as they were): ${notRepointed.map((n) => `${n.node}: ${n.why}`).join('; ')}` : ''}`;
+    let verify: VerifyMysqlResult;
+    try {
+      verify = await rb.step('verify', step('verify'), () =>
+        wait.verifyMysqlTopology.executeWithOptions({ summary: step('verify') }, [{ cluster, primary: candidate, timeoutMs: policy.verifyTimeoutMs, ...(skip.length ? { skip } : {}) }]),
+      );
+    } catch (err) {
+      if (!isolated) throw err;
+      rb.setPhase('done-incomplete');
+      throw ApplicationFailure.create({ type: ErrorType.HandoverIncomplete, nonRetryable: true, message: `switchover of ${cluster} passed the point of no return: ${standing()}; verification failed: ${messageOf(err)}` });
+    }
+    if (notRepointed.length) {
+      rb.setPhase('done-incomplete');
+      throw ApplicationFailure.create({ type: ErrorType.HandoverIncomplete, nonRetryable: true, message: `switchover of ${cluster} incomplete: ${standing()}. Fix those nodes, then repoint them (handover switchover is refused until they can follow)` });
+    }
     const abortRequested = abort.requested();
     if (abortRequested) rb.audit('abort', `abort requested after the point of no return: finished forward (${candidate} is the primary)`);
     rb.setPhase(routing && !routing.ok ? 'done-routing-failed' : 'done');

@@ -60,12 +60,21 @@ describe('mysqlClusterStatus', () => {
     expect(s.problems).toEqual([
       'db-3: replication from db-1 not running (io Connecting sql Yes: error connecting to master)',
       'db-3 is a writable replica',
-      'db-3 has errant GTIDs 0-3-1',
+      'db-3 has errant GTIDs 0-3-1: it cannot follow db-1',
     ]);
     const text = formatClusterStatus(s);
     expect(text[2]).toBe('  db-2  127.0.0.1:3308  replica of db-1, link io Yes sql Yes, lag 2 trx, 0 s behind');
     expect(text[3]).toBe('  db-3  127.0.0.1:3309  replica of db-1, link io Connecting sql Yes, lag 20 trx, ? s behind, WRITABLE');
     expect(text[text.length - 1]).toBe('  operations: unknown (Temporal not reachable)');
+  });
+
+  it('an errant replica whose SQL thread stopped, and a node lacking privileges, are problems', () => {
+    const s = mysqlClusterStatus('db', [
+      m('db-1', { role: 'primary', readOnly: false, gtidBinlogPos: '0-1-120' }),
+      m('db-2', { role: 'replica', readOnly: true, sourceNode: 'db-1', ioRunning: 'Yes', sqlRunning: false, gtidSlavePos: '0-1-100', errantGtids: ['0-2-101'], missingPrivileges: ['CONNECTION ADMIN'] }),
+    ]);
+    expect(s.problems).toContain('db-2 has errant GTIDs 0-2-101 (its SQL thread has stopped): it cannot follow db-1');
+    expect(s.problems.find((p) => p.startsWith('the automation user lacks CONNECTION ADMIN'))).toMatch(/on db-2: GRANT CONNECTION ADMIN ON \*\.\* TO/);
   });
 
   it('no writable node, or two, leads the problems', () => {
