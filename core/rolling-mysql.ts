@@ -3,7 +3,7 @@
  * re-probes before every action and asks `nextMysqlRollingAction` what to do next, so stale detection is
  * stateless (version and the listed server variables, read live) and a re-run continues with the stale nodes.
  */
-import { appliedPos, decideMysqlSwitchover, findMysqlPrimary, lagTransactions, type MysqlNodeProbe, type MysqlPolicy } from './decide-mysql';
+import { appliedPos, decideMysqlSwitchover, findMysqlPrimary, lagTransactions, whyUnprivileged, type MysqlNodeProbe, type MysqlPolicy } from './decide-mysql';
 import { versionMatches, type DesiredSpec, type RollingAction } from './rolling';
 
 /** A MySQL probe plus what the roll compares: the asked-for variables (SHOW GLOBAL VARIABLES) and the start time. */
@@ -48,6 +48,13 @@ export function nextMysqlRollingAction(nodes: MysqlSpecProbe[], desired: Desired
   const primary = found.primary as MysqlSpecProbe;
   const down = nodes.filter((n) => !n.reachable);
   if (down.length) return { kind: 'refuse', code: 'NodeDown', reason: `${down.map((n) => n.node).join(', ')} unreachable; a rolling restart needs every node up` };
+  // Every node is restarted and the primary handed over: a missing privilege or an errant replica refuses the
+  // roll before the first restart, not at the handover after the replicas were restarted.
+  const unprivileged = whyUnprivileged(nodes);
+  if (unprivileged) return { kind: 'refuse', code: 'MissingPrivilege', reason: unprivileged };
+  const errant = nodes.filter((n) => n.node !== found.primary.node && n.errantGtids?.length);
+  if (errant.length)
+    return { kind: 'refuse', code: 'ErrantGtids', reason: errant.map((n) => `${n.node} has errant GTIDs ${n.errantGtids!.join(',')}: it could not follow a new primary`).join('; ') };
   const replicas = nodes.filter((n) => n.node !== primary.node);
   const healthy = (n: MysqlSpecProbe) =>
     n.role === 'replica' && n.sourceNode === primary.node && n.ioRunning === 'Yes' && !!n.sqlRunning && lagTransactions(appliedPos(n), primary.gtidBinlogPos) <= opts.policy.maxLagTransactions;

@@ -30,6 +30,17 @@ const opts = { policy: DEFAULT_MYSQL_POLICY };
 const current = { config: { max_connections: '300' } };
 
 describe('MySQL rolling restart decisions', () => {
+  it('refuses before the first restart when a node lacks a privilege or a replica holds errant GTIDs', () => {
+    const lacking = nextMysqlRollingAction([primary(), node('db-2', { missingPrivileges: ['READ_ONLY ADMIN'] }), node('db-3')], want, opts);
+    expect(lacking).toEqual(expect.objectContaining({ kind: 'refuse', code: 'MissingPrivilege' }));
+    expect((lacking as { reason: string }).reason).toMatch(/^the automation user lacks READ_ONLY ADMIN .* on db-2: GRANT READ_ONLY ADMIN ON \*\.\* TO/);
+    expect(nextMysqlRollingAction([primary(), node('db-2'), node('db-3', { errantGtids: ['0-3-7'], sqlRunning: false })], want, opts)).toEqual({
+      kind: 'refuse',
+      code: 'ErrantGtids',
+      reason: 'db-3 has errant GTIDs 0-3-7: it could not follow a new primary',
+    });
+  });
+
   it('names the version and why a node is stale (variables compare case-insensitively)', () => {
     expect(mysqlVersionName('10.11.14-MariaDB-0+deb12u2')).toBe('mariadb 10.11.14');
     expect(mysqlVersionName('8.0.36')).toBe('mysql 8.0.36');
