@@ -12,7 +12,7 @@ import { appliedPos, gtidIncludes, normalizeGtidPos } from '../core/decide-mysql
 import { ErrorType, HandoverError } from '../core/errors';
 import type { Promotion } from '../core/types';
 import type { ClusterSpec } from '../inventory/schema';
-import { createMysqlActivities, mysqlOps, readMysqlNode, type MysqlActivityDeps } from './mysql';
+import { createMysqlActivities, mysqlOps, readMysqlNode, readMissingPrivileges, type MysqlActivityDeps } from './mysql';
 import { ER } from './mysql-conn';
 import { FENCE_BOUND_EVENT, cancelFenceBound } from './mysql-flavor';
 import { activity } from './redis';
@@ -84,6 +84,7 @@ export function createMysqlFailoverActivities(deps: MysqlActivityDeps) {
     try {
       return await withNode(c, node, async (conn) => {
         const p: MysqlFailoverNodeProbe = await readMysqlNode(conn, c, flavor(c), node);
+        p.missingPrivileges = await readMissingPrivileges(conn, c);
         if (p.role === 'replica') {
           const r = (await rows(conn, flavor(c).replicaStatus))[0] ?? {};
           if (r.Gtid_IO_Pos !== undefined) p.gtidIoPos = normalizeGtidPos(String(r.Gtid_IO_Pos ?? ''));

@@ -213,9 +213,15 @@ export async function readMysqlNode(conn: mysql.Connection, cluster: ClusterSpec
   return probe;
 }
 
-/** The automation user's own grant lines (SHOW GRANTS): only the privilege names are used from them. */
-async function grantLines(conn: mysql.Connection): Promise<string[]> {
-  return (await rows(conn, 'SHOW GRANTS', [], READ_TIMEOUT_MS)).map((r) => String(Object.values(r)[0] ?? ''));
+/**
+ * The privileges the automation user lacks on this node (MariaDB: its own SHOW GRANTS, of which only the
+ * privilege names are read), or undefined when it lacks none or the flavor's privileges are not modelled.
+ */
+export async function readMissingPrivileges(conn: mysql.Connection, cluster: ClusterSpec): Promise<string[] | undefined> {
+  if (flavorOf(cluster.flavor).name !== 'mariadb') return undefined;
+  const lines = (await rows(conn, 'SHOW GRANTS', [], READ_TIMEOUT_MS)).map((r) => String(Object.values(r)[0] ?? ''));
+  const missing = missingMysqlPrivileges(lines, { fenceBound: cluster.policy.fenceBoundMs > 0 });
+  return missing.length ? missing : undefined;
 }
 
 /** Fill in each node's errant GTIDs relative to the cluster's single writable primary, when there is one. */
@@ -256,10 +262,7 @@ export function mysqlOps(deps: MysqlActivityDeps) {
     try {
       return await withNode(c, node, async (conn) => {
         const probe = await readMysqlNode(conn, c, flavor(c), node);
-        if (flavor(c).name === 'mariadb') {
-          const missing = missingMysqlPrivileges(await grantLines(conn), { fenceBound: c.policy.fenceBoundMs > 0 });
-          if (missing.length) probe.missingPrivileges = missing;
-        }
+        probe.missingPrivileges = await readMissingPrivileges(conn, c);
         return probe;
       });
     } catch (e) {

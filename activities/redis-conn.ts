@@ -55,6 +55,7 @@ export function classifyRedisError(e: unknown, t: { cluster: string; node: strin
   if (/WRONGPASS|NOAUTH|invalid password|AUTH failed/i.test(msg)) {
     return new HandoverError(ErrorType.AuthenticationFailed, `authentication to ${t.node} (cluster ${t.cluster}) failed: ${msg.split('\n')[0]}`);
   }
+  if (/^NOPERM/.test(msg)) return new HandoverError(ErrorType.PreconditionFailed, `the automation user lacks an ACL permission on ${t.node} (cluster ${t.cluster}): ${msg.split('\n')[0]}`);
   return e instanceof Error ? e : new Error(msg);
 }
 

@@ -10,6 +10,7 @@ import { recheckRedisDecision, type SwitchoverPolicy } from '../core/decide-redi
 import type { ClusterProbe, RedisNodeProbe, WaitProgress } from '../core/types';
 import type { ClusterSpec, Inventory } from '../inventory/schema';
 import { classifyRedisError, readNode, redisClusterSpec, redisTarget, type RedisConnect } from './redis-conn';
+import { REDIS_ACL_CHECK_COMMANDS, REDIS_REQUIRED_COMMANDS, missingRedisPermissions } from '../core/redis-permissions';
 
 export interface RedisActivityDeps {
   /** The worker's current inventory. */
@@ -155,12 +156,66 @@ export function redisOps(deps: RedisActivityDeps) {
     return Promise.all(cluster.nodes.map((n) => probeOne(cluster, n.id)));
   }
 
-  return { env, spec, withNode, probeOne, probeAll };
+  /**
+   * probeAll, plus each reachable node's missing ACL permissions (ACL DRYRUN of every command the runbooks
+   * send, pipelined: one round trip a node). Where ACL WHOAMI or DRYRUN themselves are denied, those two are
+   * reported missing: nothing else could be checked. Redis before 7 has no DRYRUN: not checked there.
+   */
+  async function probeAllWithPermissions(cluster: ClusterSpec): Promise<RedisNodeProbe[]> {
+    const nodes = await probeAll(cluster);
+    await Promise.all(
+      nodes.map(async (p) => {
+        if (!p.reachable) return;
+        const missing = await withNode(cluster, p.node, async (cl) => {
+          let user: string;
+          try {
+            user = String(await cl.call('ACL', 'WHOAMI'));
+          } catch (e) {
+            return /no permissions/i.test((e as Error).message) ? [...REDIS_ACL_CHECK_COMMANDS] : [];
+          }
+          const pipe = cl.pipeline();
+          for (const c of REDIS_REQUIRED_COMMANDS) pipe.call('ACL', 'DRYRUN', user, ...c.args);
+          const answers = ((await pipe.exec()) ?? []).map(([err, v]) => err ?? String(v));
+          if (answers.some((a) => a instanceof Error && /no permissions to run the 'acl\|dryrun'/i.test(a.message))) return [...REDIS_ACL_CHECK_COMMANDS];
+          if (answers.some((a) => a instanceof Error && /unknown subcommand|unknown command/i.test(a.message))) return [];
+          return missingRedisPermissions(answers);
+        });
+        if (missing.length) p.missingPermissions = missing;
+      }),
+    );
+    return nodes;
+  }
+
+  return { env, spec, withNode, probeOne, probeAll, probeAllWithPermissions };
 }
 
 export function createRedisActivities(deps: RedisActivityDeps) {
   const failpoint = deps.failpoint ?? (() => undefined);
-  const { env, spec, withNode, probeOne, probeAll } = redisOps(deps);
+  const { env, spec, withNode, probeOne, probeAllWithPermissions } = redisOps(deps);
+
+  /**
+   * The promotion half of a manual handover, `from` already demoted: REPLICAOF NO ONE on the candidate. When
+   * the candidate refuses it (an ACL that denies REPLICAOF, a broken node), the candidate took no write (it is
+   * still a replica), so the demotion is reverted: `from` is made primary again (its data is the candidate's,
+   * writes were paused), its pause lifted, and the handover fails as undone. Never a cluster with no primary.
+   */
+  async function promoteOrRevert(c: ClusterSpec, input: EnsureHandedOverInput, tc: Redis): Promise<void> {
+    try {
+      await tc.call('REPLICAOF', 'NO', 'ONE');
+    } catch (e) {
+      const cause = classifyRedisError(e, redisTarget(c, input.to, env));
+      const reverted = await withNode(c, input.from, async (fc) => {
+        await fc.call('REPLICAOF', 'NO', 'ONE');
+        await fc.call('CLIENT', 'UNPAUSE');
+        await persistRole(fc);
+        return true;
+      }).catch((re: unknown) => `NOT reverted (${(re as Error).message})`);
+      throw new HandoverError(
+        ErrorType.HandoverAborted,
+        `REPLICAOF NO ONE on ${input.to} failed (${cause.message}); ${reverted === true ? `${input.from} was made primary again and takes writes` : `${input.from} ${reverted}`}`,
+      );
+    }
+  }
 
   /** The FAILOVER method of ensureRedisHandedOver (see there). */
   async function failoverMethod(
@@ -233,7 +288,7 @@ export function createRedisActivities(deps: RedisActivityDeps) {
      */
     probeRedisCluster: activity(async ({ cluster }: ClusterInput): Promise<ClusterProbe> => {
       const c = spec(cluster);
-      const nodes = await probeAll(c);
+      const nodes = await probeAllWithPermissions(c);
       return { cluster, engine: 'redis', topology: c.topology, policy: c.policy, hooks: { preFailover: c.hooks?.preFailover.length ?? 0, postFailover: c.hooks?.postFailover.length ?? 0 }, nodes, probedAt: new Date().toISOString() };
     }),
 
@@ -292,7 +347,7 @@ export function createRedisActivities(deps: RedisActivityDeps) {
      */
     vetoRedisHandover: activity(async (input: VetoInput): Promise<VetoResult> => {
       const c = spec(input.cluster);
-      const nodes = await probeAll(c);
+      const nodes = await probeAllWithPermissions(c);
       const why = recheckRedisDecision(nodes, input, input.policy);
       if (why) throw new HandoverError(ErrorType.PreconditionFailed, `veto: ${why}; nothing was changed`, { nodes });
       const cand = nodes.find((n) => n.node === input.candidate)!;
@@ -335,7 +390,7 @@ export function createRedisActivities(deps: RedisActivityDeps) {
         const t0 = Date.now();
         await failpoint('ensureRedisHandedOver.beforePromote');
         await withNode(c, input.to, async (cl) => {
-          await cl.call('REPLICAOF', 'NO', 'ONE');
+          await promoteOrRevert(c, input, cl);
           await persistRole(cl);
         });
         await withNode(c, input.from, async (cl) => {
@@ -383,7 +438,7 @@ export function createRedisActivities(deps: RedisActivityDeps) {
         // POINT OF NO RETURN: demote first, so two writable primaries can never exist.
         await fc.call('REPLICAOF', toSpec.host, String(toSpec.port));
         await failpoint('ensureRedisHandedOver.demoted');
-        await tc.call('REPLICAOF', 'NO', 'ONE');
+        await promoteOrRevert(c, input, tc);
         await fc.call('CLIENT', 'UNPAUSE');
         const handoverMs = Date.now() - pausedAt;
         ctx.heartbeat();

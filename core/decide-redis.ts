@@ -6,6 +6,7 @@
  * ahead / equal / lagging / cannotReplicate relative to it, each rejected node with a reason.
  */
 import { ErrorType } from './errors';
+import { describeMissingRedisPermissions } from './redis-permissions';
 import { PROMOTION_RANK, type DecideResult as GenericDecideResult, type Refusal as GenericRefusal, type RedisNodeProbe } from './types';
 
 export interface SwitchoverPolicy {
@@ -108,6 +109,17 @@ export function decideRedisSwitchover(
   const found = findPrimary(nodes);
   if ('refusal' in found) return { ok: false, refusal: found.refusal };
   const primary = found.primary;
+  const unpermitted = whyUnpermitted(nodes);
+  if (unpermitted)
+    return {
+      ok: false,
+      refusal: {
+        code: 'MissingPermission',
+        errorType: ErrorType.PreconditionFailed,
+        message: `${unpermitted}; nothing was changed`,
+        rejected: nodes.filter((n) => n.missingPermissions?.length).map((n) => ({ node: n.node, offset: n.offset, reason: `lacks ${n.missingPermissions!.join(', ')}` })),
+      },
+    };
 
   const others = nodes.filter((n) => n.node !== primary.node);
   const verdicts = others.map((n) => ({ probe: n, why: whyNotCandidate(n, primary, policy) }));
@@ -200,6 +212,12 @@ export function decideRedisSwitchover(
  * The veto: re-check a frozen decision against live state just before the point of no return.
  * Returns the reason to stop, or undefined when the decision still holds.
  */
+/** Every node a switchover touches needs the automation's ACL permissions: the reason when one lacks some. */
+export function whyUnpermitted(nodes: RedisNodeProbe[]): string | undefined {
+  const lacking = nodes.filter((n) => n.reachable && n.missingPermissions?.length);
+  return lacking.length ? lacking.map((n) => describeMissingRedisPermissions(n.node, undefined, n.missingPermissions!)).join('; ') : undefined;
+}
+
 export function recheckRedisDecision(
   nodes: RedisNodeProbe[],
   frozen: { primary: string; candidate: string },
@@ -207,6 +225,8 @@ export function recheckRedisDecision(
 ): string | undefined {
   const found = findPrimary(nodes);
   if ('refusal' in found) return found.refusal.message;
+  const unpermitted = whyUnpermitted(nodes);
+  if (unpermitted) return unpermitted;
   if (found.primary.node !== frozen.primary) return `the primary changed from ${frozen.primary} to ${found.primary.node} since the decision`;
   if (found.primary.failoverState && found.primary.failoverState !== 'no-failover')
     return `a failover is already in progress on ${frozen.primary} (${found.primary.failoverState})`;

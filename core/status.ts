@@ -6,6 +6,7 @@
  */
 import { appliedPos, lagTransactions, type MysqlNodeProbe } from './decide-mysql';
 import { describeMissingPrivileges } from './mysql-privileges';
+import { describeMissingRedisPermissions } from './redis-permissions';
 import type { RedisNodeProbe } from './types';
 
 export interface NodeStatus {
@@ -60,6 +61,7 @@ export function redisClusterStatus(cluster: string, topology: string, probes: Re
   const nodes: NodeStatus[] = probes.map((p) => {
     const s: NodeStatus = { node: p.node, address: p.address, reachable: p.reachable, error: p.error, role: p.role, version: p.version, position: p.offset === undefined ? undefined : String(p.offset) };
     if (!p.reachable) problems.push(`${p.node} unreachable${p.error ? `: ${p.error}` : ''}`);
+    if (p.missingPermissions?.length) problems.push(describeMissingRedisPermissions(p.node, undefined, p.missingPermissions));
     if (p.reachable && p.role === 'replica') {
       s.replicaOf = p.primaryNode ?? p.primaryAddress;
       s.linkUp = !!p.linkUp;

@@ -23,6 +23,8 @@ export interface RedisNodeProbe {
   promotion: Promotion;
   reachable: boolean;
   error?: string;
+  /** Commands the automation user may not run there (ACL DRYRUN; core/redis-permissions.ts), when any. */
+  missingPermissions?: string[];
   role?: 'primary' | 'replica';
   /** For a replica: the inventory node it replicates from (undefined when its primary is not in the inventory). */
   primaryNode?: string;

@@ -32,7 +32,7 @@ async function probeCluster(inv: Inventory, c: ClusterSpec): Promise<ClusterStat
   try {
     if (c.engine === 'dolt') return { cluster: c.name, engine: c.engine, topology: c.topology, primaries: [], nodes: [], problems: [], error: 'dolt clusters are not probed (the dolt engine covers backups and promotion SQL only, untested against a live server)' };
     if (c.engine === 'mysql') return mysqlClusterStatus(c.name, await mysqlOps({ inventory: () => inv }).probeAll(c));
-    return redisClusterStatus(c.name, c.topology, await redisOps({ inventory: () => inv, connectRedis }).probeAll(c));
+    return redisClusterStatus(c.name, c.topology, await redisOps({ inventory: () => inv, connectRedis }).probeAllWithPermissions(c));
   } catch (e) {
     // A missing secret or a refused login: say which reference, move on to the next cluster.
     return { cluster: c.name, engine: c.engine, topology: c.topology, primaries: [], nodes: [], problems: [], error: e instanceof HandoverError ? `${e.type}: ${e.message}` : (e as Error).message };
