@@ -26,8 +26,8 @@ export default tseslint.config(
             { name: 'mysql2/promise', message: 'Database I/O belongs in activities/.' },
           ],
           patterns: [
-            { group: ['../activities', '../activities/*'], allowTypeImports: true, message: 'Import activities as types only.' },
-            { group: ['../inventory', '../inventory/*', '../sandbox/*', '../worker/*'], message: 'Workflow code must not load I/O modules.' },
+            { group: ['**/activities', '**/activities/**'], allowTypeImports: true, message: 'Import activities as types only.' },
+            { group: ['**/inventory', '**/inventory/**', '**/sandbox/**', '**/worker/**'], message: 'Workflow code must not load I/O modules.' },
           ],
         },
       ],

@@ -2,17 +2,17 @@
  * The activity factory: production passes the worker's inventory and real connections; tests inject their own.
  *   const activities = createActivities({ inventory: () => inv, connectRedis, connectMysql });
  */
-import { createRedisActivities, type RedisActivityDeps } from './redis';
-import { connectRedis } from './redis-conn';
+import { createRedisActivities, type RedisActivityDeps } from './redis/switchover';
+import { connectRedis } from './redis/conn';
 import { createInventoryActivities } from './inventory';
-import { createRedisRollingActivities } from './redis-rolling';
-import { createRedisSentinelActivities } from './redis-sentinel';
-import { createRedisFailoverActivities } from './redis-failover';
-import { createMysqlActivities } from './mysql';
-import { createMysqlRollingActivities } from './mysql-rolling';
-import { createMysqlFailoverActivities } from './mysql-failover';
+import { createRedisRollingActivities } from './redis/rolling';
+import { createRedisSentinelActivities } from './redis/sentinel';
+import { createRedisFailoverActivities } from './redis/failover';
+import { createMysqlActivities } from './mysql/switchover';
+import { createMysqlRollingActivities } from './mysql/rolling';
+import { createMysqlFailoverActivities } from './mysql/failover';
 import { createHookActivities } from './hooks';
-import { connectMysql, type MysqlConnect } from './mysql-conn';
+import { connectMysql, type MysqlConnect } from './mysql/conn';
 import { createBackupActivities, type BackupActivityDeps } from './backup';
 
 export interface ActivityDeps extends Partial<Pick<RedisActivityDeps, 'connectRedis' | 'env' | 'failpoint'>> {

@@ -15,7 +15,7 @@ import { createWriteStream, mkdtempSync, rmSync, statSync, writeFileSync } from 
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { MARIADB_BACKUP_GRANTS, MARIADB_DUMP, dumpArgs, optionFile } from '../activities/backup-mysql';
+import { MARIADB_BACKUP_GRANTS, MARIADB_DUMP, dumpArgs, optionFile } from '../activities/backup/mysql';
 import { runBackupRun } from '../client/commands/backup';
 import { withBackupBlock } from '../test/backup-helpers';
 import { percentile, startLabWorker, startMysqlLab } from './lab';

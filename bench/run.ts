@@ -32,7 +32,7 @@ import { AckedWriter, type AckLog } from '../sandbox/writer';
 import { controllerFor } from '../activities/controllers';
 import { loadInventory } from '../inventory/load';
 import { SqlWriter } from '../sandbox/sql-writer';
-import type { MysqlSwitchoverReport } from '../workflows/switchover-mysql';
+import type { MysqlSwitchoverReport } from '../workflows/mysql/switchover';
 import { parseArgs, percentile, startLab, startLabWorker, startMysqlLab } from './lab';
 import { failoverMysqlBench, failoverRedisBench } from './failover';
 import { backupMysqlBench } from './backup';

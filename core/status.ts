@@ -4,9 +4,9 @@
  * primary; MySQL/MariaDB: GTID transactions still to apply, and Seconds_Behind_Master). Problems an on-call
  * engineer should see first (no primary, two primaries, a link down, an unreachable node) are listed apart.
  */
-import { appliedPos, lagTransactions, type MysqlNodeProbe } from './decide-mysql';
-import { describeMissingPrivileges } from './mysql-privileges';
-import { describeMissingRedisPermissions } from './redis-permissions';
+import { appliedPos, lagTransactions, type MysqlNodeProbe } from './mysql/decide';
+import { describeMissingPrivileges } from './mysql/privileges';
+import { describeMissingRedisPermissions } from './redis/permissions';
 import type { RedisNodeProbe } from './types';
 
 export interface NodeStatus {

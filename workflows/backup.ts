@@ -16,7 +16,7 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { ApplicationFailure, executeChild, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { ProbeBackupResult, RestoreBackupResult, RestoreTarget, TakeBackupResult, VerifyBackupResult } from '../activities/backup';
-import { backupId, chooseBackupSource } from '../core/backup';
+import { backupId, chooseBackupSource } from '../core/backup/decide';
 import { ErrorType, NON_RETRYABLE } from '../core/errors';
 import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK, operationWorkflowId } from '../core/ids';
 import { probe } from './profiles';

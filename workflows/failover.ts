@@ -2,10 +2,10 @@
 import { ApplicationFailure, makeContinueAsNewFunc } from '@temporalio/workflow';
 import { ErrorType } from '../core/errors';
 import { probe } from './profiles';
-import { redisFailover, type FailoverPlanReport, type FailoverReport, type RedisFailoverInput } from './failover-redis';
-import type { MonitorState, redisMonitor } from './monitor-redis';
-import { mysqlFailover, type MysqlFailoverInput, type MysqlFailoverReport } from './failover-mysql';
-import type { MysqlMonitorState, mysqlMonitor } from './monitor-mysql';
+import { redisFailover, type FailoverPlanReport, type FailoverReport, type RedisFailoverInput } from './redis/failover';
+import type { MonitorState, redisMonitor } from './redis/monitor';
+import { mysqlFailover, type MysqlFailoverInput, type MysqlFailoverReport } from './mysql/failover';
+import type { MysqlMonitorState, mysqlMonitor } from './mysql/monitor';
 
 async function engineOf(cluster: string): Promise<string> {
   const d = await probe.describeCluster.executeWithOptions({ summary: `look up ${cluster} in the inventory` }, [{ cluster }]);

@@ -2,8 +2,8 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import { ErrorType } from '../core/errors';
 import { probe } from './profiles';
-import { redisRollingRestart, type RollingRestartInput, type RollingRestartReport } from './rolling-restart-redis';
-import { mysqlRollingRestart } from './rolling-restart-mysql';
+import { redisRollingRestart, type RollingRestartInput, type RollingRestartReport } from './redis/rolling-restart';
+import { mysqlRollingRestart } from './mysql/rolling-restart';
 
 export async function rollingRestart(input: RollingRestartInput): Promise<RollingRestartReport> {
   const d = await probe.describeCluster.executeWithOptions({ summary: `look up ${input.cluster} in the inventory` }, [{ cluster: input.cluster }]);

@@ -5,8 +5,8 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import { ErrorType } from '../core/errors';
 import { probe } from './profiles';
-import { redisSwitchover, type RedisSwitchoverInput, type SwitchoverReport } from './switchover-redis';
-import { mysqlSwitchover, type MysqlSwitchoverReport } from './switchover-mysql';
+import { redisSwitchover, type RedisSwitchoverInput, type SwitchoverReport } from './redis/switchover';
+import { mysqlSwitchover, type MysqlSwitchoverReport } from './mysql/switchover';
 
 export type SwitchoverInput = RedisSwitchoverInput;
 

@@ -12,9 +12,9 @@
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
-import { LocalDirStorage } from '../../activities/backup-storage';
+import { LocalDirStorage } from '../../activities/backup/storage';
 import type { RestoreBackupResult, VerifyBackupResult } from '../../activities/backup';
-import { backupScheduleId } from '../../core/backup';
+import { backupScheduleId } from '../../core/backup/decide';
 import { HandoverError } from '../../core/errors';
 import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK, operationWorkflowId } from '../../core/ids';
 import { findCluster, inventoryPath, loadInventory } from '../../inventory/load';

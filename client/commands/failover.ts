@@ -4,8 +4,8 @@
  */
 import { z } from 'zod';
 import type { HookOutcome } from '../../workflows/hooks';
-import type { FailoverPlanReport, FailoverReport, RedisFailoverInput } from '../../workflows/failover-redis';
-import type { MysqlFailoverReport } from '../../workflows/failover-mysql';
+import type { FailoverPlanReport, FailoverReport, RedisFailoverInput } from '../../workflows/redis/failover';
+import type { MysqlFailoverReport } from '../../workflows/mysql/failover';
 import { CommonOptions, EXIT, type IO } from '../common';
 import { startRunbook } from '../start';
 import { parseDuration } from '../duration';

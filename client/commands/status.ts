@@ -18,9 +18,9 @@ import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK } from '../../core/ids';
 import { formatClusterStatus, mysqlClusterStatus, redisClusterStatus, type ClusterStatus, type OperationStatus } from '../../core/status';
 import { inventoryPath, loadInventory, findCluster } from '../../inventory/load';
 import type { ClusterSpec, Inventory } from '../../inventory/schema';
-import { redisOps } from '../../activities/redis';
-import { connectRedis } from '../../activities/redis-conn';
-import { mysqlOps } from '../../activities/mysql';
+import { redisOps } from '../../activities/redis/switchover';
+import { connectRedis } from '../../activities/redis/conn';
+import { mysqlOps } from '../../activities/mysql/switchover';
 import { CliError, CommonOptions, EXIT, connect, type IO } from '../common';
 
 export const StatusOptions = CommonOptions.extend({

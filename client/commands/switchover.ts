@@ -4,8 +4,8 @@
  */
 import { z } from 'zod';
 import type { SwitchoverInput } from '../../workflows/switchover';
-import type { SwitchoverReport } from '../../workflows/switchover-redis';
-import type { MysqlSwitchoverReport } from '../../workflows/switchover-mysql';
+import type { SwitchoverReport } from '../../workflows/redis/switchover';
+import type { MysqlSwitchoverReport } from '../../workflows/mysql/switchover';
 import { CommonOptions, EXIT, type IO } from '../common';
 import { parseDuration } from '../duration';
 import { approvalNote } from './approve';

@@ -14,7 +14,7 @@ import { Client, Connection } from '@temporalio/client';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnWorkerProcess } from '../../bench/lab';
-import { MARIADB_BACKUP_GRANTS, startScratchMaria } from '../../activities/backup-mysql';
+import { MARIADB_BACKUP_GRANTS, startScratchMaria } from '../../activities/backup/mysql';
 import { runBackupList, runBackupRestore, runBackupRun, runBackupVerify } from '../../client/commands/backup';
 import { operationWorkflowId } from '../../core/ids';
 import { loadInventory } from '../../inventory/load';

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { redisKeyDigest } from '../../activities/backup-redis';
+import { redisKeyDigest } from '../../activities/backup/redis';
 import { runBackupList, runBackupRestore, runBackupRun, runBackupVerify } from '../../client/commands/backup';
 import { loadInventory } from '../../inventory/load';
 import { startNodeProcess, baseRedisConf, stopByPidfile, startRedisFleet, type RedisFleet } from '../../sandbox/redis';

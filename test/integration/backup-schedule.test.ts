@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackupList, runBackupRun, runBackupSchedule } from '../../client/commands/backup';
-import { backupScheduleId } from '../../core/backup';
+import { backupScheduleId } from '../../core/backup/decide';
 import { loadInventory } from '../../inventory/load';
 import { temporalBinary } from '../../sandbox/paths';
 import { sleep } from '../../sandbox/ports';

@@ -12,15 +12,15 @@ import mysql from 'mysql2/promise';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMysqlFailoverActivities } from '../../activities/mysql-failover';
+import { createMysqlFailoverActivities } from '../../activities/mysql/failover';
 import { runFailover } from '../../client/commands/failover';
 import { runMonitor } from '../../client/commands/monitor';
 import { loadInventory } from '../../inventory/load';
 import { APP_SCHEMA, startMariaFleet, type MariaFleet } from '../../sandbox/mariadb';
 import { sleep } from '../../sandbox/ports';
 import { SqlWriter } from '../../sandbox/sql-writer';
-import type { MysqlFailoverReport } from '../../workflows/failover-mysql';
-import type { MysqlMonitorStatus } from '../../workflows/monitor-mysql';
+import type { MysqlFailoverReport } from '../../workflows/mysql/failover';
+import type { MysqlMonitorStatus } from '../../workflows/mysql/monitor';
 import { captureIO, startTestWorker, type TestWorker } from '../helpers';
 
 // Window: 5 consecutive DeadMaster rounds 400 ms apart (about 2 s plus probe time).

@@ -11,13 +11,13 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createMysqlActivities } from '../../activities/mysql';
+import { createMysqlActivities } from '../../activities/mysql/switchover';
 import { loadInventory } from '../../inventory/load';
 import { runSwitchover } from '../../client/commands/switchover';
 import { startMariaFleet, type MariaFleet, type NodeState } from '../../sandbox/mariadb';
 import { SqlWriter } from '../../sandbox/sql-writer';
 import { sleep } from '../../sandbox/ports';
-import type { MysqlSwitchoverReport } from '../../workflows/switchover-mysql';
+import type { MysqlSwitchoverReport } from '../../workflows/mysql/switchover';
 import { captureIO, startTestWorker, type TestWorker } from '../helpers';
 
 interface Sample {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { backupId, backupScheduleId, backupState, chooseBackupSource, compareMysqlContent, compareRedisContent, planRetention, type BackupListing, type BackupSourceView } from '../../core/backup';
-import { parseManifest } from '../../core/backup-manifest';
-import { doltBackupSync, doltBackupSyncUrl, doltPromotion, DOLT_CLUSTER_ROLE_QUERY } from '../../core/dolt';
+import { backupId, backupScheduleId, backupState, chooseBackupSource, compareMysqlContent, compareRedisContent, planRetention, type BackupListing, type BackupSourceView } from '../../core/backup/decide';
+import { parseManifest } from '../../core/backup/manifest';
+import { doltBackupSync, doltBackupSyncUrl, doltPromotion, DOLT_CLUSTER_ROLE_QUERY } from '../../core/dolt/sql';
 import { parseInventory } from '../../inventory/load';
 
 const primary: BackupSourceView = { node: 'p', reachable: true, role: 'primary', lag: 0 };

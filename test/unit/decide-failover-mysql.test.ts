@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { confirmedDead } from '../../core/decide-failover';
-import { chooseMysqlFailoverCandidate, errantOnReturn, mergeMax, mysqlDataLoss, mysqlDeadMasterRound, receivedPos, type MysqlFailoverNodeProbe } from '../../core/decide-failover-mysql';
+import { confirmedDead } from '../../core/redis/failover';
+import { chooseMysqlFailoverCandidate, errantOnReturn, mergeMax, mysqlDataLoss, mysqlDeadMasterRound, receivedPos, type MysqlFailoverNodeProbe } from '../../core/mysql/failover';
 
 const n = (node: string, over: Partial<MysqlFailoverNodeProbe> = {}): MysqlFailoverNodeProbe => ({
   node,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chooseFailoverCandidate, confirmedDead, deadMasterRound, whyBlocked } from '../../core/decide-failover';
+import { chooseFailoverCandidate, confirmedDead, deadMasterRound, whyBlocked } from '../../core/redis/failover';
 import type { RedisNodeProbe } from '../../core/types';
 
 const n = (node: string, over: Partial<RedisNodeProbe> = {}): RedisNodeProbe => ({ node, address: node, promotion: 'neutral', reachable: true, role: 'replica', primaryNode: 'a', linkUp: false, offset: 100, dbsize: 5, ...over });

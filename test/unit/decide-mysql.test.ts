@@ -11,7 +11,7 @@ import {
   parseGtidPos,
   recheckMysqlDecision,
   type MysqlNodeProbe,
-} from '../../core/decide-mysql';
+} from '../../core/mysql/decide';
 
 const primary = (over: Partial<MysqlNodeProbe> = {}): MysqlNodeProbe => ({
   node: 'db-1',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideRedisSwitchover, recheckRedisDecision } from '../../core/decide-redis';
+import { decideRedisSwitchover, recheckRedisDecision } from '../../core/redis/decide';
 import type { RedisNodeProbe } from '../../core/types';
 
 const primary = (over: Partial<RedisNodeProbe> = {}): RedisNodeProbe => ({

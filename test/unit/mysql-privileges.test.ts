@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { MARIADB_FENCE_BOUND_PRIVILEGE, describeMissingPrivileges, missingMysqlPrivileges, parseGrants } from '../../core/mysql-privileges';
-import { decideMysqlSwitchover, errantGtidsInState, errantOf, recheckMysqlDecision, type MysqlNodeProbe } from '../../core/decide-mysql';
+import { MARIADB_FENCE_BOUND_PRIVILEGE, describeMissingPrivileges, missingMysqlPrivileges, parseGrants } from '../../core/mysql/privileges';
+import { decideMysqlSwitchover, errantGtidsInState, errantOf, recheckMysqlDecision, type MysqlNodeProbe } from '../../core/mysql/decide';
 
 const FULL = [
   "GRANT RELOAD, PROCESS, BINLOG ADMIN, CONNECTION ADMIN, READ_ONLY ADMIN, REPLICATION SLAVE ADMIN, SLAVE MONITOR ON *.* TO `handover`@`%` IDENTIFIED BY PASSWORD '*0123456789ABCDEF'",

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { REDIS_REQUIRED_COMMANDS, describeMissingRedisPermissions, missingRedisPermissions } from '../../core/redis-permissions';
-import { decideRedisSwitchover } from '../../core/decide-redis';
+import { REDIS_REQUIRED_COMMANDS, describeMissingRedisPermissions, missingRedisPermissions } from '../../core/redis/permissions';
+import { decideRedisSwitchover } from '../../core/redis/decide';
 import type { RedisNodeProbe } from '../../core/types';
 
 describe('Redis ACL permissions (ACL DRYRUN answers)', () => {

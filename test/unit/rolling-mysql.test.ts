@@ -1,7 +1,7 @@
 /** MySQL/MariaDB rolling-restart decisions and the option-file edit of the local mariadbd controller: pure. */
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_MYSQL_POLICY } from '../../core/decide-mysql';
-import { mysqlVersionName, nextMysqlRollingAction, whyMysqlStale, type MysqlSpecProbe } from '../../core/rolling-mysql';
+import { DEFAULT_MYSQL_POLICY } from '../../core/mysql/decide';
+import { mysqlVersionName, nextMysqlRollingAction, whyMysqlStale, type MysqlSpecProbe } from '../../core/mysql/rolling';
 import { setOptionFileValues } from '../../activities/controllers';
 
 const node = (id: string, over: Partial<MysqlSpecProbe> = {}): MysqlSpecProbe => ({

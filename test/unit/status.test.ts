@@ -1,7 +1,7 @@
 /** `handover status` summaries are pure: probes in, links, lag and problems out. */
 import { describe, expect, it } from 'vitest';
 import { formatClusterStatus, mysqlClusterStatus, redisClusterStatus } from '../../core/status';
-import type { MysqlNodeProbe } from '../../core/decide-mysql';
+import type { MysqlNodeProbe } from '../../core/mysql/decide';
 import type { RedisNodeProbe } from '../../core/types';
 
 const r = (node: string, o: Partial<RedisNodeProbe>): RedisNodeProbe => ({ node, address: `127.0.0.1:${6379 + Number(node.slice(-1))}`, promotion: 'neutral', reachable: true, ...o });

@@ -1,0 +1,252 @@
+/**
+ * Redis/Valkey backups: a consistent RDB taken over the network with `redis-cli --rdb -` (the replication
+ * protocol: the node forks and streams a snapshot), never by reading a live node's files by path. The password
+ * goes to redis-cli in the REDISCLI_AUTH environment variable, never in argv.
+ */
+import { createHash } from 'node:crypto';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import Redis from 'ioredis';
+import type { BackupCompression, RedisFingerprint } from '../../core/backup/decide';
+import { codecStream } from './stream';
+import { startNodeProcess } from '../../sandbox/redis';
+import { redisServerBinary } from '../../sandbox/paths';
+import { freePort, sleep } from '../../sandbox/ports';
+import type { BackupStorage } from './storage';
+import type { RedisTarget } from '../redis/conn';
+
+export const REDIS_SAMPLE_SIZE = 64;
+
+/** sha256 of a type-aware rendering of the key's value (equal on any server that holds the same value). */
+export async function redisKeyDigest(c: Redis, key: string): Promise<string | null> {
+  const type = await c.type(key);
+  const h = createHash('sha256').update(`${type}\0`);
+  const add = (parts: (Buffer | string)[]) => {
+    for (const p of parts) h.update(`${Buffer.byteLength(p)}:`).update(p);
+  };
+  const sortBuf = (xs: Buffer[]) => xs.sort(Buffer.compare);
+  switch (type) {
+    case 'none':
+      return null;
+    case 'string':
+      add([(await c.getBuffer(key)) ?? Buffer.alloc(0)]);
+      break;
+    case 'list':
+      add(await c.lrangeBuffer(key, 0, -1));
+      break;
+    case 'set':
+      add(sortBuf(await c.smembersBuffer(key)));
+      break;
+    case 'zset':
+      add((await c.call('ZRANGE', key, '0', '-1', 'WITHSCORES')) as string[]);
+      break;
+    case 'hash': {
+      const flat = (await c.hgetallBuffer(key)) as unknown as Record<string, Buffer>;
+      const keys = Object.keys(flat).sort();
+      for (const k of keys) add([k, flat[k]]);
+      break;
+    }
+    default:
+      add([(await c.dumpBuffer(key)) ?? Buffer.alloc(0)]);
+  }
+  return h.digest('hex');
+}
+
+/** DBSIZE and up to `n` keys (the first by name among what SCAN returns) with their digests. */
+export async function redisFingerprint(c: Redis, n = REDIS_SAMPLE_SIZE, keys?: string[]): Promise<{ dbsize: number; sample: Record<string, string | null> }> {
+  let chosen = keys;
+  if (!chosen) {
+    const seen = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, batch] = await c.scan(cursor, 'COUNT', 500);
+      for (const k of batch) seen.add(k);
+      cursor = next;
+    } while (cursor !== '0' && seen.size < n * 4);
+    chosen = [...seen].sort().slice(0, n);
+  }
+  const sample: Record<string, string | null> = {};
+  for (const k of chosen) sample[k] = await redisKeyDigest(c, k);
+  return { dbsize: await c.dbsize(), sample };
+}
+
+/**
+ * The manifest's fingerprint from two reads around the transfer: keys whose digest did not change while the
+ * RDB was taken are recorded (they must be in the RDB as read); DBSIZE is the RDB's own RESIZEDB hint for db 0
+ * when the header has one, else the before/after value when it did not change.
+ */
+export function stableFingerprint(before: { dbsize: number; sample: Record<string, string | null> }, after: { dbsize: number; sample: Record<string, string | null> }, rdbDbsize: number | undefined): RedisFingerprint | string {
+  const sample: Record<string, string> = {};
+  for (const [k, d] of Object.entries(before.sample)) if (d !== null && after.sample[k] === d) sample[k] = d;
+  const dbsize = rdbDbsize ?? (before.dbsize === after.dbsize ? before.dbsize : undefined);
+  if (dbsize === undefined) return `DBSIZE changed during the backup (${before.dbsize} -> ${after.dbsize}) and the RDB header carries no key count`;
+  return { dbsize, sample };
+}
+
+/** Aux fields (repl-id, repl-offset, redis-ver, ...) and db 0's RESIZEDB key count, read from an RDB's first bytes. */
+export function parseRdbHeader(buf: Buffer): { aux: Record<string, string>; db0Keys?: number; complete: boolean } {
+  const aux: Record<string, string> = {};
+  let i = 9; // "REDIS0011" / "VALKEY080"
+  const need = (n: number) => {
+    if (i + n > buf.length) throw new RangeError('short');
+  };
+  const readLen = (): { len: number; special?: number } => {
+    need(1);
+    const b = buf[i++];
+    const t = b >> 6;
+    if (t === 0) return { len: b & 0x3f };
+    if (t === 1) {
+      need(1);
+      return { len: ((b & 0x3f) << 8) | buf[i++] };
+    }
+    if (t === 2) {
+      if (b === 0x80) {
+        need(4);
+        const v = buf.readUInt32BE(i);
+        i += 4;
+        return { len: v };
+      }
+      need(8);
+      const v = Number(buf.readBigUInt64BE(i));
+      i += 8;
+      return { len: v };
+    }
+    return { len: 0, special: b & 0x3f };
+  };
+  const readString = (): string => {
+    const l = readLen();
+    if (l.special === undefined) {
+      need(l.len);
+      const s = buf.subarray(i, i + l.len).toString('latin1');
+      i += l.len;
+      return s;
+    }
+    if (l.special === 0) {
+      need(1);
+      return String(buf.readInt8(i++));
+    }
+    if (l.special === 1) {
+      need(2);
+      const v = buf.readInt16LE(i);
+      i += 2;
+      return String(v);
+    }
+    if (l.special === 2) {
+      need(4);
+      const v = buf.readInt32LE(i);
+      i += 4;
+      return String(v);
+    }
+    throw new Error('compressed string in header');
+  };
+  try {
+    for (;;) {
+      need(1);
+      const op = buf[i++];
+      if (op === 0xfa) {
+        const k = readString();
+        aux[k] = readString();
+      } else if (op === 0xf5) {
+        readString(); // FUNCTION2: a library's code
+      } else if (op === 0xfe) {
+        const db = readLen().len;
+        need(1);
+        if (buf[i] === 0xfb) {
+          i++;
+          const keys = readLen().len;
+          readLen();
+          return { aux, db0Keys: db === 0 ? keys : 0, complete: true };
+        }
+        return { aux, complete: true };
+      } else if (op === 0xff) {
+        return { aux, db0Keys: 0, complete: true }; // EOF: an empty dataset
+      } else {
+        return { aux, complete: false };
+      }
+    }
+  } catch {
+    return { aux, complete: false };
+  }
+}
+
+export function redisCliArgs(t: RedisTarget): string[] {
+  return ['-h', t.host, '-p', String(t.port), ...(t.username ? ['--user', t.username] : []), '--no-auth-warning', '--rdb', '-'];
+}
+
+/** The password for redis-cli, in its environment (REDISCLI_AUTH), never on its command line. */
+export function redisCliEnv(t: RedisTarget, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base };
+  delete env.REDISCLI_AUTH;
+  if (t.password !== undefined) env.REDISCLI_AUTH = t.password;
+  return env;
+}
+
+export interface ScratchRedis {
+  host: string;
+  port: number;
+  dir: string;
+  client(): Promise<Redis>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A scratch redis-server (or valkey-server, matching `engineVersion`) on a free loopback port, started from the
+ * backup's RDB in a temporary directory. Loopback only, with a random password unless `password` is given.
+ */
+export async function startScratchRedis(o: { storage: BackupStorage; cluster: string; id: string; file: string; compression: BackupCompression; engineVersion: string; password?: string; keep?: boolean }): Promise<ScratchRedis & { password: string }> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `handover-restore-${o.id}-`));
+  mkdirSync(dir, { recursive: true });
+  await pipeline(o.storage.readStream(o.cluster, o.id, o.file), codecStream(o.compression, 'decompress'), createWriteStream(path.join(dir, 'dump.rdb')));
+  const port = await freePort();
+  const password = o.password ?? createHash('sha256').update(`${Math.random()}${Date.now()}`).digest('hex').slice(0, 24);
+  const binary = redisServerBinary(/^valkey/.test(o.engineVersion) ? 'valkey' : 'redis');
+  const conf = [
+    `port ${port}`,
+    'bind 127.0.0.1',
+    `dir ${dir}`,
+    'dbfilename dump.rdb',
+    'daemonize no',
+    `pidfile ${path.join(dir, 'redis.pid')}`,
+    `logfile ${path.join(dir, 'server.log')}`,
+    'save ""',
+    'appendonly no',
+    `requirepass ${password}`,
+  ];
+  writeFileSync(path.join(dir, 'redis.conf'), conf.join('\n') + '\n', { mode: 0o600 });
+  const node = startNodeProcess({ id: `scratch-${o.id}`, port, dir, binary, password });
+  try {
+    await node.start();
+  } catch (e) {
+    await node.stop('SIGKILL').catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  const client = async () => {
+    for (let i = 0; ; i++) {
+      const c = new Redis({ host: '127.0.0.1', port, password, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+      c.on('error', () => undefined);
+      try {
+        await c.connect();
+        await c.dbsize(); // LOADING until the RDB is in
+        return c;
+      } catch (e) {
+        c.disconnect();
+        if (i > 600) throw e;
+        await sleep(50);
+      }
+    }
+  };
+  return {
+    host: '127.0.0.1',
+    port,
+    dir,
+    password,
+    client,
+    async stop() {
+      await node.stop('SIGKILL');
+      if (!o.keep) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

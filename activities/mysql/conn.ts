@@ -1,0 +1,82 @@
+/**
+ * Connections to MySQL/MariaDB nodes, resolved from the worker's inventory. Passwords are looked up here,
+ * inside the activity, and never leave this module except inside the mysql2 connection (and the CHANGE MASTER
+ * statement sent to the server). Connections are short-lived: one per activity and node.
+ */
+import mysql from 'mysql2/promise';
+import { ErrorType, HandoverError } from '../../core/errors';
+import { findEngineCluster, findNode } from '../../inventory/load';
+import type { ClusterSpec, Inventory } from '../../inventory/schema';
+import { resolveSecret } from '../../inventory/secrets';
+import { sameAddress } from '../redis/conn';
+
+export interface MysqlTarget {
+  cluster: string;
+  node: string;
+  host: string;
+  port: number;
+  user?: string;
+  password?: string;
+}
+
+/** Opens a connection; injected so tests and benchmarks can wrap it. */
+export type MysqlConnect = (target: MysqlTarget) => Promise<mysql.Connection>;
+
+export const connectMysql: MysqlConnect = async (t) => {
+  try {
+    return await mysql.createConnection({ host: t.host, port: t.port, user: t.user, password: t.password, connectTimeout: 2_000, supportBigNumbers: true, dateStrings: true });
+  } catch (e) {
+    throw classifyMysqlError(e, t);
+  }
+};
+
+/** MySQL error numbers the activities branch on. */
+export const ER = {
+  ACCESS_DENIED: 1045,
+  DBACCESS_DENIED: 1044,
+  SPECIFIC_ACCESS_DENIED: 1227,
+  TABLEACCESS_DENIED: 1142,
+  LOCK_WAIT_TIMEOUT: 1205,
+  OPTION_PREVENTS_STATEMENT: 1290,
+  NO_SUCH_THREAD: 1094,
+  /** "You are not owner of thread N": KILL of another user's session without CONNECTION ADMIN. */
+  KILL_DENIED: 1095,
+} as const;
+
+/** Turn a driver error into a typed one: bad credentials and missing grants are not retryable. */
+export function classifyMysqlError(e: unknown, t: { cluster: string; node: string }): Error {
+  const err = e as { errno?: number; message?: string };
+  const msg = err?.message ?? String(e);
+  if (err?.errno === ER.ACCESS_DENIED) return new HandoverError(ErrorType.AuthenticationFailed, `authentication to ${t.node} (cluster ${t.cluster}) failed: ${msg.split('\n')[0]}`);
+  if (err?.errno === ER.SPECIFIC_ACCESS_DENIED || err?.errno === ER.TABLEACCESS_DENIED || err?.errno === ER.DBACCESS_DENIED)
+    return new HandoverError(ErrorType.PreconditionFailed, `the automation user lacks a grant on ${t.node} (cluster ${t.cluster}): ${msg.split('\n')[0]}`);
+  if (err?.errno === ER.KILL_DENIED)
+    return new HandoverError(ErrorType.PreconditionFailed, `the automation user lacks CONNECTION ADMIN on ${t.node} (cluster ${t.cluster}), needed to end application sessions: ${msg.split('\n')[0]}`);
+  return e instanceof Error ? e : new Error(msg);
+}
+
+export const mysqlClusterSpec = (inv: Inventory, cluster: string): ClusterSpec => findEngineCluster(inv, cluster, 'mysql');
+
+export function mysqlTarget(cluster: ClusterSpec, nodeName: string, env: NodeJS.ProcessEnv): MysqlTarget {
+  const node = findNode(cluster, nodeName);
+  return {
+    cluster: cluster.name,
+    node: node.id,
+    host: node.host,
+    port: node.port,
+    user: cluster.credentials.username,
+    password: resolveSecret(cluster.credentials.password, `cluster ${cluster.name} password`, env),
+  };
+}
+
+/** The replication account replicas connect with (CHANGE MASTER ... MASTER_USER / MASTER_PASSWORD). */
+export function replicationAccount(cluster: ClusterSpec, env: NodeJS.ProcessEnv): { user: string; password: string } {
+  const r = cluster.replicationCredentials;
+  if (!r) throw new HandoverError(ErrorType.InvalidInventory, `cluster ${cluster.name} has no replicationCredentials`);
+  return { user: r.username, password: resolveSecret(r.password, `cluster ${cluster.name} replication password`, env) ?? '' };
+}
+
+/** Which inventory node listens on host:port. */
+export function mysqlNodeAt(cluster: ClusterSpec, host: string, port: number): string | undefined {
+  return cluster.nodes.find((n) => sameAddress(n.host, n.port, host, port))?.id;
+}

@@ -1,0 +1,267 @@
+/**
+ * Unplanned-failover activities for MySQL/MariaDB (GTID replication): the failover probe (reachability, each
+ * replica's IO thread and Last_IO_Error, received GTID position), the bounded wait for the candidate to apply
+ * its relay log, fencing a returning old primary (read_only ON first, then CHANGE MASTER; errant GTIDs: left
+ * read-only and flagged), and a verification that tolerates nodes still down. Promotion and repointing reuse
+ * the switchover's ensureMysqlPrimary / ensureMysqlReplicaOf (activities/mysql.ts).
+ */
+import { Context } from '@temporalio/activity';
+import type mysql from 'mysql2/promise';
+import { errantOnReturn, receivedPos, type MysqlFailoverNodeProbe, type MysqlFailoverProbe } from '../../core/mysql/failover';
+import { appliedPos, gtidIncludes, normalizeGtidPos } from '../../core/mysql/decide';
+import { ErrorType, HandoverError } from '../../core/errors';
+import type { Promotion } from '../../core/types';
+import type { ClusterSpec } from '../../inventory/schema';
+import { createMysqlActivities, mysqlOps, readMysqlNode, readMissingPrivileges, type MysqlActivityDeps } from './switchover';
+import { ER } from './conn';
+import { FENCE_BOUND_EVENT, cancelFenceBound } from './flavor';
+import { activity } from '../redis/switchover';
+
+export interface WaitRelayAppliedInput {
+  cluster: string;
+  node: string;
+  /** What the candidate had received when chosen (frozen by the workflow). */
+  position: string;
+  timeoutMs: number;
+}
+export interface WaitRelayAppliedResult {
+  applied: string;
+  waitedMs: number;
+  audit: string;
+}
+export interface EnsureMysqlRejoinedInput {
+  cluster: string;
+  node: string;
+  primary: string;
+  /** The promoted node's position at promotion: anything of the node's own beyond it was never replicated. */
+  promotedGtid?: string;
+}
+export interface EnsureMysqlRejoinedResult {
+  /** rejoined: now a read-only replica of `primary`; flagged: read-only, NOT replicating (errant GTIDs). */
+  outcome: 'already' | 'rejoined' | 'flagged';
+  errantGtids: string[];
+  wasWritable: boolean;
+  audit: string;
+}
+export interface VerifyMysqlFailoverInput {
+  cluster: string;
+  primary: string;
+  /** Nodes not expected to answer or replicate yet (down, or flagged). */
+  ignore: string[];
+  timeoutMs: number;
+}
+export interface VerifyMysqlFailoverResult {
+  primary: string;
+  nodes: { node: string; writable: boolean; gtid: string; io?: string; sql?: boolean }[];
+  waitedMs: number;
+  audit: string;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const READ_TIMEOUT_MS = 5_000;
+type Row = Record<string, unknown>;
+
+async function rows(conn: mysql.Connection, sql: string, params: unknown[] = [], timeout = READ_TIMEOUT_MS): Promise<Row[]> {
+  const [r] = await conn.query({ sql, values: params, timeout });
+  return r as Row[];
+}
+
+function heartbeat(details?: unknown): void {
+  try {
+    Context.current().heartbeat(details);
+  } catch {
+    /* called outside an activity (tests) */
+  }
+}
+
+export function createMysqlFailoverActivities(deps: MysqlActivityDeps) {
+  const { spec, flavor, withNode } = mysqlOps(deps);
+  const base = createMysqlActivities(deps);
+
+  /** One node: the switchover probe plus Gtid_IO_Pos and Last_IO_Error. Unreachable is an observation. */
+  async function probeOne(c: ClusterSpec, node: string): Promise<MysqlFailoverNodeProbe> {
+    const n = c.nodes.find((x) => x.id === node)!;
+    try {
+      return await withNode(c, node, async (conn) => {
+        const p: MysqlFailoverNodeProbe = await readMysqlNode(conn, c, flavor(c), node);
+        p.missingPrivileges = await readMissingPrivileges(conn, c);
+        if (p.role === 'replica') {
+          const r = (await rows(conn, flavor(c).replicaStatus))[0] ?? {};
+          if (r.Gtid_IO_Pos !== undefined) p.gtidIoPos = normalizeGtidPos(String(r.Gtid_IO_Pos ?? ''));
+          p.lastIoError = String(r.Last_IO_Error ?? '') || undefined;
+        }
+        return p;
+      });
+    } catch (e) {
+      if (e instanceof HandoverError) throw e;
+      return { node: n.id, address: `${n.host}:${n.port}`, promotion: n.promotion as Promotion, reachable: false, error: (e as Error).message };
+    }
+  }
+
+  /** Every node; primaries are read again after the replicas (a replica read later must not look ahead). */
+  async function probeAll(c: ClusterSpec): Promise<MysqlFailoverNodeProbe[]> {
+    const nodes = await Promise.all(c.nodes.map((n) => probeOne(c, n.id)));
+    const again = await Promise.all(nodes.map((n) => (n.reachable && n.role === 'primary' ? probeOne(c, n.node) : Promise.resolve(n))));
+    return again.map((n, i) => (n.reachable ? n : nodes[i]));
+  }
+
+  return {
+    /** Probe every node for the failover decision and the monitor. Read-only: safe to retry. */
+    probeMysqlFailover: activity(async ({ cluster }: { cluster: string }): Promise<MysqlFailoverProbe> => {
+      const c = spec(cluster);
+      const p = c.policy;
+      return {
+        cluster,
+        engine: 'mysql',
+        policy: { probeIntervalMs: p.probeIntervalMs, probesToConfirm: p.probesToConfirm, failoverBlockMs: p.failoverBlockMs, catchUpTimeoutMs: p.catchUpTimeoutMs, verifyTimeoutMs: p.verifyTimeoutMs },
+        routingHook: c.routingHook !== undefined,
+        hooks: { preFailover: c.hooks?.preFailover.length ?? 0, postFailover: c.hooks?.postFailover.length ?? 0 },
+        nodes: await probeAll(c),
+        probedAt: new Date().toISOString(),
+      };
+    }),
+
+    /**
+     * Wait, bounded, until `node` has applied `position` (what it had received from the dead primary: its relay
+     * log). MASTER_GTID_WAIT in one-second slices with heartbeats; read-only, so a retry simply waits again.
+     * Times out with CatchUpTimeout (nothing changed: the workflow refuses to promote a node with unapplied
+     * transactions it knows of).
+     */
+    waitMysqlRelayApplied: activity(async (input: WaitRelayAppliedInput): Promise<WaitRelayAppliedResult> => {
+      const c = spec(input.cluster);
+      const fl = flavor(c);
+      const startedAt = Date.now();
+      const deadline = startedAt + input.timeoutMs;
+      return withNode(c, input.node, async (conn) => {
+        for (;;) {
+          heartbeat();
+          const now = await readMysqlNode(conn, c, fl, input.node);
+          if (gtidIncludes(appliedPos(now), input.position)) {
+            const waitedMs = Date.now() - startedAt;
+            return { applied: appliedPos(now), waitedMs, audit: `saw ${input.node} applied ${appliedPos(now) || 'empty'} including received ${input.position || 'empty'} after ${waitedMs} ms; changed nothing` };
+          }
+          if (now.role === 'replica' && !now.sqlRunning) throw new HandoverError(ErrorType.HandoverAborted, `${input.node} stopped applying its relay log: ${now.lastError ?? 'SQL thread not running'}`);
+          if (Date.now() >= deadline)
+            throw new HandoverError(ErrorType.CatchUpTimeout, `${input.node} did not apply its relay log up to ${input.position} within ${input.timeoutMs} ms (applied ${appliedPos(now) || 'empty'}); nothing was changed`);
+          const slice = Math.max(0.05, Math.min(1, (deadline - Date.now()) / 1000));
+          await rows(conn, fl.waitForPosition, [input.position, slice], 10_000);
+        }
+      });
+    }),
+
+    /**
+     * Fence a node that came back (an old primary) and rejoin it: read_only ON FIRST (open transactions get
+     * two seconds, then their sessions are killed; every application session is then killed), and only then,
+     * if it holds no GTID the promoted node lacks, CHANGE MASTER to `primary` with MASTER_USE_GTID=slave_pos
+     * (ensureMysqlReplicaOf). With errant GTIDs it is left read-only and not replicating, and flagged.
+     * Safe to retry: each part reads first and is a no-op when it already holds.
+     */
+    ensureMysqlRejoined: activity(async (input: EnsureMysqlRejoinedInput): Promise<EnsureMysqlRejoinedResult> => {
+      const c = spec(input.cluster);
+      const fl = flavor(c);
+      const self = new Set([c.credentials.username, c.replicationCredentials?.username, 'system user', 'event_scheduler'].filter(Boolean) as string[]);
+      const primaryNow = await probeOne(c, input.primary);
+      if (!primaryNow.reachable || primaryNow.role !== 'primary' || primaryNow.readOnly)
+        throw new HandoverError(ErrorType.UnexpectedTopology, `cannot rejoin ${input.node}: ${input.primary} is not a reachable writable primary`);
+      const fenced = await withNode(c, input.node, async (conn) => {
+        const before = await readMysqlNode(conn, c, fl, input.node);
+        if (before.role === 'replica' && before.sourceNode === input.primary && before.readOnly && before.ioRunning === 'Yes' && before.sqlRunning)
+          return { before, already: true, did: [] as string[] };
+        const did: string[] = [];
+        // A fence bound left by a switchover that never finished would turn this node writable later: drop it.
+        if (c.policy.fenceBoundMs > 0 && (await cancelFenceBound(conn, fl))) did.push(`DROP EVENT ${FENCE_BOUND_EVENT}`);
+        if (!before.readOnly) {
+          await conn.query('SET SESSION lock_wait_timeout = 2');
+          const fence = async () => {
+            for (const s of fl.fence) await conn.query(s);
+          };
+          // A commit in flight holds read_only off (a resumed frozen primary under semi-sync has commits waiting
+          // for an acknowledgement that never comes). Past two seconds, end every application session (their
+          // clients get an error, never an OK) and try again.
+          for (let attempt = 1; ; attempt++) {
+            try {
+              await fence();
+              break;
+            } catch (e) {
+              if ((e as { errno?: number }).errno !== ER.LOCK_WAIT_TIMEOUT || attempt >= 4) throw e;
+              const [{ id: me }] = (await rows(conn, 'SELECT CONNECTION_ID() AS id')) as { id: number }[];
+              const all = (await rows(conn, 'SELECT ID AS id, USER AS user, COMMAND AS command FROM information_schema.PROCESSLIST')) as { id: number; user: string; command: string }[];
+              const victims = all.filter((x) => x.id !== me && !self.has(x.user) && x.command !== 'Binlog Dump' && x.command !== 'Daemon');
+              for (const v of victims) await conn.query('KILL CONNECTION ?', [v.id]).catch(() => undefined);
+              did.push(`killed ${victims.length} application session(s) holding the fence off`);
+              await sleep(200);
+            }
+          }
+          did.push(...fl.fence);
+        }
+        const [{ id: myId }] = (await rows(conn, 'SELECT CONNECTION_ID() AS id')) as { id: number }[];
+        const sessions = (await rows(conn, 'SELECT ID AS id, USER AS user, COMMAND AS command FROM information_schema.PROCESSLIST')) as { id: number; user: string; command: string }[];
+        let killed = 0;
+        for (const s of sessions.filter((x) => x.id !== myId && !self.has(x.user) && x.command !== 'Binlog Dump' && x.command !== 'Daemon')) {
+          await conn.query('KILL CONNECTION ?', [s.id]).then(
+            () => killed++,
+            () => undefined,
+          );
+        }
+        if (killed) did.push(`killed ${killed} application session(s)`);
+        const after = await readMysqlNode(conn, c, fl, input.node);
+        if (!after.readOnly) throw new Error(`${input.node} still writable after ${fl.fence.join('; ')}`);
+        return { before, already: false, did };
+      });
+      const b = fenced.before;
+      if (fenced.already) return { outcome: 'already', errantGtids: [], wasWritable: false, audit: `saw ${input.node} already a read-only replica of ${input.primary}, threads running; changed nothing` };
+      const errant = errantOnReturn(b.gtidBinlogPos, input.promotedGtid, primaryNow.gtidBinlogPos);
+      const saw = `saw ${input.node} ${b.role === 'replica' ? `replica of ${b.sourceNode ?? b.sourceAddress}` : 'primary'} ${b.readOnly ? 'read-only' : 'WRITABLE'} at ${b.gtidBinlogPos || 'empty'}`;
+      if (errant.length)
+        return {
+          outcome: 'flagged',
+          errantGtids: errant,
+          wasWritable: !b.readOnly,
+          audit: `${saw}; ${[...fenced.did, 'left read-only'].join('; ')}; FLAGGED: errant GTIDs ${errant.join(',')} (never replicated to ${input.primary}, promoted at ${input.promotedGtid ?? '?'}): not rejoined, resolve by hand (discard and reclone, or reapply)`,
+        };
+      const r = await base.ensureMysqlReplicaOf({ cluster: input.cluster, node: input.node, primary: input.primary });
+      return { outcome: 'rejoined', errantGtids: [], wasWritable: !b.readOnly, audit: `${saw}; ${[...fenced.did, r.audit].join('; ')}` };
+    }),
+
+    /**
+     * Verify after a failover: `primary` the only writable node, every other answering node (not ignored) a
+     * read-only replica of it with both threads running and at or past the primary's position when
+     * verification began. Read-only; bounded by timeoutMs.
+     */
+    verifyMysqlFailover: activity(async (input: VerifyMysqlFailoverInput): Promise<VerifyMysqlFailoverResult> => {
+      const c = spec(input.cluster);
+      const startedAt = Date.now();
+      let goal: string | undefined;
+      for (;;) {
+        heartbeat();
+        const nodes = await probeAll(c);
+        const problems: string[] = [];
+        const p = nodes.find((n) => n.node === input.primary);
+        const writable = nodes.filter((n) => n.reachable && !n.readOnly);
+        if (writable.length !== 1 || writable[0].node !== input.primary) problems.push(`writable: ${writable.map((n) => n.node).join(', ') || 'none'} (expected ${input.primary})`);
+        if (p?.role !== 'primary') problems.push(`${input.primary} is not a primary`);
+        if (goal === undefined && p?.reachable && p.role === 'primary') goal = p.gtidBinlogPos ?? '';
+        for (const n of nodes) {
+          if (n.node === input.primary || input.ignore.includes(n.node)) continue;
+          if (!n.reachable) problems.push(`${n.node} unreachable`);
+          else if (n.role !== 'replica' || n.sourceNode !== input.primary) problems.push(`${n.node} replicates from ${n.sourceNode ?? n.sourceAddress ?? 'nobody'}`);
+          else if (n.ioRunning !== 'Yes' || !n.sqlRunning) problems.push(`${n.node} io ${n.ioRunning} sql ${n.sqlRunning ? 'Yes' : 'No'}`);
+          else if (!gtidIncludes(receivedPos(n), goal)) problems.push(`${n.node} at ${appliedPos(n)} short of ${goal}`);
+        }
+        if (!problems.length) {
+          const waitedMs = Date.now() - startedAt;
+          return {
+            primary: input.primary,
+            nodes: nodes.map((n) => ({ node: n.node, writable: n.reachable && !n.readOnly, gtid: n.reachable ? appliedPos(n) : '', io: n.ioRunning, sql: n.sqlRunning })),
+            waitedMs,
+            audit: `saw ${input.primary} the only writable node; ${nodes.filter((n) => n.node !== input.primary && !input.ignore.includes(n.node)).length} replica(s) running from it${input.ignore.length ? `; not checked: ${input.ignore.join(', ')}` : ''}; changed nothing`,
+          };
+        }
+        if (Date.now() - startedAt > input.timeoutMs) throw new HandoverError(ErrorType.VerificationFailed, `verification failed after ${input.timeoutMs} ms: ${problems.join('; ')}`);
+        await sleep(100);
+      }
+    }),
+  };
+}
+
+export type MysqlFailoverActivities = ReturnType<typeof createMysqlFailoverActivities>;

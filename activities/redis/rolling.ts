@@ -1,0 +1,262 @@
+/**
+ * Rolling-restart activities for Redis/Valkey. Same rules as activities/redis.ts: named for the end state,
+ * read before acting, no-op when it already holds, an audit line each.
+ */
+import { Context } from '@temporalio/activity';
+import type Redis from 'ioredis';
+import { ErrorType, HandoverError } from '../../core/errors';
+import type { SpecProbe } from '../../core/redis/rolling';
+import type { ClusterPolicy } from '../../core/types';
+import { timeProgress } from '../progress';
+import type { ClusterSpec } from '../../inventory/schema';
+import { controllerFor } from '../controllers';
+import { activity, type RedisActivityDeps } from './switchover';
+import { readNode, redisClusterSpec, redisTarget } from './conn';
+
+export interface ProbeSpecsInput {
+  cluster: string;
+  keys: string[];
+}
+export interface ProbeSpecsResult {
+  cluster: string;
+  nodes: SpecProbe[];
+  autoRestart: boolean;
+  hasController: boolean;
+  policy: ClusterPolicy;
+  topology: string;
+}
+export interface PersistConfigInput {
+  cluster: string;
+  node: string;
+  set: Record<string, string>;
+}
+export interface RestartInput {
+  cluster: string;
+  node: string;
+  /** The run_id seen before the restart: a node with another run_id has already been restarted. */
+  sinceRunId: string;
+  version?: string;
+  timeoutMs: number;
+}
+export interface RestartResult {
+  restarted: boolean;
+  runId: string;
+  audit: string;
+}
+export interface ClusterFailoverInput {
+  cluster: string;
+  from: string;
+  to: string;
+  timeoutMs: number;
+}
+export interface NodeReadyInput {
+  cluster: string;
+  node: string;
+  primary: string;
+  timeoutMs: number;
+  /** Also within this many bytes of the primary's current offset (in sync, not merely past the goal). */
+  maxLagBytes?: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function createRedisRollingActivities(deps: RedisActivityDeps) {
+  const env = deps.env ?? process.env;
+  const failpoint = deps.failpoint ?? (() => undefined);
+  const spec = (cluster: string): ClusterSpec => redisClusterSpec(deps.inventory(), cluster);
+
+  async function open(c: ClusterSpec, node: string): Promise<Redis | undefined> {
+    try {
+      return await deps.connectRedis(redisTarget(c, node, env));
+    } catch (e) {
+      if (e instanceof HandoverError) throw e;
+      return undefined;
+    }
+  }
+
+  async function probeSpec(c: ClusterSpec, node: string, keys: string[]): Promise<SpecProbe> {
+    const n = c.nodes.find((x) => x.id === node)!;
+    const cl = await open(c, node);
+    if (!cl) return { node, address: `${n.host}:${n.port}`, promotion: n.promotion, reachable: false, error: 'unreachable' };
+    try {
+      const p: SpecProbe = await readNode(cl, c, n);
+      const wanted = [...new Set([...keys, 'save', 'appendonly'])];
+      const config: Record<string, string> = {};
+      for (const k of wanted) {
+        const r = (await cl.config('GET', k)) as string[];
+        for (let i = 0; i + 1 < r.length; i += 2) config[r[i]] = r[i + 1];
+      }
+      p.persistent = (config.save ?? '') !== '' || config.appendonly === 'yes';
+      p.config = Object.fromEntries(keys.map((k) => [k, config[k]]));
+      const loading = /loading:1/.test(await cl.info('persistence'));
+      if (loading) p.linkUp = false;
+      if (c.topology === 'cluster') {
+        p.clusterOk = ((await cl.call('CLUSTER', 'INFO')) as string).includes('cluster_state:ok');
+        const myself = ((await cl.call('CLUSTER', 'NODES')) as string).split('\n').find((l) => l.split(' ')[2]?.includes('myself'));
+        p.slots = myself?.split(' ').slice(8).join(' ') ?? '';
+      }
+      return p;
+    } catch (e) {
+      return { node, address: `${n.host}:${n.port}`, promotion: n.promotion, reachable: false, error: (e as Error).message };
+    } finally {
+      cl.disconnect();
+    }
+  }
+
+  return {
+    /** Probe every node with the config values the roll compares (and persistence). Read-only. */
+    probeRedisSpecs: activity(async ({ cluster, keys }: ProbeSpecsInput): Promise<ProbeSpecsResult> => {
+      const c = spec(cluster);
+      const nodes = await Promise.all(c.nodes.map((n) => probeSpec(c, n.id, keys)));
+      return { cluster, nodes, autoRestart: c.controller?.autoRestart ?? false, hasController: !!c.controller, policy: c.policy, topology: c.topology };
+    }),
+
+    /**
+     * Ensure the node runs with `set` and that its config file says so, including its current replication
+     * role (CONFIG REWRITE), so that the restart brings it back as what it is now, never as a stale primary.
+     * Values already in place are not set again; the rewrite itself is idempotent.
+     */
+    ensureRedisConfigPersisted: activity(async (input: PersistConfigInput): Promise<{ changed: string[]; audit: string }> => {
+      const c = spec(input.cluster);
+      const cl = await open(c, input.node);
+      if (!cl) throw new Error(`${input.node} unreachable`);
+      try {
+        const changed: string[] = [];
+        for (const [k, v] of Object.entries(input.set)) {
+          const [, have] = (await cl.config('GET', k)) as string[];
+          if (have === v) continue;
+          try {
+            await cl.config('SET', k, v);
+          } catch (e) {
+            throw new HandoverError(ErrorType.PreconditionFailed, `CONFIG SET ${k} ${v} on ${input.node} refused: ${(e as Error).message}`);
+          }
+          changed.push(`${k}=${v}`);
+        }
+        await cl.call('CONFIG', 'REWRITE');
+        return { changed, audit: `${changed.length ? `set ${changed.join(' ')}` : 'config already current'} on ${input.node}; CONFIG REWRITE so a restart keeps its role and settings` };
+      } finally {
+        cl.disconnect();
+      }
+    }),
+
+    /**
+     * Ensure the node has been restarted since `sinceRunId` (a new run_id proves it). A node that already has
+     * a new run_id is not restarted again; one that is down is started. Waits (heartbeating) until it answers.
+     */
+    ensureRedisNodeRestarted: activity(async (input: RestartInput): Promise<RestartResult> => {
+      const ctx = Context.current();
+      const c = spec(input.cluster);
+      const controller = controllerFor(c.controller, c.name);
+      const n = c.nodes.find((x) => x.id === input.node)!;
+      const runIdOf = async (cl: Redis) => /run_id:(\w+)/.exec(await cl.info('server'))?.[1] ?? '';
+      let cl = await open(c, input.node);
+      if (cl) {
+        const now = await runIdOf(cl);
+        if (now !== input.sinceRunId) {
+          cl.disconnect();
+          return { restarted: false, runId: now, audit: `saw ${input.node} with run_id ${now.slice(0, 8)} (was ${input.sinceRunId.slice(0, 8)}): already restarted; changed nothing` };
+        }
+      }
+      await failpoint('ensureRedisNodeRestarted.beforeRestart');
+      const beat = setInterval(() => ctx.heartbeat(), 1000); // a `command` restart may take a while
+      let did: string;
+      try {
+        did = await controller.restart({ node: n, version: input.version, client: cl });
+      } finally {
+        clearInterval(beat);
+      }
+      cl?.disconnect();
+      const deadline = Date.now() + input.timeoutMs;
+      for (;;) {
+        ctx.heartbeat({ progress: timeProgress(`${input.node} back after the restart`, deadline - input.timeoutMs, input.timeoutMs, cl ? 'restarting' : 'down') });
+        cl = await open(c, input.node);
+        if (cl) {
+          const now = await runIdOf(cl).catch(() => '');
+          cl.disconnect();
+          if (now && now !== input.sinceRunId) return { restarted: true, runId: now, audit: `${did}; ${input.node} answers with run_id ${now.slice(0, 8)}` };
+        }
+        if (Date.now() > deadline) throw new HandoverError(ErrorType.VerificationFailed, `${input.node} did not come back within ${input.timeoutMs} ms after: ${did}; stopping the roll here`);
+        await sleep(100);
+      }
+    }),
+
+    /**
+     * Redis Cluster: ensure `to` serves its shard as primary and `from` is its replica, through CLUSTER FAILOVER
+     * (default mode) on `to`: the primary pauses its clients, `to` catches up with its offset, then takes the
+     * slots over; clients are redirected with MOVED. A no-op when it already holds. A failover this activity
+     * issued that the cluster gave up on is reported as HandoverAborted, not issued again.
+     */
+    ensureRedisClusterFailover: activity(async (input: ClusterFailoverInput): Promise<{ alreadyHeld: boolean; handoverMs: number; audit: string }> => {
+      const ctx = Context.current();
+      const c = spec(input.cluster);
+      const prior = ctx.info.heartbeatDetails as { issuedAt?: number } | undefined;
+      const done = async () => {
+        const [f, t] = await Promise.all([probeSpec(c, input.from, []), probeSpec(c, input.to, [])]);
+        return { ok: t.role === 'primary' && f.role === 'replica' && f.primaryNode === input.to, f, t };
+      };
+      const first = await done();
+      if (first.ok) return { alreadyHeld: true, handoverMs: 0, audit: `saw ${input.to} already primary of its shard with ${input.from} its replica; changed nothing` };
+      if (!(first.t.role === 'replica' && first.t.primaryNode === input.from))
+        throw new HandoverError(ErrorType.UnexpectedTopology, `cannot fail over: ${input.to} is ${first.t.role}${first.t.primaryNode ? ` of ${first.t.primaryNode}` : ''}, not a replica of ${input.from}`);
+      if (prior?.issuedAt !== undefined)
+        throw new HandoverError(ErrorType.HandoverAborted, `the CLUSTER FAILOVER issued on ${input.to} at ${new Date(prior.issuedAt).toISOString()} did not complete; ${input.from} still serves the shard`);
+      const issuedAt = Date.now();
+      ctx.heartbeat({ issuedAt });
+      const cl = await open(c, input.to);
+      if (!cl) throw new Error(`${input.to} unreachable`);
+      try {
+        await cl.call('CLUSTER', 'FAILOVER');
+      } finally {
+        cl.disconnect();
+      }
+      for (;;) {
+        await sleep(5);
+        ctx.heartbeat({ issuedAt });
+        const now = await done();
+        if (now.ok) {
+          const handoverMs = Date.now() - issuedAt;
+          return { alreadyHeld: false, handoverMs, audit: `issued CLUSTER FAILOVER on ${input.to}; saw ${input.to} primary and ${input.from} its replica after ${handoverMs} ms` };
+        }
+        if (Date.now() - issuedAt > input.timeoutMs)
+          throw new HandoverError(ErrorType.HandoverAborted, `CLUSTER FAILOVER on ${input.to} did not complete within ${input.timeoutMs} ms; ${input.from} still serves the shard`);
+      }
+    }),
+
+    /**
+     * Wait until the node is a replica of `primary`, linked, done loading, and has caught up with the
+     * primary's offset as it was when the wait began (frozen in heartbeat details across retries). Read-only.
+     */
+    waitForRedisNodeReady: activity(async (input: NodeReadyInput): Promise<{ waitedMs: number; audit: string }> => {
+      const ctx = Context.current();
+      const c = spec(input.cluster);
+      const prior = ctx.info.heartbeatDetails as { goal?: number; startedAt: number } | undefined;
+      const startedAt = prior?.startedAt ?? Date.now();
+      let goal = prior?.goal;
+      let last = '';
+      for (;;) {
+        if (goal === undefined) {
+          const p = await probeSpec(c, input.primary, []);
+          if (p.role === 'primary') goal = p.offset;
+        }
+        ctx.heartbeat({ goal, startedAt, progress: timeProgress(`${input.node} ready as a replica of ${input.primary}`, startedAt, input.timeoutMs, last || 'checking') });
+        await failpoint('waitForRedisNodeReady.loop');
+        const r = await probeSpec(c, input.node, []);
+        last = !r.reachable ? 'unreachable' : r.role !== 'replica' ? `role ${r.role}` : r.primaryNode !== input.primary ? `replica of ${r.primaryNode ?? r.primaryAddress}` : !r.linkUp ? 'link down or loading' : `offset ${r.offset} < ${goal}`;
+        // The primary's offset now: a replica that just finished a full sync may still be draining the
+        // backlog that piled up meanwhile; it is ready once it is within the lag limit again.
+        const lagNow = input.maxLagBytes === undefined ? 0 : Math.max(0, ((await probeSpec(c, input.primary, [])).offset ?? 0) - (r.offset ?? 0));
+        if (r.clusterOk === false) last = 'cluster_state not ok';
+        else if (lagNow > (input.maxLagBytes ?? Infinity)) last = `${lagNow} bytes behind ${input.primary} (limit ${input.maxLagBytes})`;
+        else if (r.reachable && r.role === 'replica' && r.primaryNode === input.primary && r.linkUp && goal !== undefined && (r.offset ?? 0) >= goal) {
+          const waitedMs = Date.now() - startedAt;
+          return { waitedMs, audit: `saw ${input.node} replica of ${input.primary}, linked, at ${r.offset} >= ${goal} after ${waitedMs} ms` };
+        }
+        if (Date.now() - startedAt > input.timeoutMs)
+          throw new HandoverError(ErrorType.VerificationFailed, `${input.node} not ready within ${input.timeoutMs} ms (${last}); stopping the roll here`);
+        ctx.heartbeat({ goal, startedAt, progress: timeProgress(`${input.node} ready as a replica of ${input.primary}`, startedAt, input.timeoutMs, last) });
+        await sleep(100);
+      }
+    }),
+  };
+}
+

@@ -1,0 +1,245 @@
+/**
+ * Unplanned failover of a MySQL/MariaDB replication cluster (GTID) whose primary died.
+ *
+ *   probe -> confirm (N DeadMaster rounds) -> choose -> relay-apply (bounded) -> | promote -> routing hook
+ *   -> repoint followers -> fence/rejoin old primary (if it answers) -> verify
+ *                                                                      ^ point of no return: promote
+ *
+ * Confirmation: the primary unreachable AND every reachable replica's IO thread down (Slave_IO_Running not
+ * Yes), for `probesToConfirm` consecutive probes `probeIntervalMs` apart (skipped with force, or when the
+ * monitor already confirmed). The candidate is the replica that received the most (Gtid_IO_Pos); it must apply
+ * all of it (MASTER_GTID_WAIT, at most catchUpTimeoutMs) before it takes writes; a timeout refuses with
+ * nothing changed. The report states the data-loss window: the old primary's GTID position as the monitor
+ * last saw it versus the promoted position. The routing hook is the post-failover hook: it fails open and is
+ * reported. A returning old primary is made read-only first, then a replica; with errant GTIDs it stays
+ * read-only and is flagged.
+ */
+import { ApplicationFailure, CancellationScope, sleep } from '@temporalio/workflow';
+import { confirmedDead, type Verdict } from '../../core/redis/failover';
+import { chooseMysqlFailoverCandidate, mysqlDataLoss, mysqlDeadMasterRound, type MysqlFailoverChoice } from '../../core/mysql/failover';
+import { ErrorType } from '../../core/errors';
+import type { EnsureMysqlRejoinedResult, VerifyMysqlFailoverResult } from '../../activities/mysql/failover';
+import { runPostFailoverHooks, runPreFailoverHooks, type HookOutcome } from '../hooks';
+import { mutate, probe, wait } from '../profiles';
+import { Runbook, messageOf } from '../runbook';
+import { abortWatch, abortedFailure, awaitApproval, isCancellation } from '../approval';
+import type { FailoverPlanReport } from '../redis/failover';
+
+export interface MysqlFailoverInput {
+  cluster: string;
+  force?: boolean;
+  confirmedBy?: string;
+  /** The primary and its gtid_binlog_pos as the monitor last saw it alive, for the data-loss window. */
+  lastKnown?: { primary: string; offset?: number; gtid?: string };
+  requestedBy?: string;
+  /** Stop after confirm and decide and return the plan (handover plan failover). */
+  dryRun?: boolean;
+  /** On-demand runs: publish the plan after decide and wait for the `approve` update before changing anything. */
+  requireApproval?: boolean;
+  approvalTimeoutMs?: number;
+}
+
+export interface MysqlFailoverReport {
+  runbook: 'failover';
+  engine: 'mysql';
+  cluster: string;
+  oldPrimary: string;
+  newPrimary: string;
+  reasons: string[];
+  dataLossWindow: { lastKnownPrimaryGtid?: string; promotedGtid: string; transactions?: number; missing?: string; note: string; bytes?: undefined };
+  /** How long the candidate took to apply its relay log before promotion. */
+  relayApplyMs: number;
+  fenced: 'now' | 'flagged' | 'pending: the old primary is down; the monitor (or a re-run) fences it when it returns';
+  errantGtids?: string[];
+  /** Live replicas that could not be made to follow the new primary (reported; the failover stands). */
+  notFollowing?: { node: string; reason: string }[];
+  routing?: { ran: boolean; ok: boolean; detail: string };
+  /** Operator hooks that ran (inventory `hooks:`): pre-failover ones all succeeded, post-failover ones may not have. */
+  hooks?: HookOutcome[];
+  verify: VerifyMysqlFailoverResult;
+  steps: { step: string; ms: number }[];
+  audit: string[];
+  approval?: { approver: string; planHash: string };
+  /** An abort arrived after the point of no return: the run finished forward. */
+  abortRequested?: boolean;
+}
+
+export async function mysqlFailover(input: MysqlFailoverInput): Promise<MysqlFailoverReport | FailoverPlanReport> {
+  const { cluster } = input;
+  const rb = new Runbook('failover', cluster);
+  if (input.requestedBy) rb.audit('start', `requested by ${input.requestedBy}${input.force ? ' (--force)' : ''}`);
+  const describe = (p: { nodes: { node: string; reachable: boolean; role?: string; readOnly?: boolean; ioRunning?: string; gtidBinlogPos?: string }[] }) =>
+    `saw ${p.nodes.map((n) => (n.reachable ? `${n.node}=${n.role}${n.readOnly ? '(ro)' : '(rw)'}@${n.gtidBinlogPos || 'empty'}${n.role === 'replica' ? ` io=${n.ioRunning}` : ''}` : `${n.node}=unreachable`)).join(' ')}`;
+  let probed = await rb.step('probe', `probe every node of ${cluster}`, () => probe.probeMysqlFailover.executeWithOptions({ summary: `probe every node of ${cluster}` }, [{ cluster }]), describe);
+  const refuse = (message: string): never => {
+    rb.skipRemaining('refused');
+    throw ApplicationFailure.create({ message: `${message}; nothing was changed`, type: ErrorType.PreconditionFailed, nonRetryable: true });
+  };
+  const pointedAt = probed.nodes.filter((n) => n.reachable && n.role === 'replica' && n.sourceNode).map((n) => n.sourceNode!);
+  const deadPrimary = input.lastKnown?.primary ?? [...pointedAt].sort((a, b) => pointedAt.filter((x) => x === b).length - pointedAt.filter((x) => x === a).length)[0];
+  if (!deadPrimary) refuse('no replica points at a primary: cannot tell which primary died');
+  const live = probed.nodes.filter((n) => n.reachable && n.role === 'primary');
+  if (live.some((n) => n.node === deadPrimary)) refuse(`the primary ${deadPrimary} answers: use switchover for a planned change`);
+  const writable = probed.nodes.filter((n) => n.reachable && n.readOnly === false);
+  if (writable.length) refuse(`${writable.map((n) => n.node).join(', ')} already take writes: the failover seems done; check with the monitor`);
+
+  if (!input.force && !input.confirmedBy) {
+    const need = probed.policy.probesToConfirm;
+    const rounds: Verdict[] = [mysqlDeadMasterRound(probed.nodes, deadPrimary)];
+    await rb.step('confirm', `confirm ${deadPrimary} dead: ${need} consecutive probes ${probed.policy.probeIntervalMs} ms apart`, async () => {
+      while (!confirmedDead(rounds, need)) {
+        if (!rounds[rounds.length - 1].dead) refuse(`${deadPrimary} is not confirmed dead: ${rounds[rounds.length - 1].reason}`);
+        await sleep(probed.policy.probeIntervalMs);
+        probed = await probe.probeMysqlFailover.executeWithOptions({ summary: `probe ${cluster} again` }, [{ cluster }]);
+        rounds.push(mysqlDeadMasterRound(probed.nodes, deadPrimary));
+      }
+      return { audit: `${need} consecutive rounds: ${rounds[rounds.length - 1].reason}` };
+    });
+  }
+
+  const chosen = chooseMysqlFailoverCandidate(probed.nodes, deadPrimary);
+  if ('refusal' in chosen) refuse(chosen.refusal);
+  const { candidate, candidateReceived, followers, reasons, rejected } = chosen as MysqlFailoverChoice;
+  rb.audit('decide', `chose ${candidate}: ${reasons.join('; ')}${rejected.length ? `; not considered: ${rejected.map((r) => `${r.node} ${r.reason}`).join('; ')}` : ''}`);
+
+  // Plan and approval (only when asked for: a monitor-started failover has neither).
+  let approval: MysqlFailoverReport['approval'];
+  if (input.dryRun || input.requireApproval) {
+    const pre = probed.hooks?.preFailover ?? 0;
+    const post = probed.hooks?.postFailover ?? 0;
+    const plan = [
+      `wait for ${candidate} to apply its relay log up to ${candidateReceived || 'empty'} (at most ${probed.policy.catchUpTimeoutMs} ms)`,
+      ...(pre ? [`run ${pre} pre-failover hook(s); any failure stops the run with nothing changed`] : []),
+      `promote ${candidate}: stop and reset replication, read_only OFF (point of no return)`,
+      ...(probed.routingHook ? [`run the routing hook to move the writer endpoint to ${candidate}`] : []),
+      ...followers.filter((f) => f !== deadPrimary && probed.nodes.find((n) => n.node === f)?.reachable).map((f) => `make ${f} a replica of ${candidate}`),
+      `fence ${deadPrimary} if it answers: read_only ON, then a replica of ${candidate} (errant GTIDs: left read-only, flagged)`,
+      `verify ${candidate} the only writable node, live replicas running from it`,
+      ...(post ? [`run ${post} post-failover hook(s) (failures reported)`] : []),
+    ];
+    if (input.dryRun) {
+      rb.skipRemaining('dry run');
+      rb.setPhase('planned');
+      return { runbook: 'failover', engine: 'mysql', dryRun: true, cluster, oldPrimary: deadPrimary, newPrimary: candidate, reasons, plan, steps: rb.timings(), audit: rb.progress.audit };
+    }
+    const a = await awaitApproval(rb, { summary: `fail ${cluster} over from ${deadPrimary} (dead) to ${candidate}: ${reasons.join('; ')}`, plan, hashOf: { runbook: 'failover', cluster, deadPrimary, candidate, plan }, timeoutMs: input.approvalTimeoutMs }).catch((e) => {
+      rb.skipRemaining(isCancellation(e) ? 'aborted' : 'not approved');
+      rb.setPhase(isCancellation(e) ? 'aborted' : (rb.progress.approval?.status ?? 'not-approved'));
+      if (isCancellation(e)) throw abortedFailure(cluster, 'failover', 'nothing was promoted');
+      throw e;
+    });
+    approval = { approver: a.approver, planHash: rb.progress.approval!.planHash };
+  }
+  const abort = abortWatch(rb);
+  const stopIfAborted = (e?: unknown) => {
+    if (e !== undefined ? !isCancellation(e) : !abort.requested()) return;
+    rb.skipRemaining('aborted');
+    rb.setPhase('aborted');
+    throw abortedFailure(cluster, 'failover', 'nothing was promoted');
+  };
+
+  const applied = await rb
+    .step('relay-apply', `wait for ${candidate} to apply its relay log up to ${candidateReceived || 'empty'} (at most ${probed.policy.catchUpTimeoutMs} ms)`, () =>
+      wait.waitMysqlRelayApplied.executeWithOptions({ summary: `wait for ${candidate} to apply its relay log` }, [{ cluster, node: candidate, position: candidateReceived, timeoutMs: probed.policy.catchUpTimeoutMs }]),
+    )
+    .catch((e) => {
+      stopIfAborted(e);
+      rb.skipRemaining('candidate did not apply its relay log');
+      throw e;
+    });
+
+  const hookRun = { cluster, oldPrimary: deadPrimary, newPrimary: candidate };
+  const preHooks = await runPreFailoverHooks(rb, probed.hooks?.preFailover ?? 0, hookRun).catch((e) => {
+    stopIfAborted(e);
+    throw e;
+  });
+  stopIfAborted();
+
+  // From the promotion on, an abort no longer interrupts: the run finishes forward.
+  return CancellationScope.nonCancellable(async (): Promise<MysqlFailoverReport> => {
+    // ---- POINT OF NO RETURN: the candidate stops replicating and takes writes ----
+    rb.passPointOfNoReturn();
+    await rb.step(`promote ${candidate}`, `promote ${candidate}: stop and reset replication, read_only OFF`, () =>
+      mutate.ensureMysqlPrimary.executeWithOptions({ summary: `promote ${candidate}` }, [{ cluster, node: candidate, mustInclude: candidateReceived }]),
+    );
+    const promotedGtid = applied.applied;
+
+    // Post-failover hook: fails open, reported.
+    let routing: MysqlFailoverReport['routing'];
+    if (probed.routingHook) {
+      try {
+        const h = await rb.step('routing', `run the routing hook to move the writer endpoint to ${candidate}`, () =>
+          mutate.runRoutingHook.executeWithOptions({ summary: `routing hook -> ${candidate}` }, [{ cluster, primary: candidate, oldPrimary: deadPrimary }]),
+        );
+        routing = { ran: h.ran, ok: true, detail: h.audit };
+      } catch (err) {
+        routing = { ran: true, ok: false, detail: messageOf(err) };
+        rb.audit('routing', `ROUTING HOOK FAILED (the failover goes on; move the writer endpoint to ${candidate} by hand): ${messageOf(err)}`);
+      }
+    }
+
+    const alive = (node: string) => probed.nodes.find((n) => n.node === node)?.reachable;
+    const skipped: string[] = [];
+    const notFollowing: { node: string; reason: string }[] = [];
+    for (const node of followers.filter((f) => f !== deadPrimary)) {
+      if (!alive(node)) {
+        skipped.push(node);
+        continue;
+      }
+      // Past the point of no return a replica that cannot follow (errant GTIDs, broken replication) does not undo
+      // the failover: it is reported, left as it is (read-only), and not verified.
+      try {
+        await rb.step(`repoint ${node}`, `make ${node} a replica of ${candidate}`, () =>
+          mutate.ensureMysqlReplicaOf.executeWithOptions({ summary: `make ${node} a replica of ${candidate}` }, [{ cluster, node, primary: candidate }]),
+        );
+      } catch (err) {
+        notFollowing.push({ node, reason: messageOf(err) });
+        rb.audit(`repoint ${node}`, `NOT FOLLOWING ${candidate} (left as it is; resolve by hand): ${messageOf(err)}`);
+      }
+    }
+
+    let fenced: MysqlFailoverReport['fenced'] = 'pending: the old primary is down; the monitor (or a re-run) fences it when it returns';
+    let rejoin: EnsureMysqlRejoinedResult | undefined;
+    try {
+      rejoin = await rb.step(`fence ${deadPrimary}`, `if ${deadPrimary} answers: read_only ON, then a replica of ${candidate} (errant GTIDs: left read-only, flagged)`, () =>
+        probe.ensureMysqlRejoined.executeWithOptions({ summary: `fence ${deadPrimary}`, retry: { maximumAttempts: 1 } }, [{ cluster, node: deadPrimary, primary: candidate, promotedGtid }]),
+      );
+      fenced = rejoin.outcome === 'flagged' ? 'flagged' : 'now';
+    } catch {
+      rb.audit('fence', `${deadPrimary} does not answer; fencing is left to the monitor`);
+    }
+    const ignore = [...skipped, ...notFollowing.map((n) => n.node), ...(fenced === 'now' ? [] : [deadPrimary])];
+    const verify = await rb.step('verify', `verify ${candidate} the only writable node, live replicas running from it`, () =>
+      wait.verifyMysqlFailover.executeWithOptions({ summary: `verify ${candidate} primary` }, [{ cluster, primary: candidate, ignore, timeoutMs: probed.policy.verifyTimeoutMs }]),
+    );
+    const hooks = [...preHooks, ...(await runPostFailoverHooks(rb, probed.hooks?.postFailover ?? 0, hookRun))];
+    rb.setPhase(fenced === 'flagged' ? 'done-old-primary-flagged' : hooks.some((h) => !h.ok) ? 'done-post-hook-failed' : notFollowing.length ? 'done-replicas-not-following' : routing && !routing.ok ? 'done-routing-failed' : 'done');
+    const loss = mysqlDataLoss(input.lastKnown?.gtid, promotedGtid);
+    return {
+      runbook: 'failover',
+      engine: 'mysql',
+      cluster,
+      oldPrimary: deadPrimary,
+      newPrimary: candidate,
+      reasons,
+      dataLossWindow: { lastKnownPrimaryGtid: input.lastKnown?.gtid, promotedGtid, ...loss },
+      relayApplyMs: applied.waitedMs,
+      fenced,
+      errantGtids: rejoin?.errantGtids.length ? rejoin.errantGtids : undefined,
+      notFollowing: notFollowing.length ? notFollowing : undefined,
+      routing,
+      ...(hooks.length ? { hooks } : {}),
+      verify,
+      ...(approval ? { approval } : {}),
+      ...(abortFinishedForward() ? { abortRequested: true } : {}),
+      steps: rb.timings(),
+      audit: rb.progress.audit,
+    };
+  });
+
+  function abortFinishedForward(): boolean {
+    if (!abort.requested()) return false;
+    rb.audit('abort', `abort requested after the point of no return: finished forward (${candidate} is the primary)`);
+    return true;
+  }
+}

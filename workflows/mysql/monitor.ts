@@ -1,0 +1,129 @@
+/**
+ * The per-cluster monitor for MySQL/MariaDB (ID handover-monitor-<cluster>), the Redis monitor's shape:
+ * probes every `probeIntervalMs`; when the DeadMaster rule (primary unreachable, every replica's IO thread
+ * down) holds for `probesToConfirm` consecutive rounds it starts `mysqlFailover` as a child workflow on the
+ * cluster's lock ID, unless anti-flapping blocks it. A node that answers replicating from nobody beside the
+ * live primary (an old primary that came back) is fenced first: read_only ON, then made a replica; with
+ * errant GTIDs it is left read-only and flagged (status.flagged), never rejoined automatically.
+ * Continues as new every `roundsPerRun` rounds to bound its history. Same `status` query and `acknowledge`
+ * signal as the Redis monitor, so `handover monitor` works unchanged.
+ */
+import { ApplicationFailure, continueAsNew, executeChild, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import { confirmedDead, whyBlocked, type Verdict } from '../../core/redis/failover';
+import { liveMysqlPrimary, mysqlDeadMasterRound } from '../../core/mysql/failover';
+import { SA_CLUSTER, SA_RUNBOOK, operationWorkflowId } from '../../core/ids';
+import { probe } from '../profiles';
+import { acknowledgeSignal, monitorStatusQuery, type MonitorStatus } from '../redis/monitor';
+import type { MysqlFailoverInput, MysqlFailoverReport } from './failover';
+
+export interface MysqlMonitorState {
+  cluster: string;
+  /** The primary as last seen writable, with its gtid_binlog_pos (for the data-loss window). */
+  lastKnown?: { primary: string; offset: number; gtid?: string };
+  lastFailoverAtMs?: number;
+  acknowledged?: boolean;
+  failovers: { at: number; from: string; to: string; detectMs: number; lostBytes?: number; lostTransactions?: number; promotedGtid?: string; fenced?: string }[];
+  blocked?: string;
+  /** Nodes left read-only and not rejoined because of errant GTIDs: node -> the GTIDs. */
+  flagged?: Record<string, string[]>;
+  roundsPerRun?: number;
+}
+
+export interface MysqlMonitorStatus extends MonitorStatus {
+  lastKnown?: MysqlMonitorState['lastKnown'];
+  failovers: MysqlMonitorState['failovers'];
+  flagged: Record<string, string[]>;
+}
+
+export async function mysqlMonitor(state: MysqlMonitorState): Promise<void> {
+  const { cluster } = state;
+  const status: MysqlMonitorStatus = { ...state, failovers: state.failovers ?? [], flagged: state.flagged ?? {}, rounds: 0, fenced: [] };
+  setHandler(monitorStatusQuery, () => status);
+  setHandler(acknowledgeSignal, () => {
+    status.acknowledged = true;
+    status.blocked = undefined;
+    status.flagged = {}; // the operator resolved them: fence (and flag again if still errant) at the next probe
+  });
+  const verdicts: Verdict[] = [];
+  let firstDeadAt: number | undefined;
+  const roundsPerRun = state.roundsPerRun ?? 500;
+  for (let i = 0; i < roundsPerRun; i++) {
+    status.rounds++;
+    const p = await probe.probeMysqlFailover.executeWithOptions({ summary: `monitor: probe ${cluster}`, retry: { maximumAttempts: 1 } }, [{ cluster }]).catch(() => undefined);
+    if (p) {
+      const live = liveMysqlPrimary(p.nodes);
+      const expected = status.lastKnown?.primary;
+      if (live && (!expected || live.node === expected)) status.lastKnown = { primary: live.node, offset: 0, gtid: live.gtidBinlogPos ?? '' };
+      // Fencing: while the expected primary answers writable, any other node replicating from nobody (an old
+      // primary that came back, writable or not) is fenced before anything else.
+      const primary = status.lastKnown?.primary;
+      if (primary && p.nodes.some((n) => n.node === primary && n.reachable && n.role === 'primary' && n.readOnly === false)) {
+        for (const n of p.nodes.filter((x) => x.reachable && x.node !== primary && x.role === 'primary' && !status.flagged[x.node])) {
+          const last = [...status.failovers].reverse().find((f) => f.from === n.node);
+          await probe.ensureMysqlRejoined
+            .executeWithOptions({ summary: `fence ${n.node}: read-only, then a replica of ${primary}`, retry: { maximumAttempts: 2 } }, [{ cluster, node: n.node, primary, promotedGtid: last?.promotedGtid }])
+            .then(
+              (r) => {
+                status.fenced.push(n.node);
+                if (r.outcome === 'flagged') status.flagged[n.node] = r.errantGtids;
+              },
+              () => undefined,
+            );
+        }
+      }
+      const v: Verdict = primary ? mysqlDeadMasterRound(p.nodes, primary) : { dead: false, reason: 'no primary known yet' };
+      verdicts.push(v);
+      if (verdicts.length > 20) verdicts.shift();
+      status.lastVerdict = v.reason;
+      if (v.dead && firstDeadAt === undefined) firstDeadAt = Date.now();
+      if (!v.dead) firstDeadAt = undefined;
+      if (primary && confirmedDead(verdicts, p.policy.probesToConfirm)) {
+        const blocked = whyBlocked(status.lastFailoverAtMs, Date.now(), p.policy.failoverBlockMs, !!status.acknowledged);
+        status.blocked = blocked;
+        if (!blocked) {
+          try {
+            const report = (await executeChild('mysqlFailover', {
+              workflowId: operationWorkflowId(cluster),
+              args: [{ cluster, confirmedBy: workflowInfo().workflowId, lastKnown: status.lastKnown, requestedBy: 'monitor' } satisfies MysqlFailoverInput],
+              typedSearchAttributes: [
+                { key: SA_CLUSTER, value: cluster },
+                { key: SA_RUNBOOK, value: 'failover' },
+              ],
+              staticSummary: `automatic failover of ${cluster} (${primary} dead)`,
+            })) as MysqlFailoverReport;
+            status.failovers.push({
+              at: Date.now(),
+              from: report.oldPrimary,
+              to: report.newPrimary,
+              detectMs: Date.now() - (firstDeadAt ?? Date.now()),
+              lostTransactions: report.dataLossWindow.transactions,
+              promotedGtid: report.dataLossWindow.promotedGtid,
+              fenced: report.fenced,
+            });
+            if (report.fenced === 'flagged' && report.errantGtids) status.flagged[report.oldPrimary] = report.errantGtids;
+            status.lastKnown = { primary: report.newPrimary, offset: 0, gtid: report.dataLossWindow.promotedGtid };
+            status.lastFailoverAtMs = Date.now();
+            status.acknowledged = false;
+          } catch (e) {
+            status.lastVerdict = `failover did not run or failed: ${(e as Error).message}`;
+          }
+          verdicts.length = 0;
+          firstDeadAt = undefined;
+        }
+      }
+    }
+    await sleep(p?.policy.probeIntervalMs ?? 1000);
+  }
+  const carry: MysqlMonitorState = {
+    cluster,
+    lastKnown: status.lastKnown,
+    lastFailoverAtMs: status.lastFailoverAtMs,
+    acknowledged: status.acknowledged,
+    failovers: status.failovers,
+    blocked: status.blocked,
+    flagged: status.flagged,
+    roundsPerRun: state.roundsPerRun,
+  };
+  await continueAsNew<typeof mysqlMonitor>(carry);
+  throw ApplicationFailure.create({ message: 'unreachable' });
+}

@@ -1,0 +1,205 @@
+/**
+ * Unplanned failover of a Redis/Valkey replication cluster whose primary died.
+ *
+ *   confirm (N consecutive DeadMaster rounds) -> choose -> promote -> repoint -> fence old primary -> verify
+ *
+ * Confirmation: the primary unreachable AND every reachable replica reporting its link down, for
+ * `probesToConfirm` consecutive probes `probeIntervalMs` apart (skipped with force, or when the monitor
+ * already confirmed). The report states the data-loss window honestly: the last offset the primary was seen
+ * at versus the offset of the promoted replica.
+ */
+import { ApplicationFailure, CancellationScope, sleep } from '@temporalio/workflow';
+import { chooseFailoverCandidate, confirmedDead, deadMasterRound, type Verdict } from '../../core/redis/failover';
+import { ErrorType } from '../../core/errors';
+import type { VerifyResult } from '../../activities/redis/switchover';
+import { runPostFailoverHooks, runPreFailoverHooks, type HookOutcome } from '../hooks';
+import { mutate, probe, wait } from '../profiles';
+import { Runbook } from '../runbook';
+import { abortWatch, abortedFailure, awaitApproval, isCancellation } from '../approval';
+
+export interface RedisFailoverInput {
+  cluster: string;
+  /** Skip the dead-primary confirmation (the primary must still not answer as primary). */
+  force?: boolean;
+  /** Set by the monitor: it already confirmed the primary dead over its window. */
+  confirmedBy?: string;
+  /** The last offset the primary was seen at (the monitor knows it), for the data-loss window. */
+  lastKnown?: { primary: string; offset: number };
+  requestedBy?: string;
+  /** Stop after confirm and decide and return the plan (handover plan failover). */
+  dryRun?: boolean;
+  /** On-demand runs: publish the plan after decide and wait for the `approve` update before promoting. */
+  requireApproval?: boolean;
+  approvalTimeoutMs?: number;
+}
+
+/** What `handover plan failover` prints: the failover as it would run; nothing was changed. */
+export interface FailoverPlanReport {
+  runbook: 'failover';
+  engine?: 'mysql';
+  dryRun: true;
+  cluster: string;
+  oldPrimary: string;
+  newPrimary: string;
+  reasons: string[];
+  plan: string[];
+  steps: { step: string; ms: number }[];
+  audit: string[];
+}
+
+export interface FailoverReport {
+  runbook: 'failover';
+  cluster: string;
+  oldPrimary: string;
+  newPrimary: string;
+  reasons: string[];
+  /** Bytes of replication stream the old primary had (as last seen) beyond what the new primary had. */
+  dataLossWindow: { lastKnownPrimaryOffset?: number; promotedOffset: number; bytes?: number; note: string };
+  fenced: 'now' | 'pending: the old primary is down; the monitor (or a re-run) makes it a replica when it returns';
+  /** Operator hooks that ran (inventory `hooks:`): pre-failover ones all succeeded, post-failover ones may not have. */
+  hooks?: HookOutcome[];
+  verify: VerifyResult;
+  steps: { step: string; ms: number }[];
+  audit: string[];
+  approval?: { approver: string; planHash: string };
+  /** An abort arrived after the point of no return: the run finished forward. */
+  abortRequested?: boolean;
+}
+
+export async function redisFailover(input: RedisFailoverInput): Promise<FailoverReport | FailoverPlanReport> {
+  const { cluster } = input;
+  const rb = new Runbook('failover', cluster);
+  if (input.requestedBy) rb.audit('start', `requested by ${input.requestedBy}${input.force ? ' (--force)' : ''}`);
+  let probed = await rb.step('probe', `probe every node of ${cluster}`, () => probe.probeRedisCluster.executeWithOptions({ summary: `probe every node of ${cluster}` }, [{ cluster }]),
+    (p) => `saw ${p.nodes.map((n) => (n.reachable ? `${n.node}=${n.role}@${n.offset}` : `${n.node}=unreachable`)).join(' ')}`);
+  const live = probed.nodes.filter((n) => n.reachable && n.role === 'primary');
+  // The primary to replace: the one the replicas point at (a dead primary does not answer for itself).
+  const pointedAt = probed.nodes.filter((n) => n.reachable && n.role === 'replica' && n.primaryNode).map((n) => n.primaryNode!);
+  const deadPrimary = input.lastKnown?.primary ?? pointedAt.sort((a, b) => pointedAt.filter((x) => x === b).length - pointedAt.filter((x) => x === a).length)[0];
+  const refuse = (message: string): never => {
+    rb.skipRemaining('refused');
+    throw ApplicationFailure.create({ message: `${message}; nothing was changed`, type: ErrorType.PreconditionFailed, nonRetryable: true });
+  };
+  if (!deadPrimary) refuse('no replica points at a primary: cannot tell which primary died');
+  if (live.some((n) => n.node === deadPrimary)) refuse(`the primary ${deadPrimary} answers: use switchover for a planned change`);
+  if (live.length) refuse(`${live.map((n) => n.node).join(', ')} already answer as primary: the failover seems done; check with the monitor or status`);
+
+  // Confirm: N consecutive DeadMaster rounds.
+  if (!input.force && !input.confirmedBy) {
+    const need = probed.policy.probesToConfirm;
+    const rounds: Verdict[] = [deadMasterRound(probed.nodes, deadPrimary)];
+    await rb.step('confirm', `confirm ${deadPrimary} dead: ${need} consecutive probes ${probed.policy.probeIntervalMs} ms apart`, async () => {
+      while (!confirmedDead(rounds, need)) {
+        if (!rounds[rounds.length - 1].dead) refuse(`${deadPrimary} is not confirmed dead: ${rounds[rounds.length - 1].reason}`);
+        await sleep(probed.policy.probeIntervalMs);
+        probed = await probe.probeRedisCluster.executeWithOptions({ summary: `probe ${cluster} again` }, [{ cluster }]);
+        rounds.push(deadMasterRound(probed.nodes, deadPrimary));
+      }
+      return { audit: `${need} consecutive rounds: ${rounds[rounds.length - 1].reason}` };
+    });
+  }
+
+  const choice = chooseFailoverCandidate(probed.nodes, deadPrimary);
+  if ('refusal' in choice) refuse(choice.refusal);
+  const { candidate, followers, reasons, candidateOffset } = choice as Exclude<typeof choice, { refusal: string }>;
+  rb.audit('decide', `chose ${candidate}: ${reasons.join('; ')}`);
+  const hookRun = { cluster, oldPrimary: deadPrimary, newPrimary: candidate };
+
+  // Plan and approval (only when asked for: a monitor-started failover has neither).
+  let approval: FailoverReport['approval'];
+  if (input.dryRun || input.requireApproval) {
+    const pre = probed.hooks?.preFailover ?? 0;
+    const post = probed.hooks?.postFailover ?? 0;
+    const plan = [
+      ...(pre ? [`run ${pre} pre-failover hook(s); any failure stops the run with nothing changed`] : []),
+      `promote ${candidate} to primary (point of no return)`,
+      ...followers.filter((f) => probed.nodes.find((n) => n.node === f)?.reachable).map((f) => `make ${f} a replica of ${candidate}`),
+      `fence ${deadPrimary}: make it a replica of ${candidate} if it answers (else left to the monitor)`,
+      `verify ${candidate} primary, live replicas linked`,
+      ...(post ? [`run ${post} post-failover hook(s) (failures reported)`] : []),
+    ];
+    if (input.dryRun) {
+      rb.skipRemaining('dry run');
+      rb.setPhase('planned');
+      return { runbook: 'failover', dryRun: true, cluster, oldPrimary: deadPrimary, newPrimary: candidate, reasons, plan, steps: rb.timings(), audit: rb.progress.audit };
+    }
+    const a = await awaitApproval(rb, { summary: `fail ${cluster} over from ${deadPrimary} (dead) to ${candidate}: ${reasons.join('; ')}`, plan, hashOf: { runbook: 'failover', cluster, deadPrimary, candidate, plan }, timeoutMs: input.approvalTimeoutMs }).catch((e) => {
+      rb.skipRemaining(isCancellation(e) ? 'aborted' : 'not approved');
+      rb.setPhase(isCancellation(e) ? 'aborted' : (rb.progress.approval?.status ?? 'not-approved'));
+      if (isCancellation(e)) throw abortedFailure(cluster, 'failover', `nothing was promoted`);
+      throw e;
+    });
+    approval = { approver: a.approver, planHash: rb.progress.approval!.planHash };
+  }
+  const abort = abortWatch(rb);
+  const preHooks = await runPreFailoverHooks(rb, probed.hooks?.preFailover ?? 0, hookRun).catch((e) => {
+    if (!isCancellation(e)) throw e;
+    rb.setPhase('aborted');
+    throw abortedFailure(cluster, 'failover', `nothing was promoted`);
+  });
+  if (abort.requested()) {
+    rb.skipRemaining('aborted');
+    rb.setPhase('aborted');
+    throw abortedFailure(cluster, 'failover', `nothing was promoted`);
+  }
+
+  // From the promotion on, an abort no longer interrupts: the run finishes forward.
+  return CancellationScope.nonCancellable(async (): Promise<FailoverReport> => {
+    // ---- POINT OF NO RETURN: promote ----
+    const promoted = await rb.step(`promote ${candidate}`, `promote ${candidate} to primary`, () =>
+      mutate.ensureRedisPromoted.executeWithOptions({ summary: `promote ${candidate} to primary` }, [{ cluster, node: candidate }]),
+    );
+    rb.passPointOfNoReturn();
+    const alive = (node: string) => probed.nodes.find((n) => n.node === node)?.reachable;
+    for (const node of followers.filter(alive)) {
+      await rb.step(`repoint ${node}`, `make ${node} a replica of ${candidate}`, () =>
+        mutate.ensureRedisReplicaOf.executeWithOptions({ summary: `make ${node} a replica of ${candidate}` }, [{ cluster, node, primary: candidate }]),
+      );
+    }
+    let fenced: FailoverReport['fenced'] = 'pending: the old primary is down; the monitor (or a re-run) makes it a replica when it returns';
+    try {
+      await rb.step(`fence ${deadPrimary}`, `make ${deadPrimary} a replica of ${candidate} if it answers`, () =>
+        probe.ensureRedisFenced.executeWithOptions({ summary: `fence ${deadPrimary}`, retry: { maximumAttempts: 1 } }, [{ cluster, node: deadPrimary, primary: candidate }]),
+      );
+      fenced = 'now';
+    } catch {
+      rb.audit('fence', `${deadPrimary} does not answer; fencing is left to the monitor`);
+    }
+    const ignore = [deadPrimary, ...followers.filter((f) => !alive(f))];
+    const verify = await rb.step('verify', `verify ${candidate} primary, live replicas linked`, () =>
+      wait.verifyRedisTopology.executeWithOptions({ summary: `verify ${candidate} primary, live replicas linked` }, [{ cluster, primary: candidate, timeoutMs: probed.policy.verifyTimeoutMs, ignore: fenced === 'now' ? ignore.filter((n) => n !== deadPrimary) : ignore }]),
+    );
+    const hooks = [...preHooks, ...(await runPostFailoverHooks(rb, probed.hooks?.postFailover ?? 0, hookRun))];
+    rb.setPhase(hooks.some((h) => !h.ok) ? 'done-post-hook-failed' : 'done');
+    const last = input.lastKnown?.offset;
+    return {
+      runbook: 'failover',
+      cluster,
+      oldPrimary: deadPrimary,
+      newPrimary: candidate,
+      reasons,
+      dataLossWindow: {
+        lastKnownPrimaryOffset: last,
+        promotedOffset: promoted.offset || candidateOffset,
+        bytes: last === undefined ? undefined : Math.max(0, last - (promoted.offset || candidateOffset)),
+        note:
+          last === undefined
+            ? 'the old primary was not observed before it died (no monitor): the window is unknown; min-replicas-to-write bounds it'
+            : 'replication bytes the old primary had (as last observed by the monitor) that the new primary lacked',
+      },
+      fenced,
+      ...(hooks.length ? { hooks } : {}),
+      verify,
+      ...(approval ? { approval } : {}),
+      ...(abortFinishedForward() ? { abortRequested: true } : {}),
+      steps: rb.timings(),
+      audit: rb.progress.audit,
+    };
+  });
+
+  function abortFinishedForward(): boolean {
+    if (!abort.requested()) return false;
+    rb.audit('abort', `abort requested after the point of no return: finished forward (${candidate} is the primary)`);
+    return true;
+  }
+}

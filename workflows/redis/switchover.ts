@@ -1,0 +1,239 @@
+/**
+ * Planned switchover of a Redis/Valkey replication cluster.
+ *
+ *   probe -> decide -> catch-up -> veto -> | handover -> repoint followers -> verify
+ *                                          ^ point of no return
+ * Before the point of no return every failure leaves the old primary primary and writable (undo step).
+ * After it the run only moves forward. Decisions are frozen in workflow state and passed to activities, so a
+ * retried activity never decides again; a crashed worker resumes at the step it was in.
+ */
+import { ApplicationFailure, CancellationScope, CancelledFailure } from '@temporalio/workflow';
+import { decideRedisSwitchover, type SwitchoverDecision } from '../../core/redis/decide';
+import { ErrorType } from '../../core/errors';
+import type { RedisNodeProbe, RunbookProgress } from '../../core/types';
+import type { VerifyResult } from '../../activities/redis/switchover';
+import type { PinResult } from '../../activities/redis/sentinel';
+import { mutate, probe, wait } from '../profiles';
+import { Runbook, failureTypeOf, messageOf } from '../runbook';
+import { abortWatch, abortedFailure, awaitApproval, isCancellation } from '../approval';
+
+export interface RedisSwitchoverInput {
+  cluster: string;
+  /** Node to promote; chosen by the decision when omitted. */
+  to?: string;
+  /** Stop after the decision and return the plan. */
+  dryRun?: boolean;
+  /** Who asked (shown in the audit trail); never a credential. */
+  requestedBy?: string;
+  /** Publish the plan after probe+decide and wait for the `approve` update before changing anything. */
+  requireApproval?: boolean;
+  /** How long to wait for approval (default 30 min); then the run ends with nothing changed. */
+  approvalTimeoutMs?: number;
+}
+
+export interface SwitchoverReport {
+  runbook: 'switchover';
+  cluster: string;
+  dryRun: boolean;
+  oldPrimary: string;
+  newPrimary: string;
+  decision: SwitchoverDecision;
+  /** The plan, in order, as run (or as it would run with --dry-run). */
+  plan: string[];
+  /** Write pause as the handover step measured it (FAILOVER issued until roles switched); 0 for dry runs. */
+  writePauseMs: number;
+  verify?: VerifyResult;
+  steps: { step: string; ms: number }[];
+  audit: string[];
+  probe: RedisNodeProbe[];
+  /** --require-approval: who approved which plan. */
+  approval?: { approver: string; planHash: string };
+  /** An abort arrived after the point of no return: the run finished forward. */
+  abortRequested?: boolean;
+}
+
+export async function redisSwitchover(input: RedisSwitchoverInput): Promise<SwitchoverReport> {
+  const { cluster } = input;
+  const rb = new Runbook('switchover', cluster);
+  rb.plan([
+    { name: 'probe', summary: `probe every node of ${cluster}` },
+    { name: 'decide', summary: 'choose the candidate' },
+  ]);
+  if (input.requestedBy) rb.audit('start', `requested by ${input.requestedBy}${input.to ? `, --to ${input.to}` : ''}`);
+
+  // 1. Probe
+  const probed = await rb.step(
+    'probe',
+    `probe every node of ${cluster}`,
+    () => probe.probeRedisCluster.executeWithOptions({ summary: `probe every node of ${cluster}` }, [{ cluster }]),
+    (p) => `saw ${p.nodes.map((n) => (n.reachable ? `${n.node}=${n.role}@${n.offset}` : `${n.node}=unreachable`)).join(' ')}`,
+  );
+
+  // 2. Decide (pure, in the workflow: recorded once in history, never re-decided on retry)
+  const decision = await rb.step(
+    'decide',
+    'choose the candidate',
+    async () => {
+      const r = decideRedisSwitchover(probed.nodes, { to: input.to, policy: probed.policy });
+      if (!r.ok) {
+        throw ApplicationFailure.create({ message: r.refusal.message, type: r.refusal.errorType, nonRetryable: true, details: [r.refusal] });
+      }
+      return r.decision;
+    },
+    (d) => `chose ${d.candidate} to replace ${d.primary}: ${d.reasons.join('; ')}`,
+  ).catch((e) => {
+    rb.skipRemaining('refused');
+    throw e;
+  });
+
+  const { primary, candidate, followers } = decision;
+  // Sentinel topology: Sentinel promotes (SENTINEL FAILOVER) and repoints the other replicas itself; Handover
+  // pins Sentinel's choice to the candidate and pauses writes until the candidate has every byte.
+  const viaSentinel = probed.topology === 'sentinel';
+  const method = viaSentinel ? 'sentinel' : probed.policy.handoverMethod;
+  const others = followers.filter((f) => f !== primary);
+  const plan = [
+    { name: 'catch-up', summary: `wait for ${candidate} to catch up with ${primary}` },
+    { name: 'veto', summary: `re-check the decision before the point of no return` },
+    { name: 'handover', summary: `hand ${primary} -> ${candidate} over (${method}; writes paused at most ${probed.policy.pauseTimeoutMs} ms)` },
+    ...(viaSentinel ? [] : others.map((f) => ({ name: `repoint ${f}`, summary: `make ${f} a replica of ${candidate}` }))),
+    { name: `repoint ${primary}`, summary: `ensure ${primary} is a replica of ${candidate}` },
+    { name: 'verify', summary: `verify one primary (${candidate}), replicas linked and converging` },
+    ...(viaSentinel ? [{ name: 'unpin', summary: 'set replica-priority back from the inventory promotion rules' }] : []),
+  ];
+  if (viaSentinel) plan.splice(2, 0, { name: 'pin', summary: `let Sentinel choose only ${candidate} (replica-priority 0 elsewhere)` });
+  const step = (name: string) => plan.find((p) => p.name === name)!.summary;
+  rb.plan(plan);
+  const report = (extra: Partial<SwitchoverReport>): SwitchoverReport => ({
+    runbook: 'switchover',
+    cluster,
+    dryRun: !!input.dryRun,
+    oldPrimary: primary,
+    newPrimary: candidate,
+    decision,
+    plan: plan.map((p) => p.summary),
+    writePauseMs: 0,
+    steps: rb.timings(),
+    audit: rb.progress.audit,
+    probe: probed.nodes,
+    ...extra,
+  });
+  if (input.dryRun) {
+    rb.skipRemaining('dry run');
+    rb.setPhase('planned');
+    return report({});
+  }
+
+  // Abort (cancellation) before the point of no return undoes and ends as Aborted; after it, finishes forward.
+  const abort = abortWatch(rb);
+  let pins: PinResult | undefined;
+  const unpin = async () => {
+    if (pins) await rb.step('unpin', step('unpin'), () => mutate.ensureRedisPromotionUnpinned.executeWithOptions({ summary: step('unpin') }, [{ cluster }]));
+  };
+  let approval: SwitchoverReport['approval'];
+  try {
+    // Approval gate (--require-approval): the plan and its hash in the progress query; nothing changed yet.
+    if (input.requireApproval) {
+      const a = await awaitApproval(rb, {
+        summary: `switch ${cluster} over from ${primary} to ${candidate} (${method}): ${decision.reasons.join('; ')}`,
+        plan: plan.map((p) => p.summary),
+        hashOf: { runbook: 'switchover', cluster, primary, candidate, method, plan: plan.map((p) => p.summary) },
+        timeoutMs: input.approvalTimeoutMs,
+      }).catch((e) => {
+        if (!isCancellation(e)) {
+          rb.skipRemaining('not approved');
+          rb.setPhase(rb.progress.approval?.status ?? 'not-approved');
+        }
+        throw e;
+      });
+      approval = { approver: a.approver, planHash: rb.progress.approval!.planHash };
+    }
+
+    // 3. Catch-up: the candidate receives what the primary had, so the pause that follows is short.
+    await rb.step(`catch-up`, step('catch-up'), () =>
+      wait.waitForRedisCatchUp.executeWithOptions({ summary: step('catch-up') }, [{ cluster, primary, candidate, timeoutMs: probed.policy.catchUpTimeoutMs }]),
+    );
+
+    // 4. Veto: the frozen decision against live state. Fails closed.
+    await rb.step('veto', step('veto'), () =>
+      probe.vetoRedisHandover.executeWithOptions({ summary: step('veto') }, [{ cluster, primary, candidate, policy: probed.policy }]),
+    );
+
+    // ---- POINT OF NO RETURN: the handover step promotes the candidate. Until it succeeds, undo is possible. ----
+    if (viaSentinel) {
+      pins = await CancellationScope.nonCancellable(() =>
+        rb.step('pin', step('pin'), () => mutate.ensureRedisPromotionPinned.executeWithOptions({ summary: step('pin') }, [{ cluster, candidate }])),
+      );
+    }
+    if (abort.requested()) throw new CancelledFailure('abort requested');
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    // Aborted before the handover began: nothing was paused or promoted; undo the pin if there is one.
+    await CancellationScope.nonCancellable(unpin);
+    rb.skipRemaining('aborted');
+    rb.setPhase('aborted');
+    throw abortedFailure(cluster, 'switchover', `${primary} is still the primary and writable`);
+  }
+  const handOver = () =>
+    viaSentinel
+      ? mutate.ensureRedisSentinelHandover.executeWithOptions({ summary: step('handover') }, [{ cluster, from: primary, to: candidate, pauseTimeoutMs: probed.policy.pauseTimeoutMs }])
+      : mutate.ensureRedisHandedOver.executeWithOptions({ summary: step('handover') }, [
+          { cluster, from: primary, to: candidate, method: probed.policy.handoverMethod, pauseTimeoutMs: probed.policy.pauseTimeoutMs },
+        ]);
+  // From the handover on, an abort no longer interrupts: the handover (bounded by its write pause) either
+  // completes, and the run finishes forward, or fails and is undone as before.
+  return CancellationScope.nonCancellable(async () => {
+    let writePauseMs = 0;
+    try {
+      const h = await rb.step('handover', step('handover'), handOver);
+      writePauseMs = h.handoverMs;
+    } catch (err) {
+      // Did the handover in fact happen (e.g. the step's retries ran out after the server completed it)?
+      const now = await probe.probeRedisCluster.executeWithOptions({ summary: `re-probe ${cluster} after a failed handover` }, [{ cluster }]);
+      const c = now.nodes.find((n) => n.node === candidate);
+      const p = now.nodes.find((n) => n.node === primary);
+      const happened = c?.role === 'primary' && p?.role === 'replica' && p.primaryNode === candidate;
+      const demoted = !happened && p?.role === 'replica' && p.primaryNode === candidate;
+      if (demoted) {
+        // Past the point of no return (the old primary can no longer take writes): finish forward.
+        rb.audit('handover', `the handover step failed (${messageOf(err)}) after ${primary} was demoted: resuming it`);
+        const h = await rb.step('handover (resumed)', step('handover'), handOver);
+        writePauseMs = h.handoverMs;
+      } else if (!happened) {
+        await rb.step('undo', `resume writes on ${primary} (it stays primary)`, () =>
+          mutate.ensureRedisWritable.executeWithOptions({ summary: `resume writes on ${primary}` }, [{ cluster, node: primary }]),
+        );
+        await unpin();
+        rb.skipRemaining('handover undone');
+        rb.setPhase('undone');
+        const type = failureTypeOf(err) ?? ErrorType.HandoverAborted;
+        throw ApplicationFailure.create({
+          message: `switchover of ${cluster} undone: ${messageOf(err)}; ${primary} is still the primary and writable`,
+          type: type === ErrorType.HandoverAborted || type === ErrorType.UnexpectedTopology ? type : ErrorType.HandoverAborted,
+          nonRetryable: true,
+        });
+      }
+      if (happened) rb.audit('handover', `the handover step failed (${messageOf(err)}) but ${candidate} is primary with ${primary} its replica: finishing forward`);
+    }
+    rb.passPointOfNoReturn();
+
+    // 5. Repoint the other replicas, then make sure the old primary follows (FAILOVER already did; no-op then).
+    for (const node of [...(viaSentinel ? [] : others), primary]) {
+      await rb.step(`repoint ${node}`, `make ${node} a replica of ${candidate}`, () =>
+        mutate.ensureRedisReplicaOf.executeWithOptions({ summary: `make ${node} a replica of ${candidate}` }, [{ cluster, node, primary: candidate }]),
+      );
+    }
+
+    // 6. Verify (on a Sentinel topology, before unpinning: until then Sentinel can only ever choose the candidate)
+    const verify = await rb.step('verify', step('verify'), () =>
+      wait.verifyRedisTopology.executeWithOptions({ summary: step('verify') }, [{ cluster, primary: candidate, timeoutMs: probed.policy.verifyTimeoutMs }]),
+    );
+    await unpin();
+    const abortRequested = abort.requested();
+    if (abortRequested) rb.audit('abort', `abort requested after the point of no return: finished forward (${candidate} is the primary)`);
+    rb.setPhase('done');
+    return report({ writePauseMs, verify, approval, abortRequested: abortRequested || undefined, steps: rb.timings(), audit: rb.progress.audit });
+  });
+}
+
+export type { RunbookProgress };
