@@ -1,7 +1,7 @@
 /** Engine-agnostic inventory look-ups, so a workflow can route by engine. Read-only; no secrets returned. */
 import { findCluster } from '../inventory/load';
 import type { Inventory } from '../inventory/schema';
-import { toFailure } from './redis/switchover';
+import { toFailure } from './activity';
 
 export interface DescribeClusterResult {
   cluster: string;

@@ -24,7 +24,8 @@ import { parseRdbHeader, redisCliArgs, redisCliEnv, redisFingerprint, stableFing
 import { MARIADB_DUMP, dumpArgs, gtidFromDumpHead, loadDump, mysqlFingerprint, optionFile, startScratchMaria, userSchemas } from './mysql';
 import { classifyMysqlError, connectMysql, mysqlTarget, type MysqlConnect } from '../mysql/conn';
 import { mysqlOps } from '../mysql/switchover';
-import { activity, redisOps, type RedisActivityDeps } from '../redis/switchover';
+import { activity } from '../activity';
+import { redisOps, type RedisActivityDeps } from '../redis/switchover';
 import { classifyRedisError, parseInfo, redisTarget } from '../redis/conn';
 
 export interface BackupActivityDeps extends RedisActivityDeps {

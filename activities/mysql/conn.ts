@@ -8,7 +8,7 @@ import { ErrorType, HandoverError } from '../../core/errors';
 import { findEngineCluster, findNode } from '../../inventory/load';
 import type { ClusterSpec, Inventory } from '../../inventory/schema';
 import { resolveSecret } from '../../inventory/secrets';
-import { sameAddress } from '../redis/conn';
+import { sameAddress } from '../activity';
 
 export interface MysqlTarget {
   cluster: string;

@@ -15,7 +15,7 @@ import type { ClusterSpec } from '../../inventory/schema';
 import { createMysqlActivities, mysqlOps, readMysqlNode, readMissingPrivileges, type MysqlActivityDeps } from './switchover';
 import { ER } from './conn';
 import { FENCE_BOUND_EVENT, cancelFenceBound } from './flavor';
-import { activity } from '../redis/switchover';
+import { activity } from '../activity';
 
 export interface WaitRelayAppliedInput {
   cluster: string;

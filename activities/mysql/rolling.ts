@@ -9,7 +9,7 @@ import { ErrorType, HandoverError } from '../../core/errors';
 import { appliedPos, gtidIncludes, lagTransactions, type MysqlPolicy } from '../../core/mysql/decide';
 import type { MysqlSpecProbe } from '../../core/mysql/rolling';
 import { controllerFor } from '../controllers';
-import { activity } from '../redis/switchover';
+import { activity, heartbeatWhile } from '../activity';
 import { timeProgress } from '../progress';
 import { mysqlOps, readMysqlNode, type MysqlActivityDeps } from './switchover';
 
@@ -113,13 +113,7 @@ export function createMysqlRollingActivities(deps: MysqlActivityDeps) {
       if (now && now.startedAt > since + 1)
         return { restarted: false, startedAt: now.startedAt, audit: `saw ${input.node} running since ${new Date(now.startedAt * 1000).toISOString()} (after ${new Date(since * 1000).toISOString()}): already restarted; changed nothing` };
       await failpoint('ensureMysqlNodeRestarted.beforeRestart');
-      const beat = setInterval(() => ctx.heartbeat(), 1000);
-      let did: string;
-      try {
-        did = await controller.restart({ node: n, version: input.version, set: input.set, pidFile: now?.pidFile });
-      } finally {
-        clearInterval(beat);
-      }
+      const did = await heartbeatWhile(() => controller.restart({ node: n, version: input.version, set: input.set, pidFile: now?.pidFile }));
       const deadline = Date.now() + input.timeoutMs;
       // Restarted: a later start time, or (start times being whole seconds) answering after it was seen down.
       let sawDown = false;

@@ -25,7 +25,7 @@ import type { Promotion } from '../../core/types';
 import type { ClusterSpec, Inventory } from '../../inventory/schema';
 import { FENCE_BOUND_EVENT, cancelFenceBound, flavorOf, type MysqlFlavor } from './flavor';
 import { ER, classifyMysqlError, connectMysql as defaultConnect, mysqlClusterSpec, mysqlNodeAt, mysqlTarget, replicationAccount, type MysqlConnect } from './conn';
-import { activity } from '../redis/switchover';
+import { activity, heartbeatWhile } from '../activity';
 import { timeProgress } from '../progress';
 
 export interface MysqlActivityDeps {
@@ -163,22 +163,6 @@ type Row = Record<string, unknown>;
 async function rows(conn: mysql.Connection, sql: string, params: unknown[] = [], timeout?: number): Promise<Row[]> {
   const [r] = await conn.query({ sql, values: params, timeout });
   return r as Row[];
-}
-
-/** Heartbeat every second while `fn` runs (a blocking statement cannot heartbeat itself). */
-async function beating<T>(fn: () => Promise<T>): Promise<T> {
-  let ctx: Context | undefined;
-  try {
-    ctx = Context.current();
-  } catch {
-    ctx = undefined;
-  }
-  const t = ctx ? setInterval(() => ctx!.heartbeat(), 1000) : undefined;
-  try {
-    return await fn();
-  } finally {
-    if (t) clearInterval(t);
-  }
 }
 
 /** What one node is: read_only, GTID positions, replication threads and source. Never mutates. */
@@ -319,7 +303,7 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
    * primary lacks (its replication positions are left as they are).
    */
   const ensureReplicaOf = async (input: EnsureMysqlReplicaOfInput): Promise<EnsureMysqlReplicaOfResult> =>
-    beating(async () => {
+    heartbeatWhile(async () => {
       const c = spec(input.cluster);
       const fl = flavor(c);
       const primarySpec = c.nodes.find((x) => x.id === input.primary);
@@ -418,7 +402,7 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
      */
     ensureMysqlFenced: activity(
       async (input: EnsureMysqlFencedInput): Promise<EnsureMysqlFencedResult> =>
-        beating(async () => {
+        heartbeatWhile(async () => {
           const c = spec(input.cluster);
           const fl = flavor(c);
           const self = new Set([c.credentials.username, c.replicationCredentials?.username, 'system user', 'event_scheduler'].filter(Boolean) as string[]);

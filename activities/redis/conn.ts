@@ -8,6 +8,7 @@ import type { RedisNodeProbe, Promotion } from '../../core/types';
 import { findEngineCluster, findNode } from '../../inventory/load';
 import type { ClusterSpec, Inventory, NodeSpec } from '../../inventory/schema';
 import { resolveSecret } from '../../inventory/secrets';
+import { sameAddress } from '../activity';
 
 export interface RedisTarget {
   cluster: string;
@@ -89,8 +90,6 @@ export function parseInfo(text: string): Record<string, string> {
   return out;
 }
 
-const normalizeHost = (h: string) => (h === 'localhost' || h === '::1' ? '127.0.0.1' : h);
-export const sameAddress = (aHost: string, aPort: number, bHost: string, bPort: number) => aPort === bPort && normalizeHost(aHost) === normalizeHost(bHost);
 
 /** Which inventory node listens on host:port. */
 export function nodeAt(cluster: ClusterSpec, host: string, port: number): NodeSpec | undefined {

@@ -1,6 +1,7 @@
 /** Unplanned-failover activities for Redis/Valkey: promote, and fence an old primary that comes back. */
 import { ErrorType, HandoverError } from '../../core/errors';
-import { activity, persistRole, redisOps, type RedisActivityDeps } from './switchover';
+import { activity } from '../activity';
+import { persistRole, redisOps, type RedisActivityDeps } from './switchover';
 import { readNode } from './conn';
 
 export function createRedisFailoverActivities(deps: RedisActivityDeps) {

@@ -10,7 +10,8 @@ import type { ClusterPolicy } from '../../core/types';
 import { timeProgress } from '../progress';
 import type { ClusterSpec } from '../../inventory/schema';
 import { controllerFor } from '../controllers';
-import { activity, type RedisActivityDeps } from './switchover';
+import { activity, heartbeatWhile } from '../activity';
+import type { RedisActivityDeps } from './switchover';
 import { readNode, redisClusterSpec, redisTarget } from './conn';
 
 export interface ProbeSpecsInput {
@@ -158,13 +159,7 @@ export function createRedisRollingActivities(deps: RedisActivityDeps) {
         }
       }
       await failpoint('ensureRedisNodeRestarted.beforeRestart');
-      const beat = setInterval(() => ctx.heartbeat(), 1000); // a `command` restart may take a while
-      let did: string;
-      try {
-        did = await controller.restart({ node: n, version: input.version, client: cl });
-      } finally {
-        clearInterval(beat);
-      }
+      const did = await heartbeatWhile(() => controller.restart({ node: n, version: input.version, client: cl })); // a `command` restart may take a while
       cl?.disconnect();
       const deadline = Date.now() + input.timeoutMs;
       for (;;) {

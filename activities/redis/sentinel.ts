@@ -9,7 +9,8 @@ import { ErrorType, HandoverError } from '../../core/errors';
 import type { RedisNodeProbe } from '../../core/types';
 import type { ClusterSpec } from '../../inventory/schema';
 import { resolveSecret } from '../../inventory/secrets';
-import { activity, persistRole, redisOps, type RedisActivityDeps } from './switchover';
+import { activity } from '../activity';
+import { persistRole, redisOps, type RedisActivityDeps } from './switchover';
 import { controllerFor } from '../controllers';
 import type { SentinelProbe } from '../../core/redis/rolling';
 

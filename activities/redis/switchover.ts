@@ -3,7 +3,8 @@
  * ensures, reads before it acts, acts only when needed, re-reads, and returns what it saw plus an audit line.
  * Inputs carry cluster and node names only; addresses and credentials come from the worker's inventory.
  */
-import { Context, ApplicationFailure } from '@temporalio/activity';
+import { Context } from '@temporalio/activity';
+import { activity } from '../activity';
 import type Redis from 'ioredis';
 import { ErrorType, HandoverError } from '../../core/errors';
 import { recheckRedisDecision, type SwitchoverPolicy } from '../../core/redis/decide';
@@ -97,11 +98,6 @@ export interface VerifyResult {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A typed, non-retryable failure: what no retry can fix (bad input, refused precondition, aborted handover). */
-export function toFailure(e: unknown): unknown {
-  if (e instanceof HandoverError) return ApplicationFailure.create({ message: e.message, type: e.type, nonRetryable: true, details: e.details === undefined ? [] : [e.details] });
-  return e;
-}
 
 /**
  * Write the node's current role (and settings) to its config file, as Sentinel does after a failover, so a
@@ -111,16 +107,6 @@ export async function persistRole(cl: Redis): Promise<void> {
   await cl.call('CONFIG', 'REWRITE').catch(() => undefined);
 }
 
-/** Wrap an activity so typed errors become non-retryable failures. */
-export function activity<I, O>(fn: (input: I) => Promise<O>): (input: I) => Promise<O> {
-  return async (input: I) => {
-    try {
-      return await fn(input);
-    } catch (e) {
-      throw toFailure(e);
-    }
-  };
-}
 
 /** The node-level helpers every Redis activity module shares: inventory look-up, connections, probes. */
 export function redisOps(deps: RedisActivityDeps) {
