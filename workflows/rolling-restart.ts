@@ -2,7 +2,8 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import { ErrorType } from '../core/errors';
 import { probe } from './profiles';
-import { redisRollingRestart, type RollingRestartInput, type RollingRestartReport } from './redis/rolling-restart';
+import type { RollingRestartInput, RollingRestartReport } from './contracts';
+import { redisRollingRestart } from './redis/rolling-restart';
 import { mysqlRollingRestart } from './mysql/rolling-restart';
 
 export async function rollingRestart(input: RollingRestartInput): Promise<RollingRestartReport> {

@@ -5,10 +5,9 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import { ErrorType } from '../core/errors';
 import { probe } from './profiles';
-import { redisSwitchover, type RedisSwitchoverInput, type SwitchoverReport } from './redis/switchover';
+import type { SwitchoverInput } from './contracts';
+import { redisSwitchover, type SwitchoverReport } from './redis/switchover';
 import { mysqlSwitchover, type MysqlSwitchoverReport } from './mysql/switchover';
-
-export type SwitchoverInput = RedisSwitchoverInput;
 
 export async function switchover(input: SwitchoverInput): Promise<SwitchoverReport | MysqlSwitchoverReport> {
   const d = await probe.describeCluster.executeWithOptions({ summary: `look up ${input.cluster} in the inventory` }, [{ cluster: input.cluster }]);

@@ -3,7 +3,7 @@
  * Replicas first, one at a time; then the primary is handed over and restarted as a replica.
  */
 import { z } from 'zod';
-import type { RollingRestartInput, RollingRestartReport } from '../../workflows/redis/rolling-restart';
+import type { RollingRestartInput, RollingRestartReport } from '../../workflows/contracts';
 import { CliError, CommonOptions, EXIT, type IO } from '../common';
 import { startRunbook } from '../start';
 import { parseDuration } from '../duration';

@@ -3,7 +3,7 @@
  * Planned switchover: hand the primary role to a caught-up replica with no acknowledged write lost.
  */
 import { z } from 'zod';
-import type { SwitchoverInput } from '../../workflows/switchover';
+import type { SwitchoverInput } from '../../workflows/contracts';
 import type { SwitchoverReport } from '../../workflows/redis/switchover';
 import type { MysqlSwitchoverReport } from '../../workflows/mysql/switchover';
 import { CommonOptions, EXIT, type IO } from '../common';

@@ -4,7 +4,7 @@
  * stateless (version and the listed server variables, read live) and a re-run continues with the stale nodes.
  */
 import { appliedPos, decideMysqlSwitchover, findMysqlPrimary, lagTransactions, whyUnprivileged, type MysqlNodeProbe, type MysqlPolicy } from './decide';
-import { versionMatches, type DesiredSpec, type RollingAction } from '../redis/rolling';
+import { versionMatches, type DesiredSpec, type RollingAction } from '../rolling';
 
 /** A MySQL probe plus what the roll compares: the asked-for variables (SHOW GLOBAL VARIABLES) and the start time. */
 export interface MysqlSpecProbe extends MysqlNodeProbe {

@@ -4,7 +4,8 @@
  * in-sync replica, then the old primary (by then a replica).
  */
 import { lagBytes } from './decide';
-import { whyStale, type DesiredSpec, type RollingAction, type RollingOptions, type SpecProbe } from './rolling';
+import type { DesiredSpec, RollingAction } from '../rolling';
+import { whyStale, type RollingOptions, type SpecProbe } from './rolling';
 
 const firstSlot = (slots: string | undefined) => Number(/^(\d+)/.exec(slots ?? '')?.[1] ?? Number.MAX_SAFE_INTEGER);
 

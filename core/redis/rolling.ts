@@ -1,17 +1,11 @@
 /**
- * Rolling restart decisions. Pure: the workflow re-probes before every action and asks `nextRollingAction`
+ * Rolling restart decisions for Redis/Valkey replication (and Sentinel). Pure: the workflow re-probes before every action and asks `nextRollingAction`
  * what to do next, so stale detection is stateless and a re-run after a crash or a partial roll continues
  * with the stale nodes only.
  */
 import { decideRedisSwitchover, lagBytes, findPrimary, type SwitchoverPolicy } from './decide';
 import type { RedisNodeProbe } from '../types';
-
-export interface DesiredSpec {
-  /** Config values every node must run with (CONFIG GET name -> value). */
-  config: Record<string, string>;
-  /** Version every node must run, matched against "redis 7.0.15" / "valkey 9.1.2" (e.g. "7.0", "valkey 9.1"). */
-  version?: string;
-}
+import { versionMatches, type DesiredSpec, type RollingAction } from '../rolling';
 
 /** A probe plus what the rolling restart needs: the running config values asked for, persistence. */
 export interface SpecProbe extends RedisNodeProbe {
@@ -21,17 +15,6 @@ export interface SpecProbe extends RedisNodeProbe {
   /** Redis Cluster only: cluster_state:ok as this node sees it, and the slots it serves as a primary. */
   clusterOk?: boolean;
   slots?: string;
-}
-
-export function versionMatches(running: string | undefined, wanted: string): boolean {
-  if (!running) return false;
-  const [flavor, num] = running.split(' ');
-  const w = wanted.trim();
-  if (w.includes(' ')) {
-    const [wf, wn] = w.split(' ');
-    return wf === flavor && (num === wn || num.startsWith(wn + '.'));
-  }
-  return num === w || num.startsWith(w + '.');
 }
 
 /** Why a node is stale (differs from the desired spec), or undefined when it is current. */
@@ -44,12 +27,6 @@ export function whyStale(n: SpecProbe, desired: DesiredSpec): string | undefined
   }
   return diffs.length ? diffs.join('; ') : undefined;
 }
-
-export type RollingAction =
-  | { kind: 'restart'; node: string; role: 'replica'; runId: string; primary: string; reason: string }
-  | { kind: 'handover'; from: string; to: string; reason: string }
-  | { kind: 'done' }
-  | { kind: 'refuse'; code: string; reason: string };
 
 export interface RollingOptions {
   policy: SwitchoverPolicy;

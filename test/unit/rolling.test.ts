@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { nextRollingAction, nextSentinelRestart, versionMatches, whyStale, type SentinelProbe, type SpecProbe } from '../../core/redis/rolling';
+import { nextRollingAction, nextSentinelRestart, whyStale, type SentinelProbe, type SpecProbe } from '../../core/redis/rolling';
+import { versionMatches } from '../../core/rolling';
 import { nextClusterRollingAction } from '../../core/redis/rolling-cluster';
 
 const opts = { policy: { maxLagBytes: 100 }, autoRestart: false };

@@ -13,11 +13,11 @@ import { ApplicationFailure, CancellationScope, executeChild, sleep } from '@tem
 import { ErrorType } from '../../core/errors';
 import { SA_CLUSTER, SA_RUNBOOK, operationWorkflowId } from '../../core/ids';
 import { nextMysqlRollingAction, whyMysqlStale } from '../../core/mysql/rolling';
-import type { DesiredSpec } from '../../core/redis/rolling';
+import type { DesiredSpec } from '../../core/rolling';
 import { probe, wait } from '../profiles';
 import { Runbook } from '../runbook';
 import { abortWatch, awaitApproval, isCancellation } from '../approval';
-import type { RollingRestartInput, RollingRestartReport } from '../redis/rolling-restart';
+import type { RollingRestartInput, RollingRestartReport } from '../contracts';
 import type { MysqlSwitchoverReport } from './switchover';
 
 /** Refusals that a replica catching up after its restart can clear by itself. */

@@ -31,10 +31,8 @@ import type { EnsureMysqlFencedResult, VerifyMysqlResult } from '../../activitie
 const PATCH_REPOINT_OLD_PRIMARY_FIRST = 'mysql-switchover-repoint-old-primary-first';
 import { mutate, probe, wait } from '../profiles';
 import { Runbook, failureTypeOf, messageOf } from '../runbook';
-import type { RedisSwitchoverInput } from '../redis/switchover';
+import type { SwitchoverInput } from '../contracts';
 import { abortWatch, abortedFailure, awaitApproval, isCancellation } from '../approval';
-
-export type MysqlSwitchoverInput = RedisSwitchoverInput;
 
 export interface MysqlSwitchoverReport {
   runbook: 'switchover';
@@ -62,7 +60,7 @@ export interface MysqlSwitchoverReport {
   abortRequested?: boolean;
 }
 
-export async function mysqlSwitchover(input: MysqlSwitchoverInput): Promise<MysqlSwitchoverReport> {
+export async function mysqlSwitchover(input: SwitchoverInput): Promise<MysqlSwitchoverReport> {
   const { cluster } = input;
   const rb = new Runbook('switchover', cluster);
   rb.plan([

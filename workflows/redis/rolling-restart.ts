@@ -9,8 +9,10 @@
 import { ApplicationFailure, CancellationScope, executeChild, sleep } from '@temporalio/workflow';
 import { ErrorType } from '../../core/errors';
 import { SA_CLUSTER, SA_RUNBOOK, operationWorkflowId } from '../../core/ids';
-import { nextRollingAction, nextSentinelRestart, whyStale, type DesiredSpec } from '../../core/redis/rolling';
+import { nextRollingAction, nextSentinelRestart, whyStale } from '../../core/redis/rolling';
+import type { DesiredSpec } from '../../core/rolling';
 import { nextClusterRollingAction } from '../../core/redis/rolling-cluster';
+import type { RollingRestartInput, RollingRestartReport } from '../contracts';
 import { mutate, probe, wait } from '../profiles';
 import { Runbook } from '../runbook';
 import { abortWatch, awaitApproval, isCancellation } from '../approval';
@@ -19,41 +21,7 @@ import type { SwitchoverReport } from './switchover';
 /** Refusals that a replica catching up after its restart can clear by itself. */
 const TRANSIENT = new Set(['NoHealthyReplica', 'LastInSyncReplica', 'NoEligibleCandidate', 'ClusterNotOk']);
 
-export interface RollingRestartInput {
-  cluster: string;
-  /** Config values every node must run with. */
-  set?: Record<string, string>;
-  /** Version every node must run (the controller maps it to a binary or a template). */
-  version?: string;
-  /** Sentinel topology: restart every Sentinel too (one at a time, keeping quorum), not only on a version change. */
-  includeSentinels?: boolean;
-  /** Probe and report what is stale and the first action; change nothing. */
-  dryRun?: boolean;
-  requestedBy?: string;
-  /** Probe, decide, publish the plan and wait for the `approve` update before the first restart. */
-  requireApproval?: boolean;
-  /** How long to wait for approval (default 30 min); then the run ends with nothing changed. */
-  approvalTimeoutMs?: number;
-}
 
-export interface RollingRestartReport {
-  runbook: 'rolling-restart';
-  cluster: string;
-  dryRun: boolean;
-  desired: DesiredSpec;
-  /** Stale nodes found by the first probe, with why. */
-  staleAtStart: { node: string; reason: string }[];
-  /** Restarts in the order they happened, with the node's role at that moment and the primary it follows. */
-  restarts: { node: string; role: 'replica'; primary: string; reason: string }[];
-  handovers: { from: string; to: string; writePauseMs: number; workflowId: string }[];
-  /** Sentinels restarted, in order (sentinel topology). */
-  sentinelRestarts: string[];
-  primary: string;
-  steps: { step: string; ms: number }[];
-  audit: string[];
-  /** --require-approval: who approved which plan. */
-  approval?: { approver: string; planHash: string };
-}
 
 export async function redisRollingRestart(input: RollingRestartInput): Promise<RollingRestartReport> {
   const { cluster } = input;

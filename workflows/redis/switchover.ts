@@ -13,23 +13,11 @@ import { ErrorType } from '../../core/errors';
 import type { RedisNodeProbe, RunbookProgress } from '../../core/types';
 import type { VerifyResult } from '../../activities/redis/switchover';
 import type { PinResult } from '../../activities/redis/sentinel';
+import type { SwitchoverInput } from '../contracts';
 import { mutate, probe, wait } from '../profiles';
 import { Runbook, failureTypeOf, messageOf } from '../runbook';
 import { abortWatch, abortedFailure, awaitApproval, isCancellation } from '../approval';
 
-export interface RedisSwitchoverInput {
-  cluster: string;
-  /** Node to promote; chosen by the decision when omitted. */
-  to?: string;
-  /** Stop after the decision and return the plan. */
-  dryRun?: boolean;
-  /** Who asked (shown in the audit trail); never a credential. */
-  requestedBy?: string;
-  /** Publish the plan after probe+decide and wait for the `approve` update before changing anything. */
-  requireApproval?: boolean;
-  /** How long to wait for approval (default 30 min); then the run ends with nothing changed. */
-  approvalTimeoutMs?: number;
-}
 
 export interface SwitchoverReport {
   runbook: 'switchover';
@@ -52,7 +40,7 @@ export interface SwitchoverReport {
   abortRequested?: boolean;
 }
 
-export async function redisSwitchover(input: RedisSwitchoverInput): Promise<SwitchoverReport> {
+export async function redisSwitchover(input: SwitchoverInput): Promise<SwitchoverReport> {
   const { cluster } = input;
   const rb = new Runbook('switchover', cluster);
   rb.plan([

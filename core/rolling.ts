@@ -1,0 +1,30 @@
+/**
+ * What every engine's rolling restart shares: the desired spec, how a running version is matched against the
+ * wanted one, and the one next action the workflow asks the engine's pure decision for (core/<engine>/rolling.ts).
+ */
+
+export interface DesiredSpec {
+  /** Config values every node must run with (Redis CONFIG GET name -> value; MySQL global variables). */
+  config: Record<string, string>;
+  /** Version every node must run, matched against "redis 7.0.15" / "valkey 9.1.2" / "mariadb 10.11.14" (e.g. "7.0", "valkey 9.1"). */
+  version?: string;
+}
+
+/** Whether a running "<flavor> <x.y.z>" matches the wanted "x.y" or "<flavor> x.y" (a prefix at a dot). */
+export function versionMatches(running: string | undefined, wanted: string): boolean {
+  if (!running) return false;
+  const [flavor, num] = running.split(' ');
+  const w = wanted.trim();
+  if (w.includes(' ')) {
+    const [wf, wn] = w.split(' ');
+    return wf === flavor && (num === wn || num.startsWith(wn + '.'));
+  }
+  return num === w || num.startsWith(w + '.');
+}
+
+/** The next step of a rolling restart, as the engine's decision returns it. */
+export type RollingAction =
+  | { kind: 'restart'; node: string; role: 'replica'; runId: string; primary: string; reason: string }
+  | { kind: 'handover'; from: string; to: string; reason: string }
+  | { kind: 'done' }
+  | { kind: 'refuse'; code: string; reason: string };

@@ -1,0 +1,58 @@
+/**
+ * The inputs and results the CLI and the engine runbooks share, written once (each engine's runbook takes the
+ * same input; the engine is the inventory's, looked up by workflows/route.ts). Names and numbers only: a
+ * workflow input never carries a secret.
+ */
+import type { DesiredSpec } from '../core/rolling';
+
+/** A planned switchover, whatever the engine: names only, never a credential. */
+export interface SwitchoverInput {
+  cluster: string;
+  /** Node to promote; chosen by the decision when omitted. */
+  to?: string;
+  /** Stop after the decision and return the plan. */
+  dryRun?: boolean;
+  /** Who asked (shown in the audit trail); never a credential. */
+  requestedBy?: string;
+  /** Publish the plan after probe+decide and wait for the `approve` update before changing anything. */
+  requireApproval?: boolean;
+  /** How long to wait for approval (default 30 min); then the run ends with nothing changed. */
+  approvalTimeoutMs?: number;
+}
+
+/** A rolling restart, whatever the engine (Sentinels only on a Sentinel topology). */
+export interface RollingRestartInput {
+  cluster: string;
+  /** Config values every node must run with. */
+  set?: Record<string, string>;
+  /** Version every node must run (the controller maps it to a binary or a template). */
+  version?: string;
+  /** Sentinel topology: restart every Sentinel too (one at a time, keeping quorum), not only on a version change. */
+  includeSentinels?: boolean;
+  /** Probe and report what is stale and the first action; change nothing. */
+  dryRun?: boolean;
+  requestedBy?: string;
+  /** Probe, decide, publish the plan and wait for the `approve` update before the first restart. */
+  requireApproval?: boolean;
+  /** How long to wait for approval (default 30 min); then the run ends with nothing changed. */
+  approvalTimeoutMs?: number;
+}
+
+export interface RollingRestartReport {
+  runbook: 'rolling-restart';
+  cluster: string;
+  dryRun: boolean;
+  desired: DesiredSpec;
+  /** Stale nodes found by the first probe, with why. */
+  staleAtStart: { node: string; reason: string }[];
+  /** Restarts in the order they happened, with the node's role at that moment and the primary it follows. */
+  restarts: { node: string; role: 'replica'; primary: string; reason: string }[];
+  handovers: { from: string; to: string; writePauseMs: number; workflowId: string }[];
+  /** Sentinels restarted, in order (sentinel topology). */
+  sentinelRestarts: string[];
+  primary: string;
+  steps: { step: string; ms: number }[];
+  audit: string[];
+  /** --require-approval: who approved which plan. */
+  approval?: { approver: string; planHash: string };
+}
