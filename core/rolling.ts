@@ -28,3 +28,8 @@ export type RollingAction =
   | { kind: 'handover'; from: string; to: string; reason: string }
   | { kind: 'done' }
   | { kind: 'refuse'; code: string; reason: string };
+
+/** One line naming a rolling action (what an approval approved as the first action). */
+export function describeAction(a: RollingAction): string {
+  return a.kind === 'restart' ? `restart ${a.node}` : a.kind === 'handover' ? `handover ${a.from} -> ${a.to}` : a.kind;
+}

@@ -1,0 +1,177 @@
+/**
+ * The rolling-restart skeleton every engine shares: the approval gate (probe and decide once, publish the plan
+ * and wait for `approve`), abort between steps, and the round loop (re-probe, ask the engine's pure decision for
+ * the next action, wait out transient refusals, stop safely on the others, refuse an approved plan the cluster no
+ * longer matches, `--dry-run`). The engine supplies its probe, its decision and how it restarts a node or hands
+ * the primary over (workflows/<engine>/rolling-restart.ts). Deterministic: workflow APIs only.
+ */
+import { ApplicationFailure, CancellationScope, sleep } from '@temporalio/workflow';
+import { ErrorType } from '../core/errors';
+import { describeAction, type DesiredSpec, type RollingAction } from '../core/rolling';
+import type { RollingRestartInput, RollingRestartReport } from './contracts';
+import { abortWatch, awaitApproval, isCancellation } from './approval';
+import type { Runbook } from './runbook';
+
+/** What an engine's roll probe returns, as far as the skeleton needs it. */
+export interface RollProbe<N> {
+  nodes: N[];
+  policy: { verifyTimeoutMs: number; restartTimeoutMs: number };
+  hasController: boolean;
+}
+
+type Restart = Extract<RollingAction, { kind: 'restart' }>;
+type Handover = Extract<RollingAction, { kind: 'handover' }>;
+
+export interface RollEngine<N extends { node: string }, P extends RollProbe<N>> {
+  /** Refusals that a replica catching up after its restart can clear by itself (waited for, bounded). */
+  transient: Set<string>;
+  /** The probe activity (run as a step by the skeleton) and its audit line. */
+  probe(): Promise<P>;
+  saw(p: P): string;
+  /** Why a node differs from the desired spec, or undefined. */
+  stale(n: N): string | undefined;
+  /** The next action (pure); also told each round's probe, e.g. to note the topology. */
+  decide(p: P): RollingAction;
+  /** The primary the probe saw, if any. */
+  primaryOf(p: P): string | undefined;
+  /** Whether a cluster without a controller is refused (given how many nodes are stale at the start). */
+  needsController(staleAtStart: number): boolean;
+  restart(a: Restart, p: P): Promise<void>;
+  /** Move the primary role; returns the handover for the report (and the new primary when it is known). */
+  handover(a: Handover, p: P, round: number): Promise<RollingRestartReport['handovers'][number] & { newPrimary?: string }>;
+  /** After the last action, inside the same non-cancellable scope: e.g. Sentinels, then verification. Returns the primary. */
+  finish(roll: RollState, stopIfAborted: () => void): Promise<string>;
+}
+
+/** What the roll did so far (the report's fields), shared with the engine's finish. */
+export interface RollState {
+  staleAtStart: RollingRestartReport['staleAtStart'];
+  restarts: RollingRestartReport['restarts'];
+  handovers: RollingRestartReport['handovers'];
+  sentinelRestarts: string[];
+  primary: string;
+  verifyTimeoutMs: number;
+}
+
+export async function runRoll<N extends { node: string }, P extends RollProbe<N>>(
+  rb: Runbook,
+  input: RollingRestartInput,
+  desired: DesiredSpec,
+  engine: RollEngine<N, P>,
+): Promise<RollingRestartReport> {
+  const { cluster } = input;
+  const st: RollState = { staleAtStart: [], restarts: [], handovers: [], sentinelRestarts: [], primary: '', verifyTimeoutMs: 30_000 };
+  const probeSummary = `probe ${cluster}: which nodes are stale`;
+  const report = (dryRun: boolean, approval?: RollingRestartReport['approval']): RollingRestartReport => ({
+    runbook: 'rolling-restart',
+    cluster,
+    dryRun,
+    desired,
+    staleAtStart: st.staleAtStart,
+    restarts: st.restarts,
+    handovers: st.handovers,
+    sentinelRestarts: st.sentinelRestarts,
+    primary: st.primary,
+    ...(approval ? { approval } : {}),
+    steps: rb.timings(),
+    audit: rb.progress.audit,
+  });
+
+  // Approval gate (--require-approval): probe and decide once, publish the plan (stale nodes, first action)
+  // and its hash, and wait for `approve`. Nothing is changed before it is given.
+  let approval: RollingRestartReport['approval'];
+  let approvedFirst: string | undefined;
+  if (input.requireApproval && !input.dryRun) {
+    const p = await rb.step('probe (plan)', probeSummary, () => engine.probe());
+    const first = engine.decide(p);
+    if (first.kind !== 'done' && first.kind !== 'refuse') {
+      const stale = p.nodes.filter((n) => engine.stale(n)).map((n) => `${n.node} (${engine.stale(n)})`);
+      approvedFirst = describeAction(first);
+      const planLines = [...stale.map((x) => `restart stale ${x}`), `first action: ${approvedFirst}`, 'replicas first, one at a time, each back and caught up before the next; the primary is handed over, then restarted'];
+      const a = await awaitApproval(rb, {
+        summary: `rolling restart of ${cluster} to ${JSON.stringify(desired)}: ${stale.length} stale node(s)`,
+        plan: planLines,
+        hashOf: { runbook: 'rolling-restart', cluster, desired, plan: planLines },
+        timeoutMs: input.approvalTimeoutMs,
+      }).catch((e) => {
+        rb.skipRemaining(isCancellation(e) ? 'aborted' : 'not approved');
+        rb.setPhase(isCancellation(e) ? 'aborted' : (rb.progress.approval?.status ?? 'not-approved'));
+        if (isCancellation(e)) throw ApplicationFailure.create({ message: `rolling restart of ${cluster} aborted by the operator while waiting for approval: nothing changed`, type: ErrorType.Aborted, nonRetryable: true });
+        throw e;
+      });
+      approval = { approver: a.approver, planHash: rb.progress.approval!.planHash };
+    }
+  }
+
+  // Abort (cancellation): the step in flight finishes (a restart or a handover is never cut in the middle),
+  // then the roll stops before the next one. Re-running continues with the stale nodes only.
+  const abort = abortWatch(rb);
+  const stopIfAborted = () => {
+    if (!abort.requested()) return;
+    rb.skipRemaining('aborted');
+    rb.setPhase('aborted');
+    throw ApplicationFailure.create({
+      message: `rolling restart of ${cluster} aborted by the operator between steps: ${st.restarts.length} node(s) restarted${st.restarts.length ? ` (${st.restarts.map((r) => r.node).join(', ')})` : ''}, ${st.handovers.length} handover(s); the step in flight had finished; re-run rolling-restart to roll the remaining stale nodes`,
+      type: ErrorType.Aborted,
+      nonRetryable: true,
+    });
+  };
+  return CancellationScope.nonCancellable(async () => {
+    // Each round changes one node; a cluster of N nodes needs at most N restarts and one handover.
+    let waitedMs = 0;
+    for (let round = 1; ; round++) {
+      stopIfAborted();
+      const probed = await rb.step(`probe #${round}`, probeSummary, () => engine.probe(), (p) => engine.saw(p));
+      if (st.restarts.length + st.handovers.length > 2 * probed.nodes.length + 2)
+        throw ApplicationFailure.create({ message: `rolling restart of ${cluster} is not converging after ${st.restarts.length + st.handovers.length} actions; stopped`, type: ErrorType.VerificationFailed, nonRetryable: true });
+      if (round === 1) {
+        st.staleAtStart = probed.nodes.filter((n) => engine.stale(n)).map((n) => ({ node: n.node, reason: engine.stale(n)! }));
+        if (!probed.hasController && !input.dryRun && engine.needsController(st.staleAtStart.length))
+          throw ApplicationFailure.create({ message: `cluster ${cluster} has no controller in the inventory; nothing was changed`, type: ErrorType.PreconditionFailed, nonRetryable: true });
+      }
+      st.verifyTimeoutMs = probed.policy.verifyTimeoutMs;
+      const action = engine.decide(probed);
+      st.primary = engine.primaryOf(probed) ?? st.primary;
+      // Mid-roll, a replica that was just restarted may still be catching up: wait for it (bounded) rather
+      // than stop. Other refusals, and any refusal before the first action, stop the run.
+      if (action.kind === 'refuse' && round > 1 && engine.transient.has(action.code) && waitedMs < probed.policy.restartTimeoutMs) {
+        rb.audit('wait', `${action.reason}; waiting 1 s and probing again`);
+        await sleep(1000);
+        waitedMs += 1000;
+        continue;
+      }
+      waitedMs = 0;
+      if (action.kind === 'refuse') {
+        rb.skipRemaining('stopped');
+        throw ApplicationFailure.create({
+          message: `${round === 1 ? 'refused' : 'stopped safely'}: ${action.reason}${round === 1 ? '; nothing was changed' : `; ${st.restarts.length} node(s) already rolled`}`,
+          type: ErrorType.PreconditionFailed,
+          nonRetryable: true,
+          details: [{ code: action.code }],
+        });
+      }
+      if (action.kind === 'done') break;
+      if (round === 1 && approvedFirst !== undefined && describeAction(action) !== approvedFirst) {
+        rb.skipRemaining('stopped');
+        throw ApplicationFailure.create({ message: `the cluster changed after the plan was approved (first action now ${describeAction(action)}, approved ${approvedFirst}); nothing was changed: plan and approve again`, type: ErrorType.PreconditionFailed, nonRetryable: true });
+      }
+      if (input.dryRun) {
+        rb.audit('plan', `stale: ${st.staleAtStart.map((s) => `${s.node} (${s.reason})`).join('; ') || 'none'}; first action: ${action.kind} ${action.kind === 'restart' ? action.node : `${action.from} -> ${action.to}`}`);
+        rb.setPhase('planned');
+        return report(true);
+      }
+
+      if (action.kind === 'restart') {
+        await engine.restart(action, probed);
+        st.restarts.push({ node: action.node, role: 'replica', primary: action.primary, reason: action.reason });
+      } else {
+        const { newPrimary, ...h } = await engine.handover(action, probed, round);
+        st.handovers.push(h);
+        if (newPrimary) st.primary = newPrimary;
+      }
+    }
+    st.primary = await engine.finish(st, stopIfAborted);
+    rb.setPhase('done');
+    return report(false, approval);
+  });
+}
