@@ -180,6 +180,10 @@ export async function readMysqlNode(conn: mysql.Connection, cluster: ClusterSpec
     gtidCurrentPos: normalizeGtidPos(st.gtid.current),
     gtidSlavePos: normalizeGtidPos(st.gtid.slave),
   };
+  if (flavor.readOnlyOrigin) {
+    const o = (await rows(conn, flavor.readOnlyOrigin, [], READ_TIMEOUT_MS))[0];
+    if (o?.origin) Object.assign(probe, { readOnlyOrigin: String(o.origin), ...(o.path ? { readOnlyOriginPath: String(o.path) } : {}) });
+  }
   if (rs) {
     probe.sourceAddress = `${rs.sourceHost}:${rs.sourcePort}`;
     probe.sourceNode = mysqlNodeAt(cluster, rs.sourceHost, rs.sourcePort);
