@@ -23,7 +23,7 @@ export interface LossWindow {
   knownLost?: number;
   /** Epoch ms of the last sight of the old primary alive. */
   lastSeenAt?: number;
-  /** Last sight to the first probe that found it dead: its death is in here, and so is the unknown part. */
+  /** Last sight to the next probe, which no longer found it: its death is in here, and so is the unknown part. */
   unobservedMs?: number;
   /** Last sight to the moment the failover was confirmed (started). */
   seenBeforeConfirmMs?: number;
@@ -33,7 +33,7 @@ export interface LossWindow {
 
 export interface LossInput {
   lastSight?: LastSight;
-  /** Epoch ms of the first probe round that found the primary dead (the monitor's). */
+  /** Epoch ms of the monitor's first probe round, after the last sight, that did not find the primary alive. */
   deadSince?: number;
   /** Epoch ms at which the failover was confirmed (the failover run's start). */
   confirmedAt: number;
@@ -45,8 +45,8 @@ function window(unit: LossWindow['unit'], lost: number | undefined, old: string,
   const unobservedMs = at !== undefined && i.deadSince !== undefined ? Math.max(0, i.deadSince - at) : undefined;
   const seenBeforeConfirmMs = at !== undefined ? Math.max(0, i.confirmedAt - at) : undefined;
   const when =
-    unobservedMs !== undefined ? `${unobservedMs} ms before the first probe that found it dead` : seenBeforeConfirmMs !== undefined ? `${seenBeforeConfirmMs} ms before the failover was confirmed` : 'at an unrecorded time';
-  const known = lost > 0 ? `at least ${lost} ${unit} lost: ${old} was seen at ${seenAt} (${when}), the promoted node had ${promotedAt}` : `no loss known: the promoted node had ${promotedAt}, all ${old} was seen with (${seenAt}, ${when})`;
+    unobservedMs !== undefined ? `${unobservedMs} ms before the first probe that did not find it` : seenBeforeConfirmMs !== undefined ? `${seenBeforeConfirmMs} ms before the failover was confirmed` : 'at an unrecorded time';
+  const known = lost > 0 ? `at least ${lost} ${unit} lost: ${old} was seen at ${seenAt} (${when}), the promoted node had ${promotedAt}` : `no loss known: the promoted node had ${promotedAt}, everything ${old} was seen with (${seenAt}, ${when})`;
   const gap = unobservedMs ?? seenBeforeConfirmMs;
   const unknown = `NOT known: whatever ${old} committed after that sight${gap !== undefined ? ` (up to ${gap} ms of writes)` : ''} that no replica received`;
   return { unit, knownLost: lost, lastSeenAt: at, unobservedMs, seenBeforeConfirmMs, summary: `${known}; ${unknown}` };

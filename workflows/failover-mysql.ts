@@ -32,7 +32,7 @@ export interface MysqlFailoverInput {
   confirmedBy?: string;
   /** The primary and its gtid_binlog_pos as the monitor last saw it alive (and when, epoch ms), for the data-loss window. */
   lastKnown?: { primary: string; offset?: number; gtid?: string; seenAt?: number };
-  /** Epoch ms of the monitor's first probe round that found the primary dead. */
+  /** Epoch ms of the monitor's first probe round, after its last sight, that did not find the primary alive. */
   deadSince?: number;
   requestedBy?: string;
   /** Stop after confirm and decide and return the plan (handover plan failover). */

@@ -26,7 +26,7 @@ export interface RedisFailoverInput {
   confirmedBy?: string;
   /** The last offset the primary was seen at (the monitor knows it) and when (epoch ms), for the data-loss window. */
   lastKnown?: { primary: string; offset: number; seenAt?: number };
-  /** Epoch ms of the monitor's first probe round that found the primary dead. */
+  /** Epoch ms of the monitor's first probe round, after its last sight, that did not find the primary alive. */
   deadSince?: number;
   requestedBy?: string;
   /** Stop after confirm and decide and return the plan (handover plan failover). */

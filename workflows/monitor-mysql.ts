@@ -62,6 +62,8 @@ export async function mysqlMonitor(state: MysqlMonitorState): Promise<void> {
   });
   const verdicts: Verdict[] = [];
   let firstDeadAt: number | undefined;
+  /** The first round, since the primary was last seen alive, that did not see it (its death is before this). */
+  let lostSightAt: number | undefined;
   /** Rounds in a row each node was seen read-only and replicating from nobody beside the primary. */
   const readOnlyRootRounds: Record<string, number> = {};
   const roundsPerRun = state.roundsPerRun ?? 500;
@@ -72,7 +74,10 @@ export async function mysqlMonitor(state: MysqlMonitorState): Promise<void> {
       probeError = e.message;
       return undefined;
     });
-    if (!p) status.blind = `the probe failed, nothing seen this round: ${probeError}`;
+    if (!p) {
+      status.blind = `the probe failed, nothing seen this round: ${probeError}`;
+      lostSightAt ??= Date.now();
+    }
     if (p) {
       const seenAt = Date.parse(p.probedAt);
       const follow = followTopology(mysqlTopo(p.nodes), status.lastKnown?.primary);
@@ -87,6 +92,8 @@ export async function mysqlMonitor(state: MysqlMonitorState): Promise<void> {
       // The primary's position, fresh every round: the known part of a later failover's data-loss window.
       const seen = p.nodes.find((n) => n.node === primary && n.reachable && n.role === 'primary');
       if (seen) status.lastKnown = { primary: seen.node, offset: 0, gtid: seen.gtidBinlogPos ?? '', seenAt };
+      if (seen) lostSightAt = undefined;
+      else if (lostSightAt === undefined) lostSightAt = seenAt;
       // Fencing: while the primary answers writable, any other node replicating from nobody (an old primary that
       // came back: the replicas follow the real one) is fenced before anything else. A writable one at once; a
       // read-only one takes no writes, so it is rejoined only once seen so for probesToConfirm rounds: a runbook
@@ -121,7 +128,7 @@ export async function mysqlMonitor(state: MysqlMonitorState): Promise<void> {
           try {
             const report = (await executeChild('mysqlFailover', {
               workflowId: operationWorkflowId(cluster),
-              args: [{ cluster, confirmedBy: workflowInfo().workflowId, lastKnown: status.lastKnown, deadSince: firstDeadAt, requestedBy: 'monitor' } satisfies MysqlFailoverInput],
+              args: [{ cluster, confirmedBy: workflowInfo().workflowId, lastKnown: status.lastKnown, deadSince: lostSightAt ?? firstDeadAt, requestedBy: 'monitor' } satisfies MysqlFailoverInput],
               typedSearchAttributes: [
                 { key: SA_CLUSTER, value: cluster },
                 { key: SA_RUNBOOK, value: 'failover' },

@@ -54,6 +54,8 @@ export async function redisMonitor(state: MonitorState): Promise<void> {
   });
   const verdicts: Verdict[] = [];
   let firstDeadAt: number | undefined;
+  /** The first round, since the primary was last seen alive, that did not see it (its death is before this). */
+  let lostSightAt: number | undefined;
   const roundsPerRun = state.roundsPerRun ?? 500;
   for (let i = 0; i < roundsPerRun; i++) {
     status.rounds++;
@@ -62,7 +64,10 @@ export async function redisMonitor(state: MonitorState): Promise<void> {
       probeError = e.message;
       return undefined;
     });
-    if (!p) status.blind = `the probe failed, nothing seen this round: ${probeError}`;
+    if (!p) {
+      status.blind = `the probe failed, nothing seen this round: ${probeError}`;
+      lostSightAt ??= Date.now();
+    }
     if (p) {
       const seenAt = Date.parse(p.probedAt);
       const follow = followTopology(redisTopo(p.nodes), status.lastKnown?.primary);
@@ -77,6 +82,8 @@ export async function redisMonitor(state: MonitorState): Promise<void> {
       const live = p.nodes.find((n) => n.node === primary && n.reachable && n.role === 'primary');
       // The primary's offset, fresh every round: the known part of a later failover's data-loss window.
       if (live) status.lastKnown = { primary: live.node, offset: live.offset ?? 0, seenAt };
+      if (live) lostSightAt = undefined;
+      else if (lostSightAt === undefined) lostSightAt = seenAt;
       // Fencing: another node claiming the role beside the live primary (an old primary that came back; the
       // replicas follow the real one) is made a replica first.
       if (live) {
@@ -100,7 +107,7 @@ export async function redisMonitor(state: MonitorState): Promise<void> {
           try {
             const report = (await executeChild('redisFailover', {
               workflowId: operationWorkflowId(cluster),
-              args: [{ cluster, confirmedBy: workflowInfo().workflowId, lastKnown: status.lastKnown, deadSince: firstDeadAt, requestedBy: 'monitor' } satisfies RedisFailoverInput],
+              args: [{ cluster, confirmedBy: workflowInfo().workflowId, lastKnown: status.lastKnown, deadSince: lostSightAt ?? firstDeadAt, requestedBy: 'monitor' } satisfies RedisFailoverInput],
               typedSearchAttributes: [
                 { key: SA_CLUSTER, value: cluster },
                 { key: SA_RUNBOOK, value: 'failover' },

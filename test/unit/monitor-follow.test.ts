@@ -74,7 +74,7 @@ describe('the data-loss window says what is known and what is not', () => {
     const w = mysqlLossWindow('db-1', '0-1-120', { lastSight: { position: '0-1-118', at: 1_000 }, deadSince: 1_450, confirmedAt: 3_500 });
     expect(w).toMatchObject({ unit: 'transactions', knownLost: 0, lastSeenAt: 1_000, unobservedMs: 450, seenBeforeConfirmMs: 2_500 });
     expect(w.summary).toBe(
-      'no loss known: the promoted node had 0-1-120, all db-1 was seen with (0-1-118, 450 ms before the first probe that found it dead); NOT known: whatever db-1 committed after that sight (up to 450 ms of writes) that no replica received',
+      'no loss known: the promoted node had 0-1-120, everything db-1 was seen with (0-1-118, 450 ms before the first probe that did not find it); NOT known: whatever db-1 committed after that sight (up to 450 ms of writes) that no replica received',
     );
     expect(w.summary).not.toMatch(/\b0 (transactions )?lost/);
   });
@@ -82,7 +82,7 @@ describe('the data-loss window says what is known and what is not', () => {
   it('counts what the primary was seen with and the promoted node lacks as certainly lost (a lower bound)', () => {
     const w = mysqlLossWindow('db-1', '0-1-100', { lastSight: { position: '0-1-103', at: 1_000 }, deadSince: 1_400, confirmedAt: 3_000 });
     expect(w.knownLost).toBe(3);
-    expect(w.summary).toMatch(/^at least 3 transactions lost: db-1 was seen at 0-1-103 \(400 ms before the first probe that found it dead\), the promoted node had 0-1-100; NOT known/);
+    expect(w.summary).toMatch(/^at least 3 transactions lost: db-1 was seen at 0-1-103 \(400 ms before the first probe that did not find it\), the promoted node had 0-1-100; NOT known/);
     const r = redisLossWindow('c-1', 5_000, { lastSight: { position: 5_300, at: 10 }, deadSince: 210, confirmedAt: 2_000 });
     expect(r).toMatchObject({ unit: 'bytes', knownLost: 300, unobservedMs: 200 });
     expect(r.summary).toMatch(/^at least 300 bytes lost: .*NOT known: whatever c-1 committed after that sight \(up to 200 ms of writes\)/);
