@@ -40,7 +40,8 @@ export function mysqlRestartRisks(nodes: MysqlNodeProbe[]): RestartRisk[] {
   return out;
 }
 
-export function redisRestartRisks(nodes: RedisNodeProbe[]): RestartRisk[] {
+/** `topology` cluster: Redis Cluster turns a returning master into a replica itself (the bus), so min-replicas is not asked for. */
+export function redisRestartRisks(nodes: RedisNodeProbe[], topology = 'replication'): RestartRisk[] {
   const out: RestartRisk[] = [];
   for (const n of nodes) {
     if (!n.reachable) continue;
@@ -50,7 +51,7 @@ export function redisRestartRisks(nodes: RedisNodeProbe[]): RestartRisk[] {
         certain: true,
         text: `${n.node} runs without a config file: CONFIG REWRITE cannot persist its role${n.role === 'replica' ? ', so restarted it forgets replicaof and comes back a PRIMARY' : ' or settings'}`,
       });
-    if (n.role === 'primary' && n.minReplicasToWrite === false)
+    if (topology !== 'cluster' && n.role === 'primary' && n.minReplicasToWrite === false)
       out.push({ node: n.node, certain: true, text: `${n.node} has min-replicas-to-write 0: restarted beside a new primary, it takes writes until fenced; set min-replicas-to-write 1 (and min-replicas-max-lag) in its config` });
   }
   return out;

@@ -89,7 +89,7 @@ export function redisClusterStatus(cluster: string, topology: string, probes: Re
   });
   if (primaries.length === 0) problems.unshift('no reachable primary');
   else if (topology !== 'cluster' && primaries.length > 1) problems.unshift(`${primaries.length} primaries: ${primaries.join(', ')}`);
-  const risks = redisRestartRisks(probes).map(riskLine);
+  const risks = redisRestartRisks(probes, topology).map(riskLine);
   return { cluster, engine: 'redis', topology, primaries, nodes, problems, ...(risks.length ? { restartRisks: risks } : {}) };
 }
 

@@ -72,7 +72,7 @@ export async function redisMonitor(state: MonitorState): Promise<void> {
       const seenAt = Date.parse(p.probedAt);
       const follow = followTopology(redisTopo(p.nodes), status.lastKnown?.primary);
       status.blind = follow.blind;
-      status.restartRisks = redisRestartRisks(p.nodes).map(riskLine);
+      status.restartRisks = redisRestartRisks(p.nodes, p.topology).map(riskLine);
       if (follow.adopted) {
         status.adopted = follow.adopted;
         verdicts.length = 0;

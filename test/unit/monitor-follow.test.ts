@@ -129,5 +129,6 @@ describe('restart risks: a configuration that lets a node take writes on restart
       'a has min-replicas-to-write 0: restarted beside a new primary, it takes writes until fenced; set min-replicas-to-write 1 (and min-replicas-max-lag) in its config',
       'b runs without a config file: CONFIG REWRITE cannot persist its role, so restarted it forgets replicaof and comes back a PRIMARY',
     ]);
+    expect(redisRestartRisks([r('a', { role: 'primary', minReplicasToWrite: false, configFile: '/x/redis.conf' })], 'cluster')).toEqual([]);
   });
 });
