@@ -201,7 +201,8 @@ describe('the MariaDB monitor follows the topology', () => {
     const [{ pos }] = await fleet.sql<{ pos: string }[]>(primaryId, 'SELECT @@global.gtid_binlog_pos AS pos');
     const [d, srv, last] = pos.split('-').map(Number);
     const errant = [last - 2, last - 1, last].map((q) => `${d}-${srv}-${q}`);
-    await sleep(1000); // seen by the monitor at that position
+    // Seen by the monitor at that position (it refreshes the primary's position every round).
+    await until('monitor sees the errant position', async () => (await status()).lastKnown?.gtid === pos, 15_000);
     await node(primaryId).stop('SIGKILL');
     for (const r of replicas) await fleet.sql(r.id, 'START SLAVE IO_THREAD');
     const s = await until<MysqlMonitorStatus>('second failover', async () => {
