@@ -5,6 +5,7 @@
  * engineer should see first (no primary, two primaries, a link down, an unreachable node) are listed apart.
  */
 import { appliedPos, lagTransactions, type MysqlNodeProbe } from './mysql/decide';
+import { mysqlRestartRisks, redisRestartRisks, riskLine } from './restart-risk';
 import { describeMissingPrivileges } from './mysql/privileges';
 import { describeMissingRedisPermissions } from './redis/permissions';
 import type { RedisNodeProbe } from './types';
@@ -52,6 +53,22 @@ export interface ClusterStatus {
   operations?: OperationStatus[];
   /** Why the cluster could not be probed at all (e.g. a missing credential): names the reference, never a value. */
   error?: string;
+  /** Nodes whose own configuration lets them take writes on restart (core/restart-risk.ts), as `!` / `?` lines. */
+  restartRisks?: string[];
+  /** What the cluster's monitor says, when one runs (asked through its status query). */
+  monitor?: MonitorSummary;
+}
+
+/** The part of a running monitor's status that `handover status` shows. */
+export interface MonitorSummary {
+  workflowId: string;
+  primary?: string;
+  /** Nodes left read-only and not rejoined, with every errant GTID. */
+  flagged: Record<string, string[]>;
+  blind?: string;
+  blocked?: string;
+  /** Set when the monitor could not be asked. */
+  error?: string;
 }
 
 export function redisClusterStatus(cluster: string, topology: string, probes: RedisNodeProbe[]): ClusterStatus {
@@ -75,7 +92,8 @@ export function redisClusterStatus(cluster: string, topology: string, probes: Re
   });
   if (primaries.length === 0) problems.unshift('no reachable primary');
   else if (topology !== 'cluster' && primaries.length > 1) problems.unshift(`${primaries.length} primaries: ${primaries.join(', ')}`);
-  return { cluster, engine: 'redis', topology, primaries, nodes, problems };
+  const risks = redisRestartRisks(probes, topology).map(riskLine);
+  return { cluster, engine: 'redis', topology, primaries, nodes, problems, ...(risks.length ? { restartRisks: risks } : {}) };
 }
 
 export function mysqlClusterStatus(cluster: string, probes: MysqlNodeProbe[]): ClusterStatus {
@@ -104,7 +122,8 @@ export function mysqlClusterStatus(cluster: string, probes: MysqlNodeProbe[]): C
   });
   if (writable.length === 0) problems.unshift('no writable primary');
   else if (writable.length > 1) problems.unshift(`${writable.length} writable nodes: ${writable.map((w) => w.node).join(', ')}`);
-  return { cluster, engine: 'mysql', topology: 'replication', primaries: writable.map((w) => w.node), nodes, problems };
+  const risks = mysqlRestartRisks(probes).map(riskLine);
+  return { cluster, engine: 'mysql', topology: 'replication', primaries: writable.map((w) => w.node), nodes, problems, ...(risks.length ? { restartRisks: risks } : {}) };
 }
 
 function lagText(n: NodeStatus): string {
@@ -130,6 +149,13 @@ export function formatClusterStatus(s: ClusterStatus): string[] {
     else lines.push(`${base}${n.role ?? '?'}${n.readOnly ? ' (read-only)' : ''}${n.position ? ` at ${n.position}` : ''}`);
   }
   for (const p of s.problems) lines.push(`  ! ${p}`);
+  const m = s.monitor;
+  if (m?.error) lines.push(`  ! monitor ${m.workflowId} runs but could not be asked: ${m.error}`);
+  if (m?.blind) lines.push(`  ! monitor: ${m.blind}`);
+  if (m?.blocked) lines.push(`  ! monitor blocked: ${m.blocked}`);
+  for (const [node, gtids] of Object.entries(m?.flagged ?? {}))
+    lines.push(`  ! ${node} FLAGGED by the monitor: left read-only and not replicating, ${gtids.length} errant GTID(s) ${gtids.join(', ')}; resolve by hand`);
+  for (const r of s.restartRisks ?? []) lines.push(`  ${r}`);
   if (s.operations === undefined) lines.push('  operations: unknown (Temporal not reachable)');
   else if (s.operations.length === 0) lines.push('  operations: none running');
   else for (const o of s.operations) lines.push(`  running: ${o.runbook ?? o.workflowType} ${o.workflowId} (phase ${o.phase ?? '?'}, since ${o.startTime})`);

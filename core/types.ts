@@ -41,6 +41,10 @@ export interface RedisNodeProbe {
   failoverState?: string;
   /** The server process's run_id: a new one proves a restart. */
   runId?: string;
+  /** INFO server config_file: '' when the server runs without one (CONFIG REWRITE then cannot persist anything). */
+  configFile?: string;
+  /** On a primary: whether min-replicas-to-write is above 0 (INFO replication shows min_slaves_good_slaves then). */
+  minReplicasToWrite?: boolean;
 }
 
 /** A cluster's runbook limits, from the inventory (see inventory/schema.ts for the defaults). */

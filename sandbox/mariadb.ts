@@ -34,7 +34,8 @@ export interface MariaNodeProcess {
   serverId: number;
   dir: string;
   socket: string;
-  start(): Promise<void>;
+  /** Start it; `extraArgs` (e.g. --read-only=OFF, a misconfigured node) apply to this start only. */
+  start(extraArgs?: string[]): Promise<void>;
   /** SIGTERM (clean shutdown, waits), SIGKILL (waits), SIGSTOP/SIGCONT (returns at once). */
   stop(signal?: NodeJS.Signals): Promise<void>;
   pid(): number | undefined;
@@ -171,9 +172,9 @@ export function mariaNode(o: { id: string; port: number; serverId: number; dir: 
     serverId: o.serverId,
     dir: o.dir,
     socket,
-    async start() {
+    async start(extraArgs: string[] = []) {
       if (pid() !== undefined) return;
-      const proc = spawn(MARIADBD, args, { stdio: 'ignore', detached: true });
+      const proc = spawn(MARIADBD, [...args, ...extraArgs], { stdio: 'ignore', detached: true });
       proc.unref();
       const deadline = Date.now() + 30_000;
       for (;;) {

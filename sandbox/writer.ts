@@ -78,10 +78,15 @@ export class AckedWriter extends AckLog {
   private clients = new Map<string, Redis>();
   private current?: string;
 
+  /**
+   * `waitReplicas`: a write counts as acknowledged only once WAIT says that many replicas have it (the
+   * application's durability contract under asynchronous replication); 0 (default): the primary's OK.
+   */
   constructor(
     private readonly nodes: WriterNode[],
     private readonly password: string | undefined,
     prefix?: string,
+    private readonly waitReplicas = 0,
   ) {
     super(prefix);
     for (const n of nodes) {
@@ -133,8 +138,9 @@ export class AckedWriter extends AckLog {
       }
       const key = `${this.prefix}:${this.seq++}`;
       try {
-        const r = await this.clients.get(this.current)!.set(key, String(this.seq));
-        if (r === 'OK') this.ack(key);
+        const c = this.clients.get(this.current)!;
+        const r = await c.set(key, String(this.seq));
+        if (r === 'OK' && (this.waitReplicas === 0 || Number(await c.call('WAIT', String(this.waitReplicas), '2000')) >= this.waitReplicas)) this.ack(key);
       } catch {
         this.errors++;
         this.current = undefined;

@@ -7,7 +7,7 @@
  */
 import { Context } from '@temporalio/activity';
 import type mysql from 'mysql2/promise';
-import { errantOnReturn, receivedPos, type MysqlFailoverNodeProbe, type MysqlFailoverProbe } from '../../core/mysql/failover';
+import { errantOnReturn, listErrantGtids, receivedPos, type MysqlFailoverNodeProbe, type MysqlFailoverProbe } from '../../core/mysql/failover';
 import { appliedPos, gtidIncludes, normalizeGtidPos } from '../../core/mysql/decide';
 import { ErrorType, HandoverError } from '../../core/errors';
 import type { Promotion } from '../../core/types';
@@ -210,7 +210,7 @@ export function createMysqlFailoverActivities(deps: MysqlActivityDeps) {
       });
       const b = fenced.before;
       if (fenced.already) return { outcome: 'already', errantGtids: [], wasWritable: false, audit: `saw ${input.node} already a read-only replica of ${input.primary}, threads running; changed nothing` };
-      const errant = errantOnReturn(b.gtidBinlogPos, input.promotedGtid, primaryNow.gtidBinlogPos);
+      const errant = listErrantGtids(errantOnReturn(b.gtidBinlogPos, input.promotedGtid, primaryNow.gtidBinlogPos), input.promotedGtid, primaryNow.gtidBinlogPos);
       const saw = `saw ${input.node} ${b.role === 'replica' ? `replica of ${b.sourceNode ?? b.sourceAddress}` : 'primary'} ${b.readOnly ? 'read-only' : 'WRITABLE'} at ${b.gtidBinlogPos || 'empty'}`;
       if (errant.length)
         return {

@@ -61,6 +61,11 @@ export interface MysqlFlavor {
   /** SELECT returning one row: read_only, super_read_only (0 where absent), server_id, version, and GTID positions. */
   readState: string;
   parseState(row: Record<string, unknown>): { readOnly: boolean; superReadOnly: boolean; serverId: number; version: string; gtid: GtidPositions };
+  /**
+   * SELECT … AS origin, … AS path: where the running read_only came from (core/restart-risk.ts). Absent where
+   * this repository has not checked it against a server (MySQL 8: performance_schema.variables_info).
+   */
+  readOnlyOrigin?: string;
   replicaStatus: string;
   parseReplicaStatus(rows: Record<string, unknown>[]): ReplicaStatus | undefined;
   /** Statements that make the server refuse application writes (in order). */
@@ -104,6 +109,7 @@ export const mariadb: MysqlFlavor = {
     version: str(r.version),
     gtid: { binlog: str(r.gtid_binlog_pos), current: str(r.gtid_current_pos), slave: str(r.gtid_slave_pos), binlogState: str(r.gtid_binlog_state) },
   }),
+  readOnlyOrigin: "SELECT GLOBAL_VALUE_ORIGIN AS origin, GLOBAL_VALUE_PATH AS path FROM information_schema.SYSTEM_VARIABLES WHERE VARIABLE_NAME = 'READ_ONLY'",
   // The default (unnamed) connection only; multi-source replication is not supported by these runbooks.
   replicaStatus: 'SHOW SLAVE STATUS',
   parseReplicaStatus(rows) {

@@ -184,6 +184,10 @@ export async function readMysqlNode(conn: mysql.Connection, cluster: ClusterSpec
     gtidSlavePos: normalizeGtidPos(st.gtid.slave),
     gtidBinlogState: st.gtid.binlogState,
   };
+  if (flavor.readOnlyOrigin) {
+    const o = (await rows(conn, flavor.readOnlyOrigin, [], READ_TIMEOUT_MS))[0];
+    if (o?.origin) Object.assign(probe, { readOnlyOrigin: String(o.origin), ...(o.path ? { readOnlyOriginPath: String(o.path) } : {}) });
+  }
   if (rs) {
     probe.sourceAddress = `${rs.sourceHost}:${rs.sourcePort}`;
     probe.sourceNode = mysqlNodeAt(cluster, rs.sourceHost, rs.sourcePort);

@@ -110,10 +110,12 @@ export async function readNode(client: Redis, cluster: ClusterSpec, node: NodeSp
     version: server.valkey_version ? `valkey ${server.valkey_version}` : `redis ${server.redis_version}`,
     runId: server.run_id,
     failoverState: repl.master_failover_state,
+    configFile: server.config_file ?? undefined,
   };
   if (repl.role === 'master') {
     probe.role = 'primary';
     probe.offset = Number(repl.master_repl_offset);
+    probe.minReplicasToWrite = repl.min_slaves_good_slaves !== undefined || repl.min_replicas_good_replicas !== undefined;
     probe.replicaAcks = {};
     for (const [k, v] of Object.entries(repl)) {
       if (!/^slave\d+$/.test(k)) continue;

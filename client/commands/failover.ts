@@ -56,7 +56,7 @@ export async function runFailover(raw: FailoverOptions, io: IO): Promise<{ exitC
         : 'engine' in r
         ? [
             `failed over ${r.cluster}: ${r.oldPrimary} -> ${r.newPrimary} (${r.reasons.join('; ')})`,
-            `  data-loss window: ${r.dataLossWindow.transactions === undefined ? 'unknown' : `${r.dataLossWindow.transactions} transaction(s)`} (last seen ${r.dataLossWindow.lastKnownPrimaryGtid ?? '?'}, promoted at ${r.dataLossWindow.promotedGtid || 'empty'}; ${r.dataLossWindow.note})`,
+            `  data-loss window: ${r.dataLossWindow.summary ?? (r.dataLossWindow.transactions === undefined ? 'unknown' : `at least ${r.dataLossWindow.transactions} transaction(s)`)} (promoted at ${r.dataLossWindow.promotedGtid || 'empty'})`,
             `  relay log applied in ${r.relayApplyMs} ms; old primary: ${r.fenced === 'flagged' ? `FLAGGED, left read-only (errant GTIDs ${r.errantGtids?.join(',')})` : `fenced ${r.fenced}`}`,
             ...(r.routing && !r.routing.ok ? [`  ROUTING HOOK FAILED: ${r.routing.detail}`] : []),
             ...hookLines(r.hooks),
@@ -64,7 +64,7 @@ export async function runFailover(raw: FailoverOptions, io: IO): Promise<{ exitC
           ].join('\n')
         : [
             `failed over ${r.cluster}: ${r.oldPrimary} -> ${r.newPrimary} (${r.reasons.join('; ')})`,
-            `  data-loss window: ${r.dataLossWindow.bytes === undefined ? 'unknown' : `${r.dataLossWindow.bytes} bytes`} (${r.dataLossWindow.note})`,
+            `  data-loss window: ${r.dataLossWindow.summary ?? (r.dataLossWindow.bytes === undefined ? 'unknown' : `at least ${r.dataLossWindow.bytes} bytes`)} (promoted at offset ${r.dataLossWindow.promotedOffset})`,
             `  old primary fenced: ${r.fenced}`,
             ...hookLines(r.hooks),
             ...tailLines(r),

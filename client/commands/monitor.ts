@@ -18,6 +18,29 @@ export const MonitorOptions = CommonOptions.extend({
 });
 export type MonitorOptions = z.input<typeof MonitorOptions>;
 
+/**
+ * The monitor's status as text: what it watches, then everything an on-call engineer must act on as `!` lines
+ * (a monitor that cannot confirm a death, the anti-flapping block, flagged nodes with every errant GTID, a
+ * configuration that lets a node take writes on restart; `?` when that cannot be checked), then the failovers
+ * with what is known and not known of their data loss.
+ */
+export function formatMonitorStatus(workflowId: string, s: MonitorStatus & { flagged?: Record<string, string[]> }): string[] {
+  const lk = s.lastKnown as (MonitorStatus['lastKnown'] & { gtid?: string }) | undefined;
+  const at = lk ? (lk.gtid !== undefined ? (lk.gtid || 'empty') : `offset ${lk.offset}`) : undefined;
+  const lines = [
+    `monitor ${workflowId}: primary ${lk?.primary ?? '?'}${at ? ` (last seen at ${at}${lk?.seenAt ? `, ${new Date(lk.seenAt).toISOString()}` : ''})` : ''}, ${s.failovers.length} failover(s)${s.blocked ? `, BLOCKED: ${s.blocked}` : ''}; last: ${s.lastVerdict ?? '-'}`,
+  ];
+  if (s.blind) lines.push(`  ! ${s.blind}`);
+  if (s.blocked) lines.push(`  ! blocked: ${s.blocked} (handover monitor --ack to allow the next failover)`);
+  for (const [node, gtids] of Object.entries(s.flagged ?? {}))
+    lines.push(`  ! ${node} FLAGGED: left read-only and not replicating, ${gtids.length} errant GTID(s) ${gtids.join(', ')}; resolve by hand (re-clone, or reapply), then --ack`);
+  for (const r of s.restartRisks ?? []) lines.push(`  ${r}`);
+  if (s.adopted) lines.push(`  followed the fleet: ${s.adopted}`);
+  for (const f of s.failovers)
+    lines.push(`  failover ${new Date(f.at).toISOString()}: ${f.from} -> ${f.to}, detected in ${f.detectMs} ms; data loss: ${f.loss ?? (f.lostBytes !== undefined ? `at least ${f.lostBytes} bytes` : 'unknown')}`);
+  return lines;
+}
+
 export async function runMonitor(raw: MonitorOptions, io: IO): Promise<{ exitCode: number; status?: MonitorStatus; workflowId: string }> {
   const o = MonitorOptions.parse(raw);
   const workflowId = monitorWorkflowId(o.cluster);
@@ -28,7 +51,7 @@ export async function runMonitor(raw: MonitorOptions, io: IO): Promise<{ exitCod
       const handle = client.workflow.getHandle(workflowId);
       if (o.status) {
         const status = await handle.query<MonitorStatus>('status');
-        io.out(o.json ? JSON.stringify(status) : `monitor ${workflowId}: primary ${status.lastKnown?.primary ?? '?'}, ${status.failovers.length} failover(s)${status.blocked ? `, BLOCKED: ${status.blocked}` : ''}; last: ${status.lastVerdict ?? '-'}`);
+        io.out(o.json ? JSON.stringify(status) : formatMonitorStatus(workflowId, status).join('\n'));
         return { exitCode: EXIT.ok, status, workflowId };
       }
       if (o.ack) {

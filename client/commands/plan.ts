@@ -7,6 +7,7 @@ import { CliError, EXIT, type CommonOptions, type IO } from '../common';
 import { runRollingRestart } from './rolling-restart';
 import { runSwitchover } from './switchover';
 import { runFailover } from './failover';
+import { restartRiskLines } from './status';
 
 export const PLANNABLE = ['switchover', 'rolling-restart', 'failover'] as const;
 
@@ -20,7 +21,17 @@ export interface PlanOptions extends Partial<CommonOptions> {
   force?: boolean;
 }
 
-export async function runPlan(o: PlanOptions, io: IO): Promise<{ exitCode: number; report?: unknown; workflowId: string }> {
+export async function runPlan(o: PlanOptions, io: IO): Promise<{ exitCode: number; report?: unknown; workflowId: string; restartRisks?: string[] }> {
+  const r = await planOf(o, io);
+  if (r.exitCode !== EXIT.ok) return r;
+  // The returning-primary race is closed by each node's own configuration, which no runbook step can fix:
+  // said beside every plan (`!` certain, `?` cannot be checked remotely).
+  const restartRisks = await restartRiskLines(o.inventory, o.cluster);
+  if (!o.json) for (const line of restartRisks) io.out(`  ${line}`);
+  return { ...r, restartRisks };
+}
+
+async function planOf(o: PlanOptions, io: IO): Promise<{ exitCode: number; report?: unknown; workflowId: string }> {
   const { runbook, ...rest } = o;
   switch (runbook) {
     case 'switchover':

@@ -14,8 +14,9 @@
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { HandoverError } from '../../core/errors';
-import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK } from '../../core/ids';
-import { formatClusterStatus, mysqlClusterStatus, redisClusterStatus, type ClusterStatus, type OperationStatus } from '../../core/status';
+import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK, monitorWorkflowId } from '../../core/ids';
+import { formatClusterStatus, mysqlClusterStatus, redisClusterStatus, type ClusterStatus, type MonitorSummary, type OperationStatus } from '../../core/status';
+import type { MonitorStatus } from '../../workflows/redis/monitor';
 import { inventoryPath, loadInventory, findCluster } from '../../inventory/load';
 import type { ClusterSpec, Inventory } from '../../inventory/schema';
 import { redisOps } from '../../activities/redis/switchover';
@@ -28,7 +29,7 @@ export const StatusOptions = CommonOptions.extend({
 });
 export type StatusOptions = z.input<typeof StatusOptions>;
 
-async function probeCluster(inv: Inventory, c: ClusterSpec): Promise<ClusterStatus> {
+export async function probeCluster(inv: Inventory, c: ClusterSpec): Promise<ClusterStatus> {
   try {
     if (c.engine === 'dolt') return { cluster: c.name, engine: c.engine, topology: c.topology, primaries: [], nodes: [], problems: [], error: 'dolt clusters are not probed (the dolt engine covers backups and promotion SQL only, untested against a live server)' };
     if (c.engine === 'mysql') return mysqlClusterStatus(c.name, await mysqlOps({ inventory: () => inv }).probeAll(c));
@@ -39,8 +40,8 @@ async function probeCluster(inv: Inventory, c: ClusterSpec): Promise<ClusterStat
   }
 }
 
-/** Open workflows per cluster, from visibility (one query for all clusters asked about). */
-async function openOperations(o: CommonOptions, clusters: string[]): Promise<Map<string, OperationStatus[]> | undefined> {
+/** Open workflows per cluster, from visibility (one query for all clusters asked about), and what each running monitor says. */
+async function openOperations(o: CommonOptions, clusters: string[]): Promise<{ ops: Map<string, OperationStatus[]>; monitors: Map<string, MonitorSummary> } | undefined> {
   let conn;
   try {
     conn = await connect(o);
@@ -63,7 +64,18 @@ async function openOperations(o: CommonOptions, clusters: string[]): Promise<Map
         startTime: w.startTime.toISOString(),
       });
     }
-    return out;
+    const monitors = new Map<string, MonitorSummary>();
+    for (const [cluster, list] of out) {
+      const id = monitorWorkflowId(cluster);
+      if (!list.some((w) => w.workflowId === id)) continue;
+      try {
+        const m = await conn.client.workflow.getHandle(id).query<MonitorStatus & { flagged?: Record<string, string[]> }>('status');
+        monitors.set(cluster, { workflowId: id, primary: m.lastKnown?.primary, flagged: m.flagged ?? {}, blind: m.blind, blocked: m.blocked });
+      } catch (e) {
+        monitors.set(cluster, { workflowId: id, flagged: {}, error: (e as Error).message });
+      }
+    }
+    return { ops: out, monitors };
   } finally {
     await conn.close();
   }
@@ -84,7 +96,11 @@ export async function runStatus(raw: StatusOptions, io: IO): Promise<{ exitCode:
       throw e;
     }
     const [clusters, ops] = await Promise.all([Promise.all(specs.map((c) => probeCluster(inv, c))), openOperations(o, specs.map((c) => c.name))]);
-    for (const c of clusters) c.operations = ops?.get(c.cluster);
+    for (const c of clusters) {
+      c.operations = ops?.ops.get(c.cluster);
+      const m = ops?.monitors.get(c.cluster);
+      if (m) c.monitor = m;
+    }
     if (o.json) io.out(JSON.stringify({ clusters }));
     else io.out(clusters.map((c) => formatClusterStatus(c).join('\n')).join('\n\n'));
     return { exitCode: EXIT.ok, clusters };
@@ -93,5 +109,18 @@ export async function runStatus(raw: StatusOptions, io: IO): Promise<{ exitCode:
     if (o.json) io.out(JSON.stringify({ failed: true, message: e.message }));
     else io.err(e.message);
     return { exitCode: e.exitCode };
+  }
+}
+
+/**
+ * The restart-risk lines of one cluster (core/restart-risk.ts), probed directly as `status` does; [] when the
+ * inventory or the cluster cannot be read (the runbook's own output says why).
+ */
+export async function restartRiskLines(inventory: string | undefined, cluster: string): Promise<string[]> {
+  try {
+    const inv = loadInventory(inventoryPath(inventory));
+    return (await probeCluster(inv, findCluster(inv, cluster))).restartRisks ?? [];
+  } catch {
+    return [];
   }
 }

@@ -67,6 +67,10 @@ export interface MysqlNodeProbe {
   missingPrivileges?: string[];
   /** GTIDs this node has that the primary lacks (filled in relative to the primary by the probe). */
   errantGtids?: string[];
+  /** Where the running read_only came from (SYSTEM_VARIABLES.GLOBAL_VALUE_ORIGIN: COMPILE-TIME, CONFIG, COMMAND-LINE, SQL). */
+  readOnlyOrigin?: string;
+  /** The option file that set it, when GLOBAL_VALUE_ORIGIN is CONFIG. */
+  readOnlyOriginPath?: string;
 }
 
 export interface MysqlClusterProbe {

@@ -8,7 +8,7 @@
  *    read-only and flagged instead of rejoined.
  * The anti-flapping rule is engine-neutral: core/decide-failover.ts whyBlocked().
  */
-import { appliedPos, errantGtids, gtidIncludes, lagTransactions, parseGtidPos, formatGtid, type MysqlNodeProbe } from './decide';
+import { appliedPos, errantGtids, gtidIncludes, lagTransactions, parseGtidPos, formatGtid, type GtidEntry, type MysqlNodeProbe } from './decide';
 import type { Verdict } from '../redis/failover';
 import { PROMOTION_RANK } from '../types';
 
@@ -143,6 +143,32 @@ export function errantOnReturn(nodeBinlogPos: string | undefined, promotedAt: st
   return [...new Set([...vsPromoted, ...vsNow])].sort();
 }
 
+/** Above this many errant transactions in one domain, they are listed as one range "d-s-a..d-s-b". */
+export const ERRANT_LIST_MAX = 50;
+
+/**
+ * Every errant GTID, not only the last per domain. A MariaDB position keeps one GTID per domain (the last), so
+ * three errant commits show as one entry; the errant ones are every sequence number after what the promoted
+ * node had (or, without that, what the primary has now) up to that last one. Under gtid_strict_mode sequence
+ * numbers in a domain only grow, and a node replicating from nobody wrote them itself, so they carry its
+ * server id. (Reading them from the binary log instead would need BINLOG MONITOR, a grant Handover does not
+ * ask for.) More than ERRANT_LIST_MAX in a domain are listed as one range, still naming every one.
+ */
+export function listErrantGtids(errantLast: string[], promotedAt: string | undefined, primaryNow: string | undefined): string[] {
+  const promoted = parseGtidPos(promotedAt);
+  const now = parseGtidPos(primaryNow);
+  const out: string[] = [];
+  for (const e of errantLast.map((x) => parseGtidPos(x).values().next().value as GtidEntry)) {
+    let from = (promoted.get(e.domain) ?? now.get(e.domain))?.seq ?? 0;
+    if (from >= e.seq) from = e.seq - 1; // same sequence number from another server: only that one diverged
+    const count = e.seq - from;
+    const at = (seq: number) => formatGtid({ domain: e.domain, server: e.server, seq });
+    if (count > ERRANT_LIST_MAX) out.push(`${at(from + 1)}..${at(e.seq)}`);
+    else for (let s = from + 1; s <= e.seq; s++) out.push(at(s));
+  }
+  return out;
+}
+
 /** The data-loss window: transactions the old primary was last seen with that the promoted node lacks. */
 export function mysqlDataLoss(lastKnownPrimary: string | undefined, promoted: string): { transactions?: number; missing?: string; note: string } {
   if (lastKnownPrimary === undefined)
@@ -151,6 +177,6 @@ export function mysqlDataLoss(lastKnownPrimary: string | undefined, promoted: st
   return {
     transactions: t,
     missing: t ? `${promoted || 'empty'} .. ${lastKnownPrimary}` : undefined,
-    note: 'transactions the old primary had (as last observed by the monitor, up to one probe interval before it died) that the promoted node lacked; commits after that observation are not counted',
+    note: 'transactions the old primary had when last observed by the monitor (about one probe interval before it died) that the promoted node lacked: certainly lost, a lower bound; commits after that observation are not known',
   };
 }

@@ -17,6 +17,7 @@
 import { ApplicationFailure, CancellationScope, sleep } from '@temporalio/workflow';
 import { confirmedDead, type Verdict } from '../../core/redis/failover';
 import { chooseMysqlFailoverCandidate, mysqlDataLoss, mysqlDeadMasterRound, type MysqlFailoverChoice } from '../../core/mysql/failover';
+import { mysqlLossWindow, lossReportFields, type LossReportFields } from '../../core/data-loss';
 import { ErrorType } from '../../core/errors';
 import type { EnsureMysqlRejoinedResult, VerifyMysqlFailoverResult } from '../../activities/mysql/failover';
 import { runPostFailoverHooks, runPreFailoverHooks, type HookOutcome } from '../hooks';
@@ -29,8 +30,10 @@ export interface MysqlFailoverInput {
   cluster: string;
   force?: boolean;
   confirmedBy?: string;
-  /** The primary and its gtid_binlog_pos as the monitor last saw it alive, for the data-loss window. */
-  lastKnown?: { primary: string; offset?: number; gtid?: string };
+  /** The primary and its gtid_binlog_pos as the monitor last saw it alive (and when, epoch ms), for the data-loss window. */
+  lastKnown?: { primary: string; offset?: number; gtid?: string; seenAt?: number };
+  /** Epoch ms of the monitor's first probe round, after its last sight, that did not find the primary alive. */
+  deadSince?: number;
   requestedBy?: string;
   /** Stop after confirm and decide and return the plan (handover plan failover). */
   dryRun?: boolean;
@@ -46,7 +49,11 @@ export interface MysqlFailoverReport {
   oldPrimary: string;
   newPrimary: string;
   reasons: string[];
-  dataLossWindow: { lastKnownPrimaryGtid?: string; promotedGtid: string; transactions?: number; missing?: string; note: string; bytes?: undefined };
+  /**
+   * transactions: certainly lost (a lower bound: the primary was seen with them, the promoted node lacks them);
+   * what it committed after lastSeenAt is not known (unobservedMs); `summary` says both. Undefined: never seen.
+   */
+  dataLossWindow: { lastKnownPrimaryGtid?: string; promotedGtid: string; transactions?: number; missing?: string; note: string; bytes?: undefined } & LossReportFields;
   /** How long the candidate took to apply its relay log before promotion. */
   relayApplyMs: number;
   fenced: 'now' | 'flagged' | 'pending: the old primary is down; the monitor (or a re-run) fences it when it returns';
@@ -67,6 +74,7 @@ export interface MysqlFailoverReport {
 export async function mysqlFailover(input: MysqlFailoverInput): Promise<MysqlFailoverReport | FailoverPlanReport> {
   const { cluster } = input;
   const rb = new Runbook('failover', cluster);
+  const startedAt = Date.now();
   if (input.requestedBy) rb.audit('start', `requested by ${input.requestedBy}${input.force ? ' (--force)' : ''}`);
   const describe = (p: { nodes: { node: string; reachable: boolean; role?: string; readOnly?: boolean; ioRunning?: string; gtidBinlogPos?: string }[] }) =>
     `saw ${p.nodes.map((n) => (n.reachable ? `${n.node}=${n.role}${n.readOnly ? '(ro)' : '(rw)'}@${n.gtidBinlogPos || 'empty'}${n.role === 'replica' ? ` io=${n.ioRunning}` : ''}` : `${n.node}=unreachable`)).join(' ')}`;
@@ -215,6 +223,8 @@ export async function mysqlFailover(input: MysqlFailoverInput): Promise<MysqlFai
     const hooks = [...preHooks, ...(await runPostFailoverHooks(rb, probed.hooks?.postFailover ?? 0, hookRun))];
     rb.setPhase(fenced === 'flagged' ? 'done-old-primary-flagged' : hooks.some((h) => !h.ok) ? 'done-post-hook-failed' : notFollowing.length ? 'done-replicas-not-following' : routing && !routing.ok ? 'done-routing-failed' : 'done');
     const loss = mysqlDataLoss(input.lastKnown?.gtid, promotedGtid);
+    const seen = input.lastKnown?.gtid === undefined ? undefined : { position: input.lastKnown.gtid, at: input.lastKnown.seenAt };
+    const honest = lossReportFields(mysqlLossWindow(deadPrimary, promotedGtid, { lastSight: seen, deadSince: input.deadSince, confirmedAt: startedAt }));
     return {
       runbook: 'failover',
       engine: 'mysql',
@@ -222,7 +232,7 @@ export async function mysqlFailover(input: MysqlFailoverInput): Promise<MysqlFai
       oldPrimary: deadPrimary,
       newPrimary: candidate,
       reasons,
-      dataLossWindow: { lastKnownPrimaryGtid: input.lastKnown?.gtid, promotedGtid, ...loss },
+      dataLossWindow: { lastKnownPrimaryGtid: input.lastKnown?.gtid, promotedGtid, ...loss, ...honest },
       relayApplyMs: applied.waitedMs,
       fenced,
       errantGtids: rejoin?.errantGtids.length ? rejoin.errantGtids : undefined,

@@ -1,6 +1,8 @@
 /**
  * The per-cluster monitor for MySQL/MariaDB (ID handover-monitor-<cluster>), the Redis monitor's shape:
- * probes every `probeIntervalMs`; when the DeadMaster rule (primary unreachable, every replica's IO thread
+ * probes every `probeIntervalMs`; each round takes the primary from the fleet, not from memory
+ * (core/monitor-topology.ts: the one writable node every reachable replica follows), so a switchover or rolling
+ * restart by anyone moves it, and refreshes that primary's gtid_binlog_pos and when it was seen; when the DeadMaster rule (primary unreachable, every replica's IO thread
  * down) holds for `probesToConfirm` consecutive rounds it starts `mysqlFailover` as a child workflow on the
  * cluster's lock ID, unless anti-flapping blocks it. A node that answers replicating from nobody beside the
  * live primary (an old primary that came back) is fenced first: read_only ON, then made a replica; with
@@ -10,19 +12,33 @@
  */
 import { ApplicationFailure, continueAsNew, executeChild, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import { confirmedDead, whyBlocked, type Verdict } from '../../core/redis/failover';
-import { liveMysqlPrimary, mysqlDeadMasterRound } from '../../core/mysql/failover';
+import { mysqlDeadMasterRound } from '../../core/mysql/failover';
 import { SA_CLUSTER, SA_RUNBOOK, operationWorkflowId } from '../../core/ids';
+import { followTopology, mysqlTopo } from '../../core/monitor-topology';
+import { mysqlRestartRisks, riskLine } from '../../core/restart-risk';
 import { probe } from '../profiles';
 import { acknowledgeSignal, monitorStatusQuery, type MonitorStatus } from '../redis/monitor';
 import type { MysqlFailoverInput, MysqlFailoverReport } from './failover';
 
 export interface MysqlMonitorState {
   cluster: string;
-  /** The primary as last seen writable, with its gtid_binlog_pos (for the data-loss window). */
-  lastKnown?: { primary: string; offset: number; gtid?: string };
+  /** The primary as last seen, with its gtid_binlog_pos and when it was seen, epoch ms (for the data-loss window). */
+  lastKnown?: { primary: string; offset: number; gtid?: string; seenAt?: number };
   lastFailoverAtMs?: number;
   acknowledged?: boolean;
-  failovers: { at: number; from: string; to: string; detectMs: number; lostBytes?: number; lostTransactions?: number; promotedGtid?: string; fenced?: string }[];
+  /** lostTransactions: certainly lost (a lower bound); unobservedMs: how long before the death nothing was seen; loss: both in words. */
+  failovers: {
+    at: number;
+    from: string;
+    to: string;
+    detectMs: number;
+    lostBytes?: number;
+    lostTransactions?: number;
+    unobservedMs?: number;
+    loss?: string;
+    promotedGtid?: string;
+    fenced?: string;
+  }[];
   blocked?: string;
   /** Nodes left read-only and not rejoined because of errant GTIDs: node -> the GTIDs. */
   flagged?: Record<string, string[]>;
@@ -46,19 +62,47 @@ export async function mysqlMonitor(state: MysqlMonitorState): Promise<void> {
   });
   const verdicts: Verdict[] = [];
   let firstDeadAt: number | undefined;
+  /** The first round, since the primary was last seen alive, that did not see it (its death is before this). */
+  let lostSightAt: number | undefined;
+  /** Rounds in a row each node was seen read-only and replicating from nobody beside the primary. */
+  const readOnlyRootRounds: Record<string, number> = {};
   const roundsPerRun = state.roundsPerRun ?? 500;
   for (let i = 0; i < roundsPerRun; i++) {
     status.rounds++;
-    const p = await probe.probeMysqlFailover.executeWithOptions({ summary: `monitor: probe ${cluster}`, retry: { maximumAttempts: 1 } }, [{ cluster }]).catch(() => undefined);
+    let probeError = '';
+    const p = await probe.probeMysqlFailover.executeWithOptions({ summary: `monitor: probe ${cluster}`, retry: { maximumAttempts: 1 } }, [{ cluster }]).catch((e: Error) => {
+      probeError = e.message;
+      return undefined;
+    });
+    if (!p) {
+      status.blind = `the probe failed, nothing seen this round: ${probeError}`;
+      lostSightAt ??= Date.now();
+    }
     if (p) {
-      const live = liveMysqlPrimary(p.nodes);
-      const expected = status.lastKnown?.primary;
-      if (live && (!expected || live.node === expected)) status.lastKnown = { primary: live.node, offset: 0, gtid: live.gtidBinlogPos ?? '' };
-      // Fencing: while the expected primary answers writable, any other node replicating from nobody (an old
-      // primary that came back, writable or not) is fenced before anything else.
-      const primary = status.lastKnown?.primary;
-      if (primary && p.nodes.some((n) => n.node === primary && n.reachable && n.role === 'primary' && n.readOnly === false)) {
-        for (const n of p.nodes.filter((x) => x.reachable && x.node !== primary && x.role === 'primary' && !status.flagged[x.node])) {
+      const seenAt = Date.parse(p.probedAt);
+      const follow = followTopology(mysqlTopo(p.nodes), status.lastKnown?.primary);
+      status.blind = follow.blind;
+      status.restartRisks = mysqlRestartRisks(p.nodes).map(riskLine);
+      if (follow.adopted) {
+        status.adopted = follow.adopted;
+        verdicts.length = 0;
+        firstDeadAt = undefined;
+      }
+      const primary = follow.primary;
+      // The primary's position, fresh every round: the known part of a later failover's data-loss window.
+      const seen = p.nodes.find((n) => n.node === primary && n.reachable && n.role === 'primary');
+      if (seen) status.lastKnown = { primary: seen.node, offset: 0, gtid: seen.gtidBinlogPos ?? '', seenAt };
+      if (seen) lostSightAt = undefined;
+      else if (lostSightAt === undefined) lostSightAt = seenAt;
+      // Fencing: while the primary answers writable, any other node replicating from nobody (an old primary that
+      // came back: the replicas follow the real one) is fenced before anything else. A writable one at once; a
+      // read-only one takes no writes, so it is rejoined only once seen so for probesToConfirm rounds: a runbook
+      // that is repointing it right now (the old primary at the end of a switchover) is not raced.
+      const roots = p.nodes.filter((x) => x.reachable && x.node !== primary && x.role === 'primary' && !status.flagged[x.node]);
+      for (const k of Object.keys(readOnlyRootRounds)) if (!roots.some((x) => x.node === k && x.readOnly)) delete readOnlyRootRounds[k];
+      for (const x of roots) if (x.readOnly) readOnlyRootRounds[x.node] = (readOnlyRootRounds[x.node] ?? 0) + 1;
+      if (primary && seen && seen.readOnly === false) {
+        for (const n of roots.filter((x) => !x.readOnly || readOnlyRootRounds[x.node] >= p.policy.probesToConfirm)) {
           const last = [...status.failovers].reverse().find((f) => f.from === n.node);
           await probe.ensureMysqlRejoined
             .executeWithOptions({ summary: `fence ${n.node}: read-only, then a replica of ${primary}`, retry: { maximumAttempts: 2 } }, [{ cluster, node: n.node, primary, promotedGtid: last?.promotedGtid }])
@@ -75,7 +119,7 @@ export async function mysqlMonitor(state: MysqlMonitorState): Promise<void> {
       verdicts.push(v);
       if (verdicts.length > 20) verdicts.shift();
       status.lastVerdict = v.reason;
-      if (v.dead && firstDeadAt === undefined) firstDeadAt = Date.now();
+      if (v.dead && firstDeadAt === undefined) firstDeadAt = seenAt;
       if (!v.dead) firstDeadAt = undefined;
       if (primary && confirmedDead(verdicts, p.policy.probesToConfirm)) {
         const blocked = whyBlocked(status.lastFailoverAtMs, Date.now(), p.policy.failoverBlockMs, !!status.acknowledged);
@@ -84,7 +128,7 @@ export async function mysqlMonitor(state: MysqlMonitorState): Promise<void> {
           try {
             const report = (await executeChild('mysqlFailover', {
               workflowId: operationWorkflowId(cluster),
-              args: [{ cluster, confirmedBy: workflowInfo().workflowId, lastKnown: status.lastKnown, requestedBy: 'monitor' } satisfies MysqlFailoverInput],
+              args: [{ cluster, confirmedBy: workflowInfo().workflowId, lastKnown: status.lastKnown, deadSince: lostSightAt ?? firstDeadAt, requestedBy: 'monitor' } satisfies MysqlFailoverInput],
               typedSearchAttributes: [
                 { key: SA_CLUSTER, value: cluster },
                 { key: SA_RUNBOOK, value: 'failover' },
@@ -97,11 +141,13 @@ export async function mysqlMonitor(state: MysqlMonitorState): Promise<void> {
               to: report.newPrimary,
               detectMs: Date.now() - (firstDeadAt ?? Date.now()),
               lostTransactions: report.dataLossWindow.transactions,
+              unobservedMs: report.dataLossWindow.unobservedMs,
+              loss: report.dataLossWindow.summary,
               promotedGtid: report.dataLossWindow.promotedGtid,
               fenced: report.fenced,
             });
             if (report.fenced === 'flagged' && report.errantGtids) status.flagged[report.oldPrimary] = report.errantGtids;
-            status.lastKnown = { primary: report.newPrimary, offset: 0, gtid: report.dataLossWindow.promotedGtid };
+            status.lastKnown = { primary: report.newPrimary, offset: 0, gtid: report.dataLossWindow.promotedGtid, seenAt: Date.now() };
             status.lastFailoverAtMs = Date.now();
             status.acknowledged = false;
           } catch (e) {

@@ -10,6 +10,7 @@
  */
 import { ApplicationFailure, CancellationScope, sleep } from '@temporalio/workflow';
 import { chooseFailoverCandidate, confirmedDead, deadMasterRound, type Verdict } from '../../core/redis/failover';
+import { redisLossWindow, lossReportFields, type LossReportFields } from '../../core/data-loss';
 import { ErrorType } from '../../core/errors';
 import type { VerifyResult } from '../../activities/redis/switchover';
 import { runPostFailoverHooks, runPreFailoverHooks, type HookOutcome } from '../hooks';
@@ -23,8 +24,10 @@ export interface RedisFailoverInput {
   force?: boolean;
   /** Set by the monitor: it already confirmed the primary dead over its window. */
   confirmedBy?: string;
-  /** The last offset the primary was seen at (the monitor knows it), for the data-loss window. */
-  lastKnown?: { primary: string; offset: number };
+  /** The last offset the primary was seen at (the monitor knows it) and when (epoch ms), for the data-loss window. */
+  lastKnown?: { primary: string; offset: number; seenAt?: number };
+  /** Epoch ms of the monitor's first probe round, after its last sight, that did not find the primary alive. */
+  deadSince?: number;
   requestedBy?: string;
   /** Stop after confirm and decide and return the plan (handover plan failover). */
   dryRun?: boolean;
@@ -53,8 +56,11 @@ export interface FailoverReport {
   oldPrimary: string;
   newPrimary: string;
   reasons: string[];
-  /** Bytes of replication stream the old primary had (as last seen) beyond what the new primary had. */
-  dataLossWindow: { lastKnownPrimaryOffset?: number; promotedOffset: number; bytes?: number; note: string };
+  /**
+   * bytes: replication stream the old primary was seen with beyond what the new primary had, certainly lost (a
+   * lower bound); what it took after lastSeenAt is not known (unobservedMs); `summary` says both.
+   */
+  dataLossWindow: { lastKnownPrimaryOffset?: number; promotedOffset: number; bytes?: number; note: string } & LossReportFields;
   fenced: 'now' | 'pending: the old primary is down; the monitor (or a re-run) makes it a replica when it returns';
   /** Operator hooks that ran (inventory `hooks:`): pre-failover ones all succeeded, post-failover ones may not have. */
   hooks?: HookOutcome[];
@@ -69,6 +75,7 @@ export interface FailoverReport {
 export async function redisFailover(input: RedisFailoverInput): Promise<FailoverReport | FailoverPlanReport> {
   const { cluster } = input;
   const rb = new Runbook('failover', cluster);
+  const startedAt = Date.now();
   if (input.requestedBy) rb.audit('start', `requested by ${input.requestedBy}${input.force ? ' (--force)' : ''}`);
   let probed = await rb.step('probe', `probe every node of ${cluster}`, () => probe.probeRedisCluster.executeWithOptions({ summary: `probe every node of ${cluster}` }, [{ cluster }]),
     (p) => `saw ${p.nodes.map((n) => (n.reachable ? `${n.node}=${n.role}@${n.offset}` : `${n.node}=unreachable`)).join(' ')}`);
@@ -172,6 +179,12 @@ export async function redisFailover(input: RedisFailoverInput): Promise<Failover
     const hooks = [...preHooks, ...(await runPostFailoverHooks(rb, probed.hooks?.postFailover ?? 0, hookRun))];
     rb.setPhase(hooks.some((h) => !h.ok) ? 'done-post-hook-failed' : 'done');
     const last = input.lastKnown?.offset;
+    const promotedOffset = promoted.offset || candidateOffset;
+    const honest = lossReportFields(redisLossWindow(deadPrimary, promotedOffset, {
+      lastSight: last === undefined ? undefined : { position: last, at: input.lastKnown?.seenAt },
+      deadSince: input.deadSince,
+      confirmedAt: startedAt,
+    }));
     return {
       runbook: 'failover',
       cluster,
@@ -180,12 +193,13 @@ export async function redisFailover(input: RedisFailoverInput): Promise<Failover
       reasons,
       dataLossWindow: {
         lastKnownPrimaryOffset: last,
-        promotedOffset: promoted.offset || candidateOffset,
-        bytes: last === undefined ? undefined : Math.max(0, last - (promoted.offset || candidateOffset)),
+        promotedOffset,
+        bytes: last === undefined ? undefined : Math.max(0, last - promotedOffset),
         note:
           last === undefined
             ? 'the old primary was not observed before it died (no monitor): the window is unknown; min-replicas-to-write bounds it'
-            : 'replication bytes the old primary had (as last observed by the monitor) that the new primary lacked',
+            : 'replication bytes the old primary had when last observed by the monitor that the new primary lacked: certainly lost, a lower bound; what it took after that observation is not known',
+        ...honest,
       },
       fenced,
       ...(hooks.length ? { hooks } : {}),

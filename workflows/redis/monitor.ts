@@ -1,5 +1,8 @@
 /**
- * The per-cluster monitor (ID handover-monitor-<cluster>): probes the cluster every `probeIntervalMs`;
+ * The per-cluster monitor (ID handover-monitor-<cluster>): probes the cluster every `probeIntervalMs`; each
+ * round it takes the primary from the fleet, not from memory (core/monitor-topology.ts: the one master every
+ * reachable replica follows), so a switchover or rolling restart by anyone moves it, and it refreshes that
+ * primary's offset and the time it was seen (the data-loss window's known part);
  * when the DeadMaster rule holds for `probesToConfirm` consecutive rounds it starts the failover as a child
  * workflow on the cluster's lock ID (so it never runs beside another operation), unless anti-flapping blocks
  * it; a node that answers as primary beside the primary it promoted is fenced (made a replica) before
@@ -8,16 +11,19 @@
 import { ApplicationFailure, continueAsNew, defineQuery, defineSignal, executeChild, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import { confirmedDead, deadMasterRound, whyBlocked, type Verdict } from '../../core/redis/failover';
 import { SA_CLUSTER, SA_RUNBOOK, operationWorkflowId } from '../../core/ids';
+import { followTopology, redisTopo } from '../../core/monitor-topology';
+import { redisRestartRisks, riskLine } from '../../core/restart-risk';
 import { probe } from '../profiles';
 import type { FailoverReport, RedisFailoverInput } from './failover';
 
 export interface MonitorState {
   cluster: string;
-  /** The primary as last seen alive, with its offset (for the failover's data-loss window). */
-  lastKnown?: { primary: string; offset: number };
+  /** The primary as last seen alive, with its offset and when it was seen, epoch ms (for the data-loss window). */
+  lastKnown?: { primary: string; offset: number; seenAt?: number };
   lastFailoverAtMs?: number;
   acknowledged?: boolean;
-  failovers: { at: number; from: string; to: string; detectMs: number; lostBytes?: number }[];
+  /** lostBytes: certainly lost (a lower bound); unobservedMs: how long before the death nothing was seen; loss: both in words. */
+  failovers: { at: number; from: string; to: string; detectMs: number; lostBytes?: number; unobservedMs?: number; loss?: string }[];
   blocked?: string;
   roundsPerRun?: number;
 }
@@ -26,6 +32,12 @@ export interface MonitorStatus extends MonitorState {
   rounds: number;
   lastVerdict?: string;
   fenced: string[];
+  /** Why the monitor cannot confirm a death of its primary now (no primary known, ambiguous fleet): shown as a `!` line. */
+  blind?: string;
+  /** The last time the primary was taken from the fleet instead of memory, and why. */
+  adopted?: string;
+  /** Nodes whose own configuration lets them take writes when they restart (core/restart-risk.ts), as `!`/`?` lines. */
+  restartRisks?: string[];
 }
 
 export const monitorStatusQuery = defineQuery<MonitorStatus>('status');
@@ -42,30 +54,51 @@ export async function redisMonitor(state: MonitorState): Promise<void> {
   });
   const verdicts: Verdict[] = [];
   let firstDeadAt: number | undefined;
+  /** The first round, since the primary was last seen alive, that did not see it (its death is before this). */
+  let lostSightAt: number | undefined;
   const roundsPerRun = state.roundsPerRun ?? 500;
   for (let i = 0; i < roundsPerRun; i++) {
     status.rounds++;
-    const p = await probe.probeRedisCluster.executeWithOptions({ summary: `monitor: probe ${cluster}`, retry: { maximumAttempts: 1 } }, [{ cluster }]).catch(() => undefined);
+    let probeError = '';
+    const p = await probe.probeRedisCluster.executeWithOptions({ summary: `monitor: probe ${cluster}`, retry: { maximumAttempts: 1 } }, [{ cluster }]).catch((e: Error) => {
+      probeError = e.message;
+      return undefined;
+    });
+    if (!p) {
+      status.blind = `the probe failed, nothing seen this round: ${probeError}`;
+      lostSightAt ??= Date.now();
+    }
     if (p) {
-      const primaries = p.nodes.filter((n) => n.reachable && n.role === 'primary');
-      const expected = status.lastKnown?.primary;
-      // Fencing: an old primary that came back claiming the role is made a replica first.
-      if (expected && primaries.length > 1 && primaries.some((n) => n.node === expected)) {
-        for (const n of primaries.filter((x) => x.node !== expected)) {
-          await probe.ensureRedisFenced.executeWithOptions({ summary: `fence ${n.node}: make it a replica of ${expected}` }, [{ cluster, node: n.node, primary: expected }]).then(
+      const seenAt = Date.parse(p.probedAt);
+      const follow = followTopology(redisTopo(p.nodes), status.lastKnown?.primary);
+      status.blind = follow.blind;
+      status.restartRisks = redisRestartRisks(p.nodes, p.topology).map(riskLine);
+      if (follow.adopted) {
+        status.adopted = follow.adopted;
+        verdicts.length = 0;
+        firstDeadAt = undefined;
+      }
+      const primary = follow.primary;
+      const live = p.nodes.find((n) => n.node === primary && n.reachable && n.role === 'primary');
+      // The primary's offset, fresh every round: the known part of a later failover's data-loss window.
+      if (live) status.lastKnown = { primary: live.node, offset: live.offset ?? 0, seenAt };
+      if (live) lostSightAt = undefined;
+      else if (lostSightAt === undefined) lostSightAt = seenAt;
+      // Fencing: another node claiming the role beside the live primary (an old primary that came back; the
+      // replicas follow the real one) is made a replica first.
+      if (live) {
+        for (const n of p.nodes.filter((x) => x.reachable && x.role === 'primary' && x.node !== live.node)) {
+          await probe.ensureRedisFenced.executeWithOptions({ summary: `fence ${n.node}: make it a replica of ${live.node}` }, [{ cluster, node: n.node, primary: live.node }]).then(
             () => status.fenced.push(n.node),
             () => undefined,
           );
         }
-      } else if (primaries.length === 1) {
-        status.lastKnown = { primary: primaries[0].node, offset: primaries[0].offset ?? 0 };
       }
-      const primary = status.lastKnown?.primary;
       const v: Verdict = primary ? deadMasterRound(p.nodes, primary) : { dead: false, reason: 'no primary known yet' };
       verdicts.push(v);
       if (verdicts.length > 20) verdicts.shift();
       status.lastVerdict = v.reason;
-      if (v.dead && firstDeadAt === undefined) firstDeadAt = Date.now();
+      if (v.dead && firstDeadAt === undefined) firstDeadAt = seenAt;
       if (!v.dead) firstDeadAt = undefined;
       if (primary && confirmedDead(verdicts, p.policy.probesToConfirm)) {
         const blocked = whyBlocked(status.lastFailoverAtMs, Date.now(), p.policy.failoverBlockMs, !!status.acknowledged);
@@ -74,15 +107,23 @@ export async function redisMonitor(state: MonitorState): Promise<void> {
           try {
             const report = (await executeChild('redisFailover', {
               workflowId: operationWorkflowId(cluster),
-              args: [{ cluster, confirmedBy: workflowInfo().workflowId, lastKnown: status.lastKnown, requestedBy: 'monitor' } satisfies RedisFailoverInput],
+              args: [{ cluster, confirmedBy: workflowInfo().workflowId, lastKnown: status.lastKnown, deadSince: lostSightAt ?? firstDeadAt, requestedBy: 'monitor' } satisfies RedisFailoverInput],
               typedSearchAttributes: [
                 { key: SA_CLUSTER, value: cluster },
                 { key: SA_RUNBOOK, value: 'failover' },
               ],
               staticSummary: `automatic failover of ${cluster} (${primary} dead)`,
             })) as FailoverReport;
-            status.failovers.push({ at: Date.now(), from: report.oldPrimary, to: report.newPrimary, detectMs: Date.now() - (firstDeadAt ?? Date.now()), lostBytes: report.dataLossWindow.bytes });
-            status.lastKnown = { primary: report.newPrimary, offset: report.dataLossWindow.promotedOffset };
+            status.failovers.push({
+              at: Date.now(),
+              from: report.oldPrimary,
+              to: report.newPrimary,
+              detectMs: Date.now() - (firstDeadAt ?? Date.now()),
+              lostBytes: report.dataLossWindow.bytes,
+              unobservedMs: report.dataLossWindow.unobservedMs,
+              loss: report.dataLossWindow.summary,
+            });
+            status.lastKnown = { primary: report.newPrimary, offset: report.dataLossWindow.promotedOffset, seenAt: Date.now() };
             status.lastFailoverAtMs = Date.now();
             status.acknowledged = false;
           } catch (e) {
