@@ -68,15 +68,20 @@ export interface FollowDecision {
 
 /**
  * The primary to watch this round. The fleet's clear primary replaces the monitor's memory (a planned change
- * by anyone); with no replica to tell, a single writable node is adopted only when the monitor has no memory.
+ * by anyone), except away from the node the monitor's own last failover promoted while it still takes writes; with no replica to tell, a single writable node is adopted only when the monitor has no memory.
  * An unclear fleet keeps the memory (a dead primary's replicas still point at it: that is how its death is
  * confirmed). `blind` says why a death of the chosen primary could not be confirmed now.
  */
-export function followTopology(nodes: TopoNode[], memory: string | undefined): FollowDecision {
+export function followTopology(nodes: TopoNode[], memory: string | undefined, promotedByMonitor?: string): FollowDecision {
   const fleet = fleetPrimary(nodes);
   let primary = memory;
   let adopted: string | undefined;
-  if ('primary' in fleet && fleet.primary !== memory) {
+  // Never away from the node the monitor itself promoted while it still takes writes: two writable roots then
+  // mean the old primary came back after the failover (a replica the failover could not repoint may still
+  // follow it), and the monitor fences it rather than following that replica back to it.
+  const m = memory ? nodes.find((n) => n.node === memory) : undefined;
+  const keepPromoted = !!m && m.node === promotedByMonitor && m.reachable && m.root && m.writable;
+  if ('primary' in fleet && fleet.primary !== memory && !keepPromoted) {
     primary = fleet.primary;
     adopted = `${memory ? `primary moved from ${memory}` : 'no primary known'}: adopted ${fleet.primary}, writable and followed by every reachable replica (${fleet.followers.join(', ')})`;
   } else if (!memory) {

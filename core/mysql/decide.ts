@@ -142,15 +142,19 @@ export function parseGtidState(state: string | undefined): GtidEntry[] {
 }
 
 /**
- * GTIDs in `node`'s binlog state that `primary`'s lacks: a (domain, server) pair the primary never logged, or
- * a higher sequence number for it. An empty primary state (binary log reset) tells nothing: [].
+ * The node's own writes that `primary` lacks, from the binlog states: an entry of the node's state counts only
+ * when it is later than what the node last applied from a source in that domain (`nodeSlavePos`): what came by
+ * replication its source had, and the primary's history may have been reset since (RESET MASTER on a
+ * re-cloned node), so only the node's own later writes are checked. Such an entry is errant when the primary's
+ * state has no (domain, server) pair at or past it. An empty primary state (binary log reset) tells nothing: [].
  */
-export function errantGtidsInState(node: string | undefined, primary: string | undefined): string[] {
+export function errantGtidsInState(node: string | undefined, primary: string | undefined, nodeSlavePos?: string): string[] {
   const p = new Map<string, number>();
   for (const e of parseGtidState(primary)) p.set(`${e.domain}-${e.server}`, Math.max(e.seq, p.get(`${e.domain}-${e.server}`) ?? 0));
   if (p.size === 0) return [];
+  const applied = parseGtidPos(nodeSlavePos);
   return parseGtidState(node)
-    .filter((e) => (p.get(`${e.domain}-${e.server}`) ?? -1) < e.seq)
+    .filter((e) => e.seq > (applied.get(e.domain)?.seq ?? 0) && (p.get(`${e.domain}-${e.server}`) ?? -1) < e.seq)
     .map(formatGtid)
     .sort();
 }
@@ -161,8 +165,8 @@ export function errantGtidsInState(node: string | undefined, primary: string | u
  * the primary's sequence numbers have since passed: strict mode stops the replica's SQL thread at the next
  * primary write, after which the position alone looks like lag).
  */
-export function errantOf(n: Pick<MysqlNodeProbe, 'gtidBinlogPos' | 'gtidBinlogState'>, primary: Pick<MysqlNodeProbe, 'gtidBinlogPos' | 'gtidBinlogState'>): string[] {
-  return [...new Set([...errantGtids(n.gtidBinlogPos, primary.gtidBinlogPos), ...errantGtidsInState(n.gtidBinlogState, primary.gtidBinlogState)])].sort();
+export function errantOf(n: Pick<MysqlNodeProbe, 'gtidBinlogPos' | 'gtidBinlogState' | 'gtidSlavePos'>, primary: Pick<MysqlNodeProbe, 'gtidBinlogPos' | 'gtidBinlogState'>): string[] {
+  return [...new Set([...errantGtids(n.gtidBinlogPos, primary.gtidBinlogPos), ...errantGtidsInState(n.gtidBinlogState, primary.gtidBinlogState, n.gtidSlavePos)])].sort();
 }
 
 /** Whether position `have` includes everything in `want` (every domain at least as far). */

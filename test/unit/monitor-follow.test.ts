@@ -30,6 +30,13 @@ describe('the monitor follows the fleet, not its memory', () => {
     expect(followTopology([root('a'), root('b'), rep('c', 'b')], 'a')).toMatchObject({ primary: 'b' });
   });
 
+  it('never follows a replica back to a returning old primary, away from the node its own failover promoted', () => {
+    // The monitor failed over a -> b; c could not be repointed and still follows a, which came back writable.
+    expect(followTopology([root('a'), root('b'), rep('c', 'a')], 'b', 'b')).toMatchObject({ primary: 'b', adopted: undefined });
+    // Once b no longer takes writes (a planned switchover back to a fenced it), the fleet's primary is adopted.
+    expect(followTopology([root('a'), root('b', false), rep('c', 'a')], 'b', 'b')).toMatchObject({ primary: 'a' });
+  });
+
   it('keeps a dead primary its replicas still point at (that is how its death is confirmed)', () => {
     const d = followTopology([down('a'), rep('b', 'a'), rep('c', 'a')], 'a');
     expect(d).toEqual({ primary: 'a', adopted: undefined });

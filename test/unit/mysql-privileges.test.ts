@@ -43,16 +43,24 @@ const node = (node: string, o: Partial<MysqlNodeProbe>): MysqlNodeProbe => ({ no
 describe('errant GTIDs regardless of replication thread state', () => {
   it('an errant write the primary has since passed in sequence numbers is still errant by binlog state', () => {
     // db-3 wrote 0-3-5 when the primary was at 0-1-4; strict mode stopped its SQL thread at 0-1-5; the primary went on.
-    const replica = { gtidBinlogPos: '0-3-5', gtidBinlogState: '0-1-4,0-3-5' };
+    const replica = { gtidBinlogPos: '0-3-5', gtidBinlogState: '0-1-4,0-3-5', gtidSlavePos: '0-1-4' };
     const primary = { gtidBinlogPos: '0-1-9', gtidBinlogState: '0-1-9' };
-    expect(errantGtidsInState(replica.gtidBinlogState, primary.gtidBinlogState)).toEqual(['0-3-5']);
+    expect(errantGtidsInState(replica.gtidBinlogState, primary.gtidBinlogState, replica.gtidSlavePos)).toEqual(['0-3-5']);
     expect(errantOf(replica, primary)).toEqual(['0-3-5']);
   });
 
   it('lag is not errant; history the primary logged (an earlier primary) is not errant; an empty primary state tells nothing', () => {
-    expect(errantGtidsInState('0-1-4', '0-1-9')).toEqual([]);
-    expect(errantGtidsInState('0-2-7,0-1-20', '0-2-7,0-1-25')).toEqual([]);
+    expect(errantGtidsInState('0-1-4', '0-1-9', '0-1-4')).toEqual([]);
+    expect(errantGtidsInState('0-2-7,0-1-20', '0-2-7,0-1-25', '0-1-20')).toEqual([]);
     expect(errantGtidsInState('0-3-5', '')).toEqual([]);
+  });
+
+  it('history the node received by replication is not errant, even when the primary\'s binary log was reset since', () => {
+    // The replica got 0-2-2532 from an earlier primary, then 0-1-2629 from the current one, whose history was
+    // reset (RESET MASTER on a re-cloned node): its state knows only its own recent writes.
+    expect(errantGtidsInState('0-2-2532,0-1-2629', '0-1-2629', '0-1-2629')).toEqual([]);
+    // An old primary's own writes after what it last applied, which the new primary never got, are errant.
+    expect(errantGtidsInState('0-2-2532,0-1-2640', '0-1-2629,0-3-2635', '0-2-2532')).toEqual(['0-1-2640']);
   });
 
   it('the switchover is refused before anything changes when a follower is errant with its SQL thread stopped', () => {

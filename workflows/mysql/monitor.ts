@@ -80,7 +80,7 @@ export async function mysqlMonitor(state: MysqlMonitorState): Promise<void> {
     }
     if (p) {
       const seenAt = Date.parse(p.probedAt);
-      const follow = followTopology(mysqlTopo(p.nodes), status.lastKnown?.primary);
+      const follow = followTopology(mysqlTopo(p.nodes), status.lastKnown?.primary, status.failovers[status.failovers.length - 1]?.to);
       status.blind = follow.blind;
       status.restartRisks = mysqlRestartRisks(p.nodes).map(riskLine);
       if (follow.adopted) {

@@ -70,7 +70,7 @@ export async function redisMonitor(state: MonitorState): Promise<void> {
     }
     if (p) {
       const seenAt = Date.parse(p.probedAt);
-      const follow = followTopology(redisTopo(p.nodes), status.lastKnown?.primary);
+      const follow = followTopology(redisTopo(p.nodes), status.lastKnown?.primary, status.failovers[status.failovers.length - 1]?.to);
       status.blind = follow.blind;
       status.restartRisks = redisRestartRisks(p.nodes, p.topology).map(riskLine);
       if (follow.adopted) {
