@@ -5,13 +5,14 @@
  *     postFailover: ["/usr/local/bin/update-dns {cluster} {host} {port}"]               # fail open, reported
  * {cluster} {oldPrimary} {newPrimary} {host} {port} (the new primary's address) are substituted and exported as
  * HANDOVER_CLUSTER, HANDOVER_OLD_PRIMARY, HANDOVER_NEW_PRIMARY, HANDOVER_PRIMARY_HOST, HANDOVER_PRIMARY_PORT.
+ * Hooks run with a minimal environment (hookEnvironment): never the worker's credentials or codec key.
  * A pre-failover hook that exits non-zero aborts the failover before anything is changed (PreHookFailed); a
  * post-failover hook's failure is returned to the workflow, which reports it and goes on (PostHookFailed).
  */
 import { execFile } from 'node:child_process';
 import { ApplicationFailure } from '@temporalio/activity';
 import { ErrorType } from '../core/errors';
-import type { Inventory } from '../inventory/schema';
+import type { ClusterSpec, Inventory } from '../inventory/schema';
 import { findCluster } from '../inventory/load';
 
 export interface ShellResult {
@@ -20,11 +21,35 @@ export interface ShellResult {
   ms: number;
 }
 
-/** Run `cmd` with /bin/sh -c, bounded; never throws: the exit code and the output's tail are returned. */
+/** What a hook may inherit from the worker's environment besides the names its cluster lists. */
+const BASE_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ'];
+
+/** The worker's secrets as environment variable names: the codec key and every credential reference of the inventory. */
+function secretNames(inv: Inventory): Set<string> {
+  const out = new Set(['HANDOVER_CODEC_KEY', 'HANDOVER_CODEC_KEY_FILE']);
+  for (const c of inv.clusters)
+    for (const ref of [c.credentials?.password, c.replicationCredentials?.password, c.sentinel?.password]) if (ref && 'env' in ref) out.add(ref.env);
+  return out;
+}
+
+/**
+ * A hook's whole environment: PATH, HOME, LANG, LC_ALL, TZ from the worker, the variables the cluster's
+ * `hookEnv` names (never one that holds a secret), and the hook's HANDOVER_* placeholders. Nothing else of
+ * the worker's environment reaches a hook script.
+ */
+export function hookEnvironment(inv: Inventory, c: ClusterSpec, vars: Record<string, string>, workerEnv: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const secrets = secretNames(inv);
+  const env: Record<string, string> = {};
+  for (const k of [...BASE_ENV, ...(c.hookEnv ?? [])]) if (!secrets.has(k) && workerEnv[k] !== undefined) env[k] = workerEnv[k]!;
+  if (!env.PATH) env.PATH = '/usr/local/bin:/usr/bin:/bin';
+  return { ...env, ...vars };
+}
+
+/** Run `cmd` with /bin/sh -c in exactly `env`, bounded; never throws: the exit code and the output's tail are returned. */
 export function runShell(cmd: string, env: Record<string, string>, timeoutMs = 30_000): Promise<ShellResult> {
   const t0 = Date.now();
   return new Promise((resolve) => {
-    execFile('/bin/sh', ['-c', cmd], { timeout: timeoutMs, env: { ...process.env, ...env } }, (err, stdout, stderr) =>
+    execFile('/bin/sh', ['-c', cmd], { timeout: timeoutMs, env }, (err, stdout, stderr) =>
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, output: `${stdout}${stderr}`.trim().slice(-500), ms: Date.now() - t0 }),
     );
   });
@@ -48,16 +73,20 @@ export interface FailoverHookResult {
   audit: string;
 }
 
-export function createHookActivities(deps: { inventory: () => Inventory }) {
+export function createHookActivities(deps: { inventory: () => Inventory; env?: NodeJS.ProcessEnv }) {
   return {
     runFailoverHook: async (input: FailoverHookInput): Promise<FailoverHookResult> => {
-      const c = findCluster(deps.inventory(), input.cluster);
+      const inv = deps.inventory();
+      const c = findCluster(inv, input.cluster);
       const cmdTemplate = c.hooks?.[input.kind]?.[input.index];
       if (!cmdTemplate) throw ApplicationFailure.create({ type: ErrorType.InvalidInventory, nonRetryable: true, message: `${input.cluster} has no ${input.kind} hook #${input.index + 1} (inventory changed during the run?)` });
       const p = c.nodes.find((n) => n.id === input.newPrimary);
       const vars: Record<string, string> = { cluster: c.name, oldPrimary: input.oldPrimary, newPrimary: input.newPrimary, host: p?.host ?? '', port: p ? String(p.port) : '' };
       const cmd = cmdTemplate.replace(/\{(cluster|oldPrimary|newPrimary|host|port)\}/g, (_m, k: string) => vars[k]);
-      const r = await runShell(cmd, { HANDOVER_CLUSTER: c.name, HANDOVER_OLD_PRIMARY: input.oldPrimary, HANDOVER_NEW_PRIMARY: input.newPrimary, HANDOVER_PRIMARY_HOST: vars.host, HANDOVER_PRIMARY_PORT: vars.port });
+      const r = await runShell(
+        cmd,
+        hookEnvironment(inv, c, { HANDOVER_CLUSTER: c.name, HANDOVER_OLD_PRIMARY: input.oldPrimary, HANDOVER_NEW_PRIMARY: input.newPrimary, HANDOVER_PRIMARY_HOST: vars.host, HANDOVER_PRIMARY_PORT: vars.port }, deps.env),
+      );
       const what = `${input.kind} hook #${input.index + 1}`;
       if (r.code !== 0) {
         const message =

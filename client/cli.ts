@@ -16,8 +16,9 @@ import { runHistory } from './commands/history';
 
 function common(cmd: Command): Command {
   return cmd
-    .option('--address <host:port>', 'Temporal frontend (env HANDOVER_TEMPORAL_ADDRESS, default 127.0.0.1:7233)')
-    .option('--namespace <ns>', 'Temporal namespace (env HANDOVER_NAMESPACE, default "default")')
+    .option('--address <host:port>', 'Temporal frontend (env HANDOVER_TEMPORAL_ADDRESS, then TEMPORAL_ADDRESS / the Temporal config profile; default 127.0.0.1:7233)')
+    .option('--namespace <ns>', 'Temporal namespace (env HANDOVER_NAMESPACE, then TEMPORAL_NAMESPACE / the profile; default "default")')
+    .option('--profile <name>', "profile of Temporal's config file (env TEMPORAL_PROFILE; TLS, mTLS and API key come from it or TEMPORAL_TLS_* / TEMPORAL_API_KEY)")
     .option('--inventory <file>', 'inventory used to check names before starting (env HANDOVER_INVENTORY, default ./inventory.yaml)')
     .option('--json', 'machine-readable output', false)
     .option('--task-queue <name>', 'task queue the workers poll (env HANDOVER_TASK_QUEUE, default "handover")');

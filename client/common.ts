@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { z } from 'zod';
 import { ErrorType, HandoverError } from '../core/errors';
-import { DEFAULT_NAMESPACE, TASK_QUEUE } from '../core/ids';
+import { TASK_QUEUE } from '../core/ids';
+import { diagnoseTls, explainConnectError, resolveTemporal, TemporalConfigError, type TemporalTarget } from './temporal';
 import { findCluster, findNode, inventoryPath, loadInventory } from '../inventory/load';
 import { CodecKeyError, dataConverterFromEnv } from '../codec/aes-gcm';
 
@@ -38,8 +39,11 @@ export const REFUSAL_TYPES = new Set<string>([
 ]);
 
 export const CommonOptions = z.object({
-  address: z.string().default(process.env.HANDOVER_TEMPORAL_ADDRESS ?? '127.0.0.1:7233'),
-  namespace: z.string().default(process.env.HANDOVER_NAMESPACE ?? DEFAULT_NAMESPACE),
+  /** Temporal: flags override HANDOVER_* and then Temporal's own env config (client/temporal.ts). */
+  address: z.string().min(1).optional(),
+  namespace: z.string().min(1).optional(),
+  /** A profile of Temporal's config file (TEMPORAL_PROFILE otherwise). */
+  profile: z.string().min(1).optional(),
   inventory: z.string().optional(),
   json: z.boolean().default(false),
   /** Task queue the workers poll (env HANDOVER_TASK_QUEUE); tests give each worker its own. */
@@ -60,11 +64,18 @@ export const processIO: IO = {
 };
 
 export async function connect(o: CommonOptions): Promise<{ client: Client; close: () => Promise<void> }> {
+  let target: TemporalTarget;
+  try {
+    target = resolveTemporal(o);
+  } catch (e) {
+    if (e instanceof TemporalConfigError) throw new CliError(EXIT.refused, `refused (InvalidTemporalConfig): ${e.message}`);
+    throw e;
+  }
   let connection: Connection;
   try {
-    connection = await Connection.connect({ address: o.address, connectTimeout: 5000 });
+    connection = await Connection.connect({ address: target.address, tls: target.tls, apiKey: target.apiKey, metadata: target.metadata, connectTimeout: 5000 });
   } catch (e) {
-    throw new CliError(EXIT.unavailable, `cannot reach Temporal at ${o.address}: ${(e as Error).message}. Start it (npm start runs a local one) or pass --address.`);
+    throw new CliError(EXIT.unavailable, `${explainConnectError(e, target, await diagnoseTls(target))}. Start it (npm start runs a local one), or point TEMPORAL_ADDRESS / --address at it.`);
   }
   let dataConverter;
   try {
@@ -75,7 +86,7 @@ export async function connect(o: CommonOptions): Promise<{ client: Client; close
     if (e instanceof CodecKeyError) throw new CliError(EXIT.refused, `refused (InvalidCodecKey): ${e.message}`);
     throw e;
   }
-  return { client: new Client({ connection, namespace: o.namespace, dataConverter }), close: () => connection.close() };
+  return { client: new Client({ connection, namespace: target.namespace, dataConverter }), close: () => connection.close() };
 }
 
 export class CliError extends Error {

@@ -129,6 +129,12 @@ export const ClusterSchema = z
       .object({ preFailover: z.array(z.string().min(1)).default([]), postFailover: z.array(z.string().min(1)).default([]) })
       .strict()
       .optional(),
+    /**
+     * Worker environment variables passed to this cluster's hooks (failover hooks and the routing hook), by
+     * name. Hooks get nothing else from the worker's environment but PATH, HOME, LANG/LC_ALL/TZ and their
+     * HANDOVER_* placeholders: never a credential the inventory references, nor the codec key.
+     */
+    hookEnv: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name')).default([]),
     policy: PolicySchema.default({}),
     controller: ControllerSchema.optional(),
     /**

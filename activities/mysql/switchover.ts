@@ -4,7 +4,7 @@
  * Inputs carry cluster and node names and GTID positions only; addresses and credentials come from the worker's
  * inventory (activities/mysql-conn.ts). The SQL that differs between servers is in activities/mysql-flavor.ts.
  */
-import { runShell } from '../hooks';
+import { hookEnvironment, runShell } from '../hooks';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type mysql from 'mysql2/promise';
 import { ErrorType, HandoverError } from '../../core/errors';
@@ -682,7 +682,10 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
       const p = c.nodes.find((n) => n.id === input.primary)!;
       const vars: Record<string, string> = { cluster: c.name, primary: p.id, host: p.host, port: String(p.port), oldPrimary: input.oldPrimary };
       const cmd = c.routingHook.replace(/\{(cluster|primary|host|port|oldPrimary)\}/g, (_m, k: string) => vars[k]);
-      const { code, output, ms } = await runShell(cmd, { HANDOVER_CLUSTER: c.name, HANDOVER_PRIMARY: p.id, HANDOVER_PRIMARY_HOST: p.host, HANDOVER_PRIMARY_PORT: String(p.port), HANDOVER_OLD_PRIMARY: input.oldPrimary });
+      const { code, output, ms } = await runShell(
+        cmd,
+        hookEnvironment(deps.inventory(), c, { HANDOVER_CLUSTER: c.name, HANDOVER_PRIMARY: p.id, HANDOVER_PRIMARY_HOST: p.host, HANDOVER_PRIMARY_PORT: String(p.port), HANDOVER_OLD_PRIMARY: input.oldPrimary }, env),
+      );
       if (code !== 0)
         throw ApplicationFailure.create({ type: ErrorType.RoutingHookFailed, nonRetryable: true, message: `routing hook exited ${code} after ${ms} ms: ${output || '(no output)'}` });
       return { ran: true, exitCode: 0, output, ms, audit: `ran the routing hook for ${p.id} (${p.host}:${p.port}): exit 0 after ${ms} ms${output ? `: ${output.slice(-200)}` : ''}` };
