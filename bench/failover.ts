@@ -25,7 +25,7 @@ import { startSentinels } from '../sandbox/sentinel';
 import { SqlWriter } from '../sandbox/sql-writer';
 import { startDevServer } from '../sandbox/temporal';
 import { AckedWriter, type AckLog } from '../sandbox/writer';
-import type { MonitorStatus } from '../workflows/redis/monitor';
+import type { MonitorStatus } from '../workflows/monitor';
 import { WORKFLOWS_PATH, createHandoverWorker } from '../worker/worker';
 import { percentile } from './lab';
 

@@ -56,3 +56,36 @@ export interface RollingRestartReport {
   /** --require-approval: who approved which plan. */
   approval?: { approver: string; planHash: string };
 }
+
+/** An unplanned failover, whatever the engine: names and positions only. */
+export interface FailoverInput {
+  cluster: string;
+  /** Skip the dead-primary confirmation (the primary must still not answer as primary). */
+  force?: boolean;
+  /** Set by the monitor: it already confirmed the primary dead over its window. */
+  confirmedBy?: string;
+  /** The primary as the monitor last saw it alive: its offset (Redis) or gtid_binlog_pos (MySQL), and when (epoch ms), for the data-loss window. */
+  lastKnown?: { primary: string; offset: number; gtid?: string; seenAt?: number };
+  /** Epoch ms of the monitor's first probe round, after its last sight, that did not find the primary alive. */
+  deadSince?: number;
+  requestedBy?: string;
+  /** Stop after confirm and decide and return the plan (handover plan failover). */
+  dryRun?: boolean;
+  /** On-demand runs: publish the plan after decide and wait for the `approve` update before promoting. */
+  requireApproval?: boolean;
+  approvalTimeoutMs?: number;
+}
+
+/** What `handover plan failover` prints: the failover as it would run; nothing was changed. */
+export interface FailoverPlanReport {
+  runbook: 'failover';
+  engine?: 'mysql';
+  dryRun: true;
+  cluster: string;
+  oldPrimary: string;
+  newPrimary: string;
+  reasons: string[];
+  plan: string[];
+  steps: { step: string; ms: number }[];
+  audit: string[];
+}

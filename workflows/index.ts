@@ -1,13 +1,11 @@
 // Every workflow the worker registers. Deterministic code only (see eslint.config.mjs).
-export { switchover } from './switchover';
+export { switchover, rollingRestart, failover, monitor } from './route';
 export { redisSwitchover } from './redis/switchover';
 export { mysqlSwitchover } from './mysql/switchover';
-export { rollingRestart } from './rolling-restart';
 export { redisRollingRestart } from './redis/rolling-restart';
 export { mysqlRollingRestart } from './mysql/rolling-restart';
 export { redisFailover } from './redis/failover';
 export { redisMonitor } from './redis/monitor';
 export { mysqlFailover } from './mysql/failover';
 export { mysqlMonitor } from './mysql/monitor';
-export { failover, monitor } from './failover';
 export { backup, scheduledBackup, verifyBackupRun, restoreBackupRun } from './backup';

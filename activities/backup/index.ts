@@ -23,7 +23,7 @@ import { hashStored, streamToolToStorage } from './stream';
 import { parseRdbHeader, redisCliArgs, redisCliEnv, redisFingerprint, stableFingerprint, startScratchRedis } from './redis';
 import { MARIADB_DUMP, dumpArgs, gtidFromDumpHead, loadDump, mysqlFingerprint, optionFile, startScratchMaria, userSchemas } from './mysql';
 import { classifyMysqlError, connectMysql, mysqlTarget, type MysqlConnect } from '../mysql/conn';
-import { mysqlOps } from '../mysql/switchover';
+import { mysqlOps } from '../mysql/node';
 import { activity } from '../activity';
 import { redisOps, type RedisActivityDeps } from '../redis/switchover';
 import { classifyRedisError, parseInfo, redisTarget } from '../redis/conn';

@@ -12,7 +12,8 @@ import { appliedPos, gtidIncludes, normalizeGtidPos } from '../../core/mysql/dec
 import { ErrorType, HandoverError } from '../../core/errors';
 import type { Promotion } from '../../core/types';
 import type { ClusterSpec } from '../../inventory/schema';
-import { createMysqlActivities, mysqlOps, readMysqlNode, readMissingPrivileges, type MysqlActivityDeps } from './switchover';
+import { createMysqlActivities } from './switchover';
+import { mysqlOps, readMysqlNode, readMissingPrivileges, type MysqlActivityDeps } from './node';
 import { ER } from './conn';
 import { FENCE_BOUND_EVENT, cancelFenceBound } from './flavor';
 import { activity } from '../activity';

@@ -11,7 +11,7 @@ import type { MysqlSpecProbe } from '../../core/mysql/rolling';
 import { controllerFor } from '../controllers';
 import { activity, heartbeatWhile } from '../activity';
 import { timeProgress } from '../progress';
-import { mysqlOps, readMysqlNode, type MysqlActivityDeps } from './switchover';
+import { mysqlOps, readMysqlNode, type MysqlActivityDeps } from './node';
 
 export interface ProbeMysqlSpecsInput {
   cluster: string;

@@ -2,39 +2,28 @@
  * MySQL/MariaDB activities: every side effect of the MySQL switchover. Each is small, named for the end state
  * it ensures, reads before it acts, acts only when needed, re-reads, and returns what it saw plus an audit line.
  * Inputs carry cluster and node names and GTID positions only; addresses and credentials come from the worker's
- * inventory (activities/mysql-conn.ts). The SQL that differs between servers is in activities/mysql-flavor.ts.
+ * inventory (activities/mysql/conn.ts, read through activities/mysql/node.ts). The SQL that differs between
+ * servers is in activities/mysql/flavor.ts.
  */
-import { hookEnvironment, runShell } from '../hooks';
-import { ApplicationFailure, Context } from '@temporalio/activity';
-import type mysql from 'mysql2/promise';
+import { Context } from '@temporalio/activity';
 import { ErrorType, HandoverError } from '../../core/errors';
 import {
   appliedPos,
-  errantOf,
-  findMysqlPrimary,
   gtidIncludes,
   lagTransactions,
-  normalizeGtidPos,
   recheckMysqlDecision,
   type MysqlClusterProbe,
   type MysqlNodeProbe,
   type MysqlPolicy,
 } from '../../core/mysql/decide';
-import { missingMysqlPrivileges } from '../../core/mysql/privileges';
-import type { Promotion } from '../../core/types';
-import type { ClusterSpec, Inventory } from '../../inventory/schema';
-import { FENCE_BOUND_EVENT, cancelFenceBound, flavorOf, type MysqlFlavor } from './flavor';
-import { ER, classifyMysqlError, connectMysql as defaultConnect, mysqlClusterSpec, mysqlNodeAt, mysqlTarget, replicationAccount, type MysqlConnect } from './conn';
+import { FENCE_BOUND_EVENT, cancelFenceBound } from './flavor';
+import { ER } from './conn';
 import { activity, heartbeatWhile } from '../activity';
 import { timeProgress } from '../progress';
+import { createMysqlReplicationActivities } from './replication';
+import { createMysqlRoutingActivities } from './routing';
+import { describeMysqlNode, mysqlOps, readMysqlNode, rows, type MysqlActivityDeps } from './node';
 
-export interface MysqlActivityDeps {
-  inventory: () => Inventory;
-  connectMysql?: MysqlConnect;
-  env?: NodeJS.ProcessEnv;
-  /** Fault injection for tests: called at named points, a no-op in production. */
-  failpoint?: (name: string) => void | Promise<void>;
-}
 
 export interface MysqlClusterInput {
   cluster: string;
@@ -115,168 +104,11 @@ export interface EnsureMysqlPromotionUndoneResult {
   candidateRepointed?: boolean;
   audit: string;
 }
-export interface EnsureMysqlReplicaOfInput {
-  cluster: string;
-  node: string;
-  primary: string;
-}
-export interface EnsureMysqlReplicaOfResult {
-  changed: boolean;
-  before: string;
-  audit: string;
-}
-export interface VerifyMysqlInput {
-  cluster: string;
-  primary: string;
-  timeoutMs: number;
-  /** Nodes the run could not repoint: reported as they are, not waited for. */
-  skip?: string[];
-}
-export interface VerifyMysqlResult {
-  primary: string;
-  goal: string;
-  /** The skipped nodes, each as seen at the end. */
-  skipped?: string[];
-  nodes: { node: string; writable: boolean; gtid: string; io?: string; sql?: boolean }[];
-  waitedMs: number;
-  audit: string;
-}
-export interface RoutingHookInput {
-  cluster: string;
-  primary: string;
-  oldPrimary: string;
-}
-export interface RoutingHookResult {
-  ran: boolean;
-  exitCode: number;
-  output: string;
-  ms: number;
-  audit: string;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** Read queries carry a client-side timeout, so a frozen (SIGSTOPped) server cannot hang a probe. */
-const READ_TIMEOUT_MS = 5_000;
-
-type Row = Record<string, unknown>;
-
-async function rows(conn: mysql.Connection, sql: string, params: unknown[] = [], timeout?: number): Promise<Row[]> {
-  const [r] = await conn.query({ sql, values: params, timeout });
-  return r as Row[];
-}
-
-/** What one node is: read_only, GTID positions, replication threads and source. Never mutates. */
-export async function readMysqlNode(conn: mysql.Connection, cluster: ClusterSpec, flavor: MysqlFlavor, nodeId: string): Promise<MysqlNodeProbe> {
-  const n = cluster.nodes.find((x) => x.id === nodeId)!;
-  const st = flavor.parseState((await rows(conn, flavor.readState, [], READ_TIMEOUT_MS))[0]);
-  const rs = flavor.parseReplicaStatus(await rows(conn, flavor.replicaStatus, [], READ_TIMEOUT_MS));
-  const probe: MysqlNodeProbe = {
-    node: n.id,
-    address: `${n.host}:${n.port}`,
-    promotion: n.promotion as Promotion,
-    reachable: true,
-    role: rs ? 'replica' : 'primary',
-    readOnly: st.readOnly || st.superReadOnly,
-    serverId: st.serverId,
-    version: st.version,
-    gtidBinlogPos: normalizeGtidPos(st.gtid.binlog),
-    gtidCurrentPos: normalizeGtidPos(st.gtid.current),
-    gtidSlavePos: normalizeGtidPos(st.gtid.slave),
-    gtidBinlogState: st.gtid.binlogState,
-  };
-  if (flavor.readOnlyOrigin) {
-    const o = (await rows(conn, flavor.readOnlyOrigin, [], READ_TIMEOUT_MS))[0];
-    if (o?.origin) Object.assign(probe, { readOnlyOrigin: String(o.origin), ...(o.path ? { readOnlyOriginPath: String(o.path) } : {}) });
-  }
-  if (rs) {
-    probe.sourceAddress = `${rs.sourceHost}:${rs.sourcePort}`;
-    probe.sourceNode = mysqlNodeAt(cluster, rs.sourceHost, rs.sourcePort);
-    probe.ioRunning = rs.ioRunning;
-    probe.sqlRunning = rs.sqlRunning;
-    probe.secondsBehind = rs.secondsBehind;
-    probe.sqlDelay = rs.sqlDelay;
-    probe.usingGtid = rs.usingGtid;
-    probe.lastError = rs.lastSqlError || rs.lastIoError || undefined;
-  }
-  return probe;
-}
-
-/**
- * The privileges the automation user lacks on this node (MariaDB: its own SHOW GRANTS, of which only the
- * privilege names are read), or undefined when it lacks none or the flavor's privileges are not modelled.
- */
-export async function readMissingPrivileges(conn: mysql.Connection, cluster: ClusterSpec): Promise<string[] | undefined> {
-  if (flavorOf(cluster.flavor).name !== 'mariadb') return undefined;
-  const lines = (await rows(conn, 'SHOW GRANTS', [], READ_TIMEOUT_MS)).map((r) => String(Object.values(r)[0] ?? ''));
-  const missing = missingMysqlPrivileges(lines, { fenceBound: cluster.policy.fenceBoundMs > 0 });
-  return missing.length ? missing : undefined;
-}
-
-/** Fill in each node's errant GTIDs relative to the cluster's single writable primary, when there is one. */
-function markErrant(nodes: MysqlNodeProbe[]): MysqlNodeProbe[] {
-  const found = findMysqlPrimary(nodes);
-  if ('refusal' in found) return nodes;
-  for (const n of nodes) if (n.reachable && n.node !== found.primary.node) n.errantGtids = errantOf(n, found.primary);
-  return nodes;
-}
-
-const describe = (p: MysqlNodeProbe) =>
-  !p.reachable
-    ? `${p.node} unreachable`
-    : p.role === 'replica'
-      ? `${p.node} replica of ${p.sourceNode ?? p.sourceAddress} (io ${p.ioRunning}, sql ${p.sqlRunning ? 'Yes' : 'No'}) ${p.readOnly ? 'read-only' : 'WRITABLE'} at ${appliedPos(p) || 'empty'}`
-      : `${p.node} primary ${p.readOnly ? 'read-only' : 'writable'} at ${p.gtidBinlogPos || 'empty'}`;
-
-export function mysqlOps(deps: MysqlActivityDeps) {
-  const env = deps.env ?? process.env;
-  const connect = deps.connectMysql ?? defaultConnect;
-  const spec = (cluster: string) => mysqlClusterSpec(deps.inventory(), cluster);
-  const flavor = (c: ClusterSpec) => flavorOf(c.flavor);
-
-  async function withNode<T>(c: ClusterSpec, node: string, fn: (conn: mysql.Connection) => Promise<T>): Promise<T> {
-    const target = mysqlTarget(c, node, env);
-    const conn = await connect(target);
-    try {
-      return await fn(conn);
-    } catch (e) {
-      throw classifyMysqlError(e, target);
-    } finally {
-      conn.destroy();
-    }
-  }
-
-  async function probeOne(c: ClusterSpec, node: string): Promise<MysqlNodeProbe> {
-    const n = c.nodes.find((x) => x.id === node)!;
-    try {
-      return await withNode(c, node, async (conn) => {
-        const probe = await readMysqlNode(conn, c, flavor(c), node);
-        probe.missingPrivileges = await readMissingPrivileges(conn, c);
-        return probe;
-      });
-    } catch (e) {
-      if (e instanceof HandoverError) throw e; // wrong credentials, missing grant or secret: never "unreachable"
-      return { node: n.id, address: `${n.host}:${n.port}`, promotion: n.promotion as Promotion, reachable: false, error: (e as Error).message };
-    }
-  }
-
-  /**
-   * Probe every node, then read the node(s) replicating from nobody once more, after every replica was read.
-   * Under writes a replica read after its primary can be ahead of that earlier read, which would look like an
-   * errant GTID; anything a replica has came from its primary before the replica was read, so the primary's
-   * second read includes it. (Found by the switchover test under a continuous writer.)
-   */
-  async function probeAll(c: ClusterSpec): Promise<MysqlNodeProbe[]> {
-    const nodes = await Promise.all(c.nodes.map((n) => probeOne(c, n.id)));
-    const again = await Promise.all(nodes.map((n) => (n.reachable && n.role === 'primary' ? probeOne(c, n.node) : Promise.resolve(n))));
-    return markErrant(again.map((n, i) => (n.reachable ? n : nodes[i])));
-  }
-
-  return { env, spec, flavor, withNode, probeOne, probeAll };
-}
-
 export function createMysqlActivities(deps: MysqlActivityDeps) {
   const failpoint = deps.failpoint ?? (() => undefined);
-  const { env, spec, flavor, withNode, probeOne, probeAll } = mysqlOps(deps);
+  const { spec, flavor, withNode, probeOne, probeAll } = mysqlOps(deps);
+  const replication = createMysqlReplicationActivities(deps);
+  const { ensureReplicaOf } = replication;
 
   /**
    * Compensation before the point of no return: ensure `node` takes writes again (read_only OFF). A no-op
@@ -298,72 +130,6 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
       return { changed: true, audit: `saw ${input.node} read-only; ${fl.unfence.join('; ')}` };
     });
   };
-
-  /**
-   * Ensure `node` replicates from `primary` with GTID (slave_pos), both threads running, read-only. A no-op
-   * when it already does. A node that still has transactions of its own in its binary log (an old primary)
-   * first adopts them as its replication position (gtid_slave_pos), so it continues where it is. Refuses,
-   * before touching it, a writable node (demoting it would discard writes) and a node with GTIDs the new
-   * primary lacks (its replication positions are left as they are).
-   */
-  const ensureReplicaOf = async (input: EnsureMysqlReplicaOfInput): Promise<EnsureMysqlReplicaOfResult> =>
-    heartbeatWhile(async () => {
-      const c = spec(input.cluster);
-      const fl = flavor(c);
-      const primarySpec = c.nodes.find((x) => x.id === input.primary);
-      if (!primarySpec) throw new HandoverError(ErrorType.UnknownNode, `unknown node ${input.primary} in cluster ${input.cluster}`);
-      const newPrimary = await probeOne(c, input.primary);
-      if (!newPrimary.reachable) throw new Error(`${input.primary} unreachable: ${newPrimary.error}`);
-      return withNode(c, input.node, async (conn) => {
-        const before = await readMysqlNode(conn, c, fl, input.node);
-        const beforeText = describe(before);
-        const following = before.role === 'replica' && before.sourceNode === input.primary && before.usingGtid !== 'No';
-        if (following && before.ioRunning !== 'No' && before.sqlRunning && before.readOnly)
-          return { changed: false, before: beforeText, audit: `saw ${beforeText}; changed nothing` };
-        if (!before.readOnly && before.role === 'primary')
-          throw new HandoverError(ErrorType.UnexpectedTopology, `${input.node} is a writable primary; refusing to make it a replica of ${input.primary} (its writes would be discarded)`);
-        const errant = errantOf(before, newPrimary);
-        if (errant.length)
-          throw new HandoverError(ErrorType.UnexpectedTopology, `${input.node} has GTIDs ${errant.join(',')} that ${input.primary} lacks: it cannot replicate from it`);
-        const did: string[] = [];
-        if (!before.readOnly) {
-          for (const s of fl.fence) await conn.query(s);
-          did.push(...fl.fence);
-        }
-        if (!following) {
-          const repl = replicationAccount(c, env);
-          // Positions are read once replication has stopped: a replica still applying moves them between the
-          // first read and STOP SLAVE, and adopting the stale one would replay (gtid_strict_mode: out of order).
-          let at = before;
-          if (before.role === 'replica') {
-            await conn.query(fl.stopReplica);
-            did.push(fl.stopReplica);
-            at = await readMysqlNode(conn, c, fl, input.node);
-          }
-          const pos = appliedPos(at);
-          if (normalizeGtidPos(at.gtidSlavePos) !== pos) {
-            for (const s of fl.adoptPosition(pos)) await conn.query(s.sql, s.params);
-            did.push(`adopted ${pos || 'empty'} as its replication position`);
-          }
-          await failpoint('ensureMysqlReplicaOf.beforeChange');
-          const ch = fl.changeSource({ host: primarySpec.host, port: primarySpec.port, user: repl.user, password: repl.password });
-          await conn.query(ch.sql, ch.params);
-          did.push(`CHANGE MASTER TO ${input.primary} (${primarySpec.host}:${primarySpec.port}) with GTID`);
-        }
-        await conn.query(fl.startReplica);
-        did.push(fl.startReplica);
-        // Wait (bounded) for both threads to run, so a bad source surfaces here, not in verify.
-        const until = Date.now() + 10_000;
-        let after = await readMysqlNode(conn, c, fl, input.node);
-        while (!(after.ioRunning === 'Yes' && after.sqlRunning) && Date.now() < until) {
-          await sleep(50);
-          after = await readMysqlNode(conn, c, fl, input.node);
-        }
-        if (!(after.role === 'replica' && after.sourceNode === input.primary && after.ioRunning === 'Yes' && after.sqlRunning))
-          throw new Error(`${input.node} is not replicating from ${input.primary} after ${did.join('; ')}: ${describe(after)}${after.lastError ? ` (${after.lastError})` : ''}`);
-        return { changed: true, before: beforeText, audit: `saw ${beforeText}; ${did.join('; ')}` };
-      });
-    });
 
   return {
     /**
@@ -394,7 +160,7 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
       if (why) throw new HandoverError(ErrorType.PreconditionFailed, `veto: ${why}; nothing was changed`, { nodes });
       const cand = nodes.find((n) => n.node === input.candidate)!;
       const prim = nodes.find((n) => n.node === input.primary)!;
-      return { nodes, audit: `saw ${describe(prim)}; ${describe(cand)}; decision stands` };
+      return { nodes, audit: `saw ${describeMysqlNode(prim)}; ${describeMysqlNode(cand)}; decision stands` };
     }),
 
     /**
@@ -553,6 +319,12 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
         if (before.role === 'primary' && !before.readOnly) return { alreadyHeld: true, promotedAt: Date.now(), audit: `saw ${input.node} already a writable primary; changed nothing` };
         if (!gtidIncludes(appliedPos(before), input.mustInclude))
           throw new HandoverError(ErrorType.UnexpectedTopology, `${input.node} at ${appliedPos(before) || 'empty'} lacks ${input.mustInclude}: refusing to promote it`);
+        // Never two writable nodes: every other node that answers must be read-only (the fence holds). Checked before
+        // anything is touched, so a refusal leaves the candidate as it was.
+        const others = await Promise.all(c.nodes.filter((n) => n.id !== input.node).map((n) => probeOne(c, n.id)));
+        const writable = others.filter((n) => n.reachable && !n.readOnly);
+        if (writable.length)
+          throw new HandoverError(ErrorType.UnexpectedTopology, `refusing to promote ${input.node}: ${writable.map((n) => n.node).join(', ')} still writable`);
         const did: string[] = [];
         // Replication first: stopping and forgetting it makes nobody writable, and fails (a missing grant, a
         // broken node) while the old primary's fence bound is still armed. The workflow's undo then repoints
@@ -564,7 +336,8 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
           did.push(fl.stopReplica, fl.resetReplica);
         }
         // Then cancel the fence's bound on the old primary, and only then check it is still read-only: once the
-        // event is gone nothing turns it writable behind the new primary's back. If it cannot be reached, its
+        // event is gone nothing turns it writable behind the new primary's back (the bound is the one way a node
+        // seen read-only above can turn writable by itself). If it cannot be reached, its
         // event cannot be cancelled, so nothing is promoted (it would take writes again at the bound).
         const old = input.fencedPrimary;
         if (old && old !== input.node && c.policy.fenceBoundMs > 0) {
@@ -581,22 +354,14 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
               `${old} takes writes again (its fence bound of ${c.policy.fenceBoundMs} ms expired before the promotion): ${old} is still the primary, ${input.node} was not promoted; run the switchover again`,
             );
         }
-        // Never two writable nodes: every other node that answers must be read-only (the fence holds).
-        const others = await Promise.all(c.nodes.filter((n) => n.id !== input.node).map((n) => probeOne(c, n.id)));
-        const writable = others.filter((n) => n.reachable && !n.readOnly);
-        if (writable.length)
-          throw new HandoverError(ErrorType.UnexpectedTopology, `refusing to promote ${input.node}: ${writable.map((n) => n.node).join(', ')} still writable`);
         for (const s of fl.unfence) await conn.query(s);
         const promotedAt = Date.now();
         did.push(...fl.unfence);
         const after = await readMysqlNode(conn, c, fl, input.node);
         if (after.role !== 'primary' || after.readOnly) throw new Error(`${input.node} is not a writable primary after ${did.join('; ')}`);
-        return { alreadyHeld: false, promotedAt, audit: `saw ${describe(before)}; ${did.join('; ')}; now writable at ${after.gtidBinlogPos}` };
+        return { alreadyHeld: false, promotedAt, audit: `saw ${describeMysqlNode(before)}; ${did.join('; ')}; now writable at ${after.gtidBinlogPos}` };
       });
     }),
-
-    /** Repoint one node at the new primary (ensureReplicaOf above). */
-    ensureMysqlReplicaOf: activity(ensureReplicaOf),
 
     /**
      * Undo a promotion that failed before the candidate took writes: when `candidate` is still read-only (it
@@ -625,71 +390,8 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
       };
     }),
 
-    /**
-     * Verify: exactly one writable node (the primary, replicating from nobody); every other node read-only,
-     * replicating from it with both threads running, and at or past the primary's position when verification
-     * began. Read-only; heartbeats; resumes with the frozen goal.
-     */
-    verifyMysqlTopology: activity(async (input: VerifyMysqlInput): Promise<VerifyMysqlResult> => {
-      const ctx = Context.current();
-      const c = spec(input.cluster);
-      const prior = ctx.info.heartbeatDetails as { goal?: string; startedAt: number } | undefined;
-      const startedAt = prior?.startedAt ?? Date.now();
-      let goal = prior?.goal;
-      let problems: string[] = [];
-      for (;;) {
-        ctx.heartbeat({ goal, startedAt });
-        const nodes = await probeAll(c);
-        const primary = nodes.find((n) => n.node === input.primary);
-        const writable = nodes.filter((n) => n.reachable && !n.readOnly);
-        problems = [];
-        if (writable.length !== 1 || writable[0].node !== input.primary) problems.push(`writable: ${writable.map((n) => n.node).join(', ') || 'none'} (expected ${input.primary})`);
-        if (primary?.role !== 'primary') problems.push(`${input.primary} still replicates from ${primary?.sourceNode ?? primary?.sourceAddress ?? '?'}`);
-        if (goal === undefined && primary?.reachable && primary.role === 'primary' && !primary.readOnly) goal = primary.gtidBinlogPos ?? '';
-        const skip = new Set(input.skip ?? []);
-        for (const n of nodes) {
-          if (n.node === input.primary || skip.has(n.node)) continue;
-          if (!n.reachable) problems.push(`${n.node} unreachable`);
-          else if (n.role !== 'replica' || n.sourceNode !== input.primary) problems.push(`${n.node} replicates from ${n.sourceNode ?? n.sourceAddress ?? 'nobody'}`);
-          else if (n.ioRunning !== 'Yes' || !n.sqlRunning) problems.push(`${n.node} io ${n.ioRunning} sql ${n.sqlRunning ? 'Yes' : 'No'}${n.lastError ? `: ${n.lastError}` : ''}`);
-          else if (!gtidIncludes(appliedPos(n), goal)) problems.push(`${n.node} at ${appliedPos(n)} short of ${goal}`);
-        }
-        if (problems.length === 0) {
-          const waitedMs = Date.now() - startedAt;
-          return {
-            primary: input.primary,
-            goal: goal ?? '',
-            nodes: nodes.map((n) => ({ node: n.node, writable: !n.readOnly, gtid: appliedPos(n), io: n.ioRunning, sql: n.sqlRunning })),
-            skipped: skip.size ? nodes.filter((n) => skip.has(n.node)).map(describe) : undefined,
-            waitedMs,
-            audit: `saw one writable primary ${input.primary} and ${nodes.length - 1 - skip.size} read-only replicas running, at or past ${goal || 'empty'}${skip.size ? `; NOT repointed: ${nodes.filter((n) => skip.has(n.node)).map(describe).join('; ')}` : ''}; changed nothing`,
-          };
-        }
-        if (Date.now() - startedAt > input.timeoutMs) throw new HandoverError(ErrorType.VerificationFailed, `verification failed after ${input.timeoutMs} ms: ${problems.join('; ')}`);
-        await sleep(100);
-      }
-    }),
-
-    /**
-     * Run the inventory's routing hook (a command that moves the writer endpoint: HAProxy runtime API, DNS,
-     * proxy admin) after promotion. {cluster} {primary} {host} {port} {oldPrimary} are substituted and also
-     * exported as HANDOVER_* variables. A non-zero exit is a non-retryable RoutingHookFailed failure with the
-     * output's tail: the workflow reports it, never hides it. Idempotent as far as the hook itself is.
-     */
-    runRoutingHook: activity(async (input: RoutingHookInput): Promise<RoutingHookResult> => {
-      const c = spec(input.cluster);
-      if (!c.routingHook) return { ran: false, exitCode: 0, output: '', ms: 0, audit: 'no routing hook configured' };
-      const p = c.nodes.find((n) => n.id === input.primary)!;
-      const vars: Record<string, string> = { cluster: c.name, primary: p.id, host: p.host, port: String(p.port), oldPrimary: input.oldPrimary };
-      const cmd = c.routingHook.replace(/\{(cluster|primary|host|port|oldPrimary)\}/g, (_m, k: string) => vars[k]);
-      const { code, output, ms } = await runShell(
-        cmd,
-        hookEnvironment(deps.inventory(), c, { HANDOVER_CLUSTER: c.name, HANDOVER_PRIMARY: p.id, HANDOVER_PRIMARY_HOST: p.host, HANDOVER_PRIMARY_PORT: String(p.port), HANDOVER_OLD_PRIMARY: input.oldPrimary }, env),
-      );
-      if (code !== 0)
-        throw ApplicationFailure.create({ type: ErrorType.RoutingHookFailed, nonRetryable: true, message: `routing hook exited ${code} after ${ms} ms: ${output || '(no output)'}` });
-      return { ran: true, exitCode: 0, output, ms, audit: `ran the routing hook for ${p.id} (${p.host}:${p.port}): exit 0 after ${ms} ms${output ? `: ${output.slice(-200)}` : ''}` };
-    }),
+    ...replication.activities,
+    ...createMysqlRoutingActivities(deps),
   };
 }
 

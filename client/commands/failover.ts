@@ -4,7 +4,8 @@
  */
 import { z } from 'zod';
 import type { HookOutcome } from '../../workflows/hooks';
-import type { FailoverPlanReport, FailoverReport, RedisFailoverInput } from '../../workflows/redis/failover';
+import type { FailoverInput, FailoverPlanReport } from '../../workflows/contracts';
+import type { FailoverReport } from '../../workflows/redis/failover';
 import type { MysqlFailoverReport } from '../../workflows/mysql/failover';
 import { CommonOptions, EXIT, type IO } from '../common';
 import { startRunbook } from '../start';
@@ -32,7 +33,7 @@ export async function runFailover(raw: FailoverOptions, io: IO): Promise<{ exitC
     io.err((e as Error).message);
     return { exitCode: EXIT.refused, workflowId: '' };
   }
-  const input: RedisFailoverInput = { cluster: o.cluster, force: o.force, requestedBy: o.requestedBy ?? process.env.USER };
+  const input: FailoverInput = { cluster: o.cluster, force: o.force, requestedBy: o.requestedBy ?? process.env.USER };
   // Only set when asked for: runs without them keep exactly the input (and history) they had before.
   if (o.dryRun) input.dryRun = true;
   else if (o.requireApproval) Object.assign(input, { requireApproval: true, ...(approvalTimeoutMs ? { approvalTimeoutMs } : {}) });

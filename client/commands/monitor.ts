@@ -7,7 +7,7 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { z } from 'zod';
 import { SA_CLUSTER, SA_RUNBOOK, monitorWorkflowId } from '../../core/ids';
-import type { MonitorStatus } from '../../workflows/redis/monitor';
+import type { MonitorStatus } from '../../workflows/monitor';
 import { CliError, CommonOptions, EXIT, connect, precheckNames, type IO } from '../common';
 
 export const MonitorOptions = CommonOptions.extend({

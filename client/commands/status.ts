@@ -16,12 +16,12 @@ import { z } from 'zod';
 import { HandoverError } from '../../core/errors';
 import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK, monitorWorkflowId } from '../../core/ids';
 import { formatClusterStatus, mysqlClusterStatus, redisClusterStatus, type ClusterStatus, type MonitorSummary, type OperationStatus } from '../../core/status';
-import type { MonitorStatus } from '../../workflows/redis/monitor';
+import type { MonitorStatus } from '../../workflows/monitor';
 import { inventoryPath, loadInventory, findCluster } from '../../inventory/load';
 import type { ClusterSpec, Inventory } from '../../inventory/schema';
 import { redisOps } from '../../activities/redis/switchover';
 import { connectRedis } from '../../activities/redis/conn';
-import { mysqlOps } from '../../activities/mysql/switchover';
+import { mysqlOps } from '../../activities/mysql/node';
 import { CliError, CommonOptions, EXIT, connect, type IO } from '../common';
 
 export const StatusOptions = CommonOptions.extend({

@@ -9,7 +9,7 @@
  * The anti-flapping rule is engine-neutral: core/decide-failover.ts whyBlocked().
  */
 import { appliedPos, errantGtids, gtidIncludes, lagTransactions, parseGtidPos, formatGtid, type GtidEntry, type MysqlNodeProbe } from './decide';
-import type { Verdict } from '../redis/failover';
+import type { Verdict } from '../failover';
 import { PROMOTION_RANK } from '../types';
 
 /** A probe of one node for failover: the switchover probe plus what the IO thread received. */

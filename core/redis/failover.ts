@@ -1,13 +1,11 @@
 /**
  * Unplanned failover decisions for Redis/Valkey. Pure.
  *  - A primary is dead only when it is unreachable AND every reachable replica reports its link down
- *    (orchestrator's DeadMaster rule), for N consecutive probes: one lost probe is not a dead primary.
+ *    (orchestrator's DeadMaster rule), for N consecutive probes (core/failover.ts confirmedDead).
  *  - The candidate is the most advanced reachable replica, honouring promotion rules.
- *  - Anti-flapping: a second automatic failover within the block period is refused until acknowledged.
  */
 import type { RedisNodeProbe } from '../types';
-
-export type Verdict = { dead: true; primary: string; reason: string } | { dead: false; reason: string };
+import type { Verdict } from '../failover';
 
 /** One probe round's view of the primary `primary` (the last known one). */
 export function deadMasterRound(nodes: RedisNodeProbe[], primary: string): Verdict {
@@ -19,12 +17,6 @@ export function deadMasterRound(nodes: RedisNodeProbe[], primary: string): Verdi
   if (linked.length) return { dead: false, reason: `${linked.map((n) => n.node).join(', ')} still linked to ${primary}` };
   if (!replicas.length) return { dead: false, reason: `no reachable replica of ${primary} to confirm it is dead` };
   return { dead: true, primary, reason: `${primary} ${p.reachable ? `answers as ${p.role}` : 'unreachable'} and all ${replicas.length} reachable replicas report the link down` };
-}
-
-/** Dead after `need` consecutive dead rounds (the rounds are oldest first). */
-export function confirmedDead(rounds: Verdict[], need: number): boolean {
-  if (rounds.length < need) return false;
-  return rounds.slice(-need).every((r) => r.dead);
 }
 
 export interface FailoverChoice {
@@ -51,11 +43,4 @@ export function chooseFailoverCandidate(nodes: RedisNodeProbe[], deadPrimary: st
     followers: nodes.filter((n) => n.node !== c.node && n.node !== deadPrimary).map((n) => n.node).sort(),
     reasons: [`most advanced reachable replica (offset ${c.offset})`, `promotion: ${c.promotion}`, `${c.dbsize ?? 0} keys`],
   };
-}
-
-/** Why an automatic failover now would be flapping, or undefined. */
-export function whyBlocked(lastFailoverAtMs: number | undefined, nowMs: number, blockPeriodMs: number, acknowledged: boolean): string | undefined {
-  if (lastFailoverAtMs === undefined || acknowledged) return undefined;
-  const since = nowMs - lastFailoverAtMs;
-  return since < blockPeriodMs ? `anti-flapping: the last failover was ${Math.round(since / 1000)} s ago (block period ${Math.round(blockPeriodMs / 1000)} s); acknowledge it or use --force` : undefined;
 }

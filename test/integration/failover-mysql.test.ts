@@ -20,7 +20,7 @@ import { APP_SCHEMA, startMariaFleet, type MariaFleet } from '../../sandbox/mari
 import { sleep } from '../../sandbox/ports';
 import { SqlWriter } from '../../sandbox/sql-writer';
 import type { MysqlFailoverReport } from '../../workflows/mysql/failover';
-import type { MysqlMonitorStatus } from '../../workflows/mysql/monitor';
+import type { MonitorStatus } from '../../workflows/monitor';
 import { captureIO, startTestWorker, type TestWorker } from '../helpers';
 
 // Window: 5 consecutive DeadMaster rounds 400 ms apart (about 2 s plus probe time).
@@ -46,13 +46,13 @@ describe('unplanned failover (MariaDB)', () => {
   let inventory: string;
   let acts: ReturnType<typeof createMysqlFailoverActivities>;
   const opts = () => ({ cluster: fleet.cluster, inventory, address: tw.address, taskQueue: tw.taskQueue });
-  const status = async () => (await runMonitor({ ...opts(), status: true, json: true }, captureIO())).status as MysqlMonitorStatus;
+  const status = async () => (await runMonitor({ ...opts(), status: true, json: true }, captureIO())).status as MonitorStatus;
   const node = (id: string) => fleet.nodes.find((n) => n.id === id)!;
   /**
    * A flagged old primary is repaired by hand, as an operator would (re-cloning is the thorough fix): its errant
    * GTIDs dropped from the binary log (RESET MASTER), then made a replica from the promoted position.
    */
-  async function repairFlagged(s: MysqlMonitorStatus, primaryPort: number) {
+  async function repairFlagged(s: MonitorStatus, primaryPort: number) {
     for (const id of Object.keys(s.flagged)) {
       const promotedGtid = [...s.failovers].reverse().find((f) => f.from === id)?.promotedGtid ?? '';
       await fleet.sql(id, 'RESET MASTER');
@@ -124,7 +124,7 @@ describe('unplanned failover (MariaDB)', () => {
     const killedAt = writer.now();
     const killedWall = Date.now();
     await n1.stop('SIGKILL');
-    const s = await until<MysqlMonitorStatus>('a failover', async () => {
+    const s = await until<MonitorStatus>('a failover', async () => {
       const x = await status();
       return x.failovers.length === 1 && x;
     });
@@ -140,7 +140,7 @@ describe('unplanned failover (MariaDB)', () => {
 
     // The old primary comes back: read-only before anything else, then a replica of the new primary.
     await n1.start();
-    const back = await until<MysqlMonitorStatus>('old primary fenced', async () => {
+    const back = await until<MonitorStatus>('old primary fenced', async () => {
       const x = await status();
       return x.fenced.includes(n1.id) && x;
     });
@@ -189,7 +189,7 @@ describe('unplanned failover (MariaDB)', () => {
     await primary.stop('SIGKILL');
 
     // Confirmed dead, but within the block period of the first failover: refused, visible, until --ack.
-    const blocked = await until<MysqlMonitorStatus>('anti-flap block', async () => {
+    const blocked = await until<MonitorStatus>('anti-flap block', async () => {
       const x = await status();
       return x.blocked ? x : undefined;
     });
@@ -198,7 +198,7 @@ describe('unplanned failover (MariaDB)', () => {
     await sleep(1500);
     expect((await status()).failovers).toHaveLength(1);
     expect((await runMonitor({ ...opts(), ack: true }, captureIO())).exitCode).toBe(0);
-    const after = await until<MysqlMonitorStatus>('second failover', async () => {
+    const after = await until<MonitorStatus>('second failover', async () => {
       const x = await status();
       return x.failovers.length === 2 && x;
     });
@@ -207,7 +207,7 @@ describe('unplanned failover (MariaDB)', () => {
     expect(after.failovers[1].lostTransactions).toBe(1);
 
     await primary.start();
-    const flagged = await until<MysqlMonitorStatus>('old primary flagged', async () => {
+    const flagged = await until<MonitorStatus>('old primary flagged', async () => {
       const x = await status();
       return x.flagged[primaryId] && x;
     });
@@ -250,7 +250,7 @@ describe('unplanned failover (MariaDB)', () => {
     const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword).start();
     await sleep(1000);
     await primary.stop('SIGSTOP');
-    const after = await until<MysqlMonitorStatus>('failover from the frozen primary', async () => {
+    const after = await until<MonitorStatus>('failover from the frozen primary', async () => {
       const x = await status();
       return x.failovers.length === before.failovers.length + 1 && x;
     }, 90_000);
@@ -280,7 +280,7 @@ describe('unplanned failover (MariaDB)', () => {
     console.log(`[failover-mysql] frozen primary ${primaryId} after resume: ${accepted.length} writes acknowledged, refusals ${[...refusals].join(', ')}; new primary ${to}`);
     expect(accepted).toEqual([]);
     // The monitor fenced it: read-only; its unacknowledged commits are errant, so it is flagged, not rejoined.
-    const fenced = await until<MysqlMonitorStatus>('frozen primary fenced', async () => {
+    const fenced = await until<MonitorStatus>('frozen primary fenced', async () => {
       const x = await status();
       const st = await fleet.state();
       return x.fenced.includes(primaryId) && st[primaryId].readOnly === true && x;

@@ -15,7 +15,7 @@ import { sleep } from '../../sandbox/ports';
 import { startRedisFleet, waitForReplication, type RedisFleet } from '../../sandbox/redis';
 import { AckedWriter } from '../../sandbox/writer';
 import type { FailoverReport } from '../../workflows/redis/failover';
-import type { MonitorStatus } from '../../workflows/redis/monitor';
+import type { MonitorStatus } from '../../workflows/monitor';
 import { captureIO, startTestWorker, type TestWorker } from '../helpers';
 
 // min-replicas-to-write: an isolated or returning old primary refuses writes (NOREPLICAS) instead of taking

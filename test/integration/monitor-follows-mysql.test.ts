@@ -20,7 +20,7 @@ import { loadInventory } from '../../inventory/load';
 import { APP_SCHEMA, startMariaFleet, type MariaFleet } from '../../sandbox/mariadb';
 import { sleep } from '../../sandbox/ports';
 import { SqlWriter } from '../../sandbox/sql-writer';
-import type { MysqlMonitorStatus } from '../../workflows/mysql/monitor';
+import type { MonitorStatus } from '../../workflows/monitor';
 import { captureIO, startTestWorker, type TestWorker } from '../helpers';
 
 // Window: 5 consecutive DeadMaster rounds 400 ms apart (about 2 s plus probe time).
@@ -45,7 +45,7 @@ describe('the MariaDB monitor follows the topology', () => {
   let tw: TestWorker;
   let inventory: string;
   const opts = () => ({ cluster: fleet.cluster, inventory, address: tw.address, taskQueue: tw.taskQueue });
-  const status = async () => (await runMonitor({ ...opts(), status: true, json: true }, captureIO())).status as MysqlMonitorStatus;
+  const status = async () => (await runMonitor({ ...opts(), status: true, json: true }, captureIO())).status as MonitorStatus;
   const statusText = async () => {
     const io = captureIO();
     expect((await runMonitor({ ...opts(), status: true }, io)).exitCode).toBe(0);
@@ -100,7 +100,7 @@ describe('the MariaDB monitor follows the topology', () => {
     expect(plan.exitCode, io.text()).toBe(0);
     expect(io.text()).toMatch(new RegExp(`! restart risk: ${n1.id}: read_only=OFF on its command line`));
     expect((await runMonitor(opts(), captureIO())).exitCode).toBe(0);
-    const s = await until<MysqlMonitorStatus>('monitor sees the primary', async () => {
+    const s = await until<MonitorStatus>('monitor sees the primary', async () => {
       const x = await status();
       return x.lastKnown?.primary === n1.id && !!x.restartRisks?.length && x;
     });
@@ -115,7 +115,7 @@ describe('the MariaDB monitor follows the topology', () => {
     const sw = captureIO();
     const r = await runSwitchover({ ...opts(), to: n2.id, wait: true }, sw);
     expect(r.exitCode, sw.text()).toBe(0);
-    const afterSwitch = await until<MysqlMonitorStatus>('monitor follows the switchover', async () => {
+    const afterSwitch = await until<MonitorStatus>('monitor follows the switchover', async () => {
       const x = await status();
       return x.lastKnown?.primary === n2.id && !x.blind && x;
     }, 15_000);
@@ -128,7 +128,7 @@ describe('the MariaDB monitor follows the topology', () => {
     expect(rr.exitCode, roll.text()).toBe(0);
     const [primaryId] = await writable();
     expect(primaryId).not.toBe(n2.id); // the roll's child switchover moved the primary
-    const afterRoll = await until<MysqlMonitorStatus>('monitor follows the roll', async () => {
+    const afterRoll = await until<MonitorStatus>('monitor follows the roll', async () => {
       const x = await status();
       return x.lastKnown?.primary === primaryId && !x.blind && x;
     }, 15_000);
@@ -141,7 +141,7 @@ describe('the MariaDB monitor follows the topology', () => {
     await sleep(1500);
     const killedWall = Date.now();
     await node(primaryId).stop('SIGKILL');
-    const s = await until<MysqlMonitorStatus>('automatic failover', async () => {
+    const s = await until<MonitorStatus>('automatic failover', async () => {
       const x = await status();
       return x.failovers.length === 1 && x;
     }, 60_000);
@@ -205,7 +205,7 @@ describe('the MariaDB monitor follows the topology', () => {
     await until('monitor sees the errant position', async () => (await status()).lastKnown?.gtid === pos, 15_000);
     await node(primaryId).stop('SIGKILL');
     for (const r of replicas) await fleet.sql(r.id, 'START SLAVE IO_THREAD');
-    const s = await until<MysqlMonitorStatus>('second failover', async () => {
+    const s = await until<MonitorStatus>('second failover', async () => {
       const x = await status();
       return x.failovers.length === 2 && x;
     }, 90_000);
@@ -216,7 +216,7 @@ describe('the MariaDB monitor follows the topology', () => {
 
     // It returns WRITABLE (no read_only in its config), beside the new primary: fenced, never adopted.
     await node(primaryId).start(['--read-only=OFF']);
-    const flagged = await until<MysqlMonitorStatus>('returning primary flagged', async () => {
+    const flagged = await until<MonitorStatus>('returning primary flagged', async () => {
       const x = await status();
       return x.flagged[primaryId] && x;
     }, 30_000);

@@ -16,7 +16,7 @@ import { loadInventory } from '../../inventory/load';
 import { sleep } from '../../sandbox/ports';
 import { startRedisFleet, waitForReplication, type RedisFleet } from '../../sandbox/redis';
 import { AckedWriter } from '../../sandbox/writer';
-import type { MonitorStatus } from '../../workflows/redis/monitor';
+import type { MonitorStatus } from '../../workflows/monitor';
 import { captureIO, startTestWorker, type TestWorker } from '../helpers';
 
 // repl-timeout 3: replicas notice a dead primary (link down) within 3 s, which the DeadMaster rule needs.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { confirmedDead } from '../../core/redis/failover';
+import { confirmedDead } from '../../core/failover';
 import { chooseMysqlFailoverCandidate, errantOnReturn, mergeMax, mysqlDataLoss, mysqlDeadMasterRound, receivedPos, type MysqlFailoverNodeProbe } from '../../core/mysql/failover';
 
 const n = (node: string, over: Partial<MysqlFailoverNodeProbe> = {}): MysqlFailoverNodeProbe => ({

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { chooseFailoverCandidate, confirmedDead, deadMasterRound, whyBlocked } from '../../core/redis/failover';
+import { chooseFailoverCandidate, deadMasterRound } from '../../core/redis/failover';
+import { confirmedDead, whyBlocked } from '../../core/failover';
 import type { RedisNodeProbe } from '../../core/types';
 
 const n = (node: string, over: Partial<RedisNodeProbe> = {}): RedisNodeProbe => ({ node, address: node, promotion: 'neutral', reachable: true, role: 'replica', primaryNode: 'a', linkUp: false, offset: 100, dbsize: 5, ...over });

@@ -15,7 +15,7 @@
  * read-only and is flagged.
  */
 import { ApplicationFailure, CancellationScope, sleep } from '@temporalio/workflow';
-import { confirmedDead, type Verdict } from '../../core/redis/failover';
+import { confirmedDead, type Verdict } from '../../core/failover';
 import { chooseMysqlFailoverCandidate, mysqlDataLoss, mysqlDeadMasterRound, type MysqlFailoverChoice } from '../../core/mysql/failover';
 import { mysqlLossWindow, lossReportFields, type LossReportFields } from '../../core/data-loss';
 import { ErrorType } from '../../core/errors';
@@ -24,23 +24,8 @@ import { runPostFailoverHooks, runPreFailoverHooks, type HookOutcome } from '../
 import { mutate, probe, wait } from '../profiles';
 import { Runbook, messageOf } from '../runbook';
 import { abortWatch, abortedFailure, awaitApproval, isCancellation } from '../approval';
-import type { FailoverPlanReport } from '../redis/failover';
+import type { FailoverInput, FailoverPlanReport } from '../contracts';
 
-export interface MysqlFailoverInput {
-  cluster: string;
-  force?: boolean;
-  confirmedBy?: string;
-  /** The primary and its gtid_binlog_pos as the monitor last saw it alive (and when, epoch ms), for the data-loss window. */
-  lastKnown?: { primary: string; offset?: number; gtid?: string; seenAt?: number };
-  /** Epoch ms of the monitor's first probe round, after its last sight, that did not find the primary alive. */
-  deadSince?: number;
-  requestedBy?: string;
-  /** Stop after confirm and decide and return the plan (handover plan failover). */
-  dryRun?: boolean;
-  /** On-demand runs: publish the plan after decide and wait for the `approve` update before changing anything. */
-  requireApproval?: boolean;
-  approvalTimeoutMs?: number;
-}
 
 export interface MysqlFailoverReport {
   runbook: 'failover';
@@ -71,7 +56,7 @@ export interface MysqlFailoverReport {
   abortRequested?: boolean;
 }
 
-export async function mysqlFailover(input: MysqlFailoverInput): Promise<MysqlFailoverReport | FailoverPlanReport> {
+export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailoverReport | FailoverPlanReport> {
   const { cluster } = input;
   const rb = new Runbook('failover', cluster);
   const startedAt = Date.now();

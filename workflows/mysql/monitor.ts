@@ -11,49 +11,19 @@
  * signal as the Redis monitor, so `handover monitor` works unchanged.
  */
 import { ApplicationFailure, continueAsNew, executeChild, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
-import { confirmedDead, whyBlocked, type Verdict } from '../../core/redis/failover';
+import { confirmedDead, whyBlocked, type Verdict } from '../../core/failover';
 import { mysqlDeadMasterRound } from '../../core/mysql/failover';
 import { SA_CLUSTER, SA_RUNBOOK, operationWorkflowId } from '../../core/ids';
 import { followTopology, mysqlTopo } from '../../core/monitor-topology';
 import { mysqlRestartRisks, riskLine } from '../../core/restart-risk';
 import { probe } from '../profiles';
-import { acknowledgeSignal, monitorStatusQuery, type MonitorStatus } from '../redis/monitor';
-import type { MysqlFailoverInput, MysqlFailoverReport } from './failover';
+import { acknowledgeSignal, monitorStatusQuery, type MonitorState, type MonitorStatus } from '../monitor';
+import type { FailoverInput } from '../contracts';
+import type { MysqlFailoverReport } from './failover';
 
-export interface MysqlMonitorState {
-  cluster: string;
-  /** The primary as last seen, with its gtid_binlog_pos and when it was seen, epoch ms (for the data-loss window). */
-  lastKnown?: { primary: string; offset: number; gtid?: string; seenAt?: number };
-  lastFailoverAtMs?: number;
-  acknowledged?: boolean;
-  /** lostTransactions: certainly lost (a lower bound); unobservedMs: how long before the death nothing was seen; loss: both in words. */
-  failovers: {
-    at: number;
-    from: string;
-    to: string;
-    detectMs: number;
-    lostBytes?: number;
-    lostTransactions?: number;
-    unobservedMs?: number;
-    loss?: string;
-    promotedGtid?: string;
-    fenced?: string;
-  }[];
-  blocked?: string;
-  /** Nodes left read-only and not rejoined because of errant GTIDs: node -> the GTIDs. */
-  flagged?: Record<string, string[]>;
-  roundsPerRun?: number;
-}
-
-export interface MysqlMonitorStatus extends MonitorStatus {
-  lastKnown?: MysqlMonitorState['lastKnown'];
-  failovers: MysqlMonitorState['failovers'];
-  flagged: Record<string, string[]>;
-}
-
-export async function mysqlMonitor(state: MysqlMonitorState): Promise<void> {
+export async function mysqlMonitor(state: MonitorState): Promise<void> {
   const { cluster } = state;
-  const status: MysqlMonitorStatus = { ...state, failovers: state.failovers ?? [], flagged: state.flagged ?? {}, rounds: 0, fenced: [] };
+  const status: MonitorStatus = { ...state, failovers: state.failovers ?? [], flagged: state.flagged ?? {}, rounds: 0, fenced: [] };
   setHandler(monitorStatusQuery, () => status);
   setHandler(acknowledgeSignal, () => {
     status.acknowledged = true;
@@ -128,7 +98,7 @@ export async function mysqlMonitor(state: MysqlMonitorState): Promise<void> {
           try {
             const report = (await executeChild('mysqlFailover', {
               workflowId: operationWorkflowId(cluster),
-              args: [{ cluster, confirmedBy: workflowInfo().workflowId, lastKnown: status.lastKnown, deadSince: lostSightAt ?? firstDeadAt, requestedBy: 'monitor' } satisfies MysqlFailoverInput],
+              args: [{ cluster, confirmedBy: workflowInfo().workflowId, lastKnown: status.lastKnown, deadSince: lostSightAt ?? firstDeadAt, requestedBy: 'monitor' } satisfies FailoverInput],
               typedSearchAttributes: [
                 { key: SA_CLUSTER, value: cluster },
                 { key: SA_RUNBOOK, value: 'failover' },
@@ -160,7 +130,7 @@ export async function mysqlMonitor(state: MysqlMonitorState): Promise<void> {
     }
     await sleep(p?.policy.probeIntervalMs ?? 1000);
   }
-  const carry: MysqlMonitorState = {
+  const carry: MonitorState = {
     cluster,
     lastKnown: status.lastKnown,
     lastFailoverAtMs: status.lastFailoverAtMs,

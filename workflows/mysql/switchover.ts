@@ -25,7 +25,8 @@
 import { ApplicationFailure, CancellationScope, CancelledFailure, patched } from '@temporalio/workflow';
 import { decideMysqlSwitchover, type MysqlNodeProbe, type MysqlSwitchoverDecision } from '../../core/mysql/decide';
 import { ErrorType } from '../../core/errors';
-import type { EnsureMysqlFencedResult, VerifyMysqlResult } from '../../activities/mysql/switchover';
+import type { EnsureMysqlFencedResult } from '../../activities/mysql/switchover';
+import type { VerifyMysqlResult } from '../../activities/mysql/replication';
 
 /** Patch marker: repoint the old primary first, and one node's failure does not stop the others. */
 const PATCH_REPOINT_OLD_PRIMARY_FIRST = 'mysql-switchover-repoint-old-primary-first';

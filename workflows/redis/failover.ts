@@ -9,46 +9,18 @@
  * at versus the offset of the promoted replica.
  */
 import { ApplicationFailure, CancellationScope, sleep } from '@temporalio/workflow';
-import { chooseFailoverCandidate, confirmedDead, deadMasterRound, type Verdict } from '../../core/redis/failover';
+import { chooseFailoverCandidate, deadMasterRound } from '../../core/redis/failover';
+import { confirmedDead, type Verdict } from '../../core/failover';
 import { redisLossWindow, lossReportFields, type LossReportFields } from '../../core/data-loss';
 import { ErrorType } from '../../core/errors';
 import type { VerifyResult } from '../../activities/redis/switchover';
 import { runPostFailoverHooks, runPreFailoverHooks, type HookOutcome } from '../hooks';
 import { mutate, probe, wait } from '../profiles';
 import { Runbook } from '../runbook';
+import type { FailoverInput, FailoverPlanReport } from '../contracts';
 import { abortWatch, abortedFailure, awaitApproval, isCancellation } from '../approval';
 
-export interface RedisFailoverInput {
-  cluster: string;
-  /** Skip the dead-primary confirmation (the primary must still not answer as primary). */
-  force?: boolean;
-  /** Set by the monitor: it already confirmed the primary dead over its window. */
-  confirmedBy?: string;
-  /** The last offset the primary was seen at (the monitor knows it) and when (epoch ms), for the data-loss window. */
-  lastKnown?: { primary: string; offset: number; seenAt?: number };
-  /** Epoch ms of the monitor's first probe round, after its last sight, that did not find the primary alive. */
-  deadSince?: number;
-  requestedBy?: string;
-  /** Stop after confirm and decide and return the plan (handover plan failover). */
-  dryRun?: boolean;
-  /** On-demand runs: publish the plan after decide and wait for the `approve` update before promoting. */
-  requireApproval?: boolean;
-  approvalTimeoutMs?: number;
-}
 
-/** What `handover plan failover` prints: the failover as it would run; nothing was changed. */
-export interface FailoverPlanReport {
-  runbook: 'failover';
-  engine?: 'mysql';
-  dryRun: true;
-  cluster: string;
-  oldPrimary: string;
-  newPrimary: string;
-  reasons: string[];
-  plan: string[];
-  steps: { step: string; ms: number }[];
-  audit: string[];
-}
 
 export interface FailoverReport {
   runbook: 'failover';
@@ -72,7 +44,7 @@ export interface FailoverReport {
   abortRequested?: boolean;
 }
 
-export async function redisFailover(input: RedisFailoverInput): Promise<FailoverReport | FailoverPlanReport> {
+export async function redisFailover(input: FailoverInput): Promise<FailoverReport | FailoverPlanReport> {
   const { cluster } = input;
   const rb = new Runbook('failover', cluster);
   const startedAt = Date.now();

@@ -8,45 +8,20 @@
  * it; a node that answers as primary beside the primary it promoted is fenced (made a replica) before
  * anything else. Continues as new every `roundsPerRun` rounds to bound its history.
  */
-import { ApplicationFailure, continueAsNew, defineQuery, defineSignal, executeChild, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
-import { confirmedDead, deadMasterRound, whyBlocked, type Verdict } from '../../core/redis/failover';
+import { ApplicationFailure, continueAsNew, executeChild, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import { deadMasterRound } from '../../core/redis/failover';
+import { confirmedDead, whyBlocked, type Verdict } from '../../core/failover';
 import { SA_CLUSTER, SA_RUNBOOK, operationWorkflowId } from '../../core/ids';
 import { followTopology, redisTopo } from '../../core/monitor-topology';
 import { redisRestartRisks, riskLine } from '../../core/restart-risk';
 import { probe } from '../profiles';
-import type { FailoverReport, RedisFailoverInput } from './failover';
-
-export interface MonitorState {
-  cluster: string;
-  /** The primary as last seen alive, with its offset and when it was seen, epoch ms (for the data-loss window). */
-  lastKnown?: { primary: string; offset: number; seenAt?: number };
-  lastFailoverAtMs?: number;
-  acknowledged?: boolean;
-  /** lostBytes: certainly lost (a lower bound); unobservedMs: how long before the death nothing was seen; loss: both in words. */
-  failovers: { at: number; from: string; to: string; detectMs: number; lostBytes?: number; unobservedMs?: number; loss?: string }[];
-  blocked?: string;
-  roundsPerRun?: number;
-}
-
-export interface MonitorStatus extends MonitorState {
-  rounds: number;
-  lastVerdict?: string;
-  fenced: string[];
-  /** Why the monitor cannot confirm a death of its primary now (no primary known, ambiguous fleet): shown as a `!` line. */
-  blind?: string;
-  /** The last time the primary was taken from the fleet instead of memory, and why. */
-  adopted?: string;
-  /** Nodes whose own configuration lets them take writes when they restart (core/restart-risk.ts), as `!`/`?` lines. */
-  restartRisks?: string[];
-}
-
-export const monitorStatusQuery = defineQuery<MonitorStatus>('status');
-/** Clear the anti-flapping block: the next confirmed death fails over again. */
-export const acknowledgeSignal = defineSignal('acknowledge');
+import { acknowledgeSignal, monitorStatusQuery, type MonitorState, type MonitorStatus } from '../monitor';
+import type { FailoverInput } from '../contracts';
+import type { FailoverReport } from './failover';
 
 export async function redisMonitor(state: MonitorState): Promise<void> {
   const { cluster } = state;
-  const status: MonitorStatus = { ...state, failovers: state.failovers ?? [], rounds: 0, fenced: [] };
+  const status: MonitorStatus = { ...state, failovers: state.failovers ?? [], flagged: state.flagged ?? {}, rounds: 0, fenced: [] };
   setHandler(monitorStatusQuery, () => status);
   setHandler(acknowledgeSignal, () => {
     status.acknowledged = true;
@@ -107,7 +82,7 @@ export async function redisMonitor(state: MonitorState): Promise<void> {
           try {
             const report = (await executeChild('redisFailover', {
               workflowId: operationWorkflowId(cluster),
-              args: [{ cluster, confirmedBy: workflowInfo().workflowId, lastKnown: status.lastKnown, deadSince: lostSightAt ?? firstDeadAt, requestedBy: 'monitor' } satisfies RedisFailoverInput],
+              args: [{ cluster, confirmedBy: workflowInfo().workflowId, lastKnown: status.lastKnown, deadSince: lostSightAt ?? firstDeadAt, requestedBy: 'monitor' } satisfies FailoverInput],
               typedSearchAttributes: [
                 { key: SA_CLUSTER, value: cluster },
                 { key: SA_RUNBOOK, value: 'failover' },

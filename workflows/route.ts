@@ -1,0 +1,70 @@
+/**
+ * The workflows the CLI starts: `switchover`, `failover`, `monitor`, `rollingRestart`. Each asks the worker's
+ * inventory which engine the cluster runs and hands over to that engine's runbook in workflows/<engine>/ (a
+ * plain function call: same workflow, same history, same progress query; the monitor continues as the engine's
+ * own monitor workflow). Adding an engine is one case per function here and one folder of runbooks.
+ */
+import { ApplicationFailure, makeContinueAsNewFunc } from '@temporalio/workflow';
+import { ErrorType } from '../core/errors';
+import { probe } from './profiles';
+import type { FailoverInput, FailoverPlanReport, RollingRestartInput, RollingRestartReport, SwitchoverInput } from './contracts';
+import type { MonitorState } from './monitor';
+import { redisSwitchover, type SwitchoverReport } from './redis/switchover';
+import { redisFailover, type FailoverReport } from './redis/failover';
+import type { redisMonitor } from './redis/monitor';
+import { redisRollingRestart } from './redis/rolling-restart';
+import { mysqlSwitchover, type MysqlSwitchoverReport } from './mysql/switchover';
+import { mysqlFailover, type MysqlFailoverReport } from './mysql/failover';
+import type { mysqlMonitor } from './mysql/monitor';
+import { mysqlRollingRestart } from './mysql/rolling-restart';
+
+const describe = (cluster: string) => probe.describeCluster.executeWithOptions({ summary: `look up ${cluster} in the inventory` }, [{ cluster }]);
+const wrongEngine = (message: string) => ApplicationFailure.create({ message, type: ErrorType.WrongEngine, nonRetryable: true });
+
+export async function switchover(input: SwitchoverInput): Promise<SwitchoverReport | MysqlSwitchoverReport> {
+  const d = await describe(input.cluster);
+  switch (d.engine) {
+    case 'redis':
+      if (d.topology === 'cluster')
+        throw wrongEngine(`${input.cluster} is a Redis Cluster: its shards change primaries with CLUSTER FAILOVER (handover rolling-restart does that shard by shard); switchover handles replication topologies`);
+      return redisSwitchover(input);
+    case 'mysql':
+      return mysqlSwitchover(input);
+    default:
+      throw wrongEngine(`no switchover runbook for engine ${d.engine}`);
+  }
+}
+
+export async function rollingRestart(input: RollingRestartInput): Promise<RollingRestartReport> {
+  const d = await describe(input.cluster);
+  switch (d.engine) {
+    case 'redis':
+      return redisRollingRestart(input);
+    case 'mysql':
+      return mysqlRollingRestart(input);
+    default:
+      throw wrongEngine(`no rolling-restart runbook for engine ${d.engine}`);
+  }
+}
+
+/** Failover and monitor handle replication topologies: Sentinel and Redis Cluster fail over by themselves. */
+async function failoverEngineOf(cluster: string): Promise<string> {
+  const d = await describe(cluster);
+  if (d.engine === 'redis' && d.topology !== 'replication')
+    throw wrongEngine(`${cluster} has topology ${d.topology}: Sentinel and Redis Cluster fail over by themselves; Handover's failover and monitor handle replication topologies`);
+  return d.engine;
+}
+
+export async function failover(input: FailoverInput): Promise<FailoverReport | MysqlFailoverReport | FailoverPlanReport> {
+  const engine = await failoverEngineOf(input.cluster);
+  if (engine === 'redis') return redisFailover(input);
+  if (engine === 'mysql') return mysqlFailover(input);
+  throw wrongEngine(`no failover runbook for engine ${engine}`);
+}
+
+export async function monitor(state: MonitorState): Promise<void> {
+  const engine = await failoverEngineOf(state.cluster);
+  if (engine === 'redis') return makeContinueAsNewFunc<typeof redisMonitor>({ workflowType: 'redisMonitor' })({ ...state, failovers: state.failovers ?? [] });
+  if (engine === 'mysql') return makeContinueAsNewFunc<typeof mysqlMonitor>({ workflowType: 'mysqlMonitor' })({ ...state, failovers: state.failovers ?? [] });
+  throw wrongEngine(`no monitor for engine ${engine}`);
+}
