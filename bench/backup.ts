@@ -15,9 +15,10 @@ import { createWriteStream, mkdtempSync, rmSync, statSync, writeFileSync } from 
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { MARIADB_BACKUP_GRANTS, MARIADB_DUMP, dumpArgs, optionFile } from '../activities/backup/mysql';
+import { MARIADB_BACKUP_GRANTS, dumpArgs, optionFile } from '../activities/backup/mysql';
+import { tool } from '../activities/backup/tools';
 import { runBackupRun } from '../client/commands/backup';
-import { withBackupBlock } from '../test/backup-helpers';
+import { withBackupBlock } from '../sandbox/backup';
 import { percentile, startLabWorker, startMysqlLab } from './lab';
 
 const log = (m: string) => process.stderr.write(m + '\n');
@@ -25,7 +26,7 @@ const silentIO = { out: () => undefined, err: (l: string) => log(l), isTTY: fals
 
 async function plainDump(args: string[], file: string): Promise<number> {
   const t0 = performance.now();
-  const child = spawn(MARIADB_DUMP, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(tool('mariadb-dump'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
   const out = createWriteStream(file);

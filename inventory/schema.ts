@@ -24,6 +24,9 @@ export const NodeSchema = z
   })
   .strict();
 
+/** Backups in a directory of the worker (or a filesystem mounted at the same path on every worker). */
+export const LocalStorageSchema = z.object({ type: z.literal('local'), dir: z.string().min(1) }).strict();
+
 export const PolicySchema = z
   .object({
     /** Largest replication lag (bytes) a switchover candidate may have when chosen. */
@@ -137,7 +140,7 @@ export const ClusterSchema = z
      */
     backup: z
       .object({
-        storage: z.object({ type: z.literal('local'), dir: z.string().min(1) }).strict().optional(),
+        storage: LocalStorageSchema.optional(),
         keep: z.number().int().min(1).max(1000).default(7),
         /** gzip (in-process, level 1) or zstd (the zstd tool, level 1, all cores): faster on large dumps. */
         compression: z.enum(['gzip', 'zstd']).default('gzip'),

