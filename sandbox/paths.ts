@@ -22,3 +22,10 @@ export type RedisFlavor = 'redis' | 'valkey';
 export function redisServerBinary(flavor: RedisFlavor): string {
   return tool(flavor === 'redis' ? 'redis-server' : 'valkey-server');
 }
+
+/** VersityGW, the S3-compatible server the backup tests store into (the bootstrap builds it into .tools/bin). */
+export function versitygwBinary(): string {
+  const p = process.env.HANDOVER_VERSITYGW ?? path.join(TOOLS_BIN, 'versitygw');
+  if (!existsSync(p)) throw new Error(`versitygw not found at ${p}: run \`npm run bootstrap\``);
+  return p;
+}
