@@ -1,5 +1,5 @@
 /**
- * backup-mysql:  npm run bench -- backup-mysql [--json] [--runs N] [--rows N]
+ * backup-mysql:  npm run bench -- backup-mysql [--json] [--runs N] [--rows N] [--storage local|s3]
  *
  * A 3-node MariaDB fleet (1 primary + 2 GTID replicas) with `rows` rows (~200 bytes each) in one InnoDB table.
  * Alternating in the same run, on the same data and the same replica:
@@ -8,7 +8,10 @@
  * MB/s is the dump's uncompressed bytes over time: for ours both the streaming alone (tool start to artifact
  * renamed: dump + gzip + sha256 + fsync) and the whole take activity (plus stopping the replica's SQL thread
  * and the row counts and CHECKSUM TABLE fingerprint). Restore-verify time is the verify step (sha256, scratch
- * mariadbd started, dump loaded, fingerprint compared). The last line printed is one JSON object.
+ * mariadbd started, dump loaded, fingerprint compared). With --storage s3 the backups go to a real S3-compatible
+ * server started for the run (VersityGW on loopback, sandbox/s3.ts): streaming then ends at the multipart
+ * upload's completion. peakRssMiB is this process's (bench + in-process worker) largest resident set, sampled
+ * every 100 ms: the artifact is never held whole in memory. The last line printed is one JSON object.
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -18,7 +21,8 @@ import { performance } from 'node:perf_hooks';
 import { MARIADB_BACKUP_GRANTS, dumpArgs, optionFile } from '../activities/backup/mysql';
 import { tool } from '../activities/backup/tools';
 import { runBackupRun } from '../client/commands/backup';
-import { withBackupBlock } from '../sandbox/backup';
+import { withBackupBlock, type BackupStore } from '../sandbox/backup';
+import { startS3Server, type S3Server } from '../sandbox/s3';
 import { percentile, startLabWorker, startMysqlLab } from './lab';
 
 const log = (m: string) => process.stderr.write(m + '\n');
@@ -37,11 +41,20 @@ async function plainDump(args: string[], file: string): Promise<number> {
   return performance.now() - t0;
 }
 
-export async function backupMysqlBench(runs: number, rows: number) {
+export async function backupMysqlBench(runs: number, rows: number, storage: 'local' | 's3' = 'local') {
   const lab = await startMysqlLab({ cluster: 'bench-backup', log });
   const dir = mkdtempSync(path.join(os.tmpdir(), 'handover-bench-backups-'));
-  writeFileSync(lab.inventory, withBackupBlock(lab.fleet.inventoryYaml(), dir, 2));
+  let s3: S3Server | undefined;
+  let store: BackupStore = dir;
+  if (storage === 's3') {
+    s3 = await startS3Server({ name: 'bench' });
+    await s3.createBucket('bench-backups');
+    store = { s3: s3.storageBlock('bench-backups', 'bench') };
+  }
+  writeFileSync(lab.inventory, withBackupBlock(lab.fleet.inventoryYaml(), store, 2));
   const worker = await startLabWorker(lab);
+  let peakRss = process.memoryUsage().rss;
+  const rssSampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
   try {
     const f = lab.fleet;
     await f.sql(0, `GRANT ${MARIADB_BACKUP_GRANTS.join(', ')} ON *.* TO 'handover'@'127.0.0.1'`);
@@ -72,7 +85,7 @@ export async function backupMysqlBench(runs: number, rows: number) {
         rmSync(plainFile, { force: true });
       }
       for (const compression of ['gzip', 'zstd'] as const) {
-      writeFileSync(lab.inventory, withBackupBlock(lab.fleet.inventoryYaml(), dir, 2, compression));
+      writeFileSync(lab.inventory, withBackupBlock(lab.fleet.inventoryYaml(), store, 2, compression));
       const r0 = performance.now();
       const r = await runBackupRun({ cluster: f.cluster, node: source.id, wait: true, address: lab.address, taskQueue: lab.taskQueue, inventory: lab.inventory }, silentIO);
       if (r.exitCode !== 0 || !r.report) throw new Error(`backup run ${i} failed with exit ${r.exitCode}`);
@@ -110,8 +123,10 @@ export async function backupMysqlBench(runs: number, rows: number) {
     };
     return {
       name: 'backup-mysql',
+      storage,
       runs,
       rows,
+      peakRssMiB: Math.round(peakRss / 1024 / 1024),
       rawBytes: ours.gzip[0].bytes,
       cores: os.cpus().length,
       loadAvg1m: Math.round(os.loadavg()[0] * 10) / 10,
@@ -121,8 +136,10 @@ export async function backupMysqlBench(runs: number, rows: number) {
       raw: { plain, ours },
     };
   } finally {
+    clearInterval(rssSampler);
     await worker.stop();
     await lab.close();
+    await s3?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

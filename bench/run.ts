@@ -18,7 +18,7 @@
  *    acknowledged commits during each switchover; every acknowledged commit is checked on every node.
  *  failover-redis, failover-mysql: see bench/failover.ts (default 5 runs).
  *  backup-mysql: our backup vs plain mariadb-dump to a file, same data, same run (bench/backup.ts; default 3 runs,
- *    --rows 300000).
+ *    --rows 300000, --storage local|s3).
  * The last line printed is one JSON object.
  */
 import { performance } from 'node:perf_hooks';
@@ -313,7 +313,7 @@ async function main() {
       result = await failoverMysqlBench(Number(opts.runs ?? 5));
       break;
     case 'backup-mysql':
-      result = await backupMysqlBench(Number(opts.runs ?? 3), Number(opts.rows ?? 300_000));
+      result = await backupMysqlBench(Number(opts.runs ?? 3), Number(opts.rows ?? 300_000), opts.storage === 's3' ? 's3' : 'local');
       break;
     default:
       process.stderr.write('usage: npm run bench -- switchover-redis|rolling-restart-redis|switchover-mysql|rolling-restart-mysql|failover-redis|failover-mysql|backup-mysql [--json] [--runs N] [--flavor redis|valkey]\n');
