@@ -1,10 +1,11 @@
 /**
  * Backups in object storage, against a REAL S3-compatible server the test starts (VersityGW, POSIX backend,
  * sandbox/s3.ts), for Redis and MariaDB: take (multipart upload, streamed), list, verify, restore into a
- * scratch server and into an empty node; retention deletes objects; a schedule stores into S3. A worker
- * process SIGKILLed mid-upload (failpoint inside:takeBackup.uploading, after the first part is stored) leaves
- * an orphaned multipart upload that the retried take aborts: afterwards exactly one new backup, listed good,
- * ListMultipartUploads empty, nothing partial listed. The workers that take keep their temporary files in a
+ * scratch server and into an empty node; a schedule stores into S3; retention deletes objects and aborts an
+ * abandoned upload. A worker process SIGKILLed mid-upload (failpoint inside:takeBackup.uploading, after the
+ * first part is stored) leaves an orphaned multipart upload (the backup listed incomplete, never good) that
+ * the retried take aborts: afterwards exactly one new backup, listed good, ListMultipartUploads empty,
+ * nothing partial listed. The workers that take keep their temporary files in a
  * private TMPDIR that is deleted before another worker verifies and restores: nothing is read from a worker's
  * disk.
  */
@@ -12,7 +13,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { CreateMultipartUploadCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import Redis from 'ioredis';
@@ -74,7 +75,8 @@ async function objectJson(key: string): Promise<Record<string, unknown>> {
  * Kill a worker process mid-upload, then let a healthy one finish the run. Both keep their temporary files in
  * a private TMPDIR, removed afterwards. Returns the run's report and what was seen right after the kill.
  */
-async function takeWithWorkerKilledMidUpload(o: { address: string; inventory: string; cluster: string }) {
+async function takeWithWorkerKilledMidUpload(o: { address: string; inventory: string; cluster: string; prefix: string }) {
+  const listedBefore = (await runBackupList({ cluster: o.cluster, inventory: o.inventory, json: true }, captureIO())).backups!.map((b) => b.id);
   const taskQueue = `bk-s3-kill-${randomUUID()}`;
   const tmp = mkdtempSync(path.join(scratchRoot, 'worker-tmp-'));
   const env = { HANDOVER_TEMPORAL_ADDRESS: o.address, HANDOVER_INVENTORY: o.inventory, HANDOVER_TASK_QUEUE: taskQueue, HANDOVER_WORKFLOW_BUNDLE: bundlePath, TMPDIR: tmp, HANDOVER_BACKUP_DIR: undefined };
@@ -87,13 +89,14 @@ async function takeWithWorkerKilledMidUpload(o: { address: string; inventory: st
   expect(exit.signal, out).toBe('SIGKILL');
   expect(out).toContain('[failpoint] inside:takeBackup.uploading: SIGKILL');
   const orphansAfterKill = await s3.uploadsInProgress(BUCKET);
+  const objectsAfterKill = await keysUnder(`${o.prefix}/${o.cluster}/`).then((ks) => ks.filter((k) => !listedBefore.some((id) => k.includes(`/${id}/`))));
   const listedAfterKill = (await runBackupList({ cluster: o.cluster, inventory: o.inventory, json: true }, captureIO())).backups!;
 
   const healthy = spawnWorkerProcess(env, (t) => (out += t));
   const connection = await Connection.connect({ address: o.address });
   try {
     const report = (await new Client({ connection }).workflow.getHandle(operationWorkflowId(o.cluster)).result()) as { id: string; verification: { ok: boolean }; storage: string; audit: string[] };
-    return { report, orphansAfterKill, listedAfterKill, out };
+    return { report, orphansAfterKill, objectsAfterKill, listedAfterKill, out };
   } finally {
     await connection.close();
     await healthy.stop();
@@ -186,13 +189,15 @@ describe('backup to S3: Redis', () => {
   });
 
   it('a worker killed mid-upload leaves an orphaned multipart upload; the retried take aborts it: one new backup, good, no upload left, nothing partial listed', async () => {
-    const r = await takeWithWorkerKilledMidUpload({ address: tw.address, inventory, cluster });
+    const r = await takeWithWorkerKilledMidUpload({ address: tw.address, inventory, cluster, prefix });
     expect(r.orphansAfterKill.length, r.out).toBeGreaterThanOrEqual(1);
     expect(r.orphansAfterKill.every((u) => u.startsWith(`${prefix}/${cluster}/${r.report.id}/dump.rdb.gz `))).toBe(true);
     // The retried take says what it aborted.
     expect(r.report.audit.join('\n')).toMatch(new RegExp(`cleared ${r.orphansAfterKill.length} partial write`));
-    // Nothing of the interrupted take is listed: an object exists only once its upload completed.
-    expect(r.listedAfterKill.map((b) => `${b.id}:${b.state}`)).toEqual([`${first}:good`]);
+    // No object of the interrupted take exists (an object appears only once its upload completed); its upload
+    // makes it `incomplete`, never good.
+    expect(r.listedAfterKill.map((b) => `${b.id}:${b.state}`)).toEqual([`${r.report.id}:incomplete`, `${first}:good`]);
+    expect(r.objectsAfterKill).toEqual([]);
     expect(r.report.verification.ok).toBe(true);
     expect(await s3.uploadsInProgress(BUCKET)).toEqual([]);
     const after = (await runBackupList({ cluster, inventory, json: true }, captureIO())).backups!;
@@ -231,10 +236,16 @@ describe('backup to S3: Redis', () => {
     }
   });
 
-  it('a scheduled run stores into S3, and retention (keep 2) deletes the oldest backup\'s objects', async () => {
+  it('a scheduled run stores into S3; retention (keep 2) deletes the oldest backup\'s objects and aborts an abandoned upload', async () => {
     const scheduleId = backupScheduleId(cluster);
     const connection = await Connection.connect({ address: tw.address });
     const client = new Client({ connection });
+    // A take abandoned long ago (its workflow never retried): only a multipart upload, listed incomplete.
+    const abandoned = `${cluster}-20200101T000000000Z`;
+    const c = s3.client();
+    await c.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: `${prefix}/${cluster}/${abandoned}/dump.rdb.gz` }));
+    c.destroy();
+    expect((await runBackupList({ cluster, inventory, json: true }, captureIO())).backups!.at(-1)).toMatchObject({ id: abandoned, state: 'incomplete' });
     try {
       const s = await runBackupSchedule({ ...opts(), cluster, cron: '0 3 * * *', trigger: true }, captureIO());
       expect(s.exitCode).toBe(0);
@@ -245,8 +256,9 @@ describe('backup to S3: Redis', () => {
         if (a) run = (await client.workflow.getHandle(a.workflow.workflowId, a.workflow.firstExecutionRunId).result()) as typeof run;
         else await sleep(100);
       }
-      expect(run?.report?.pruned).toEqual([first]);
+      expect(run?.report?.pruned.sort()).toEqual([first, abandoned].sort());
       expect(await keysUnder(`${prefix}/${cluster}/${first}/`)).toEqual([]);
+      expect(await s3.uploadsInProgress(BUCKET)).toEqual([]);
       const list = (await runBackupList({ cluster, inventory, json: true }, captureIO())).backups!;
       expect(list.map((b) => b.state)).toEqual(['good', 'good']);
       expect(list[0].id).toBe(run!.report!.id);
@@ -328,10 +340,10 @@ describe('backup to S3: MariaDB', () => {
   });
 
   it('a worker killed mid-upload: the retried take aborts the orphaned upload; one new backup, good; nothing partial listed', async () => {
-    const r = await takeWithWorkerKilledMidUpload({ address: tw.address, inventory, cluster });
+    const r = await takeWithWorkerKilledMidUpload({ address: tw.address, inventory, cluster, prefix });
     expect(r.orphansAfterKill.length, r.out).toBeGreaterThanOrEqual(1);
     expect(r.report.audit.join('\n')).toMatch(new RegExp(`cleared ${r.orphansAfterKill.length} partial write`));
-    expect(r.listedAfterKill.map((b) => `${b.id}:${b.state}`)).toEqual([`${first}:good`]);
+    expect(r.listedAfterKill.map((b) => `${b.id}:${b.state}`)).toEqual([`${r.report.id}:incomplete`, `${first}:good`]);
     expect(r.report.verification.ok).toBe(true);
     expect(await s3.uploadsInProgress(BUCKET)).toEqual([]);
     const after = (await runBackupList({ cluster, inventory, json: true }, captureIO())).backups!;

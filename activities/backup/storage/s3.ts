@@ -8,7 +8,8 @@
  * flight): memory holds at most a few parts, the local disk nothing. An object exists only once its upload
  * completed, so a half-uploaded artifact is never visible under its name; a failed upload is aborted by the
  * uploader, and one whose worker died (SIGKILL, host lost) is aborted by the retried take (clearPartial lists
- * the multipart uploads under the backup's prefix and aborts each). The manifest is written last, as on disk.
+ * the multipart uploads under the backup's prefix and aborts each). A backup with only an upload in progress
+ * is listed `incomplete`, so retention aborts one whose take was never retried. The manifest is written last.
  *
  * Credentials: the inventory names environment variables or files (accessKeyId, secretAccessKey, optional
  * sessionToken), read on the worker; without them the AWS SDK's default chain applies (AWS_ACCESS_KEY_ID /
@@ -26,10 +27,13 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { resolveSecret } from '../../../inventory/secrets';
 import type { S3StorageSpec } from '../../../inventory/schema';
 import { checkNames, describeBackup, newestFirst, startedAtFromId, type BackupStorage, type PutOptions, type StoredBackup } from './common';
+
+const clients = new Map<string, S3Client>();
 
 function isMissing(e: unknown): boolean {
   return e instanceof NoSuchKey || (e instanceof S3ServiceException && (e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404));
@@ -49,21 +53,29 @@ export class S3Storage implements BackupStorage {
     this.prefix = (spec.prefix ?? '').replace(/^\/+|\/+$/g, '');
     this.partSize = (spec.partSizeMiB ?? 8) * 1024 * 1024;
     const c = spec.credentials;
-    this.client = new S3Client({
-      region: spec.region ?? 'us-east-1',
-      ...(spec.endpoint ? { endpoint: spec.endpoint } : {}),
-      forcePathStyle: spec.forcePathStyle ?? false,
-      ...(c
-        ? {
-            credentials: {
-              accessKeyId: resolveSecret(c.accessKeyId, 'backup.storage.credentials.accessKeyId', env)!,
-              secretAccessKey: resolveSecret(c.secretAccessKey, 'backup.storage.credentials.secretAccessKey', env)!,
-              ...(c.sessionToken ? { sessionToken: resolveSecret(c.sessionToken, 'backup.storage.credentials.sessionToken', env) } : {}),
-            },
-          }
-        : {}),
-      maxAttempts: 4,
-    });
+    const credentials = c
+      ? {
+          accessKeyId: resolveSecret(c.accessKeyId, 'backup.storage.credentials.accessKeyId', env)!,
+          secretAccessKey: resolveSecret(c.secretAccessKey, 'backup.storage.credentials.secretAccessKey', env)!,
+          ...(c.sessionToken ? { sessionToken: resolveSecret(c.sessionToken, 'backup.storage.credentials.sessionToken', env) } : {}),
+        }
+      : undefined;
+    // One client (and its connection pool) per endpoint and credentials, shared by every activity of the worker.
+    const key = createHash('sha256')
+      .update(JSON.stringify([spec.endpoint, spec.region, spec.forcePathStyle, credentials]))
+      .digest('hex');
+    let client = clients.get(key);
+    if (!client) {
+      client = new S3Client({
+        region: spec.region ?? 'us-east-1',
+        ...(spec.endpoint ? { endpoint: spec.endpoint } : {}),
+        forcePathStyle: spec.forcePathStyle ?? false,
+        ...(credentials ? { credentials } : {}),
+        maxAttempts: 4,
+      });
+      clients.set(key, client);
+    }
+    this.client = client;
   }
 
   get location(): string {
@@ -114,6 +126,12 @@ export class S3Storage implements BackupStorage {
       }
       token = r.IsTruncated ? r.NextContinuationToken : undefined;
     } while (token);
+    // A take whose upload has not completed (running, or its worker died) has no object yet: listed
+    // `incomplete` from its multipart upload, so retention can abort an abandoned one.
+    for (const u of await this.uploadsInProgress(base)) {
+      const id = u.key.slice(base.length).split('/')[0];
+      if (id && startedAtFromId(id)) ids.add(id);
+    }
     const out: StoredBackup[] = [];
     for (const id of ids) {
       const b = await this.get(cluster, id);
@@ -128,7 +146,7 @@ export class S3Storage implements BackupStorage {
     let anything = mText !== undefined || vText !== undefined;
     if (!anything) {
       const r = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.base(cluster, id), MaxKeys: 1 }));
-      anything = (r.KeyCount ?? r.Contents?.length ?? 0) > 0;
+      anything = (r.KeyCount ?? r.Contents?.length ?? 0) > 0 || (await this.uploadsInProgress(this.base(cluster, id))).length > 0;
     }
     return describeBackup(id, mText, vText, anything);
   }
