@@ -208,8 +208,26 @@ describe('backup to S3: Redis', () => {
     expect((await runBackupVerify({ ...opts(), cluster, id: r.report.id }, vio)).exitCode, vio.text()).toBe(0);
   });
 
-  it('restore into an empty node (it replicates once from a scratch server holding the RDB from S3): every key', async () => {
+  it('restore into an empty node (it replicates once from a scratch server holding the RDB from S3): every key; the scratch server on HANDOVER_SCRATCH_HOST', async () => {
     const id = (await runBackupList({ cluster, inventory, json: true }, captureIO())).backups![0].id;
+    // Another worker, whose scratch servers listen on 127.0.0.2 (an address of this host other than the nodes').
+    const tw2 = await startTestWorker({ inventory: () => loadInventory(inventory), env: { ...process.env, HANDOVER_SCRATCH_HOST: '127.0.0.2' } });
+    const opts2 = () => ({ ...opts(), taskQueue: tw2.taskQueue });
+    try {
+      const sio = captureIO();
+      const scratch = await runBackupRestore({ ...opts2(), cluster, id, scratch: true }, sio);
+      expect(scratch.exitCode, sio.text()).toBe(0);
+      const res = (scratch as { report?: { address?: string; dir?: string } }).report!;
+      expect(res.address).toMatch(/^127\.0\.0\.2:\d+$/);
+      await stopByPidfile(res.dir!, 'SIGKILL');
+      rmSync(res.dir!, { recursive: true, force: true });
+      await restoreIntoFreshNode(id, opts2);
+    } finally {
+      await tw2.stop();
+    }
+  });
+
+  async function restoreIntoFreshNode(id: string, o: () => ReturnType<typeof opts>) {
     const port = await freePort();
     const ndir = path.join(fleet.baseDir, 'fresh');
     mkdirSync(ndir, { recursive: true });
@@ -219,7 +237,7 @@ describe('backup to S3: Redis', () => {
     try {
       writeFileSync(inventory, readFileSync(inventory, 'utf8') + `      - id: ${cluster}-fresh\n        host: 127.0.0.1\n        port: ${port}\n`);
       const rio = captureIO();
-      const ok = await runBackupRestore({ ...opts(), cluster, id, to: `${cluster}-fresh` }, rio);
+      const ok = await runBackupRestore({ ...o(), cluster, id, to: `${cluster}-fresh` }, rio);
       expect(ok.exitCode, rio.text()).toBe(0);
       const fc = fresh.client();
       const primary = fleet.nodes[0].client();
@@ -234,7 +252,7 @@ describe('backup to S3: Redis', () => {
     } finally {
       await fresh.stop('SIGKILL');
     }
-  });
+  }
 
   it('a scheduled run stores into S3; retention (keep 2) deletes the oldest backup\'s objects and aborts an abandoned upload', async () => {
     const scheduleId = backupScheduleId(cluster);
