@@ -23,7 +23,7 @@ export function activity<I, O>(fn: (input: I) => Promise<O>): (input: I) => Prom
 }
 
 /**
- * Heartbeat every second while `fn` runs (a blocking statement, a restart or a stream cannot heartbeat
+ * Heartbeat at once and then every second while `fn` runs (a blocking statement, a restart or a stream cannot heartbeat
  * itself), with `details()` as the heartbeat details when given. Outside an activity (tests calling an
  * activity function directly) it just runs `fn`.
  */
@@ -34,6 +34,7 @@ export async function heartbeatWhile<T>(fn: () => Promise<T>, details?: () => un
   } catch {
     ctx = undefined;
   }
+  ctx?.heartbeat(details?.());
   const t = ctx ? setInterval(() => ctx!.heartbeat(details?.()), 1000) : undefined;
   try {
     return await fn();

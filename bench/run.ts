@@ -18,7 +18,9 @@
  *    acknowledged commits during each switchover; every acknowledged commit is checked on every node.
  *  failover-redis, failover-mysql: see bench/failover.ts (default 5 runs).
  *  backup-mysql: our backup vs plain mariadb-dump to a file, same data, same run (bench/backup.ts; default 3 runs,
- *    --rows 300000).
+ *    --rows 300000, --storage local|s3).
+ *  backup-s3-stream: the S3 store alone, N MiB (--mib, default 512) uploaded and read back; memory growth
+ *    (bench/backup.ts).
  * The last line printed is one JSON object.
  */
 import { performance } from 'node:perf_hooks';
@@ -35,7 +37,7 @@ import { SqlWriter } from '../sandbox/sql-writer';
 import type { MysqlSwitchoverReport } from '../workflows/mysql/switchover';
 import { parseArgs, percentile, startLab, startLabWorker, startMysqlLab } from './lab';
 import { failoverMysqlBench, failoverRedisBench } from './failover';
-import { backupMysqlBench } from './backup';
+import { backupMysqlBench, backupS3StreamBench } from './backup';
 
 const log = (m: string) => process.stderr.write(m + '\n');
 
@@ -313,10 +315,13 @@ async function main() {
       result = await failoverMysqlBench(Number(opts.runs ?? 5));
       break;
     case 'backup-mysql':
-      result = await backupMysqlBench(Number(opts.runs ?? 3), Number(opts.rows ?? 300_000));
+      result = await backupMysqlBench(Number(opts.runs ?? 3), Number(opts.rows ?? 300_000), opts.storage === 's3' ? 's3' : 'local');
+      break;
+    case 'backup-s3-stream':
+      result = await backupS3StreamBench(Number(opts.mib ?? 512));
       break;
     default:
-      process.stderr.write('usage: npm run bench -- switchover-redis|rolling-restart-redis|switchover-mysql|rolling-restart-mysql|failover-redis|failover-mysql|backup-mysql [--json] [--runs N] [--flavor redis|valkey]\n');
+      process.stderr.write('usage: npm run bench -- switchover-redis|rolling-restart-redis|switchover-mysql|rolling-restart-mysql|failover-redis|failover-mysql|backup-mysql|backup-s3-stream [--json] [--runs N] [--flavor redis|valkey]\n');
       process.exit(2);
   }
   if (!json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');

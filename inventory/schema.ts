@@ -24,6 +24,29 @@ export const NodeSchema = z
   })
   .strict();
 
+/** Backups in a directory of the worker (or a filesystem mounted at the same path on every worker). */
+export const LocalStorageSchema = z.object({ type: z.literal('local'), dir: z.string().min(1) }).strict();
+
+/** Backups in an S3-compatible object store (activities/backup/storage/s3.ts); every worker reaches the same objects. */
+export const S3StorageSchema = z
+  .object({
+    type: z.literal('s3'),
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name: 3-63 characters of a-z, 0-9, "." or "-"'),
+    /** Keys start with this (no leading or trailing "/"); default: the bucket's root. */
+    prefix: z.string().regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/, 'path segments of A-Z, a-z, 0-9, ".", "_" or "-", separated by "/"').optional(),
+    /** An S3-compatible endpoint (https://minio.example:9000); default: AWS S3 for the region. */
+    endpoint: z.string().url().optional(),
+    region: z.string().min(1).default('us-east-1'),
+    /** Path-style URLs (endpoint/bucket/key) instead of bucket.endpoint: most S3-compatible servers need it. */
+    forcePathStyle: z.boolean().default(false),
+    /** Each a secret reference (env or file); default: the AWS SDK's own chain (AWS_ACCESS_KEY_ID, ~/.aws, roles). */
+    credentials: z.object({ accessKeyId: SecretRefSchema, secretAccessKey: SecretRefSchema, sessionToken: SecretRefSchema.optional() }).strict().optional(),
+    /** Multipart part size; the upload holds about 3 parts in memory. 5-512 MiB. */
+    partSizeMiB: z.number().int().min(5).max(512).default(8),
+  })
+  .strict();
+export type S3StorageSpec = z.input<typeof S3StorageSchema>;
+
 export const PolicySchema = z
   .object({
     /** Largest replication lag (bytes) a switchover candidate may have when chosen. */
@@ -143,7 +166,7 @@ export const ClusterSchema = z
      */
     backup: z
       .object({
-        storage: z.object({ type: z.literal('local'), dir: z.string().min(1) }).strict().optional(),
+        storage: z.discriminatedUnion('type', [LocalStorageSchema, S3StorageSchema]).optional(),
         keep: z.number().int().min(1).max(1000).default(7),
         /** gzip (in-process, level 1) or zstd (the zstd tool, level 1, all cores): faster on large dumps. */
         compression: z.enum(['gzip', 'zstd']).default('gzip'),

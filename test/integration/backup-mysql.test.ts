@@ -14,14 +14,15 @@ import { Client, Connection } from '@temporalio/client';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnWorkerProcess } from '../../bench/lab';
-import { MARIADB_BACKUP_GRANTS, startScratchMaria } from '../../activities/backup/mysql';
+import { MARIADB_BACKUP_GRANTS } from '../../activities/backup/mysql';
+import { startScratchMaria } from '../../activities/backup/scratch-mysql';
 import { runBackupList, runBackupRestore, runBackupRun, runBackupVerify } from '../../client/commands/backup';
 import { operationWorkflowId } from '../../core/ids';
 import { loadInventory } from '../../inventory/load';
 import { APP_SCHEMA, startMariaFleet, type MariaFleet } from '../../sandbox/mariadb';
 import { sleep } from '../../sandbox/ports';
 import { captureIO, startTestWorker, type TestWorker } from '../helpers';
-import { withBackupBlock } from '../backup-helpers';
+import { withBackupBlock } from '../../sandbox/backup';
 
 type Fp = Record<string, { rows: number; checksum: string }>;
 

@@ -14,7 +14,7 @@ import { runBackupList, runBackupRestore, runBackupRun, runBackupVerify } from '
 import { loadInventory } from '../../inventory/load';
 import { startNodeProcess, baseRedisConf, stopByPidfile, startRedisFleet, type RedisFleet } from '../../sandbox/redis';
 import { freePort } from '../../sandbox/ports';
-import { withBackupBlock } from '../backup-helpers';
+import { withBackupBlock } from '../../sandbox/backup';
 import { captureIO, startTestWorker, type TestWorker } from '../helpers';
 import { createActivities } from '../../activities';
 import { AckedWriter } from '../../sandbox/writer';

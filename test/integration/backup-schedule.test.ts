@@ -16,7 +16,7 @@ import { temporalBinary } from '../../sandbox/paths';
 import { sleep } from '../../sandbox/ports';
 import { startRedisFleet, type RedisFleet } from '../../sandbox/redis';
 import type { ScheduledBackupReport } from '../../workflows/backup';
-import { withBackupBlock } from '../backup-helpers';
+import { withBackupBlock } from '../../sandbox/backup';
 import { captureIO, startTestWorker, type TestWorker, runCli } from '../helpers';
 
 describe('backup schedule', () => {

@@ -1,4 +1,9 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { openStorage } from '../../activities/backup/storage';
+import { findTool, redisServerFor, tool } from '../../activities/backup/tools';
 import { backupId, backupScheduleId, backupState, chooseBackupSource, compareMysqlContent, compareRedisContent, planRetention, type BackupListing, type BackupSourceView } from '../../core/backup/decide';
 import { parseManifest } from '../../core/backup/manifest';
 import { doltBackupSync, doltBackupSyncUrl, doltPromotion, DOLT_CLUSTER_ROLE_QUERY } from '../../core/dolt/sql';
@@ -159,5 +164,66 @@ describe('dolt SQL (untested against a live Dolt server)', () => {
       ['clusters:', '  - name: dolt-a', '    engine: dolt', '    backup: { keep: 3, doltBackupName: nightly }', '    nodes:', '      - { id: d1, host: 127.0.0.1, port: 3306 }'].join('\n'),
     );
     expect(inv.clusters[0]).toMatchObject({ engine: 'dolt', backup: { keep: 3, doltBackupName: 'nightly' } });
+  });
+});
+
+describe('backup storage in the inventory', () => {
+  const inv = (storage: string) => ['clusters:', '  - name: c', '    engine: redis', `    backup: { storage: ${storage} }`, '    nodes:', '      - { id: n1, host: 127.0.0.1, port: 6379 }'].join('\n');
+
+  it('s3: defaults (region us-east-1, virtual-hosted style, 8 MiB parts), credentials as secret references', () => {
+    const c = parseInventory(inv('{ type: s3, bucket: db-backups, prefix: prod/handover, endpoint: "https://s3.internal:9000", credentials: { accessKeyId: { env: AK }, secretAccessKey: { file: /etc/sk } } }')).clusters[0];
+    expect(c.backup?.storage).toEqual({
+      type: 's3',
+      bucket: 'db-backups',
+      prefix: 'prod/handover',
+      endpoint: 'https://s3.internal:9000',
+      region: 'us-east-1',
+      forcePathStyle: false,
+      partSizeMiB: 8,
+      credentials: { accessKeyId: { env: 'AK' }, secretAccessKey: { file: '/etc/sk' } },
+    });
+    // Credentials are read when the store is opened, on the worker: a missing one is refused there, by name.
+    expect(() => openStorage(c, {})).toThrow(/MissingCredential|accessKeyId: environment variable AK is not set/);
+    const sk = path.join(mkdtempSync(path.join(os.tmpdir(), 'handover-sk-')), 'sk');
+    writeFileSync(sk, 'secret\n', { mode: 0o600 });
+    const withFile = parseInventory(inv(`{ type: s3, bucket: db-backups, prefix: prod/handover, endpoint: "https://s3.internal:9000", credentials: { accessKeyId: { env: AK }, secretAccessKey: { file: ${sk} } } }`)).clusters[0];
+    expect(openStorage(withFile, { AK: 'ak' }).location).toBe('s3://db-backups/prod/handover/ at https://s3.internal:9000');
+    rmSync(path.dirname(sk), { recursive: true, force: true });
+  });
+
+  it('s3: refused with the field named: bad bucket, prefix with a leading slash, a key written in the inventory, parts under 5 MiB, unknown fields', () => {
+    expect(() => parseInventory(inv('{ type: s3, bucket: Bad_Bucket }'))).toThrow(/bucket/);
+    expect(() => parseInventory(inv('{ type: s3, bucket: ok-bucket, prefix: /abs }'))).toThrow(/prefix/);
+    expect(() => parseInventory(inv('{ type: s3, bucket: ok-bucket, credentials: { accessKeyId: AKIA123, secretAccessKey: { env: SK } } }'))).toThrow(/accessKeyId/);
+    expect(() => parseInventory(inv('{ type: s3, bucket: ok-bucket, partSizeMiB: 1 }'))).toThrow(/partSizeMiB/);
+    expect(() => parseInventory(inv('{ type: s3, bucket: ok-bucket, dir: /x }'))).toThrow(/dir/);
+    expect(() => parseInventory(inv('{ type: gcs, bucket: ok-bucket }'))).toThrow(/type/);
+  });
+
+  it('local: the directory; none: HANDOVER_BACKUP_DIR, else refused', () => {
+    const local = parseInventory(inv('{ type: local, dir: /srv/b }')).clusters[0];
+    expect(openStorage(local).location).toBe('local:/srv/b');
+    expect(openStorage({ name: 'c', backup: undefined }, { HANDOVER_BACKUP_DIR: '/var/b' }).location).toBe('local:/var/b');
+    expect(() => openStorage({ name: 'c', backup: undefined }, {})).toThrow(/no backup storage/);
+  });
+});
+
+describe('where backup tools are found', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'handover-tools-'));
+  const exe = (name: string) => {
+    const p = path.join(dir, name);
+    writeFileSync(p, '#!/bin/sh\n', { mode: 0o755 });
+    return p;
+  };
+  it('its HANDOVER_* variable first, then PATH, then HANDOVER_TOOLS_DIR; missing: an error naming the variable', () => {
+    const onPath = exe('zstd');
+    expect(findTool('zstd', { HANDOVER_ZSTD: '/opt/zstd', PATH: dir })).toBe('/opt/zstd');
+    expect(findTool('zstd', { PATH: dir })).toBe(onPath);
+    const toolsDir = mkdtempSync(path.join(os.tmpdir(), 'handover-tools-dir-'));
+    writeFileSync(path.join(toolsDir, 'valkey-server'), '#!/bin/sh\n', { mode: 0o755 });
+    expect(findTool('valkey-server', { PATH: dir, HANDOVER_TOOLS_DIR: toolsDir })).toBe(path.join(toolsDir, 'valkey-server'));
+    expect(() => tool('valkey-server', { PATH: dir, HANDOVER_TOOLS_DIR: dir })).toThrow(/HANDOVER_VALKEY_SERVER/);
+    expect(redisServerFor('valkey 9.1.2', { PATH: dir, HANDOVER_VALKEY_SERVER: '/x/valkey-server' })).toBe('/x/valkey-server');
+    rmSync(toolsDir, { recursive: true, force: true });
   });
 });

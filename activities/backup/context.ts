@@ -1,0 +1,69 @@
+/**
+ * What every backup verb shares: the cluster and its store from the worker's inventory, the engines' node
+ * access, the heartbeat while a long step works, and the artifact's file name.
+ */
+import type Redis from 'ioredis';
+import type mysql from 'mysql2/promise';
+import type { BackupManifest } from '../../core/backup/decide';
+import { ErrorType, HandoverError } from '../../core/errors';
+import { findCluster } from '../../inventory/load';
+import type { ClusterSpec } from '../../inventory/schema';
+import { connectMysql, type MysqlConnect } from '../mysql/conn';
+import { mysqlOps } from '../mysql/node';
+import { redisOps, type RedisActivityDeps } from '../redis/switchover';
+import { openStorage, type BackupStorage, type StoredBackup } from './storage';
+
+export interface BackupActivityDeps extends RedisActivityDeps {
+  connectMysql?: MysqlConnect;
+  /** Storage override (tests); default: the cluster's backup.storage, else HANDOVER_BACKUP_DIR. */
+  storage?: (cluster: ClusterSpec) => BackupStorage;
+}
+
+export type BackupCluster = ClusterSpec & { engine: 'redis' | 'mysql' };
+export type Stored = StoredBackup & { manifest: BackupManifest };
+
+const ARTIFACT = { redis: 'dump.rdb', mysql: 'dump.sql' } as const;
+const EXT = { gzip: '.gz', zstd: '.zst' } as const;
+export const compressionOf = (c: ClusterSpec) => c.backup?.compression ?? 'gzip';
+export const artifactFile = (c: BackupCluster) => ARTIFACT[c.engine] + EXT[compressionOf(c)];
+
+export function backupContext(deps: BackupActivityDeps) {
+  const env = deps.env ?? process.env;
+  const failpoint = deps.failpoint ?? (() => undefined);
+  const connect = deps.connectMysql ?? connectMysql;
+  const redis = redisOps(deps);
+  const mysqlO = mysqlOps({ ...deps, connectMysql: connect });
+
+  function clusterOf(name: string): BackupCluster {
+    const c = findCluster(deps.inventory(), name);
+    if (c.engine === 'dolt')
+      throw new HandoverError(ErrorType.WrongEngine, `cluster ${name} is engine dolt: its backup SQL (CALL dolt_backup('sync', name)) is built in core/dolt.ts but not run by this worker (untested against a live Dolt server)`);
+    return c as BackupCluster;
+  }
+
+  function storageOf(c: ClusterSpec): BackupStorage {
+    return deps.storage ? deps.storage(c) : openStorage(c, env);
+  }
+
+  async function stored(c: ClusterSpec, id: string, storage = storageOf(c)): Promise<Stored> {
+    const b = await storage.get(c.name, id);
+    if (!b) throw new HandoverError(ErrorType.PreconditionFailed, `no backup ${id} of cluster ${c.name} in ${storage.location}`);
+    if (!b.manifest) throw new HandoverError(ErrorType.PreconditionFailed, `backup ${id} is ${b.state}: ${b.detail ?? 'no manifest'}`);
+    return b as Stored;
+  }
+
+  return {
+    env,
+    failpoint,
+    connect,
+    redis,
+    mysql: mysqlO,
+    clusterOf,
+    storageOf,
+    stored,
+    withRedis: <T>(c: ClusterSpec, node: string, fn: (cl: Redis) => Promise<T>): Promise<T> => redis.withNode(c, node, fn),
+    withMysql: <T>(c: ClusterSpec, node: string, fn: (conn: mysql.Connection) => Promise<T>): Promise<T> => mysqlO.withNode(c, node, fn),
+  };
+}
+
+export type BackupContext = ReturnType<typeof backupContext>;

@@ -1,0 +1,70 @@
+/** One input and one result per backup activity (the workflows import these as types). */
+import type { BackupManifest, BackupSourceView, RetentionPlan, VerificationRecord } from '../../core/backup/decide';
+
+export interface ProbeBackupResult {
+  cluster: string;
+  engine: 'redis' | 'mysql';
+  maxLag: number;
+  lagUnit: 'bytes' | 'transactions';
+  keep: number;
+  storage: string;
+  nodes: BackupSourceView[];
+}
+
+export interface TakeBackupInput {
+  cluster: string;
+  id: string;
+  node: string;
+  role: 'primary' | 'replica';
+  fromPrimary: boolean;
+}
+export interface TakeBackupResult {
+  id: string;
+  alreadyTaken: boolean;
+  node: string;
+  size: number;
+  rawSize: number;
+  sha256: string;
+  position: BackupManifest['position'];
+  durationMs: number;
+  /** The tool's streaming alone (tool start to artifact stored), this attempt; 0 when already taken. */
+  streamMs: number;
+  audit: string;
+}
+
+export interface BackupRef {
+  cluster: string;
+  id: string;
+}
+
+export interface VerifyBackupResult extends VerificationRecord {
+  audit: string;
+}
+
+export type RestoreTarget = { kind: 'scratch' } | { kind: 'node'; node: string };
+export interface RestoreBackupInput extends BackupRef {
+  target: RestoreTarget;
+}
+export interface RestoreBackupResult {
+  id: string;
+  target: string;
+  /** Scratch target: where the restored server listens, its directory, and the file holding its password (Redis). */
+  address?: string;
+  socket?: string;
+  dir?: string;
+  passwordFile?: string;
+  keys?: number;
+  tables?: number;
+  restoreMs: number;
+  audit: string;
+}
+
+export interface PruneInput {
+  cluster: string;
+  keep: number;
+  /** The backup this run took: never deleted. */
+  protect?: string;
+}
+export interface PruneResult extends RetentionPlan {
+  audit: string;
+}

@@ -1,0 +1,110 @@
+/**
+ * Restore a stored backup (its sha256 re-checked first) into a fresh scratch server on this worker, left
+ * running, or into an empty node of the cluster, refused before any write when the node holds data.
+ *
+ *  - Redis into a node: a scratch server on this worker holds the RDB and the node replicates from it once
+ *    (REPLICAOF <scratch host> <port>, then REPLICAOF NO ONE): over the network, no file access to the node.
+ *    The node must reach the scratch host (HANDOVER_SCRATCH_HOST, default loopback: a node on the worker's host).
+ *  - MariaDB into a node: the dump is streamed from the store into the `mariadb` client over TCP.
+ *
+ * A retry after a completed restore into a node is refused (the node is no longer empty), never repeated.
+ */
+import { heartbeatWhile } from '../activity';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { ErrorType, HandoverError } from '../../core/errors';
+import { mysqlTarget } from '../mysql/conn';
+import { parseInfo, redisTarget } from '../redis/conn';
+import { type BackupCluster, type BackupContext, type Stored } from './context';
+import type { RestoreBackupInput, RestoreBackupResult, RestoreTarget } from './contracts';
+import { loadDump, optionFile, userSchemas } from './mysql';
+import { startScratchMaria } from './scratch-mysql';
+import { startScratchRedis } from './scratch-redis';
+import type { BackupStorage } from './storage';
+import { hashStored } from './stream';
+
+type Restored = Omit<RestoreBackupResult, 'restoreMs' | 'audit'>;
+
+async function restoreRedis(ctx: BackupContext, c: BackupCluster, b: Stored, target: RestoreTarget, storage: BackupStorage): Promise<Restored> {
+  const m = b.manifest;
+  const from = { storage, cluster: c.name, id: m.id, file: m.artifact.file, compression: m.artifact.compression, engineVersion: m.engineVersion, env: ctx.env };
+  if (target.kind === 'scratch') {
+    const s = await startScratchRedis({ ...from, keep: true });
+    const cl = await s.client();
+    const keys = await cl.dbsize();
+    cl.disconnect();
+    const passwordFile = path.join(s.dir, 'password');
+    writeFileSync(passwordFile, s.password + '\n', { mode: 0o600 });
+    return { id: m.id, target: 'scratch', address: `${s.host}:${s.port}`, dir: s.dir, passwordFile, keys };
+  }
+  const node = target.node;
+  const dbsize = await ctx.withRedis(c, node, (cl) => cl.dbsize());
+  if (dbsize > 0) throw new HandoverError(ErrorType.TargetNotEmpty, `refused: ${node} holds ${dbsize} keys; restore only into an empty node (nothing was changed)`);
+  // The scratch server takes the node's password, so the node's own masterauth (if any) lets it in.
+  const password = redisTarget(c, node, ctx.env).password;
+  const s = await startScratchRedis({ ...from, password });
+  try {
+    const want = await (async () => {
+      const cl = await s.client();
+      try {
+        return await cl.dbsize();
+      } finally {
+        cl.disconnect();
+      }
+    })();
+    await ctx.withRedis(c, node, async (cl) => {
+      await cl.call('REPLICAOF', s.host, String(s.port));
+      const until = Date.now() + 120_000;
+      for (;;) {
+        const r = parseInfo(await cl.info('replication'));
+        if (r.master_link_status === 'up' && r.master_sync_in_progress === '0' && (await cl.dbsize()) === want) break;
+        if (Date.now() > until) throw new Error(`${node} did not finish loading from the scratch server ${s.host}:${s.port} within 120 s`);
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      await cl.call('REPLICAOF', 'NO', 'ONE');
+    });
+    return { id: m.id, target: node, keys: want };
+  } finally {
+    await s.stop();
+  }
+}
+
+async function restoreMysql(ctx: BackupContext, c: BackupCluster, b: Stored, target: RestoreTarget, storage: BackupStorage): Promise<Restored> {
+  const m = b.manifest;
+  const from = { storage, cluster: c.name, id: m.id, file: m.artifact.file, compression: m.artifact.compression, env: ctx.env };
+  if (target.kind === 'scratch') {
+    const s = await startScratchMaria(m.id, { keep: true, env: ctx.env });
+    await loadDump({ ...from, connArgs: ['--no-defaults', `--socket=${s.socket}`, '--user=root'] });
+    return { id: m.id, target: 'scratch', address: `${s.host}:${s.port}`, socket: s.socket, dir: s.dir, tables: m.content.mysql?.tables.length };
+  }
+  const node = target.node;
+  const schemas = await ctx.withMysql(c, node, (conn) => userSchemas(conn));
+  if (schemas.length) throw new HandoverError(ErrorType.TargetNotEmpty, `refused: ${node} already has schemas ${schemas.join(', ')}; restore only into an empty node (nothing was changed)`);
+  const t = mysqlTarget(c, node, ctx.env);
+  const opt = optionFile({ user: t.user, password: t.password });
+  try {
+    await loadDump({ ...from, connArgs: [...opt.args, '-h', t.host, '-P', String(t.port), '--protocol=TCP'] });
+  } finally {
+    opt.cleanup();
+  }
+  return { id: m.id, target: node, tables: m.content.mysql?.tables.length };
+}
+
+export async function restoreBackup(ctx: BackupContext, input: RestoreBackupInput): Promise<RestoreBackupResult> {
+  const c = ctx.clusterOf(input.cluster);
+  const storage = ctx.storageOf(c);
+  const b = await ctx.stored(c, input.id, storage);
+  const t0 = Date.now();
+  const r = await heartbeatWhile(async () => {
+      // The whole artifact is read once before anything is loaded: a corrupted one is never half-restored.
+      const h = await hashStored(storage.readStream(c.name, input.id, b.manifest.artifact.file));
+      if (h.sha256 !== b.manifest.artifact.sha256) throw new HandoverError(ErrorType.VerificationFailed, `backup ${input.id}: artifact sha256 ${h.sha256} != manifest ${b.manifest.artifact.sha256}; not restored`);
+      return c.engine === 'redis' ? restoreRedis(ctx, c, b, input.target, storage) : restoreMysql(ctx, c, b, input.target, storage);
+    }, () => ({ id: input.id }));
+  const restoreMs = Date.now() - t0;
+  return {
+    ...r,
+    restoreMs,
+    audit: `restored ${input.id} into ${r.target === 'scratch' ? `a scratch server at ${r.address} (dir ${r.dir})` : r.target}${r.keys !== undefined ? `: ${r.keys} keys` : r.tables !== undefined ? `: ${r.tables} tables` : ''} in ${restoreMs} ms`,
+  };
+}

@@ -1,0 +1,65 @@
+/**
+ * What the scratch servers of backup verification and restore share: a free loopback port and the retry when
+ * another process takes it first. Between asking the kernel for a free port and the server binding it, any
+ * process may bind it; a server that then fails with "Address already in use" is started again on a new port
+ * (startOnFreePort), so the race costs a retry, never a failed verification.
+ *
+ * The servers themselves: scratch-redis.ts (redis-server / valkey-server) and scratch-mysql.ts (mariadbd). The
+ * sandbox (tests, demo, bench) starts its fleets with the same code.
+ */
+import net from 'node:net';
+
+/** A free TCP port on `host` (asks the kernel; the caller binds it soon after, see startOnFreePort). */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, host, () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function portIsFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
+  });
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export const ADDRESS_IN_USE = /Address already in use|EADDRINUSE|errno: 98|error: 98/i;
+
+/**
+ * Start something on a free port: `start(port)` is retried on a new port when it fails because the port was
+ * taken in the meantime (its error message says "Address already in use"); any other failure is thrown at once.
+ */
+export async function startOnFreePort<T>(start: (port: number) => Promise<T>, o: { host?: string; attempts?: number } = {}): Promise<T> {
+  const attempts = o.attempts ?? 5;
+  for (let i = 1; ; i++) {
+    const port = await freePort(o.host);
+    try {
+      return await start(port);
+    } catch (e) {
+      if (i >= attempts || !ADDRESS_IN_USE.test((e as Error).message)) throw e;
+    }
+  }
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The scratch servers' bind address: HANDOVER_SCRATCH_HOST, else loopback (see docs/runbooks/backup-common.md). */
+export function scratchHost(env: NodeJS.ProcessEnv = process.env): string {
+  return env.HANDOVER_SCRATCH_HOST || '127.0.0.1';
+}

@@ -1,0 +1,201 @@
+/**
+ * Take: the engine's tool streams the data over the network (Redis: `redis-cli --rdb -`; MariaDB:
+ * `mariadb-dump --single-transaction`) through the compressor and a sha256 into the store; the manifest, with
+ * the position and a content fingerprint read around the transfer, is written last.
+ *
+ * Idempotent: an ID whose manifest is stored returns that manifest and does nothing; one without a manifest
+ * clears the interrupted attempt (temp files, multipart uploads) and takes again under the same ID.
+ */
+import { heartbeatWhile } from '../activity';
+import type { BackupManifest } from '../../core/backup/decide';
+import { ErrorType, HandoverError } from '../../core/errors';
+import { classifyMysqlError, mysqlTarget } from '../mysql/conn';
+import { classifyRedisError, parseInfo, redisTarget } from '../redis/conn';
+import { artifactFile, compressionOf, type BackupCluster, type BackupContext } from './context';
+import type { TakeBackupInput, TakeBackupResult } from './contracts';
+import { dumpArgs, gtidFromDumpHead, mysqlFingerprint, optionFile, userSchemas } from './mysql';
+import { parseRdbHeader, redisCliArgs, redisCliEnv, redisFingerprint, stableFingerprint } from './redis';
+import type { BackupStorage } from './storage';
+import { streamToolToStorage } from './stream';
+import { tool } from './tools';
+
+interface Progress {
+  /** Raw bytes read from the tool. */
+  bytes: number;
+  /** Bytes durable in the store. */
+  stored: number;
+  streamMs: number;
+}
+
+/** Failpoints inside the stream: the first raw chunk, and the first bytes durable in the store (an S3 part). */
+function streamHooks(ctx: BackupContext, progress: Progress) {
+  let read = false;
+  let stored = false;
+  return {
+    onChunk: (n: number) => {
+      progress.bytes = n;
+      if (!read) {
+        read = true;
+        void ctx.failpoint('takeBackup.streaming');
+      }
+    },
+    onStored: (n: number) => {
+      progress.stored = n;
+      if (!stored) {
+        stored = true;
+        void ctx.failpoint('takeBackup.uploading');
+      }
+    },
+  };
+}
+
+async function takeRedis(ctx: BackupContext, c: BackupCluster, input: TakeBackupInput, storage: BackupStorage, progress: Progress): Promise<BackupManifest> {
+  const target = redisTarget(c, input.node, ctx.env);
+  const startedAt = new Date().toISOString();
+  const { before, version } = await ctx.withRedis(c, input.node, async (cl) => ({ before: await redisFingerprint(cl), version: parseInfo(await cl.info('server')) }));
+  const s0 = Date.now();
+  const run = await streamToolToStorage({
+    cmd: tool('redis-cli', ctx.env),
+    args: redisCliArgs(target),
+    env: redisCliEnv(target, ctx.env),
+    storage,
+    cluster: c.name,
+    id: input.id,
+    file: artifactFile(c),
+    compression: compressionOf(c),
+    ...streamHooks(ctx, progress),
+  });
+  progress.streamMs = Date.now() - s0;
+  const after = await ctx.withRedis(c, input.node, (cl) => redisFingerprint(cl, undefined, Object.keys(before.sample)));
+  const header = parseRdbHeader(run.head);
+  const fp = stableFingerprint(before, after, header.db0Keys);
+  if (typeof fp === 'string') throw new Error(fp);
+  return {
+    format: 1,
+    id: input.id,
+    cluster: c.name,
+    engine: 'redis',
+    node: input.node,
+    role: input.role,
+    fromPrimary: input.fromPrimary,
+    engineVersion: version.valkey_version ? `valkey ${version.valkey_version}` : `redis ${version.redis_version}`,
+    position: { ...(header.aux['repl-offset'] !== undefined ? { offset: Number(header.aux['repl-offset']) } : {}), ...(header.aux['repl-id'] ? { replid: header.aux['repl-id'] } : {}) },
+    artifact: { file: artifactFile(c), size: run.size, sha256: run.sha256, compression: compressionOf(c) },
+    rawSize: run.rawSize,
+    startedAt,
+    endedAt: new Date().toISOString(),
+    tool: { name: 'redis-cli', args: redisCliArgs(target), exitStatus: run.exitStatus },
+    content: { redis: fp },
+  };
+}
+
+async function takeMysql(ctx: BackupContext, c: BackupCluster, input: TakeBackupInput, storage: BackupStorage, progress: Progress): Promise<BackupManifest> {
+  const target = mysqlTarget(c, input.node, ctx.env);
+  const startedAt = new Date().toISOString();
+  const conn = await ctx.connect(target);
+  let sqlStopped = false;
+  try {
+    const [[v]] = (await conn.query('SELECT VERSION() AS v')) as unknown as [[{ v: string }]];
+    const schemas = await userSchemas(conn);
+    if (!schemas.length) throw new HandoverError(ErrorType.PreconditionFailed, `${input.node} holds no user schema: nothing to back up`);
+    if (input.role === 'replica') {
+      // The dump and the fingerprint must see the same data: the replica stops applying (the primary is not
+      // touched; the replica catches up afterwards), as mariadb-dump --dump-slave does.
+      await conn.query('STOP SLAVE SQL_THREAD');
+      sqlStopped = true;
+    }
+    const before = sqlStopped ? undefined : await mysqlFingerprint(conn, schemas);
+    // On a stopped replica the data cannot change: fingerprint it while the dump streams, not after it.
+    const during = sqlStopped ? mysqlFingerprint(conn, schemas) : undefined;
+    during?.catch(() => undefined); // awaited below; a failed dump must not leave it unhandled
+    const opt = optionFile({ user: target.user, password: target.password });
+    let run;
+    const s0 = Date.now();
+    try {
+      run = await streamToolToStorage({
+        cmd: tool('mariadb-dump', ctx.env),
+        args: [...opt.args, ...dumpArgs(target, schemas)],
+        env: ctx.env,
+        storage,
+        cluster: c.name,
+        id: input.id,
+        file: artifactFile(c),
+        compression: compressionOf(c),
+        ...streamHooks(ctx, progress),
+      });
+    } finally {
+      opt.cleanup();
+    }
+    progress.streamMs = Date.now() - s0;
+    const after = during ? await during : await mysqlFingerprint(conn, schemas);
+    const unstable = before
+      ? after
+          .filter((t) => {
+            const b = before.find((x) => x.table === t.table);
+            return !b || b.rows !== t.rows || b.checksum !== t.checksum;
+          })
+          .map((t) => t.table)
+      : [];
+    const gtid = gtidFromDumpHead(run.tail.toString('latin1')) ?? gtidFromDumpHead(run.head.toString('latin1'));
+    if (gtid === undefined) throw new Error(`no GTID position in the dump header of ${input.id}`);
+    return {
+      format: 1,
+      id: input.id,
+      cluster: c.name,
+      engine: 'mysql',
+      node: input.node,
+      role: input.role,
+      fromPrimary: input.fromPrimary,
+      engineVersion: v.v,
+      position: { gtid },
+      artifact: { file: artifactFile(c), size: run.size, sha256: run.sha256, compression: compressionOf(c) },
+      rawSize: run.rawSize,
+      startedAt,
+      endedAt: new Date().toISOString(),
+      tool: { name: 'mariadb-dump', args: dumpArgs(target, schemas), exitStatus: run.exitStatus },
+      content: { mysql: { tables: after.filter((t) => !unstable.includes(t.table)), consistent: sqlStopped || unstable.length === 0, ...(unstable.length ? { unstable } : {}) } },
+    };
+  } catch (e) {
+    throw classifyMysqlError(e, target);
+  } finally {
+    if (sqlStopped) await conn.query('START SLAVE SQL_THREAD').catch(() => undefined);
+    conn.destroy();
+  }
+}
+
+/**
+ * Take backup `id` from `node`: stream the tool's output through the compressor into storage, hashing as it
+ * goes, then write the manifest last. Heartbeats the bytes streamed. Re-run with the same ID: returns the
+ * stored manifest if there is one, else clears the interrupted attempt and takes again.
+ */
+export async function takeBackup(ctx: BackupContext, input: TakeBackupInput): Promise<TakeBackupResult> {
+  const c = ctx.clusterOf(input.cluster);
+  const storage = ctx.storageOf(c);
+  const t0 = Date.now();
+  const existing = await storage.get(c.name, input.id);
+  const summary = (m: BackupManifest, already: boolean): TakeBackupResult => ({
+    id: m.id,
+    alreadyTaken: already,
+    node: m.node,
+    size: m.artifact.size,
+    rawSize: m.rawSize,
+    sha256: m.artifact.sha256,
+    position: m.position,
+    durationMs: Date.parse(m.endedAt) - Date.parse(m.startedAt),
+    streamMs: 0,
+    audit: `${already ? 'already taken: ' : ''}${m.id} from ${m.node} (${m.role}${m.fromPrimary ? ', no healthy replica' : ''}): ${m.rawSize} bytes -> ${m.artifact.size} ${m.artifact.compression}, sha256 ${m.artifact.sha256.slice(0, 12)}…, position ${m.position.gtid ?? `${m.position.replid ?? '?'}:${m.position.offset ?? '?'}`}, in ${storage.location}`,
+  });
+  if (existing?.manifest) return summary(existing.manifest, true);
+  const cleared = await storage.clearPartial(c.name, input.id);
+  const progress: Progress = { bytes: 0, stored: 0, streamMs: 0 };
+  const manifest = await heartbeatWhile(() => (c.engine === 'redis' ? takeRedis(ctx, c, input, storage, progress) : takeMysql(ctx, c, input, storage, progress)), () => ({ id: input.id, bytes: progress.bytes, stored: progress.stored })).catch((e) => {
+    throw c.engine === 'redis' ? classifyRedisError(e, { cluster: c.name, node: input.node }) : e;
+  });
+  await ctx.failpoint('takeBackup.beforeManifest');
+  await storage.putJson(c.name, input.id, 'manifest.json', manifest);
+  const r = summary(manifest, false);
+  r.durationMs = Date.now() - t0;
+  r.streamMs = progress.streamMs;
+  if (cleared) r.audit += `; cleared ${cleared} partial write(s) of an earlier attempt`;
+  return r;
+}
