@@ -2,7 +2,8 @@
  * The activity factory: production passes the worker's inventory and real connections; tests inject their own.
  *   const activities = createActivities({ inventory: () => inv, connectRedis, connectMysql });
  */
-import { createRedisActivities, type RedisActivityDeps } from './redis/switchover';
+import { createRedisActivities } from './redis/switchover';
+import type { RedisActivityDeps } from './redis/node';
 import { connectRedis } from './redis/conn';
 import { createInventoryActivities } from './inventory';
 import { createRedisRollingActivities } from './redis/rolling';

@@ -48,7 +48,7 @@ export interface RedisNodeProbe {
 }
 
 /** A cluster's runbook limits, from the inventory (see inventory/schema.ts for the defaults). */
-export interface ClusterPolicy {
+export interface RedisPolicy {
   maxLagBytes: number;
   catchUpTimeoutMs: number;
   pauseTimeoutMs: number;
@@ -61,12 +61,12 @@ export interface ClusterPolicy {
   failoverBlockMs: number;
 }
 
-export interface ClusterProbe {
+export interface RedisClusterProbe {
   cluster: string;
   engine: 'redis';
   /** replication | sentinel | cluster (absent in histories recorded before it existed: replication). */
   topology?: string;
-  policy: ClusterPolicy;
+  policy: RedisPolicy;
   /** How many operator hooks the inventory lists around a failover (absent in older histories: none). */
   hooks?: { preFailover: number; postFailover: number };
   nodes: RedisNodeProbe[];

@@ -10,7 +10,7 @@ import { findCluster } from '../../inventory/load';
 import type { ClusterSpec } from '../../inventory/schema';
 import { connectMysql, type MysqlConnect } from '../mysql/conn';
 import { mysqlOps } from '../mysql/node';
-import { redisOps, type RedisActivityDeps } from '../redis/switchover';
+import { redisOps, type RedisActivityDeps } from '../redis/node';
 import { openStorage, type BackupStorage, type StoredBackup } from './storage';
 
 export interface BackupActivityDeps extends RedisActivityDeps {

@@ -1,7 +1,7 @@
 /** Unplanned-failover activities for Redis/Valkey: promote, and fence an old primary that comes back. */
 import { ErrorType, HandoverError } from '../../core/errors';
 import { activity } from '../activity';
-import { persistRole, redisOps, type RedisActivityDeps } from './switchover';
+import { persistRole, redisOps, type RedisActivityDeps } from './node';
 import { readNode } from './conn';
 
 export function createRedisFailoverActivities(deps: RedisActivityDeps) {

@@ -6,12 +6,12 @@ import { Context } from '@temporalio/activity';
 import type Redis from 'ioredis';
 import { ErrorType, HandoverError } from '../../core/errors';
 import type { SpecProbe } from '../../core/redis/rolling';
-import type { ClusterPolicy } from '../../core/types';
+import type { RedisPolicy } from '../../core/types';
 import { timeProgress } from '../progress';
 import type { ClusterSpec } from '../../inventory/schema';
 import { controllerFor } from '../controllers';
 import { activity, heartbeatWhile } from '../activity';
-import type { RedisActivityDeps } from './switchover';
+import type { RedisActivityDeps } from './node';
 import { readNode, redisClusterSpec, redisTarget } from './conn';
 
 export interface ProbeSpecsInput {
@@ -23,7 +23,7 @@ export interface ProbeSpecsResult {
   nodes: SpecProbe[];
   autoRestart: boolean;
   hasController: boolean;
-  policy: ClusterPolicy;
+  policy: RedisPolicy;
   topology: string;
 }
 export interface PersistConfigInput {

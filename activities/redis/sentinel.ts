@@ -10,7 +10,7 @@ import type { RedisNodeProbe } from '../../core/types';
 import type { ClusterSpec } from '../../inventory/schema';
 import { resolveSecret } from '../../inventory/secrets';
 import { activity } from '../activity';
-import { persistRole, redisOps, type RedisActivityDeps } from './switchover';
+import { persistRole, redisOps, type RedisActivityDeps } from './node';
 import { controllerFor } from '../controllers';
 import type { SentinelProbe } from '../../core/redis/rolling';
 

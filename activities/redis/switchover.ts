@@ -8,19 +8,12 @@ import { activity } from '../activity';
 import type Redis from 'ioredis';
 import { ErrorType, HandoverError } from '../../core/errors';
 import { recheckRedisDecision, type SwitchoverPolicy } from '../../core/redis/decide';
-import type { ClusterProbe, RedisNodeProbe, WaitProgress } from '../../core/types';
-import type { ClusterSpec, Inventory } from '../../inventory/schema';
-import { classifyRedisError, readNode, redisClusterSpec, redisTarget, type RedisConnect } from './conn';
-import { REDIS_ACL_CHECK_COMMANDS, REDIS_REQUIRED_COMMANDS, missingRedisPermissions } from '../../core/redis/permissions';
+import type { RedisClusterProbe, RedisNodeProbe, WaitProgress } from '../../core/types';
+import type { ClusterSpec } from '../../inventory/schema';
+import { classifyRedisError, readNode, redisTarget } from './conn';
+import { persistRole, redisOps, type RedisActivityDeps } from './node';
+import { createRedisReplicationActivities } from './replication';
 
-export interface RedisActivityDeps {
-  /** The worker's current inventory. */
-  inventory: () => Inventory;
-  connectRedis: RedisConnect;
-  env?: NodeJS.ProcessEnv;
-  /** Fault injection for the chaos harness: called at named points, a no-op in production. */
-  failpoint?: (name: string) => void | Promise<void>;
-}
 
 export interface ClusterInput {
   cluster: string;
@@ -72,108 +65,8 @@ export interface EnsureWritableResult {
   aborted: boolean;
   audit: string;
 }
-export interface EnsureReplicaOfInput {
-  cluster: string;
-  node: string;
-  primary: string;
-}
-export interface EnsureReplicaOfResult {
-  changed: boolean;
-  before: string;
-  audit: string;
-}
-export interface VerifyInput {
-  cluster: string;
-  primary: string;
-  timeoutMs: number;
-  /** Nodes not to wait for (a dead old primary after a failover). */
-  ignore?: string[];
-}
-export interface VerifyResult {
-  primary: string;
-  nodes: { node: string; role: string; lagBytes: number; linkUp?: boolean }[];
-  waitedMs: number;
-  audit: string;
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-
-/**
- * Write the node's current role (and settings) to its config file, as Sentinel does after a failover, so a
- * restart brings it back as what it is now. Best effort: a server started without a config file refuses.
- */
-export async function persistRole(cl: Redis): Promise<void> {
-  await cl.call('CONFIG', 'REWRITE').catch(() => undefined);
-}
-
-
-/** The node-level helpers every Redis activity module shares: inventory look-up, connections, probes. */
-export function redisOps(deps: RedisActivityDeps) {
-  const env = deps.env ?? process.env;
-
-  function spec(cluster: string): ClusterSpec {
-    return redisClusterSpec(deps.inventory(), cluster);
-  }
-
-  async function withNode<T>(cluster: ClusterSpec, node: string, fn: (c: Redis) => Promise<T>): Promise<T> {
-    const target = redisTarget(cluster, node, env);
-    const client = await deps.connectRedis(target);
-    try {
-      return await fn(client);
-    } catch (e) {
-      throw classifyRedisError(e, target);
-    } finally {
-      client.disconnect();
-    }
-  }
-
-  async function probeOne(cluster: ClusterSpec, node: string): Promise<RedisNodeProbe> {
-    const n = cluster.nodes.find((x) => x.id === node)!;
-    try {
-      return await withNode(cluster, node, (c) => readNode(c, cluster, n));
-    } catch (e) {
-      if (e instanceof HandoverError) throw e; // wrong credentials, missing secret: never "unreachable"
-      return { node: n.id, address: `${n.host}:${n.port}`, promotion: n.promotion, reachable: false, error: (e as Error).message };
-    }
-  }
-
-  async function probeAll(cluster: ClusterSpec): Promise<RedisNodeProbe[]> {
-    return Promise.all(cluster.nodes.map((n) => probeOne(cluster, n.id)));
-  }
-
-  /**
-   * probeAll, plus each reachable node's missing ACL permissions (ACL DRYRUN of every command the runbooks
-   * send, pipelined: one round trip a node). Where ACL WHOAMI or DRYRUN themselves are denied, those two are
-   * reported missing: nothing else could be checked. Redis before 7 has no DRYRUN: not checked there.
-   */
-  async function probeAllWithPermissions(cluster: ClusterSpec): Promise<RedisNodeProbe[]> {
-    const nodes = await probeAll(cluster);
-    await Promise.all(
-      nodes.map(async (p) => {
-        if (!p.reachable) return;
-        const missing = await withNode(cluster, p.node, async (cl) => {
-          let user: string;
-          try {
-            user = String(await cl.call('ACL', 'WHOAMI'));
-          } catch (e) {
-            return /no permissions/i.test((e as Error).message) ? [...REDIS_ACL_CHECK_COMMANDS] : [];
-          }
-          const pipe = cl.pipeline();
-          for (const c of REDIS_REQUIRED_COMMANDS) pipe.call('ACL', 'DRYRUN', user, ...c.args);
-          const answers = ((await pipe.exec()) ?? []).map(([err, v]) => err ?? String(v));
-          if (answers.some((a) => a instanceof Error && /no permissions to run the 'acl\|dryrun'/i.test(a.message))) return [...REDIS_ACL_CHECK_COMMANDS];
-          if (answers.some((a) => a instanceof Error && /unknown subcommand|unknown command/i.test(a.message))) return [];
-          return missingRedisPermissions(answers);
-        });
-        if (missing.length) p.missingPermissions = missing;
-      }),
-    );
-    return nodes;
-  }
-
-  return { env, spec, withNode, probeOne, probeAll, probeAllWithPermissions };
-}
 
 export function createRedisActivities(deps: RedisActivityDeps) {
   const failpoint = deps.failpoint ?? (() => undefined);
@@ -272,7 +165,7 @@ export function createRedisActivities(deps: RedisActivityDeps) {
      * Probe every node of a cluster: role, offset, link, DBSIZE, version. Read-only, so always safe to retry.
      * Unknown cluster, missing secret and wrong password are typed, non-retryable failures.
      */
-    probeRedisCluster: activity(async ({ cluster }: ClusterInput): Promise<ClusterProbe> => {
+    probeRedisCluster: activity(async ({ cluster }: ClusterInput): Promise<RedisClusterProbe> => {
       const c = spec(cluster);
       const nodes = await probeAllWithPermissions(c);
       return { cluster, engine: 'redis', topology: c.topology, policy: c.policy, hooks: { preFailover: c.hooks?.preFailover.length ?? 0, postFailover: c.hooks?.postFailover.length ?? 0 }, nodes, probedAt: new Date().toISOString() };
@@ -463,76 +356,7 @@ export function createRedisActivities(deps: RedisActivityDeps) {
       });
     }),
 
-    /**
-     * Ensure `node` replicates from `primary`. A no-op when it already does. Refuses to demote a node that is
-     * itself a primary (that would discard its writes): that is not a repoint, it is a different runbook.
-     */
-    ensureRedisReplicaOf: activity(async (input: EnsureReplicaOfInput): Promise<EnsureReplicaOfResult> => {
-      const c = spec(input.cluster);
-      const primary = c.nodes.find((x) => x.id === input.primary);
-      if (!primary) throw new HandoverError(ErrorType.UnknownNode, `unknown node ${input.primary} in cluster ${input.cluster}`);
-      return withNode(c, input.node, async (cl) => {
-        const n = c.nodes.find((x) => x.id === input.node)!;
-        const before = await readNode(cl, c, n);
-        const beforeText = before.role === 'primary' ? 'primary' : `replica of ${before.primaryNode ?? before.primaryAddress}`;
-        if (before.role === 'replica' && before.primaryNode === input.primary)
-          return { changed: false, before: beforeText, audit: `saw ${input.node} already a replica of ${input.primary}; changed nothing` };
-        if (before.role === 'primary')
-          throw new HandoverError(ErrorType.UnexpectedTopology, `${input.node} is a primary; refusing to make it a replica of ${input.primary} (its writes would be discarded)`);
-        await failpoint('ensureRedisReplicaOf.beforeAct');
-        await cl.call('REPLICAOF', primary.host, String(primary.port));
-        await persistRole(cl);
-        const after = await readNode(cl, c, n);
-        if (!(after.role === 'replica' && after.primaryNode === input.primary))
-          throw new Error(`${input.node} did not take REPLICAOF ${input.primary} (now ${after.role} of ${after.primaryAddress})`);
-        return { changed: true, before: beforeText, audit: `saw ${input.node} ${beforeText}; issued REPLICAOF ${input.primary}` };
-      });
-    }),
-
-    /**
-     * Verify: exactly one primary, every other node its replica with the link up and an offset at least the
-     * primary's offset when verification began. Read-only; heartbeats; resumes with the frozen goal.
-     */
-    verifyRedisTopology: activity(async (input: VerifyInput): Promise<VerifyResult> => {
-      const ctx = Context.current();
-      const c = spec(input.cluster);
-      const prior = ctx.info.heartbeatDetails as { goal: number; startedAt: number } | undefined;
-      const startedAt = prior?.startedAt ?? Date.now();
-      let goal = prior?.goal;
-      let problems: string[] = [];
-      for (;;) {
-        ctx.heartbeat({ goal, startedAt });
-        // Ignored nodes (a dead or frozen old primary) are not even probed: a frozen one would hang the probe.
-        const nodes = await Promise.all(c.nodes.filter((n) => !input.ignore?.includes(n.id)).map((n) => probeOne(c, n.id)));
-        const primaries = nodes.filter((n) => n.role === 'primary');
-        const primary = nodes.find((n) => n.node === input.primary);
-        problems = [];
-        if (primaries.length !== 1 || primaries[0].node !== input.primary)
-          problems.push(`primaries: ${primaries.map((p) => p.node).join(', ') || 'none'} (expected ${input.primary})`);
-        if (goal === undefined && primary?.role === 'primary') goal = primary.offset ?? 0;
-        ctx.heartbeat({ goal, startedAt });
-        for (const n of nodes) {
-          if (n.node === input.primary || input.ignore?.includes(n.node)) continue;
-          if (!n.reachable) problems.push(`${n.node} unreachable`);
-          else if (n.role !== 'replica' || n.primaryNode !== input.primary) problems.push(`${n.node} is ${n.role} of ${n.primaryNode ?? n.primaryAddress ?? '-'}`);
-          else if (!n.linkUp) problems.push(`${n.node} link down`);
-          else if ((n.offset ?? 0) < (goal ?? 0)) problems.push(`${n.node} at ${n.offset} < ${goal}`);
-        }
-        if (problems.length === 0) {
-          const waitedMs = Date.now() - startedAt;
-          const po = primary?.offset ?? 0;
-          return {
-            primary: input.primary,
-            nodes: nodes.map((n) => ({ node: n.node, role: n.role ?? 'unknown', lagBytes: n.node === input.primary ? 0 : Math.max(0, po - (n.offset ?? 0)), linkUp: n.linkUp })),
-            waitedMs,
-            audit: `saw one primary ${input.primary} and ${nodes.length - 1} linked replicas at or past offset ${goal}; changed nothing`,
-          };
-        }
-        if (Date.now() - startedAt > input.timeoutMs)
-          throw new HandoverError(ErrorType.VerificationFailed, `verification failed after ${input.timeoutMs} ms: ${problems.join('; ')}`);
-        await sleep(100);
-      }
-    }),
+    ...createRedisReplicationActivities(deps),
   };
 }
 

@@ -19,7 +19,7 @@ import { formatClusterStatus, mysqlClusterStatus, redisClusterStatus, type Clust
 import type { MonitorStatus } from '../../workflows/monitor';
 import { inventoryPath, loadInventory, findCluster } from '../../inventory/load';
 import type { ClusterSpec, Inventory } from '../../inventory/schema';
-import { redisOps } from '../../activities/redis/switchover';
+import { redisOps } from '../../activities/redis/node';
 import { connectRedis } from '../../activities/redis/conn';
 import { mysqlOps } from '../../activities/mysql/node';
 import { CliError, CommonOptions, EXIT, connect, type IO } from '../common';

@@ -13,7 +13,7 @@ import { chooseFailoverCandidate, deadMasterRound } from '../../core/redis/failo
 import { confirmedDead, type Verdict } from '../../core/failover';
 import { redisLossWindow, lossReportFields, type LossReportFields } from '../../core/data-loss';
 import { ErrorType } from '../../core/errors';
-import type { VerifyResult } from '../../activities/redis/switchover';
+import type { VerifyResult } from '../../activities/redis/replication';
 import { runPostFailoverHooks, runPreFailoverHooks, type HookOutcome } from '../hooks';
 import { mutate, probe, wait } from '../profiles';
 import { Runbook } from '../runbook';

@@ -11,7 +11,7 @@ import { ApplicationFailure, CancellationScope, CancelledFailure } from '@tempor
 import { decideRedisSwitchover, type SwitchoverDecision } from '../../core/redis/decide';
 import { ErrorType } from '../../core/errors';
 import type { RedisNodeProbe, RunbookProgress } from '../../core/types';
-import type { VerifyResult } from '../../activities/redis/switchover';
+import type { VerifyResult } from '../../activities/redis/replication';
 import type { PinResult } from '../../activities/redis/sentinel';
 import type { SwitchoverInput } from '../contracts';
 import { mutate, probe, wait } from '../profiles';
