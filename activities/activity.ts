@@ -48,3 +48,11 @@ const normalizeHost = (h: string) => (h === 'localhost' || h === '::1' ? '127.0.
 
 /** Whether two host:port pairs name the same server. */
 export const sameAddress = (aHost: string, aPort: number, bHost: string, bPort: number) => aPort === bPort && normalizeHost(aHost) === normalizeHost(bHost);
+
+/** `p`, or a rejection "timeout after N ms" when it takes longer (no deadline when `ms` is undefined). */
+export function withDeadline<T>(p: Promise<T>, ms: number | undefined): Promise<T> {
+  if (ms === undefined) return p;
+  let t: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`timeout after ${ms} ms`)), ms)));
+  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
+}

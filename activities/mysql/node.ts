@@ -10,6 +10,7 @@ import { appliedPos, errantOf, findMysqlPrimary, normalizeGtidPos, type MysqlNod
 import { missingMysqlPrivileges } from '../../core/mysql/privileges';
 import type { Promotion } from '../../core/types';
 import type { ClusterSpec, Inventory } from '../../inventory/schema';
+import { withDeadline } from '../activity';
 import { flavorOf, type MysqlFlavor } from './flavor';
 import { classifyMysqlError, connectMysql as defaultConnect, mysqlClusterSpec, mysqlNodeAt, mysqlTarget, type MysqlConnect } from './conn';
 
@@ -19,6 +20,8 @@ export interface MysqlActivityDeps {
   env?: NodeJS.ProcessEnv;
   /** Fault injection for tests: called at named points, a no-op in production. */
   failpoint?: (name: string) => void | Promise<void>;
+  /** A probe of one node that takes longer is reported unreachable ("timeout after N ms"): `handover status`. */
+  probeTimeoutMs?: number;
 }
 
 /** Read queries carry a client-side timeout, so a frozen (SIGSTOPped) server cannot hang a probe. */
@@ -114,11 +117,14 @@ export function mysqlOps(deps: MysqlActivityDeps) {
   async function probeOne(c: ClusterSpec, node: string): Promise<MysqlNodeProbe> {
     const n = c.nodes.find((x) => x.id === node)!;
     try {
-      return await withNode(c, node, async (conn) => {
-        const probe = await readMysqlNode(conn, c, flavor(c), node);
-        probe.missingPrivileges = await readMissingPrivileges(conn, c);
-        return probe;
-      });
+      return await withDeadline(
+        withNode(c, node, async (conn) => {
+          const probe = await readMysqlNode(conn, c, flavor(c), node);
+          probe.missingPrivileges = await readMissingPrivileges(conn, c);
+          return probe;
+        }),
+        deps.probeTimeoutMs,
+      );
     } catch (e) {
       if (e instanceof HandoverError) throw e; // wrong credentials, missing grant or secret: never "unreachable"
       return { node: n.id, address: `${n.host}:${n.port}`, promotion: n.promotion as Promotion, reachable: false, error: (e as Error).message };

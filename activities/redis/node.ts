@@ -7,6 +7,7 @@ import type Redis from 'ioredis';
 import { HandoverError } from '../../core/errors';
 import type { RedisNodeProbe } from '../../core/types';
 import type { ClusterSpec, Inventory } from '../../inventory/schema';
+import { withDeadline } from '../activity';
 import { classifyRedisError, readNode, redisClusterSpec, redisTarget, type RedisConnect } from './conn';
 import { REDIS_ACL_CHECK_COMMANDS, REDIS_REQUIRED_COMMANDS, missingRedisPermissions } from '../../core/redis/permissions';
 
@@ -17,6 +18,8 @@ export interface RedisActivityDeps {
   env?: NodeJS.ProcessEnv;
   /** Fault injection for the chaos harness: called at named points, a no-op in production. */
   failpoint?: (name: string) => void | Promise<void>;
+  /** A probe of one node that takes longer is reported unreachable ("timeout after N ms"): `handover status`. */
+  probeTimeoutMs?: number;
 }
 
 /**
@@ -51,7 +54,7 @@ export function redisOps(deps: RedisActivityDeps) {
   async function probeOne(cluster: ClusterSpec, node: string): Promise<RedisNodeProbe> {
     const n = cluster.nodes.find((x) => x.id === node)!;
     try {
-      return await withNode(cluster, node, (c) => readNode(c, cluster, n));
+      return await withDeadline(withNode(cluster, node, (c) => readNode(c, cluster, n)), deps.probeTimeoutMs);
     } catch (e) {
       if (e instanceof HandoverError) throw e; // wrong credentials, missing secret: never "unreachable"
       return { node: n.id, address: `${n.host}:${n.port}`, promotion: n.promotion, reachable: false, error: (e as Error).message };

@@ -29,11 +29,14 @@ export const StatusOptions = CommonOptions.extend({
 });
 export type StatusOptions = z.input<typeof StatusOptions>;
 
-export async function probeCluster(inv: Inventory, c: ClusterSpec): Promise<ClusterStatus> {
+export /** Every node is probed in parallel; one that has not answered within this is shown as a timeout. */
+const STATUS_PROBE_TIMEOUT_MS = 2_500;
+
+async function probeCluster(inv: Inventory, c: ClusterSpec): Promise<ClusterStatus> {
   try {
     if (c.engine === 'dolt') return { cluster: c.name, engine: c.engine, topology: c.topology, primaries: [], nodes: [], problems: [], error: 'dolt clusters are not probed (the dolt engine covers backups and promotion SQL only, untested against a live server)' };
-    if (c.engine === 'mysql') return mysqlClusterStatus(c.name, await mysqlOps({ inventory: () => inv }).probeAll(c));
-    return redisClusterStatus(c.name, c.topology, await redisOps({ inventory: () => inv, connectRedis }).probeAllWithPermissions(c));
+    if (c.engine === 'mysql') return mysqlClusterStatus(c.name, await mysqlOps({ inventory: () => inv, probeTimeoutMs: STATUS_PROBE_TIMEOUT_MS }).probeAll(c));
+    return redisClusterStatus(c.name, c.topology, await redisOps({ inventory: () => inv, connectRedis, probeTimeoutMs: STATUS_PROBE_TIMEOUT_MS }).probeAllWithPermissions(c));
   } catch (e) {
     // A missing secret or a refused login: say which reference, move on to the next cluster.
     return { cluster: c.name, engine: c.engine, topology: c.topology, primaries: [], nodes: [], problems: [], error: e instanceof HandoverError ? `${e.type}: ${e.message}` : (e as Error).message };
