@@ -17,6 +17,7 @@ import { SA_CLUSTER, SA_RUNBOOK, operationWorkflowId } from '../../core/ids';
 import { followTopology, mysqlTopo } from '../../core/monitor-topology';
 import { mysqlRestartRisks, riskLine } from '../../core/restart-risk';
 import { probe } from '../profiles';
+import { reportMonitorRound, type MonitorVerdict } from '../metrics';
 import { acknowledgeSignal, monitorStatusQuery, type MonitorStatus } from '../redis/monitor';
 import type { MysqlFailoverInput, MysqlFailoverReport } from './failover';
 
@@ -69,6 +70,8 @@ export async function mysqlMonitor(state: MysqlMonitorState): Promise<void> {
   const roundsPerRun = state.roundsPerRun ?? 500;
   for (let i = 0; i < roundsPerRun; i++) {
     status.rounds++;
+    /** For the metrics: blind until a probe names a primary (workflows/metrics.ts). */
+    let roundVerdict: MonitorVerdict = 'blind';
     let probeError = '';
     const p = await probe.probeMysqlFailover.executeWithOptions({ summary: `monitor: probe ${cluster}`, retry: { maximumAttempts: 1 } }, [{ cluster }]).catch((e: Error) => {
       probeError = e.message;
@@ -119,11 +122,13 @@ export async function mysqlMonitor(state: MysqlMonitorState): Promise<void> {
       verdicts.push(v);
       if (verdicts.length > 20) verdicts.shift();
       status.lastVerdict = v.reason;
+      if (primary) roundVerdict = v.dead ? 'suspect' : 'alive';
       if (v.dead && firstDeadAt === undefined) firstDeadAt = seenAt;
       if (!v.dead) firstDeadAt = undefined;
       if (primary && confirmedDead(verdicts, p.policy.probesToConfirm)) {
         const blocked = whyBlocked(status.lastFailoverAtMs, Date.now(), p.policy.failoverBlockMs, !!status.acknowledged);
         status.blocked = blocked;
+        roundVerdict = blocked ? 'blocked' : 'dead';
         if (!blocked) {
           try {
             const report = (await executeChild('mysqlFailover', {
@@ -158,6 +163,7 @@ export async function mysqlMonitor(state: MysqlMonitorState): Promise<void> {
         }
       }
     }
+    reportMonitorRound(cluster, roundVerdict);
     await sleep(p?.policy.probeIntervalMs ?? 1000);
   }
   const carry: MysqlMonitorState = {
