@@ -13,7 +13,7 @@
  *                       Redis/Valkey: ACL DRYRUN of every command the runbooks send, probeAllWithPermissions); with
  *                       backups configured (a `backup:` block or HANDOVER_BACKUP_DIR), MariaDB's backup grants too
  *   <cluster>/sentinel  topology sentinel: each Sentinel answers
- *   binaries            what backup verification spawns (activities/backup/*): redis-server or valkey-server,
+ *   binaries            what backups and their verification spawn (activities/backup/*): redis-cli, redis-server or valkey-server,
  *                       mariadbd, mariadb-install-db, mariadb-dump, mariadb, zstd (with compression: zstd), found on
  *                       THIS host: run doctor where the worker runs (the container, the systemd host)
  *
@@ -246,6 +246,7 @@ function binaryChecks(clusters: ClusterSpec[], redisVersions: string[], env: Nod
   if (backedUp.some((c) => c.engine === 'redis')) {
     const valkey = redisVersions.some((v) => v.startsWith('valkey'));
     const redis = redisVersions.some((v) => v.startsWith('redis')) || !valkey;
+    need.set('redis-cli', { cmd: () => 'redis-cli', env: 'PATH' });
     if (redis) need.set('redis-server', { cmd: () => redisServerBinary('redis'), env: 'HANDOVER_REDIS_SERVER' });
     if (valkey) need.set('valkey-server', { cmd: () => redisServerBinary('valkey'), env: 'HANDOVER_VALKEY_SERVER' });
   }

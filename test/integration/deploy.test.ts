@@ -6,7 +6,7 @@
  * worker polls and 503 while it cannot reach Temporal.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { randomUUID } from 'node:crypto';
@@ -119,6 +119,14 @@ describe('the build: worker and CLI from dist/, metrics, health, JSON logs', () 
     const polling = worker.lines.map((l) => JSON.parse(l)).find((o) => /^polling /.test(o.msg));
     expect(polling).toMatchObject({ level: 'INFO', sdkComponent: 'handover-worker' });
     expect(polling.msg).toContain(`bundle=${path.join(ROOT, 'dist', 'workflow-bundle.js')}`);
+  });
+
+  it('deploy/ runs exactly what this test runs: node dist/worker/main.js from npm run build', () => {
+    const unit = readFileSync(path.join(ROOT, 'deploy', 'handover-worker.service'), 'utf8');
+    expect(unit).toMatch(/^ExecStart=\/usr\/bin\/node \/opt\/handover\/dist\/worker\/main\.js$/m);
+    const cf = readFileSync(path.join(ROOT, 'deploy', 'Containerfile'), 'utf8');
+    expect(cf).toMatch(/^RUN npm run build /m);
+    expect(cf).toMatch(/^CMD \["node", "dist\/worker\/main\.js"\]$/m);
   });
 
   it('node dist/client/cli.js --help lists the commands', async () => {

@@ -51,7 +51,7 @@ describe('handover doctor', () => {
     expect(r.checks.filter((c) => c.status !== 'ok'), io.text()).toEqual([]);
     expect(r.exitCode).toBe(0);
     const names = r.checks.map((c) => c.check);
-    expect(names).toEqual(expect.arrayContaining(['temporal', 'namespace', 'search attributes', 'workers', 'inventory', 'doc-cache/doc-cache-1', 'doc-db/doc-db-1', 'doc-db/doc-db-3', 'binaries/redis-server', 'binaries/mariadbd', 'binaries/mariadb-dump']));
+    expect(names).toEqual(expect.arrayContaining(['temporal', 'namespace', 'search attributes', 'workers', 'inventory', 'doc-cache/doc-cache-1', 'doc-db/doc-db-1', 'doc-db/doc-db-3', 'binaries/redis-cli', 'binaries/redis-server', 'binaries/mariadbd', 'binaries/mariadb-dump']));
     expect(io.lines[0]).toMatch(/^ok    temporal: reachable at 127\.0\.0\.1:\d+ \(plaintext\)$/);
     expect(io.lines).toContain('ok    search attributes: HandoverCluster, HandoverRunbook, HandoverPhase registered (Keyword)');
     expect(line(r.checks, 'workers')!.detail).toMatch(new RegExp(`polling task queue ${tw.taskQueue}`));
