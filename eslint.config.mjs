@@ -5,7 +5,7 @@ import { builtinModules } from 'node:module';
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.tools/**', '.sandbox/**', 'test-artifacts/**'] },
+  { ignores: ['node_modules/**', '.tools/**', '.sandbox/**', 'test-artifacts/**', 'dist/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {

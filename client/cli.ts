@@ -13,6 +13,7 @@ import { runAbort } from './commands/abort';
 import { runPlan } from './commands/plan';
 import { runStatus } from './commands/status';
 import { runHistory } from './commands/history';
+import { runDoctor } from './commands/doctor';
 
 function common(cmd: Command): Command {
   return cmd
@@ -156,6 +157,12 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .option('--cluster <name>', 'only this cluster')
       .option('--limit <n>', 'at most this many runs', '20'),
   ).action(async (opts) => onExit((await runHistory(opts, processIO)).exitCode));
+  common(
+    program
+      .command('doctor')
+      .description('check this installation: Temporal (address, TLS, namespace, search attributes), a worker polling, every node reachable with working credentials and sufficient privileges, the backup binaries')
+      .option('--cluster <name>', 'only this cluster (default: every cluster in the inventory)'),
+  ).action(async (opts) => onExit((await runDoctor(opts, processIO)).exitCode));
   program
     .command('codec-server')
     .description('serve the payload codec (HANDOVER_CODEC_KEY) to the Temporal UI, so encrypted runs can be read there')

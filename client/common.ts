@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { z } from 'zod';
-import { ErrorType, HandoverError } from '../core/errors';
+import { HandoverError, REFUSAL_TYPES } from '../core/errors';
 import { TASK_QUEUE } from '../core/ids';
 import { diagnoseTls, explainConnectError, resolveTemporal, TemporalConfigError, type TemporalTarget } from './temporal';
 import { findCluster, findNode, inventoryPath, loadInventory } from '../inventory/load';
@@ -21,22 +21,8 @@ export const EXIT = {
   unavailable: 4,
 } as const;
 
-/** Failure types that mean "refused, nothing was changed". */
-export const REFUSAL_TYPES = new Set<string>([
-  ErrorType.InvalidInventory,
-  ErrorType.UnknownCluster,
-  ErrorType.UnknownNode,
-  ErrorType.WrongEngine,
-  ErrorType.MissingCredential,
-  ErrorType.AuthenticationFailed,
-  ErrorType.PreconditionFailed,
-  ErrorType.CatchUpTimeout,
-  ErrorType.PreHookFailed,
-  ErrorType.FenceBoundUnavailable,
-  ErrorType.TargetNotEmpty,
-  ErrorType.ApprovalRejected,
-  ErrorType.ApprovalTimedOut,
-]);
+/** Failure types that mean "refused, nothing was changed" (core/errors.ts: the worker's run metrics use them too). */
+export { REFUSAL_TYPES };
 
 export const CommonOptions = z.object({
   /** Temporal: flags override HANDOVER_* and then Temporal's own env config (client/temporal.ts). */

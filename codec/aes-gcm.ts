@@ -87,6 +87,9 @@ export class AesGcmCodec implements PayloadCodec {
   }
 }
 
+/** The failure converter module, .ts from the sources (tsx, vitest) or .js from the build (dist/). */
+export const FAILURE_CONVERTER_PATH = path.join(__dirname, `failure-converter${path.extname(__filename)}`);
+
 /**
  * The data converter for clients and workers: undefined when encryption is off (Temporal's default then). With
  * a key, payloads are encrypted and failure messages and stack traces are moved into an encrypted payload.
@@ -94,5 +97,5 @@ export class AesGcmCodec implements PayloadCodec {
 export function dataConverterFromEnv(env: NodeJS.ProcessEnv = process.env): DataConverter | undefined {
   const key = codecKeyFromEnv(env);
   if (!key) return undefined;
-  return { payloadCodecs: [new AesGcmCodec(key)], failureConverterPath: path.join(__dirname, 'failure-converter.ts') };
+  return { payloadCodecs: [new AesGcmCodec(key)], failureConverterPath: FAILURE_CONVERTER_PATH };
 }

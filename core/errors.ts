@@ -44,6 +44,23 @@ export type ErrorTypeName = (typeof ErrorType)[keyof typeof ErrorType];
 /** Types that no retry can fix: the activity proxies list them as non-retryable. */
 export const NON_RETRYABLE: string[] = Object.values(ErrorType);
 
+/** Failure types that mean "refused, nothing was changed": the CLI exits 2 on them, run metrics say outcome="refused". */
+export const REFUSAL_TYPES: ReadonlySet<string> = new Set<string>([
+  ErrorType.InvalidInventory,
+  ErrorType.UnknownCluster,
+  ErrorType.UnknownNode,
+  ErrorType.WrongEngine,
+  ErrorType.MissingCredential,
+  ErrorType.AuthenticationFailed,
+  ErrorType.PreconditionFailed,
+  ErrorType.CatchUpTimeout,
+  ErrorType.PreHookFailed,
+  ErrorType.FenceBoundUnavailable,
+  ErrorType.TargetNotEmpty,
+  ErrorType.ApprovalRejected,
+  ErrorType.ApprovalTimedOut,
+]);
+
 /** An error with a type the CLI and workflows understand; activities convert it to a non-retryable failure. */
 export class HandoverError extends Error {
   constructor(

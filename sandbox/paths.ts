@@ -3,7 +3,9 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { tool } from '../activities/backup/tools';
 
-export const ROOT = path.resolve(__dirname, '..');
+/** The checkout: one level up from sandbox/, two from the build's dist/sandbox/. */
+const up = path.resolve(__dirname, '..');
+export const ROOT = path.basename(up) === 'dist' ? path.dirname(up) : up;
 export const VENV = path.join(ROOT, '.tools', 'venv');
 export const TOOLS_BIN = path.join(ROOT, '.tools', 'bin');
 

@@ -11,8 +11,14 @@ export interface HandoverWorkerOptions {
   activities: Activities;
   namespace?: string;
   taskQueue?: string;
-  /** Path of a prebuilt workflow bundle (bundleWorkflowCode); the worker bundles workflows/ itself otherwise. */
+  /**
+   * Path of a prebuilt workflow bundle (worker/bundle.ts, `npm run build`: dist/workflow-bundle.js); the worker
+   * bundles workflows/ itself otherwise. Ignored with a dataConverter: bundleWorkflowCode bakes the failure
+   * converter in, and this one has the default, which would put failure messages in history in clear.
+   */
   workflowBundlePath?: string;
+  /** The prebuilt bundle made with the codec's failure converter (dist/workflow-bundle-codec.js), used with a dataConverter. */
+  codecWorkflowBundlePath?: string;
   failpoints?: Failpoints;
   /** Payload encryption (codec/aes-gcm.ts dataConverterFromEnv); the workflows are bundled with it. */
   dataConverter?: DataConverter;
@@ -20,19 +26,28 @@ export interface HandoverWorkerOptions {
   extra?: Partial<WorkerOptions>;
 }
 
-export const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows', 'index.ts');
+/** .ts from the sources (tsx, vitest), .js from the build (dist/). */
+const ext = path.extname(__filename);
+export const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows', `index${ext}`);
+/** The workflow interceptor module: run metrics and log attributes (workflows/metrics.ts). */
+export const WORKFLOW_INTERCEPTOR_MODULES = [path.join(__dirname, '..', 'workflows', `metrics${ext}`)];
 
 export async function createHandoverWorker(o: HandoverWorkerOptions): Promise<Worker> {
   const interceptor = o.failpoints?.interceptor;
+  const bundle = o.dataConverter ? o.codecWorkflowBundlePath : o.workflowBundlePath;
   return Worker.create({
     connection: o.connection,
     namespace: o.namespace ?? DEFAULT_NAMESPACE,
     taskQueue: o.taskQueue ?? TASK_QUEUE,
-    // A prebuilt bundle lacks the encrypting failure converter, so with a codec the worker bundles its own.
-    ...(o.workflowBundlePath && !o.dataConverter ? { workflowBundle: { codePath: o.workflowBundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
+    // A prebuilt bundle carries its interceptors and failure converter (worker/bundle.ts); otherwise the worker
+    // bundles workflows/ with them at start.
+    ...(bundle ? { workflowBundle: { codePath: bundle } } : { workflowsPath: WORKFLOWS_PATH }),
     ...(o.dataConverter ? { dataConverter: o.dataConverter } : {}),
     activities: o.activities,
-    interceptors: interceptor ? { activity: [() => ({ inbound: interceptor() })] } : undefined,
+    interceptors: {
+      ...(bundle ? {} : { workflowModules: WORKFLOW_INTERCEPTOR_MODULES }),
+      ...(interceptor ? { activity: [() => ({ inbound: interceptor() })] } : {}),
+    },
     shutdownGraceTime: '2s',
     // A worker that died holds its sticky workflow tasks only this long before another worker takes them.
     stickyQueueScheduleToStartTimeout: '3s',

@@ -18,6 +18,7 @@ import { probe } from '../profiles';
 import { acknowledgeSignal, monitorStatusQuery, type MonitorState, type MonitorStatus } from '../monitor';
 import type { FailoverInput } from '../contracts';
 import type { FailoverReport } from './failover';
+import { reportMonitorRound, type MonitorVerdict } from '../metrics';
 
 export async function redisMonitor(state: MonitorState): Promise<void> {
   const { cluster } = state;
@@ -34,6 +35,8 @@ export async function redisMonitor(state: MonitorState): Promise<void> {
   const roundsPerRun = state.roundsPerRun ?? 500;
   for (let i = 0; i < roundsPerRun; i++) {
     status.rounds++;
+    /** For the metrics: blind until a probe names a primary (workflows/metrics.ts). */
+    let roundVerdict: MonitorVerdict = 'blind';
     let probeError = '';
     const p = await probe.probeRedisCluster.executeWithOptions({ summary: `monitor: probe ${cluster}`, retry: { maximumAttempts: 1 } }, [{ cluster }]).catch((e: Error) => {
       probeError = e.message;
@@ -73,11 +76,13 @@ export async function redisMonitor(state: MonitorState): Promise<void> {
       verdicts.push(v);
       if (verdicts.length > 20) verdicts.shift();
       status.lastVerdict = v.reason;
+      if (primary) roundVerdict = v.dead ? 'suspect' : 'alive';
       if (v.dead && firstDeadAt === undefined) firstDeadAt = seenAt;
       if (!v.dead) firstDeadAt = undefined;
       if (primary && confirmedDead(verdicts, p.policy.probesToConfirm)) {
         const blocked = whyBlocked(status.lastFailoverAtMs, Date.now(), p.policy.failoverBlockMs, !!status.acknowledged);
         status.blocked = blocked;
+        roundVerdict = blocked ? 'blocked' : 'dead';
         if (!blocked) {
           try {
             const report = (await executeChild('redisFailover', {
@@ -109,6 +114,7 @@ export async function redisMonitor(state: MonitorState): Promise<void> {
         }
       }
     }
+    reportMonitorRound(cluster, roundVerdict);
     await sleep(p?.policy.probeIntervalMs ?? 1000);
   }
   const carry: MonitorState = {
