@@ -128,6 +128,50 @@ describe('MariaDB switchover: privileges checked before anything changes', () =>
   });
 });
 
+describe('MariaDB switchover: every privilege the runbooks need is checked', () => {
+  it('each one revoked on one node alone is named by plan, with its GRANT, and nothing changes', async () => {
+    const f = await newFleet('eachpriv-maria');
+    const [, n2] = f.nodes;
+    const before = await snapshot(f);
+    const grant = async (privilege: string, on = '*.*') => {
+      const c = await n2.root();
+      try {
+        await c.query('SET SESSION sql_log_bin = 0');
+        await c.query(`GRANT ${privilege} ON ${on} TO 'handover'@'127.0.0.1'`);
+      } finally {
+        await c.end();
+      }
+    };
+    for (const privilege of ['REPLICATION SLAVE ADMIN', 'SLAVE MONITOR', 'READ_ONLY ADMIN', 'CONNECTION ADMIN', 'PROCESS', 'RELOAD', 'BINLOG ADMIN']) {
+      await revokeOn(f, n2.id, privilege);
+      const io = captureIO();
+      const r = await runPlan({ runbook: 'switchover', ...opts(f) }, io);
+      await grant(privilege);
+      expect(r.exitCode, io.text()).toBe(2);
+      // SLAVE MONITOR is needed to read the node at all: the probe itself names it (the server's own words).
+      if (privilege === 'SLAVE MONITOR') expect(io.text()).toMatch(new RegExp(`the automation user lacks a grant on ${n2.id} .*(SLAVE|REPLICA) MONITOR`));
+      else expect(io.text()).toContain(`the automation user lacks ${privilege} (`);
+      if (privilege !== 'SLAVE MONITOR') expect(io.text()).toContain(`on ${n2.id}: GRANT ${privilege} ON *.* TO`);
+    }
+    // EVENT on the mysql schema, needed by the fence bound.
+    const c = await n2.root();
+    try {
+      await c.query('SET SESSION sql_log_bin = 0');
+      await c.query("REVOKE EVENT ON mysql.* FROM 'handover'@'127.0.0.1'");
+    } finally {
+      await c.end();
+    }
+    const io = captureIO();
+    expect((await runPlan({ runbook: 'switchover', ...opts(f) }, io)).exitCode, io.text()).toBe(2);
+    expect(io.text()).toContain(`EVENT ON mysql.* (the fence bound event) on ${n2.id}: GRANT EVENT ON mysql.* TO`);
+    await grant('EVENT', 'mysql.*');
+    const ok = captureIO();
+    expect((await runPlan({ runbook: 'switchover', ...opts(f) }, ok)).exitCode, ok.text()).toBe(0);
+    const strip = (x: Record<string, string>) => Object.fromEntries(Object.entries(x).map(([k, v]) => [k, v.replace(/binlog=\S* slave=\S* /, '')]));
+    expect(strip(await snapshot(f))).toEqual(strip(before));
+  });
+});
+
 describe('MariaDB switchover: a promotion that fails after the fence is undone', () => {
   for (const [privilege, where] of [
     ['REPLICATION SLAVE ADMIN', 'STOP SLAVE on the candidate (nothing reset yet)'],
