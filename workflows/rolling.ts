@@ -143,9 +143,14 @@ export async function runRoll<N extends { node: string }, P extends RollProbe<N>
       waitedMs = 0;
       if (action.kind === 'refuse') {
         rb.skipRemaining('stopped');
+        // Before the first action a refusal changed nothing (exit 2); mid-roll the nodes already rolled stay
+        // rolled, so the stop is a failure that says what changed and where the cluster stands (exit 1).
         throw ApplicationFailure.create({
-          message: `${round === 1 ? 'refused' : 'stopped safely'}: ${action.reason}${round === 1 ? '; nothing was changed' : `; ${st.restarts.length} node(s) already rolled`}`,
-          type: ErrorType.PreconditionFailed,
+          message:
+            round === 1
+              ? `refused: ${action.reason}; nothing was changed`
+              : `stopped safely: ${action.reason}; ${st.restarts.length} node(s) already rolled${st.restarts.length ? ` (${st.restarts.map((r) => r.node).join(', ')})` : ''}, ${st.handovers.length} handover(s); the primary is ${st.primary || 'unknown'}; re-run rolling-restart once the cause is fixed to roll the rest`,
+          type: round === 1 ? ErrorType.PreconditionFailed : ErrorType.HandoverIncomplete,
           nonRetryable: true,
           details: [{ code: action.code }],
         });

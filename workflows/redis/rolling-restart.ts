@@ -98,7 +98,12 @@ export async function redisRollingRestart(input: RollingRestartInput): Promise<R
           if (round > sentinels.length + 1) throw ApplicationFailure.create({ message: `Sentinel restarts of ${cluster} are not converging; stopped`, type: ErrorType.VerificationFailed, nonRetryable: true });
           const next = nextSentinelRestart(sentinels, { version: desired.version, includeSentinels: !!input.includeSentinels, rollStartedAtMs });
           if (next.kind === 'done') break;
-          if (next.kind === 'refuse') throw ApplicationFailure.create({ message: `stopped safely: ${next.reason}`, type: ErrorType.PreconditionFailed, nonRetryable: true });
+          if (next.kind === 'refuse')
+            throw ApplicationFailure.create({
+              message: `stopped safely: ${next.reason}; every data node is rolled (primary ${st.primary}), ${st.sentinelRestarts.length} Sentinel(s) restarted`,
+              type: ErrorType.HandoverIncomplete,
+              nonRetryable: true,
+            });
           await rb.step(`restart ${next.id}`, `restart Sentinel ${next.id} (${next.reason})`, () =>
             wait.ensureRedisSentinelRestarted.executeWithOptions({ summary: `restart Sentinel ${next.id}` }, [{ cluster, id: next.id, sinceRunId: next.runId, timeoutMs: 60_000 }]),
           );
