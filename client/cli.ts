@@ -49,6 +49,7 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .option('--set <key=value...>', 'config values every node must run with (repeatable)', [])
       .option('--version <v>', 'version every node must run (e.g. 7.0, "valkey 9.1")')
       .option('--include-sentinels', 'sentinel topology: restart every Sentinel too, one at a time', false)
+      .option('--restart-all', 'restart every node once even when nothing changes (OS patching), replicas first, the primary handed over', false)
       .option('--wait', 'follow the run and exit non-zero if it fails', false)
       .option('--require-approval', 'after probe and decide, publish the plan and wait for "handover approve" before changing anything', false)
       .option('--approval-timeout <duration>', 'with --require-approval: end with nothing changed if not approved within this (e.g. 90s, 30m, 2h; default 30m)')

@@ -8,6 +8,24 @@ export interface DesiredSpec {
   config: Record<string, string>;
   /** Version every node must run, matched against "redis 7.0.15" / "valkey 9.1.2" / "mariadb 10.11.14" (e.g. "7.0", "valkey 9.1"). */
   version?: string;
+  /**
+   * Restart every node once, nothing changed (OS patching, a new kernel or library): a node whose process
+   * started before this moment (epoch ms, frozen when the roll starts) is stale.
+   */
+  restartStartedBefore?: number;
+}
+
+/**
+ * Start times have whole-second resolution (from uptime): a process that started within this of the roll's
+ * start counts as started after it, so a node the roll itself restarted is never taken for stale again.
+ */
+const START_SLACK_MS = 1_500;
+
+/** Why a node is stale only because the roll restarts every node once, or undefined. */
+export function whyRestartDue(startedAtMs: number | undefined, desired: DesiredSpec): string | undefined {
+  if (desired.restartStartedBefore === undefined) return undefined;
+  if (startedAtMs === undefined) return 'start time unknown; restart requested';
+  return startedAtMs < desired.restartStartedBefore - START_SLACK_MS ? `running since ${new Date(startedAtMs).toISOString()}, before this roll (restart requested)` : undefined;
 }
 
 /** Whether a running "<flavor> <x.y.z>" matches the wanted "x.y" or "<flavor> x.y" (a prefix at a dot). */

@@ -29,6 +29,8 @@ export interface RollingRestartInput {
   version?: string;
   /** Sentinel topology: restart every Sentinel too (one at a time, keeping quorum), not only on a version change. */
   includeSentinels?: boolean;
+  /** Restart every node once even when nothing changes (OS patching): every node started before the roll. */
+  restartAll?: boolean;
   /** Probe and report what is stale and the first action; change nothing. */
   dryRun?: boolean;
   requestedBy?: string;

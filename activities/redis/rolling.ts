@@ -89,6 +89,8 @@ export function createRedisRollingActivities(deps: RedisActivityDeps) {
       }
       p.persistent = (config.save ?? '') !== '' || config.appendonly === 'yes';
       p.config = Object.fromEntries(keys.map((k) => [k, config[k]]));
+      const uptime = Number(/uptime_in_seconds:(\d+)/.exec(await cl.info('server'))?.[1]);
+      if (Number.isFinite(uptime)) p.startedAtMs = Date.now() - uptime * 1000;
       const loading = /loading:1/.test(await cl.info('persistence'));
       if (loading) p.linkUp = false;
       if (c.topology === 'cluster') {

@@ -14,6 +14,7 @@ export const RollingRestartOptions = CommonOptions.extend({
   set: z.array(z.string()).default([]),
   version: z.string().min(1).optional(),
   includeSentinels: z.boolean().default(false),
+  restartAll: z.boolean().default(false),
   wait: z.boolean().default(false),
   dryRun: z.boolean().default(false),
   requestedBy: z.string().optional(),
@@ -45,9 +46,9 @@ export async function runRollingRestart(raw: RollingRestartOptions, io: IO): Pro
     io.err((e as Error).message);
     return { exitCode: EXIT.refused, workflowId: '' };
   }
-  const input: RollingRestartInput = { cluster: o.cluster, set, version: o.version, includeSentinels: o.includeSentinels, dryRun: o.dryRun, requestedBy: o.requestedBy ?? process.env.USER };
+  const input: RollingRestartInput = { cluster: o.cluster, set, version: o.version, includeSentinels: o.includeSentinels, ...(o.restartAll ? { restartAll: true } : {}), dryRun: o.dryRun, requestedBy: o.requestedBy ?? process.env.USER };
   if (o.requireApproval && !o.dryRun) Object.assign(input, { requireApproval: true, ...(approvalTimeoutMs ? { approvalTimeoutMs } : {}) });
-  const what = [...Object.entries(set).map(([k, v]) => `${k}=${v}`), ...(o.version ? [`version ${o.version}`] : [])].join(', ') || 'restart stale nodes';
+  const what = [...Object.entries(set).map(([k, v]) => `${k}=${v}`), ...(o.version ? [`version ${o.version}`] : []), ...(o.restartAll ? ['every node restarted once'] : [])].join(', ') || 'restart stale nodes';
   return startRunbook<RollingRestartReport>(o, io, {
     runbook: 'rolling-restart',
     workflowType: 'rollingRestart',

@@ -4,7 +4,7 @@
  * stateless (version and the listed server variables, read live) and a re-run continues with the stale nodes.
  */
 import { appliedPos, decideMysqlSwitchover, findMysqlPrimary, lagTransactions, whyUnprivileged, type MysqlNodeProbe, type MysqlPolicy } from './decide';
-import { versionMatches, type DesiredSpec, type RollingAction } from '../rolling';
+import { versionMatches, whyRestartDue, type DesiredSpec, type RollingAction } from '../rolling';
 
 /** A MySQL probe plus what the roll compares: the asked-for variables (SHOW GLOBAL VARIABLES) and the start time. */
 export interface MysqlSpecProbe extends MysqlNodeProbe {
@@ -29,6 +29,8 @@ export function whyMysqlStale(n: MysqlSpecProbe, desired: DesiredSpec): string |
   const diffs: string[] = [];
   const version = mysqlVersionName(n.version);
   if (desired.version && !versionMatches(version, desired.version)) diffs.push(`runs ${version}, wanted ${desired.version}`);
+  const due = whyRestartDue(n.startedAt === undefined ? undefined : n.startedAt * 1000, desired);
+  if (due) diffs.push(due);
   for (const [k, v] of Object.entries(desired.config)) {
     const have = n.config?.[k];
     if (!sameValue(have, v)) diffs.push(`${k}=${have ?? '(unknown variable)'}, wanted ${v}`);

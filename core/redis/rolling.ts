@@ -5,7 +5,7 @@
  */
 import { decideRedisSwitchover, lagBytes, findPrimary, type SwitchoverPolicy } from './decide';
 import type { RedisNodeProbe } from '../types';
-import { versionMatches, type DesiredSpec, type RollingAction } from '../rolling';
+import { versionMatches, whyRestartDue, type DesiredSpec, type RollingAction } from '../rolling';
 
 /** A probe plus what the rolling restart needs: the running config values asked for, persistence. */
 export interface SpecProbe extends RedisNodeProbe {
@@ -15,12 +15,16 @@ export interface SpecProbe extends RedisNodeProbe {
   /** Redis Cluster only: cluster_state:ok as this node sees it, and the slots it serves as a primary. */
   clusterOk?: boolean;
   slots?: string;
+  /** When the process started (epoch ms, from INFO uptime_in_seconds; second resolution). */
+  startedAtMs?: number;
 }
 
 /** Why a node is stale (differs from the desired spec), or undefined when it is current. */
 export function whyStale(n: SpecProbe, desired: DesiredSpec): string | undefined {
   const diffs: string[] = [];
   if (desired.version && !versionMatches(n.version, desired.version)) diffs.push(`runs ${n.version}, wanted ${desired.version}`);
+  const due = whyRestartDue(n.startedAtMs, desired);
+  if (due) diffs.push(due);
   for (const [k, v] of Object.entries(desired.config)) {
     const have = n.config?.[k];
     if (have !== v) diffs.push(`${k}=${have ?? '(unset)'}, wanted ${v}`);

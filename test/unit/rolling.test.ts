@@ -83,3 +83,16 @@ describe('nextSentinelRestart', () => {
     expect(nextSentinelRestart([s('a'), s('b')], { includeSentinels: false, rollStartedAtMs: 100_000, version: '7.2' })).toMatchObject({ kind: 'restart', id: 'a', reason: 'runs redis 7.0.15, wanted 7.2' });
   });
 });
+
+describe('restart every node once (--restart-all)', () => {
+  it('a node started before the roll is due, one the roll restarted is not; nothing else needs to differ', async () => {
+    const { whyRestartDue } = await import('../../core/rolling');
+    const rollAt = Date.parse('2026-11-30T12:00:00Z');
+    const desired = { config: {}, restartStartedBefore: rollAt };
+    expect(whyRestartDue(rollAt - 3_600_000, desired)).toBe('running since 2026-11-30T11:00:00.000Z, before this roll (restart requested)');
+    expect(whyRestartDue(rollAt + 4_000, desired)).toBeUndefined();
+    expect(whyRestartDue(rollAt - 1_000, desired)).toBeUndefined(); // whole-second start times
+    expect(whyRestartDue(undefined, desired)).toBe('start time unknown; restart requested');
+    expect(whyRestartDue(rollAt - 3_600_000, { config: {} })).toBeUndefined();
+  });
+});

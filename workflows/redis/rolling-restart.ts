@@ -22,7 +22,8 @@ type RedisRollProbe = Awaited<ReturnType<typeof probe.probeRedisSpecs>>;
 
 export async function redisRollingRestart(input: RollingRestartInput): Promise<RollingRestartReport> {
   const { cluster } = input;
-  const desired: DesiredSpec = { config: input.set ?? {}, version: input.version };
+  // --restart-all: frozen at the roll's start (workflow time: a replay and a resumed run see the same moment).
+  const desired: DesiredSpec = { config: input.set ?? {}, version: input.version, ...(input.restartAll ? { restartStartedBefore: Date.now() } : {}) };
   const keys = Object.keys(desired.config);
   const rb = new Runbook('rolling-restart', cluster);
   if (input.requestedBy) rb.audit('start', `requested by ${input.requestedBy}: ${JSON.stringify(desired)}`);
