@@ -75,6 +75,13 @@ export interface MariaFleetOptions {
   cluster?: string;
   replicas?: number;
   baseDir?: string;
+  /**
+   * One host per node (sandbox/netns.ts): node i binds hosts[i].address and runs under hosts[i].wrap
+   * (`ip netns exec <ns>`); the accounts are created for `userHost` (e.g. the lab's `10.77.1.%`), since the
+   * worker and the replicas then connect from the lab's addresses. Default: loopback, accounts @127.0.0.1.
+   */
+  hosts?: { address: string; wrap: string[] }[];
+  userHost?: string;
 }
 
 const rand = () => Math.random().toString(36).slice(2, 12);
@@ -92,13 +99,14 @@ export async function startMariaFleet(opts: MariaFleetOptions = {}): Promise<Mar
   const baseDir = opts.baseDir ?? mkdtempSync(path.join(os.tmpdir(), `handover-${cluster}-`));
   const template = await templateDir();
   const count = 1 + (opts.replicas ?? 2);
+  if (opts.hosts && opts.hosts.length < count) throw new Error(`${count} nodes need ${count} hosts, got ${opts.hosts.length}`);
   const nodes: MariaNodeProcess[] = [];
   for (let i = 0; i < count; i++) {
     const id = `${cluster}-${i + 1}`;
     const dir = path.join(baseDir, id);
     mkdirSync(dir, { recursive: true });
     cpSync(template, path.join(dir, 'data'), { recursive: true });
-    nodes.push(mariaNode({ id, port: await freePort(), serverId: i + 1, dir }));
+    nodes.push(mariaNode({ id, port: await freePort(), serverId: i + 1, dir, host: opts.hosts?.[i]?.address, wrap: opts.hosts?.[i]?.wrap }));
   }
   const started = await Promise.allSettled(nodes.map((n) => n.start()));
   const failed = started.find((r) => r.status === 'rejected');
@@ -135,7 +143,7 @@ export async function startMariaFleet(opts: MariaFleetOptions = {}): Promise<Mar
     }
 
     // On the primary (binlogged, so replicated): the accounts and the writer's schema.
-    const hostPat = '127.0.0.1';
+    const hostPat = opts.userHost ?? '127.0.0.1';
     const primarySql = [
       `CREATE USER 'repl'@'${hostPat}' IDENTIFIED BY '${replPassword}'`,
       `GRANT REPLICATION SLAVE ON *.* TO 'repl'@'${hostPat}'`,
@@ -152,7 +160,7 @@ export async function startMariaFleet(opts: MariaFleetOptions = {}): Promise<Mar
     for (const n of nodes.slice(1)) {
       await sql(
         n.id,
-        `CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=${nodes[0].port}, MASTER_USER='repl', MASTER_PASSWORD='${replPassword}', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1`,
+        `CHANGE MASTER TO MASTER_HOST='${nodes[0].host}', MASTER_PORT=${nodes[0].port}, MASTER_USER='repl', MASTER_PASSWORD='${replPassword}', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1`,
       );
       await sql(n.id, 'START SLAVE');
     }
@@ -241,7 +249,7 @@ export async function startMariaFleet(opts: MariaFleetOptions = {}): Promise<Mar
           .filter((n) => n.id !== p.id)
           .filter((n) => {
             const s = st[n.id];
-            return !(s?.up && s.source === `127.0.0.1:${p.port}` && s.io === 'Yes' && s.sql === 'Yes' && s.gtidBinlogPos === goal);
+            return !(s?.up && s.source === `${p.host}:${p.port}` && s.io === 'Yes' && s.sql === 'Yes' && s.gtidBinlogPos === goal);
           });
         if (st[p.id]?.up && bad.length === 0) return;
         last = JSON.stringify(st);

@@ -41,13 +41,18 @@ export interface FleetOptions {
   baseDir?: string;
   /** Extra redis.conf lines for every node (e.g. min-replicas-to-write 1). */
   extraConfig?: string[];
+  /**
+   * One host per node (sandbox/netns.ts): node i binds hosts[i].address and runs under hosts[i].wrap
+   * (`ip netns exec <ns>`), replicas replicate from the first one's address. Default: every node on loopback.
+   */
+  hosts?: { address: string; wrap: string[] }[];
 }
 
 /** The redis.conf lines every sandbox node shares: loopback, pidfile and log in its dir, no persistence. */
-export function baseRedisConf(o: { port: number; dir: string; password: string }): string[] {
+export function baseRedisConf(o: { port: number; dir: string; password: string; bind?: string }): string[] {
   return [
     `port ${o.port}`,
-    'bind 127.0.0.1',
+    `bind ${o.bind ?? '127.0.0.1'}`,
     `dir ${o.dir}`,
     'daemonize no',
     `pidfile ${path.join(o.dir, 'redis.pid')}`,
@@ -91,6 +96,8 @@ export async function startRedisFleet(opts: FleetOptions = {}): Promise<RedisFle
   const baseDir = opts.baseDir ?? mkdtempSync(path.join(os.tmpdir(), `handover-${cluster}-`));
   const binary = redisServerBinary(flavor);
   const count = 1 + (opts.replicas ?? 2);
+  if (opts.hosts && opts.hosts.length < count) throw new Error(`${count} nodes need ${count} hosts, got ${opts.hosts.length}`);
+  const hostOf = (i: number) => opts.hosts?.[i]?.address ?? '127.0.0.1';
   const ports: number[] = [];
   for (let i = 0; i < count; i++) ports.push(await freePort());
 
@@ -98,10 +105,10 @@ export async function startRedisFleet(opts: FleetOptions = {}): Promise<RedisFle
     const id = `${cluster}-${i + 1}`;
     const dir = path.join(baseDir, id);
     mkdirSync(dir, { recursive: true });
-    const node = startNodeProcess({ id, port, dir, binary, password });
-    const lines = [...baseRedisConf({ port, dir, password }), 'repl-ping-replica-period 1', 'repl-timeout 10'];
+    const node = startNodeProcess({ id, port, dir, binary, password, host: hostOf(i), wrap: opts.hosts?.[i]?.wrap });
+    const lines = [...baseRedisConf({ port, dir, password, bind: hostOf(i) }), 'repl-ping-replica-period 1', 'repl-timeout 10'];
     lines.push(...(opts.extraConfig ?? []));
-    if (i > 0) lines.push(`replicaof 127.0.0.1 ${ports[0]}`);
+    if (i > 0) lines.push(`replicaof ${hostOf(0)} ${ports[0]}`);
     writeFileSync(path.join(dir, 'redis.conf'), lines.join('\n') + '\n', { mode: 0o600 });
     return node;
   });

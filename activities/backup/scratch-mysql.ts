@@ -76,7 +76,8 @@ export function socketPathFor(dir: string): { socket: string; ownDir?: string } 
   return { socket: path.join(ownDir, 'mysqld.sock'), ownDir };
 }
 
-export function mariaNode(o: { id: string; port: number; serverId: number; dir: string; host?: string; socket?: string; env?: NodeJS.ProcessEnv }): MariaNodeProcess {
+/** `wrap`: a command prefix the server runs under (the test fleet's `ip netns exec <ns>`; it execs, same pid). */
+export function mariaNode(o: { id: string; port: number; serverId: number; dir: string; host?: string; socket?: string; env?: NodeJS.ProcessEnv; wrap?: string[] }): MariaNodeProcess {
   const host = o.host ?? '127.0.0.1';
   const binary = mariadbdBinary(o.env);
   const datadir = path.join(o.dir, 'data');
@@ -126,7 +127,8 @@ export function mariaNode(o: { id: string; port: number; serverId: number; dir: 
     socket,
     async start(extraArgs: string[] = []) {
       if (pid() !== undefined) return;
-      const proc = spawn(binary, [...args, ...extraArgs], { stdio: 'ignore', detached: true });
+      const argv = [...(o.wrap ?? []), binary, ...args, ...extraArgs];
+      const proc = spawn(argv[0], argv.slice(1), { stdio: 'ignore', detached: true });
       proc.unref();
       const deadline = Date.now() + 30_000;
       for (;;) {

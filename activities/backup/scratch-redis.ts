@@ -69,7 +69,7 @@ export function redisClient(host: string, port: number, password: string | undef
  * One server process over `<dir>/redis.conf` (written by the caller). start() waits for PING; a server that
  * exits while starting rejects with its log's last lines (so "Address already in use" can be retried).
  */
-export function startNodeProcess(o: { id: string; port: number; dir: string; binary: string; password: string; host?: string }): RedisNodeProcess {
+export function startNodeProcess(o: { id: string; port: number; dir: string; binary: string; password: string; host?: string; wrap?: string[] }): RedisNodeProcess {
   const { id, port, dir, binary, password } = o;
   const host = o.host ?? '127.0.0.1';
   const node: RedisNodeProcess = {
@@ -78,7 +78,9 @@ export function startNodeProcess(o: { id: string; port: number; dir: string; bin
     port,
     dir,
     async start() {
-      const proc = spawn(binary, [path.join(dir, 'redis.conf')], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+      // `wrap`: a command prefix the server runs under (the test fleet's `ip netns exec <ns>`; it execs, same pid).
+      const argv = [...(o.wrap ?? []), binary, path.join(dir, 'redis.conf')];
+      const proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
       proc.unref();
       node.process = proc;
       let err = '';

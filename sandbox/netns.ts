@@ -1,0 +1,169 @@
+/**
+ * A multi-host test network on one machine: each database node in its own network namespace with its own
+ * address on a private subnet, all joined by one bridge in the root namespace, where Temporal, the worker and
+ * the test process stay and reach the nodes through the bridge's own address.
+ *
+ *   root namespace: bridge hnd-br<lab> with <subnet>.1/24 (the worker's address as the nodes see it)
+ *   namespace hnd-<lab>-<i>: eth0 = <subnet>.<10+i>/24 (veth; its root end hnd-<lab>-<i> is a bridge port)
+ *
+ * Nothing here sends traffic anywhere but inside that subnet: the namespaces have no default route, and the
+ * only addresses on the bridge are the ones created here. Every name starts with `hnd-`, so a run that died
+ * half-way is cleaned up by removeLeftovers() at the next start.
+ *
+ * Faults:
+ *  - cut(host) / heal(host): the node's root-side veth down/up: the node is cut off from everyone.
+ *  - isolateFromRoot(host) / rejoinRoot(host): only the root namespace (the worker, the test's clients) loses
+ *    the node; the nodes still reach each other over the bridge. Done without a firewall (neither nft nor
+ *    iptables is installed here, and tc's drop action is not in this kernel): the root namespace's neighbour
+ *    entry for the node's address is pinned to a MAC address that no port has, so the root namespace's frames
+ *    to it are flooded on this bridge and dropped by every namespace (silently: connections time out, as in a
+ *    real partition). Replies cannot happen since nothing arrives. Nodes' frames to each other are untouched.
+ *
+ * Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) and iproute2.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+export const NETNS_PREFIX = 'hnd-';
+/** A locally administered MAC address that no interface here has: frames to it reach nobody. */
+const NOWHERE_MAC = '02:00:00:00:00:00';
+
+async function ip(args: string[], opts: { ns?: string; ignoreError?: boolean } = {}): Promise<string> {
+  const full = opts.ns ? ['netns', 'exec', opts.ns, 'ip', ...args] : args;
+  try {
+    const { stdout } = await execFileP('ip', full, { timeout: 10_000 });
+    return stdout;
+  } catch (e) {
+    if (opts.ignoreError) return '';
+    const err = e as { stderr?: string; message: string };
+    throw new Error(`ip ${full.join(' ')}: ${(err.stderr || err.message).trim()}`);
+  }
+}
+
+export interface NetHost {
+  /** Namespace name (also the name of the veth end in the root namespace). */
+  ns: string;
+  /** The node's address on the lab subnet. */
+  address: string;
+  /** The command prefix that runs a program inside the namespace: `ip netns exec <ns>`. */
+  wrap: string[];
+}
+
+export interface NetLab {
+  lab: string;
+  bridge: string;
+  /** The root namespace's address on the bridge (where the worker's connections come from). */
+  gateway: string;
+  /** `<subnet>.%`, a MySQL host pattern that matches every address of the lab. */
+  hostPattern: string;
+  hosts: NetHost[];
+  addHost(): Promise<NetHost>;
+  cut(host: NetHost): Promise<void>;
+  heal(host: NetHost): Promise<void>;
+  isolateFromRoot(host: NetHost): Promise<void>;
+  rejoinRoot(host: NetHost): Promise<void>;
+  /** Removes every namespace, veth and the bridge of this lab (idempotent). */
+  remove(): Promise<void>;
+}
+
+/** Removes every namespace and link whose name starts with `hnd-` (leftovers of a run that died). */
+export async function removeLeftovers(prefix = NETNS_PREFIX): Promise<string[]> {
+  const removed: string[] = [];
+  for (const line of (await ip(['netns', 'list'], { ignoreError: true })).split('\n')) {
+    const name = line.split(' ')[0];
+    if (name.startsWith(prefix)) {
+      await ip(['netns', 'del', name], { ignoreError: true });
+      removed.push(`netns ${name}`);
+    }
+  }
+  for (const line of (await ip(['-o', 'link', 'show'], { ignoreError: true })).split('\n')) {
+    const name = /^\d+:\s+([^:@\s]+)/.exec(line)?.[1];
+    if (name?.startsWith(prefix)) {
+      await ip(['link', 'del', name], { ignoreError: true });
+      removed.push(`link ${name}`);
+    }
+  }
+  return removed;
+}
+
+/**
+ * Whether this machine lets us build the lab: a namespace, a veth into it, and the bridge. Returns undefined
+ * when it works, else the exact error (the multi-host tests skip with it).
+ */
+export async function netnsUnavailable(): Promise<string | undefined> {
+  if (process.getuid?.() !== 0) return 'not root (ip netns needs CAP_NET_ADMIN and CAP_SYS_ADMIN)';
+  const probe = new Promise<string | undefined>((resolve) => {
+    void (async () => {
+      const lab = await createNetLab({ lab: 'probe', subnet: '10.77.254' });
+      try {
+        await lab.addHost();
+        resolve(undefined);
+      } finally {
+        await lab.remove();
+      }
+    })().catch((e: Error) => resolve(e.message));
+  });
+  return probe;
+}
+
+/**
+ * A bridge `hnd-br<lab>` with `<subnet>.1/24` in the root namespace. `lab` is a short name (at most 5
+ * characters: Linux interface names have 15), `subnet` the first three octets of a private /24 that nothing
+ * else on this machine uses (10.77.x).
+ */
+export async function createNetLab(o: { lab: string; subnet: string }): Promise<NetLab> {
+  if (!/^[a-z0-9]{1,5}$/.test(o.lab)) throw new Error(`lab name ${o.lab}: 1-5 lowercase letters or digits`);
+  if (!/^10\.77\.\d{1,3}$/.test(o.subnet)) throw new Error(`subnet ${o.subnet}: use 10.77.<n> (the lab's private range)`);
+  const bridge = `${NETNS_PREFIX}br${o.lab}`;
+  const gateway = `${o.subnet}.1`;
+  const hosts: NetHost[] = [];
+  await ip(['link', 'del', bridge], { ignoreError: true });
+  await ip(['link', 'add', bridge, 'type', 'bridge']);
+  await ip(['addr', 'add', `${gateway}/24`, 'dev', bridge]);
+  await ip(['link', 'set', bridge, 'up']);
+
+  const lab: NetLab = {
+    lab: o.lab,
+    bridge,
+    gateway,
+    hostPattern: `${o.subnet}.%`,
+    hosts,
+    async addHost() {
+      const i = hosts.length + 1;
+      if (i > 200) throw new Error('at most 200 hosts per lab');
+      const ns = `${NETNS_PREFIX}${o.lab}-${i}`;
+      const address = `${o.subnet}.${10 + i}`;
+      const peer = `${ns}p`;
+      await ip(['netns', 'del', ns], { ignoreError: true });
+      await ip(['link', 'del', ns], { ignoreError: true });
+      await ip(['netns', 'add', ns]);
+      const host: NetHost = { ns, address, wrap: ['ip', 'netns', 'exec', ns] };
+      hosts.push(host);
+      await ip(['link', 'add', ns, 'type', 'veth', 'peer', 'name', peer]);
+      await ip(['link', 'set', peer, 'netns', ns]);
+      await ip(['link', 'set', ns, 'master', bridge]);
+      await ip(['link', 'set', ns, 'up']);
+      await ip(['link', 'set', peer, 'name', 'eth0'], { ns });
+      await ip(['addr', 'add', `${address}/24`, 'dev', 'eth0'], { ns });
+      await ip(['link', 'set', 'eth0', 'up'], { ns });
+      await ip(['link', 'set', 'lo', 'up'], { ns });
+      return host;
+    },
+    cut: (h) => ip(['link', 'set', h.ns, 'down']).then(() => undefined),
+    heal: (h) => ip(['link', 'set', h.ns, 'up']).then(() => undefined),
+    isolateFromRoot: (h) => ip(['neigh', 'replace', h.address, 'lladdr', NOWHERE_MAC, 'dev', bridge, 'nud', 'permanent']).then(() => undefined),
+    async rejoinRoot(h) {
+      await ip(['neigh', 'del', h.address, 'dev', bridge], { ignoreError: true });
+    },
+    async remove() {
+      for (const h of hosts) {
+        await ip(['netns', 'del', h.ns], { ignoreError: true });
+        await ip(['link', 'del', h.ns], { ignoreError: true });
+      }
+      await ip(['link', 'del', bridge], { ignoreError: true });
+    },
+  };
+  return lab;
+}
