@@ -197,6 +197,8 @@ describe.skipIf(process.getuid?.() !== 0)('multi-host redis (network namespaces)
     // The writer knows the two nodes that matter (a cut node would stall its primary discovery).
     const writer = new AckedWriter([p, cand], f.password).start();
     await sleep(500);
+    // Every replica in sync first: a candidate still on its first sync is refused (empty), and (c) is about a cut.
+    await waitForReplication(f, p.id);
     let cutAt = 0;
     onPaused = async () => {
       cutAt = Date.now();
@@ -217,9 +219,13 @@ describe.skipIf(process.getuid?.() !== 0)('multi-host redis (network namespaces)
     console.log(`[multihost-redis] (c) exit ${r.exitCode} after ${tookMs} ms (cut ${cutAt ? cutAt - t0 : '-'} ms in); roles ${JSON.stringify(roles)}; acked ${stats.acked}, missing ${missing.length}; output:\n${io.text()}`);
     expect(cutAt).toBeGreaterThan(0);
     expect(missing).toEqual([]);
-    // Today (see docs/testing.md): the handover stands (the candidate is primary) but the run fails at the cut
-    // node's repoint with the client's bare error, without naming where the cluster stands.
+    // The handover stands: the candidate is primary, the old primary repointed; the cut node's repoint failed
+    // without stopping the rest, verification covered the others, and the run names where the cluster stands.
+    expect(r.exitCode, io.text()).toBe(1);
     expect(io.text()).toMatch(new RegExp(`failed +repoint ${other.id}`));
+    expect(io.text()).toMatch(new RegExp(`failed \\(HandoverIncomplete\\): switchover of ${f.cluster} incomplete: ${cand.id} is the primary and takes writes; NOT repointed: ${other.id}: `));
+    expect(master).toEqual([cand.id]);
+    expect(roles[p.id]).toBe('slave');
     expect(roles[other.id]).toBe('down');
     await lab.heal(hosts[2]);
     // After the heal the cut replica follows whichever node is primary (a re-run or the switchover's repoint).

@@ -253,7 +253,7 @@ export async function mysqlSwitchover(input: SwitchoverInput): Promise<MysqlSwit
           mutate.ensureMysqlReplicaOf.executeWithOptions({ summary: `make ${node} a replica of ${candidate}` }, [{ cluster, node, primary: candidate }]),
         );
       if (!isolated) await repoint();
-      else await repoint().catch((err) => notRepointed.push({ node, why: messageOf(err) }));
+      else await repoint().catch((err) => notRepointed.push({ node, why: messageOf(err).replace(/\.$/, '') }));
     }
 
     // 8. Verify: always, every node (those not repointed are reported as they are, not waited for).

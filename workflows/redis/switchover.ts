@@ -7,11 +7,14 @@
  * After it the run only moves forward. Decisions are frozen in workflow state and passed to activities, so a
  * retried activity never decides again; a crashed worker resumes at the step it was in.
  */
-import { ApplicationFailure, CancellationScope, CancelledFailure } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, CancelledFailure, patched } from '@temporalio/workflow';
 import { decideRedisSwitchover, type SwitchoverDecision } from '../../core/redis/decide';
 import { ErrorType } from '../../core/errors';
 import type { RedisNodeProbe, RunbookProgress } from '../../core/types';
 import type { VerifyResult } from '../../activities/redis/replication';
+
+/** Patch marker: one node's failed repoint does not stop the others; the run ends HandoverIncomplete naming it. */
+const PATCH_REPOINT_ISOLATED = 'redis-switchover-repoint-isolated';
 import type { PinResult } from '../../activities/redis/sentinel';
 import type { SwitchoverInput } from '../contracts';
 import { mutate, probe, wait } from '../profiles';
@@ -206,17 +209,39 @@ export async function redisSwitchover(input: SwitchoverInput): Promise<Switchove
     rb.passPointOfNoReturn();
 
     // 5. Repoint the other replicas, then make sure the old primary follows (FAILOVER already did; no-op then).
+    // One node that cannot be repointed (unreachable, refused) never stops the others: it is reported at the
+    // end, and verification covers the rest. Runs recorded before this (stop at the first failure) replay so.
+    const isolated = patched(PATCH_REPOINT_ISOLATED);
+    const notRepointed: { node: string; why: string }[] = [];
     for (const node of [...(viaSentinel ? [] : others), primary]) {
-      await rb.step(`repoint ${node}`, `make ${node} a replica of ${candidate}`, () =>
-        mutate.ensureRedisReplicaOf.executeWithOptions({ summary: `make ${node} a replica of ${candidate}` }, [{ cluster, node, primary: candidate }]),
-      );
+      const repoint = () =>
+        rb.step(`repoint ${node}`, `make ${node} a replica of ${candidate}`, () =>
+          mutate.ensureRedisReplicaOf.executeWithOptions({ summary: `make ${node} a replica of ${candidate}` }, [{ cluster, node, primary: candidate }]),
+        );
+      if (!isolated) await repoint();
+      else await repoint().catch((err) => notRepointed.push({ node, why: messageOf(err).replace(/\.$/, '') }));
     }
+    const standing = () =>
+      `${candidate} is the primary and takes writes${notRepointed.length ? `; NOT repointed: ${notRepointed.map((n) => `${n.node}: ${n.why}`).join('; ')}` : ''}`;
 
     // 6. Verify (on a Sentinel topology, before unpinning: until then Sentinel can only ever choose the candidate)
-    const verify = await rb.step('verify', step('verify'), () =>
-      wait.verifyRedisTopology.executeWithOptions({ summary: step('verify') }, [{ cluster, primary: candidate, timeoutMs: probed.policy.verifyTimeoutMs }]),
-    );
+    const ignore = notRepointed.map((n) => n.node);
+    let verify: VerifyResult;
+    try {
+      verify = await rb.step('verify', step('verify'), () =>
+        wait.verifyRedisTopology.executeWithOptions({ summary: step('verify') }, [{ cluster, primary: candidate, timeoutMs: probed.policy.verifyTimeoutMs, ...(ignore.length ? { ignore } : {}) }]),
+      );
+    } catch (err) {
+      if (!isolated) throw err;
+      await unpin();
+      rb.setPhase('done-incomplete');
+      throw ApplicationFailure.create({ type: ErrorType.HandoverIncomplete, nonRetryable: true, message: `switchover of ${cluster} passed the point of no return: ${standing()}; verification failed: ${messageOf(err)}` });
+    }
     await unpin();
+    if (notRepointed.length) {
+      rb.setPhase('done-incomplete');
+      throw ApplicationFailure.create({ type: ErrorType.HandoverIncomplete, nonRetryable: true, message: `switchover of ${cluster} incomplete: ${standing()}. Fix those nodes, then repoint them (REPLICAOF ${candidate}) or run the switchover again` });
+    }
     const abortRequested = abort.requested();
     if (abortRequested) rb.audit('abort', `abort requested after the point of no return: finished forward (${candidate} is the primary)`);
     rb.setPhase('done');
