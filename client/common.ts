@@ -29,6 +29,7 @@ export const REFUSAL_TYPES = new Set<string>([
   ErrorType.WrongEngine,
   ErrorType.MissingCredential,
   ErrorType.AuthenticationFailed,
+  ErrorType.TlsFailed,
   ErrorType.PreconditionFailed,
   ErrorType.CatchUpTimeout,
   ErrorType.PreHookFailed,
