@@ -8,6 +8,7 @@ import { ErrorType, HandoverError } from '../../core/errors';
 import { findEngineCluster, findNode } from '../../inventory/load';
 import type { ClusterSpec, Inventory } from '../../inventory/schema';
 import { resolveSecret } from '../../inventory/secrets';
+import net from 'node:net';
 import tls from 'node:tls';
 import { sameAddress } from '../activity';
 import { classifyTlsError, nodeTls, tlsMaterial, type EffectiveTls } from '../tls';
@@ -43,6 +44,32 @@ function checkServerName(conn: mysql.Connection, t: MysqlTarget): void {
   if (bad) throw new HandoverError(ErrorType.TlsFailed, `TLS to ${t.node} (cluster ${t.cluster}, ${t.host}:${t.port}) failed: ${bad.message}; nothing was changed`);
 }
 
+/**
+ * Whether the server's greeting advertises TLS (CLIENT_SSL in its capability flags): the first packet, read
+ * without logging in. False on any error.
+ */
+export function mysqlOffersTls(host: string, port: number, timeoutMs = 1_500): Promise<boolean> {
+  return new Promise((resolve) => {
+    let buf = Buffer.alloc(0);
+    const s = net.connect({ host, port });
+    const done = (v: boolean) => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(v);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    s.on('error', () => done(false));
+    s.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      if (buf.length < 4 || buf.length < 4 + buf.readUIntLE(0, 3)) return;
+      // header(4), protocol version(1), server version (NUL-terminated), thread id(4), scramble(8), filler(1), caps(2)
+      const end = buf.indexOf(0, 5);
+      const at = end + 1 + 4 + 8 + 1;
+      done(end > 0 && buf.length >= at + 2 && (buf.readUInt16LE(at) & 0x0800) !== 0);
+    });
+  });
+}
+
 /** Opens a connection; injected so tests and benchmarks can wrap it. */
 export type MysqlConnect = (target: MysqlTarget) => Promise<mysql.Connection>;
 
@@ -51,7 +78,15 @@ export const connectMysql: MysqlConnect = async (t) => {
   try {
     conn = await mysql.createConnection({ host: t.host, port: t.port, user: t.user, password: t.password, ssl: mysqlSslOptions(t), connectTimeout: 2_000, supportBigNumbers: true, dateStrings: true });
   } catch (e) {
-    throw classifyTlsError(e, t) ?? classifyMysqlError(e, t);
+    const typed = classifyTlsError(e, t) ?? classifyMysqlError(e, t);
+    // MariaDB answers a plaintext login to a require_secure_transport server with a plain "Access denied":
+    // say so when the node offers TLS and the inventory has none for it.
+    if (!t.tls && typed instanceof HandoverError && typed.type === ErrorType.AuthenticationFailed && (await mysqlOffersTls(t.host, t.port)))
+      throw new HandoverError(
+        ErrorType.AuthenticationFailed,
+        `${typed.message}; ${t.node} offers TLS and the inventory has no tls block for it: if it requires secure transport (require_secure_transport=ON), add tls (ca, cert, key); nothing was changed`,
+      );
+    throw typed;
   }
   try {
     checkServerName(conn, t);
