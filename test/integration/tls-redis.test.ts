@@ -3,13 +3,15 @@
  * tls-replication yes and tls-auth-clients yes: a switchover under a TLS writer loses no acknowledged write and
  * the replicas it repoints link over TLS; a backup streams over TLS (redis-cli --tls) and verifies; a wrong CA,
  * a plaintext-only inventory and a node with tls-replication no are refused before anything changes, naming
- * the node.
+ * the node; the monitor fails over a killed primary over TLS and fences it (REPLICAOF to a TLS port) when it
+ * returns.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackupRun } from '../../client/commands/backup';
+import { runMonitor } from '../../client/commands/monitor';
 import { runSwitchover } from '../../client/commands/switchover';
 import { loadInventory } from '../../inventory/load';
 import { withBackupBlock } from '../../sandbox/backup';
@@ -122,6 +124,40 @@ describe('TLS to Redis (tls-port only)', () => {
     } finally {
       await c.call('CONFIG', 'SET', 'tls-replication', 'yes');
       c.disconnect();
+    }
+  });
+
+  it('fails over a killed primary (monitor over TLS) and fences it when it returns', { timeout: 120_000 }, async () => {
+    writeFileSync(inventory, withBackupBlock(fleet.inventoryYaml({ policy: { probeIntervalMs: 300, probesToConfirm: 3 } }), backups, 2));
+    const mon = { cluster, inventory, address: tw.address, taskQueue: tw.taskQueue };
+    const status = async () => (await runMonitor({ ...mon, status: true, json: true }, captureIO())).status!;
+    const until = async <T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> => {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const v = await fn().catch(() => undefined);
+        if (v) return v;
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await sleep(100);
+      }
+    };
+    try {
+      expect((await runMonitor(mon, captureIO())).exitCode).toBe(0);
+      const primary = await until('monitor sees the primary', async () => (await status()).lastKnown?.primary);
+      const old = fleet.nodes.find((n) => n.id === primary)!;
+      await old.stop('SIGKILL');
+      const s = await until('a failover', async () => {
+        const x = await status();
+        return x.failovers.length === 1 && x;
+      });
+      const newPrimary = s.failovers[0].to;
+      expect(newPrimary).not.toBe(primary);
+      await old.start();
+      await until('old primary fenced over TLS', async () => (await fleet.roles())[old.id] === 'slave', 20_000);
+      await waitForReplication(fleet, newPrimary);
+      expect(Object.values(await fleet.roles()).filter((r) => r === 'master')).toHaveLength(1);
+    } finally {
+      await runMonitor({ ...mon, stop: true }, captureIO()).catch(() => undefined);
+      writeFileSync(inventory, withBackupBlock(fleet.inventoryYaml(), backups, 2));
     }
   });
 });
