@@ -11,6 +11,8 @@ export const ErrorType = {
   WrongEngine: 'WrongEngine',
   MissingCredential: 'MissingCredential',
   AuthenticationFailed: 'AuthenticationFailed',
+  // TLS to a database failed (wrong CA, server name, client certificate; plaintext against a TLS-only node)
+  TlsFailed: 'TlsFailed',
   // Preconditions found by the decision or the veto (nothing changed)
   PreconditionFailed: 'PreconditionFailed',
   // The handover could not complete before the point of no return and was undone
@@ -52,6 +54,7 @@ export const REFUSAL_TYPES: ReadonlySet<string> = new Set<string>([
   ErrorType.WrongEngine,
   ErrorType.MissingCredential,
   ErrorType.AuthenticationFailed,
+  ErrorType.TlsFailed,
   ErrorType.PreconditionFailed,
   ErrorType.CatchUpTimeout,
   ErrorType.PreHookFailed,

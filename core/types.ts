@@ -45,6 +45,8 @@ export interface RedisNodeProbe {
   configFile?: string;
   /** On a primary: whether min-replicas-to-write is above 0 (INFO replication shows min_slaves_good_slaves then). */
   minReplicasToWrite?: boolean;
+  /** A node of a cluster with TLS in the inventory whose own config says tls-replication no (CONFIG GET). */
+  tlsReplicationOff?: boolean;
 }
 
 /** A cluster's runbook limits, from the inventory (see inventory/schema.ts for the defaults). */

@@ -15,12 +15,43 @@ export const SecretRefSchema = z.union([
 ]);
 export type SecretRef = z.infer<typeof SecretRefSchema>;
 
+/**
+ * TLS to a database (or Sentinel): file paths only, never certificate or key material in the inventory. A
+ * cluster's `tls:` applies to every node; a node's (or the sentinel block's) `tls:` overrides it field by field.
+ * `verify` (default true) checks the server's certificate against `ca` and its name against `serverName` (else
+ * the node's host). `replicationCa` (MariaDB/MySQL): the CA file as the *replica server* reads it, for
+ * CHANGE MASTER ... MASTER_SSL_CA (default: `ca`, which must then be a path valid on the nodes too).
+ */
+const tlsFields = {
+  /** The CA certificate file (PEM) the server certificate is checked against; default: the system's CAs. */
+  ca: z.string().min(1).optional(),
+  /** A client certificate and its key (PEM files), for servers that require one; both or neither. */
+  cert: z.string().min(1).optional(),
+  key: z.string().min(1).optional(),
+  /** The name the server's certificate must carry; default: the node's host. */
+  serverName: z.string().min(1).optional(),
+  /** Check the server's certificate (chain and name). Default true; false only encrypts. */
+  verify: z.boolean().optional(),
+  /** engine: mysql — the CA path on the replica servers (MASTER_SSL_CA); default: ca. */
+  replicationCa: z.string().min(1).optional(),
+};
+export const TlsSchema = z
+  .object(tlsFields)
+  .strict()
+  .superRefine((t, ctx) => {
+    if ((t.cert === undefined) !== (t.key === undefined))
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: [t.cert === undefined ? 'cert' : 'key'], message: 'a client certificate needs both cert and key (files)' });
+  });
+export type TlsSpec = z.infer<typeof TlsSchema>;
+
 export const NodeSchema = z
   .object({
     id: name,
     host: z.string().min(1),
     port: z.number().int().min(1).max(65535),
     promotion: z.enum(['prefer', 'neutral', 'never']).default('neutral'),
+    /** Overrides the cluster's tls field by field (e.g. another serverName). */
+    tls: TlsSchema.optional(),
   })
   .strict();
 
@@ -179,10 +210,14 @@ export const ClusterSchema = z
       .object({
         masterName: z.string().min(1),
         password: SecretRefSchema.optional(),
+        /** TLS to the Sentinels: overrides the cluster's tls field by field. */
+        tls: TlsSchema.optional(),
         nodes: z.array(z.object({ id: name, host: z.string().min(1), port: z.number().int().min(1).max(65535) }).strict()).min(1),
       })
       .strict()
       .optional(),
+    /** TLS to every node (and Sentinel) of the cluster; see TlsSchema. Without it, connections are plaintext. */
+    tls: TlsSchema.optional(),
     nodes: z.array(NodeSchema).min(1),
   })
   .strict()
@@ -191,6 +226,7 @@ export const ClusterSchema = z
     path: ['sentinel'],
   })
   .superRefine((c, ctx) => {
+    if (c.engine !== 'mysql' && c.tls?.replicationCa !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tls', 'replicationCa'], message: 'only engine: mysql clusters have tls.replicationCa (Redis/Valkey replicas use their own tls-ca-cert-file)' });
     const mysqlOnly = ['flavor', 'replicationCredentials', 'routingHook'] as const;
     if (c.engine !== 'mysql') {
       for (const f of mysqlOnly) if (c[f] !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [f], message: `only engine: mysql clusters have ${f}` });

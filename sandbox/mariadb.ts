@@ -14,6 +14,7 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { mariaNode, mariadbdBinary, templateDir, type MariaNodeProcess } from '../activities/backup/scratch-mysql';
+import { makeDbTls, tlsInventoryLines, type DbTls } from './db-tls';
 import { freePort, sleep } from './ports';
 
 // The server process and the template datadir are production code (backup verification starts scratch servers).
@@ -39,6 +40,8 @@ export interface MariaFleet {
   replPassword: string;
   appUser: string;
   appPassword: string;
+  /** With `tls: true`: the certificates (every node has require_secure_transport=ON, replicas MASTER_SSL=1). */
+  tls?: DbTls;
   inventoryYaml(extra?: MariaInventoryExtra): string;
   writeInventory(file?: string, extra?: MariaInventoryExtra): string;
   /** Per node: read_only and what it replicates from ('down' when unreachable). */
@@ -69,6 +72,8 @@ export interface MariaInventoryExtra {
   hooks?: { preFailover?: string[]; postFailover?: string[] };
   /** A `local` node controller (mariadbd restarted from each node's my.cnf), for the rolling restart. */
   controller?: boolean;
+  /** The cluster's tls block (default: the fleet's CA and client certificate when it has TLS); false: none. */
+  tls?: false | { ca?: string; cert?: string; key?: string; serverName?: string; verify?: boolean; replicationCa?: string };
 }
 
 export interface MariaFleetOptions {
@@ -82,6 +87,12 @@ export interface MariaFleetOptions {
    */
   hosts?: { address: string; wrap: string[] }[];
   userHost?: string;
+  /**
+   * TLS required: certificates made by openssl, every node with ssl-ca/ssl-cert/ssl-key and
+   * require_secure_transport=ON (root still over the unix socket), replicas wired with MASTER_SSL=1 and a
+   * verified server certificate.
+   */
+  tls?: boolean;
 }
 
 const rand = () => Math.random().toString(36).slice(2, 12);
@@ -100,13 +111,17 @@ export async function startMariaFleet(opts: MariaFleetOptions = {}): Promise<Mar
   const template = await templateDir();
   const count = 1 + (opts.replicas ?? 2);
   if (opts.hosts && opts.hosts.length < count) throw new Error(`${count} nodes need ${count} hosts, got ${opts.hosts.length}`);
+  const tls = opts.tls ? makeDbTls(baseDir) : undefined;
+  const tlsArgs = tls ? [`--ssl-ca=${tls.ca}`, `--ssl-cert=${tls.serverCert}`, `--ssl-key=${tls.serverKey}`, '--require-secure-transport=ON'] : [];
   const nodes: MariaNodeProcess[] = [];
   for (let i = 0; i < count; i++) {
     const id = `${cluster}-${i + 1}`;
     const dir = path.join(baseDir, id);
     mkdirSync(dir, { recursive: true });
     cpSync(template, path.join(dir, 'data'), { recursive: true });
-    nodes.push(mariaNode({ id, port: await freePort(), serverId: i + 1, dir, host: opts.hosts?.[i]?.address, wrap: opts.hosts?.[i]?.wrap }));
+    const node = mariaNode({ id, port: await freePort(), serverId: i + 1, dir, host: opts.hosts?.[i]?.address, wrap: opts.hosts?.[i]?.wrap, args: tlsArgs });
+    if (tls) node.tls = tls.client;
+    nodes.push(node);
   }
   const started = await Promise.allSettled(nodes.map((n) => n.start()));
   const failed = started.find((r) => r.status === 'rejected');
@@ -160,7 +175,7 @@ export async function startMariaFleet(opts: MariaFleetOptions = {}): Promise<Mar
     for (const n of nodes.slice(1)) {
       await sql(
         n.id,
-        `CHANGE MASTER TO MASTER_HOST='${nodes[0].host}', MASTER_PORT=${nodes[0].port}, MASTER_USER='repl', MASTER_PASSWORD='${replPassword}', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1`,
+        `CHANGE MASTER TO MASTER_HOST='${nodes[0].host}', MASTER_PORT=${nodes[0].port}, MASTER_USER='repl', MASTER_PASSWORD='${replPassword}', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1${tls ? `, MASTER_SSL=1, MASTER_SSL_CA='${tls.ca}', MASTER_SSL_VERIFY_SERVER_CERT=1` : ''}`,
       );
       await sql(n.id, 'START SLAVE');
     }
@@ -178,6 +193,7 @@ export async function startMariaFleet(opts: MariaFleetOptions = {}): Promise<Mar
     replPassword,
     appUser: 'app',
     appPassword,
+    tls,
     sql,
     inventoryYaml(extra = {}) {
       const out = [
@@ -192,6 +208,8 @@ export async function startMariaFleet(opts: MariaFleetOptions = {}): Promise<Mar
         '      username: repl',
         `      password: { env: ${replPasswordEnv} }`,
       ];
+      const tlsBlock = extra.tls === false ? undefined : (extra.tls ?? (tls && { ca: tls.ca, cert: tls.clientCert, key: tls.clientKey }));
+      if (tlsBlock) out.push(...tlsInventoryLines('    ', tlsBlock));
       if (extra.routingHook) out.push(`    routingHook: ${JSON.stringify(extra.routingHook)}`);
       if (extra.hooks) out.push('    hooks:', `      preFailover: ${JSON.stringify(extra.hooks.preFailover ?? [])}`, `      postFailover: ${JSON.stringify(extra.hooks.postFailover ?? [])}`);
       if (extra.controller) out.push('    controller:', '      type: local', `      binary: ${mariadbdBinary()}`, `      configFile: ${path.join(baseDir, '{node}', 'my.cnf')}`);

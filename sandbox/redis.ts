@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
 import { redisClient, startNodeProcess, stopByPidfile, type RedisNodeProcess } from '../activities/backup/scratch-redis';
+import { makeDbTls, tlsInventoryLines, type DbTls } from './db-tls';
 import { redisServerBinary, type RedisFlavor } from './paths';
 import { freePort, sleep } from './ports';
 
@@ -22,8 +23,19 @@ export interface RedisFleet {
   passwordEnv: string;
   nodes: RedisNodeProcess[];
   baseDir: string;
-  /** YAML inventory text for this fleet. */
-  inventoryYaml(extra?: { promotion?: Record<string, 'prefer' | 'neutral' | 'never'>; policy?: Record<string, number | string>; binaries?: Record<string, string>; sentinelBlock?: string }): string;
+  /** With `tls: true`: the certificates (every node listens on tls-port only, port 0). */
+  tls?: DbTls;
+  /**
+   * YAML inventory text for this fleet. `tls`: the cluster's tls block (default: the fleet's CA and client
+   * certificate when it has TLS); false: none (a plaintext-only inventory).
+   */
+  inventoryYaml(extra?: {
+    promotion?: Record<string, 'prefer' | 'neutral' | 'never'>;
+    policy?: Record<string, number | string>;
+    binaries?: Record<string, string>;
+    sentinelBlock?: string;
+    tls?: false | { ca?: string; cert?: string; key?: string; serverName?: string; verify?: boolean };
+  }): string;
   /** Writes the inventory to a file and returns its path. */
   writeInventory(file?: string, extra?: Parameters<RedisFleet['inventoryYaml']>[0]): string;
   /** Current roles: node id -> 'master' | 'slave' | 'down'. */
@@ -46,6 +58,16 @@ export interface FleetOptions {
    * (`ip netns exec <ns>`), replicas replicate from the first one's address. Default: every node on loopback.
    */
   hosts?: { address: string; wrap: string[] }[];
+  /**
+   * TLS only: every node has `port 0` and `tls-port` (the inventory port), certificates made by openssl,
+   * `tls-replication yes`, and `tls-auth-clients yes` (clients present a certificate of the fleet's CA).
+   */
+  tls?: boolean;
+}
+
+/** The redis.conf lines of a TLS-only node: no plaintext port, replication and clients over TLS. */
+export function tlsRedisConf(port: number, t: DbTls, authClients: 'yes' | 'optional' | 'no' = 'yes'): string[] {
+  return ['port 0', `tls-port ${port}`, `tls-cert-file ${t.serverCert}`, `tls-key-file ${t.serverKey}`, `tls-ca-cert-file ${t.ca}`, 'tls-replication yes', `tls-auth-clients ${authClients}`];
 }
 
 /** The redis.conf lines every sandbox node shares: loopback, pidfile and log in its dir, no persistence. */
@@ -68,11 +90,11 @@ export function baseRedisConf(o: { port: number; dir: string; password: string; 
 }
 
 /** node id -> 'master' | 'slave' | 'down', each node asked for its ROLE. */
-export async function rolesOf(nodes: { id: string; host: string; port: number }[], password: string): Promise<Record<string, string>> {
+export async function rolesOf(nodes: { id: string; host: string; port: number; tls?: RedisNodeProcess['tls'] }[], password: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   await Promise.all(
     nodes.map(async (n) => {
-      const c = new Redis({ host: n.host, port: n.port, password, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 1000 });
+      const c = new Redis({ host: n.host, port: n.port, password, tls: n.tls, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 1000 });
       c.on('error', () => undefined);
       try {
         await c.connect();
@@ -95,6 +117,7 @@ export async function startRedisFleet(opts: FleetOptions = {}): Promise<RedisFle
   process.env[passwordEnv] = password;
   const baseDir = opts.baseDir ?? mkdtempSync(path.join(os.tmpdir(), `handover-${cluster}-`));
   const binary = redisServerBinary(flavor);
+  const tls = opts.tls ? makeDbTls(baseDir) : undefined;
   const count = 1 + (opts.replicas ?? 2);
   if (opts.hosts && opts.hosts.length < count) throw new Error(`${count} nodes need ${count} hosts, got ${opts.hosts.length}`);
   const hostOf = (i: number) => opts.hosts?.[i]?.address ?? '127.0.0.1';
@@ -105,8 +128,9 @@ export async function startRedisFleet(opts: FleetOptions = {}): Promise<RedisFle
     const id = `${cluster}-${i + 1}`;
     const dir = path.join(baseDir, id);
     mkdirSync(dir, { recursive: true });
-    const node = startNodeProcess({ id, port, dir, binary, password, host: hostOf(i), wrap: opts.hosts?.[i]?.wrap });
-    const lines = [...baseRedisConf({ port, dir, password, bind: hostOf(i) }), 'repl-ping-replica-period 1', 'repl-timeout 10'];
+    const node = startNodeProcess({ id, port, dir, binary, password, host: hostOf(i), wrap: opts.hosts?.[i]?.wrap, tls: tls?.client });
+    const base = baseRedisConf({ port, dir, password, bind: hostOf(i) });
+    const lines = [...(tls ? [...tlsRedisConf(port, tls), ...base.filter((l) => !l.startsWith('port '))] : base), 'repl-ping-replica-period 1', 'repl-timeout 10'];
     lines.push(...(opts.extraConfig ?? []));
     if (i > 0) lines.push(`replicaof ${hostOf(0)} ${ports[0]}`);
     writeFileSync(path.join(dir, 'redis.conf'), lines.join('\n') + '\n', { mode: 0o600 });
@@ -122,6 +146,7 @@ export async function startRedisFleet(opts: FleetOptions = {}): Promise<RedisFle
     passwordEnv,
     nodes,
     baseDir,
+    tls,
     inventoryYaml(extra = {}) {
       const out = [
         'clusters:',
@@ -135,6 +160,8 @@ export async function startRedisFleet(opts: FleetOptions = {}): Promise<RedisFle
         out.push('    policy:');
         for (const [k, v] of Object.entries(extra.policy)) out.push(`      ${k}: ${v}`);
       }
+      const tlsBlock = extra.tls === false ? undefined : (extra.tls ?? (tls && { ca: tls.ca, cert: tls.clientCert, key: tls.clientKey }));
+      if (tlsBlock) out.push(...tlsInventoryLines('    ', tlsBlock));
       if (extra.sentinelBlock) out.push(extra.sentinelBlock.trimEnd());
       out.push('    controller:', '      type: local', `      configFile: ${path.join(baseDir, '{node}', 'redis.conf')}`, `      binary: ${binary}`);
       if (extra.sentinelBlock) out.push(`      sentinelConfigFile: ${path.join(baseDir, '{node}', 'sentinel.conf')}`);
@@ -177,7 +204,7 @@ export async function waitForReplication(fleet: RedisFleet, primaryId: string, t
     let ok = true;
     for (const n of fleet.nodes) {
       if (n.id === primaryId) continue;
-      const c = new Redis({ host: n.host, port: n.port, password: fleet.password, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+      const c = new Redis({ host: n.host, port: n.port, password: fleet.password, tls: n.tls, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
       c.on('error', () => undefined);
       try {
         await c.connect();
@@ -191,7 +218,7 @@ export async function waitForReplication(fleet: RedisFleet, primaryId: string, t
     }
     if (ok) {
       // Linked is not yet streaming: require every replica to acknowledge the primary's current offset.
-      const p = new Redis({ host: primary.host, port: primary.port, password: fleet.password, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+      const p = new Redis({ host: primary.host, port: primary.port, password: fleet.password, tls: primary.tls, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
       p.on('error', () => undefined);
       try {
         await p.connect();

@@ -34,7 +34,7 @@ export class SqlWriter extends AckLog {
     let c = this.conns.get(id);
     if (c) return c;
     const n = this.nodes.find((x) => x.id === id)!;
-    c = await mysql.createConnection({ host: n.host, port: n.port, user: this.user, password: this.password, database: APP_SCHEMA, connectTimeout: 1000 });
+    c = await mysql.createConnection({ host: n.host, port: n.port, user: this.user, password: this.password, database: APP_SCHEMA, connectTimeout: 1000, ssl: n.tls });
     c.on('error', () => this.drop(id));
     this.conns.set(id, c);
     return c;
@@ -100,7 +100,7 @@ export class SqlWriter extends AckLog {
 
   /** Acknowledged keys missing on a node (SELECT ... WHERE k IN (...) in chunks). */
   async missingOn(node: WriterNode): Promise<string[]> {
-    const c = await mysql.createConnection({ host: node.host, port: node.port, user: this.user, password: this.password, database: APP_SCHEMA });
+    const c = await mysql.createConnection({ host: node.host, port: node.port, user: this.user, password: this.password, database: APP_SCHEMA, ssl: node.tls });
     const missing: string[] = [];
     try {
       for (let i = 0; i < this.ackedKeys.length; i += 1000) {

@@ -34,7 +34,7 @@ function openssl(args: string[], cwd: string): void {
   execFileSync('openssl', args, { cwd, stdio: 'pipe' });
 }
 
-function makeCa(dir: string, name: string): { cert: string; key: string } {
+export function makeCa(dir: string, name: string): { cert: string; key: string } {
   const key = path.join(dir, `${name}.key`);
   const cert = path.join(dir, `${name}.pem`);
   const ext = path.join(dir, `${name}.ext`);
@@ -43,7 +43,7 @@ function makeCa(dir: string, name: string): { cert: string; key: string } {
   return { cert, key };
 }
 
-function makeLeaf(dir: string, name: string, ca: { cert: string; key: string }, usage: 'serverAuth' | 'clientAuth', san?: string): { cert: string; key: string } {
+export function makeLeaf(dir: string, name: string, ca: { cert: string; key: string }, usage: 'serverAuth' | 'clientAuth' | 'serverAuth,clientAuth', san?: string): { cert: string; key: string } {
   const key = path.join(dir, `${name}.key`);
   const csr = path.join(dir, `${name}.csr`);
   const cert = path.join(dir, `${name}.pem`);

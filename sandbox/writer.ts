@@ -13,6 +13,8 @@ export interface WriterNode {
   id: string;
   host: string;
   port: number;
+  /** node:tls client options for a TLS-only node (sandbox fleets with `tls: true` carry them). */
+  tls?: { ca: Buffer; cert?: Buffer; key?: Buffer };
 }
 
 export interface WriterStats {
@@ -94,6 +96,7 @@ export class AckedWriter extends AckLog {
         host: n.host,
         port: n.port,
         password,
+        tls: n.tls,
         enableOfflineQueue: false,
         maxRetriesPerRequest: 0,
         commandTimeout: 15_000,
@@ -150,7 +153,8 @@ export class AckedWriter extends AckLog {
 
   /** Acknowledged keys missing on a node (reads with MGET in chunks). */
   async missingOn(host: string, port: number): Promise<string[]> {
-    const c = new Redis({ host, port, password: this.password, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    const tls = this.nodes.find((n) => n.host === host && n.port === port)?.tls;
+    const c = new Redis({ host, port, password: this.password, tls, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
     c.on('error', () => undefined);
     await c.connect();
     const missing: string[] = [];

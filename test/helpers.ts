@@ -51,7 +51,7 @@ export function captureIO(): IO & { lines: string[]; errors: string[]; text(): s
 export async function commandCalls(fleet: RedisFleet, commands: string[]): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const n of fleet.nodes) {
-    const c = new Redis({ host: n.host, port: n.port, password: fleet.password, lazyConnect: true, retryStrategy: () => null });
+    const c = new Redis({ host: n.host, port: n.port, password: fleet.password, tls: n.tls, lazyConnect: true, retryStrategy: () => null });
     await c.connect();
     const stats = await c.info('commandstats');
     const role = ((await c.call('ROLE')) as unknown[])[0];

@@ -53,8 +53,21 @@ export function optionFile(t: { user?: string; password?: string }): { args: str
   return { args: [`--defaults-extra-file=${file}`], cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/**
+ * The mariadb / mariadb-dump TLS flags for the node's inventory tls (files by path). The client checks the
+ * certificate's name against the host it dials: a tls.serverName other than the host cannot be checked there.
+ */
+export function mysqlClientTlsArgs(t: Pick<MysqlTarget, 'tls'>): string[] {
+  if (!t.tls) return [];
+  const a = ['--ssl'];
+  if (t.tls.ca) a.push(`--ssl-ca=${t.tls.ca}`);
+  if (t.tls.cert && t.tls.key) a.push(`--ssl-cert=${t.tls.cert}`, `--ssl-key=${t.tls.key}`);
+  a.push(t.tls.verify ? '--ssl-verify-server-cert' : '--skip-ssl-verify-server-cert');
+  return a;
+}
+
 export function dumpArgs(t: MysqlTarget, schemas: string[]): string[] {
-  return ['-h', t.host, '-P', String(t.port), '--protocol=TCP', '--single-transaction', '--master-data=2', '--gtid', '--routines', '--events', '--triggers', '--hex-blob', '--databases', ...schemas];
+  return ['-h', t.host, '-P', String(t.port), '--protocol=TCP', ...mysqlClientTlsArgs(t), '--single-transaction', '--master-data=2', '--gtid', '--routines', '--events', '--triggers', '--hex-blob', '--databases', ...schemas];
 }
 
 /** The GTID position a dump records (`-- SET GLOBAL gtid_slave_pos='...'`, printed at its end by 10.11), or undefined. */

@@ -163,7 +163,18 @@ export function parseRdbHeader(buf: Buffer): { aux: Record<string, string>; db0K
 }
 
 export function redisCliArgs(t: RedisTarget): string[] {
-  return ['-h', t.host, '-p', String(t.port), ...(t.username ? ['--user', t.username] : []), '--no-auth-warning', '--rdb', '-'];
+  return ['-h', t.host, '-p', String(t.port), ...(t.username ? ['--user', t.username] : []), ...redisCliTlsArgs(t), '--no-auth-warning', '--rdb', '-'];
+}
+
+/** redis-cli's TLS flags for the node's inventory tls (files by path, as the inventory gives them). */
+export function redisCliTlsArgs(t: Pick<RedisTarget, 'tls' | 'host'>): string[] {
+  if (!t.tls) return [];
+  const a = ['--tls'];
+  if (t.tls.ca) a.push('--cacert', t.tls.ca);
+  if (t.tls.cert && t.tls.key) a.push('--cert', t.tls.cert, '--key', t.tls.key);
+  if (t.tls.serverName) a.push('--sni', t.tls.serverName);
+  if (!t.tls.verify) a.push('--insecure');
+  return a;
 }
 
 /** The password for redis-cli, in its environment (REDISCLI_AUTH), never on its command line. */

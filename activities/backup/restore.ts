@@ -10,6 +10,7 @@
  * A retry after a completed restore into a node is refused (the node is no longer empty), never repeated.
  */
 import { heartbeatWhile } from '../activity';
+import { nodeTls } from '../tls';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ErrorType, HandoverError } from '../../core/errors';
@@ -17,7 +18,7 @@ import { mysqlTarget } from '../mysql/conn';
 import { parseInfo, redisTarget } from '../redis/conn';
 import { type BackupCluster, type BackupContext, type Stored } from './context';
 import type { RestoreBackupInput, RestoreBackupResult, RestoreTarget } from './contracts';
-import { loadDump, optionFile, userSchemas } from './mysql';
+import { loadDump, mysqlClientTlsArgs, optionFile, userSchemas } from './mysql';
 import { startScratchMaria } from './scratch-mysql';
 import { startScratchRedis } from './scratch-redis';
 import type { BackupStorage } from './storage';
@@ -38,6 +39,10 @@ async function restoreRedis(ctx: BackupContext, c: BackupCluster, b: Stored, tar
     return { id: m.id, target: 'scratch', address: `${s.host}:${s.port}`, dir: s.dir, passwordFile, keys };
   }
   const node = target.node;
+  // The node loads the backup by replicating from a plaintext scratch server: a TLS node (tls-replication yes)
+  // cannot. Refused before anything is started or changed.
+  if (nodeTls(c, node))
+    throw new HandoverError(ErrorType.PreconditionFailed, `refused: ${node} is reached over TLS and would load the backup by replicating from a plaintext scratch server; restore --scratch and copy the keys instead (nothing was changed)`);
   const dbsize = await ctx.withRedis(c, node, (cl) => cl.dbsize());
   if (dbsize > 0) throw new HandoverError(ErrorType.TargetNotEmpty, `refused: ${node} holds ${dbsize} keys; restore only into an empty node (nothing was changed)`);
   // The scratch server takes the node's password, so the node's own masterauth (if any) lets it in.
@@ -83,7 +88,7 @@ async function restoreMysql(ctx: BackupContext, c: BackupCluster, b: Stored, tar
   const t = mysqlTarget(c, node, ctx.env);
   const opt = optionFile({ user: t.user, password: t.password });
   try {
-    await loadDump({ ...from, connArgs: [...opt.args, '-h', t.host, '-P', String(t.port), '--protocol=TCP'] });
+    await loadDump({ ...from, connArgs: [...opt.args, '-h', t.host, '-P', String(t.port), '--protocol=TCP', ...mysqlClientTlsArgs(t)] });
   } finally {
     opt.cleanup();
   }

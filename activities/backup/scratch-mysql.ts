@@ -30,6 +30,8 @@ export interface MariaNodeProcess {
   pid(): number | undefined;
   /** A root connection over the node's unix socket (the caller ends it). */
   root(): Promise<mysql.Connection>;
+  /** Client TLS (contents) for a node that requires it (sandbox fleets with `tls: true`); undefined: plaintext. */
+  tls?: { ca: Buffer; cert?: Buffer; key?: Buffer };
 }
 
 /** The mariadbd binary (HANDOVER_MARIADBD, PATH, /usr/sbin, .tools/bin). */
@@ -76,8 +78,8 @@ export function socketPathFor(dir: string): { socket: string; ownDir?: string } 
   return { socket: path.join(ownDir, 'mysqld.sock'), ownDir };
 }
 
-/** `wrap`: a command prefix the server runs under (the test fleet's `ip netns exec <ns>`; it execs, same pid). */
-export function mariaNode(o: { id: string; port: number; serverId: number; dir: string; host?: string; socket?: string; env?: NodeJS.ProcessEnv; wrap?: string[] }): MariaNodeProcess {
+/** `wrap`: a command prefix the server runs under (the test fleet's `ip netns exec <ns>`; it execs, same pid). `args`: extra server options (e.g. TLS). */
+export function mariaNode(o: { id: string; port: number; serverId: number; dir: string; host?: string; socket?: string; env?: NodeJS.ProcessEnv; wrap?: string[]; args?: string[] }): MariaNodeProcess {
   const host = o.host ?? '127.0.0.1';
   const binary = mariadbdBinary(o.env);
   const datadir = path.join(o.dir, 'data');
@@ -104,6 +106,7 @@ export function mariaNode(o: { id: string; port: number; serverId: number; dir: 
     '--event-scheduler=ON',
     '--max-connections=200',
     ...SMALL,
+    ...(o.args ?? []),
   ];
   writeFileSync(path.join(o.dir, 'args'), args.join('\n') + '\n');
   // The same options as an option file, for a node controller (rolling restart) to start it from:

@@ -27,6 +27,15 @@ export interface RedisNodeProcess {
   /** The running server's pid (from its pidfile), if it is alive. */
   pid(): number | undefined;
   client(): Redis;
+  /** Client TLS for a server with tls-port only (sandbox fleets with `tls: true`); undefined: plaintext. */
+  tls?: RedisClientTls;
+}
+
+/** node:tls client options (contents, not paths) for a server that speaks TLS only. */
+export interface RedisClientTls {
+  ca: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
 }
 
 function pidFromFile(dir: string): number | undefined {
@@ -59,8 +68,8 @@ export async function stopByPidfile(dir: string, signal: NodeJS.Signals = 'SIGTE
   }
 }
 
-export function redisClient(host: string, port: number, password: string | undefined): Redis {
-  const c = new Redis({ host, port, password, lazyConnect: false, maxRetriesPerRequest: 1, connectTimeout: 2000, enableOfflineQueue: true, retryStrategy: (n) => (n > 20 ? null : 100) });
+export function redisClient(host: string, port: number, password: string | undefined, tls?: RedisClientTls): Redis {
+  const c = new Redis({ host, port, password, tls, lazyConnect: false, maxRetriesPerRequest: 1, connectTimeout: 2000, enableOfflineQueue: true, retryStrategy: (n) => (n > 20 ? null : 100) });
   c.on('error', () => undefined);
   return c;
 }
@@ -69,8 +78,8 @@ export function redisClient(host: string, port: number, password: string | undef
  * One server process over `<dir>/redis.conf` (written by the caller). start() waits for PING; a server that
  * exits while starting rejects with its log's last lines (so "Address already in use" can be retried).
  */
-export function startNodeProcess(o: { id: string; port: number; dir: string; binary: string; password: string; host?: string; wrap?: string[] }): RedisNodeProcess {
-  const { id, port, dir, binary, password } = o;
+export function startNodeProcess(o: { id: string; port: number; dir: string; binary: string; password: string; host?: string; wrap?: string[]; tls?: RedisClientTls }): RedisNodeProcess {
+  const { id, port, dir, binary, password, tls } = o;
   const host = o.host ?? '127.0.0.1';
   const node: RedisNodeProcess = {
     id,
@@ -89,7 +98,7 @@ export function startNodeProcess(o: { id: string; port: number; dir: string; bin
       const deadline = Date.now() + 10_000;
       for (;;) {
         if (proc.exitCode !== null) throw new Error(`${id} exited: ${err}${logTail(dir)}`);
-        const c = new Redis({ host, port, password, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+        const c = new Redis({ host, port, password, tls, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
         c.on('error', () => undefined);
         try {
           await c.connect();
@@ -105,7 +114,8 @@ export function startNodeProcess(o: { id: string; port: number; dir: string; bin
     },
     stop: (signal: NodeJS.Signals = 'SIGTERM') => stopByPidfile(dir, signal),
     pid: () => pidFromFile(dir),
-    client: () => redisClient(host, port, password),
+    client: () => redisClient(host, port, password, tls),
+    tls,
   };
   return node;
 }

@@ -23,6 +23,8 @@ export interface ReplicaStatus {
   lastSqlError: string;
   /** The replication user configured (never its password). */
   user: string;
+  /** Whether the replica connects to its source over TLS (MariaDB Master_SSL_Allowed, MySQL Source_SSL_Allowed). */
+  sslAllowed: boolean;
 }
 
 export interface GtidPositions {
@@ -41,6 +43,22 @@ export interface SourceSpec {
   port: number;
   user: string;
   password: string;
+  /**
+   * Replicate over TLS: the CA file as the replica server reads it, and whether the replica checks the source's
+   * certificate (chain and name: MASTER_HOST must be in it). Undefined: the replica's current MASTER_SSL is kept.
+   */
+  ssl?: { ca?: string; verify: boolean };
+}
+
+/** The TLS clauses of CHANGE MASTER (`MASTER`) / CHANGE REPLICATION SOURCE (`SOURCE`), and their parameters. */
+function sslClauses(word: 'MASTER' | 'SOURCE', s: SourceSpec): { sql: string; params: unknown[] } {
+  // Without TLS in the inventory the server's own setting is left as it is (CHANGE MASTER keeps unnamed options).
+  if (!s.ssl) return { sql: '', params: [] };
+  const ca = s.ssl.ca !== undefined;
+  return {
+    sql: `, ${word}_SSL = 1${ca ? `, ${word}_SSL_CA = ?` : ''}, ${word}_SSL_VERIFY_SERVER_CERT = ${s.ssl.verify ? 1 : 0}`,
+    params: ca ? [s.ssl.ca] : [],
+  };
 }
 
 /** The one-shot event that lifts a fence at its bound (in the `mysql` schema, which every server has). */
@@ -126,6 +144,7 @@ export const mariadb: MysqlFlavor = {
       lastIoError: str(r.Last_IO_Error),
       lastSqlError: str(r.Last_SQL_Error),
       user: str(r.Master_User),
+      sslAllowed: str(r.Master_SSL_Allowed) === 'Yes',
     };
   },
   // MariaDB has no super_read_only: accounts with READ_ONLY ADMIN (and, before 11.0, SUPER) can still write.
@@ -142,10 +161,13 @@ export const mariadb: MysqlFlavor = {
   startReplica: 'START SLAVE',
   resetReplica: 'RESET SLAVE ALL',
   adoptPosition: (position) => [{ sql: 'SET GLOBAL gtid_slave_pos = ?', params: [position] }],
-  changeSource: (s) => ({
-    sql: "CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1, MASTER_HEARTBEAT_PERIOD = 1",
-    params: [s.host, s.port, s.user, s.password],
-  }),
+  changeSource: (s) => {
+    const ssl = sslClauses('MASTER', s);
+    return {
+      sql: `CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1, MASTER_HEARTBEAT_PERIOD = 1${ssl.sql}`,
+      params: [s.host, s.port, s.user, s.password, ...ssl.params],
+    };
+  },
 };
 
 /** MySQL 8.0.23+ — UNTESTED here (no MySQL 8 server in this sandbox); the SQL it would send. */
@@ -176,6 +198,7 @@ export const mysql8: MysqlFlavor = {
       lastIoError: str(r.Last_IO_Error),
       lastSqlError: str(r.Last_SQL_Error),
       user: str(r.Source_User),
+      sslAllowed: str(r.Source_SSL_Allowed) === 'Yes',
     };
   },
   // super_read_only also stops accounts with SUPER / CONNECTION_ADMIN from writing; setting it sets read_only.
@@ -194,10 +217,13 @@ export const mysql8: MysqlFlavor = {
   startReplica: 'START REPLICA',
   resetReplica: 'RESET REPLICA ALL',
   adoptPosition: () => [],
-  changeSource: (s) => ({
-    sql: 'CHANGE REPLICATION SOURCE TO SOURCE_HOST = ?, SOURCE_PORT = ?, SOURCE_USER = ?, SOURCE_PASSWORD = ?, SOURCE_AUTO_POSITION = 1, SOURCE_CONNECT_RETRY = 1, GET_SOURCE_PUBLIC_KEY = 1',
-    params: [s.host, s.port, s.user, s.password],
-  }),
+  changeSource: (s) => {
+    const ssl = sslClauses('SOURCE', s);
+    return {
+      sql: `CHANGE REPLICATION SOURCE TO SOURCE_HOST = ?, SOURCE_PORT = ?, SOURCE_USER = ?, SOURCE_PASSWORD = ?, SOURCE_AUTO_POSITION = 1, SOURCE_CONNECT_RETRY = 1, GET_SOURCE_PUBLIC_KEY = 1${ssl.sql}`,
+      params: [s.host, s.port, s.user, s.password, ...ssl.params],
+    };
+  },
 };
 
 export function flavorOf(name: MysqlFlavorName | undefined): MysqlFlavor {

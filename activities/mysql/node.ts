@@ -65,6 +65,7 @@ export async function readMysqlNode(conn: mysql.Connection, cluster: ClusterSpec
     probe.secondsBehind = rs.secondsBehind;
     probe.sqlDelay = rs.sqlDelay;
     probe.usingGtid = rs.usingGtid;
+    probe.sourceSsl = rs.sslAllowed;
     probe.lastError = rs.lastSqlError || rs.lastIoError || undefined;
   }
   return probe;

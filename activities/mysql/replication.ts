@@ -7,6 +7,7 @@ import { Context } from '@temporalio/activity';
 import { ErrorType, HandoverError } from '../../core/errors';
 import { appliedPos, errantOf, gtidIncludes, normalizeGtidPos } from '../../core/mysql/decide';
 import { activity, heartbeatWhile } from '../activity';
+import { nodeTls } from '../tls';
 import { replicationAccount } from './conn';
 import { describeMysqlNode, mysqlOps, readMysqlNode, type MysqlActivityDeps } from './node';
 
@@ -61,7 +62,9 @@ export function createMysqlReplicationActivities(deps: MysqlActivityDeps) {
       return withNode(c, input.node, async (conn) => {
         const before = await readMysqlNode(conn, c, fl, input.node);
         const beforeText = describeMysqlNode(before);
-        const following = before.role === 'replica' && before.sourceNode === input.primary && before.usingGtid !== 'No';
+        // Replication to a TLS node is encrypted too: a replica that follows it in clear is repointed with MASTER_SSL.
+        const sourceTls = nodeTls(c, input.primary);
+        const following = before.role === 'replica' && before.sourceNode === input.primary && before.usingGtid !== 'No' && (!sourceTls || before.sourceSsl === true);
         if (following && before.ioRunning !== 'No' && before.sqlRunning && before.readOnly)
           return { changed: false, before: beforeText, audit: `saw ${beforeText}; changed nothing` };
         if (!before.readOnly && before.role === 'primary')
@@ -95,9 +98,10 @@ export function createMysqlReplicationActivities(deps: MysqlActivityDeps) {
             did.push(`adopted ${pos || 'empty'} as its replication position`);
           }
           await failpoint('ensureMysqlReplicaOf.beforeChange');
-          const ch = fl.changeSource({ host: primarySpec.host, port: primarySpec.port, user: repl.user, password: repl.password });
+          const ssl = sourceTls ? { ca: sourceTls.replicationCa ?? sourceTls.ca, verify: sourceTls.verify } : undefined;
+          const ch = fl.changeSource({ host: primarySpec.host, port: primarySpec.port, user: repl.user, password: repl.password, ssl });
           await conn.query(ch.sql, ch.params);
-          did.push(`CHANGE MASTER TO ${input.primary} (${primarySpec.host}:${primarySpec.port}) with GTID`);
+          did.push(`CHANGE MASTER TO ${input.primary} (${primarySpec.host}:${primarySpec.port}) with GTID${ssl ? `, over TLS (CA ${ssl.ca ?? 'the server default'}${ssl.verify ? ', certificate verified' : ', certificate not verified'})` : ''}`);
         }
         await conn.query(fl.startReplica);
         did.push(fl.startReplica);

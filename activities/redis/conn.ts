@@ -9,6 +9,7 @@ import { findEngineCluster, findNode } from '../../inventory/load';
 import type { ClusterSpec, Inventory, NodeSpec } from '../../inventory/schema';
 import { resolveSecret } from '../../inventory/secrets';
 import { sameAddress } from '../activity';
+import { classifyTlsError, nodeTls, plaintextToTlsNode, speaksTls, tlsMaterial, type EffectiveTls } from '../tls';
 
 export interface RedisTarget {
   cluster: string;
@@ -17,6 +18,30 @@ export interface RedisTarget {
   port: number;
   username?: string;
   password?: string;
+  /** From the inventory's tls blocks; undefined: plaintext. */
+  tls?: EffectiveTls;
+}
+
+/** ioredis' `tls` option for a target (files read now), or undefined for plaintext. */
+export function redisTlsOptions(t: { cluster: string; node: string; tls?: EffectiveTls }) {
+  if (!t.tls) return undefined;
+  const m = tlsMaterial(t.tls, t);
+  return { ca: m.ca, cert: m.cert, key: m.key, servername: m.servername, rejectUnauthorized: m.rejectUnauthorized };
+}
+
+/**
+ * Why a connection that failed before its first answer failed, when it is about TLS: the handshake or the
+ * certificate check (wrong CA, name, client certificate), or a plaintext client cut off by a TLS-only node.
+ */
+export async function tlsCause(e: unknown, t: { cluster: string; node: string; host: string; port: number; tls?: EffectiveTls }): Promise<HandoverError | undefined> {
+  const typed = classifyTlsError(e, t);
+  if (typed) return typed;
+  const msg = (e as Error)?.message ?? String(e);
+  if (!t.tls && /Connection is closed|ECONNRESET|socket hang up|timed? ?out/i.test(msg) && (await speaksTls(t.host, t.port))) return plaintextToTlsNode(t);
+  // TLS 1.3: a server that requires a client certificate accepts the handshake, then closes the connection.
+  if (t.tls && !t.tls.cert && /Connection is closed|ECONNRESET/i.test(msg))
+    return new HandoverError(ErrorType.TlsFailed, `TLS to ${t.node} (cluster ${t.cluster}, ${t.host}:${t.port}) failed: the server closed the connection after the handshake; it may require a client certificate (tls.cert and tls.key); nothing was changed`);
+  return undefined;
 }
 
 /** Opens a connected client; injected so tests and benchmarks can wrap it. */
@@ -28,6 +53,7 @@ export const connectRedis: RedisConnect = async (t) => {
     port: t.port,
     username: t.username,
     password: t.password,
+    tls: redisTlsOptions(t),
     lazyConnect: true,
     connectTimeout: 2_000,
     commandTimeout: 5_000,
@@ -44,6 +70,8 @@ export const connectRedis: RedisConnect = async (t) => {
     await client.ping(); // forces NOAUTH / WRONGPASS to surface now
   } catch (e) {
     client.disconnect();
+    const tlsFailure = await tlsCause(lastError ?? e, t);
+    if (tlsFailure) throw tlsFailure;
     const auth = classifyRedisError(lastError ?? e, t);
     throw auth instanceof HandoverError ? auth : classifyRedisError(e, t);
   }
@@ -77,6 +105,7 @@ export function redisTarget(cluster: ClusterSpec, nodeName: string, env: NodeJS.
     port: node.port,
     username: cluster.credentials.username,
     password: resolveSecret(cluster.credentials.password, `cluster ${cluster.name} password`, env),
+    tls: nodeTls(cluster, node.id),
   };
 }
 
@@ -112,6 +141,13 @@ export async function readNode(client: Redis, cluster: ClusterSpec, node: NodeSp
     failoverState: repl.master_failover_state,
     configFile: server.config_file ?? undefined,
   };
+  // A node of a TLS cluster must replicate over TLS too (its own tls-replication yes): with it off, a REPLICAOF
+  // to a TLS-only port never links (or, with a plaintext port open, replicates in clear). Unknown when the
+  // automation user may not CONFIG GET: not flagged then.
+  if (nodeTls(cluster, node.id)) {
+    const v = (await client.call('CONFIG', 'GET', 'tls-replication').catch(() => undefined)) as string[] | undefined;
+    if (Array.isArray(v) && v.length >= 2 && v[1] !== 'yes') probe.tlsReplicationOff = true;
+  }
   if (repl.role === 'master') {
     probe.role = 'primary';
     probe.offset = Number(repl.master_repl_offset);

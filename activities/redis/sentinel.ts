@@ -12,6 +12,8 @@ import { resolveSecret } from '../../inventory/secrets';
 import { activity } from '../activity';
 import { persistRole, redisOps, type RedisActivityDeps } from './node';
 import { controllerFor } from '../controllers';
+import { sentinelTls } from '../tls';
+import { redisTlsOptions } from './conn';
 import type { SentinelProbe } from '../../core/redis/rolling';
 
 export interface PinInput {
@@ -44,13 +46,16 @@ export function createRedisSentinelActivities(deps: RedisActivityDeps) {
   function sentinelsOf(c: ClusterSpec) {
     if (!c.sentinel) throw new HandoverError(ErrorType.PreconditionFailed, `cluster ${c.name} has no sentinel block`);
     const password = resolveSecret(c.sentinel.password, `cluster ${c.name} sentinel password`, env);
-    return { name: c.sentinel.masterName, nodes: c.sentinel.nodes, password };
+    const tls = sentinelTls(c);
+    /** ioredis' tls option for Sentinel `id` (the cluster's tls, overridden by the sentinel block's). */
+    const tlsFor = (id: string) => redisTlsOptions({ cluster: c.name, node: `sentinel ${id}`, tls });
+    return { name: c.sentinel.masterName, nodes: c.sentinel.nodes, password, tlsFor };
   }
 
   async function askSentinel<T>(c: ClusterSpec, i: number, fn: (s: Redis) => Promise<T>): Promise<T> {
     const s = sentinelsOf(c);
     const n = s.nodes[i % s.nodes.length];
-    const cl = new Redis({ host: n.host, port: n.port, password: s.password, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 2000, commandTimeout: 5000 });
+    const cl = new Redis({ host: n.host, port: n.port, password: s.password, tls: s.tlsFor(n.id), lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 2000, commandTimeout: 5000 });
     cl.on('error', () => undefined);
     try {
       await cl.connect();
@@ -123,7 +128,7 @@ export function createRedisSentinelActivities(deps: RedisActivityDeps) {
         const controller = controllerFor(c.controller, c.name);
         const s = sentinelsOf(c);
         const n = s.nodes[i];
-        const client = before.reachable ? new Redis({ host: n.host, port: n.port, password: s.password, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 }) : undefined;
+        const client = before.reachable ? new Redis({ host: n.host, port: n.port, password: s.password, tls: s.tlsFor(n.id), lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 }) : undefined;
         client?.on('error', () => undefined);
         await client?.connect().catch(() => undefined);
         did = await controller.restartSentinel({ id: input.id, client });

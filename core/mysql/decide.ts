@@ -62,6 +62,8 @@ export interface MysqlNodeProbe {
   /** MASTER_DELAY (delayed replication), seconds. */
   sqlDelay?: number;
   usingGtid?: string;
+  /** For a replica: whether it connects to its source over TLS (Master_SSL_Allowed). */
+  sourceSsl?: boolean;
   lastError?: string;
   /** Privileges the automation user lacks on this node (MariaDB; see core/mysql-privileges.ts), when any. */
   missingPrivileges?: string[];

@@ -121,6 +121,18 @@ export function decideRedisSwitchover(
       },
     };
 
+  const clearReplication = nodes.filter((n) => n.reachable && n.tlsReplicationOff);
+  if (clearReplication.length)
+    return {
+      ok: false,
+      refusal: {
+        code: 'TlsReplicationOff',
+        errorType: ErrorType.PreconditionFailed,
+        message: `${whyNotTlsReplication(nodes)}; nothing was changed`,
+        rejected: clearReplication.map((n) => ({ node: n.node, offset: n.offset, reason: 'tls-replication no' })),
+      },
+    };
+
   const others = nodes.filter((n) => n.node !== primary.node);
   const verdicts = others.map((n) => ({ probe: n, why: whyNotCandidate(n, primary, policy) }));
   const rejectedList: RankedNode[] = verdicts
@@ -218,6 +230,14 @@ export function whyUnpermitted(nodes: RedisNodeProbe[]): string | undefined {
   return lacking.length ? lacking.map((n) => describeMissingRedisPermissions(n.node, undefined, n.missingPermissions!)).join('; ') : undefined;
 }
 
+/** A TLS cluster replicates over TLS only: the reason when a node's own config says tls-replication no. */
+export function whyNotTlsReplication(nodes: RedisNodeProbe[]): string | undefined {
+  const off = nodes.filter((n) => n.reachable && n.tlsReplicationOff).map((n) => n.node);
+  return off.length
+    ? `the cluster uses TLS but ${off.join(', ')} ${off.length > 1 ? 'have' : 'has'} tls-replication no: a replica set up by the runbook would not replicate over TLS (set tls-replication yes in the node's config)`
+    : undefined;
+}
+
 export function recheckRedisDecision(
   nodes: RedisNodeProbe[],
   frozen: { primary: string; candidate: string },
@@ -227,6 +247,8 @@ export function recheckRedisDecision(
   if ('refusal' in found) return found.refusal.message;
   const unpermitted = whyUnpermitted(nodes);
   if (unpermitted) return unpermitted;
+  const clear = whyNotTlsReplication(nodes);
+  if (clear) return clear;
   if (found.primary.node !== frozen.primary) return `the primary changed from ${frozen.primary} to ${found.primary.node} since the decision`;
   if (found.primary.failoverState && found.primary.failoverState !== 'no-failover')
     return `a failover is already in progress on ${frozen.primary} (${found.primary.failoverState})`;
