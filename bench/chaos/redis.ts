@@ -52,6 +52,18 @@ export function setCommandBytes(key: string): number {
   return Buffer.byteLength(`*3\r\n${bulk('SET')}${bulk(key)}${bulk(value)}`);
 }
 
+/** The client connected (or 500 ms gone by): a sampler's first round must not count a connection still opening as a silent node. */
+function ready(c: Redis): Promise<Redis> {
+  if (c.status === 'ready') return Promise.resolve(c);
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(c), 500);
+    c.once('ready', () => {
+      clearTimeout(t);
+      resolve(c);
+    });
+  });
+}
+
 export function redisProbe(fleet: RedisFleet): EngineProbe {
   let clients: Map<string, Redis> | undefined;
   const sampler = () =>
@@ -71,7 +83,9 @@ export function redisProbe(fleet: RedisFleet): EngineProbe {
       const out: Record<string, NodeView> = {};
       await Promise.all(
         fleet.nodes.map(async (n) => {
-          out[n.id] = await readReplication(cs.get(n.id)!).then(
+          out[n.id] = await ready(cs.get(n.id)!)
+            .then(readReplication)
+            .then(
             (r) => (writable(r) ? 'writable' : 'read-only'),
             () => 'down' as const,
           );
