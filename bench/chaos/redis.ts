@@ -52,9 +52,12 @@ export function setCommandBytes(key: string): number {
   return Buffer.byteLength(`*3\r\n${bulk('SET')}${bulk(key)}${bulk(value)}`);
 }
 
-/** The client connected (or 500 ms gone by): a sampler's first round must not count a connection still opening as a silent node. */
-function ready(c: Redis): Promise<Redis> {
-  if (c.status === 'ready') return Promise.resolve(c);
+/**
+ * The client's first connection open (or 500 ms gone by): a sampler's first round must not count a connection
+ * still opening as a silent node. Only the first: a node that went away later is answered for at once.
+ */
+function firstConnect(c: Redis): Promise<Redis> {
+  if (c.status === 'ready' || (c as Redis & { everReady?: boolean }).everReady) return Promise.resolve(c);
   return new Promise((resolve) => {
     const t = setTimeout(() => resolve(c), 500);
     c.once('ready', () => {
@@ -71,6 +74,7 @@ export function redisProbe(fleet: RedisFleet): EngineProbe {
       fleet.nodes.map((n) => {
         const c = new Redis({ host: n.host, port: n.port, password: fleet.password, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => 50, commandTimeout: 500, connectTimeout: 500 });
         c.on('error', () => undefined);
+        c.once('ready', () => Object.assign(c, { everReady: true }));
         return [n.id, c];
       }),
     ));
@@ -83,12 +87,12 @@ export function redisProbe(fleet: RedisFleet): EngineProbe {
       const out: Record<string, NodeView> = {};
       await Promise.all(
         fleet.nodes.map(async (n) => {
-          out[n.id] = await ready(cs.get(n.id)!)
+          out[n.id] = await firstConnect(cs.get(n.id)!)
             .then(readReplication)
             .then(
-            (r) => (writable(r) ? 'writable' : 'read-only'),
-            () => 'down' as const,
-          );
+              (r) => (writable(r) ? 'writable' : 'read-only'),
+              () => 'down' as const,
+            );
         }),
       );
       return out;
