@@ -25,6 +25,7 @@ const brief = (s: ChaosSummary) => {
       split: p.multiplePrimaries,
       samples: p.samples,
       samplesWithDownNode: p.samplesWithDownNode,
+      sampleMaxGapMs: p.sampleMaxGapMs,
       newPrimary: p.newPrimary,
       ...(p.loss ? { loss: p.loss } : {}),
       ...(p.flagged ? { flagged: p.flagged } : {}),

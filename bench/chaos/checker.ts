@@ -13,13 +13,15 @@
  *    (it refuses to write when two nodes claim the primary role; such refusals are counted, not failures);
  *  - every acknowledged write present on every node; for a failover, writes the killed primary acknowledged
  *    may be missing, but only within the data-loss window the run reported, and only those;
- *  - no split-brain sample (two writable nodes in one sample), over a sampler that actually sampled;
+ *  - no split-brain sample (two writable nodes in one sample), over a sampler that actually sampled, without stalls;
  *  - the scenario's own postconditions (every node on the new setting, one new good backup, Sentinel agrees).
  */
 import type { ChaosSummary, PointEvidence } from './types';
 
 /** The fewest split-brain samples a point must have taken for "no split seen" to mean anything. */
 export const MIN_SAMPLES = 20;
+/** The longest a sampler may go between two samples: a split shorter than a stall would go unseen. */
+export const MAX_SAMPLE_GAP_MS = 2000;
 
 export function checkPoint(e: PointEvidence): string[] {
   const f: string[] = [];
@@ -64,6 +66,7 @@ export function checkPoint(e: PointEvidence): string[] {
 
   const s = e.samples;
   if (s.samples < MIN_SAMPLES) f.push(`split-brain sampler took only ${s.samples} samples (want ≥ ${MIN_SAMPLES})`);
+  if (s.maxGapMs > MAX_SAMPLE_GAP_MS) f.push(`split-brain sampler stalled ${s.maxGapMs} ms between two samples (want ≤ ${MAX_SAMPLE_GAP_MS})`);
   if (s.split) f.push(`split brain: ${s.split} of ${s.samples} samples saw two writable nodes (${s.splitExamples.join('; ')})`);
 
   for (const p of e.postconditions) f.push(`postcondition: ${p}`);

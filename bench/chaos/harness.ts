@@ -139,6 +139,7 @@ export async function runChaosPoint<L extends AnyLab>(lab: L, scenario: Scenario
     multiplePrimaries: samples.split,
     samples: samples.samples,
     samplesWithDownNode: samples.withDownNode,
+    sampleMaxGapMs: samples.maxGapMs,
     newPrimary: primary,
     acked: stats.acked,
     writerAmbiguous: writer.ambiguous,

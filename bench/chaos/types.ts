@@ -174,6 +174,8 @@ export interface PointResult {
   multiplePrimaries: number;
   samples: number;
   samplesWithDownNode: number;
+  /** Longest time between two split-brain samples (ms). */
+  sampleMaxGapMs: number;
   newPrimary?: string;
   acked: number;
   /** Writer discovery rounds refused because two nodes claimed the primary role. */

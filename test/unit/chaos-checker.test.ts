@@ -47,6 +47,7 @@ describe('chaos checker', () => {
     ['a replica behind', (e) => (e.writes.behindPrimary.c = 4), /c lacks 4 acknowledged write/],
     ['one split sample', (e) => Object.assign(e.samples, { split: 1, splitExamples: ['+5ms a=writable b=writable c=read-only'] }), /split brain: 1 of 300/],
     ['too few samples', (e) => (e.samples.samples = 3), /only 3 samples/],
+    ['a stalled sampler', (e) => (e.samples.maxGapMs = 2500), /stalled 2500 ms/],
     ['scenario postcondition', (e) => e.postconditions.push('c runs hz=10, wanted 11'), /postcondition: c runs hz=10/],
   ])('fails and names it: %s', (_name, spoil, message) => {
     const e = good();
