@@ -13,6 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { BACKUP_MYSQL, FAILOVER_MYSQL, FAILOVER_MYSQL_DRAINED, ROLLING_RESTART_MYSQL, SWITCHOVER_MYSQL, runChaos, summaryFailures, type ChaosSummary } from '../../bench/chaos/index';
 import { startMysqlLab, type MysqlLab } from '../../bench/lab';
+import { checkPoint, mysqlProbe } from '../../bench/chaos/index';
+import { SplitBrainSampler } from '../../bench/chaos/sampler';
+import { SqlWriter } from '../../sandbox/sql-writer';
 
 /** The strict checker found nothing wrong at any point, and every point was killed where it should be. */
 function expectStrict(s: ChaosSummary, points: string[], lines: string[]): void {
@@ -30,6 +33,39 @@ describe('MariaDB runbooks survive SIGKILL of the worker', () => {
   afterAll(async () => {
     await lab?.close();
   });
+
+  it('the checks can fail: a replica made writable by hand is a split in the sampler and two writable nodes in the end state', async () => {
+    const probe = mysqlProbe(lab.fleet);
+    const before = await probe.endState();
+    const primary = Object.keys(before).find((id) => before[id].writable)!;
+    const other = lab.fleet.nodes.find((n) => n.id !== primary)!.id;
+    await lab.fleet.sql(other, 'SET GLOBAL read_only = OFF');
+    try {
+      const views = await probe.views();
+      expect(views).toMatchObject({ [primary]: 'writable', [other]: 'writable' });
+      expect(SplitBrainSampler.judge(views).split).toBe(true);
+      // The test writer refuses to choose between two writable nodes.
+      const writer = new SqlWriter(lab.fleet.nodes, lab.fleet.appUser, lab.fleet.appPassword);
+      expect(await writer.discoverWritable()).toBeUndefined();
+      expect(writer.ambiguous).toBe(1);
+      await writer.close();
+      const failures = checkPoint({
+        point: 'manual',
+        killed: true,
+        run: { ok: true },
+        settle: [],
+        end: await probe.endState(),
+        expected: { primary, why: 'unchanged' },
+        writes: { acked: 100, minAcked: 30, ambiguous: 0, lostOnPrimary: 0, behindPrimary: {} },
+        samples: { samples: 100, withDownNode: 0, split: 0, splitExamples: [], maxGapMs: 10 },
+        postconditions: [],
+      });
+      expect(failures.join('\n')).toMatch(/end state: 2 writable nodes/);
+    } finally {
+      probe.closeViews();
+      await lab.fleet.sql(other, 'SET GLOBAL read_only = ON');
+    }
+  }, 60_000);
 
   it('switchover: one writable node, converged GTIDs, no lost commit at each kill point', async () => {
     const points = ['inside:ensureMysqlCaughtUp.loop', 'inside:ensureMysqlPrimary.stopped'];

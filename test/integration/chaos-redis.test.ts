@@ -10,6 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { BACKUP_REDIS, FAILOVER_REDIS, FAILOVER_REDIS_DRAINED, ROLLING_RESTART_REDIS_SENTINEL, SWITCHOVER_REDIS, runChaos, summaryFailures, type ChaosSummary, type Scenario } from '../../bench/chaos/index';
 import { startLab, type Lab } from '../../bench/lab';
+import { checkPoint, redisProbe } from '../../bench/chaos/index';
+import { SplitBrainSampler } from '../../bench/chaos/sampler';
+import { waitForReplication } from '../../sandbox/redis';
+import { AckedWriter } from '../../sandbox/writer';
 
 /** The strict checker found nothing wrong at any point, and every point was killed where it should be. */
 function expectStrict(s: ChaosSummary, points: string[], lines: string[]): void {
@@ -38,6 +42,43 @@ describe('switchover survives SIGKILL of the worker', () => {
     const paused = s.points.find((p) => p.point === 'inside:ensureRedisHandedOver.paused')!;
     expect(paused.writeBlockedMs).toBeLessThan(8_000);
   }, 300_000);
+
+  it('the checks can fail: a replica promoted by hand is a split in the sampler and two writable nodes in the end state', async () => {
+    const probe = redisProbe(lab.fleet);
+    const primary = (await lab.fleet.primary())!;
+    const other = lab.fleet.nodes.find((n) => n.id !== primary.id)!;
+    const c = other.client();
+    await c.replicaof('NO', 'ONE');
+    try {
+      const views = await probe.views();
+      expect(views[primary.id]).toBe('writable');
+      expect(views[other.id]).toBe('writable');
+      expect(SplitBrainSampler.judge(views).split).toBe(true);
+      // The test writer refuses to choose between two masters.
+      const writer = new AckedWriter(lab.fleet.nodes, lab.fleet.password);
+      expect(await writer.discoverPrimary()).toBeUndefined();
+      expect(writer.ambiguous).toBe(1);
+      await writer.close();
+      const end = await probe.endState();
+      const failures = checkPoint({
+        point: 'manual',
+        killed: true,
+        run: { ok: true },
+        settle: [],
+        end,
+        expected: { primary: primary.id, why: 'unchanged' },
+        writes: { acked: 1000, minAcked: 200, ambiguous: 0, lostOnPrimary: 0, behindPrimary: {} },
+        samples: { samples: 100, withDownNode: 0, split: 0, splitExamples: [], maxGapMs: 10 },
+        postconditions: [],
+      });
+      expect(failures.join('\n')).toMatch(/end state: 2 writable nodes/);
+    } finally {
+      probe.closeViews();
+      await c.replicaof(primary.host, String(primary.port));
+      c.disconnect();
+      await waitForReplication(lab.fleet, primary.id);
+    }
+  }, 60_000);
 
   it('with two workers, the survivor takes the run over without any restart', async () => {
     const points = ['inside:ensureRedisHandedOver.demoted', 'after:ensureRedisReplicaOf#1'];
