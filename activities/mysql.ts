@@ -334,7 +334,12 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
           return { changed: false, before: beforeText, audit: `saw ${beforeText}; changed nothing` };
         if (!before.readOnly && before.role === 'primary')
           throw new HandoverError(ErrorType.UnexpectedTopology, `${input.node} is a writable primary; refusing to make it a replica of ${input.primary} (its writes would be discarded)`);
-        const errant = errantOf(before, newPrimary);
+        // The primary is read again after the node: its GTID set only grows, while under writes a node fed
+        // through a chain (from the old primary, already repointed to the new one) can be ahead of the snapshot
+        // taken above; compared with that snapshot, the new primary's own transactions looked errant.
+        const primaryNow = await probeOne(c, input.primary);
+        if (!primaryNow.reachable) throw new Error(`${input.primary} unreachable: ${primaryNow.error}`);
+        const errant = errantOf(before, primaryNow);
         if (errant.length)
           throw new HandoverError(ErrorType.UnexpectedTopology, `${input.node} has GTIDs ${errant.join(',')} that ${input.primary} lacks: it cannot replicate from it`);
         const did: string[] = [];
