@@ -43,7 +43,14 @@ export async function runChaosPoint<L extends AnyLab>(lab: L, scenario: Scenario
   let report: unknown;
   try {
     await sleep(300);
-    await scenario.start(lab, i, log, (m) => (kill = m));
+    // The writer acknowledging right now (a worker starting up can starve it for a second on two cores).
+    const writing = async () => {
+      for (const deadline = Date.now() + 15_000; Date.now() < deadline; await sleep(2)) {
+        const n = writer.ackTimes.length;
+        if (n >= 10 && writer.now() - writer.ackTimes[n - 1] < 50) return;
+      }
+    };
+    await scenario.start(lab, i, log, (m) => (kill = m), writing);
     const handle = lab.client.workflow.getHandle(operationWorkflowId(cluster));
     const outcome = await Promise.race([
       Promise.race(armed.map((w) => w.exited)).then((e) => (e.signal === 'SIGKILL' ? 'killed' : `worker exited ${e.code ?? e.signal}`)),

@@ -190,7 +190,7 @@ export const FAILOVER_MYSQL_POINTS = [
   'inside:ensureMysqlPrimary.stopped',
 ];
 
-async function killPrimaryAndFailOver(lab: MysqlLab, i: number, log: (m: string) => void, kill: (m: { node: string; at: number }) => void, drain: boolean): Promise<void> {
+async function killPrimaryAndFailOver(lab: MysqlLab, i: number, log: (m: string) => void, kill: (m: { node: string; at: number }) => void, writing: () => Promise<void>, drain: boolean): Promise<void> {
   const end = await mysqlProbe(lab.fleet).endState();
   const writable = Object.entries(end).filter(([, n]) => n.writable).map(([id]) => id);
   if (writable.length !== 1) throw new Error(`want one writable node before the failover, found ${writable.join(',') || 'none'}`);
@@ -199,6 +199,7 @@ async function killPrimaryAndFailOver(lab: MysqlLab, i: number, log: (m: string)
     await lab.fleet.sql(primary.id, 'SET GLOBAL read_only = ON');
     await lab.fleet.waitForReplication(primary.id, 30_000);
   }
+  if (!drain) await writing();
   await primary.stop('SIGKILL');
   kill({ node: primary.id, at: performance.now() });
   log(`[chaos] killed primary ${primary.id}${drain ? ' (made read-only and replicas caught up first)' : ' under the writer'}`);
@@ -240,7 +241,7 @@ export const FAILOVER_MYSQL: MysqlScenario = {
   name: 'failover-mysql',
   points: FAILOVER_MYSQL_POINTS,
   loss: 'reported-window',
-  start: (lab, i, log, kill) => killPrimaryAndFailOver(lab, i, log, kill, false),
+  start: (lab, i, log, kill, writing) => killPrimaryAndFailOver(lab, i, log, kill, writing, false),
   expectPrimary: failedOver,
   settle: restartAndRejoin,
   lossBound: mysqlLossBound,
@@ -251,7 +252,7 @@ export const FAILOVER_MYSQL_DRAINED: MysqlScenario = {
   ...FAILOVER_MYSQL,
   name: 'failover-mysql-drained',
   loss: 'none',
-  start: (lab, i, log, kill) => killPrimaryAndFailOver(lab, i, log, kill, true),
+  start: (lab, i, log, kill, writing) => killPrimaryAndFailOver(lab, i, log, kill, writing, true),
 };
 
 /** MariaDB backup from a replica (its SQL thread is paused for the dump): the end state also needs it applying again. */

@@ -275,7 +275,7 @@ export const ROLLING_RESTART_REDIS_SENTINEL: RedisScenario = {
 export const FAILOVER_REDIS_POINTS = [...['describeCluster', 'probeRedisCluster', 'ensureRedisPromoted', 'ensureRedisReplicaOf', 'verifyRedisTopology'].flatMap((a) => [`before:${a}`, `after:${a}`]), 'before:ensureRedisFenced'];
 
 /** Kill the primary (SIGKILL), say so, and start `handover failover --force`. */
-async function killPrimaryAndFailOver(lab: Lab, i: number, log: (m: string) => void, kill: (m: { node: string; at: number }) => void, drain: boolean): Promise<void> {
+async function killPrimaryAndFailOver(lab: Lab, i: number, log: (m: string) => void, kill: (m: { node: string; at: number }) => void, writing: () => Promise<void>, drain: boolean): Promise<void> {
   const primary = await lab.fleet.primary();
   if (!primary) throw new Error(`no single primary before the failover: ${JSON.stringify(await lab.fleet.roles())}`);
   if (drain) {
@@ -284,6 +284,7 @@ async function killPrimaryAndFailOver(lab: Lab, i: number, log: (m: string) => v
     c.disconnect();
     await waitForReplication(lab.fleet, primary.id, 2500);
   }
+  if (!drain) await writing();
   await primary.stop('SIGKILL');
   kill({ node: primary.id, at: performance.now() });
   log(`[chaos] killed primary ${primary.id}${drain ? ' (writes paused and replicas caught up first)' : ' under the writer'}`);
@@ -322,7 +323,7 @@ export const FAILOVER_REDIS: RedisScenario = {
   lab: { extraConfig: ['min-replicas-to-write 1', 'min-replicas-max-lag 2', 'repl-timeout 3'] },
   points: FAILOVER_REDIS_POINTS,
   loss: 'reported-window',
-  start: (lab, i, log, kill) => killPrimaryAndFailOver(lab, i, log, kill, false),
+  start: (lab, i, log, kill, writing) => killPrimaryAndFailOver(lab, i, log, kill, writing, false),
   expectPrimary: failedOver,
   settle: restartAndFence,
   lossBound: redisLossBound,
@@ -336,7 +337,7 @@ export const FAILOVER_REDIS_DRAINED: RedisScenario = {
   ...FAILOVER_REDIS,
   name: 'failover-redis-drained',
   loss: 'none',
-  start: (lab, i, log, kill) => killPrimaryAndFailOver(lab, i, log, kill, true),
+  start: (lab, i, log, kill, writing) => killPrimaryAndFailOver(lab, i, log, kill, writing, true),
 };
 
 export const BACKUP_REDIS: RedisScenario = {

@@ -108,8 +108,11 @@ export interface Scenario<L extends AnyLab = AnyLab> {
   /** Once, before the first point. */
   prepare?(lab: L): void | Promise<void>;
   before?(lab: L): Promise<unknown>;
-  /** Start the i-th run without waiting for it. A failover scenario kills the primary first and says so through `kill`. */
-  start(lab: L, i: number, log: (m: string) => void, kill: (m: KillMark) => void): Promise<void>;
+  /**
+   * Start the i-th run without waiting for it. A failover scenario kills the primary first (once `writing()`
+   * says the writer is acknowledging right now) and says so through `kill`.
+   */
+  start(lab: L, i: number, log: (m: string) => void, kill: (m: KillMark) => void, writing: () => Promise<void>): Promise<void>;
   /** The primary the run must leave (its postcondition), from the snapshot and the run's report; a string is a failure. */
   expectPrimary(before: Before, report: unknown, kill?: KillMark): { primary: string; why: string } | { failure: string };
   /** After the run, with the writer and the sampler still running (e.g. restart a killed node and fence it). */
