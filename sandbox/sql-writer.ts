@@ -46,7 +46,10 @@ export class SqlWriter extends AckLog {
     c?.destroy();
   }
 
-  /** The node that answers @@read_only = 0 (the first one, should there be several), or undefined. */
+  /**
+   * The one node answering @@read_only = 0, or undefined: none does, or several do. With two writable nodes the
+   * writer refuses to choose (counted in `ambiguous`) rather than commit to whichever answered first.
+   */
   async discoverWritable(): Promise<string | undefined> {
     const answers = await Promise.all(
       this.nodes.map(async (n) => {
@@ -59,7 +62,9 @@ export class SqlWriter extends AckLog {
         }
       }),
     );
-    return answers.find((x): x is string => !!x);
+    const writable = answers.filter((x): x is string => !!x);
+    if (writable.length > 1) this.ambiguous++;
+    return writable.length === 1 ? writable[0] : undefined;
   }
 
   protected async run(): Promise<void> {
@@ -80,7 +85,7 @@ export class SqlWriter extends AckLog {
         await c.query({ sql: 'BEGIN', timeout: 15_000 });
         await c.query({ sql: 'INSERT INTO acks (k, v) VALUES (?, ?)', values: [key, this.seq], timeout: 15_000 });
         await c.query({ sql: 'COMMIT', timeout: 15_000 });
-        this.ack(key);
+        this.ack(key, id);
       } catch (e) {
         this.errors++;
         const err = e as { errno?: number; code?: string; fatal?: boolean };

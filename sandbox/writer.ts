@@ -28,6 +28,10 @@ export interface WriterStats {
 export abstract class AckLog {
   readonly ackedKeys: string[] = [];
   readonly ackTimes: number[] = [];
+  /** The node that acknowledged each write ('' when the client does not know, e.g. a cluster client). */
+  readonly ackedBy: string[] = [];
+  /** Discovery rounds refused because several nodes claimed the primary role at once (an ambiguous topology). */
+  ambiguous = 0;
   errors = 0;
   protected seq = 0;
   protected stopped = false;
@@ -37,9 +41,10 @@ export abstract class AckLog {
 
   protected abstract run(): Promise<void>;
 
-  protected ack(key: string): void {
+  protected ack(key: string, node = ''): void {
     this.ackTimes.push(performance.now());
     this.ackedKeys.push(key);
+    this.ackedBy.push(node);
   }
 
   start(): this {
@@ -113,7 +118,10 @@ export class AckedWriter extends AckLog {
     for (const c of this.clients.values()) c.disconnect();
   }
 
-  /** The node every reachable node agrees is the (single) master, or undefined. */
+  /**
+   * The one node answering ROLE master, or undefined: none answers, or several do. With two masters the
+   * writer refuses to choose (counted in `ambiguous`) rather than write to whichever answered first.
+   */
   async discoverPrimary(): Promise<string | undefined> {
     const roles = await Promise.all(
       this.nodes.map(async (n) => {
@@ -126,7 +134,8 @@ export class AckedWriter extends AckLog {
       }),
     );
     const masters = roles.filter((x): x is string => !!x);
-    return masters.length >= 1 ? masters[0] : undefined;
+    if (masters.length > 1) this.ambiguous++;
+    return masters.length === 1 ? masters[0] : undefined;
   }
 
   protected async run(): Promise<void> {
@@ -143,7 +152,7 @@ export class AckedWriter extends AckLog {
       try {
         const c = this.clients.get(this.current)!;
         const r = await c.set(key, String(this.seq));
-        if (r === 'OK' && (this.waitReplicas === 0 || Number(await c.call('WAIT', String(this.waitReplicas), '2000')) >= this.waitReplicas)) this.ack(key);
+        if (r === 'OK' && (this.waitReplicas === 0 || Number(await c.call('WAIT', String(this.waitReplicas), '2000')) >= this.waitReplicas)) this.ack(key, this.current);
       } catch {
         this.errors++;
         this.current = undefined;

@@ -1,0 +1,72 @@
+/** Small pieces every scenario file uses. */
+import type { AckLog } from '../../sandbox/writer';
+import type { Before, ChaosWriter, KillMark } from './types';
+
+export const quietIO = (log: (m: string) => void) => ({ out: () => undefined, err: log, isTTY: false });
+
+/** Throws when a CLI start did not exit 0. */
+export function started(r: { exitCode: number }): void {
+  if (r.exitCode !== 0) throw new Error(`could not start: exit ${r.exitCode}`);
+}
+
+/** A switchover must move the primary from the one before the run to the one it reports. */
+export function switchedOver(before: Before, report: unknown): { primary: string; why: string } | { failure: string } {
+  const r = report as { oldPrimary?: string; newPrimary?: string } | undefined;
+  if (!r?.newPrimary) return { failure: 'the report names no new primary' };
+  if (before.primary && r.oldPrimary !== before.primary) return { failure: `the report says it switched from ${r.oldPrimary}, the primary before the run was ${before.primary}` };
+  if (r.newPrimary === before.primary) return { failure: `the report's new primary ${r.newPrimary} is the old one` };
+  return { primary: r.newPrimary, why: `the switchover reported ${r.oldPrimary} -> ${r.newPrimary}` };
+}
+
+/** A failover must promote another node than the one killed, and say which it replaced. */
+export function failedOver(_before: Before, report: unknown, kill?: KillMark): { primary: string; why: string } | { failure: string } {
+  const r = report as { oldPrimary?: string; newPrimary?: string } | undefined;
+  if (!r?.newPrimary) return { failure: 'the report names no new primary' };
+  if (!kill) return { failure: 'no primary was killed' };
+  if (r.oldPrimary !== kill.node) return { failure: `the report says it replaced ${r.oldPrimary}, the killed primary was ${kill.node}` };
+  if (r.newPrimary === kill.node) return { failure: `the report's new primary ${r.newPrimary} is the killed one` };
+  return { primary: r.newPrimary, why: `the failover reported ${r.oldPrimary} -> ${r.newPrimary}` };
+}
+
+/** A rolling restart may hand the primary over; the end primary is the one it reports. */
+export function rolled(_before: Before, report: unknown): { primary: string; why: string } | { failure: string } {
+  const r = report as { primary?: string } | undefined;
+  return r?.primary ? { primary: r.primary, why: 'the rolling restart reported it as the primary' } : { failure: 'the report names no primary' };
+}
+
+/** A backup must leave the primary where it was. */
+export function unchanged(before: Before): { primary: string; why: string } | { failure: string } {
+  return before.primary ? { primary: before.primary, why: 'a backup does not move the primary' } : { failure: 'no single primary before the run' };
+}
+
+/** A sandbox writer (AckLog) seen as a ChaosWriter, with a way to read what a node lacks. */
+export function chaosWriter(w: AckLog, missingOn: (node: string) => Promise<string[]>): ChaosWriter {
+  const cw: ChaosWriter = {
+    get ackedKeys() {
+      return w.ackedKeys;
+    },
+    get ackTimes() {
+      return w.ackTimes;
+    },
+    get ackedBy() {
+      return w.ackedBy;
+    },
+    get ambiguous() {
+      return w.ambiguous;
+    },
+    get errors() {
+      return w.errors;
+    },
+    start() {
+      w.start();
+      return cw;
+    },
+    stop: () => w.stop(),
+    close: async () => {
+      await (w as AckLog & { close?: () => Promise<void> }).close?.();
+    },
+    now: () => w.now(),
+    missingOn,
+  };
+  return cw;
+}

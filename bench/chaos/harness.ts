@@ -1,0 +1,184 @@
+/**
+ * The chaos harness, engine-neutral. One point: start from a converged fleet, arm the real worker process
+ * (worker/main.ts) with HANDOVER_FAILPOINT so it SIGKILLs itself exactly there, start the writer and the
+ * split-brain sampler, start the run, wait for the kill, start a fresh worker, wait for the run, settle (with
+ * the writer and the sampler still running), then read the end state and hand everything to the checker.
+ */
+import { WorkflowFailedError } from '@temporalio/client';
+import path from 'node:path';
+import { operationWorkflowId } from '../../core/ids';
+import { sleep } from '../../sandbox/ports';
+import { spawnWorker } from '../lab';
+import { checkPoint } from './checker';
+import { SplitBrainSampler } from './sampler';
+import type { AnyLab, Before, ChaosSummary, KillMark, PointEvidence, PointResult, Scenario, SettleResult } from './types';
+
+/** A timer that does not keep the process alive once everything else is done (the chaos run exits at once). */
+const unrefSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+const errorText = (e: unknown) => (e instanceof WorkflowFailedError ? `workflow failed: ${(e.cause as Error)?.message ?? e.message}` : (e as Error).message);
+
+/**
+ * One kill point. With `workers: 2`, two workers run armed with the same failpoint and a once-token: the
+ * first to reach it dies, and the other must take the run over without any restart.
+ */
+export async function runChaosPoint<L extends AnyLab>(lab: L, scenario: Scenario<L>, point: string, i: number, log: (m: string) => void, workers = 1): Promise<PointResult> {
+  const t0 = Date.now();
+  const probe = scenario.probe(lab);
+  const cluster = lab.fleet.cluster;
+  const resetProblems = await probe.reset();
+  const startEnd = await probe.endState();
+  const startWritable = Object.entries(startEnd).filter(([, n]) => n.writable).map(([id]) => id);
+  const before: Before = { primary: startWritable.length === 1 ? startWritable[0] : undefined, extra: await scenario.before?.(lab) };
+
+  const token = workers > 1 ? path.join(lab.fleet.baseDir, `failpoint-${i}-${Date.now()}`) : undefined;
+  const armed = Array.from({ length: workers }, () => spawnWorker(lab, point, log, token));
+  const writer = probe.writer(`c${i}x${Date.now().toString(36)}`).start();
+  const sampler = new SplitBrainSampler(probe).start();
+  let restarted: ReturnType<typeof spawnWorker> | undefined;
+  let kill: KillMark | undefined;
+  let killed = false;
+  let killNote: string | undefined;
+  let run: PointEvidence['run'] = { ok: false, error: 'not started' };
+  let report: unknown;
+  try {
+    await sleep(300);
+    // The writer acknowledging right now (a worker starting up can starve it for a second on two cores).
+    const writing = async () => {
+      for (const deadline = Date.now() + 15_000; Date.now() < deadline; await sleep(2)) {
+        const n = writer.ackTimes.length;
+        if (n >= 10 && writer.now() - writer.ackTimes[n - 1] < 50) return;
+      }
+    };
+    await scenario.start(lab, i, log, (m) => (kill = m), writing);
+    const handle = lab.client.workflow.getHandle(operationWorkflowId(cluster));
+    const outcome = await Promise.race([
+      Promise.race(armed.map((w) => w.exited)).then((e) => (e.signal === 'SIGKILL' ? 'killed' : `worker exited ${e.code ?? e.signal}`)),
+      handle.result().then(
+        () => 'the run finished before the kill point',
+        (e) => `the run failed before the kill point: ${errorText(e)}`,
+      ),
+      unrefSleep(90_000).then(() => 'kill point not reached in 90 s'),
+    ]);
+    killed = outcome === 'killed';
+    if (!killed) killNote = outcome;
+    if (workers === 1) restarted = spawnWorker(lab, undefined, log);
+    report = await Promise.race([handle.result(), unrefSleep(180_000).then(() => Promise.reject(new Error('run did not finish within 180 s after the restart')))]);
+    run = { ok: true };
+  } catch (e) {
+    run = { ok: false, error: errorText(e) };
+  }
+  // Settle with the writer and the sampler still running: a killed primary comes back and is fenced under them.
+  const settled: SettleResult = (await scenario.settle?.(lab, report, kill).catch((e): SettleResult => ({ problems: [`settle failed: ${(e as Error).message}`] }))) ?? { problems: [] };
+  const settle = [...resetProblems.map((p) => `before the run: ${p}`), ...settled.problems];
+  const flaggedNode = settled.flagged?.node;
+  await sleep(300);
+  const stats = await writer.stop();
+  const samples = await sampler.stop();
+
+  const expected = run.ok ? scenario.expectPrimary(before, report, kill) : { failure: 'no report: the run did not complete' };
+  let end = await probe.endState();
+  let writable = Object.entries(end).filter(([, n]) => n.writable).map(([id]) => id);
+  let notConverged: string | undefined;
+  const behindPrimary: Record<string, number> = {};
+  let lostKeys: string[] = [];
+  if (writable.length === 1) {
+    notConverged = await probe.converge(writable[0], 60_000, flaggedNode ? [flaggedNode] : []);
+    end = await probe.endState(); // re-read: links that were coming up when first read
+    writable = Object.entries(end).filter(([, n]) => n.writable).map(([id]) => id);
+  }
+  const primary = writable.length === 1 ? writable[0] : undefined;
+  if (primary) {
+    lostKeys = await writer.missingOn(primary);
+    const lost = new Set(lostKeys);
+    for (const n of probe.nodes) {
+      if (n === primary || n === flaggedNode || !end[n]?.up) continue;
+      behindPrimary[n] = (await writer.missingOn(n).catch(() => writer.ackedKeys)).filter((k) => !lost.has(k)).length;
+    }
+  }
+  const postconditions = (await scenario.check?.(lab, i, before, report).catch((e) => [`check failed: ${(e as Error).message}`])) ?? [];
+
+  let loss: PointEvidence['loss'];
+  if (scenario.loss === 'reported-window') {
+    const k = kill as KillMark | undefined;
+    const byKilled = k ? writer.ackedBy.flatMap((n, j) => (n === k.node && writer.ackTimes[j] <= k.at ? [j] : [])) : [];
+    const allowed = new Set(byKilled.map((j) => writer.ackedKeys[j]));
+    const last = byKilled.length ? writer.ackTimes[byKilled[byKilled.length - 1]] : undefined;
+    loss = {
+      killed: k?.node ?? '(none)',
+      ackedByKilledBeforeKill: byKilled.length,
+      lastAckBeforeKillMs: k && last !== undefined ? Math.round(k.at - last) : undefined,
+      lostElsewhere: lostKeys.filter((x) => !allowed.has(x)).length,
+      unbounded: lostKeys.length === 0 ? undefined : run.ok ? scenario.lossBound?.(report, lostKeys) ?? 'the scenario has no loss bound' : 'no report to bound the loss',
+    };
+    if (!k) settle.push('the scenario did not say which primary it killed');
+  }
+
+  const flagged = settled.flagged && {
+    ...settled.flagged,
+    lostMissingOnIt: lostKeys.length ? (await writer.missingOn(settled.flagged.node).catch(() => lostKeys)).filter((k) => lostKeys.includes(k)).length : 0,
+  };
+  const evidence: PointEvidence = {
+    point,
+    killed,
+    killNote,
+    run,
+    settle,
+    flagged,
+    end,
+    expected,
+    notConverged,
+    writes: { acked: stats.acked, minAcked: scenario.minAcked, ambiguous: writer.ambiguous, lostOnPrimary: lostKeys.length, behindPrimary },
+    loss,
+    samples,
+    postconditions,
+  };
+  const failures = checkPoint(evidence);
+  await writer.close();
+  for (const w of armed) await w.stop();
+  await restarted?.stop();
+  return {
+    point,
+    killed,
+    completed: failures.length === 0,
+    failures,
+    lostAckedWrites: lostKeys.length,
+    multiplePrimaries: samples.split,
+    samples: samples.samples,
+    samplesWithDownNode: samples.withDownNode,
+    sampleMaxGapMs: samples.maxGapMs,
+    newPrimary: primary,
+    acked: stats.acked,
+    writerAmbiguous: writer.ambiguous,
+    ...(loss ? { loss } : {}),
+    ...(flagged ? { flagged: flagged.node } : {}),
+    writeBlockedMs: Math.round(stats.maxGapMs),
+    ms: Date.now() - t0,
+    ...(failures.length ? { error: failures.join('; ') } : {}),
+  };
+}
+
+export async function runChaos<L extends AnyLab>(lab: L, scenario: Scenario<L>, points: string[], log: (m: string) => void, workers = 1): Promise<ChaosSummary> {
+  await scenario.prepare?.(lab);
+  const results: PointResult[] = [];
+  for (const [i, p] of points.entries()) {
+    const r = await runChaosPoint(lab, scenario, p, i, log, workers);
+    log(
+      `[chaos] ${scenario.name} ${p}: killed=${r.killed} completed=${r.completed} acked=${r.acked} lost=${r.lostAckedWrites} split=${r.multiplePrimaries}/${r.samples} down=${r.samplesWithDownNode} blocked=${r.writeBlockedMs}ms ${r.ms}ms${r.failures.length ? ` FAILURES: ${r.failures.join(' | ')}` : ''}`,
+    );
+    results.push(r);
+  }
+  return summarize(scenario.name, results);
+}
+
+export function summarize(runbook: string, results: PointResult[]): ChaosSummary {
+  return {
+    killPoints: results.filter((r) => r.killed).length,
+    completed: results.filter((r) => r.completed).length,
+    lostAckedWrites: results.reduce((n, r) => n + r.lostAckedWrites, 0),
+    multiplePrimaries: results.reduce((n, r) => n + r.multiplePrimaries, 0),
+    failed: results.filter((r) => !r.completed).length,
+    runbook,
+    points: results,
+  };
+}

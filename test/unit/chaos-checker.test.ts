@@ -1,0 +1,108 @@
+/**
+ * The strict chaos checker (bench/chaos/checker.ts) on hand-made evidence: every condition it claims to check
+ * fails a point on its own and is named; the split-brain sampler counts every sample.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { checkPoint } from '../../bench/chaos/checker';
+import { SplitBrainSampler } from '../../bench/chaos/sampler';
+import type { EngineProbe, PointEvidence } from '../../bench/chaos/types';
+
+const replica = (of: string) => ({ up: true, writable: false, follows: of, linkUp: true, detail: `replica of ${of}` });
+function good(): PointEvidence {
+  return {
+    point: 'after:x',
+    killed: true,
+    run: { ok: true },
+    settle: [],
+    end: { a: replica('b'), b: { up: true, writable: true, detail: 'master' }, c: replica('b') },
+    expected: { primary: 'b', why: 'reported' },
+    writes: { acked: 500, minAcked: 200, ambiguous: 0, lostOnPrimary: 0, behindPrimary: { a: 0, c: 0 } },
+    samples: { samples: 300, withDownNode: 10, split: 0, splitExamples: [], maxGapMs: 40 },
+    postconditions: [],
+  };
+}
+const failover = (over: Partial<NonNullable<PointEvidence['loss']>> = {}): PointEvidence['loss'] => ({ killed: 'a', ackedByKilledBeforeKill: 300, lastAckBeforeKillMs: 2, lostElsewhere: 0, ...over });
+
+describe('chaos checker', () => {
+  it('passes a point only when everything holds', () => {
+    expect(checkPoint(good())).toEqual([]);
+  });
+
+  it.each<[string, (e: PointEvidence) => void, RegExp]>([
+    ['not killed', (e) => Object.assign(e, { killed: false, killNote: 'the run finished before the kill point' }), /not killed.*finished before/],
+    ['run failed', (e) => (e.run = { ok: false, error: 'workflow failed: boom' }), /run did not complete: workflow failed: boom/],
+    ['settle problem', (e) => e.settle.push('a not rejoined'), /settle: a not rejoined/],
+    ['no writable node', (e) => (e.end.b.writable = false), /0 writable nodes/],
+    ['two writable nodes', (e) => (e.end.a.writable = true), /2 writable nodes \(a, b\)/],
+    ['wrong primary', (e) => (e.expected = { primary: 'c', why: 'the switchover reported b -> c' }), /b is the primary, expected c/],
+    ['postcondition unmet', (e) => (e.expected = { failure: 'the report names no new primary' }), /postcondition: the report names no new primary/],
+    ['replica down', (e) => (e.end.c = { up: false, writable: false, detail: 'no answer' }), /c does not answer/],
+    ['replica following another', (e) => (e.end.c = replica('a')), /c not following b/],
+    ['link down', (e) => (e.end.c.linkUp = false), /c not following b with its link up/],
+    ['not converged', (e) => (e.notConverged = 'c at 0-1-5'), /not converged on b/],
+    ['too few writes', (e) => (e.writes.acked = 3), /acknowledged 3 writes, fewer than 200/],
+    ['lost on the primary', (e) => (e.writes.lostOnPrimary = 2), /2 acknowledged write\(s\) missing on the primary/],
+    ['a replica behind', (e) => (e.writes.behindPrimary.c = 4), /c lacks 4 acknowledged write/],
+    ['one split sample', (e) => Object.assign(e.samples, { split: 1, splitExamples: ['+5ms a=writable b=writable c=read-only'] }), /split brain: 1 of 300/],
+    ['too few samples', (e) => (e.samples.samples = 3), /only 3 samples/],
+    ['a stalled sampler', (e) => (e.samples.maxGapMs = 2500), /stalled 2500 ms/],
+    ['scenario postcondition', (e) => e.postconditions.push('c runs hz=10, wanted 11'), /postcondition: c runs hz=10/],
+  ])('fails and names it: %s', (_name, spoil, message) => {
+    const e = good();
+    spoil(e);
+    const f = checkPoint(e);
+    expect(f.length).toBeGreaterThan(0);
+    expect(f.join('\n')).toMatch(message);
+  });
+
+  it('failover: lost writes pass only when the killed primary acknowledged them and the report bounds them', () => {
+    const e = { ...good(), loss: failover() };
+    e.writes.lostOnPrimary = 3;
+    expect(checkPoint(e)).toEqual([]);
+    expect(checkPoint({ ...e, loss: failover({ unbounded: 'the report gives no bound' }) }).join()).toMatch(/data-loss window: the report gives no bound/);
+    expect(checkPoint({ ...e, loss: failover({ lostElsewhere: 1 }) }).join()).toMatch(/1 lost write\(s\) were not acknowledged by a/);
+    expect(checkPoint({ ...e, loss: failover({ ackedByKilledBeforeKill: 0 }) }).join()).toMatch(/acknowledged no write before the kill/);
+    expect(checkPoint({ ...e, loss: failover({ lastAckBeforeKillMs: 5000 }) }).join()).toMatch(/not writing when a was killed/);
+  });
+
+  it('a flagged old primary is excused from following only when it holds every lost commit', () => {
+    const e = { ...good(), loss: failover() };
+    e.end.a = { up: true, writable: false, detail: 'read_only=1 no source' };
+    e.writes.behindPrimary.a = 40;
+    e.flagged = { node: 'a', errantGtids: ['0-1-7'], lostMissingOnIt: 0 };
+    e.writes.lostOnPrimary = 1;
+    expect(checkPoint(e)).toEqual([]);
+    expect(checkPoint({ ...e, writes: { ...e.writes, lostOnPrimary: 0 } }).join()).toMatch(/flagged with errant GTIDs 0-1-7 although no acknowledged commit was lost/);
+    expect(checkPoint({ ...e, flagged: { ...e.flagged, lostMissingOnIt: 1 } }).join()).toMatch(/lacks 1 of the lost commits/);
+    expect(checkPoint({ ...e, flagged: undefined }).join()).toMatch(/a not following b/);
+  });
+});
+
+describe('split-brain sampler', () => {
+  it('counts every sample: one with two writable nodes is a split, one with a silent node is recorded', () => {
+    const s = new SplitBrainSampler({} as EngineProbe);
+    s.record({ a: 'writable', b: 'read-only', c: 'read-only' });
+    s.record({ a: 'writable', b: 'writable', c: 'down' });
+    s.record({ a: 'down', b: 'writable', c: 'read-only' });
+    expect(s.stats).toMatchObject({ samples: 3, split: 1, withDownNode: 2 });
+    expect(s.stats.splitExamples[0]).toMatch(/a=writable b=writable c=down/);
+  });
+});
+
+describe('layers', () => {
+  it('no production folder imports bench/ or test/', () => {
+    const ROOT = path.resolve(__dirname, '..', '..');
+    const files = (d: string): string[] =>
+      readdirSync(d).flatMap((f) => {
+        const p = path.join(d, f);
+        return statSync(p).isDirectory() ? files(p) : p.endsWith('.ts') ? [p] : [];
+      });
+    const offenders = ['core', 'inventory', 'activities', 'workflows', 'worker', 'client', 'codec']
+      .flatMap((d) => files(path.join(ROOT, d)))
+      .filter((f) => /from '(\.\.\/)+(bench|test)\//.test(readFileSync(f, 'utf8')))
+      .map((f) => path.relative(ROOT, f));
+    expect(offenders).toEqual([]);
+  });
+});
