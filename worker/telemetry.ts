@@ -67,7 +67,12 @@ export function jsonLine(e: LogEntry): string {
  * any connection. Returns the logger the worker writes its own lines with.
  */
 export function installTelemetry(cfg: TelemetryConfig, write: (line: string) => void = (l) => process.stderr.write(l + '\n')): Logger {
-  const logger = cfg.logFormat === 'json' ? new DefaultLogger(cfg.logLevel, (e) => write(jsonLine(e))) : new DefaultLogger(cfg.logLevel);
+  // Text: the worker's own lines keep their documented one-line form ("[worker] polling …"); the SDK's as usual.
+  const sdkText = new DefaultLogger(cfg.logLevel);
+  const logger =
+    cfg.logFormat === 'json'
+      ? new DefaultLogger(cfg.logLevel, (e) => write(jsonLine(e)))
+      : new DefaultLogger(cfg.logLevel, (e) => (e.meta?.sdkComponent === 'handover-worker' ? write(`[worker] ${e.message}`) : sdkText.log(e.level, e.message, e.meta)));
   Runtime.install({
     logger,
     telemetryOptions: {
