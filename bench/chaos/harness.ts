@@ -101,13 +101,13 @@ export async function runChaosPoint<L extends AnyLab>(lab: L, scenario: Scenario
   let loss: PointEvidence['loss'];
   if (scenario.loss === 'reported-window') {
     const k = kill as KillMark | undefined;
-    const byKilled = k ? writer.ackedBy.flatMap((n, j) => (n === k.node && writer.ackTimes[j] <= k.at ? [j] : [])) : [];
+    const byKilled = k ? writer.ackedBy.flatMap((n, j) => (n === k.node && writer.ackTimes[j] <= k.goneAt ? [j] : [])) : [];
     const allowed = new Set(byKilled.map((j) => writer.ackedKeys[j]));
     const last = byKilled.length ? writer.ackTimes[byKilled[byKilled.length - 1]] : undefined;
     loss = {
       killed: k?.node ?? '(none)',
       ackedByKilledBeforeKill: byKilled.length,
-      lastAckBeforeKillMs: k && last !== undefined ? Math.round(k.at - last) : undefined,
+      lastAckBeforeKillMs: k && last !== undefined ? Math.max(0, Math.round(k.at - last)) : undefined,
       lostElsewhere: lostKeys.filter((x) => !allowed.has(x)).length,
       unbounded: lostKeys.length === 0 ? undefined : run.ok ? scenario.lossBound?.(report, lostKeys) ?? 'the scenario has no loss bound' : 'no report to bound the loss',
     };

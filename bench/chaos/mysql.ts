@@ -21,7 +21,7 @@ import { SqlWriter } from '../../sandbox/sql-writer';
 import type { MysqlLab } from '../lab';
 import { BACKUP_POINTS, addBackupBlock, backupStates, checkOneNewGoodBackup, startBackup } from './backup';
 import { chaosWriter, failedOver, quietIO, rolled, started, switchedOver, unchanged } from './common';
-import type { EndNode, EngineProbe, NodeView, Scenario, SettleResult } from './types';
+import type { EndNode, EngineProbe, KillMark, NodeView, Scenario, SettleResult } from './types';
 
 export function mysqlProbe(fleet: MariaFleet): EngineProbe {
   // One root session per node over its socket, reopened after a failure (a fence ends other sessions too).
@@ -190,7 +190,7 @@ export const FAILOVER_MYSQL_POINTS = [
   'inside:ensureMysqlPrimary.stopped',
 ];
 
-async function killPrimaryAndFailOver(lab: MysqlLab, i: number, log: (m: string) => void, kill: (m: { node: string; at: number }) => void, writing: () => Promise<void>, drain: boolean): Promise<void> {
+async function killPrimaryAndFailOver(lab: MysqlLab, i: number, log: (m: string) => void, kill: (m: KillMark) => void, writing: () => Promise<void>, drain: boolean): Promise<void> {
   const end = await mysqlProbe(lab.fleet).endState();
   const writable = Object.entries(end).filter(([, n]) => n.writable).map(([id]) => id);
   if (writable.length !== 1) throw new Error(`want one writable node before the failover, found ${writable.join(',') || 'none'}`);
@@ -200,8 +200,9 @@ async function killPrimaryAndFailOver(lab: MysqlLab, i: number, log: (m: string)
     await lab.fleet.waitForReplication(primary.id, 30_000);
   }
   if (!drain) await writing();
-  await primary.stop('SIGKILL');
-  kill({ node: primary.id, at: performance.now() });
+  const at = performance.now();
+  await primary.stop('SIGKILL'); // returns once the process is gone, which can take a second under load
+  kill({ node: primary.id, at, goneAt: performance.now() });
   log(`[chaos] killed primary ${primary.id}${drain ? ' (made read-only and replicas caught up first)' : ' under the writer'}`);
   started(await runFailover({ cluster: lab.fleet.cluster, force: true, address: lab.address, taskQueue: lab.taskQueue, requestedBy: `chaos run ${i}` }, quietIO(log)));
 }

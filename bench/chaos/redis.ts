@@ -22,7 +22,7 @@ import { AckedWriter } from '../../sandbox/writer';
 import type { Lab } from '../lab';
 import { BACKUP_POINTS, addBackupBlock, backupStates, checkOneNewGoodBackup, startBackup } from './backup';
 import { chaosWriter, failedOver, quietIO, rolled, started, switchedOver, unchanged } from './common';
-import type { EndNode, EngineProbe, NodeView, Scenario, SettleResult } from './types';
+import type { EndNode, EngineProbe, KillMark, NodeView, Scenario, SettleResult } from './types';
 
 interface Replication {
   role: string;
@@ -275,7 +275,7 @@ export const ROLLING_RESTART_REDIS_SENTINEL: RedisScenario = {
 export const FAILOVER_REDIS_POINTS = [...['describeCluster', 'probeRedisCluster', 'ensureRedisPromoted', 'ensureRedisReplicaOf', 'verifyRedisTopology'].flatMap((a) => [`before:${a}`, `after:${a}`]), 'before:ensureRedisFenced'];
 
 /** Kill the primary (SIGKILL), say so, and start `handover failover --force`. */
-async function killPrimaryAndFailOver(lab: Lab, i: number, log: (m: string) => void, kill: (m: { node: string; at: number }) => void, writing: () => Promise<void>, drain: boolean): Promise<void> {
+async function killPrimaryAndFailOver(lab: Lab, i: number, log: (m: string) => void, kill: (m: KillMark) => void, writing: () => Promise<void>, drain: boolean): Promise<void> {
   const primary = await lab.fleet.primary();
   if (!primary) throw new Error(`no single primary before the failover: ${JSON.stringify(await lab.fleet.roles())}`);
   if (drain) {
@@ -285,8 +285,9 @@ async function killPrimaryAndFailOver(lab: Lab, i: number, log: (m: string) => v
     await waitForReplication(lab.fleet, primary.id, 2500);
   }
   if (!drain) await writing();
-  await primary.stop('SIGKILL');
-  kill({ node: primary.id, at: performance.now() });
+  const at = performance.now();
+  await primary.stop('SIGKILL'); // returns once the process is gone, which can take a second under load
+  kill({ node: primary.id, at, goneAt: performance.now() });
   log(`[chaos] killed primary ${primary.id}${drain ? ' (writes paused and replicas caught up first)' : ' under the writer'}`);
   started(await runFailover({ cluster: lab.fleet.cluster, force: true, address: lab.address, taskQueue: lab.taskQueue, requestedBy: `chaos run ${i}` }, quietIO(log)));
 }

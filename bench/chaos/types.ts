@@ -74,10 +74,11 @@ export interface Before {
   extra?: unknown;
 }
 
-/** Said by `start` of a failover scenario: which node it killed, and when (writer clock). */
+/** Said by `start` of a failover scenario: which node it killed, when the signal went, and when the process was gone (writer clock). */
 export interface KillMark {
   node: string;
   at: number;
+  goneAt: number;
 }
 
 /**
@@ -152,9 +153,9 @@ export interface PointEvidence {
   /** Failover scenarios only (loss 'reported-window'). */
   loss?: {
     killed: string;
-    /** Writes the killed primary acknowledged before the kill. */
+    /** Writes the killed primary acknowledged (before its process was gone). */
     ackedByKilledBeforeKill: number;
-    /** Time from the killed primary's last acknowledgement to the kill (ms): the writer was writing into the kill. */
+    /** Time from the killed primary's last acknowledgement to the SIGKILL (ms; 0 when it still acknowledged after the signal): the writer was writing into the kill. */
     lastAckBeforeKillMs?: number;
     /** Lost writes not acknowledged by the killed primary before the kill (must be 0). */
     lostElsewhere: number;
