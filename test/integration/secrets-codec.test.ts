@@ -60,6 +60,14 @@ function payloads(historyJson: string): { metadata: Record<string, string>; data
     if (!v || typeof v !== 'object') return;
     if (key === 'searchAttributes') return; // indexed fields are never encoded (they are what the UI filters on)
     const o = v as Record<string, unknown>;
+    // The SDK's own patch markers (patched(): {"id": "<patch name>", "deprecated": false}) are written by the core
+    // without the payload codec; they carry the patch's name only, which is checked here.
+    if (key === 'markerRecordedEventAttributes' && o.markerName === 'core_patch') {
+      const data = JSON.stringify(o.details);
+      const ids = [...data.matchAll(/"data":"([A-Za-z0-9+/=]+)"/g)].map((m) => JSON.parse(Buffer.from(m[1], 'base64').toString('utf8')) as { id?: string });
+      for (const x of ids) if (!/^[a-z0-9-]+$/.test(x.id ?? '') || Object.keys(x).some((k) => k !== 'id' && k !== 'deprecated')) throw new Error(`unexpected patch marker payload ${JSON.stringify(x)}`);
+      return;
+    }
     if (o.metadata && typeof o.metadata === 'object' && 'encoding' in (o.metadata as object)) out.push(o as never);
     for (const [k, x] of Object.entries(o)) walk(x, k);
   };
