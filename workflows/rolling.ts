@@ -5,8 +5,9 @@
  * longer matches, `--dry-run`). The engine supplies its probe, its decision and how it restarts a node or hands
  * the primary over (workflows/<engine>/rolling-restart.ts). Deterministic: workflow APIs only.
  */
-import { ApplicationFailure, CancellationScope, sleep } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, executeChild, sleep } from '@temporalio/workflow';
 import { ErrorType } from '../core/errors';
+import { SA_CLUSTER, SA_RUNBOOK, operationWorkflowId } from '../core/ids';
 import { describeAction, type DesiredSpec, type RollingAction } from '../core/rolling';
 import type { RollingRestartInput, RollingRestartReport } from './contracts';
 import { abortWatch, awaitApproval, isCancellation } from './approval';
@@ -179,4 +180,34 @@ export async function runRoll<N extends { node: string }, P extends RollProbe<N>
     rb.setPhase('done');
     return report(false, approval);
   });
+}
+
+/**
+ * The primary handed over by the engine's switchover runbook as a child workflow (its own history, its own
+ * undo), one step of the roll. Both engines' rolls use it; `workflowType` names the engine's switchover.
+ */
+export async function handoverByChildSwitchover(
+  rb: Runbook,
+  cluster: string,
+  action: Handover,
+  round: number,
+  workflowType: 'redisSwitchover' | 'mysqlSwitchover',
+): Promise<RollingRestartReport['handovers'][number] & { newPrimary: string }> {
+  const workflowId = `${operationWorkflowId(cluster)}-handover-${round}`;
+  const report = await rb.step(
+    `handover ${action.from}`,
+    `switch over ${action.from} -> ${action.to} (child workflow)`,
+    () =>
+      executeChild(workflowType, {
+        workflowId,
+        args: [{ cluster, to: action.to, requestedBy: `rolling restart of ${cluster}` }],
+        typedSearchAttributes: [
+          { key: SA_CLUSTER, value: cluster },
+          { key: SA_RUNBOOK, value: 'switchover' },
+        ],
+        staticSummary: `switchover of ${cluster} to ${action.to} (rolling restart)`,
+      }) as Promise<{ oldPrimary: string; newPrimary: string; writePauseMs: number }>,
+    (r) => `child ${workflowId}: ${r.oldPrimary} -> ${r.newPrimary}, write pause ${r.writePauseMs} ms`,
+  );
+  return { from: report.oldPrimary, to: report.newPrimary, writePauseMs: report.writePauseMs, workflowId, newPrimary: report.newPrimary };
 }

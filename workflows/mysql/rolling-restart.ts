@@ -9,15 +9,12 @@
  * re-run after a crash or a partial roll continues with the stale nodes only, and a re-run after completion
  * changes nothing.
  */
-import { executeChild } from '@temporalio/workflow';
-import { SA_CLUSTER, SA_RUNBOOK, operationWorkflowId } from '../../core/ids';
 import { nextMysqlRollingAction, whyMysqlStale, type MysqlSpecProbe } from '../../core/mysql/rolling';
 import type { DesiredSpec } from '../../core/rolling';
 import { probe, wait } from '../profiles';
 import { Runbook } from '../runbook';
-import { runRoll, type RollEngine } from '../rolling';
+import { handoverByChildSwitchover, runRoll, type RollEngine } from '../rolling';
 import type { RollingRestartInput, RollingRestartReport } from '../contracts';
-import type { MysqlSwitchoverReport } from './switchover';
 
 type MysqlRollProbe = Awaited<ReturnType<typeof probe.probeMysqlSpecs>>;
 
@@ -52,23 +49,7 @@ export async function mysqlRollingRestart(input: RollingRestartInput): Promise<R
       );
     },
     async handover(action, _probed, round) {
-      const workflowId = `${operationWorkflowId(cluster)}-handover-${round}`;
-      const report = await rb.step(
-        `handover ${action.from}`,
-        `switch over ${action.from} -> ${action.to} (child workflow)`,
-        () =>
-          executeChild('mysqlSwitchover', {
-            workflowId,
-            args: [{ cluster, to: action.to, requestedBy: `rolling restart of ${cluster}` }],
-            typedSearchAttributes: [
-              { key: SA_CLUSTER, value: cluster },
-              { key: SA_RUNBOOK, value: 'switchover' },
-            ],
-            staticSummary: `switchover of ${cluster} to ${action.to} (rolling restart)`,
-          }) as Promise<MysqlSwitchoverReport>,
-        (r) => `child ${workflowId}: ${r.oldPrimary} -> ${r.newPrimary}, write pause ${r.writePauseMs} ms`,
-      );
-      return { from: report.oldPrimary, to: report.newPrimary, writePauseMs: report.writePauseMs, workflowId, newPrimary: report.newPrimary };
+      return handoverByChildSwitchover(rb, cluster, action, round, 'mysqlSwitchover');
     },
     async finish(st) {
       const verify = await rb.step('verify', `verify one writable node (${st.primary}), replicas running and converged`, () =>

@@ -6,17 +6,15 @@
  * Stateless: before every action the cluster is re-probed and `nextRollingAction` says what is stale and what
  * comes next, so a re-run after a crash or a partial roll continues with the stale nodes only.
  */
-import { ApplicationFailure, executeChild } from '@temporalio/workflow';
+import { ApplicationFailure } from '@temporalio/workflow';
 import { ErrorType } from '../../core/errors';
-import { SA_CLUSTER, SA_RUNBOOK, operationWorkflowId } from '../../core/ids';
 import { nextRollingAction, nextSentinelRestart, whyStale, type SpecProbe } from '../../core/redis/rolling';
 import type { DesiredSpec } from '../../core/rolling';
 import { nextClusterRollingAction } from '../../core/redis/rolling-cluster';
 import type { RollingRestartInput, RollingRestartReport } from '../contracts';
 import { mutate, probe, wait } from '../profiles';
 import { Runbook } from '../runbook';
-import { runRoll, type RollEngine } from '../rolling';
-import type { SwitchoverReport } from './switchover';
+import { handoverByChildSwitchover, runRoll, type RollEngine } from '../rolling';
 
 type RedisRollProbe = Awaited<ReturnType<typeof probe.probeRedisSpecs>>;
 
@@ -67,23 +65,7 @@ export async function redisRollingRestart(input: RollingRestartInput): Promise<R
         );
         return { from: action.from, to: action.to, writePauseMs: h.handoverMs, workflowId: '' };
       }
-      const workflowId = `${operationWorkflowId(cluster)}-handover-${round}`;
-      const report = await rb.step(
-        `handover ${action.from}`,
-        `switch over ${action.from} -> ${action.to} (child workflow)`,
-        () =>
-          executeChild('redisSwitchover', {
-            workflowId,
-            args: [{ cluster, to: action.to, requestedBy: `rolling restart of ${cluster}` }],
-            typedSearchAttributes: [
-              { key: SA_CLUSTER, value: cluster },
-              { key: SA_RUNBOOK, value: 'switchover' },
-            ],
-            staticSummary: `switchover of ${cluster} to ${action.to} (rolling restart)`,
-          }) as Promise<SwitchoverReport>,
-        (r) => `child ${workflowId}: ${r.oldPrimary} -> ${r.newPrimary}, write pause ${r.writePauseMs} ms`,
-      );
-      return { from: report.oldPrimary, to: report.newPrimary, writePauseMs: report.writePauseMs, workflowId, newPrimary: report.newPrimary };
+      return handoverByChildSwitchover(rb, cluster, action, round, 'redisSwitchover');
     },
     async finish(st, stopIfAborted) {
       // Sentinel topology: the Sentinels, one at a time, each healthy again before the next (quorum kept).
