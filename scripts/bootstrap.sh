@@ -34,6 +34,12 @@ have chromium || missing+=(chromium)
 # Temporal TLS / mTLS / API-key tests (sandbox/tls-front.ts).
 have nginx || missing+=(nginx-light)
 have openssl || missing+=(openssl)
+# HAProxy in front of each test fleet, moved by post-promotion hooks through its runtime API (hooks tests).
+have haproxy || missing+=(haproxy)
+# Physical MariaDB backups (backup.method: physical) and point-in-time recovery's binlog tools.
+have mariadb-backup || missing+=(mariadb-backup)
+# One-way packet loss in the multi-host lab (nft rules inside a node's network namespace).
+have nft || missing+=(nftables)
 [ -x "$TOOLS_BIN/versitygw" ] || have go || missing+=(golang-go)
 # Debian's python3 lacks ensurepip (python3 -m venv fails) until python3-venv is installed.
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
