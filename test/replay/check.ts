@@ -1,0 +1,128 @@
+/**
+ * The replay check (test/unit/replay.test.ts): every committed history replays against the current workflow
+ * code, and the commands the code issues while it replays are the history's, input for input.
+ *
+ * Two checks per history:
+ *  1. the SDK's determinism check (Worker.runReplayHistories): command kinds, activity types, timers, markers;
+ *  2. ours: the workflow interceptor module test/replay/commands-interceptor.ts, bundled beside the workflows
+ *     (and the production interceptor module workflows/metrics.ts), reports every scheduled activity, started
+ *     child workflow and continue-as-new with its type and input through a sink that runs during replay; that
+ *     sequence must equal, in order, the history's ActivityTaskScheduled (type, input),
+ *     StartChildWorkflowExecutionInitiated (type, workflow ID, input) and WorkflowExecutionContinuedAsNew
+ *     (type, input) events. This catches what (1) does not: two activities of one type whose inputs were
+ *     swapped or changed (repoint n3 before n2, a different node, a changed option).
+ *
+ * Inputs are compared as JSON with sorted keys (the history's payloads decoded by the default payload converter;
+ * the replay's arguments serialised by JSON.stringify, as that converter does).
+ */
+import { defaultPayloadConverter, type Payload } from '@temporalio/common';
+import type { temporal } from '@temporalio/proto';
+import { Worker, bundleWorkflowCode, type InjectedSinks } from '@temporalio/worker';
+import path from 'node:path';
+import { WORKFLOWS_PATH, WORKFLOW_INTERCEPTOR_MODULES } from '../../worker/worker';
+import type { RecordedCommand, ReplayCommandSinks } from './commands-interceptor';
+
+type History = temporal.api.history.v1.IHistory;
+
+export interface CommandMismatch {
+  /** Index in the sequence of compared commands. */
+  index: number;
+  /** What the history holds there (undefined: the replay issued more commands than the history has). */
+  history?: string;
+  /** What the replay issued there (undefined: the history has more commands than the replay issued). */
+  replay?: string;
+}
+
+export interface ReplayCheckResult {
+  workflowId: string;
+  /** The SDK's non-determinism or replay error. */
+  error?: unknown;
+  /** The first command that differs, if any. */
+  mismatch?: CommandMismatch;
+  /** How many commands (activities, children, continue-as-new) were compared. */
+  compared: number;
+  /** The commands the history holds, in order. */
+  history: RecordedCommand[];
+}
+
+const INTERCEPTOR = path.join(__dirname, `commands-interceptor${path.extname(__filename)}`);
+
+let bundle: Promise<{ code: string }> | undefined;
+/** The workflows with the production interceptor module and the recorder, bundled once per process. */
+function replayBundle(): Promise<{ code: string }> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES, INTERCEPTOR], logger: undefined });
+  return bundle;
+}
+
+/** Sorted-key JSON, undefined as null: two inputs are the same command input when these strings are equal. */
+export function canonical(v: unknown): string {
+  const norm = (x: unknown): unknown => {
+    if (x === undefined || x === null) return null;
+    if (Array.isArray(x)) return x.map(norm);
+    if (typeof x === 'object') {
+      const o = x as Record<string, unknown>;
+      return Object.fromEntries(
+        Object.keys(o)
+          .filter((k) => o[k] !== undefined)
+          .sort()
+          .map((k) => [k, norm(o[k])]),
+      );
+    }
+    return x;
+  };
+  return JSON.stringify(norm(v));
+}
+
+const decode = (payloads: Payload[] | null | undefined): unknown[] => (payloads ?? []).map((p) => defaultPayloadConverter.fromPayload(p));
+
+/** The commands a history holds, in order: scheduled activities, initiated child workflows, continue-as-new. */
+export function historyCommands(history: History): RecordedCommand[] {
+  const out: RecordedCommand[] = [];
+  for (const e of history.events ?? []) {
+    const a = e.activityTaskScheduledEventAttributes;
+    if (a) out.push({ kind: 'activity', type: a.activityType?.name ?? '', input: canonical(decode(a.input?.payloads as Payload[])) });
+    const c = e.startChildWorkflowExecutionInitiatedEventAttributes;
+    if (c) out.push({ kind: 'child', type: c.workflowType?.name ?? '', input: canonical(decode(c.input?.payloads as Payload[])), workflowId: c.workflowId ?? undefined });
+    const n = e.workflowExecutionContinuedAsNewEventAttributes;
+    if (n) out.push({ kind: 'continueAsNew', type: n.workflowType?.name ?? '', input: canonical(decode(n.input?.payloads as Payload[])) });
+  }
+  return out;
+}
+
+const show = (c: RecordedCommand) => `${c.kind} ${c.type}${c.workflowId ? ` (${c.workflowId})` : ''} ${c.input}`;
+
+/** The first difference between what the history holds and what the replay issued. */
+export function compareCommands(history: RecordedCommand[], replay: RecordedCommand[]): CommandMismatch | undefined {
+  for (let i = 0; i < Math.max(history.length, replay.length); i++) {
+    const h = history[i] ? show(history[i]) : undefined;
+    const r = replay[i] ? show({ ...replay[i], input: canonical(JSON.parse(replay[i].input)) }) : undefined;
+    if (h !== r) return { index: i, history: h, replay: r };
+  }
+  return undefined;
+}
+
+/** Replay each history (workflowId: a name unique in the batch) and compare its commands with what the code issues. */
+export async function replayAndCompare(histories: { workflowId: string; history: History }[]): Promise<ReplayCheckResult[]> {
+  const issued = new Map<string, RecordedCommand[]>();
+  const sinks: InjectedSinks<ReplayCommandSinks> = {
+    replayCommands: {
+      record: {
+        fn: (info, c) => {
+          const list = issued.get(info.workflowId) ?? [];
+          list.push(c);
+          issued.set(info.workflowId, list);
+        },
+        callDuringReplay: true,
+      },
+    },
+  };
+  const results: ReplayCheckResult[] = [];
+  const replayed = Worker.runReplayHistories({ workflowBundle: await replayBundle(), sinks, replayName: 'handover-replay-check' }, histories);
+  for await (const r of replayed) {
+    const h = histories.find((x) => x.workflowId === r.workflowId)!;
+    const fromHistory = historyCommands(h.history);
+    const fromReplay = issued.get(r.workflowId) ?? [];
+    results.push({ workflowId: r.workflowId, error: r.error, mismatch: r.error ? undefined : compareCommands(fromHistory, fromReplay), compared: fromHistory.length, history: fromHistory });
+  }
+  return results;
+}
