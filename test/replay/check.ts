@@ -101,28 +101,48 @@ export function compareCommands(history: RecordedCommand[], replay: RecordedComm
   return undefined;
 }
 
-/** Replay each history (workflowId: a name unique in the batch) and compare its commands with what the code issues. */
+/** The workflow ID the run had (its started event names it); the replay runs under it, as the code may read it. */
+function recordedWorkflowId(history: History, fallback: string): string {
+  return history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowId || fallback;
+}
+
+/**
+ * Replay each history and compare its commands with what the code issues. `workflowId` names the history in the
+ * results (a file name); each one replays under the workflow ID it was recorded with (workflow code may use it:
+ * the scheduled backup passes it to its child, the monitor to its failover), in as many batches as needed for the
+ * IDs in one batch to be unique.
+ */
 export async function replayAndCompare(histories: { workflowId: string; history: History }[]): Promise<ReplayCheckResult[]> {
-  const issued = new Map<string, RecordedCommand[]>();
-  const sinks: InjectedSinks<ReplayCommandSinks> = {
-    replayCommands: {
-      record: {
-        fn: (info, c) => {
-          const list = issued.get(info.workflowId) ?? [];
-          list.push(c);
-          issued.set(info.workflowId, list);
-        },
-        callDuringReplay: true,
-      },
-    },
-  };
+  const batches: { name: string; id: string; history: History }[][] = [];
+  for (const h of histories) {
+    const id = recordedWorkflowId(h.history, h.workflowId);
+    const batch = batches.find((b) => !b.some((x) => x.id === id));
+    if (batch) batch.push({ name: h.workflowId, id, history: h.history });
+    else batches.push([{ name: h.workflowId, id, history: h.history }]);
+  }
+  const workflowBundle = await replayBundle();
   const results: ReplayCheckResult[] = [];
-  const replayed = Worker.runReplayHistories({ workflowBundle: await replayBundle(), sinks, replayName: 'handover-replay-check' }, histories);
-  for await (const r of replayed) {
-    const h = histories.find((x) => x.workflowId === r.workflowId)!;
-    const fromHistory = historyCommands(h.history);
-    const fromReplay = issued.get(r.workflowId) ?? [];
-    results.push({ workflowId: r.workflowId, error: r.error, mismatch: r.error ? undefined : compareCommands(fromHistory, fromReplay), compared: fromHistory.length, history: fromHistory });
+  for (const batch of batches) {
+    const issued = new Map<string, RecordedCommand[]>();
+    const sinks: InjectedSinks<ReplayCommandSinks> = {
+      replayCommands: {
+        record: {
+          fn: (info, c) => {
+            const list = issued.get(info.workflowId) ?? [];
+            list.push(c);
+            issued.set(info.workflowId, list);
+          },
+          callDuringReplay: true,
+        },
+      },
+    };
+    const replayed = Worker.runReplayHistories({ workflowBundle, sinks, replayName: 'handover-replay-check' }, batch.map((b) => ({ workflowId: b.id, history: b.history })));
+    for await (const r of replayed) {
+      const h = batch.find((x) => x.id === r.workflowId)!;
+      const fromHistory = historyCommands(h.history);
+      const fromReplay = issued.get(r.workflowId) ?? [];
+      results.push({ workflowId: h.name, error: r.error, mismatch: r.error ? undefined : compareCommands(fromHistory, fromReplay), compared: fromHistory.length, history: fromHistory });
+    }
   }
   return results;
 }

@@ -56,6 +56,14 @@ describe('replay of committed histories', () => {
       'switchover-mysql-completed', 'switchover-mysql-crashed-resumed', 'switchover-mysql-dry-run', 'switchover-mysql-refused',
       'rolling-restart-redis-completed', 'rolling-restart-redis-crashed-resumed', 'rolling-restart-mysql-completed',
       'failover-redis-completed', 'backup-redis-completed', 'backup-redis-crashed-resumed',
+      // approval rejected and timed out; a switchover undone after the handover began (failure after the fence)
+      'switchover-redis-rejected', 'switchover-redis-approval-timeout', 'switchover-redis-undone',
+      // the engine's roll started as its own workflow type, and its child switchover
+      'rolling-restart-redis-direct', 'switchover-redis-child-of-roll',
+      // backups: started by a Temporal Schedule (run, and skipped while the cluster is held), verified, restored
+      'backup-redis-scheduled', 'backup-redis-scheduled-skipped', 'backup-redis-verify', 'restore-redis-scratch',
+      // the monitor: routed, continued as new, a run that started a failover (and that failover)
+      'monitor-redis', 'monitor-redis-continued-as-new', 'monitor-redis-failover', 'failover-redis-by-monitor',
     ];
     expect(files).toEqual(expect.arrayContaining(required.map((f) => `${f}.json`)));
   });
@@ -120,16 +128,32 @@ describe('replay of committed histories', () => {
     expect(swapped.mismatch?.history).not.toEqual(swapped.mismatch?.replay);
   }, 240_000);
 
-  it('fails when a child workflow changes its input', async () => {
+  it('fails when a child workflow or a continue-as-new changes its input', async () => {
     const name = 'rolling-restart-redis-completed.json';
     const mutated = readJson(name);
     const child = mutated.events.map((e) => e.startChildWorkflowExecutionInitiatedEventAttributes).find(Boolean) as { input: { payloads: { data: string }[] } } | undefined;
     expect(child, `${name} starts a child switchover`).toBeDefined();
     const arg = JSON.parse(Buffer.from(child!.input.payloads[0].data, 'base64').toString()) as { to: string };
     child!.input.payloads[0].data = Buffer.from(JSON.stringify({ ...arg, to: `${arg.to}-other` })).toString('base64');
-    const [r] = await replayAndCompare([{ workflowId: `child-${name}`, history: historyFromJSON(mutated) }]);
+
+    const monitorName = 'monitor-redis-continued-as-new.json';
+    const monitor = readJson(monitorName);
+    const can = monitor.events.map((e) => e.workflowExecutionContinuedAsNewEventAttributes).find(Boolean) as { input: { payloads: { data: string }[] } } | undefined;
+    expect(can, `${monitorName} continues as new`).toBeDefined();
+    const state = JSON.parse(Buffer.from(can!.input.payloads[0].data, 'base64').toString()) as { roundsPerRun: number };
+    can!.input.payloads[0].data = Buffer.from(JSON.stringify({ ...state, roundsPerRun: state.roundsPerRun + 1 })).toString('base64');
+
+    const rs = await replayAndCompare([
+      { workflowId: `child-${name}`, history: historyFromJSON(mutated) },
+      { workflowId: `can-${monitorName}`, history: historyFromJSON(monitor) },
+    ]);
+    const r = rs.find((x) => x.workflowId.startsWith('child-'))!;
     expect(r.error).toBeUndefined();
     expect(r.mismatch?.history).toMatch(/^child redisSwitchover .*-other/);
     expect(r.mismatch?.replay).toMatch(/^child redisSwitchover /);
+    const c = rs.find((x) => x.workflowId.startsWith('can-'))!;
+    expect(c.error).toBeUndefined();
+    expect(c.mismatch?.history).toMatch(/^continueAsNew redisMonitor .*"roundsPerRun":41/);
+    expect(c.mismatch?.replay).toMatch(/^continueAsNew redisMonitor .*"roundsPerRun":40/);
   }, 240_000);
 });
