@@ -11,9 +11,18 @@ import { describe, expect, it } from 'vitest';
 import { canonical, replayAndCompare, type ReplayCheckResult } from '../replay/check';
 
 const DIR = path.join(__dirname, '..', 'histories');
+const ROOT = path.join(__dirname, '..', '..');
 
 type HistoryJson = { events: Record<string, Record<string, unknown> & { input?: { payloads?: { data: string }[] } }>[] };
 const readJson = (f: string): HistoryJson => JSON.parse(readFileSync(path.join(DIR, f), 'utf8')) as HistoryJson;
+
+/** Every workflow type the worker registers: the names workflows/index.ts exports. */
+function exportedWorkflowTypes(): string[] {
+  const src = readFileSync(path.join(ROOT, 'workflows', 'index.ts'), 'utf8');
+  return [...src.matchAll(/export\s*\{([^}]*)\}\s*from/g)].flatMap((m) => m[1].split(',').map((s) => s.trim()).filter(Boolean));
+}
+
+const workflowTypeOf = (h: HistoryJson): string => (h.events[0].workflowExecutionStartedEventAttributes as { workflowType: { name: string } }).workflowType.name;
 
 /**
  * Inputs that changed without a patch after a history was recorded, each allowed exactly and only where it
@@ -25,7 +34,7 @@ const readJson = (f: string): HistoryJson => JSON.parse(readFileSync(path.join(D
  *   bound's event on the fenced old primary first). The two MariaDB switchover histories below were recorded
  *   before it. A run in flight across that deploy keeps its recorded input (no `fencedPrimary`: nothing is
  *   cancelled) and its fence, taken by the old code, has no event to cancel. Histories of the current code:
- *   switchover-mysql-undone, rolling-restart-mysql-child-switchover.
+ *   switchover-mysql-undone, switchover-mysql-child-of-roll.
  */
 const KNOWN_UNPATCHED_INPUT_CHANGES: { history: string; activity: string; addedFields: string[] }[] = [
   { history: 'switchover-mysql-completed.json', activity: 'ensureMysqlPrimary', addedFields: ['fencedPrimary'] },
@@ -64,8 +73,20 @@ describe('replay of committed histories', () => {
       'backup-redis-scheduled', 'backup-redis-scheduled-skipped', 'backup-redis-verify', 'restore-redis-scratch',
       // the monitor: routed, continued as new, a run that started a failover (and that failover)
       'monitor-redis', 'monitor-redis-continued-as-new', 'monitor-redis-failover', 'failover-redis-by-monitor',
+      'restore-redis-node-refused', 'switchover-redis-sentinel', 'rolling-restart-redis-sentinel', 'rolling-restart-redis-cluster',
+      // MariaDB: the same paths
+      'switchover-mysql-undone', 'rolling-restart-mysql-direct', 'switchover-mysql-child-of-roll',
+      'backup-mysql-completed', 'backup-mysql-scheduled', 'backup-mysql-scheduled-skipped', 'backup-mysql-verify', 'restore-mysql-scratch',
+      'failover-mysql-completed', 'monitor-mysql', 'monitor-mysql-continued-as-new', 'monitor-mysql-failover', 'failover-mysql-by-monitor',
     ];
     expect(files).toEqual(expect.arrayContaining(required.map((f) => `${f}.json`)));
+  });
+
+  it('has at least one history of every workflow type the worker registers', () => {
+    const types = exportedWorkflowTypes();
+    expect(types.length).toBeGreaterThan(10);
+    const covered = new Set(files.map((f) => workflowTypeOf(readJson(f))));
+    expect(types.filter((t) => !covered.has(t)), 'workflow types without a committed history').toEqual([]);
   });
 
   it('each history names its nodes apart: same-type activities on different nodes have different inputs', () => {
