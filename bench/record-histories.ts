@@ -1,5 +1,5 @@
 /**
- * Records workflow histories for the replay test:  npx tsx bench/record-histories.ts [--only name,name]
+ * Records workflow histories for the replay test:  npx tsx bench/record-histories.ts [--only name,name] [--out DIR]
  *
  * Runs real runbooks against real servers (one Temporal dev server, real redis-server / redis-sentinel / Redis
  * Cluster / mariadbd fleets, the real worker) and writes each run's history, as `temporal workflow show -o json`
@@ -30,7 +30,7 @@
  *    `mysqlMonitor` with a failover and the returning old primary rejoined, and the `mysqlFailover` it started).
  *
  * Re-record after an intended, patched change of workflow code; never to make a replay failure go away.
- * --only records just the named files (e.g. --only rolling-restart-redis-completed); a lab starts only when one
+ * --out DIR writes the histories there instead of test/histories. --only records just the named files (e.g. --only rolling-restart-redis-completed); a lab starts only when one
  * of its histories is wanted. Slow (several minutes for everything): run it with `nice -n 5`.
  */
 import { execFileSync } from 'node:child_process';
@@ -101,7 +101,7 @@ function save(lab: RecLab, name: string, workflowId: string, runId?: string): vo
   // The history as `temporal workflow show -o json` prints it (what the UI exports too).
   const args = ['workflow', 'show', '--address', lab.address, '--workflow-id', workflowId, ...(runId ? ['--run-id', runId] : []), '--output', 'json'];
   const json = execFileSync(temporalBinary(), args, { encoding: 'utf8', maxBuffer: 256 << 20 });
-  const file = path.join(ROOT, 'test', 'histories', `${name}.json`);
+  const file = path.join(outDir, `${name}.json`);
   writeFileSync(file, json);
   const events = (JSON.parse(json) as { events: unknown[] }).events;
   log(`recorded ${file} (${events.length} events)`);
@@ -355,6 +355,8 @@ async function recordMonitor(
 const monitorNames = (engine: 'redis' | 'mysql') => [`monitor-${engine}`, `monitor-${engine}-continued-as-new`, `monitor-${engine}-failover`, `failover-${engine}-by-monitor`];
 
 let only: Set<string> | undefined;
+/** Where the histories go: test/histories, or --out DIR (a trial recording, compared before it replaces them). */
+let outDir = path.join(ROOT, 'test', 'histories');
 const wanted = (name: string) => !only || only.has(name);
 
 async function bundleOnce(): Promise<string> {
@@ -367,6 +369,7 @@ async function bundleOnce(): Promise<string> {
 async function main() {
   const { opts } = parseArgs(['record', ...process.argv.slice(2)]);
   only = opts.only ? new Set(opts.only.split(',')) : undefined;
+  if (opts.out) outDir = path.resolve(opts.out);
   const any = (names: string[]) => names.some(wanted);
   // Backups: the worker processes inherit HANDOVER_BACKUP_DIR (the labs' inventories have no backup block).
   process.env.HANDOVER_BACKUP_DIR = mkdtempSync(path.join(os.tmpdir(), 'handover-replay-backups-'));
