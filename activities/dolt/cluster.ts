@@ -123,7 +123,7 @@ export function createDoltActivities(deps: DoltActivityDeps) {
       if (before.role === i.role && before.epoch === i.epoch) return { changed: false, at: Date.now(), audit: `${i.node} already ${i.role} at epoch ${i.epoch}` };
       if (before.epoch > i.epoch)
         throw new HandoverError(ErrorType.UnexpectedTopology, `${i.node} is ${before.role} at epoch ${before.epoch}, beyond the run's epoch ${i.epoch}: the cluster was moved on by someone else; ${i.node} was not changed`);
-      await deps.failpoint?.(`inside:ensureDoltRole.${i.role}`);
+      await deps.failpoint?.(`ensureDoltRole.${i.role}`);
       const t0 = Date.now();
       await heartbeatWhile(() =>
         ops.withNode(c, i.node, async (conn) => {

@@ -22,6 +22,7 @@ describe('replay of committed histories', () => {
       'rolling-restart-redis-completed', 'rolling-restart-redis-crashed-resumed', 'failover-redis-completed',
       'switchover-mysql-completed', 'switchover-mysql-crashed-resumed', 'switchover-mysql-dry-run', 'switchover-mysql-refused',
       'rolling-restart-mysql-completed', 'backup-redis-completed', 'backup-redis-crashed-resumed',
+      'switchover-dolt-completed', 'switchover-dolt-crashed-resumed', 'switchover-dolt-dry-run', 'switchover-dolt-refused', 'failover-dolt-completed',
     ];
     expect(files).toEqual(expect.arrayContaining(required.map((f) => `${f}.json`)));
   });
