@@ -140,7 +140,7 @@ describe('content comparison', () => {
   });
 });
 
-describe('dolt SQL (untested against a live Dolt server)', () => {
+describe('dolt SQL builders (core/dolt/sql.ts)', () => {
   it('backup sync sends CALL dolt_backup with bound parameters', () => {
     expect(doltBackupSync('nightly')).toEqual({ sql: 'CALL dolt_backup(?, ?)', params: ['sync', 'nightly'] });
     expect(doltBackupSyncUrl('file:///var/backups/db')).toEqual({ sql: 'CALL dolt_backup(?, ?)', params: ['sync-url', 'file:///var/backups/db'] });
