@@ -5,7 +5,7 @@
  *  - switchover through the CLI and back, under a continuous transactional writer: no acknowledged commit lost
  *    (every acked key on both nodes), never two primaries in any sample, the old primary a standby and the new
  *    one primary at one epoch higher each time, the same dolt_hashof_db() on both;
- *  - status and plan show the Dolt nodes (role, epoch, lag); a refusal (--to the primary) changes nothing;
+ *  - status, doctor and plan show the Dolt nodes (role, epoch, lag); a refusal (--to the primary) changes nothing;
  *  - failover of a SIGKILLed primary: refused while the primary answers; the standby promoted at a higher
  *    epoch; every write acknowledged before the (drained) kill on the new primary; the old primary, restarted,
  *    comes back a standby at the new epoch.
@@ -119,6 +119,13 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
     expect(c.nodes.find((n) => n.node === n2.id)).toMatchObject({ role: 'replica', replicaOf: n1.id, epoch: 3, linkUp: true, lagMillis: 0 });
     const text = await runCli(['status', '--cluster', fleet.cluster, '--inventory', inventory, '--address', tw.address]);
     expect(text.out).toMatch(new RegExp(`${n2.id} .* replica of ${n1.id}, link up, lag 0 ms`));
+
+    const doc = await runCli(['doctor', '--cluster', fleet.cluster, '--json', '--address', tw.address, '--task-queue', tw.taskQueue, '--inventory', inventory]);
+    const checks = (JSON.parse(doc.out.trim()) as { checks: { check: string; status: string; detail: string }[] }).checks;
+    expect(checks.filter((c) => c.check.startsWith(`${fleet.cluster}/`))).toEqual([
+      expect.objectContaining({ check: `${fleet.cluster}/${n1.id}`, status: 'ok', detail: expect.stringMatching(/dolt \S+ primary at epoch 3; credentials work/) }),
+      expect.objectContaining({ check: `${fleet.cluster}/${n2.id}`, status: 'ok', detail: expect.stringMatching(/standby at epoch 3/) }),
+    ]);
 
     const plan = await runCli(['plan', 'switchover', '--cluster', fleet.cluster, '--inventory', inventory, '--address', tw.address, '--task-queue', tw.taskQueue]);
     expect(plan.code, plan.out + plan.err).toBe(0);
