@@ -32,13 +32,13 @@ describe.skipIf(!bin)('the Dolt switchover survives SIGKILL of the worker', () =
     await lab?.close();
   });
 
-  it('the checks can fail: a standby promoted by hand at the same epoch is a split in the sampler, or two writable nodes at the end', async () => {
+  it('the checks can fail: two writable nodes are a failure of the end state and a split sample; the probe sees exactly one writable node', async () => {
     const probe = doltProbe(lab.fleet);
     const before = await probe.endState();
     const primary = Object.keys(before).find((id) => before[id].writable)!;
     const other = lab.fleet.nodes.find((n) => n.id !== primary)!.id;
     const st = await lab.fleet.state();
-    // A second primary at a higher epoch: Dolt demotes the old one when it hears of it; both may briefly be writable.
+    // Dolt refuses a second primary at the same epoch (both stop writing), so two writable nodes are built as evidence.
     const failures = checkPoint({
       point: 'manual',
       killed: true,
