@@ -13,6 +13,7 @@ import { createMysqlActivities } from './mysql/switchover';
 import { createMysqlRollingActivities } from './mysql/rolling';
 import { createMysqlFailoverActivities } from './mysql/failover';
 import { createHookActivities } from './hooks';
+import { createDoltActivities } from './dolt/cluster';
 import { connectMysql, type MysqlConnect } from './mysql/conn';
 import { createBackupActivities, type BackupActivityDeps } from './backup';
 
@@ -35,6 +36,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createMysqlRollingActivities(full),
     ...createMysqlFailoverActivities(full),
     ...createHookActivities(full),
+    ...createDoltActivities(full),
     ...createBackupActivities({ ...full, storage: deps.backupStorage }),
   };
 }

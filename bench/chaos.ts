@@ -8,6 +8,7 @@
  * sample with two writable nodes. The harness, the engine probes and the scenarios live in bench/chaos/.
  * Last stdout line: one JSON object; every point names its `failures`. Exit code 1 when any point failed.
  */
+import { DOLT_NOT_FOUND, doltBinary } from '../sandbox/dolt';
 import { parseArgs } from './lab';
 import { SCENARIOS, runScenario, type ChaosSummary, type PointResult } from './chaos/index';
 
@@ -39,7 +40,10 @@ const brief = (s: ChaosSummary) => {
 async function main() {
   const { name, json, opts } = parseArgs(process.argv.slice(2));
   const all = Object.keys(SCENARIOS);
-  const names = name === 'all' ? all : name && SCENARIOS[name] ? [name] : [];
+  // `all` runs the Dolt scenarios when a dolt binary is found, and says plainly when it skips them.
+  const noDolt = (n: string) => SCENARIOS[n].engine === 'dolt' && !doltBinary();
+  for (const n of name === 'all' ? all.filter(noDolt) : []) process.stderr.write(`chaos: SKIPPED ${n}: ${DOLT_NOT_FOUND}\n`);
+  const names = name === 'all' ? all.filter((n) => !noDolt(n)) : name && SCENARIOS[name] ? [name] : [];
   if (names.length === 0) {
     process.stderr.write(`usage: npm run chaos -- ${all.join('|')}|all [--json] [--points p1,p2] [--workers 1|2] [--flavor redis|valkey]\n`);
     process.exit(2);

@@ -14,6 +14,7 @@ import { startDevServer, type DevServer } from '../sandbox/temporal';
 import { startRedisFleet, type RedisFleet } from '../sandbox/redis';
 import { startSentinels, type SentinelSet } from '../sandbox/sentinel';
 import { startMariaFleet, type MariaFleet, type MariaInventoryExtra } from '../sandbox/mariadb';
+import { startDoltFleet, type DoltFleet, type DoltInventoryExtra } from '../sandbox/dolt';
 import type { RedisFlavor } from '../sandbox/paths';
 import { ROOT } from '../sandbox/paths';
 import { WORKFLOWS_PATH, createHandoverWorker } from '../worker/worker';
@@ -79,6 +80,40 @@ export async function startMysqlLab(o: { cluster: string; inventory?: MariaInven
   const fleet = await startMariaFleet({ cluster: o.cluster });
   const inventory = fleet.writeInventory(undefined, o.inventory);
   log(`[lab] mariadb fleet ${fleet.cluster}: ${fleet.nodes.map((n) => `${n.id}@${n.port}`).join(' ')}`);
+  const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined });
+  const bundlePath = path.join(fleet.baseDir, 'workflow-bundle.js');
+  writeFileSync(bundlePath, bundle.code);
+  const connection = await Connection.connect({ address });
+  const client = new Client({ connection });
+  return {
+    address,
+    server,
+    fleet,
+    inventory,
+    bundlePath,
+    client,
+    taskQueue: `lab-${o.cluster}`,
+    async close() {
+      await connection.close();
+      await fleet.stop();
+      await server?.stop();
+    },
+  };
+}
+
+/** A lab on a Dolt sql-server cluster (a primary/standby pair in cluster mode, sandbox/dolt.ts). */
+export interface DoltLab extends Omit<Lab, 'fleet'> {
+  fleet: DoltFleet;
+}
+
+export async function startDoltLab(o: { cluster: string; inventory?: DoltInventoryExtra; standbys?: number; address?: string; log?: (m: string) => void }): Promise<DoltLab> {
+  const log = o.log ?? ((m: string) => process.stderr.write(m + '\n'));
+  const server = o.address ? undefined : await startDevServer();
+  const address = o.address ?? server!.address;
+  log(`[lab] temporal at ${address}${server ? ` (UI ${server.uiUrl})` : ''}`);
+  const fleet = await startDoltFleet({ cluster: o.cluster, standbys: o.standbys });
+  const inventory = fleet.writeInventory(undefined, o.inventory);
+  log(`[lab] dolt fleet ${fleet.cluster}: ${fleet.nodes.map((n) => `${n.id}@${n.port}`).join(' ')}`);
   const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined });
   const bundlePath = path.join(fleet.baseDir, 'workflow-bundle.js');
   writeFileSync(bundlePath, bundle.code);

@@ -26,6 +26,8 @@
  *    restored into a scratch server.
  *  - MariaDB `replayfo-maria`: a failover after the primary was SIGKILLed, confirmed over the window by the run
  *    itself, with a pre-failover hook and two post-failover hooks (one failing).
+ *  - Dolt (`replay-dolt`, sql-server cluster mode): switchovers completed, crashed inside the demotion and resumed,
+ *    refused, dry run; a failover after the primary was SIGKILLed.
  *  - MariaDB `replaymon-maria`: the same monitor histories as Redis (`monitor`, `mysqlMonitor` continued as new,
  *    `mysqlMonitor` with a failover and the returning old primary rejoined, and the `mysqlFailover` it started).
  *
@@ -58,7 +60,7 @@ import { stopByPidfile, waitForReplication } from '../sandbox/redis';
 import { startRedisClusterFleet } from '../sandbox/redis-cluster';
 import { startDevServer } from '../sandbox/temporal';
 import { WORKFLOWS_PATH, createHandoverWorker } from '../worker/worker';
-import { parseArgs, spawnWorker, startLab, startMysqlLab, type Lab, type MysqlLab } from './lab';
+import { parseArgs, spawnWorker, startDoltLab, startLab, startMysqlLab, type DoltLab, type Lab, type MysqlLab } from './lab';
 
 const quiet = { out: () => undefined, err: (m: string) => process.stderr.write(m + '\n'), isTTY: false };
 const log = (m: string) => process.stderr.write(`[record] ${m}\n`);
@@ -72,7 +74,7 @@ interface RecLab {
   inventory: string;
   bundlePath: string;
 }
-const rec = (l: Lab | MysqlLab): RecLab => ({ cluster: l.fleet.cluster, address: l.address, client: l.client, taskQueue: l.taskQueue, inventory: l.inventory, bundlePath: l.bundlePath });
+const rec = (l: Lab | MysqlLab | DoltLab): RecLab => ({ cluster: l.fleet.cluster, address: l.address, client: l.client, taskQueue: l.taskQueue, inventory: l.inventory, bundlePath: l.bundlePath });
 
 interface Started {
   exitCode: number;
@@ -204,6 +206,22 @@ const directRoll = (workflowType: 'redisRollingRestart' | 'mysqlRollingRestart',
   });
   await handle.result();
   return { exitCode: 0, workflowId, also: [{ name: childName, workflowId: await childSwitchoverOf(l, workflowId) }] };
+};
+
+/** Start an engine's own workflow type directly (as a child would be), under the cluster's operation ID. */
+const direct = (workflowType: string, runbook: string, input: Record<string, unknown> = {}) => async (l: RecLab): Promise<Started> => {
+  const workflowId = operationWorkflowId(l.cluster);
+  const handle = await l.client.workflow.start(workflowType, {
+    workflowId,
+    taskQueue: l.taskQueue,
+    args: [{ cluster: l.cluster, requestedBy: 'record-histories', ...input }],
+    typedSearchAttributes: [
+      { key: SA_CLUSTER, value: l.cluster },
+      { key: SA_RUNBOOK, value: runbook },
+    ],
+  });
+  await handle.result().catch(() => undefined);
+  return { exitCode: 0, workflowId };
 };
 
 /** Create the cluster's backup schedule (a far-off cron), trigger it once, and return the run it started. */
@@ -591,6 +609,31 @@ async function main() {
         });
       } finally {
         await mon.close();
+      }
+    }
+    const doltNames = [...['completed', 'crashed-resumed', 'refused', 'dry-run', 'direct'].map((n) => `switchover-dolt-${n}`), 'failover-dolt-completed', 'failover-dolt-direct'];
+    if (any(doltNames)) {
+      const dlab = await startDoltLab({ cluster: 'replay-dolt', address, inventory: { policy: { probeIntervalMs: 300, probesToConfirm: 2 } } });
+      const l = rec(dlab);
+      try {
+        const dsw = (o: { to?: string; dryRun?: boolean } = {}) => (x: RecLab) => runSwitchover({ ...common(x), ...o }, quiet);
+        if (wanted('switchover-dolt-completed')) await record(l, 'switchover-dolt-completed', dsw());
+        if (wanted('switchover-dolt-crashed-resumed')) await record(l, 'switchover-dolt-crashed-resumed', dsw(), { failpoint: 'inside:ensureDoltRole.standby' });
+        const st = await dlab.fleet.state();
+        const primary = Object.entries(st).find(([, s]) => s.role === 'primary')![0];
+        if (wanted('switchover-dolt-refused')) await record(l, 'switchover-dolt-refused', dsw({ to: primary }));
+        if (wanted('switchover-dolt-dry-run')) await record(l, 'switchover-dolt-dry-run', dsw({ dryRun: true }));
+        if (wanted('switchover-dolt-direct')) await record(l, 'switchover-dolt-direct', direct('doltSwitchover', 'switchover'));
+        // The engine's failover type started directly: a dry run (the plan), so the pair stays as it is.
+        if (wanted('failover-dolt-direct')) await record(l, 'failover-dolt-direct', direct('doltFailover', 'failover', { dryRun: true }));
+        if (wanted('failover-dolt-completed'))
+          await record(l, 'failover-dolt-completed', async (x) => {
+            await dlab.fleet.waitForReplication(primary);
+            await dlab.fleet.nodes.find((n) => n.id === primary)!.kill();
+            return runFailover(common(x), quiet);
+          });
+      } finally {
+        await dlab.close();
       }
     }
   } finally {

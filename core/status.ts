@@ -9,6 +9,7 @@ import { mysqlRestartRisks, redisRestartRisks, riskLine } from './restart-risk';
 import { describeMissingPrivileges } from './mysql/privileges';
 import { describeMissingRedisPermissions } from './redis/permissions';
 import type { RedisNodeProbe } from './types';
+import type { DoltNodeProbe } from './dolt/decide';
 
 export interface NodeStatus {
   node: string;
@@ -24,6 +25,9 @@ export interface NodeStatus {
   lagBytes?: number;
   lagTransactions?: number;
   secondsBehind?: number | null;
+  /** Dolt: the cluster-mode epoch of its role; a standby's lag as its primary reports it (ms, largest over databases). */
+  epoch?: number;
+  lagMillis?: number;
   /** MySQL/MariaDB: read_only (a primary should not be; replicas should be). */
   readOnly?: boolean;
   /** Redis: replication offset; MySQL/MariaDB: the applied GTID position. */
@@ -126,9 +130,52 @@ export function mysqlClusterStatus(cluster: string, probes: MysqlNodeProbe[]): C
   return { cluster, engine: 'mysql', topology: 'replication', primaries: writable.map((w) => w.node), nodes, problems, ...(risks.length ? { restartRisks: risks } : {}) };
 }
 
+/**
+ * Dolt sql-server cluster mode: the primary (role primary), each standby with its epoch and the lag its primary
+ * reports for it (dolt_cluster_status rows whose standby remote is named like the node, or every row when the
+ * primary has one standby). Problems: no primary, two primaries, detected_broken_config, a standby at another
+ * epoch than the primary, a push failing.
+ */
+export function doltClusterStatus(cluster: string, probes: DoltNodeProbe[]): ClusterStatus {
+  const primaries = probes.filter((p) => p.reachable && p.role === 'primary');
+  const primary = primaries.length === 1 ? primaries[0] : undefined;
+  const problems: string[] = [];
+  const standbys = probes.filter((p) => p !== primary);
+  const nodes: NodeStatus[] = probes.map((p) => {
+    const s: NodeStatus = { node: p.node, address: p.address, reachable: p.reachable, error: p.error, version: p.version, readOnly: p.readOnly, epoch: p.epoch };
+    if (!p.reachable) {
+      problems.push(`${p.node} unreachable${p.error ? `: ${p.error}` : ''}`);
+      return s;
+    }
+    s.position = `epoch ${p.epoch}`;
+    if (p.role === 'detected_broken_config') problems.push(`${p.node} detected two primaries at epoch ${p.epoch} (detected_broken_config): it takes no writes`);
+    if (p.role === 'primary') {
+      s.role = 'primary';
+      return s;
+    }
+    s.role = 'replica';
+    s.replicaOf = primary?.node;
+    if (primary) {
+      const rows = (primary.replication ?? []).filter((r) => r.remote === p.node || standbys.length === 1);
+      const failing = rows.filter((r) => r.error);
+      s.linkUp = rows.length > 0 && !failing.length;
+      s.link = failing.length ? `error (${failing[0].error})` : rows.length ? 'up' : 'no databases pushed';
+      const lags = rows.map((r) => r.lagMillis).filter((x): x is number => x !== null);
+      if (lags.length) s.lagMillis = Math.max(...lags);
+      if (failing.length) problems.push(`${primary.node} cannot push to ${p.node}: ${failing[0].error}`);
+      if (p.epoch !== primary.epoch) problems.push(`${p.node} is ${p.role} at epoch ${p.epoch}, the primary ${primary.node} at ${primary.epoch}`);
+    }
+    return s;
+  });
+  if (primaries.length === 0) problems.unshift('no reachable primary');
+  else if (primaries.length > 1) problems.unshift(`${primaries.length} primaries: ${primaries.map((p) => `${p.node}@${p.epoch}`).join(', ')}`);
+  return { cluster, engine: 'dolt', topology: 'replication', primaries: primaries.map((p) => p.node), nodes, problems };
+}
+
 function lagText(n: NodeStatus): string {
   const parts: string[] = [];
   if (n.lagBytes !== undefined) parts.push(`lag ${n.lagBytes} B`);
+  if (n.lagMillis !== undefined) parts.push(`lag ${n.lagMillis} ms`);
   if (n.lagTransactions !== undefined) parts.push(`lag ${n.lagTransactions} trx`);
   if (n.secondsBehind !== undefined) parts.push(`${n.secondsBehind === null ? '?' : n.secondsBehind} s behind`);
   return parts.join(', ');

@@ -155,7 +155,10 @@ export type ControllerSpec = z.infer<typeof ControllerSchema>;
 export const ClusterSchema = z
   .object({
     name,
-    /** dolt: MySQL protocol; only its backup and promotion SQL exist (core/dolt.ts), untested against a live server. */
+    /**
+     * dolt: `dolt sql-server` in cluster mode (its `cluster:` config: standby_remotes, bootstrap_role/epoch,
+     * remotesapi): switchover and failover by dolt_assume_cluster_role at epochs (workflows/dolt/). MySQL protocol.
+     */
     engine: z.enum(['redis', 'mysql', 'dolt']),
     /** engine: mysql only — which SQL dialect the server speaks (activities/mysql-flavor.ts). */
     flavor: z.enum(['mariadb', 'mysql8']).optional(),
@@ -230,6 +233,12 @@ export const ClusterSchema = z
     const mysqlOnly = ['flavor', 'replicationCredentials', 'routingHook'] as const;
     if (c.engine !== 'mysql') {
       for (const f of mysqlOnly) if (c[f] !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [f], message: `only engine: mysql clusters have ${f}` });
+      if (c.engine === 'dolt') {
+        if (c.topology !== 'replication') ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['topology'], message: 'engine: dolt supports topology: replication only (a sql-server cluster: one primary, its standbys)' });
+        if (!c.credentials.username || !c.credentials.password)
+          ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['credentials'], message: 'engine: dolt needs credentials.username and credentials.password (the automation user)' });
+        if (c.controller) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['controller'], message: 'engine: dolt has no rolling restart: a controller is not used' });
+      }
       return;
     }
     if (!c.flavor) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['flavor'], message: 'engine: mysql needs flavor: mariadb or mysql8' });

@@ -84,6 +84,21 @@ if ! versitygw_ok; then
   GOBIN="$TOOLS_BIN" go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" >&2
 fi
 
+# dolt (engine: dolt): `dolt` on PATH, else $HANDOVER_DOLT, else the dolt 2.3.1 built from source beside the
+# checkout (../shared/tools/dolt/dolt, or /work/shared/tools/dolt/dolt), linked into .tools/bin where the worker and the
+# sandbox find it (activities/backup/tools.ts findDolt). No registry serves a dolt binary here; without one the
+# Dolt tests print that they were skipped and why.
+if ! have dolt && [ ! -x "$TOOLS_BIN/dolt" ]; then
+  for d in "${HANDOVER_DOLT:-}" "$ROOT/../shared/tools/dolt/dolt" /work/shared/tools/dolt/dolt; do
+    if [ -n "$d" ] && [ -x "$d" ]; then
+      mkdir -p "$TOOLS_BIN"
+      ln -sf "$(cd "$(dirname "$d")" && pwd)/$(basename "$d")" "$TOOLS_BIN/dolt"
+      log "linked $TOOLS_BIN/dolt -> $d"
+      break
+    fi
+  done
+fi
+
 if [ ! -f "$ROOT/node_modules/.package-lock.json" ] || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
   log "installing npm dependencies"
   (cd "$ROOT" && npm install --no-audit --no-fund >&2)

@@ -8,4 +8,6 @@ export { redisFailover } from './redis/failover';
 export { redisMonitor } from './redis/monitor';
 export { mysqlFailover } from './mysql/failover';
 export { mysqlMonitor } from './mysql/monitor';
+export { doltSwitchover } from './dolt/switchover';
+export { doltFailover } from './dolt/failover';
 export { backup, scheduledBackup, verifyBackupRun, restoreBackupRun } from './backup';

@@ -17,11 +17,13 @@ import { mysqlSwitchover, type MysqlSwitchoverReport } from './mysql/switchover'
 import { mysqlFailover, type MysqlFailoverReport } from './mysql/failover';
 import type { mysqlMonitor } from './mysql/monitor';
 import { mysqlRollingRestart } from './mysql/rolling-restart';
+import { doltSwitchover, type DoltSwitchoverReport } from './dolt/switchover';
+import { doltFailover, type DoltFailoverReport } from './dolt/failover';
 
 const describe = (cluster: string) => probe.describeCluster.executeWithOptions({ summary: `look up ${cluster} in the inventory` }, [{ cluster }]);
 const wrongEngine = (message: string) => ApplicationFailure.create({ message, type: ErrorType.WrongEngine, nonRetryable: true });
 
-export async function switchover(input: SwitchoverInput): Promise<SwitchoverReport | MysqlSwitchoverReport> {
+export async function switchover(input: SwitchoverInput): Promise<SwitchoverReport | MysqlSwitchoverReport | DoltSwitchoverReport> {
   const d = await describe(input.cluster);
   switch (d.engine) {
     case 'redis':
@@ -30,6 +32,8 @@ export async function switchover(input: SwitchoverInput): Promise<SwitchoverRepo
       return redisSwitchover(input);
     case 'mysql':
       return mysqlSwitchover(input);
+    case 'dolt':
+      return doltSwitchover(input);
     default:
       throw wrongEngine(`no switchover runbook for engine ${d.engine}`);
   }
@@ -55,10 +59,11 @@ async function failoverEngineOf(cluster: string): Promise<string> {
   return d.engine;
 }
 
-export async function failover(input: FailoverInput): Promise<FailoverReport | MysqlFailoverReport | FailoverPlanReport> {
+export async function failover(input: FailoverInput): Promise<FailoverReport | MysqlFailoverReport | DoltFailoverReport | FailoverPlanReport> {
   const engine = await failoverEngineOf(input.cluster);
   if (engine === 'redis') return redisFailover(input);
   if (engine === 'mysql') return mysqlFailover(input);
+  if (engine === 'dolt') return doltFailover(input);
   throw wrongEngine(`no failover runbook for engine ${engine}`);
 }
 

@@ -10,6 +10,7 @@ import { findCluster } from '../../inventory/load';
 import type { ClusterSpec } from '../../inventory/schema';
 import { connectMysql, type MysqlConnect } from '../mysql/conn';
 import { mysqlOps } from '../mysql/node';
+import { doltOps } from '../dolt/node';
 import { redisOps, type RedisActivityDeps } from '../redis/node';
 import { openStorage, type BackupStorage, type StoredBackup } from './storage';
 
@@ -19,10 +20,10 @@ export interface BackupActivityDeps extends RedisActivityDeps {
   storage?: (cluster: ClusterSpec) => BackupStorage;
 }
 
-export type BackupCluster = ClusterSpec & { engine: 'redis' | 'mysql' };
+export type BackupCluster = ClusterSpec & { engine: 'redis' | 'mysql' | 'dolt' };
 export type Stored = StoredBackup & { manifest: BackupManifest };
 
-const ARTIFACT = { redis: 'dump.rdb', mysql: 'dump.sql' } as const;
+const ARTIFACT = { redis: 'dump.rdb', mysql: 'dump.sql', dolt: 'dolt-backup.tar' } as const;
 const EXT = { gzip: '.gz', zstd: '.zst' } as const;
 export const compressionOf = (c: ClusterSpec) => c.backup?.compression ?? 'gzip';
 export const artifactFile = (c: BackupCluster) => ARTIFACT[c.engine] + EXT[compressionOf(c)];
@@ -33,11 +34,10 @@ export function backupContext(deps: BackupActivityDeps) {
   const connect = deps.connectMysql ?? connectMysql;
   const redis = redisOps(deps);
   const mysqlO = mysqlOps({ ...deps, connectMysql: connect });
+  const doltO = doltOps({ ...deps, connectMysql: connect });
 
   function clusterOf(name: string): BackupCluster {
     const c = findCluster(deps.inventory(), name);
-    if (c.engine === 'dolt')
-      throw new HandoverError(ErrorType.WrongEngine, `cluster ${name} is engine dolt: its backup SQL (CALL dolt_backup('sync', name)) is built in core/dolt.ts but not run by this worker (untested against a live Dolt server)`);
     return c as BackupCluster;
   }
 
@@ -58,11 +58,13 @@ export function backupContext(deps: BackupActivityDeps) {
     connect,
     redis,
     mysql: mysqlO,
+    dolt: doltO,
     clusterOf,
     storageOf,
     stored,
     withRedis: <T>(c: ClusterSpec, node: string, fn: (cl: Redis) => Promise<T>): Promise<T> => redis.withNode(c, node, fn),
     withMysql: <T>(c: ClusterSpec, node: string, fn: (conn: mysql.Connection) => Promise<T>): Promise<T> => mysqlO.withNode(c, node, fn),
+    withDolt: <T>(c: ClusterSpec, node: string, fn: (conn: mysql.Connection) => Promise<T>): Promise<T> => doltO.withNode(c, node, fn),
   };
 }
 

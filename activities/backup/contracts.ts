@@ -3,9 +3,9 @@ import type { BackupManifest, BackupSourceView, RetentionPlan, VerificationRecor
 
 export interface ProbeBackupResult {
   cluster: string;
-  engine: 'redis' | 'mysql';
+  engine: 'redis' | 'mysql' | 'dolt';
   maxLag: number;
-  lagUnit: 'bytes' | 'transactions';
+  lagUnit: 'bytes' | 'transactions' | 'ms';
   keep: number;
   storage: string;
   nodes: BackupSourceView[];

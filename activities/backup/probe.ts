@@ -29,6 +29,35 @@ export async function probeBackupSources(ctx: BackupContext, { cluster }: { clus
       })),
     };
   }
+  if (c.engine === 'dolt') {
+    // Standbys are the replicas; the lag is the primary's replication_lag_millis for them (the largest over databases).
+    const nodes = await ctx.dolt.probeAll(c);
+    const primary = nodes.find((n) => n.reachable && n.role === 'primary');
+    const standbys = nodes.filter((n) => n !== primary);
+    return {
+      cluster,
+      engine: 'dolt',
+      maxLag: c.policy.maxLagSeconds * 1000,
+      lagUnit: 'ms',
+      keep,
+      storage,
+      nodes: nodes.map((n) => {
+        const rows = (primary?.replication ?? []).filter((r) => r.remote === n.node || standbys.length === 1);
+        const lags = rows.map((r) => r.lagMillis).filter((x): x is number => x !== null);
+        const replica = n.reachable && n.role !== 'primary';
+        return {
+          node: n.node,
+          reachable: n.reachable,
+          error: n.error,
+          role: n.reachable ? (n.role === 'primary' ? 'primary' : 'replica') : undefined,
+          replicaOf: replica && primary && n.epoch === primary.epoch ? primary.node : undefined,
+          replicating: replica && rows.length > 0 && rows.every((r) => r.error === null),
+          lag: n.role === 'primary' ? 0 : replica && lags.length === rows.length && rows.length ? Math.max(...lags) : undefined,
+          version: n.version,
+        };
+      }),
+    };
+  }
   const nodes = await ctx.mysql.probeAll(c);
   const primary = nodes.find((n) => n.reachable && n.role === 'primary');
   return {

@@ -21,6 +21,7 @@ import type { RestoreBackupInput, RestoreBackupResult, RestoreTarget } from './c
 import { loadDump, mysqlClientTlsArgs, optionFile, userSchemas } from './mysql';
 import { startScratchMaria } from './scratch-mysql';
 import { startScratchRedis } from './scratch-redis';
+import { startScratchDolt } from './dolt';
 import type { BackupStorage } from './storage';
 import { hashStored } from './stream';
 
@@ -95,6 +96,14 @@ async function restoreMysql(ctx: BackupContext, c: BackupCluster, b: Stored, tar
   return { id: m.id, target: node, tables: m.content.mysql?.tables.length };
 }
 
+async function restoreDolt(ctx: BackupContext, c: BackupCluster, b: Stored, target: RestoreTarget, storage: BackupStorage): Promise<Restored> {
+  const m = b.manifest;
+  if (target.kind !== 'scratch')
+    throw new HandoverError(ErrorType.PreconditionFailed, `refused: restoring a Dolt backup into a cluster node is not built (restore --scratch, then clone or push from it); nothing was changed`);
+  const s = await startScratchDolt({ storage, cluster: c.name, id: m.id, file: m.artifact.file, compression: m.artifact.compression, env: ctx.env, keep: true });
+  return { id: m.id, target: 'scratch', address: `${s.host}:${s.port}`, dir: s.dir, tables: Object.keys(m.content.dolt?.databases ?? {}).length };
+}
+
 export async function restoreBackup(ctx: BackupContext, input: RestoreBackupInput): Promise<RestoreBackupResult> {
   const c = ctx.clusterOf(input.cluster);
   const storage = ctx.storageOf(c);
@@ -104,7 +113,7 @@ export async function restoreBackup(ctx: BackupContext, input: RestoreBackupInpu
       // The whole artifact is read once before anything is loaded: a corrupted one is never half-restored.
       const h = await hashStored(storage.readStream(c.name, input.id, b.manifest.artifact.file));
       if (h.sha256 !== b.manifest.artifact.sha256) throw new HandoverError(ErrorType.VerificationFailed, `backup ${input.id}: artifact sha256 ${h.sha256} != manifest ${b.manifest.artifact.sha256}; not restored`);
-      return c.engine === 'redis' ? restoreRedis(ctx, c, b, input.target, storage) : restoreMysql(ctx, c, b, input.target, storage);
+      return c.engine === 'redis' ? restoreRedis(ctx, c, b, input.target, storage) : c.engine === 'dolt' ? restoreDolt(ctx, c, b, input.target, storage) : restoreMysql(ctx, c, b, input.target, storage);
     }, () => ({ id: input.id }));
   const restoreMs = Date.now() - t0;
   return {

@@ -17,6 +17,9 @@ import { dumpArgs, gtidFromDumpHead, mysqlFingerprint, optionFile, userSchemas }
 import { parseRdbHeader, redisCliArgs, redisCliEnv, redisFingerprint, stableFingerprint } from './redis';
 import type { BackupStorage } from './storage';
 import { streamToolToStorage } from './stream';
+import { doltBackupSyncAll, doltStagingRoot } from './dolt';
+import { mkdtempSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import { tool } from './tools';
 
 interface Progress {
@@ -163,6 +166,41 @@ async function takeMysql(ctx: BackupContext, c: BackupCluster, input: TakeBackup
   }
 }
 
+async function takeDolt(ctx: BackupContext, c: BackupCluster, input: TakeBackupInput, storage: BackupStorage, progress: Progress): Promise<BackupManifest> {
+  const startedAt = new Date().toISOString();
+  const staging = mkdtempSync(path.join(doltStagingRoot(ctx.env), `handover-dolt-${input.id}-`));
+  try {
+    const { databases, version } = await ctx.withDolt(c, input.node, async (conn) => {
+      const [[v]] = (await conn.query('SELECT dolt_version() AS v')) as unknown as [[{ v: string }]];
+      return { databases: await doltBackupSyncAll(conn, staging), version: v.v };
+    });
+    await ctx.failpoint('takeBackup.synced');
+    const args = ['-C', staging, '-cf', '-', ...Object.keys(databases)];
+    const s0 = Date.now();
+    const run = await streamToolToStorage({ cmd: 'tar', args, env: ctx.env, storage, cluster: c.name, id: input.id, file: artifactFile(c), compression: compressionOf(c), ...streamHooks(ctx, progress) });
+    progress.streamMs = Date.now() - s0;
+    return {
+      format: 1,
+      id: input.id,
+      cluster: c.name,
+      engine: 'dolt',
+      node: input.node,
+      role: input.role,
+      fromPrimary: input.fromPrimary,
+      engineVersion: `dolt ${version}`,
+      position: {},
+      artifact: { file: artifactFile(c), size: run.size, sha256: run.sha256, compression: compressionOf(c) },
+      rawSize: run.rawSize,
+      startedAt,
+      endedAt: new Date().toISOString(),
+      tool: { name: 'dolt_backup', args: ["CALL dolt_backup('sync-url', 'file://<staging>/<db>')", `tar ${args.slice(2).join(' ')}`], exitStatus: run.exitStatus },
+      content: { dolt: { databases } },
+    };
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+}
+
 /**
  * Take backup `id` from `node`: stream the tool's output through the compressor into storage, hashing as it
  * goes, then write the manifest last. Heartbeats the bytes streamed. Re-run with the same ID: returns the
@@ -183,12 +221,12 @@ export async function takeBackup(ctx: BackupContext, input: TakeBackupInput): Pr
     position: m.position,
     durationMs: Date.parse(m.endedAt) - Date.parse(m.startedAt),
     streamMs: 0,
-    audit: `${already ? 'already taken: ' : ''}${m.id} from ${m.node} (${m.role}${m.fromPrimary ? ', no healthy replica' : ''}): ${m.rawSize} bytes -> ${m.artifact.size} ${m.artifact.compression}, sha256 ${m.artifact.sha256.slice(0, 12)}…, position ${m.position.gtid ?? `${m.position.replid ?? '?'}:${m.position.offset ?? '?'}`}, in ${storage.location}`,
+    audit: `${already ? 'already taken: ' : ''}${m.id} from ${m.node} (${m.role}${m.fromPrimary ? ', no healthy replica' : ''}): ${m.rawSize} bytes -> ${m.artifact.size} ${m.artifact.compression}, sha256 ${m.artifact.sha256.slice(0, 12)}…, position ${m.engine === 'dolt' ? Object.entries(m.content.dolt?.databases ?? {}).map(([d, h]) => `${d}@${h.slice(0, 8)}`).join(',') : (m.position.gtid ?? `${m.position.replid ?? '?'}:${m.position.offset ?? '?'}`)}, in ${storage.location}`,
   });
   if (existing?.manifest) return summary(existing.manifest, true);
   const cleared = await storage.clearPartial(c.name, input.id);
   const progress: Progress = { bytes: 0, stored: 0, streamMs: 0 };
-  const manifest = await heartbeatWhile(() => (c.engine === 'redis' ? takeRedis(ctx, c, input, storage, progress) : takeMysql(ctx, c, input, storage, progress)), () => ({ id: input.id, bytes: progress.bytes, stored: progress.stored })).catch((e) => {
+  const manifest = await heartbeatWhile(() => (c.engine === 'redis' ? takeRedis(ctx, c, input, storage, progress) : c.engine === 'dolt' ? takeDolt(ctx, c, input, storage, progress) : takeMysql(ctx, c, input, storage, progress)), () => ({ id: input.id, bytes: progress.bytes, stored: progress.stored })).catch((e) => {
     throw c.engine === 'redis' ? classifyRedisError(e, { cluster: c.name, node: input.node }) : e;
   });
   await ctx.failpoint('takeBackup.beforeManifest');

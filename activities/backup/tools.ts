@@ -60,3 +60,25 @@ export function tool(name: ToolName, env: NodeJS.ProcessEnv = process.env): stri
 export function redisServerFor(engineVersion: string, env: NodeJS.ProcessEnv = process.env): string {
   return tool(/^valkey/.test(engineVersion) ? 'valkey-server' : 'redis-server', env);
 }
+
+/**
+ * The dolt binary (engine: dolt: scratch servers for backup verification, and the sandbox): `dolt` on the
+ * PATH first, then HANDOVER_DOLT, then HANDOVER_TOOLS_DIR or the project's `.tools/bin` (where the bootstrap
+ * links the one it found), then `../shared/tools/dolt/dolt` beside the checkout (a build of dolt 2.3.1 from
+ * source provided on the development machine). Undefined when none is there.
+ */
+export function findDolt(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  for (const d of (env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
+    const p = path.join(d, 'dolt');
+    if (executable(p)) return p;
+  }
+  if (env.HANDOVER_DOLT && executable(env.HANDOVER_DOLT)) return env.HANDOVER_DOLT;
+  const root = path.resolve(__dirname, '..', '..');
+  const rootOfBuild = path.basename(root) === 'dist' ? path.dirname(root) : root;
+  for (const p of [path.join(env.HANDOVER_TOOLS_DIR ?? path.join(rootOfBuild, '.tools', 'bin'), 'dolt'), path.resolve(rootOfBuild, '..', 'shared', 'tools', 'dolt', 'dolt')])
+    if (executable(p)) return p;
+  return undefined;
+}
+
+/** Why no dolt binary was found (for the tests' skip line and errors). */
+export const DOLT_NOT_FOUND = 'no dolt binary: not on PATH, HANDOVER_DOLT unset, none in .tools/bin nor ../shared/tools/dolt/dolt';

@@ -4,7 +4,8 @@
  * afterwards, compared with the manifest's content record (Redis: DBSIZE and sampled key digests; MariaDB: each
  * table's row count and CHECKSUM TABLE).
  */
-import { compareMysqlContent, compareRedisContent, type VerificationRecord } from '../../core/backup/decide';
+import { compareDoltContent, compareMysqlContent, compareRedisContent, type VerificationRecord } from '../../core/backup/decide';
+import { startScratchDolt } from './dolt';
 import type { BackupCluster, BackupContext, Stored } from './context';
 import { loadDump, mysqlFingerprint, userSchemas } from './mysql';
 import { redisFingerprint } from './redis';
@@ -66,6 +67,25 @@ async function verifyMysqlContent(ctx: BackupContext, c: BackupCluster, b: Store
   }
 }
 
+async function verifyDoltContent(ctx: BackupContext, c: BackupCluster, b: Stored, storage: BackupStorage): Promise<Check> {
+  const m = b.manifest;
+  const want = m.content.dolt!.databases;
+  let scratch;
+  try {
+    scratch = await startScratchDolt({ storage, cluster: c.name, id: m.id, file: m.artifact.file, compression: m.artifact.compression, env: ctx.env });
+  } catch (e) {
+    return { ok: false, failure: `the backup does not restore into a scratch dolt sql-server: ${(e as Error).message.split('\n')[0]}` };
+  }
+  try {
+    const got = await scratch.hashes();
+    const why = compareDoltContent(want, got);
+    if (why) return { ok: false, failure: why };
+    return { ok: true, check: `restored into a scratch dolt sql-server on ${scratch.host}:${scratch.port}: dolt_hashof_db() of ${Object.keys(want).length} database(s) match (${Object.keys(want).join(', ')})` };
+  } finally {
+    await scratch.stop();
+  }
+}
+
 /** The verification record of backup `id` (ok, or the first failed check). Writes nothing. */
 export async function verifyStored(ctx: BackupContext, c: BackupCluster, id: string): Promise<VerificationRecord> {
   const storage = ctx.storageOf(c);
@@ -78,7 +98,7 @@ export async function verifyStored(ctx: BackupContext, c: BackupCluster, id: str
   if (h.size !== m.artifact.size) return fail(`size ${h.size} != manifest ${m.artifact.size}`);
   if (h.sha256 !== m.artifact.sha256) return fail(`sha256 ${h.sha256} != manifest ${m.artifact.sha256}`);
   checks.push(`sha256 ${h.sha256.slice(0, 12)}… and size ${h.size} match`);
-  const r = m.engine === 'redis' ? await verifyRedisContent(ctx, c, b, storage) : await verifyMysqlContent(ctx, c, b, storage);
+  const r = m.engine === 'redis' ? await verifyRedisContent(ctx, c, b, storage) : m.engine === 'dolt' ? await verifyDoltContent(ctx, c, b, storage) : await verifyMysqlContent(ctx, c, b, storage);
   if (!r.ok) return fail(r.failure);
   checks.push(r.check);
   return { id, ok: true, at: new Date().toISOString(), checks, restoreMs: Date.now() - started };

@@ -2,7 +2,7 @@
  * The shapes shared by the chaos harness, its engine probes and its checker. Engine-neutral: a scenario is an
  * engine probe (a primary sampler, a writer, an end-state reader) plus the kill points of one runbook.
  */
-import type { Lab, MysqlLab } from '../lab';
+import type { DoltLab, Lab, MysqlLab } from '../lab';
 
 /** What one node says in one sample: it would take a client's write, it would refuse it, or it did not answer. */
 export type NodeView = 'writable' | 'read-only' | 'down';
@@ -38,7 +38,7 @@ export interface ChaosWriter {
 
 /** What an engine offers the harness. */
 export interface EngineProbe {
-  engine: 'redis' | 'mysql';
+  engine: 'redis' | 'mysql' | 'dolt';
   nodes: string[];
   /** One split-brain sample: every node asked at once. */
   views(): Promise<Record<string, NodeView>>;
@@ -66,7 +66,7 @@ export interface SampleStats {
   maxGapMs: number;
 }
 
-export type AnyLab = Lab | MysqlLab;
+export type AnyLab = Lab | MysqlLab | DoltLab;
 
 /** The snapshot taken before a run: the primary then, and whatever the scenario needs for its postcondition. */
 export interface Before {
@@ -94,7 +94,7 @@ export interface SettleResult {
 /** A runbook under chaos. */
 export interface Scenario<L extends AnyLab = AnyLab> {
   name: string;
-  engine: 'redis' | 'mysql';
+  engine: 'redis' | 'mysql' | 'dolt';
   points: string[];
   /** How the lab is built (Redis: sentinels, extra config, inventory policy). */
   lab?: { sentinels?: boolean; extraConfig?: string[]; policy?: Record<string, number | string> };

@@ -56,7 +56,7 @@ export async function runBackupRun(raw: BackupRunOptions, io: IO): Promise<{ exi
 export function formatBackupReport(r: BackupReport): string {
   return [
     `backed up ${r.cluster}: ${r.id} from ${r.node}${r.fromPrimary ? ' (the primary: no healthy in-sync replica)' : ''}`,
-    `  ${r.take.rawSize} bytes -> ${r.take.size} stored (compressed), sha256 ${r.take.sha256}, position ${r.take.position.gtid ?? `${r.take.position.replid ?? '?'}:${r.take.position.offset ?? '?'}`}`,
+    `  ${r.take.rawSize} bytes -> ${r.take.size} stored (compressed), sha256 ${r.take.sha256}, position ${r.take.position.gtid ?? (r.take.position.offset === undefined && r.take.position.replid === undefined ? 'n/a (dolt: database hashes in the manifest)' : `${r.take.position.replid ?? '?'}:${r.take.position.offset ?? '?'}`)}`,
     `  verified: ${r.verification.checks.join('; ')}`,
     `  kept ${r.kept.length}${r.pruned.length ? `, pruned ${r.pruned.join(', ')}` : ''} (${r.storage})`,
   ].join('\n');

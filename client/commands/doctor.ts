@@ -34,6 +34,8 @@ import { connectRedis } from '../../activities/redis/conn';
 import { redisOps } from '../../activities/redis/node';
 import { createRedisSentinelActivities } from '../../activities/redis/sentinel';
 import { mysqlOps } from '../../activities/mysql/node';
+import { doltOps } from '../../activities/dolt/node';
+import { findDolt } from '../../activities/backup/tools';
 import { MARIADB_BACKUP_GRANTS } from '../../activities/backup/mysql';
 import { findTool, TOOL_ENV, type ToolName } from '../../activities/backup/tools';
 import { diagnoseTls, explainConnectError, resolveTemporal, tlsMode, type TemporalTarget } from '../temporal';
@@ -184,6 +186,26 @@ async function redisChecks(inv: Inventory, c: ClusterSpec, env: NodeJS.ProcessEn
   return versions;
 }
 
+/** Dolt: every node answers with the inventory's credentials, in cluster mode (a role and an epoch); backups need dolt here. */
+async function doltChecks(inv: Inventory, c: ClusterSpec, env: NodeJS.ProcessEnv, add: (c: Check) => void): Promise<void> {
+  const ops = doltOps({ inventory: () => inv, env });
+  for (const n of c.nodes) {
+    const check = `${c.name}/${n.id}`;
+    try {
+      const p = await ops.probeOne(c, n.id);
+      if (!p.reachable) add({ check, status: 'FAIL', detail: `${n.host}:${n.port} unreachable: ${p.error}`, fix: 'start the node, or fix host/port in the inventory' });
+      else if (p.role !== 'primary' && p.role !== 'standby') add({ check, status: 'FAIL', detail: `${n.host}:${n.port} dolt ${p.version} is ${p.role} at epoch ${p.epoch}`, fix: 'resolve the two primaries (handover failover, or dolt_assume_cluster_role at a higher epoch)' });
+      else add({ check, status: 'ok', detail: `${n.host}:${n.port} dolt ${p.version} ${p.role} at epoch ${p.epoch}; credentials work` });
+    } catch (e) {
+      add({ check, status: 'FAIL', detail: e instanceof HandoverError ? `${e.type}: ${e.message}` : (e as Error).message, fix: 'fix the credentials the inventory names (env variable or file) or the account on the node' });
+    }
+  }
+  if (takesBackups(c, env)) {
+    const d = findDolt(env);
+    add(d ? { check: `${c.name}/dolt`, status: 'ok', detail: `dolt for backup verification: ${d}` } : { check: `${c.name}/dolt`, status: 'FAIL', detail: 'no dolt binary for backup verification', fix: 'put dolt on the PATH or set HANDOVER_DOLT' });
+  }
+}
+
 async function mysqlChecks(inv: Inventory, c: ClusterSpec, env: NodeJS.ProcessEnv, add: (c: Check) => void): Promise<void> {
   const ops = mysqlOps({ inventory: () => inv, env });
   const user = (c as { credentials?: { username?: string } }).credentials?.username;
@@ -276,7 +298,7 @@ export async function runDoctor(input: DoctorOptions, io: IO, env: NodeJS.Proces
     for (const c of clusters) {
       if (c.engine === 'redis') redisVersions.push(...(await redisChecks(inv, c, env, add)));
       else if (c.engine === 'mysql') await mysqlChecks(inv, c, env, add);
-      else add({ check: c.name, status: 'skip', detail: `engine ${c.engine} is not probed (no live runbooks)` });
+      else await doltChecks(inv, c, env, add);
     }
     binaryChecks(clusters, redisVersions, env, add);
   }

@@ -7,6 +7,7 @@ import type { HookOutcome } from '../../workflows/hooks';
 import type { FailoverInput, FailoverPlanReport } from '../../workflows/contracts';
 import type { FailoverReport } from '../../workflows/redis/failover';
 import type { MysqlFailoverReport } from '../../workflows/mysql/failover';
+import type { DoltFailoverReport } from '../../workflows/dolt/failover';
 import { CommonOptions, EXIT, type IO } from '../common';
 import { startRunbook } from '../start';
 import { parseDuration } from '../duration';
@@ -24,7 +25,7 @@ export const FailoverOptions = CommonOptions.extend({
 });
 export type FailoverOptions = z.input<typeof FailoverOptions>;
 
-export async function runFailover(raw: FailoverOptions, io: IO): Promise<{ exitCode: number; report?: FailoverReport | MysqlFailoverReport | FailoverPlanReport; workflowId: string }> {
+export async function runFailover(raw: FailoverOptions, io: IO): Promise<{ exitCode: number; report?: FailoverReport | MysqlFailoverReport | DoltFailoverReport | FailoverPlanReport; workflowId: string }> {
   const o = FailoverOptions.parse(raw);
   let approvalTimeoutMs: number | undefined;
   try {
@@ -37,7 +38,7 @@ export async function runFailover(raw: FailoverOptions, io: IO): Promise<{ exitC
   // Only set when asked for: runs without them keep exactly the input (and history) they had before.
   if (o.dryRun) input.dryRun = true;
   else if (o.requireApproval) Object.assign(input, { requireApproval: true, ...(approvalTimeoutMs ? { approvalTimeoutMs } : {}) });
-  return startRunbook<FailoverReport | MysqlFailoverReport | FailoverPlanReport>(o, io, {
+  return startRunbook<FailoverReport | MysqlFailoverReport | DoltFailoverReport | FailoverPlanReport>(o, io, {
     runbook: 'failover',
     workflowType: 'failover',
     cluster: o.cluster,
@@ -53,6 +54,13 @@ export async function runFailover(raw: FailoverOptions, io: IO): Promise<{ exitC
             `plan for ${r.cluster} (dry run, nothing changed): fail over from ${r.oldPrimary} (dead) to ${r.newPrimary}`,
             `  candidate ${r.newPrimary}: ${r.reasons.join('; ')}`,
             ...r.plan.map((p, i) => `  ${i + 1}. ${p}`),
+          ].join('\n')
+        : 'engine' in r && r.engine === 'dolt'
+        ? [
+            `failed over ${r.cluster}: ${r.oldPrimary} -> ${r.newPrimary} at epoch ${r.epoch} (${r.reasons.join('; ')})`,
+            `  data-loss window: ${r.dataLossWindow.note}`,
+            `  old primary: ${r.fenced}`,
+            ...tailLines(r),
           ].join('\n')
         : 'engine' in r
         ? [
@@ -85,6 +93,6 @@ function tailLines(r: { approval?: { approver: string; planHash: string }; abort
   ];
 }
 
-function isPlan(r: FailoverReport | MysqlFailoverReport | FailoverPlanReport): r is FailoverPlanReport {
+function isPlan(r: FailoverReport | MysqlFailoverReport | DoltFailoverReport | FailoverPlanReport): r is FailoverPlanReport {
   return 'dryRun' in r && r.dryRun === true;
 }

@@ -15,13 +15,14 @@ import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { HandoverError } from '../../core/errors';
 import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK, monitorWorkflowId } from '../../core/ids';
-import { formatClusterStatus, mysqlClusterStatus, redisClusterStatus, type ClusterStatus, type MonitorSummary, type OperationStatus } from '../../core/status';
+import { doltClusterStatus, formatClusterStatus, mysqlClusterStatus, redisClusterStatus, type ClusterStatus, type MonitorSummary, type OperationStatus } from '../../core/status';
 import type { MonitorStatus } from '../../workflows/monitor';
 import { inventoryPath, loadInventory, findCluster } from '../../inventory/load';
 import type { ClusterSpec, Inventory } from '../../inventory/schema';
 import { redisOps } from '../../activities/redis/node';
 import { connectRedis } from '../../activities/redis/conn';
 import { mysqlOps } from '../../activities/mysql/node';
+import { doltOps } from '../../activities/dolt/node';
 import { CliError, CommonOptions, EXIT, connect, type IO } from '../common';
 
 export const StatusOptions = CommonOptions.extend({
@@ -34,7 +35,7 @@ const STATUS_PROBE_TIMEOUT_MS = 2_500;
 
 async function probeCluster(inv: Inventory, c: ClusterSpec): Promise<ClusterStatus> {
   try {
-    if (c.engine === 'dolt') return { cluster: c.name, engine: c.engine, topology: c.topology, primaries: [], nodes: [], problems: [], error: 'dolt clusters are not probed (the dolt engine covers backups and promotion SQL only, untested against a live server)' };
+    if (c.engine === 'dolt') return doltClusterStatus(c.name, await doltOps({ inventory: () => inv, probeTimeoutMs: STATUS_PROBE_TIMEOUT_MS }).probeAll(c));
     if (c.engine === 'mysql') return mysqlClusterStatus(c.name, await mysqlOps({ inventory: () => inv, probeTimeoutMs: STATUS_PROBE_TIMEOUT_MS }).probeAll(c));
     return redisClusterStatus(c.name, c.topology, await redisOps({ inventory: () => inv, connectRedis, probeTimeoutMs: STATUS_PROBE_TIMEOUT_MS }).probeAllWithPermissions(c));
   } catch (e) {

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { SwitchoverInput } from '../../workflows/contracts';
 import type { SwitchoverReport } from '../../workflows/redis/switchover';
 import type { MysqlSwitchoverReport } from '../../workflows/mysql/switchover';
+import type { DoltSwitchoverReport } from '../../workflows/dolt/switchover';
 import { CommonOptions, EXIT, type IO } from '../common';
 import { parseDuration } from '../duration';
 import { approvalNote } from './approve';
@@ -50,8 +51,9 @@ export async function runSwitchover(raw: SwitchoverOptions, io: IO): Promise<{ e
   });
 }
 
-export function formatReport(r: SwitchoverReport | MysqlSwitchoverReport): string {
+export function formatReport(r: SwitchoverReport | MysqlSwitchoverReport | DoltSwitchoverReport): string {
   if ('engine' in r && r.engine === 'mysql') return formatMysqlReport(r);
+  if ('engine' in r && r.engine === 'dolt') return formatDoltReport(r);
   const d = (r as SwitchoverReport).decision;
   const lines = [
     r.dryRun ? `plan for ${r.cluster} (dry run, nothing changed):` : `switched over ${r.cluster}: ${r.oldPrimary} -> ${r.newPrimary}`,
@@ -85,6 +87,24 @@ export function formatMysqlReport(r: MysqlSwitchoverReport): string {
     if (r.routing && !r.routing.ok) lines.push(`  ROUTING HOOK FAILED: ${r.routing.detail} (move the writer endpoint to ${r.newPrimary} by hand)`);
     else if (r.routing) lines.push(`  routing hook: ${r.routing.detail}`);
     if (r.verify) lines.push(`  verified: ${r.verify.nodes.map((n) => `${n.node} ${n.writable ? 'writable' : 'read-only'} @${n.gtid || 'empty'}`).join(', ')}`);
+    lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
+  }
+  return lines.join('\n');
+}
+
+/** The Dolt report: the epochs, the write pause from demotion to promotion, the database hashes both nodes had. */
+export function formatDoltReport(r: DoltSwitchoverReport): string {
+  const d = r.decision;
+  const lines = [
+    r.dryRun ? `plan for ${r.cluster} (dry run, nothing changed):` : `switched over ${r.cluster}: ${r.oldPrimary} -> ${r.newPrimary} (epoch ${d.fromEpoch} -> ${d.epoch})`,
+    `  candidate ${d.candidate}: ${d.reasons.join('; ')}`,
+    ...r.plan.map((p, i) => `  ${i + 1}. ${p}`),
+  ];
+  if (!r.dryRun) {
+    if (r.approval) lines.push(`  approved by ${r.approval.approver} (plan ${r.approval.planHash})`);
+    if (r.abortRequested) lines.push('  abort requested after the point of no return: finished forward');
+    lines.push(`  write pause (demotion to promotion): ${r.writePauseMs} ms`);
+    if (r.hashes) lines.push(`  same data on both: ${Object.entries(r.hashes).map(([db, h]) => `${db} ${h}`).join(', ') || 'no databases'}`);
     lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
   }
   return lines.join('\n');

@@ -179,6 +179,8 @@ export interface BackupManifest {
      * in `unstable` and verified by presence only.
      */
     mysql?: { tables: TableFingerprint[]; consistent: boolean; unstable?: string[] };
+    /** Dolt: dolt_hashof_db() of each database, read on the source before and after its dolt_backup sync (equal). */
+    dolt?: { databases: Record<string, string> };
   };
 }
 
@@ -190,6 +192,16 @@ export interface VerificationRecord {
   /** The first check that failed. */
   failure?: string;
   restoreMs: number;
+}
+
+/** Why a restored Dolt server's database hashes do not match the manifest's, or undefined when they match. */
+export function compareDoltContent(want: Record<string, string>, got: Record<string, string>): string | undefined {
+  for (const [db, h] of Object.entries(want)) {
+    if (got[db] === undefined) return `database ${db} missing after restore`;
+    if (got[db] !== h) return `database ${db}: dolt_hashof_db() ${got[db]} after restore, manifest says ${h}`;
+  }
+  const extra = Object.keys(got).filter((d) => want[d] === undefined);
+  return extra.length ? `databases not in the manifest after restore: ${extra.join(', ')}` : undefined;
 }
 
 /** Why a restored server's content does not match the manifest, or undefined when it matches. */

@@ -37,6 +37,7 @@ export const ManifestSchema = z
           })
           .strict()
           .optional(),
+        dolt: z.object({ databases: z.record(z.string(), z.string().regex(/^[0-9a-v]{32}$/, 'a dolt hash')) }).strict().optional(),
       })
       .strict(),
   })
@@ -46,6 +47,7 @@ export const ManifestSchema = z
     if (!m.id.startsWith(`${m.cluster}-`)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['id'], message: `does not belong to cluster ${m.cluster}` });
     if (Date.parse(m.endedAt) < Date.parse(m.startedAt)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['endedAt'], message: 'before startedAt' });
     if (m.engine === 'redis' && !m.content.redis) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['content', 'redis'], message: 'a redis backup records DBSIZE and a key sample' });
+    if (m.engine === 'dolt' && !m.content.dolt) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['content', 'dolt'], message: 'a dolt backup records each database hash' });
     if (m.engine === 'mysql' && !m.content.mysql) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['content', 'mysql'], message: 'a mysql backup records row counts and checksums' });
     if (m.engine === 'mysql' && !m.position.gtid && m.position.gtid !== '') ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['position', 'gtid'], message: 'a mysql backup records its GTID position' });
   });

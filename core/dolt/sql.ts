@@ -1,7 +1,8 @@
 /**
- * Dolt (engine: dolt) speaks the MySQL protocol; its backups and standby promotion are stored procedures.
- * Only the SQL is built here (unit-tested on the statements it sends); it has NOT been run against a live Dolt
- * server: none can be installed from the registries on the development machine.
+ * SQL builders for Dolt's stored procedures (unit-tested on the statements they send). The runbooks do not use
+ * them: the switchover and failover call dolt_assume_cluster_role in activities/dolt/cluster.ts (decisions in
+ * core/dolt/decide.ts), and backups call dolt_backup('sync-url', …) in activities/backup/dolt.ts. Kept for a
+ * backup remote configured on the servers (`dolt_backup('sync', name)`, inventory backup.doltBackupName).
  */
 
 export interface SqlStatement {

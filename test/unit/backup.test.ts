@@ -140,7 +140,7 @@ describe('content comparison', () => {
   });
 });
 
-describe('dolt SQL (untested against a live Dolt server)', () => {
+describe('dolt SQL builders (core/dolt/sql.ts)', () => {
   it('backup sync sends CALL dolt_backup with bound parameters', () => {
     expect(doltBackupSync('nightly')).toEqual({ sql: 'CALL dolt_backup(?, ?)', params: ['sync', 'nightly'] });
     expect(doltBackupSyncUrl('file:///var/backups/db')).toEqual({ sql: 'CALL dolt_backup(?, ?)', params: ['sync-url', 'file:///var/backups/db'] });
@@ -159,11 +159,12 @@ describe('dolt SQL (untested against a live Dolt server)', () => {
     expect(() => doltPromotion({ seenEpochs: [-1], standbys: [] })).toThrow(/epoch/);
     expect(DOLT_CLUSTER_ROLE_QUERY).toMatch(/dolt_cluster_role_epoch/);
   });
-  it('inventory accepts engine: dolt with a backup block', () => {
-    const inv = parseInventory(
-      ['clusters:', '  - name: dolt-a', '    engine: dolt', '    backup: { keep: 3, doltBackupName: nightly }', '    nodes:', '      - { id: d1, host: 127.0.0.1, port: 3306 }'].join('\n'),
-    );
+  it('inventory accepts engine: dolt with a backup block, and needs the automation credentials', () => {
+    const lines = ['clusters:', '  - name: dolt-a', '    engine: dolt', '    backup: { keep: 3, doltBackupName: nightly }', '    nodes:', '      - { id: d1, host: 127.0.0.1, port: 3306 }'];
+    const inv = parseInventory([...lines, '    credentials: { username: handover, password: { env: DOLT_PW } }'].join('\n'));
     expect(inv.clusters[0]).toMatchObject({ engine: 'dolt', backup: { keep: 3, doltBackupName: 'nightly' } });
+    expect(() => parseInventory(lines.join('\n'))).toThrow(/engine: dolt needs credentials/);
+    expect(() => parseInventory([...lines, '    topology: sentinel', '    credentials: { username: h, password: { env: P } }'].join('\n'))).toThrow(/topology/);
   });
 });
 

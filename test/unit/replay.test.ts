@@ -48,6 +48,9 @@ describe('replay of committed histories', () => {
       'switchover-mysql-undone', 'rolling-restart-mysql-direct', 'switchover-mysql-child-of-roll',
       'backup-mysql-completed', 'backup-mysql-scheduled', 'backup-mysql-scheduled-skipped', 'backup-mysql-verify', 'restore-mysql-scratch',
       'failover-mysql-completed', 'monitor-mysql', 'monitor-mysql-continued-as-new', 'monitor-mysql-failover', 'failover-mysql-by-monitor',
+      // Dolt (sql-server cluster mode)
+      'switchover-dolt-completed', 'switchover-dolt-crashed-resumed', 'switchover-dolt-dry-run', 'switchover-dolt-refused', 'failover-dolt-completed',
+      'switchover-dolt-direct', 'failover-dolt-direct',
     ];
     expect(files).toEqual(expect.arrayContaining(required.map((f) => `${f}.json`)));
   });

@@ -19,11 +19,11 @@ describe('static checks', () => {
     const r = run(bin('tsc'), ['--noEmit', '-p', '.']);
     expect(r.output).toBe('');
     expect(r.code).toBe(0);
-  }, 120_000);
+  }, 300_000);
 
   it('eslint passes (workflows/ and core/ import no Node builtins, ioredis, mysql2 or activity values)', () => {
     const r = run(bin('eslint'), ['.']);
     expect(r.output).toBe('');
     expect(r.code).toBe(0);
-  }, 120_000);
+  }, 300_000);
 });

@@ -1,0 +1,177 @@
+/**
+ * engine: dolt against real `dolt sql-server` processes in cluster mode (a primary/standby pair, sandbox/dolt.ts)
+ * and the real Temporal dev server, the automation connecting as the `handover` user.
+ *
+ *  - switchover through the CLI and back, under a continuous transactional writer: no acknowledged commit lost
+ *    (every acked key on both nodes), never two primaries in any sample, the old primary a standby and the new
+ *    one primary at one epoch higher each time, the same dolt_hashof_db() on both;
+ *  - status, doctor and plan show the Dolt nodes (role, epoch, lag); a refusal (--to the primary) changes nothing;
+ *  - failover of a SIGKILLed primary: refused while the primary answers; the standby promoted at a higher
+ *    epoch; every write acknowledged before the (drained) kill on the new primary; the old primary, restarted,
+ *    comes back a standby at the new epoch.
+ *
+ * Skipped, saying so, only when no dolt binary is found (activities/backup/tools.ts findDolt).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadInventory } from '../../inventory/load';
+import { runStatus } from '../../client/commands/status';
+import { runSwitchover } from '../../client/commands/switchover';
+import { runFailover } from '../../client/commands/failover';
+import { DOLT_APP_DB, DOLT_NOT_FOUND, doltBinary, startDoltFleet, type DoltFleet, type DoltNodeState } from '../../sandbox/dolt';
+import { SqlWriter } from '../../sandbox/sql-writer';
+import { sleep } from '../../sandbox/ports';
+import type { DoltSwitchoverReport } from '../../workflows/dolt/switchover';
+import type { DoltFailoverReport } from '../../workflows/dolt/failover';
+import { captureIO, runCli, startTestWorker, type TestWorker } from '../helpers';
+
+const bin = doltBinary();
+if (!bin) console.log(`SKIPPED: the Dolt tests (test/integration/dolt-cluster.test.ts): ${DOLT_NOT_FOUND}`);
+
+/** Every node's role, epoch and read_only every 100 ms until stopped. */
+function startSampler(fleet: DoltFleet) {
+  const samples: { t: number; state: Record<string, DoltNodeState>; primaries: string[] }[] = [];
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const t = Date.now();
+      const state = await fleet.state();
+      samples.push({ t, state, primaries: Object.entries(state).filter(([, s]) => s.up && s.role === 'primary' && s.readOnly === false).map(([id]) => id) });
+      await sleep(Math.max(0, 100 - (Date.now() - t)));
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      return samples;
+    },
+  };
+}
+
+async function hashes(fleet: DoltFleet, node: number): Promise<string> {
+  const [r] = await fleet.sql<{ h: string }[]>(node, 'SELECT dolt_hashof_db() AS h', [], DOLT_APP_DB);
+  return r.h;
+}
+
+describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => {
+  let fleet: DoltFleet;
+  let tw: TestWorker;
+  let inventory: string;
+
+  beforeAll(async () => {
+    fleet = await startDoltFleet({ cluster: 'dolt-pair' });
+    inventory = fleet.writeInventory(undefined, { policy: { probeIntervalMs: 300, probesToConfirm: 2 } });
+    tw = await startTestWorker({ inventory: () => loadInventory(inventory) });
+  });
+  afterAll(async () => {
+    await tw?.stop();
+    await fleet?.stop();
+  });
+
+  it('switches over through the CLI and back under a writer: no acknowledged commit lost, never two primaries, epochs 1 -> 2 -> 3', async () => {
+    const [n1, n2] = fleet.nodes;
+    const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword).start();
+    // SqlWriter writes into the MariaDB sandbox's app schema name; the Dolt fleet's app database has the same name.
+    expect(DOLT_APP_DB).toBe('handover_app');
+    const sampler = startSampler(fleet);
+    await sleep(700);
+
+    const cli = await runCli(['switchover', '--cluster', fleet.cluster, '--wait', '--inventory', inventory, '--address', tw.address, '--task-queue', tw.taskQueue]);
+    expect(cli.code, cli.out + cli.err).toBe(0);
+    expect(cli.out).toContain(`switched over ${fleet.cluster}: ${n1.id} -> ${n2.id} (epoch 1 -> 2)`);
+    let st = await fleet.state();
+    expect(st[n1.id]).toMatchObject({ up: true, role: 'standby', epoch: 2, readOnly: true });
+    expect(st[n2.id]).toMatchObject({ up: true, role: 'primary', epoch: 2, readOnly: false });
+    await sleep(700);
+
+    const io = captureIO();
+    const back = await runSwitchover({ cluster: fleet.cluster, to: n1.id, wait: true, json: true, inventory, address: tw.address, taskQueue: tw.taskQueue }, io);
+    expect(back.exitCode, io.text()).toBe(0);
+    const r = back.report as unknown as DoltSwitchoverReport;
+    expect(r).toMatchObject({ engine: 'dolt', oldPrimary: n2.id, newPrimary: n1.id, decision: { epoch: 3, fromEpoch: 2 } });
+    expect(r.writePauseMs).toBeGreaterThanOrEqual(0);
+    expect(Object.keys(r.hashes ?? {})).toContain(DOLT_APP_DB);
+    await sleep(700);
+
+    const stats = await writer.stop();
+    await writer.close();
+    const samples = await sampler.stop();
+    st = await fleet.state();
+    expect(st[n1.id]).toMatchObject({ role: 'primary', epoch: 3 });
+    expect(st[n2.id]).toMatchObject({ role: 'standby', epoch: 3 });
+    expect(stats.acked).toBeGreaterThan(100);
+    expect(writer.primariesSeen).toEqual([n1.id, n2.id, n1.id]);
+    await fleet.waitForReplication(n1.id);
+    for (const n of fleet.nodes) expect(await writer.missingOn(n), `acknowledged commits missing on ${n.id}`).toEqual([]);
+    expect(await hashes(fleet, 0)).toBe(await hashes(fleet, 1));
+    expect(samples.length).toBeGreaterThan(10);
+    expect(samples.filter((s) => s.primaries.length > 1)).toEqual([]);
+    console.log(`dolt switchover x2: ${stats.acked} acked commits, longest gap between acks ${stats.maxGapMs.toFixed(0)} ms, write pause (report) ${r.writePauseMs} ms`);
+  });
+
+  it('status and plan show the Dolt nodes; a refused switchover changes nothing', async () => {
+    const [n1, n2] = fleet.nodes;
+    const io = captureIO();
+    const s = await runStatus({ cluster: fleet.cluster, json: true, inventory, address: tw.address }, io);
+    expect(s.exitCode).toBe(0);
+    const c = s.clusters![0];
+    expect(c).toMatchObject({ engine: 'dolt', primaries: [n1.id], problems: [] });
+    expect(c.nodes.find((n) => n.node === n2.id)).toMatchObject({ role: 'replica', replicaOf: n1.id, epoch: 3, linkUp: true, lagMillis: 0 });
+    const text = await runCli(['status', '--cluster', fleet.cluster, '--inventory', inventory, '--address', tw.address]);
+    expect(text.out).toMatch(new RegExp(`${n2.id} .* replica of ${n1.id}, link up, lag 0 ms`));
+
+    const doc = await runCli(['doctor', '--cluster', fleet.cluster, '--json', '--address', tw.address, '--task-queue', tw.taskQueue, '--inventory', inventory]);
+    const checks = (JSON.parse(doc.out.trim()) as { checks: { check: string; status: string; detail: string }[] }).checks;
+    expect(checks.filter((c) => c.check.startsWith(`${fleet.cluster}/`))).toEqual([
+      expect.objectContaining({ check: `${fleet.cluster}/${n1.id}`, status: 'ok', detail: expect.stringMatching(/dolt \S+ primary at epoch 3; credentials work/) }),
+      expect.objectContaining({ check: `${fleet.cluster}/${n2.id}`, status: 'ok', detail: expect.stringMatching(/standby at epoch 3/) }),
+    ]);
+
+    const plan = await runCli(['plan', 'switchover', '--cluster', fleet.cluster, '--inventory', inventory, '--address', tw.address, '--task-queue', tw.taskQueue]);
+    expect(plan.code, plan.out + plan.err).toBe(0);
+    expect(plan.out).toContain(`make ${n1.id} a standby at epoch 4`);
+    expect(plan.out).toContain(`make ${n2.id} the primary at epoch 4`);
+
+    const before = await fleet.state();
+    const refused = await runCli(['switchover', '--cluster', fleet.cluster, '--to', n1.id, '--wait', '--inventory', inventory, '--address', tw.address, '--task-queue', tw.taskQueue]);
+    expect(refused.code).toBe(2);
+    expect(refused.out + refused.err).toMatch(/already the primary/);
+    expect(await fleet.state()).toEqual(before);
+  });
+
+  it('fails over a SIGKILLed primary: standby promoted at a higher epoch, nothing acknowledged before the kill lost, the old primary returns a standby', async () => {
+    const [n1, n2] = fleet.nodes;
+    const opts = { cluster: fleet.cluster, wait: true, inventory, address: tw.address, taskQueue: tw.taskQueue };
+    const alive = await runFailover(opts, captureIO());
+    expect(alive.exitCode).toBe(2); // the primary answers: refused
+
+    const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword).start();
+    await sleep(700);
+    const stats = await writer.stop();
+    expect(stats.acked).toBeGreaterThan(0);
+    await fleet.waitForReplication(n1.id); // drained: what was acknowledged reached the standby
+    await n1.kill();
+
+    const io = captureIO();
+    const f = await runFailover(opts, io);
+    expect(f.exitCode, io.text()).toBe(0);
+    const r = f.report as unknown as DoltFailoverReport;
+    expect(r).toMatchObject({ engine: 'dolt', newPrimary: n2.id, oldPrimary: n1.id, epoch: 4 });
+    expect(r.fenced).toContain(`${n1.id} is down`);
+    expect((await fleet.state())[n2.id]).toMatchObject({ role: 'primary', epoch: 4, readOnly: false });
+    expect(await writer.missingOn(n2)).toEqual([]);
+
+    await n1.start();
+    const deadline = Date.now() + 30_000;
+    let s1: DoltNodeState | undefined;
+    while (Date.now() < deadline) {
+      s1 = (await fleet.state())[n1.id];
+      if (s1.role === 'standby' && s1.epoch === 4) break;
+      await sleep(200);
+    }
+    expect(s1).toMatchObject({ role: 'standby', epoch: 4, readOnly: true });
+    await fleet.waitForReplication(n2.id);
+    expect(await hashes(fleet, 0)).toBe(await hashes(fleet, 1));
+    await writer.close();
+  });
+});

@@ -1,0 +1,177 @@
+/**
+ * Unplanned failover of a Dolt sql-server cluster whose primary died.
+ *
+ *   confirm (N rounds with no reachable primary) -> decide -> | promote -> followers -> demote old primary
+ *   (if it answers) -> verify
+ *                                                             ^ point of no return: promote
+ *
+ * Confirmation: no reachable node answers as primary for `probesToConfirm` consecutive probes
+ * `probeIntervalMs` apart (one round with force). The candidate is a reachable standby (prefer first, then the
+ * one that last heard from the primary); it is promoted at an epoch one more than any seen. The old primary,
+ * when it returns at its lower epoch, hears of the primary at the higher epoch and steps down to standby by
+ * itself (Dolt's cluster mode); if it already answers during the run, the run demotes it explicitly. What the
+ * old primary acknowledged and had not yet pushed to the standby is lost (Dolt's cluster replication is
+ * asynchronous); the report says so.
+ */
+import { ApplicationFailure, CancellationScope, sleep } from '@temporalio/workflow';
+import { decideDoltFailover, doltPrimaryAlive, type DoltFailoverDecision, type DoltNodeProbe } from '../../core/dolt/decide';
+import { ErrorType } from '../../core/errors';
+import { mutate, probe, wait } from '../profiles';
+import { Runbook, messageOf } from '../runbook';
+import type { FailoverInput, FailoverPlanReport } from '../contracts';
+import { awaitApproval, isCancellation, abortedFailure } from '../approval';
+
+export interface DoltFailoverReport {
+  runbook: 'failover';
+  engine: 'dolt';
+  cluster: string;
+  /** The unreachable node(s): the dead primary among them. */
+  oldPrimary: string;
+  newPrimary: string;
+  epoch: number;
+  reasons: string[];
+  decision: DoltFailoverDecision;
+  /** What happened to each unreachable node: demoted now, or demoted by the new epoch when it returns. */
+  fenced: string;
+  dataLossWindow: { note: string };
+  steps: { step: string; ms: number }[];
+  audit: string[];
+  probe: DoltNodeProbe[];
+  approval?: { approver: string; planHash: string };
+}
+
+export async function doltFailover(input: FailoverInput): Promise<DoltFailoverReport | FailoverPlanReport> {
+  const { cluster } = input;
+  const rb = new Runbook('failover', cluster);
+  rb.plan([
+    { name: 'confirm', summary: `confirm ${cluster} has no reachable primary` },
+    { name: 'decide', summary: 'choose the standby to promote and the new epoch' },
+  ]);
+  if (input.requestedBy) rb.audit('start', `requested by ${input.requestedBy}${input.force ? ' (--force)' : ''}`);
+
+  // 1. Confirm: rounds of probes with no reachable primary.
+  const probed = await rb
+    .step(
+      'confirm',
+      `confirm ${cluster} has no reachable primary`,
+      async () => {
+        let last = await probe.probeDoltCluster.executeWithOptions({ summary: `probe every node of ${cluster}` }, [{ cluster }]);
+        const rounds = input.force || input.confirmedBy ? 1 : Math.max(1, last.policy.probesToConfirm);
+        for (let i = 1; ; i++) {
+          const alive = doltPrimaryAlive(last.nodes);
+          if (alive)
+            throw ApplicationFailure.create({ type: ErrorType.PreconditionFailed, nonRetryable: true, message: `${alive} answers as primary (probe round ${i}): the primary is not dead (a planned move is handover switchover); nothing was changed` });
+          if (i >= rounds) return { ...last, audit: `${rounds} round(s), no reachable primary: ${last.audit}` };
+          await sleep(last.policy.probeIntervalMs);
+          last = await probe.probeDoltCluster.executeWithOptions({ summary: `probe every node of ${cluster}` }, [{ cluster }]);
+        }
+      },
+    )
+    .catch((e) => {
+      rb.skipRemaining('refused');
+      throw e;
+    });
+  const policy = probed.policy;
+
+  // 2. Decide.
+  const decision = await rb
+    .step(
+      'decide',
+      'choose the standby to promote and the new epoch',
+      async () => {
+        const r = decideDoltFailover(probed.nodes);
+        if (!r.ok) throw ApplicationFailure.create({ message: r.refusal.message, type: r.refusal.errorType, nonRetryable: true });
+        return r.decision;
+      },
+      (d) => `chose ${d.candidate}: ${d.reasons.join('; ')}`,
+    )
+    .catch((e) => {
+      rb.skipRemaining('refused');
+      throw e;
+    });
+  const { candidate, followers, unreachable, epoch } = decision;
+  const oldPrimary = unreachable.join(',') || '?';
+  const plan = [
+    { name: 'promote', summary: `make ${candidate} the primary at epoch ${epoch}` },
+    ...followers.map((n) => ({ name: `follow ${n}`, summary: `move ${n} to standby at epoch ${epoch}` })),
+    ...unreachable.map((n) => ({ name: `demote ${n}`, summary: `make ${n} a standby at epoch ${epoch} if it answers (else it steps down when it returns)` })),
+    { name: 'verify', summary: `verify ${candidate} primary at epoch ${epoch}, every reachable node standby` },
+  ];
+  const step = (name: string) => plan.find((p) => p.name === name)!.summary;
+  rb.plan(plan);
+  if (input.dryRun) {
+    rb.skipRemaining('dry run');
+    rb.setPhase('planned');
+    return { runbook: 'failover', dryRun: true, cluster, oldPrimary, newPrimary: candidate, reasons: decision.reasons, plan: plan.map((p) => p.summary), steps: rb.timings(), audit: rb.progress.audit };
+  }
+  let approval: DoltFailoverReport['approval'];
+  if (input.requireApproval) {
+    try {
+      const a = await awaitApproval(rb, {
+        summary: `fail ${cluster} over to ${candidate} at epoch ${epoch}: ${decision.reasons.join('; ')}`,
+        plan: plan.map((p) => p.summary),
+        hashOf: { runbook: 'failover', cluster, candidate, epoch, plan: plan.map((p) => p.summary) },
+        timeoutMs: input.approvalTimeoutMs,
+      });
+      approval = { approver: a.approver, planHash: rb.progress.approval!.planHash };
+    } catch (e) {
+      rb.skipRemaining(isCancellation(e) ? 'aborted' : 'not approved');
+      rb.setPhase(isCancellation(e) ? 'aborted' : (rb.progress.approval?.status ?? 'not-approved'));
+      if (isCancellation(e)) throw abortedFailure(cluster, 'failover', `nothing was changed; ${candidate} is still a standby`);
+      throw e;
+    }
+  }
+
+  return CancellationScope.nonCancellable(async () => {
+    // ---- POINT OF NO RETURN: the candidate takes writes at the new epoch. ----
+    rb.passPointOfNoReturn();
+    await rb.step('promote', step('promote'), () => mutate.ensureDoltRole.executeWithOptions({ summary: step('promote') }, [{ cluster, node: candidate, role: 'primary', epoch }]));
+    const notMoved: string[] = [];
+    for (const n of followers)
+      await rb
+        .step(`follow ${n}`, step(`follow ${n}`), () => mutate.ensureDoltRole.executeWithOptions({ summary: step(`follow ${n}`) }, [{ cluster, node: n, role: 'standby', epoch }]))
+        .catch((e) => notMoved.push(`${n}: ${messageOf(e)}`));
+    const fencedNow: string[] = [];
+    const pending: string[] = [];
+    for (const n of unreachable) {
+      const r = await rb
+        .step(`demote ${n}`, step(`demote ${n}`), () => mutate.ensureDoltStandbyIfReachable.executeWithOptions({ summary: step(`demote ${n}`) }, [{ cluster, node: n, epoch }]))
+        .catch((e) => ({ reachable: false, audit: messageOf(e) }));
+      (r.reachable ? fencedNow : pending).push(n);
+    }
+    const skip = pending;
+    try {
+      await rb.step('verify', step('verify'), () =>
+        wait.verifyDoltTopology.executeWithOptions({ summary: step('verify') }, [{ cluster, primary: candidate, epoch, timeoutMs: policy.verifyTimeoutMs, nearMillis: policy.maxLagMillis, ...(skip.length ? { skip } : {}) }]),
+      );
+    } catch (err) {
+      rb.setPhase('done-incomplete');
+      throw ApplicationFailure.create({ type: ErrorType.HandoverIncomplete, nonRetryable: true, message: `failover of ${cluster} passed the point of no return: ${candidate} is the primary at epoch ${epoch}; verification failed: ${messageOf(err)}` });
+    }
+    if (notMoved.length) {
+      rb.setPhase('done-incomplete');
+      throw ApplicationFailure.create({ type: ErrorType.HandoverIncomplete, nonRetryable: true, message: `failover of ${cluster} incomplete: ${candidate} is the primary at epoch ${epoch}; not moved: ${notMoved.join('; ')}` });
+    }
+    rb.setPhase('done');
+    const fenced = [
+      ...fencedNow.map((n) => `${n} answered and was made a standby at epoch ${epoch}`),
+      ...pending.map((n) => `${n} is down: when it returns it hears of the primary at epoch ${epoch} and steps down to standby (Dolt cluster mode)`),
+    ].join('; ');
+    return {
+      runbook: 'failover' as const,
+      engine: 'dolt' as const,
+      cluster,
+      oldPrimary,
+      newPrimary: candidate,
+      epoch,
+      reasons: decision.reasons,
+      decision,
+      fenced: fenced || 'no unreachable node',
+      dataLossWindow: { note: `Dolt cluster replication is asynchronous: writes ${oldPrimary} acknowledged after its last push to ${candidate} are lost` },
+      steps: rb.timings(),
+      audit: rb.progress.audit,
+      probe: probed.nodes,
+      approval,
+    };
+  });
+}
