@@ -377,8 +377,12 @@ let only: Set<string> | undefined;
 let outDir = path.join(ROOT, 'test', 'histories');
 const wanted = (name: string) => !only || only.has(name);
 
+/** Temporary directories of this run (the backups, a bundle), removed at the end. */
+const scratchDirs: string[] = [];
+
 async function bundleOnce(): Promise<string> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'handover-record-'));
+  scratchDirs.push(dir);
   const file = path.join(dir, 'workflow-bundle.js');
   writeFileSync(file, (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined })).code);
   return file;
@@ -391,6 +395,7 @@ async function main() {
   const any = (names: string[]) => names.some(wanted);
   // Backups: the worker processes inherit HANDOVER_BACKUP_DIR (the labs' inventories have no backup block).
   process.env.HANDOVER_BACKUP_DIR = mkdtempSync(path.join(os.tmpdir(), 'handover-replay-backups-'));
+  scratchDirs.push(process.env.HANDOVER_BACKUP_DIR);
   const server = await startDevServer();
   const address = server.address;
   log(`temporal at ${address}`);
@@ -638,6 +643,7 @@ async function main() {
     }
   } finally {
     await server.stop();
+    for (const d of scratchDirs) rmSync(d, { recursive: true, force: true });
   }
 }
 
