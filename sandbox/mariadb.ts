@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { mariaNode, mariadbdBinary, templateDir, type MariaNodeProcess } from '../activities/backup/scratch-mysql';
 import { makeDbTls, tlsInventoryLines, type DbTls } from './db-tls';
-import { freePort, sleep } from './ports';
+import { sleep, startOnFreePort } from './ports';
 
 // The server process and the template datadir are production code (backup verification starts scratch servers).
 export { mariaNode, templateDir, type MariaNodeProcess };
@@ -115,22 +115,34 @@ export async function startMariaFleet(opts: MariaFleetOptions = {}): Promise<Mar
   if (opts.hosts && opts.hosts.length < count) throw new Error(`${count} nodes need ${count} hosts, got ${opts.hosts.length}`);
   const tls = opts.tls ? makeDbTls(baseDir) : undefined;
   const tlsArgs = tls ? [`--ssl-ca=${tls.ca}`, `--ssl-cert=${tls.serverCert}`, `--ssl-key=${tls.serverKey}`, '--require-secure-transport=ON'] : [];
-  const nodes: MariaNodeProcess[] = [];
-  for (let i = 0; i < count; i++) {
-    const id = `${cluster}-${i + 1}`;
-    const dir = path.join(baseDir, id);
-    mkdirSync(dir, { recursive: true });
-    cpSync(template, path.join(dir, 'data'), { recursive: true });
-    const node = mariaNode({ id, port: await freePort(), serverId: i + 1, dir, host: opts.hosts?.[i]?.address, wrap: opts.hosts?.[i]?.wrap, args: tlsArgs });
-    if (tls) node.tls = tls.client;
-    nodes.push(node);
-  }
-  const started = await Promise.allSettled(nodes.map((n) => n.start()));
+  // Each node on a port the kernel called free, started again on a new one should another process bind it
+  // first (the probe closes its socket before mariadbd binds).
+  const started = await Promise.allSettled(
+    Array.from({ length: count }, (_, i) =>
+      startOnFreePort(async (port) => {
+        const id = `${cluster}-${i + 1}`;
+        const dir = path.join(baseDir, id);
+        rmSync(dir, { recursive: true, force: true });
+        mkdirSync(dir, { recursive: true });
+        cpSync(template, path.join(dir, 'data'), { recursive: true });
+        const node = mariaNode({ id, port, serverId: i + 1, dir, host: opts.hosts?.[i]?.address, wrap: opts.hosts?.[i]?.wrap, args: tlsArgs });
+        if (tls) node.tls = tls.client;
+        try {
+          await node.start();
+        } catch (e) {
+          await node.stop('SIGKILL').catch(() => undefined);
+          throw e;
+        }
+        return node;
+      }),
+    ),
+  );
   const failed = started.find((r) => r.status === 'rejected');
   if (failed) {
-    await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+    await Promise.all(started.flatMap((r) => (r.status === 'fulfilled' ? [r.value.stop('SIGKILL')] : [])));
     throw (failed as PromiseRejectedResult).reason;
   }
+  const nodes: MariaNodeProcess[] = started.map((r) => (r as PromiseFulfilledResult<MariaNodeProcess>).value);
 
   const byRef = (n: string | number) => (typeof n === 'number' ? nodes[n] : nodes.find((x) => x.id === n)!);
   async function sql<T>(n: string | number, query: string, params?: unknown[]): Promise<T> {

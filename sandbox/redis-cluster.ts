@@ -10,7 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import Redis, { Cluster } from 'ioredis';
 import { redisServerBinary, type RedisFlavor } from './paths';
-import { freePort, sleep } from './ports';
+import { sleep, startOnFreePort } from './ports';
 import { baseRedisConf, rolesOf, startNodeProcess, stopByPidfile, type RedisNodeProcess } from './redis';
 
 const execFileAsync = promisify(execFile);
@@ -40,25 +40,37 @@ export async function startRedisClusterFleet(opts: { cluster?: string; flavor?: 
   const baseDir = mkdtempSync(path.join(os.tmpdir(), `handover-${cluster}-`));
   const binary = redisServerBinary(opts.flavor ?? 'redis');
   const count = 2 * (opts.shards ?? 3);
-  const nodes: RedisNodeProcess[] = [];
-  for (let i = 0; i < count; i++) {
-    const port = await freePort();
-    const id = `${cluster}-${i + 1}`;
-    const dir = path.join(baseDir, id);
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(
-      path.join(dir, 'redis.conf'),
-      [
-        ...baseRedisConf({ port, dir, password }),
-        'cluster-enabled yes',
-        `cluster-config-file ${path.join(dir, 'nodes.conf')}`,
-        'cluster-node-timeout 3000',
-      ].join('\n') + '\n',
-      { mode: 0o600 },
-    );
-    nodes.push(startNodeProcess({ id, port, dir, binary, password }));
+  // Each node on a port the kernel called free (and its cluster bus port, +10000), started again on a new one
+  // should another process bind either first (the probe closes its socket before the server binds).
+  const started = await Promise.allSettled(
+    Array.from({ length: count }, (_, i) =>
+      startOnFreePort(async (port) => {
+        const id = `${cluster}-${i + 1}`;
+        const dir = path.join(baseDir, id);
+        rmSync(dir, { recursive: true, force: true });
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(
+          path.join(dir, 'redis.conf'),
+          [...baseRedisConf({ port, dir, password }), 'cluster-enabled yes', `cluster-config-file ${path.join(dir, 'nodes.conf')}`, 'cluster-node-timeout 3000'].join('\n') + '\n',
+          { mode: 0o600 },
+        );
+        const node = startNodeProcess({ id, port, dir, binary, password });
+        try {
+          await node.start();
+        } catch (e) {
+          await node.stop('SIGKILL').catch(() => undefined);
+          throw e;
+        }
+        return node;
+      }),
+    ),
+  );
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(started.flatMap((r) => (r.status === 'fulfilled' ? [r.value.stop('SIGKILL')] : [])));
+    throw (failed as PromiseRejectedResult).reason;
   }
-  await Promise.all(nodes.map((n) => n.start()));
+  const nodes: RedisNodeProcess[] = started.map((r) => (r as PromiseFulfilledResult<RedisNodeProcess>).value);
   await execFileAsync('redis-cli', ['-a', password, '--no-auth-warning', '--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 60_000 });
 
   const open = (n: RedisNodeProcess) => {

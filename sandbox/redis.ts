@@ -10,7 +10,7 @@ import Redis from 'ioredis';
 import { redisClient, startNodeProcess, stopByPidfile, type RedisNodeProcess } from '../activities/backup/scratch-redis';
 import { makeDbTls, tlsInventoryLines, type DbTls } from './db-tls';
 import { redisServerBinary, type RedisFlavor } from './paths';
-import { freePort, sleep } from './ports';
+import { sleep, startOnFreePort } from './ports';
 
 // The server process itself is production code (backup verification starts scratch servers with it).
 export { redisClient, startNodeProcess, stopByPidfile, type RedisNodeProcess };
@@ -121,23 +121,37 @@ export async function startRedisFleet(opts: FleetOptions = {}): Promise<RedisFle
   const count = 1 + (opts.replicas ?? 2);
   if (opts.hosts && opts.hosts.length < count) throw new Error(`${count} nodes need ${count} hosts, got ${opts.hosts.length}`);
   const hostOf = (i: number) => opts.hosts?.[i]?.address ?? '127.0.0.1';
-  const ports: number[] = [];
-  for (let i = 0; i < count; i++) ports.push(await freePort());
-
-  const nodes: RedisNodeProcess[] = ports.map((port, i) => {
-    const id = `${cluster}-${i + 1}`;
-    const dir = path.join(baseDir, id);
-    mkdirSync(dir, { recursive: true });
-    const node = startNodeProcess({ id, port, dir, binary, password, host: hostOf(i), wrap: opts.hosts?.[i]?.wrap, tls: tls?.client });
-    const base = baseRedisConf({ port, dir, password, bind: hostOf(i) });
-    const lines = [...(tls ? [...tlsRedisConf(port, tls), ...base.filter((l) => !l.startsWith('port '))] : base), 'repl-ping-replica-period 1', 'repl-timeout 10'];
-    lines.push(...(opts.extraConfig ?? []));
-    if (i > 0) lines.push(`replicaof ${hostOf(0)} ${ports[0]}`);
-    writeFileSync(path.join(dir, 'redis.conf'), lines.join('\n') + '\n', { mode: 0o600 });
-    return node;
-  });
-
-  await Promise.all(nodes.map((n) => n.start()));
+  // Each node is started on a port the kernel called free and, should another process bind it first (the probe
+  // closes its socket before the server binds), started again on a new one: the primary first, since the
+  // replicas' config names its port.
+  const startNode = (i: number, primaryPort?: number) =>
+    startOnFreePort(async (port) => {
+      const id = `${cluster}-${i + 1}`;
+      const dir = path.join(baseDir, id);
+      mkdirSync(dir, { recursive: true });
+      rmSync(path.join(dir, 'server.log'), { force: true });
+      const node = startNodeProcess({ id, port, dir, binary, password, host: hostOf(i), wrap: opts.hosts?.[i]?.wrap, tls: tls?.client });
+      const base = baseRedisConf({ port, dir, password, bind: hostOf(i) });
+      const lines = [...(tls ? [...tlsRedisConf(port, tls), ...base.filter((l) => !l.startsWith('port '))] : base), 'repl-ping-replica-period 1', 'repl-timeout 10'];
+      lines.push(...(opts.extraConfig ?? []));
+      if (primaryPort !== undefined) lines.push(`replicaof ${hostOf(0)} ${primaryPort}`);
+      writeFileSync(path.join(dir, 'redis.conf'), lines.join('\n') + '\n', { mode: 0o600 });
+      try {
+        await node.start();
+      } catch (e) {
+        await node.stop('SIGKILL').catch(() => undefined);
+        throw e;
+      }
+      return node;
+    });
+  const first = await startNode(0);
+  const rest = await Promise.allSettled(Array.from({ length: count - 1 }, (_, i) => startNode(i + 1, first.port)));
+  const failed = rest.find((r) => r.status === 'rejected');
+  if (failed) {
+    await Promise.all([first, ...rest.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))].map((n) => n.stop('SIGKILL')));
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  const nodes: RedisNodeProcess[] = [first, ...rest.map((r) => (r as PromiseFulfilledResult<RedisNodeProcess>).value)];
 
   const fleet: RedisFleet = {
     flavor,

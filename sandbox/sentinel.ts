@@ -3,10 +3,10 @@
  * quorum of 2. Detached and found by pidfile, like the data nodes.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Redis from 'ioredis';
-import { freePort, sleep } from './ports';
+import { sleep, startOnFreePort } from './ports';
 import { stopByPidfile, type RedisFleet } from './redis';
 
 export interface SentinelProcess {
@@ -31,13 +31,12 @@ export interface SentinelSet {
 export async function startSentinels(fleet: RedisFleet, o: { count?: number; downAfterMs?: number; masterName?: string } = {}): Promise<SentinelSet> {
   const masterName = o.masterName ?? fleet.cluster;
   const primary = (await fleet.primary())!;
-  const sentinels: SentinelProcess[] = [];
-  for (let i = 0; i < (o.count ?? 3); i++) {
-    const port = await freePort();
+  const sentinelProcess = (i: number, port: number): SentinelProcess => {
     const id = `${fleet.cluster}-sentinel-${i + 1}`;
     const dir = path.join(fleet.baseDir, id);
     mkdirSync(dir, { recursive: true });
     const conf = path.join(dir, 'sentinel.conf');
+    const log = path.join(dir, 'sentinel.log');
     writeFileSync(
       conf,
       [
@@ -45,7 +44,7 @@ export async function startSentinels(fleet: RedisFleet, o: { count?: number; dow
         'bind 127.0.0.1',
         'daemonize no',
         `pidfile ${path.join(dir, 'redis.pid')}`,
-        `logfile ${path.join(dir, 'sentinel.log')}`,
+        `logfile ${log}`,
         `dir ${dir}`,
         'sentinel resolve-hostnames no',
         `sentinel monitor ${masterName} ${primary.host} ${primary.port} 2`,
@@ -56,7 +55,8 @@ export async function startSentinels(fleet: RedisFleet, o: { count?: number; dow
       ].join('\n') + '\n',
       { mode: 0o600 },
     );
-    const s: SentinelProcess = {
+    const logTail = () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').slice(-5).join('\n') : '');
+    return {
       id,
       host: '127.0.0.1',
       port,
@@ -66,25 +66,42 @@ export async function startSentinels(fleet: RedisFleet, o: { count?: number; dow
         p.unref();
         const deadline = Date.now() + 10_000;
         for (;;) {
+          // Ours: the process that answers on the port is the one just spawned (INFO's process_id), not
+          // another server that took the port first; this one then exits ("Address already in use").
+          if (p.exitCode !== null) throw new Error(`${id} exited with ${p.exitCode}: ${logTail()}`);
           const c = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
           c.on('error', () => undefined);
           try {
             await c.connect();
-            await c.ping();
-            return;
+            if (Number(/process_id:(\d+)/.exec(await c.info('server'))?.[1]) === p.pid) return;
           } catch {
-            if (Date.now() > deadline) throw new Error(`${id} did not start`);
+            // not answering yet
           } finally {
             c.disconnect();
           }
+          if (Date.now() > deadline) throw new Error(`${id} did not start: ${logTail()}`);
           await sleep(50);
         }
       },
       stop: (signal: NodeJS.Signals = 'SIGTERM') => stopByPidfile(dir, signal),
     };
-    sentinels.push(s);
-  }
-  await Promise.all(sentinels.map((s) => s.start()));
+  };
+  // Each sentinel on a port the kernel called free, started again on a new one should another process bind it
+  // first (the probe closes its socket before the sentinel binds).
+  const sentinels = await Promise.all(
+    Array.from({ length: o.count ?? 3 }, (_, i) =>
+      startOnFreePort(async (port) => {
+        const s = sentinelProcess(i, port);
+        try {
+          await s.start();
+        } catch (e) {
+          await s.stop('SIGKILL').catch(() => undefined);
+          throw e;
+        }
+        return s;
+      }),
+    ),
+  );
   const set: SentinelSet = {
     masterName,
     sentinels,

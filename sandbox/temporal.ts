@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Connection } from '@temporalio/client';
 import { SEARCH_ATTRIBUTES } from '../core/ids';
 import { temporalBinary } from './paths';
+import { ADDRESS_IN_USE } from '../activities/backup/scratch';
 import { freePort, portIsFree, sleep } from './ports';
 
 export interface DevServer {
@@ -25,8 +26,20 @@ export interface DevServerOptions {
 }
 
 export async function startDevServer(opts: DevServerOptions = {}): Promise<DevServer> {
-  const port = opts.port && (await portIsFree(opts.port)) ? opts.port : await freePort();
-  const uiPort = opts.uiPort && (await portIsFree(opts.uiPort)) ? opts.uiPort : await freePort();
+  // Ports the kernel called free; should another process bind one first (the probe closes its socket before
+  // the server binds), the server exits with "address already in use" and is started again on new ones.
+  for (let attempt = 1; ; attempt++) {
+    const port = attempt === 1 && opts.port && (await portIsFree(opts.port)) ? opts.port : await freePort();
+    const uiPort = attempt === 1 && opts.uiPort && (await portIsFree(opts.uiPort)) ? opts.uiPort : await freePort();
+    try {
+      return await startDevServerOn(port, uiPort, opts);
+    } catch (e) {
+      if (attempt >= 5 || !ADDRESS_IN_USE.test((e as Error).message)) throw e;
+    }
+  }
+}
+
+async function startDevServerOn(port: number, uiPort: number, opts: DevServerOptions): Promise<DevServer> {
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(uiPort), '--log-level', 'error'];
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
   if (opts.dbFile) args.push('--db-filename', opts.dbFile);
@@ -51,7 +64,14 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
     },
   };
-  await waitForHealth(address, proc, () => output);
+  try {
+    await waitForHealth(address, proc, () => output);
+    // Healthy, and still running (a server that lost its port to another one exits).
+    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`temporal dev server exited (${proc.exitCode ?? proc.signalCode}): ${output}`);
+  } catch (e) {
+    await server.stop();
+    throw e;
+  }
   return server;
 }
 

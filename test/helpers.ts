@@ -77,3 +77,25 @@ export async function runCli(args: string[]): Promise<{ code: number; out: strin
   }
   return { code, out: out.join(''), err: err.join('') };
 }
+
+/** Poll `fn` (errors count as "not yet") until it returns something truthy; fail naming `what` after `timeoutMs`. */
+export async function until<T>(what: string, fn: () => Promise<T | undefined | false | null | 0>, timeoutMs = 30_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** Wait until a writer has acknowledged `more` writes beyond what it had when called. */
+export async function moreAcks(writer: { ackedKeys: string[] }, more = 50, timeoutMs = 30_000): Promise<void> {
+  const from = writer.ackedKeys.length;
+  await until(`${more} more acknowledged writes`, async () => writer.ackedKeys.length >= from + more, timeoutMs, 10);
+}

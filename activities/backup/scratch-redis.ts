@@ -98,14 +98,23 @@ export function startNodeProcess(o: { id: string; port: number; dir: string; bin
       const deadline = Date.now() + 10_000;
       for (;;) {
         if (proc.exitCode !== null) throw new Error(`${id} exited: ${err}${logTail(dir)}`);
-        const c = new Redis({ host, port, password, tls, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+        // Bounded: another process holding the port may accept the connection and never answer (this one then exits).
+        const c = new Redis({ host, port, password, tls, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 1000, commandTimeout: 1000 });
         c.on('error', () => undefined);
+        let timer: NodeJS.Timeout | undefined;
         try {
-          await c.connect();
-          await c.ping();
+          await Promise.race([
+            (async () => {
+              await c.connect();
+              await c.ping();
+            })(),
+            new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('no answer')), 2000))),
+          ]);
+          clearTimeout(timer);
           c.disconnect();
           return;
         } catch {
+          clearTimeout(timer);
           c.disconnect();
         }
         if (Date.now() > deadline) throw new Error(`${id} did not answer PING within 10s: ${err}${logTail(dir)}`);

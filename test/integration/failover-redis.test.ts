@@ -7,7 +7,7 @@
 import Redis from 'ioredis';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { runFailover } from '../../client/commands/failover';
 import { runMonitor } from '../../client/commands/monitor';
 import { loadInventory } from '../../inventory/load';
@@ -35,50 +35,65 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false>, 
 }
 
 describe('unplanned failover (redis)', () => {
+  // Each test starts its own fleet (cluster fo-a, fo-b, ...) and, where it needs one, its own monitor; the
+  // worker is shared and reads the current test's inventory.
   let fleet: RedisFleet;
   let tw: TestWorker;
   let inventory: string;
-  const opts = () => ({ cluster: 'fo', inventory, address: tw.address, taskQueue: tw.taskQueue });
+  let cluster = '';
+  let next = 0;
+  const opts = () => ({ cluster, inventory, address: tw.address, taskQueue: tw.taskQueue });
   const status = async () => (await runMonitor({ ...opts(), status: true, json: true }, captureIO())).status!;
+  const id = (i: number) => `${cluster}-${i}`;
 
   beforeAll(async () => {
-    fleet = await startRedisFleet({ cluster: 'fo', extraConfig: FENCE_CONFIG });
-    inventory = fleet.writeInventory(undefined, { policy: POLICY });
     tw = await startTestWorker({ inventory: () => loadInventory(inventory) });
   });
+  beforeEach(async () => {
+    cluster = `fo-${'abcdefgh'[next++]}`;
+    fleet = await startRedisFleet({ cluster, extraConfig: FENCE_CONFIG });
+    inventory = fleet.writeInventory(undefined, { policy: POLICY });
+  });
   afterEach(async () => {
-    for (const n of fleet.nodes) if (!n.pid()) await n.start();
+    await runMonitor({ ...opts(), stop: true }, captureIO()).catch(() => undefined);
     for (const n of fleet.nodes) await n.stop('SIGCONT').catch(() => undefined);
+    await fleet.stop();
   });
   afterAll(async () => {
-    await runMonitor({ ...opts(), stop: true }, captureIO()).catch(() => undefined);
     await tw?.stop();
-    await fleet?.stop();
   });
+
+  /** Start this test's monitor and wait until it has seen the primary. */
+  async function startMonitor(): Promise<void> {
+    expect((await runMonitor(opts(), captureIO())).exitCode).toBe(0);
+    await until('monitor sees the primary', async () => (await status()).lastKnown?.primary === id(1));
+  }
 
   it('a manual failover while the primary lives is refused', async () => {
     const io = captureIO();
     const r = await runFailover({ ...opts(), wait: true }, io);
     expect(r.exitCode).toBe(2);
-    expect(io.text()).toMatch(/the primary fo-1 answers: use switchover/);
+    expect(io.text()).toMatch(new RegExp(`the primary ${id(1)} answers: use switchover`));
   });
 
   it('a short outage inside the confirmation window causes no failover', async () => {
-    expect((await runMonitor(opts(), captureIO())).exitCode).toBe(0);
-    await until('monitor sees the primary', async () => (await status()).lastKnown?.primary === 'fo-1');
+    await startMonitor();
     await fleet.nodes[0].stop('SIGSTOP');
-    await sleep(400); // about one probe lost
+    await sleep(400); // the fault: frozen for about one probe
     await fleet.nodes[0].stop('SIGCONT');
-    await sleep(2000);
+    // More than a confirmation window of rounds after the resume, each seeing the primary alive again.
+    const resumed = Date.now();
+    await until('the monitor sees the primary again for a confirmation window', async () => ((await status()).lastKnown?.seenAt ?? 0) > resumed + POLICY.probeIntervalMs * (POLICY.probesToConfirm + 1));
     const s = await status();
     expect(s.failovers).toEqual([]);
-    expect(s.lastKnown?.primary).toBe('fo-1');
-    expect(await fleet.roles()).toEqual({ 'fo-1': 'master', 'fo-2': 'slave', 'fo-3': 'slave' });
+    expect(s.lastKnown?.primary).toBe(id(1));
+    expect(await fleet.roles()).toEqual({ [id(1)]: 'master', [id(2)]: 'slave', [id(3)]: 'slave' });
   });
 
   it('detects a killed primary under writes, promotes, and fences the old primary when it returns', async () => {
+    await startMonitor();
     const writer = new AckedWriter(fleet.nodes, fleet.password).start();
-    await sleep(500);
+    await until('acknowledged writes', async () => writer.ackedKeys.length >= 50);
     const killedAt = writer.now();
     await fleet.nodes[0].stop('SIGKILL');
     const s = await until<MonitorStatus>('a failover', async () => {
@@ -86,13 +101,14 @@ describe('unplanned failover (redis)', () => {
       return x.failovers.length === 1 && x;
     });
     const newPrimary = s.failovers[0].to;
-    expect(['fo-2', 'fo-3']).toContain(newPrimary);
+    expect([id(2), id(3)]).toContain(newPrimary);
     await until('writes resume on the new primary', async () => writer.ackTimes[writer.ackTimes.length - 1] > killedAt && writer.primariesSeen.includes(newPrimary));
     const recoveredMs = Math.round(writer.maxGapMs(killedAt));
     // The old primary comes back (empty: no persistence) claiming to be primary; the monitor fences it.
     await fleet.nodes[0].start();
-    await until('old primary fenced', async () => (await fleet.roles())['fo-1'] === 'slave', 15_000);
-    await sleep(300);
+    await until('old primary fenced', async () => (await fleet.roles())[id(1)] === 'slave', 15_000);
+    const fencedAt = writer.ackedKeys.length;
+    await until('writes after the fence', async () => writer.ackedKeys.length > fencedAt + 20);
     await writer.stop();
     await writer.close();
     await waitForReplication(fleet, newPrimary);
@@ -105,6 +121,12 @@ describe('unplanned failover (redis)', () => {
   });
 
   it('a frozen primary never accepts a write as primary after the promotion; a second failover waits for an acknowledgement', { timeout: 180_000 }, async () => {
+    // A first failover (the anti-flapping block counts from it): the primary SIGKILLed, then back and fenced.
+    await startMonitor();
+    await fleet.nodes[0].stop('SIGKILL');
+    await until('a first failover', async () => (await status()).failovers.length === 1, 60_000);
+    await fleet.nodes[0].start();
+    await until('the old primary fenced', async () => (await fleet.roles())[id(1)] === 'slave', 15_000);
     const before = await status();
     const primaryId = before.lastKnown!.primary;
     const primary = fleet.nodes.find((n) => n.id === primaryId)!;
@@ -145,7 +167,6 @@ describe('unplanned failover (redis)', () => {
   });
 
   it('pre-failover hooks fail closed (nothing promoted), post-failover hooks fail open and are reported', { timeout: 120_000 }, async () => {
-    expect((await runMonitor({ ...opts(), stop: true }, captureIO())).exitCode).toBe(0);
     const log = path.join(fleet.baseDir, 'hooks.log');
     const withHooks = (pre: string[], post: string[]) =>
       writeFileSync(inventory, fleet.inventoryYaml({ policy: POLICY }).replace('    policy:\n', `    hooks:\n      preFailover: ${JSON.stringify(pre)}\n      postFailover: ${JSON.stringify(post)}\n    policy:\n`));
@@ -161,7 +182,7 @@ describe('unplanned failover (redis)', () => {
     const roles = await fleet.roles();
     expect(Object.entries(roles).filter(([id, r]) => id !== primary.id && r === 'master')).toEqual([]); // nobody promoted
     const chosen = readFileSync(log, 'utf8').trim().split(' ')[3];
-    expect(readFileSync(log, 'utf8')).toMatch(new RegExp(`^pre fo ${primary.id} fo-\\d 127\\.0\\.0\\.1:\\d+ fo-\\d\\n$`));
+    expect(readFileSync(log, 'utf8')).toMatch(new RegExp(`^pre ${cluster} ${primary.id} ${cluster}-\\d 127\\.0\\.0\\.1:\\d+ ${cluster}-\\d\\n$`));
 
     withHooks([record('pre')], ['exit 7', record('post')]);
     const io = captureIO();
@@ -177,7 +198,7 @@ describe('unplanned failover (redis)', () => {
     expect(report.hooks![1].detail).toMatch(/postFailover hook #1 exited 7/);
     expect(io.text()).toMatch(/POST-FAILOVER HOOK 1 FAILED \(the failover stands/);
     const lines = readFileSync(log, 'utf8').trim().split('\n');
-    expect(lines.slice(1).map((l) => l.split(' ').slice(0, 4).join(' '))).toEqual([`pre fo ${primary.id} ${chosen}`, `post fo ${primary.id} ${chosen}`]);
+    expect(lines.slice(1).map((l) => l.split(' ').slice(0, 4).join(' '))).toEqual([`pre ${cluster} ${primary.id} ${chosen}`, `post ${cluster} ${primary.id} ${chosen}`]);
     expect((await fleet.roles())[chosen]).toBe('master');
   });
 });

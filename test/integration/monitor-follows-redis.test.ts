@@ -17,7 +17,7 @@ import { sleep } from '../../sandbox/ports';
 import { startRedisFleet, waitForReplication, type RedisFleet } from '../../sandbox/redis';
 import { AckedWriter } from '../../sandbox/writer';
 import type { MonitorStatus } from '../../workflows/monitor';
-import { captureIO, startTestWorker, type TestWorker } from '../helpers';
+import { captureIO, moreAcks, startTestWorker, type TestWorker } from '../helpers';
 
 // repl-timeout 3: replicas notice a dead primary (link down) within 3 s, which the DeadMaster rule needs.
 const POLICY = { probeIntervalMs: 300, probesToConfirm: 3, failoverBlockMs: 600_000 };
@@ -83,7 +83,7 @@ describe('the Redis monitor follows the topology', () => {
     expect(followed.lastKnown!.seenAt).toBeGreaterThan(Date.now() - 5_000);
 
     const writer = new AckedWriter(fleet.nodes, fleet.password, undefined, 1).start();
-    await sleep(1000);
+    await moreAcks(writer, 101, 60_000);
     const killedWall = Date.now();
     await n2.stop('SIGKILL');
     const s = await until<MonitorStatus>('automatic failover', async () => {
@@ -93,7 +93,7 @@ describe('the Redis monitor follows the topology', () => {
     const f = s.failovers[0];
     const failoverMs = f.at - killedWall;
     await until('writes resume on the new primary', async () => writer.primariesSeen.includes(f.to));
-    await sleep(300);
+    await moreAcks(writer, 20);
     await writer.stop();
     await writer.close();
     const p = fleet.nodes.find((n) => n.id === f.to)!;

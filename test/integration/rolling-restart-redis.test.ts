@@ -10,10 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runRollingRestart } from '../../client/commands/rolling-restart';
 import { loadInventory } from '../../inventory/load';
 import { redisServerBinary } from '../../sandbox/paths';
-import { sleep } from '../../sandbox/ports';
 import { startRedisFleet, waitForReplication, type RedisFleet } from '../../sandbox/redis';
 import { AckedWriter } from '../../sandbox/writer';
-import { captureIO, startTestWorker, type TestWorker } from '../helpers';
+import { captureIO, moreAcks, startTestWorker, type TestWorker } from '../helpers';
 
 async function nodeFacts(fleet: RedisFleet) {
   const out: Record<string, { hz: string; policy: string; runId: string; version: string; role: string }> = {};
@@ -64,7 +63,7 @@ describe('rolling restart (redis replication)', () => {
   it('rolls a config change replicas first, loses nothing, and a re-run restarts nothing', async () => {
     const before = await nodeFacts(fleet);
     const writer = new AckedWriter(fleet.nodes, fleet.password).start();
-    await sleep(300);
+    await moreAcks(writer);
     const io = captureIO();
     const r = await runRollingRestart({ ...opts(), cluster: 'roll', set: ['hz=25', 'maxmemory-policy=allkeys-lru'], inventory }, io);
     expect(r.exitCode, io.text()).toBe(0);
@@ -80,7 +79,7 @@ describe('rolling restart (redis replication)', () => {
     expect(handoverIdx).toBeGreaterThan(-1);
     expect(lastRestartIdx).toBeGreaterThan(handoverIdx);
 
-    await sleep(300);
+    await moreAcks(writer); // writes go on after the roll
     const stats = await writer.stop();
     await writer.close();
     const after = await nodeFacts(fleet);
@@ -108,13 +107,13 @@ describe('rolling restart (redis replication)', () => {
 
   it('upgrades Redis 7.0 to Valkey 9.1 node by node under writes', async () => {
     const writer = new AckedWriter(fleet.nodes, fleet.password).start();
-    await sleep(300);
+    await moreAcks(writer);
     const io = captureIO();
     const r = await runRollingRestart({ ...opts(), cluster: 'roll', version: 'valkey 9.1', inventory }, io);
     expect(r.exitCode, io.text()).toBe(0);
     expect(r.report!.restarts).toHaveLength(3);
     expect(r.report!.handovers).toHaveLength(1);
-    await sleep(300);
+    await moreAcks(writer);
     await writer.stop();
     await writer.close();
     const after = await nodeFacts(fleet);

@@ -143,7 +143,11 @@ describe('secret canaries over every runbook', () => {
 
     const h = harness(address, inventory);
     cleanups.push(() => h.worker.stop());
-    await until('the worker polls', async () => /polling/.test(h.workerOut()));
+    // The worker bundles the workflows from the sources at start: slow on a loaded machine.
+    await until('the worker polls', async () => {
+      if (h.worker.proc.exitCode !== null) throw new Error(`worker exited: ${h.workerOut()}`);
+      return /polling/.test(h.workerOut());
+    }, 240_000);
     const node = (id: string) => fleet.nodes.find((n) => n.id === id)!;
     const primaryId = async () => (await fleet.primary())?.id;
 
@@ -223,7 +227,11 @@ describe('secret canaries over every runbook', () => {
 
     const h = harness(address, inventory);
     cleanups.push(() => h.worker.stop());
-    await until('the worker polls', async () => /polling/.test(h.workerOut()));
+    // The worker bundles the workflows from the sources at start: slow on a loaded machine.
+    await until('the worker polls', async () => {
+      if (h.worker.proc.exitCode !== null) throw new Error(`worker exited: ${h.workerOut()}`);
+      return /polling/.test(h.workerOut());
+    }, 240_000);
     const node = (id: string) => fleet.nodes.find((n) => n.id === id)!;
     const writable = async () => Object.entries(await fleet.state()).filter(([, x]) => x.up && x.readOnly === false).map(([n]) => n);
 

@@ -7,8 +7,7 @@ import { loadInventory } from '../../inventory/load';
 import { runSwitchover } from '../../client/commands/switchover';
 import { startRedisFleet, waitForReplication, type RedisFleet } from '../../sandbox/redis';
 import { AckedWriter } from '../../sandbox/writer';
-import { sleep } from '../../sandbox/ports';
-import { captureIO, startTestWorker, type TestWorker } from '../helpers';
+import { captureIO, moreAcks, startTestWorker, until, type TestWorker } from '../helpers';
 
 const MATRIX = [
   { flavor: 'redis', method: 'pause-promote' },
@@ -33,7 +32,7 @@ describe.each(MATRIX)('switchover on $flavor ($method) under continuous writes',
 
   it('hands the primary over twice and loses no acknowledged write', async () => {
     const writer = new AckedWriter(fleet.nodes, fleet.password).start();
-    await sleep(300);
+    await moreAcks(writer);
     const opts = { cluster: fleet.cluster, wait: true, inventory, address: tw.address, taskQueue: tw.taskQueue };
 
     const io1 = captureIO();
@@ -42,14 +41,14 @@ describe.each(MATRIX)('switchover on $flavor ($method) under continuous writes',
     const r1 = first.report!;
     expect(r1.oldPrimary).toBe(fleet.nodes[0].id);
     expect(r1.newPrimary).not.toBe(r1.oldPrimary);
-    await sleep(200);
+    await moreAcks(writer); // writes go on to the new primary
 
     // Back to the original primary by name.
     const io2 = captureIO();
     const second = await runSwitchover({ ...opts, to: r1.oldPrimary }, io2);
     expect(second.exitCode, io2.text()).toBe(0);
     expect(second.report!.newPrimary).toBe(r1.oldPrimary);
-    await sleep(200);
+    await moreAcks(writer);
 
     const stats = await writer.stop();
     await writer.close();
@@ -65,11 +64,7 @@ describe.each(MATRIX)('switchover on $flavor ($method) under continuous writes',
     expect(await writer.missingOn(fleet.nodes[0].host, fleet.nodes[0].port)).toEqual([]);
     for (const n of fleet.nodes.slice(1)) {
       let missing: string[] = [];
-      for (let i = 0; i < 50; i++) {
-        missing = await writer.missingOn(n.host, n.port);
-        if (missing.length === 0) break;
-        await sleep(100);
-      }
+      await until(`${n.id} holds every acknowledged write`, async () => (missing = await writer.missingOn(n.host, n.port)).length === 0, 5_000).catch(() => undefined);
       expect(missing, `${n.id} missing acknowledged writes`).toEqual([]);
     }
     console.log(`[${flavor} ${method}] acked=${stats.acked} errors=${stats.errors} maxGapMs=${stats.maxGapMs} pause1=${r1.writePauseMs}ms pause2=${second.report!.writePauseMs}ms`);
