@@ -22,6 +22,7 @@
  * Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) and iproute2.
  */
 import { execFile } from 'node:child_process';
+import net from 'node:net';
 import { promisify } from 'node:util';
 
 const execFileP = promisify(execFile);
@@ -64,8 +65,66 @@ export interface NetLab {
   heal(host: NetHost): Promise<void>;
   isolateFromRoot(host: NetHost): Promise<void>;
   rejoinRoot(host: NetHost): Promise<void>;
+  /**
+   * A TCP forwarder on the bridge address (`<gateway>:<port>`) to a service of the root namespace that listens
+   * on loopback only (the Temporal dev server, the S3 server), so workers on lab hosts reach it.
+   */
+  forward(target: { host: string; port: number }): Promise<Forwarder>;
+  /** Runs `nft` inside the host's namespace (one-way loss: drop rules on its input or output). */
+  nft(host: NetHost, args: string[]): Promise<string>;
   /** Removes every namespace, veth and the bridge of this lab (idempotent). */
   remove(): Promise<void>;
+}
+
+export interface Forwarder {
+  /** `<gateway>:<port>`. */
+  address: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Runs nft with `args` in namespace `ns` (a firewall private to that host; removed with the namespace). */
+export async function nftIn(ns: string, args: string[]): Promise<string> {
+  try {
+    const { stdout } = await execFileP('ip', ['netns', 'exec', ns, 'nft', ...args], { timeout: 10_000 });
+    return stdout;
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new Error(`nft ${args.join(' ')} in ${ns}: ${(err.stderr || err.message).trim()}`);
+  }
+}
+
+function startForwarder(listenHost: string, target: { host: string; port: number }): Promise<Forwarder> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((inbound) => {
+    const outbound = net.connect(target.port, target.host);
+    sockets.add(inbound).add(outbound);
+    // An end is passed on by pipe() after the data already written (never destroy on close: it would drop the
+    // tail of a response still buffered); an error resets both sides.
+    const reset = () => {
+      inbound.destroy();
+      outbound.destroy();
+    };
+    inbound.on('error', reset).on('close', () => sockets.delete(inbound));
+    outbound.on('error', reset).on('close', () => sockets.delete(outbound));
+    inbound.pipe(outbound);
+    outbound.pipe(inbound);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, listenHost, () => {
+      const { port } = server.address() as net.AddressInfo;
+      resolve({
+        address: `${listenHost}:${port}`,
+        port,
+        close: () =>
+          new Promise<void>((r) => {
+            for (const s of sockets) s.destroy();
+            server.close(() => r());
+          }),
+      });
+    });
+  });
 }
 
 /** Removes every namespace and link whose name starts with `hnd-` (leftovers of a run that died). */
@@ -119,6 +178,7 @@ export async function createNetLab(o: { lab: string; subnet: string }): Promise<
   const bridge = `${NETNS_PREFIX}br${o.lab}`;
   const gateway = `${o.subnet}.1`;
   const hosts: NetHost[] = [];
+  const forwarders: Forwarder[] = [];
   await ip(['link', 'del', bridge], { ignoreError: true });
   await ip(['link', 'add', bridge, 'type', 'bridge']);
   await ip(['addr', 'add', `${gateway}/24`, 'dev', bridge]);
@@ -157,7 +217,14 @@ export async function createNetLab(o: { lab: string; subnet: string }): Promise<
     async rejoinRoot(h) {
       await ip(['neigh', 'del', h.address, 'dev', bridge], { ignoreError: true });
     },
+    async forward(target) {
+      const f = await startForwarder(gateway, target);
+      forwarders.push(f);
+      return f;
+    },
+    nft: (h, args) => nftIn(h.ns, args),
     async remove() {
+      for (const f of forwarders.splice(0)) await f.close();
       for (const h of hosts) {
         await ip(['netns', 'del', h.ns], { ignoreError: true });
         await ip(['link', 'del', h.ns], { ignoreError: true });
@@ -166,4 +233,9 @@ export async function createNetLab(o: { lab: string; subnet: string }): Promise<
     },
   };
   return lab;
+}
+
+/** The named network namespace a process runs in (`ip netns identify <pid>`), '' for the root namespace. */
+export async function namespaceOf(pid: number): Promise<string> {
+  return (await ip(['netns', 'identify', String(pid)])).trim();
 }
