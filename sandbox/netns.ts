@@ -13,13 +13,16 @@
  * Faults:
  *  - cut(host) / heal(host): the node's root-side veth down/up: the node is cut off from everyone.
  *  - isolateFromRoot(host) / rejoinRoot(host): only the root namespace (the worker, the test's clients) loses
- *    the node; the nodes still reach each other over the bridge. Done without a firewall (neither nft nor
- *    iptables is installed here, and tc's drop action is not in this kernel): the root namespace's neighbour
- *    entry for the node's address is pinned to a MAC address that no port has, so the root namespace's frames
- *    to it are flooded on this bridge and dropped by every namespace (silently: connections time out, as in a
- *    real partition). Replies cannot happen since nothing arrives. Nodes' frames to each other are untouched.
+ *    the node, both ways; the nodes still reach each other over the bridge. Done without a firewall: the root
+ *    namespace's neighbour entry for the node's address is pinned to a MAC address that no port has, so the
+ *    root namespace's frames to it are flooded on this bridge and dropped by every namespace (silently:
+ *    connections time out, as in a real partition). Nodes' frames to each other are untouched.
+ *  - dropOutput(host, to) / clearDrops(host): one-way loss with nftables inside the host's namespace (a table
+ *    `inet hnd` whose output chain drops what the host sends to those addresses; what they send still arrives).
+ *  - forward(target): a TCP forwarder on the bridge address to a loopback-only service of the root namespace
+ *    (Temporal, the S3 server), so that workers on lab hosts reach it.
  *
- * Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) and iproute2.
+ * Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN), iproute2, and nft (/usr/sbin/nft) for one-way loss.
  */
 import { execFile } from 'node:child_process';
 import net from 'node:net';
@@ -72,6 +75,13 @@ export interface NetLab {
   forward(target: { host: string; port: number }): Promise<Forwarder>;
   /** Runs `nft` inside the host's namespace (one-way loss: drop rules on its input or output). */
   nft(host: NetHost, args: string[]): Promise<string>;
+  /**
+   * One-way loss (nftables in the host's namespace): every packet `host` sends to one of `to` (only to TCP port
+   * `tcpPort` when given) is dropped; what the others send to it still arrives. Rules add up until clearDrops.
+   */
+  dropOutput(host: NetHost, to: string[], o?: { tcpPort?: number }): Promise<void>;
+  /** Removes every rule dropOutput added on the host (idempotent). */
+  clearDrops(host: NetHost): Promise<void>;
   /** Removes every namespace, veth and the bridge of this lab (idempotent). */
   remove(): Promise<void>;
 }
@@ -223,6 +233,14 @@ export async function createNetLab(o: { lab: string; subnet: string }): Promise<
       return f;
     },
     nft: (h, args) => nftIn(h.ns, args),
+    async dropOutput(h, to, o = {}) {
+      await nftIn(h.ns, ['add', 'table', 'inet', 'hnd']);
+      await nftIn(h.ns, ['add', 'chain', 'inet', 'hnd', 'out', '{ type filter hook output priority 0; policy accept; }']);
+      await nftIn(h.ns, ['add', 'rule', 'inet', 'hnd', 'out', 'ip', 'daddr', `{ ${to.join(', ')} }`, ...(o.tcpPort ? ['tcp', 'dport', String(o.tcpPort)] : []), 'drop']);
+    },
+    async clearDrops(h) {
+      await nftIn(h.ns, ['delete', 'table', 'inet', 'hnd']).catch(() => undefined);
+    },
     async remove() {
       for (const f of forwarders.splice(0)) await f.close();
       for (const h of hosts) {

@@ -7,6 +7,8 @@
  *  - (b) the primary's link cut (off from everyone), no semi-sync: failover; on heal the old primary is fenced
  *    (read-only); the commits a client on the isolated side had acknowledged are counted;
  *  - (c) a replica's link cut in the middle of a switchover: what the runbook does; nothing acked is lost;
+ *  - one-way loss (nftables): the primary's packets to the worker dropped: no failover; the primary's packets to
+ *    its replicas dropped: no failover, and after the heal every acknowledged commit is on every node;
  *  - rolling restart: the local controller starts each mariadbd again inside its own namespace (its launcher);
  *  - backup take from a replica on another host, verify, restore into an empty node on a fourth host.
  * Needs root (ip netns); skipped otherwise. Leftover namespaces of a dead run (hnd-*) are removed first.
@@ -76,7 +78,7 @@ describe.skipIf(process.getuid?.() !== 0)('multi-host mariadb (network namespace
     for (const h of hosts ?? []) {
       await lab.heal(h);
       await lab.rejoinRoot(h);
-      await lab.nft(h, ['flush', 'ruleset']);
+      await lab.clearDrops(h);
     }
     if (fleet) await runMonitor({ ...opts(fleet), stop: true }, captureIO()).catch(() => undefined);
     await fleet?.stop();
@@ -220,6 +222,58 @@ describe.skipIf(process.getuid?.() !== 0)('multi-host mariadb (network namespace
     expect(w).toEqual([cand.id]);
     expect(io.text()).toContain(`NOT repointed (left as they were): ${other.id}`);
     await lab.heal(hosts[2]);
+  });
+
+  it('one-way loss: the primary\'s packets to the worker dropped (the worker\'s still arrive): the monitor does not fail over', { timeout: 120_000 }, async () => {
+    const f = await newFleet('mhm-ow1');
+    const [p] = f.nodes;
+    expect((await runMonitor(opts(f), captureIO())).exitCode).toBe(0);
+    await until('monitor sees the primary', async () => (await status(f)).lastKnown?.primary === p.id);
+    await lab.dropOutput(hosts[0], [lab.gateway]);
+    const verdicts = new Set<string>();
+    const end = Date.now() + 12_000;
+    while (Date.now() < end) {
+      const s = await status(f);
+      if (s.lastVerdict) verdicts.add(s.lastVerdict);
+      expect(s.failovers).toEqual([]);
+      await sleep(500);
+    }
+    console.log(`[multihost-mysql] one-way primary->worker: verdicts ${[...verdicts].join(' | ')}`);
+    await lab.clearDrops(hosts[0]);
+    await until('primary answers again', async () => (await writable(f)).join() === p.id);
+    expect((await status(f)).failovers).toEqual([]);
+  });
+
+  it('one-way loss: the primary\'s packets to its replicas dropped (theirs still arrive): no failover; after the heal every acknowledged commit is on every node', { timeout: 120_000 }, async () => {
+    const f = await newFleet('mhm-ow2');
+    const [p, r1, r2] = f.nodes;
+    expect((await runMonitor(opts(f), captureIO())).exitCode).toBe(0);
+    await until('monitor sees the primary', async () => (await status(f)).lastKnown?.primary === p.id);
+    const writer = new SqlWriter(f.nodes, f.appUser, f.appPassword).start();
+    await sleep(1000);
+    const cutAt = Date.now();
+    await lab.dropOutput(hosts[0], [r1.host, r2.host]);
+    const verdicts = new Set<string>();
+    const end = Date.now() + 12_000; // past slave_net_timeout: the replicas' IO threads reconnect and cannot
+    while (Date.now() < end) {
+      const s = await status(f);
+      if (s.lastVerdict) verdicts.add(s.lastVerdict);
+      expect(s.failovers).toEqual([]);
+      await sleep(500);
+    }
+    const st = await f.state();
+    await lab.clearDrops(hosts[0]);
+    await f.waitForReplication(0, 60_000);
+    await sleep(300);
+    const stats = await writer.stop();
+    await writer.close();
+    const missing: Record<string, number> = {};
+    for (const n of f.nodes) missing[n.id] = (await writer.missingOn(n)).length;
+    console.log(`[multihost-mysql] one-way primary->replicas: ${Math.round((end - cutAt) / 1000)} s cut; IO threads at the end of it ${[r1, r2].map((n) => `${n.id}=${st[n.id].io}`).join(' ')}; verdicts ${[...verdicts].join(' | ')}; acked ${stats.acked}, missing per node ${JSON.stringify(missing)}`);
+    expect(stats.acked).toBeGreaterThan(20);
+    expect(Object.values(missing)).toEqual([0, 0, 0]);
+    expect(await writable(f)).toEqual([p.id]);
+    expect((await status(f)).failovers).toEqual([]);
   });
 
   it('rolling restart across hosts: the local controller starts each mariadbd again inside its own namespace; nothing acked is lost', { timeout: 240_000 }, async () => {

@@ -8,6 +8,9 @@
  *  - (c) a replica's link cut in the middle of a switchover: what the runbook does, and nothing acked is lost;
  *  - rolling restart: the local controller starts each node again inside its own namespace (its launcher);
  *  - Sentinel topology with the Sentinels on the nodes' hosts: switchover and a roll with --include-sentinels;
+ *  - one-way loss (nftables): the primary's packets to the worker dropped (the worker's still arrive): no
+ *    failover; the primary's packets to its replicas dropped (theirs still arrive): no failover, the guard makes
+ *    the primary refuse writes, and after the heal every acknowledged write is on every node;
  *  - (d) two worker processes on two other hosts polling one task queue, backups in S3 (VersityGW, reached
  *    through a forwarder on the bridge, like Temporal): the worker running the take is cut off from Temporal
  *    (nft), the other finishes the run; the backup is listed good by the CLI, verified and restored by the other
@@ -90,7 +93,7 @@ describe.skipIf(process.getuid?.() !== 0)('multi-host redis (network namespaces)
     for (const h of hosts ?? []) {
       await lab.heal(h);
       await lab.rejoinRoot(h);
-      await lab.nft(h, ['flush', 'ruleset']);
+      await lab.clearDrops(h);
     }
     if (fleet) await runMonitor({ ...opts(fleet), stop: true }, captureIO()).catch(() => undefined);
     await sentinels?.stop();
@@ -335,6 +338,80 @@ describe.skipIf(process.getuid?.() !== 0)('multi-host redis (network namespaces)
     expect(where).toEqual([...hosts.slice(0, 3), ...hosts.slice(0, 3)].map((h) => h.ns));
   });
 
+  it('one-way loss: the primary\'s packets to the worker dropped (the worker\'s still arrive): the monitor does not fail over', { timeout: 120_000 }, async () => {
+    const f = await newFleet('mhr-ow1', [...BASE_CONFIG, ...GUARD]);
+    const [p] = f.nodes;
+    expect((await runMonitor(opts(f), captureIO())).exitCode).toBe(0);
+    await until('monitor sees the primary', async () => (await status(f)).lastKnown?.primary === p.id);
+    await lab.dropOutput(hosts[0], [lab.gateway]);
+    expect((await f.roles())[p.id]).toBe('down'); // the worker's side: no answer
+    const verdicts = new Set<string>();
+    const end = Date.now() + 10_000;
+    while (Date.now() < end) {
+      const s = await status(f);
+      if (s.lastVerdict) verdicts.add(s.lastVerdict);
+      expect(s.failovers).toEqual([]);
+      await sleep(500);
+    }
+    console.log(`[multihost-redis] one-way primary->worker: verdicts ${[...verdicts].join(' | ')}`);
+    expect([...verdicts].some((v) => /still linked/.test(v))).toBe(true);
+    await lab.clearDrops(hosts[0]);
+    await until('primary answers again', async () => (await f.roles())[p.id] === 'master');
+    expect(await f.roles()).toEqual({ [p.id]: 'master', [f.nodes[1].id]: 'slave', [f.nodes[2].id]: 'slave' });
+    expect((await status(f)).failovers).toEqual([]);
+  });
+
+  it('one-way loss: the primary\'s packets to its replicas dropped (theirs still arrive): no failover, the guard refuses writes, nothing acknowledged is lost after the heal', { timeout: 120_000 }, async () => {
+    const f = await newFleet('mhr-ow2', [...BASE_CONFIG, ...GUARD]);
+    const [p, r1, r2] = f.nodes;
+    expect((await runMonitor(opts(f), captureIO())).exitCode).toBe(0);
+    await until('monitor sees the primary', async () => (await status(f)).lastKnown?.primary === p.id);
+    const writer = new AckedWriter(f.nodes, f.password).start();
+    await sleep(1000);
+    const cutAt = Date.now();
+    const cutPerf = performance.now();
+    await lab.dropOutput(hosts[0], [r1.host, r2.host]);
+    // The replicas stop hearing from the primary (repl-timeout 3 s); the worker still reaches all three.
+    await until('replicas report the link down', async () => {
+      const infos = await Promise.all([r1, r2].map(async (n) => {
+        const c = n.client();
+        try {
+          return await c.info('replication');
+        } finally {
+          c.disconnect();
+        }
+      }));
+      return infos.every((i) => i.includes('master_link_status:down'));
+    }, 20_000);
+    const linkDownMs = Date.now() - cutAt;
+    const verdicts = new Set<string>();
+    const end = Date.now() + 8_000;
+    while (Date.now() < end) {
+      const s = await status(f);
+      if (s.lastVerdict) verdicts.add(s.lastVerdict);
+      expect(s.failovers).toEqual([]);
+      await sleep(500);
+    }
+    const healPerf = performance.now();
+    const during = writer.ackTimes.filter((t) => t >= cutPerf);
+    const ackedDuring = during.length;
+    const lastAckMs = during.length ? Math.round(during[during.length - 1] - cutPerf) : undefined;
+    await lab.clearDrops(hosts[0]);
+    await waitForReplication(f, p.id, 30_000);
+    await sleep(300);
+    const stats = await writer.stop();
+    await writer.close();
+    const missing: Record<string, number> = {};
+    for (const n of f.nodes) missing[n.id] = (await writer.missingOn(n.host, n.port)).length;
+    console.log(`[multihost-redis] one-way primary->replicas: replicas' links down ${linkDownMs} ms after the cut; acked ${ackedDuring} during the cut, last ${lastAckMs ?? '-'} ms after it; verdicts ${[...verdicts].join(' | ')}; total acked ${stats.acked}, missing per node ${JSON.stringify(missing)}; writer errors ${stats.errors}`);
+    // The guard: with its replicas gone the primary refuses writes (min-replicas-to-write 1), well before the heal.
+    expect(lastAckMs ?? 0).toBeLessThan(healPerf - cutPerf - 2000);
+    expect(stats.acked).toBeGreaterThan(50);
+    expect(Object.values(missing)).toEqual([0, 0, 0]);
+    expect(await f.roles()).toEqual({ [p.id]: 'master', [r1.id]: 'slave', [r2.id]: 'slave' });
+    expect((await status(f)).failovers).toEqual([]);
+  });
+
   it('(d) two workers on two hosts, backups in S3: the one taking is cut off from Temporal, the other finishes; listed good, verified and restored by the other into a node on another host', { timeout: 300_000 }, async () => {
     const f = await newFleet('mhr-bk');
     const s3 = await startS3Server({ name: 'mhs3' });
@@ -389,9 +466,7 @@ describe.skipIf(process.getuid?.() !== 0)('multi-host redis (network namespaces)
         const other = 1 - taker;
         // Cut the taker from Temporal only (its packets to the forwarder dropped); it still reaches S3 and the nodes.
         const cutAt = Date.now();
-        await lab.nft(hosts[3 + taker], ['add', 'table', 'inet', 'hnd']);
-        await lab.nft(hosts[3 + taker], ['add', 'chain', 'inet', 'hnd', 'out', '{ type filter hook output priority 0; policy accept; }']);
-        await lab.nft(hosts[3 + taker], ['add', 'rule', 'inet', 'hnd', 'out', 'ip', 'daddr', lab.gateway, 'tcp', 'dport', String(tfwd.port), 'drop']);
+        await lab.dropOutput(hosts[3 + taker], [lab.gateway], { tcpPort: tfwd.port });
         const report = (await handle.result()) as { id: string; verification: { ok: boolean }; audit: string[] };
         const doneMs = Date.now() - cutAt;
         const hist = await handle.fetchHistory();
