@@ -6,6 +6,7 @@
  *  - (b) the primary's link cut (off from everyone): failover; on heal the old primary is fenced; the writes a
  *    client on the isolated side had acknowledged are counted, with and without min-replicas-to-write;
  *  - (c) a replica's link cut in the middle of a switchover: what the runbook does, and nothing acked is lost;
+ *  - (c) a replica's link cut during a rolling restart: the roll stops safely, names it, nothing acked is lost;
  *  - rolling restart: the local controller starts each node again inside its own namespace (its launcher);
  *  - Sentinel topology with the Sentinels on the nodes' hosts: switchover and a roll with --include-sentinels;
  *  - one-way loss (nftables): the primary's packets to the worker dropped (the worker's still arrive): no
@@ -68,6 +69,7 @@ describe.skipIf(process.getuid?.() !== 0)('multi-host redis (network namespaces)
   let fleet: RedisFleet | undefined;
   let sentinels: SentinelSet | undefined;
   let onPaused: (() => Promise<void>) | undefined;
+  let onRestart: (() => Promise<void>) | undefined;
   const opts = (f: RedisFleet) => ({ cluster: f.cluster, inventory, address: tw.address, taskQueue: tw.taskQueue });
   const status = async (f: RedisFleet) => (await runMonitor({ ...opts(f), status: true, json: true }, captureIO())).status!;
 
@@ -85,11 +87,17 @@ describe.skipIf(process.getuid?.() !== 0)('multi-host redis (network namespaces)
           onPaused = undefined;
           await f();
         }
+        if (name === 'ensureRedisNodeRestarted.beforeRestart' && onRestart) {
+          const f = onRestart;
+          onRestart = undefined;
+          await f();
+        }
       },
     });
   });
   afterEach(async () => {
     onPaused = undefined;
+    onRestart = undefined;
     for (const h of hosts ?? []) {
       await lab.heal(h);
       await lab.rejoinRoot(h);
@@ -274,6 +282,35 @@ describe.skipIf(process.getuid?.() !== 0)('multi-host redis (network namespaces)
       return x[other.id] !== 'down' && x;
     });
     console.log(`[multihost-redis] (c) after heal: ${JSON.stringify(after)}`);
+  });
+
+  it('(c) a replica cut off during a rolling restart: the roll stops safely naming it and the primary; nothing acked is lost', { timeout: 180_000 }, async () => {
+    const f = await newFleet('mhr-rc');
+    const [p, r1, r2] = f.nodes;
+    const writer = new AckedWriter([p], f.password).start();
+    await sleep(500);
+    // Replicas roll first, in name order: while r1 is being restarted, r2's host is cut off.
+    let cutAt = 0;
+    onRestart = async () => {
+      cutAt = Date.now();
+      await lab.cut(hosts[2]);
+    };
+    const io = captureIO();
+    const t0 = Date.now();
+    const r = await runRollingRestart({ ...opts(f), set: ['hz=17'], wait: true }, io);
+    const tookMs = Date.now() - t0;
+    await sleep(300);
+    const stats = await writer.stop();
+    await writer.close();
+    const roles = await f.roles();
+    const missing = await writer.missingOn(p.host, p.port);
+    console.log(`[multihost-redis] (c) roll: exit ${r.exitCode} after ${tookMs} ms (cut ${cutAt ? cutAt - t0 : '-'} ms in); roles ${JSON.stringify(roles)}; acked ${stats.acked}, missing ${missing.length}; ${io.text().split('\n').filter((l) => /failed/.test(l)).join(' | ')}`);
+    expect(cutAt).toBeGreaterThan(0);
+    expect(r.exitCode, io.text()).toBe(1);
+    expect(io.text()).toMatch(new RegExp(`failed \\(HandoverIncomplete\\): stopped safely: ${r2.id} unreachable; .*1 node\\(s\\) already rolled \\(${r1.id}\\), 0 handover\\(s\\); the primary is ${p.id}`));
+    expect(roles).toEqual({ [p.id]: 'master', [r1.id]: 'slave', [r2.id]: 'down' });
+    expect(stats.acked).toBeGreaterThan(50);
+    expect(missing).toEqual([]);
   });
 
   it('rolling restart across hosts: the local controller starts each node again inside its own namespace; nothing acked is lost', { timeout: 180_000 }, async () => {
