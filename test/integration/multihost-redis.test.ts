@@ -438,6 +438,8 @@ describe.skipIf(process.getuid?.() !== 0)('multi-host redis (network namespaces)
     await sleep(300);
     const stats = await writer.stop();
     await writer.close();
+    // The last writes before the writer stopped: every replica has them too before it is read.
+    await waitForReplication(f, p.id, 30_000);
     const missing: Record<string, number> = {};
     for (const n of f.nodes) missing[n.id] = (await writer.missingOn(n.host, n.port)).length;
     console.log(`[multihost-redis] one-way primary->replicas: replicas' links down ${linkDownMs} ms after the cut; acked ${ackedDuring} during the cut, last ${lastAckMs ?? '-'} ms after it; verdicts ${[...verdicts].join(' | ')}; total acked ${stats.acked}, missing per node ${JSON.stringify(missing)}; writer errors ${stats.errors}`);
