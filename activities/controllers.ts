@@ -26,8 +26,8 @@ export interface RestartRequest {
 
 export interface NodeController {
   restart(req: RestartRequest): Promise<string>;
-  /** Restart one Sentinel of the cluster. */
-  restartSentinel(req: { id: string; client?: Redis }): Promise<string>;
+  /** Restart one Sentinel of the cluster (`host`: its inventory address, for a `local` launcher's {host}). */
+  restartSentinel(req: { id: string; host?: string; client?: Redis }): Promise<string>;
 }
 
 const fill = (template: string, node: string, version?: string, set?: Record<string, string>) =>
@@ -55,6 +55,23 @@ export function setOptionFileValues(text: string, set: Record<string, string>): 
     }
   }
   return lines.join('\n');
+}
+
+/** A `local` controller's launcher prefix for one node: split on spaces, {node} and {host} filled. */
+export function launcherArgs(launcher: string | undefined, node: string, host: string | undefined): string[] {
+  if (!launcher) return [];
+  return launcher
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((a) => a.replaceAll('{node}', node).replaceAll('{host}', host ?? ''));
+}
+
+/** Start `binary args` detached under the launcher prefix; returns the command line it ran, for the audit. */
+function startDetached(prefix: string[], binary: string, args: string[]): string {
+  const argv = [...prefix, binary, ...args];
+  const child = spawn(argv[0], argv.slice(1), { detached: true, stdio: 'ignore' });
+  child.unref();
+  return argv.join(' ');
 }
 
 const isAlive = (pid: number) => {
@@ -88,9 +105,8 @@ function localMysqlController(spec: Extract<ControllerSpec, { type: 'local' }>, 
           await new Promise((r) => setTimeout(r, 50));
         }
       }
-      const child = spawn(binary, [`--defaults-file=${configFile}`], { detached: true, stdio: 'ignore' });
-      child.unref();
-      return `${pid ? `stopped ${node.id} (SIGTERM to pid ${pid}) and ` : ''}started ${binary} --defaults-file=${configFile}${set && Object.keys(set).length ? ` with ${Object.entries(set).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}`;
+      const cmd = startDetached(launcherArgs(spec.launcher, node.id, node.host), binary, [`--defaults-file=${configFile}`]);
+      return `${pid ? `stopped ${node.id} (SIGTERM to pid ${pid}) and ` : ''}started ${cmd}${set && Object.keys(set).length ? ` with ${Object.entries(set).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}`;
     },
     async restartSentinel() {
       throw new HandoverError(ErrorType.PreconditionFailed, `cluster ${cluster} is a MySQL cluster: it has no Sentinels`);
@@ -111,17 +127,13 @@ export function controllerFor(spec: ControllerSpec | undefined, cluster: string,
           // Graceful: the server saves (if configured) and exits; the connection closing is the answer.
           await client.call('SHUTDOWN').catch(() => undefined);
         }
-        const child = spawn(binary, [configFile], { detached: true, stdio: 'ignore' });
-        child.unref();
-        return `shut ${node.id} down and started ${binary} ${configFile}`;
+        return `shut ${node.id} down and started ${startDetached(launcherArgs(spec.launcher, node.id, node.host), binary, [configFile])}`;
       },
-      async restartSentinel({ id, client }) {
+      async restartSentinel({ id, host, client }) {
         if (!spec.sentinelConfigFile) throw new HandoverError(ErrorType.PreconditionFailed, `controller of ${cluster} has no sentinelConfigFile`);
         const configFile = fill(spec.sentinelConfigFile, id);
         if (client) await client.call('SHUTDOWN').catch(() => undefined);
-        const child = spawn(spec.sentinelBinary, [configFile], { detached: true, stdio: 'ignore' });
-        child.unref();
-        return `shut ${id} down and started ${spec.sentinelBinary} ${configFile}`;
+        return `shut ${id} down and started ${startDetached(launcherArgs(spec.launcher, id, host), spec.sentinelBinary, [configFile])}`;
       },
     };
   }

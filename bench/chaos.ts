@@ -1,5 +1,5 @@
 /**
- * Crash-safety harness:  npm run chaos -- <scenario>|all [--json] [--points p1,p2] [--workers 1|2] [--flavor valkey]
+ * Crash-safety harness:  npm run chaos -- <scenario>|partitions|all [--json] [--points p1,p2] [--workers 1|2] [--flavor valkey]
  *
  * For each kill point, the real worker process (worker/main.ts) runs with a failpoint armed and SIGKILLs itself
  * exactly there; a fresh worker is started, the run must complete, and the strict checker (bench/chaos/checker.ts)
@@ -7,10 +7,17 @@
  * acknowledged write on every node (a failover: lost writes only within the window the run reported); no
  * sample with two writable nodes. The harness, the engine probes and the scenarios live in bench/chaos/.
  * Last stdout line: one JSON object; every point names its `failures`. Exit code 1 when any point failed.
+ *
+ * `partitions` (bench/chaos/partitions.ts, needs root for network namespaces): runbooks and network faults on a
+ * fleet across lab hosts, judged by the same checker; its JSON is
+ * {"scenarios","completed","lostAckedWrites","multiplePrimaries","unexpectedFailovers","entries":[…]}.
+ * `all` runs every crash matrix, then the partitions (reported as skipped, with the reason, without root).
  */
 import { DOLT_NOT_FOUND, doltBinary } from '../sandbox/dolt';
 import { parseArgs } from './lab';
 import { SCENARIOS, runScenario, type ChaosSummary, type PointResult } from './chaos/index';
+import { PARTITION_ENTRIES, runPartitions, type PartitionsSummary } from './chaos/partitions';
+import { netnsUnavailable } from '../sandbox/netns';
 
 const brief = (s: ChaosSummary) => {
   const { points, ...head } = s;
@@ -40,15 +47,22 @@ const brief = (s: ChaosSummary) => {
 async function main() {
   const { name, json, opts } = parseArgs(process.argv.slice(2));
   const all = Object.keys(SCENARIOS);
+  const log = (m: string) => process.stderr.write(m + '\n');
+  if (name === 'partitions') {
+    const p = await runPartitions({ log, only: opts.points ? opts.points.split(',') : undefined });
+    if (!json) for (const e of p.entries) process.stdout.write(`partitions ${e.name.padEnd(28)} completed=${e.completed} acked=${e.acked} lost=${e.lostAckedWrites} split=${e.multiplePrimaries}/${e.samples} failovers=${e.unexpectedFailovers}${e.failures.length ? `\n    ${e.failures.join('\n    ')}` : ''}\n`);
+    process.stdout.write(JSON.stringify(p) + '\n');
+    process.exitCode = p.completed === p.scenarios && p.scenarios === (opts.points ? opts.points.split(',').length : PARTITION_ENTRIES.length) ? 0 : 1;
+    return;
+  }
   // `all` runs the Dolt scenarios when a dolt binary is found, and says plainly when it skips them.
   const noDolt = (n: string) => SCENARIOS[n].engine === 'dolt' && !doltBinary();
   for (const n of name === 'all' ? all.filter(noDolt) : []) process.stderr.write(`chaos: SKIPPED ${n}: ${DOLT_NOT_FOUND}\n`);
   const names = name === 'all' ? all.filter((n) => !noDolt(n)) : name && SCENARIOS[name] ? [name] : [];
   if (names.length === 0) {
-    process.stderr.write(`usage: npm run chaos -- ${all.join('|')}|all [--json] [--points p1,p2] [--workers 1|2] [--flavor redis|valkey]\n`);
+    process.stderr.write(`usage: npm run chaos -- ${all.join('|')}|partitions|all [--json] [--points p1,p2] [--workers 1|2] [--flavor redis|valkey]\n`);
     process.exit(2);
   }
-  const log = (m: string) => process.stderr.write(m + '\n');
   const summaries: ChaosSummary[] = [];
   for (const n of names)
     summaries.push(await runScenario(n, { points: opts.points ? opts.points.split(',') : undefined, workers: Number(opts.workers ?? 1), flavor: opts.flavor as 'redis' | 'valkey' | undefined, log }));
@@ -62,7 +76,15 @@ async function main() {
     lostAckedWrites: summaries.reduce((n, s) => n + s.lostAckedWrites, 0),
     multiplePrimaries: summaries.reduce((n, s) => n + s.multiplePrimaries, 0),
   };
-  const out = name === 'all' ? { ...total, runbooks: Object.fromEntries(summaries.map((s) => [s.runbook, brief(s)])) } : brief(summaries[0]);
+  // `all`: the partitions after the crash matrices (they need network namespaces: root).
+  let partitions: PartitionsSummary | { skipped: string } | undefined;
+  if (name === 'all') {
+    const why = await netnsUnavailable();
+    partitions = why ? { skipped: why } : await runPartitions({ log });
+    if ('skipped' in partitions) log(`[chaos] partitions skipped: ${partitions.skipped}`);
+    else total.failed += partitions.scenarios - partitions.completed;
+  }
+  const out = name === 'all' ? { ...total, runbooks: Object.fromEntries(summaries.map((s) => [s.runbook, brief(s)])), partitions } : brief(summaries[0]);
   process.stdout.write(JSON.stringify(out) + '\n');
   process.exitCode = total.failed === 0 ? 0 : 1;
 }

@@ -179,16 +179,18 @@ export function spawnWorker(lab: WorkerLab, failpoint?: string, log?: (m: string
 
 /**
  * worker/main.ts as a child process with `env` over this process's environment (an undefined value removes
- * the variable); `onOutput` sees everything it prints.
+ * the variable); `onOutput` sees everything it prints; `wrap` runs it on a lab host (sandbox/netns.ts).
  */
-export function spawnWorkerProcess(env: Record<string, string | undefined>, onOutput?: (text: string, stream: 'stdout' | 'stderr') => void): WorkerProcess {
+export function spawnWorkerProcess(env: Record<string, string | undefined>, onOutput?: (text: string, stream: 'stdout' | 'stderr') => void, wrap: string[] = []): WorkerProcess {
   const full: NodeJS.ProcessEnv = { ...process.env };
   for (const [k, v] of Object.entries(env)) {
     if (v === undefined) delete full[k];
     else full[k] = v;
   }
   // One process (node with the tsx loader), so the failpoint's SIGKILL is the exit signal the harness sees.
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'worker', 'main.ts')], { env: full, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  // `wrap`: a prefix that execs (a lab host's `ip netns exec <ns>`), so the pid and the exit signal stay the worker's.
+  const argv = [...wrap, process.execPath, '--import', 'tsx', path.join(ROOT, 'worker', 'main.ts')];
+  const proc = spawn(argv[0], argv.slice(1), { env: full, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout!.on('data', (b: Buffer) => onOutput?.(b.toString(), 'stdout'));
   proc.stderr!.on('data', (b: Buffer) => onOutput?.(b.toString(), 'stderr'));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));

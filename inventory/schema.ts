@@ -134,6 +134,13 @@ export const ControllerSchema = z.discriminatedUnion('type', [
       binary: z.string().min(1).default('redis-server'),
       binaries: z.record(z.string(), z.string()).default({}),
       autoRestart: z.boolean().default(false),
+      /**
+       * A command prefix the server (and each Sentinel) is started under, split on spaces, with {node} (the node's
+       * or Sentinel's id) and {host} (its inventory address) substituted: e.g. `ip netns exec {node}`,
+       * `sudo -u redis`, `numactl -N 0`, or a script that finds the node's network namespace. It must exec the
+       * server (the server is found again by address and pid file, not as the prefix's child).
+       */
+      launcher: z.string().min(1).optional(),
       /** Sentinel topology: each Sentinel's config file ({node} is the Sentinel's id) and its binary. */
       sentinelConfigFile: z.string().min(1).optional(),
       sentinelBinary: z.string().min(1).default('redis-sentinel'),

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { mariaNode, mariadbdBinary, templateDir, type MariaNodeProcess } from '../activities/backup/scratch-mysql';
 import { makeDbTls, tlsInventoryLines, type DbTls } from './db-tls';
 import { sleep, startOnFreePort } from './ports';
+import { NETNS_LAUNCHER } from './paths';
 
 // The server process and the template datadir are production code (backup verification starts scratch servers).
 export { mariaNode, templateDir, type MariaNodeProcess };
@@ -226,7 +227,11 @@ export async function startMariaFleet(opts: MariaFleetOptions = {}): Promise<Mar
       if (tlsBlock) out.push(...tlsInventoryLines('    ', tlsBlock));
       if (extra.routingHook) out.push(`    routingHook: ${JSON.stringify(extra.routingHook)}`);
       if (extra.hooks) out.push('    hooks:', `      preFailover: ${JSON.stringify(extra.hooks.preFailover ?? [])}`, `      postFailover: ${JSON.stringify(extra.hooks.postFailover ?? [])}`);
-      if (extra.controller) out.push('    controller:', '      type: local', `      binary: ${mariadbdBinary()}`, `      configFile: ${path.join(baseDir, '{node}', 'my.cnf')}`);
+      if (extra.controller) {
+        out.push('    controller:', '      type: local', `      binary: ${mariadbdBinary()}`, `      configFile: ${path.join(baseDir, '{node}', 'my.cnf')}`);
+        // Nodes on lab hosts are started again inside their own network namespace.
+        if (opts.hosts) out.push(`      launcher: ${NETNS_LAUNCHER}`);
+      }
       if (extra.policy && Object.keys(extra.policy).length) {
         out.push('    policy:');
         for (const [k, v] of Object.entries(extra.policy)) out.push(`      ${k}: ${v}`);

@@ -13,15 +13,19 @@
  * Faults:
  *  - cut(host) / heal(host): the node's root-side veth down/up: the node is cut off from everyone.
  *  - isolateFromRoot(host) / rejoinRoot(host): only the root namespace (the worker, the test's clients) loses
- *    the node; the nodes still reach each other over the bridge. Done without a firewall (neither nft nor
- *    iptables is installed here, and tc's drop action is not in this kernel): the root namespace's neighbour
- *    entry for the node's address is pinned to a MAC address that no port has, so the root namespace's frames
- *    to it are flooded on this bridge and dropped by every namespace (silently: connections time out, as in a
- *    real partition). Replies cannot happen since nothing arrives. Nodes' frames to each other are untouched.
+ *    the node, both ways; the nodes still reach each other over the bridge. Done without a firewall: the root
+ *    namespace's neighbour entry for the node's address is pinned to a MAC address that no port has, so the
+ *    root namespace's frames to it are flooded on this bridge and dropped by every namespace (silently:
+ *    connections time out, as in a real partition). Nodes' frames to each other are untouched.
+ *  - dropOutput(host, to) / clearDrops(host): one-way loss with nftables inside the host's namespace (a table
+ *    `inet hnd` whose output chain drops what the host sends to those addresses; what they send still arrives).
+ *  - forward(target): a TCP forwarder on the bridge address to a loopback-only service of the root namespace
+ *    (Temporal, the S3 server), so that workers on lab hosts reach it.
  *
- * Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) and iproute2.
+ * Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN), iproute2, and nft (/usr/sbin/nft) for one-way loss.
  */
 import { execFile } from 'node:child_process';
+import net from 'node:net';
 import { promisify } from 'node:util';
 
 const execFileP = promisify(execFile);
@@ -64,8 +68,73 @@ export interface NetLab {
   heal(host: NetHost): Promise<void>;
   isolateFromRoot(host: NetHost): Promise<void>;
   rejoinRoot(host: NetHost): Promise<void>;
+  /**
+   * A TCP forwarder on the bridge address (`<gateway>:<port>`) to a service of the root namespace that listens
+   * on loopback only (the Temporal dev server, the S3 server), so workers on lab hosts reach it.
+   */
+  forward(target: { host: string; port: number }): Promise<Forwarder>;
+  /** Runs `nft` inside the host's namespace (one-way loss: drop rules on its input or output). */
+  nft(host: NetHost, args: string[]): Promise<string>;
+  /**
+   * One-way loss (nftables in the host's namespace): every packet `host` sends to one of `to` (only to TCP port
+   * `tcpPort` when given) is dropped; what the others send to it still arrives. Rules add up until clearDrops.
+   */
+  dropOutput(host: NetHost, to: string[], o?: { tcpPort?: number }): Promise<void>;
+  /** Removes every rule dropOutput added on the host (idempotent). */
+  clearDrops(host: NetHost): Promise<void>;
   /** Removes every namespace, veth and the bridge of this lab (idempotent). */
   remove(): Promise<void>;
+}
+
+export interface Forwarder {
+  /** `<gateway>:<port>`. */
+  address: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Runs nft with `args` in namespace `ns` (a firewall private to that host; removed with the namespace). */
+export async function nftIn(ns: string, args: string[]): Promise<string> {
+  try {
+    const { stdout } = await execFileP('ip', ['netns', 'exec', ns, 'nft', ...args], { timeout: 10_000 });
+    return stdout;
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new Error(`nft ${args.join(' ')} in ${ns}: ${(err.stderr || err.message).trim()}`);
+  }
+}
+
+function startForwarder(listenHost: string, target: { host: string; port: number }): Promise<Forwarder> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((inbound) => {
+    const outbound = net.connect(target.port, target.host);
+    sockets.add(inbound).add(outbound);
+    // An end is passed on by pipe() after the data already written (never destroy on close: it would drop the
+    // tail of a response still buffered); an error resets both sides.
+    const reset = () => {
+      inbound.destroy();
+      outbound.destroy();
+    };
+    inbound.on('error', reset).on('close', () => sockets.delete(inbound));
+    outbound.on('error', reset).on('close', () => sockets.delete(outbound));
+    inbound.pipe(outbound);
+    outbound.pipe(inbound);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, listenHost, () => {
+      const { port } = server.address() as net.AddressInfo;
+      resolve({
+        address: `${listenHost}:${port}`,
+        port,
+        close: () =>
+          new Promise<void>((r) => {
+            for (const s of sockets) s.destroy();
+            server.close(() => r());
+          }),
+      });
+    });
+  });
 }
 
 /** Removes every namespace and link whose name starts with `hnd-` (leftovers of a run that died). */
@@ -119,6 +188,7 @@ export async function createNetLab(o: { lab: string; subnet: string }): Promise<
   const bridge = `${NETNS_PREFIX}br${o.lab}`;
   const gateway = `${o.subnet}.1`;
   const hosts: NetHost[] = [];
+  const forwarders: Forwarder[] = [];
   await ip(['link', 'del', bridge], { ignoreError: true });
   await ip(['link', 'add', bridge, 'type', 'bridge']);
   await ip(['addr', 'add', `${gateway}/24`, 'dev', bridge]);
@@ -157,7 +227,22 @@ export async function createNetLab(o: { lab: string; subnet: string }): Promise<
     async rejoinRoot(h) {
       await ip(['neigh', 'del', h.address, 'dev', bridge], { ignoreError: true });
     },
+    async forward(target) {
+      const f = await startForwarder(gateway, target);
+      forwarders.push(f);
+      return f;
+    },
+    nft: (h, args) => nftIn(h.ns, args),
+    async dropOutput(h, to, o = {}) {
+      await nftIn(h.ns, ['add', 'table', 'inet', 'hnd']);
+      await nftIn(h.ns, ['add', 'chain', 'inet', 'hnd', 'out', '{ type filter hook output priority 0; policy accept; }']);
+      await nftIn(h.ns, ['add', 'rule', 'inet', 'hnd', 'out', 'ip', 'daddr', `{ ${to.join(', ')} }`, ...(o.tcpPort ? ['tcp', 'dport', String(o.tcpPort)] : []), 'drop']);
+    },
+    async clearDrops(h) {
+      await nftIn(h.ns, ['delete', 'table', 'inet', 'hnd']).catch(() => undefined);
+    },
     async remove() {
+      for (const f of forwarders.splice(0)) await f.close();
       for (const h of hosts) {
         await ip(['netns', 'del', h.ns], { ignoreError: true });
         await ip(['link', 'del', h.ns], { ignoreError: true });
@@ -166,4 +251,9 @@ export async function createNetLab(o: { lab: string; subnet: string }): Promise<
     },
   };
   return lab;
+}
+
+/** The named network namespace a process runs in (`ip netns identify <pid>`), '' for the root namespace. */
+export async function namespaceOf(pid: number): Promise<string> {
+  return (await ip(['netns', 'identify', String(pid)])).trim();
 }

@@ -31,3 +31,6 @@ export function versitygwBinary(): string {
   if (!existsSync(p)) throw new Error(`versitygw not found at ${p}: run \`npm run bootstrap\``);
   return p;
 }
+
+/** The local controller's launcher for nodes on lab hosts (sandbox/netns.ts): exec inside the namespace holding {host}. */
+export const NETNS_LAUNCHER = `${path.join(ROOT, 'sandbox', 'netns-exec.sh')} {host}`;

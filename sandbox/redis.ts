@@ -9,7 +9,7 @@ import path from 'node:path';
 import Redis from 'ioredis';
 import { redisClient, startNodeProcess, stopByPidfile, type RedisNodeProcess } from '../activities/backup/scratch-redis';
 import { makeDbTls, tlsInventoryLines, type DbTls } from './db-tls';
-import { redisServerBinary, type RedisFlavor } from './paths';
+import { NETNS_LAUNCHER, redisServerBinary, type RedisFlavor } from './paths';
 import { sleep, startOnFreePort } from './ports';
 
 // The server process itself is production code (backup verification starts scratch servers with it).
@@ -178,6 +178,8 @@ export async function startRedisFleet(opts: FleetOptions = {}): Promise<RedisFle
       if (tlsBlock) out.push(...tlsInventoryLines('    ', tlsBlock));
       if (extra.sentinelBlock) out.push(extra.sentinelBlock.trimEnd());
       out.push('    controller:', '      type: local', `      configFile: ${path.join(baseDir, '{node}', 'redis.conf')}`, `      binary: ${binary}`);
+      // Nodes (and Sentinels) on lab hosts are started again inside their own network namespace.
+      if (opts.hosts) out.push(`      launcher: ${NETNS_LAUNCHER}`);
       if (extra.sentinelBlock) out.push(`      sentinelConfigFile: ${path.join(baseDir, '{node}', 'sentinel.conf')}`);
       if (extra.binaries && Object.keys(extra.binaries).length) {
         out.push('      binaries:');

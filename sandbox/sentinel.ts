@@ -1,6 +1,7 @@
 /**
  * Three real redis-sentinel processes on loopback watching a replication fleet (sandbox/redis.ts), with a
- * quorum of 2. Detached and found by pidfile, like the data nodes.
+ * quorum of 2. Detached and found by pidfile, like the data nodes. With `hosts` (sandbox/netns.ts) Sentinel i
+ * binds hosts[i].address and runs under hosts[i].wrap (`ip netns exec <ns>`), beside a data node.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -28,7 +29,7 @@ export interface SentinelSet {
   stop(): Promise<void>;
 }
 
-export async function startSentinels(fleet: RedisFleet, o: { count?: number; downAfterMs?: number; masterName?: string } = {}): Promise<SentinelSet> {
+export async function startSentinels(fleet: RedisFleet, o: { count?: number; downAfterMs?: number; masterName?: string; hosts?: { address: string; wrap: string[] }[] } = {}): Promise<SentinelSet> {
   const masterName = o.masterName ?? fleet.cluster;
   const primary = (await fleet.primary())!;
   const sentinelProcess = (i: number, port: number): SentinelProcess => {
@@ -37,11 +38,15 @@ export async function startSentinels(fleet: RedisFleet, o: { count?: number; dow
     mkdirSync(dir, { recursive: true });
     const conf = path.join(dir, 'sentinel.conf');
     const log = path.join(dir, 'sentinel.log');
+    const host = o.hosts?.[i]?.address ?? '127.0.0.1';
+    const wrap = o.hosts?.[i]?.wrap ?? [];
     writeFileSync(
       conf,
       [
         `port ${port}`,
-        'bind 127.0.0.1',
+        `bind ${host}`,
+        // Announced by address: peers on other hosts reach it there (sentinel.conf keeps it across restarts).
+        ...(o.hosts ? [`sentinel announce-ip ${host}`] : []),
         'daemonize no',
         `pidfile ${path.join(dir, 'redis.pid')}`,
         `logfile ${log}`,
@@ -58,18 +63,19 @@ export async function startSentinels(fleet: RedisFleet, o: { count?: number; dow
     const logTail = () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').slice(-5).join('\n') : '');
     return {
       id,
-      host: '127.0.0.1',
+      host,
       port,
       dir,
       async start() {
-        const p = spawn('redis-sentinel', [conf], { stdio: 'ignore', detached: true });
+        const argv = [...wrap, 'redis-sentinel', conf];
+        const p = spawn(argv[0], argv.slice(1), { stdio: 'ignore', detached: true });
         p.unref();
         const deadline = Date.now() + 10_000;
         for (;;) {
           // Ours: the process that answers on the port is the one just spawned (INFO's process_id), not
           // another server that took the port first; this one then exits ("Address already in use").
           if (p.exitCode !== null) throw new Error(`${id} exited with ${p.exitCode}: ${logTail()}`);
-          const c = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+          const c = new Redis({ host, port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
           c.on('error', () => undefined);
           try {
             await c.connect();

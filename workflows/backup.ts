@@ -23,10 +23,13 @@ import { probe } from './profiles';
 import { Runbook } from './runbook';
 
 /** Long steps (a dump, a restore): hours allowed, heartbeats every second, a dead worker noticed in 10 s. */
+// 10 attempts: a worker cut off from Temporal still "receives" the attempts the server hands to the polls it had
+// open before the cut (up to one per open poll, for about a minute), and each is lost to the heartbeat timeout;
+// with 5 attempts a take failed that way in the multi-host test (d). Every long step is idempotent.
 const long = proxyActivities<Activities>({
   startToCloseTimeout: '6h',
   heartbeatTimeout: '10s',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
 });
 /** Small storage steps (a manifest, a few deletions): a worker that dies in one is noticed within 30 s. */
 const store = proxyActivities<Activities>({

@@ -4,7 +4,8 @@
  *
  *  - Redis into a node: a scratch server on this worker holds the RDB and the node replicates from it once
  *    (REPLICAOF <scratch host> <port>, then REPLICAOF NO ONE): over the network, no file access to the node.
- *    The node must reach the scratch host (HANDOVER_SCRATCH_HOST, default loopback: a node on the worker's host).
+ *    The scratch server listens on HANDOVER_SCRATCH_HOST, else on this worker's address on the route to the
+ *    node (loopback for a node on this host). A node that cannot connect within 15 s is put back as it was.
  *  - MariaDB into a node: the dump is streamed from the store into the `mariadb` client over TCP.
  *
  * A retry after a completed restore into a node is refused (the node is no longer empty), never repeated.
@@ -20,12 +21,16 @@ import { type BackupCluster, type BackupContext, type Stored } from './context';
 import type { RestoreBackupInput, RestoreBackupResult, RestoreTarget } from './contracts';
 import { loadDump, mysqlClientTlsArgs, optionFile, userSchemas } from './mysql';
 import { startScratchMaria } from './scratch-mysql';
+import { localAddressToward } from './scratch';
 import { startScratchRedis } from './scratch-redis';
 import { startScratchDolt } from './dolt';
 import type { BackupStorage } from './storage';
 import { hashStored } from './stream';
 
 type Restored = Omit<RestoreBackupResult, 'restoreMs' | 'audit'>;
+
+/** How long a Redis node may take to open its replication connection to the scratch server before the restore gives up. */
+const SCRATCH_CONNECT_MS = 15_000;
 
 async function restoreRedis(ctx: BackupContext, c: BackupCluster, b: Stored, target: RestoreTarget, storage: BackupStorage): Promise<Restored> {
   const m = b.manifest;
@@ -46,9 +51,15 @@ async function restoreRedis(ctx: BackupContext, c: BackupCluster, b: Stored, tar
     throw new HandoverError(ErrorType.PreconditionFailed, `refused: ${node} is reached over TLS and would load the backup by replicating from a plaintext scratch server; restore --scratch and copy the keys instead (nothing was changed)`);
   const dbsize = await ctx.withRedis(c, node, (cl) => cl.dbsize());
   if (dbsize > 0) throw new HandoverError(ErrorType.TargetNotEmpty, `refused: ${node} holds ${dbsize} keys; restore only into an empty node (nothing was changed)`);
-  // The scratch server takes the node's password, so the node's own masterauth (if any) lets it in.
-  const password = redisTarget(c, node, ctx.env).password;
-  const s = await startScratchRedis({ ...from, password });
+  // The scratch server takes the node's password, so the node's own masterauth (if any) lets it in. It listens
+  // where the node can reach it: HANDOVER_SCRATCH_HOST when set, else this worker's address on the route to the
+  // node (loopback for a node on this host; the bridge or LAN address for a node on another host).
+  const t = redisTarget(c, node, ctx.env);
+  const host = ctx.env.HANDOVER_SCRATCH_HOST || (await localAddressToward(t.host));
+  const before = parseInfo(await ctx.withRedis(c, node, (cl) => cl.info('replication')));
+  const s = await startScratchRedis({ ...from, password: t.password, host });
+  let pointed = false;
+  let loaded = false;
   try {
     const want = await (async () => {
       const cl = await s.client();
@@ -60,17 +71,30 @@ async function restoreRedis(ctx: BackupContext, c: BackupCluster, b: Stored, tar
     })();
     await ctx.withRedis(c, node, async (cl) => {
       await cl.call('REPLICAOF', s.host, String(s.port));
-      const until = Date.now() + 120_000;
+      pointed = true;
+      const t0 = Date.now();
+      let connected = false;
       for (;;) {
         const r = parseInfo(await cl.info('replication'));
+        if (r.master_sync_in_progress === '1' || r.master_link_status === 'up') connected = true;
         if (r.master_link_status === 'up' && r.master_sync_in_progress === '0' && (await cl.dbsize()) === want) break;
-        if (Date.now() > until) throw new Error(`${node} did not finish loading from the scratch server ${s.host}:${s.port} within 120 s`);
+        // A node that cannot open a connection to the scratch server never starts the sync: say so early.
+        if (!connected && Date.now() - t0 > SCRATCH_CONNECT_MS)
+          throw new HandoverError(ErrorType.PreconditionFailed, `${node} (${t.host}) could not connect to the scratch server at ${s.host}:${s.port} within ${SCRATCH_CONNECT_MS / 1000} s: the node must reach this worker on that address (HANDOVER_SCRATCH_HOST) and any port; its replication was put back as it was, nothing was loaded`);
+        if (Date.now() - t0 > 120_000) throw new Error(`${node} did not finish loading from the scratch server ${s.host}:${s.port} within 120 s`);
         await new Promise((res) => setTimeout(res, 50));
       }
       await cl.call('REPLICAOF', 'NO', 'ONE');
+      loaded = true;
     });
     return { id: m.id, target: node, keys: want };
   } finally {
+    // Not loaded: the node follows what it followed before (or nothing), never a scratch server about to stop.
+    if (pointed && !loaded) {
+      await ctx
+        .withRedis(c, node, (cl) => (before.role === 'slave' && before.master_host ? cl.call('REPLICAOF', before.master_host, before.master_port) : cl.call('REPLICAOF', 'NO', 'ONE')))
+        .catch(() => undefined);
+    }
     await s.stop();
   }
 }

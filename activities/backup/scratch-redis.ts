@@ -139,14 +139,14 @@ export interface ScratchRedis {
 }
 
 /**
- * A scratch redis-server (or valkey-server, matching `engineVersion`) on a free port of the scratch host
- * (loopback unless HANDOVER_SCRATCH_HOST says otherwise), started from the backup's RDB, streamed from storage
+ * A scratch redis-server (or valkey-server, matching `engineVersion`) on a free port of `host`, else the scratch
+ * host (loopback unless HANDOVER_SCRATCH_HOST says otherwise), started from the backup's RDB, streamed from storage
  * into a temporary directory. A random password unless `password` is given.
  */
-export async function startScratchRedis(o: { storage: BackupStorage; cluster: string; id: string; file: string; compression: BackupCompression; engineVersion: string; password?: string; keep?: boolean; env?: NodeJS.ProcessEnv }): Promise<ScratchRedis> {
+export async function startScratchRedis(o: { storage: BackupStorage; cluster: string; id: string; file: string; compression: BackupCompression; engineVersion: string; password?: string; keep?: boolean; env?: NodeJS.ProcessEnv; host?: string }): Promise<ScratchRedis> {
   const env = o.env ?? process.env;
   const dir = mkdtempSync(path.join(os.tmpdir(), `handover-restore-${o.id}-`));
-  const host = scratchHost(env);
+  const host = o.host ?? scratchHost(env);
   const password = o.password ?? createHash('sha256').update(`${Math.random()}${Date.now()}`).digest('hex').slice(0, 24);
   let node: RedisNodeProcess;
   try {

@@ -7,6 +7,7 @@
  * The servers themselves: scratch-redis.ts (redis-server / valkey-server) and scratch-mysql.ts (mariadbd). The
  * sandbox (tests, demo, bench) starts its fleets with the same code.
  */
+import dgram from 'node:dgram';
 import net from 'node:net';
 
 /** A free TCP port on `host` (asks the kernel; the caller binds it soon after, see startOnFreePort). */
@@ -62,4 +63,24 @@ export function isAlive(pid: number): boolean {
 /** The scratch servers' bind address: HANDOVER_SCRATCH_HOST, else loopback (see docs/runbooks/backup-common.md). */
 export function scratchHost(env: NodeJS.ProcessEnv = process.env): string {
   return env.HANDOVER_SCRATCH_HOST || '127.0.0.1';
+}
+
+/**
+ * This machine's address that the kernel would send from toward `host` (a connected UDP socket: no packet is
+ * sent). A scratch server a node must connect to binds it, so a node on another host reaches the worker on
+ * the interface that routes to it. Loopback for a loopback node.
+ */
+export async function localAddressToward(host: string): Promise<string> {
+  if (host === 'localhost' || /^127\./.test(host) || host === '::1') return '127.0.0.1';
+  const family = net.isIPv6(host) ? 'udp6' : 'udp4';
+  const sock = dgram.createSocket(family);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.connect(9, host, () => resolve());
+    });
+    return sock.address().address;
+  } finally {
+    sock.close();
+  }
 }

@@ -131,7 +131,7 @@ export function createRedisSentinelActivities(deps: RedisActivityDeps) {
         const client = before.reachable ? new Redis({ host: n.host, port: n.port, password: s.password, tls: s.tlsFor(n.id), lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 }) : undefined;
         client?.on('error', () => undefined);
         await client?.connect().catch(() => undefined);
-        did = await controller.restartSentinel({ id: input.id, client });
+        did = await controller.restartSentinel({ id: input.id, host: n.host, client });
         client?.disconnect();
         restarted = true;
       }

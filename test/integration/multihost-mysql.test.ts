@@ -6,18 +6,30 @@
  *  - (a) the primary cut off from the worker only (replicas still replicating): the monitor does not fail over;
  *  - (b) the primary's link cut (off from everyone), no semi-sync: failover; on heal the old primary is fenced
  *    (read-only); the commits a client on the isolated side had acknowledged are counted;
- *  - (c) a replica's link cut in the middle of a switchover: what the runbook does; nothing acked is lost.
+ *  - (c) a replica's link cut in the middle of a switchover: what the runbook does; nothing acked is lost;
+ *  - one-way loss (nftables): the primary's packets to the worker dropped: no failover; the primary's packets to
+ *    its replicas dropped: no failover, and after the heal every acknowledged commit is on every node;
+ *  - rolling restart: the local controller starts each mariadbd again inside its own namespace (its launcher);
+ *  - backup take from a replica on another host, verify, restore into an empty node on a fourth host.
  * Needs root (ip netns); skipped otherwise. Leftover namespaces of a dead run (hnd-*) are removed first.
  */
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { MARIADB_BACKUP_GRANTS } from '../../activities/backup/mysql';
+import { mariaNode, templateDir, type MariaNodeProcess } from '../../activities/backup/scratch-mysql';
+import { runBackupList, runBackupRestore, runBackupRun, runBackupVerify } from '../../client/commands/backup';
 import { runMonitor } from '../../client/commands/monitor';
+import { runRollingRestart } from '../../client/commands/rolling-restart';
+import { withBackupBlock } from '../../sandbox/backup';
 import { runSwitchover } from '../../client/commands/switchover';
 import { loadInventory } from '../../inventory/load';
 import { APP_SCHEMA, startMariaFleet, type MariaFleet } from '../../sandbox/mariadb';
-import { createNetLab, removeLeftovers, type NetHost, type NetLab } from '../../sandbox/netns';
+import { createNetLab, namespaceOf, removeLeftovers, type NetHost, type NetLab } from '../../sandbox/netns';
 import { runNsWriter } from '../../sandbox/ns-writer';
-import { sleep } from '../../sandbox/ports';
+import { freePort, sleep } from '../../sandbox/ports';
 import { SqlWriter } from '../../sandbox/sql-writer';
 import type { MonitorStatus } from '../../workflows/monitor';
 import { captureIO, startTestWorker, type TestWorker } from '../helpers';
@@ -47,7 +59,9 @@ describe.skipIf(process.getuid?.() !== 0)('multi-host mariadb (network namespace
   beforeAll(async () => {
     await removeLeftovers();
     lab = await createNetLab({ lab: 'm', subnet: '10.77.12' });
-    hosts = [await lab.addHost(), await lab.addHost(), await lab.addHost()];
+    // 0-2: the fleet; 3: an empty node to restore into.
+    hosts = [];
+    for (let i = 0; i < 4; i++) hosts.push(await lab.addHost());
     tw = await startTestWorker({
       inventory: () => loadInventory(inventory),
       failpoint: async (name) => {
@@ -64,6 +78,7 @@ describe.skipIf(process.getuid?.() !== 0)('multi-host mariadb (network namespace
     for (const h of hosts ?? []) {
       await lab.heal(h);
       await lab.rejoinRoot(h);
+      await lab.clearDrops(h);
     }
     if (fleet) await runMonitor({ ...opts(fleet), stop: true }, captureIO()).catch(() => undefined);
     await fleet?.stop();
@@ -75,10 +90,10 @@ describe.skipIf(process.getuid?.() !== 0)('multi-host mariadb (network namespace
     await removeLeftovers();
   });
 
-  async function newFleet(cluster: string): Promise<MariaFleet> {
-    fleet = await startMariaFleet({ cluster, hosts, userHost: lab.hostPattern });
-    inventory = fleet.writeInventory(undefined, { policy: POLICY });
-    expect(fleet.nodes.map((n) => n.host)).toEqual(hosts.map((h) => h.address));
+  async function newFleet(cluster: string, extra: { controller?: boolean } = {}): Promise<MariaFleet> {
+    fleet = await startMariaFleet({ cluster, hosts: hosts.slice(0, 3), userHost: lab.hostPattern });
+    inventory = fleet.writeInventory(undefined, { policy: POLICY, ...extra });
+    expect(fleet.nodes.map((n) => n.host)).toEqual(hosts.slice(0, 3).map((h) => h.address));
     return fleet;
   }
   const writable = async (f: MariaFleet) => {
@@ -207,5 +222,140 @@ describe.skipIf(process.getuid?.() !== 0)('multi-host mariadb (network namespace
     expect(w).toEqual([cand.id]);
     expect(io.text()).toContain(`NOT repointed (left as they were): ${other.id}`);
     await lab.heal(hosts[2]);
+  });
+
+  it('one-way loss: the primary\'s packets to the worker dropped (the worker\'s still arrive): the monitor does not fail over', { timeout: 120_000 }, async () => {
+    const f = await newFleet('mhm-ow1');
+    const [p] = f.nodes;
+    expect((await runMonitor(opts(f), captureIO())).exitCode).toBe(0);
+    await until('monitor sees the primary', async () => (await status(f)).lastKnown?.primary === p.id);
+    await lab.dropOutput(hosts[0], [lab.gateway]);
+    const verdicts = new Set<string>();
+    const end = Date.now() + 12_000;
+    while (Date.now() < end) {
+      const s = await status(f);
+      if (s.lastVerdict) verdicts.add(s.lastVerdict);
+      expect(s.failovers).toEqual([]);
+      await sleep(500);
+    }
+    console.log(`[multihost-mysql] one-way primary->worker: verdicts ${[...verdicts].join(' | ')}`);
+    await lab.clearDrops(hosts[0]);
+    await until('primary answers again', async () => (await writable(f)).join() === p.id);
+    expect((await status(f)).failovers).toEqual([]);
+  });
+
+  it('one-way loss: the primary\'s packets to its replicas dropped (theirs still arrive): no failover; after the heal every acknowledged commit is on every node', { timeout: 120_000 }, async () => {
+    const f = await newFleet('mhm-ow2');
+    const [p, r1, r2] = f.nodes;
+    expect((await runMonitor(opts(f), captureIO())).exitCode).toBe(0);
+    await until('monitor sees the primary', async () => (await status(f)).lastKnown?.primary === p.id);
+    const writer = new SqlWriter(f.nodes, f.appUser, f.appPassword).start();
+    await sleep(1000);
+    const cutAt = Date.now();
+    await lab.dropOutput(hosts[0], [r1.host, r2.host]);
+    const verdicts = new Set<string>();
+    const end = Date.now() + 12_000; // past slave_net_timeout: the replicas' IO threads reconnect and cannot
+    while (Date.now() < end) {
+      const s = await status(f);
+      if (s.lastVerdict) verdicts.add(s.lastVerdict);
+      expect(s.failovers).toEqual([]);
+      await sleep(500);
+    }
+    const st = await f.state();
+    await lab.clearDrops(hosts[0]);
+    await f.waitForReplication(0, 60_000);
+    await sleep(300);
+    const stats = await writer.stop();
+    await writer.close();
+    // The last commits before the writer stopped: every replica has them too before it is read.
+    await f.waitForReplication(0, 30_000);
+    const missing: Record<string, number> = {};
+    for (const n of f.nodes) missing[n.id] = (await writer.missingOn(n)).length;
+    console.log(`[multihost-mysql] one-way primary->replicas: ${Math.round((end - cutAt) / 1000)} s cut; IO threads at the end of it ${[r1, r2].map((n) => `${n.id}=${st[n.id].io}`).join(' ')}; verdicts ${[...verdicts].join(' | ')}; acked ${stats.acked}, missing per node ${JSON.stringify(missing)}`);
+    expect(stats.acked).toBeGreaterThan(20);
+    expect(Object.values(missing)).toEqual([0, 0, 0]);
+    expect(await writable(f)).toEqual([p.id]);
+    expect((await status(f)).failovers).toEqual([]);
+  });
+
+  it('rolling restart across hosts: the local controller starts each mariadbd again inside its own namespace; nothing acked is lost', { timeout: 240_000 }, async () => {
+    const f = await newFleet('mhm-roll', { controller: true });
+    const pidsBefore = f.nodes.map((n) => n.pid());
+    const writer = new SqlWriter(f.nodes, f.appUser, f.appPassword).start();
+    await sleep(500);
+    const io = captureIO();
+    const r = await runRollingRestart({ ...opts(f), set: ['max_connections=321'], wait: true }, io);
+    expect(r.exitCode, io.text()).toBe(0);
+    await sleep(300);
+    const stats = await writer.stop();
+    await writer.close();
+    expect(r.report!.restarts).toHaveLength(3);
+    const w = await writable(f);
+    expect(w).toHaveLength(1);
+    const missing = await writer.missingOn(f.nodes.find((n) => n.id === w[0])!);
+    const where = await Promise.all(f.nodes.map((n) => namespaceOf(n.pid()!)));
+    console.log(`[multihost-mysql] rolling restart: acked ${stats.acked}, missing ${missing.length}, writer max gap ${stats.maxGapMs} ms; writable ${w}; nodes run in ${where.join(', ')}`);
+    expect(stats.acked).toBeGreaterThan(20);
+    expect(missing).toEqual([]);
+    f.nodes.forEach((n, i) => expect(n.pid()).not.toBe(pidsBefore[i]));
+    expect(where).toEqual(hosts.slice(0, 3).map((h) => h.ns));
+    for (const n of f.nodes) expect(await f.sql<{ v: number }[]>(n.id, 'SELECT @@max_connections AS v')).toEqual([{ v: 321 }]);
+    expect(io.text()).toContain('netns-exec.sh');
+  });
+
+  it('backup across hosts: taken from a replica on another host, verified, restored into an empty node on a fourth host', { timeout: 240_000 }, async () => {
+    const f = await newFleet('mhm-bk');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'handover-mhm-bk-'));
+    let empty: MariaNodeProcess | undefined;
+    try {
+      inventory = path.join(f.baseDir, 'inventory-bk.yaml');
+      writeFileSync(inventory, withBackupBlock(f.inventoryYaml({ policy: POLICY }), dir, 3));
+      // A user schema to back up (the writer's handover_app is the sandbox's own, not backed up).
+      await f.sql(0, `GRANT ${MARIADB_BACKUP_GRANTS.join(', ')} ON *.* TO 'handover'@'${lab.hostPattern}'`);
+      await f.sql(0, 'CREATE DATABASE shop');
+      await f.sql(0, 'CREATE TABLE shop.items (k VARCHAR(64) PRIMARY KEY, v BIGINT NOT NULL) ENGINE=InnoDB');
+      const values = Array.from({ length: 2000 }, (_, i) => `('bk${i}', ${i})`);
+      await f.sql(0, `INSERT INTO shop.items (k, v) VALUES ${values.join(',')}`);
+      await f.waitForReplication(0);
+      const io = captureIO();
+      const r = await runBackupRun({ ...opts(f), wait: true }, io);
+      expect(r.exitCode, io.text()).toBe(0);
+      const rep = r.report!;
+      expect(rep.node).not.toBe(f.nodes[0].id);
+      expect(rep.verification.ok).toBe(true);
+      const list = await runBackupList({ cluster: f.cluster, inventory, json: true }, captureIO());
+      expect(list.backups).toEqual([expect.objectContaining({ id: rep.id, state: 'good' })]);
+      const vio = captureIO();
+      expect((await runBackupVerify({ ...opts(f), id: rep.id }, vio)).exitCode, vio.text()).toBe(0);
+
+      // An empty mariadbd on host 3 with the automation account (rights to create what the dump creates).
+      const edir = path.join(f.baseDir, 'empty');
+      mkdirSync(edir, { recursive: true });
+      cpSync(await templateDir(), path.join(edir, 'data'), { recursive: true });
+      empty = mariaNode({ id: `${f.cluster}-empty`, port: await freePort(), serverId: 99, dir: edir, host: hosts[3].address, wrap: hosts[3].wrap });
+      await empty.start();
+      const root = await empty.root();
+      await root.query(`CREATE USER 'handover'@'${lab.hostPattern}' IDENTIFIED BY '${f.handoverPassword}'`);
+      await root.query(`GRANT ALL PRIVILEGES ON *.* TO 'handover'@'${lab.hostPattern}'`);
+      await root.query('SET GLOBAL read_only = OFF');
+      await root.end();
+      writeFileSync(inventory, readFileSync(inventory, 'utf8') + `      - id: ${f.cluster}-empty\n        host: ${hosts[3].address}\n        port: ${empty.port}\n`);
+      const rio = captureIO();
+      const ok = await runBackupRestore({ ...opts(f), id: rep.id, to: `${f.cluster}-empty` }, rio);
+      expect(ok.exitCode, rio.text()).toBe(0);
+      const conn = await empty.root();
+      try {
+        const [rows] = await conn.query('SELECT COUNT(*) AS n, SUM(v) AS s FROM shop.items');
+        const [want] = await f.sql<{ n: number; s: string }[]>(0, 'SELECT COUNT(*) AS n, SUM(v) AS s FROM shop.items');
+        console.log(`[multihost-mysql] backup ${rep.id} from ${rep.node} (${rep.take.size} bytes); restored into ${f.cluster}-empty at ${hosts[3].address} (${await namespaceOf(empty.pid()!)}): ${JSON.stringify(rows)}`);
+        expect(rows).toEqual([want]);
+        expect(Number(want.n)).toBe(2000);
+      } finally {
+        await conn.end();
+      }
+    } finally {
+      await empty?.stop('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -5,17 +5,43 @@
  *  - (a) the primary cut off from the worker only (replicas still linked): the monitor does not fail over;
  *  - (b) the primary's link cut (off from everyone): failover; on heal the old primary is fenced; the writes a
  *    client on the isolated side had acknowledged are counted, with and without min-replicas-to-write;
- *  - (c) a replica's link cut in the middle of a switchover: what the runbook does, and nothing acked is lost.
+ *  - (c) a replica's link cut in the middle of a switchover: what the runbook does, and nothing acked is lost;
+ *  - (c) a replica's link cut during a rolling restart: the roll stops safely, names it, nothing acked is lost;
+ *  - rolling restart: the local controller starts each node again inside its own namespace (its launcher);
+ *  - Sentinel topology with the Sentinels on the nodes' hosts: switchover and a roll with --include-sentinels;
+ *  - one-way loss (nftables): the primary's packets to the worker dropped (the worker's still arrive): no
+ *    failover; the primary's packets to its replicas dropped (theirs still arrive): no failover, the guard makes
+ *    the primary refuse writes, and after the heal every acknowledged write is on every node;
+ *  - (d) two worker processes on two other hosts polling one task queue, backups in S3 (VersityGW, reached
+ *    through a forwarder on the bridge, like Temporal): the worker running the take is cut off from Temporal
+ *    (nft), the other finishes the run; the backup is listed good by the CLI, verified and restored by the other
+ *    worker into an empty node on a sixth host (REPLICAOF to a scratch server on that worker's lab address).
  * Needs root (ip netns); skipped otherwise. Leftover namespaces of a dead run (hnd-*) are removed first.
  */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode } from '@temporalio/worker';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { redisKeyDigest } from '../../activities/backup/redis';
+import { spawnWorkerProcess, type WorkerProcess } from '../../bench/lab';
+import { runBackupList, runBackupRestore, runBackupRun, runBackupVerify } from '../../client/commands/backup';
 import { runMonitor } from '../../client/commands/monitor';
+import { runRollingRestart } from '../../client/commands/rolling-restart';
+import { operationWorkflowId } from '../../core/ids';
+import { withBackupBlock } from '../../sandbox/backup';
+import { startS3Server } from '../../sandbox/s3';
+import { startSentinels, type SentinelSet } from '../../sandbox/sentinel';
+import { WORKFLOWS_PATH } from '../../worker/worker';
 import { runSwitchover } from '../../client/commands/switchover';
 import { loadInventory } from '../../inventory/load';
-import { createNetLab, removeLeftovers, type NetHost, type NetLab } from '../../sandbox/netns';
+import { createNetLab, namespaceOf, removeLeftovers, type NetHost, type NetLab } from '../../sandbox/netns';
 import { runNsWriter } from '../../sandbox/ns-writer';
 import { sleep } from '../../sandbox/ports';
-import { startRedisFleet, waitForReplication, type RedisFleet } from '../../sandbox/redis';
+import { baseRedisConf, startNodeProcess, startRedisFleet, waitForReplication, type RedisFleet } from '../../sandbox/redis';
+import { freePort } from '../../sandbox/ports';
 import { AckedWriter } from '../../sandbox/writer';
 import type { MonitorStatus } from '../../workflows/monitor';
 import { captureIO, startTestWorker, type TestWorker } from '../helpers';
@@ -41,14 +67,18 @@ describe.skipIf(process.getuid?.() !== 0)('multi-host redis (network namespaces)
   let tw: TestWorker;
   let inventory = '';
   let fleet: RedisFleet | undefined;
+  let sentinels: SentinelSet | undefined;
   let onPaused: (() => Promise<void>) | undefined;
+  let onRestart: (() => Promise<void>) | undefined;
   const opts = (f: RedisFleet) => ({ cluster: f.cluster, inventory, address: tw.address, taskQueue: tw.taskQueue });
   const status = async (f: RedisFleet) => (await runMonitor({ ...opts(f), status: true, json: true }, captureIO())).status!;
 
   beforeAll(async () => {
     await removeLeftovers();
     lab = await createNetLab({ lab: 'r', subnet: '10.77.11' });
-    hosts = [await lab.addHost(), await lab.addHost(), await lab.addHost()];
+    // 0-2: the fleet (and Sentinels); 3, 4: two workers; 5: an empty node to restore into.
+    hosts = [];
+    for (let i = 0; i < 6; i++) hosts.push(await lab.addHost());
     tw = await startTestWorker({
       inventory: () => loadInventory(inventory),
       failpoint: async (name) => {
@@ -57,16 +87,25 @@ describe.skipIf(process.getuid?.() !== 0)('multi-host redis (network namespaces)
           onPaused = undefined;
           await f();
         }
+        if (name === 'ensureRedisNodeRestarted.beforeRestart' && onRestart) {
+          const f = onRestart;
+          onRestart = undefined;
+          await f();
+        }
       },
     });
   });
   afterEach(async () => {
     onPaused = undefined;
+    onRestart = undefined;
     for (const h of hosts ?? []) {
       await lab.heal(h);
       await lab.rejoinRoot(h);
+      await lab.clearDrops(h);
     }
     if (fleet) await runMonitor({ ...opts(fleet), stop: true }, captureIO()).catch(() => undefined);
+    await sentinels?.stop();
+    sentinels = undefined;
     await fleet?.stop();
     fleet = undefined;
   });
@@ -77,11 +116,20 @@ describe.skipIf(process.getuid?.() !== 0)('multi-host redis (network namespaces)
   });
 
   async function newFleet(cluster: string, extraConfig: string[] = BASE_CONFIG): Promise<RedisFleet> {
-    fleet = await startRedisFleet({ cluster, extraConfig, hosts });
+    fleet = await startRedisFleet({ cluster, extraConfig, hosts: hosts.slice(0, 3) });
     inventory = fleet.writeInventory(undefined, { policy: POLICY });
-    expect(fleet.nodes.map((n) => n.host)).toEqual(hosts.map((h) => h.address));
+    expect(fleet.nodes.map((n) => n.host)).toEqual(hosts.slice(0, 3).map((h) => h.address));
     return fleet;
   }
+  const runIds = async (f: RedisFleet) => {
+    const out: Record<string, string> = {};
+    for (const n of f.nodes) {
+      const c = n.client();
+      out[n.id] = /run_id:(\w+)/.exec(await c.info('server'))![1];
+      c.disconnect();
+    }
+    return out;
+  };
 
   it('switchover under a writer across hosts: no acknowledged write lost', async () => {
     const f = await newFleet('mhr-sw');
@@ -234,5 +282,299 @@ describe.skipIf(process.getuid?.() !== 0)('multi-host redis (network namespaces)
       return x[other.id] !== 'down' && x;
     });
     console.log(`[multihost-redis] (c) after heal: ${JSON.stringify(after)}`);
+  });
+
+  it('(c) a replica cut off during a rolling restart: the roll stops safely naming it and the primary; nothing acked is lost', { timeout: 180_000 }, async () => {
+    const f = await newFleet('mhr-rc');
+    const [p, r1, r2] = f.nodes;
+    const writer = new AckedWriter([p], f.password).start();
+    await sleep(500);
+    // Replicas roll first, in name order: while r1 is being restarted, r2's host is cut off.
+    let cutAt = 0;
+    onRestart = async () => {
+      cutAt = Date.now();
+      await lab.cut(hosts[2]);
+    };
+    const io = captureIO();
+    const t0 = Date.now();
+    const r = await runRollingRestart({ ...opts(f), set: ['hz=17'], wait: true }, io);
+    const tookMs = Date.now() - t0;
+    await sleep(300);
+    const stats = await writer.stop();
+    await writer.close();
+    const roles = await f.roles();
+    const missing = await writer.missingOn(p.host, p.port);
+    console.log(`[multihost-redis] (c) roll: exit ${r.exitCode} after ${tookMs} ms (cut ${cutAt ? cutAt - t0 : '-'} ms in); roles ${JSON.stringify(roles)}; acked ${stats.acked}, missing ${missing.length}; ${io.text().split('\n').filter((l) => /failed/.test(l)).join(' | ')}`);
+    expect(cutAt).toBeGreaterThan(0);
+    expect(r.exitCode, io.text()).toBe(1);
+    expect(io.text()).toMatch(new RegExp(`failed \\(HandoverIncomplete\\): stopped safely: ${r2.id} unreachable; .*1 node\\(s\\) already rolled \\(${r1.id}\\), 0 handover\\(s\\); the primary is ${p.id}`));
+    expect(roles).toEqual({ [p.id]: 'master', [r1.id]: 'slave', [r2.id]: 'down' });
+    expect(stats.acked).toBeGreaterThan(50);
+    expect(missing).toEqual([]);
+  });
+
+  it('rolling restart across hosts: the local controller starts each node again inside its own namespace; nothing acked is lost', { timeout: 180_000 }, async () => {
+    const f = await newFleet('mhr-roll');
+    const before = await runIds(f);
+    const writer = new AckedWriter(f.nodes, f.password).start();
+    await sleep(500);
+    const io = captureIO();
+    const r = await runRollingRestart({ ...opts(f), set: ['hz=23'], wait: true }, io);
+    expect(r.exitCode, io.text()).toBe(0);
+    await sleep(300);
+    const stats = await writer.stop();
+    await writer.close();
+    expect(r.report!.restarts).toHaveLength(3);
+    expect(r.report!.handovers).toHaveLength(1);
+    const primary = (await f.primary())!;
+    await waitForReplication(f, primary.id);
+    const missing = await writer.missingOn(primary.host, primary.port);
+    const after = await runIds(f);
+    const where = await Promise.all(f.nodes.map((n) => namespaceOf(n.pid()!)));
+    console.log(`[multihost-redis] rolling restart: acked ${stats.acked}, missing ${missing.length}, writer max gap ${stats.maxGapMs} ms; nodes run in ${where.join(', ')}; ${r.report!.audit.filter((a) => /started/.test(a)).join(' | ')}`);
+    expect(stats.acked).toBeGreaterThan(50);
+    expect(missing).toEqual([]);
+    for (const n of f.nodes) expect(after[n.id]).not.toBe(before[n.id]);
+    expect(where).toEqual(hosts.slice(0, 3).map((h) => h.ns));
+    expect(io.text()).toContain('netns-exec.sh');
+  });
+
+  it('Sentinel topology across hosts (a Sentinel beside each node): switchover through Sentinel, then a roll with --include-sentinels', { timeout: 240_000 }, async () => {
+    const f = await newFleet('mhr-snt');
+    sentinels = await startSentinels(f, { hosts: hosts.slice(0, 3) });
+    inventory = f.writeInventory(undefined, { policy: POLICY, sentinelBlock: sentinels.inventoryBlock() });
+    const s = sentinels;
+    const sentinelPid = (i: number) => Number(readFileSync(path.join(s.sentinels[i].dir, 'redis.pid'), 'utf8').trim());
+    const writer = new AckedWriter(f.nodes, f.password).start();
+    await sleep(500);
+    const io = captureIO();
+    const r = await runSwitchover({ ...opts(f), wait: true, to: f.nodes[2].id }, io);
+    expect(r.exitCode, io.text()).toBe(0);
+    expect(io.text()).toMatch(new RegExp(`SENTINEL FAILOVER ${f.cluster} on ${f.cluster}-sentinel-\\d: OK`));
+    expect(await until('Sentinels agree on the new primary', () => s.agreedMaster())).toBe(`${f.nodes[2].host}:${f.nodes[2].port}`);
+
+    const sBefore = [0, 1, 2].map(sentinelPid);
+    const rio = captureIO();
+    const roll = await runRollingRestart({ ...opts(f), set: ['hz=23'], includeSentinels: true, wait: true }, rio);
+    expect(roll.exitCode, rio.text()).toBe(0);
+    await sleep(300);
+    const stats = await writer.stop();
+    await writer.close();
+    expect(roll.report!.restarts).toHaveLength(3);
+    expect(roll.report!.sentinelRestarts).toEqual(s.sentinels.map((x) => x.id));
+    const primary = (await f.primary())!;
+    expect(await until('Sentinels agree after the roll', () => s.agreedMaster())).toBe(`${primary.host}:${primary.port}`);
+    await waitForReplication(f, primary.id);
+    const missing = await writer.missingOn(primary.host, primary.port);
+    const sAfter = [0, 1, 2].map(sentinelPid);
+    const where = await Promise.all([...f.nodes.map((n) => namespaceOf(n.pid()!)), ...sAfter.map((p) => namespaceOf(p))]);
+    console.log(`[multihost-redis] sentinel: acked ${stats.acked}, missing ${missing.length}, writer max gap ${stats.maxGapMs} ms; nodes and Sentinels run in ${where.join(', ')}`);
+    expect(stats.acked).toBeGreaterThan(50);
+    expect(missing).toEqual([]);
+    for (let i = 0; i < 3; i++) expect(sAfter[i]).not.toBe(sBefore[i]);
+    expect(where).toEqual([...hosts.slice(0, 3), ...hosts.slice(0, 3)].map((h) => h.ns));
+  });
+
+  it('one-way loss: the primary\'s packets to the worker dropped (the worker\'s still arrive): the monitor does not fail over', { timeout: 120_000 }, async () => {
+    const f = await newFleet('mhr-ow1', [...BASE_CONFIG, ...GUARD]);
+    const [p] = f.nodes;
+    expect((await runMonitor(opts(f), captureIO())).exitCode).toBe(0);
+    await until('monitor sees the primary', async () => (await status(f)).lastKnown?.primary === p.id);
+    await lab.dropOutput(hosts[0], [lab.gateway]);
+    expect((await f.roles())[p.id]).toBe('down'); // the worker's side: no answer
+    const verdicts = new Set<string>();
+    const end = Date.now() + 10_000;
+    while (Date.now() < end) {
+      const s = await status(f);
+      if (s.lastVerdict) verdicts.add(s.lastVerdict);
+      expect(s.failovers).toEqual([]);
+      await sleep(500);
+    }
+    console.log(`[multihost-redis] one-way primary->worker: verdicts ${[...verdicts].join(' | ')}`);
+    expect([...verdicts].some((v) => /still linked/.test(v))).toBe(true);
+    await lab.clearDrops(hosts[0]);
+    await until('primary answers again', async () => (await f.roles())[p.id] === 'master');
+    expect(await f.roles()).toEqual({ [p.id]: 'master', [f.nodes[1].id]: 'slave', [f.nodes[2].id]: 'slave' });
+    expect((await status(f)).failovers).toEqual([]);
+  });
+
+  it('one-way loss: the primary\'s packets to its replicas dropped (theirs still arrive): no failover, the guard refuses writes, nothing acknowledged is lost after the heal', { timeout: 120_000 }, async () => {
+    const f = await newFleet('mhr-ow2', [...BASE_CONFIG, ...GUARD]);
+    const [p, r1, r2] = f.nodes;
+    expect((await runMonitor(opts(f), captureIO())).exitCode).toBe(0);
+    await until('monitor sees the primary', async () => (await status(f)).lastKnown?.primary === p.id);
+    const writer = new AckedWriter(f.nodes, f.password).start();
+    await sleep(1000);
+    const cutAt = Date.now();
+    const cutPerf = performance.now();
+    await lab.dropOutput(hosts[0], [r1.host, r2.host]);
+    // The replicas stop hearing from the primary (repl-timeout 3 s); the worker still reaches all three.
+    await until('replicas report the link down', async () => {
+      const infos = await Promise.all([r1, r2].map(async (n) => {
+        const c = n.client();
+        try {
+          return await c.info('replication');
+        } finally {
+          c.disconnect();
+        }
+      }));
+      return infos.every((i) => i.includes('master_link_status:down'));
+    }, 20_000);
+    const linkDownMs = Date.now() - cutAt;
+    const verdicts = new Set<string>();
+    const end = Date.now() + 8_000;
+    while (Date.now() < end) {
+      const s = await status(f);
+      if (s.lastVerdict) verdicts.add(s.lastVerdict);
+      expect(s.failovers).toEqual([]);
+      await sleep(500);
+    }
+    const healPerf = performance.now();
+    const during = writer.ackTimes.filter((t) => t >= cutPerf);
+    const ackedDuring = during.length;
+    const lastAckMs = during.length ? Math.round(during[during.length - 1] - cutPerf) : undefined;
+    await lab.clearDrops(hosts[0]);
+    await waitForReplication(f, p.id, 30_000);
+    await sleep(300);
+    const stats = await writer.stop();
+    await writer.close();
+    // The last writes before the writer stopped: every replica has them too before it is read.
+    await waitForReplication(f, p.id, 30_000);
+    const missing: Record<string, number> = {};
+    for (const n of f.nodes) missing[n.id] = (await writer.missingOn(n.host, n.port)).length;
+    console.log(`[multihost-redis] one-way primary->replicas: replicas' links down ${linkDownMs} ms after the cut; acked ${ackedDuring} during the cut, last ${lastAckMs ?? '-'} ms after it; verdicts ${[...verdicts].join(' | ')}; total acked ${stats.acked}, missing per node ${JSON.stringify(missing)}; writer errors ${stats.errors}`);
+    // The guard: with its replicas gone the primary refuses writes (min-replicas-to-write 1), well before the heal.
+    expect(lastAckMs ?? 0).toBeLessThan(healPerf - cutPerf - 2000);
+    expect(stats.acked).toBeGreaterThan(50);
+    expect(Object.values(missing)).toEqual([0, 0, 0]);
+    expect(await f.roles()).toEqual({ [p.id]: 'master', [r1.id]: 'slave', [r2.id]: 'slave' });
+    expect((await status(f)).failovers).toEqual([]);
+  });
+
+  it('(d) two workers on two hosts, backups in S3: the one taking is cut off from Temporal, the other finishes; listed good, verified and restored by the other into a node on another host', { timeout: 300_000 }, async () => {
+    const f = await newFleet('mhr-bk');
+    const s3 = await startS3Server({ name: 'mhs3' });
+    const workers: WorkerProcess[] = [];
+    const tmp = mkdtempSync(path.join(os.tmpdir(), 'handover-mh-d-'));
+    let fresh: ReturnType<typeof startNodeProcess> | undefined;
+    try {
+      await s3.createBucket('mh-backups');
+      // Temporal and the S3 server listen on loopback: the workers on lab hosts reach them through the bridge.
+      const s3fwd = await lab.forward({ host: '127.0.0.1', port: Number(new URL(s3.endpoint).port) });
+      const [th, tp] = tw.address.split(':');
+      const tfwd = await lab.forward({ host: th, port: Number(tp) });
+      const block = s3.storageBlock('mh-backups', 'lab').replace(s3.endpoint, `http://${s3fwd.address}`);
+      inventory = path.join(f.baseDir, 'inventory-s3.yaml');
+      writeFileSync(inventory, withBackupBlock(f.inventoryYaml({ policy: POLICY }), { s3: block }, 3));
+      // Data to back up: small keys and ~24 MiB that does not compress (the take lasts a few seconds).
+      const pc = f.nodes[0].client();
+      const pipe = pc.pipeline();
+      for (let i = 0; i < 3000; i++) pipe.set(`k:${i}`, `v-${i}`);
+      for (let i = 0; i < 8; i++) pipe.set(`blob:${i}`, randomBytes(3 * 1024 * 1024));
+      await pipe.exec();
+      await pc.call('WAIT', '2', '10000');
+      pc.disconnect();
+
+      const bundlePath = path.join(tmp, 'bundle.js');
+      writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined })).code);
+      const taskQueue = `mh-d-${randomUUID()}`;
+      const logs: string[] = ['', ''];
+      for (const i of [0, 1]) {
+        const wtmp = path.join(tmp, `w${i}`);
+        mkdirSync(wtmp);
+        const env = { HANDOVER_TEMPORAL_ADDRESS: tfwd.address, HANDOVER_INVENTORY: inventory, HANDOVER_TASK_QUEUE: taskQueue, HANDOVER_WORKFLOW_BUNDLE: bundlePath, TMPDIR: wtmp, HANDOVER_BACKUP_DIR: undefined, HANDOVER_SCRATCH_HOST: undefined };
+        workers.push(spawnWorkerProcess(env, (t) => (logs[i] += t), hosts[3 + i].wrap));
+      }
+      await until('both workers poll', async () => logs.every((l) => /\[worker\] polling/.test(l)), 60_000);
+      expect(await Promise.all(workers.map((w) => namespaceOf(w.proc.pid!)))).toEqual([hosts[3].ns, hosts[4].ns]);
+
+      const o = { address: tw.address, taskQueue, inventory, cluster: f.cluster };
+      const started = await runBackupRun({ ...o, json: true }, captureIO());
+      expect(started.exitCode).toBe(0);
+      const connection = await Connection.connect({ address: tw.address });
+      const client = new Client({ connection });
+      const handle = client.workflow.getHandle(operationWorkflowId(f.cluster));
+      try {
+        // Which worker runs the take: the pending activity's last worker identity is `<pid>@<hostname>`.
+        const taker = await until('the take started on a worker', async () => {
+          const d = await handle.describe();
+          const a = d.raw.pendingActivities?.find((x) => x.activityType?.name === 'takeBackup' && x.lastWorkerIdentity);
+          const pid = Number(a?.lastWorkerIdentity?.split('@')[0]);
+          return workers.findIndex((w) => w.proc.pid === pid) + 1;
+        }, 60_000) - 1;
+        const other = 1 - taker;
+        // Cut the taker from Temporal only (its packets to the forwarder dropped); it still reaches S3 and the nodes.
+        const cutAt = Date.now();
+        await lab.dropOutput(hosts[3 + taker], [lab.gateway], { tcpPort: tfwd.port });
+        const report = (await handle.result()) as { id: string; verification: { ok: boolean }; audit: string[] };
+        const doneMs = Date.now() - cutAt;
+        const hist = await handle.fetchHistory();
+        const attempts = hist.events!.filter((e) => e.activityTaskStartedEventAttributes && e.activityTaskStartedEventAttributes.identity).map((e) => e.activityTaskStartedEventAttributes!.identity!);
+        // What happened after the cut, event by event (ms after the cut, type, worker).
+        const timeline = hist.events!
+          .map((e) => ({ at: Number(e.eventTime!.seconds) * 1000 + Math.round((e.eventTime!.nanos ?? 0) / 1e6) - cutAt, e }))
+          .filter((x) => x.at >= 0)
+          .map(({ at, e }) => {
+            const attrs = Object.entries(e).find(([k, v]) => k.endsWith('EventAttributes') && v) as [string, { identity?: string; activityType?: { name?: string } }] | undefined;
+            return `+${at} ${attrs?.[0].replace('EventAttributes', '')}${attrs?.[1].activityType?.name ? `(${attrs[1].activityType.name})` : ''}${attrs?.[1].identity ? `@${attrs[1].identity.split('@')[0]}` : ''}`;
+          });
+        console.log(`[multihost-redis] (d) history after the cut: ${timeline.join(' ')}`);
+        console.log(`[multihost-redis] (d) take started on worker ${taker} (${hosts[3 + taker].ns}), cut from Temporal; the run completed ${doneMs} ms later; backup ${report.id} verification ok=${report.verification.ok}; started-event identities ${attempts.join(', ')}; audit: ${report.audit.join(' | ')}`);
+        expect(report.verification.ok).toBe(true);
+        const finishedBy = workers[other].proc.pid!;
+        expect(attempts.at(-1)?.startsWith(`${finishedBy}@`)).toBe(true);
+        // Stop the cut worker before it is healed (its activity may still be running; it must not touch the store later).
+        await workers[taker].stop();
+        expect(await s3.uploadsInProgress('mh-backups')).toEqual([]);
+
+        const list = await runBackupList({ cluster: f.cluster, inventory, json: true }, captureIO());
+        expect(list.backups).toEqual([expect.objectContaining({ id: report.id, state: 'good' })]);
+        // Verify and restore on the task queue where only the other worker is left.
+        const vio = captureIO();
+        expect((await runBackupVerify({ ...o, id: report.id }, vio)).exitCode, vio.text()).toBe(0);
+
+        // An empty node on a sixth host, added to the inventory; the restore runs on the other worker's host.
+        const port = await freePort();
+        const ndir = path.join(f.baseDir, 'fresh');
+        mkdirSync(ndir, { recursive: true });
+        writeFileSync(path.join(ndir, 'redis.conf'), baseRedisConf({ port, dir: ndir, password: f.password, bind: hosts[5].address }).join('\n') + '\n');
+        fresh = startNodeProcess({ id: `${f.cluster}-fresh`, port, dir: ndir, binary: 'redis-server', password: f.password, host: hosts[5].address, wrap: hosts[5].wrap });
+        await fresh.start();
+        writeFileSync(inventory, readFileSync(inventory, 'utf8') + `      - id: ${f.cluster}-fresh\n        host: ${hosts[5].address}\n        port: ${port}\n`);
+        const rio = captureIO();
+        const restored = await runBackupRestore({ ...o, id: report.id, to: `${f.cluster}-fresh`, json: true }, rio);
+        expect(restored.exitCode, rio.text()).toBe(0);
+        const fc = fresh.client();
+        const pc2 = f.nodes[0].client();
+        try {
+          const digest = async (c: typeof fc) => {
+            const out = new Map<string, string | null>();
+            let cursor = '0';
+            do {
+              const [next, keys] = await c.scan(cursor, 'COUNT', 1000);
+              for (const k of keys) out.set(k, await redisKeyDigest(c, k));
+              cursor = next;
+            } while (cursor !== '0');
+            return out;
+          };
+          const [want, got] = await Promise.all([digest(pc2), digest(fc)]);
+          const info = await fc.info('replication');
+          console.log(`[multihost-redis] (d) restored ${got.size} keys into ${f.cluster}-fresh at ${hosts[5].address} (${hosts[5].ns}) by worker ${other}: ${rio.text().split('\n').filter((l) => /restored/.test(l)).join(' ')}`);
+          expect(got.size).toBe(3008);
+          expect(got).toEqual(want);
+          expect(info).toContain('role:master');
+        } finally {
+          fc.disconnect();
+          pc2.disconnect();
+        }
+      } finally {
+        await connection.close();
+      }
+    } finally {
+      for (const w of workers) await w.stop();
+      await fresh?.stop('SIGKILL');
+      await s3.stop();
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });
