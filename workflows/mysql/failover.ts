@@ -63,7 +63,10 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
   if (input.requestedBy) rb.audit('start', `requested by ${input.requestedBy}${input.force ? ' (--force)' : ''}`);
   const describe = (p: { nodes: { node: string; reachable: boolean; role?: string; readOnly?: boolean; ioRunning?: string; gtidBinlogPos?: string }[] }) =>
     `saw ${p.nodes.map((n) => (n.reachable ? `${n.node}=${n.role}${n.readOnly ? '(ro)' : '(rw)'}@${n.gtidBinlogPos || 'empty'}${n.role === 'replica' ? ` io=${n.ioRunning}` : ''}` : `${n.node}=unreachable`)).join(' ')}`;
-  let probed = await rb.step('probe', `probe every node of ${cluster}`, () => probe.probeMysqlFailover.executeWithOptions({ summary: `probe every node of ${cluster}` }, [{ cluster }]), describe);
+  // A monitor's detection loop hands over the probe of its confirming round: decided from it, nothing probed again.
+  const fromMonitor = input.confirmed?.probe.engine === 'mysql' ? input.confirmed.probe : undefined;
+  if (fromMonitor) rb.audit('probe', `the monitor's confirming round at ${fromMonitor.probedAt} (${input.confirmed!.reason}): ${describe(fromMonitor)}; not probed again`);
+  let probed = fromMonitor ?? (await rb.step('probe', `probe every node of ${cluster}`, () => probe.probeMysqlFailover.executeWithOptions({ summary: `probe every node of ${cluster}` }, [{ cluster }]), describe));
   const refuse = (message: string): never => {
     rb.skipRemaining('refused');
     throw ApplicationFailure.create({ message: `${message}; nothing was changed`, type: ErrorType.PreconditionFailed, nonRetryable: true });
