@@ -19,6 +19,7 @@ import { confirmedDead, type Verdict } from '../../core/failover';
 import { chooseMysqlFailoverCandidate, mysqlDataLoss, mysqlDeadMasterRound, type MysqlFailoverChoice } from '../../core/mysql/failover';
 import { mysqlLossWindow, lossReportFields, type LossReportFields } from '../../core/data-loss';
 import { ErrorType } from '../../core/errors';
+import { appliedPos, gtidIncludes } from '../../core/mysql/decide';
 import type { EnsureMysqlRejoinedResult, VerifyMysqlFailoverResult } from '../../activities/mysql/failover';
 import { runPostFailoverHooks, runPreFailoverHooks, type HookOutcome } from '../hooks';
 import { mutate, probe, wait } from '../profiles';
@@ -134,7 +135,12 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
     throw abortedFailure(cluster, 'failover', 'nothing was promoted');
   };
 
-  const applied = await rb
+  // The monitor's confirming round already shows the candidate applied all it received (the dead primary sends
+  // nothing more): no wait. The promotion itself refuses a node lacking `candidateReceived` (mustInclude).
+  const seenApplied = fromMonitor ? probed.nodes.find((n) => n.node === candidate) : undefined;
+  const appliedAlready = seenApplied && gtidIncludes(appliedPos(seenApplied), candidateReceived) ? appliedPos(seenApplied) : undefined;
+  if (appliedAlready !== undefined) rb.audit('relay-apply', `${candidate} had applied ${appliedAlready || 'empty'}, all it received (${candidateReceived || 'empty'}), in the monitor's confirming round: no wait`);
+  const applied = appliedAlready !== undefined ? { applied: appliedAlready, waitedMs: 0, audit: '' } : await rb
     .step('relay-apply', `wait for ${candidate} to apply its relay log up to ${candidateReceived || 'empty'} (at most ${probed.policy.catchUpTimeoutMs} ms)`, () =>
       wait.waitMysqlRelayApplied.executeWithOptions({ summary: `wait for ${candidate} to apply its relay log` }, [{ cluster, node: candidate, position: candidateReceived, timeoutMs: probed.policy.catchUpTimeoutMs }]),
     )
