@@ -3,6 +3,7 @@ import { startLab, startMysqlLab } from '../lab';
 import { runChaos } from './harness';
 import { MYSQL_SCENARIOS } from './mysql';
 import { REDIS_SCENARIOS } from './redis';
+import { FAILOVER_MYSQL_MONITOR, FAILOVER_REDIS_MONITOR } from './monitor';
 import type { ChaosSummary, Scenario } from './types';
 import type { Lab, MysqlLab } from '../lab';
 
@@ -10,9 +11,10 @@ export { runChaos, runChaosPoint, summarize } from './harness';
 export { checkPoint, summaryFailures, MIN_SAMPLES } from './checker';
 export * from './redis';
 export * from './mysql';
+export * from './monitor';
 export type * from './types';
 
-export const SCENARIOS: Record<string, Scenario> = Object.fromEntries([...REDIS_SCENARIOS, ...MYSQL_SCENARIOS].map((s) => [s.name, s as Scenario]));
+export const SCENARIOS: Record<string, Scenario> = Object.fromEntries([...REDIS_SCENARIOS, FAILOVER_REDIS_MONITOR, ...MYSQL_SCENARIOS, FAILOVER_MYSQL_MONITOR].map((s) => [s.name, s as Scenario]));
 
 /** A fresh lab of the scenario's engine (its own Temporal dev server), the points run, the lab closed. */
 export async function runScenario(name: string, o: { points?: string[]; workers?: number; flavor?: 'redis' | 'valkey'; log: (m: string) => void }): Promise<ChaosSummary> {
