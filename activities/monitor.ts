@@ -126,6 +126,7 @@ export async function watchLoop<P extends { policy: { probeIntervalMs: number } 
   const attempt = ctx?.info.attempt ?? 1;
   const startedAt = Date.now();
   let interval = 1000;
+  let suspectSince: number | undefined;
   try {
     for (;;) {
       const t0 = Date.now();
@@ -149,7 +150,10 @@ export async function watchLoop<P extends { policy: { probeIntervalMs: number } 
       roundsDone++;
       ctx?.heartbeat({ kind: 'monitor-watch', state, roundsDone, at: Date.now() } satisfies WatchBeat);
       await o.failpoint?.('watchCluster.round');
-      if (state.verdict === 'suspect') await o.failpoint?.('watchCluster.suspect');
+      // Chaos: a death half-confirmed, and a heartbeat carrying it surely sent (heartbeats are throttled to one a
+      // second): the worker killed here must leave the next attempt that state to resume from.
+      suspectSince = state.verdict === 'suspect' ? (suspectSince ?? Date.now()) : undefined;
+      if (suspectSince !== undefined && Date.now() - suspectSince >= 1100) await o.failpoint?.('watchCluster.suspect');
       if (r.action.kind !== 'none') return { state, action: r.action, probe: p, roundsDone, resumed: !!resumedFrom, attempt };
       if (roundsDone >= input.maxRounds || Date.now() - startedAt >= input.checkpointMs) return { state, action: { kind: 'checkpoint' }, roundsDone, resumed: !!resumedFrom, attempt };
       await pause(ctx, interval - (Date.now() - t0));

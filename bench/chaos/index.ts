@@ -20,7 +20,7 @@ export const SCENARIOS: Record<string, Scenario> = Object.fromEntries([...REDIS_
 export async function runScenario(name: string, o: { points?: string[]; workers?: number; flavor?: 'redis' | 'valkey'; log: (m: string) => void }): Promise<ChaosSummary> {
   const scenario = SCENARIOS[name];
   if (scenario.engine === 'mysql') {
-    const lab = await startMysqlLab({ cluster: `chaos-${name.split('-')[0]}-maria`, inventory: { routingHook: 'echo {primary} {host}:{port}', controller: true } });
+    const lab = await startMysqlLab({ cluster: `chaos-${name.split('-')[0]}-maria`, inventory: { routingHook: 'echo {primary} {host}:{port}', controller: true, ...(scenario.lab?.policy ? { policy: scenario.lab.policy } : {}) } });
     try {
       return await runChaos(lab, scenario as Scenario<MysqlLab>, o.points ?? scenario.points, o.log, o.workers);
     } finally {

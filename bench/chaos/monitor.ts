@@ -17,6 +17,14 @@ import { FAILOVER_REDIS } from './redis';
 import { FAILOVER_MYSQL, mysqlProbe } from './mysql';
 import type { AnyLab, KillMark, Scenario, SettleResult } from './types';
 
+/**
+ * A confirmation window (8 rounds 300 ms apart: 2.1 s) longer than the detection kill point's wait (a detection call
+ * can begin a round or two into a death, after returning for a change such as a restart risk gone): that point fires in a
+ * round still "suspect" at least 1.1 s after the first one (so a heartbeat carrying the half-confirmed death
+ * reached Temporal: heartbeats are throttled to one a second).
+ */
+export const MONITOR_CHAOS_POLICY = { probeIntervalMs: 300, probesToConfirm: 8, failoverBlockMs: 1000 };
+
 /** Killed during detection (a half-confirmed death) and inside the child the monitor started. */
 export const MONITOR_REDIS_POINTS = ['inside:watchCluster.suspect', 'before:ensureRedisPromoted', 'after:ensureRedisPromoted', 'after:ensureRedisReplicaOf', 'before:verifyRedisTopology'];
 export const MONITOR_MYSQL_POINTS = ['inside:watchCluster.suspect', 'before:ensureMysqlPrimary', 'after:ensureMysqlPrimary', 'after:ensureMysqlReplicaOf', 'before:verifyMysqlFailover'];
@@ -66,7 +74,7 @@ function thenStopMonitor<L extends AnyLab>(settle: Scenario<L>['settle']): Scena
 export const FAILOVER_REDIS_MONITOR: Scenario<Lab> = {
   ...FAILOVER_REDIS,
   name: 'failover-redis-monitor',
-  lab: { ...FAILOVER_REDIS.lab, policy: { probeIntervalMs: 300, probesToConfirm: 3, failoverBlockMs: 1000 } },
+  lab: { ...FAILOVER_REDIS.lab, policy: MONITOR_CHAOS_POLICY },
   points: MONITOR_REDIS_POINTS,
   async start(lab, _i, log, kill, writing) {
     const primary = await lab.fleet.primary();
@@ -80,6 +88,7 @@ export const FAILOVER_REDIS_MONITOR: Scenario<Lab> = {
 export const FAILOVER_MYSQL_MONITOR: Scenario<MysqlLab> = {
   ...FAILOVER_MYSQL,
   name: 'failover-mysql-monitor',
+  lab: { policy: MONITOR_CHAOS_POLICY },
   points: MONITOR_MYSQL_POINTS,
   async start(lab, _i, log, kill, writing) {
     const end = await mysqlProbe(lab.fleet).endState();

@@ -4,8 +4,10 @@
  * (a) during detection, inside the detection activity in a round that already saw the primary dead, and (b)
  * inside the failover child the monitor started, right after the promotion. A fresh worker must finish: one
  * writable primary, every node following it, lost writes only within the reported window, no split-brain sample.
- * For (a) the monitor's history shows the detection activity's retried attempt resumed from the heartbeat
- * details: its result says so, and its first dead verdict is older than the attempt that returned it.
+ * For (a) (a round still "suspect" 1.1 s after the first, so a heartbeat carrying it reached Temporal) the
+ * monitor's history shows the detection activity's retried attempt resumed from the heartbeat details: its
+ * result says so, and its first dead round is the killed attempt's (within 3 s of the primary's kill; a fresh
+ * attempt could only see it after that worker died and the 4 s heartbeat timeout).
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { defaultPayloadConverter } from '@temporalio/common';
@@ -65,7 +67,7 @@ describe('the monitor-started failover survives SIGKILL of the worker', () => {
   }, 600_000);
 
   it('MariaDB: killed during detection (resumed from the heartbeat), then inside the child after the promotion', async () => {
-    const lab = await startMysqlLab({ cluster: 'ci-chaos-mon-maria', address: inject('temporalAddress'), inventory: { routingHook: 'true', controller: true }, log: () => undefined });
+    const lab = await startMysqlLab({ cluster: 'ci-chaos-mon-maria', address: inject('temporalAddress'), inventory: { routingHook: 'true', controller: true, policy: FAILOVER_MYSQL_MONITOR.lab!.policy }, log: () => undefined });
     labs.push(lab);
     const lines: string[] = [];
     const detect = await runChaos(lab, FAILOVER_MYSQL_MONITOR, ['inside:watchCluster.suspect'], (m) => lines.push(m));
