@@ -8,6 +8,7 @@
  *   - activity, eager off:    the same server, allowEagerDispatch false (every activity through the matching service);
  *   - activity, server default: a dev server without the dynamic config (eager execution off server-side);
  *   - local:                  local activities (no server round trip per step; only for short reads);
+ *   - more pollers:           8 workflow and 8 activity task pollers instead of the defaults;
  *   - no workflow cache:      maxCachedWorkflows 0 (every workflow task replays the history from the start).
  * The last line printed is one JSON object: {"steps","plainMs","workflowMs","overheadPerStepMs","levers":[...]}.
  */
@@ -42,6 +43,7 @@ const LEVERS: Lever[] = [
   { name: 'activity, dev server default config', server: 'default', proxy: 'activity' },
   { name: 'activity, one task queue partition', server: 'onePartition', proxy: 'activity' },
   { name: 'local activity', server: 'eager', proxy: 'local' },
+  { name: 'activity, 8 workflow and 8 activity task pollers', server: 'eager', proxy: 'activity', worker: { maxConcurrentWorkflowTaskPolls: 8, maxConcurrentActivityTaskPolls: 8 } },
   { name: 'activity, maxCachedWorkflows 0', server: 'eager', proxy: 'activity', worker: { maxCachedWorkflows: 0 } },
 ];
 
