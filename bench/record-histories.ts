@@ -1,120 +1,600 @@
 /**
- * Records workflow histories for the replay test:  npx tsx bench/record-histories.ts [--only name,name]
- * Runs real runbooks in a lab — switchovers (completed, crashed-and-resumed, refused, dry run), rolling
- * restarts (completed, crashed-and-resumed), a failover (Redis), and MariaDB switchovers (completed, crashed
- * and resumed inside the catch-up, refused, dry run), and Redis switchovers behind the approval gate (approved;
- * aborted while waiting), Redis backups (completed, crashed mid-stream and resumed) — and writes their histories to test/histories/.
- * Re-record after an intended, patched change of workflow code; never to make a non-determinism failure go
- * away. --only records just the named files (e.g. --only rolling-restart-redis-completed).
+ * Records workflow histories for the replay test:  npx tsx bench/record-histories.ts [--only name,name] [--out DIR]
+ *
+ * Runs real runbooks against real servers (one Temporal dev server, real redis-server / redis-sentinel / Redis
+ * Cluster / mariadbd fleets, the real worker) and writes each run's history, as `temporal workflow show -o json`
+ * prints it, to test/histories/<name>.json. Every fleet names its nodes apart (<cluster>-1, -2, -3 on their own
+ * ports), so activities of one type in a run differ in their inputs and the replay check
+ * (test/replay/check.ts) sees a swap. The histories, by lab:
+ *
+ *  - Redis (cluster `replay`): switchovers completed, crashed and resumed inside the handover, refused, dry run,
+ *    approved, aborted while waiting, rejected, approval timed out; rolling restarts completed, crashed and
+ *    resumed, and started as `redisRollingRestart` with its child `redisSwitchover`; backups completed, crashed
+ *    mid-stream and resumed, started by a Temporal Schedule (completed, and skipped while another operation
+ *    holds the cluster), verified again, restored into a scratch server, a restore into a non-empty node refused.
+ *  - Redis `replayundo`: a switchover whose candidate cannot catch up within the write pause, undone.
+ *  - Redis `replayfo`: a failover after the primary was SIGKILLed (operator, --force).
+ *  - Redis `replaymon`: the monitor (`monitor` routing to `redisMonitor`), a `redisMonitor` run that continued as
+ *    new, the next run, in which the primary is SIGKILLed, the monitor starts `redisFailover` (recorded too) and
+ *    fences the old primary when it returns.
+ *  - Redis with three Sentinels (`replaysnt`): a switchover through SENTINEL FAILOVER, a rolling restart with the
+ *    Sentinels restarted one at a time.
+ *  - Redis Cluster (`replayrcl`, 3 shards x 1 replica): the rolling restart, shard by shard with CLUSTER FAILOVER.
+ *  - MariaDB (`replay-maria`): switchovers completed, crashed and resumed inside the catch-up, refused, dry run,
+ *    undone (the candidate stops applying after the fence: the fence is lifted); rolling restarts completed and
+ *    started as `mysqlRollingRestart` with its child `mysqlSwitchover`; backups completed, scheduled, verified,
+ *    restored into a scratch server.
+ *  - MariaDB `replayfo-maria`: a failover after the primary was SIGKILLed, confirmed over the window by the run
+ *    itself, with a pre-failover hook and two post-failover hooks (one failing).
+ *  - MariaDB `replaymon-maria`: the same monitor histories as Redis (`monitor`, `mysqlMonitor` continued as new,
+ *    `mysqlMonitor` with a failover and the returning old primary rejoined, and the `mysqlFailover` it started).
+ *
+ * Re-record after an intended, patched change of workflow code; never to make a replay failure go away.
+ * --out DIR writes the histories there instead of test/histories. --only records just the named files (e.g. --only rolling-restart-redis-completed); a lab starts only when one
+ * of its histories is wanted. Slow (several minutes for everything): run it with `nice -n 5`.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { runBackupRun } from '../client/commands/backup';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, bundleWorkflowCode } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import { MARIADB_BACKUP_GRANTS } from '../activities/backup/mysql';
+import { runAbort } from '../client/commands/abort';
+import { runApprove } from '../client/commands/approve';
+import { runBackupRestore, runBackupRun, runBackupSchedule, runBackupVerify } from '../client/commands/backup';
 import { runFailover } from '../client/commands/failover';
 import { runRollingRestart } from '../client/commands/rolling-restart';
 import { runSwitchover } from '../client/commands/switchover';
-import { runApprove } from '../client/commands/approve';
-import { runAbort } from '../client/commands/abort';
+import { backupScheduleId } from '../core/backup/decide';
+import { SA_CLUSTER, SA_RUNBOOK, monitorWorkflowId, operationWorkflowId } from '../core/ids';
 import type { RunbookProgress } from '../core/types';
-import { operationWorkflowId } from '../core/ids';
+import { loadInventory } from '../inventory/load';
+import type { MonitorState, MonitorStatus } from '../workflows/monitor';
 import { ROOT, temporalBinary } from '../sandbox/paths';
-import { waitForReplication } from '../sandbox/redis';
+import { sleep } from '../sandbox/ports';
+import { stopByPidfile, waitForReplication } from '../sandbox/redis';
+import { startRedisClusterFleet } from '../sandbox/redis-cluster';
+import { startDevServer } from '../sandbox/temporal';
+import { WORKFLOWS_PATH, createHandoverWorker } from '../worker/worker';
 import { parseArgs, spawnWorker, startLab, startMysqlLab, type Lab, type MysqlLab } from './lab';
 
 const quiet = { out: () => undefined, err: (m: string) => process.stderr.write(m + '\n'), isTTY: false };
+const log = (m: string) => process.stderr.write(`[record] ${m}\n`);
 
-type Start = (lab: Lab | MysqlLab) => Promise<{ exitCode: number }>;
+/** What recording needs from a lab, whatever its fleet. */
+interface RecLab {
+  cluster: string;
+  address: string;
+  client: Client;
+  taskQueue: string;
+  inventory: string;
+  bundlePath: string;
+}
+const rec = (l: Lab | MysqlLab): RecLab => ({ cluster: l.fleet.cluster, address: l.address, client: l.client, taskQueue: l.taskQueue, inventory: l.inventory, bundlePath: l.bundlePath });
 
-async function record(lab: Lab | MysqlLab, name: string, start: Start, failpoint?: string) {
-  const w = spawnWorker(lab, failpoint);
-  const started = await start(lab);
-  let w2: ReturnType<typeof spawnWorker> | undefined;
-  if (failpoint) {
-    await w.exited;
-    w2 = spawnWorker(lab);
+interface Started {
+  exitCode: number;
+  /** The run to record (default: the cluster's operation ID, handover-<cluster>). */
+  workflowId?: string;
+  /** Other runs of the scenario to record as well: name -> workflow ID (and run ID). */
+  also?: { name: string; workflowId: string; runId?: string }[];
+  /** Undo what the scenario set up (after the runs are recorded, before the worker stops). */
+  cleanup?: () => Promise<void>;
+}
+type Start = (lab: RecLab) => Promise<Started>;
+type Stoppable = { stop(): Promise<void> };
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
   }
-  const handle = lab.client.workflow.getHandle(operationWorkflowId(lab.fleet.cluster));
-  await handle.result().catch(() => undefined);
-  // The history as `temporal workflow show -o json` prints it (what the UI exports too).
-  const json = execFileSync(temporalBinary(), ['workflow', 'show', '--address', lab.address, '--workflow-id', handle.workflowId, '--output', 'json'], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  const file = path.join(ROOT, 'test', 'histories', `${name}.json`);
-  writeFileSync(file, json);
-  process.stderr.write(`recorded ${file} (start exit ${started.exitCode}, ${JSON.parse(json).events.length} events)\n`);
-  await w.stop();
-  await w2?.stop();
 }
 
-const common = (lab: Lab | MysqlLab) => ({ cluster: lab.fleet.cluster, address: lab.address, taskQueue: lab.taskQueue, requestedBy: 'record-histories' });
+/** Write one run's history to test/histories/<name>.json. */
+function save(lab: RecLab, name: string, workflowId: string, runId?: string): void {
+  // The history as `temporal workflow show -o json` prints it (what the UI exports too).
+  const args = ['workflow', 'show', '--address', lab.address, '--workflow-id', workflowId, ...(runId ? ['--run-id', runId] : []), '--output', 'json'];
+  const json = execFileSync(temporalBinary(), args, { encoding: 'utf8', maxBuffer: 256 << 20 });
+  const file = path.join(outDir, `${name}.json`);
+  writeFileSync(file, json);
+  const events = (JSON.parse(json) as { events: unknown[] }).events;
+  log(`recorded ${file} (${events.length} events)`);
+}
 
-/** Start a --require-approval switchover, wait for its approval gate, then approve it or abort it. */
-const gated = (then: 'approve' | 'abort') => async (l: Lab | MysqlLab) => {
-  const started = await runSwitchover({ ...common(l), requireApproval: true }, quiet);
-  const workflowId = operationWorkflowId(l.fleet.cluster);
-  const handle = l.client.workflow.getHandle(workflowId);
-  for (const until = Date.now() + 30_000; ; await new Promise((r) => setTimeout(r, 100))) {
-    const p = await handle.query<RunbookProgress>('progress').catch(() => undefined);
-    if (p?.approval?.status === 'waiting') break;
-    if (Date.now() > until) throw new Error('no approval gate within 30 s');
+/** The worker in this process with an activity failpoint callback (a fault forced at a named point). */
+async function inProcessWorker(lab: RecLab, failpoint: (name: string) => Promise<void> | void): Promise<Stoppable> {
+  const connection = await NativeConnection.connect({ address: lab.address });
+  const worker = await createHandoverWorker({
+    connection,
+    taskQueue: lab.taskQueue,
+    workflowBundlePath: lab.bundlePath,
+    activities: createActivities({ inventory: () => loadInventory(lab.inventory), failpoint }),
+  });
+  const running = worker.run();
+  return {
+    async stop() {
+      worker.shutdown();
+      await running;
+      await connection.close();
+    },
+  };
+}
+
+/**
+ * Run one scenario with a fresh worker and record its run(s). `failpoint`: the worker process SIGKILLs itself
+ * there and a second one finishes the run (crashed and resumed); `worker`: a worker of the scenario's own.
+ */
+async function record(lab: RecLab, name: string, start: Start, o: { failpoint?: string; worker?: () => Promise<Stoppable> } = {}): Promise<void> {
+  const spawned = o.worker ? undefined : spawnWorker(lab, o.failpoint);
+  const own = o.worker ? await o.worker() : undefined;
+  let w2: ReturnType<typeof spawnWorker> | undefined;
+  const t0 = Date.now();
+  try {
+    const started = await start(lab);
+    if (o.failpoint && spawned) {
+      await spawned.exited;
+      w2 = spawnWorker(lab);
+    }
+    const workflowId = started.workflowId ?? operationWorkflowId(lab.cluster);
+    const handle = lab.client.workflow.getHandle(workflowId);
+    await handle.result().catch(() => undefined);
+    log(`${name}: start exit ${started.exitCode}`);
+    // Never record an older run under this name (a scenario whose run was refused before it started).
+    const d = await handle.describe();
+    if (d.startTime.getTime() < t0 - 1000) throw new Error(`${name}: the latest run of ${workflowId} started before this scenario (${d.startTime.toISOString()})`);
+    save(lab, name, workflowId);
+    for (const a of started.also ?? []) {
+      await lab.client.workflow.getHandle(a.workflowId, a.runId).result().catch(() => undefined);
+      save(lab, a.name, a.workflowId, a.runId);
+    }
+    await started.cleanup?.();
+  } finally {
+    await spawned?.stop();
+    await w2?.stop();
+    await own?.stop();
   }
-  const r = then === 'approve' ? await runApprove({ address: l.address, workflowId, approver: 'record-histories' }, quiet) : await runAbort({ address: l.address, workflowId, wait: false }, quiet);
+}
+
+const common = (l: RecLab) => ({ cluster: l.cluster, address: l.address, taskQueue: l.taskQueue, requestedBy: 'record-histories' });
+
+/** Wait until the cluster's operation waits at its approval gate. */
+async function waitForGate(l: RecLab): Promise<void> {
+  const handle = l.client.workflow.getHandle(operationWorkflowId(l.cluster));
+  await until('the approval gate', async () => (await handle.query<RunbookProgress>('progress')).approval?.status === 'waiting', 30_000);
+}
+
+/** Start a --require-approval switchover, wait for its approval gate, then approve, reject or abort it. */
+const gated = (then: 'approve' | 'abort' | 'reject') => async (l: RecLab): Promise<Started> => {
+  const started = await runSwitchover({ ...common(l), requireApproval: true }, quiet);
+  const workflowId = operationWorkflowId(l.cluster);
+  await waitForGate(l);
+  const r =
+    then === 'abort'
+      ? await runAbort({ address: l.address, workflowId, wait: false }, quiet)
+      : await runApprove({ address: l.address, workflowId, approver: 'record-histories', ...(then === 'reject' ? { reject: true, reason: 'not during the sale' } : {}) }, quiet);
   if (r.exitCode !== 0) throw new Error(`${then} exited ${r.exitCode}`);
   return started;
 };
 
+/** The roll's first child switchover (handover-<cluster>-handover-<n>), from the roll's history. */
+async function childSwitchoverOf(l: RecLab, workflowId: string): Promise<string> {
+  const history = await l.client.workflow.getHandle(workflowId).fetchHistory();
+  const child = history.events?.find((e) => e.startChildWorkflowExecutionInitiatedEventAttributes)?.startChildWorkflowExecutionInitiatedEventAttributes;
+  if (!child?.workflowId) throw new Error(`${workflowId} started no child switchover`);
+  return child.workflowId;
+}
+
+/** The engine's roll started by its own workflow type (registered, so startable), with its child switchover. */
+const directRoll = (workflowType: 'redisRollingRestart' | 'mysqlRollingRestart', set: Record<string, string>, childName: string) => async (l: RecLab): Promise<Started> => {
+  const workflowId = operationWorkflowId(l.cluster);
+  const handle = await l.client.workflow.start(workflowType, {
+    workflowId,
+    taskQueue: l.taskQueue,
+    args: [{ cluster: l.cluster, set, requestedBy: 'record-histories' }],
+    typedSearchAttributes: [
+      { key: SA_CLUSTER, value: l.cluster },
+      { key: SA_RUNBOOK, value: 'rolling-restart' },
+    ],
+  });
+  await handle.result();
+  return { exitCode: 0, workflowId, also: [{ name: childName, workflowId: await childSwitchoverOf(l, workflowId) }] };
+};
+
+/** Create the cluster's backup schedule (a far-off cron), trigger it once, and return the run it started. */
+async function triggerSchedule(l: RecLab): Promise<string> {
+  const scheduleId = backupScheduleId(l.cluster);
+  const created = await runBackupSchedule({ ...common(l), cron: '0 3 1 1 *', keep: 3 }, quiet);
+  if (created.exitCode !== 0) throw new Error(`backup schedule exited ${created.exitCode}`);
+  const schedule = l.client.schedule.getHandle(scheduleId);
+  const before = (await schedule.describe()).info.recentActions.length;
+  await schedule.trigger();
+  const action = await until('the scheduled run', async () => {
+    const d = await schedule.describe();
+    return d.info.recentActions.length > before && d.info.recentActions[d.info.recentActions.length - 1].action;
+  });
+  return action.workflow.workflowId;
+}
+
+const deleteSchedule = async (l: RecLab) => void (await runBackupSchedule({ ...common(l), delete: true }, quiet));
+
+/** A good backup's ID (taken now, not recorded). */
+async function goodBackup(l: RecLab): Promise<string> {
+  const r = await runBackupRun({ ...common(l), keep: 3, wait: true }, quiet);
+  if (r.exitCode !== 0 || !r.report) throw new Error(`backup run exited ${r.exitCode}`);
+  return r.report.id;
+}
+
+/** A scratch server left running by a restore: stopped by its pidfile, its directory removed. */
+async function stopScratch(dir: string | undefined): Promise<void> {
+  if (!dir) return;
+  await stopByPidfile(dir, 'SIGKILL').catch(() => undefined);
+  try {
+    process.kill(Number(readFileSync(path.join(dir, 'mysqld.pid'), 'utf8').trim()), 'SIGKILL');
+  } catch {
+    // not a MariaDB scratch server, or gone
+  }
+  await sleep(200);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** The backup scenarios, both engines: scheduled (completed, skipped), verify, restore. */
+function backupScenarios(engine: 'redis' | 'mysql'): [string, Start][] {
+  return [
+    [
+      `backup-${engine}-scheduled`,
+      async (l) => {
+        const workflowId = await triggerSchedule(l);
+        return { exitCode: 0, workflowId, cleanup: () => deleteSchedule(l) };
+      },
+    ],
+    [
+      `backup-${engine}-scheduled-skipped`,
+      async (l) => {
+        // Another operation holds the cluster: a switchover waiting at its approval gate.
+        await runSwitchover({ ...common(l), requireApproval: true }, quiet);
+        await waitForGate(l);
+        const workflowId = await triggerSchedule(l);
+        return {
+          exitCode: 0,
+          workflowId,
+          cleanup: async () => {
+            await deleteSchedule(l);
+            await runAbort({ address: l.address, workflowId: operationWorkflowId(l.cluster), wait: true }, quiet);
+          },
+        };
+      },
+    ],
+    [
+      `backup-${engine}-verify`,
+      async (l) => {
+        const id = await goodBackup(l);
+        const r = await runBackupVerify({ ...common(l), id }, quiet);
+        return { exitCode: r.exitCode, workflowId: `handover-backup-verify-${l.cluster}` };
+      },
+    ],
+    [
+      `restore-${engine}-scratch`,
+      async (l) => {
+        const id = await goodBackup(l);
+        const r = (await runBackupRestore({ ...common(l), id, scratch: true }, quiet)) as { exitCode: number; workflowId?: string };
+        const workflowId = `handover-restore-${l.cluster}`;
+        const result = (await l.client.workflow.getHandle(workflowId).result().catch(() => undefined)) as { dir?: string } | undefined;
+        return { exitCode: r.exitCode, workflowId, cleanup: () => stopScratch(result?.dir) };
+      },
+    ],
+  ];
+}
+
+/**
+ * The monitor's histories: `monitor` (routes to the engine's monitor), one engine run that only probes and
+ * continues as new, and the next run, in which the primary is SIGKILLed: the monitor starts the failover as a
+ * child (its history recorded too), then the old primary is restarted and the monitor fences it, and the run
+ * continues as new. `roundsPerRun` bounds each run.
+ */
+async function recordMonitor(
+  l: RecLab,
+  engine: 'redis' | 'mysql',
+  o: { roundsPerRun: number; killPrimary: () => Promise<() => Promise<void>> },
+): Promise<void> {
+  const want = monitorNames(engine).filter(wanted);
+  if (!want.length) return;
+  const w = spawnWorker(l, undefined, log);
+  const workflowId = monitorWorkflowId(l.cluster);
+  try {
+    const first = await l.client.workflow.start('monitor', {
+      workflowId,
+      taskQueue: l.taskQueue,
+      args: [{ cluster: l.cluster, failovers: [], roundsPerRun: o.roundsPerRun } satisfies MonitorState],
+      typedSearchAttributes: [
+        { key: SA_CLUSTER, value: l.cluster },
+        { key: SA_RUNBOOK, value: 'monitor' },
+      ],
+    });
+    const runs: string[] = [first.firstExecutionRunId];
+    /** The ID of the run after `runs[n]` (waits until it started). */
+    const nextRun = async (n: number, timeoutMs: number) => {
+      while (runs.length <= n + 1) {
+        const id = await until(`monitor run ${n + 2}`, async () => {
+          const d = await l.client.workflow.getHandle(workflowId).describe();
+          return d.runId !== runs[runs.length - 1] && d.runId;
+        }, timeoutMs).catch(async (e: Error) => {
+          const d = await l.client.workflow.getHandle(workflowId).describe();
+          throw new Error(`${e.message} (latest run ${d.runId} ${d.type} ${d.status.name}, ${d.historyLength} events)`);
+        });
+        runs.push(id);
+      }
+      return runs[n + 1];
+    };
+    await nextRun(0, 30_000); // monitor -> <engine>Monitor
+    await nextRun(1, 120_000); // the quiet run continued as new
+    const status = () => l.client.workflow.getHandle(workflowId).query<MonitorStatus>('status');
+    await until('the monitor sees the primary', async () => (await status()).lastKnown?.primary);
+    const restart = await o.killPrimary();
+    const s = await until('the failover', async () => {
+      const x = await status();
+      return x.failovers.length === 1 && x;
+    }, 120_000);
+    log(`${engine} monitor: failover ${s.failovers[0].from} -> ${s.failovers[0].to}`);
+    await restart();
+    await until('the old primary fenced', async () => (await status()).fenced.includes(s.failovers[0].from), 60_000);
+    await nextRun(2, 180_000);
+    const names = monitorNames(engine);
+    for (let i = 0; i < 3; i++) if (wanted(names[i])) save(l, names[i], workflowId, runs[i]);
+    if (wanted(names[3])) save(l, names[3], operationWorkflowId(l.cluster));
+  } finally {
+    await l.client.workflow.getHandle(workflowId).terminate('recorded').catch(() => undefined);
+    await w.stop();
+  }
+}
+const monitorNames = (engine: 'redis' | 'mysql') => [`monitor-${engine}`, `monitor-${engine}-continued-as-new`, `monitor-${engine}-failover`, `failover-${engine}-by-monitor`];
+
+let only: Set<string> | undefined;
+/** Where the histories go: test/histories, or --out DIR (a trial recording, compared before it replaces them). */
+let outDir = path.join(ROOT, 'test', 'histories');
+const wanted = (name: string) => !only || only.has(name);
+
+async function bundleOnce(): Promise<string> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'handover-record-'));
+  const file = path.join(dir, 'workflow-bundle.js');
+  writeFileSync(file, (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined })).code);
+  return file;
+}
+
 async function main() {
   const { opts } = parseArgs(['record', ...process.argv.slice(2)]);
-  const only = opts.only ? new Set(opts.only.split(',')) : undefined;
-  const want = (name: string) => !only || only.has(name);
-  const lab = await startLab({ cluster: 'replay' });
+  only = opts.only ? new Set(opts.only.split(',')) : undefined;
+  if (opts.out) outDir = path.resolve(opts.out);
+  const any = (names: string[]) => names.some(wanted);
+  // Backups: the worker processes inherit HANDOVER_BACKUP_DIR (the labs' inventories have no backup block).
+  process.env.HANDOVER_BACKUP_DIR = mkdtempSync(path.join(os.tmpdir(), 'handover-replay-backups-'));
+  const server = await startDevServer();
+  const address = server.address;
+  log(`temporal at ${address}`);
   try {
-    const sw = (o: { to?: string; dryRun?: boolean } = {}) => (l: Lab | MysqlLab) => runSwitchover({ ...common(l), ...o }, quiet);
-    if (want('switchover-redis-completed')) await record(lab, 'switchover-redis-completed', sw());
-    if (want('switchover-redis-crashed-resumed')) await record(lab, 'switchover-redis-crashed-resumed', sw(), 'inside:ensureRedisHandedOver.demoted');
-    if (want('switchover-redis-refused')) await record(lab, 'switchover-redis-refused', sw({ to: (await lab.fleet.primary())!.id }));
-    if (want('switchover-redis-dry-run')) await record(lab, 'switchover-redis-dry-run', sw({ dryRun: true }));
-    if (want('switchover-redis-approved')) await record(lab, 'switchover-redis-approved', gated('approve'));
-    if (want('switchover-redis-aborted')) await record(lab, 'switchover-redis-aborted', gated('abort'));
-    const roll = (hz: number) => (l: Lab | MysqlLab) => runRollingRestart({ ...common(l), set: [`hz=${hz}`] }, quiet);
-    if (want('rolling-restart-redis-completed')) await record(lab, 'rolling-restart-redis-completed', roll(13));
-    if (want('rolling-restart-redis-crashed-resumed')) await record(lab, 'rolling-restart-redis-crashed-resumed', roll(14), 'inside:ensureRedisNodeRestarted.beforeRestart');
-    // Backups: the worker processes inherit HANDOVER_BACKUP_DIR (the lab's inventory has no backup block).
-    process.env.HANDOVER_BACKUP_DIR = mkdtempSync(path.join(os.tmpdir(), 'handover-replay-backups-'));
-    const bk = (l: Lab | MysqlLab) => runBackupRun({ ...common(l), keep: 2 }, quiet);
-    if (want('backup-redis-completed')) await record(lab, 'backup-redis-completed', bk);
-    if (want('backup-redis-crashed-resumed')) await record(lab, 'backup-redis-crashed-resumed', bk, 'inside:takeBackup.streaming');
-  } finally {
-    await lab.close();
-  }
-  const mysqlNames = [...['completed', 'crashed-resumed', 'refused', 'dry-run'].map((n) => `switchover-mysql-${n}`), 'rolling-restart-mysql-completed'];
-  if (mysqlNames.some(want)) {
-    const mlab = await startMysqlLab({ cluster: 'replay-maria', inventory: { routingHook: 'echo {primary} {host}:{port}', controller: true } });
-    try {
-      const sw = (o: { to?: string; dryRun?: boolean } = {}) => (l: Lab | MysqlLab) => runSwitchover({ ...common(l), ...o }, quiet);
-      if (want('switchover-mysql-completed')) await record(mlab, 'switchover-mysql-completed', sw());
-      if (want('switchover-mysql-crashed-resumed')) await record(mlab, 'switchover-mysql-crashed-resumed', sw(), 'inside:ensureMysqlCaughtUp.loop');
-      const st = await mlab.fleet.state();
-      const writable = Object.entries(st).find(([, s]) => s.readOnly === false)![0];
-      if (want('switchover-mysql-refused')) await record(mlab, 'switchover-mysql-refused', sw({ to: writable }));
-      if (want('switchover-mysql-dry-run')) await record(mlab, 'switchover-mysql-dry-run', sw({ dryRun: true }));
-      if (want('rolling-restart-mysql-completed')) await record(mlab, 'rolling-restart-mysql-completed', (l) => runRollingRestart({ ...common(l), set: ['max_connections=250'] }, quiet));
-    } finally {
-      await mlab.close();
+    // ---- Redis, replication ------------------------------------------------------------------------------------
+    const redisBackups = backupScenarios('redis');
+    const redisMain: [string, Start, { failpoint?: string }?][] = [];
+    const sw = (o: { to?: string; dryRun?: boolean; approvalTimeout?: string; requireApproval?: boolean } = {}) => (l: RecLab) => runSwitchover({ ...common(l), ...o }, quiet);
+    const roll = (hz: number) => (l: RecLab) => runRollingRestart({ ...common(l), set: [`hz=${hz}`] }, quiet);
+    const bk = (l: RecLab) => runBackupRun({ ...common(l), keep: 2 }, quiet);
+    redisMain.push(
+      ['switchover-redis-completed', sw()],
+      ['switchover-redis-crashed-resumed', sw(), { failpoint: 'inside:ensureRedisHandedOver.demoted' }],
+      ['switchover-redis-dry-run', sw({ dryRun: true })],
+      ['switchover-redis-approved', gated('approve')],
+      ['switchover-redis-aborted', gated('abort')],
+      ['switchover-redis-rejected', gated('reject')],
+      ['switchover-redis-approval-timeout', sw({ requireApproval: true, approvalTimeout: '3s' })],
+      ['rolling-restart-redis-completed', roll(13)],
+      ['rolling-restart-redis-crashed-resumed', roll(14), { failpoint: 'inside:ensureRedisNodeRestarted.beforeRestart' }],
+      ['rolling-restart-redis-direct', directRoll('redisRollingRestart', { hz: '15' }, 'switchover-redis-child-of-roll')],
+      ['backup-redis-completed', bk],
+      ['backup-redis-crashed-resumed', bk, { failpoint: 'inside:takeBackup.streaming' }],
+      ...redisBackups,
+      [
+        'restore-redis-node-refused',
+        async (l) => {
+          // Into a replica, which holds the cluster's data: refused by the restore step before any write.
+          const id = await goodBackup(l);
+          const primary = (await redisLab!.fleet.primary())!;
+          const replica = redisLab!.fleet.nodes.find((n) => n.id !== primary.id)!;
+          return runBackupRestore({ ...common(l), id, to: replica.id }, quiet);
+        },
+      ],
+    );
+    const refusedName = 'switchover-redis-refused';
+    let redisLab: Lab | undefined;
+    if (any([...redisMain.map(([n]) => n), refusedName, 'switchover-redis-child-of-roll'])) {
+      redisLab = await startLab({ cluster: 'replay', address });
+      const l = rec(redisLab);
+      try {
+        // Some data, so backups carry keys and a restore into a node that holds data is refused.
+        const seed = (await redisLab.fleet.primary())!.client();
+        for (let i = 0; i < 100; i++) await seed.set(`seed:${i}`, `value-${i}`);
+        seed.disconnect();
+        for (const [name, start, o] of redisMain) {
+          if (name === 'switchover-redis-dry-run' && wanted(refusedName)) await record(l, refusedName, sw({ to: (await redisLab.fleet.primary())!.id }));
+          const childOnly = name === 'rolling-restart-redis-direct' && wanted('switchover-redis-child-of-roll');
+          if (wanted(name) || childOnly) await record(l, name, start, o);
+        }
+      } finally {
+        await redisLab.close();
+      }
     }
-  }
-  if (want('failover-redis-completed')) {
-    const fo = await startLab({ cluster: 'replayfo', extraConfig: ['min-replicas-to-write 1', 'min-replicas-max-lag 2', 'repl-timeout 3'] });
-    try {
-      await record(fo, 'failover-redis-completed', async (l) => {
-        const primary = (await fo.fleet.primary())!;
-        await waitForReplication(fo.fleet, primary.id);
-        await primary.stop('SIGKILL');
-        return runFailover({ ...common(l), force: true }, quiet);
+
+    if (wanted('switchover-redis-undone')) {
+      // A candidate that cannot catch up within a 400 ms write pause: just as the handover starts, the replicas
+      // stop applying (CLIENT PAUSE WRITE on them) and the primary takes a write they will not see in time.
+      const lab = await startLab({ cluster: 'replayundo', address, policy: { pauseTimeoutMs: 400 } });
+      try {
+        const failpoint = async (name: string) => {
+          if (name !== 'ensureRedisHandedOver.start') return;
+          for (const n of lab.fleet.nodes.slice(1)) {
+            const c = n.client();
+            await c.call('CLIENT', 'PAUSE', '3000', 'WRITE');
+            c.disconnect();
+          }
+          const p = lab.fleet.nodes[0].client();
+          await p.set('late', 'z'.repeat(10_000));
+          p.disconnect();
+        };
+        const l = rec(lab);
+        await record(l, 'switchover-redis-undone', sw(), { worker: () => inProcessWorker(l, failpoint) });
+      } finally {
+        await lab.close();
+      }
+    }
+
+    if (wanted('failover-redis-completed')) {
+      const fo = await startLab({ cluster: 'replayfo', address, extraConfig: ['min-replicas-to-write 1', 'min-replicas-max-lag 2', 'repl-timeout 3'] });
+      try {
+        await record(rec(fo), 'failover-redis-completed', async (l) => {
+          const primary = (await fo.fleet.primary())!;
+          await waitForReplication(fo.fleet, primary.id);
+          await primary.stop('SIGKILL');
+          return runFailover({ ...common(l), force: true }, quiet);
+        });
+      } finally {
+        await fo.close();
+      }
+    }
+
+    if (any(monitorNames('redis'))) {
+      const mon = await startLab({
+        cluster: 'replaymon',
+        address,
+        extraConfig: ['min-replicas-to-write 1', 'min-replicas-max-lag 2', 'repl-timeout 3'],
+        policy: { probeIntervalMs: 300, probesToConfirm: 3, failoverBlockMs: 600_000 },
       });
-    } finally {
-      await fo.close();
+      try {
+        await recordMonitor(rec(mon), 'redis', {
+          roundsPerRun: 40,
+          killPrimary: async () => {
+            const primary = (await mon.fleet.primary())!;
+            await waitForReplication(mon.fleet, primary.id);
+            await primary.stop('SIGKILL');
+            return async () => void (await primary.start());
+          },
+        });
+      } finally {
+        await mon.close();
+      }
     }
+
+    if (any(['switchover-redis-sentinel', 'rolling-restart-redis-sentinel'])) {
+      const snt = await startLab({ cluster: 'replaysnt', address, sentinels: true });
+      try {
+        const l = rec(snt);
+        if (wanted('switchover-redis-sentinel')) await record(l, 'switchover-redis-sentinel', sw({ to: 'replaysnt-3' }));
+        if (wanted('rolling-restart-redis-sentinel')) await record(l, 'rolling-restart-redis-sentinel', (x) => runRollingRestart({ ...common(x), set: ['hz=17'], includeSentinels: true }, quiet));
+      } finally {
+        await snt.close();
+      }
+    }
+
+    if (wanted('rolling-restart-redis-cluster')) {
+      const fleet = await startRedisClusterFleet({ cluster: 'replayrcl' });
+      const connection = await Connection.connect({ address });
+      try {
+        const l: RecLab = { cluster: fleet.cluster, address, client: new Client({ connection }), taskQueue: 'lab-replayrcl', inventory: fleet.writeInventory(), bundlePath: await bundleOnce() };
+        await record(l, 'rolling-restart-redis-cluster', (x) => runRollingRestart({ ...common(x), set: ['hz=19'] }, quiet));
+      } finally {
+        await connection.close();
+        await fleet.stop();
+      }
+    }
+
+    // ---- MariaDB -----------------------------------------------------------------------------------------------
+    const mysqlMain: string[] = [
+      ...['completed', 'crashed-resumed', 'refused', 'dry-run', 'undone'].map((n) => `switchover-mysql-${n}`),
+      'rolling-restart-mysql-completed',
+      'rolling-restart-mysql-direct',
+      'switchover-mysql-child-of-roll',
+      'backup-mysql-completed',
+      ...backupScenarios('mysql').map(([n]) => n),
+    ];
+    if (any(mysqlMain)) {
+      const mlab = await startMysqlLab({ cluster: 'replay-maria', address, inventory: { routingHook: 'echo {primary} {host}:{port}', controller: true } });
+      const l = rec(mlab);
+      try {
+        const msw = (o: { to?: string; dryRun?: boolean } = {}) => (x: RecLab) => runSwitchover({ ...common(x), ...o }, quiet);
+        if (wanted('switchover-mysql-completed')) await record(l, 'switchover-mysql-completed', msw());
+        if (wanted('switchover-mysql-crashed-resumed')) await record(l, 'switchover-mysql-crashed-resumed', msw(), { failpoint: 'inside:ensureMysqlCaughtUp.loop' });
+        const writableNode = async () => Object.entries(await mlab.fleet.state()).find(([, s]) => s.readOnly === false)![0];
+        if (wanted('switchover-mysql-refused')) await record(l, 'switchover-mysql-refused', msw({ to: await writableNode() }));
+        if (wanted('switchover-mysql-dry-run')) await record(l, 'switchover-mysql-dry-run', msw({ dryRun: true }));
+        if (wanted('switchover-mysql-undone')) {
+          // The candidate stops applying right after the fence, and the fenced primary still commits one more
+          // transaction: the catch-up cannot finish, the fence is lifted.
+          const primary = await writableNode();
+          const candidate = mlab.fleet.nodes.find((n) => n.id !== primary)!.id;
+          const failpoint = async (name: string) => {
+            if (name !== 'ensureMysqlFenced.beforeFence') return;
+            await mlab.fleet.sql(candidate, 'STOP SLAVE SQL_THREAD');
+            await mlab.fleet.sql(primary, 'INSERT INTO handover_app.acks (k, v) VALUES (?, ?)', [`undo-${Date.now()}`, 1]);
+          };
+          try {
+            await record(l, 'switchover-mysql-undone', msw({ to: candidate }), { worker: () => inProcessWorker(l, failpoint) });
+          } finally {
+            await mlab.fleet.sql(candidate, 'START SLAVE SQL_THREAD');
+            await mlab.fleet.waitForReplication(primary, 30_000);
+          }
+        }
+        if (wanted('rolling-restart-mysql-completed')) await record(l, 'rolling-restart-mysql-completed', (x) => runRollingRestart({ ...common(x), set: ['max_connections=250'] }, quiet));
+        if (any(['rolling-restart-mysql-direct', 'switchover-mysql-child-of-roll']))
+          await record(l, 'rolling-restart-mysql-direct', directRoll('mysqlRollingRestart', { max_connections: '260' }, 'switchover-mysql-child-of-roll'));
+        if (any(['backup-mysql-completed', ...backupScenarios('mysql').map(([n]) => n)])) {
+          await mlab.fleet.sql(await writableNode(), `GRANT ${MARIADB_BACKUP_GRANTS.join(', ')} ON *.* TO '${mlab.fleet.handoverUser}'@'127.0.0.1'`);
+          if (wanted('backup-mysql-completed')) await record(l, 'backup-mysql-completed', bk);
+          for (const [name, start] of backupScenarios('mysql')) if (wanted(name)) await record(l, name, start);
+        }
+      } finally {
+        await mlab.close();
+      }
+    }
+
+    if (wanted('failover-mysql-completed')) {
+      const POLICY = { probeIntervalMs: 400, probesToConfirm: 5, failoverBlockMs: 600_000, catchUpTimeoutMs: 20_000, verifyTimeoutMs: 30_000 };
+      const fo = await startMysqlLab({ cluster: 'replayfo-maria', address, inventory: { policy: POLICY, hooks: { preFailover: ['echo pre {oldPrimary} {newPrimary}'], postFailover: ['exit 7', 'echo post {oldPrimary} {newPrimary}'] } } });
+      try {
+        await record(rec(fo), 'failover-mysql-completed', async (l) => {
+          await fo.fleet.waitForReplication(0, 30_000);
+          await fo.fleet.nodes[0].stop('SIGKILL');
+          return runFailover(common(l), quiet);
+        });
+      } finally {
+        await fo.close();
+      }
+    }
+
+    if (any(monitorNames('mysql'))) {
+      const mon = await startMysqlLab({
+        cluster: 'replaymon-maria',
+        address,
+        inventory: { policy: { probeIntervalMs: 400, probesToConfirm: 3, failoverBlockMs: 600_000, catchUpTimeoutMs: 20_000, verifyTimeoutMs: 30_000 } },
+      });
+      try {
+        await recordMonitor(rec(mon), 'mysql', {
+          roundsPerRun: 50,
+          killPrimary: async () => {
+            await mon.fleet.waitForReplication(0, 30_000);
+            const primary = mon.fleet.nodes[0];
+            await primary.stop('SIGKILL');
+            return async () => void (await primary.start());
+          },
+        });
+      } finally {
+        await mon.close();
+      }
+    }
+  } finally {
+    await server.stop();
   }
 }
 

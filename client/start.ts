@@ -7,7 +7,7 @@ import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK, operationWorkflowId, type RunbookName
 import { CliError, EXIT, connect, exitCodeForFailure, follow, precheckNames, rootFailure, type CommonOptions, type IO } from './common';
 
 /** Workflow type -> runbook name, for messages. */
-const RUNBOOK_OF_TYPE: Record<string, string> = { switchover: 'switchover', redisSwitchover: 'switchover', rollingRestart: 'rolling-restart', redisRollingRestart: 'rolling-restart', mysqlSwitchover: 'switchover', mysqlRollingRestart: 'rolling-restart', failover: 'failover', redisFailover: 'failover' };
+const RUNBOOK_OF_TYPE: Record<string, string> = { switchover: 'switchover', redisSwitchover: 'switchover', rollingRestart: 'rolling-restart', redisRollingRestart: 'rolling-restart', mysqlSwitchover: 'switchover', mysqlRollingRestart: 'rolling-restart', failover: 'failover', redisFailover: 'failover', mysqlFailover: 'failover', backup: 'backup', restoreBackupRun: 'restore' };
 
 export interface RunbookStart<R> {
   runbook: RunbookName;

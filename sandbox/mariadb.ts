@@ -93,6 +93,8 @@ export interface MariaFleetOptions {
    * verified server certificate.
    */
   tls?: boolean;
+  /** The accounts' passwords (default: random); the secret tests give unique canary strings. */
+  passwords?: { handover?: string; repl?: string; app?: string };
 }
 
 const rand = () => Math.random().toString(36).slice(2, 12);
@@ -102,9 +104,9 @@ export async function startMariaFleet(opts: MariaFleetOptions = {}): Promise<Mar
   const envBase = `HANDOVER_${cluster.replace(/[^A-Za-z0-9]/g, '_').toUpperCase()}`;
   const passwordEnv = `${envBase}_PW`;
   const replPasswordEnv = `${envBase}_REPL_PW`;
-  const handoverPassword = `h-${rand()}`;
-  const replPassword = `r-${rand()}`;
-  const appPassword = `a-${rand()}`;
+  const handoverPassword = opts.passwords?.handover ?? `h-${rand()}`;
+  const replPassword = opts.passwords?.repl ?? `r-${rand()}`;
+  const appPassword = opts.passwords?.app ?? `a-${rand()}`;
   process.env[passwordEnv] = handoverPassword;
   process.env[replPasswordEnv] = replPassword;
   const baseDir = opts.baseDir ?? mkdtempSync(path.join(os.tmpdir(), `handover-${cluster}-`));

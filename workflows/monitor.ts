@@ -3,6 +3,8 @@
  * continue-as-new, the `status` query and the `acknowledge` signal, so `handover monitor` works for any engine.
  */
 import { ApplicationFailure, CancellationScope, continueAsNew, defineQuery, defineSignal, isCancellation, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { operationWorkflowId } from '../core/ids';
 import { initialDetectState, type DetectState } from '../core/monitor-round';
 import type { MysqlFailoverProbe } from '../core/mysql/failover';
 import type { RedisClusterProbe } from '../core/types';
@@ -154,7 +156,11 @@ export async function watchMonitor(state: MonitorState, engine: WatchEngine): Pr
         status.acknowledged = false;
         detect = { ...detect, promotedByMonitor: done.lastKnown.primary };
       } catch (e) {
-        status.lastVerdict = `failover did not run or failed: ${(e as Error).message}`;
+        // Another operation holds the cluster's lock: nothing was started; the next confirmed round tries again.
+        status.lastVerdict =
+          e instanceof WorkflowExecutionAlreadyStartedError
+            ? `failover did not run: already running: ${operationWorkflowId(cluster)} (another operation holds the cluster; retried after it ends)`
+            : `failover did not run or failed: ${(e as Error).message}`;
       }
       detect = { ...detect, verdicts: [], firstDeadAt: undefined };
     }

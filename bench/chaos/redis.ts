@@ -6,7 +6,7 @@
  * (min-replicas-to-write). A dead primary restarted from its own config comes back as a master with no
  * replicas; with min-replicas-to-write it refuses writes (NOREPLICAS) and is not writable.
  */
-import Redis from 'ioredis';
+import Redis, { ReplyError } from 'ioredis';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -64,6 +64,88 @@ function firstConnect(c: Redis): Promise<Redis> {
       clearTimeout(t);
       resolve(c);
     });
+  });
+}
+
+/**
+ * Split-brain views of a Redis Cluster, one per shard (a primary and its replica, paired as the cluster
+ * reports them when this is called; a roll's CLUSTER FAILOVER swaps roles inside a pair, never across pairs):
+ * two writable nodes of one shard in one sample is a split; the masters of different shards are not.
+ *
+ * The view is the client's own: each node is sent a SET of a key in its shard's slots, directly (no
+ * redirection). `writable`: the node acknowledged it; `read-only`: it answered with an error (MOVED from a
+ * replica, CLUSTERDOWN, ...); `down`: no answer within 500 ms. ROLE alone would not do: during CLUSTER FAILOVER
+ * the old master still says "master" for some milliseconds after the new one does, while its writes are paused
+ * (they are answered MOVED once it learns it is a replica), which acknowledges nothing.
+ */
+export async function redisClusterShardProbes(fleet: { nodes: { id: string; host: string; port: number }[]; password: string }): Promise<{ shard: string[]; probe: Pick<EngineProbe, 'views' | 'closeViews'> }[]> {
+  const c = new Redis({ host: fleet.nodes[0].host, port: fleet.nodes[0].port, password: fleet.password, lazyConnect: true, retryStrategy: () => null });
+  const shards = new Map<string, { members: string[]; slots: [number, number][]; tag?: string }>();
+  try {
+    await c.connect();
+    // <id> <ip:port@cport> <flags> <master id or -> <ping> <pong> <epoch> <link> <slot ranges...>
+    const lines = String(await c.call('CLUSTER', 'NODES')).trim().split('\n');
+    for (const l of lines) {
+      const [id, addr, flags, master, , , , , ...ranges] = l.split(' ');
+      const port = Number(/:(\d+)@/.exec(addr)?.[1]);
+      const node = fleet.nodes.find((n) => n.port === port)?.id;
+      if (!node) throw new Error(`CLUSTER NODES names ${addr}, not a node of the fleet`);
+      const key = flags.includes('slave') ? master : id;
+      const s = shards.get(key) ?? { members: [], slots: [] };
+      s.members.push(node);
+      for (const r of ranges.filter((x) => /^\d/.test(x))) {
+        const [a, b] = r.split('-').map(Number);
+        s.slots.push([a, b ?? a]);
+      }
+      shards.set(key, s);
+    }
+    // A hash tag per shard: every probe key of the shard carries it, so it lands in the shard's slots.
+    for (let i = 0; [...shards.values()].some((s) => !s.tag); i++) {
+      if (i > 100_000) throw new Error('no hash tag found for every shard');
+      const slot = Number(await c.call('CLUSTER', 'KEYSLOT', `sb${i}`));
+      const s = [...shards.values()].find((x) => !x.tag && x.slots.some(([a, b]) => slot >= a && slot <= b));
+      if (s) s.tag = `sb${i}`;
+    }
+  } finally {
+    c.disconnect();
+  }
+  let seq = 0;
+  return [...shards.values()].map((s) => {
+    const members = [...s.members].sort().map((id) => fleet.nodes.find((n) => n.id === id)!);
+    let clients: Map<string, Redis> | undefined;
+    const open = () =>
+      (clients ??= new Map(
+        members.map((n) => {
+          const r = new Redis({ host: n.host, port: n.port, password: fleet.password, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => 50, commandTimeout: 500, connectTimeout: 500 });
+          r.on('error', () => undefined);
+          r.once('ready', () => Object.assign(r, { everReady: true }));
+          return [n.id, r];
+        }),
+      ));
+    return {
+      shard: members.map((n) => n.id),
+      probe: {
+        async views() {
+          const cs = open();
+          const out: Record<string, NodeView> = {};
+          await Promise.all(
+            members.map(async (n) => {
+              out[n.id] = await firstConnect(cs.get(n.id)!)
+                .then((r) => r.set(`{${s.tag}}:split-brain-probe:${n.id}`, String(++seq)))
+                .then(
+                  (ok) => (ok === 'OK' ? 'writable' : 'read-only'),
+                  (e: unknown) => (e instanceof ReplyError ? 'read-only' : 'down'),
+                );
+            }),
+          );
+          return out;
+        },
+        closeViews() {
+          for (const r of clients?.values() ?? []) r.disconnect();
+          clients = undefined;
+        },
+      },
+    };
   });
 }
 

@@ -14,7 +14,7 @@ export class SplitBrainSampler {
   private readonly t0 = performance.now();
 
   constructor(
-    private readonly probe: EngineProbe,
+    private readonly probe: Pick<EngineProbe, 'views' | 'closeViews'>,
     private readonly pauseMs = 10,
   ) {}
 

@@ -2,9 +2,14 @@
  * Rolling restart of a real Redis Cluster (3 shards x 1 replica, cluster-enabled processes) under continuous
  * writes through a cluster-aware client: shard by shard, the replica first, then CLUSTER FAILOVER to it, then
  * the old primary; every node ends on the desired spec, one primary per shard, no acknowledged write lost.
+ * Split brain is sampled continuously per shard with the chaos harness's sampler (bench/chaos/sampler.ts):
+ * from before the writer starts until the end state is read, every sample counts, and one sample with both
+ * nodes of a shard writable fails the test.
  */
 import Redis from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redisClusterShardProbes } from '../../bench/chaos/redis';
+import { SplitBrainSampler } from '../../bench/chaos/sampler';
 import { runRollingRestart } from '../../client/commands/rolling-restart';
 import { runSwitchover } from '../../client/commands/switchover';
 import { loadInventory } from '../../inventory/load';
@@ -32,6 +37,14 @@ async function facts(fleet: RedisClusterFleet) {
   return out;
 }
 
+async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
 describe('rolling restart (redis cluster)', () => {
   let fleet: RedisClusterFleet;
   let tw: TestWorker;
@@ -50,9 +63,17 @@ describe('rolling restart (redis cluster)', () => {
   it('rolls shard by shard, replicas before their primary, losing nothing', async () => {
     const before = await facts(fleet);
     const primariesBefore = Object.entries(before).filter(([, f]) => f.role === 'master').map(([id]) => id);
+    const probes = await redisClusterShardProbes(fleet);
+    // The view tells a shard's primary (acknowledges a write of the shard) from its replica (MOVED).
+    for (const p of probes) {
+      expect(Object.values(await p.probe.views()).sort()).toEqual(['read-only', 'writable']);
+      p.probe.closeViews();
+    }
+    const samplers = probes.map((x) => ({ shard: x.shard, sampler: new SplitBrainSampler(x.probe).start() }));
+    expect(samplers.map((x) => x.shard.length)).toEqual([2, 2, 2]);
     const client = fleet.clusterClient();
     const writer = new ClusterAckedWriter(client).start();
-    await sleep(500);
+    await until('the writer has acknowledged writes', async () => writer.ackedKeys.length >= 100);
     const io = captureIO();
     const r = await runRollingRestart({ cluster: 'rcl', set: ['hz=19'], wait: true, inventory, address: tw.address, taskQueue: tw.taskQueue }, io);
     expect(r.exitCode, io.text()).toBe(0);
@@ -73,9 +94,20 @@ describe('rolling restart (redis cluster)', () => {
     }
     expect(report.restarts.every((x) => x.role === 'replica')).toBe(true);
 
-    await sleep(500);
+    const acked = writer.ackedKeys.length;
+    await until('writes after the roll', async () => writer.ackedKeys.length >= acked + 100);
     const stats = await writer.stop();
     const after = await facts(fleet);
+    // Every sample counts: no shard ever had both nodes writable. Each shard's sampler ran through both of its
+    // node restarts (it saw a node down) and never stalled.
+    const sampled = await Promise.all(samplers.map(async (x) => ({ shard: x.shard.join('+'), ...(await x.sampler.stop()) })));
+    console.log(`[cluster] split-brain samples per shard: ${sampled.map((x) => `${x.shard} ${x.samples} (${x.withDownNode} with a node down, ${x.split} split, longest gap ${x.maxGapMs} ms)`).join('; ')}`);
+    for (const x of sampled) {
+      expect({ shard: x.shard, split: x.split, examples: x.splitExamples }).toEqual({ shard: x.shard, split: 0, examples: [] });
+      expect(x.samples).toBeGreaterThan(100);
+      expect(x.withDownNode).toBeGreaterThan(0);
+      expect(x.maxGapMs).toBeLessThan(3000);
+    }
     for (const n of fleet.nodes) {
       expect(after[n.id].hz).toBe('19');
       expect(after[n.id].runId).not.toBe(before[n.id].runId);

@@ -19,6 +19,7 @@ import { temporalBinary } from '../../sandbox/paths';
 import { sleep } from '../../sandbox/ports';
 import { startRedisFleet, type RedisFleet } from '../../sandbox/redis';
 import { captureIO } from '../helpers';
+import { decodeAll, findCanaries, listRuns } from '../secrets';
 
 interface WorkerProc extends WorkerProcess {
   output: () => string;
@@ -38,6 +39,20 @@ async function waitForOutput(w: WorkerProc, re: RegExp, ms = 60_000): Promise<vo
     if (Date.now() > until) throw new Error(`worker did not print ${re}: ${w.output()}`);
     await sleep(100);
   }
+}
+
+/** How many runs of the cluster's workflow ID visibility lists now. */
+function runCount(address: string, cluster: string): number {
+  return listRuns(address, `WorkflowId="${operationWorkflowId(cluster)}"`).length;
+}
+
+/** The fleet's primary, then its replicas: each test switches over from whatever the fleet has now. */
+async function replicasOf(fleet: RedisFleet): Promise<[string, string, string]> {
+  const roles = await fleet.roles();
+  const primary = Object.keys(roles).find((id) => roles[id] === 'master')!;
+  const replicas = Object.keys(roles).filter((id) => roles[id] === 'slave').sort();
+  expect(replicas).toHaveLength(2);
+  return [primary, replicas[0], replicas[1]];
 }
 
 /** Every run of the cluster's workflow ID, each as `temporal workflow show -o json` prints it. */
@@ -108,15 +123,17 @@ describe('secrets and payload encryption', () => {
     const taskQueue = `sec-${randomUUID()}`;
     const worker = spawnWorker({ HANDOVER_TEMPORAL_ADDRESS: address, HANDOVER_INVENTORY: inventory, HANDOVER_TASK_QUEUE: taskQueue });
     const cli: string[] = [];
+    const [before, beforeWrong] = [runCount(address, 'sec'), runCount(address, 'secwrong')];
+    const [, to1, to2] = await replicasOf(fleet);
     try {
       await waitForOutput(worker, /\[worker\] polling/);
       const base = { address, taskQueue, inventory, wait: true };
       const dry = captureIO();
       expect((await runSwitchover({ ...base, cluster: 'sec', dryRun: true }, dry)).exitCode, dry.text()).toBe(0);
       const ok = captureIO();
-      expect((await runSwitchover({ ...base, cluster: 'sec', to: 'sec-2' }, ok)).exitCode, ok.text()).toBe(0);
+      expect((await runSwitchover({ ...base, cluster: 'sec', to: to1 }, ok)).exitCode, ok.text()).toBe(0);
       const okJson = captureIO();
-      expect((await runSwitchover({ ...base, cluster: 'sec', to: 'sec-3', json: true }, okJson)).exitCode, okJson.text()).toBe(0);
+      expect((await runSwitchover({ ...base, cluster: 'sec', to: to2, json: true }, okJson)).exitCode, okJson.text()).toBe(0);
       // Wrong password: refused (AuthenticationFailed) before anything changes, in text and JSON.
       const wrong = captureIO();
       expect((await runSwitchover({ ...base, cluster: 'secwrong' }, wrong)).exitCode).toBe(2);
@@ -129,9 +146,9 @@ describe('secrets and payload encryption', () => {
       await worker.stop();
     }
 
-    const all = [...(await histories(address, 'sec', 3)), ...(await histories(address, 'secwrong', 2))].map(decodedText);
+    const all = [...(await histories(address, 'sec', before + 3)).slice(0, 3), ...(await histories(address, 'secwrong', beforeWrong + 2)).slice(0, 2)].map(decodedText);
     // The decoding works: the histories' inputs and results are readable (cluster and node names are there) …
-    expect(all[1]).toMatch(/"newPrimary":"sec-2"/);
+    expect(all[1]).toMatch(new RegExp(`"newPrimary":"${to1}"`));
     expect(all[3]).toMatch(/secw-1/);
     expect(all[3]).toMatch(/AuthenticationFailed/);
     // … and neither password is, nor in the CLI's output, nor in anything the worker process printed.
@@ -147,23 +164,25 @@ describe('secrets and payload encryption', () => {
     const taskQueue = `sec-codec-${randomUUID()}`;
     const worker = spawnWorker({ HANDOVER_TEMPORAL_ADDRESS: address, HANDOVER_INVENTORY: inventory, HANDOVER_TASK_QUEUE: taskQueue, HANDOVER_CODEC_KEY: key });
     process.env.HANDOVER_CODEC_KEY = key; // the CLI's client
-    const before = JSON.parse(execFileSync(temporalBinary(), ['workflow', 'list', '--address', address, '--query', `WorkflowId="${operationWorkflowId('sec')}"`, '-o', 'json'], { encoding: 'utf8' }) || '[]').length;
+    const before = runCount(address, 'sec');
+    const [from, to] = await replicasOf(fleet);
     let refusal;
+    let ok;
     try {
       await waitForOutput(worker, /payloads=encrypted/);
       const base = { address, taskQueue, inventory, wait: true };
-      const ok = captureIO();
-      const r = await runSwitchover({ ...base, cluster: 'sec', to: 'sec-1' }, ok);
+      ok = captureIO();
+      const r = await runSwitchover({ ...base, cluster: 'sec', to }, ok);
       expect(r.exitCode, ok.text()).toBe(0);
-      expect(r.report).toMatchObject({ oldPrimary: 'sec-3', newPrimary: 'sec-1' }); // decoded for the client
+      expect(r.report).toMatchObject({ oldPrimary: from, newPrimary: to }); // decoded for the client
       refusal = captureIO();
-      expect((await runSwitchover({ ...base, cluster: 'sec', to: 'sec-1' }, refusal)).exitCode).toBe(2);
+      expect((await runSwitchover({ ...base, cluster: 'sec', to }, refusal)).exitCode).toBe(2);
     } finally {
       delete process.env.HANDOVER_CODEC_KEY;
       await worker.stop();
     }
     // The CLI decoded the failure: its message is in clear for the operator.
-    expect(refusal.text()).toMatch(/refused \(PreconditionFailed\): .*sec-1 is already the primary/);
+    expect(refusal.text()).toMatch(new RegExp(`refused \\(PreconditionFailed\\): .*${to} is already the primary`));
 
     const [refusedRun, okRun] = (await histories(address, 'sec', before + 2)).slice(0, 2);
     for (const h of [okRun, refusedRun]) {
@@ -171,10 +190,12 @@ describe('secrets and payload encryption', () => {
       expect(ps.length).toBeGreaterThan(5);
       for (const p of ps) expect(b64(p.metadata.encoding)).toBe('binary/encrypted');
       const text = decodedText(h);
-      expect(text).not.toMatch(/"newPrimary"|sec-2|already the primary/); // no node name, result or message in clear
-      expect(text).not.toContain(canary);
+      expect(text).not.toMatch(new RegExp(`"newPrimary"|${from}|already the primary`)); // no node name, result or message in clear
+      expect(findCanaries(decodeAll(h), { password: canary, 'codec key': key }, 'history')).toEqual([]);
     }
     expect(refusedRun).toMatch(/Encoded failure/);
+    // The key itself (a secret like the passwords) is in nothing the worker or the CLI printed.
+    expect(findCanaries([worker.output(), ok!.text(), refusal.text()].join('\n'), { password: canary, 'codec key': key }, 'output')).toEqual([]);
 
     // The UI's codec endpoint decrypts what is in history; without the key's id it refuses.
     const codec = new AesGcmCodec(Buffer.from(key, 'base64'));
@@ -186,7 +207,7 @@ describe('secrets and payload encryption', () => {
       const res = await fetch(`${server.url}/decode`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Namespace': 'default' }, body: JSON.stringify({ payloads: payloads(okRun) }) });
       expect(res.status).toBe(200);
       const decoded = ((await res.json()) as { payloads: { data?: string }[] }).payloads.map((p) => b64(p.data ?? '')).join('\n');
-      expect(decoded).toMatch(/"newPrimary":"sec-1"/);
+      expect(decoded).toMatch(new RegExp(`"newPrimary":"${to}"`));
       expect(decoded).toMatch(/"cluster":"sec"/);
       expect(decoded).not.toContain(canary);
       const other = new AesGcmCodec(randomBytes(32));

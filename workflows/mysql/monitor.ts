@@ -10,6 +10,7 @@
  * Continues as new every `roundsPerRun` rounds to bound its history. Same `status` query and `acknowledge`
  * signal as the Redis monitor, so `handover monitor` works unchanged.
  */
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { ApplicationFailure, continueAsNew, executeChild, patched, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import { confirmedDead, whyBlocked, type Verdict } from '../../core/failover';
 import { mysqlDeadMasterRound } from '../../core/mysql/failover';
@@ -183,7 +184,11 @@ export async function mysqlMonitor(state: MonitorState): Promise<void> {
             status.lastFailoverAtMs = Date.now();
             status.acknowledged = false;
           } catch (e) {
-            status.lastVerdict = `failover did not run or failed: ${(e as Error).message}`;
+            // Another operation holds the cluster's lock: nothing was started; the next confirmed round tries again.
+            status.lastVerdict =
+              e instanceof WorkflowExecutionAlreadyStartedError
+                ? `failover did not run: already running: ${operationWorkflowId(cluster)} (another operation holds the cluster; retried after it ends)`
+                : `failover did not run or failed: ${(e as Error).message}`;
           }
           verdicts.length = 0;
           firstDeadAt = undefined;

@@ -8,6 +8,7 @@
  * it; a node that answers as primary beside the primary it promoted is fenced (made a replica) before
  * anything else. Continues as new every `roundsPerRun` rounds to bound its history.
  */
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { ApplicationFailure, continueAsNew, executeChild, patched, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import { deadMasterRound } from '../../core/redis/failover';
 import { confirmedDead, whyBlocked, type Verdict } from '../../core/failover';
@@ -135,7 +136,11 @@ export async function redisMonitor(state: MonitorState): Promise<void> {
             status.lastFailoverAtMs = Date.now();
             status.acknowledged = false;
           } catch (e) {
-            status.lastVerdict = `failover did not run or failed: ${(e as Error).message}`;
+            // Another operation holds the cluster's lock: nothing was started; the next confirmed round tries again.
+            status.lastVerdict =
+              e instanceof WorkflowExecutionAlreadyStartedError
+                ? `failover did not run: already running: ${operationWorkflowId(cluster)} (another operation holds the cluster; retried after it ends)`
+                : `failover did not run or failed: ${(e as Error).message}`;
           }
           verdicts.length = 0;
           firstDeadAt = undefined;
