@@ -12,6 +12,8 @@ import { createRedisFailoverActivities } from './redis/failover';
 import { createMysqlActivities } from './mysql/switchover';
 import { createMysqlRollingActivities } from './mysql/rolling';
 import { createMysqlFailoverActivities } from './mysql/failover';
+import { createRedisMonitorActivities } from './redis/monitor';
+import { createMysqlMonitorActivities } from './mysql/monitor';
 import { createHookActivities } from './hooks';
 import { createDoltActivities } from './dolt/cluster';
 import { connectMysql, type MysqlConnect } from './mysql/conn';
@@ -35,6 +37,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createMysqlActivities(full),
     ...createMysqlRollingActivities(full),
     ...createMysqlFailoverActivities(full),
+    ...createRedisMonitorActivities(full),
+    ...createMysqlMonitorActivities(full),
     ...createHookActivities(full),
     ...createDoltActivities(full),
     ...createBackupActivities({ ...full, storage: deps.backupStorage }),

@@ -17,6 +17,8 @@
  *    (BEGIN; INSERT; COMMIT, following the writable node). The write pause is the longest gap between two
  *    acknowledged commits during each switchover; every acknowledged commit is checked on every node.
  *  failover-redis, failover-mysql: see bench/failover.ts (default 5 runs).
+ *  step-overhead: the same N activity calls as a plain script and as a workflow, and the levers on a step's cost
+ *    (bench/step-overhead/index.ts; --steps N, default 50; --runs R repeats, default 3).
  *  backup-mysql: our backup vs plain mariadb-dump to a file, same data, same run (bench/backup.ts; default 3 runs,
  *    --rows 300000, --storage local|s3).
  *  backup-s3-stream: the S3 store alone, N MiB (--mib, default 512) uploaded and read back; memory growth
@@ -38,6 +40,7 @@ import type { MysqlSwitchoverReport } from '../workflows/mysql/switchover';
 import { parseArgs, percentile, startLab, startLabWorker, startMysqlLab } from './lab';
 import { failoverMysqlBench, failoverRedisBench } from './failover';
 import { backupMysqlBench, backupS3StreamBench } from './backup';
+import { stepOverheadBench } from './step-overhead';
 
 const log = (m: string) => process.stderr.write(m + '\n');
 
@@ -314,6 +317,9 @@ async function main() {
     case 'failover-mysql':
       result = await failoverMysqlBench(Number(opts.runs ?? 5));
       break;
+    case 'step-overhead':
+      result = await stepOverheadBench(Number(opts.steps ?? 50), Number(opts.runs ?? 3));
+      break;
     case 'backup-mysql':
       result = await backupMysqlBench(Number(opts.runs ?? 3), Number(opts.rows ?? 300_000), opts.storage === 's3' ? 's3' : 'local');
       break;
@@ -321,7 +327,7 @@ async function main() {
       result = await backupS3StreamBench(Number(opts.mib ?? 512));
       break;
     default:
-      process.stderr.write('usage: npm run bench -- switchover-redis|rolling-restart-redis|switchover-mysql|rolling-restart-mysql|failover-redis|failover-mysql|backup-mysql|backup-s3-stream [--json] [--runs N] [--flavor redis|valkey]\n');
+      process.stderr.write('usage: npm run bench -- switchover-redis|rolling-restart-redis|switchover-mysql|rolling-restart-mysql|failover-redis|failover-mysql|step-overhead|backup-mysql|backup-s3-stream [--json] [--runs N] [--flavor redis|valkey]\n');
       process.exit(2);
   }
   if (!json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');

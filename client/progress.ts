@@ -12,6 +12,7 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-workflow';
 import type { RunbookProgress, StepProgress, WaitProgress } from '../core/types';
+import type { DetectState } from '../core/monitor-round';
 import type { IO } from './common';
 
 export interface ProgressFrame {
@@ -149,6 +150,24 @@ export async function pendingWait(handle: WorkflowHandle): Promise<WaitProgress 
     const [details] = await decodeArrayFromPayloads(handle.client.options.loadedDataConverter, payloads);
     const w = (details as { progress?: WaitProgress } | undefined)?.progress;
     if (w && typeof w.done === 'number' && typeof w.total === 'number') return w;
+  }
+  return undefined;
+}
+
+/**
+ * The monitor's live view between its checkpoints: the detection activity heartbeats its state every round
+ * (activities/monitor.ts WatchBeat), so the status query's counters and last sighting are brought up to date
+ * from the pending activity's details. Undefined when there is no such activity (the per-round monitor, or
+ * between two calls).
+ */
+export async function pendingWatch(handle: WorkflowHandle): Promise<{ state: DetectState; roundsDone: number; at: number } | undefined> {
+  const d = await handle.describe();
+  for (const pa of d.raw.pendingActivities ?? []) {
+    const payloads = pa.heartbeatDetails?.payloads;
+    if (!payloads?.length) continue;
+    const [details] = await decodeArrayFromPayloads(handle.client.options.loadedDataConverter, payloads);
+    const w = details as { kind?: string; state?: DetectState; roundsDone?: number; at?: number } | undefined;
+    if (w?.kind === 'monitor-watch' && w.state) return { state: w.state, roundsDone: w.roundsDone ?? 0, at: w.at ?? 0 };
   }
   return undefined;
 }

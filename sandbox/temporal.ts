@@ -23,6 +23,8 @@ export interface DevServerOptions {
   /** Persist state to this file (needed to restart the server and keep its runs). */
   dbFile?: string;
   log?: (line: string) => void;
+  /** Server dynamic configuration (`--dynamic-config-value KEY=VALUE`), e.g. system.enableActivityEagerExecution. */
+  dynamicConfig?: Record<string, string | number | boolean>;
 }
 
 export async function startDevServer(opts: DevServerOptions = {}): Promise<DevServer> {
@@ -43,6 +45,7 @@ async function startDevServerOn(port: number, uiPort: number, opts: DevServerOpt
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(uiPort), '--log-level', 'error'];
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
   if (opts.dbFile) args.push('--db-filename', opts.dbFile);
+  for (const [k, v] of Object.entries(opts.dynamicConfig ?? {})) args.push('--dynamic-config-value', `${k}=${JSON.stringify(v)}`);
   const proc = spawn(temporalBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'], detached: false });
   let output = '';
   const collect = (b: Buffer) => {

@@ -4,6 +4,8 @@
  * workflow input never carries a secret.
  */
 import type { DesiredSpec } from '../core/rolling';
+import type { RedisClusterProbe } from '../core/types';
+import type { MysqlFailoverProbe } from '../core/mysql/failover';
 
 /** A planned switchover, whatever the engine: names only, never a credential. */
 export interface SwitchoverInput {
@@ -70,6 +72,11 @@ export interface FailoverInput {
   lastKnown?: { primary: string; offset: number; gtid?: string; seenAt?: number };
   /** Epoch ms of the monitor's first probe round, after its last sight, that did not find the primary alive. */
   deadSince?: number;
+  /**
+   * Set by a monitor whose detection loop confirmed the death (activities/monitor.ts): the verdict and the probe of
+   * the confirming round. The failover decides from it and does not probe the dead primary again.
+   */
+  confirmed?: { reason: string; probe: RedisClusterProbe | MysqlFailoverProbe };
   requestedBy?: string;
   /** Stop after confirm and decide and return the plan (handover plan failover). */
   dryRun?: boolean;

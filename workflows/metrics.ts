@@ -84,6 +84,13 @@ export function reportMonitorRound(cluster: string, verdict: MonitorVerdict): vo
   for (const v of MONITOR_VERDICTS) g.set(v === verdict ? 1 : 0, { cluster, verdict: v });
 }
 
+/** A stretch of monitor rounds run inside the detection activity: `rounds` added to the counter, the last verdict on the gauge. */
+export function reportMonitorRounds(cluster: string, rounds: number, verdict: MonitorVerdict): void {
+  if (rounds > 0) metricMeter.createCounter('handover_monitor_rounds_total', 'rounds', 'Monitor rounds (probe and decide), by cluster').add(rounds, { cluster });
+  const g = metricMeter.createGauge('handover_monitor_verdict', 'int', '', "The monitor's last verdict on the cluster's primary: 1 for the current one");
+  for (const v of MONITOR_VERDICTS) g.set(v === verdict ? 1 : 0, { cluster, verdict: v });
+}
+
 /** The workflow interceptor module (worker/worker.ts bundles it): run metrics and log attributes. */
 export const interceptors: WorkflowInterceptorsFactory = () => {
   let attrs: Record<string, string> = {};

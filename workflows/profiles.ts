@@ -24,3 +24,15 @@ export const wait = proxyActivities<Activities>({
   heartbeatTimeout: '5s',
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
 });
+
+/**
+ * watch: the monitor's detection loop (activities/monitor.ts), one call per stretch of rounds. It heartbeats every
+ * round; a worker that dies is noticed at the heartbeat timeout and the next attempt resumes from the last
+ * heartbeat's details. Retried without limit (the monitor never gives up watching); typed failures
+ * (credentials, inventory) reach the workflow, which reports them and tries again.
+ */
+export const watch = proxyActivities<Activities>({
+  startToCloseTimeout: '10m',
+  heartbeatTimeout: '4s',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '2s', nonRetryableErrorTypes: NON_RETRYABLE },
+});

@@ -15,7 +15,7 @@ import type { ClusterSpec } from '../../inventory/schema';
 import { createMysqlActivities } from './switchover';
 import { mysqlOps, readMysqlNode, readMissingPrivileges, type MysqlActivityDeps } from './node';
 import { ER } from './conn';
-import { FENCE_BOUND_EVENT, cancelFenceBound } from './flavor';
+import { FENCE_BOUND_EVENT, cancelFenceBound, type MysqlFlavor } from './flavor';
 import { activity } from '../activity';
 
 export interface WaitRelayAppliedInput {
@@ -75,51 +75,64 @@ function heartbeat(details?: unknown): void {
   }
 }
 
+/** One node: the switchover probe plus Gtid_IO_Pos and Last_IO_Error, over `use`'s connection. Unreachable is an observation. */
+export async function probeFailoverNode(
+  c: ClusterSpec,
+  node: string,
+  use: <T>(fn: (conn: mysql.Connection) => Promise<T>) => Promise<T>,
+  fl: MysqlFlavor,
+): Promise<MysqlFailoverNodeProbe> {
+  const n = c.nodes.find((x) => x.id === node)!;
+  try {
+    return await use(async (conn) => {
+      const p: MysqlFailoverNodeProbe = await readMysqlNode(conn, c, fl, node);
+      p.missingPrivileges = await readMissingPrivileges(conn, c);
+      if (p.role === 'replica') {
+        const r = (await rows(conn, fl.replicaStatus))[0] ?? {};
+        if (r.Gtid_IO_Pos !== undefined) p.gtidIoPos = normalizeGtidPos(String(r.Gtid_IO_Pos ?? ''));
+        p.lastIoError = String(r.Last_IO_Error ?? '') || undefined;
+      }
+      return p;
+    });
+  } catch (e) {
+    if (e instanceof HandoverError) throw e;
+    return { node: n.id, address: `${n.host}:${n.port}`, promotion: n.promotion as Promotion, reachable: false, error: (e as Error).message };
+  }
+}
+
+/** Every node; primaries are read again after the replicas (a replica read later must not look ahead). */
+export async function probeFailoverNodes(c: ClusterSpec, probeOne: (c: ClusterSpec, node: string) => Promise<MysqlFailoverNodeProbe>): Promise<MysqlFailoverNodeProbe[]> {
+  const nodes = await Promise.all(c.nodes.map((n) => probeOne(c, n.id)));
+  const again = await Promise.all(nodes.map((n) => (n.reachable && n.role === 'primary' ? probeOne(c, n.node) : Promise.resolve(n))));
+  return again.map((n, i) => (n.reachable ? n : nodes[i]));
+}
+
+/** The failover probe's frame around the nodes: policy, hooks, when. */
+export function failoverProbeOf(cluster: string, c: ClusterSpec, nodes: MysqlFailoverNodeProbe[]): MysqlFailoverProbe {
+  const p = c.policy;
+  return {
+    cluster,
+    engine: 'mysql',
+    policy: { probeIntervalMs: p.probeIntervalMs, probesToConfirm: p.probesToConfirm, failoverBlockMs: p.failoverBlockMs, catchUpTimeoutMs: p.catchUpTimeoutMs, verifyTimeoutMs: p.verifyTimeoutMs },
+    routingHook: c.routingHook !== undefined,
+    hooks: { preFailover: c.hooks?.preFailover.length ?? 0, postFailover: c.hooks?.postFailover.length ?? 0 },
+    nodes,
+    probedAt: new Date().toISOString(),
+  };
+}
+
 export function createMysqlFailoverActivities(deps: MysqlActivityDeps) {
   const { spec, flavor, withNode } = mysqlOps(deps);
   const base = createMysqlActivities(deps);
 
-  /** One node: the switchover probe plus Gtid_IO_Pos and Last_IO_Error. Unreachable is an observation. */
-  async function probeOne(c: ClusterSpec, node: string): Promise<MysqlFailoverNodeProbe> {
-    const n = c.nodes.find((x) => x.id === node)!;
-    try {
-      return await withNode(c, node, async (conn) => {
-        const p: MysqlFailoverNodeProbe = await readMysqlNode(conn, c, flavor(c), node);
-        p.missingPrivileges = await readMissingPrivileges(conn, c);
-        if (p.role === 'replica') {
-          const r = (await rows(conn, flavor(c).replicaStatus))[0] ?? {};
-          if (r.Gtid_IO_Pos !== undefined) p.gtidIoPos = normalizeGtidPos(String(r.Gtid_IO_Pos ?? ''));
-          p.lastIoError = String(r.Last_IO_Error ?? '') || undefined;
-        }
-        return p;
-      });
-    } catch (e) {
-      if (e instanceof HandoverError) throw e;
-      return { node: n.id, address: `${n.host}:${n.port}`, promotion: n.promotion as Promotion, reachable: false, error: (e as Error).message };
-    }
-  }
-
-  /** Every node; primaries are read again after the replicas (a replica read later must not look ahead). */
-  async function probeAll(c: ClusterSpec): Promise<MysqlFailoverNodeProbe[]> {
-    const nodes = await Promise.all(c.nodes.map((n) => probeOne(c, n.id)));
-    const again = await Promise.all(nodes.map((n) => (n.reachable && n.role === 'primary' ? probeOne(c, n.node) : Promise.resolve(n))));
-    return again.map((n, i) => (n.reachable ? n : nodes[i]));
-  }
+  const probeOne = (c: ClusterSpec, node: string) => probeFailoverNode(c, node, (fn) => withNode(c, node, fn), flavor(c));
+  const probeAll = (c: ClusterSpec) => probeFailoverNodes(c, probeOne);
 
   return {
     /** Probe every node for the failover decision and the monitor. Read-only: safe to retry. */
     probeMysqlFailover: activity(async ({ cluster }: { cluster: string }): Promise<MysqlFailoverProbe> => {
       const c = spec(cluster);
-      const p = c.policy;
-      return {
-        cluster,
-        engine: 'mysql',
-        policy: { probeIntervalMs: p.probeIntervalMs, probesToConfirm: p.probesToConfirm, failoverBlockMs: p.failoverBlockMs, catchUpTimeoutMs: p.catchUpTimeoutMs, verifyTimeoutMs: p.verifyTimeoutMs },
-        routingHook: c.routingHook !== undefined,
-        hooks: { preFailover: c.hooks?.preFailover.length ?? 0, postFailover: c.hooks?.postFailover.length ?? 0 },
-        nodes: await probeAll(c),
-        probedAt: new Date().toISOString(),
-      };
+      return failoverProbeOf(cluster, c, await probeAll(c));
     }),
 
     /**

@@ -50,8 +50,10 @@ export async function runChaosPoint<L extends AnyLab>(lab: L, scenario: Scenario
         if (n >= 10 && writer.now() - writer.ackTimes[n - 1] < 50) return;
       }
     };
+    const since = new Date();
     await scenario.start(lab, i, log, (m) => (kill = m), writing);
-    const handle = lab.client.workflow.getHandle(operationWorkflowId(cluster));
+    const latest = lab.client.workflow.getHandle(operationWorkflowId(cluster));
+    const handle = scenario.result ? { result: () => scenario.result!(lab, since) } : latest;
     const outcome = await Promise.race([
       Promise.race(armed.map((w) => w.exited)).then((e) => (e.signal === 'SIGKILL' ? 'killed' : `worker exited ${e.code ?? e.signal}`)),
       handle.result().then(

@@ -5,6 +5,7 @@ import { MYSQL_SCENARIOS } from './mysql';
 import { REDIS_SCENARIOS } from './redis';
 import { DOLT_SCENARIOS } from './dolt';
 import { DOLT_NOT_FOUND, doltBinary } from '../../sandbox/dolt';
+import { FAILOVER_MYSQL_MONITOR, FAILOVER_REDIS_MONITOR } from './monitor';
 import type { ChaosSummary, Scenario } from './types';
 import type { DoltLab, Lab, MysqlLab } from '../lab';
 
@@ -13,9 +14,10 @@ export { checkPoint, summaryFailures, MIN_SAMPLES } from './checker';
 export * from './redis';
 export * from './mysql';
 export * from './dolt';
+export * from './monitor';
 export type * from './types';
 
-export const SCENARIOS: Record<string, Scenario> = Object.fromEntries([...REDIS_SCENARIOS, ...MYSQL_SCENARIOS, ...DOLT_SCENARIOS].map((s) => [s.name, s as Scenario]));
+export const SCENARIOS: Record<string, Scenario> = Object.fromEntries([...REDIS_SCENARIOS, FAILOVER_REDIS_MONITOR, ...MYSQL_SCENARIOS, FAILOVER_MYSQL_MONITOR, ...DOLT_SCENARIOS].map((s) => [s.name, s as Scenario]));
 
 /** A fresh lab of the scenario's engine (its own Temporal dev server), the points run, the lab closed. */
 export async function runScenario(name: string, o: { points?: string[]; workers?: number; flavor?: 'redis' | 'valkey'; log: (m: string) => void }): Promise<ChaosSummary> {
@@ -30,7 +32,7 @@ export async function runScenario(name: string, o: { points?: string[]; workers?
     }
   }
   if (scenario.engine === 'mysql') {
-    const lab = await startMysqlLab({ cluster: `chaos-${name.split('-')[0]}-maria`, inventory: { routingHook: 'echo {primary} {host}:{port}', controller: true } });
+    const lab = await startMysqlLab({ cluster: `chaos-${name.split('-')[0]}-maria`, inventory: { routingHook: 'echo {primary} {host}:{port}', controller: true, ...(scenario.lab?.policy ? { policy: scenario.lab.policy } : {}) } });
     try {
       return await runChaos(lab, scenario as Scenario<MysqlLab>, o.points ?? scenario.points, o.log, o.workers);
     } finally {

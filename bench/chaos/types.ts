@@ -118,6 +118,11 @@ export interface Scenario<L extends AnyLab = AnyLab> {
   expectPrimary(before: Before, report: unknown, kill?: KillMark): { primary: string; why: string } | { failure: string };
   /** After the run, with the writer and the sampler still running (e.g. restart a killed node and fence it). */
   settle?(lab: L, report: unknown, kill?: KillMark): Promise<SettleResult>;
+  /**
+   * The run to wait for, when it is not simply the latest run on the cluster's lock ID (a monitor starts the
+   * failover itself, after the kill: the result of the first such run started after the point began).
+   */
+  result?(lab: L, since: Date): Promise<unknown>;
   /** Postconditions beyond the common ones (every node on the new setting, one new good backup). Problems. */
   check?(lab: L, i: number, before: Before, report: unknown): Promise<string[]>;
   /**

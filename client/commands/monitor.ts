@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { SA_CLUSTER, SA_RUNBOOK, monitorWorkflowId } from '../../core/ids';
 import type { MonitorStatus } from '../../workflows/monitor';
 import { CliError, CommonOptions, EXIT, connect, precheckNames, type IO } from '../common';
+import { pendingWatch } from '../progress';
 
 export const MonitorOptions = CommonOptions.extend({
   cluster: z.string().min(1),
@@ -41,6 +42,16 @@ export function formatMonitorStatus(workflowId: string, s: MonitorStatus & { fla
   return lines;
 }
 
+/**
+ * The status query answers as of the detection activity's last return; its heartbeat (`live`) is newer: the
+ * rounds, the primary's last sighting, the last verdict, why it is blind, the restart risks.
+ */
+export function withLiveView(s: MonitorStatus, live: Awaited<ReturnType<typeof pendingWatch>>): MonitorStatus {
+  if (!live) return s;
+  const l = live.state;
+  return { ...s, rounds: s.rounds + live.roundsDone, lastKnown: l.lastKnown ?? s.lastKnown, lastVerdict: l.lastVerdict ?? s.lastVerdict, blind: l.blind, restartRisks: l.restartRisks ?? s.restartRisks, adopted: l.adopted ?? s.adopted };
+}
+
 export async function runMonitor(raw: MonitorOptions, io: IO): Promise<{ exitCode: number; status?: MonitorStatus; workflowId: string }> {
   const o = MonitorOptions.parse(raw);
   const workflowId = monitorWorkflowId(o.cluster);
@@ -50,7 +61,7 @@ export async function runMonitor(raw: MonitorOptions, io: IO): Promise<{ exitCod
     try {
       const handle = client.workflow.getHandle(workflowId);
       if (o.status) {
-        const status = await handle.query<MonitorStatus>('status');
+        const status = withLiveView(await handle.query<MonitorStatus>('status'), await pendingWatch(handle).catch(() => undefined));
         io.out(o.json ? JSON.stringify(status) : formatMonitorStatus(workflowId, status).join('\n'));
         return { exitCode: EXIT.ok, status, workflowId };
       }

@@ -19,6 +19,7 @@ import { confirmedDead, type Verdict } from '../../core/failover';
 import { chooseMysqlFailoverCandidate, mysqlDataLoss, mysqlDeadMasterRound, type MysqlFailoverChoice } from '../../core/mysql/failover';
 import { mysqlLossWindow, lossReportFields, type LossReportFields } from '../../core/data-loss';
 import { ErrorType } from '../../core/errors';
+import { appliedPos, gtidIncludes } from '../../core/mysql/decide';
 import type { EnsureMysqlRejoinedResult, VerifyMysqlFailoverResult } from '../../activities/mysql/failover';
 import { runPostFailoverHooks, runPreFailoverHooks, type HookOutcome } from '../hooks';
 import { mutate, probe, wait } from '../profiles';
@@ -63,7 +64,10 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
   if (input.requestedBy) rb.audit('start', `requested by ${input.requestedBy}${input.force ? ' (--force)' : ''}`);
   const describe = (p: { nodes: { node: string; reachable: boolean; role?: string; readOnly?: boolean; ioRunning?: string; gtidBinlogPos?: string }[] }) =>
     `saw ${p.nodes.map((n) => (n.reachable ? `${n.node}=${n.role}${n.readOnly ? '(ro)' : '(rw)'}@${n.gtidBinlogPos || 'empty'}${n.role === 'replica' ? ` io=${n.ioRunning}` : ''}` : `${n.node}=unreachable`)).join(' ')}`;
-  let probed = await rb.step('probe', `probe every node of ${cluster}`, () => probe.probeMysqlFailover.executeWithOptions({ summary: `probe every node of ${cluster}` }, [{ cluster }]), describe);
+  // A monitor's detection loop hands over the probe of its confirming round: decided from it, nothing probed again.
+  const fromMonitor = input.confirmed?.probe.engine === 'mysql' ? input.confirmed.probe : undefined;
+  if (fromMonitor) rb.audit('probe', `the monitor's confirming round at ${fromMonitor.probedAt} (${input.confirmed!.reason}): ${describe(fromMonitor)}; not probed again`);
+  let probed = fromMonitor ?? (await rb.step('probe', `probe every node of ${cluster}`, () => probe.probeMysqlFailover.executeWithOptions({ summary: `probe every node of ${cluster}` }, [{ cluster }]), describe));
   const refuse = (message: string): never => {
     rb.skipRemaining('refused');
     throw ApplicationFailure.create({ message: `${message}; nothing was changed`, type: ErrorType.PreconditionFailed, nonRetryable: true });
@@ -131,7 +135,12 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
     throw abortedFailure(cluster, 'failover', 'nothing was promoted');
   };
 
-  const applied = await rb
+  // The monitor's confirming round already shows the candidate applied all it received (the dead primary sends
+  // nothing more): no wait. The promotion itself refuses a node lacking `candidateReceived` (mustInclude).
+  const seenApplied = fromMonitor ? probed.nodes.find((n) => n.node === candidate) : undefined;
+  const appliedAlready = seenApplied && gtidIncludes(appliedPos(seenApplied), candidateReceived) ? appliedPos(seenApplied) : undefined;
+  if (appliedAlready !== undefined) rb.audit('relay-apply', `${candidate} had applied ${appliedAlready || 'empty'}, all it received (${candidateReceived || 'empty'}), in the monitor's confirming round: no wait`);
+  const applied = appliedAlready !== undefined ? { applied: appliedAlready, waitedMs: 0, audit: '' } : await rb
     .step('relay-apply', `wait for ${candidate} to apply its relay log up to ${candidateReceived || 'empty'} (at most ${probed.policy.catchUpTimeoutMs} ms)`, () =>
       wait.waitMysqlRelayApplied.executeWithOptions({ summary: `wait for ${candidate} to apply its relay log` }, [{ cluster, node: candidate, position: candidateReceived, timeoutMs: probed.policy.catchUpTimeoutMs }]),
     )

@@ -11,19 +11,76 @@
  * signal as the Redis monitor, so `handover monitor` works unchanged.
  */
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { ApplicationFailure, continueAsNew, executeChild, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, continueAsNew, executeChild, patched, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import { confirmedDead, whyBlocked, type Verdict } from '../../core/failover';
 import { mysqlDeadMasterRound } from '../../core/mysql/failover';
 import { SA_CLUSTER, SA_RUNBOOK, operationWorkflowId } from '../../core/ids';
 import { followTopology, mysqlTopo } from '../../core/monitor-topology';
 import { mysqlRestartRisks, riskLine } from '../../core/restart-risk';
-import { probe } from '../profiles';
-import { acknowledgeSignal, monitorStatusQuery, type MonitorState, type MonitorStatus } from '../monitor';
+import { probe, watch } from '../profiles';
+import { PATCH_MONITOR_WATCH, acknowledgeSignal, monitorStatusQuery, watchMonitor, type MonitorState, type MonitorStatus, type WatchEngine } from '../monitor';
 import type { FailoverInput } from '../contracts';
 import type { MysqlFailoverReport } from './failover';
 import { reportMonitorRound, type MonitorVerdict } from '../metrics';
 
+/** The MySQL/MariaDB side of the activity-path monitor (workflows/monitor.ts watchMonitor). */
+const mysqlWatch: WatchEngine = {
+  watch: (input) => watch.watchMysqlCluster.executeWithOptions({ summary: `monitor: watch ${input.cluster}` }, [input]),
+  fence: async (status, node, primary) => {
+    const last = [...status.failovers].reverse().find((f) => f.from === node);
+    await probe.ensureMysqlRejoined
+      .executeWithOptions({ summary: `fence ${node}: read-only, then a replica of ${primary}`, retry: { maximumAttempts: 2 } }, [{ cluster: status.cluster, node, primary, promotedGtid: last?.promotedGtid }])
+      .then(
+        (r) => {
+          status.fenced.push(node);
+          if (r.outcome === 'flagged') status.flagged[node] = r.errantGtids;
+        },
+        () => undefined,
+      );
+  },
+  failover: async (input, staticSummary) => {
+    const report = (await executeChild('mysqlFailover', {
+      workflowId: operationWorkflowId(input.cluster),
+      args: [input],
+      typedSearchAttributes: [
+        { key: SA_CLUSTER, value: input.cluster },
+        { key: SA_RUNBOOK, value: 'failover' },
+      ],
+      staticSummary,
+    })) as MysqlFailoverReport;
+    return {
+      record: {
+        at: Date.now(),
+        from: report.oldPrimary,
+        to: report.newPrimary,
+        detectMs: 0,
+        lostTransactions: report.dataLossWindow.transactions,
+        unobservedMs: report.dataLossWindow.unobservedMs,
+        loss: report.dataLossWindow.summary,
+        promotedGtid: report.dataLossWindow.promotedGtid,
+        fenced: report.fenced,
+      },
+      lastKnown: { primary: report.newPrimary, offset: 0, gtid: report.dataLossWindow.promotedGtid, seenAt: Date.now() },
+      ...(report.fenced === 'flagged' && report.errantGtids ? { flagged: [report.oldPrimary, report.errantGtids] as [string, string[]] } : {}),
+    };
+  },
+  onAcknowledge: (status) => {
+    status.flagged = {}; // the operator resolved them: fence (and flag again if still errant) at the next probe
+  },
+  carry: (status) => ({
+    cluster: status.cluster,
+    lastKnown: status.lastKnown,
+    lastFailoverAtMs: status.lastFailoverAtMs,
+    acknowledged: status.acknowledged,
+    failovers: status.failovers,
+    blocked: status.blocked,
+    flagged: status.flagged,
+    roundsPerRun: status.roundsPerRun,
+  }),
+};
+
 export async function mysqlMonitor(state: MonitorState): Promise<void> {
+  if (patched(PATCH_MONITOR_WATCH)) return watchMonitor(state, mysqlWatch);
   const { cluster } = state;
   const status: MonitorStatus = { ...state, failovers: state.failovers ?? [], flagged: state.flagged ?? {}, rounds: 0, fenced: [] };
   setHandler(monitorStatusQuery, () => status);

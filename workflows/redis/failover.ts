@@ -14,6 +14,7 @@ import { confirmedDead, type Verdict } from '../../core/failover';
 import { redisLossWindow, lossReportFields, type LossReportFields } from '../../core/data-loss';
 import { ErrorType } from '../../core/errors';
 import type { VerifyResult } from '../../activities/redis/replication';
+import type { RedisClusterProbe } from '../../core/types';
 import { runPostFailoverHooks, runPreFailoverHooks, type HookOutcome } from '../hooks';
 import { mutate, probe, wait } from '../profiles';
 import { Runbook } from '../runbook';
@@ -49,8 +50,11 @@ export async function redisFailover(input: FailoverInput): Promise<FailoverRepor
   const rb = new Runbook('failover', cluster);
   const startedAt = Date.now();
   if (input.requestedBy) rb.audit('start', `requested by ${input.requestedBy}${input.force ? ' (--force)' : ''}`);
-  let probed = await rb.step('probe', `probe every node of ${cluster}`, () => probe.probeRedisCluster.executeWithOptions({ summary: `probe every node of ${cluster}` }, [{ cluster }]),
-    (p) => `saw ${p.nodes.map((n) => (n.reachable ? `${n.node}=${n.role}@${n.offset}` : `${n.node}=unreachable`)).join(' ')}`);
+  const describe = (p: RedisClusterProbe) => `saw ${p.nodes.map((n) => (n.reachable ? `${n.node}=${n.role}@${n.offset}` : `${n.node}=unreachable`)).join(' ')}`;
+  // A monitor's detection loop hands over the probe of its confirming round: decided from it, nothing probed again.
+  const fromMonitor = input.confirmed?.probe.engine === 'redis' ? input.confirmed.probe : undefined;
+  if (fromMonitor) rb.audit('probe', `the monitor's confirming round at ${fromMonitor.probedAt} (${input.confirmed!.reason}): ${describe(fromMonitor)}; not probed again`);
+  let probed = fromMonitor ?? (await rb.step('probe', `probe every node of ${cluster}`, () => probe.probeRedisCluster.executeWithOptions({ summary: `probe every node of ${cluster}` }, [{ cluster }]), describe));
   const live = probed.nodes.filter((n) => n.reachable && n.role === 'primary');
   // The primary to replace: the one the replicas point at (a dead primary does not answer for itself).
   const pointedAt = probed.nodes.filter((n) => n.reachable && n.role === 'replica' && n.primaryNode).map((n) => n.primaryNode!);

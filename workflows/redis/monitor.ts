@@ -9,19 +9,47 @@
  * anything else. Continues as new every `roundsPerRun` rounds to bound its history.
  */
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { ApplicationFailure, continueAsNew, executeChild, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, continueAsNew, executeChild, patched, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import { deadMasterRound } from '../../core/redis/failover';
 import { confirmedDead, whyBlocked, type Verdict } from '../../core/failover';
 import { SA_CLUSTER, SA_RUNBOOK, operationWorkflowId } from '../../core/ids';
 import { followTopology, redisTopo } from '../../core/monitor-topology';
 import { redisRestartRisks, riskLine } from '../../core/restart-risk';
-import { probe } from '../profiles';
-import { acknowledgeSignal, monitorStatusQuery, type MonitorState, type MonitorStatus } from '../monitor';
+import { probe, watch } from '../profiles';
+import { PATCH_MONITOR_WATCH, acknowledgeSignal, monitorStatusQuery, watchMonitor, type MonitorState, type MonitorStatus, type WatchEngine } from '../monitor';
 import type { FailoverInput } from '../contracts';
 import type { FailoverReport } from './failover';
 import { reportMonitorRound, type MonitorVerdict } from '../metrics';
 
+/** The Redis/Valkey side of the activity-path monitor (workflows/monitor.ts watchMonitor). */
+const redisWatch: WatchEngine = {
+  watch: (input) => watch.watchRedisCluster.executeWithOptions({ summary: `monitor: watch ${input.cluster}` }, [input]),
+  fence: async (status, node, primary) => {
+    await probe.ensureRedisFenced.executeWithOptions({ summary: `fence ${node}: make it a replica of ${primary}` }, [{ cluster: status.cluster, node, primary }]).then(
+      () => status.fenced.push(node),
+      () => undefined,
+    );
+  },
+  failover: async (input, staticSummary) => {
+    const report = (await executeChild('redisFailover', {
+      workflowId: operationWorkflowId(input.cluster),
+      args: [input],
+      typedSearchAttributes: [
+        { key: SA_CLUSTER, value: input.cluster },
+        { key: SA_RUNBOOK, value: 'failover' },
+      ],
+      staticSummary,
+    })) as FailoverReport;
+    return {
+      record: { at: Date.now(), from: report.oldPrimary, to: report.newPrimary, detectMs: 0, lostBytes: report.dataLossWindow.bytes, unobservedMs: report.dataLossWindow.unobservedMs, loss: report.dataLossWindow.summary },
+      lastKnown: { primary: report.newPrimary, offset: report.dataLossWindow.promotedOffset, seenAt: Date.now() },
+    };
+  },
+  carry: (status) => ({ cluster: status.cluster, lastKnown: status.lastKnown, lastFailoverAtMs: status.lastFailoverAtMs, acknowledged: status.acknowledged, failovers: status.failovers, blocked: status.blocked, roundsPerRun: status.roundsPerRun }),
+};
+
 export async function redisMonitor(state: MonitorState): Promise<void> {
+  if (patched(PATCH_MONITOR_WATCH)) return watchMonitor(state, redisWatch);
   const { cluster } = state;
   const status: MonitorStatus = { ...state, failovers: state.failovers ?? [], flagged: state.flagged ?? {}, rounds: 0, fenced: [] };
   setHandler(monitorStatusQuery, () => status);
