@@ -152,12 +152,20 @@ export const ControllerSchema = z.discriminatedUnion('type', [
 ]);
 export type ControllerSpec = z.infer<typeof ControllerSchema>;
 
+/** Why `flavor: mysql8` is refused (one line, shown with the file and line of the field). */
+export const MYSQL8_REFUSED =
+  'flavor: mysql8 is not supported: Handover is tested against MariaDB 10.11 only (MySQL 8 GTID sets are not parsed and no MySQL 8 server is tested); use flavor: mariadb';
+
 export const ClusterSchema = z
   .object({
     name,
     /** dolt: MySQL protocol; only its backup and promotion SQL exist (core/dolt.ts), untested against a live server. */
     engine: z.enum(['redis', 'mysql', 'dolt']),
-    /** engine: mysql only — which SQL dialect the server speaks (activities/mysql-flavor.ts). */
+    /**
+     * engine: mysql only — which SQL dialect the server speaks (activities/mysql/flavor.ts). Only `mariadb` is
+     * accepted: `mysql8` is refused when the inventory loads until a MySQL 8 server can be tested (its GTID
+     * sets are not MariaDB's domain-server-sequence lists, which the probes parse).
+     */
     flavor: z.enum(['mariadb', 'mysql8']).optional(),
     topology: z.enum(['replication', 'sentinel', 'cluster']).default('replication'),
     credentials: z
@@ -232,7 +240,8 @@ export const ClusterSchema = z
       for (const f of mysqlOnly) if (c[f] !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [f], message: `only engine: mysql clusters have ${f}` });
       return;
     }
-    if (!c.flavor) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['flavor'], message: 'engine: mysql needs flavor: mariadb or mysql8' });
+    if (!c.flavor) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['flavor'], message: 'engine: mysql needs flavor: mariadb' });
+    if (c.flavor === 'mysql8') ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['flavor'], message: MYSQL8_REFUSED });
     if (c.topology !== 'replication') ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['topology'], message: 'engine: mysql supports topology: replication only' });
     if (!c.credentials.username || !c.credentials.password)
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['credentials'], message: 'engine: mysql needs credentials.username and credentials.password (the automation user)' });

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InventoryError, findCluster, findNode, parseInventory } from '../../inventory/load';
+import { MYSQL8_REFUSED } from '../../inventory/schema';
 import { resolveSecret } from '../../inventory/secrets';
 
 const good = `clusters:
@@ -122,6 +123,23 @@ describe('inventory', () => {
     expect(paths(mysqlGood.replace('    flavor: mariadb', '    flavor: postgres'))).toContain('clusters[0].flavor');
     expect(paths(good.replace('    credentials:', '    routingHook: "x"\n    credentials:'))).toContain('clusters[0].routingHook');
     expect(paths(good.replace('    credentials:', '    flavor: mariadb\n    credentials:'))).toContain('clusters[0].flavor');
+  });
+
+  it('refuses flavor: mysql8 when the inventory loads, with one typed line naming file, line and field', () => {
+    const text = mysqlGood.replace('    flavor: mariadb', '    flavor: mysql8');
+    let err: unknown;
+    try {
+      parseInventory(text, 'inv.yaml');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(InventoryError);
+    const e = err as InventoryError;
+    expect(e.type).toBe('InvalidInventory');
+    expect(e.problems).toEqual([{ line: 4, path: 'clusters[0].flavor', message: MYSQL8_REFUSED }]);
+    expect(MYSQL8_REFUSED).not.toContain('\n');
+    expect(e.message.split('\n')[1]).toBe(`  inv.yaml:4: clusters[0].flavor: ${MYSQL8_REFUSED}`);
+    expect(e.message).toMatch(/use flavor: mariadb/);
   });
 
   it('resolves secrets from env or file, naming only the reference on failure', () => {
