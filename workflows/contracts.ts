@@ -31,6 +31,8 @@ export interface RollingRestartInput {
   includeSentinels?: boolean;
   /** Restart every node once even when nothing changes (OS patching): every node started before the roll. */
   restartAll?: boolean;
+  /** --reason: why every node is restarted once (implies restartAll); recorded in the audit, the report and the summary. */
+  reason?: string;
   /** Probe and report what is stale and the first action; change nothing. */
   dryRun?: boolean;
   requestedBy?: string;
@@ -57,6 +59,8 @@ export interface RollingRestartReport {
   audit: string[];
   /** --require-approval: who approved which plan. */
   approval?: { approver: string; planHash: string };
+  /** --reason / --restart-all: the restart token (the frozen start and the reason). */
+  restartToken?: string;
 }
 
 /** An unplanned failover, whatever the engine: names and positions only. */

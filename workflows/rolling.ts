@@ -8,7 +8,7 @@
 import { ApplicationFailure, CancellationScope, executeChild, sleep } from '@temporalio/workflow';
 import { ErrorType } from '../core/errors';
 import { SA_CLUSTER, SA_RUNBOOK, operationWorkflowId } from '../core/ids';
-import { describeAction, type DesiredSpec, type RollingAction } from '../core/rolling';
+import { describeAction, restartTokenOf, type DesiredSpec, type RollingAction } from '../core/rolling';
 import type { RollingRestartInput, RollingRestartReport } from './contracts';
 import { abortWatch, awaitApproval, isCancellation } from './approval';
 import type { Runbook } from './runbook';
@@ -74,9 +74,13 @@ export async function runRoll<N extends { node: string }, P extends RollProbe<N>
     sentinelRestarts: st.sentinelRestarts,
     primary: st.primary,
     ...(approval ? { approval } : {}),
+    ...(desired.restartStartedBefore !== undefined ? { restartToken: restartTokenOf(desired) } : {}),
     steps: rb.timings(),
     audit: rb.progress.audit,
   });
+
+  const token = restartTokenOf(desired);
+  if (token) rb.audit('token', token);
 
   // Approval gate (--require-approval): probe and decide once, publish the plan (stale nodes, first action)
   // and its hash, and wait for `approve`. Nothing is changed before it is given.
@@ -170,6 +174,8 @@ export async function runRoll<N extends { node: string }, P extends RollProbe<N>
       if (action.kind === 'restart') {
         await engine.restart(action, probed);
         st.restarts.push({ node: action.node, role: 'replica', primary: action.primary, reason: action.reason });
+        // The restart token: a node restarted under it is never due again in this run (replayed from history).
+        if (desired.restartStartedBefore !== undefined) desired.restarted = [...(desired.restarted ?? []), action.node];
       } else {
         const { newPrimary, ...h } = await engine.handover(action, probed, round);
         st.handovers.push(h);
