@@ -183,12 +183,21 @@ export const ClusterSchema = z
      */
     routingHook: z.string().min(1).optional(),
     /**
-     * Operator hooks around a failover (any engine): shell commands with {cluster} {oldPrimary} {newPrimary}
-     * {host} {port}. Pre-failover hooks fail closed (non-zero exit: nothing is changed), post-failover hooks
-     * fail open (reported). See activities/hooks.ts.
+     * Operator hooks around every runbook (any engine): shell commands with {cluster} {oldPrimary} {newPrimary}
+     * {host} {port}. Pre-hooks fail closed (non-zero exit: nothing is changed), post-hooks fail open (reported).
+     * postPromotion runs right after a new primary is promoted (switchover, failover, a rolling restart's
+     * handover, a Redis Cluster shard's failover): where a proxy's writer endpoint is moved. See activities/hooks.ts.
      */
     hooks: z
-      .object({ preFailover: z.array(z.string().min(1)).default([]), postFailover: z.array(z.string().min(1)).default([]) })
+      .object({
+        preFailover: z.array(z.string().min(1)).default([]),
+        postFailover: z.array(z.string().min(1)).default([]),
+        preSwitchover: z.array(z.string().min(1)).default([]),
+        postSwitchover: z.array(z.string().min(1)).default([]),
+        postPromotion: z.array(z.string().min(1)).default([]),
+        preRollingRestart: z.array(z.string().min(1)).default([]),
+        postRollingRestart: z.array(z.string().min(1)).default([]),
+      })
       .strict()
       .optional(),
     /**

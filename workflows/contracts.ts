@@ -61,6 +61,8 @@ export interface RollingRestartReport {
   approval?: { approver: string; planHash: string };
   /** --reason / --restart-all: the restart token (the frozen start and the reason). */
   restartToken?: string;
+  /** Operator hooks the roll itself ran (pre/post rolling restart, a Redis Cluster shard's post-promotion); a handover's own are in its child switchover's report. */
+  hooks?: { hook: string; ok: boolean; detail: string }[];
 }
 
 /** An unplanned failover, whatever the engine: names and positions only. */

@@ -2,6 +2,8 @@
  * Rolling-restart activities for Redis/Valkey. Same rules as activities/redis.ts: named for the end state,
  * read before acting, no-op when it already holds, an audit line each.
  */
+import { hookCounts } from '../hooks';
+import type { HookCounts } from '../../core/types';
 import { Context } from '@temporalio/activity';
 import type Redis from 'ioredis';
 import { ErrorType, HandoverError } from '../../core/errors';
@@ -25,6 +27,8 @@ export interface ProbeSpecsResult {
   hasController: boolean;
   policy: RedisPolicy;
   topology: string;
+  /** How many operator hooks the inventory lists, by kind (absent in older histories: none). */
+  hooks?: HookCounts;
 }
 export interface PersistConfigInput {
   cluster: string;
@@ -111,7 +115,7 @@ export function createRedisRollingActivities(deps: RedisActivityDeps) {
     probeRedisSpecs: activity(async ({ cluster, keys }: ProbeSpecsInput): Promise<ProbeSpecsResult> => {
       const c = spec(cluster);
       const nodes = await Promise.all(c.nodes.map((n) => probeSpec(c, n.id, keys)));
-      return { cluster, nodes, autoRestart: c.controller?.autoRestart ?? false, hasController: !!c.controller, policy: c.policy, topology: c.topology };
+      return { cluster, nodes, autoRestart: c.controller?.autoRestart ?? false, hasController: !!c.controller, policy: c.policy, topology: c.topology, hooks: hookCounts(c) };
     }),
 
     /**

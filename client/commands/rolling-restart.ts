@@ -9,6 +9,7 @@ import { CliError, CommonOptions, EXIT, type IO } from '../common';
 import { startRunbook } from '../start';
 import { parseDuration } from '../duration';
 import { approvalNote } from './approve';
+import { runbookHookLines } from './switchover';
 
 export const RollingRestartOptions = CommonOptions.extend({
   cluster: z.string().min(1),
@@ -88,6 +89,7 @@ export function formatRollingReport(r: RollingRestartReport): string {
     ...r.sentinelRestarts.map((s) => `  restarted Sentinel ${s}`),
   ];
   if (r.approval) lines.push(`  approved by ${r.approval.approver} (plan ${r.approval.planHash})`);
+  lines.push(...runbookHookLines(r.hooks, 'the roll stands'));
   if (r.dryRun) lines.push(...r.audit.filter((a) => a.startsWith('plan:')).map((a) => `  ${a}`));
   return lines.join('\n');
 }

@@ -63,6 +63,7 @@ export function formatReport(r: SwitchoverReport | MysqlSwitchoverReport): strin
     if (r.approval) lines.push(`  approved by ${r.approval.approver} (plan ${r.approval.planHash})`);
     if (r.abortRequested) lines.push('  abort requested after the point of no return: finished forward');
     lines.push(`  write pause (handover step): ${r.writePauseMs} ms`);
+    lines.push(...runbookHookLines(r.hooks, 'the switchover stands'));
     lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
   }
   return lines.join('\n');
@@ -85,7 +86,13 @@ export function formatMysqlReport(r: MysqlSwitchoverReport): string {
     if (r.routing && !r.routing.ok) lines.push(`  ROUTING HOOK FAILED: ${r.routing.detail} (move the writer endpoint to ${r.newPrimary} by hand)`);
     else if (r.routing) lines.push(`  routing hook: ${r.routing.detail}`);
     if (r.verify) lines.push(`  verified: ${r.verify.nodes.map((n) => `${n.node} ${n.writable ? 'writable' : 'read-only'} @${n.gtid || 'empty'}`).join(', ')}`);
+    lines.push(...runbookHookLines(r.hooks, 'the switchover stands'));
     lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
   }
   return lines.join('\n');
+}
+
+/** Hooks that ran: a failed post-hook is shouted, never hidden (the runbook itself stands). */
+export function runbookHookLines(hooks: { hook: string; ok: boolean; detail: string }[] | undefined, stands: string): string[] {
+  return (hooks ?? []).map((h) => (h.ok ? `  ${h.hook}: ok (${h.detail})` : `  ${h.hook.toUpperCase()} FAILED (${stands}; do its work by hand): ${h.detail}`));
 }

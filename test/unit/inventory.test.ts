@@ -39,9 +39,11 @@ describe('inventory', () => {
     expect(() => findNode(c, 'x')).toThrow(/unknown node "x" in cluster cache-a/);
   });
 
-  it('parses failover hooks (lists default to empty) and rejects a hook that is not a command list', () => {
+  it('parses hooks of every runbook (lists default to empty) and rejects a hook that is not a command list', () => {
     const withHooks = good.replace('    nodes:\n', '    hooks:\n      preFailover: ["page {cluster} {oldPrimary} {newPrimary}"]\n    nodes:\n');
-    expect(findCluster(parseInventory(withHooks), 'cache-a').hooks).toEqual({ preFailover: ['page {cluster} {oldPrimary} {newPrimary}'], postFailover: [] });
+    expect(findCluster(parseInventory(withHooks), 'cache-a').hooks).toEqual({ preFailover: ['page {cluster} {oldPrimary} {newPrimary}'], postFailover: [], preSwitchover: [], postSwitchover: [], postPromotion: [], preRollingRestart: [], postRollingRestart: [] });
+    const every = good.replace('    nodes:\n', '    hooks:\n      preSwitchover: ["a"]\n      postPromotion: ["b {newPrimary}"]\n      preRollingRestart: ["c"]\n      postRollingRestart: ["d"]\n      postSwitchover: ["e"]\n    nodes:\n');
+    expect(findCluster(parseInventory(every), 'cache-a').hooks).toMatchObject({ preSwitchover: ['a'], postPromotion: ['b {newPrimary}'], preRollingRestart: ['c'], postRollingRestart: ['d'], postSwitchover: ['e'] });
     expect(findCluster(parseInventory(good), 'cache-a').hooks).toBeUndefined();
     const bad = good.replace('    nodes:\n', '    hooks:\n      preFailover: "not a list"\n      onFailover: ["x"]\n    nodes:\n');
     const p = problems(bad).map((x) => `${x.path}: ${x.message}`).join('\n');

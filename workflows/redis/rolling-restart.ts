@@ -15,6 +15,7 @@ import type { RollingRestartInput, RollingRestartReport } from '../contracts';
 import { mutate, probe, wait } from '../profiles';
 import { Runbook } from '../runbook';
 import { handoverByChildSwitchover, runRoll, type RollEngine } from '../rolling';
+import { hookCount, runPostHooks, type HookOutcome } from '../hooks';
 
 type RedisRollProbe = Awaited<ReturnType<typeof probe.probeRedisSpecs>>;
 
@@ -33,6 +34,7 @@ export async function redisRollingRestart(input: RollingRestartInput): Promise<R
   let topologyIsCluster = false;
   let topologyIsSentinel = false;
   const rollStartedAtMs = Date.now();
+  const promotionHooks: HookOutcome[] = [];
 
   const engine: RollEngine<SpecProbe, RedisRollProbe> = {
     transient: new Set(['NoHealthyReplica', 'LastInSyncReplica', 'NoEligibleCandidate', 'ClusterNotOk']),
@@ -68,6 +70,9 @@ export async function redisRollingRestart(input: RollingRestartInput): Promise<R
             { cluster, from: action.from, to: action.to, timeoutMs: probed.policy.pauseTimeoutMs + 10_000 },
           ]),
         );
+        // Post-promotion hooks (fail open): the shard's new primary is known; the roll goes on whatever they return.
+        const outcomes = await runPostHooks(rb, 'postPromotion', hookCount(probed.hooks, 'postPromotion'), { cluster, oldPrimary: action.from, newPrimary: action.to });
+        promotionHooks.push(...outcomes);
         return { from: action.from, to: action.to, writePauseMs: h.handoverMs, workflowId: '' };
       }
       return handoverByChildSwitchover(rb, cluster, action, round, 'redisSwitchover');
@@ -107,5 +112,9 @@ export async function redisRollingRestart(input: RollingRestartInput): Promise<R
       return verify.primary;
     },
   };
-  return runRoll(rb, input, desired, engine);
+  const report = await runRoll(rb, input, desired, engine);
+  if (!promotionHooks.length) return report;
+  const hooks = [...promotionHooks, ...(report.hooks ?? [])];
+  if (hooks.some((h) => !h.ok)) rb.setPhase('done-post-hook-failed');
+  return { ...report, hooks };
 }
