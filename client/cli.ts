@@ -33,6 +33,7 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .description('planned switchover: hand the primary role to a caught-up replica, losing no acknowledged write')
       .requiredOption('--cluster <name>', 'cluster from the inventory')
       .option('--to <node>', 'replica to promote (default: the best candidate)')
+      .option('--shard <node|slot>', 'Redis Cluster: the shard to switch over, by one of its nodes or a slot it serves (a replica named here is promoted)')
       .option('--wait', 'follow the run and exit non-zero if it fails', false)
       .option('--require-approval', 'after probe and decide, publish the plan and wait for "handover approve" before changing anything', false)
       .option('--approval-timeout <duration>', 'with --require-approval: end with nothing changed if not approved within this (e.g. 90s, 30m, 2h; default 30m)')

@@ -10,6 +10,8 @@ export interface SwitchoverInput {
   cluster: string;
   /** Node to promote; chosen by the decision when omitted. */
   to?: string;
+  /** Redis Cluster: the shard to switch over, named by one of its nodes or a slot it serves (a replica named here is the candidate). */
+  shard?: string;
   /** Stop after the decision and return the plan. */
   dryRun?: boolean;
   /** Who asked (shown in the audit trail); never a credential. */

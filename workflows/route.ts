@@ -4,12 +4,16 @@
  * plain function call: same workflow, same history, same progress query; the monitor continues as the engine's
  * own monitor workflow). Adding an engine is one case per function here and one folder of runbooks.
  */
-import { ApplicationFailure, makeContinueAsNewFunc } from '@temporalio/workflow';
+import { ApplicationFailure, makeContinueAsNewFunc, patched } from '@temporalio/workflow';
 import { ErrorType } from '../core/errors';
 import { probe } from './profiles';
 import type { FailoverInput, FailoverPlanReport, RollingRestartInput, RollingRestartReport, SwitchoverInput } from './contracts';
 import type { MonitorState } from './monitor';
 import { redisSwitchover, type SwitchoverReport } from './redis/switchover';
+import { redisClusterSwitchover, type ClusterSwitchoverReport } from './redis/cluster-switchover';
+
+/** Patch marker: a switchover of a Redis Cluster shard (before it, refused as WrongEngine). */
+const PATCH_CLUSTER_SWITCHOVER = 'redis-cluster-switchover';
 import { redisFailover, type FailoverReport } from './redis/failover';
 import type { redisMonitor } from './redis/monitor';
 import { redisRollingRestart } from './redis/rolling-restart';
@@ -21,14 +25,20 @@ import { mysqlRollingRestart } from './mysql/rolling-restart';
 const describe = (cluster: string) => probe.describeCluster.executeWithOptions({ summary: `look up ${cluster} in the inventory` }, [{ cluster }]);
 const wrongEngine = (message: string) => ApplicationFailure.create({ message, type: ErrorType.WrongEngine, nonRetryable: true });
 
-export async function switchover(input: SwitchoverInput): Promise<SwitchoverReport | MysqlSwitchoverReport> {
+export async function switchover(input: SwitchoverInput): Promise<SwitchoverReport | MysqlSwitchoverReport | ClusterSwitchoverReport> {
   const d = await describe(input.cluster);
   switch (d.engine) {
     case 'redis':
-      if (d.topology === 'cluster')
-        throw wrongEngine(`${input.cluster} is a Redis Cluster: its shards change primaries with CLUSTER FAILOVER (handover rolling-restart does that shard by shard); switchover handles replication topologies`);
+      if (d.topology === 'cluster') {
+        // Runs recorded before the Cluster switchover existed were refused here: they replay so.
+        if (!patched(PATCH_CLUSTER_SWITCHOVER))
+          throw wrongEngine(`${input.cluster} is a Redis Cluster: its shards change primaries with CLUSTER FAILOVER (handover rolling-restart does that shard by shard); switchover handles replication topologies`);
+        return redisClusterSwitchover(input);
+      }
+      if (input.shard !== undefined) throw ApplicationFailure.create({ type: ErrorType.PreconditionFailed, nonRetryable: true, message: `--shard is for Redis Cluster; ${input.cluster} has topology ${d.topology}; nothing was changed` });
       return redisSwitchover(input);
     case 'mysql':
+      if (input.shard !== undefined) throw ApplicationFailure.create({ type: ErrorType.PreconditionFailed, nonRetryable: true, message: `--shard is for Redis Cluster; ${input.cluster} is a MySQL cluster; nothing was changed` });
       return mysqlSwitchover(input);
     default:
       throw wrongEngine(`no switchover runbook for engine ${d.engine}`);

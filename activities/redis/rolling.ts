@@ -63,6 +63,15 @@ export interface NodeReadyInput {
   maxLagBytes?: number;
 }
 
+export interface ClusterAgreementInput {
+  cluster: string;
+  /** The shard's new primary, the slots it must serve, and the old primary that must be its replica. */
+  primary: string;
+  slots: string;
+  replica: string;
+  timeoutMs: number;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function createRedisRollingActivities(deps: RedisActivityDeps) {
@@ -220,6 +229,56 @@ export function createRedisRollingActivities(deps: RedisActivityDeps) {
         }
         if (Date.now() - issuedAt > input.timeoutMs)
           throw new HandoverError(ErrorType.HandoverAborted, `CLUSTER FAILOVER on ${input.to} did not complete within ${input.timeoutMs} ms; ${input.from} still serves the shard`);
+      }
+    }),
+
+    /**
+     * Wait until every reachable node's CLUSTER NODES agrees that `primary` is a master serving `slots` and
+     * `replica` is its replica, and every node says cluster_state:ok. Read-only: safe to retry; the wait
+     * starts again from the same condition.
+     */
+    waitForRedisClusterAgreement: activity(async (input: ClusterAgreementInput): Promise<{ waitedMs: number; views: Record<string, string>; audit: string }> => {
+      const ctx = Context.current();
+      const c = spec(input.cluster);
+      const t0 = Date.now();
+      const addrOf = (n: { host: string; port: number }) => `${n.host}:${n.port}`;
+      const idByAddr = new Map(c.nodes.map((n) => [addrOf(n), n.id]));
+      for (;;) {
+        const views: Record<string, string> = {};
+        await Promise.all(
+          c.nodes.map(async (n) => {
+            const cl = await open(c, n.id);
+            if (!cl) return void (views[n.id] = 'unreachable');
+            try {
+              const ok = ((await cl.call('CLUSTER', 'INFO')) as string).includes('cluster_state:ok');
+              const lines = ((await cl.call('CLUSTER', 'NODES')) as string).trim().split('\n').map((l) => l.split(' '));
+              const hexToNode = new Map(lines.map((f) => [f[0], idByAddr.get(f[1].split('@')[0]) ?? f[1]]));
+              const line = (node: string) => lines.find((f) => hexToNode.get(f[0]) === node);
+              const p = line(input.primary);
+              const r = line(input.replica);
+              const problems: string[] = [];
+              if (!ok) problems.push('cluster_state not ok');
+              if (!p || !p[2].includes('master') || p[2].includes('fail')) problems.push(`${input.primary} is ${p ? p[2] : 'unknown'}`);
+              else if (p.slice(8).filter((s) => !s.startsWith('[')).join(' ') !== input.slots) problems.push(`${input.primary} serves ${p.slice(8).join(' ') || 'no slots'}`);
+              if (!r || !r[2].includes('slave') || hexToNode.get(r[3]) !== input.primary) problems.push(`${input.replica} is ${r ? `${r[2]} of ${hexToNode.get(r[3]) ?? r[3]}` : 'unknown'}`);
+              views[n.id] = problems.length ? problems.join(', ') : 'agrees';
+            } catch (e) {
+              views[n.id] = `error: ${(e as Error).message}`;
+            } finally {
+              cl.disconnect();
+            }
+          }),
+        );
+        const disagree = Object.entries(views).filter(([, v]) => v !== 'agrees' && v !== 'unreachable');
+        const agreeing = Object.values(views).filter((v) => v === 'agrees').length;
+        if (disagree.length === 0 && agreeing > 0) {
+          const waitedMs = Date.now() - t0;
+          return { waitedMs, views, audit: `every reachable node's CLUSTER NODES shows ${input.primary} master of ${input.slots} and ${input.replica} its replica (${agreeing} of ${c.nodes.length} nodes) after ${waitedMs} ms` };
+        }
+        if (Date.now() - t0 > input.timeoutMs)
+          throw new HandoverError(ErrorType.VerificationFailed, `the nodes' CLUSTER NODES views do not agree within ${input.timeoutMs} ms: ${disagree.map(([k, v]) => `${k}: ${v}`).join('; ')}`);
+        ctx.heartbeat({ progress: timeProgress(`every node agrees ${input.primary} serves ${input.slots}`, t0, input.timeoutMs, disagree.map(([k, v]) => `${k}: ${v}`).join('; ')) });
+        await sleep(100);
       }
     }),
 
