@@ -66,6 +66,7 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .description('unplanned failover: confirm the primary dead, promote the most advanced replica, fence the old one')
       .requiredOption('--cluster <name>', 'cluster from the inventory')
       .option('--force', 'skip the dead-primary confirmation', false)
+      .option('--shard <node>', 'Redis Cluster: the shard whose primary died (that primary or one of its replicas); CLUSTER FAILOVER FORCE, then TAKEOVER')
       .option('--wait', 'follow the run and exit non-zero if it fails', false)
       .option('--require-approval', 'after confirm and decide, publish the plan and wait for "handover approve" before promoting', false)
       .option('--approval-timeout <duration>', 'with --require-approval: end with nothing changed if not approved within this (default 30m)')

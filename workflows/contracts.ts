@@ -72,6 +72,8 @@ export interface FailoverInput {
   cluster: string;
   /** Skip the dead-primary confirmation (the primary must still not answer as primary). */
   force?: boolean;
+  /** Redis Cluster: the shard whose primary died, named by that primary or one of its replicas. */
+  shard?: string;
   /** Set by the monitor: it already confirmed the primary dead over its window. */
   confirmedBy?: string;
   /** The primary as the monitor last saw it alive: its offset (Redis) or gtid_binlog_pos (MySQL), and when (epoch ms), for the data-loss window. */

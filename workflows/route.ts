@@ -11,6 +11,10 @@ import type { FailoverInput, FailoverPlanReport, RollingRestartInput, RollingRes
 import type { MonitorState } from './monitor';
 import { redisSwitchover, type SwitchoverReport } from './redis/switchover';
 import { redisClusterSwitchover, type ClusterSwitchoverReport } from './redis/cluster-switchover';
+import { redisClusterFailover, type ClusterFailoverReport } from './redis/cluster-failover';
+
+/** Patch marker: a failover of a Redis Cluster shard (--shard). */
+const PATCH_CLUSTER_FAILOVER = 'redis-cluster-failover';
 
 /** Patch marker: a switchover of a Redis Cluster shard (before it, refused as WrongEngine). */
 const PATCH_CLUSTER_SWITCHOVER = 'redis-cluster-switchover';
@@ -61,11 +65,20 @@ export async function rollingRestart(input: RollingRestartInput): Promise<Rollin
 async function failoverEngineOf(cluster: string): Promise<string> {
   const d = await describe(cluster);
   if (d.engine === 'redis' && d.topology !== 'replication')
-    throw wrongEngine(`${cluster} has topology ${d.topology}: Sentinel and Redis Cluster fail over by themselves; Handover's failover and monitor handle replication topologies`);
+    throw wrongEngine(
+      `${cluster} has topology ${d.topology}: ${d.topology === 'cluster' ? 'a Redis Cluster fails over by itself; when it cannot, name the shard: handover failover --cluster … --shard <dead primary>' : "Sentinel fails over by itself; Handover's failover and monitor handle replication topologies"}`,
+    );
   return d.engine;
 }
 
-export async function failover(input: FailoverInput): Promise<FailoverReport | MysqlFailoverReport | FailoverPlanReport> {
+export async function failover(input: FailoverInput): Promise<FailoverReport | MysqlFailoverReport | FailoverPlanReport | ClusterFailoverReport> {
+  // A Redis Cluster shard whose primary died (--shard): new in runs recorded after this marker; runs without
+  // --shard take the path they always took.
+  if (input.shard !== undefined && patched(PATCH_CLUSTER_FAILOVER)) {
+    const d = await describe(input.cluster);
+    if (d.engine === 'redis' && d.topology === 'cluster') return redisClusterFailover(input);
+    throw ApplicationFailure.create({ type: ErrorType.PreconditionFailed, nonRetryable: true, message: `--shard is for Redis Cluster; ${input.cluster} is ${d.engine} with topology ${d.topology}; nothing was changed` });
+  }
   const engine = await failoverEngineOf(input.cluster);
   if (engine === 'redis') return redisFailover(input);
   if (engine === 'mysql') return mysqlFailover(input);

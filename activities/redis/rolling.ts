@@ -65,10 +65,20 @@ export interface NodeReadyInput {
 
 export interface ClusterAgreementInput {
   cluster: string;
-  /** The shard's new primary, the slots it must serve, and the old primary that must be its replica. */
+  /** The shard's new primary, the slots it must serve (any, when not given), and the old primary that must be its replica (when given). */
   primary: string;
-  slots: string;
-  replica: string;
+  slots?: string;
+  replica?: string;
+  timeoutMs: number;
+}
+
+export interface ClusterTakeoverInput {
+  cluster: string;
+  /** The replica to promote, and the dead primary of its shard. */
+  node: string;
+  deadPrimary: string;
+  /** How long CLUSTER FAILOVER FORCE (needs a majority of primaries) may take before TAKEOVER (needs none). */
+  forceTimeoutMs: number;
   timeoutMs: number;
 }
 
@@ -233,6 +243,51 @@ export function createRedisRollingActivities(deps: RedisActivityDeps) {
     }),
 
     /**
+     * Ensure `node` (a replica of the dead `deadPrimary`) is a primary of the cluster: CLUSTER FAILOVER FORCE
+     * (no handshake with the dead primary; a majority of primaries still votes the new config epoch), and when
+     * that has not made it primary within `forceTimeoutMs`, CLUSTER FAILOVER TAKEOVER (no vote: the replica
+     * bumps the epoch itself — for a cluster that lost its majority). A no-op when it is primary already; a
+     * retry resumes from the stage in its heartbeat details and never goes back to FORCE after TAKEOVER.
+     */
+    ensureRedisClusterTakeover: activity(async (input: ClusterTakeoverInput): Promise<{ alreadyHeld: boolean; method: 'none' | 'force' | 'takeover'; promotedMs: number; audit: string }> => {
+      const ctx = Context.current();
+      const c = spec(input.cluster);
+      const prior = ctx.info.heartbeatDetails as { stage?: 'force' | 'takeover'; issuedAt?: number } | undefined;
+      const isPrimary = async () => (await probeSpec(c, input.node, [])).role === 'primary';
+      if (await isPrimary()) return { alreadyHeld: true, method: 'none', promotedMs: 0, audit: `saw ${input.node} already primary; changed nothing` };
+      const t0 = prior?.issuedAt ?? Date.now();
+      const issue = async (how: 'FORCE' | 'TAKEOVER') => {
+        const cl = await open(c, input.node);
+        if (!cl) throw new Error(`${input.node} unreachable`);
+        try {
+          await cl.call('CLUSTER', 'FAILOVER', how);
+        } finally {
+          cl.disconnect();
+        }
+      };
+      let stage = prior?.stage ?? 'force';
+      if (stage === 'force' && !prior?.stage) {
+        ctx.heartbeat({ stage, issuedAt: t0 });
+        await failpoint('ensureRedisClusterTakeover.beforeForce');
+        await issue('FORCE');
+      } else await issue(stage === 'force' ? 'FORCE' : 'TAKEOVER');
+      for (;;) {
+        await sleep(50);
+        ctx.heartbeat({ stage, issuedAt: t0 });
+        if (await isPrimary()) {
+          const promotedMs = Date.now() - t0;
+          return { alreadyHeld: false, method: stage, promotedMs, audit: `issued CLUSTER FAILOVER ${stage === 'force' ? 'FORCE' : 'FORCE, then TAKEOVER after ' + input.forceTimeoutMs + ' ms,'} on ${input.node}; saw it primary (replacing ${input.deadPrimary}) after ${promotedMs} ms` };
+        }
+        if (stage === 'force' && Date.now() - t0 > input.forceTimeoutMs) {
+          stage = 'takeover';
+          ctx.heartbeat({ stage, issuedAt: t0 });
+          await issue('TAKEOVER');
+        }
+        if (Date.now() - t0 > input.timeoutMs) throw new HandoverError(ErrorType.HandoverAborted, `${input.node} did not become primary within ${input.timeoutMs} ms of CLUSTER FAILOVER ${stage.toUpperCase()}`);
+      }
+    }),
+
+    /**
      * Wait until every reachable node's CLUSTER NODES agrees that `primary` is a master serving `slots` and
      * `replica` is its replica, and every node says cluster_state:ok. Read-only: safe to retry; the wait
      * starts again from the same condition.
@@ -255,12 +310,13 @@ export function createRedisRollingActivities(deps: RedisActivityDeps) {
               const hexToNode = new Map(lines.map((f) => [f[0], idByAddr.get(f[1].split('@')[0]) ?? f[1]]));
               const line = (node: string) => lines.find((f) => hexToNode.get(f[0]) === node);
               const p = line(input.primary);
-              const r = line(input.replica);
+              const r = input.replica === undefined ? undefined : line(input.replica);
               const problems: string[] = [];
               if (!ok) problems.push('cluster_state not ok');
-              if (!p || !p[2].includes('master') || p[2].includes('fail')) problems.push(`${input.primary} is ${p ? p[2] : 'unknown'}`);
-              else if (p.slice(8).filter((s) => !s.startsWith('[')).join(' ') !== input.slots) problems.push(`${input.primary} serves ${p.slice(8).join(' ') || 'no slots'}`);
-              if (!r || !r[2].includes('slave') || hexToNode.get(r[3]) !== input.primary) problems.push(`${input.replica} is ${r ? `${r[2]} of ${hexToNode.get(r[3]) ?? r[3]}` : 'unknown'}`);
+              const flags = (f: string[] | undefined) => (f ? f[2].split(',') : []);
+              if (!p || !flags(p).includes('master') || flags(p).some((x) => x === 'fail' || x === 'fail?')) problems.push(`${input.primary} is ${p ? p[2] : 'unknown'}`);
+              else if (input.slots !== undefined ? p.slice(8).filter((s) => !s.startsWith('[')).join(' ') !== input.slots : p.length < 9) problems.push(`${input.primary} serves ${p.slice(8).join(' ') || 'no slots'}`);
+              if (input.replica !== undefined && (!r || !flags(r).includes('slave') || hexToNode.get(r[3]) !== input.primary)) problems.push(`${input.replica} is ${r ? `${r[2]} of ${hexToNode.get(r[3]) ?? r[3]}` : 'unknown'}`);
               views[n.id] = problems.length ? problems.join(', ') : 'agrees';
             } catch (e) {
               views[n.id] = `error: ${(e as Error).message}`;
@@ -273,11 +329,11 @@ export function createRedisRollingActivities(deps: RedisActivityDeps) {
         const agreeing = Object.values(views).filter((v) => v === 'agrees').length;
         if (disagree.length === 0 && agreeing > 0) {
           const waitedMs = Date.now() - t0;
-          return { waitedMs, views, audit: `every reachable node's CLUSTER NODES shows ${input.primary} master of ${input.slots} and ${input.replica} its replica (${agreeing} of ${c.nodes.length} nodes) after ${waitedMs} ms` };
+          return { waitedMs, views, audit: `every reachable node's CLUSTER NODES shows ${input.primary} master of ${input.slots ?? 'its slots'}${input.replica ? ` and ${input.replica} its replica` : ''} (${agreeing} of ${c.nodes.length} nodes) after ${waitedMs} ms` };
         }
         if (Date.now() - t0 > input.timeoutMs)
           throw new HandoverError(ErrorType.VerificationFailed, `the nodes' CLUSTER NODES views do not agree within ${input.timeoutMs} ms: ${disagree.map(([k, v]) => `${k}: ${v}`).join('; ')}`);
-        ctx.heartbeat({ progress: timeProgress(`every node agrees ${input.primary} serves ${input.slots}`, t0, input.timeoutMs, disagree.map(([k, v]) => `${k}: ${v}`).join('; ')) });
+        ctx.heartbeat({ progress: timeProgress(`every node agrees ${input.primary} serves ${input.slots ?? 'its slots'}`, t0, input.timeoutMs, disagree.map(([k, v]) => `${k}: ${v}`).join('; ')) });
         await sleep(100);
       }
     }),
