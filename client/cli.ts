@@ -33,6 +33,7 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .description('planned switchover: hand the primary role to a caught-up replica, losing no acknowledged write')
       .requiredOption('--cluster <name>', 'cluster from the inventory')
       .option('--to <node>', 'replica to promote (default: the best candidate)')
+      .option('--shard <node|slot>', 'Redis Cluster: the shard to switch over, by one of its nodes or a slot it serves (a replica named here is promoted)')
       .option('--wait', 'follow the run and exit non-zero if it fails', false)
       .option('--require-approval', 'after probe and decide, publish the plan and wait for "handover approve" before changing anything', false)
       .option('--approval-timeout <duration>', 'with --require-approval: end with nothing changed if not approved within this (e.g. 90s, 30m, 2h; default 30m)')
@@ -49,7 +50,8 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .option('--set <key=value...>', 'config values every node must run with (repeatable)', [])
       .option('--version <v>', 'version every node must run (e.g. 7.0, "valkey 9.1")')
       .option('--include-sentinels', 'sentinel topology: restart every Sentinel too, one at a time', false)
-      .option('--restart-all', 'restart every node once even when nothing changes (OS patching), replicas first, the primary handed over', false)
+      .option('--reason <text>', 'restart every node once with nothing changed (OS patching, a new kernel), for this reason: replicas first, the primary handed over first, each node once')
+      .option('--restart-all', 'as --reason, without a reason', false)
       .option('--wait', 'follow the run and exit non-zero if it fails', false)
       .option('--require-approval', 'after probe and decide, publish the plan and wait for "handover approve" before changing anything', false)
       .option('--approval-timeout <duration>', 'with --require-approval: end with nothing changed if not approved within this (e.g. 90s, 30m, 2h; default 30m)')
@@ -64,6 +66,7 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .description('unplanned failover: confirm the primary dead, promote the most advanced replica, fence the old one')
       .requiredOption('--cluster <name>', 'cluster from the inventory')
       .option('--force', 'skip the dead-primary confirmation', false)
+      .option('--shard <node>', 'Redis Cluster: the shard whose primary died (that primary or one of its replicas); CLUSTER FAILOVER FORCE, then TAKEOVER')
       .option('--wait', 'follow the run and exit non-zero if it fails', false)
       .option('--require-approval', 'after confirm and decide, publish the plan and wait for "handover approve" before promoting', false)
       .option('--approval-timeout <duration>', 'with --require-approval: end with nothing changed if not approved within this (default 30m)')
@@ -126,6 +129,8 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .option('--set <key=value...>', 'rolling-restart: config values every node must run with', [])
       .option('--version <v>', 'rolling-restart: version every node must run')
       .option('--include-sentinels', 'rolling-restart: restart every Sentinel too', false)
+      .option('--reason <text>', 'rolling-restart: restart every node once, nothing changed, for this reason')
+      .option('--restart-all', 'rolling-restart: as --reason, without a reason', false)
       .option('--force', 'failover: skip the dead-primary confirmation', false),
   ).action(async (runbook: string, opts) => onExit((await runPlan({ ...opts, runbook }, processIO)).exitCode));
   common(

@@ -13,6 +13,15 @@ export interface DesiredSpec {
    * started before this moment (epoch ms, frozen when the roll starts) is stale.
    */
   restartStartedBefore?: number;
+  /** --reason: why every node is restarted once (OS patching, a new kernel); audit and report only. */
+  reason?: string;
+  /**
+   * The restart token's second half, kept in the workflow's state (rebuilt from history on replay, so a roll
+   * resumed by another worker sees it): the nodes this roll has restarted. Such a node is never due again
+   * under `restartStartedBefore`, whatever its start time reads (a server clock behind the worker's, a start
+   * time unknown).
+   */
+  restarted?: string[];
 }
 
 /**
@@ -22,10 +31,17 @@ export interface DesiredSpec {
 const START_SLACK_MS = 1_500;
 
 /** Why a node is stale only because the roll restarts every node once, or undefined. */
-export function whyRestartDue(startedAtMs: number | undefined, desired: DesiredSpec): string | undefined {
+export function whyRestartDue(startedAtMs: number | undefined, desired: DesiredSpec, node?: string): string | undefined {
   if (desired.restartStartedBefore === undefined) return undefined;
+  if (node !== undefined && desired.restarted?.includes(node)) return undefined;
   if (startedAtMs === undefined) return 'start time unknown; restart requested';
   return startedAtMs < desired.restartStartedBefore - START_SLACK_MS ? `running since ${new Date(startedAtMs).toISOString()}, before this roll (restart requested)` : undefined;
+}
+
+/** The restart token a roll's report and audit show: the frozen start and the reason. */
+export function restartTokenOf(desired: DesiredSpec): string | undefined {
+  if (desired.restartStartedBefore === undefined) return undefined;
+  return `restart every node started before ${new Date(desired.restartStartedBefore).toISOString()}${desired.reason ? ` (${desired.reason})` : ''}`;
 }
 
 /** Whether a running "<flavor> <x.y.z>" matches the wanted "x.y" or "<flavor> x.y" (a prefix at a dot). */

@@ -63,14 +63,20 @@ export interface RedisPolicy {
   failoverBlockMs: number;
 }
 
+/** The operator hook kinds (inventory `hooks:`): pre-hooks fail closed, post-hooks fail open. */
+export const HOOK_KINDS = ['preFailover', 'postFailover', 'preSwitchover', 'postSwitchover', 'postPromotion', 'preRollingRestart', 'postRollingRestart'] as const;
+export type HookKind = (typeof HOOK_KINDS)[number];
+/** How many hooks of each kind the inventory lists (older probes carry only the failover kinds). */
+export type HookCounts = { preFailover: number; postFailover: number } & Partial<Record<Exclude<HookKind, 'preFailover' | 'postFailover'>, number>>;
+
 export interface RedisClusterProbe {
   cluster: string;
   engine: 'redis';
   /** replication | sentinel | cluster (absent in histories recorded before it existed: replication). */
   topology?: string;
   policy: RedisPolicy;
-  /** How many operator hooks the inventory lists around a failover (absent in older histories: none). */
-  hooks?: { preFailover: number; postFailover: number };
+  /** How many operator hooks the inventory lists, by kind (absent in older histories: none). */
+  hooks?: HookCounts;
   nodes: RedisNodeProbe[];
   probedAt: string;
 }

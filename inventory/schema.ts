@@ -159,6 +159,10 @@ export const ControllerSchema = z.discriminatedUnion('type', [
 ]);
 export type ControllerSpec = z.infer<typeof ControllerSchema>;
 
+/** Why `flavor: mysql8` is refused (one line, shown with the file and line of the field). */
+export const MYSQL8_REFUSED =
+  'flavor: mysql8 is not supported: Handover is tested against MariaDB 10.11 only (MySQL 8 GTID sets are not parsed and no MySQL 8 server is tested); use flavor: mariadb';
+
 export const ClusterSchema = z
   .object({
     name,
@@ -167,7 +171,11 @@ export const ClusterSchema = z
      * remotesapi): switchover and failover by dolt_assume_cluster_role at epochs (workflows/dolt/). MySQL protocol.
      */
     engine: z.enum(['redis', 'mysql', 'dolt']),
-    /** engine: mysql only — which SQL dialect the server speaks (activities/mysql-flavor.ts). */
+    /**
+     * engine: mysql only — which SQL dialect the server speaks (activities/mysql/flavor.ts). Only `mariadb` is
+     * accepted: `mysql8` is refused when the inventory loads until a MySQL 8 server can be tested (its GTID
+     * sets are not MariaDB's domain-server-sequence lists, which the probes parse).
+     */
     flavor: z.enum(['mariadb', 'mysql8']).optional(),
     topology: z.enum(['replication', 'sentinel', 'cluster']).default('replication'),
     credentials: z
@@ -185,12 +193,21 @@ export const ClusterSchema = z
      */
     routingHook: z.string().min(1).optional(),
     /**
-     * Operator hooks around a failover (any engine): shell commands with {cluster} {oldPrimary} {newPrimary}
-     * {host} {port}. Pre-failover hooks fail closed (non-zero exit: nothing is changed), post-failover hooks
-     * fail open (reported). See activities/hooks.ts.
+     * Operator hooks around every runbook (any engine): shell commands with {cluster} {oldPrimary} {newPrimary}
+     * {host} {port}. Pre-hooks fail closed (non-zero exit: nothing is changed), post-hooks fail open (reported).
+     * postPromotion runs right after a new primary is promoted (switchover, failover, a rolling restart's
+     * handover, a Redis Cluster shard's failover): where a proxy's writer endpoint is moved. See activities/hooks.ts.
      */
     hooks: z
-      .object({ preFailover: z.array(z.string().min(1)).default([]), postFailover: z.array(z.string().min(1)).default([]) })
+      .object({
+        preFailover: z.array(z.string().min(1)).default([]),
+        postFailover: z.array(z.string().min(1)).default([]),
+        preSwitchover: z.array(z.string().min(1)).default([]),
+        postSwitchover: z.array(z.string().min(1)).default([]),
+        postPromotion: z.array(z.string().min(1)).default([]),
+        preRollingRestart: z.array(z.string().min(1)).default([]),
+        postRollingRestart: z.array(z.string().min(1)).default([]),
+      })
       .strict()
       .optional(),
     /**
@@ -248,7 +265,8 @@ export const ClusterSchema = z
       }
       return;
     }
-    if (!c.flavor) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['flavor'], message: 'engine: mysql needs flavor: mariadb or mysql8' });
+    if (!c.flavor) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['flavor'], message: 'engine: mysql needs flavor: mariadb' });
+    if (c.flavor === 'mysql8') ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['flavor'], message: MYSQL8_REFUSED });
     if (c.topology !== 'replication') ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['topology'], message: 'engine: mysql supports topology: replication only' });
     if (!c.credentials.username || !c.credentials.password)
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['credentials'], message: 'engine: mysql needs credentials.username and credentials.password (the automation user)' });

@@ -69,8 +69,8 @@ export interface MariaInventoryExtra {
   promotion?: Record<string, 'prefer' | 'neutral' | 'never'>;
   policy?: Record<string, number | string>;
   routingHook?: string;
-  /** Failover hooks (inventory `hooks:`). */
-  hooks?: { preFailover?: string[]; postFailover?: string[] };
+  /** Operator hooks (inventory `hooks:`), by kind (preFailover, postPromotion, preSwitchover, ...). */
+  hooks?: Partial<Record<string, string[]>>;
   /** A `local` node controller (mariadbd restarted from each node's my.cnf), for the rolling restart. */
   controller?: boolean;
   /** The cluster's tls block (default: the fleet's CA and client certificate when it has TLS); false: none. */
@@ -226,7 +226,7 @@ export async function startMariaFleet(opts: MariaFleetOptions = {}): Promise<Mar
       const tlsBlock = extra.tls === false ? undefined : (extra.tls ?? (tls && { ca: tls.ca, cert: tls.clientCert, key: tls.clientKey }));
       if (tlsBlock) out.push(...tlsInventoryLines('    ', tlsBlock));
       if (extra.routingHook) out.push(`    routingHook: ${JSON.stringify(extra.routingHook)}`);
-      if (extra.hooks) out.push('    hooks:', `      preFailover: ${JSON.stringify(extra.hooks.preFailover ?? [])}`, `      postFailover: ${JSON.stringify(extra.hooks.postFailover ?? [])}`);
+      if (extra.hooks) out.push('    hooks:', ...Object.entries(extra.hooks).map(([k, v]) => `      ${k}: ${JSON.stringify(v ?? [])}`));
       if (extra.controller) {
         out.push('    controller:', '      type: local', `      binary: ${mariadbdBinary()}`, `      configFile: ${path.join(baseDir, '{node}', 'my.cnf')}`);
         // Nodes on lab hosts are started again inside their own network namespace.

@@ -34,6 +34,8 @@ export interface RedisFleet {
     policy?: Record<string, number | string>;
     binaries?: Record<string, string>;
     sentinelBlock?: string;
+    /** Operator hooks (inventory `hooks:`), by kind (preSwitchover, postPromotion, ...). */
+    hooks?: Partial<Record<string, string[]>>;
     tls?: false | { ca?: string; cert?: string; key?: string; serverName?: string; verify?: boolean };
   }): string;
   /** Writes the inventory to a file and returns its path. */
@@ -177,6 +179,7 @@ export async function startRedisFleet(opts: FleetOptions = {}): Promise<RedisFle
       const tlsBlock = extra.tls === false ? undefined : (extra.tls ?? (tls && { ca: tls.ca, cert: tls.clientCert, key: tls.clientKey }));
       if (tlsBlock) out.push(...tlsInventoryLines('    ', tlsBlock));
       if (extra.sentinelBlock) out.push(extra.sentinelBlock.trimEnd());
+      if (extra.hooks) out.push('    hooks:', ...Object.entries(extra.hooks).map(([k, v]) => `      ${k}: ${JSON.stringify(v ?? [])}`));
       out.push('    controller:', '      type: local', `      configFile: ${path.join(baseDir, '{node}', 'redis.conf')}`, `      binary: ${binary}`);
       // Nodes (and Sentinels) on lab hosts are started again inside their own network namespace.
       if (opts.hosts) out.push(`      launcher: ${NETNS_LAUNCHER}`);

@@ -36,6 +36,8 @@ have nginx || missing+=(nginx-light)
 have openssl || missing+=(openssl)
 # HAProxy in front of each test fleet, moved by post-promotion hooks through its runtime API (hooks tests).
 have haproxy || missing+=(haproxy)
+# socat: the hooks tests' post-promotion hook talks to HAProxy's runtime API socket with it.
+have socat || missing+=(socat)
 # Physical MariaDB backups (backup.method: physical) and point-in-time recovery's binlog tools.
 have mariadb-backup || missing+=(mariadb-backup)
 # One-way packet loss in the multi-host lab (nft rules inside a node's network namespace).

@@ -12,6 +12,8 @@ export interface SwitchoverInput {
   cluster: string;
   /** Node to promote; chosen by the decision when omitted. */
   to?: string;
+  /** Redis Cluster: the shard to switch over, named by one of its nodes or a slot it serves (a replica named here is the candidate). */
+  shard?: string;
   /** Stop after the decision and return the plan. */
   dryRun?: boolean;
   /** Who asked (shown in the audit trail); never a credential. */
@@ -33,6 +35,8 @@ export interface RollingRestartInput {
   includeSentinels?: boolean;
   /** Restart every node once even when nothing changes (OS patching): every node started before the roll. */
   restartAll?: boolean;
+  /** --reason: why every node is restarted once (implies restartAll); recorded in the audit, the report and the summary. */
+  reason?: string;
   /** Probe and report what is stale and the first action; change nothing. */
   dryRun?: boolean;
   requestedBy?: string;
@@ -59,6 +63,10 @@ export interface RollingRestartReport {
   audit: string[];
   /** --require-approval: who approved which plan. */
   approval?: { approver: string; planHash: string };
+  /** --reason / --restart-all: the restart token (the frozen start and the reason). */
+  restartToken?: string;
+  /** Operator hooks the roll itself ran (pre/post rolling restart, a Redis Cluster shard's post-promotion); a handover's own are in its child switchover's report. */
+  hooks?: { hook: string; ok: boolean; detail: string }[];
 }
 
 /** An unplanned failover, whatever the engine: names and positions only. */
@@ -66,6 +74,8 @@ export interface FailoverInput {
   cluster: string;
   /** Skip the dead-primary confirmation (the primary must still not answer as primary). */
   force?: boolean;
+  /** Redis Cluster: the shard whose primary died, named by that primary or one of its replicas. */
+  shard?: string;
   /** Set by the monitor: it already confirmed the primary dead over its window. */
   confirmedBy?: string;
   /** The primary as the monitor last saw it alive: its offset (Redis) or gtid_binlog_pos (MySQL), and when (epoch ms), for the data-loss window. */

@@ -8,16 +8,19 @@
 import { ApplicationFailure, CancellationScope, executeChild, sleep } from '@temporalio/workflow';
 import { ErrorType } from '../core/errors';
 import { SA_CLUSTER, SA_RUNBOOK, operationWorkflowId } from '../core/ids';
-import { describeAction, type DesiredSpec, type RollingAction } from '../core/rolling';
+import { describeAction, restartTokenOf, type DesiredSpec, type RollingAction } from '../core/rolling';
 import type { RollingRestartInput, RollingRestartReport } from './contracts';
 import { abortWatch, awaitApproval, isCancellation } from './approval';
 import type { Runbook } from './runbook';
+import { hookCount, runPostHooks, runPreHooks, type HookOutcome } from './hooks';
 
 /** What an engine's roll probe returns, as far as the skeleton needs it. */
 export interface RollProbe<N> {
   nodes: N[];
   policy: { verifyTimeoutMs: number; restartTimeoutMs: number };
   hasController: boolean;
+  /** How many operator hooks the inventory lists, by kind (absent in older histories: none). */
+  hooks?: Partial<Record<string, number>>;
 }
 
 type Restart = Extract<RollingAction, { kind: 'restart' }>;
@@ -62,6 +65,9 @@ export async function runRoll<N extends { node: string }, P extends RollProbe<N>
 ): Promise<RollingRestartReport> {
   const { cluster } = input;
   const st: RollState = { staleAtStart: [], restarts: [], handovers: [], sentinelRestarts: [], primary: '', verifyTimeoutMs: 30_000 };
+  const hooks: HookOutcome[] = [];
+  let firstPrimary: string | undefined;
+  let hookCounts: RollProbe<N>['hooks'];
   const probeSummary = `probe ${cluster}: which nodes are stale`;
   const report = (dryRun: boolean, approval?: RollingRestartReport['approval']): RollingRestartReport => ({
     runbook: 'rolling-restart',
@@ -74,9 +80,14 @@ export async function runRoll<N extends { node: string }, P extends RollProbe<N>
     sentinelRestarts: st.sentinelRestarts,
     primary: st.primary,
     ...(approval ? { approval } : {}),
+    ...(desired.restartStartedBefore !== undefined ? { restartToken: restartTokenOf(desired) } : {}),
+    ...(hooks.length ? { hooks } : {}),
     steps: rb.timings(),
     audit: rb.progress.audit,
   });
+
+  const token = restartTokenOf(desired);
+  if (token) rb.audit('token', token);
 
   // Approval gate (--require-approval): probe and decide once, publish the plan (stale nodes, first action)
   // and its hash, and wait for `approve`. Nothing is changed before it is given.
@@ -126,6 +137,7 @@ export async function runRoll<N extends { node: string }, P extends RollProbe<N>
       if (st.restarts.length + st.handovers.length > 2 * probed.nodes.length + 2)
         throw ApplicationFailure.create({ message: `rolling restart of ${cluster} is not converging after ${st.restarts.length + st.handovers.length} actions; stopped`, type: ErrorType.VerificationFailed, nonRetryable: true });
       if (round === 1) {
+        hookCounts = probed.hooks;
         st.staleAtStart = probed.nodes.filter((n) => engine.stale(n)).map((n) => ({ node: n.node, reason: engine.stale(n)! }));
         if (!probed.hasController && !input.dryRun && engine.needsController(st.staleAtStart.length))
           throw ApplicationFailure.create({ message: `cluster ${cluster} has no controller in the inventory; nothing was changed`, type: ErrorType.PreconditionFailed, nonRetryable: true });
@@ -167,9 +179,16 @@ export async function runRoll<N extends { node: string }, P extends RollProbe<N>
         return report(true);
       }
 
+      // Pre-rolling-restart hooks (fail closed), once, before the first change: a failure ends the run, nothing changed.
+      if (firstPrimary === undefined) {
+        firstPrimary = st.primary;
+        hooks.push(...(await runPreHooks(rb, 'preRollingRestart', hookCount(hookCounts, 'preRollingRestart'), { cluster, oldPrimary: st.primary, newPrimary: st.primary })));
+      }
       if (action.kind === 'restart') {
         await engine.restart(action, probed);
         st.restarts.push({ node: action.node, role: 'replica', primary: action.primary, reason: action.reason });
+        // The restart token: a node restarted under it is never due again in this run (replayed from history).
+        if (desired.restartStartedBefore !== undefined) desired.restarted = [...(desired.restarted ?? []), action.node];
       } else {
         const { newPrimary, ...h } = await engine.handover(action, probed, round);
         st.handovers.push(h);
@@ -177,7 +196,9 @@ export async function runRoll<N extends { node: string }, P extends RollProbe<N>
       }
     }
     st.primary = await engine.finish(st, stopIfAborted);
-    rb.setPhase('done');
+    // Post-rolling-restart hooks (fail open, reported): only after a roll that changed something.
+    if (firstPrimary !== undefined) hooks.push(...(await runPostHooks(rb, 'postRollingRestart', hookCount(hookCounts, 'postRollingRestart'), { cluster, oldPrimary: firstPrimary, newPrimary: st.primary })));
+    rb.setPhase(hooks.some((h) => !h.ok) ? 'done-post-hook-failed' : 'done');
     return report(false, approval);
   });
 }

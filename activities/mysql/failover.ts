@@ -5,6 +5,7 @@
  * read-only and flagged), and a verification that tolerates nodes still down. Promotion and repointing reuse
  * the switchover's ensureMysqlPrimary / ensureMysqlReplicaOf (activities/mysql.ts).
  */
+import { hookCounts } from '../hooks';
 import { Context } from '@temporalio/activity';
 import type mysql from 'mysql2/promise';
 import { errantOnReturn, listErrantGtids, receivedPos, type MysqlFailoverNodeProbe, type MysqlFailoverProbe } from '../../core/mysql/failover';
@@ -115,7 +116,7 @@ export function failoverProbeOf(cluster: string, c: ClusterSpec, nodes: MysqlFai
     engine: 'mysql',
     policy: { probeIntervalMs: p.probeIntervalMs, probesToConfirm: p.probesToConfirm, failoverBlockMs: p.failoverBlockMs, catchUpTimeoutMs: p.catchUpTimeoutMs, verifyTimeoutMs: p.verifyTimeoutMs },
     routingHook: c.routingHook !== undefined,
-    hooks: { preFailover: c.hooks?.preFailover.length ?? 0, postFailover: c.hooks?.postFailover.length ?? 0 },
+    hooks: hookCounts(c),
     nodes,
     probedAt: new Date().toISOString(),
   };

@@ -3,6 +3,8 @@
  * read before acting, no-op when it already holds, an audit line each. The automation user needs no extra
  * grant: variables and Uptime are readable by any account, and the node controller restarts the process.
  */
+import { hookCounts } from '../hooks';
+import type { HookCounts } from '../../core/types';
 import { Context } from '@temporalio/activity';
 import type mysql from 'mysql2/promise';
 import { ErrorType, HandoverError } from '../../core/errors';
@@ -23,6 +25,8 @@ export interface ProbeMysqlSpecsResult {
   nodes: MysqlSpecProbe[];
   hasController: boolean;
   policy: MysqlPolicy & { restartTimeoutMs: number };
+  /** How many operator hooks the inventory lists, by kind (absent in older histories: none). */
+  hooks?: HookCounts;
 }
 export interface EnsureMysqlNodeRestartedInput {
   cluster: string;
@@ -90,6 +94,7 @@ export function createMysqlRollingActivities(deps: MysqlActivityDeps) {
         cluster,
         nodes,
         hasController: !!c.controller,
+        hooks: hookCounts(c),
         policy: { maxLagTransactions: p.maxLagTransactions, maxLagSeconds: p.maxLagSeconds, catchUpTimeoutMs: p.catchUpTimeoutMs, verifyTimeoutMs: p.verifyTimeoutMs, fenceGraceMs: p.fenceGraceMs, restartTimeoutMs: p.restartTimeoutMs },
       };
     }),

@@ -5,6 +5,7 @@
  * inventory (activities/mysql/conn.ts, read through activities/mysql/node.ts). The SQL that differs between
  * servers is in activities/mysql/flavor.ts.
  */
+import { hookCounts } from '../hooks';
 import { Context } from '@temporalio/activity';
 import { ErrorType, HandoverError } from '../../core/errors';
 import {
@@ -147,6 +148,7 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
         flavor: c.flavor ?? 'mariadb',
         policy: { maxLagTransactions: p.maxLagTransactions, maxLagSeconds: p.maxLagSeconds, catchUpTimeoutMs: p.catchUpTimeoutMs, verifyTimeoutMs: p.verifyTimeoutMs, fenceGraceMs: p.fenceGraceMs },
         routingHook: c.routingHook !== undefined,
+        hooks: hookCounts(c),
         nodes,
         probedAt: new Date().toISOString(),
       };

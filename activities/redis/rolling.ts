@@ -2,6 +2,8 @@
  * Rolling-restart activities for Redis/Valkey. Same rules as activities/redis.ts: named for the end state,
  * read before acting, no-op when it already holds, an audit line each.
  */
+import { hookCounts } from '../hooks';
+import type { HookCounts } from '../../core/types';
 import { Context } from '@temporalio/activity';
 import type Redis from 'ioredis';
 import { ErrorType, HandoverError } from '../../core/errors';
@@ -25,6 +27,8 @@ export interface ProbeSpecsResult {
   hasController: boolean;
   policy: RedisPolicy;
   topology: string;
+  /** How many operator hooks the inventory lists, by kind (absent in older histories: none). */
+  hooks?: HookCounts;
 }
 export interface PersistConfigInput {
   cluster: string;
@@ -57,6 +61,25 @@ export interface NodeReadyInput {
   timeoutMs: number;
   /** Also within this many bytes of the primary's current offset (in sync, not merely past the goal). */
   maxLagBytes?: number;
+}
+
+export interface ClusterAgreementInput {
+  cluster: string;
+  /** The shard's new primary, the slots it must serve (any, when not given), and the old primary that must be its replica (when given). */
+  primary: string;
+  slots?: string;
+  replica?: string;
+  timeoutMs: number;
+}
+
+export interface ClusterTakeoverInput {
+  cluster: string;
+  /** The replica to promote, and the dead primary of its shard. */
+  node: string;
+  deadPrimary: string;
+  /** How long CLUSTER FAILOVER FORCE (needs a majority of primaries) may take before TAKEOVER (needs none). */
+  forceTimeoutMs: number;
+  timeoutMs: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -111,7 +134,7 @@ export function createRedisRollingActivities(deps: RedisActivityDeps) {
     probeRedisSpecs: activity(async ({ cluster, keys }: ProbeSpecsInput): Promise<ProbeSpecsResult> => {
       const c = spec(cluster);
       const nodes = await Promise.all(c.nodes.map((n) => probeSpec(c, n.id, keys)));
-      return { cluster, nodes, autoRestart: c.controller?.autoRestart ?? false, hasController: !!c.controller, policy: c.policy, topology: c.topology };
+      return { cluster, nodes, autoRestart: c.controller?.autoRestart ?? false, hasController: !!c.controller, policy: c.policy, topology: c.topology, hooks: hookCounts(c) };
     }),
 
     /**
@@ -216,6 +239,102 @@ export function createRedisRollingActivities(deps: RedisActivityDeps) {
         }
         if (Date.now() - issuedAt > input.timeoutMs)
           throw new HandoverError(ErrorType.HandoverAborted, `CLUSTER FAILOVER on ${input.to} did not complete within ${input.timeoutMs} ms; ${input.from} still serves the shard`);
+      }
+    }),
+
+    /**
+     * Ensure `node` (a replica of the dead `deadPrimary`) is a primary of the cluster: CLUSTER FAILOVER FORCE
+     * (no handshake with the dead primary; a majority of primaries still votes the new config epoch), and when
+     * that has not made it primary within `forceTimeoutMs`, CLUSTER FAILOVER TAKEOVER (no vote: the replica
+     * bumps the epoch itself — for a cluster that lost its majority). A no-op when it is primary already; a
+     * retry resumes from the stage in its heartbeat details and never goes back to FORCE after TAKEOVER.
+     */
+    ensureRedisClusterTakeover: activity(async (input: ClusterTakeoverInput): Promise<{ alreadyHeld: boolean; method: 'none' | 'force' | 'takeover'; promotedMs: number; audit: string }> => {
+      const ctx = Context.current();
+      const c = spec(input.cluster);
+      const prior = ctx.info.heartbeatDetails as { stage?: 'force' | 'takeover'; issuedAt?: number } | undefined;
+      const isPrimary = async () => (await probeSpec(c, input.node, [])).role === 'primary';
+      if (await isPrimary()) return { alreadyHeld: true, method: 'none', promotedMs: 0, audit: `saw ${input.node} already primary; changed nothing` };
+      const t0 = prior?.issuedAt ?? Date.now();
+      const issue = async (how: 'FORCE' | 'TAKEOVER') => {
+        const cl = await open(c, input.node);
+        if (!cl) throw new Error(`${input.node} unreachable`);
+        try {
+          await cl.call('CLUSTER', 'FAILOVER', how);
+        } finally {
+          cl.disconnect();
+        }
+      };
+      let stage = prior?.stage ?? 'force';
+      if (stage === 'force' && !prior?.stage) {
+        ctx.heartbeat({ stage, issuedAt: t0 });
+        await failpoint('ensureRedisClusterTakeover.beforeForce');
+        await issue('FORCE');
+      } else await issue(stage === 'force' ? 'FORCE' : 'TAKEOVER');
+      for (;;) {
+        await sleep(50);
+        ctx.heartbeat({ stage, issuedAt: t0 });
+        if (await isPrimary()) {
+          const promotedMs = Date.now() - t0;
+          return { alreadyHeld: false, method: stage, promotedMs, audit: `issued CLUSTER FAILOVER ${stage === 'force' ? 'FORCE' : 'FORCE, then TAKEOVER after ' + input.forceTimeoutMs + ' ms,'} on ${input.node}; saw it primary (replacing ${input.deadPrimary}) after ${promotedMs} ms` };
+        }
+        if (stage === 'force' && Date.now() - t0 > input.forceTimeoutMs) {
+          stage = 'takeover';
+          ctx.heartbeat({ stage, issuedAt: t0 });
+          await issue('TAKEOVER');
+        }
+        if (Date.now() - t0 > input.timeoutMs) throw new HandoverError(ErrorType.HandoverAborted, `${input.node} did not become primary within ${input.timeoutMs} ms of CLUSTER FAILOVER ${stage.toUpperCase()}`);
+      }
+    }),
+
+    /**
+     * Wait until every reachable node's CLUSTER NODES agrees that `primary` is a master serving `slots` and
+     * `replica` is its replica, and every node says cluster_state:ok. Read-only: safe to retry; the wait
+     * starts again from the same condition.
+     */
+    waitForRedisClusterAgreement: activity(async (input: ClusterAgreementInput): Promise<{ waitedMs: number; views: Record<string, string>; audit: string }> => {
+      const ctx = Context.current();
+      const c = spec(input.cluster);
+      const t0 = Date.now();
+      const addrOf = (n: { host: string; port: number }) => `${n.host}:${n.port}`;
+      const idByAddr = new Map(c.nodes.map((n) => [addrOf(n), n.id]));
+      for (;;) {
+        const views: Record<string, string> = {};
+        await Promise.all(
+          c.nodes.map(async (n) => {
+            const cl = await open(c, n.id);
+            if (!cl) return void (views[n.id] = 'unreachable');
+            try {
+              const ok = ((await cl.call('CLUSTER', 'INFO')) as string).includes('cluster_state:ok');
+              const lines = ((await cl.call('CLUSTER', 'NODES')) as string).trim().split('\n').map((l) => l.split(' '));
+              const hexToNode = new Map(lines.map((f) => [f[0], idByAddr.get(f[1].split('@')[0]) ?? f[1]]));
+              const line = (node: string) => lines.find((f) => hexToNode.get(f[0]) === node);
+              const p = line(input.primary);
+              const r = input.replica === undefined ? undefined : line(input.replica);
+              const problems: string[] = [];
+              if (!ok) problems.push('cluster_state not ok');
+              const flags = (f: string[] | undefined) => (f ? f[2].split(',') : []);
+              if (!p || !flags(p).includes('master') || flags(p).some((x) => x === 'fail' || x === 'fail?')) problems.push(`${input.primary} is ${p ? p[2] : 'unknown'}`);
+              else if (input.slots !== undefined ? p.slice(8).filter((s) => !s.startsWith('[')).join(' ') !== input.slots : p.length < 9) problems.push(`${input.primary} serves ${p.slice(8).join(' ') || 'no slots'}`);
+              if (input.replica !== undefined && (!r || !flags(r).includes('slave') || hexToNode.get(r[3]) !== input.primary)) problems.push(`${input.replica} is ${r ? `${r[2]} of ${hexToNode.get(r[3]) ?? r[3]}` : 'unknown'}`);
+              views[n.id] = problems.length ? problems.join(', ') : 'agrees';
+            } catch (e) {
+              views[n.id] = `error: ${(e as Error).message}`;
+            } finally {
+              cl.disconnect();
+            }
+          }),
+        );
+        const disagree = Object.entries(views).filter(([, v]) => v !== 'agrees' && v !== 'unreachable');
+        const agreeing = Object.values(views).filter((v) => v === 'agrees').length;
+        if (disagree.length === 0 && agreeing > 0) {
+          const waitedMs = Date.now() - t0;
+          return { waitedMs, views, audit: `every reachable node's CLUSTER NODES shows ${input.primary} master of ${input.slots ?? 'its slots'}${input.replica ? ` and ${input.replica} its replica` : ''} (${agreeing} of ${c.nodes.length} nodes) after ${waitedMs} ms` };
+        }
+        if (Date.now() - t0 > input.timeoutMs)
+          throw new HandoverError(ErrorType.VerificationFailed, `the nodes' CLUSTER NODES views do not agree within ${input.timeoutMs} ms: ${disagree.map(([k, v]) => `${k}: ${v}`).join('; ')}`);
+        ctx.heartbeat({ progress: timeProgress(`every node agrees ${input.primary} serves ${input.slots ?? 'its slots'}`, t0, input.timeoutMs, disagree.map(([k, v]) => `${k}: ${v}`).join('; ')) });
+        await sleep(100);
       }
     }),
 

@@ -3,6 +3,7 @@
  * ensures, reads before it acts, acts only when needed, re-reads, and returns what it saw plus an audit line.
  * Inputs carry cluster and node names only; addresses and credentials come from the worker's inventory.
  */
+import { hookCounts } from '../hooks';
 import { Context } from '@temporalio/activity';
 import { activity } from '../activity';
 import type Redis from 'ioredis';
@@ -168,7 +169,7 @@ export function createRedisActivities(deps: RedisActivityDeps) {
     probeRedisCluster: activity(async ({ cluster }: ClusterInput): Promise<RedisClusterProbe> => {
       const c = spec(cluster);
       const nodes = await probeAllWithPermissions(c);
-      return { cluster, engine: 'redis', topology: c.topology, policy: c.policy, hooks: { preFailover: c.hooks?.preFailover.length ?? 0, postFailover: c.hooks?.postFailover.length ?? 0 }, nodes, probedAt: new Date().toISOString() };
+      return { cluster, engine: 'redis', topology: c.topology, policy: c.policy, hooks: hookCounts(c), nodes, probedAt: new Date().toISOString() };
     }),
 
     /**

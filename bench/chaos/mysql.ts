@@ -182,6 +182,31 @@ export const ROLLING_RESTART_MYSQL: MysqlScenario = {
   },
 };
 
+/** `rolling-restart --reason` (nothing changed): every node started exactly once, killed mid-roll. */
+export const ROLLING_RESTART_MYSQL_REASON_POINTS = ['after:ensureMysqlNodeRestarted', 'inside:ensureMysqlNodeRestarted.beforeRestart', 'after:ensureMysqlPrimary', 'after:ensureMysqlNodeRestarted#3'];
+
+export const ROLLING_RESTART_MYSQL_REASON: MysqlScenario = {
+  ...base,
+  name: 'rolling-restart-mysql-reason',
+  points: ROLLING_RESTART_MYSQL_REASON_POINTS,
+  async start(lab, i, log) {
+    started(await runRollingRestart({ cluster: lab.fleet.cluster, reason: `chaos OS patch ${i}`, address: lab.address, taskQueue: lab.taskQueue, requestedBy: `chaos run ${i}` }, quietIO(log)));
+  },
+  before: async (lab) => mariaStartsPerNode(lab.fleet),
+  expectPrimary: rolled,
+  async check(lab, i, before, report) {
+    const problems: string[] = [];
+    const starts = mariaStartsPerNode(lab.fleet);
+    for (const n of lab.fleet.nodes) {
+      const extra = starts[n.id] - (before.extra as Record<string, number>)[n.id];
+      if (extra !== 1) problems.push(`${n.id} started ${extra} times (want exactly 1)`);
+    }
+    const token = (report as { restartToken?: string } | undefined)?.restartToken ?? '';
+    if (!token.includes(`(chaos OS patch ${i})`)) problems.push(`the report's restart token is ${JSON.stringify(token)}, without the reason`);
+    return problems;
+  },
+};
+
 // (No `after:ensureMysqlRejoined`: with the old primary down, the fence step fails by design — "fencing
 // pending" — so there is no successful completion to die after.)
 export const FAILOVER_MYSQL_POINTS = [
@@ -273,4 +298,4 @@ export const BACKUP_MYSQL: MysqlScenario = {
   check: (lab, _i, before, report) => checkOneNewGoodBackup(lab, lab.fleet.cluster, before.extra, report),
 };
 
-export const MYSQL_SCENARIOS: MysqlScenario[] = [SWITCHOVER_MYSQL, ROLLING_RESTART_MYSQL, FAILOVER_MYSQL, FAILOVER_MYSQL_DRAINED, BACKUP_MYSQL];
+export const MYSQL_SCENARIOS: MysqlScenario[] = [SWITCHOVER_MYSQL, ROLLING_RESTART_MYSQL, ROLLING_RESTART_MYSQL_REASON, FAILOVER_MYSQL, FAILOVER_MYSQL_DRAINED, BACKUP_MYSQL];

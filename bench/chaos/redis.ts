@@ -306,6 +306,41 @@ export const ROLLING_RESTART_REDIS: RedisScenario = {
   check: (lab, i, before) => everyNodeRolled(lab, i, before.extra),
 };
 
+/**
+ * `rolling-restart --reason`: every node restarted once with nothing changed (OS patching). Killed right after a
+ * restart acted but before Temporal heard of it (the retried activity must see the new run_id and not restart
+ * again), inside a restart, and after the handover: every node started exactly once, the restart token in the report.
+ */
+export const ROLLING_RESTART_REDIS_REASON_POINTS = [
+  'after:ensureRedisNodeRestarted',
+  'inside:ensureRedisNodeRestarted.beforeRestart',
+  'after:ensureRedisHandedOver',
+  'before:ensureRedisNodeRestarted#3',
+  'after:ensureRedisNodeRestarted#3',
+];
+
+export const ROLLING_RESTART_REDIS_REASON: RedisScenario = {
+  ...base,
+  name: 'rolling-restart-redis-reason',
+  points: ROLLING_RESTART_REDIS_REASON_POINTS,
+  async start(lab, i, log) {
+    started(await runRollingRestart({ cluster: lab.fleet.cluster, reason: `chaos OS patch ${i}`, address: lab.address, taskQueue: lab.taskQueue, requestedBy: `chaos run ${i}` }, quietIO(log)));
+  },
+  before: async (lab) => startsPerNode(lab.fleet),
+  expectPrimary: rolled,
+  async check(lab, i, before, report) {
+    const problems: string[] = [];
+    const starts = startsPerNode(lab.fleet);
+    for (const n of lab.fleet.nodes) {
+      const extra = starts[n.id] - (before.extra as Record<string, number>)[n.id];
+      if (extra !== 1) problems.push(`${n.id} started ${extra} times (want exactly 1)`);
+    }
+    const token = (report as { restartToken?: string } | undefined)?.restartToken ?? '';
+    if (!token.includes(`(chaos OS patch ${i})`)) problems.push(`the report's restart token is ${JSON.stringify(token)}, without the reason`);
+    return problems;
+  },
+};
+
 /** Sentinel topology: the primary is handed over through SENTINEL FAILOVER, then every Sentinel is restarted. */
 export const ROLLING_RESTART_REDIS_SENTINEL_POINTS = [
   ...[
@@ -434,4 +469,4 @@ export const BACKUP_REDIS: RedisScenario = {
   check: (lab, _i, before, report) => checkOneNewGoodBackup(lab, lab.fleet.cluster, before.extra, report),
 };
 
-export const REDIS_SCENARIOS: RedisScenario[] = [SWITCHOVER_REDIS, SWITCHOVER_REDIS_FAILOVER_METHOD, ROLLING_RESTART_REDIS, ROLLING_RESTART_REDIS_SENTINEL, FAILOVER_REDIS, FAILOVER_REDIS_DRAINED, BACKUP_REDIS];
+export const REDIS_SCENARIOS: RedisScenario[] = [SWITCHOVER_REDIS, SWITCHOVER_REDIS_FAILOVER_METHOD, ROLLING_RESTART_REDIS, ROLLING_RESTART_REDIS_REASON, ROLLING_RESTART_REDIS_SENTINEL, FAILOVER_REDIS, FAILOVER_REDIS_DRAINED, BACKUP_REDIS];

@@ -1,5 +1,5 @@
 /**
- * handover failover --cluster NAME [--force] [--wait] [--json]
+ * handover failover --cluster NAME [--shard NODE] [--force] [--wait] [--json]
  * Unplanned failover: confirm the primary dead, promote the most advanced replica, repoint, fence.
  */
 import { z } from 'zod';
@@ -8,6 +8,7 @@ import type { FailoverInput, FailoverPlanReport } from '../../workflows/contract
 import type { FailoverReport } from '../../workflows/redis/failover';
 import type { MysqlFailoverReport } from '../../workflows/mysql/failover';
 import type { DoltFailoverReport } from '../../workflows/dolt/failover';
+import type { ClusterFailoverReport } from '../../workflows/redis/cluster-failover';
 import { CommonOptions, EXIT, type IO } from '../common';
 import { startRunbook } from '../start';
 import { parseDuration } from '../duration';
@@ -16,6 +17,8 @@ import { approvalNote } from './approve';
 export const FailoverOptions = CommonOptions.extend({
   cluster: z.string().min(1),
   force: z.boolean().default(false),
+  /** Redis Cluster: the shard whose primary died, by that primary or one of its replicas. */
+  shard: z.string().min(1).optional(),
   wait: z.boolean().default(false),
   requestedBy: z.string().optional(),
   /** Probe, confirm and decide only (handover plan failover). */
@@ -34,11 +37,12 @@ export async function runFailover(raw: FailoverOptions, io: IO): Promise<{ exitC
     io.err((e as Error).message);
     return { exitCode: EXIT.refused, workflowId: '' };
   }
-  const input: FailoverInput = { cluster: o.cluster, force: o.force, requestedBy: o.requestedBy ?? process.env.USER };
+  const input: FailoverInput = { cluster: o.cluster, force: o.force, ...(o.shard !== undefined ? { shard: o.shard } : {}), requestedBy: o.requestedBy ?? process.env.USER };
   // Only set when asked for: runs without them keep exactly the input (and history) they had before.
   if (o.dryRun) input.dryRun = true;
   else if (o.requireApproval) Object.assign(input, { requireApproval: true, ...(approvalTimeoutMs ? { approvalTimeoutMs } : {}) });
   return startRunbook<FailoverReport | MysqlFailoverReport | DoltFailoverReport | FailoverPlanReport>(o, io, {
+    // (a Redis Cluster shard's report, ClusterFailoverReport, is formatted by its own branch)
     runbook: 'failover',
     workflowType: 'failover',
     cluster: o.cluster,
@@ -49,7 +53,14 @@ export async function runFailover(raw: FailoverOptions, io: IO): Promise<{ exitC
     details: `Unplanned failover of cluster \`${o.cluster}\`: confirm the primary dead, promote the most advanced replica${o.dryRun ? ' (dry run: probe, confirm and decide only)' : ''}.`,
     note: input.requireApproval ? approvalNote(o.cluster) : undefined,
     format: (r) =>
-      isPlan(r)
+      isCluster(r)
+        ? [
+            `failed over shard of ${r.cluster}: ${r.oldPrimary} (dead) -> ${r.newPrimary} by CLUSTER FAILOVER ${r.method === 'takeover' ? 'TAKEOVER (no majority of primaries voted)' : r.method === 'force' ? 'FORCE' : '(already primary)'} after ${r.promotedMs} ms`,
+            `  candidate ${r.newPrimary}: ${r.reasons.join('; ')}; writes ${r.oldPrimary} acknowledged beyond offset ${r.promotedOffset} are lost`,
+            `  CLUSTER NODES: ${Object.entries(r.views).map(([n, v]) => `${n} ${v}`).join(', ')}`,
+            ...hookLines(r.hooks),
+          ].join('\n')
+        : isPlan(r)
         ? [
             `plan for ${r.cluster} (dry run, nothing changed): fail over from ${r.oldPrimary} (dead) to ${r.newPrimary}`,
             `  candidate ${r.newPrimary}: ${r.reasons.join('; ')}`,
@@ -95,4 +106,8 @@ function tailLines(r: { approval?: { approver: string; planHash: string }; abort
 
 function isPlan(r: FailoverReport | MysqlFailoverReport | DoltFailoverReport | FailoverPlanReport): r is FailoverPlanReport {
   return 'dryRun' in r && r.dryRun === true;
+}
+
+function isCluster(r: unknown): r is ClusterFailoverReport {
+  return (r as { engine?: string }).engine === 'redis-cluster';
 }

@@ -1,5 +1,5 @@
 /**
- * handover plan <switchover|rolling-restart|failover> --cluster NAME [--to NODE] [--set k=v ...] [--version V] [--force] [--json]
+ * handover plan <switchover|rolling-restart|failover> --cluster NAME [--to NODE] [--set k=v ...] [--version V] [--reason TEXT] [--force] [--json]
  * Print what the runbook would do, by running only its probe and decide steps (the --dry-run paths):
  * the candidate and why, the steps in order, what is paused and for how long at most. Changes nothing.
  */
@@ -18,6 +18,8 @@ export interface PlanOptions extends Partial<CommonOptions> {
   set?: string[];
   version?: string;
   includeSentinels?: boolean;
+  reason?: string;
+  restartAll?: boolean;
   force?: boolean;
 }
 
@@ -37,7 +39,7 @@ async function planOf(o: PlanOptions, io: IO): Promise<{ exitCode: number; repor
     case 'switchover':
       return runSwitchover({ ...rest, cluster: o.cluster, to: o.to, dryRun: true, wait: true }, io);
     case 'rolling-restart':
-      return runRollingRestart({ ...rest, cluster: o.cluster, set: o.set ?? [], version: o.version, includeSentinels: o.includeSentinels ?? false, dryRun: true, wait: true }, io);
+      return runRollingRestart({ ...rest, cluster: o.cluster, set: o.set ?? [], version: o.version, includeSentinels: o.includeSentinels ?? false, reason: o.reason, restartAll: o.restartAll ?? false, dryRun: true, wait: true }, io);
     case 'failover':
       return runFailover({ ...rest, cluster: o.cluster, force: o.force ?? false, dryRun: true, wait: true }, io);
     default: {

@@ -1,12 +1,14 @@
 /**
- * handover switchover --cluster NAME [--to NODE] [--wait] [--dry-run] [--json]
- * Planned switchover: hand the primary role to a caught-up replica with no acknowledged write lost.
+ * handover switchover --cluster NAME [--to NODE] [--shard NODE|SLOT] [--wait] [--dry-run] [--json]
+ * Planned switchover: hand the primary role to a caught-up replica with no acknowledged write lost. On a Redis
+ * Cluster, of one shard (--shard): CLUSTER FAILOVER on its chosen replica.
  */
 import { z } from 'zod';
 import type { SwitchoverInput } from '../../workflows/contracts';
 import type { SwitchoverReport } from '../../workflows/redis/switchover';
 import type { MysqlSwitchoverReport } from '../../workflows/mysql/switchover';
 import type { DoltSwitchoverReport } from '../../workflows/dolt/switchover';
+import type { ClusterSwitchoverReport } from '../../workflows/redis/cluster-switchover';
 import { CommonOptions, EXIT, type IO } from '../common';
 import { parseDuration } from '../duration';
 import { approvalNote } from './approve';
@@ -15,6 +17,8 @@ import { startRunbook } from '../start';
 export const SwitchoverOptions = CommonOptions.extend({
   cluster: z.string().min(1),
   to: z.string().min(1).optional(),
+  /** Redis Cluster: the shard, by one of its nodes or a slot (0-16383) it serves. */
+  shard: z.string().min(1).optional(),
   wait: z.boolean().default(false),
   dryRun: z.boolean().default(false),
   requestedBy: z.string().optional(),
@@ -33,7 +37,7 @@ export async function runSwitchover(raw: SwitchoverOptions, io: IO): Promise<{ e
     io.err((e as Error).message);
     return { exitCode: EXIT.refused, workflowId: '' };
   }
-  const input: SwitchoverInput = { cluster: o.cluster, to: o.to, dryRun: o.dryRun, requestedBy: o.requestedBy ?? process.env.USER };
+  const input: SwitchoverInput = { cluster: o.cluster, to: o.to, ...(o.shard !== undefined ? { shard: o.shard } : {}), dryRun: o.dryRun, requestedBy: o.requestedBy ?? process.env.USER };
   // Only set when asked for: runs without the gate keep exactly the input (and history) they had before.
   if (o.requireApproval && !o.dryRun) Object.assign(input, { requireApproval: true, ...(approvalTimeoutMs ? { approvalTimeoutMs } : {}) });
   return startRunbook<SwitchoverReport>(o, io, {
@@ -44,16 +48,17 @@ export async function runSwitchover(raw: SwitchoverOptions, io: IO): Promise<{ e
     input,
     wait: o.wait,
     dryRun: o.dryRun,
-    summary: `${o.dryRun ? 'plan ' : ''}switchover of ${o.cluster}${o.to ? ` to ${o.to}` : ''}`,
+    summary: `${o.dryRun ? 'plan ' : ''}switchover of ${o.cluster}${o.shard ? ` shard ${o.shard}` : ''}${o.to ? ` to ${o.to}` : ''}`,
     details: `Planned switchover of cluster \`${o.cluster}\`${o.to ? ` to \`${o.to}\`` : ''}${o.dryRun ? ' (dry run: probe and decide only)' : ''}.`,
     format: formatReport,
     note: input.requireApproval ? approvalNote(o.cluster) : undefined,
   });
 }
 
-export function formatReport(r: SwitchoverReport | MysqlSwitchoverReport | DoltSwitchoverReport): string {
+export function formatReport(r: SwitchoverReport | MysqlSwitchoverReport | DoltSwitchoverReport | ClusterSwitchoverReport): string {
   if ('engine' in r && r.engine === 'mysql') return formatMysqlReport(r);
   if ('engine' in r && r.engine === 'dolt') return formatDoltReport(r);
+  if ('engine' in r && r.engine === 'redis-cluster') return formatClusterReport(r);
   const d = (r as SwitchoverReport).decision;
   const lines = [
     r.dryRun ? `plan for ${r.cluster} (dry run, nothing changed):` : `switched over ${r.cluster}: ${r.oldPrimary} -> ${r.newPrimary}`,
@@ -65,6 +70,7 @@ export function formatReport(r: SwitchoverReport | MysqlSwitchoverReport | DoltS
     if (r.approval) lines.push(`  approved by ${r.approval.approver} (plan ${r.approval.planHash})`);
     if (r.abortRequested) lines.push('  abort requested after the point of no return: finished forward');
     lines.push(`  write pause (handover step): ${r.writePauseMs} ms`);
+    lines.push(...runbookHookLines(r.hooks, 'the switchover stands'));
     lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
   }
   return lines.join('\n');
@@ -87,6 +93,29 @@ export function formatMysqlReport(r: MysqlSwitchoverReport): string {
     if (r.routing && !r.routing.ok) lines.push(`  ROUTING HOOK FAILED: ${r.routing.detail} (move the writer endpoint to ${r.newPrimary} by hand)`);
     else if (r.routing) lines.push(`  routing hook: ${r.routing.detail}`);
     if (r.verify) lines.push(`  verified: ${r.verify.nodes.map((n) => `${n.node} ${n.writable ? 'writable' : 'read-only'} @${n.gtid || 'empty'}`).join(', ')}`);
+    lines.push(...runbookHookLines(r.hooks, 'the switchover stands'));
+    lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
+  }
+  return lines.join('\n');
+}
+
+/** Hooks that ran: a failed post-hook is shouted, never hidden (the runbook itself stands). */
+export function runbookHookLines(hooks: { hook: string; ok: boolean; detail: string }[] | undefined, stands: string): string[] {
+  return (hooks ?? []).map((h) => (h.ok ? `  ${h.hook}: ok (${h.detail})` : `  ${h.hook.toUpperCase()} FAILED (${stands}; do its work by hand): ${h.detail}`));
+}
+
+/** A Redis Cluster shard's switchover: the slots, CLUSTER FAILOVER's pause, each node's CLUSTER NODES verdict. */
+export function formatClusterReport(r: ClusterSwitchoverReport): string {
+  const lines = [
+    r.dryRun ? `plan for ${r.cluster} shard ${r.shard} (dry run, nothing changed):` : `switched shard ${r.decision.slots} of ${r.cluster} over: ${r.oldPrimary} -> ${r.newPrimary}`,
+    `  candidate ${r.decision.candidate}: ${r.decision.reasons.join('; ')}`,
+    ...r.plan.map((p, i) => `  ${i + 1}. ${p}`),
+  ];
+  if (!r.dryRun) {
+    if (r.approval) lines.push(`  approved by ${r.approval.approver} (plan ${r.approval.planHash})`);
+    lines.push(`  write pause (CLUSTER FAILOVER issued until the roles switched): ${r.writePauseMs} ms`);
+    if (r.views) lines.push(`  CLUSTER NODES: ${Object.entries(r.views).map(([n, v]) => `${n} ${v}`).join(', ')}`);
+    lines.push(...runbookHookLines(r.hooks, 'the switchover stands'));
     lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
   }
   return lines.join('\n');

@@ -8,6 +8,7 @@
  * GTID positions are MariaDB's: a comma-separated list of domain-server-seq, one entry per replication domain
  * (the last GTID applied in that domain), e.g. "0-1-1234,7-3-5".
  */
+import type { HookCounts } from '../types';
 import { ErrorType } from '../errors';
 import { describeMissingPrivileges } from './privileges';
 import { PROMOTION_RANK, type DecideResult, type Promotion, type Refusal } from '../types';
@@ -82,6 +83,8 @@ export interface MysqlClusterProbe {
   policy: MysqlPolicy;
   /** Whether the inventory configures a routing hook (the command itself stays on the worker). */
   routingHook: boolean;
+  /** How many operator hooks the inventory lists, by kind (absent in older histories: none). */
+  hooks?: HookCounts;
   nodes: MysqlNodeProbe[];
   probedAt: string;
 }

@@ -8,6 +8,7 @@
  *    read-only and flagged instead of rejoined.
  * The anti-flapping rule is engine-neutral: core/decide-failover.ts whyBlocked().
  */
+import type { HookCounts } from '../types';
 import { appliedPos, errantGtids, gtidIncludes, lagTransactions, parseGtidPos, formatGtid, type GtidEntry, type MysqlNodeProbe } from './decide';
 import type { Verdict } from '../failover';
 import { PROMOTION_RANK } from '../types';
@@ -32,8 +33,8 @@ export interface MysqlFailoverProbe {
   engine: 'mysql';
   policy: MysqlFailoverPolicy;
   routingHook: boolean;
-  /** How many operator hooks the inventory lists around a failover (absent in older histories: none). */
-  hooks?: { preFailover: number; postFailover: number };
+  /** How many operator hooks the inventory lists, by kind (absent in older histories: none). */
+  hooks?: HookCounts;
   nodes: MysqlFailoverNodeProbe[];
   probedAt: string;
 }

@@ -29,7 +29,7 @@ export function whyMysqlStale(n: MysqlSpecProbe, desired: DesiredSpec): string |
   const diffs: string[] = [];
   const version = mysqlVersionName(n.version);
   if (desired.version && !versionMatches(version, desired.version)) diffs.push(`runs ${version}, wanted ${desired.version}`);
-  const due = whyRestartDue(n.startedAt === undefined ? undefined : n.startedAt * 1000, desired);
+  const due = whyRestartDue(n.startedAt === undefined ? undefined : n.startedAt * 1000, desired, n.node);
   if (due) diffs.push(due);
   for (const [k, v] of Object.entries(desired.config)) {
     const have = n.config?.[k];

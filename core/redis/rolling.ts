@@ -23,7 +23,7 @@ export interface SpecProbe extends RedisNodeProbe {
 export function whyStale(n: SpecProbe, desired: DesiredSpec): string | undefined {
   const diffs: string[] = [];
   if (desired.version && !versionMatches(n.version, desired.version)) diffs.push(`runs ${n.version}, wanted ${desired.version}`);
-  const due = whyRestartDue(n.startedAtMs, desired);
+  const due = whyRestartDue(n.startedAtMs, desired, n.node);
   if (due) diffs.push(due);
   for (const [k, v] of Object.entries(desired.config)) {
     const have = n.config?.[k];

@@ -121,10 +121,10 @@ describe('rolling restart (redis cluster)', () => {
     console.log(`[cluster] acked=${stats.acked} errors=${stats.errors} maxGapMs=${stats.maxGapMs} failovers=${report.handovers.map((h) => `${h.writePauseMs}ms`).join(',')}`);
   });
 
-  it('refuses a plain switchover on a cluster topology', async () => {
+  it('refuses a switchover on a cluster topology without --shard', async () => {
     const io = captureIO();
     const r = await runSwitchover({ cluster: 'rcl', wait: true, address: tw.address, taskQueue: tw.taskQueue }, io);
     expect(r.exitCode).toBe(2); // refused before anything changed
-    expect(io.text()).toMatch(/refused \(WrongEngine\): rcl is a Redis Cluster/);
+    expect(io.text()).toMatch(/refused \(PreconditionFailed\): rcl is a Redis Cluster: name the shard to switch over with --shard/);
   });
 });

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InventoryError, findCluster, findNode, parseInventory } from '../../inventory/load';
+import { MYSQL8_REFUSED } from '../../inventory/schema';
 import { resolveSecret } from '../../inventory/secrets';
 
 const good = `clusters:
@@ -38,9 +39,11 @@ describe('inventory', () => {
     expect(() => findNode(c, 'x')).toThrow(/unknown node "x" in cluster cache-a/);
   });
 
-  it('parses failover hooks (lists default to empty) and rejects a hook that is not a command list', () => {
+  it('parses hooks of every runbook (lists default to empty) and rejects a hook that is not a command list', () => {
     const withHooks = good.replace('    nodes:\n', '    hooks:\n      preFailover: ["page {cluster} {oldPrimary} {newPrimary}"]\n    nodes:\n');
-    expect(findCluster(parseInventory(withHooks), 'cache-a').hooks).toEqual({ preFailover: ['page {cluster} {oldPrimary} {newPrimary}'], postFailover: [] });
+    expect(findCluster(parseInventory(withHooks), 'cache-a').hooks).toEqual({ preFailover: ['page {cluster} {oldPrimary} {newPrimary}'], postFailover: [], preSwitchover: [], postSwitchover: [], postPromotion: [], preRollingRestart: [], postRollingRestart: [] });
+    const every = good.replace('    nodes:\n', '    hooks:\n      preSwitchover: ["a"]\n      postPromotion: ["b {newPrimary}"]\n      preRollingRestart: ["c"]\n      postRollingRestart: ["d"]\n      postSwitchover: ["e"]\n    nodes:\n');
+    expect(findCluster(parseInventory(every), 'cache-a').hooks).toMatchObject({ preSwitchover: ['a'], postPromotion: ['b {newPrimary}'], preRollingRestart: ['c'], postRollingRestart: ['d'], postSwitchover: ['e'] });
     expect(findCluster(parseInventory(good), 'cache-a').hooks).toBeUndefined();
     const bad = good.replace('    nodes:\n', '    hooks:\n      preFailover: "not a list"\n      onFailover: ["x"]\n    nodes:\n');
     const p = problems(bad).map((x) => `${x.path}: ${x.message}`).join('\n');
@@ -122,6 +125,23 @@ describe('inventory', () => {
     expect(paths(mysqlGood.replace('    flavor: mariadb', '    flavor: postgres'))).toContain('clusters[0].flavor');
     expect(paths(good.replace('    credentials:', '    routingHook: "x"\n    credentials:'))).toContain('clusters[0].routingHook');
     expect(paths(good.replace('    credentials:', '    flavor: mariadb\n    credentials:'))).toContain('clusters[0].flavor');
+  });
+
+  it('refuses flavor: mysql8 when the inventory loads, with one typed line naming file, line and field', () => {
+    const text = mysqlGood.replace('    flavor: mariadb', '    flavor: mysql8');
+    let err: unknown;
+    try {
+      parseInventory(text, 'inv.yaml');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(InventoryError);
+    const e = err as InventoryError;
+    expect(e.type).toBe('InvalidInventory');
+    expect(e.problems).toEqual([{ line: 4, path: 'clusters[0].flavor', message: MYSQL8_REFUSED }]);
+    expect(MYSQL8_REFUSED).not.toContain('\n');
+    expect(e.message.split('\n')[1]).toBe(`  inv.yaml:4: clusters[0].flavor: ${MYSQL8_REFUSED}`);
+    expect(e.message).toMatch(/use flavor: mariadb/);
   });
 
   it('resolves secrets from env or file, naming only the reference on failure', () => {

@@ -95,4 +95,35 @@ describe('restart every node once (--restart-all)', () => {
     expect(whyRestartDue(undefined, desired)).toBe('start time unknown; restart requested');
     expect(whyRestartDue(rollAt - 3_600_000, { config: {} })).toBeUndefined();
   });
+
+  it('the restart token: a node the roll restarted is never due again, even when its start time reads as before the roll', async () => {
+    const { whyRestartDue, restartTokenOf } = await import('../../core/rolling');
+    const rollAt = Date.parse('2026-11-30T12:00:00Z');
+    // A server whose clock is 10 s behind the worker's reports a start before the roll right after its restart.
+    const skewedStart = rollAt - 10_000;
+    const desired = { config: {}, restartStartedBefore: rollAt, reason: 'kernel 6.1.0-31', restarted: ['b'] };
+    expect(whyRestartDue(skewedStart, desired, 'b')).toBeUndefined();
+    expect(whyRestartDue(undefined, desired, 'b')).toBeUndefined();
+    expect(whyRestartDue(skewedStart, desired, 'c')).toMatch(/before this roll \(restart requested\)/);
+    expect(restartTokenOf(desired)).toBe('restart every node started before 2026-11-30T12:00:00.000Z (kernel 6.1.0-31)');
+    expect(restartTokenOf({ config: {} })).toBeUndefined();
+    // Replicas first (name order), then the primary is handed over, then the old primary; each exactly once.
+    const old = { startedAtMs: rollAt - 3_600_000, config: {} };
+    const d = { config: {}, restartStartedBefore: rollAt, restarted: [] as string[] };
+    let nodes = [primary(old), node('b', old), node('c', old)];
+    const seq: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const a = nextRollingAction(nodes, d, opts);
+      if (a.kind === 'done') break;
+      if (a.kind === 'restart') {
+        seq.push(`restart ${a.node}`);
+        d.restarted.push(a.node);
+        nodes = nodes.map((n) => (n.node === a.node ? { ...n, startedAtMs: skewedStart, runId: `${n.runId}'` } : n));
+      } else if (a.kind === 'handover') {
+        seq.push(`handover ${a.from} -> ${a.to}`);
+        nodes = nodes.map((n) => (n.node === a.to ? { ...n, role: 'primary', primaryNode: undefined, linkUp: undefined } : { ...n, role: 'replica', primaryNode: a.to, linkUp: true }));
+      } else throw new Error(JSON.stringify(a));
+    }
+    expect(seq).toEqual(['restart b', 'restart c', 'handover a -> b', 'restart a']);
+  });
 });

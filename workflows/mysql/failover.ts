@@ -21,7 +21,7 @@ import { mysqlLossWindow, lossReportFields, type LossReportFields } from '../../
 import { ErrorType } from '../../core/errors';
 import { appliedPos, gtidIncludes } from '../../core/mysql/decide';
 import type { EnsureMysqlRejoinedResult, VerifyMysqlFailoverResult } from '../../activities/mysql/failover';
-import { runPostFailoverHooks, runPreFailoverHooks, type HookOutcome } from '../hooks';
+import { hookCount, runPostFailoverHooks, runPostHooks, runPreFailoverHooks, type HookOutcome } from '../hooks';
 import { mutate, probe, wait } from '../profiles';
 import { Runbook, messageOf } from '../runbook';
 import { abortWatch, abortedFailure, awaitApproval, isCancellation } from '../approval';
@@ -109,6 +109,7 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
       ...(pre ? [`run ${pre} pre-failover hook(s); any failure stops the run with nothing changed`] : []),
       `promote ${candidate}: stop and reset replication, read_only OFF (point of no return)`,
       ...(probed.routingHook ? [`run the routing hook to move the writer endpoint to ${candidate}`] : []),
+      ...(hookCount(probed.hooks, 'postPromotion') ? [`run ${hookCount(probed.hooks, 'postPromotion')} post-promotion hook(s) (failures reported)`] : []),
       ...followers.filter((f) => f !== deadPrimary && probed.nodes.find((n) => n.node === f)?.reachable).map((f) => `make ${f} a replica of ${candidate}`),
       `fence ${deadPrimary} if it answers: read_only ON, then a replica of ${candidate} (errant GTIDs: left read-only, flagged)`,
       `verify ${candidate} the only writable node, live replicas running from it`,
@@ -179,6 +180,8 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
         rb.audit('routing', `ROUTING HOOK FAILED (the failover goes on; move the writer endpoint to ${candidate} by hand): ${messageOf(err)}`);
       }
     }
+    // Post-promotion hooks (fail open): the writer endpoint moves as soon as there is a new primary.
+    const promotionHooks = await runPostHooks(rb, 'postPromotion', hookCount(probed.hooks, 'postPromotion'), hookRun);
 
     const alive = (node: string) => probed.nodes.find((n) => n.node === node)?.reachable;
     const skipped: string[] = [];
@@ -214,7 +217,7 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
     const verify = await rb.step('verify', `verify ${candidate} the only writable node, live replicas running from it`, () =>
       wait.verifyMysqlFailover.executeWithOptions({ summary: `verify ${candidate} primary` }, [{ cluster, primary: candidate, ignore, timeoutMs: probed.policy.verifyTimeoutMs }]),
     );
-    const hooks = [...preHooks, ...(await runPostFailoverHooks(rb, probed.hooks?.postFailover ?? 0, hookRun))];
+    const hooks = [...preHooks, ...promotionHooks, ...(await runPostFailoverHooks(rb, probed.hooks?.postFailover ?? 0, hookRun))];
     rb.setPhase(fenced === 'flagged' ? 'done-old-primary-flagged' : hooks.some((h) => !h.ok) ? 'done-post-hook-failed' : notFollowing.length ? 'done-replicas-not-following' : routing && !routing.ok ? 'done-routing-failed' : 'done');
     const loss = mysqlDataLoss(input.lastKnown?.gtid, promotedGtid);
     const seen = input.lastKnown?.gtid === undefined ? undefined : { position: input.lastKnown.gtid, at: input.lastKnown.seenAt };

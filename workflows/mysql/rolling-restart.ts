@@ -20,8 +20,13 @@ type MysqlRollProbe = Awaited<ReturnType<typeof probe.probeMysqlSpecs>>;
 
 export async function mysqlRollingRestart(input: RollingRestartInput): Promise<RollingRestartReport> {
   const { cluster } = input;
-  // --restart-all: frozen at the roll's start (workflow time: a replay and a resumed run see the same moment).
-  const desired: DesiredSpec = { config: input.set ?? {}, version: input.version, ...(input.restartAll ? { restartStartedBefore: Date.now() } : {}) };
+  // --reason / --restart-all: the restart token, frozen at the roll's start (workflow time: a replay and a
+  // resumed run see the same moment); runRoll adds each node it restarts to `restarted`.
+  const desired: DesiredSpec = {
+    config: input.set ?? {},
+    version: input.version,
+    ...(input.restartAll || input.reason !== undefined ? { restartStartedBefore: Date.now(), ...(input.reason !== undefined ? { reason: input.reason } : {}) } : {}),
+  };
   const keys = Object.keys(desired.config);
   const rb = new Runbook('rolling-restart', cluster);
   if (input.requestedBy) rb.audit('start', `requested by ${input.requestedBy}: ${JSON.stringify(desired)}`);

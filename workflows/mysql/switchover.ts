@@ -34,6 +34,7 @@ import { mutate, probe, wait } from '../profiles';
 import { Runbook, failureTypeOf, messageOf } from '../runbook';
 import type { SwitchoverInput } from '../contracts';
 import { abortWatch, abortedFailure, awaitApproval, isCancellation } from '../approval';
+import { hookCount, hookPlan, runPostHooks, runPreHooks, type HookOutcome } from '../hooks';
 
 export interface MysqlSwitchoverReport {
   runbook: 'switchover';
@@ -59,6 +60,8 @@ export interface MysqlSwitchoverReport {
   approval?: { approver: string; planHash: string };
   /** An abort arrived after the point of no return: the run finished forward. */
   abortRequested?: boolean;
+  /** Operator hooks that ran (inventory `hooks:`): pre-switchover ones all succeeded, post-promotion and post-switchover ones may not have. */
+  hooks?: HookOutcome[];
 }
 
 export async function mysqlSwitchover(input: SwitchoverInput): Promise<MysqlSwitchoverReport> {
@@ -101,16 +104,21 @@ export async function mysqlSwitchover(input: SwitchoverInput): Promise<MysqlSwit
   const { primary, candidate, followers } = decision;
   const repointOrder = [primary, ...followers];
   const policy = probed.policy;
+  const hookRun = { cluster, oldPrimary: primary, newPrimary: candidate };
+  const [preHooks, promotionHooks, postHooks] = [hookCount(probed.hooks, 'preSwitchover'), hookCount(probed.hooks, 'postPromotion'), hookCount(probed.hooks, 'postSwitchover')];
   const plan = [
+    ...hookPlan('preSwitchover', preHooks),
     { name: 'veto', summary: 're-check the decision before fencing' },
     { name: 'fence', summary: `make ${primary} read-only (application sessions get ${policy.fenceGraceMs} ms, then are killed)` },
     { name: 'catch-up', summary: `wait for ${candidate} to apply ${primary}'s final GTID position (at most ${policy.catchUpTimeoutMs} ms)` },
     { name: 'promote', summary: `promote ${candidate}: stop and reset replication, read_only OFF` },
     ...(probed.routingHook ? [{ name: 'routing', summary: `run the routing hook to move the writer endpoint to ${candidate}` }] : []),
+    ...hookPlan('postPromotion', promotionHooks),
     ...repointOrder.map((n) =>
       n === primary ? { name: `repoint ${primary}`, summary: `make ${primary} (read-only) a replica of ${candidate}` } : { name: `repoint ${n}`, summary: `make ${n} a replica of ${candidate}` },
     ),
     { name: 'verify', summary: `verify one writable node (${candidate}), replicas running and converged` },
+    ...hookPlan('postSwitchover', postHooks),
   ];
   const step = (name: string) => plan.find((p) => p.name === name)!.summary;
   rb.plan(plan);
@@ -138,6 +146,7 @@ export async function mysqlSwitchover(input: SwitchoverInput): Promise<MysqlSwit
   // Abort (cancellation) before the point of no return undoes and ends as Aborted; after it, finishes forward.
   const abort = abortWatch(rb);
   let approval: MysqlSwitchoverReport['approval'];
+  const hooks: HookOutcome[] = [];
   try {
     // Approval gate (--require-approval): the plan and its hash in the progress query; nothing changed yet.
     if (input.requireApproval) {
@@ -155,6 +164,9 @@ export async function mysqlSwitchover(input: SwitchoverInput): Promise<MysqlSwit
       });
       approval = { approver: a.approver, planHash: rb.progress.approval!.planHash };
     }
+
+    // Pre-switchover hooks (fail closed): the first failure ends the run, nothing changed.
+    hooks.push(...(await runPreHooks(rb, 'preSwitchover', preHooks, hookRun)));
 
     // 3. Veto: the frozen decision against live state, just before the first change. Fails closed.
     await rb
@@ -241,6 +253,9 @@ export async function mysqlSwitchover(input: SwitchoverInput): Promise<MysqlSwit
       }
     }
 
+    // Post-promotion hooks (fail open): the writer endpoint moves as soon as there is a new primary.
+    hooks.push(...(await runPostHooks(rb, 'postPromotion', promotionHooks, hookRun)));
+
     // 7. Repoint the old primary first (it is read-only and replicates from nobody: the node most in need of a
     // source), then the other replicas. One node that cannot be repointed never stops the others: it is left as
     // it was (ensureMysqlReplicaOf refuses before touching it) and reported at the end. Runs recorded before
@@ -274,9 +289,10 @@ export async function mysqlSwitchover(input: SwitchoverInput): Promise<MysqlSwit
       rb.setPhase('done-incomplete');
       throw ApplicationFailure.create({ type: ErrorType.HandoverIncomplete, nonRetryable: true, message: `switchover of ${cluster} incomplete: ${standing()}. Fix those nodes, then repoint them (handover switchover is refused until they can follow)` });
     }
+    hooks.push(...(await runPostHooks(rb, 'postSwitchover', postHooks, hookRun)));
     const abortRequested = abort.requested();
     if (abortRequested) rb.audit('abort', `abort requested after the point of no return: finished forward (${candidate} is the primary)`);
-    rb.setPhase(routing && !routing.ok ? 'done-routing-failed' : 'done');
-    return report({ writePauseMs, fencedGtid: caughtUpTo, killedSessions: fenced.killedSessions, routing, verify, approval, abortRequested: abortRequested || undefined, steps: rb.timings(), audit: rb.progress.audit });
+    rb.setPhase(routing && !routing.ok ? 'done-routing-failed' : hooks.some((h) => !h.ok) ? 'done-post-hook-failed' : 'done');
+    return report({ writePauseMs, fencedGtid: caughtUpTo, killedSessions: fenced.killedSessions, routing, verify, approval, abortRequested: abortRequested || undefined, ...(hooks.length ? { hooks } : {}), steps: rb.timings(), audit: rb.progress.audit });
   });
 }

@@ -15,7 +15,7 @@ import { redisLossWindow, lossReportFields, type LossReportFields } from '../../
 import { ErrorType } from '../../core/errors';
 import type { VerifyResult } from '../../activities/redis/replication';
 import type { RedisClusterProbe } from '../../core/types';
-import { runPostFailoverHooks, runPreFailoverHooks, type HookOutcome } from '../hooks';
+import { hookCount, runPostFailoverHooks, runPostHooks, runPreFailoverHooks, type HookOutcome } from '../hooks';
 import { mutate, probe, wait } from '../profiles';
 import { Runbook } from '../runbook';
 import type { FailoverInput, FailoverPlanReport } from '../contracts';
@@ -96,6 +96,7 @@ export async function redisFailover(input: FailoverInput): Promise<FailoverRepor
     const plan = [
       ...(pre ? [`run ${pre} pre-failover hook(s); any failure stops the run with nothing changed`] : []),
       `promote ${candidate} to primary (point of no return)`,
+      ...(hookCount(probed.hooks, 'postPromotion') ? [`run ${hookCount(probed.hooks, 'postPromotion')} post-promotion hook(s) (failures reported)`] : []),
       ...followers.filter((f) => probed.nodes.find((n) => n.node === f)?.reachable).map((f) => `make ${f} a replica of ${candidate}`),
       `fence ${deadPrimary}: make it a replica of ${candidate} if it answers (else left to the monitor)`,
       `verify ${candidate} primary, live replicas linked`,
@@ -133,6 +134,8 @@ export async function redisFailover(input: FailoverInput): Promise<FailoverRepor
       mutate.ensureRedisPromoted.executeWithOptions({ summary: `promote ${candidate} to primary` }, [{ cluster, node: candidate }]),
     );
     rb.passPointOfNoReturn();
+    // Post-promotion hooks (fail open): the writer endpoint moves as soon as there is a new primary.
+    const promotionHooks = await runPostHooks(rb, 'postPromotion', hookCount(probed.hooks, 'postPromotion'), hookRun);
     const alive = (node: string) => probed.nodes.find((n) => n.node === node)?.reachable;
     for (const node of followers.filter(alive)) {
       await rb.step(`repoint ${node}`, `make ${node} a replica of ${candidate}`, () =>
@@ -152,7 +155,7 @@ export async function redisFailover(input: FailoverInput): Promise<FailoverRepor
     const verify = await rb.step('verify', `verify ${candidate} primary, live replicas linked`, () =>
       wait.verifyRedisTopology.executeWithOptions({ summary: `verify ${candidate} primary, live replicas linked` }, [{ cluster, primary: candidate, timeoutMs: probed.policy.verifyTimeoutMs, ignore: fenced === 'now' ? ignore.filter((n) => n !== deadPrimary) : ignore }]),
     );
-    const hooks = [...preHooks, ...(await runPostFailoverHooks(rb, probed.hooks?.postFailover ?? 0, hookRun))];
+    const hooks = [...preHooks, ...promotionHooks, ...(await runPostFailoverHooks(rb, probed.hooks?.postFailover ?? 0, hookRun))];
     rb.setPhase(hooks.some((h) => !h.ok) ? 'done-post-hook-failed' : 'done');
     const last = input.lastKnown?.offset;
     const promotedOffset = promoted.offset || candidateOffset;

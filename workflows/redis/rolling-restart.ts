@@ -15,19 +15,26 @@ import type { RollingRestartInput, RollingRestartReport } from '../contracts';
 import { mutate, probe, wait } from '../profiles';
 import { Runbook } from '../runbook';
 import { handoverByChildSwitchover, runRoll, type RollEngine } from '../rolling';
+import { hookCount, runPostHooks, type HookOutcome } from '../hooks';
 
 type RedisRollProbe = Awaited<ReturnType<typeof probe.probeRedisSpecs>>;
 
 export async function redisRollingRestart(input: RollingRestartInput): Promise<RollingRestartReport> {
   const { cluster } = input;
-  // --restart-all: frozen at the roll's start (workflow time: a replay and a resumed run see the same moment).
-  const desired: DesiredSpec = { config: input.set ?? {}, version: input.version, ...(input.restartAll ? { restartStartedBefore: Date.now() } : {}) };
+  // --reason / --restart-all: the restart token, frozen at the roll's start (workflow time: a replay and a
+  // resumed run see the same moment); runRoll adds each node it restarts to `restarted`.
+  const desired: DesiredSpec = {
+    config: input.set ?? {},
+    version: input.version,
+    ...(input.restartAll || input.reason !== undefined ? { restartStartedBefore: Date.now(), ...(input.reason !== undefined ? { reason: input.reason } : {}) } : {}),
+  };
   const keys = Object.keys(desired.config);
   const rb = new Runbook('rolling-restart', cluster);
   if (input.requestedBy) rb.audit('start', `requested by ${input.requestedBy}: ${JSON.stringify(desired)}`);
   let topologyIsCluster = false;
   let topologyIsSentinel = false;
   const rollStartedAtMs = Date.now();
+  const promotionHooks: HookOutcome[] = [];
 
   const engine: RollEngine<SpecProbe, RedisRollProbe> = {
     transient: new Set(['NoHealthyReplica', 'LastInSyncReplica', 'NoEligibleCandidate', 'ClusterNotOk']),
@@ -63,6 +70,9 @@ export async function redisRollingRestart(input: RollingRestartInput): Promise<R
             { cluster, from: action.from, to: action.to, timeoutMs: probed.policy.pauseTimeoutMs + 10_000 },
           ]),
         );
+        // Post-promotion hooks (fail open): the shard's new primary is known; the roll goes on whatever they return.
+        const outcomes = await runPostHooks(rb, 'postPromotion', hookCount(probed.hooks, 'postPromotion'), { cluster, oldPrimary: action.from, newPrimary: action.to });
+        promotionHooks.push(...outcomes);
         return { from: action.from, to: action.to, writePauseMs: h.handoverMs, workflowId: '' };
       }
       return handoverByChildSwitchover(rb, cluster, action, round, 'redisSwitchover');
@@ -102,5 +112,9 @@ export async function redisRollingRestart(input: RollingRestartInput): Promise<R
       return verify.primary;
     },
   };
-  return runRoll(rb, input, desired, engine);
+  const report = await runRoll(rb, input, desired, engine);
+  if (!promotionHooks.length) return report;
+  const hooks = [...promotionHooks, ...(report.hooks ?? [])];
+  if (hooks.some((h) => !h.ok)) rb.setPhase('done-post-hook-failed');
+  return { ...report, hooks };
 }

@@ -20,6 +20,7 @@ import type { SwitchoverInput } from '../contracts';
 import { mutate, probe, wait } from '../profiles';
 import { Runbook, failureTypeOf, messageOf } from '../runbook';
 import { abortWatch, abortedFailure, awaitApproval, isCancellation } from '../approval';
+import { hookCount, hookPlan, runPostHooks, runPreHooks, type HookOutcome } from '../hooks';
 
 
 export interface SwitchoverReport {
@@ -41,6 +42,8 @@ export interface SwitchoverReport {
   approval?: { approver: string; planHash: string };
   /** An abort arrived after the point of no return: the run finished forward. */
   abortRequested?: boolean;
+  /** Operator hooks that ran (inventory `hooks:`): pre-switchover ones all succeeded, post-promotion and post-switchover ones may not have. */
+  hooks?: HookOutcome[];
 }
 
 export async function redisSwitchover(input: SwitchoverInput): Promise<SwitchoverReport> {
@@ -83,16 +86,21 @@ export async function redisSwitchover(input: SwitchoverInput): Promise<Switchove
   const viaSentinel = probed.topology === 'sentinel';
   const method = viaSentinel ? 'sentinel' : probed.policy.handoverMethod;
   const others = followers.filter((f) => f !== primary);
+  const hookRun = { cluster, oldPrimary: primary, newPrimary: candidate };
+  const [preHooks, promotionHooks, postHooks] = [hookCount(probed.hooks, 'preSwitchover'), hookCount(probed.hooks, 'postPromotion'), hookCount(probed.hooks, 'postSwitchover')];
   const plan = [
+    ...hookPlan('preSwitchover', preHooks),
     { name: 'catch-up', summary: `wait for ${candidate} to catch up with ${primary}` },
     { name: 'veto', summary: `re-check the decision before the point of no return` },
     { name: 'handover', summary: `hand ${primary} -> ${candidate} over (${method}; writes paused at most ${probed.policy.pauseTimeoutMs} ms)` },
+    ...hookPlan('postPromotion', promotionHooks),
     ...(viaSentinel ? [] : others.map((f) => ({ name: `repoint ${f}`, summary: `make ${f} a replica of ${candidate}` }))),
     { name: `repoint ${primary}`, summary: `ensure ${primary} is a replica of ${candidate}` },
     { name: 'verify', summary: `verify one primary (${candidate}), replicas linked and converging` },
     ...(viaSentinel ? [{ name: 'unpin', summary: 'set replica-priority back from the inventory promotion rules' }] : []),
+    ...hookPlan('postSwitchover', postHooks),
   ];
-  if (viaSentinel) plan.splice(2, 0, { name: 'pin', summary: `let Sentinel choose only ${candidate} (replica-priority 0 elsewhere)` });
+  if (viaSentinel) plan.splice(plan.findIndex((p) => p.name === 'handover'), 0, { name: 'pin', summary: `let Sentinel choose only ${candidate} (replica-priority 0 elsewhere)` });
   const step = (name: string) => plan.find((p) => p.name === name)!.summary;
   rb.plan(plan);
   const report = (extra: Partial<SwitchoverReport>): SwitchoverReport => ({
@@ -122,6 +130,7 @@ export async function redisSwitchover(input: SwitchoverInput): Promise<Switchove
     if (pins) await rb.step('unpin', step('unpin'), () => mutate.ensureRedisPromotionUnpinned.executeWithOptions({ summary: step('unpin') }, [{ cluster }]));
   };
   let approval: SwitchoverReport['approval'];
+  const hooks: HookOutcome[] = [];
   try {
     // Approval gate (--require-approval): the plan and its hash in the progress query; nothing changed yet.
     if (input.requireApproval) {
@@ -139,6 +148,9 @@ export async function redisSwitchover(input: SwitchoverInput): Promise<Switchove
       });
       approval = { approver: a.approver, planHash: rb.progress.approval!.planHash };
     }
+
+    // Pre-switchover hooks (fail closed): the first failure ends the run, nothing changed.
+    hooks.push(...(await runPreHooks(rb, 'preSwitchover', preHooks, hookRun)));
 
     // 3. Catch-up: the candidate receives what the primary had, so the pause that follows is short.
     await rb.step(`catch-up`, step('catch-up'), () =>
@@ -208,6 +220,9 @@ export async function redisSwitchover(input: SwitchoverInput): Promise<Switchove
     }
     rb.passPointOfNoReturn();
 
+    // Post-promotion hooks (fail open): the writer endpoint moves as soon as there is a new primary.
+    hooks.push(...(await runPostHooks(rb, 'postPromotion', promotionHooks, hookRun)));
+
     // 5. Repoint the other replicas, then make sure the old primary follows (FAILOVER already did; no-op then).
     // One node that cannot be repointed (unreachable, refused) never stops the others: it is reported at the
     // end, and verification covers the rest. Runs recorded before this (stop at the first failure) replay so.
@@ -242,10 +257,11 @@ export async function redisSwitchover(input: SwitchoverInput): Promise<Switchove
       rb.setPhase('done-incomplete');
       throw ApplicationFailure.create({ type: ErrorType.HandoverIncomplete, nonRetryable: true, message: `switchover of ${cluster} incomplete: ${standing()}. Fix those nodes, then repoint them (REPLICAOF ${candidate}) or run the switchover again` });
     }
+    hooks.push(...(await runPostHooks(rb, 'postSwitchover', postHooks, hookRun)));
     const abortRequested = abort.requested();
     if (abortRequested) rb.audit('abort', `abort requested after the point of no return: finished forward (${candidate} is the primary)`);
-    rb.setPhase('done');
-    return report({ writePauseMs, verify, approval, abortRequested: abortRequested || undefined, steps: rb.timings(), audit: rb.progress.audit });
+    rb.setPhase(hooks.some((h) => !h.ok) ? 'done-post-hook-failed' : 'done');
+    return report({ writePauseMs, verify, approval, abortRequested: abortRequested || undefined, ...(hooks.length ? { hooks } : {}), steps: rb.timings(), audit: rb.progress.audit });
   });
 }
 
