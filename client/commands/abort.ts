@@ -11,7 +11,7 @@ import type { RunbookProgress } from '../../core/types';
 import { CliError, CommonOptions, EXIT, connect, rootFailure, type IO } from '../common';
 
 /** abort: the abort came after the point of no return; the run finished forward (documented in the README). */
-export const EXIT_FINISHED_FORWARD = 5;
+export const EXIT_FINISHED_FORWARD = EXIT.warnings;
 
 export const AbortOptions = CommonOptions.extend({
   workflowId: z.string().min(1),
@@ -24,7 +24,8 @@ export type AbortOutcome = 'aborted' | 'finished-forward' | 'failed' | 'requeste
 export async function runAbort(raw: AbortOptions, io: IO): Promise<{ exitCode: number; outcome?: AbortOutcome; message?: string }> {
   const o = AbortOptions.parse(raw);
   const say = (exitCode: number, outcome: AbortOutcome | undefined, message: string, toErr = false) => {
-    if (o.json) io.out(JSON.stringify({ workflowId: o.workflowId, outcome, message }));
+    const type = toErr ? (/^\w+ \((\w+)\):/.exec(message)?.[1] ?? (exitCode === EXIT.unavailable ? 'TemporalUnreachable' : 'Refused')) : undefined;
+    if (o.json) io.out(JSON.stringify({ workflowId: o.workflowId, outcome, message, ...(toErr ? { failed: true, type } : {}) }));
     else if (toErr) io.err(message);
     else io.out(message);
     return { exitCode, outcome, message };

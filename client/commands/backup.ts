@@ -19,8 +19,9 @@ import { HandoverError } from '../../core/errors';
 import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK, operationWorkflowId } from '../../core/ids';
 import { findCluster, inventoryPath, loadInventory } from '../../inventory/load';
 import type { BackupInput, BackupReport } from '../../workflows/backup';
-import { CliError, CommonOptions, EXIT, connect, exitCodeForFailure, follow, precheckNames, rootFailure, type IO } from '../common';
+import { CliError, CommonOptions, EXIT, connect, exitCodeForFailure, follow, precheckNames, oneLine, rootFailure, sayFailure, type IO } from '../common';
 import { startRunbook } from '../start';
+import { warnWhenNoWorker } from '../workers';
 
 type Result = { exitCode: number; workflowId?: string };
 
@@ -81,7 +82,7 @@ export async function runBackupList(raw: BackupListOptions, io: IO): Promise<Res
     storage = openStorage(spec);
   } catch (e) {
     if (e instanceof HandoverError) {
-      io.err(`refused (${e.type}): ${e.message}`);
+      sayFailure(o, io, new CliError(EXIT.refused, `refused (${e.type}): ${e.message}`));
       return { exitCode: EXIT.refused };
     }
     throw e;
@@ -130,10 +131,11 @@ async function startAndFollow<R>(o: CommonOptions, io: IO, s: { workflowId: stri
           staticSummary: s.summary,
         });
       } catch (e) {
-        if (e instanceof WorkflowExecutionAlreadyStartedError) throw new CliError(EXIT.alreadyRunning, `already running: ${s.workflowId}`);
+        if (e instanceof WorkflowExecutionAlreadyStartedError) throw new CliError(EXIT.alreadyRunning, `already running: ${s.workflowId}`, 'AlreadyRunning');
         throw e;
       }
       if (!o.json) io.out(`running ${s.summary}: ${s.workflowId}`);
+      const stopWatching = warnWhenNoWorker(client, handle, o.taskQueue, io);
       try {
         const report = await follow<R>(handle, io, { json: o.json });
         io.out(o.json ? JSON.stringify(report) : s.format(report));
@@ -142,17 +144,19 @@ async function startAndFollow<R>(o: CommonOptions, io: IO, s: { workflowId: stri
         if (!(e instanceof WorkflowFailedError)) throw e;
         const { type, message } = rootFailure(e);
         const code = exitCodeForFailure(e);
-        if (o.json) io.out(JSON.stringify({ workflowId: s.workflowId, failed: true, type, message }));
-        else io.err(`${code === EXIT.refused ? 'refused' : 'failed'} (${type ?? 'error'}): ${message}`);
+        const line = oneLine(`${code === EXIT.refused ? 'refused' : 'failed'} (${type ?? 'error'}): ${message}`);
+        if (o.json) io.out(JSON.stringify({ workflowId: s.workflowId, failed: true, type: type ?? 'Failed', message: line }));
+        else io.err(line);
         return { exitCode: code, workflowId: s.workflowId };
+      } finally {
+        stopWatching();
       }
     } finally {
       await close();
     }
   } catch (e) {
     if (!(e instanceof CliError)) throw e;
-    if (o.json) io.out(JSON.stringify({ workflowId: s.workflowId, failed: true, message: e.message }));
-    else io.err(e.message);
+    sayFailure(o, io, e, { workflowId: s.workflowId });
     return { exitCode: e.exitCode, workflowId: s.workflowId };
   }
 }
@@ -183,7 +187,7 @@ export type BackupRestoreOptions = z.input<typeof BackupRestoreOptions>;
 export async function runBackupRestore(raw: BackupRestoreOptions, io: IO) {
   const o = BackupRestoreOptions.parse(raw);
   if (!!o.to === o.scratch) {
-    io.err('refused: give exactly one of --scratch (a fresh scratch server) or --to NODE (an empty node)');
+    sayFailure(o, io, new CliError(EXIT.refused, 'refused (UsageError): give exactly one of --scratch (a fresh scratch server) or --to NODE (an empty node)'));
     return { exitCode: EXIT.refused };
   }
   return startAndFollow<RestoreBackupResult>(o, io, {
@@ -216,7 +220,7 @@ export async function runBackupSchedule(raw: BackupScheduleOptions, io: IO): Pro
   const scheduleId = backupScheduleId(o.cluster);
   const say = (text: string, obj: Record<string, unknown>) => (o.json ? io.out(JSON.stringify({ scheduleId, ...obj })) : io.out(text));
   if (o.pause && o.unpause) {
-    io.err('refused: --pause and --unpause together');
+    sayFailure(o, io, new CliError(EXIT.refused, 'refused (UsageError): --pause and --unpause together'), { scheduleId });
     return { exitCode: EXIT.refused, scheduleId };
   }
   try {
@@ -272,15 +276,14 @@ export async function runBackupSchedule(raw: BackupScheduleOptions, io: IO): Pro
       );
       return { exitCode: EXIT.ok, scheduleId, created, updated };
     } catch (e) {
-      if (e instanceof ScheduleNotFoundError) throw new CliError(EXIT.refused, `refused: no schedule ${scheduleId}; create it with --cron EXPR`);
+      if (e instanceof ScheduleNotFoundError) throw new CliError(EXIT.refused, `refused (NotFound): no schedule ${scheduleId}; create it with --cron EXPR`);
       throw e;
     } finally {
       await close();
     }
   } catch (e) {
     if (!(e instanceof CliError)) throw e;
-    if (o.json) io.out(JSON.stringify({ scheduleId, failed: true, message: e.message }));
-    else io.err(e.message);
+    sayFailure(o, io, e, { scheduleId });
     return { exitCode: e.exitCode, scheduleId };
   }
 }

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK } from '../../core/ids';
-import { CliError, CommonOptions, EXIT, connect, type IO } from '../common';
+import { CliError, CommonOptions, EXIT, connect, sayFailure, type IO } from '../common';
 
 export const HistoryOptions = CommonOptions.extend({
   cluster: z.string().min(1).optional(),
@@ -89,8 +89,7 @@ export async function runHistory(raw: HistoryOptions, io: IO): Promise<{ exitCod
     }
   } catch (e) {
     if (!(e instanceof CliError)) throw e;
-    if (o.json) io.out(JSON.stringify({ failed: true, message: e.message }));
-    else io.err(e.message);
+    sayFailure(o, io, e);
     return { exitCode: e.exitCode };
   }
 }

@@ -3,7 +3,7 @@
  * Print what the runbook would do, by running only its probe and decide steps (the --dry-run paths):
  * the candidate and why, the steps in order, what is paused and for how long at most. Changes nothing.
  */
-import { CliError, EXIT, type CommonOptions, type IO } from '../common';
+import { CliError, EXIT, sayFailure, type CommonOptions, type IO } from '../common';
 import { runRollingRestart } from './rolling-restart';
 import { runSwitchover } from './switchover';
 import { runFailover } from './failover';
@@ -41,8 +41,8 @@ async function planOf(o: PlanOptions, io: IO): Promise<{ exitCode: number; repor
     case 'failover':
       return runFailover({ ...rest, cluster: o.cluster, force: o.force ?? false, dryRun: true, wait: true }, io);
     default: {
-      const e = new CliError(EXIT.refused, `refused: cannot plan ${JSON.stringify(runbook)}; plan one of: ${PLANNABLE.join(', ')}`);
-      io.err(e.message);
+      const e = new CliError(EXIT.refused, `refused (UsageError): cannot plan ${JSON.stringify(runbook)}; plan one of: ${PLANNABLE.join(', ')}`);
+      sayFailure(o, io, e);
       return { exitCode: e.exitCode, workflowId: '' };
     }
   }

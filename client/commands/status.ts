@@ -22,7 +22,7 @@ import type { ClusterSpec, Inventory } from '../../inventory/schema';
 import { redisOps } from '../../activities/redis/node';
 import { connectRedis } from '../../activities/redis/conn';
 import { mysqlOps } from '../../activities/mysql/node';
-import { CliError, CommonOptions, EXIT, connect, type IO } from '../common';
+import { CliError, CommonOptions, EXIT, connect, sayFailure, type IO } from '../common';
 
 export const StatusOptions = CommonOptions.extend({
   cluster: z.string().min(1).optional(),
@@ -106,11 +106,12 @@ export async function runStatus(raw: StatusOptions, io: IO): Promise<{ exitCode:
     }
     if (o.json) io.out(JSON.stringify({ clusters }));
     else io.out(clusters.map((c) => formatClusterStatus(c).join('\n')).join('\n\n'));
-    return { exitCode: EXIT.ok, clusters };
+    // Exit 4 when no node of any cluster asked about answered: the cluster (or the route to it) is down.
+    const noneAnswered = clusters.length > 0 && clusters.every((c) => c.nodes.length > 0 && c.nodes.every((n) => !n.reachable));
+    return { exitCode: noneAnswered ? EXIT.unavailable : EXIT.ok, clusters };
   } catch (e) {
     if (!(e instanceof CliError)) throw e;
-    if (o.json) io.out(JSON.stringify({ failed: true, message: e.message }));
-    else io.err(e.message);
+    sayFailure(o, io, e);
     return { exitCode: e.exitCode };
   }
 }

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import type { SwitchoverInput } from '../../workflows/contracts';
 import type { SwitchoverReport } from '../../workflows/redis/switchover';
 import type { MysqlSwitchoverReport } from '../../workflows/mysql/switchover';
-import { CommonOptions, EXIT, type IO } from '../common';
+import { CliError, CommonOptions, EXIT, sayFailure, type IO } from '../common';
 import { parseDuration } from '../duration';
 import { approvalNote } from './approve';
 import { startRunbook } from '../start';
@@ -29,7 +29,7 @@ export async function runSwitchover(raw: SwitchoverOptions, io: IO): Promise<{ e
   try {
     approvalTimeoutMs = o.approvalTimeout === undefined ? undefined : parseDuration(o.approvalTimeout);
   } catch (e) {
-    io.err((e as Error).message);
+    sayFailure(o, io, new CliError(EXIT.refused, `refused (UsageError): ${(e as Error).message}`));
     return { exitCode: EXIT.refused, workflowId: '' };
   }
   const input: SwitchoverInput = { cluster: o.cluster, to: o.to, dryRun: o.dryRun, requestedBy: o.requestedBy ?? process.env.USER };
