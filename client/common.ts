@@ -6,7 +6,7 @@ import { HandoverError, REFUSAL_TYPES } from '../core/errors';
 import { TASK_QUEUE } from '../core/ids';
 import { diagnoseTls, explainConnectError, resolveTemporal, TemporalConfigError, type TemporalTarget } from './temporal';
 import { findCluster, findNode, inventoryPath, loadInventory } from '../inventory/load';
-import { CodecKeyError, dataConverterFromEnv } from '../codec/aes-gcm';
+import { CodecKeyError, codecKeyIds, dataConverterFromEnv } from '../codec/aes-gcm';
 
 /** Exit codes: the one table is in docs/cli.md#exit-codes (and `handover --help`). */
 export const EXIT = {
@@ -62,7 +62,7 @@ export const processIO: IO = {
   isTTY: !!process.stdout.isTTY,
 };
 
-export async function connect(o: CommonOptions): Promise<{ client: Client; close: () => Promise<void> }> {
+export async function connect(o: CommonOptions): Promise<{ client: Client; close: () => Promise<void>; keyIds: string[] }> {
   let target: TemporalTarget;
   try {
     target = resolveTemporal(o);
@@ -85,7 +85,7 @@ export async function connect(o: CommonOptions): Promise<{ client: Client; close
     if (e instanceof CodecKeyError) throw new CliError(EXIT.refused, `refused (InvalidCodecKey): ${e.message}`);
     throw e;
   }
-  return { client: new Client({ connection, namespace: target.namespace, dataConverter }), close: () => connection.close() };
+  return { client: new Client({ connection, namespace: target.namespace, dataConverter }), close: () => connection.close(), keyIds: codecKeyIds(dataConverter) };
 }
 
 /** The type an exit code implies when a message names none. */

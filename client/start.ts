@@ -5,6 +5,8 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
 import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK, operationWorkflowId, type RunbookName } from '../core/ids';
 import { warnWhenNoWorker } from './workers';
+import { refuseKeyMismatch } from './keys';
+import { CodecKeyError } from '../codec/aes-gcm';
 import { CliError, EXIT, connect, exitCodeForFailure, follow, precheckNames, oneLine, rootFailure, sayFailure, type CommonOptions, type IO } from './common';
 
 /** Workflow type -> runbook name, for messages. */
@@ -30,8 +32,9 @@ export async function startRunbook<R>(o: CommonOptions, io: IO, s: RunbookStart<
   const workflowId = operationWorkflowId(s.cluster);
   try {
     precheckNames(o, s.cluster, s.nodes ?? []);
-    const { client, close } = await connect(o);
+    const { client, close, keyIds } = await connect(o);
     try {
+      await refuseKeyMismatch(client, o.taskQueue, keyIds);
       let handle;
       try {
         handle = await client.workflow.start(s.workflowType, {
@@ -72,6 +75,7 @@ export async function startRunbook<R>(o: CommonOptions, io: IO, s: RunbookStart<
         if (warnings.length && !o.json) io.err(`done with warnings: ${warnings.join('; ')}`);
         return { exitCode: warnings.length ? EXIT.warnings : EXIT.ok, report, workflowId };
       } catch (e) {
+        if (e instanceof CodecKeyError) throw new CliError(EXIT.failed, `failed (CodecKeyMismatch): the run ended but this CLI cannot read how (${e.message}); look at it with the worker's key (handover history, the UI with its codec server)`, 'CodecKeyMismatch');
         if (!(e instanceof WorkflowFailedError)) throw e;
         const { type, message } = rootFailure(e);
         const code = exitCodeForFailure(e);

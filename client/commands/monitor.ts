@@ -8,6 +8,7 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@te
 import { z } from 'zod';
 import { SA_CLUSTER, SA_RUNBOOK, monitorWorkflowId } from '../../core/ids';
 import type { MonitorStatus } from '../../workflows/monitor';
+import { refuseKeyMismatch } from '../keys';
 import { CliError, CommonOptions, EXIT, connect, precheckNames, sayFailure, type IO } from '../common';
 
 export const MonitorOptions = CommonOptions.extend({
@@ -46,7 +47,7 @@ export async function runMonitor(raw: MonitorOptions, io: IO): Promise<{ exitCod
   const workflowId = monitorWorkflowId(o.cluster);
   try {
     precheckNames(o, o.cluster, []);
-    const { client, close } = await connect(o);
+    const { client, close, keyIds } = await connect(o);
     try {
       const handle = client.workflow.getHandle(workflowId);
       if (o.status) {
@@ -64,6 +65,7 @@ export async function runMonitor(raw: MonitorOptions, io: IO): Promise<{ exitCod
         io.out(`stopped ${workflowId}`);
         return { exitCode: EXIT.ok, workflowId };
       }
+      await refuseKeyMismatch(client, o.taskQueue, keyIds);
       try {
         await client.workflow.start('monitor', {
           workflowId,
