@@ -22,6 +22,7 @@ import type { BackupInput, BackupReport } from '../../workflows/backup';
 import { CliError, CommonOptions, EXIT, connect, exitCodeForFailure, follow, precheckNames, oneLine, rootFailure, sayFailure, type IO } from '../common';
 import { startRunbook } from '../start';
 import { warnWhenNoWorker } from '../workers';
+import { refuseKeyMismatch } from '../keys';
 
 type Result = { exitCode: number; workflowId?: string };
 
@@ -88,18 +89,27 @@ export async function runBackupList(raw: BackupListOptions, io: IO): Promise<Res
     throw e;
   }
   const all = await storage.list(o.cluster);
-  const backups = all.map((b) => ({
-    id: b.id,
-    state: b.state,
-    startedAt: b.startedAt,
-    node: b.node,
-    size: b.size,
-    sha256: b.manifest?.artifact.sha256,
-    position: b.manifest?.position,
-    fromPrimary: b.manifest?.fromPrimary,
-    verifiedAt: b.verification?.at,
-    detail: b.detail,
-  }));
+  // Each artifact's presence and size, cheaply (a stat or an S3 HEAD; nothing is read): a backup whose artifact
+  // was removed or truncated after verification is shown as such, not as the manifest remembers it.
+  const checks = await Promise.all(all.map((b) => (b.manifest ? artifactCheck(storage, o.cluster, b.id, b.manifest.artifact) : Promise.resolve(undefined))));
+  const backups = all.map((b, i) => {
+    const c = checks[i];
+    const bad = c && c.check !== 'ok';
+    return {
+      id: b.id,
+      state: bad ? c.check : b.state,
+      ...(bad ? { recordedState: b.state } : {}),
+      startedAt: b.startedAt,
+      node: b.node,
+      size: c ? (c.size ?? undefined) : b.size,
+      ...(c ? { artifact: c } : {}),
+      sha256: b.manifest?.artifact.sha256,
+      position: b.manifest?.position,
+      fromPrimary: b.manifest?.fromPrimary,
+      verifiedAt: b.verification?.at,
+      detail: bad ? c.detail : b.detail,
+    };
+  });
   if (o.json) io.out(JSON.stringify({ cluster: o.cluster, storage: storage.location, backups }));
   else {
     io.out(`${o.cluster}: ${backups.length} backup(s) in ${storage.location}`);
@@ -108,13 +118,39 @@ export async function runBackupList(raw: BackupListOptions, io: IO): Promise<Res
   return { exitCode: EXIT.ok, backups };
 }
 
+export interface ArtifactCheck {
+  file: string;
+  /** The size the manifest recorded. */
+  expectedSize: number;
+  /** The size found in storage; null when the artifact is not there. */
+  size: number | null;
+  check: 'ok' | 'missing' | 'changed';
+  detail?: string;
+}
+
+/** Pure: what a stat of the artifact says against the manifest. */
+export function judgeArtifact(a: { file: string; size: number }, found: { size: number } | undefined): ArtifactCheck {
+  if (!found) return { file: a.file, expectedSize: a.size, size: null, check: 'missing', detail: `artifact ${a.file} is not in storage (the manifest says ${a.size} B): restore it or re-run the backup` };
+  if (found.size !== a.size) return { file: a.file, expectedSize: a.size, size: found.size, check: 'changed', detail: `artifact ${a.file} is ${found.size} B, the manifest says ${a.size} B (truncated or replaced since it was written): do not restore it; backup verify says more` };
+  return { file: a.file, expectedSize: a.size, size: found.size, check: 'ok' };
+}
+
+async function artifactCheck(storage: BackupStorage, cluster: string, id: string, a: { file: string; size: number }): Promise<ArtifactCheck> {
+  try {
+    return judgeArtifact(a, await storage.stat(cluster, id, a.file));
+  } catch (e) {
+    return { file: a.file, expectedSize: a.size, size: null, check: 'missing', detail: `artifact ${a.file} cannot be checked: ${(e as Error).message}` };
+  }
+}
+
 // ---- verify / restore: short workflows on their own IDs ------------------------------------------------------
 
 async function startAndFollow<R>(o: CommonOptions, io: IO, s: { workflowId: string; workflowType: string; cluster: string; input: unknown; summary: string; format: (r: R) => string }): Promise<Result & { report?: R }> {
   try {
     precheckNames(o, s.cluster, []);
-    const { client, close } = await connect(o);
+    const { client, close, keyIds } = await connect(o);
     try {
+      await refuseKeyMismatch(client, o.taskQueue, keyIds);
       let handle;
       try {
         handle = await client.workflow.start(s.workflowType, {
