@@ -121,10 +121,31 @@ export async function runStatus(raw: StatusOptions, io: IO): Promise<{ exitCode:
  * inventory or the cluster cannot be read (the runbook's own output says why).
  */
 export async function restartRiskLines(inventory: string | undefined, cluster: string): Promise<string[]> {
+  return (await planWarnings(inventory, cluster)).restartRisks;
+}
+
+/**
+ * Pure: the nodes that will not follow a new primary, each with why (unreachable, replication link down — a
+ * wrong masterauth or replication password shows as that —, replication threads stopped), the primary and the
+ * chosen candidate excepted (the plan judges those itself).
+ */
+export function notFollowing(c: ClusterStatus, except: string[] = []): { node: string; reason: string }[] {
+  const out: { node: string; reason: string }[] = [];
+  for (const n of c.nodes) {
+    if (except.includes(n.node) || c.primaries.includes(n.node)) continue;
+    if (!n.reachable) out.push({ node: n.node, reason: `unreachable${n.error ? ` (${n.error})` : ''}` });
+    else if (n.role === 'replica' && n.linkUp === false) out.push({ node: n.node, reason: `its replication link to ${n.replicaOf ?? '?'} is down (${n.link}; wrong replication credentials, or the network)` });
+  }
+  return out;
+}
+
+/** What `plan` says beside every plan: restart risks, and the nodes that will not follow the new primary. */
+export async function planWarnings(inventory: string | undefined, cluster: string, candidate?: string): Promise<{ restartRisks: string[]; notFollowing: { node: string; reason: string }[] }> {
   try {
     const inv = loadInventory(inventoryPath(inventory));
-    return (await probeCluster(inv, findCluster(inv, cluster))).restartRisks ?? [];
+    const st = await probeCluster(inv, findCluster(inv, cluster));
+    return { restartRisks: st.restartRisks ?? [], notFollowing: notFollowing(st, candidate ? [candidate] : []) };
   } catch {
-    return [];
+    return { restartRisks: [], notFollowing: [] };
   }
 }

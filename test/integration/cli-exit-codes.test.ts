@@ -186,6 +186,24 @@ describe('exit codes: every command, its bad inputs, text and --json', () => {
     expect(plan.out).toMatch(/changed nothing/);
   });
 
+  it('plan warns, before anything runs, about a replica that will not follow (its link down: a wrong masterauth)', async () => {
+    const c = fleet.nodes[2].client();
+    try {
+      await c.call('CONFIG', 'SET', 'masterauth', 'wrong-password');
+      await c.call('CLIENT', 'KILL', 'TYPE', 'master');
+      for (let i = 0; i < 100 && /master_link_status:up/.test(await c.info('replication')); i++) await sleep(100);
+      const r = await runCli(['plan', 'switchover', '--cluster', 'cx', '--to', 'cx-2', ...conn()]);
+      expect(r.code, r.err).toBe(0);
+      expect(r.out).toMatch(/! cx-3 will not follow the new primary: its replication link to cx-1 is down \(down; wrong replication credentials, or the network\); the switchover would hand the primary over and leave it behind/);
+      expect(r.out).not.toMatch(/cx-2 will not follow/);
+    } finally {
+      await c.call('CONFIG', 'SET', 'masterauth', fleet.password);
+      for (let i = 0; i < 100 && !/master_link_status:up/.test(await c.info('replication')); i++) await sleep(100);
+      c.disconnect();
+    }
+    expect(await fleet.roles()).toEqual({ 'cx-1': 'master', 'cx-2': 'slave', 'cx-3': 'slave' });
+  });
+
   it('completion: bash completes commands, subcommands and each command\'s flags; zsh gets the same through bashcompinit', async () => {
     const b = await runCli(['completion', 'bash']);
     expect(b.code).toBe(0);
