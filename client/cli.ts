@@ -1,7 +1,15 @@
 #!/usr/bin/env node
-/** handover: the CLI. Each command lives in client/commands/<name>.ts and exports runX() for tests. */
-import { Command, Option } from 'commander';
-import { processIO } from './common';
+/**
+ * handover: the CLI. Each command lives in client/commands/<name>.ts and exports runX() for tests; this file
+ * wires them into commander and owns what every command shares: global options before or after the command
+ * (hoistGlobalOptions), typed number and count parsers, usage errors as one line with exit 2 (a JSON object with
+ * --json), --version, help with examples and the exit-code table, and shell completion (client/completion.ts).
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { ZodError } from 'zod';
+import { CliError, EXIT, EXIT_TABLE, processIO, sayFailure, type IO } from './common';
+import { completionScript } from './completion';
+import { handoverVersion } from './version';
 import { runSwitchover } from './commands/switchover';
 import { runRollingRestart } from './commands/rolling-restart';
 import { runFailover } from './commands/failover';
@@ -15,18 +23,86 @@ import { runStatus } from './commands/status';
 import { runHistory } from './commands/history';
 import { runDoctor } from './commands/doctor';
 
+/** Options every Temporal-facing command takes; accepted before the command too (hoistGlobalOptions). */
+export const GLOBAL_OPTIONS: { flag: string; takesValue: boolean }[] = [
+  { flag: '--address', takesValue: true },
+  { flag: '--namespace', takesValue: true },
+  { flag: '--profile', takesValue: true },
+  { flag: '--inventory', takesValue: true },
+  { flag: '--task-queue', takesValue: true },
+  { flag: '--json', takesValue: false },
+];
+
+/**
+ * `handover --json --inventory f status` -> `handover status --json --inventory f`: global options written
+ * before the command are moved after it (commander only knows them on each command). Stops at the first
+ * word that is not one of them.
+ */
+export function hoistGlobalOptions(args: string[]): string[] {
+  const hoisted: string[] = [];
+  let i = 0;
+  while (i < args.length) {
+    const a = args[i];
+    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), true] : [a, false];
+    const g = GLOBAL_OPTIONS.find((o) => o.flag === flag);
+    if (!g) break;
+    if (g.takesValue && !inline && i + 1 < args.length) {
+      hoisted.push(a, args[i + 1]);
+      i += 2;
+    } else {
+      hoisted.push(a);
+      i += 1;
+    }
+  }
+  return hoisted.length ? [...args.slice(i), ...hoisted] : args;
+}
+
+/** A whole number in [min, max] for `flag`, or a typed usage error (exit 2) naming the flag and the value. */
+export function intArg(flag: string, min: number, max: number): (v: string) => number {
+  return (v: string) => {
+    if (!/^\s*\d+\s*$/.test(v) || Number(v) < min || Number(v) > max) throw new InvalidArgumentError(`${flag} ${JSON.stringify(v)}: expected a whole number from ${min} to ${max}`);
+    return Number(v);
+  };
+}
+
+const EXAMPLES = `
+Examples:
+  handover status --cluster cache-a
+  handover plan switchover --cluster cache-a
+  handover switchover --cluster cache-a --to cache-a-2 --wait
+  handover rolling-restart --cluster db-a --set max_connections=500 --wait
+  handover --json history --limit 5
+  handover abort handover-cache-a
+  source <(handover completion bash)
+
+Global options (before or after the command): --address HOST:PORT, --namespace NS, --profile NAME,
+  --inventory FILE, --task-queue NAME, --json
+
+Exit codes:
+${EXIT_TABLE.map(([c, m]) => `  ${c}  ${m}`).join('\n')}
+
+Durations take a unit: 90s, 30m, 2h, 1500ms. Reference: docs/cli.md`;
+
 function common(cmd: Command): Command {
   return cmd
     .option('--address <host:port>', 'Temporal frontend (env HANDOVER_TEMPORAL_ADDRESS, then TEMPORAL_ADDRESS / the Temporal config profile; default 127.0.0.1:7233)')
     .option('--namespace <ns>', 'Temporal namespace (env HANDOVER_NAMESPACE, then TEMPORAL_NAMESPACE / the profile; default "default")')
     .option('--profile <name>', "profile of Temporal's config file (env TEMPORAL_PROFILE; TLS, mTLS and API key come from it or TEMPORAL_TLS_* / TEMPORAL_API_KEY)")
     .option('--inventory <file>', 'inventory used to check names before starting (env HANDOVER_INVENTORY, default ./inventory.yaml)')
-    .option('--json', 'machine-readable output', false)
+    .option('--json', 'machine-readable output: the report, or one {failed, type, message} object on failure')
     .option('--task-queue <name>', 'task queue the workers poll (env HANDOVER_TASK_QUEUE, default "handover")');
 }
 
 export function buildProgram(onExit: (code: number) => void = (c) => (process.exitCode = c)): Command {
-  const program = new Command('handover').description('Durable database runbooks on Temporal').showHelpAfterError();
+  const program = new Command('handover')
+    .description('Durable database runbooks on Temporal')
+    .version(`handover ${handoverVersion()}`, '-V, --version', 'print the version')
+    .enablePositionalOptions()
+    .allowExcessArguments(false)
+    .exitOverride()
+    // Errors are printed by runMain as one line (or one JSON object); help and version as commander writes them.
+    .configureOutput({ outputError: () => undefined })
+    .addHelpText('after', EXAMPLES);
   common(
     program
       .command('switchover')
@@ -87,7 +163,7 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .command('run')
       .description('take a backup from a healthy in-sync replica, verify it in a scratch server, prune to --keep')
       .requiredOption('--cluster <name>', 'cluster from the inventory')
-      .option('--keep <n>', "verified backups to keep (default: the inventory's backup.keep, else 7)")
+      .option('--keep <n>', "verified backups to keep (default: the inventory's backup.keep, else 7)", intArg('--keep', 1, 1000))
       .option('--node <node>', 'back up from this node')
       .option('--replica-only', 'refuse rather than back up the primary when no healthy replica exists', false)
       .option('--wait', 'follow the run and exit non-zero if it fails', false),
@@ -113,7 +189,7 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .description('create (idempotent), update, pause, unpause, trigger or delete the cluster\'s backup schedule (Temporal Schedule, overlap skip)')
       .requiredOption('--cluster <name>', 'cluster')
       .option('--cron <expr>', 'cron expression, e.g. "0 3 * * *"')
-      .option('--keep <n>', 'verified backups to keep')
+      .option('--keep <n>', 'verified backups to keep', intArg('--keep', 1, 1000))
       .option('--pause', 'pause the schedule', false)
       .option('--unpause', 'unpause the schedule', false)
       .option('--trigger', 'start a run now (skipped if one is running)', false)
@@ -161,7 +237,7 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .command('history')
       .description('past runs from Temporal visibility, newest first: runbook, cluster, status, times, last phase')
       .option('--cluster <name>', 'only this cluster')
-      .option('--limit <n>', 'at most this many runs', '20'),
+      .option('--limit <n>', 'at most this many runs (1-1000)', intArg('--limit', 1, 1000), 20),
   ).action(async (opts) => onExit((await runHistory(opts, processIO)).exitCode));
   common(
     program
@@ -172,21 +248,81 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
   program
     .command('codec-server')
     .description('serve the payload codec (HANDOVER_CODEC_KEY) to the Temporal UI, so encrypted runs can be read there')
-    .option('--port <n>', 'port to listen on', '8081')
+    .option('--port <n>', 'port to listen on (0-65535; 0: any free port)', intArg('--port', 0, 65535), 8081)
     .option('--host <addr>', 'address to bind (keep it loopback: whoever reaches it can decrypt)', '127.0.0.1')
     .option('--origin <url...>', 'UI origins allowed by CORS', ['http://127.0.0.1:8233', 'http://localhost:8233'])
+    .option('--json', 'failures as one {failed, type, message} object on stdout')
     .action(async (opts) => {
       const { exitCode } = await runCodecServer(opts, processIO);
       if (exitCode !== 0) onExit(exitCode); // otherwise it serves until interrupted
     });
+  program
+    .command('completion')
+    .description('print a shell completion script: source <(handover completion bash), or for zsh put it in a file on $fpath')
+    .argument('<shell>', 'bash | zsh')
+    .option('--json', 'failures as one {failed, type, message} object on stdout')
+    .action((shell: string) => {
+      if (shell !== 'bash' && shell !== 'zsh') throw new CliError(EXIT.refused, `refused (UsageError): no completion for ${JSON.stringify(shell)}; say bash or zsh`);
+      processIO.out(completionScript(buildProgram(), shell));
+      onExit(EXIT.ok);
+    });
+  for (const c of program.commands) if (c.name() !== 'completion' && c.name() !== 'backup') c.addHelpText('after', `\nExit codes: ${EXIT_TABLE.map(([n]) => n).join(', ')} (handover --help says what each means).`);
   return program;
 }
 
-if (require.main === module) {
-  buildProgram()
-    .parseAsync(process.argv)
-    .catch((e) => {
-      console.error(`handover: ${(e as Error).message}`);
-      process.exitCode = 1;
-    });
+/** The command path a usage error belongs to, for "see handover <command> --help". */
+function commandPath(args: string[], program: Command): string {
+  const words: string[] = [];
+  let cmd: Command | undefined = program;
+  for (const a of args) {
+    const sub: Command | undefined = cmd?.commands.find((c) => c.name() === a);
+    if (!sub) break;
+    words.push(a);
+    cmd = sub;
+  }
+  return words.join(' ');
 }
+
+/**
+ * Run the CLI on `args` (without "node handover"): every ending goes through here, so that a usage error, a
+ * bad number, a refused input or an unexpected exception each ends with one line (or one JSON object with
+ * `type` and `message` on stdout under --json) and the documented exit code.
+ */
+export async function runMain(args: string[], onExit: (code: number) => void = (c) => (process.exitCode = c), io: IO = processIO): Promise<void> {
+  const argv = hoistGlobalOptions(args);
+  const json = argv.includes('--json');
+  const program = buildProgram(onExit);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version: printed by commander, exit 0.
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || (e.code === 'commander.help' && e.exitCode === 0)) return onExit(EXIT.ok);
+      const where = commandPath(argv, program);
+      const text =
+        e.code === 'commander.help'
+          ? 'no command given'
+          : e.message
+              .replace(/^error: /, '')
+              .replace(/^option '.*?' argument '.*?' is invalid\. /, '')
+              .replace(/\.$/, '');
+      sayFailure({ json }, io, { type: 'UsageError', message: `refused (UsageError): ${text}; see handover ${where ? `${where} ` : ''}--help` });
+      return onExit(EXIT.refused);
+    }
+    if (e instanceof CliError) {
+      sayFailure({ json }, io, e);
+      return onExit(e.exitCode);
+    }
+    if (e instanceof ZodError) {
+      const i = e.issues[0];
+      sayFailure({ json }, io, { type: 'UsageError', message: `refused (UsageError): ${i ? `${i.path.join('.') || 'input'}: ${i.message}` : e.message}` });
+      return onExit(EXIT.refused);
+    }
+    const msg = ((e as Error)?.message ?? String(e)).split('\n')[0];
+    const unreachable = /UNAVAILABLE|ECONNREFUSED|deadline|Failed to connect/i.test(msg);
+    sayFailure({ json }, io, { type: unreachable ? 'TemporalUnreachable' : 'Unexpected', message: `${unreachable ? 'unavailable (TemporalUnreachable)' : 'error (Unexpected)'}: ${msg}` });
+    return onExit(unreachable ? EXIT.unavailable : EXIT.failed);
+  }
+}
+
+if (require.main === module) void runMain(process.argv.slice(2));

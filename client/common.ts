@@ -6,20 +6,33 @@ import { HandoverError, REFUSAL_TYPES } from '../core/errors';
 import { TASK_QUEUE } from '../core/ids';
 import { diagnoseTls, explainConnectError, resolveTemporal, TemporalConfigError, type TemporalTarget } from './temporal';
 import { findCluster, findNode, inventoryPath, loadInventory } from '../inventory/load';
-import { CodecKeyError, dataConverterFromEnv } from '../codec/aes-gcm';
+import { CodecKeyError, codecKeyIds, dataConverterFromEnv } from '../codec/aes-gcm';
 
-/** Exit codes (README: CLI reference). */
+/** Exit codes: the one table is in docs/cli.md#exit-codes (and `handover --help`). */
 export const EXIT = {
+  /** Done as asked. */
   ok: 0,
-  /** The runbook ran and failed (undone before the point of no return, or failed after it: see the message). */
+  /** The run failed after changing something; the message says what changed and where the cluster stands. */
   failed: 1,
-  /** Refused or ended before anything changed: bad input, unknown names, precondition, credentials, approval rejected or timed out. */
+  /** Refused or bad input: nothing was changed (unknown names, bad flags, a failed precondition, approval rejected or timed out, undone before the point of no return). */
   refused: 2,
-  /** Another operation holds this cluster. */
+  /** Busy: another operation holds this cluster. */
   alreadyRunning: 3,
-  /** Temporal could not be reached. */
+  /** Temporal, or every node of the cluster asked about, could not be reached. */
   unavailable: 4,
+  /** Done, with warnings: the run completed, but not everything is as asked (a hook or the routing failed, a replica left unlinked, a node flagged, an abort that came after the point of no return). */
+  warnings: 5,
 } as const;
+
+/** The exit-code table, as `handover --help` prints it (docs/cli.md has the same rows). */
+export const EXIT_TABLE: [number, string][] = [
+  [EXIT.ok, 'done'],
+  [EXIT.failed, 'failed after changing something (the message says what changed)'],
+  [EXIT.refused, 'refused or bad input: nothing was changed'],
+  [EXIT.alreadyRunning, 'busy: another operation holds the cluster'],
+  [EXIT.unavailable, 'Temporal or the cluster unreachable'],
+  [EXIT.warnings, 'done with warnings (e.g. a replica left unlinked, a hook failed, an abort after the point of no return)'],
+];
 
 /** Failure types that mean "refused, nothing was changed" (core/errors.ts: the worker's run metrics use them too). */
 export { REFUSAL_TYPES };
@@ -49,7 +62,7 @@ export const processIO: IO = {
   isTTY: !!process.stdout.isTTY,
 };
 
-export async function connect(o: CommonOptions): Promise<{ client: Client; close: () => Promise<void> }> {
+export async function connect(o: CommonOptions): Promise<{ client: Client; close: () => Promise<void>; keyIds: string[] }> {
   let target: TemporalTarget;
   try {
     target = resolveTemporal(o);
@@ -61,7 +74,7 @@ export async function connect(o: CommonOptions): Promise<{ client: Client; close
   try {
     connection = await Connection.connect({ address: target.address, tls: target.tls, apiKey: target.apiKey, metadata: target.metadata, connectTimeout: 5000 });
   } catch (e) {
-    throw new CliError(EXIT.unavailable, `${explainConnectError(e, target, await diagnoseTls(target))}. Start it (npm start runs a local one), or point TEMPORAL_ADDRESS / --address at it.`);
+    throw new CliError(EXIT.unavailable, `${explainConnectError(e, target, await diagnoseTls(target))}. Start it (npm start runs a local one), or point TEMPORAL_ADDRESS / --address at it.`, 'TemporalUnreachable');
   }
   let dataConverter;
   try {
@@ -72,16 +85,40 @@ export async function connect(o: CommonOptions): Promise<{ client: Client; close
     if (e instanceof CodecKeyError) throw new CliError(EXIT.refused, `refused (InvalidCodecKey): ${e.message}`);
     throw e;
   }
-  return { client: new Client({ connection, namespace: target.namespace, dataConverter }), close: () => connection.close() };
+  return { client: new Client({ connection, namespace: target.namespace, dataConverter }), close: () => connection.close(), keyIds: codecKeyIds(dataConverter) };
 }
 
+/** The type an exit code implies when a message names none. */
+const DEFAULT_TYPE: Record<number, string> = { 1: 'Failed', 2: 'Refused', 3: 'AlreadyRunning', 4: 'Unavailable', 5: 'Warnings' };
+
+/** A CLI-side ending: exit code, failure type (`refused (Type): …` in the text) and the one-line message. */
 export class CliError extends Error {
+  readonly type: string;
   constructor(
     readonly exitCode: number,
     message: string,
+    type?: string,
   ) {
     super(message);
+    this.type = type ?? /^\w+ \((\w+)\):/.exec(message)?.[1] ?? DEFAULT_TYPE[exitCode] ?? 'Error';
   }
+}
+
+/**
+ * Print an ending the way every command does: one line on stderr, or with --json one object on stdout
+ * carrying `type` and `message` (plus what the command adds, e.g. its workflowId).
+ */
+export function sayFailure(o: { json?: boolean }, io: IO, e: { type?: string; message: string }, extra: Record<string, unknown> = {}): void {
+  const message = oneLine(e.message);
+  if (o.json) io.out(JSON.stringify({ ...extra, failed: true, type: e.type ?? 'Error', message }));
+  else io.err(message);
+}
+
+/** A message on one line: a multi-line one (an inventory's list of problems) is joined with "; ". */
+export function oneLine(message: string): string {
+  const [head, ...rest] = message.split('\n').map((l) => l.trim()).filter(Boolean);
+  if (!rest.length) return head ?? '';
+  return `${head}${head.endsWith(':') ? ' ' : '; '}${rest.join('; ')}`;
 }
 
 /**

@@ -1,10 +1,14 @@
-/** "30m", "90s", "1h", "1500ms", or a bare number of seconds -> milliseconds (for --approval-timeout). */
+/**
+ * "30m", "90s", "1h", "1500ms" -> milliseconds (--approval-timeout and every other duration flag). A unit is
+ * required: a bare "5" could mean seconds or minutes, so it is refused with "say 5s or 5m".
+ */
 export function parseDuration(text: string, flag = '--approval-timeout'): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
+  const bare = /^\s*(\d+(?:\.\d+)?)\s*$/.exec(text);
+  if (bare) throw new Error(`${flag} ${text}: a duration needs a unit; say ${bare[1]}s or ${bare[1]}m`);
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/.exec(text);
   if (!m) throw new Error(`${flag} ${text}: not a duration; use e.g. 90s, 30m, 2h`);
   const n = Number(m[1]);
-  const unit = m[2] ?? 's';
-  const ms = Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!);
+  const ms = Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h']);
   if (ms <= 0) throw new Error(`${flag} ${text}: the duration must be positive`);
   return ms;
 }

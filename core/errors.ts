@@ -40,7 +40,13 @@ export const ErrorType = {
   Aborted: 'Aborted',
   // An approve update the workflow refused (missing approver, wrong plan hash, no approval pending)
   InvalidApproval: 'InvalidApproval',
+  // Payload encryption: the run's input is under a codec key the worker does not hold (or the CLI's differs from
+  // the worker's): refused before anything starts, or the run fails at its start (workflows/undecodable.ts)
+  CodecKeyMismatch: 'CodecKeyMismatch',
 } as const;
+
+/** The field of the marker a worker's codec decodes an unreadable payload into (codec/aes-gcm.ts, workflows/undecodable.ts). */
+export const UNDECODABLE_FIELD = '__handoverUndecodable';
 export type ErrorTypeName = (typeof ErrorType)[keyof typeof ErrorType];
 
 /** Types that no retry can fix: the activity proxies list them as non-retryable. */
@@ -62,6 +68,7 @@ export const REFUSAL_TYPES: ReadonlySet<string> = new Set<string>([
   ErrorType.TargetNotEmpty,
   ErrorType.ApprovalRejected,
   ErrorType.ApprovalTimedOut,
+  ErrorType.CodecKeyMismatch,
 ]);
 
 /** An error with a type the CLI and workflows understand; activities convert it to a non-retryable failure. */

@@ -44,10 +44,28 @@ export const TlsSchema = z
   });
 export type TlsSpec = z.infer<typeof TlsSchema>;
 
+/**
+ * A host name or address. "[::1]" (the URL form of an IPv6 address) is accepted and kept without its brackets,
+ * since every client library takes the bare address; "host:port", stray brackets or spaces are refused at load,
+ * naming the field, instead of leaving every node unreachable.
+ */
+export const HostSchema = z
+  .string()
+  .trim()
+  .min(1)
+  .transform((h) => /^\[([^\]]*)\]$/.exec(h)?.[1] ?? h)
+  .superRefine((h, ctx) => {
+    const bad = (message: string) => ctx.addIssue({ code: z.ZodIssueCode.custom, message });
+    if (!h) bad('empty host');
+    else if (/[\s[\]/]/.test(h)) bad(`${JSON.stringify(h)} is not a host name or address (an IPv6 address is written ::1 or [::1])`);
+    else if (/^[^:]+:\d+$/.test(h)) bad(`${JSON.stringify(h)} carries a port: write the host alone and the port in port:`);
+    else if (h.includes(':') && !/^[0-9A-Fa-f:.]+(%[\w.-]+)?$/.test(h)) bad(`${JSON.stringify(h)} is neither a host name nor an IPv6 address`);
+  });
+
 export const NodeSchema = z
   .object({
     id: name,
-    host: z.string().min(1),
+    host: HostSchema,
     port: z.number().int().min(1).max(65535),
     promotion: z.enum(['prefer', 'neutral', 'never']).default('neutral'),
     /** Overrides the cluster's tls field by field (e.g. another serverName). */
@@ -239,7 +257,7 @@ export const ClusterSchema = z
         password: SecretRefSchema.optional(),
         /** TLS to the Sentinels: overrides the cluster's tls field by field. */
         tls: TlsSchema.optional(),
-        nodes: z.array(z.object({ id: name, host: z.string().min(1), port: z.number().int().min(1).max(65535) }).strict()).min(1),
+        nodes: z.array(z.object({ id: name, host: HostSchema, port: z.number().int().min(1).max(65535) }).strict()).min(1),
       })
       .strict()
       .optional(),

@@ -6,7 +6,7 @@ import type { Worker } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import { createHandoverWorker } from '../worker/worker';
 import type { IO } from '../client/common';
-import { buildProgram } from '../client/cli';
+import { runMain } from '../client/cli';
 import Redis from 'ioredis';
 import type { RedisFleet } from '../sandbox/redis';
 
@@ -62,7 +62,7 @@ export async function commandCalls(fleet: RedisFleet, commands: string[]): Promi
   return out;
 }
 
-/** Run the real CLI (commander's parseAsync on buildProgram) and capture its exit code, stdout and stderr. */
+/** Run the real CLI (runMain: commander's parseAsync on buildProgram, with its error handling) and capture its exit code, stdout and stderr. */
 export async function runCli(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
   const err: string[] = [];
@@ -70,7 +70,7 @@ export async function runCli(args: string[]): Promise<{ code: number; out: strin
   const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => (err.push(String(s)), true));
   let code = -1;
   try {
-    await buildProgram((c) => (code = c)).parseAsync(['node', 'handover', ...args]);
+    await runMain(args, (c) => (code = c));
   } finally {
     o.mockRestore();
     e.mockRestore();

@@ -112,7 +112,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const file = inventoryPath(undefined, env);
   const inventory = watchedInventory(file, warn);
   const failpoints = createFailpoints(env.HANDOVER_FAILPOINT);
-  const dataConverter = dataConverterFromEnv(env);
+  // A payload under a key this worker does not hold becomes a marker the run fails on (workflows/undecodable.ts).
+  const dataConverter = dataConverterFromEnv(env, { undecodable: 'marker' });
   let worker: Worker | undefined;
   let connection: NativeConnection | undefined;
   const what = `${target.describe}, task queue ${taskQueue}`;

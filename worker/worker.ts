@@ -1,10 +1,12 @@
 /** Builds the Handover worker: the workflows in workflows/, the activities from createActivities(deps). */
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { DEFAULT_NAMESPACE, TASK_QUEUE } from '../core/ids';
 import type { Activities } from '../activities';
 import type { DataConverter } from '@temporalio/common';
 import type { Failpoints } from './failpoints';
+import { codecIdentity } from '../codec/aes-gcm';
 
 export interface HandoverWorkerOptions {
   connection: NativeConnection;
@@ -29,8 +31,8 @@ export interface HandoverWorkerOptions {
 /** .ts from the sources (tsx, vitest), .js from the build (dist/). */
 const ext = path.extname(__filename);
 export const WORKFLOWS_PATH = path.join(__dirname, '..', 'workflows', `index${ext}`);
-/** The workflow interceptor module: run metrics and log attributes (workflows/metrics.ts). */
-export const WORKFLOW_INTERCEPTOR_MODULES = [path.join(__dirname, '..', 'workflows', `metrics${ext}`)];
+/** The workflow interceptor modules: run metrics and log attributes (workflows/metrics.ts); an undecodable input fails the run (workflows/undecodable.ts). */
+export const WORKFLOW_INTERCEPTOR_MODULES = [path.join(__dirname, '..', 'workflows', `metrics${ext}`), path.join(__dirname, '..', 'workflows', `undecodable${ext}`)];
 
 export async function createHandoverWorker(o: HandoverWorkerOptions): Promise<Worker> {
   const interceptor = o.failpoints?.interceptor;
@@ -39,6 +41,8 @@ export async function createHandoverWorker(o: HandoverWorkerOptions): Promise<Wo
     connection: o.connection,
     namespace: o.namespace ?? DEFAULT_NAMESPACE,
     taskQueue: o.taskQueue ?? TASK_QUEUE,
+    // The codec key ids this worker holds, for clients to check before they start a run (client/keys.ts).
+    identity: `${process.pid}@${hostname()} ${codecIdentity(o.dataConverter)}`,
     // A prebuilt bundle carries its interceptors and failure converter (worker/bundle.ts); otherwise the worker
     // bundles workflows/ with them at start.
     ...(bundle ? { workflowBundle: { codePath: bundle } } : { workflowsPath: WORKFLOWS_PATH }),

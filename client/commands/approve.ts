@@ -9,7 +9,7 @@ import { z } from 'zod';
 import type { ApproveInput, ApproveResult } from '../../workflows/approval';
 import type { RunbookProgress } from '../../core/types';
 import { operationWorkflowId } from '../../core/ids';
-import { CliError, CommonOptions, EXIT, connect, rootFailure, type IO } from '../common';
+import { CliError, CommonOptions, EXIT, connect, rootFailure, sayFailure, type IO } from '../common';
 
 export const ApproveOptions = CommonOptions.extend({
   workflowId: z.string().min(1),
@@ -37,8 +37,7 @@ function defaultApprover(): string | undefined {
 export async function runApprove(raw: ApproveOptions, io: IO): Promise<{ exitCode: number; result?: ApproveResult }> {
   const o = ApproveOptions.parse(raw);
   const fail = (code: number, message: string) => {
-    if (o.json) io.out(JSON.stringify({ workflowId: o.workflowId, failed: true, message }));
-    else io.err(message);
+    sayFailure(o, io, new CliError(code, message), { workflowId: o.workflowId });
     return { exitCode: code };
   };
   try {
@@ -85,6 +84,7 @@ export async function runApprove(raw: ApproveOptions, io: IO): Promise<{ exitCod
     }
   } catch (e) {
     if (!(e instanceof CliError)) throw e;
-    return fail(e.exitCode, e.message);
+    sayFailure(o, io, e, { workflowId: o.workflowId });
+    return { exitCode: e.exitCode };
   }
 }

@@ -19,8 +19,10 @@ import { HandoverError } from '../../core/errors';
 import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK, operationWorkflowId } from '../../core/ids';
 import { findCluster, inventoryPath, loadInventory } from '../../inventory/load';
 import type { BackupInput, BackupReport } from '../../workflows/backup';
-import { CliError, CommonOptions, EXIT, connect, exitCodeForFailure, follow, precheckNames, rootFailure, type IO } from '../common';
+import { CliError, CommonOptions, EXIT, connect, exitCodeForFailure, follow, precheckNames, oneLine, rootFailure, sayFailure, type IO } from '../common';
 import { startRunbook } from '../start';
+import { warnWhenNoWorker } from '../workers';
+import { refuseKeyMismatch } from '../keys';
 
 type Result = { exitCode: number; workflowId?: string };
 
@@ -81,24 +83,33 @@ export async function runBackupList(raw: BackupListOptions, io: IO): Promise<Res
     storage = openStorage(spec);
   } catch (e) {
     if (e instanceof HandoverError) {
-      io.err(`refused (${e.type}): ${e.message}`);
+      sayFailure(o, io, new CliError(EXIT.refused, `refused (${e.type}): ${e.message}`));
       return { exitCode: EXIT.refused };
     }
     throw e;
   }
   const all = await storage.list(o.cluster);
-  const backups = all.map((b) => ({
-    id: b.id,
-    state: b.state,
-    startedAt: b.startedAt,
-    node: b.node,
-    size: b.size,
-    sha256: b.manifest?.artifact.sha256,
-    position: b.manifest?.position,
-    fromPrimary: b.manifest?.fromPrimary,
-    verifiedAt: b.verification?.at,
-    detail: b.detail,
-  }));
+  // Each artifact's presence and size, cheaply (a stat or an S3 HEAD; nothing is read): a backup whose artifact
+  // was removed or truncated after verification is shown as such, not as the manifest remembers it.
+  const checks = await Promise.all(all.map((b) => (b.manifest ? artifactCheck(storage, o.cluster, b.id, b.manifest.artifact) : Promise.resolve(undefined))));
+  const backups = all.map((b, i) => {
+    const c = checks[i];
+    const bad = c && c.check !== 'ok';
+    return {
+      id: b.id,
+      state: bad ? c.check : b.state,
+      ...(bad ? { recordedState: b.state } : {}),
+      startedAt: b.startedAt,
+      node: b.node,
+      size: c ? (c.size ?? undefined) : b.size,
+      ...(c ? { artifact: c } : {}),
+      sha256: b.manifest?.artifact.sha256,
+      position: b.manifest?.position,
+      fromPrimary: b.manifest?.fromPrimary,
+      verifiedAt: b.verification?.at,
+      detail: bad ? c.detail : b.detail,
+    };
+  });
   if (o.json) io.out(JSON.stringify({ cluster: o.cluster, storage: storage.location, backups }));
   else {
     io.out(`${o.cluster}: ${backups.length} backup(s) in ${storage.location}`);
@@ -107,13 +118,39 @@ export async function runBackupList(raw: BackupListOptions, io: IO): Promise<Res
   return { exitCode: EXIT.ok, backups };
 }
 
+export interface ArtifactCheck {
+  file: string;
+  /** The size the manifest recorded. */
+  expectedSize: number;
+  /** The size found in storage; null when the artifact is not there. */
+  size: number | null;
+  check: 'ok' | 'missing' | 'changed';
+  detail?: string;
+}
+
+/** Pure: what a stat of the artifact says against the manifest. */
+export function judgeArtifact(a: { file: string; size: number }, found: { size: number } | undefined): ArtifactCheck {
+  if (!found) return { file: a.file, expectedSize: a.size, size: null, check: 'missing', detail: `artifact ${a.file} is not in storage (the manifest says ${a.size} B): restore it or re-run the backup` };
+  if (found.size !== a.size) return { file: a.file, expectedSize: a.size, size: found.size, check: 'changed', detail: `artifact ${a.file} is ${found.size} B, the manifest says ${a.size} B (truncated or replaced since it was written): do not restore it; backup verify says more` };
+  return { file: a.file, expectedSize: a.size, size: found.size, check: 'ok' };
+}
+
+async function artifactCheck(storage: BackupStorage, cluster: string, id: string, a: { file: string; size: number }): Promise<ArtifactCheck> {
+  try {
+    return judgeArtifact(a, await storage.stat(cluster, id, a.file));
+  } catch (e) {
+    return { file: a.file, expectedSize: a.size, size: null, check: 'missing', detail: `artifact ${a.file} cannot be checked: ${(e as Error).message}` };
+  }
+}
+
 // ---- verify / restore: short workflows on their own IDs ------------------------------------------------------
 
 async function startAndFollow<R>(o: CommonOptions, io: IO, s: { workflowId: string; workflowType: string; cluster: string; input: unknown; summary: string; format: (r: R) => string }): Promise<Result & { report?: R }> {
   try {
     precheckNames(o, s.cluster, []);
-    const { client, close } = await connect(o);
+    const { client, close, keyIds } = await connect(o);
     try {
+      await refuseKeyMismatch(client, o.taskQueue, keyIds);
       let handle;
       try {
         handle = await client.workflow.start(s.workflowType, {
@@ -130,10 +167,11 @@ async function startAndFollow<R>(o: CommonOptions, io: IO, s: { workflowId: stri
           staticSummary: s.summary,
         });
       } catch (e) {
-        if (e instanceof WorkflowExecutionAlreadyStartedError) throw new CliError(EXIT.alreadyRunning, `already running: ${s.workflowId}`);
+        if (e instanceof WorkflowExecutionAlreadyStartedError) throw new CliError(EXIT.alreadyRunning, `already running: ${s.workflowId}`, 'AlreadyRunning');
         throw e;
       }
       if (!o.json) io.out(`running ${s.summary}: ${s.workflowId}`);
+      const stopWatching = warnWhenNoWorker(client, handle, o.taskQueue, io);
       try {
         const report = await follow<R>(handle, io, { json: o.json });
         io.out(o.json ? JSON.stringify(report) : s.format(report));
@@ -142,17 +180,19 @@ async function startAndFollow<R>(o: CommonOptions, io: IO, s: { workflowId: stri
         if (!(e instanceof WorkflowFailedError)) throw e;
         const { type, message } = rootFailure(e);
         const code = exitCodeForFailure(e);
-        if (o.json) io.out(JSON.stringify({ workflowId: s.workflowId, failed: true, type, message }));
-        else io.err(`${code === EXIT.refused ? 'refused' : 'failed'} (${type ?? 'error'}): ${message}`);
+        const line = oneLine(`${code === EXIT.refused ? 'refused' : 'failed'} (${type ?? 'error'}): ${message}`);
+        if (o.json) io.out(JSON.stringify({ workflowId: s.workflowId, failed: true, type: type ?? 'Failed', message: line }));
+        else io.err(line);
         return { exitCode: code, workflowId: s.workflowId };
+      } finally {
+        stopWatching();
       }
     } finally {
       await close();
     }
   } catch (e) {
     if (!(e instanceof CliError)) throw e;
-    if (o.json) io.out(JSON.stringify({ workflowId: s.workflowId, failed: true, message: e.message }));
-    else io.err(e.message);
+    sayFailure(o, io, e, { workflowId: s.workflowId });
     return { exitCode: e.exitCode, workflowId: s.workflowId };
   }
 }
@@ -183,7 +223,7 @@ export type BackupRestoreOptions = z.input<typeof BackupRestoreOptions>;
 export async function runBackupRestore(raw: BackupRestoreOptions, io: IO) {
   const o = BackupRestoreOptions.parse(raw);
   if (!!o.to === o.scratch) {
-    io.err('refused: give exactly one of --scratch (a fresh scratch server) or --to NODE (an empty node)');
+    sayFailure(o, io, new CliError(EXIT.refused, 'refused (UsageError): give exactly one of --scratch (a fresh scratch server) or --to NODE (an empty node)'));
     return { exitCode: EXIT.refused };
   }
   return startAndFollow<RestoreBackupResult>(o, io, {
@@ -216,7 +256,7 @@ export async function runBackupSchedule(raw: BackupScheduleOptions, io: IO): Pro
   const scheduleId = backupScheduleId(o.cluster);
   const say = (text: string, obj: Record<string, unknown>) => (o.json ? io.out(JSON.stringify({ scheduleId, ...obj })) : io.out(text));
   if (o.pause && o.unpause) {
-    io.err('refused: --pause and --unpause together');
+    sayFailure(o, io, new CliError(EXIT.refused, 'refused (UsageError): --pause and --unpause together'), { scheduleId });
     return { exitCode: EXIT.refused, scheduleId };
   }
   try {
@@ -272,15 +312,14 @@ export async function runBackupSchedule(raw: BackupScheduleOptions, io: IO): Pro
       );
       return { exitCode: EXIT.ok, scheduleId, created, updated };
     } catch (e) {
-      if (e instanceof ScheduleNotFoundError) throw new CliError(EXIT.refused, `refused: no schedule ${scheduleId}; create it with --cron EXPR`);
+      if (e instanceof ScheduleNotFoundError) throw new CliError(EXIT.refused, `refused (NotFound): no schedule ${scheduleId}; create it with --cron EXPR`);
       throw e;
     } finally {
       await close();
     }
   } catch (e) {
     if (!(e instanceof CliError)) throw e;
-    if (o.json) io.out(JSON.stringify({ scheduleId, failed: true, message: e.message }));
-    else io.err(e.message);
+    sayFailure(o, io, e, { scheduleId });
     return { exitCode: e.exitCode, scheduleId };
   }
 }

@@ -8,12 +8,13 @@
 import { z } from 'zod';
 import { AesGcmCodec, CodecKeyError, codecKeyFromEnv } from '../../codec/aes-gcm';
 import { startCodecServer, type CodecServer } from '../../codec/server';
-import { EXIT, type IO } from '../common';
+import { CliError, EXIT, sayFailure, type IO } from '../common';
 
 export const CodecServerOptions = z.object({
   port: z.coerce.number().int().min(0).max(65535).default(8081),
   host: z.string().default('127.0.0.1'),
   origin: z.array(z.string()).default(['http://127.0.0.1:8233', 'http://localhost:8233']),
+  json: z.boolean().default(false),
 });
 export type CodecServerOptions = z.input<typeof CodecServerOptions>;
 
@@ -24,11 +25,11 @@ export async function runCodecServer(raw: CodecServerOptions, io: IO, env: NodeJ
     key = codecKeyFromEnv(env);
   } catch (e) {
     if (!(e instanceof CodecKeyError)) throw e;
-    io.err(`refused (InvalidCodecKey): ${e.message}`);
+    sayFailure(o, io, new CliError(EXIT.refused, `refused (InvalidCodecKey): ${e.message}`));
     return { exitCode: EXIT.refused };
   }
   if (!key) {
-    io.err('refused (MissingCredential): no codec key: set HANDOVER_CODEC_KEY (32 bytes, base64; openssl rand -base64 32) or HANDOVER_CODEC_KEY_FILE');
+    sayFailure(o, io, new CliError(EXIT.refused, 'refused (MissingCredential): no codec key: set HANDOVER_CODEC_KEY (32 bytes, base64; openssl rand -base64 32) or HANDOVER_CODEC_KEY_FILE'));
     return { exitCode: EXIT.refused };
   }
   const codec = new AesGcmCodec(key);

@@ -9,7 +9,7 @@ import type { FailoverReport } from '../../workflows/redis/failover';
 import type { MysqlFailoverReport } from '../../workflows/mysql/failover';
 import type { DoltFailoverReport } from '../../workflows/dolt/failover';
 import type { ClusterFailoverReport } from '../../workflows/redis/cluster-failover';
-import { CommonOptions, EXIT, type IO } from '../common';
+import { CliError, CommonOptions, EXIT, sayFailure, type IO } from '../common';
 import { startRunbook } from '../start';
 import { parseDuration } from '../duration';
 import { approvalNote } from './approve';
@@ -34,7 +34,7 @@ export async function runFailover(raw: FailoverOptions, io: IO): Promise<{ exitC
   try {
     approvalTimeoutMs = o.approvalTimeout === undefined ? undefined : parseDuration(o.approvalTimeout);
   } catch (e) {
-    io.err((e as Error).message);
+    sayFailure(o, io, new CliError(EXIT.refused, `refused (UsageError): ${(e as Error).message}`));
     return { exitCode: EXIT.refused, workflowId: '' };
   }
   const input: FailoverInput = { cluster: o.cluster, force: o.force, ...(o.shard !== undefined ? { shard: o.shard } : {}), requestedBy: o.requestedBy ?? process.env.USER };

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK } from '../../core/ids';
-import { CliError, CommonOptions, EXIT, connect, type IO } from '../common';
+import { CliError, CommonOptions, EXIT, connect, sayFailure, type IO } from '../common';
 
 export const HistoryOptions = CommonOptions.extend({
   cluster: z.string().min(1).optional(),
@@ -26,6 +26,8 @@ export interface HistoryEntry {
   closeTime?: string;
   durationMs?: number;
   summary?: string;
+  /** This CLI cannot decode the run's payloads (another codec key, or none): its summary says so. */
+  undecodable?: boolean;
   /** A child run (the switchover inside a rolling restart): its parent's workflow ID. */
   parent?: string;
 }
@@ -61,11 +63,16 @@ export async function runHistory(raw: HistoryOptions, io: IO): Promise<{ exitCod
       for await (const w of client.workflow.list({ query: historyQuery(o.cluster), pageSize: Math.min(o.limit, 100) })) {
         const closeTime = w.closeTime?.toISOString();
         // The static summary is not in list results: one describe per row (--limit bounds them).
+        let undecodable: string | undefined;
         const summary = await client.workflow
           .getHandle(w.workflowId, w.runId)
           .describe()
           .then((d) => d.staticSummary())
-          .catch(() => undefined);
+          .catch((e: Error) => {
+            // A run written under a codec key this CLI does not hold (or encrypted while this CLI has no key).
+            if (/encrypted with key|binary\/encrypted|Unknown encoding/i.test(e.message)) undecodable = e.message.replace(/^.*?(payload encrypted with key)/, '$1');
+            return undefined;
+          });
         entries.push({
           workflowId: w.workflowId,
           runId: w.runId,
@@ -77,7 +84,8 @@ export async function runHistory(raw: HistoryOptions, io: IO): Promise<{ exitCod
           startTime: w.startTime.toISOString(),
           closeTime,
           durationMs: w.closeTime ? w.closeTime.getTime() - w.startTime.getTime() : undefined,
-          summary,
+          summary: undecodable ? `(cannot decode: ${undecodable})` : summary,
+          ...(undecodable ? { undecodable: true } : {}),
           parent: w.parentExecution?.workflowId ?? undefined,
         });
         if (entries.length >= o.limit) break;
@@ -89,8 +97,7 @@ export async function runHistory(raw: HistoryOptions, io: IO): Promise<{ exitCod
     }
   } catch (e) {
     if (!(e instanceof CliError)) throw e;
-    if (o.json) io.out(JSON.stringify({ failed: true, message: e.message }));
-    else io.err(e.message);
+    sayFailure(o, io, e);
     return { exitCode: e.exitCode };
   }
 }

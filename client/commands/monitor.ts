@@ -4,12 +4,13 @@
  * handover monitor --cluster NAME --ack      acknowledge the last failover (clears the anti-flapping block)
  * handover monitor --cluster NAME --stop     stop it
  */
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
 import { SA_CLUSTER, SA_RUNBOOK, monitorWorkflowId } from '../../core/ids';
 import type { MonitorStatus } from '../../workflows/monitor';
-import { CliError, CommonOptions, EXIT, connect, precheckNames, type IO } from '../common';
 import { pendingWatch } from '../progress';
+import { refuseKeyMismatch } from '../keys';
+import { CliError, CommonOptions, EXIT, connect, precheckNames, sayFailure, type IO } from '../common';
 
 export const MonitorOptions = CommonOptions.extend({
   cluster: z.string().min(1),
@@ -57,7 +58,7 @@ export async function runMonitor(raw: MonitorOptions, io: IO): Promise<{ exitCod
   const workflowId = monitorWorkflowId(o.cluster);
   try {
     precheckNames(o, o.cluster, []);
-    const { client, close } = await connect(o);
+    const { client, close, keyIds } = await connect(o);
     try {
       const handle = client.workflow.getHandle(workflowId);
       if (o.status) {
@@ -75,6 +76,7 @@ export async function runMonitor(raw: MonitorOptions, io: IO): Promise<{ exitCod
         io.out(`stopped ${workflowId}`);
         return { exitCode: EXIT.ok, workflowId };
       }
+      await refuseKeyMismatch(client, o.taskQueue, keyIds);
       try {
         await client.workflow.start('monitor', {
           workflowId,
@@ -97,8 +99,12 @@ export async function runMonitor(raw: MonitorOptions, io: IO): Promise<{ exitCod
       await close();
     }
   } catch (e) {
+    if (e instanceof WorkflowNotFoundError) {
+      sayFailure(o, io, new CliError(EXIT.refused, `refused (NotFound): no monitor ${workflowId} running; start it with handover monitor --cluster ${o.cluster}`), { workflowId });
+      return { exitCode: EXIT.refused, workflowId };
+    }
     if (!(e instanceof CliError)) throw e;
-    io.err(e.message);
+    sayFailure(o, io, e, { workflowId });
     return { exitCode: e.exitCode, workflowId };
   }
 }

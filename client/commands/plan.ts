@@ -3,11 +3,11 @@
  * Print what the runbook would do, by running only its probe and decide steps (the --dry-run paths):
  * the candidate and why, the steps in order, what is paused and for how long at most. Changes nothing.
  */
-import { CliError, EXIT, type CommonOptions, type IO } from '../common';
+import { CliError, EXIT, sayFailure, type CommonOptions, type IO } from '../common';
 import { runRollingRestart } from './rolling-restart';
 import { runSwitchover } from './switchover';
 import { runFailover } from './failover';
-import { restartRiskLines } from './status';
+import { planWarnings } from './status';
 
 export const PLANNABLE = ['switchover', 'rolling-restart', 'failover'] as const;
 
@@ -23,14 +23,19 @@ export interface PlanOptions extends Partial<CommonOptions> {
   force?: boolean;
 }
 
-export async function runPlan(o: PlanOptions, io: IO): Promise<{ exitCode: number; report?: unknown; workflowId: string; restartRisks?: string[] }> {
+export async function runPlan(o: PlanOptions, io: IO): Promise<{ exitCode: number; report?: unknown; workflowId: string; restartRisks?: string[]; notFollowing?: { node: string; reason: string }[] }> {
   const r = await planOf(o, io);
   if (r.exitCode !== EXIT.ok) return r;
   // The returning-primary race is closed by each node's own configuration, which no runbook step can fix:
-  // said beside every plan (`!` certain, `?` cannot be checked remotely).
-  const restartRisks = await restartRiskLines(o.inventory, o.cluster);
-  if (!o.json) for (const line of restartRisks) io.out(`  ${line}`);
-  return { ...r, restartRisks };
+  // said beside every plan (`!` certain, `?` cannot be checked remotely). And the nodes that will not follow
+  // the new primary (link down, unreachable), before anything runs, not as a verification failure after it.
+  const rep = r.report as { newPrimary?: string; decision?: { candidate?: string } } | undefined;
+  const { restartRisks, notFollowing } = await planWarnings(o.inventory, o.cluster, rep?.decision?.candidate ?? rep?.newPrimary ?? o.to);
+  if (!o.json) {
+    for (const line of restartRisks) io.out(`  ${line}`);
+    for (const n of notFollowing) io.out(`  ! ${n.node} will not follow the new primary: ${n.reason}; the ${o.runbook} would hand the primary over and leave it behind`);
+  }
+  return { ...r, restartRisks, notFollowing };
 }
 
 async function planOf(o: PlanOptions, io: IO): Promise<{ exitCode: number; report?: unknown; workflowId: string }> {
@@ -43,8 +48,8 @@ async function planOf(o: PlanOptions, io: IO): Promise<{ exitCode: number; repor
     case 'failover':
       return runFailover({ ...rest, cluster: o.cluster, force: o.force ?? false, dryRun: true, wait: true }, io);
     default: {
-      const e = new CliError(EXIT.refused, `refused: cannot plan ${JSON.stringify(runbook)}; plan one of: ${PLANNABLE.join(', ')}`);
-      io.err(e.message);
+      const e = new CliError(EXIT.refused, `refused (UsageError): cannot plan ${JSON.stringify(runbook)}; plan one of: ${PLANNABLE.join(', ')}`);
+      sayFailure(o, io, e);
       return { exitCode: e.exitCode, workflowId: '' };
     }
   }

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import type { RollingRestartInput, RollingRestartReport } from '../../workflows/contracts';
-import { CliError, CommonOptions, EXIT, type IO } from '../common';
+import { CliError, CommonOptions, EXIT, sayFailure, type IO } from '../common';
 import { startRunbook } from '../start';
 import { parseDuration } from '../duration';
 import { approvalNote } from './approve';
@@ -49,7 +49,7 @@ export async function runRollingRestart(raw: RollingRestartOptions, io: IO): Pro
     set = parseSet(o.set);
     approvalTimeoutMs = o.approvalTimeout === undefined ? undefined : parseDuration(o.approvalTimeout);
   } catch (e) {
-    io.err((e as Error).message);
+    sayFailure(o, io, new CliError(EXIT.refused, `refused (UsageError): ${(e as Error).message}`));
     return { exitCode: EXIT.refused, workflowId: '' };
   }
   const reason = o.reason?.trim();

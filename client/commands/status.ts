@@ -23,7 +23,7 @@ import { redisOps } from '../../activities/redis/node';
 import { connectRedis } from '../../activities/redis/conn';
 import { mysqlOps } from '../../activities/mysql/node';
 import { doltOps } from '../../activities/dolt/node';
-import { CliError, CommonOptions, EXIT, connect, type IO } from '../common';
+import { CliError, CommonOptions, EXIT, connect, sayFailure, type IO } from '../common';
 
 export const StatusOptions = CommonOptions.extend({
   cluster: z.string().min(1).optional(),
@@ -107,11 +107,12 @@ export async function runStatus(raw: StatusOptions, io: IO): Promise<{ exitCode:
     }
     if (o.json) io.out(JSON.stringify({ clusters }));
     else io.out(clusters.map((c) => formatClusterStatus(c).join('\n')).join('\n\n'));
-    return { exitCode: EXIT.ok, clusters };
+    // Exit 4 when no node of any cluster asked about answered: the cluster (or the route to it) is down.
+    const noneAnswered = clusters.length > 0 && clusters.every((c) => c.nodes.length > 0 && c.nodes.every((n) => !n.reachable));
+    return { exitCode: noneAnswered ? EXIT.unavailable : EXIT.ok, clusters };
   } catch (e) {
     if (!(e instanceof CliError)) throw e;
-    if (o.json) io.out(JSON.stringify({ failed: true, message: e.message }));
-    else io.err(e.message);
+    sayFailure(o, io, e);
     return { exitCode: e.exitCode };
   }
 }
@@ -121,10 +122,31 @@ export async function runStatus(raw: StatusOptions, io: IO): Promise<{ exitCode:
  * inventory or the cluster cannot be read (the runbook's own output says why).
  */
 export async function restartRiskLines(inventory: string | undefined, cluster: string): Promise<string[]> {
+  return (await planWarnings(inventory, cluster)).restartRisks;
+}
+
+/**
+ * Pure: the nodes that will not follow a new primary, each with why (unreachable, replication link down — a
+ * wrong masterauth or replication password shows as that —, replication threads stopped), the primary and the
+ * chosen candidate excepted (the plan judges those itself).
+ */
+export function notFollowing(c: ClusterStatus, except: string[] = []): { node: string; reason: string }[] {
+  const out: { node: string; reason: string }[] = [];
+  for (const n of c.nodes) {
+    if (except.includes(n.node) || c.primaries.includes(n.node)) continue;
+    if (!n.reachable) out.push({ node: n.node, reason: `unreachable${n.error ? ` (${n.error})` : ''}` });
+    else if (n.role === 'replica' && n.linkUp === false) out.push({ node: n.node, reason: `its replication link to ${n.replicaOf ?? '?'} is down (${n.link}; wrong replication credentials, or the network)` });
+  }
+  return out;
+}
+
+/** What `plan` says beside every plan: restart risks, and the nodes that will not follow the new primary. */
+export async function planWarnings(inventory: string | undefined, cluster: string, candidate?: string): Promise<{ restartRisks: string[]; notFollowing: { node: string; reason: string }[] }> {
   try {
     const inv = loadInventory(inventoryPath(inventory));
-    return (await probeCluster(inv, findCluster(inv, cluster))).restartRisks ?? [];
+    const st = await probeCluster(inv, findCluster(inv, cluster));
+    return { restartRisks: st.restartRisks ?? [], notFollowing: notFollowing(st, candidate ? [candidate] : []) };
   } catch {
-    return [];
+    return { restartRisks: [], notFollowing: [] };
   }
 }

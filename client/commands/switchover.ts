@@ -9,7 +9,7 @@ import type { SwitchoverReport } from '../../workflows/redis/switchover';
 import type { MysqlSwitchoverReport } from '../../workflows/mysql/switchover';
 import type { DoltSwitchoverReport } from '../../workflows/dolt/switchover';
 import type { ClusterSwitchoverReport } from '../../workflows/redis/cluster-switchover';
-import { CommonOptions, EXIT, type IO } from '../common';
+import { CliError, CommonOptions, EXIT, sayFailure, type IO } from '../common';
 import { parseDuration } from '../duration';
 import { approvalNote } from './approve';
 import { startRunbook } from '../start';
@@ -34,7 +34,7 @@ export async function runSwitchover(raw: SwitchoverOptions, io: IO): Promise<{ e
   try {
     approvalTimeoutMs = o.approvalTimeout === undefined ? undefined : parseDuration(o.approvalTimeout);
   } catch (e) {
-    io.err((e as Error).message);
+    sayFailure(o, io, new CliError(EXIT.refused, `refused (UsageError): ${(e as Error).message}`));
     return { exitCode: EXIT.refused, workflowId: '' };
   }
   const input: SwitchoverInput = { cluster: o.cluster, to: o.to, ...(o.shard !== undefined ? { shard: o.shard } : {}), dryRun: o.dryRun, requestedBy: o.requestedBy ?? process.env.USER };

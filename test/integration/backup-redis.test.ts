@@ -104,6 +104,26 @@ describe('backup: Redis', () => {
     }
   });
 
+  it('backup list checks each artifact cheaply: a truncated one is listed changed, a removed one missing (good before)', async () => {
+    const file = path.join(dir, cluster, first, 'dump.rdb.gz');
+    const saved = readFileSync(file);
+    try {
+      const good = await runBackupList({ ...opts(), cluster }, captureIO());
+      expect(good.backups).toEqual([expect.objectContaining({ id: first, state: 'good', size: saved.length })]);
+      writeFileSync(file, saved.subarray(0, 100));
+      const io = captureIO();
+      const cut = await runBackupList({ ...opts(), cluster, json: false }, io);
+      expect(cut.backups).toEqual([expect.objectContaining({ id: first, state: 'changed', recordedState: 'good', size: 100 })]);
+      expect(io.text()).toMatch(new RegExp(`changed +${first} .*artifact dump\\.rdb\\.gz is 100 B, the manifest says ${saved.length} B`));
+      rmSync(file);
+      const gone = await runBackupList({ ...opts(), cluster, json: true }, captureIO());
+      expect(gone.backups).toEqual([expect.objectContaining({ id: first, state: 'missing', recordedState: 'good', artifact: expect.objectContaining({ check: 'missing', size: null, expectedSize: saved.length }) })]);
+    } finally {
+      writeFileSync(file, saved);
+    }
+    expect((await runBackupList({ ...opts(), cluster }, captureIO())).backups).toEqual([expect.objectContaining({ id: first, state: 'good' })]);
+  });
+
   it('one flipped byte in the artifact fails verification (sha256 first) and the backup is listed failed', async () => {
     const file = path.join(dir, cluster, first, 'dump.rdb.gz');
     const bytes = readFileSync(file);

@@ -120,7 +120,7 @@ describe('operator commands: plan, approve, abort (Redis)', () => {
   it('plan of an unknown runbook is refused in one line with exit code 2', async () => {
     const r = await run(['plan', 'backup', '--cluster', 'ops', ...common()]);
     expect(r.code).toBe(2);
-    expect(cliErrors(r.err)).toEqual(['refused: cannot plan "backup"; plan one of: switchover, rolling-restart, failover']);
+    expect(cliErrors(r.err)).toEqual(['refused (UsageError): cannot plan "backup"; plan one of: switchover, rolling-restart, failover']);
   });
 
   it('--require-approval: the validator refuses a wrong plan hash and a missing approver; approve then completes the switchover', async () => {

@@ -29,8 +29,9 @@ describe('approval', () => {
 });
 
 describe('--approval-timeout durations', () => {
-  it('reads ms, s, m, h and bare seconds; refuses anything else in one line naming the flag', () => {
-    expect([parseDuration('1500ms'), parseDuration('90s'), parseDuration('30m'), parseDuration('2h'), parseDuration('45')]).toEqual([1500, 90_000, 1_800_000, 7_200_000, 45_000]);
+  it('reads ms, s, m, h; refuses a bare number (no unit) and anything else in one line naming the flag', () => {
+    expect([parseDuration('1500ms'), parseDuration('90s'), parseDuration('30m'), parseDuration('2h')]).toEqual([1500, 90_000, 1_800_000, 7_200_000]);
+    expect(() => parseDuration('5')).toThrow('--approval-timeout 5: a duration needs a unit; say 5s or 5m');
     expect(() => parseDuration('soon')).toThrow('--approval-timeout soon: not a duration; use e.g. 90s, 30m, 2h');
     expect(() => parseDuration('0s')).toThrow('--approval-timeout 0s: the duration must be positive');
   });

@@ -51,6 +51,16 @@ describe('inventory', () => {
     expect(p).toMatch(/onFailover/);
   });
 
+  it('hosts: "[::1]" is accepted without its brackets; a host with a port, spaces or stray brackets is refused at load', () => {
+    const v6 = parseInventory(good.replace('host: 10.0.0.1', 'host: "[::1]"').replace('host: 10.0.0.2', 'host: "fe80::2"'));
+    expect(v6.clusters[0].nodes.map((n) => n.host)).toEqual(['::1', 'fe80::2']);
+    const text = (t: string) => problems(t).map((x) => `${x.path}: ${x.message}`).join('\n');
+    expect(text(good.replace('host: 10.0.0.1', 'host: "10.0.0.1:6379"'))).toMatch(/nodes\[0\]\.host: "10\.0\.0\.1:6379" carries a port: write the host alone and the port in port:/);
+    expect(text(good.replace('host: 10.0.0.1', 'host: "[::1"'))).toMatch(/nodes\[0\]\.host: "\[::1" is not a host name or address/);
+    expect(text(good.replace('host: 10.0.0.1', 'host: "db one"'))).toMatch(/is not a host name or address/);
+    expect(text(good.replace('host: 10.0.0.1', 'host: "db:one:x"'))).toMatch(/is neither a host name nor an IPv6 address/);
+  });
+
   it('names file, line and field of an unknown field', () => {
     const p = problems(good.replace('promotion: prefer', 'promotoin: prefer'));
     expect(p).toEqual([{ line: 8, path: 'clusters[0].nodes[1].promotoin', message: 'unknown field' }]);

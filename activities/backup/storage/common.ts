@@ -33,6 +33,8 @@ export interface BackupStorage {
   /** Write `file` of backup `id` from `source`, streaming; it appears whole or not at all. */
   putStream(cluster: string, id: string, file: string, source: Readable, o?: PutOptions): Promise<void>;
   putJson(cluster: string, id: string, file: string, value: unknown): Promise<void>;
+  /** A stored file's size without reading it (local stat, S3 HEAD); undefined when it is not there. */
+  stat(cluster: string, id: string, file: string): Promise<{ size: number } | undefined>;
   /** A stream of a stored file (an error is emitted on the stream when it cannot be read). */
   readStream(cluster: string, id: string, file: string): Readable;
   /** Remove what an interrupted write left in one backup (local `*.tmp-*` files; S3 multipart uploads). */

@@ -87,6 +87,15 @@ export class LocalDirStorage implements BackupStorage {
     return this.atomicWrite(cluster, id, file, (tmp) => fs.writeFile(tmp, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 }));
   }
 
+  async stat(cluster: string, id: string, file: string): Promise<{ size: number } | undefined> {
+    try {
+      return { size: (await fs.stat(this.filePath(cluster, id, file))).size };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
   readStream(cluster: string, id: string, file: string): Readable {
     return createReadStream(this.filePath(cluster, id, file));
   }

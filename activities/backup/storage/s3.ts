@@ -19,6 +19,7 @@ import {
   AbortMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   NoSuchKey,
@@ -176,6 +177,16 @@ export class S3Storage implements BackupStorage {
 
   async putJson(cluster: string, id: string, file: string, value: unknown): Promise<void> {
     await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key(cluster, id, file), Body: JSON.stringify(value, null, 2) + '\n', ContentType: 'application/json' }));
+  }
+
+  async stat(cluster: string, id: string, file: string): Promise<{ size: number } | undefined> {
+    try {
+      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(cluster, id, file) }));
+      return { size: Number(r.ContentLength ?? 0) };
+    } catch (e) {
+      if (isMissing(e)) return undefined;
+      throw e;
+    }
   }
 
   readStream(cluster: string, id: string, file: string): Readable {
