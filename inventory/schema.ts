@@ -199,8 +199,11 @@ export const ClusterSchema = z
       .object({
         storage: z.discriminatedUnion('type', [LocalStorageSchema, S3StorageSchema]).optional(),
         keep: z.number().int().min(1).max(1000).default(7),
-        /** gzip (in-process, level 1) or zstd (the zstd tool, level 1, all cores): faster on large dumps. */
-        compression: z.enum(['gzip', 'zstd']).default('gzip'),
+        /**
+         * gzip (in-process, level 1) or zstd (the zstd tool, level 1, all cores): faster on large dumps. Unset:
+         * zstd when the worker finds the zstd binary, else gzip (decided per take; the manifest records it).
+         */
+        compression: z.enum(['gzip', 'zstd']).optional(),
         doltBackupName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/).optional(),
       })
       .strict()

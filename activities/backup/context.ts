@@ -4,13 +4,14 @@
  */
 import type Redis from 'ioredis';
 import type mysql from 'mysql2/promise';
-import type { BackupManifest } from '../../core/backup/decide';
+import type { BackupCompression, BackupManifest } from '../../core/backup/decide';
 import { ErrorType, HandoverError } from '../../core/errors';
 import { findCluster } from '../../inventory/load';
 import type { ClusterSpec } from '../../inventory/schema';
 import { connectMysql, type MysqlConnect } from '../mysql/conn';
 import { mysqlOps } from '../mysql/node';
 import { redisOps, type RedisActivityDeps } from '../redis/node';
+import { findTool } from './tools';
 import { openStorage, type BackupStorage, type StoredBackup } from './storage';
 
 export interface BackupActivityDeps extends RedisActivityDeps {
@@ -24,8 +25,14 @@ export type Stored = StoredBackup & { manifest: BackupManifest };
 
 const ARTIFACT = { redis: 'dump.rdb', mysql: 'dump.sql' } as const;
 const EXT = { gzip: '.gz', zstd: '.zst' } as const;
-export const compressionOf = (c: ClusterSpec) => c.backup?.compression ?? 'gzip';
-export const artifactFile = (c: BackupCluster) => ARTIFACT[c.engine] + EXT[compressionOf(c)];
+/**
+ * The compression of a new backup: the inventory's backup.compression, else zstd when the worker finds the
+ * zstd binary (scripts/bootstrap.sh installs it), else gzip. Decided once per take; the manifest records it,
+ * and verify and restore read it from there.
+ */
+export const compressionOf = (c: Pick<ClusterSpec, 'backup'>, env: NodeJS.ProcessEnv = process.env): BackupCompression =>
+  c.backup?.compression ?? (findTool('zstd', env) ? 'zstd' : 'gzip');
+export const artifactFile = (c: BackupCluster, compression: BackupCompression) => ARTIFACT[c.engine] + EXT[compression];
 
 export function backupContext(deps: BackupActivityDeps) {
   const env = deps.env ?? process.env;

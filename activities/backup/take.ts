@@ -50,6 +50,7 @@ function streamHooks(ctx: BackupContext, progress: Progress) {
 }
 
 async function takeRedis(ctx: BackupContext, c: BackupCluster, input: TakeBackupInput, storage: BackupStorage, progress: Progress): Promise<BackupManifest> {
+  const compression = compressionOf(c, ctx.env);
   const target = redisTarget(c, input.node, ctx.env);
   const startedAt = new Date().toISOString();
   const { before, version } = await ctx.withRedis(c, input.node, async (cl) => ({ before: await redisFingerprint(cl), version: parseInfo(await cl.info('server')) }));
@@ -61,8 +62,8 @@ async function takeRedis(ctx: BackupContext, c: BackupCluster, input: TakeBackup
     storage,
     cluster: c.name,
     id: input.id,
-    file: artifactFile(c),
-    compression: compressionOf(c),
+    file: artifactFile(c, compression),
+    compression,
     ...streamHooks(ctx, progress),
   });
   progress.streamMs = Date.now() - s0;
@@ -80,7 +81,7 @@ async function takeRedis(ctx: BackupContext, c: BackupCluster, input: TakeBackup
     fromPrimary: input.fromPrimary,
     engineVersion: version.valkey_version ? `valkey ${version.valkey_version}` : `redis ${version.redis_version}`,
     position: { ...(header.aux['repl-offset'] !== undefined ? { offset: Number(header.aux['repl-offset']) } : {}), ...(header.aux['repl-id'] ? { replid: header.aux['repl-id'] } : {}) },
-    artifact: { file: artifactFile(c), size: run.size, sha256: run.sha256, compression: compressionOf(c) },
+    artifact: { file: artifactFile(c, compression), size: run.size, sha256: run.sha256, compression },
     rawSize: run.rawSize,
     startedAt,
     endedAt: new Date().toISOString(),
@@ -90,6 +91,7 @@ async function takeRedis(ctx: BackupContext, c: BackupCluster, input: TakeBackup
 }
 
 async function takeMysql(ctx: BackupContext, c: BackupCluster, input: TakeBackupInput, storage: BackupStorage, progress: Progress): Promise<BackupManifest> {
+  const compression = compressionOf(c, ctx.env);
   const target = mysqlTarget(c, input.node, ctx.env);
   const startedAt = new Date().toISOString();
   const conn = await ctx.connect(target);
@@ -119,8 +121,8 @@ async function takeMysql(ctx: BackupContext, c: BackupCluster, input: TakeBackup
         storage,
         cluster: c.name,
         id: input.id,
-        file: artifactFile(c),
-        compression: compressionOf(c),
+        file: artifactFile(c, compression),
+        compression,
         ...streamHooks(ctx, progress),
       });
     } finally {
@@ -148,7 +150,7 @@ async function takeMysql(ctx: BackupContext, c: BackupCluster, input: TakeBackup
       fromPrimary: input.fromPrimary,
       engineVersion: v.v,
       position: { gtid },
-      artifact: { file: artifactFile(c), size: run.size, sha256: run.sha256, compression: compressionOf(c) },
+      artifact: { file: artifactFile(c, compression), size: run.size, sha256: run.sha256, compression },
       rawSize: run.rawSize,
       startedAt,
       endedAt: new Date().toISOString(),
