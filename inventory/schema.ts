@@ -204,6 +204,11 @@ export const ClusterSchema = z
          * zstd when the worker finds the zstd binary, else gzip (decided per take; the manifest records it).
          */
         compression: z.enum(['gzip', 'zstd']).optional(),
+        /**
+         * engine: mysql only — logical (mariadb-dump over the network, default) or physical (mariadb-backup
+         * --stream=mbstream: the worker must run on the database host, where the node's datadir is readable).
+         */
+        method: z.enum(['logical', 'physical']).default('logical'),
         doltBackupName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/).optional(),
       })
       .strict()
@@ -229,6 +234,8 @@ export const ClusterSchema = z
     path: ['sentinel'],
   })
   .superRefine((c, ctx) => {
+    if (c.engine !== 'mysql' && c.backup?.method === 'physical')
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['backup', 'method'], message: `method: physical is mariadb-backup, for engine: mysql only (engine ${c.engine})` });
     if (c.engine !== 'mysql' && c.tls?.replicationCa !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tls', 'replicationCa'], message: 'only engine: mysql clusters have tls.replicationCa (Redis/Valkey replicas use their own tls-ca-cert-file)' });
     const mysqlOnly = ['flavor', 'replicationCredentials', 'routingHook'] as const;
     if (c.engine !== 'mysql') {

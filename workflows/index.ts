@@ -8,4 +8,4 @@ export { redisFailover } from './redis/failover';
 export { redisMonitor } from './redis/monitor';
 export { mysqlFailover } from './mysql/failover';
 export { mysqlMonitor } from './mysql/monitor';
-export { backup, scheduledBackup, verifyBackupRun, restoreBackupRun } from './backup';
+export { backup, scheduledBackup, verifyBackupRun, restoreBackupRun, provisionReplica } from './backup';

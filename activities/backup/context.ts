@@ -24,7 +24,7 @@ export type BackupCluster = ClusterSpec & { engine: 'redis' | 'mysql' };
 export type Stored = StoredBackup & { manifest: BackupManifest };
 
 const ARTIFACT = { redis: 'dump.rdb', mysql: 'dump.sql' } as const;
-const EXT = { gzip: '.gz', zstd: '.zst' } as const;
+export const EXT = { gzip: '.gz', zstd: '.zst' } as const;
 /**
  * The compression of a new backup: the inventory's backup.compression, else zstd when the worker finds the
  * zstd binary (scripts/bootstrap.sh installs it), else gzip. Decided once per take; the manifest records it,
@@ -59,9 +59,26 @@ export function backupContext(deps: BackupActivityDeps) {
     return b as Stored;
   }
 
+  /** The chain backup `id` restores from, full first (itself alone for a full or logical backup). */
+  async function chainOf(c: ClusterSpec, id: string, storage = storageOf(c)): Promise<Stored[]> {
+    const out: Stored[] = [];
+    let cur: Stored | undefined = await stored(c, id, storage);
+    while (cur) {
+      if (out.some((b) => b.id === cur!.id)) throw new HandoverError(ErrorType.VerificationFailed, `the chain of ${id} loops at ${cur.id}`);
+      out.unshift(cur);
+      const base: string | undefined = cur.manifest.base;
+      if (!base) break;
+      const b = await storage.get(c.name, base);
+      if (!b?.manifest) throw new HandoverError(ErrorType.VerificationFailed, `backup ${id} needs its base ${base}, which is ${b ? `${b.state} (${b.detail ?? 'no manifest'})` : 'missing'}`);
+      cur = b as Stored;
+    }
+    return out;
+  }
+
   return {
     env,
     failpoint,
+    chainOf,
     connect,
     redis,
     mysql: mysqlO,

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { Duplex } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
-import type { BackupCompression } from '../../core/backup/decide';
+import type { BackupCompression, BackupManifest } from '../../core/backup/decide';
 import { tool } from './tools';
 
 /** A compressing (or decompressing) stream: zlib in-process for gzip, the zstd tool as a child for zstd. */
@@ -51,6 +51,8 @@ export async function streamToolToStorage(o: {
   headBytes?: number;
   compression?: BackupCompression;
   onChunk?: (rawSoFar: number) => void;
+  /** Sees every raw chunk of the tool's output (mbstream metadata reader). */
+  tap?: (chunk: Buffer) => void;
   /** Bytes durable in the store so far (local: written; S3: parts uploaded). */
   onStored?: (storedSoFar: number) => void;
 }): Promise<ToolRun> {
@@ -77,6 +79,7 @@ export async function streamToolToStorage(o: {
       }
       tail = tail.length + chunk.length <= 32768 ? Buffer.concat([tail, chunk]) : Buffer.concat([tail, chunk]).subarray(-16384);
       try {
+        o.tap?.(chunk);
         o.onChunk?.(rawSize);
       } catch (e) {
         cb(e as Error);
@@ -112,6 +115,15 @@ export async function streamToolToStorage(o: {
   const exitStatus = await exitCheck;
   if (exitStatus !== 0) throw new Error(`${o.cmd} exited with ${exitStatus}: ${stderr.trim()}`);
   return { rawSize, size, sha256: hash.digest('hex'), exitStatus, stderr, head: Buffer.concat(headParts), tail: tail.subarray(-16384) };
+}
+
+/** A stored artifact as the tool wrote it: read from the store, decompressed. */
+export function openArtifact(o: { storage: BackupStorage; cluster: string; manifest: BackupManifest; env?: NodeJS.ProcessEnv }): Readable {
+  const a = o.manifest.artifact;
+  const src = o.storage.readStream(o.cluster, o.manifest.id, a.file);
+  const dec = codecStream(a.compression, 'decompress', o.env);
+  src.on('error', (e) => dec.destroy(e));
+  return src.pipe(dec) as unknown as Readable;
 }
 
 /** sha256 and size of a stored file, read back. */

@@ -233,8 +233,8 @@ describe('where backup tools are found', () => {
     const none = mkdtempSync(path.join(os.tmpdir(), 'handover-tools-none-'));
     expect(compressionOf({ backup: undefined }, { PATH: withZstd })).toBe('zstd');
     expect(compressionOf({ backup: undefined }, { PATH: none, HANDOVER_TOOLS_DIR: none })).toBe('gzip');
-    expect(compressionOf({ backup: { keep: 3, compression: 'gzip' } }, { PATH: withZstd })).toBe('gzip');
-    expect(compressionOf({ backup: { keep: 3, compression: 'zstd' } }, { PATH: none, HANDOVER_TOOLS_DIR: none })).toBe('zstd');
+    expect(compressionOf({ backup: { keep: 3, method: 'logical', compression: 'gzip' } }, { PATH: withZstd })).toBe('gzip');
+    expect(compressionOf({ backup: { keep: 3, method: 'logical', compression: 'zstd' } }, { PATH: none, HANDOVER_TOOLS_DIR: none })).toBe('zstd');
     rmSync(withZstd, { recursive: true, force: true });
     rmSync(none, { recursive: true, force: true });
   });
