@@ -209,6 +209,20 @@ export const ClusterSchema = z
          * --stream=mbstream: the worker must run on the database host, where the node's datadir is readable).
          */
         method: z.enum(['logical', 'physical']).default('logical'),
+        /**
+         * Encryption at rest of every artifact (AES-256-GCM in authenticated frames, activities/backup/crypto.ts):
+         * keys by id, each a secret reference (env or file) to 32 bytes (64 hex characters or base64). New
+         * backups use the last key listed; every listed key decrypts (rotation: append a key, keep the old ones).
+         */
+        encryption: z
+          .object({
+            keys: z
+              .array(z.object({ id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'a key id of A-Z, a-z, 0-9, ".", "_" or "-"'), key: SecretRefSchema }).strict())
+              .min(1)
+              .refine((ks) => new Set(ks.map((k) => k.id)).size === ks.length, 'key ids must be unique'),
+          })
+          .strict()
+          .optional(),
         doltBackupName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/).optional(),
       })
       .strict()

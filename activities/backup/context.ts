@@ -11,6 +11,7 @@ import type { ClusterSpec } from '../../inventory/schema';
 import { connectMysql, type MysqlConnect } from '../mysql/conn';
 import { mysqlOps } from '../mysql/node';
 import { redisOps, type RedisActivityDeps } from '../redis/node';
+import { keyRing } from './crypto';
 import { findTool } from './tools';
 import { openStorage, type BackupStorage, type StoredBackup } from './storage';
 
@@ -79,6 +80,8 @@ export function backupContext(deps: BackupActivityDeps) {
     env,
     failpoint,
     chainOf,
+    /** The cluster's backup keys, resolved here (never in a workflow input, result or log line). */
+    keysOf: (c: ClusterSpec) => keyRing(c, env),
     connect,
     redis,
     mysql: mysqlO,

@@ -25,6 +25,7 @@ import { mysqlClientTlsArgs } from './mysql';
 import { mariaNode, socketPathFor, type ScratchMaria } from './scratch-mysql';
 import { scratchHost, startOnFreePort } from './scratch';
 import type { BackupStorage } from './storage';
+import type { KeyRing } from './crypto';
 import { openArtifact } from './stream';
 import { tool } from './tools';
 
@@ -84,11 +85,11 @@ function run(cmd: string, args: string[], o: { env?: NodeJS.ProcessEnv; stdin?: 
 }
 
 /** Fetch one artifact (decrypted, decompressed) into `mbstream -x -C dir`. */
-async function extract(o: { storage: BackupStorage; cluster: string; m: BackupManifest; dir: string; env: NodeJS.ProcessEnv }): Promise<void> {
+async function extract(o: { storage: BackupStorage; cluster: string; m: BackupManifest; dir: string; env: NodeJS.ProcessEnv; keys?: KeyRing }): Promise<void> {
   mkdirSync(o.dir, { recursive: true });
   const x = run(tool('mbstream', o.env), ['-x', '-C', o.dir], { env: o.env });
   try {
-    await pipeline(openArtifact({ storage: o.storage, cluster: o.cluster, manifest: o.m, env: o.env }), x.stdin!);
+    await pipeline(openArtifact({ storage: o.storage, cluster: o.cluster, id: o.m.id, artifact: o.m.artifact, keys: o.keys, env: o.env }), x.stdin!);
   } catch (e) {
     x.kill();
     await x.done.catch(() => undefined);
@@ -101,11 +102,11 @@ async function extract(o: { storage: BackupStorage; cluster: string; m: BackupMa
  * The chain (full first) fetched, extracted and prepared into `datadir`, which ends up a datadir a mariadbd
  * starts on. Scratch directories of the incrementals are removed.
  */
-export async function preparePhysical(o: { storage: BackupStorage; cluster: string; chain: BackupManifest[]; datadir: string; env: NodeJS.ProcessEnv; onStep?: (s: string) => void }): Promise<void> {
+export async function preparePhysical(o: { storage: BackupStorage; cluster: string; chain: BackupManifest[]; datadir: string; env: NodeJS.ProcessEnv; keys?: KeyRing; onStep?: (s: string) => void }): Promise<void> {
   const [full, ...incs] = o.chain;
   if (!full?.physical || full.physical.kind !== 'full') throw new Error(`the chain does not start with a full physical backup (${full?.id})`);
   o.onStep?.(`extract ${full.id}`);
-  await extract({ storage: o.storage, cluster: o.cluster, m: full, dir: o.datadir, env: o.env });
+  await extract({ storage: o.storage, cluster: o.cluster, m: full, dir: o.datadir, env: o.env, keys: o.keys });
   const mb = tool('mariadb-backup', o.env);
   o.onStep?.(`prepare ${full.id}`);
   await run(mb, ['--prepare', `--target-dir=${o.datadir}`], { env: o.env }).done;
@@ -113,7 +114,7 @@ export async function preparePhysical(o: { storage: BackupStorage; cluster: stri
     const dir = `${o.datadir}.inc-${inc.id}`;
     try {
       o.onStep?.(`extract ${inc.id}`);
-      await extract({ storage: o.storage, cluster: o.cluster, m: inc, dir, env: o.env });
+      await extract({ storage: o.storage, cluster: o.cluster, m: inc, dir, env: o.env, keys: o.keys });
       o.onStep?.(`apply ${inc.id}`);
       await run(mb, ['--prepare', `--target-dir=${o.datadir}`, `--incremental-dir=${dir}`], { env: o.env }).done;
     } finally {
@@ -129,7 +130,7 @@ const SCRATCH_ON_PREPARED = ['--skip-grant-tables', '--skip-networking', '--skip
  * A scratch mariadbd on the prepared chain: socket only, without the grant tables (root over the socket
  * needs no password of the source's). `keep`: left in place after stop() (restore --scratch).
  */
-export async function startScratchOnPhysical(o: { storage: BackupStorage; cluster: string; chain: BackupManifest[]; env: NodeJS.ProcessEnv; keep?: boolean; bufferPoolMiB?: number }): Promise<ScratchMaria> {
+export async function startScratchOnPhysical(o: { storage: BackupStorage; cluster: string; chain: BackupManifest[]; env: NodeJS.ProcessEnv; keys?: KeyRing; keep?: boolean; bufferPoolMiB?: number }): Promise<ScratchMaria> {
   const id = o.chain[o.chain.length - 1].id;
   const dir = mkdtempSync(path.join(os.tmpdir(), `handover-restore-${id}-`));
   const sock = socketPathFor(dir);

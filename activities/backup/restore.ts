@@ -31,7 +31,7 @@ type Restored = Omit<RestoreBackupResult, 'restoreMs' | 'audit'>;
 
 async function restoreRedis(ctx: BackupContext, c: BackupCluster, b: Stored, target: RestoreTarget, storage: BackupStorage): Promise<Restored> {
   const m = b.manifest;
-  const from = { storage, cluster: c.name, id: m.id, file: m.artifact.file, compression: m.artifact.compression, engineVersion: m.engineVersion, env: ctx.env };
+  const from = { storage, cluster: c.name, id: m.id, artifact: m.artifact, keys: ctx.keysOf(c), engineVersion: m.engineVersion, env: ctx.env };
   if (target.kind === 'scratch') {
     const s = await startScratchRedis({ ...from, keep: true });
     const cl = await s.client();
@@ -102,7 +102,7 @@ async function restorePhysicalIntoNode(ctx: BackupContext, c: BackupCluster, cha
   const aside = `${datadir}.handover-replaced-${m.id}`;
   rmSync(prepared, { recursive: true, force: true });
   try {
-    await preparePhysical({ storage, cluster: c.name, chain: chain.map((x) => x.manifest), datadir: prepared, env: ctx.env });
+    await preparePhysical({ storage, cluster: c.name, chain: chain.map((x) => x.manifest), datadir: prepared, keys: ctx.keysOf(c), env: ctx.env });
     const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : undefined;
     if (pid && isAlive(pid)) {
       process.kill(pid, 'SIGTERM');
@@ -140,10 +140,10 @@ async function restoreMysql(ctx: BackupContext, c: BackupCluster, b: Stored, tar
   if (m.method === 'physical') {
     const chain = await ctx.chainOf(c, m.id, storage);
     if (target.kind === 'node') return restorePhysicalIntoNode(ctx, c, chain, target.node, storage);
-    const s = await startScratchOnPhysical({ storage, cluster: c.name, chain: chain.map((x) => x.manifest), env: ctx.env, keep: true });
+    const s = await startScratchOnPhysical({ storage, cluster: c.name, chain: chain.map((x) => x.manifest), keys: ctx.keysOf(c), env: ctx.env, keep: true });
     return { id: m.id, target: 'scratch', address: `unix:${s.socket}`, socket: s.socket, dir: s.dir, tables: m.content.mysql?.tables.length };
   }
-  const from = { storage, cluster: c.name, id: m.id, file: m.artifact.file, compression: m.artifact.compression, env: ctx.env };
+  const from = { storage, cluster: c.name, id: m.id, artifact: m.artifact, keys: ctx.keysOf(c), env: ctx.env };
   if (target.kind === 'scratch') {
     const s = await startScratchMaria(m.id, { keep: true, env: ctx.env });
     await loadDump({ ...from, connArgs: ['--no-defaults', `--socket=${s.socket}`, '--user=root'] });

@@ -72,6 +72,7 @@ async function takeRedis(ctx: BackupContext, c: BackupCluster, input: TakeBackup
     id: input.id,
     file: artifactFile(c, compression),
     compression,
+    encrypt: ctx.keysOf(c).current,
     ...streamHooks(ctx, progress),
   });
   progress.streamMs = Date.now() - s0;
@@ -89,7 +90,7 @@ async function takeRedis(ctx: BackupContext, c: BackupCluster, input: TakeBackup
     fromPrimary: input.fromPrimary,
     engineVersion: version.valkey_version ? `valkey ${version.valkey_version}` : `redis ${version.redis_version}`,
     position: { ...(header.aux['repl-offset'] !== undefined ? { offset: Number(header.aux['repl-offset']) } : {}), ...(header.aux['repl-id'] ? { replid: header.aux['repl-id'] } : {}) },
-    artifact: { file: artifactFile(c, compression), size: run.size, sha256: run.sha256, compression },
+    artifact: { file: artifactFile(c, compression), size: run.size, sha256: run.sha256, compression, ...(run.encryption ? { encryption: run.encryption } : {}) },
     rawSize: run.rawSize,
     startedAt,
     endedAt: new Date().toISOString(),
@@ -152,6 +153,7 @@ async function takeMysql(ctx: BackupContext, c: BackupCluster, input: TakeBackup
         id: input.id,
         file,
         compression,
+        encrypt: ctx.keysOf(c).current,
         ...(mb ? { tap: (b: Buffer) => mb.push(b) } : {}),
         ...streamHooks(ctx, progress),
       });
@@ -203,7 +205,7 @@ async function takeMysql(ctx: BackupContext, c: BackupCluster, input: TakeBackup
       fromPrimary: input.fromPrimary,
       engineVersion: v.v,
       position: { gtid },
-      artifact: { file, size: run.size, sha256: run.sha256, compression },
+      artifact: { file, size: run.size, sha256: run.sha256, compression, ...(run.encryption ? { encryption: run.encryption } : {}) },
       rawSize: run.rawSize,
       startedAt,
       endedAt: new Date().toISOString(),
@@ -242,7 +244,7 @@ export async function takeBackup(ctx: BackupContext, input: TakeBackupInput): Pr
     ...(m.base ? { base: m.base } : {}),
     durationMs: Date.parse(m.endedAt) - Date.parse(m.startedAt),
     streamMs: 0,
-    audit: `${already ? 'already taken: ' : ''}${m.id} from ${m.node} (${m.role}${m.fromPrimary ? ', no healthy replica' : ''})${m.method === 'physical' ? ` with mariadb-backup (${m.physical?.kind}${m.base ? ` on ${m.base}` : ''}, LSN ${m.physical?.fromLsn}..${m.physical?.lastLsn})` : ''}: ${m.rawSize} bytes -> ${m.artifact.size} ${m.artifact.compression}, sha256 ${m.artifact.sha256.slice(0, 12)}…, position ${m.position.gtid ?? `${m.position.replid ?? '?'}:${m.position.offset ?? '?'}`}, in ${storage.location}`,
+    audit: `${already ? 'already taken: ' : ''}${m.id} from ${m.node} (${m.role}${m.fromPrimary ? ', no healthy replica' : ''})${m.method === 'physical' ? ` with mariadb-backup (${m.physical?.kind}${m.base ? ` on ${m.base}` : ''}, LSN ${m.physical?.fromLsn}..${m.physical?.lastLsn})` : ''}: ${m.rawSize} bytes -> ${m.artifact.size} ${m.artifact.compression}${m.artifact.encryption ? ` encrypted (key ${m.artifact.encryption.keyId})` : ''}, sha256 ${m.artifact.sha256.slice(0, 12)}…, position ${m.position.gtid ?? `${m.position.replid ?? '?'}:${m.position.offset ?? '?'}`}, in ${storage.location}`,
   });
   if (existing?.manifest) return summary(existing.manifest, true);
   const cleared = await storage.clearPartial(c.name, input.id);

@@ -21,7 +21,7 @@ async function verifyRedisContent(ctx: BackupContext, c: BackupCluster, b: Store
   const want = m.content.redis!;
   let scratch;
   try {
-    scratch = await startScratchRedis({ storage, cluster: c.name, id: m.id, file: m.artifact.file, compression: m.artifact.compression, engineVersion: m.engineVersion, env: ctx.env });
+    scratch = await startScratchRedis({ storage, cluster: c.name, id: m.id, artifact: m.artifact, keys: ctx.keysOf(c), engineVersion: m.engineVersion, env: ctx.env });
   } catch (e) {
     return { ok: false, failure: `the RDB does not load into a scratch server: ${(e as Error).message.split('\n')[0]}` };
   }
@@ -46,7 +46,7 @@ async function verifyMysqlContent(ctx: BackupContext, c: BackupCluster, b: Store
   const scratch = await startScratchMaria(m.id, { env: ctx.env });
   try {
     try {
-      await loadDump({ storage, cluster: c.name, id: m.id, file: m.artifact.file, compression: m.artifact.compression, connArgs: ['--no-defaults', `--socket=${scratch.socket}`, '--user=root'], env: ctx.env });
+      await loadDump({ storage, cluster: c.name, id: m.id, artifact: m.artifact, keys: ctx.keysOf(c), env: ctx.env, connArgs: ['--no-defaults', `--socket=${scratch.socket}`, '--user=root'] });
     } catch (e) {
       return { ok: false, failure: `the dump does not load into a scratch server: ${(e as Error).message.split('\n')[0]}` };
     }
@@ -72,7 +72,7 @@ async function verifyPhysicalContent(ctx: BackupContext, c: BackupCluster, chain
   const want = m.content.mysql!;
   let scratch;
   try {
-    scratch = await startScratchOnPhysical({ storage, cluster: c.name, chain: chain.map((b) => b.manifest), env: ctx.env });
+    scratch = await startScratchOnPhysical({ storage, cluster: c.name, chain: chain.map((b) => b.manifest), keys: ctx.keysOf(c), env: ctx.env });
   } catch (e) {
     return { ok: false, failure: `the physical backup does not extract, prepare or start in a scratch server: ${(e as Error).message.split('\n')[0]}` };
   }

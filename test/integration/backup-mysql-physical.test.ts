@@ -6,6 +6,7 @@
  * into a scratch server; provision-replica restores a wiped node, sets its gtid_slave_pos from the backup,
  * replicates from the primary and converges (rows written after the backup arrive).
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,6 +41,8 @@ describe('backup: MariaDB physical (mariadb-backup)', () => {
   let inventory: string;
   let dir: string;
   const cluster = 'bk-phys';
+  const K1 = randomBytes(32).toString('hex');
+  const K2 = randomBytes(32).toString('base64');
   const opts = () => ({ address: tw.address, taskQueue: tw.taskQueue, inventory, json: true });
   const insertItems = (from: number, n: number) => {
     const values: string[] = [];
@@ -51,8 +54,10 @@ describe('backup: MariaDB physical (mariadb-backup)', () => {
     fleet = await startMariaFleet({ cluster });
     dir = mkdtempSync(path.join(os.tmpdir(), 'handover-backups-phys-'));
     inventory = path.join(fleet.baseDir, 'inventory.yaml');
-    // keep: 1 — retention must still keep the full while an incremental on it is kept.
-    writeFileSync(inventory, withBackupBlock(fleet.inventoryYaml({ controller: true }), dir, 1, 'zstd', { method: 'physical' }));
+    // keep: 1 — retention must still keep the full while an incremental on it is kept. Encrypted with k1.
+    process.env.HANDOVER_TEST_BK_K1 = K1;
+    process.env.HANDOVER_TEST_BK_K2 = K2;
+    writeFileSync(inventory, withBackupBlock(fleet.inventoryYaml({ controller: true }), dir, 1, 'zstd', { method: 'physical', encryption: '{ keys: [ { id: k1, key: { env: HANDOVER_TEST_BK_K1 } } ] }' }));
     await fleet.sql(0, `GRANT ${MARIADB_BACKUP_GRANTS.join(', ')} ON *.* TO 'handover'@'127.0.0.1'`);
     await fleet.sql(0, 'CREATE DATABASE shop');
     await fleet.sql(0, 'CREATE TABLE shop.items (id INT PRIMARY KEY, note VARCHAR(64), price DECIMAL(10,2), data BLOB NULL) ENGINE=InnoDB');
@@ -87,13 +92,18 @@ describe('backup: MariaDB physical (mariadb-backup)', () => {
     expect(rep.take.position.gtid).toBe(st[`${cluster}-1`].gtidBinlogPos);
     expect(st[rep.node]).toMatchObject({ io: 'Yes', sql: 'Yes' });
     const m = JSON.parse(readFileSync(path.join(dir, cluster, full, 'manifest.json'), 'utf8'));
-    expect(m).toMatchObject({ method: 'physical', artifact: { file: 'backup.mbstream.zst', compression: 'zstd' }, tool: { name: 'mariadb-backup', exitStatus: 0 }, physical: { kind: 'full', fromLsn: '0' } });
+    expect(m).toMatchObject({ method: 'physical', artifact: { file: 'backup.mbstream.zst', compression: 'zstd', encryption: { alg: 'aes-256-gcm-framed', keyId: 'k1' } }, tool: { name: 'mariadb-backup', exitStatus: 0 }, physical: { kind: 'full', fromLsn: '0' } });
     expect(Number(m.physical.toLsn)).toBeGreaterThan(0);
     expect(m.physical.slaveInfo).toContain(`gtid_slave_pos = '${rep.take.position.gtid}'`);
     expect(m.physical.binlogInfo).toMatch(/binlog\.\d+\s+\d+/);
     expect(m.content.mysql.consistent).toBe(true);
     expect(m.content.mysql.tables.map((t: { table: string; rows: number }) => `${t.table}:${t.rows}`)).toEqual([`${APP_SCHEMA}.acks:500`, 'shop.items:3000', 'shop.log:3']);
     expect(JSON.stringify(m)).not.toContain(fleet.handoverPassword);
+    expect(JSON.stringify(m)).not.toContain(K1);
+    // Stored encrypted: neither the zstd frame magic nor an mbstream chunk header is in the clear.
+    const stored = readFileSync(path.join(dir, cluster, full, m.artifact.file));
+    expect(stored.subarray(0, 8).toString('latin1')).toBe('HNDENC01');
+    expect(stored.includes(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]))).toBe(false);
     expect(rep.verification.ok).toBe(true);
     expect(rep.verification.checks.join(' ')).toMatch(/extracted, prepared and started in a scratch mariadbd.*3 tables' row counts and CHECKSUM TABLE match; gtid_slave_pos /);
   });
@@ -103,6 +113,8 @@ describe('backup: MariaDB physical (mariadb-backup)', () => {
     await fleet.sql(0, 'UPDATE shop.items SET note = CONCAT(note, "-x") WHERE id % 10 = 0');
     await fleet.sql(0, "INSERT INTO shop.log (msg) VALUES ('d')");
     await fleet.waitForReplication(0);
+    // Key rotation: k2 appended; the incremental is encrypted with k2, its base (k1) still decrypts.
+    writeFileSync(inventory, readFileSync(inventory, 'utf8').replace('{ keys: [ { id: k1, key: { env: HANDOVER_TEST_BK_K1 } } ] }', '{ keys: [ { id: k1, key: { env: HANDOVER_TEST_BK_K1 } }, { id: k2, key: { env: HANDOVER_TEST_BK_K2 } } ] }'));
     const io = captureIO();
     const r = await runBackupRun({ ...opts(), cluster, incremental: true, wait: true }, io);
     expect(r.exitCode, io.text()).toBe(0);
@@ -111,7 +123,8 @@ describe('backup: MariaDB physical (mariadb-backup)', () => {
     expect(rep.take).toMatchObject({ method: 'physical', base: full });
     const fm = JSON.parse(readFileSync(path.join(dir, cluster, full, 'manifest.json'), 'utf8'));
     const m = JSON.parse(readFileSync(path.join(dir, cluster, inc, 'manifest.json'), 'utf8'));
-    expect(m).toMatchObject({ base: full, physical: { kind: 'incremental', fromLsn: fm.physical.toLsn } });
+    expect(m).toMatchObject({ base: full, physical: { kind: 'incremental', fromLsn: fm.physical.toLsn }, artifact: { encryption: { keyId: 'k2' } } });
+    expect(fm.artifact.encryption.keyId).toBe('k1');
     expect(m.rawSize).toBeLessThan(fm.rawSize);
     expect(rep.verification.checks.join(' ')).toContain(`chain ${full} + ${inc}`);
     expect(rep.kept.sort()).toEqual([full, inc].sort());
@@ -137,7 +150,7 @@ describe('backup: MariaDB physical (mariadb-backup)', () => {
     }
   });
 
-  it('a flipped byte in the full fails verification of the incremental that depends on it', async () => {
+  it('a flipped byte in the full fails verification of the incremental that depends on it (on sha256, and with the sha256 updated, on the frame authentication)', async () => {
     const fm = JSON.parse(readFileSync(path.join(dir, cluster, full, 'manifest.json'), 'utf8'));
     const file = path.join(dir, cluster, full, fm.artifact.file);
     const saved = readFileSync(file);
@@ -147,6 +160,13 @@ describe('backup: MariaDB physical (mariadb-backup)', () => {
     const io = captureIO();
     expect((await runBackupVerify({ ...opts(), cluster, id: inc }, io)).exitCode).toBe(1);
     expect(io.text()).toMatch(new RegExp(`VerificationFailed.*base ${full}: sha256`));
+    const mfile = path.join(dir, cluster, full, 'manifest.json');
+    const savedManifest = readFileSync(mfile, 'utf8');
+    writeFileSync(mfile, JSON.stringify({ ...fm, artifact: { ...fm.artifact, sha256: createHash('sha256').update(flipped).digest('hex') } }));
+    const io2 = captureIO();
+    expect((await runBackupVerify({ ...opts(), cluster, id: inc }, io2)).exitCode).toBe(1);
+    expect(io2.text()).toMatch(/VerificationFailed.*fails authentication/);
+    writeFileSync(mfile, savedManifest);
     writeFileSync(file, saved);
     const ok = captureIO();
     expect((await runBackupVerify({ ...opts(), cluster, id: inc }, ok)).exitCode, ok.text()).toBe(0);
@@ -187,5 +207,24 @@ describe('backup: MariaDB physical (mariadb-backup)', () => {
     expect(st[node3]).toMatchObject({ up: true, readOnly: true, source: `${fleet.nodes[0].host}:${fleet.nodes[0].port}`, io: 'Yes', sql: 'Yes' });
     expect(await fingerprint((q) => fleet.sql(node3, q))).toEqual(await fingerprint((q) => fleet.sql(0, q)));
     expect((await fingerprint((q) => fleet.sql(node3, q)))['shop.items'].rows).toBe(5200);
+  });
+
+  it('no key appears in any workflow history of the run', async () => {
+    const { Connection, Client } = await import('@temporalio/client');
+    const connection = await Connection.connect({ address: tw.address });
+    try {
+      const client = new Client({ connection });
+      let n = 0;
+      for await (const w of client.workflow.list({ query: `HandoverCluster = '${cluster}'` })) {
+        const h = JSON.stringify(await client.workflow.getHandle(w.workflowId, w.runId).fetchHistory());
+        expect(h).not.toContain(K1);
+        expect(h).not.toContain(K2);
+        expect(h).not.toContain(Buffer.from(K2, 'base64').toString('hex'));
+        n++;
+      }
+      expect(n).toBeGreaterThanOrEqual(4);
+    } finally {
+      await connection.close();
+    }
   });
 });
