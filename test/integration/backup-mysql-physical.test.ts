@@ -4,12 +4,13 @@
  * extracting, preparing and starting a scratch mariadbd and comparing every table's rows and CHECKSUM TABLE;
  * retention keeps the full while the incremental depends on it; a flipped byte fails verification; restore
  * into a scratch server; provision-replica restores a wiped node, sets its gtid_slave_pos from the backup,
- * replicates from the primary and converges (rows written after the backup arrive).
+ * replicates from the primary and converges (rows written after the backup arrive); the same into S3.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MARIADB_BACKUP_GRANTS } from '../../activities/backup/mysql';
@@ -18,6 +19,7 @@ import { runBackupList, runBackupProvisionReplica, runBackupRestore, runBackupRu
 import { loadInventory } from '../../inventory/load';
 import { withBackupBlock } from '../../sandbox/backup';
 import { APP_SCHEMA, startMariaFleet, type MariaFleet } from '../../sandbox/mariadb';
+import { startS3Server } from '../../sandbox/s3';
 import { sleep } from '../../sandbox/ports';
 import type { BackupReport } from '../../workflows/backup';
 import { captureIO, startTestWorker, type TestWorker } from '../helpers';
@@ -207,6 +209,52 @@ describe('backup: MariaDB physical (mariadb-backup)', () => {
     expect(st[node3]).toMatchObject({ up: true, readOnly: true, source: `${fleet.nodes[0].host}:${fleet.nodes[0].port}`, io: 'Yes', sql: 'Yes' });
     expect(await fingerprint((q) => fleet.sql(node3, q))).toEqual(await fingerprint((q) => fleet.sql(0, q)));
     expect((await fingerprint((q) => fleet.sql(node3, q)))['shop.items'].rows).toBe(5200);
+  });
+
+  it('into S3 (VersityGW): a full and an incremental as objects (multipart), verified, restored through the chain', async () => {
+    const s3 = await startS3Server({ name: 'bkphys' });
+    try {
+      await s3.createBucket('phys-backups');
+      writeFileSync(
+        inventory,
+        withBackupBlock(fleet.inventoryYaml({ controller: true }), { s3: s3.storageBlock('phys-backups', 'p', 'partSizeMiB: 5') }, 3, 'zstd', { method: 'physical', encryption: '{ keys: [ { id: k2, key: { env: HANDOVER_TEST_BK_K2 } } ] }' }),
+      );
+      const a = captureIO();
+      const f = await runBackupRun({ ...opts(), cluster, wait: true }, a);
+      expect(f.exitCode, a.text()).toBe(0);
+      expect(f.report!.storage).toMatch(/^s3:\/\/phys-backups\/p\//);
+      await insertItems(10_000, 300);
+      await fleet.waitForReplication(0, 60_000);
+      const b = captureIO();
+      const i = await runBackupRun({ ...opts(), cluster, incremental: true, wait: true }, b);
+      expect(i.exitCode, b.text()).toBe(0);
+      expect(i.report!.take.base).toBe(f.report!.id);
+      const c = s3.client();
+      try {
+        for (const id of [f.report!.id, i.report!.id]) {
+          const r = await c.send(new ListObjectsV2Command({ Bucket: 'phys-backups', Prefix: `p/${cluster}/${id}/` }));
+          expect((r.Contents ?? []).map((o) => o.Key!.split('/').pop()).sort()).toEqual(['backup.mbstream.zst', 'manifest.json', 'verification.json']);
+        }
+      } finally {
+        c.destroy();
+      }
+      const want = await fingerprint((q) => fleet.sql(0, q));
+      const rio = captureIO();
+      const restored = await runBackupRestore({ ...opts(), cluster, id: i.report!.id, scratch: true }, rio);
+      expect(restored.exitCode, rio.text()).toBe(0);
+      const res = (restored as { report?: { socket?: string; dir?: string } }).report!;
+      const conn = await mysql.createConnection({ socketPath: res.socket!, user: 'root' });
+      try {
+        expect(await fingerprint(async (q) => (await conn.query(q))[0])).toEqual(want);
+      } finally {
+        await conn.end();
+        process.kill(Number(readFileSync(path.join(res.dir!, 'mysqld.pid'), 'utf8')), 'SIGKILL');
+        await sleep(200);
+        rmSync(res.dir!, { recursive: true, force: true });
+      }
+    } finally {
+      await s3.stop();
+    }
   });
 
   it('no key appears in any workflow history of the run', async () => {
