@@ -72,12 +72,12 @@ export interface MysqlLab extends Omit<Lab, 'fleet'> {
   fleet: MariaFleet;
 }
 
-export async function startMysqlLab(o: { cluster: string; inventory?: MariaInventoryExtra; address?: string; log?: (m: string) => void }): Promise<MysqlLab> {
+export async function startMysqlLab(o: { cluster: string; inventory?: MariaInventoryExtra; address?: string; replicas?: number; log?: (m: string) => void }): Promise<MysqlLab> {
   const log = o.log ?? ((m: string) => process.stderr.write(m + '\n'));
   const server = o.address ? undefined : await startDevServer();
   const address = o.address ?? server!.address;
   log(`[lab] temporal at ${address}${server ? ` (UI ${server.uiUrl})` : ''}`);
-  const fleet = await startMariaFleet({ cluster: o.cluster });
+  const fleet = await startMariaFleet({ cluster: o.cluster, replicas: o.replicas });
   const inventory = fleet.writeInventory(undefined, o.inventory);
   log(`[lab] mariadb fleet ${fleet.cluster}: ${fleet.nodes.map((n) => `${n.id}@${n.port}`).join(' ')}`);
   const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined });

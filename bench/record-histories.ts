@@ -45,7 +45,7 @@ import { createActivities } from '../activities';
 import { MARIADB_BACKUP_GRANTS } from '../activities/backup/mysql';
 import { runAbort } from '../client/commands/abort';
 import { runApprove } from '../client/commands/approve';
-import { runBackupRestore, runBackupRun, runBackupSchedule, runBackupVerify } from '../client/commands/backup';
+import { runBackupProvisionReplica, runBackupRestore, runBackupRun, runBackupSchedule, runBackupVerify } from '../client/commands/backup';
 import { runFailover } from '../client/commands/failover';
 import { runRollingRestart } from '../client/commands/rolling-restart';
 import { runSwitchover } from '../client/commands/switchover';
@@ -540,6 +540,7 @@ async function main() {
       'rolling-restart-mysql-direct',
       'switchover-mysql-child-of-roll',
       'backup-mysql-completed',
+      'provision-replica-mysql-refused',
       ...backupScenarios('mysql').map(([n]) => n),
     ];
     if (any(mysqlMain)) {
@@ -568,6 +569,12 @@ async function main() {
             await mlab.fleet.sql(candidate, 'START SLAVE SQL_THREAD');
             await mlab.fleet.waitForReplication(primary, 30_000);
           }
+        }
+        // provisionReplica asked for a node that already replicates from the primary: refused after the probe.
+        if (wanted('provision-replica-mysql-refused')) {
+          const primary = await writableNode();
+          const target = mlab.fleet.nodes.find((n) => n.id !== primary)!.id;
+          await record(l, 'provision-replica-mysql-refused', (x) => runBackupProvisionReplica({ ...common(x), node: target }, quiet));
         }
         if (wanted('rolling-restart-mysql-completed')) await record(l, 'rolling-restart-mysql-completed', (x) => runRollingRestart({ ...common(x), set: ['max_connections=250'] }, quiet));
         if (any(['rolling-restart-mysql-direct', 'switchover-mysql-child-of-roll']))

@@ -21,6 +21,7 @@
  *    (bench/step-overhead/index.ts; --steps N, default 50; --runs R repeats, default 3).
  *  backup-mysql: our backup vs plain mariadb-dump to a file, same data, same run (bench/backup.ts; default 3 runs,
  *    --rows 300000, --storage local|s3).
+ *  backup-mysql-physical: logical vs physical take and restore of about 1 GiB (bench/backup-physical.ts, --mib).
  *  backup-s3-stream: the S3 store alone, N MiB (--mib, default 512) uploaded and read back; memory growth
  *    (bench/backup.ts).
  * The last line printed is one JSON object.
@@ -41,6 +42,7 @@ import { parseArgs, percentile, startLab, startLabWorker, startMysqlLab } from '
 import { failoverMysqlBench, failoverRedisBench } from './failover';
 import { backupMysqlBench, backupS3StreamBench } from './backup';
 import { stepOverheadBench } from './step-overhead';
+import { backupMysqlPhysicalBench } from './backup-physical';
 
 const log = (m: string) => process.stderr.write(m + '\n');
 
@@ -323,11 +325,14 @@ async function main() {
     case 'backup-mysql':
       result = await backupMysqlBench(Number(opts.runs ?? 3), Number(opts.rows ?? 300_000), opts.storage === 's3' ? 's3' : 'local');
       break;
+    case 'backup-mysql-physical':
+      result = await backupMysqlPhysicalBench(Number(opts.mib ?? 1100));
+      break;
     case 'backup-s3-stream':
       result = await backupS3StreamBench(Number(opts.mib ?? 512));
       break;
     default:
-      process.stderr.write('usage: npm run bench -- switchover-redis|rolling-restart-redis|switchover-mysql|rolling-restart-mysql|failover-redis|failover-mysql|step-overhead|backup-mysql|backup-s3-stream [--json] [--runs N] [--flavor redis|valkey]\n');
+      process.stderr.write('usage: npm run bench -- switchover-redis|rolling-restart-redis|switchover-mysql|rolling-restart-mysql|failover-redis|failover-mysql|step-overhead|backup-mysql|backup-mysql-physical|backup-s3-stream [--json] [--runs N] [--flavor redis|valkey]\n');
       process.exit(2);
   }
   if (!json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');

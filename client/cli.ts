@@ -15,7 +15,7 @@ import { runRollingRestart } from './commands/rolling-restart';
 import { runFailover } from './commands/failover';
 import { runMonitor } from './commands/monitor';
 import { runCodecServer } from './commands/codec-server';
-import { runBackupList, runBackupRestore, runBackupRun, runBackupSchedule, runBackupVerify } from './commands/backup';
+import { runBackupList, runBackupProvisionReplica, runBackupRestore, runBackupRun, runBackupSchedule, runBackupVerify } from './commands/backup';
 import { runApprove } from './commands/approve';
 import { runAbort } from './commands/abort';
 import { runPlan } from './commands/plan';
@@ -166,8 +166,18 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .option('--keep <n>', "verified backups to keep (default: the inventory's backup.keep, else 7)", intArg('--keep', 1, 1000))
       .option('--node <node>', 'back up from this node')
       .option('--replica-only', 'refuse rather than back up the primary when no healthy replica exists', false)
+      .option('--incremental', 'backup.method: physical — an incremental on the newest good physical backup (a full when there is none)', false)
       .option('--wait', 'follow the run and exit non-zero if it fails', false),
   ).action(async (opts) => onExit((await runBackupRun(opts, processIO)).exitCode));
+  common(
+    backup
+      .command('provision-replica')
+      .description('a new replica from a physical backup: restore into the empty node, gtid_slave_pos from the backup, replicate from the primary, wait until it converges')
+      .requiredOption('--cluster <name>', 'cluster')
+      .requiredOption('--node <node>', 'the empty node to provision')
+      .option('--id <id>', 'backup ID (default: the newest good physical backup)')
+      .option('--timeout-ms <ms>', 'how long every node may take to converge (default 600000)'),
+  ).action(async (opts) => onExit((await runBackupProvisionReplica(opts, processIO)).exitCode));
   common(backup.command('list').description("list the cluster's backups and their state (good, unverified, failed, incomplete)").requiredOption('--cluster <name>', 'cluster from the inventory')).action(async (opts) =>
     onExit((await runBackupList(opts, processIO)).exitCode),
   );

@@ -244,8 +244,30 @@ export const ClusterSchema = z
       .object({
         storage: z.discriminatedUnion('type', [LocalStorageSchema, S3StorageSchema]).optional(),
         keep: z.number().int().min(1).max(1000).default(7),
-        /** gzip (in-process, level 1) or zstd (the zstd tool, level 1, all cores): faster on large dumps. */
-        compression: z.enum(['gzip', 'zstd']).default('gzip'),
+        /**
+         * gzip (in-process, level 1) or zstd (the zstd tool, level 1, all cores): faster on large dumps. Unset:
+         * zstd when the worker finds the zstd binary, else gzip (decided per take; the manifest records it).
+         */
+        compression: z.enum(['gzip', 'zstd']).optional(),
+        /**
+         * engine: mysql only — logical (mariadb-dump over the network, default) or physical (mariadb-backup
+         * --stream=mbstream: the worker must run on the database host, where the node's datadir is readable).
+         */
+        method: z.enum(['logical', 'physical']).default('logical'),
+        /**
+         * Encryption at rest of every artifact (AES-256-GCM in authenticated frames, activities/backup/crypto.ts):
+         * keys by id, each a secret reference (env or file) to 32 bytes (64 hex characters or base64). New
+         * backups use the last key listed; every listed key decrypts (rotation: append a key, keep the old ones).
+         */
+        encryption: z
+          .object({
+            keys: z
+              .array(z.object({ id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'a key id of A-Z, a-z, 0-9, ".", "_" or "-"'), key: SecretRefSchema }).strict())
+              .min(1)
+              .refine((ks) => new Set(ks.map((k) => k.id)).size === ks.length, 'key ids must be unique'),
+          })
+          .strict()
+          .optional(),
         doltBackupName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/).optional(),
       })
       .strict()
@@ -271,6 +293,8 @@ export const ClusterSchema = z
     path: ['sentinel'],
   })
   .superRefine((c, ctx) => {
+    if (c.engine !== 'mysql' && c.backup?.method === 'physical')
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['backup', 'method'], message: `method: physical is mariadb-backup, for engine: mysql only (engine ${c.engine})` });
     if (c.engine !== 'mysql' && c.tls?.replicationCa !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tls', 'replicationCa'], message: 'only engine: mysql clusters have tls.replicationCa (Redis/Valkey replicas use their own tls-ca-cert-file)' });
     const mysqlOnly = ['flavor', 'replicationCredentials', 'routingHook'] as const;
     if (c.engine !== 'mysql') {

@@ -9,6 +9,9 @@
  *  - verifyBackupRun: re-verify a stored backup (sha256, then a restore into a scratch server).
  *  - restoreBackupRun: restore into a fresh scratch server, or into an empty node (refused before any write
  *                     when the node holds data).
+ *  - provisionReplica: a new replica from a physical backup: restore into the empty node, take the backup's
+ *                     GTID as its replication position, replicate from the current primary, wait until every
+ *                     node converges. On the cluster's lock ID.
  * Decisions are frozen in the workflow (backup ID from the workflow clock, the chosen node), so a retried
  * activity never decides again.
  */
@@ -16,10 +19,10 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { ApplicationFailure, executeChild, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { ProbeBackupResult, RestoreBackupResult, RestoreTarget, TakeBackupResult, VerifyBackupResult } from '../activities/backup';
-import { backupId, chooseBackupSource } from '../core/backup/decide';
+import { backupId, chooseBackupSource, chooseProvisionBackup } from '../core/backup/decide';
 import { ErrorType, NON_RETRYABLE } from '../core/errors';
 import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK, operationWorkflowId } from '../core/ids';
-import { probe } from './profiles';
+import { mutate, probe, wait } from './profiles';
 import { Runbook } from './runbook';
 
 /** Long steps (a dump, a restore): hours allowed, heartbeats every second, a dead worker noticed in 10 s. */
@@ -45,6 +48,8 @@ export interface BackupInput {
   node?: string;
   /** Refuse instead of falling back to the primary when no healthy replica exists. */
   replicaOnly?: boolean;
+  /** backup.method: physical — an incremental on the newest good physical backup (a full when there is none). */
+  incremental?: boolean;
   requestedBy?: string;
 }
 
@@ -90,7 +95,7 @@ export async function backup(input: BackupInput): Promise<BackupReport> {
   }, (c) => `${c.node}: ${c.reason}${c.rejected.length ? `; not: ${c.rejected.map((r) => `${r.node} (${r.reason})`).join(', ')}` : ''}`);
 
   const take = await rb.step(`take`, `take ${id} from ${choice.node}${choice.fromPrimary ? ' (the primary: no healthy replica)' : ''}`, () =>
-    long.takeBackup.executeWithOptions({ summary: `take ${id} from ${choice.node}` }, [{ cluster, id, node: choice.node, role: choice.role, fromPrimary: choice.fromPrimary }]),
+    long.takeBackup.executeWithOptions({ summary: `take ${id} from ${choice.node}` }, [{ cluster, id, node: choice.node, role: choice.role, fromPrimary: choice.fromPrimary, ...(input.incremental ? { incremental: true } : {}) }]),
   );
   const verification = await rb.step('verify', `verify ${id}: sha256, then restore into a scratch server`, () =>
     long.verifyBackup.executeWithOptions({ summary: `verify ${id} in a scratch server` }, [{ cluster, id, record: false }]),
@@ -179,4 +184,67 @@ export async function restoreBackupRun(input: { cluster: string; id: string; tar
   );
   rb.setPhase('done');
   return { ...r, trail: rb.progress.audit };
+}
+
+export interface ProvisionReplicaInput {
+  cluster: string;
+  node: string;
+  /** The backup to provision from (default: the newest good physical backup). */
+  id?: string;
+  /** How long every node may take to converge after replication starts (ms; default 10 minutes). */
+  timeoutMs?: number;
+  requestedBy?: string;
+}
+
+export interface ProvisionReplicaReport {
+  runbook: 'provision-replica';
+  cluster: string;
+  node: string;
+  id: string;
+  primary: string;
+  gtid: string;
+  restoreMs: number;
+  convergedMs: number;
+  steps: { step: string; ms: number }[];
+  audit: string[];
+}
+
+/** A new replica from a physical backup: restore, gtid_slave_pos from the backup, replicate, converge. */
+export async function provisionReplica(input: ProvisionReplicaInput): Promise<ProvisionReplicaReport> {
+  const { cluster, node } = input;
+  const rb = new Runbook('provision-replica', cluster);
+  rb.plan([
+    { name: 'probe', summary: `probe ${cluster}: the primary` },
+    { name: 'choose backup', summary: input.id ?? 'the newest good physical backup' },
+    { name: 'restore', summary: `restore into ${node} (must be empty)` },
+    { name: 'position', summary: "gtid_slave_pos from the backup's GTID" },
+    { name: 'replicate', summary: `${node} replicates from the primary` },
+    { name: 'converge', summary: 'every node linked and caught up' },
+  ]);
+  if (input.requestedBy) rb.audit('start', `requested by ${input.requestedBy}`);
+  const refuse = (why: string) => ApplicationFailure.create({ message: `refused: ${why}; nothing was changed`, type: ErrorType.PreconditionFailed, nonRetryable: true });
+  const probed = await rb.step('probe', `probe ${cluster}: the primary`, () => probe.probeBackupSources.executeWithOptions({ summary: `probe ${cluster}` }, [{ cluster }]));
+  if (probed.engine !== 'mysql') throw refuse(`cluster ${cluster} is engine ${probed.engine}: provisioning from a physical backup is MariaDB only`);
+  if (!probed.nodes.some((n) => n.node === node)) throw ApplicationFailure.create({ message: `refused: unknown node ${node} in cluster ${cluster}; nothing was changed`, type: ErrorType.UnknownNode, nonRetryable: true });
+  // The node to provision replicates from nobody yet, so it looks like a primary: the primary is among the others.
+  const primaries = probed.nodes.filter((n) => n.reachable && n.role === 'primary' && n.node !== node);
+  if (primaries.length !== 1) throw refuse(`${primaries.length} primaries in ${cluster} besides ${node} (${primaries.map((p) => p.node).join(', ') || 'none reachable'})`);
+  const primary = primaries[0].node;
+  if (probed.nodes.some((n) => n.node === node && n.role === 'replica' && n.replicaOf === primary && n.replicating))
+    throw ApplicationFailure.create({ message: `refused: ${node} already replicates from ${primary}; restore only into an empty node (nothing was changed)`, type: ErrorType.TargetNotEmpty, nonRetryable: true });
+  const listed = await rb.step('choose backup', input.id ?? 'the newest good physical backup', () => store.listBackups.executeWithOptions({ summary: `list ${cluster}'s backups` }, [{ cluster }]));
+  const pick = chooseProvisionBackup(listed.backups, input.id);
+  if ('refusal' in pick) throw refuse(pick.refusal);
+  const id = pick.id;
+  const restored = await rb.step('restore', `restore ${id} into ${node} (must be empty)`, () =>
+    long.restoreBackup.executeWithOptions({ summary: `restore ${id} into ${node}` }, [{ cluster, id, target: { kind: 'node', node } }]),
+  );
+  const gtid = restored.gtid ?? '';
+  await rb.step('position', `gtid_slave_pos ${gtid} on ${node}`, () => mutate.ensureMysqlRestoredPosition.executeWithOptions({ summary: `gtid_slave_pos of ${node} from ${id}` }, [{ cluster, node, gtid }]));
+  await rb.step('replicate', `${node} replicates from ${primary}`, () => mutate.ensureMysqlReplicaOf.executeWithOptions({ summary: `make ${node} a replica of ${primary}` }, [{ cluster, node, primary }]));
+  const v = await rb.step('converge', 'every node linked and caught up', () =>
+    wait.verifyMysqlTopology.executeWithOptions({ summary: `verify ${node} and every replica follow ${primary}` }, [{ cluster, primary, timeoutMs: input.timeoutMs ?? 600_000 }]),
+  );
+  rb.setPhase('done');
+  return { runbook: 'provision-replica', cluster, node, id, primary, gtid, restoreMs: restored.restoreMs, convergedMs: v.waitedMs, steps: rb.timings(), audit: rb.progress.audit };
 }

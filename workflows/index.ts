@@ -10,4 +10,4 @@ export { mysqlFailover } from './mysql/failover';
 export { mysqlMonitor } from './mysql/monitor';
 export { doltSwitchover } from './dolt/switchover';
 export { doltFailover } from './dolt/failover';
-export { backup, scheduledBackup, verifyBackupRun, restoreBackupRun } from './backup';
+export { backup, scheduledBackup, verifyBackupRun, restoreBackupRun, provisionReplica } from './backup';

@@ -4,7 +4,7 @@
  */
 import type Redis from 'ioredis';
 import type mysql from 'mysql2/promise';
-import type { BackupManifest } from '../../core/backup/decide';
+import type { BackupCompression, BackupManifest } from '../../core/backup/decide';
 import { ErrorType, HandoverError } from '../../core/errors';
 import { findCluster } from '../../inventory/load';
 import type { ClusterSpec } from '../../inventory/schema';
@@ -12,6 +12,8 @@ import { connectMysql, type MysqlConnect } from '../mysql/conn';
 import { mysqlOps } from '../mysql/node';
 import { doltOps } from '../dolt/node';
 import { redisOps, type RedisActivityDeps } from '../redis/node';
+import { keyRing } from './crypto';
+import { findTool } from './tools';
 import { openStorage, type BackupStorage, type StoredBackup } from './storage';
 
 export interface BackupActivityDeps extends RedisActivityDeps {
@@ -24,9 +26,15 @@ export type BackupCluster = ClusterSpec & { engine: 'redis' | 'mysql' | 'dolt' }
 export type Stored = StoredBackup & { manifest: BackupManifest };
 
 const ARTIFACT = { redis: 'dump.rdb', mysql: 'dump.sql', dolt: 'dolt-backup.tar' } as const;
-const EXT = { gzip: '.gz', zstd: '.zst' } as const;
-export const compressionOf = (c: ClusterSpec) => c.backup?.compression ?? 'gzip';
-export const artifactFile = (c: BackupCluster) => ARTIFACT[c.engine] + EXT[compressionOf(c)];
+export const EXT = { gzip: '.gz', zstd: '.zst' } as const;
+/**
+ * The compression of a new backup: the inventory's backup.compression, else zstd when the worker finds the
+ * zstd binary (scripts/bootstrap.sh installs it), else gzip. Decided once per take; the manifest records it,
+ * and verify and restore read it from there.
+ */
+export const compressionOf = (c: Pick<ClusterSpec, 'backup'>, env: NodeJS.ProcessEnv = process.env): BackupCompression =>
+  c.backup?.compression ?? (findTool('zstd', env) ? 'zstd' : 'gzip');
+export const artifactFile = (c: BackupCluster, compression: BackupCompression) => ARTIFACT[c.engine] + EXT[compression];
 
 export function backupContext(deps: BackupActivityDeps) {
   const env = deps.env ?? process.env;
@@ -52,9 +60,28 @@ export function backupContext(deps: BackupActivityDeps) {
     return b as Stored;
   }
 
+  /** The chain backup `id` restores from, full first (itself alone for a full or logical backup). */
+  async function chainOf(c: ClusterSpec, id: string, storage = storageOf(c)): Promise<Stored[]> {
+    const out: Stored[] = [];
+    let cur: Stored | undefined = await stored(c, id, storage);
+    while (cur) {
+      if (out.some((b) => b.id === cur!.id)) throw new HandoverError(ErrorType.VerificationFailed, `the chain of ${id} loops at ${cur.id}`);
+      out.unshift(cur);
+      const base: string | undefined = cur.manifest.base;
+      if (!base) break;
+      const b = await storage.get(c.name, base);
+      if (!b?.manifest) throw new HandoverError(ErrorType.VerificationFailed, `backup ${id} needs its base ${base}, which is ${b ? `${b.state} (${b.detail ?? 'no manifest'})` : 'missing'}`);
+      cur = b as Stored;
+    }
+    return out;
+  }
+
   return {
     env,
     failpoint,
+    chainOf,
+    /** The cluster's backup keys, resolved here (never in a workflow input, result or log line). */
+    keysOf: (c: ClusterSpec) => keyRing(c, env),
     connect,
     redis,
     mysql: mysqlO,

@@ -17,6 +17,8 @@ export interface TakeBackupInput {
   node: string;
   role: 'primary' | 'replica';
   fromPrimary: boolean;
+  /** method: physical — an incremental on the newest good physical backup (a full when there is none). */
+  incremental?: boolean;
 }
 export interface TakeBackupResult {
   id: string;
@@ -26,6 +28,9 @@ export interface TakeBackupResult {
   rawSize: number;
   sha256: string;
   position: BackupManifest['position'];
+  method?: BackupManifest['method'];
+  /** An incremental's base. */
+  base?: string;
   durationMs: number;
   /** The tool's streaming alone (tool start to artifact stored), this attempt; 0 when already taken. */
   streamMs: number;
@@ -55,6 +60,8 @@ export interface RestoreBackupResult {
   passwordFile?: string;
   keys?: number;
   tables?: number;
+  /** MariaDB: the backup's GTID position (what a provisioned replica continues from). */
+  gtid?: string;
   restoreMs: number;
   audit: string;
 }

@@ -18,12 +18,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import mysql from 'mysql2/promise';
-import type { BackupCompression } from '../../core/backup/decide';
 import { ErrorType, HandoverError } from '../../core/errors';
 import { readDoltHashes } from '../dolt/node';
 import { freePort, scratchHost, sleep } from './scratch';
-import type { BackupStorage } from './storage';
-import { codecStream } from './stream';
+import { openArtifact, type ArtifactSource } from './stream';
 import { findDolt } from './tools';
 
 export function doltTool(env: NodeJS.ProcessEnv = process.env): string {
@@ -74,7 +72,8 @@ function run(cmd: string, args: string[], o: { cwd?: string; env?: NodeJS.Proces
 }
 
 /** Unpack the stored artifact (tar of one backup directory per database) into `dir`. */
-export async function unpackDoltArtifact(o: { storage: BackupStorage; cluster: string; id: string; file: string; compression: BackupCompression; dir: string; env?: NodeJS.ProcessEnv }): Promise<string[]> {
+/** The stored tar of a Dolt backup (read, decrypted when encrypted, decompressed) unpacked into `dir`. */
+export async function unpackDoltArtifact(o: ArtifactSource & { dir: string }): Promise<string[]> {
   const child = spawn('tar', ['-C', o.dir, '--ignore-zeros', '-xf', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
@@ -83,7 +82,7 @@ export async function unpackDoltArtifact(o: { storage: BackupStorage; cluster: s
     child.once('close', (code) => resolve(code ?? 1));
   });
   try {
-    await pipeline(o.storage.readStream(o.cluster, o.id, o.file), codecStream(o.compression, 'decompress', o.env), child.stdin!);
+    await pipeline(openArtifact(o), child.stdin!);
   } catch (e) {
     child.kill('SIGKILL');
     await exited.catch(() => undefined);
@@ -108,7 +107,7 @@ export interface ScratchDolt {
  * database into a fresh data directory, start the server on a free port (root without a password, on the
  * scratch host only). With `keep`, the server and its directory stay (restore --scratch).
  */
-export async function startScratchDolt(o: { storage: BackupStorage; cluster: string; id: string; file: string; compression: BackupCompression; env?: NodeJS.ProcessEnv; keep?: boolean }): Promise<ScratchDolt> {
+export async function startScratchDolt(o: ArtifactSource & { keep?: boolean }): Promise<ScratchDolt> {
   const env = o.env ?? process.env;
   const dolt = doltTool(env);
   const dir = mkdtempSync(path.join(os.tmpdir(), `handover-scratch-dolt-${o.id}-`));

@@ -5,7 +5,7 @@
  *   take.ts     takeBackup                              tool -> compress -> sha256 -> store; manifest last
  *   verify.ts   verifyBackup                            sha256, then a restore into a scratch server, compared
  *   restore.ts  restoreBackup                           into a scratch server or an empty node
- *   prune.ts    listBackups, markBackupVerified, pruneBackups
+ *   prune.ts    listBackups, markBackupVerified, pruneBackups, ensureMysqlRestoredPosition (a provisioned replica)
  *
  * Beside them: what each engine's tools need (redis.ts, mysql.ts), the scratch servers (scratch*.ts), the store
  * (storage/: local directory, S3), streaming (stream.ts), where tools are found (tools.ts), and what every verb
@@ -17,7 +17,7 @@ import { activity, heartbeatWhile } from '../activity';
 import { backupContext, type BackupActivityDeps } from './context';
 import type { BackupRef, PruneInput, RestoreBackupInput, TakeBackupInput, VerifyBackupResult } from './contracts';
 import { probeBackupSources } from './probe';
-import { listBackups, markBackupVerified, pruneBackups } from './prune';
+import { ensureRestoredPosition, listBackups, markBackupVerified, pruneBackups } from './prune';
 import { restoreBackup } from './restore';
 import { takeBackup } from './take';
 import { verifyStored } from './verify';
@@ -56,5 +56,8 @@ export function createBackupActivities(deps: BackupActivityDeps) {
 
     /** Restore a backup into a fresh scratch server (left running; its address returned) or an empty node. */
     restoreBackup: activity((input: RestoreBackupInput) => restoreBackup(ctx, input)),
+
+    /** A node restored from a physical backup takes the backup's GTID as its replication position (prune.ts). */
+    ensureMysqlRestoredPosition: activity((input: { cluster: string; node: string; gtid: string }) => ensureRestoredPosition(ctx, input)),
   };
 }

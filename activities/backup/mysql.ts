@@ -9,9 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type mysql from 'mysql2/promise';
-import type { BackupCompression, TableFingerprint } from '../../core/backup/decide';
-import { codecStream } from './stream';
-import type { BackupStorage } from './storage';
+import type { TableFingerprint } from '../../core/backup/decide';
+import { openArtifact, type ArtifactSource } from './stream';
 import { tool } from './tools';
 import type { MysqlTarget } from '../mysql/conn';
 
@@ -75,8 +74,8 @@ export function gtidFromDumpHead(head: string): string | undefined {
   return /gtid_slave_pos\s*=\s*'([^']*)'/.exec(head)?.[1];
 }
 
-/** Pipe a gzip'd dump into `mariadb` (socket or TCP); rejects with the client's stderr on failure. */
-export async function loadDump(o: { storage: BackupStorage; cluster: string; id: string; file: string; compression: BackupCompression; connArgs: string[]; env?: NodeJS.ProcessEnv }): Promise<void> {
+/** Pipe a stored dump (decrypted, decompressed) into `mariadb` (socket or TCP); rejects with the client's stderr on failure. */
+export async function loadDump(o: ArtifactSource & { connArgs: string[] }): Promise<void> {
   const child = spawn(tool('mariadb', o.env), [...o.connArgs, '--binary-mode'], { stdio: ['pipe', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
@@ -85,7 +84,7 @@ export async function loadDump(o: { storage: BackupStorage; cluster: string; id:
     child.once('close', (code) => resolve(code ?? 1));
   });
   try {
-    await pipeline(o.storage.readStream(o.cluster, o.id, o.file), codecStream(o.compression, 'decompress', o.env), child.stdin!);
+    await pipeline(openArtifact(o), child.stdin!);
   } catch (e) {
     child.kill('SIGKILL');
     await exited.catch(() => undefined);

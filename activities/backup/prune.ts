@@ -12,7 +12,7 @@ export async function listBackups(ctx: BackupContext, { cluster }: { cluster: st
   const all = await storage.list(c.name);
   return {
     storage: storage.location,
-    backups: all.map(({ manifest, verification, problems: _p, ...rest }) => ({ ...rest, engine: manifest?.engine, sha256: manifest?.artifact.sha256, position: manifest?.position, fromPrimary: manifest?.fromPrimary, verifiedAt: verification?.at })),
+    backups: all.map(({ manifest, verification, problems: _p, ...rest }) => ({ ...rest, engine: manifest?.engine, method: manifest?.engine === 'mysql' ? (manifest.method ?? 'logical') : undefined, base: manifest?.base, sha256: manifest?.artifact.sha256, position: manifest?.position, fromPrimary: manifest?.fromPrimary, verifiedAt: verification?.at })),
   };
 }
 
@@ -32,4 +32,21 @@ export async function pruneBackups(ctx: BackupContext, input: PruneInput): Promi
   const plan = planRetention(await storage.list(c.name), input.keep, input.protect);
   for (const d of plan.delete) await storage.remove(c.name, d.id);
   return { ...plan, audit: `kept ${plan.keep.length} (${plan.keep.join(', ') || 'none'}); deleted ${plan.delete.length}${plan.delete.length ? `: ${plan.delete.map((d) => `${d.id} (${d.reason})`).join('; ')}` : ''}` };
+}
+
+/**
+ * After a restore into `node` (a new replica): its replication position is the backup's GTID (SET GLOBAL
+ * gtid_slave_pos). A no-op when it already is, and when the node already replicates (a retry after the
+ * replication step ran).
+ */
+export async function ensureRestoredPosition(ctx: BackupContext, input: { cluster: string; node: string; gtid: string }): Promise<{ changed: boolean; audit: string }> {
+  const c = ctx.clusterOf(input.cluster);
+  return ctx.withMysql(c, input.node, async (conn) => {
+    const [[v]] = (await conn.query('SELECT @@gtid_slave_pos AS s, @@gtid_binlog_pos AS b')) as unknown as [[{ s: string; b: string }]];
+    const [st] = (await conn.query('SHOW SLAVE STATUS')) as unknown as [{ Slave_IO_Running?: string; Slave_SQL_Running?: string }[]];
+    if (st[0] && (st[0].Slave_IO_Running === 'Yes' || st[0].Slave_SQL_Running === 'Yes')) return { changed: false, audit: `${input.node} already replicates (gtid_slave_pos ${v.s}); changed nothing` };
+    if (v.s === input.gtid) return { changed: false, audit: `${input.node}'s gtid_slave_pos is already ${input.gtid}` };
+    await conn.query('SET GLOBAL gtid_slave_pos = ?', [input.gtid]);
+    return { changed: true, audit: `${input.node}: gtid_slave_pos ${v.s || '(empty)'} -> ${input.gtid} (the backup's position; gtid_binlog_pos ${v.b || '(empty)'})` };
+  });
 }

@@ -12,7 +12,8 @@
  */
 import { heartbeatWhile } from '../activity';
 import { nodeTls } from '../tls';
-import { writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ErrorType, HandoverError } from '../../core/errors';
 import { mysqlTarget } from '../mysql/conn';
@@ -20,6 +21,8 @@ import { parseInfo, redisTarget } from '../redis/conn';
 import { type BackupCluster, type BackupContext, type Stored } from './context';
 import type { RestoreBackupInput, RestoreBackupResult, RestoreTarget } from './contracts';
 import { loadDump, mysqlClientTlsArgs, optionFile, userSchemas } from './mysql';
+import { checkDatadirReachable, moveBack, preparePhysical, startScratchOnPhysical } from './physical';
+import { isAlive, sleep } from './scratch';
 import { startScratchMaria } from './scratch-mysql';
 import { localAddressToward } from './scratch';
 import { startScratchRedis } from './scratch-redis';
@@ -34,7 +37,7 @@ const SCRATCH_CONNECT_MS = 15_000;
 
 async function restoreRedis(ctx: BackupContext, c: BackupCluster, b: Stored, target: RestoreTarget, storage: BackupStorage): Promise<Restored> {
   const m = b.manifest;
-  const from = { storage, cluster: c.name, id: m.id, file: m.artifact.file, compression: m.artifact.compression, engineVersion: m.engineVersion, env: ctx.env };
+  const from = { storage, cluster: c.name, id: m.id, artifact: m.artifact, keys: ctx.keysOf(c), engineVersion: m.engineVersion, env: ctx.env };
   if (target.kind === 'scratch') {
     const s = await startScratchRedis({ ...from, keep: true });
     const cl = await s.client();
@@ -99,9 +102,73 @@ async function restoreRedis(ctx: BackupContext, c: BackupCluster, b: Stored, tar
   }
 }
 
+/**
+ * A physical backup into a node: the node must be empty, on this host (its datadir reachable) and under a
+ * `local` controller (its option file and binary). The chain is prepared beside the datadir (same filesystem:
+ * --move-back renames), the node is stopped (SIGTERM to its pid file), its datadir set aside, the prepared one
+ * moved in, the node started with `<binary> --defaults-file=<configFile>` and waited for; then the old datadir
+ * is removed. Binary logs outside the datadir are not touched.
+ */
+async function restorePhysicalIntoNode(ctx: BackupContext, c: BackupCluster, chain: Stored[], node: string, storage: BackupStorage): Promise<Restored> {
+  const m = chain[chain.length - 1].manifest;
+  const spec = c.controller;
+  if (spec?.type !== 'local')
+    throw new HandoverError(ErrorType.PreconditionFailed, `refused: a physical restore into ${node} replaces its datadir, which needs a local controller on the node's host (cluster ${c.name} has ${spec ? `a ${spec.type} controller` : 'none'}); nothing was changed`);
+  const { schemas, datadir, pidFile } = await ctx.withMysql(c, node, async (conn) => {
+    const [[v]] = (await conn.query('SELECT @@datadir AS d, @@pid_file AS p')) as unknown as [[{ d: string; p: string }]];
+    return { schemas: await userSchemas(conn), datadir: path.resolve(v.d), pidFile: v.p };
+  });
+  if (schemas.length) throw new HandoverError(ErrorType.TargetNotEmpty, `refused: ${node} already has schemas ${schemas.join(', ')}; restore only into an empty node (nothing was changed)`);
+  checkDatadirReachable(node, datadir);
+  const configFile = spec.configFile.replaceAll('{node}', node);
+  if (!existsSync(configFile)) throw new HandoverError(ErrorType.PreconditionFailed, `refused: the option file ${configFile} of ${node} does not exist (nothing was changed)`);
+  const parent = path.dirname(datadir);
+  const prepared = path.join(parent, `.handover-restore-${m.id}`);
+  const aside = `${datadir}.handover-replaced-${m.id}`;
+  rmSync(prepared, { recursive: true, force: true });
+  try {
+    await preparePhysical({ storage, cluster: c.name, chain: chain.map((x) => x.manifest), datadir: prepared, keys: ctx.keysOf(c), env: ctx.env });
+    const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : undefined;
+    if (pid && isAlive(pid)) {
+      process.kill(pid, 'SIGTERM');
+      const until = Date.now() + 120_000;
+      while (isAlive(pid)) {
+        if (Date.now() > until) throw new Error(`${node} (pid ${pid}) did not shut down within 120 s of SIGTERM`);
+        await sleep(50);
+      }
+    }
+    rmSync(aside, { recursive: true, force: true });
+    renameSync(datadir, aside);
+    mkdirSync(datadir, { mode: 0o750 });
+    await moveBack({ prepared, datadir, env: ctx.env });
+    const child = spawn(spec.binary, [`--defaults-file=${configFile}`], { detached: true, stdio: 'ignore' });
+    child.unref();
+    const until = Date.now() + 300_000;
+    for (;;) {
+      try {
+        await ctx.withMysql(c, node, (conn) => conn.query('SELECT 1'));
+        break;
+      } catch (e) {
+        if (Date.now() > until) throw new Error(`${node} did not answer within 300 s of starting on the restored datadir: ${(e as Error).message}`);
+        await sleep(200);
+      }
+    }
+    rmSync(aside, { recursive: true, force: true });
+  } finally {
+    rmSync(prepared, { recursive: true, force: true });
+  }
+  return { id: m.id, target: node, tables: m.content.mysql?.tables.length };
+}
+
 async function restoreMysql(ctx: BackupContext, c: BackupCluster, b: Stored, target: RestoreTarget, storage: BackupStorage): Promise<Restored> {
   const m = b.manifest;
-  const from = { storage, cluster: c.name, id: m.id, file: m.artifact.file, compression: m.artifact.compression, env: ctx.env };
+  if (m.method === 'physical') {
+    const chain = await ctx.chainOf(c, m.id, storage);
+    if (target.kind === 'node') return restorePhysicalIntoNode(ctx, c, chain, target.node, storage);
+    const s = await startScratchOnPhysical({ storage, cluster: c.name, chain: chain.map((x) => x.manifest), keys: ctx.keysOf(c), env: ctx.env, keep: true });
+    return { id: m.id, target: 'scratch', address: `unix:${s.socket}`, socket: s.socket, dir: s.dir, tables: m.content.mysql?.tables.length };
+  }
+  const from = { storage, cluster: c.name, id: m.id, artifact: m.artifact, keys: ctx.keysOf(c), env: ctx.env };
   if (target.kind === 'scratch') {
     const s = await startScratchMaria(m.id, { keep: true, env: ctx.env });
     await loadDump({ ...from, connArgs: ['--no-defaults', `--socket=${s.socket}`, '--user=root'] });
@@ -124,7 +191,7 @@ async function restoreDolt(ctx: BackupContext, c: BackupCluster, b: Stored, targ
   const m = b.manifest;
   if (target.kind !== 'scratch')
     throw new HandoverError(ErrorType.PreconditionFailed, `refused: restoring a Dolt backup into a cluster node is not built (restore --scratch, then clone or push from it); nothing was changed`);
-  const s = await startScratchDolt({ storage, cluster: c.name, id: m.id, file: m.artifact.file, compression: m.artifact.compression, env: ctx.env, keep: true });
+  const s = await startScratchDolt({ storage, cluster: c.name, id: m.id, artifact: m.artifact, keys: ctx.keysOf(c), env: ctx.env, keep: true });
   return { id: m.id, target: 'scratch', address: `${s.host}:${s.port}`, dir: s.dir, tables: Object.keys(m.content.dolt?.databases ?? {}).length };
 }
 
@@ -134,14 +201,18 @@ export async function restoreBackup(ctx: BackupContext, input: RestoreBackupInpu
   const b = await ctx.stored(c, input.id, storage);
   const t0 = Date.now();
   const r = await heartbeatWhile(async () => {
-      // The whole artifact is read once before anything is loaded: a corrupted one is never half-restored.
-      const h = await hashStored(storage.readStream(c.name, input.id, b.manifest.artifact.file));
-      if (h.sha256 !== b.manifest.artifact.sha256) throw new HandoverError(ErrorType.VerificationFailed, `backup ${input.id}: artifact sha256 ${h.sha256} != manifest ${b.manifest.artifact.sha256}; not restored`);
+      // Every artifact (a physical incremental: its whole chain) is read once before anything is loaded: a
+      // corrupted one is never half-restored.
+      for (const x of await ctx.chainOf(c, input.id, storage)) {
+        const h = await hashStored(storage.readStream(c.name, x.id, x.manifest.artifact.file));
+        if (h.sha256 !== x.manifest.artifact.sha256) throw new HandoverError(ErrorType.VerificationFailed, `backup ${x.id}${x.id === input.id ? '' : ` (base of ${input.id})`}: artifact sha256 ${h.sha256} != manifest ${x.manifest.artifact.sha256}; not restored`);
+      }
       return c.engine === 'redis' ? restoreRedis(ctx, c, b, input.target, storage) : c.engine === 'dolt' ? restoreDolt(ctx, c, b, input.target, storage) : restoreMysql(ctx, c, b, input.target, storage);
     }, () => ({ id: input.id }));
   const restoreMs = Date.now() - t0;
   return {
     ...r,
+    ...(b.manifest.position.gtid !== undefined ? { gtid: b.manifest.position.gtid } : {}),
     restoreMs,
     audit: `restored ${input.id} into ${r.target === 'scratch' ? `a scratch server at ${r.address} (dir ${r.dir})` : r.target}${r.keys !== undefined ? `: ${r.keys} keys` : r.tables !== undefined ? `: ${r.tables} tables` : ''} in ${restoreMs} ms`,
   };

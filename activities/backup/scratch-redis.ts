@@ -10,10 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import Redis from 'ioredis';
-import type { BackupCompression } from '../../core/backup/decide';
 import { isAlive, scratchHost, sleep, startOnFreePort } from './scratch';
-import type { BackupStorage } from './storage';
-import { codecStream } from './stream';
+import { openArtifact, type ArtifactSource } from './stream';
 import { redisServerFor } from './tools';
 
 export interface RedisNodeProcess {
@@ -143,14 +141,14 @@ export interface ScratchRedis {
  * host (loopback unless HANDOVER_SCRATCH_HOST says otherwise), started from the backup's RDB, streamed from storage
  * into a temporary directory. A random password unless `password` is given.
  */
-export async function startScratchRedis(o: { storage: BackupStorage; cluster: string; id: string; file: string; compression: BackupCompression; engineVersion: string; password?: string; keep?: boolean; env?: NodeJS.ProcessEnv; host?: string }): Promise<ScratchRedis> {
+export async function startScratchRedis(o: ArtifactSource & { engineVersion: string; password?: string; keep?: boolean; host?: string }): Promise<ScratchRedis> {
   const env = o.env ?? process.env;
   const dir = mkdtempSync(path.join(os.tmpdir(), `handover-restore-${o.id}-`));
   const host = o.host ?? scratchHost(env);
   const password = o.password ?? createHash('sha256').update(`${Math.random()}${Date.now()}`).digest('hex').slice(0, 24);
   let node: RedisNodeProcess;
   try {
-    await pipeline(o.storage.readStream(o.cluster, o.id, o.file), codecStream(o.compression, 'decompress', env), createWriteStream(path.join(dir, 'dump.rdb')));
+    await pipeline(openArtifact({ ...o, env }), createWriteStream(path.join(dir, 'dump.rdb')));
     const binary = redisServerFor(o.engineVersion, env);
     node = await startOnFreePort(
       async (port) => {

@@ -4,7 +4,8 @@ import { createHash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { Duplex } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
-import type { BackupCompression } from '../../core/backup/decide';
+import type { BackupCompression, BackupManifest, EncryptionRecord } from '../../core/backup/decide';
+import { decryptStream, encryptStream, type KeyRing } from './crypto';
 import { tool } from './tools';
 
 /** A compressing (or decompressing) stream: zlib in-process for gzip, the zstd tool as a child for zstd. */
@@ -32,6 +33,8 @@ export interface ToolRun {
   head: Buffer;
   /** The last 16 KiB of it (mariadb-dump prints the GTID state at the end). */
   tail: Buffer;
+  /** How the stored bytes are encrypted (for the manifest), when they are. */
+  encryption?: EncryptionRecord;
 }
 
 /**
@@ -51,6 +54,10 @@ export async function streamToolToStorage(o: {
   headBytes?: number;
   compression?: BackupCompression;
   onChunk?: (rawSoFar: number) => void;
+  /** Encrypt what is stored with this key (after compression). */
+  encrypt?: { id: string; key: Buffer };
+  /** Sees every raw chunk of the tool's output (mbstream metadata reader). */
+  tap?: (chunk: Buffer) => void;
   /** Bytes durable in the store so far (local: written; S3: parts uploaded). */
   onStored?: (storedSoFar: number) => void;
 }): Promise<ToolRun> {
@@ -77,6 +84,7 @@ export async function streamToolToStorage(o: {
       }
       tail = tail.length + chunk.length <= 32768 ? Buffer.concat([tail, chunk]) : Buffer.concat([tail, chunk]).subarray(-16384);
       try {
+        o.tap?.(chunk);
         o.onChunk?.(rawSize);
       } catch (e) {
         cb(e as Error);
@@ -95,7 +103,9 @@ export async function streamToolToStorage(o: {
     },
   });
   // Fail the stored stream when the tool fails, so the temp file is never renamed into place.
-  const guarded = child.stdout!.pipe(rawTap).pipe(codecStream(o.compression ?? 'gzip', 'compress', o.env)).pipe(storedTap);
+  const enc = o.encrypt ? encryptStream(o.encrypt) : undefined;
+  const compressed = child.stdout!.pipe(rawTap).pipe(codecStream(o.compression ?? 'gzip', 'compress', o.env));
+  const guarded = (enc ? compressed.pipe(enc.stream) : compressed).pipe(storedTap);
   const exitCheck = exited.then((code) => {
     if (code !== 0) guarded.destroy(new Error(`${o.cmd} exited with ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
     return code;
@@ -111,7 +121,31 @@ export async function streamToolToStorage(o: {
   }
   const exitStatus = await exitCheck;
   if (exitStatus !== 0) throw new Error(`${o.cmd} exited with ${exitStatus}: ${stderr.trim()}`);
-  return { rawSize, size, sha256: hash.digest('hex'), exitStatus, stderr, head: Buffer.concat(headParts), tail: tail.subarray(-16384) };
+  return { rawSize, size, sha256: hash.digest('hex'), exitStatus, stderr, head: Buffer.concat(headParts), tail: tail.subarray(-16384), ...(enc ? { encryption: enc.record } : {}) };
+}
+
+/** Where an artifact is and how it was written: what reading it back needs. */
+export interface ArtifactSource {
+  storage: BackupStorage;
+  cluster: string;
+  id: string;
+  artifact: Pick<BackupManifest['artifact'], 'file' | 'compression' | 'encryption'>;
+  /** The worker's keys (needed when the artifact is encrypted). */
+  keys?: KeyRing;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** A stored artifact as the tool wrote it: read from the store, decrypted (frame by frame), decompressed. */
+export function openArtifact(o: ArtifactSource): Readable {
+  const a = o.artifact;
+  const src = o.storage.readStream(o.cluster, o.id, a.file);
+  const dec = codecStream(a.compression, 'decompress', o.env);
+  src.on('error', (e) => dec.destroy(e));
+  if (!a.encryption) return src.pipe(dec) as unknown as Readable;
+  if (!o.keys) throw new Error(`backup ${o.id} is encrypted with key ${a.encryption.keyId}: no keys given`);
+  const plain = decryptStream(o.keys, a.encryption);
+  plain.on('error', (e) => dec.destroy(e));
+  return src.pipe(plain).pipe(dec) as unknown as Readable;
 }
 
 /** sha256 and size of a stored file, read back. */

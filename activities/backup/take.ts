@@ -11,15 +11,19 @@ import type { BackupManifest } from '../../core/backup/decide';
 import { ErrorType, HandoverError } from '../../core/errors';
 import { classifyMysqlError, mysqlTarget } from '../mysql/conn';
 import { classifyRedisError, parseInfo, redisTarget } from '../redis/conn';
-import { artifactFile, compressionOf, type BackupCluster, type BackupContext } from './context';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chooseIncrementalBase, type PhysicalRecord } from '../../core/backup/decide';
+import { artifactFile, compressionOf, EXT, type BackupCluster, type BackupContext } from './context';
+import { mbstreamTap, parseCheckpoints, physicalGtid } from './mbstream';
+import { checkDatadirReachable, incrementalBasedir, PHYSICAL_ARTIFACT, physicalTakeArgs } from './physical';
 import type { TakeBackupInput, TakeBackupResult } from './contracts';
 import { dumpArgs, gtidFromDumpHead, mysqlFingerprint, optionFile, userSchemas } from './mysql';
 import { parseRdbHeader, redisCliArgs, redisCliEnv, redisFingerprint, stableFingerprint } from './redis';
 import type { BackupStorage } from './storage';
 import { streamToolToStorage } from './stream';
 import { doltBackupSyncAll, doltStagingRoot } from './dolt';
-import { mkdtempSync, rmSync } from 'node:fs';
-import path from 'node:path';
 import { tool } from './tools';
 
 interface Progress {
@@ -28,6 +32,8 @@ interface Progress {
   /** Bytes durable in the store. */
   stored: number;
   streamMs: number;
+  /** What kind of take this was, for the audit (physical: full or incremental on which base). */
+  note?: string;
 }
 
 /** Failpoints inside the stream: the first raw chunk, and the first bytes durable in the store (an S3 part). */
@@ -53,6 +59,7 @@ function streamHooks(ctx: BackupContext, progress: Progress) {
 }
 
 async function takeRedis(ctx: BackupContext, c: BackupCluster, input: TakeBackupInput, storage: BackupStorage, progress: Progress): Promise<BackupManifest> {
+  const compression = compressionOf(c, ctx.env);
   const target = redisTarget(c, input.node, ctx.env);
   const startedAt = new Date().toISOString();
   const { before, version } = await ctx.withRedis(c, input.node, async (cl) => ({ before: await redisFingerprint(cl), version: parseInfo(await cl.info('server')) }));
@@ -64,8 +71,9 @@ async function takeRedis(ctx: BackupContext, c: BackupCluster, input: TakeBackup
     storage,
     cluster: c.name,
     id: input.id,
-    file: artifactFile(c),
-    compression: compressionOf(c),
+    file: artifactFile(c, compression),
+    compression,
+    encrypt: ctx.keysOf(c).current,
     ...streamHooks(ctx, progress),
   });
   progress.streamMs = Date.now() - s0;
@@ -83,7 +91,7 @@ async function takeRedis(ctx: BackupContext, c: BackupCluster, input: TakeBackup
     fromPrimary: input.fromPrimary,
     engineVersion: version.valkey_version ? `valkey ${version.valkey_version}` : `redis ${version.redis_version}`,
     position: { ...(header.aux['repl-offset'] !== undefined ? { offset: Number(header.aux['repl-offset']) } : {}), ...(header.aux['repl-id'] ? { replid: header.aux['repl-id'] } : {}) },
-    artifact: { file: artifactFile(c), size: run.size, sha256: run.sha256, compression: compressionOf(c) },
+    artifact: { file: artifactFile(c, compression), size: run.size, sha256: run.sha256, compression, ...(run.encryption ? { encryption: run.encryption } : {}) },
     rawSize: run.rawSize,
     startedAt,
     endedAt: new Date().toISOString(),
@@ -93,41 +101,67 @@ async function takeRedis(ctx: BackupContext, c: BackupCluster, input: TakeBackup
 }
 
 async function takeMysql(ctx: BackupContext, c: BackupCluster, input: TakeBackupInput, storage: BackupStorage, progress: Progress): Promise<BackupManifest> {
+  const compression = compressionOf(c, ctx.env);
+  const method = c.backup?.method ?? 'logical';
+  if (input.incremental && method !== 'physical')
+    throw new HandoverError(ErrorType.PreconditionFailed, `refused: an incremental backup needs backup.method: physical (cluster ${c.name} is ${method}); nothing was taken`);
   const target = mysqlTarget(c, input.node, ctx.env);
   const startedAt = new Date().toISOString();
+  // An incremental builds on the newest good physical backup whose chain is whole; without one it is a full.
+  let base: BackupManifest | undefined;
+  let baseNote = '';
+  if (input.incremental) {
+    const all = await storage.list(c.name);
+    const pick = chooseIncrementalBase(all.map((b) => ({ ...b, method: b.manifest?.method })));
+    if ('base' in pick) base = all.find((b) => b.id === pick.base)!.manifest;
+    else baseNote = pick.none;
+  }
   const conn = await ctx.connect(target);
   let sqlStopped = false;
   try {
-    const [[v]] = (await conn.query('SELECT VERSION() AS v')) as unknown as [[{ v: string }]];
+    const [[v]] = (await conn.query('SELECT VERSION() AS v, @@datadir AS d')) as unknown as [[{ v: string; d: string }]];
     const schemas = await userSchemas(conn);
     if (!schemas.length) throw new HandoverError(ErrorType.PreconditionFailed, `${input.node} holds no user schema: nothing to back up`);
+    if (method === 'physical') checkDatadirReachable(input.node, v.d);
     if (input.role === 'replica') {
-      // The dump and the fingerprint must see the same data: the replica stops applying (the primary is not
+      // The copy and the fingerprint must see the same data: the replica stops applying (the primary is not
       // touched; the replica catches up afterwards), as mariadb-dump --dump-slave does.
       await conn.query('STOP SLAVE SQL_THREAD');
       sqlStopped = true;
     }
     const before = sqlStopped ? undefined : await mysqlFingerprint(conn, schemas);
-    // On a stopped replica the data cannot change: fingerprint it while the dump streams, not after it.
+    // On a stopped replica the data cannot change: fingerprint it while the tool streams, not after it.
     const during = sqlStopped ? mysqlFingerprint(conn, schemas) : undefined;
-    during?.catch(() => undefined); // awaited below; a failed dump must not leave it unhandled
+    during?.catch(() => undefined); // awaited below; a failed take must not leave it unhandled
     const opt = optionFile({ user: target.user, password: target.password });
+    const mb = method === 'physical' ? mbstreamTap() : undefined;
+    const tmpTarget = method === 'physical' ? mkdtempSync(path.join(os.tmpdir(), 'handover-mbtarget-')) : undefined;
+    const basedir = base ? incrementalBasedir(base) : undefined;
+    const args =
+      method === 'physical'
+        ? physicalTakeArgs(target, { datadir: v.d, targetDir: tmpTarget!, replica: sqlStopped, incrementalBasedir: basedir?.dir })
+        : dumpArgs(target, schemas);
+    const file = (method === 'physical' ? PHYSICAL_ARTIFACT : 'dump.sql') + EXT[compression];
     let run;
     const s0 = Date.now();
     try {
       run = await streamToolToStorage({
-        cmd: tool('mariadb-dump', ctx.env),
-        args: [...opt.args, ...dumpArgs(target, schemas)],
+        cmd: tool(method === 'physical' ? 'mariadb-backup' : 'mariadb-dump', ctx.env),
+        args: [...opt.args, ...args],
         env: ctx.env,
         storage,
         cluster: c.name,
         id: input.id,
-        file: artifactFile(c),
-        compression: compressionOf(c),
+        file,
+        compression,
+        encrypt: ctx.keysOf(c).current,
+        ...(mb ? { tap: (b: Buffer) => mb.push(b) } : {}),
         ...streamHooks(ctx, progress),
       });
     } finally {
       opt.cleanup();
+      basedir?.cleanup();
+      if (tmpTarget) rmSync(tmpTarget, { recursive: true, force: true });
     }
     progress.streamMs = Date.now() - s0;
     const after = during ? await during : await mysqlFingerprint(conn, schemas);
@@ -139,8 +173,29 @@ async function takeMysql(ctx: BackupContext, c: BackupCluster, input: TakeBackup
           })
           .map((t) => t.table)
       : [];
-    const gtid = gtidFromDumpHead(run.tail.toString('latin1')) ?? gtidFromDumpHead(run.head.toString('latin1'));
-    if (gtid === undefined) throw new Error(`no GTID position in the dump header of ${input.id}`);
+    let gtid: string | undefined;
+    let physical: PhysicalRecord | undefined;
+    if (mb) {
+      if (mb.meta.error || !mb.meta.chunks) throw new Error(`mariadb-backup's output of ${input.id} is not an mbstream: ${mb.meta.error ?? 'empty'}`);
+      const f = mb.meta.files;
+      const cp = parseCheckpoints(f.xtrabackup_checkpoints ?? f.mariadb_backup_checkpoints);
+      if (!cp) throw new Error(`no xtrabackup_checkpoints in the mbstream of ${input.id}`);
+      gtid = physicalGtid(f);
+      const binlogInfo = f.xtrabackup_binlog_info ?? f.mariadb_backup_binlog_info;
+      const slaveInfo = f.xtrabackup_slave_info ?? f.mariadb_backup_slave_info;
+      physical = {
+        kind: base ? 'incremental' : 'full',
+        fromLsn: cp.fromLsn,
+        toLsn: cp.toLsn,
+        lastLsn: cp.lastLsn,
+        checkpoints: f.xtrabackup_checkpoints ?? f.mariadb_backup_checkpoints!,
+        ...(binlogInfo !== undefined ? { binlogInfo } : {}),
+        ...(slaveInfo !== undefined ? { slaveInfo } : {}),
+      };
+      if (baseNote) progress.note = `full (${baseNote})`;
+      else if (base) progress.note = `incremental on ${base.id} (LSN ${cp.fromLsn} -> ${cp.lastLsn})`;
+    } else gtid = gtidFromDumpHead(run.tail.toString('latin1')) ?? gtidFromDumpHead(run.head.toString('latin1'));
+    if (gtid === undefined) throw new Error(`no GTID position in the ${method === 'physical' ? 'mbstream metadata' : 'dump header'} of ${input.id}`);
     return {
       format: 1,
       id: input.id,
@@ -151,11 +206,13 @@ async function takeMysql(ctx: BackupContext, c: BackupCluster, input: TakeBackup
       fromPrimary: input.fromPrimary,
       engineVersion: v.v,
       position: { gtid },
-      artifact: { file: artifactFile(c), size: run.size, sha256: run.sha256, compression: compressionOf(c) },
+      artifact: { file, size: run.size, sha256: run.sha256, compression, ...(run.encryption ? { encryption: run.encryption } : {}) },
       rawSize: run.rawSize,
       startedAt,
       endedAt: new Date().toISOString(),
-      tool: { name: 'mariadb-dump', args: dumpArgs(target, schemas), exitStatus: run.exitStatus },
+      tool: { name: method === 'physical' ? 'mariadb-backup' : 'mariadb-dump', args, exitStatus: run.exitStatus },
+      ...(method === 'physical' ? { method, physical } : {}),
+      ...(base ? { base: base.id } : {}),
       content: { mysql: { tables: after.filter((t) => !unstable.includes(t.table)), consistent: sqlStopped || unstable.length === 0, ...(unstable.length ? { unstable } : {}) } },
     };
   } catch (e) {
@@ -168,6 +225,7 @@ async function takeMysql(ctx: BackupContext, c: BackupCluster, input: TakeBackup
 
 async function takeDolt(ctx: BackupContext, c: BackupCluster, input: TakeBackupInput, storage: BackupStorage, progress: Progress): Promise<BackupManifest> {
   const startedAt = new Date().toISOString();
+  const compression = compressionOf(c, ctx.env);
   const staging = mkdtempSync(path.join(doltStagingRoot(ctx.env), `handover-dolt-${input.id}-`));
   try {
     const { databases, version } = await ctx.withDolt(c, input.node, async (conn) => {
@@ -177,7 +235,7 @@ async function takeDolt(ctx: BackupContext, c: BackupCluster, input: TakeBackupI
     await ctx.failpoint('takeBackup.synced');
     const args = ['-C', staging, '-cf', '-', ...Object.keys(databases)];
     const s0 = Date.now();
-    const run = await streamToolToStorage({ cmd: 'tar', args, env: ctx.env, storage, cluster: c.name, id: input.id, file: artifactFile(c), compression: compressionOf(c), ...streamHooks(ctx, progress) });
+    const run = await streamToolToStorage({ cmd: 'tar', args, env: ctx.env, storage, cluster: c.name, id: input.id, file: artifactFile(c, compression), compression, encrypt: ctx.keysOf(c).current, ...streamHooks(ctx, progress) });
     progress.streamMs = Date.now() - s0;
     return {
       format: 1,
@@ -189,7 +247,7 @@ async function takeDolt(ctx: BackupContext, c: BackupCluster, input: TakeBackupI
       fromPrimary: input.fromPrimary,
       engineVersion: `dolt ${version}`,
       position: {},
-      artifact: { file: artifactFile(c), size: run.size, sha256: run.sha256, compression: compressionOf(c) },
+      artifact: { file: artifactFile(c, compression), size: run.size, sha256: run.sha256, compression, ...(run.encryption ? { encryption: run.encryption } : {}) },
       rawSize: run.rawSize,
       startedAt,
       endedAt: new Date().toISOString(),
@@ -219,9 +277,11 @@ export async function takeBackup(ctx: BackupContext, input: TakeBackupInput): Pr
     rawSize: m.rawSize,
     sha256: m.artifact.sha256,
     position: m.position,
+    ...(m.method ? { method: m.method } : {}),
+    ...(m.base ? { base: m.base } : {}),
     durationMs: Date.parse(m.endedAt) - Date.parse(m.startedAt),
     streamMs: 0,
-    audit: `${already ? 'already taken: ' : ''}${m.id} from ${m.node} (${m.role}${m.fromPrimary ? ', no healthy replica' : ''}): ${m.rawSize} bytes -> ${m.artifact.size} ${m.artifact.compression}, sha256 ${m.artifact.sha256.slice(0, 12)}…, position ${m.engine === 'dolt' ? Object.entries(m.content.dolt?.databases ?? {}).map(([d, h]) => `${d}@${h.slice(0, 8)}`).join(',') : (m.position.gtid ?? `${m.position.replid ?? '?'}:${m.position.offset ?? '?'}`)}, in ${storage.location}`,
+    audit: `${already ? 'already taken: ' : ''}${m.id} from ${m.node} (${m.role}${m.fromPrimary ? ', no healthy replica' : ''})${m.method === 'physical' ? ` with mariadb-backup (${m.physical?.kind}${m.base ? ` on ${m.base}` : ''}, LSN ${m.physical?.fromLsn}..${m.physical?.lastLsn})` : ''}: ${m.rawSize} bytes -> ${m.artifact.size} ${m.artifact.compression}${m.artifact.encryption ? ` encrypted (key ${m.artifact.encryption.keyId})` : ''}, sha256 ${m.artifact.sha256.slice(0, 12)}…, position ${m.engine === 'dolt' ? Object.entries(m.content.dolt?.databases ?? {}).map(([d, h]) => `${d}@${h.slice(0, 8)}`).join(',') : (m.position.gtid ?? `${m.position.replid ?? '?'}:${m.position.offset ?? '?'}`)}, in ${storage.location}`,
   });
   if (existing?.manifest) return summary(existing.manifest, true);
   const cleared = await storage.clearPartial(c.name, input.id);
@@ -234,6 +294,7 @@ export async function takeBackup(ctx: BackupContext, input: TakeBackupInput): Pr
   const r = summary(manifest, false);
   r.durationMs = Date.now() - t0;
   r.streamMs = progress.streamMs;
+  if (progress.note) r.audit += `; ${progress.note}`;
   if (cleared) r.audit += `; cleared ${cleared} partial write(s) of an earlier attempt`;
   return r;
 }

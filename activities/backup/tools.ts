@@ -12,7 +12,7 @@
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 
-export type ToolName = 'redis-server' | 'valkey-server' | 'redis-cli' | 'mariadbd' | 'mariadb-install-db' | 'mariadb-dump' | 'mariadb' | 'zstd';
+export type ToolName = 'redis-server' | 'valkey-server' | 'redis-cli' | 'mariadbd' | 'mariadb-install-db' | 'mariadb-dump' | 'mariadb' | 'zstd' | 'mariadb-backup' | 'mbstream';
 
 export const TOOL_ENV: Record<ToolName, string> = {
   'redis-server': 'HANDOVER_REDIS_SERVER',
@@ -23,6 +23,8 @@ export const TOOL_ENV: Record<ToolName, string> = {
   'mariadb-dump': 'HANDOVER_MARIADB_DUMP',
   mariadb: 'HANDOVER_MARIADB_CLIENT',
   zstd: 'HANDOVER_ZSTD',
+  'mariadb-backup': 'HANDOVER_MARIADB_BACKUP',
+  mbstream: 'HANDOVER_MBSTREAM',
 };
 
 /** The project's own tool folder (the bootstrap's), two levels above this file. */

@@ -9,6 +9,7 @@ import { startScratchDolt } from './dolt';
 import type { BackupCluster, BackupContext, Stored } from './context';
 import { loadDump, mysqlFingerprint, userSchemas } from './mysql';
 import { redisFingerprint } from './redis';
+import { startScratchOnPhysical } from './physical';
 import { startScratchMaria } from './scratch-mysql';
 import { startScratchRedis } from './scratch-redis';
 import type { BackupStorage } from './storage';
@@ -21,7 +22,7 @@ async function verifyRedisContent(ctx: BackupContext, c: BackupCluster, b: Store
   const want = m.content.redis!;
   let scratch;
   try {
-    scratch = await startScratchRedis({ storage, cluster: c.name, id: m.id, file: m.artifact.file, compression: m.artifact.compression, engineVersion: m.engineVersion, env: ctx.env });
+    scratch = await startScratchRedis({ storage, cluster: c.name, id: m.id, artifact: m.artifact, keys: ctx.keysOf(c), engineVersion: m.engineVersion, env: ctx.env });
   } catch (e) {
     return { ok: false, failure: `the RDB does not load into a scratch server: ${(e as Error).message.split('\n')[0]}` };
   }
@@ -46,7 +47,7 @@ async function verifyMysqlContent(ctx: BackupContext, c: BackupCluster, b: Store
   const scratch = await startScratchMaria(m.id, { env: ctx.env });
   try {
     try {
-      await loadDump({ storage, cluster: c.name, id: m.id, file: m.artifact.file, compression: m.artifact.compression, connArgs: ['--no-defaults', `--socket=${scratch.socket}`, '--user=root'], env: ctx.env });
+      await loadDump({ storage, cluster: c.name, id: m.id, artifact: m.artifact, keys: ctx.keysOf(c), env: ctx.env, connArgs: ['--no-defaults', `--socket=${scratch.socket}`, '--user=root'] });
     } catch (e) {
       return { ok: false, failure: `the dump does not load into a scratch server: ${(e as Error).message.split('\n')[0]}` };
     }
@@ -72,7 +73,7 @@ async function verifyDoltContent(ctx: BackupContext, c: BackupCluster, b: Stored
   const want = m.content.dolt!.databases;
   let scratch;
   try {
-    scratch = await startScratchDolt({ storage, cluster: c.name, id: m.id, file: m.artifact.file, compression: m.artifact.compression, env: ctx.env });
+    scratch = await startScratchDolt({ storage, cluster: c.name, id: m.id, artifact: m.artifact, keys: ctx.keysOf(c), env: ctx.env });
   } catch (e) {
     return { ok: false, failure: `the backup does not restore into a scratch dolt sql-server: ${(e as Error).message.split('\n')[0]}` };
   }
@@ -86,6 +87,34 @@ async function verifyDoltContent(ctx: BackupContext, c: BackupCluster, b: Stored
   }
 }
 
+async function verifyPhysicalContent(ctx: BackupContext, c: BackupCluster, chain: Stored[], storage: BackupStorage): Promise<Check> {
+  const m = chain[chain.length - 1].manifest;
+  const want = m.content.mysql!;
+  let scratch;
+  try {
+    scratch = await startScratchOnPhysical({ storage, cluster: c.name, chain: chain.map((b) => b.manifest), keys: ctx.keysOf(c), env: ctx.env });
+  } catch (e) {
+    return { ok: false, failure: `the physical backup does not extract, prepare or start in a scratch server: ${(e as Error).message.split('\n')[0]}` };
+  }
+  try {
+    const conn = await scratch.root();
+    try {
+      const got = await mysqlFingerprint(conn, await userSchemas(conn));
+      const why = compareMysqlContent(want.tables, got, want.unstable);
+      if (why) return { ok: false, failure: why };
+      const [[pos]] = (await conn.query('SELECT @@gtid_slave_pos AS s')) as unknown as [[{ s: string }]];
+      return {
+        ok: true,
+        check: `${chain.length > 1 ? `chain ${chain.map((b) => b.id).join(' + ')} ` : ''}extracted, prepared and started in a scratch mariadbd (socket ${scratch.socket}): ${want.tables.length} tables' row counts and CHECKSUM TABLE match${want.unstable?.length ? `; ${want.unstable.length} changed during the copy, checked present` : ''}; gtid_slave_pos ${pos.s || '(empty)'}`,
+      };
+    } finally {
+      await conn.end();
+    }
+  } finally {
+    await scratch.stop();
+  }
+}
+
 /** The verification record of backup `id` (ok, or the first failed check). Writes nothing. */
 export async function verifyStored(ctx: BackupContext, c: BackupCluster, id: string): Promise<VerificationRecord> {
   const storage = ctx.storageOf(c);
@@ -94,11 +123,21 @@ export async function verifyStored(ctx: BackupContext, c: BackupCluster, id: str
   const started = Date.now();
   const checks: string[] = [];
   const fail = (failure: string): VerificationRecord => ({ id, ok: false, at: new Date().toISOString(), checks, failure, restoreMs: Date.now() - started });
-  const h = await hashStored(storage.readStream(c.name, id, m.artifact.file));
-  if (h.size !== m.artifact.size) return fail(`size ${h.size} != manifest ${m.artifact.size}`);
-  if (h.sha256 !== m.artifact.sha256) return fail(`sha256 ${h.sha256} != manifest ${m.artifact.sha256}`);
-  checks.push(`sha256 ${h.sha256.slice(0, 12)}… and size ${h.size} match`);
-  const r = m.engine === 'redis' ? await verifyRedisContent(ctx, c, b, storage) : m.engine === 'dolt' ? await verifyDoltContent(ctx, c, b, storage) : await verifyMysqlContent(ctx, c, b, storage);
+  let chain: Stored[];
+  try {
+    chain = await ctx.chainOf(c, id, storage);
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+  for (const x of chain) {
+    const h = await hashStored(storage.readStream(c.name, x.id, x.manifest.artifact.file));
+    const who = x.id === id ? '' : `base ${x.id}: `;
+    if (h.size !== x.manifest.artifact.size) return fail(`${who}size ${h.size} != manifest ${x.manifest.artifact.size}`);
+    if (h.sha256 !== x.manifest.artifact.sha256) return fail(`${who}sha256 ${h.sha256} != manifest ${x.manifest.artifact.sha256}`);
+    checks.push(`${who}sha256 ${h.sha256.slice(0, 12)}… and size ${h.size} match`);
+  }
+  const r =
+    m.engine === 'redis' ? await verifyRedisContent(ctx, c, b, storage) : m.engine === 'dolt' ? await verifyDoltContent(ctx, c, b, storage) : m.method === 'physical' ? await verifyPhysicalContent(ctx, c, chain, storage) : await verifyMysqlContent(ctx, c, b, storage);
   if (!r.ok) return fail(r.failure);
   checks.push(r.check);
   return { id, ok: true, at: new Date().toISOString(), checks, restoreMs: Date.now() - started };

@@ -10,12 +10,18 @@ export const BACKUP_POINTS = [
   'inside:takeBackup.beforeManifest',
 ];
 
-/** The lab's inventory gains a backup block (local storage beside the fleet, keep 100 so nothing is pruned). */
-export function addBackupBlock(lab: { inventory: string }): void {
+/**
+ * The lab's inventory gains a backup block (local storage beside the fleet, keep 100 so nothing is pruned);
+ * `method: physical` for the MariaDB physical matrix (mariadb-backup on the lab's loopback nodes).
+ */
+export function addBackupBlock(lab: { inventory: string }, o: { method?: 'logical' | 'physical' } = {}): void {
   const yaml = readFileSync(lab.inventory, 'utf8');
   if (/^\s+backup:$/m.test(yaml)) return;
   const dir = path.join(path.dirname(lab.inventory), 'backups');
-  writeFileSync(lab.inventory, yaml.replace(/^(\s+)engine: (\w+)$/m, (_m, sp: string, e: string) => `${sp}engine: ${e}\n${sp}backup:\n${sp}  storage: { type: local, dir: ${dir} }\n${sp}  keep: 100`));
+  writeFileSync(
+    lab.inventory,
+    yaml.replace(/^(\s+)engine: (\w+)$/m, (_m, sp: string, e: string) => `${sp}engine: ${e}\n${sp}backup:\n${sp}  storage: { type: local, dir: ${dir} }\n${sp}  keep: 100${o.method ? `\n${sp}  method: ${o.method}` : ''}`),
+  );
 }
 
 export async function backupStates(lab: { inventory: string }, cluster: string): Promise<{ id: string; state: string }[]> {

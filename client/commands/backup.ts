@@ -1,10 +1,11 @@
 /**
  * handover backup run|list|verify|restore|schedule
  *
- *   run      --cluster NAME [--keep N] [--node NODE] [--replica-only] [--wait]   the backup runbook on the cluster's lock ID
+ *   run      --cluster NAME [--keep N] [--node NODE] [--replica-only] [--incremental] [--wait]   the backup runbook on the cluster's lock ID
  *   list     --cluster NAME                                                      what storage holds, with each backup's state
  *   verify   --cluster NAME --id ID                                              sha256, then a restore into a scratch server
  *   restore  --cluster NAME --id ID (--scratch | --to NODE)                      into a fresh scratch server or an empty node
+ *   provision-replica --cluster NAME --node NODE [--id ID]                       a new replica from a physical backup
  *   schedule --cluster NAME [--cron EXPR] [--keep N] [--pause|--unpause|--trigger|--delete]
  *            a Temporal Schedule with ID handover-backup-<cluster> (overlap SKIP); creating it again is a no-op
  *            (or updates the cron/keep), so it is idempotent.
@@ -18,7 +19,7 @@ import { backupScheduleId } from '../../core/backup/decide';
 import { HandoverError } from '../../core/errors';
 import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK, operationWorkflowId } from '../../core/ids';
 import { findCluster, inventoryPath, loadInventory } from '../../inventory/load';
-import type { BackupInput, BackupReport } from '../../workflows/backup';
+import type { BackupInput, BackupReport, ProvisionReplicaInput, ProvisionReplicaReport } from '../../workflows/backup';
 import { CliError, CommonOptions, EXIT, connect, exitCodeForFailure, follow, precheckNames, oneLine, rootFailure, sayFailure, type IO } from '../common';
 import { startRunbook } from '../start';
 import { warnWhenNoWorker } from '../workers';
@@ -33,6 +34,7 @@ export const BackupRunOptions = CommonOptions.extend({
   keep: z.coerce.number().int().min(1).optional(),
   node: z.string().min(1).optional(),
   replicaOnly: z.boolean().default(false),
+  incremental: z.boolean().default(false),
   wait: z.boolean().default(false),
   requestedBy: z.string().optional(),
 });
@@ -40,7 +42,7 @@ export type BackupRunOptions = z.input<typeof BackupRunOptions>;
 
 export async function runBackupRun(raw: BackupRunOptions, io: IO): Promise<{ exitCode: number; report?: BackupReport; workflowId: string }> {
   const o = BackupRunOptions.parse(raw);
-  const input: BackupInput = { cluster: o.cluster, keep: o.keep, node: o.node, replicaOnly: o.replicaOnly, requestedBy: o.requestedBy ?? process.env.USER };
+  const input: BackupInput = { cluster: o.cluster, keep: o.keep, node: o.node, replicaOnly: o.replicaOnly, ...(o.incremental ? { incremental: true } : {}), requestedBy: o.requestedBy ?? process.env.USER };
   return startRunbook<BackupReport>(o, io, {
     runbook: 'backup',
     workflowType: 'backup',
@@ -58,6 +60,7 @@ export async function runBackupRun(raw: BackupRunOptions, io: IO): Promise<{ exi
 export function formatBackupReport(r: BackupReport): string {
   return [
     `backed up ${r.cluster}: ${r.id} from ${r.node}${r.fromPrimary ? ' (the primary: no healthy in-sync replica)' : ''}`,
+    ...(r.take.method === 'physical' ? [`  mariadb-backup, ${r.take.base ? `incremental on ${r.take.base}` : 'full'}`] : []),
     `  ${r.take.rawSize} bytes -> ${r.take.size} stored (compressed), sha256 ${r.take.sha256}, position ${r.take.position.gtid ?? (r.take.position.offset === undefined && r.take.position.replid === undefined ? 'n/a (dolt: database hashes in the manifest)' : `${r.take.position.replid ?? '?'}:${r.take.position.offset ?? '?'}`)}`,
     `  verified: ${r.verification.checks.join('; ')}`,
     `  kept ${r.kept.length}${r.pruned.length ? `, pruned ${r.pruned.join(', ')}` : ''} (${r.storage})`,
@@ -105,6 +108,8 @@ export async function runBackupList(raw: BackupListOptions, io: IO): Promise<Res
       ...(c ? { artifact: c } : {}),
       sha256: b.manifest?.artifact.sha256,
       position: b.manifest?.position,
+      method: b.manifest?.engine === 'mysql' ? (b.manifest.method ?? 'logical') : undefined,
+      base: b.manifest?.base,
       fromPrimary: b.manifest?.fromPrimary,
       verifiedAt: b.verification?.at,
       detail: bad ? c.detail : b.detail,
@@ -113,7 +118,8 @@ export async function runBackupList(raw: BackupListOptions, io: IO): Promise<Res
   if (o.json) io.out(JSON.stringify({ cluster: o.cluster, storage: storage.location, backups }));
   else {
     io.out(`${o.cluster}: ${backups.length} backup(s) in ${storage.location}`);
-    for (const b of backups) io.out(`  ${b.state.padEnd(10)} ${b.id}  ${b.node ?? ''} ${b.size !== undefined ? `${b.size} B` : ''}${b.detail ? `  (${b.detail})` : ''}`);
+    for (const b of backups)
+      io.out(`  ${b.state.padEnd(10)} ${b.id}  ${b.node ?? ''} ${b.size !== undefined ? `${b.size} B` : ''}${b.method === 'physical' ? (b.base ? ` physical incremental on ${b.base}` : ' physical full') : ''}${b.detail ? `  (${b.detail})` : ''}`);
   }
   return { exitCode: EXIT.ok, backups };
 }
@@ -145,9 +151,9 @@ async function artifactCheck(storage: BackupStorage, cluster: string, id: string
 
 // ---- verify / restore: short workflows on their own IDs ------------------------------------------------------
 
-async function startAndFollow<R>(o: CommonOptions, io: IO, s: { workflowId: string; workflowType: string; cluster: string; input: unknown; summary: string; format: (r: R) => string }): Promise<Result & { report?: R }> {
+async function startAndFollow<R>(o: CommonOptions, io: IO, s: { workflowId: string; workflowType: string; cluster: string; nodes?: string[]; input: unknown; summary: string; format: (r: R) => string }): Promise<Result & { report?: R }> {
   try {
-    precheckNames(o, s.cluster, []);
+    precheckNames(o, s.cluster, s.nodes ?? []);
     const { client, close, keyIds } = await connect(o);
     try {
       await refuseKeyMismatch(client, o.taskQueue, keyIds);
@@ -235,6 +241,32 @@ export async function runBackupRestore(raw: BackupRestoreOptions, io: IO) {
     summary: `restore backup ${o.id} of ${o.cluster} into ${o.to ?? 'a scratch server'}`,
     format: (r) =>
       `restored ${r.id} into ${r.target === 'scratch' ? `a scratch server at ${r.address} (dir ${r.dir}${r.passwordFile ? `, password in ${r.passwordFile}` : ''}${r.socket ? `, root over ${r.socket}` : ''})` : r.target} in ${r.restoreMs} ms`,
+  });
+}
+
+// ---- provision-replica ---------------------------------------------------------------------------------------
+
+export const BackupProvisionOptions = CommonOptions.extend({
+  cluster: z.string().min(1),
+  node: z.string().min(1),
+  id: z.string().min(1).optional(),
+  timeoutMs: z.coerce.number().int().min(1000).optional(),
+});
+export type BackupProvisionOptions = z.input<typeof BackupProvisionOptions>;
+
+/** A new replica from a physical backup, on the cluster's lock ID (a mutating operation). */
+export async function runBackupProvisionReplica(raw: BackupProvisionOptions, io: IO) {
+  const o = BackupProvisionOptions.parse(raw);
+  const input: ProvisionReplicaInput = { cluster: o.cluster, node: o.node, ...(o.id ? { id: o.id } : {}), ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}), requestedBy: process.env.USER };
+  return startAndFollow<ProvisionReplicaReport>(o, io, {
+    workflowId: operationWorkflowId(o.cluster),
+    workflowType: 'provisionReplica',
+    cluster: o.cluster,
+    nodes: [o.node],
+    input,
+    summary: `provision ${o.node} of ${o.cluster} from ${o.id ?? 'the newest good physical backup'}`,
+    format: (r) =>
+      `provisioned ${r.node} from ${r.id}: restored in ${r.restoreMs} ms, gtid_slave_pos ${r.gtid}, replicating from ${r.primary}, every node converged after ${r.convergedMs} ms`,
   });
 }
 

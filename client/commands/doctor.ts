@@ -255,6 +255,7 @@ function binaryChecks(clusters: ClusterSpec[], redisVersions: string[], env: Nod
   }
   if (backedUp.some((c) => c.engine === 'mysql')) for (const t of ['mariadbd', 'mariadb-install-db', 'mariadb-dump', 'mariadb'] as const) need.add(t);
   if (backedUp.some((c) => c.backup?.compression === 'zstd')) need.add('zstd');
+  if (backedUp.some((c) => c.engine === 'mysql' && c.backup?.method === 'physical')) for (const t of ['mariadb-backup', 'mbstream'] as const) need.add(t);
   for (const name of need) {
     // The same look-up the backup activities make (activities/backup/tools.ts): HANDOVER_* variable, PATH, .tools/bin.
     const found = findTool(name, env);

@@ -8,6 +8,29 @@ export type BackupEngine = 'redis' | 'mysql' | 'dolt';
 /** gzip (level 1, in-process zlib) or zstd (level 1, the zstd tool, multi-threaded). */
 export type BackupCompression = 'gzip' | 'zstd';
 
+/** MariaDB: logical (mariadb-dump) or physical (mariadb-backup --stream=mbstream). Redis backups are RDB files. */
+export type BackupMethod = 'logical' | 'physical';
+
+/** What a physical (mariadb-backup) backup records: its kind, LSNs and the tool's metadata files. */
+export interface PhysicalRecord {
+  kind: 'full' | 'incremental';
+  fromLsn: string;
+  toLsn: string;
+  lastLsn: string;
+  /** xtrabackup_checkpoints as the tool wrote it (an incremental on top passes it as --incremental-basedir). */
+  checkpoints: string;
+  /** xtrabackup_binlog_info and, from a replica, xtrabackup_slave_info (where the GTID comes from). */
+  binlogInfo?: string;
+  slaveInfo?: string;
+}
+
+/** The encryption of an artifact (activities/backup/crypto.ts): which key, and the frame size. */
+export interface EncryptionRecord {
+  alg: 'aes-256-gcm-framed';
+  keyId: string;
+  frameBytes: number;
+}
+
 /** One node as the backup probe saw it, engine-neutral. `lag` is bytes (Redis) or transactions (GTID). */
 export interface BackupSourceView {
   node: string;
@@ -101,6 +124,8 @@ export interface BackupListing {
   size?: number;
   node?: string;
   detail?: string;
+  /** An incremental backup's base (the backup it applies on top of); retention keeps it while this is kept. */
+  base?: string;
 }
 
 /** good: manifest written and verified; unverified: manifest written, no verification yet; failed: verification failed; incomplete: no manifest (a take that died or is running). */
@@ -128,10 +153,23 @@ export function planRetention(backups: BackupListing[], keep: number, protect?: 
   if (good.length === 0) return { keep: sorted.map((b) => b.id), delete: [] };
   const newestGood = good[0];
   const keptGood = new Set(good.slice(0, keep).map((b) => b.id));
-  const out: RetentionPlan = { keep: [], delete: [] };
+  const kept = new Set<string>();
   for (const b of sorted) {
     const olderThanNewestGood = b.startedAt < newestGood.startedAt || (b.startedAt === newestGood.startedAt && b.id < newestGood.id);
-    if (b.id === protect || keptGood.has(b.id) || !olderThanNewestGood) out.keep.push(b.id);
+    if (b.id === protect || keptGood.has(b.id) || !olderThanNewestGood) kept.add(b.id);
+  }
+  // Chains: a kept incremental keeps its base, and that base's base, down to the full.
+  const byId = new Map(sorted.map((b) => [b.id, b]));
+  for (const id of [...kept]) {
+    let cur = byId.get(id);
+    while (cur?.base && !kept.has(cur.base)) {
+      kept.add(cur.base);
+      cur = byId.get(cur.base);
+    }
+  }
+  const out: RetentionPlan = { keep: [], delete: [] };
+  for (const b of sorted) {
+    if (kept.has(b.id)) out.keep.push(b.id);
     else if (b.state === 'good') out.delete.push({ id: b.id, reason: `older than the ${keep} newest good backups` });
     else out.delete.push({ id: b.id, reason: `${b.state}, and a newer good backup (${newestGood.id}) exists` });
   }
@@ -165,7 +203,13 @@ export interface BackupManifest {
   engineVersion: string;
   /** Redis: replication offset (and replid); MariaDB: GTID position of the dump's snapshot. */
   position: { offset?: number; replid?: string; gtid?: string };
-  artifact: { file: string; size: number; sha256: string; compression: BackupCompression };
+  artifact: { file: string; size: number; sha256: string; compression: BackupCompression; encryption?: EncryptionRecord };
+  /** MariaDB: how it was taken (absent: logical, as before the field existed). */
+  method?: BackupMethod;
+  /** method physical: the tool's LSNs and metadata. */
+  physical?: PhysicalRecord;
+  /** An incremental backup: the ID of the backup it applies on top of (a full, or another incremental). */
+  base?: string;
   /** Uncompressed bytes the tool produced. */
   rawSize: number;
   startedAt: string;
@@ -227,6 +271,55 @@ export function compareMysqlContent(want: TableFingerprint[], got: TableFingerpr
   const extra = got.filter((t) => !want.some((w) => w.table === t.table) && !unstable.includes(t.table));
   if (extra.length) return `tables not in the manifest after restore: ${extra.map((t) => t.table).join(', ')}`;
   return undefined;
+}
+
+/**
+ * The base of a new incremental: the newest good physical backup (full or incremental) whose chain down to its
+ * full is whole and good. Undefined (with the reason) when there is none: the take is then a full.
+ */
+export function chooseIncrementalBase(backups: (BackupListing & { method?: BackupMethod })[]): { base: string; chain: string[] } | { none: string } {
+  const byId = new Map(backups.map((b) => [b.id, b]));
+  const sorted = [...backups].sort((a, b) => b.startedAt.localeCompare(a.startedAt) || b.id.localeCompare(a.id));
+  for (const b of sorted) {
+    if (b.state !== 'good' || b.method !== 'physical') continue;
+    const chain = backupChain(b.id, byId);
+    if (typeof chain !== 'string') return { base: b.id, chain };
+  }
+  return { none: 'no good physical backup with a whole chain to build on' };
+}
+
+/** The chain a backup restores from, full first; a string says why it is broken. */
+export function backupChain(id: string, byId: Map<string, BackupListing>): string[] | string {
+  const chain: string[] = [];
+  let cur = byId.get(id);
+  while (cur) {
+    if (chain.includes(cur.id)) return `chain of ${id} loops at ${cur.id}`;
+    chain.unshift(cur.id);
+    if (cur.state !== 'good' && cur.id !== id) return `${cur.id} in the chain of ${id} is ${cur.state}`;
+    if (!cur.base) return chain;
+    const next = byId.get(cur.base);
+    if (!next) return `base ${cur.base} of ${cur.id} is missing`;
+    cur = next;
+  }
+  return `no backup ${id}`;
+}
+
+/**
+ * The backup a new replica is provisioned from: `id` when given (it must be good and physical), else the
+ * newest good physical backup. Logical backups are refused: loading a dump writes the node's own binary log
+ * (GTIDs the primary lacks), so the node could not replicate.
+ */
+export function chooseProvisionBackup(backups: { id: string; state: BackupState; startedAt: string; engine?: BackupEngine; method?: BackupMethod }[], id?: string): { id: string } | BackupSourceRefusal {
+  if (id !== undefined) {
+    const b = backups.find((x) => x.id === id);
+    if (!b) return { refusal: `no backup ${id}` };
+    if (b.state !== 'good') return { refusal: `backup ${id} is ${b.state}, not good` };
+    if (b.engine !== 'mysql' || b.method !== 'physical') return { refusal: `backup ${id} is not a physical MariaDB backup (provisioning needs backup.method: physical)` };
+    return { id };
+  }
+  const good = backups.filter((b) => b.state === 'good' && b.engine === 'mysql' && b.method === 'physical').sort((a, b) => b.startedAt.localeCompare(a.startedAt) || b.id.localeCompare(a.id));
+  if (!good.length) return { refusal: 'no good physical backup to provision from (take one with backup.method: physical)' };
+  return { id: good[0].id };
 }
 
 /** The schedule of a cluster's backups: one per cluster, so creating it twice is idempotent. */

@@ -20,8 +20,28 @@ export const ManifestSchema = z
     engineVersion: z.string().min(1),
     position: z.object({ offset: z.number().int().min(0).optional(), replid: z.string().optional(), gtid: z.string().optional() }).strict(),
     artifact: z
-      .object({ file: z.string().regex(/^[A-Za-z0-9._-]+$/, 'a plain file name'), size: z.number().int().min(1), sha256: z.string().regex(/^[0-9a-f]{64}$/), compression: z.enum(['gzip', 'zstd']) })
+      .object({
+        file: z.string().regex(/^[A-Za-z0-9._-]+$/, 'a plain file name'),
+        size: z.number().int().min(1),
+        sha256: z.string().regex(/^[0-9a-f]{64}$/),
+        compression: z.enum(['gzip', 'zstd']),
+        encryption: z.object({ alg: z.literal('aes-256-gcm-framed'), keyId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/), frameBytes: z.number().int().min(1024).max(16 * 1024 * 1024) }).strict().optional(),
+      })
       .strict(),
+    method: z.enum(['logical', 'physical']).optional(),
+    physical: z
+      .object({
+        kind: z.enum(['full', 'incremental']),
+        fromLsn: z.string().regex(/^\d+$/),
+        toLsn: z.string().regex(/^\d+$/),
+        lastLsn: z.string().regex(/^\d+$/),
+        checkpoints: z.string().min(1),
+        binlogInfo: z.string().optional(),
+        slaveInfo: z.string().optional(),
+      })
+      .strict()
+      .optional(),
+    base: z.string().min(1).optional(),
     rawSize: z.number().int().min(0),
     startedAt: iso,
     endedAt: iso,
@@ -49,6 +69,8 @@ export const ManifestSchema = z
     if (m.engine === 'redis' && !m.content.redis) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['content', 'redis'], message: 'a redis backup records DBSIZE and a key sample' });
     if (m.engine === 'dolt' && !m.content.dolt) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['content', 'dolt'], message: 'a dolt backup records each database hash' });
     if (m.engine === 'mysql' && !m.content.mysql) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['content', 'mysql'], message: 'a mysql backup records row counts and checksums' });
+    if (m.method === 'physical' && !m.physical) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['physical'], message: 'a physical backup records its LSNs' });
+    if ((m.physical?.kind === 'incremental') !== (m.base !== undefined)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['base'], message: 'an incremental backup (and only one) names its base' });
     if (m.engine === 'mysql' && !m.position.gtid && m.position.gtid !== '') ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['position', 'gtid'], message: 'a mysql backup records its GTID position' });
   });
 

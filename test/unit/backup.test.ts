@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { compressionOf } from '../../activities/backup/context';
 import { openStorage } from '../../activities/backup/storage';
 import { findTool, redisServerFor, tool } from '../../activities/backup/tools';
 import { backupId, backupScheduleId, backupState, chooseBackupSource, compareMysqlContent, compareRedisContent, planRetention, type BackupListing, type BackupSourceView } from '../../core/backup/decide';
@@ -226,5 +227,16 @@ describe('where backup tools are found', () => {
     expect(() => tool('valkey-server', { PATH: dir, HANDOVER_TOOLS_DIR: dir })).toThrow(/HANDOVER_VALKEY_SERVER/);
     expect(redisServerFor('valkey 9.1.2', { PATH: dir, HANDOVER_VALKEY_SERVER: '/x/valkey-server' })).toBe('/x/valkey-server');
     rmSync(toolsDir, { recursive: true, force: true });
+  });
+  it('compression: the inventory choice, else zstd when the zstd binary is found, else gzip', () => {
+    const withZstd = mkdtempSync(path.join(os.tmpdir(), 'handover-tools-z-'));
+    writeFileSync(path.join(withZstd, 'zstd'), '#!/bin/sh\n', { mode: 0o755 });
+    const none = mkdtempSync(path.join(os.tmpdir(), 'handover-tools-none-'));
+    expect(compressionOf({ backup: undefined }, { PATH: withZstd })).toBe('zstd');
+    expect(compressionOf({ backup: undefined }, { PATH: none, HANDOVER_TOOLS_DIR: none })).toBe('gzip');
+    expect(compressionOf({ backup: { keep: 3, method: 'logical', compression: 'gzip' } }, { PATH: withZstd })).toBe('gzip');
+    expect(compressionOf({ backup: { keep: 3, method: 'logical', compression: 'zstd' } }, { PATH: none, HANDOVER_TOOLS_DIR: none })).toBe('zstd');
+    rmSync(withZstd, { recursive: true, force: true });
+    rmSync(none, { recursive: true, force: true });
   });
 });

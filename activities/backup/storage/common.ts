@@ -76,6 +76,7 @@ export function describeBackup(id: string, mText: string | undefined, vText: str
     state,
     size: m.artifact.size,
     node: m.node,
+    ...(m.base ? { base: m.base } : {}),
     manifest: m,
     verification,
     detail: state === 'failed' ? verification?.failure : state === 'unverified' ? 'not verified yet' : undefined,
