@@ -112,6 +112,30 @@ export async function awaitApproval(rb: Runbook, gate: { summary: string; plan: 
   );
 }
 
+/**
+ * The approval gate of a runbook (`--require-approval`), written once: nothing happens unless the input asks for
+ * it; else the plan is published and the run waits (awaitApproval). A rejection or a timeout marks the remaining
+ * steps skipped and the phase, and ends the run (nothing was changed). An abort while waiting: with `onAbort`,
+ * the same marking and the failure it builds; without, the cancellation goes on to the runbook's own abort
+ * handling around the gate. Returns what the report records of the approval.
+ */
+export async function approvalGate(
+  rb: Runbook,
+  input: { requireApproval?: boolean; approvalTimeoutMs?: number },
+  gate: { summary: string; plan: string[]; hashOf: unknown },
+  onAbort?: () => ApplicationFailure,
+): Promise<{ approver: string; planHash: string } | undefined> {
+  if (!input.requireApproval) return undefined;
+  const a = await awaitApproval(rb, { ...gate, timeoutMs: input.approvalTimeoutMs }).catch((e) => {
+    const aborted = isCancellation(e);
+    if (aborted && !onAbort) throw e;
+    rb.skipRemaining(aborted ? 'aborted' : 'not approved');
+    rb.setPhase(aborted ? 'aborted' : (rb.progress.approval?.status ?? 'not-approved'));
+    throw aborted ? onAbort!() : e;
+  });
+  return { approver: a.approver, planHash: rb.progress.approval!.planHash };
+}
+
 /** Whether an abort (cancellation of the run) was requested; readable from inside non-cancellable scopes. */
 export function abortWatch(rb: Runbook): { requested(): boolean } {
   const root = CancellationScope.current();

@@ -10,7 +10,7 @@ import { ErrorType } from '../core/errors';
 import { SA_CLUSTER, SA_RUNBOOK, operationWorkflowId } from '../core/ids';
 import { describeAction, restartTokenOf, type DesiredSpec, type RollingAction } from '../core/rolling';
 import type { RollingRestartInput, RollingRestartReport } from './contracts';
-import { abortWatch, awaitApproval, isCancellation } from './approval';
+import { abortWatch, approvalGate } from './approval';
 import type { Runbook } from './runbook';
 import { hookCount, runPostHooks, runPreHooks, type HookOutcome } from './hooks';
 
@@ -100,18 +100,16 @@ export async function runRoll<N extends { node: string }, P extends RollProbe<N>
       const stale = p.nodes.filter((n) => engine.stale(n)).map((n) => `${n.node} (${engine.stale(n)})`);
       approvedFirst = describeAction(first);
       const planLines = [...stale.map((x) => `restart stale ${x}`), `first action: ${approvedFirst}`, 'replicas first, one at a time, each back and caught up before the next; the primary is handed over, then restarted'];
-      const a = await awaitApproval(rb, {
-        summary: `rolling restart of ${cluster} to ${JSON.stringify(desired)}: ${stale.length} stale node(s)`,
-        plan: planLines,
-        hashOf: { runbook: 'rolling-restart', cluster, desired, plan: planLines },
-        timeoutMs: input.approvalTimeoutMs,
-      }).catch((e) => {
-        rb.skipRemaining(isCancellation(e) ? 'aborted' : 'not approved');
-        rb.setPhase(isCancellation(e) ? 'aborted' : (rb.progress.approval?.status ?? 'not-approved'));
-        if (isCancellation(e)) throw ApplicationFailure.create({ message: `rolling restart of ${cluster} aborted by the operator while waiting for approval: nothing changed`, type: ErrorType.Aborted, nonRetryable: true });
-        throw e;
-      });
-      approval = { approver: a.approver, planHash: rb.progress.approval!.planHash };
+      approval = await approvalGate(
+        rb,
+        input,
+        {
+          summary: `rolling restart of ${cluster} to ${JSON.stringify(desired)}: ${stale.length} stale node(s)`,
+          plan: planLines,
+          hashOf: { runbook: 'rolling-restart', cluster, desired, plan: planLines },
+        },
+        () => ApplicationFailure.create({ message: `rolling restart of ${cluster} aborted by the operator while waiting for approval: nothing changed`, type: ErrorType.Aborted, nonRetryable: true }),
+      );
     }
   }
 

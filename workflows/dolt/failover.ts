@@ -19,7 +19,7 @@ import { ErrorType } from '../../core/errors';
 import { mutate, probe, wait } from '../profiles';
 import { Runbook, messageOf } from '../runbook';
 import type { FailoverInput, FailoverPlanReport } from '../contracts';
-import { awaitApproval, isCancellation, abortedFailure } from '../approval';
+import { approvalGate, abortedFailure } from '../approval';
 
 export interface DoltFailoverReport {
   runbook: 'failover';
@@ -104,23 +104,16 @@ export async function doltFailover(input: FailoverInput): Promise<DoltFailoverRe
     rb.setPhase('planned');
     return { runbook: 'failover', dryRun: true, cluster, oldPrimary, newPrimary: candidate, reasons: decision.reasons, plan: plan.map((p) => p.summary), steps: rb.timings(), audit: rb.progress.audit };
   }
-  let approval: DoltFailoverReport['approval'];
-  if (input.requireApproval) {
-    try {
-      const a = await awaitApproval(rb, {
-        summary: `fail ${cluster} over to ${candidate} at epoch ${epoch}: ${decision.reasons.join('; ')}`,
-        plan: plan.map((p) => p.summary),
-        hashOf: { runbook: 'failover', cluster, candidate, epoch, plan: plan.map((p) => p.summary) },
-        timeoutMs: input.approvalTimeoutMs,
-      });
-      approval = { approver: a.approver, planHash: rb.progress.approval!.planHash };
-    } catch (e) {
-      rb.skipRemaining(isCancellation(e) ? 'aborted' : 'not approved');
-      rb.setPhase(isCancellation(e) ? 'aborted' : (rb.progress.approval?.status ?? 'not-approved'));
-      if (isCancellation(e)) throw abortedFailure(cluster, 'failover', `nothing was changed; ${candidate} is still a standby`);
-      throw e;
-    }
-  }
+  const approval: DoltFailoverReport['approval'] = await approvalGate(
+    rb,
+    input,
+    {
+      summary: `fail ${cluster} over to ${candidate} at epoch ${epoch}: ${decision.reasons.join('; ')}`,
+      plan: plan.map((p) => p.summary),
+      hashOf: { runbook: 'failover', cluster, candidate, epoch, plan: plan.map((p) => p.summary) },
+    },
+    () => abortedFailure(cluster, 'failover', `nothing was changed; ${candidate} is still a standby`),
+  );
 
   return CancellationScope.nonCancellable(async () => {
     // ---- POINT OF NO RETURN: the candidate takes writes at the new epoch. ----

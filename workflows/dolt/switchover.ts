@@ -20,7 +20,7 @@ import { ErrorType } from '../../core/errors';
 import { mutate, probe, wait } from '../profiles';
 import { Runbook, failureTypeOf, messageOf } from '../runbook';
 import type { SwitchoverInput } from '../contracts';
-import { abortWatch, abortedFailure, awaitApproval, isCancellation } from '../approval';
+import { abortWatch, abortedFailure, approvalGate, isCancellation } from '../approval';
 
 export interface DoltSwitchoverReport {
   runbook: 'switchover';
@@ -105,21 +105,11 @@ export async function doltSwitchover(input: SwitchoverInput): Promise<DoltSwitch
   const abort = abortWatch(rb);
   let approval: DoltSwitchoverReport['approval'];
   try {
-    if (input.requireApproval) {
-      const a = await awaitApproval(rb, {
-        summary: `switch ${cluster} over from ${primary} to ${candidate} at epoch ${epoch}: ${decision.reasons.join('; ')}`,
-        plan: plan.map((p) => p.summary),
-        hashOf: { runbook: 'switchover', cluster, primary, candidate, epoch, plan: plan.map((p) => p.summary) },
-        timeoutMs: input.approvalTimeoutMs,
-      }).catch((e) => {
-        if (!isCancellation(e)) {
-          rb.skipRemaining('not approved');
-          rb.setPhase(rb.progress.approval?.status ?? 'not-approved');
-        }
-        throw e;
-      });
-      approval = { approver: a.approver, planHash: rb.progress.approval!.planHash };
-    }
+    approval = await approvalGate(rb, input, {
+      summary: `switch ${cluster} over from ${primary} to ${candidate} at epoch ${epoch}: ${decision.reasons.join('; ')}`,
+      plan: plan.map((p) => p.summary),
+      hashOf: { runbook: 'switchover', cluster, primary, candidate, epoch, plan: plan.map((p) => p.summary) },
+    });
     // Veto: the frozen decision against live state, just before the first change. Fails closed.
     await rb
       .step('veto', step('veto'), async () => {

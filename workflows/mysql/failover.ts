@@ -24,7 +24,7 @@ import type { EnsureMysqlRejoinedResult, VerifyMysqlFailoverResult } from '../..
 import { hookCount, runPostFailoverHooks, runPostHooks, runPreFailoverHooks, type HookOutcome } from '../hooks';
 import { mutate, probe, wait } from '../profiles';
 import { Runbook, messageOf } from '../runbook';
-import { abortWatch, abortedFailure, awaitApproval, isCancellation } from '../approval';
+import { abortWatch, abortedFailure, approvalGate, isCancellation } from '../approval';
 import type { FailoverInput, FailoverPlanReport } from '../contracts';
 
 
@@ -120,13 +120,7 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
       rb.setPhase('planned');
       return { runbook: 'failover', engine: 'mysql', dryRun: true, cluster, oldPrimary: deadPrimary, newPrimary: candidate, reasons, plan, steps: rb.timings(), audit: rb.progress.audit };
     }
-    const a = await awaitApproval(rb, { summary: `fail ${cluster} over from ${deadPrimary} (dead) to ${candidate}: ${reasons.join('; ')}`, plan, hashOf: { runbook: 'failover', cluster, deadPrimary, candidate, plan }, timeoutMs: input.approvalTimeoutMs }).catch((e) => {
-      rb.skipRemaining(isCancellation(e) ? 'aborted' : 'not approved');
-      rb.setPhase(isCancellation(e) ? 'aborted' : (rb.progress.approval?.status ?? 'not-approved'));
-      if (isCancellation(e)) throw abortedFailure(cluster, 'failover', 'nothing was promoted');
-      throw e;
-    });
-    approval = { approver: a.approver, planHash: rb.progress.approval!.planHash };
+    approval = await approvalGate(rb, input, { summary: `fail ${cluster} over from ${deadPrimary} (dead) to ${candidate}: ${reasons.join('; ')}`, plan, hashOf: { runbook: 'failover', cluster, deadPrimary, candidate, plan } }, () => abortedFailure(cluster, 'failover', 'nothing was promoted'));
   }
   const abort = abortWatch(rb);
   const stopIfAborted = (e?: unknown) => {

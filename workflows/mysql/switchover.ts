@@ -33,7 +33,7 @@ const PATCH_REPOINT_OLD_PRIMARY_FIRST = 'mysql-switchover-repoint-old-primary-fi
 import { mutate, probe, wait } from '../profiles';
 import { Runbook, failureTypeOf, messageOf } from '../runbook';
 import type { SwitchoverInput } from '../contracts';
-import { abortWatch, abortedFailure, awaitApproval, isCancellation } from '../approval';
+import { abortWatch, abortedFailure, approvalGate, isCancellation } from '../approval';
 import { hookCount, hookPlan, runPostHooks, runPreHooks, type HookOutcome } from '../hooks';
 
 export interface MysqlSwitchoverReport {
@@ -149,21 +149,11 @@ export async function mysqlSwitchover(input: SwitchoverInput): Promise<MysqlSwit
   const hooks: HookOutcome[] = [];
   try {
     // Approval gate (--require-approval): the plan and its hash in the progress query; nothing changed yet.
-    if (input.requireApproval) {
-      const a = await awaitApproval(rb, {
-        summary: `switch ${cluster} over from ${primary} to ${candidate}: ${decision.reasons.join('; ')}`,
-        plan: plan.map((p) => p.summary),
-        hashOf: { runbook: 'switchover', cluster, primary, candidate, plan: plan.map((p) => p.summary) },
-        timeoutMs: input.approvalTimeoutMs,
-      }).catch((e) => {
-        if (!isCancellation(e)) {
-          rb.skipRemaining('not approved');
-          rb.setPhase(rb.progress.approval?.status ?? 'not-approved');
-        }
-        throw e;
-      });
-      approval = { approver: a.approver, planHash: rb.progress.approval!.planHash };
-    }
+    approval = await approvalGate(rb, input, {
+      summary: `switch ${cluster} over from ${primary} to ${candidate}: ${decision.reasons.join('; ')}`,
+      plan: plan.map((p) => p.summary),
+      hashOf: { runbook: 'switchover', cluster, primary, candidate, plan: plan.map((p) => p.summary) },
+    });
 
     // Pre-switchover hooks (fail closed): the first failure ends the run, nothing changed.
     hooks.push(...(await runPreHooks(rb, 'preSwitchover', preHooks, hookRun)));

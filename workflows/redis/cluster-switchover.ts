@@ -17,7 +17,7 @@ import { ErrorType } from '../../core/errors';
 import type { SwitchoverInput } from '../contracts';
 import { mutate, probe, wait } from '../profiles';
 import { Runbook } from '../runbook';
-import { abortWatch, abortedFailure, awaitApproval, isCancellation } from '../approval';
+import { abortWatch, abortedFailure, approvalGate, isCancellation } from '../approval';
 import { hookCount, hookPlan, runPostHooks, runPreHooks, type HookOutcome } from '../hooks';
 
 export interface ClusterSwitchoverReport {
@@ -112,21 +112,11 @@ export async function redisClusterSwitchover(input: SwitchoverInput): Promise<Cl
   const hooks: HookOutcome[] = [];
   let approval: ClusterSwitchoverReport['approval'];
   try {
-    if (input.requireApproval) {
-      const a = await awaitApproval(rb, {
-        summary: `switch shard ${slots} of ${cluster} over from ${primary} to ${candidate}: ${decision.reasons.join('; ')}`,
-        plan: plan.map((p) => p.summary),
-        hashOf: { runbook: 'switchover', cluster, primary, candidate, slots, plan: plan.map((p) => p.summary) },
-        timeoutMs: input.approvalTimeoutMs,
-      }).catch((e) => {
-        if (!isCancellation(e)) {
-          rb.skipRemaining('not approved');
-          rb.setPhase(rb.progress.approval?.status ?? 'not-approved');
-        }
-        throw e;
-      });
-      approval = { approver: a.approver, planHash: rb.progress.approval!.planHash };
-    }
+    approval = await approvalGate(rb, input, {
+      summary: `switch shard ${slots} of ${cluster} over from ${primary} to ${candidate}: ${decision.reasons.join('; ')}`,
+      plan: plan.map((p) => p.summary),
+      hashOf: { runbook: 'switchover', cluster, primary, candidate, slots, plan: plan.map((p) => p.summary) },
+    });
     hooks.push(...(await runPreHooks(rb, 'preSwitchover', preHooks, hookRun)));
     if (abort.requested()) throw new CancelledFailure('abort requested');
   } catch (err) {

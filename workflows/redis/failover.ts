@@ -19,7 +19,7 @@ import { hookCount, runPostFailoverHooks, runPostHooks, runPreFailoverHooks, typ
 import { mutate, probe, wait } from '../profiles';
 import { Runbook } from '../runbook';
 import type { FailoverInput, FailoverPlanReport } from '../contracts';
-import { abortWatch, abortedFailure, awaitApproval, isCancellation } from '../approval';
+import { abortWatch, abortedFailure, approvalGate, isCancellation } from '../approval';
 
 
 
@@ -107,13 +107,7 @@ export async function redisFailover(input: FailoverInput): Promise<FailoverRepor
       rb.setPhase('planned');
       return { runbook: 'failover', dryRun: true, cluster, oldPrimary: deadPrimary, newPrimary: candidate, reasons, plan, steps: rb.timings(), audit: rb.progress.audit };
     }
-    const a = await awaitApproval(rb, { summary: `fail ${cluster} over from ${deadPrimary} (dead) to ${candidate}: ${reasons.join('; ')}`, plan, hashOf: { runbook: 'failover', cluster, deadPrimary, candidate, plan }, timeoutMs: input.approvalTimeoutMs }).catch((e) => {
-      rb.skipRemaining(isCancellation(e) ? 'aborted' : 'not approved');
-      rb.setPhase(isCancellation(e) ? 'aborted' : (rb.progress.approval?.status ?? 'not-approved'));
-      if (isCancellation(e)) throw abortedFailure(cluster, 'failover', `nothing was promoted`);
-      throw e;
-    });
-    approval = { approver: a.approver, planHash: rb.progress.approval!.planHash };
+    approval = await approvalGate(rb, input, { summary: `fail ${cluster} over from ${deadPrimary} (dead) to ${candidate}: ${reasons.join('; ')}`, plan, hashOf: { runbook: 'failover', cluster, deadPrimary, candidate, plan } }, () => abortedFailure(cluster, 'failover', `nothing was promoted`));
   }
   const abort = abortWatch(rb);
   const preHooks = await runPreFailoverHooks(rb, probed.hooks?.preFailover ?? 0, hookRun).catch((e) => {
