@@ -59,7 +59,7 @@ describe.skipIf(!bin)('Dolt backups: dolt_backup sync, verified in a scratch dol
     expect(rep.verification.checks.join(' ')).toMatch(/dolt_hashof_db\(\) of 2 database\(s\) match \(handover_app, shop\)/);
     const manifest = JSON.parse(readFileSync(path.join(dir, fleet.cluster, rep.id, 'manifest.json'), 'utf8'));
     const hashOf = async (node: number, db: string) => (await fleet.sql<{ h: string }[]>(node, 'SELECT dolt_hashof_db() AS h', [], db))[0].h;
-    expect(manifest).toMatchObject({ engine: 'dolt', node: n2.id, artifact: { file: 'dolt-backup.tar.gz' }, content: { dolt: { databases: { shop: await hashOf(0, 'shop'), [DOLT_APP_DB]: await hashOf(0, DOLT_APP_DB) } } } });
+    expect(manifest).toMatchObject({ engine: 'dolt', node: n2.id, artifact: { file: `dolt-backup.tar.${manifest.artifact.compression === 'zstd' ? 'zst' : 'gz'}` }, content: { dolt: { databases: { shop: await hashOf(0, 'shop'), [DOLT_APP_DB]: await hashOf(0, DOLT_APP_DB) } } } });
     expect(JSON.stringify(manifest)).not.toContain(fleet.handoverPassword);
     expect((await runBackupList(opts(), captureIO())).backups).toEqual([expect.objectContaining({ id: rep.id, state: 'good' })]);
 
@@ -89,7 +89,8 @@ describe.skipIf(!bin)('Dolt backups: dolt_backup sync, verified in a scratch dol
   });
 
   it('a flipped stored byte fails verification (sha256); restored, it verifies again', async () => {
-    const file = path.join(dir, fleet.cluster, first, 'dolt-backup.tar.gz');
+    const m = JSON.parse(readFileSync(path.join(dir, fleet.cluster, first, 'manifest.json'), 'utf8')) as { artifact: { file: string } };
+    const file = path.join(dir, fleet.cluster, first, m.artifact.file);
     const saved = readFileSync(file);
     const flipped = Buffer.from(saved);
     flipped[flipped.length - 20] ^= 0x80;
