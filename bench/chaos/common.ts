@@ -70,3 +70,15 @@ export function chaosWriter(w: AckLog, missingOn: (node: string) => Promise<stri
   };
   return cw;
 }
+
+/**
+ * The lost writes the report's window does not already hold by its time part: the window is "what the promoted
+ * node lacks of the last sight" (the count) plus "whatever the old primary acknowledged after that sight, up to
+ * the first probe that found it dead" (unobserved). A write acknowledged after `lastSeenAt` lies in the second
+ * part whatever it was; only the ones acknowledged before the sight must fit the count.
+ */
+export function lostBeforeSight(report: unknown, lost: string[], ackedAt: (key: string) => number | undefined): string[] {
+  const seenAt = (report as { dataLossWindow?: { lastSeenAt?: number } } | undefined)?.dataLossWindow?.lastSeenAt;
+  if (seenAt === undefined) return lost;
+  return lost.filter((k) => (ackedAt(k) ?? -Infinity) <= seenAt);
+}

@@ -22,6 +22,15 @@ const errorText = (e: unknown) => (e instanceof WorkflowFailedError ? `workflow 
  * One kill point. With `workers: 2`, two workers run armed with the same failpoint and a once-token: the
  * first to reach it dies, and the other must take the run over without any restart.
  */
+/** When the writer had each key acknowledged, as epoch ms (its clock is performance.now(), this process's). */
+const ackedAtEpochMs = (writer: { ackedKeys: string[]; ackTimes: number[] }) => {
+  const index = new Map(writer.ackedKeys.map((k, j) => [k, j]));
+  return (key: string) => {
+    const j = index.get(key);
+    return j === undefined ? undefined : performance.timeOrigin + writer.ackTimes[j];
+  };
+};
+
 export async function runChaosPoint<L extends AnyLab>(lab: L, scenario: Scenario<L>, point: string, i: number, log: (m: string) => void, workers = 1): Promise<PointResult> {
   const t0 = Date.now();
   const probe = scenario.probe(lab);
@@ -111,7 +120,7 @@ export async function runChaosPoint<L extends AnyLab>(lab: L, scenario: Scenario
       ackedByKilledBeforeKill: byKilled.length,
       lastAckBeforeKillMs: k && last !== undefined ? Math.max(0, Math.round(k.at - last)) : undefined,
       lostElsewhere: lostKeys.filter((x) => !allowed.has(x)).length,
-      unbounded: lostKeys.length === 0 ? undefined : run.ok ? scenario.lossBound?.(report, lostKeys) ?? 'the scenario has no loss bound' : 'no report to bound the loss',
+      unbounded: lostKeys.length === 0 ? undefined : run.ok ? scenario.lossBound?.(report, lostKeys, ackedAtEpochMs(writer)) ?? 'the scenario has no loss bound' : 'no report to bound the loss',
     };
     if (!k) settle.push('the scenario did not say which primary it killed');
   }

@@ -20,7 +20,7 @@ import { sleep } from '../../sandbox/ports';
 import { SqlWriter } from '../../sandbox/sql-writer';
 import type { MysqlLab } from '../lab';
 import { BACKUP_POINTS, addBackupBlock, backupStates, checkOneNewGoodBackup, startBackup } from './backup';
-import { chaosWriter, failedOver, quietIO, rolled, started, switchedOver, unchanged } from './common';
+import { chaosWriter, failedOver, lostBeforeSight, quietIO, rolled, started, switchedOver, unchanged } from './common';
 import type { EndNode, EngineProbe, KillMark, NodeView, Scenario, SettleResult } from './types';
 
 export function mysqlProbe(fleet: MariaFleet): EngineProbe {
@@ -249,7 +249,9 @@ async function restartAndRejoin(lab: MysqlLab, report: unknown, kill?: { node: s
 }
 
 /** Does the report's window (transactions) hold the lost commits (one transaction each)? */
-function mysqlLossBound(report: unknown, lost: string[]): string | undefined {
+function mysqlLossBound(report: unknown, all: string[], ackedAt: (key: string) => number | undefined): string | undefined {
+  const lost = lostBeforeSight(report, all, ackedAt);
+  if (lost.length === 0) return undefined;
   const w = (report as { dataLossWindow?: { transactions?: number; note?: string } } | undefined)?.dataLossWindow;
   if (w?.transactions === undefined) return `the report gives no bound ("${w?.note ?? 'no dataLossWindow'}"), and ${lost.length} acknowledged commit(s) were lost`;
   if (lost.length > w.transactions) return `the report bounds the loss at ${w.transactions} transaction(s), but ${lost.length} acknowledged commit(s) were lost`;

@@ -21,7 +21,7 @@ import { sleep } from '../../sandbox/ports';
 import { AckedWriter } from '../../sandbox/writer';
 import type { Lab } from '../lab';
 import { BACKUP_POINTS, addBackupBlock, backupStates, checkOneNewGoodBackup, startBackup } from './backup';
-import { chaosWriter, failedOver, quietIO, rolled, started, switchedOver, unchanged } from './common';
+import { chaosWriter, failedOver, lostBeforeSight, quietIO, rolled, started, switchedOver, unchanged } from './common';
 import type { EndNode, EngineProbe, KillMark, NodeView, Scenario, SettleResult } from './types';
 
 interface Replication {
@@ -421,7 +421,9 @@ async function restartAndFence(lab: Lab, _report: unknown, kill?: { node: string
 }
 
 /** Does the report's window (bytes of replication stream) hold the lost SETs? */
-function redisLossBound(report: unknown, lost: string[]): string | undefined {
+function redisLossBound(report: unknown, all: string[], ackedAt: (key: string) => number | undefined): string | undefined {
+  const lost = lostBeforeSight(report, all, ackedAt);
+  if (lost.length === 0) return undefined;
   const w = (report as { dataLossWindow?: { bytes?: number; note?: string } } | undefined)?.dataLossWindow;
   const need = lost.reduce((n, k) => n + setCommandBytes(k), 0);
   if (w?.bytes === undefined) return `the report gives no bound ("${w?.note ?? 'no dataLossWindow'}"), and ${lost.length} acknowledged write(s) (${need} bytes of stream) were lost`;

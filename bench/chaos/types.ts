@@ -129,7 +129,7 @@ export interface Scenario<L extends AnyLab = AnyLab> {
    * For loss 'reported-window': does the report's data-loss window bound these lost writes? undefined when it
    * does, else why not (including "the report gives no window").
    */
-  lossBound?(report: unknown, lost: string[]): string | undefined;
+  lossBound?(report: unknown, lost: string[], ackedAt: (key: string) => number | undefined): string | undefined;
 }
 
 /** Everything the checker judges, gathered by the harness for one point. */

@@ -6,6 +6,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkPoint } from '../../bench/chaos/checker';
+import { lostBeforeSight } from '../../bench/chaos/common';
 import { SplitBrainSampler } from '../../bench/chaos/sampler';
 import type { EngineProbe, PointEvidence } from '../../bench/chaos/types';
 
@@ -104,5 +105,18 @@ describe('layers', () => {
       .filter((f) => /from '(\.\.\/)+(bench|test)\//.test(readFileSync(f, 'utf8')))
       .map((f) => path.relative(ROOT, f));
     expect(offenders).toEqual([]);
+  });
+});
+
+describe('the data-loss window by time (lostBeforeSight)', () => {
+  const report = { dataLossWindow: { transactions: 0, lastSeenAt: 1_000 } };
+  const at: Record<string, number> = { a: 900, b: 1_000, c: 1_200 };
+  it('a lost write acknowledged after the last sight lies in the unobserved part; one acknowledged before it must fit the count', () => {
+    expect(lostBeforeSight(report, ['c'], (k) => at[k])).toEqual([]);
+    expect(lostBeforeSight(report, ['a', 'b', 'c'], (k) => at[k])).toEqual(['a', 'b']);
+  });
+  it('without a sight every lost write must fit the count, and an unknown ack time counts as before it', () => {
+    expect(lostBeforeSight({ dataLossWindow: { transactions: 0 } }, ['c'], (k) => at[k])).toEqual(['c']);
+    expect(lostBeforeSight(report, ['x'], () => undefined)).toEqual(['x']);
   });
 });
