@@ -4,12 +4,14 @@
  * faults:
  *  - switchover under a transactional writer: no acknowledged commit lost;
  *  - (a) the primary cut off from the worker only (replicas still replicating): the monitor does not fail over;
- *  - (b) the primary's link cut (off from everyone), no semi-sync: failover; on heal the old primary is fenced
- *    (read-only); the commits a client on the isolated side had acknowledged are counted;
+ *  - (b) the primary's link cut (off from everyone), without and with semi-sync: failover; on heal the old primary
+ *    is fenced (read-only); the commits a client on the isolated side had acknowledged are counted (with semi-sync
+ *    none of them may be lost);
  *  - (c) a replica's link cut in the middle of a switchover: what the runbook does; nothing acked is lost;
  *  - one-way loss (nftables): the primary's packets to the worker dropped: no failover; the primary's packets to
  *    its replicas dropped: no failover, and after the heal every acknowledged commit is on every node;
  *  - rolling restart: the local controller starts each mariadbd again inside its own namespace (its launcher);
+ *  - (c) a replica's link cut during a rolling restart: the roll stops safely, names it, nothing acked is lost;
  *  - backup take from a replica on another host, verify, restore into an empty node on a fourth host.
  * Needs root (ip netns); skipped otherwise. Leftover namespaces of a dead run (hnd-*) are removed first.
  */
@@ -140,9 +142,26 @@ describe.skipIf(process.getuid?.() !== 0)('multi-host mariadb (network namespace
     for (const n of f.nodes.slice(1)) expect(st[n.id]).toMatchObject({ source: `${p.host}:${p.port}`, io: 'Yes', sql: 'Yes' });
   });
 
-  it('(b) primary link cut (off from everyone), no semi-sync: fails over, fences the old primary on heal, counts the isolated side acknowledged commits', { timeout: 180_000 }, async () => {
-    const f = await newFleet('mhm-b');
+  // (b), measured in the same run without and with the guard (MariaDB semi-synchronous replication).
+  async function primaryCutOffFromEveryone(semiSync: boolean) {
+    const label = semiSync ? 'semi-sync' : 'no semi-sync';
+    const f = await newFleet(semiSync ? 'mhm-bs' : 'mhm-b');
     const [p] = f.nodes;
+    if (semiSync) {
+      // The guard: the primary acknowledges a commit only once a replica has it (no fallback to asynchronous
+      // within the run: a timeout of 10 minutes).
+      for (const r of f.nodes.slice(1)) {
+        await f.sql(r.id, 'SET GLOBAL rpl_semi_sync_slave_enabled = ON');
+        await f.sql(r.id, 'STOP SLAVE IO_THREAD');
+        await f.sql(r.id, 'START SLAVE IO_THREAD');
+      }
+      await f.sql(p.id, 'SET GLOBAL rpl_semi_sync_master_timeout = 600000');
+      await f.sql(p.id, 'SET GLOBAL rpl_semi_sync_master_enabled = ON');
+      await until('both replicas acknowledge semi-synchronously', async () => {
+        const [r] = await f.sql<{ Value: string }[]>(p.id, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'");
+        return Number(r?.Value) === 2;
+      });
+    }
     expect((await runMonitor(opts(f), captureIO())).exitCode).toBe(0);
     await until('monitor sees the primary', async () => (await status(f)).lastKnown?.primary === p.id);
     const isolatedClient = runNsWriter({ wrap: hosts[0].wrap, engine: 'mysql', host: p.host, port: p.port, user: f.appUser, password: f.appPassword, prefix: 'iso', durationMs: 35_000, intervalMs: 5 });
@@ -184,13 +203,25 @@ describe.skipIf(process.getuid?.() !== 0)('multi-host mariadb (network namespace
     const lost = iso.acks.filter((a) => !present.has(a.key));
     const lastAckOnOld = iso.acks.filter((a) => a.at >= cutAt).at(-1)?.at;
     console.log(
-      `[multihost-mysql] (b) no semi-sync: failover ${fo.from} -> ${fo.to} detectMs=${fo.detectMs} seen ${failoverSeenAt - cutAt} ms after the cut; ` +
+      `[multihost-mysql] (b) ${label}: failover ${fo.from} -> ${fo.to} detectMs=${fo.detectMs} seen ${failoverSeenAt - cutAt} ms after the cut; ` +
         `heal at +${healAt - cutAt} ms, fenced ${fencedAt - healAt} ms after heal (${fenced.flagged[p.id] ? `flagged errant ${fenced.flagged[p.id].join(',')}` : 'rejoined'}); ` +
         `isolated client acked ${iso.acks.length}, lost ${lost.length} (by phase ${JSON.stringify(count)}); last ack on the old primary ${lastAckOnOld ? lastAckOnOld - cutAt : '-'} ms after the cut; ` +
         `report: lostTransactions=${fo.lostTransactions} unobservedMs=${fo.unobservedMs} loss="${fo.loss}"; client errors ${JSON.stringify(iso.errors)}`,
     );
     expect(iso.acks.length).toBeGreaterThan(20);
     expect(count.afterFence?.acked ?? 0).toBe(0);
+    // With the guard, no commit the isolated primary acknowledged is lost: each one had reached a replica, and the
+    // failover promotes the replica that has the most.
+    if (semiSync) expect(lost.map((a) => a.key)).toEqual([]);
+    return { acked: iso.acks.length, lost: lost.length, count };
+  }
+
+  it('(b) primary link cut (off from everyone), no semi-sync: fails over, fences the old primary on heal, counts the isolated side acknowledged commits', { timeout: 180_000 }, async () => {
+    await primaryCutOffFromEveryone(false);
+  });
+
+  it('(b) the same with semi-sync (the guard): the isolated primary acknowledges nothing that is then lost', { timeout: 180_000 }, async () => {
+    await primaryCutOffFromEveryone(true);
   });
 
   it('(c) a replica cut off in the middle of a switchover: the runbook says what it did; nothing acked is lost', { timeout: 180_000 }, async () => {
@@ -301,6 +332,38 @@ describe.skipIf(process.getuid?.() !== 0)('multi-host mariadb (network namespace
     expect(where).toEqual(hosts.slice(0, 3).map((h) => h.ns));
     for (const n of f.nodes) expect(await f.sql<{ v: number }[]>(n.id, 'SELECT @@max_connections AS v')).toEqual([{ v: 321 }]);
     expect(io.text()).toContain('netns-exec.sh');
+  });
+
+  it('(c) a replica cut off during a rolling restart: the roll stops safely naming it and the primary; nothing acked is lost', { timeout: 240_000 }, async () => {
+    const f = await newFleet('mhm-rc', { controller: true });
+    const [p, r1, r2] = f.nodes;
+    const writer = new SqlWriter([p], f.appUser, f.appPassword).start();
+    await sleep(500);
+    // Replicas roll first, in name order: just before r1's restart, r2's host is cut off.
+    let cutAt = 0;
+    onFailpoint = {
+      name: 'ensureMysqlNodeRestarted.beforeRestart',
+      run: async () => {
+        cutAt = Date.now();
+        await lab.cut(hosts[2]);
+      },
+    };
+    const io = captureIO();
+    const t0 = Date.now();
+    const r = await runRollingRestart({ ...opts(f), set: ['max_connections=322'], wait: true }, io);
+    const tookMs = Date.now() - t0;
+    await sleep(300);
+    const stats = await writer.stop();
+    await writer.close();
+    const missing = await writer.missingOn(p);
+    console.log(`[multihost-mysql] (c) roll: exit ${r.exitCode} after ${tookMs} ms (cut ${cutAt ? cutAt - t0 : '-'} ms in); acked ${stats.acked}, missing ${missing.length}; ${io.text().split('\n').filter((l) => /failed/.test(l)).join(' | ')}`);
+    expect(cutAt).toBeGreaterThan(0);
+    expect(r.exitCode, io.text()).toBe(1);
+    expect(io.text()).toMatch(new RegExp(`failed \\(HandoverIncomplete\\): stopped safely: ${r2.id} unreachable; .*the primary is ${p.id}`));
+    expect(await writable(f)).toEqual([p.id]);
+    expect(await f.sql<{ v: number }[]>(r1.id, 'SELECT @@max_connections AS v')).toEqual([{ v: 322 }]);
+    expect(stats.acked).toBeGreaterThan(20);
+    expect(missing).toEqual([]);
   });
 
   it('backup across hosts: taken from a replica on another host, verified, restored into an empty node on a fourth host', { timeout: 240_000 }, async () => {
