@@ -1,6 +1,7 @@
 /** Small pieces every scenario file uses. */
+import { runRollingRestart } from '../../client/commands/rolling-restart';
 import type { AckLog } from '../../sandbox/writer';
-import type { Before, ChaosWriter, KillMark } from './types';
+import type { AnyLab, Before, ChaosWriter, KillMark, Scenario } from './types';
 
 export const quietIO = (log: (m: string) => void) => ({ out: () => undefined, err: log, isTTY: false });
 
@@ -37,6 +38,32 @@ export function rolled(_before: Before, report: unknown): { primary: string; why
 /** A backup must leave the primary where it was. */
 export function unchanged(before: Before): { primary: string; why: string } | { failure: string } {
   return before.primary ? { primary: before.primary, why: 'a backup does not move the primary' } : { failure: 'no single primary before the run' };
+}
+
+/**
+ * `rolling-restart --reason` (nothing changed), the same for every engine: the run, and its postconditions —
+ * every node's server started exactly once (`starts`: each node's count of server starts, from its log) and
+ * the reason in the report's restart token.
+ */
+export function reasonRoll<L extends AnyLab>(starts: (lab: L) => Record<string, number>): Pick<Scenario<L>, 'start' | 'before' | 'expectPrimary' | 'check'> {
+  return {
+    async start(lab, i, log) {
+      started(await runRollingRestart({ cluster: lab.fleet.cluster, reason: `chaos OS patch ${i}`, address: lab.address, taskQueue: lab.taskQueue, requestedBy: `chaos run ${i}` }, quietIO(log)));
+    },
+    before: async (lab) => starts(lab),
+    expectPrimary: rolled,
+    async check(lab, i, before, report) {
+      const problems: string[] = [];
+      const now = starts(lab);
+      for (const n of lab.fleet.nodes) {
+        const extra = now[n.id] - (before.extra as Record<string, number>)[n.id];
+        if (extra !== 1) problems.push(`${n.id} started ${extra} times (want exactly 1)`);
+      }
+      const token = (report as { restartToken?: string } | undefined)?.restartToken ?? '';
+      if (!token.includes(`(chaos OS patch ${i})`)) problems.push(`the report's restart token is ${JSON.stringify(token)}, without the reason`);
+      return problems;
+    },
+  };
 }
 
 /** A sandbox writer (AckLog) seen as a ChaosWriter, with a way to read what a node lacks. */

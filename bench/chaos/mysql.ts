@@ -20,7 +20,7 @@ import { sleep } from '../../sandbox/ports';
 import { SqlWriter } from '../../sandbox/sql-writer';
 import type { MysqlLab } from '../lab';
 import { BACKUP_POINTS, addBackupBlock, backupStates, checkOneNewGoodBackup, startBackup } from './backup';
-import { chaosWriter, failedOver, lostBeforeSight, quietIO, rolled, started, switchedOver, unchanged } from './common';
+import { chaosWriter, failedOver, lostBeforeSight, quietIO, reasonRoll, rolled, started, switchedOver, unchanged } from './common';
 import type { EndNode, EngineProbe, KillMark, NodeView, Scenario, SettleResult } from './types';
 
 export function mysqlProbe(fleet: MariaFleet): EngineProbe {
@@ -189,22 +189,7 @@ export const ROLLING_RESTART_MYSQL_REASON: MysqlScenario = {
   ...base,
   name: 'rolling-restart-mysql-reason',
   points: ROLLING_RESTART_MYSQL_REASON_POINTS,
-  async start(lab, i, log) {
-    started(await runRollingRestart({ cluster: lab.fleet.cluster, reason: `chaos OS patch ${i}`, address: lab.address, taskQueue: lab.taskQueue, requestedBy: `chaos run ${i}` }, quietIO(log)));
-  },
-  before: async (lab) => mariaStartsPerNode(lab.fleet),
-  expectPrimary: rolled,
-  async check(lab, i, before, report) {
-    const problems: string[] = [];
-    const starts = mariaStartsPerNode(lab.fleet);
-    for (const n of lab.fleet.nodes) {
-      const extra = starts[n.id] - (before.extra as Record<string, number>)[n.id];
-      if (extra !== 1) problems.push(`${n.id} started ${extra} times (want exactly 1)`);
-    }
-    const token = (report as { restartToken?: string } | undefined)?.restartToken ?? '';
-    if (!token.includes(`(chaos OS patch ${i})`)) problems.push(`the report's restart token is ${JSON.stringify(token)}, without the reason`);
-    return problems;
-  },
+  ...reasonRoll((lab) => mariaStartsPerNode(lab.fleet)),
 };
 
 // (No `after:ensureMysqlRejoined`: with the old primary down, the fence step fails by design — "fencing

@@ -21,7 +21,7 @@ import { sleep } from '../../sandbox/ports';
 import { AckedWriter } from '../../sandbox/writer';
 import type { Lab } from '../lab';
 import { BACKUP_POINTS, addBackupBlock, backupStates, checkOneNewGoodBackup, startBackup } from './backup';
-import { chaosWriter, failedOver, lostBeforeSight, quietIO, rolled, started, switchedOver, unchanged } from './common';
+import { chaosWriter, failedOver, lostBeforeSight, quietIO, reasonRoll, rolled, started, switchedOver, unchanged } from './common';
 import type { EndNode, EngineProbe, KillMark, NodeView, Scenario, SettleResult } from './types';
 
 interface Replication {
@@ -323,22 +323,7 @@ export const ROLLING_RESTART_REDIS_REASON: RedisScenario = {
   ...base,
   name: 'rolling-restart-redis-reason',
   points: ROLLING_RESTART_REDIS_REASON_POINTS,
-  async start(lab, i, log) {
-    started(await runRollingRestart({ cluster: lab.fleet.cluster, reason: `chaos OS patch ${i}`, address: lab.address, taskQueue: lab.taskQueue, requestedBy: `chaos run ${i}` }, quietIO(log)));
-  },
-  before: async (lab) => startsPerNode(lab.fleet),
-  expectPrimary: rolled,
-  async check(lab, i, before, report) {
-    const problems: string[] = [];
-    const starts = startsPerNode(lab.fleet);
-    for (const n of lab.fleet.nodes) {
-      const extra = starts[n.id] - (before.extra as Record<string, number>)[n.id];
-      if (extra !== 1) problems.push(`${n.id} started ${extra} times (want exactly 1)`);
-    }
-    const token = (report as { restartToken?: string } | undefined)?.restartToken ?? '';
-    if (!token.includes(`(chaos OS patch ${i})`)) problems.push(`the report's restart token is ${JSON.stringify(token)}, without the reason`);
-    return problems;
-  },
+  ...reasonRoll((lab) => startsPerNode(lab.fleet)),
 };
 
 /** Sentinel topology: the primary is handed over through SENTINEL FAILOVER, then every Sentinel is restarted. */
