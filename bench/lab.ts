@@ -72,14 +72,23 @@ export interface MysqlLab extends Omit<Lab, 'fleet'> {
   fleet: MariaFleet;
 }
 
-export async function startMysqlLab(o: { cluster: string; inventory?: MariaInventoryExtra; address?: string; replicas?: number; log?: (m: string) => void }): Promise<MysqlLab> {
+/**
+ * What the MariaDB and Dolt labs share around their fleet: a dev server (unless `address` is given), the fleet
+ * and its inventory, the prebuilt workflow bundle, a client, the task queue `lab-<cluster>`.
+ */
+async function labAround<F extends { cluster: string; baseDir: string; nodes: { id: string; port: number }[]; stop(): Promise<unknown> }>(
+  o: { cluster: string; address?: string; log?: (m: string) => void },
+  engine: string,
+  startFleet: () => Promise<F>,
+  writeInventory: (fleet: F) => string,
+): Promise<Omit<Lab, 'fleet'> & { fleet: F }> {
   const log = o.log ?? ((m: string) => process.stderr.write(m + '\n'));
   const server = o.address ? undefined : await startDevServer();
   const address = o.address ?? server!.address;
   log(`[lab] temporal at ${address}${server ? ` (UI ${server.uiUrl})` : ''}`);
-  const fleet = await startMariaFleet({ cluster: o.cluster, replicas: o.replicas });
-  const inventory = fleet.writeInventory(undefined, o.inventory);
-  log(`[lab] mariadb fleet ${fleet.cluster}: ${fleet.nodes.map((n) => `${n.id}@${n.port}`).join(' ')}`);
+  const fleet = await startFleet();
+  const inventory = writeInventory(fleet);
+  log(`[lab] ${engine} fleet ${fleet.cluster}: ${fleet.nodes.map((n) => `${n.id}@${n.port}`).join(' ')}`);
   const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined });
   const bundlePath = path.join(fleet.baseDir, 'workflow-bundle.js');
   writeFileSync(bundlePath, bundle.code);
@@ -99,6 +108,10 @@ export async function startMysqlLab(o: { cluster: string; inventory?: MariaInven
       await server?.stop();
     },
   };
+}
+
+export function startMysqlLab(o: { cluster: string; inventory?: MariaInventoryExtra; address?: string; replicas?: number; log?: (m: string) => void }): Promise<MysqlLab> {
+  return labAround(o, 'mariadb', () => startMariaFleet({ cluster: o.cluster, replicas: o.replicas }), (f) => f.writeInventory(undefined, o.inventory));
 }
 
 /** A lab on a Dolt sql-server cluster (a primary/standby pair in cluster mode, sandbox/dolt.ts). */
@@ -106,33 +119,8 @@ export interface DoltLab extends Omit<Lab, 'fleet'> {
   fleet: DoltFleet;
 }
 
-export async function startDoltLab(o: { cluster: string; inventory?: DoltInventoryExtra; standbys?: number; address?: string; log?: (m: string) => void }): Promise<DoltLab> {
-  const log = o.log ?? ((m: string) => process.stderr.write(m + '\n'));
-  const server = o.address ? undefined : await startDevServer();
-  const address = o.address ?? server!.address;
-  log(`[lab] temporal at ${address}${server ? ` (UI ${server.uiUrl})` : ''}`);
-  const fleet = await startDoltFleet({ cluster: o.cluster, standbys: o.standbys });
-  const inventory = fleet.writeInventory(undefined, o.inventory);
-  log(`[lab] dolt fleet ${fleet.cluster}: ${fleet.nodes.map((n) => `${n.id}@${n.port}`).join(' ')}`);
-  const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined });
-  const bundlePath = path.join(fleet.baseDir, 'workflow-bundle.js');
-  writeFileSync(bundlePath, bundle.code);
-  const connection = await Connection.connect({ address });
-  const client = new Client({ connection });
-  return {
-    address,
-    server,
-    fleet,
-    inventory,
-    bundlePath,
-    client,
-    taskQueue: `lab-${o.cluster}`,
-    async close() {
-      await connection.close();
-      await fleet.stop();
-      await server?.stop();
-    },
-  };
+export function startDoltLab(o: { cluster: string; inventory?: DoltInventoryExtra; standbys?: number; address?: string; log?: (m: string) => void }): Promise<DoltLab> {
+  return labAround(o, 'dolt', () => startDoltFleet({ cluster: o.cluster, standbys: o.standbys }), (f) => f.writeInventory(undefined, o.inventory));
 }
 
 /** The Handover worker in this process, on the lab's task queue and prebuilt bundle. */
