@@ -15,7 +15,9 @@ declare module 'vitest' {
 let server: DevServer | undefined;
 
 export default async function setup(project: TestProject) {
-  server = await startDevServer();
+  // Long polls return after 10 s instead of a minute, so a worker that stopped drops out of the task queue's
+  // pollers within seconds: doctor.test.ts runs with HANDOVER_POLLER_FRESH_MS=20000 and still counts live workers.
+  server = await startDevServer({ dynamicConfig: { 'matching.longPollExpirationInterval': '10s' } });
   project.provide('temporalAddress', server.address);
   project.provide('temporalUiUrl', server.uiUrl);
   return async () => {
