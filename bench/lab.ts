@@ -17,7 +17,7 @@ import { startDoltFleet, type DoltFleet, type DoltInventoryExtra } from '../sand
 import type { RedisFlavor } from '../sandbox/paths';
 import { ROOT } from '../sandbox/paths';
 import { createHandoverWorker } from '../worker/worker';
-import { sharedWorkflowBundle } from '../sandbox/bundle';
+import { sharedWorkflowBundle, TEST_BUNDLE_ENV } from '../sandbox/bundle';
 
 export interface Lab {
   address: string;
@@ -171,6 +171,8 @@ export function spawnWorkerProcess(env: Record<string, string | undefined>, onOu
     if (v === undefined) delete full[k];
     else full[k] = v;
   }
+  // The run's shared workflow bundle (sandbox/bundle.ts) when the caller names none: no webpack at start.
+  if (!('HANDOVER_WORKFLOW_BUNDLE' in env) && full[TEST_BUNDLE_ENV]) full.HANDOVER_WORKFLOW_BUNDLE = full[TEST_BUNDLE_ENV];
   // One process (node with the tsx loader), so the failpoint's SIGKILL is the exit signal the harness sees.
   // `wrap`: a prefix that execs (a lab host's `ip netns exec <ns>`), so the pid and the exit signal stay the worker's.
   const argv = [...wrap, process.execPath, '--import', 'tsx', path.join(ROOT, 'worker', 'main.ts')];
