@@ -10,6 +10,7 @@ import { SA_CLUSTER, SA_RUNBOOK, monitorWorkflowId } from '../../core/ids';
 import type { MonitorStatus } from '../../workflows/monitor';
 import { pendingWatch } from '../progress';
 import { refuseKeyMismatch } from '../keys';
+import { refuseInventoryMismatch } from '../worker-read';
 import { CliError, CommonOptions, EXIT, connect, precheckNames, sayFailure, type IO } from '../common';
 
 export const MonitorOptions = CommonOptions.extend({
@@ -77,6 +78,7 @@ export async function runMonitor(raw: MonitorOptions, io: IO): Promise<{ exitCod
         return { exitCode: EXIT.ok, workflowId };
       }
       await refuseKeyMismatch(client, o.taskQueue, keyIds);
+      await refuseInventoryMismatch(client, o, o.cluster);
       try {
         await client.workflow.start('monitor', {
           workflowId,
