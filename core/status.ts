@@ -5,7 +5,7 @@
  * engineer should see first (no primary, two primaries, a link down, an unreachable node) are listed apart.
  */
 import { appliedPos, lagTransactions, type MysqlNodeProbe } from './mysql/decide';
-import { mysqlRestartRisks, redisRestartRisks, riskLine } from './restart-risk';
+import { mysqlRestartRisks, redisRestartRisks, riskLine, type ControllerView } from './restart-risk';
 import { describeMissingPrivileges } from './mysql/privileges';
 import { describeMissingRedisPermissions } from './redis/permissions';
 import type { RedisNodeProbe } from './types';
@@ -75,7 +75,7 @@ export interface MonitorSummary {
   error?: string;
 }
 
-export function redisClusterStatus(cluster: string, topology: string, probes: RedisNodeProbe[]): ClusterStatus {
+export function redisClusterStatus(cluster: string, topology: string, probes: RedisNodeProbe[], controller: ControllerView = {}): ClusterStatus {
   const byNode = new Map(probes.map((p) => [p.node, p]));
   const primaries = probes.filter((p) => p.reachable && p.role === 'primary').map((p) => p.node);
   const problems: string[] = [];
@@ -96,7 +96,7 @@ export function redisClusterStatus(cluster: string, topology: string, probes: Re
   });
   if (primaries.length === 0) problems.unshift('no reachable primary');
   else if (topology !== 'cluster' && primaries.length > 1) problems.unshift(`${primaries.length} primaries: ${primaries.join(', ')}`);
-  const risks = redisRestartRisks(probes, topology).map(riskLine);
+  const risks = redisRestartRisks(probes, topology, controller).map(riskLine);
   return { cluster, engine: 'redis', topology, primaries, nodes, problems, ...(risks.length ? { restartRisks: risks } : {}) };
 }
 

@@ -37,7 +37,10 @@ async function probeCluster(inv: Inventory, c: ClusterSpec): Promise<ClusterStat
   try {
     if (c.engine === 'dolt') return doltClusterStatus(c.name, await doltOps({ inventory: () => inv, probeTimeoutMs: STATUS_PROBE_TIMEOUT_MS }).probeAll(c));
     if (c.engine === 'mysql') return mysqlClusterStatus(c.name, await mysqlOps({ inventory: () => inv, probeTimeoutMs: STATUS_PROBE_TIMEOUT_MS }).probeAll(c));
-    return redisClusterStatus(c.name, c.topology, await redisOps({ inventory: () => inv, connectRedis, probeTimeoutMs: STATUS_PROBE_TIMEOUT_MS }).probeAllWithPermissions(c));
+    return redisClusterStatus(c.name, c.topology, await redisOps({ inventory: () => inv, connectRedis, probeTimeoutMs: STATUS_PROBE_TIMEOUT_MS }).probeAllWithPermissions(c), {
+      autoRestart: c.controller?.autoRestart,
+      detectionWindowMs: c.policy.probeIntervalMs * c.policy.probesToConfirm,
+    });
   } catch (e) {
     // A missing secret or a refused login: say which reference, move on to the next cluster.
     return { cluster: c.name, engine: c.engine, topology: c.topology, primaries: [], nodes: [], problems: [], error: e instanceof HandoverError ? `${e.type}: ${e.message}` : (e as Error).message };
