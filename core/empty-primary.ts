@@ -68,31 +68,49 @@ export function collapsed(before: NodeDataset, after: NodeDataset): boolean {
 const show = (d: NodeDataset) => `${d.dbsize} keys, offset ${d.offset}${d.runId ? `, run_id ${d.runId.slice(0, 8)}` : ''}`;
 
 /**
+ * Whether replica `n` still holds the old primary's data: still in the replication history the primary had when
+ * last seen (its master_replid; a full resync from the restarted node changes it), with keys. Without replication
+ * ids (older probes): more keys than the empty node, and not itself collapsed since its last sight.
+ */
+function holds(n: RedisNodeProbe, before: NodeDataset, after: NodeDataset, was: NodeDataset | undefined, at: number): boolean {
+  const d = datasetOf(n, at);
+  if (!d) return false;
+  if (before.replid && d.replid) return d.replid === before.replid && d.dbsize > 0;
+  return d.dbsize > after.dbsize && !(was && collapsed(was, d));
+}
+
+/**
  * The restart of the monitor's `primary` with its dataset collapsed, when this probe shows it: it answers as
  * primary under another run_id than the one the monitor last saw it with, holding far less. `holders` are the
- * replicas that still hold more than it now (promoting one saves their data).
+ * replicas that still hold the data (promoting one saves it). `held`: the empty return already found in an
+ * earlier round; while the node runs under that same run_id it stays that event (whatever it has taken since),
+ * and only its holders are looked at again.
  */
-export function primaryRestartedEmpty(prev: Datasets | undefined, nodes: RedisNodeProbe[], primary: string, at: number): EmptyReturn | undefined {
-  const before = prev?.[primary];
+export function primaryRestartedEmpty(prev: Datasets | undefined, nodes: RedisNodeProbe[], primary: string, at: number, held?: EmptyReturn): EmptyReturn | undefined {
   const p = nodes.find((n) => n.node === primary);
-  if (!before || !p || before.role !== 'primary' || !before.runId) return undefined;
-  const after = datasetOf(p, at);
-  if (!after || p.role !== 'primary' || !after.runId || after.runId === before.runId || !collapsed(before, after)) return undefined;
+  const now = p ? datasetOf(p, at) : undefined;
+  let before: NodeDataset | undefined;
+  let after: NodeDataset | undefined;
+  if (held && held.node === primary && now?.runId === held.after.runId && p?.role === 'primary') {
+    before = held.before;
+    after = held.after;
+  } else {
+    before = prev?.[primary];
+    if (!before || !p || before.role !== 'primary' || !before.runId) return undefined;
+    if (!now || p.role !== 'primary' || !now.runId || now.runId === before.runId || !collapsed(before, now)) return undefined;
+    after = now;
+  }
+  const b = before;
+  const a = after;
   const holders = nodes
-    .filter((n) => n.node !== primary && n.reachable && n.role === 'replica' && n.promotion !== 'never')
-    .filter((n) => {
-      const d = datasetOf(n, at);
-      const was = prev?.[n.node];
-      // Still holding: more keys than the empty node, and not itself collapsed since the last round.
-      return !!d && d.dbsize > after.dbsize && !(was && collapsed(was, d));
-    })
+    .filter((n) => n.node !== primary && n.reachable && n.role === 'replica' && n.promotion !== 'never' && holds(n, b, a, prev?.[n.node], at))
     .map((n) => n.node)
     .sort();
-  const what = `${primary} restarted (run_id ${before.runId.slice(0, 8)} -> ${after.runId.slice(0, 8)}) and came back EMPTY: ${show(before)} before, ${show(after)} now`;
+  const what = `${primary} restarted (run_id ${(b.runId ?? '?').slice(0, 8)} -> ${(a.runId ?? '?').slice(0, 8)}) and came back EMPTY: ${show(b)} before, ${show(a)} after`;
   const text = holders.length
     ? `${what}; ${holders.join(', ')} still hold the data: not followed, failing over to the best of them`
-    : `${what}; no replica holds more any longer (they resynced from it): the data is LOST (${before.dbsize - after.dbsize} keys, offset ${before.offset} -> ${after.offset})`;
-  return { node: primary, at, before, after, holders, text };
+    : `${what}; no replica holds the data any longer (they resynced from it): the data is LOST (${b.dbsize - a.dbsize} keys, offset ${b.offset} -> ${a.offset})`;
+  return { node: primary, at: held && before === held.before ? held.at : at, before: b, after: a, holders, text };
 }
 
 /** What the candidate held at the verdict, compared with now: why it must not be promoted, or undefined. */

@@ -112,7 +112,7 @@ function round(prev: DetectState, e: EngineRound, nowMs: number): RoundResult {
     s.datasets = c.datasets;
     empty = c.empty;
     // A new empty return (or the first sight of it with nobody left to save) is recorded, loudly, once.
-    const known = prev.emptyPrimary?.node === empty?.node && prev.emptyPrimary?.after.runId === empty?.after.runId;
+    const known = !!empty && prev.emptyPrimary?.node === empty.node && prev.emptyPrimary.after.runId === empty.after.runId;
     if (empty && (!known || (prev.emptyPrimary?.holders.length && !empty.holders.length))) s.emptyReturns = [...(prev.emptyReturns ?? []), empty].slice(-5);
     s.emptyPrimary = empty?.holders.length ? empty : undefined;
   }
@@ -188,7 +188,7 @@ export function redisMonitorRound(prev: DetectState, p: RedisClusterProbe, nowMs
       toFence: (primary) => p.nodes.filter((x) => x.reachable && x.role === 'primary' && x.node !== primary).map((x) => x.node),
       verdictOf: (primary) => deadMasterRound(p.nodes, primary),
       emptyCheck: (prev, primary) => {
-        const empty = primary ? primaryRestartedEmpty(prev.datasets, p.nodes, primary, seenAt) : undefined;
+        const empty = primary ? primaryRestartedEmpty(prev.datasets, p.nodes, primary, seenAt, prev.emptyPrimary) : undefined;
         // Held empty: its dataset keeps what it had before, so the next round still compares with that.
         return { datasets: updateDatasets(prev.datasets, p.nodes, seenAt, empty?.holders.length ? [empty.node] : []), empty };
       },

@@ -19,6 +19,8 @@ export function createRedisFailoverActivities(deps: RedisActivityDeps) {
       const c = spec(cluster);
       const n = c.nodes.find((x) => x.id === node);
       if (!n) throw new HandoverError(ErrorType.UnknownNode, `unknown node ${node} in cluster ${cluster}`);
+      // Tests: a primary brought back empty right before the check (test/integration/empty-primary-redis.test.ts).
+      await deps.failpoint?.('ensureRedisPromoted.check');
       return withNode(c, node, async (cl) => {
         const before = await readNode(cl, c, n);
         if (before.role === 'primary') return { changed: false, offset: before.offset ?? 0, dbsize: before.dbsize, audit: `saw ${node} already primary; changed nothing` };
@@ -27,7 +29,8 @@ export function createRedisFailoverActivities(deps: RedisActivityDeps) {
         await cl.call('REPLICAOF', 'NO', 'ONE');
         const after = expect ? await readNode(cl, c, n) : undefined;
         await persistRole(cl);
-        const late = expect && after ? candidateCollapsed(node, expect, { ...after, role: 'replica' }) : undefined;
+        // The promotion itself starts a new replication history (a new replid): only keys and offset are compared.
+        const late = expect && after ? candidateCollapsed(node, { ...expect, replid: undefined }, { ...after, role: 'replica', replid: undefined }) : undefined;
         return {
           changed: true,
           offset: before.offset ?? 0,

@@ -97,6 +97,18 @@ describe('the monitor round with the empty-primary guard', () => {
     expect(s.verdict).toBe('alive');
   });
 
+  it('held while it runs under that run_id: once its replicas resynced from it (whatever it took since), the loss is recorded once', () => {
+    const start = run(initialDetectState({ lastFailoverAtMs: Date.parse(at(0)) }), [healthy(0)]).s;
+    const back = probe(600, primary('a', 'new', 0, 0), replica('b', 'a', 5000, 1000, { linkUp: false }), replica('c', 'a', 4990, 1000, { linkUp: false }));
+    // It took 3000 keys since (more than it lost), its replicas resynced from it: still the same empty return.
+    const later = (t: number) => probe(t, primary('a', 'new', 9000, 3000, 'r-new'), replica('b', 'a', 9000, 3000, { replid: 'r-new' }), replica('c', 'a', 9000, 3000, { replid: 'r-new' }));
+    const { s, kinds } = run(start, [back, later(900), later(1200)]);
+    expect(kinds).toEqual(['blocked', 'changed', 'none']);
+    expect(s.emptyReturns!.map((e) => e.holders)).toEqual([['b', 'c'], []]);
+    expect(s.emptyReturns![1].text).toMatch(/LOST \(1000 keys, offset 5000 -> 0\)/);
+    expect(s.emptyPrimary).toBeUndefined();
+  });
+
   it('anti-flapping still holds: blocked is reported with why, and the data is not followed meanwhile', () => {
     const start = run(initialDetectState({ lastFailoverAtMs: Date.parse(at(0)) }), [healthy(0)]).s;
     const { s, kinds } = run(start, [probe(600, primary('a', 'new', 0, 0), replica('b', 'a', 5000, 1000, { linkUp: false }), replica('c', 'a', 4990, 1000, { linkUp: false }))]);
