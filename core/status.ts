@@ -71,6 +71,8 @@ export interface MonitorSummary {
   flagged: Record<string, string[]>;
   blind?: string;
   blocked?: string;
+  /** Redis/Valkey: the primaries it saw back EMPTY after a restart (core/empty-primary.ts), one line each. */
+  emptyReturns?: string[];
   /** Set when the monitor could not be asked. */
   error?: string;
 }
@@ -200,6 +202,7 @@ export function formatClusterStatus(s: ClusterStatus): string[] {
   if (m?.error) lines.push(`  ! monitor ${m.workflowId} runs but could not be asked: ${m.error}`);
   if (m?.blind) lines.push(`  ! monitor: ${m.blind}`);
   if (m?.blocked) lines.push(`  ! monitor blocked: ${m.blocked}`);
+  for (const e of m?.emptyReturns ?? []) lines.push(`  ! monitor: EMPTY PRIMARY ${e}`);
   for (const [node, gtids] of Object.entries(m?.flagged ?? {}))
     lines.push(`  ! ${node} FLAGGED by the monitor: left read-only and not replicating, ${gtids.length} errant GTID(s) ${gtids.join(', ')}; resolve by hand`);
   for (const r of s.restartRisks ?? []) lines.push(`  ${r}`);

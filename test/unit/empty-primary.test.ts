@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { candidateCollapsed, collapsed, primaryRestartedEmpty, updateDatasets } from '../../core/empty-primary';
 import { initialDetectState, redisMonitorRound, type DetectState } from '../../core/monitor-round';
 import { redisRestartRisks } from '../../core/restart-risk';
+import { formatClusterStatus, redisClusterStatus } from '../../core/status';
 import type { RedisClusterProbe, RedisNodeProbe } from '../../core/types';
 
 const policy = { probeIntervalMs: 300, probesToConfirm: 3, failoverBlockMs: 60_000 } as RedisClusterProbe['policy'];
@@ -134,5 +135,16 @@ describe('persistence off under an auto-restarting controller', () => {
     expect(risks[0].text).toMatch(/persistence OFF .* faster than the detection window \(900 ms here\)/);
     expect(redisRestartRisks(nodes, 'replication', { autoRestart: false })).toHaveLength(0);
     expect(redisRestartRisks(nodes.map((n) => ({ ...n, persistent: true })), 'replication', { autoRestart: true })).toHaveLength(0);
+  });
+});
+
+describe('status', () => {
+  it('flags the risk (with the controller) and prints the monitor\'s empty returns as ! lines', () => {
+    const nodes = [primary('a', 'x', 1, 1), replica('b', 'a', 1, 1)].map((n) => ({ ...n, configFile: '/x.conf', minReplicasToWrite: true }));
+    const st = redisClusterStatus('c', 'replication', nodes, { autoRestart: true, detectionWindowMs: 900 });
+    st.monitor = { workflowId: 'handover-monitor-c', flagged: {}, emptyReturns: ['2026-01-01T00:00:00.000Z: a restarted ... the data is LOST (10 keys, offset 5 -> 0)'] };
+    const text = formatClusterStatus(st).join('\n');
+    expect(text).toMatch(/! restart risk: a is a primary with persistence OFF/);
+    expect(text).toContain('! monitor: EMPTY PRIMARY 2026-01-01T00:00:00.000Z: a restarted ... the data is LOST (10 keys, offset 5 -> 0)');
   });
 });
