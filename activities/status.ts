@@ -42,7 +42,10 @@ export async function probeClusterStatus(deps: StatusDeps, c: ClusterSpec): Prom
   try {
     if (c.engine === 'dolt') return doltClusterStatus(c.name, await doltOps({ ...base, connectMysql: deps.connectMysql }).probeAll(c));
     if (c.engine === 'mysql') return mysqlClusterStatus(c.name, await mysqlOps({ ...base, connectMysql: deps.connectMysql }).probeAll(c));
-    return redisClusterStatus(c.name, c.topology, await redisOps({ ...base, connectRedis: deps.connectRedis ?? defaultConnectRedis }).probeAllWithPermissions(c));
+    return redisClusterStatus(c.name, c.topology, await redisOps({ ...base, connectRedis: deps.connectRedis ?? defaultConnectRedis }).probeAllWithPermissions(c), {
+      autoRestart: c.controller?.autoRestart,
+      detectionWindowMs: c.policy.probeIntervalMs * c.policy.probesToConfirm,
+    });
   } catch (e) {
     // A missing secret or a refused login: say which reference, move on to the next cluster.
     return { cluster: c.name, engine: c.engine, topology: c.topology, primaries: [], nodes: [], problems: [], error: e instanceof HandoverError ? `${e.type}: ${e.message}` : (e as Error).message };

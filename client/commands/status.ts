@@ -57,7 +57,8 @@ async function openOperations(client: Client, clusters: string[]): Promise<{ ops
     if (!list.some((w) => w.workflowId === id)) continue;
     try {
       const m = await client.workflow.getHandle(id).query<MonitorStatus & { flagged?: Record<string, string[]> }>('status');
-      monitors.set(cluster, { workflowId: id, primary: m.lastKnown?.primary, flagged: m.flagged ?? {}, blind: m.blind, blocked: m.blocked });
+      const emptyReturns = (m.emptyReturns ?? []).map((e) => `${new Date(e.at).toISOString()}: ${e.text}`);
+      monitors.set(cluster, { workflowId: id, primary: m.lastKnown?.primary, flagged: m.flagged ?? {}, blind: m.blind, blocked: m.blocked, ...(emptyReturns.length ? { emptyReturns } : {}) });
     } catch (e) {
       monitors.set(cluster, { workflowId: id, flagged: {}, error: (e as Error).message });
     }
