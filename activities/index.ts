@@ -16,6 +16,7 @@ import { createRedisMonitorActivities } from './redis/monitor';
 import { createMysqlMonitorActivities } from './mysql/monitor';
 import { createHookActivities } from './hooks';
 import { createDoltActivities } from './dolt/cluster';
+import { createDoltRemoteActivities } from './dolt/remote';
 import { connectMysql, type MysqlConnect } from './mysql/conn';
 import { createBackupActivities, type BackupActivityDeps } from './backup';
 
@@ -41,6 +42,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createMysqlMonitorActivities(full),
     ...createHookActivities(full),
     ...createDoltActivities(full),
+    ...createDoltRemoteActivities(full),
     ...createBackupActivities({ ...full, storage: deps.backupStorage }),
   };
 }

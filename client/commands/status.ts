@@ -15,7 +15,7 @@ import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { HandoverError } from '../../core/errors';
 import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK, monitorWorkflowId } from '../../core/ids';
-import { doltClusterStatus, formatClusterStatus, mysqlClusterStatus, redisClusterStatus, type ClusterStatus, type MonitorSummary, type OperationStatus } from '../../core/status';
+import { doltClusterStatus, doltRemoteStatus, formatClusterStatus, mysqlClusterStatus, redisClusterStatus, type ClusterStatus, type MonitorSummary, type OperationStatus } from '../../core/status';
 import type { MonitorStatus } from '../../workflows/monitor';
 import { inventoryPath, loadInventory, findCluster } from '../../inventory/load';
 import type { ClusterSpec, Inventory } from '../../inventory/schema';
@@ -23,6 +23,7 @@ import { redisOps } from '../../activities/redis/node';
 import { connectRedis } from '../../activities/redis/conn';
 import { mysqlOps } from '../../activities/mysql/node';
 import { doltOps } from '../../activities/dolt/node';
+import { doltRemoteOps } from '../../activities/dolt/remote';
 import { CliError, CommonOptions, EXIT, connect, sayFailure, type IO } from '../common';
 
 export const StatusOptions = CommonOptions.extend({
@@ -35,6 +36,8 @@ const STATUS_PROBE_TIMEOUT_MS = 2_500;
 
 async function probeCluster(inv: Inventory, c: ClusterSpec): Promise<ClusterStatus> {
   try {
+    if (c.engine === 'dolt' && c.topology === 'remote-replicas')
+      return doltRemoteStatus(c.name, c.replicationRemote ?? '', await doltRemoteOps({ inventory: () => inv, probeTimeoutMs: STATUS_PROBE_TIMEOUT_MS }).probeAll(c as typeof c & { replicationRemote: string }));
     if (c.engine === 'dolt') return doltClusterStatus(c.name, await doltOps({ inventory: () => inv, probeTimeoutMs: STATUS_PROBE_TIMEOUT_MS }).probeAll(c));
     if (c.engine === 'mysql') return mysqlClusterStatus(c.name, await mysqlOps({ inventory: () => inv, probeTimeoutMs: STATUS_PROBE_TIMEOUT_MS }).probeAll(c));
     return redisClusterStatus(c.name, c.topology, await redisOps({ inventory: () => inv, connectRedis, probeTimeoutMs: STATUS_PROBE_TIMEOUT_MS }).probeAllWithPermissions(c));
