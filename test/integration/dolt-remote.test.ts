@@ -24,6 +24,7 @@ import { sleep } from '../../sandbox/ports';
 import type { DoltRemoteSwitchoverReport } from '../../workflows/dolt/remote-switchover';
 import { captureIO, runCli, startTestWorker, type TestWorker } from '../helpers';
 import { runSwitchover } from '../../client/commands/switchover';
+import { createActivities } from '../../activities';
 
 const bin = findDolt();
 if (!bin) console.log(`SKIPPED: the Dolt remote-replica tests (test/integration/dolt-remote.test.ts): ${DOLT_NOT_FOUND}`);
@@ -111,6 +112,20 @@ describe.skipIf(!bin)('Dolt read replicas through a remote: lag, switchover', ()
     expect(s.clusters![0]).toMatchObject({ primaries: [to.id], problems: [] });
     for (const n of s.clusters![0].nodes.filter((x) => x.node !== to.id)) expect(n).toMatchObject({ role: 'replica', lagCommits: 0 });
     console.log(`dolt remote switchover: ${stats.acked} acked commits, longest gap between acks ${stats.maxGapMs.toFixed(0)} ms`);
+  });
+
+  it('activities run twice change nothing the second time: each node already in its part, a second push sends nothing new', async () => {
+    const acts = createActivities({ inventory: () => loadInventory(inventory) });
+    const p = await primaryNow();
+    const before = await fleet.state();
+    for (const n of fleet.nodes) {
+      const r = await acts.ensureDoltRemoteRole({ cluster: fleet.cluster, node: n.id, role: n === p ? 'primary' : 'replica' });
+      expect(r).toMatchObject({ changed: false, audit: `${n.id} already ${n === p ? 'primary' : 'replica'}` });
+    }
+    const a = await acts.ensureDoltPushed({ cluster: fleet.cluster, node: p.id });
+    const b = await acts.ensureDoltPushed({ cluster: fleet.cluster, node: p.id });
+    expect(b.heads).toEqual(a.heads);
+    expect(await fleet.state()).toEqual(before);
   });
 
   it('a refused switchover (--to the primary) changes nothing; the dry run shows the runbook', async () => {
