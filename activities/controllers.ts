@@ -5,7 +5,9 @@
  */
 import { exec, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { promisify } from 'node:util';
+import YAML from 'yaml';
 import type Redis from 'ioredis';
 import { ErrorType, HandoverError } from '../core/errors';
 import type { ControllerSpec, NodeSpec } from '../inventory/schema';
@@ -114,9 +116,58 @@ function localMysqlController(spec: Extract<ControllerSpec, { type: 'local' }>, 
   };
 }
 
-export function controllerFor(spec: ControllerSpec | undefined, cluster: string, engine: 'redis' | 'mysql' = 'redis'): NodeController {
+/**
+ * The settings of a `dolt sql-server` config file (YAML) a restart applies: `read_only` goes to
+ * behavior.read_only, every other key to system_variables (the rest of the file kept).
+ */
+export function setDoltConfigValues(text: string, set: Record<string, string>): string {
+  const doc = YAML.parseDocument(text);
+  for (const [k, v] of Object.entries(set)) {
+    if (k === 'read_only') doc.setIn(['behavior', 'read_only'], v === 'true' || v === '1');
+    else doc.setIn(['system_variables', k], /^\d+$/.test(v) ? Number(v) : v);
+  }
+  return doc.toString();
+}
+
+/**
+ * engine: dolt, a `local` controller: configFile is the node's sql-server config (YAML). The requested settings
+ * are written into it, the running server (pid from <data_dir>/.dolt/sql-server.info, data_dir from the config,
+ * else the config's folder) gets SIGTERM and is waited for, then `<binary> sql-server --config <configFile>`
+ * starts detached in data_dir under the launcher prefix (e.g. `env DOLT_ROOT_PATH=/srv/{node}/home`).
+ */
+function localDoltController(spec: Extract<ControllerSpec, { type: 'local' }>, cluster: string): NodeController {
+  return {
+    async restart({ node, set }) {
+      const configFile = fill(spec.configFile, node.id);
+      if (!existsSync(configFile)) throw new HandoverError(ErrorType.PreconditionFailed, `controller of ${cluster}: config file ${configFile} of ${node.id} does not exist`);
+      let text = readFileSync(configFile, 'utf8');
+      if (set && Object.keys(set).length) writeFileSync(configFile, (text = setDoltConfigValues(text, set)));
+      const dataDir = path.resolve(path.dirname(configFile), String((YAML.parse(text) as { data_dir?: string } | null)?.data_dir ?? '.'));
+      const info = path.join(dataDir, '.dolt', 'sql-server.info');
+      const pid = existsSync(info) ? Number(readFileSync(info, 'utf8').split(':')[0]) : undefined;
+      if (pid && isAlive(pid)) {
+        process.kill(pid, 'SIGTERM');
+        const deadline = Date.now() + 60_000;
+        while (isAlive(pid)) {
+          if (Date.now() > deadline) throw new Error(`${node.id} (pid ${pid}) did not shut down within 60 s of SIGTERM`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+      const argv = [...launcherArgs(spec.launcher, node.id, node.host), spec.binary, 'sql-server', '--config', configFile];
+      const child = spawn(argv[0], argv.slice(1), { detached: true, stdio: 'ignore', cwd: dataDir });
+      child.unref();
+      return `${pid ? `stopped ${node.id} (SIGTERM to pid ${pid}) and ` : ''}started ${argv.join(' ')}${set && Object.keys(set).length ? ` with ${Object.entries(set).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}`;
+    },
+    async restartSentinel() {
+      throw new HandoverError(ErrorType.PreconditionFailed, `cluster ${cluster} is a Dolt cluster: it has no Sentinels`);
+    },
+  };
+}
+
+export function controllerFor(spec: ControllerSpec | undefined, cluster: string, engine: 'redis' | 'mysql' | 'dolt' = 'redis'): NodeController {
   if (!spec) throw new HandoverError(ErrorType.PreconditionFailed, `cluster ${cluster} has no controller in the inventory: a rolling restart needs one (local or command)`);
   if (spec.type === 'local' && engine === 'mysql') return localMysqlController(spec, cluster);
+  if (spec.type === 'local' && engine === 'dolt') return localDoltController(spec, cluster);
   if (spec.type === 'local') {
     return {
       async restart({ node, version, client }) {

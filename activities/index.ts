@@ -16,6 +16,7 @@ import { createRedisMonitorActivities } from './redis/monitor';
 import { createMysqlMonitorActivities } from './mysql/monitor';
 import { createHookActivities } from './hooks';
 import { createDoltActivities } from './dolt/cluster';
+import { createDoltRemoteActivities } from './dolt/remote';
 import { connectMysql, type MysqlConnect } from './mysql/conn';
 import { createBackupActivities, type BackupActivityDeps } from './backup';
 import { createStatusActivities } from './status';
@@ -42,6 +43,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createMysqlMonitorActivities(full),
     ...createHookActivities(full),
     ...createDoltActivities(full),
+    ...createDoltRemoteActivities(full),
     ...createBackupActivities({ ...full, storage: deps.backupStorage }),
     ...createStatusActivities(full),
   };

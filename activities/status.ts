@@ -8,7 +8,7 @@
  * or Temporal unreachable).
  */
 import { HandoverError } from '../core/errors';
-import { doltClusterStatus, mysqlClusterStatus, redisClusterStatus, type ClusterStatus } from '../core/status';
+import { doltClusterStatus, doltRemoteStatus, mysqlClusterStatus, redisClusterStatus, type ClusterStatus } from '../core/status';
 import { findCluster } from '../inventory/load';
 import type { ClusterSpec, Inventory } from '../inventory/schema';
 import { clusterShape, type ClusterShape } from '../inventory/shape';
@@ -16,6 +16,7 @@ import { redisOps, type RedisActivityDeps } from './redis/node';
 import { connectRedis as defaultConnectRedis } from './redis/conn';
 import { mysqlOps } from './mysql/node';
 import { doltOps } from './dolt/node';
+import { doltRemoteOps } from './dolt/remote';
 import type { MysqlConnect } from './mysql/conn';
 import { toFailure } from './activity';
 
@@ -40,6 +41,8 @@ export interface ReadClusterStatusResult {
 export async function probeClusterStatus(deps: StatusDeps, c: ClusterSpec): Promise<ClusterStatus> {
   const base = { inventory: deps.inventory, env: deps.env, probeTimeoutMs: STATUS_PROBE_TIMEOUT_MS };
   try {
+    if (c.engine === 'dolt' && c.topology === 'remote-replicas')
+      return doltRemoteStatus(c.name, c.replicationRemote ?? '', await doltRemoteOps({ ...base, connectMysql: deps.connectMysql }).probeAll(c as typeof c & { replicationRemote: string }));
     if (c.engine === 'dolt') return doltClusterStatus(c.name, await doltOps({ ...base, connectMysql: deps.connectMysql }).probeAll(c));
     if (c.engine === 'mysql') return mysqlClusterStatus(c.name, await mysqlOps({ ...base, connectMysql: deps.connectMysql }).probeAll(c));
     return redisClusterStatus(c.name, c.topology, await redisOps({ ...base, connectRedis: deps.connectRedis ?? defaultConnectRedis }).probeAllWithPermissions(c), {

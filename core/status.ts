@@ -10,6 +10,7 @@ import { describeMissingPrivileges } from './mysql/privileges';
 import { describeMissingRedisPermissions } from './redis/permissions';
 import type { RedisNodeProbe } from './types';
 import type { DoltNodeProbe } from './dolt/decide';
+import type { DoltRemoteNodeProbe } from './dolt/remote';
 
 export interface NodeStatus {
   node: string;
@@ -28,6 +29,8 @@ export interface NodeStatus {
   /** Dolt: the cluster-mode epoch of its role; a standby's lag as its primary reports it (ms, largest over databases). */
   epoch?: number;
   lagMillis?: number;
+  /** Dolt read replica through a remote: commits its primary has that it lacks (null: diverged). */
+  lagCommits?: number | null;
   /** MySQL/MariaDB: read_only (a primary should not be; replicas should be). */
   readOnly?: boolean;
   /** Redis: replication offset; MySQL/MariaDB: the applied GTID position. */
@@ -174,8 +177,51 @@ export function doltClusterStatus(cluster: string, probes: DoltNodeProbe[]): Clu
   return { cluster, engine: 'dolt', topology: 'replication', primaries: primaries.map((p) => p.node), nodes, problems };
 }
 
+/**
+ * Dolt read replicas through a remote: the primary (writable, pushing to the remote), each read replica with
+ * its lag as a commit distance from the primary (a replica pulls when a transaction starts, so this is what a
+ * reader of it sees). Problems: no primary, two primaries, a node fenced or misconfigured, a replica diverged,
+ * a database without the remote.
+ */
+export function doltRemoteStatus(cluster: string, remote: string, probes: DoltRemoteNodeProbe[]): ClusterStatus {
+  const primaries = probes.filter((p) => p.reachable && p.role === 'primary');
+  const primary = primaries.length === 1 ? primaries[0] : undefined;
+  const problems: string[] = [];
+  const nodes: NodeStatus[] = probes.map((p) => {
+    const s: NodeStatus = { node: p.node, address: p.address, reachable: p.reachable, error: p.error, version: p.version, readOnly: p.readOnly };
+    if (!p.reachable) {
+      problems.push(`${p.node} unreachable${p.error ? `: ${p.error}` : ''}`);
+      return s;
+    }
+    if (p.missingRemote?.length) problems.push(`${p.node} has no remote ${remote} in ${p.missingRemote.join(', ')}`);
+    if (p.role === 'primary') {
+      s.role = 'primary';
+      s.position = `pushing to ${remote}`;
+      return s;
+    }
+    if (p.role !== 'replica') {
+      problems.push(p.role === 'fenced' ? `${p.node} is fenced: configured as a primary but read-only (a switchover stopped between its fence and its end?)` : `${p.node} neither pushes to nor reads from ${remote} as a read-only replica (read_only ${p.readOnly ? 1 : 0}, dolt_replicate_to_remote '${p.replicateTo}', dolt_read_replica_remote '${p.readReplicaRemote}')`);
+      s.position = p.role;
+      return s;
+    }
+    s.role = 'replica';
+    s.replicaOf = primary?.node;
+    s.link = `via ${remote}`;
+    s.linkUp = p.behindCommits !== null;
+    if (primary) {
+      s.lagCommits = p.behindCommits ?? null;
+      if (p.behindCommits === null) problems.push(`${p.node} has diverged from ${primary.node}: ${p.behindDetail}`);
+    }
+    return s;
+  });
+  if (primaries.length === 0) problems.unshift('no reachable primary');
+  else if (primaries.length > 1) problems.unshift(`${primaries.length} primaries: ${primaries.map((p) => p.node).join(', ')}`);
+  return { cluster, engine: 'dolt', topology: 'remote-replicas', primaries: primaries.map((p) => p.node), nodes, problems };
+}
+
 function lagText(n: NodeStatus): string {
   const parts: string[] = [];
+  if (n.lagCommits !== undefined) parts.push(n.lagCommits === null ? 'DIVERGED' : `lag ${n.lagCommits} commit(s)`);
   if (n.lagBytes !== undefined) parts.push(`lag ${n.lagBytes} B`);
   if (n.lagMillis !== undefined) parts.push(`lag ${n.lagMillis} ms`);
   if (n.lagTransactions !== undefined) parts.push(`lag ${n.lagTransactions} trx`);

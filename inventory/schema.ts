@@ -195,7 +195,16 @@ export const ClusterSchema = z
      * sets are not MariaDB's domain-server-sequence lists, which the probes parse).
      */
     flavor: z.enum(['mariadb', 'mysql8']).optional(),
-    topology: z.enum(['replication', 'sentinel', 'cluster']).default('replication'),
+    /**
+     * engine: dolt also takes `remote-replicas`: read replicas through a remote (the primary's
+     * @@dolt_replicate_to_remote, the replicas' @@dolt_read_replica_remote, both naming `replicationRemote`).
+     */
+    topology: z.enum(['replication', 'sentinel', 'cluster', 'remote-replicas']).default('replication'),
+    /**
+     * engine: dolt, topology: remote-replicas only — the name of the remote every database on every node has
+     * (`CALL dolt_remote('add', name, url)`), through which the primary pushes and the replicas pull.
+     */
+    replicationRemote: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/).optional(),
     credentials: z
       .object({
         username: z.string().min(1).optional(),
@@ -300,13 +309,24 @@ export const ClusterSchema = z
     if (c.engine !== 'mysql') {
       for (const f of mysqlOnly) if (c[f] !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [f], message: `only engine: mysql clusters have ${f}` });
       if (c.engine === 'dolt') {
-        if (c.topology !== 'replication') ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['topology'], message: 'engine: dolt supports topology: replication only (a sql-server cluster: one primary, its standbys)' });
+        if (c.topology !== 'replication' && c.topology !== 'remote-replicas')
+          ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['topology'], message: 'engine: dolt supports topology: replication (a sql-server cluster: one primary, its standbys) or remote-replicas (read replicas through a remote)' });
         if (!c.credentials.username || !c.credentials.password)
           ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['credentials'], message: 'engine: dolt needs credentials.username and credentials.password (the automation user)' });
-        if (c.controller) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['controller'], message: 'engine: dolt has no rolling restart: a controller is not used' });
+        if (c.topology === 'remote-replicas') {
+          if (!c.replicationRemote) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['replicationRemote'], message: 'topology: remote-replicas needs replicationRemote: the remote name the primary pushes to and the replicas pull from' });
+          if (!c.controller) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['controller'], message: 'topology: remote-replicas needs a controller: Dolt reads the replication settings at server start, so a node changes its part by a restart' });
+          if (c.controller?.type === 'local' && /redis/.test(c.controller.binary)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['controller', 'binary'], message: 'engine: dolt with a local controller needs binary: the dolt binary' });
+        } else {
+          if (c.controller) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['controller'], message: 'engine: dolt in cluster mode has no rolling restart: a controller is not used' });
+          if (c.replicationRemote) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['replicationRemote'], message: 'replicationRemote is for topology: remote-replicas' });
+        }
       }
-      return;
+      if (c.engine === 'dolt') return;
     }
+    if (c.replicationRemote) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['replicationRemote'], message: 'only engine: dolt clusters have replicationRemote' });
+    if (c.topology === 'remote-replicas') ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['topology'], message: 'topology: remote-replicas is for engine: dolt' });
+    if (c.engine !== 'mysql') return;
     if (!c.flavor) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['flavor'], message: 'engine: mysql needs flavor: mariadb' });
     if (c.flavor === 'mysql8') ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['flavor'], message: MYSQL8_REFUSED });
     if (c.topology !== 'replication') ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['topology'], message: 'engine: mysql supports topology: replication only' });

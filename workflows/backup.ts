@@ -19,7 +19,7 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { ApplicationFailure, executeChild, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { ProbeBackupResult, RestoreBackupResult, RestoreTarget, TakeBackupResult, VerifyBackupResult } from '../activities/backup';
-import { backupId, chooseBackupSource, chooseProvisionBackup } from '../core/backup/decide';
+import { backupId, chooseBackupSource, chooseProvisionBackup, chooseShardSources } from '../core/backup/decide';
 import { ErrorType, NON_RETRYABLE } from '../core/errors';
 import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK, operationWorkflowId } from '../core/ids';
 import { mutate, probe, wait } from './profiles';
@@ -88,6 +88,9 @@ export async function backup(input: BackupInput): Promise<BackupReport> {
     () => probe.probeBackupSources.executeWithOptions({ summary: `probe ${cluster} for a backup source` }, [{ cluster }]),
     (p) => `saw ${p.nodes.map((n) => `${n.node}=${n.reachable ? `${n.role}${n.role === 'replica' ? `(${n.replicating ? 'linked' : 'unlinked'}, lag ${n.lag ?? '?'} ${p.lagUnit})` : ''}` : 'down'}`).join(' ')}; storage ${p.storage}`,
   );
+  // A Redis Cluster: one source per shard. Only probes that say `topology: cluster` take this path; before it
+  // existed the probe of a Cluster failed (refused), so recorded runs never reach it.
+  if (probed.topology === 'cluster') return clusterBackup(rb, input, id, probed);
   const choice = await rb.step('choose source', 'a healthy in-sync replica, else the primary', async () => {
     const c = chooseBackupSource(probed.nodes, { maxLag: probed.maxLag, allowPrimary: !input.replicaOnly, node: input.node });
     if ('refusal' in c) throw ApplicationFailure.create({ message: `refused: ${c.refusal}; nothing was taken`, type: ErrorType.PreconditionFailed, nonRetryable: true });
@@ -123,6 +126,52 @@ export async function backup(input: BackupInput): Promise<BackupReport> {
     storage: probed.storage,
     take: takeReport,
     verification: verReport,
+    kept: pruned.keep,
+    pruned: pruned.delete.map((d) => d.id),
+    steps: rb.timings(),
+    audit: rb.progress.audit,
+  };
+}
+
+/** Redis Cluster: choose one source per shard, take every shard into one backup, verify each, mark, prune. */
+async function clusterBackup(rb: Runbook, input: BackupInput, id: string, probed: ProbeBackupResult): Promise<BackupReport> {
+  const { cluster } = input;
+  const shards = await rb.step(
+    'choose source',
+    'one source per shard: a healthy in-sync replica of its primary, else the primary',
+    async () => {
+      const c = chooseShardSources(probed.nodes, { maxLag: probed.maxLag, allowPrimary: !input.replicaOnly });
+      if ('refusal' in c) throw ApplicationFailure.create({ message: `refused: ${c.refusal}; nothing was taken`, type: ErrorType.PreconditionFailed, nonRetryable: true });
+      return c.shards;
+    },
+    (s) => s.map((x) => `shard ${x.slots}: ${x.node} (${x.reason})`).join('; '),
+  );
+  const first = shards[0];
+  const take = await rb.step('take', `take ${id}: ${shards.length} shards`, () =>
+    long.takeBackup.executeWithOptions({ summary: `take ${id}: every shard of ${cluster}` }, [{ cluster, id, node: first.node, role: first.role, fromPrimary: shards.some((s) => s.role === 'primary'), shards: shards.map((s) => ({ slots: s.slots, primary: s.primary, node: s.node, role: s.role })) }]),
+  );
+  const verification = await rb.step('verify', `verify ${id}: sha256 of each shard, then each into its own scratch server`, () =>
+    long.verifyBackup.executeWithOptions({ summary: `verify ${id}: every shard in a scratch server` }, [{ cluster, id, record: false }]),
+  );
+  await rb.step(`mark good`, verification.ok ? `mark ${id} good` : `mark ${id} failed`, () =>
+    store.markBackupVerified.executeWithOptions({ summary: `record the verification of ${id}` }, [{ cluster, record: { id: verification.id, ok: verification.ok, at: verification.at, checks: verification.checks, failure: verification.failure, restoreMs: verification.restoreMs } }]),
+  );
+  if (!verification.ok) {
+    rb.skipRemaining('verification failed: nothing pruned');
+    throw ApplicationFailure.create({ message: `backup ${id} failed verification: ${verification.failure}; it is listed as failed and nothing was pruned`, type: ErrorType.VerificationFailed, nonRetryable: true });
+  }
+  const keep = input.keep ?? probed.keep;
+  const pruned = await rb.step('prune', `retention: keep the newest ${keep} good backups`, () => store.pruneBackups.executeWithOptions({ summary: `prune ${cluster}'s backups to ${keep}` }, [{ cluster, keep, protect: id }]));
+  rb.setPhase('done');
+  return {
+    runbook: 'backup',
+    cluster,
+    id,
+    node: shards.map((s) => s.node).join(','),
+    fromPrimary: shards.some((s) => s.role === 'primary'),
+    storage: probed.storage,
+    take: withoutAudit(take),
+    verification: withoutAudit(verification),
     kept: pruned.keep,
     pruned: pruned.delete.map((d) => d.id),
     steps: rb.timings(),

@@ -27,11 +27,12 @@ import type { mysqlMonitor } from './mysql/monitor';
 import { mysqlRollingRestart } from './mysql/rolling-restart';
 import { doltSwitchover, type DoltSwitchoverReport } from './dolt/switchover';
 import { doltFailover, type DoltFailoverReport } from './dolt/failover';
+import { doltRemoteSwitchover, type DoltRemoteSwitchoverReport } from './dolt/remote-switchover';
 
 const describe = (cluster: string) => probe.describeCluster.executeWithOptions({ summary: `look up ${cluster} in the inventory` }, [{ cluster }]);
 const wrongEngine = (message: string) => ApplicationFailure.create({ message, type: ErrorType.WrongEngine, nonRetryable: true });
 
-export async function switchover(input: SwitchoverInput): Promise<SwitchoverReport | MysqlSwitchoverReport | DoltSwitchoverReport | ClusterSwitchoverReport> {
+export async function switchover(input: SwitchoverInput): Promise<SwitchoverReport | MysqlSwitchoverReport | DoltSwitchoverReport | DoltRemoteSwitchoverReport | ClusterSwitchoverReport> {
   const d = await describe(input.cluster);
   switch (d.engine) {
     case 'redis':
@@ -47,6 +48,8 @@ export async function switchover(input: SwitchoverInput): Promise<SwitchoverRepo
       if (input.shard !== undefined) throw ApplicationFailure.create({ type: ErrorType.PreconditionFailed, nonRetryable: true, message: `--shard is for Redis Cluster; ${input.cluster} is a MySQL cluster; nothing was changed` });
       return mysqlSwitchover(input);
     case 'dolt':
+      // Read replicas through a remote: a topology no run recorded before it existed could have.
+      if (d.topology === 'remote-replicas') return doltRemoteSwitchover(input);
       return doltSwitchover(input);
     default:
       throw wrongEngine(`no switchover runbook for engine ${d.engine}`);
@@ -72,6 +75,8 @@ async function failoverEngineOf(cluster: string): Promise<string> {
     throw wrongEngine(
       `${cluster} has topology ${d.topology}: ${d.topology === 'cluster' ? 'a Redis Cluster fails over by itself; when it cannot, name the shard: handover failover --cluster … --shard <dead primary>' : "Sentinel fails over by itself; Handover's failover and monitor handle replication topologies"}`,
     );
+  if (d.engine === 'dolt' && d.topology === 'remote-replicas')
+    throw wrongEngine(`${cluster} has topology remote-replicas: Handover has no failover or monitor for Dolt read replicas through a remote (a dead primary's unpushed commits are not on the remote); handover switchover promotes a replica while the primary answers`);
   return d.engine;
 }
 

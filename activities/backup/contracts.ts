@@ -9,6 +9,8 @@ export interface ProbeBackupResult {
   keep: number;
   storage: string;
   nodes: BackupSourceView[];
+  /** Redis Cluster: every shard is backed up (chooseShardSources); absent for every other topology. */
+  topology?: 'cluster';
 }
 
 export interface TakeBackupInput {
@@ -19,6 +21,8 @@ export interface TakeBackupInput {
   fromPrimary: boolean;
   /** method: physical — an incremental on the newest good physical backup (a full when there is none). */
   incremental?: boolean;
+  /** Redis Cluster: every shard's source (node is the first's). */
+  shards?: { slots: string; primary: string; node: string; role: 'primary' | 'replica' }[];
 }
 export interface TakeBackupResult {
   id: string;
@@ -31,6 +35,8 @@ export interface TakeBackupResult {
   method?: BackupManifest['method'];
   /** An incremental's base. */
   base?: string;
+  /** Redis Cluster: each shard's slots, source and keys. */
+  shards?: { slots: string; node: string; keys: number; size: number }[];
   durationMs: number;
   /** The tool's streaming alone (tool start to artifact stored), this attempt; 0 when already taken. */
   streamMs: number;

@@ -1,6 +1,5 @@
 /** Probe the backup sources: every node's role, link and lag, engine-neutral, plus the cluster's backup settings. */
 import { appliedPos, lagTransactions } from '../../core/mysql/decide';
-import { ErrorType, HandoverError } from '../../core/errors';
 import type { BackupContext } from './context';
 import type { ProbeBackupResult } from './contracts';
 
@@ -8,14 +7,20 @@ export async function probeBackupSources(ctx: BackupContext, { cluster }: { clus
   const c = ctx.clusterOf(cluster);
   const storage = ctx.storageOf(c).location;
   const keep = c.backup?.keep ?? 7;
-  // A Redis Cluster has one primary per shard: one backup would hold one shard's keys. Refused, plainly, until
-  // per-shard backups exist (before, it was refused as "more than one primary … resolve the split").
-  if (c.engine === 'redis' && c.topology === 'cluster')
-    throw new HandoverError(ErrorType.PreconditionFailed, `${cluster} is a Redis Cluster: backups of every shard are not supported yet (one backup would hold one shard's keys); nothing was taken`);
   if (c.engine === 'redis') {
     const nodes = await ctx.redis.probeAll(c);
-    const primary = nodes.find((n) => n.reachable && n.role === 'primary');
+    // A Redis Cluster has one primary per shard: every shard is backed up, each from its own source; each
+    // primary's slots from its own CLUSTER NODES line, each replica's lag from its own primary's offset.
+    const cluster_ = c.topology === 'cluster';
+    const slots: Record<string, string> = {};
+    if (cluster_)
+      for (const n of nodes.filter((x) => x.reachable && x.role === 'primary'))
+        slots[n.node] = await ctx
+          .withRedis(c, n.node, async (cl) => (((await cl.call('CLUSTER', 'NODES')) as string).split('\n').find((l) => l.split(' ')[2]?.includes('myself')) ?? '').split(' ').slice(8).filter((s) => !s.startsWith('[')).join(' '))
+          .catch(() => '');
+    const primaryOf = (n: (typeof nodes)[number]) => (cluster_ ? nodes.find((p) => p.node === n.primaryNode) : nodes.find((p) => p.reachable && p.role === 'primary'));
     return {
+      ...(cluster_ ? { topology: 'cluster' as const } : {}),
       cluster,
       engine: 'redis',
       maxLag: c.policy.maxLagBytes,
@@ -29,8 +34,9 @@ export async function probeBackupSources(ctx: BackupContext, { cluster }: { clus
         role: n.role,
         replicaOf: n.primaryNode,
         replicating: n.linkUp,
-        lag: n.role === 'primary' ? 0 : primary?.offset !== undefined && n.offset !== undefined ? Math.max(0, primary.offset - n.offset) : undefined,
+        lag: n.role === 'primary' ? 0 : primaryOf(n)?.offset !== undefined && n.offset !== undefined ? Math.max(0, primaryOf(n)!.offset! - n.offset) : undefined,
         version: n.version,
+        ...(slots[n.node] !== undefined ? { slots: slots[n.node] } : {}),
       })),
     };
   }

@@ -199,6 +199,11 @@ export async function restoreBackup(ctx: BackupContext, input: RestoreBackupInpu
   const c = ctx.clusterOf(input.cluster);
   const storage = ctx.storageOf(c);
   const b = await ctx.stored(c, input.id, storage);
+  if (b.manifest.shards)
+    throw new HandoverError(
+      ErrorType.PreconditionFailed,
+      `backup ${input.id} holds ${b.manifest.shards.length} Redis Cluster shards: restoring them (into a scratch cluster or the nodes) is not built; \`handover backup verify\` restores each shard into its own scratch server and compares it; nothing was restored`,
+    );
   const t0 = Date.now();
   const r = await heartbeatWhile(async () => {
       // Every artifact (a physical incremental: its whole chain) is read once before anything is loaded: a

@@ -6,8 +6,9 @@
  * Idempotent: an ID whose manifest is stored returns that manifest and does nothing; one without a manifest
  * clears the interrupted attempt (temp files, multipart uploads) and takes again under the same ID.
  */
+import type Redis from 'ioredis';
 import { heartbeatWhile } from '../activity';
-import type { BackupManifest } from '../../core/backup/decide';
+import type { BackupManifest, ShardBackup } from '../../core/backup/decide';
 import { ErrorType, HandoverError } from '../../core/errors';
 import { classifyMysqlError, mysqlTarget } from '../mysql/conn';
 import { classifyRedisError, parseInfo, redisTarget } from '../redis/conn';
@@ -97,6 +98,72 @@ async function takeRedis(ctx: BackupContext, c: BackupCluster, input: TakeBackup
     endedAt: new Date().toISOString(),
     tool: { name: 'redis-cli', args: redisCliArgs(target), exitStatus: run.exitStatus },
     content: { redis: fp },
+  };
+}
+
+/**
+ * Redis Cluster: every shard's RDB from its chosen source (`redis-cli --rdb -` against that node: its own
+ * keys only), one after the other, each fingerprinted around its transfer; one manifest lists them all.
+ */
+async function takeRedisCluster(ctx: BackupContext, c: BackupCluster, input: TakeBackupInput, storage: BackupStorage, progress: Progress): Promise<BackupManifest> {
+  const compression = compressionOf(c, ctx.env);
+  const startedAt = new Date().toISOString();
+  const shards: ShardBackup[] = [];
+  let version = '';
+  const s0 = Date.now();
+  for (const [i, s] of input.shards!.entries()) {
+    const target = redisTarget(c, s.node, ctx.env);
+    const file = `shard${i + 1}-${artifactFile(c, compression)}`;
+    // A Cluster replica answers reads of its shard's keys only after READONLY (else MOVED to its primary).
+    const readonly = async (cl: Redis) => (s.role === 'replica' ? cl.call('READONLY') : undefined);
+    const { before, info } = await ctx.withRedis(c, s.node, async (cl) => (await readonly(cl), { before: await redisFingerprint(cl), info: parseInfo(await cl.info('server')) }));
+    version = info.valkey_version ? `valkey ${info.valkey_version}` : `redis ${info.redis_version}`;
+    const run = await streamToolToStorage({
+      cmd: tool('redis-cli', ctx.env),
+      args: redisCliArgs(target),
+      env: redisCliEnv(target, ctx.env),
+      storage,
+      cluster: c.name,
+      id: input.id,
+      file,
+      compression,
+      encrypt: ctx.keysOf(c).current,
+      ...streamHooks(ctx, progress),
+    });
+    const after = await ctx.withRedis(c, s.node, async (cl) => (await readonly(cl), await redisFingerprint(cl, undefined, Object.keys(before.sample))));
+    const header = parseRdbHeader(run.head);
+    const fp = stableFingerprint(before, after, header.db0Keys);
+    if (typeof fp === 'string') throw new Error(`shard ${s.slots} (${s.node}): ${fp}`);
+    shards.push({
+      slots: s.slots,
+      node: s.node,
+      role: s.role,
+      primary: s.primary,
+      position: { ...(header.aux['repl-offset'] !== undefined ? { offset: Number(header.aux['repl-offset']) } : {}), ...(header.aux['repl-id'] ? { replid: header.aux['repl-id'] } : {}) },
+      artifact: { file, size: run.size, sha256: run.sha256, compression, ...(run.encryption ? { encryption: run.encryption } : {}) },
+      rawSize: run.rawSize,
+      content: { redis: fp },
+    });
+  }
+  progress.streamMs = Date.now() - s0;
+  const first = shards[0];
+  return {
+    format: 1,
+    id: input.id,
+    cluster: c.name,
+    engine: 'redis',
+    node: first.node,
+    role: first.role,
+    fromPrimary: shards.some((s) => s.role === 'primary'),
+    engineVersion: version,
+    position: first.position,
+    artifact: first.artifact,
+    rawSize: shards.reduce((a, s) => a + s.rawSize, 0),
+    shards,
+    startedAt,
+    endedAt: new Date().toISOString(),
+    tool: { name: 'redis-cli', args: ['--rdb', '-', `(each of ${shards.length} shards)`], exitStatus: 0 },
+    content: { redis: first.content.redis },
   };
 }
 
@@ -279,14 +346,17 @@ export async function takeBackup(ctx: BackupContext, input: TakeBackupInput): Pr
     position: m.position,
     ...(m.method ? { method: m.method } : {}),
     ...(m.base ? { base: m.base } : {}),
+    ...(m.shards ? { shards: m.shards.map((s) => ({ slots: s.slots, node: s.node, keys: s.content.redis.dbsize, size: s.artifact.size })) } : {}),
     durationMs: Date.parse(m.endedAt) - Date.parse(m.startedAt),
     streamMs: 0,
-    audit: `${already ? 'already taken: ' : ''}${m.id} from ${m.node} (${m.role}${m.fromPrimary ? ', no healthy replica' : ''})${m.method === 'physical' ? ` with mariadb-backup (${m.physical?.kind}${m.base ? ` on ${m.base}` : ''}, LSN ${m.physical?.fromLsn}..${m.physical?.lastLsn})` : ''}: ${m.rawSize} bytes -> ${m.artifact.size} ${m.artifact.compression}${m.artifact.encryption ? ` encrypted (key ${m.artifact.encryption.keyId})` : ''}, sha256 ${m.artifact.sha256.slice(0, 12)}…, position ${m.engine === 'dolt' ? Object.entries(m.content.dolt?.databases ?? {}).map(([d, h]) => `${d}@${h.slice(0, 8)}`).join(',') : (m.position.gtid ?? `${m.position.replid ?? '?'}:${m.position.offset ?? '?'}`)}, in ${storage.location}`,
+    audit: `${already ? 'already taken: ' : ''}${m.id} from ${m.shards ? `${m.shards.length} shards (${m.shards.map((s) => `${s.slots} from ${s.node}, ${s.content.redis.dbsize} keys`).join('; ')})` : m.node} (${m.role}${m.fromPrimary ? ', no healthy replica' : ''})${m.method === 'physical' ? ` with mariadb-backup (${m.physical?.kind}${m.base ? ` on ${m.base}` : ''}, LSN ${m.physical?.fromLsn}..${m.physical?.lastLsn})` : ''}: ${m.rawSize} bytes -> ${m.artifact.size} ${m.artifact.compression}${m.artifact.encryption ? ` encrypted (key ${m.artifact.encryption.keyId})` : ''}, sha256 ${m.artifact.sha256.slice(0, 12)}…, position ${m.engine === 'dolt' ? Object.entries(m.content.dolt?.databases ?? {}).map(([d, h]) => `${d}@${h.slice(0, 8)}`).join(',') : (m.position.gtid ?? `${m.position.replid ?? '?'}:${m.position.offset ?? '?'}`)}, in ${storage.location}`,
   });
   if (existing?.manifest) return summary(existing.manifest, true);
+  if (c.engine === 'redis' && c.topology === 'cluster' && !input.shards?.length)
+    throw new HandoverError(ErrorType.PreconditionFailed, `${c.name} is a Redis Cluster: a backup takes every shard (the backup workflow chooses one source per shard); nothing was taken`);
   const cleared = await storage.clearPartial(c.name, input.id);
   const progress: Progress = { bytes: 0, stored: 0, streamMs: 0 };
-  const manifest = await heartbeatWhile(() => (c.engine === 'redis' ? takeRedis(ctx, c, input, storage, progress) : c.engine === 'dolt' ? takeDolt(ctx, c, input, storage, progress) : takeMysql(ctx, c, input, storage, progress)), () => ({ id: input.id, bytes: progress.bytes, stored: progress.stored })).catch((e) => {
+  const manifest = await heartbeatWhile(() => (c.engine === 'redis' && input.shards?.length ? takeRedisCluster(ctx, c, input, storage, progress) : c.engine === 'redis' ? takeRedis(ctx, c, input, storage, progress) : c.engine === 'dolt' ? takeDolt(ctx, c, input, storage, progress) : takeMysql(ctx, c, input, storage, progress)), () => ({ id: input.id, bytes: progress.bytes, stored: progress.stored })).catch((e) => {
     throw c.engine === 'redis' ? classifyRedisError(e, { cluster: c.name, node: input.node }) : e;
   });
   await ctx.failpoint('takeBackup.beforeManifest');

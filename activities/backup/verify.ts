@@ -41,6 +41,34 @@ async function verifyRedisContent(ctx: BackupContext, c: BackupCluster, b: Store
   }
 }
 
+/** Redis Cluster: every shard's RDB into its own scratch server, each compared with that shard's fingerprint. */
+async function verifyRedisShards(ctx: BackupContext, c: BackupCluster, b: Stored, storage: BackupStorage): Promise<Check> {
+  const m = b.manifest;
+  const done: string[] = [];
+  for (const s of m.shards!) {
+    let scratch;
+    try {
+      scratch = await startScratchRedis({ storage, cluster: c.name, id: m.id, artifact: s.artifact, keys: ctx.keysOf(c), engineVersion: m.engineVersion, env: ctx.env });
+    } catch (e) {
+      return { ok: false, failure: `shard ${s.slots}: the RDB does not load into a scratch server: ${(e as Error).message.split('\n')[0]}` };
+    }
+    try {
+      const cl = await scratch.client();
+      try {
+        const got = await redisFingerprint(cl, undefined, Object.keys(s.content.redis.sample));
+        const why = compareRedisContent(s.content.redis, got);
+        if (why) return { ok: false, failure: `shard ${s.slots}: ${why}` };
+        done.push(`${s.slots}: DBSIZE ${got.dbsize}, ${Object.keys(s.content.redis.sample).length} sampled keys`);
+      } finally {
+        cl.disconnect();
+      }
+    } finally {
+      await scratch.stop();
+    }
+  }
+  return { ok: true, check: `each of ${m.shards!.length} shards restored into its own scratch server and matched (${done.join('; ')})` };
+}
+
 async function verifyMysqlContent(ctx: BackupContext, c: BackupCluster, b: Stored, storage: BackupStorage): Promise<Check> {
   const m = b.manifest;
   const want = m.content.mysql!;
@@ -129,7 +157,12 @@ export async function verifyStored(ctx: BackupContext, c: BackupCluster, id: str
   } catch (e) {
     return fail((e as Error).message);
   }
-  for (const x of chain) {
+  for (const s of m.shards ?? []) {
+    const h = await hashStored(storage.readStream(c.name, id, s.artifact.file));
+    if (h.size !== s.artifact.size || h.sha256 !== s.artifact.sha256) return fail(`shard ${s.slots}: ${s.artifact.file} size ${h.size} sha256 ${h.sha256} != manifest ${s.artifact.size} ${s.artifact.sha256}`);
+    checks.push(`shard ${s.slots}: sha256 ${h.sha256.slice(0, 12)}… and size ${h.size} match`);
+  }
+  for (const x of m.shards ? [] : chain) {
     const h = await hashStored(storage.readStream(c.name, x.id, x.manifest.artifact.file));
     const who = x.id === id ? '' : `base ${x.id}: `;
     if (h.size !== x.manifest.artifact.size) return fail(`${who}size ${h.size} != manifest ${x.manifest.artifact.size}`);
@@ -137,7 +170,7 @@ export async function verifyStored(ctx: BackupContext, c: BackupCluster, id: str
     checks.push(`${who}sha256 ${h.sha256.slice(0, 12)}… and size ${h.size} match`);
   }
   const r =
-    m.engine === 'redis' ? await verifyRedisContent(ctx, c, b, storage) : m.engine === 'dolt' ? await verifyDoltContent(ctx, c, b, storage) : m.method === 'physical' ? await verifyPhysicalContent(ctx, c, chain, storage) : await verifyMysqlContent(ctx, c, b, storage);
+    m.shards ? await verifyRedisShards(ctx, c, b, storage) : m.engine === 'redis' ? await verifyRedisContent(ctx, c, b, storage) : m.engine === 'dolt' ? await verifyDoltContent(ctx, c, b, storage) : m.method === 'physical' ? await verifyPhysicalContent(ctx, c, chain, storage) : await verifyMysqlContent(ctx, c, b, storage);
   if (!r.ok) return fail(r.failure);
   checks.push(r.check);
   return { id, ok: true, at: new Date().toISOString(), checks, restoreMs: Date.now() - started };

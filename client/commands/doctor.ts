@@ -36,6 +36,7 @@ import { redisOps } from '../../activities/redis/node';
 import { createRedisSentinelActivities } from '../../activities/redis/sentinel';
 import { mysqlOps } from '../../activities/mysql/node';
 import { doltOps } from '../../activities/dolt/node';
+import { doltRemoteOps } from '../../activities/dolt/remote';
 import { findDolt } from '../../activities/backup/tools';
 import { MARIADB_BACKUP_GRANTS } from '../../activities/backup/mysql';
 import { findTool, TOOL_ENV, type ToolName } from '../../activities/backup/tools';
@@ -205,7 +206,22 @@ async function redisChecks(inv: Inventory, c: ClusterSpec, env: NodeJS.ProcessEn
 /** Dolt: every node answers with the inventory's credentials, in cluster mode (a role and an epoch); backups need dolt here. */
 async function doltChecks(inv: Inventory, c: ClusterSpec, env: NodeJS.ProcessEnv, add: (c: Check) => void): Promise<void> {
   const ops = doltOps({ inventory: () => inv, env });
-  for (const n of c.nodes) {
+  if (c.topology === 'remote-replicas') {
+    // Read replicas through a remote: each node's part (primary pushing, read-only replica pulling) and the remote in every database.
+    const remote = doltRemoteOps({ inventory: () => inv, env });
+    for (const n of c.nodes) {
+      const check = `${c.name}/${n.id}`;
+      try {
+        const p = await remote.probeNode(c as ClusterSpec & { replicationRemote: string }, n.id);
+        if (!p.reachable) add({ check, status: 'FAIL', detail: `${n.host}:${n.port} unreachable: ${p.error}`, fix: 'start the node, or fix host/port in the inventory' });
+        else if (p.missingRemote?.length) add({ check, status: 'FAIL', detail: `${n.host}:${n.port} has no remote ${c.replicationRemote} in ${p.missingRemote.join(', ')}`, fix: `CALL dolt_remote('add', '${c.replicationRemote}', <url>) in each database` });
+        else if (p.role !== 'primary' && p.role !== 'replica') add({ check, status: 'FAIL', detail: `${n.host}:${n.port} dolt ${p.version} is ${p.role} (read_only ${p.readOnly ? 1 : 0}, dolt_replicate_to_remote '${p.replicateTo}', dolt_read_replica_remote '${p.readReplicaRemote}')`, fix: 'handover switchover finishes or undoes a stopped run; else set the node\'s config and restart it' });
+        else add({ check, status: 'ok', detail: `${n.host}:${n.port} dolt ${p.version} ${p.role === 'primary' ? `primary pushing to ${c.replicationRemote}` : `read replica of ${c.replicationRemote}`}; credentials work` });
+      } catch (e) {
+        add({ check, status: 'FAIL', detail: e instanceof HandoverError ? `${e.type}: ${e.message}` : (e as Error).message, fix: 'fix the credentials the inventory names (env variable or file) or the account on the node' });
+      }
+    }
+  } else for (const n of c.nodes) {
     const check = `${c.name}/${n.id}`;
     try {
       const p = await ops.probeOne(c, n.id);

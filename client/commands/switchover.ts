@@ -8,6 +8,7 @@ import type { SwitchoverInput } from '../../workflows/contracts';
 import type { SwitchoverReport } from '../../workflows/redis/switchover';
 import type { MysqlSwitchoverReport } from '../../workflows/mysql/switchover';
 import type { DoltSwitchoverReport } from '../../workflows/dolt/switchover';
+import type { DoltRemoteSwitchoverReport } from '../../workflows/dolt/remote-switchover';
 import type { ClusterSwitchoverReport } from '../../workflows/redis/cluster-switchover';
 import { CliError, CommonOptions, EXIT, sayFailure, type IO } from '../common';
 import { parseDuration } from '../duration';
@@ -55,9 +56,10 @@ export async function runSwitchover(raw: SwitchoverOptions, io: IO): Promise<{ e
   });
 }
 
-export function formatReport(r: SwitchoverReport | MysqlSwitchoverReport | DoltSwitchoverReport | ClusterSwitchoverReport): string {
+export function formatReport(r: SwitchoverReport | MysqlSwitchoverReport | DoltSwitchoverReport | DoltRemoteSwitchoverReport | ClusterSwitchoverReport): string {
   if ('engine' in r && r.engine === 'mysql') return formatMysqlReport(r);
-  if ('engine' in r && r.engine === 'dolt') return formatDoltReport(r);
+  if ('topology' in r && r.topology === 'remote-replicas') return formatDoltRemoteReport(r);
+  if ('engine' in r && r.engine === 'dolt') return formatDoltReport(r as DoltSwitchoverReport);
   if ('engine' in r && r.engine === 'redis-cluster') return formatClusterReport(r);
   const d = (r as SwitchoverReport).decision;
   const lines = [
@@ -116,6 +118,24 @@ export function formatClusterReport(r: ClusterSwitchoverReport): string {
     lines.push(`  write pause (CLUSTER FAILOVER issued until the roles switched): ${r.writePauseMs} ms`);
     if (r.views) lines.push(`  CLUSTER NODES: ${Object.entries(r.views).map(([n, v]) => `${n} ${v}`).join(', ')}`);
     lines.push(...runbookHookLines(r.hooks, 'the switchover stands'));
+    lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
+  }
+  return lines.join('\n');
+}
+
+/** Dolt read replicas through a remote: the write pause from the fence to the promotion, the heads promoted, where the cluster stands. */
+export function formatDoltRemoteReport(r: DoltRemoteSwitchoverReport): string {
+  const lines = [
+    r.dryRun ? `plan for ${r.cluster} (dry run, nothing changed):` : `switched over ${r.cluster} through remote ${r.decision.remote}: ${r.oldPrimary} -> ${r.newPrimary}`,
+    `  candidate ${r.decision.candidate}: ${r.decision.reasons.join('; ')}`,
+    ...r.plan.map((p, i) => `  ${i + 1}. ${p}`),
+  ];
+  if (!r.dryRun) {
+    if (r.approval) lines.push(`  approved by ${r.approval.approver} (plan ${r.approval.planHash})`);
+    if (r.abortRequested) lines.push('  abort requested after the point of no return: finished forward');
+    lines.push(`  write pause (fence to promotion): ${r.writePauseMs} ms`);
+    if (r.heads) lines.push(`  heads promoted: ${Object.entries(r.heads).flatMap(([db, bs]) => Object.entries(bs).map(([b, h]) => `${db}/${b} ${h}`)).join(', ') || 'no databases'}`);
+    lines.push(`  stands: ${r.standing}`);
     lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
   }
   return lines.join('\n');

@@ -44,6 +44,49 @@ export interface BackupSourceView {
   /** How far behind the primary (bytes for Redis, transactions for MariaDB); undefined when unknown. */
   lag?: number;
   version?: string;
+  /** Redis Cluster: the slots a primary serves, as CLUSTER NODES prints them ("0-5460"). */
+  slots?: string;
+}
+
+/** Redis Cluster: one shard's backup, inside the run's one manifest (slots, source, artifact, fingerprint). */
+export interface ShardBackup {
+  slots: string;
+  node: string;
+  role: 'primary' | 'replica';
+  /** The shard's primary when taken. */
+  primary: string;
+  position: { offset?: number; replid?: string };
+  artifact: { file: string; size: number; sha256: string; compression: BackupCompression; encryption?: EncryptionRecord };
+  rawSize: number;
+  content: { redis: RedisFingerprint };
+}
+
+export interface ShardSourceChoice {
+  slots: string;
+  primary: string;
+  node: string;
+  role: 'primary' | 'replica';
+  reason: string;
+}
+
+/**
+ * Redis Cluster: one source per shard (each reachable primary serving slots): a replica of it that is linked
+ * and within maxLag bytes, else the primary itself (when allowed). Refused when a node is unreachable (a shard
+ * might be missed or mid-failover) or no primary serves slots.
+ */
+export function chooseShardSources(nodes: BackupSourceView[], o: { maxLag: number; allowPrimary: boolean }): { shards: ShardSourceChoice[] } | BackupSourceRefusal {
+  const down = nodes.filter((n) => !n.reachable);
+  if (down.length) return { refusal: `${down.map((n) => n.node).join(', ')} unreachable: a Cluster backup takes every shard and cannot tell which shard those serve` };
+  const primaries = nodes.filter((n) => n.role === 'primary' && (n.slots ?? '').trim() !== '');
+  if (!primaries.length) return { refusal: 'no primary serves slots' };
+  const shards: ShardSourceChoice[] = [];
+  for (const p of primaries) {
+    const r = nodes.find((n) => n.role === 'replica' && n.replicaOf === p.node && n.replicating && n.lag !== undefined && n.lag <= o.maxLag);
+    if (r) shards.push({ slots: p.slots!.trim(), primary: p.node, node: r.node, role: 'replica', reason: `replica of ${p.node}, linked, ${r.lag} bytes behind` });
+    else if (o.allowPrimary) shards.push({ slots: p.slots!.trim(), primary: p.node, node: p.node, role: 'primary', reason: 'no healthy in-sync replica: the primary' });
+    else return { refusal: `shard ${p.slots} (${p.node}) has no healthy in-sync replica and --replica-only was given` };
+  }
+  return { shards };
 }
 
 export interface BackupSourceChoice {
@@ -212,6 +255,11 @@ export interface BackupManifest {
   base?: string;
   /** Uncompressed bytes the tool produced. */
   rawSize: number;
+  /**
+   * Redis Cluster: every shard, each with its slots, source, artifact and fingerprint (the top-level node,
+   * artifact and content repeat the first shard's, so tools that read one artifact still find one).
+   */
+  shards?: ShardBackup[];
   startedAt: string;
   endedAt: string;
   tool: { name: string; args: string[]; exitStatus: number };

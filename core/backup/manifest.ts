@@ -43,6 +43,31 @@ export const ManifestSchema = z
       .optional(),
     base: z.string().min(1).optional(),
     rawSize: z.number().int().min(0),
+    shards: z
+      .array(
+        z
+          .object({
+            slots: z.string().min(1),
+            node: z.string().min(1),
+            role: z.enum(['primary', 'replica']),
+            primary: z.string().min(1),
+            position: z.object({ offset: z.number().int().min(0).optional(), replid: z.string().optional() }).strict(),
+            artifact: z
+              .object({
+                file: z.string().regex(/^[A-Za-z0-9._-]+$/, 'a plain file name'),
+                size: z.number().int().min(1),
+                sha256: z.string().regex(/^[0-9a-f]{64}$/),
+                compression: z.enum(['gzip', 'zstd']),
+                encryption: z.object({ alg: z.literal('aes-256-gcm-framed'), keyId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/), frameBytes: z.number().int().min(1024).max(16 * 1024 * 1024) }).strict().optional(),
+              })
+              .strict(),
+            rawSize: z.number().int().min(0),
+            content: z.object({ redis: z.object({ dbsize: z.number().int().min(0), sample: z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/)) }).strict() }).strict(),
+          })
+          .strict(),
+      )
+      .min(1)
+      .optional(),
     startedAt: iso,
     endedAt: iso,
     tool: z.object({ name: z.string().min(1), args: z.array(z.string()), exitStatus: z.number().int() }).strict(),
