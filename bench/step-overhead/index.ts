@@ -5,7 +5,7 @@
  *
  * Every lever has its own worker (and, where it needs one, its own dev server), all started first; then the
  * levers run in turns, one workflow each per round (`repeats` rounds after one warm-up round), so a change in the
- * machine's load falls on all of them alike. Each lever reports the median of its rounds and, from the same runs:
+ * machine's load falls on all of them alike (in reverse order every other round). Each lever reports the median of its rounds and, from the same runs:
  *   - segments: the step split by the history's event timestamps (bench/step-overhead/segments.ts), plus the
  *     worker's side of the activity segment (server start → the activity function begins; it returns → the
  *     server records the completion);
@@ -16,7 +16,7 @@
  *   - activity:               regular activities, eager dispatch allowed (the runbooks' proxies), on a server
  *                             with eager activity execution on (the sandbox's dev server) — the headline;
  *   - allowEagerDispatch false (every activity through the matching service); the dev server's default config;
- *     one task queue partition; local activities; 8 pollers; maxCachedWorkflows 0; debugMode (the workflow runs
+ *     one task queue partition; matching's priority matcher (matching.useNewMatcher); local activities; 8 pollers; maxCachedWorkflows 0; debugMode (the workflow runs
  *     on the worker's main thread: no thread hop per activation); the server's Go runtime with GOGC=400 and with
  *     GOMAXPROCS=1; the server's SQLite in a file instead of in memory.
  * The last line printed is one JSON object: {"steps","plainMs","workflowMs","overheadPerStepMs","levers":[...]}.
@@ -42,11 +42,12 @@ export const EAGER = { 'system.enableActivityEagerExecution': true };
 /** One task queue partition: no forwarding between partitions inside the matching service. */
 export const ONE_PARTITION = { ...EAGER, 'matching.numTaskqueueReadPartitions': 1, 'matching.numTaskqueueWritePartitions': 1 };
 
-type ServerName = 'eager' | 'default' | 'onePartition' | 'gogc400' | 'gomaxprocs1' | 'sqliteFile';
+type ServerName = 'eager' | 'default' | 'onePartition' | 'newMatcher' | 'gogc400' | 'gomaxprocs1' | 'sqliteFile';
 const SERVERS: Record<ServerName, (dir: string) => DevServerOptions> = {
   eager: () => ({ dynamicConfig: EAGER }),
   default: () => ({}),
   onePartition: () => ({ dynamicConfig: ONE_PARTITION }),
+  newMatcher: () => ({ dynamicConfig: { ...EAGER, 'matching.useNewMatcher': true } }),
   gogc400: () => ({ dynamicConfig: EAGER, env: { GOGC: '400' } }),
   gomaxprocs1: () => ({ dynamicConfig: EAGER, env: { GOMAXPROCS: '1' } }),
   sqliteFile: (dir) => ({ dynamicConfig: EAGER, dbFile: path.join(dir, 'temporal.db') }),
@@ -64,6 +65,7 @@ const LEVERS: Lever[] = [
   { name: 'activity, allowEagerDispatch false', server: 'eager', proxy: 'activity-no-eager' },
   { name: 'activity, dev server default config', server: 'default', proxy: 'activity' },
   { name: 'activity, one task queue partition', server: 'onePartition', proxy: 'activity' },
+  { name: 'activity, matching.useNewMatcher true', server: 'newMatcher', proxy: 'activity' },
   { name: 'local activity', server: 'eager', proxy: 'local' },
   { name: 'activity, 8 workflow and 8 activity task pollers', server: 'eager', proxy: 'activity', worker: { maxConcurrentWorkflowTaskPolls: 8, maxConcurrentActivityTaskPolls: 8 } },
   { name: 'activity, maxCachedWorkflows 0', server: 'eager', proxy: 'activity', worker: { maxCachedWorkflows: 0 } },
@@ -154,9 +156,10 @@ export async function stepOverheadBench(steps: number, repeats: number) {
       clients.set(s!, new Client({ connection: conn }));
     }
     const loadBefore = round1(loadavg()[0]);
-    // Round 0 is the warm-up (caches, connections); then the levers take turns.
+    // Round 0 is the warm-up (caches, connections); then the levers take turns, in reverse order every other
+    // round, so no lever always follows the same one (the SQLite-file server's flushes outlast its own runs).
     for (let r = 0; r <= repeats; r++) {
-      for (const lr of runs) {
+      for (const lr of r % 2 === 0 ? [...runs].reverse() : runs) {
         const client = clients.get(lr.server)!;
         const workflowId = `${lr.taskQueue}-${r}`;
         lr.activityTimes.push([]);
