@@ -25,6 +25,8 @@ export interface DevServerOptions {
   log?: (line: string) => void;
   /** Server dynamic configuration (`--dynamic-config-value KEY=VALUE`), e.g. system.enableActivityEagerExecution. */
   dynamicConfig?: Record<string, string | number | boolean>;
+  /** Extra environment for the server process (e.g. the Go runtime's GOGC). */
+  env?: Record<string, string>;
 }
 
 export async function startDevServer(opts: DevServerOptions = {}): Promise<DevServer> {
@@ -46,7 +48,7 @@ async function startDevServerOn(port: number, uiPort: number, opts: DevServerOpt
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
   if (opts.dbFile) args.push('--db-filename', opts.dbFile);
   for (const [k, v] of Object.entries(opts.dynamicConfig ?? {})) args.push('--dynamic-config-value', `${k}=${JSON.stringify(v)}`);
-  const proc = spawn(temporalBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'], detached: false });
+  const proc = spawn(temporalBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'], detached: false, env: { ...process.env, ...opts.env } });
   let output = '';
   const collect = (b: Buffer) => {
     output = (output + b.toString()).slice(-8000);
