@@ -5,6 +5,7 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
 import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK, operationWorkflowId, type RunbookName } from '../core/ids';
 import { warnWhenNoWorker } from './workers';
+import { standingFromDetails } from '../core/standing';
 import { refuseKeyMismatch } from './keys';
 import { CodecKeyError } from '../codec/aes-gcm';
 import { CliError, EXIT, connect, exitCodeForFailure, follow, precheckNames, oneLine, rootFailure, sayFailure, type CommonOptions, type IO } from './common';
@@ -77,10 +78,12 @@ export async function startRunbook<R>(o: CommonOptions, io: IO, s: RunbookStart<
       } catch (e) {
         if (e instanceof CodecKeyError) throw new CliError(EXIT.failed, `failed (CodecKeyMismatch): the run ended but this CLI cannot read how (${e.message}); look at it with the worker's key (handover history, the UI with its codec server)`, 'CodecKeyMismatch');
         if (!(e instanceof WorkflowFailedError)) throw e;
-        const { type, message } = rootFailure(e);
+        const { type, message, details } = rootFailure(e);
         const code = exitCodeForFailure(e);
         const line = oneLine(`${code === EXIT.refused ? 'refused' : 'failed'} (${type ?? 'error'}): ${message}`);
-        if (o.json) io.out(JSON.stringify({ workflowId, failed: true, type: type ?? 'Failed', message: line }));
+        // After the point of no return the failure carries where the cluster stands (core/standing.ts).
+        const standing = standingFromDetails(details);
+        if (o.json) io.out(JSON.stringify({ workflowId, failed: true, type: type ?? 'Failed', message: line, ...(standing ? { standing } : {}) }));
         else io.err(line);
         return { exitCode: code, workflowId };
       } finally {

@@ -22,6 +22,12 @@ export interface SwitchoverInput {
   requireApproval?: boolean;
   /** How long to wait for approval (default 30 min); then the run ends with nothing changed. */
   approvalTimeoutMs?: number;
+  /**
+   * --allow-degraded: hand over even when another replica will not follow the new primary (link down, auth
+   * failure, unreachable): the run finishes and reports it (exit 5). Without it such a switchover is refused up
+   * front, nothing changed. Set only when true (older inputs replay unchanged).
+   */
+  allowDegraded?: boolean;
 }
 
 /** A rolling restart, whatever the engine (Sentinels only on a Sentinel topology). */

@@ -15,6 +15,7 @@ import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { HandoverError } from '../../core/errors';
 import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK, monitorWorkflowId } from '../../core/ids';
+import { nodesNotFollowing } from '../../core/standing';
 import { doltClusterStatus, formatClusterStatus, mysqlClusterStatus, redisClusterStatus, type ClusterStatus, type MonitorSummary, type OperationStatus } from '../../core/status';
 import type { MonitorStatus } from '../../workflows/monitor';
 import { inventoryPath, loadInventory, findCluster } from '../../inventory/load';
@@ -131,13 +132,7 @@ export async function restartRiskLines(inventory: string | undefined, cluster: s
  * chosen candidate excepted (the plan judges those itself).
  */
 export function notFollowing(c: ClusterStatus, except: string[] = []): { node: string; reason: string }[] {
-  const out: { node: string; reason: string }[] = [];
-  for (const n of c.nodes) {
-    if (except.includes(n.node) || c.primaries.includes(n.node)) continue;
-    if (!n.reachable) out.push({ node: n.node, reason: `unreachable${n.error ? ` (${n.error})` : ''}` });
-    else if (n.role === 'replica' && n.linkUp === false) out.push({ node: n.node, reason: `its replication link to ${n.replicaOf ?? '?'} is down (${n.link}; wrong replication credentials, or the network)` });
-  }
-  return out;
+  return nodesNotFollowing(c, except);
 }
 
 /** What `plan` says beside every plan: restart risks, and the nodes that will not follow the new primary. */

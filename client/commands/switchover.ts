@@ -13,6 +13,7 @@ import { CliError, CommonOptions, EXIT, sayFailure, type IO } from '../common';
 import { parseDuration } from '../duration';
 import { approvalNote } from './approve';
 import { startRunbook } from '../start';
+import { standingLines } from '../standing';
 
 export const SwitchoverOptions = CommonOptions.extend({
   cluster: z.string().min(1),
@@ -25,6 +26,8 @@ export const SwitchoverOptions = CommonOptions.extend({
   requireApproval: z.boolean().default(false),
   /** --approval-timeout, e.g. 30m (default 30m). */
   approvalTimeout: z.string().optional(),
+  /** Hand over even when another replica will not follow (it is reported, exit 5); refused without it. */
+  allowDegraded: z.boolean().default(false),
 });
 export type SwitchoverOptions = z.input<typeof SwitchoverOptions>;
 
@@ -39,6 +42,7 @@ export async function runSwitchover(raw: SwitchoverOptions, io: IO): Promise<{ e
   }
   const input: SwitchoverInput = { cluster: o.cluster, to: o.to, ...(o.shard !== undefined ? { shard: o.shard } : {}), dryRun: o.dryRun, requestedBy: o.requestedBy ?? process.env.USER };
   // Only set when asked for: runs without the gate keep exactly the input (and history) they had before.
+  if (o.allowDegraded) input.allowDegraded = true;
   if (o.requireApproval && !o.dryRun) Object.assign(input, { requireApproval: true, ...(approvalTimeoutMs ? { approvalTimeoutMs } : {}) });
   return startRunbook<SwitchoverReport>(o, io, {
     runbook: 'switchover',
@@ -71,6 +75,7 @@ export function formatReport(r: SwitchoverReport | MysqlSwitchoverReport | DoltS
     if (r.abortRequested) lines.push('  abort requested after the point of no return: finished forward');
     lines.push(`  write pause (handover step): ${r.writePauseMs} ms`);
     lines.push(...runbookHookLines(r.hooks, 'the switchover stands'));
+    lines.push(...standingLines(r.standing));
     lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
   }
   return lines.join('\n');
@@ -94,6 +99,7 @@ export function formatMysqlReport(r: MysqlSwitchoverReport): string {
     else if (r.routing) lines.push(`  routing hook: ${r.routing.detail}`);
     if (r.verify) lines.push(`  verified: ${r.verify.nodes.map((n) => `${n.node} ${n.writable ? 'writable' : 'read-only'} @${n.gtid || 'empty'}`).join(', ')}`);
     lines.push(...runbookHookLines(r.hooks, 'the switchover stands'));
+    lines.push(...standingLines(r.standing));
     lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
   }
   return lines.join('\n');
