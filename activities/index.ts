@@ -18,6 +18,7 @@ import { createHookActivities } from './hooks';
 import { createDoltActivities } from './dolt/cluster';
 import { connectMysql, type MysqlConnect } from './mysql/conn';
 import { createBackupActivities, type BackupActivityDeps } from './backup';
+import { createMaintenanceActivities } from './maintenance';
 
 export interface ActivityDeps extends Partial<Pick<RedisActivityDeps, 'connectRedis' | 'env' | 'failpoint'>> {
   inventory: RedisActivityDeps['inventory'];
@@ -30,6 +31,7 @@ export function createActivities(deps: ActivityDeps) {
   const full: RedisActivityDeps & { connectMysql: MysqlConnect } = { connectRedis, connectMysql, ...deps };
   return {
     ...createInventoryActivities(full),
+    ...createMaintenanceActivities(),
     ...createRedisActivities(full),
     ...createRedisRollingActivities(full),
     ...createRedisSentinelActivities(full),

@@ -112,6 +112,7 @@ export function reportWarnings(report: unknown): string[] {
     fenced?: string;
     notFollowing?: { node: string; reason: string }[];
     abortRequested?: boolean;
+    skipped?: { node: string; reason: string }[];
   };
   if (r.dryRun) return [];
   const out: string[] = [];
@@ -120,5 +121,6 @@ export function reportWarnings(report: unknown): string[] {
   if (r.fenced === 'flagged') out.push('the old primary is flagged (errant transactions), not fenced');
   for (const n of r.notFollowing ?? []) out.push(`${n.node} does not follow the new primary: ${n.reason}`);
   if (r.abortRequested) out.push('the abort came after the point of no return: the run finished forward');
+  for (const n of r.skipped ?? []) out.push(`${n.node} not restarted: ${n.reason}`);
   return out;
 }

@@ -20,6 +20,11 @@ export function monitorWorkflowId(cluster: string): string {
   return `handover-monitor-${cluster}`;
 }
 
+/** A cluster's maintenance windows (workflows/maintenance.ts): not a mutating operation, never the lock. */
+export function maintenanceWorkflowId(cluster: string): string {
+  return `handover-maintenance-${cluster}`;
+}
+
 export type RunbookName = 'switchover' | 'failover' | 'rolling-restart' | 'backup';
 
 export const SA_CLUSTER = defineSearchAttributeKey('HandoverCluster', 'KEYWORD');

@@ -50,6 +50,11 @@ export interface RollingRestartInput {
   requireApproval?: boolean;
   /** How long to wait for approval (default 30 min); then the run ends with nothing changed. */
   approvalTimeoutMs?: number;
+  /**
+   * Nodes in maintenance (handover maintenance): `skip` leaves them as they are (reported, exit 5), `wait` waits
+   * for their window to end before restarting them. Absent (runs started before it): windows are not read.
+   */
+  maintenance?: 'skip' | 'wait';
 }
 
 export interface RollingRestartReport {
@@ -73,6 +78,8 @@ export interface RollingRestartReport {
   restartToken?: string;
   /** Operator hooks the roll itself ran (pre/post rolling restart, a Redis Cluster shard's post-promotion); a handover's own are in its child switchover's report. */
   hooks?: { hook: string; ok: boolean; detail: string }[];
+  /** Nodes left unrestarted because they were in maintenance (`--maintenance skip`), with the window. */
+  skipped?: { node: string; reason: string }[];
 }
 
 /** An unplanned failover, whatever the engine: names and positions only. */

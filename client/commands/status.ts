@@ -14,7 +14,9 @@
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { HandoverError } from '../../core/errors';
-import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK, monitorWorkflowId } from '../../core/ids';
+import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK, maintenanceWorkflowId, monitorWorkflowId } from '../../core/ids';
+import type { MaintenanceWindow } from '../../core/maintenance';
+import { readWindows } from './maintenance';
 import { nodesNotFollowing } from '../../core/standing';
 import { doltClusterStatus, formatClusterStatus, mysqlClusterStatus, redisClusterStatus, type ClusterStatus, type MonitorSummary, type OperationStatus } from '../../core/status';
 import type { MonitorStatus } from '../../workflows/monitor';
@@ -46,7 +48,7 @@ async function probeCluster(inv: Inventory, c: ClusterSpec): Promise<ClusterStat
 }
 
 /** Open workflows per cluster, from visibility (one query for all clusters asked about), and what each running monitor says. */
-async function openOperations(o: CommonOptions, clusters: string[]): Promise<{ ops: Map<string, OperationStatus[]>; monitors: Map<string, MonitorSummary> } | undefined> {
+async function openOperations(o: CommonOptions, clusters: string[]): Promise<{ ops: Map<string, OperationStatus[]>; monitors: Map<string, MonitorSummary>; maintenance: Map<string, MaintenanceWindow[]> } | undefined> {
   let conn;
   try {
     conn = await connect(o);
@@ -80,7 +82,15 @@ async function openOperations(o: CommonOptions, clusters: string[]): Promise<{ o
         monitors.set(cluster, { workflowId: id, flagged: {}, error: (e as Error).message });
       }
     }
-    return { ops: out, monitors };
+    // Maintenance windows (handover maintenance): each cluster's maintenance workflow, when one runs.
+    const maintenance = new Map<string, MaintenanceWindow[]>();
+    await Promise.all(
+      clusters.map(async (c) => {
+        const w = await readWindows(conn.client.workflow.getHandle(maintenanceWorkflowId(c))).catch(() => []);
+        if (w.length) maintenance.set(c, w);
+      }),
+    );
+    return { ops: out, monitors, maintenance };
   } finally {
     await conn.close();
   }
@@ -105,6 +115,10 @@ export async function runStatus(raw: StatusOptions, io: IO): Promise<{ exitCode:
       c.operations = ops?.ops.get(c.cluster);
       const m = ops?.monitors.get(c.cluster);
       if (m) c.monitor = m;
+      for (const w of ops?.maintenance.get(c.cluster) ?? []) {
+        const n = c.nodes.find((x) => x.node === w.node);
+        if (n) n.maintenance = w;
+      }
     }
     if (o.json) io.out(JSON.stringify({ clusters }));
     else io.out(clusters.map((c) => formatClusterStatus(c).join('\n')).join('\n\n'));

@@ -8,7 +8,9 @@
  * already confirmed). The report states the data-loss window honestly: the last offset the primary was seen
  * at versus the offset of the promoted replica.
  */
-import { ApplicationFailure, CancellationScope, sleep } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, patched, sleep } from '@temporalio/workflow';
+import { describeWindow } from '../../core/maintenance';
+import { PATCH_HONOUR_MAINTENANCE, openWindows } from '../maintenance';
 import { chooseFailoverCandidate, deadMasterRound } from '../../core/redis/failover';
 import { confirmedDead, type Verdict } from '../../core/failover';
 import { redisLossWindow, lossReportFields, type LossReportFields } from '../../core/data-loss';
@@ -82,6 +84,14 @@ export async function redisFailover(input: FailoverInput): Promise<FailoverRepor
     });
   }
 
+  // Nodes in maintenance (handover maintenance) are not promoted: treated as promotion never for this choice.
+  if (patched(PATCH_HONOUR_MAINTENANCE)) {
+    const held = (await openWindows(cluster, (why) => rb.audit('maintenance', `could not read the maintenance windows (${why}): none excluded`))).filter((w) => w.node !== deadPrimary);
+    if (held.length) {
+      rb.audit('maintenance', `not candidates: ${held.map(describeWindow).join('; ')}`);
+      probed = { ...probed, nodes: probed.nodes.map((n) => (held.some((w) => w.node === n.node) ? { ...n, promotion: 'never' as const } : n)) };
+    }
+  }
   const choice = chooseFailoverCandidate(probed.nodes, deadPrimary);
   if ('refusal' in choice) refuse(choice.refusal);
   const { candidate, followers, reasons, candidateOffset } = choice as Exclude<typeof choice, { refusal: string }>;
