@@ -28,6 +28,8 @@ export interface SwitchoverInput {
    * front, nothing changed. Set only when true (older inputs replay unchanged).
    */
   allowDegraded?: boolean;
+  /** --at TIME: epoch ms; the run waits in a visible `scheduled` step until then (abortable, nothing changed). */
+  startAt?: number;
 }
 
 /** A rolling restart, whatever the engine (Sentinels only on a Sentinel topology). */

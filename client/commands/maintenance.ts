@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { maintenanceWorkflowId } from '../../core/ids';
 import { activeWindows, describeWindow, type MaintenanceWindow } from '../../core/maintenance';
 import { CliError, CommonOptions, EXIT, connect, precheckNames, sayFailure, type IO } from '../common';
-import { parseDuration } from '../duration';
+import { parseTimeOrDuration } from '../duration';
 
 export const MaintenanceOptions = CommonOptions.extend({
   cluster: z.string().min(1),
@@ -26,11 +26,7 @@ export type MaintenanceOptions = z.input<typeof MaintenanceOptions>;
 
 /** `--until`: a duration from `nowMs`, or an absolute ISO 8601 time in the future; epoch ms. */
 export function parseUntil(text: string, nowMs: number): number {
-  if (/^\s*\d+(?:\.\d+)?\s*(ms|s|m|h)?\s*$/.test(text)) return nowMs + parseDuration(text, '--until');
-  const t = /\d{4}-\d{2}-\d{2}/.test(text) ? Date.parse(text) : NaN;
-  if (Number.isNaN(t)) throw new Error(`--until ${text}: neither a duration (2h, 30m) nor an ISO 8601 time (2026-12-01T10:00Z)`);
-  if (t <= nowMs) throw new Error(`--until ${text}: that time has passed`);
-  return t;
+  return parseTimeOrDuration(text, nowMs, '--until');
 }
 
 export async function runMaintenance(raw: MaintenanceOptions, io: IO): Promise<{ exitCode: number; windows?: MaintenanceWindow[] }> {
