@@ -6,6 +6,8 @@
  *    with warnings (exit 5) naming it;
  *  - a failover does not promote a node in maintenance.
  */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadInventory } from '../../inventory/load';
 import { startRedisFleet, waitForReplication, type RedisFleet } from '../../sandbox/redis';
@@ -77,8 +79,18 @@ describe('maintenance windows', () => {
     const before = await hzOf(away.id);
     const hz = String(Number(before) + 7);
     expect((await runCli(['maintenance', '--cluster', 'mt', '--node', away.id, '--until', '10m', ...conn()])).code).toBe(0);
+    // Another node drifted at runtime (appendonly yes, its file says no): the roll persists hz and the role only.
+    const drifted = fleet.nodes.find((n) => n.id !== away.id)!;
+    const dc = drifted.client();
+    await dc.config('SET', 'appendonly', 'yes');
+    dc.disconnect();
     try {
       const r = await runCli(['rolling-restart', '--cluster', 'mt', '--set', `hz=${hz}`, '--wait', ...conn()]);
+      const conf = readFileSync(path.join(fleet.baseDir, drifted.id, 'redis.conf'), 'utf8');
+      expect(conf).toMatch(new RegExp(`^hz ${hz}$`, 'm'));
+      expect(conf).toMatch(/^appendonly no$/m);
+      expect(conf).not.toMatch(/^appendonly yes$/m);
+      expect(r.out).toMatch(new RegExp(`persist ${drifted.id}: .*persisted only the role in \\S+ \\(not CONFIG REWRITE\\): runtime differs from the file in appendonly, left unpersisted`));
       expect(r.code, `${r.out}\n${r.err}`).toBe(5);
       expect(r.out).toMatch(new RegExp(`NOT restarted ${away.id}: ${away.id} is in maintenance until \\S+( \\(by [^)]*\\))? \\(--maintenance skip\\)`));
       expect(r.err).toMatch(new RegExp(`^done with warnings: ${away.id} not restarted: ${away.id} is in maintenance`, 'm'));

@@ -7,6 +7,8 @@
  *    and ends "done with warnings" (exit 5) saying where the cluster stands: the new primary (and the old one),
  *    who follows it, who does not and why; --json carries the same as `standing` and `notFollowing`.
  */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadInventory } from '../../inventory/load';
 import { startRedisFleet, type RedisFleet } from '../../sandbox/redis';
@@ -76,6 +78,12 @@ describe('switchover with a replica that will not follow', () => {
         notFollowing: [{ node: broken.id, reason: expect.stringMatching(new RegExp(`its replication link to ${candidate.id} is down`)) }],
       });
       expect(report.notFollowing.map((n) => n.node)).toEqual([broken.id]);
+      // Persist only what Handover changed: the wrong masterauth set at runtime is not written to the node's config
+      // file (its role is), and the repoint's audit says so.
+      const conf = readFileSync(path.join(fleet.baseDir, broken.id, 'redis.conf'), 'utf8');
+      expect(conf).not.toMatch(/wrong-password/);
+      expect(conf).toMatch(new RegExp(`^replicaof \\S+ ${candidate.port}$`, 'm'));
+      expect((report as unknown as { audit: string[] }).audit).toContainEqual(expect.stringMatching(new RegExp(`^repoint ${broken.id}: .*persisted only the role in .*redis\\.conf \\(not CONFIG REWRITE\\): runtime differs from the file in masterauth, left unpersisted`)));
       expect((await fleet.roles())[candidate.id]).toBe('master');
       // Repointed although its link is down: once its credentials are fixed it follows the new primary.
       expect(await c.info('replication')).toMatch(new RegExp(`master_port:${candidate.port}\\b`));
