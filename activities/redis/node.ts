@@ -29,12 +29,15 @@ export interface RedisActivityDeps {
  * restart brings it back as what it is now. Best effort: a server started without a config file refuses.
  */
 export async function persistRole(cl: Redis, opts: { set?: Record<string, string>; strict?: boolean } = {}): Promise<string> {
-  // Persist only what Handover changed: when the config file is readable from this worker and a runtime setting
-  // differs from it (core/redis/config-drift.ts), only the role line is written and the drift is reported;
+  // Persist only what Handover changed: when the node runs on this host (loopback), its config file is readable
+  // from this worker and a runtime setting differs from it (core/redis/config-drift.ts), only the role line is
+  // written and the drift is reported;
   // otherwise CONFIG REWRITE as before (the drift cannot be seen from here).
   try {
     const file = /config_file:(.*)/.exec(await cl.info('server'))?.[1]?.trim() ?? '';
-    if (file) {
+    // Only a node on this host: the same path on the worker's host would be another server's file.
+    const host = cl.options.host ?? '';
+    if (file && /^(127\.|localhost$|::1$|\[::1\]$)/.test(host)) {
       let text: string | undefined;
       try {
         text = readFileSync(file, 'utf8');
