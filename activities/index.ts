@@ -20,6 +20,7 @@ import { createDoltRemoteActivities } from './dolt/remote';
 import { connectMysql, type MysqlConnect } from './mysql/conn';
 import { createBackupActivities, type BackupActivityDeps } from './backup';
 import { createStatusActivities } from './status';
+import { createMaintenanceActivities } from './maintenance';
 
 export interface ActivityDeps extends Partial<Pick<RedisActivityDeps, 'connectRedis' | 'env' | 'failpoint'>> {
   inventory: RedisActivityDeps['inventory'];
@@ -32,6 +33,7 @@ export function createActivities(deps: ActivityDeps) {
   const full: RedisActivityDeps & { connectMysql: MysqlConnect } = { connectRedis, connectMysql, ...deps };
   return {
     ...createInventoryActivities(full),
+    ...createMaintenanceActivities(),
     ...createRedisActivities(full),
     ...createRedisRollingActivities(full),
     ...createRedisSentinelActivities(full),

@@ -50,8 +50,9 @@ import { runBackupProvisionReplica, runBackupRestore, runBackupRun, runBackupSch
 import { runFailover } from '../client/commands/failover';
 import { runRollingRestart } from '../client/commands/rolling-restart';
 import { runSwitchover } from '../client/commands/switchover';
+import { runMaintenance } from '../client/commands/maintenance';
 import { backupScheduleId } from '../core/backup/decide';
-import { SA_CLUSTER, SA_RUNBOOK, monitorWorkflowId, operationWorkflowId, statusWorkflowId } from '../core/ids';
+import { SA_CLUSTER, SA_RUNBOOK, maintenanceWorkflowId, monitorWorkflowId, operationWorkflowId, statusWorkflowId } from '../core/ids';
 import type { RunbookProgress } from '../core/types';
 import { loadInventory } from '../inventory/load';
 import type { MonitorState, MonitorStatus } from '../workflows/monitor';
@@ -418,6 +419,18 @@ async function main() {
       ['rolling-restart-redis-completed', roll(13)],
       ['rolling-restart-redis-crashed-resumed', roll(14), { failpoint: 'inside:ensureRedisNodeRestarted.beforeRestart' }],
       ['rolling-restart-redis-direct', directRoll('redisRollingRestart', { hz: '15' }, 'switchover-redis-child-of-roll')],
+      [
+        'maintenance-redis',
+        async (l) => {
+          // Two windows, one cleared early; the workflow ends when the other one does.
+          const [, n2, n3] = redisLab!.fleet.nodes;
+          for (const o of [{ node: n2.id, until: '3s', reason: 'record-histories' }, { node: n3.id, until: '1h' }, { node: n3.id, clear: true }]) {
+            const r = await runMaintenance({ ...common(l), ...o }, quiet);
+            if (r.exitCode !== 0) throw new Error(`maintenance ${JSON.stringify(o)} exited ${r.exitCode}`);
+          }
+          return { exitCode: 0, workflowId: maintenanceWorkflowId(l.cluster) };
+        },
+      ],
       ['backup-redis-completed', bk],
       [
         'status-redis',

@@ -22,6 +22,7 @@ import { runPlan } from './commands/plan';
 import { runStatus } from './commands/status';
 import { runHistory } from './commands/history';
 import { runDoctor } from './commands/doctor';
+import { runMaintenance } from './commands/maintenance';
 
 /** Options every Temporal-facing command takes; accepted before the command too (hoistGlobalOptions). */
 export const GLOBAL_OPTIONS: { flag: string; takesValue: boolean }[] = [
@@ -113,6 +114,8 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .option('--wait', 'follow the run and exit non-zero if it fails', false)
       .option('--require-approval', 'after probe and decide, publish the plan and wait for "handover approve" before changing anything', false)
       .option('--approval-timeout <duration>', 'with --require-approval: end with nothing changed if not approved within this (e.g. 90s, 30m, 2h; default 30m)')
+      .option('--at <time>', 'start later: an ISO 8601 time (2026-12-01T02:00Z) or a duration from now (30m); the run waits in a visible "scheduled" phase, abortable until then')
+      .option('--allow-degraded', 'hand over even when another replica will not follow the new primary (link down, auth failure, unreachable): it is left behind and reported, exit 5; without it such a switchover is refused, nothing changed', false)
       .addOption(new Option('--dry-run', 'probe and decide only; print the plan').default(false)),
   ).action(async (opts) => {
     const { exitCode } = await runSwitchover(opts, processIO);
@@ -131,6 +134,7 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .option('--wait', 'follow the run and exit non-zero if it fails', false)
       .option('--require-approval', 'after probe and decide, publish the plan and wait for "handover approve" before changing anything', false)
       .option('--approval-timeout <duration>', 'with --require-approval: end with nothing changed if not approved within this (e.g. 90s, 30m, 2h; default 30m)')
+      .addOption(new Option('--maintenance <policy>', 'nodes in maintenance (handover maintenance): skip them (left as they are, reported, exit 5) or wait for their window to end').choices(['skip', 'wait']).default('skip'))
       .addOption(new Option('--dry-run', 'probe only; print what is stale and the first action').default(false)),
   ).action(async (opts) => {
     const { exitCode } = await runRollingRestart(opts, processIO);
@@ -157,6 +161,16 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .option('--ack', 'acknowledge the last failover (clears the anti-flapping block)', false)
       .option('--stop', 'stop the monitor', false),
   ).action(async (opts) => onExit((await runMonitor(opts, processIO)).exitCode));
+  common(
+    program
+      .command('maintenance')
+      .description('put a node in maintenance until a time (the monitor neither fails over from nor to it; rolling restarts skip or wait), take it out, or list the windows')
+      .requiredOption('--cluster <name>', 'cluster from the inventory')
+      .option('--node <node>', 'the node')
+      .option('--until <time>', 'end of the window: a duration from now (2h, 30m) or an ISO 8601 time (2026-12-01T10:00Z)')
+      .option('--reason <text>', 'why (shown in status and the UI)')
+      .option('--clear', 'end the node\'s window now', false),
+  ).action(async (opts) => onExit((await runMaintenance(opts, processIO)).exitCode));
   const backup = program.command('backup').description('verified backups: run, list, verify, restore, schedule');
   common(
     backup

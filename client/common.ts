@@ -143,16 +143,18 @@ export function precheckNames(o: CommonOptions, cluster: string, nodes: (string 
 }
 
 /** The innermost failure: type and message, for one-line errors. */
-export function rootFailure(e: unknown): { type?: string; message: string } {
-  let cur = e as { type?: string; message?: string; cause?: unknown } | undefined;
+export function rootFailure(e: unknown): { type?: string; message: string; details?: unknown } {
+  let cur = e as { type?: string; message?: string; cause?: unknown; details?: unknown } | undefined;
   let type: string | undefined;
+  let details: unknown;
   let message = (e as Error)?.message ?? String(e);
   while (cur) {
     if (typeof cur.type === 'string') type = cur.type;
     if (cur.message) message = cur.message;
+    if (Array.isArray(cur.details) && cur.details.length) details = cur.details;
     cur = cur.cause as typeof cur;
   }
-  return { type, message };
+  return { type, message, details };
 }
 
 export function exitCodeForFailure(e: unknown): number {

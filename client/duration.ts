@@ -12,3 +12,12 @@ export function parseDuration(text: string, flag = '--approval-timeout'): number
   if (ms <= 0) throw new Error(`${flag} ${text}: the duration must be positive`);
   return ms;
 }
+
+/** `--until` / `--at`: a duration from `nowMs` (2h, 30m) or an absolute ISO 8601 time in the future; epoch ms. */
+export function parseTimeOrDuration(text: string, nowMs: number, flag: string): number {
+  if (/^\s*\d+(?:\.\d+)?\s*(ms|s|m|h)?\s*$/.test(text)) return nowMs + parseDuration(text, flag);
+  const t = /\d{4}-\d{2}-\d{2}/.test(text) ? Date.parse(text) : NaN;
+  if (Number.isNaN(t)) throw new Error(`${flag} ${text}: neither a duration (2h, 30m) nor an ISO 8601 time (2026-12-01T10:00Z)`);
+  if (t <= nowMs) throw new Error(`${flag} ${text}: that time has passed`);
+  return t;
+}

@@ -5,6 +5,7 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
 import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK, operationWorkflowId, type RunbookName } from '../core/ids';
 import { warnWhenNoWorker } from './workers';
+import { standingFromDetails } from '../core/standing';
 import { refuseKeyMismatch } from './keys';
 import { refuseInventoryMismatch } from './worker-read';
 import { CodecKeyError } from '../codec/aes-gcm';
@@ -79,10 +80,12 @@ export async function startRunbook<R>(o: CommonOptions, io: IO, s: RunbookStart<
       } catch (e) {
         if (e instanceof CodecKeyError) throw new CliError(EXIT.failed, `failed (CodecKeyMismatch): the run ended but this CLI cannot read how (${e.message}); look at it with the worker's key (handover history, the UI with its codec server)`, 'CodecKeyMismatch');
         if (!(e instanceof WorkflowFailedError)) throw e;
-        const { type, message } = rootFailure(e);
+        const { type, message, details } = rootFailure(e);
         const code = exitCodeForFailure(e);
         const line = oneLine(`${code === EXIT.refused ? 'refused' : 'failed'} (${type ?? 'error'}): ${message}`);
-        if (o.json) io.out(JSON.stringify({ workflowId, failed: true, type: type ?? 'Failed', message: line }));
+        // After the point of no return the failure carries where the cluster stands (core/standing.ts).
+        const standing = standingFromDetails(details);
+        if (o.json) io.out(JSON.stringify({ workflowId, failed: true, type: type ?? 'Failed', message: line, ...(standing ? { standing } : {}) }));
         else io.err(line);
         return { exitCode: code, workflowId };
       } finally {
@@ -111,6 +114,7 @@ export function reportWarnings(report: unknown): string[] {
     fenced?: string;
     notFollowing?: { node: string; reason: string }[];
     abortRequested?: boolean;
+    skipped?: { node: string; reason: string }[];
   };
   if (r.dryRun) return [];
   const out: string[] = [];
@@ -119,5 +123,6 @@ export function reportWarnings(report: unknown): string[] {
   if (r.fenced === 'flagged') out.push('the old primary is flagged (errant transactions), not fenced');
   for (const n of r.notFollowing ?? []) out.push(`${n.node} does not follow the new primary: ${n.reason}`);
   if (r.abortRequested) out.push('the abort came after the point of no return: the run finished forward');
+  for (const n of r.skipped ?? []) out.push(`${n.node} not restarted: ${n.reason}`);
   return out;
 }

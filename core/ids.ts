@@ -25,6 +25,11 @@ export function statusWorkflowId(cluster: string | undefined, unique: string): s
   return `handover-status-${cluster ?? 'all'}-${unique}`;
 }
 
+/** A cluster's maintenance windows (workflows/maintenance.ts): not a mutating operation, never the lock. */
+export function maintenanceWorkflowId(cluster: string): string {
+  return `handover-maintenance-${cluster}`;
+}
+
 export type RunbookName = 'switchover' | 'failover' | 'rolling-restart' | 'backup';
 
 export const SA_CLUSTER = defineSearchAttributeKey('HandoverCluster', 'KEYWORD');

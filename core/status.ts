@@ -11,6 +11,7 @@ import { describeMissingRedisPermissions } from './redis/permissions';
 import type { RedisNodeProbe } from './types';
 import type { DoltNodeProbe } from './dolt/decide';
 import type { DoltRemoteNodeProbe } from './dolt/remote';
+import type { MaintenanceWindow } from './maintenance';
 
 export interface NodeStatus {
   node: string;
@@ -36,6 +37,8 @@ export interface NodeStatus {
   /** Redis: replication offset; MySQL/MariaDB: the applied GTID position. */
   position?: string;
   version?: string;
+  /** The node's open maintenance window (handover maintenance), when it has one. */
+  maintenance?: MaintenanceWindow;
 }
 
 /** A runbook running on the cluster (open workflow with its HandoverCluster search attribute). */
@@ -221,27 +224,50 @@ export function doltRemoteStatus(cluster: string, remote: string, probes: DoltRe
 
 function lagText(n: NodeStatus): string {
   const parts: string[] = [];
-  if (n.lagCommits !== undefined) parts.push(n.lagCommits === null ? 'DIVERGED' : `lag ${n.lagCommits} commit(s)`);
-  if (n.lagBytes !== undefined) parts.push(`lag ${n.lagBytes} B`);
-  if (n.lagMillis !== undefined) parts.push(`lag ${n.lagMillis} ms`);
-  if (n.lagTransactions !== undefined) parts.push(`lag ${n.lagTransactions} trx`);
+  if (n.lagCommits !== undefined) parts.push(n.lagCommits === null ? 'DIVERGED' : `${n.lagCommits} commit(s)`);
+  if (n.lagBytes !== undefined) parts.push(`${n.lagBytes} B`);
+  if (n.lagMillis !== undefined) parts.push(`${n.lagMillis} ms`);
+  if (n.lagTransactions !== undefined) parts.push(`${n.lagTransactions} trx`);
   if (n.secondsBehind !== undefined) parts.push(`${n.secondsBehind === null ? '?' : n.secondsBehind} s behind`);
   return parts.join(', ');
 }
 
-/** Human-readable lines for one cluster. */
+/** The MAINTENANCE cell: "until 2026-12-01T10:00Z (why, by who)" or "-". */
+function maintenanceText(n: NodeStatus): string {
+  const w = n.maintenance;
+  if (!w) return '-';
+  const why = [w.reason, w.by ? `by ${w.by}` : undefined].filter(Boolean).join(', ');
+  return `until ${new Date(w.untilMs).toISOString().replace(/:\d\d\.\d{3}Z$/, 'Z')}${why ? ` (${why})` : ''}`;
+}
+
+/** Rows padded into columns (the last column is not padded). */
+export function table(rows: string[][], indent = '  '): string[] {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => (indent + r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).trimEnd());
+}
+
+/**
+ * Human-readable lines for one cluster: a head line, then one row per node like `patronictl list` (node,
+ * address, role, lag, version, maintenance, link), then the problems and the running operations.
+ */
 export function formatClusterStatus(s: ClusterStatus): string[] {
   const head = `${s.cluster} (${s.engine}, ${s.topology}): ${s.error ? 'not probed' : s.primaries.length ? `primary ${s.primaries.join(', ')}` : 'NO PRIMARY'}`;
   const lines = [head];
   if (s.error) lines.push(`  error: ${s.error}`);
-  const w = Math.max(4, ...s.nodes.map((n) => n.node.length));
-  const aw = Math.max(7, ...s.nodes.map((n) => n.address.length));
-  for (const n of s.nodes) {
-    const base = `  ${n.node.padEnd(w)}  ${n.address.padEnd(aw)}  `;
-    if (!n.reachable) lines.push(`${base}UNREACHABLE${n.error ? ` (${n.error})` : ''}`);
-    else if (n.role === 'replica')
-      lines.push(`${base}replica of ${n.replicaOf ?? '?'}, link ${n.link}${lagText(n) ? `, ${lagText(n)}` : ''}${n.readOnly === false ? ', WRITABLE' : ''}`);
-    else lines.push(`${base}${n.role ?? '?'}${n.readOnly ? ' (read-only)' : ''}${n.position ? ` at ${n.position}` : ''}`);
+  if (s.nodes.length) {
+    const rows: string[][] = [['NODE', 'ADDRESS', 'ROLE', 'LAG', 'VERSION', 'MAINTENANCE', 'LINK']];
+    for (const n of s.nodes) {
+      if (!n.reachable) {
+        rows.push([n.node, n.address, 'UNREACHABLE', '-', '-', maintenanceText(n), n.error ?? '']);
+        continue;
+      }
+      const role =
+        n.role === 'replica'
+          ? `replica of ${n.replicaOf ?? '?'}${n.readOnly === false ? ', WRITABLE' : ''}`
+          : `${n.role ?? '?'}${n.readOnly && n.role === 'primary' ? ' (read-only)' : ''}${n.position ? ` at ${n.position}` : ''}`;
+      rows.push([n.node, n.address, role, n.role === 'replica' ? lagText(n) || '?' : '-', n.version ?? '?', maintenanceText(n), n.role === 'replica' ? (n.link ?? '?') : '-']);
+    }
+    lines.push(...table(rows));
   }
   for (const p of s.problems) lines.push(`  ! ${p}`);
   const m = s.monitor;

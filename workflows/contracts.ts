@@ -22,6 +22,14 @@ export interface SwitchoverInput {
   requireApproval?: boolean;
   /** How long to wait for approval (default 30 min); then the run ends with nothing changed. */
   approvalTimeoutMs?: number;
+  /**
+   * --allow-degraded: hand over even when another replica will not follow the new primary (link down, auth
+   * failure, unreachable): the run finishes and reports it (exit 5). Without it such a switchover is refused up
+   * front, nothing changed. Set only when true (older inputs replay unchanged).
+   */
+  allowDegraded?: boolean;
+  /** --at TIME: epoch ms; the run waits in a visible `scheduled` step until then (abortable, nothing changed). */
+  startAt?: number;
 }
 
 /** A rolling restart, whatever the engine (Sentinels only on a Sentinel topology). */
@@ -44,6 +52,11 @@ export interface RollingRestartInput {
   requireApproval?: boolean;
   /** How long to wait for approval (default 30 min); then the run ends with nothing changed. */
   approvalTimeoutMs?: number;
+  /**
+   * Nodes in maintenance (handover maintenance): `skip` leaves them as they are (reported, exit 5), `wait` waits
+   * for their window to end before restarting them. Absent (runs started before it): windows are not read.
+   */
+  maintenance?: 'skip' | 'wait';
 }
 
 export interface RollingRestartReport {
@@ -67,6 +80,8 @@ export interface RollingRestartReport {
   restartToken?: string;
   /** Operator hooks the roll itself ran (pre/post rolling restart, a Redis Cluster shard's post-promotion); a handover's own are in its child switchover's report. */
   hooks?: { hook: string; ok: boolean; detail: string }[];
+  /** Nodes left unrestarted because they were in maintenance (`--maintenance skip`), with the window. */
+  skipped?: { node: string; reason: string }[];
 }
 
 /** An unplanned failover, whatever the engine: names and positions only. */

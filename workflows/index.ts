@@ -12,3 +12,4 @@ export { doltSwitchover } from './dolt/switchover';
 export { doltFailover } from './dolt/failover';
 export { backup, scheduledBackup, verifyBackupRun, restoreBackupRun, provisionReplica } from './backup';
 export { clusterStatus } from './status';
+export { maintenance } from './maintenance';

@@ -2,7 +2,9 @@
  * What every engine's monitor shares (workflows/<engine>/monitor.ts): the state it carries across
  * continue-as-new, the `status` query and the `acknowledge` signal, so `handover monitor` works for any engine.
  */
-import { ApplicationFailure, CancellationScope, continueAsNew, defineQuery, defineSignal, isCancellation, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, continueAsNew, defineQuery, defineSignal, isCancellation, patched, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import { describeWindow, windowOf, type MaintenanceWindow } from '../core/maintenance';
+import { PATCH_HONOUR_MAINTENANCE, openWindows } from './maintenance';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { operationWorkflowId } from '../core/ids';
 import { initialDetectState, type DetectState } from '../core/monitor-round';
@@ -140,10 +142,15 @@ export async function watchMonitor(state: MonitorState, engine: WatchEngine): Pr
     if (detect.adopted) status.adopted = detect.adopted;
     reportMonitorRounds(cluster, r.roundsDone, detect.verdict);
     const a = r.action;
+    let held: MaintenanceWindow | undefined;
     if (a.kind === 'fence') {
       for (const node of a.nodes) await engine.fence(status, node, a.primary);
     } else if (a.kind === 'blocked') {
       status.blocked = a.why;
+    } else if (a.kind === 'failover' && patched(PATCH_HONOUR_MAINTENANCE) && (held = windowOf(await openWindows(cluster), a.primary, Date.now()))) {
+      // Maintenance exclusion (handover maintenance): never a failover from a primary in maintenance.
+      status.lastVerdict = `${a.primary} looks dead but ${describeWindow(held)}: no failover from a node in maintenance`;
+      detect = { ...detect, verdicts: [], firstDeadAt: undefined };
     } else if (a.kind === 'failover') {
       try {
         const done = await engine.failover(

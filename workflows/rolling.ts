@@ -13,6 +13,8 @@ import type { RollingRestartInput, RollingRestartReport } from './contracts';
 import { abortWatch, approvalGate } from './approval';
 import type { Runbook } from './runbook';
 import { hookCount, runPostHooks, runPreHooks, type HookOutcome } from './hooks';
+import { describeWindow, windowOf, type MaintenanceWindow } from '../core/maintenance';
+import { openWindows } from './maintenance';
 
 /** What an engine's roll probe returns, as far as the skeleton needs it. */
 export interface RollProbe<N> {
@@ -82,9 +84,12 @@ export async function runRoll<N extends { node: string }, P extends RollProbe<N>
     ...(approval ? { approval } : {}),
     ...(desired.restartStartedBefore !== undefined ? { restartToken: restartTokenOf(desired) } : {}),
     ...(hooks.length ? { hooks } : {}),
+    ...(skipped.size ? { skipped: [...skipped].map(([node, reason]) => ({ node, reason })) } : {}),
     steps: rb.timings(),
     audit: rb.progress.audit,
   });
+  // Maintenance windows (input.maintenance): nodes skipped, with the window, for the report.
+  const skipped = new Map<string, string>();
 
   const token = restartTokenOf(desired);
   if (token) rb.audit('token', token);
@@ -141,8 +146,35 @@ export async function runRoll<N extends { node: string }, P extends RollProbe<N>
           throw ApplicationFailure.create({ message: `cluster ${cluster} has no controller in the inventory; nothing was changed`, type: ErrorType.PreconditionFailed, nonRetryable: true });
       }
       st.verifyTimeoutMs = probed.policy.verifyTimeoutMs;
-      const action = engine.decide(probed);
-      st.primary = engine.primaryOf(probed) ?? st.primary;
+      // Nodes in maintenance (only when the run says how to treat them): read every round, so a window opened or
+      // closed mid-roll counts. `skip`: a replica in maintenance is left out of the decision (and reported).
+      let windows: MaintenanceWindow[] = [];
+      if (input.maintenance) windows = await openWindows(cluster, (why) => rb.audit('maintenance', `could not read the maintenance windows (${why})`));
+      const held = (node: string) => windowOf(windows, node, Date.now());
+      const primaryNow = engine.primaryOf(probed);
+      const away = input.maintenance === 'skip' ? probed.nodes.filter((n) => n.node !== primaryNow && held(n.node)) : [];
+      for (const n of away) if (engine.stale(n) && !skipped.has(n.node)) {
+        skipped.set(n.node, describeWindow(held(n.node)!));
+        rb.audit('maintenance', `skipping ${describeWindow(held(n.node)!)}`);
+      }
+      const action = engine.decide(away.length ? { ...probed, nodes: probed.nodes.filter((n) => !away.includes(n)) } : probed);
+      st.primary = primaryNow ?? st.primary;
+      // The next node to touch is in maintenance: wait for its window to end (`wait`), or, the primary under
+      // `skip`, end the roll here with the primary neither handed over nor restarted.
+      const target = action.kind === 'restart' ? action.node : action.kind === 'handover' ? action.from : undefined;
+      const w = target !== undefined && input.maintenance ? held(target) : undefined;
+      if (w && !input.dryRun) {
+        if (input.maintenance === 'wait') {
+          await rb.step(`wait for ${w.node}`, `wait for the maintenance of ${w.node} to end (until ${new Date(w.untilMs).toISOString()})`, async () => {
+            await sleep(Math.max(1, Math.min(w.untilMs - Date.now(), 30_000)));
+            return { audit: `${describeWindow(w)}: waited` };
+          });
+          continue;
+        }
+        skipped.set(w.node, describeWindow(w));
+        rb.audit('maintenance', `the primary ${describeWindow(w)}: not handed over nor restarted`);
+        break;
+      }
       // Mid-roll, a replica that was just restarted may still be catching up: wait for it (bounded) rather
       // than stop. Other refusals, and any refusal before the first action, stop the run.
       if (action.kind === 'refuse' && round > 1 && engine.transient.has(action.code) && waitedMs < probed.policy.restartTimeoutMs) {

@@ -9,6 +9,7 @@ import { ErrorType } from '../core/errors';
 import { probe } from './profiles';
 import type { FailoverInput, FailoverPlanReport, RollingRestartInput, RollingRestartReport, SwitchoverInput } from './contracts';
 import type { MonitorState } from './monitor';
+import { PATCH_SCHEDULED_START, waitForScheduledStart } from './scheduled';
 import { redisSwitchover, type SwitchoverReport } from './redis/switchover';
 import { redisClusterSwitchover, type ClusterSwitchoverReport } from './redis/cluster-switchover';
 import { redisClusterFailover, type ClusterFailoverReport } from './redis/cluster-failover';
@@ -33,6 +34,8 @@ const describe = (cluster: string) => probe.describeCluster.executeWithOptions({
 const wrongEngine = (message: string) => ApplicationFailure.create({ message, type: ErrorType.WrongEngine, nonRetryable: true });
 
 export async function switchover(input: SwitchoverInput): Promise<SwitchoverReport | MysqlSwitchoverReport | DoltSwitchoverReport | DoltRemoteSwitchoverReport | ClusterSwitchoverReport> {
+  // --at TIME: wait in a visible `scheduled` step before anything else (only runs started with a time).
+  if (input.startAt !== undefined && patched(PATCH_SCHEDULED_START)) await waitForScheduledStart('switchover', input.cluster, input.startAt);
   const d = await describe(input.cluster);
   switch (d.engine) {
     case 'redis':

@@ -34,6 +34,8 @@ export interface MysqlVetoInput {
   primary: string;
   candidate: string;
   policy: MysqlPolicy;
+  /** --allow-degraded: a follower that can no longer follow does not veto (set only when true). */
+  allowDegraded?: boolean;
 }
 export interface MysqlVetoResult {
   nodes: MysqlNodeProbe[];

@@ -3,7 +3,9 @@
  * from the worker's inventory (activities/redis/conn.ts), probes (with the automation user's ACL permissions),
  * and persisting a node's role across a restart.
  */
+import { readFileSync, writeFileSync } from 'node:fs';
 import type Redis from 'ioredis';
+import { DRIFT_KEYS, configDrift, withRole } from '../../core/redis/config-drift';
 import { HandoverError } from '../../core/errors';
 import type { RedisNodeProbe } from '../../core/types';
 import type { ClusterSpec, Inventory } from '../../inventory/schema';
@@ -26,8 +28,45 @@ export interface RedisActivityDeps {
  * Write the node's current role (and settings) to its config file, as Sentinel does after a failover, so a
  * restart brings it back as what it is now. Best effort: a server started without a config file refuses.
  */
-export async function persistRole(cl: Redis): Promise<void> {
-  await cl.call('CONFIG', 'REWRITE').catch(() => undefined);
+export async function persistRole(cl: Redis, opts: { set?: Record<string, string>; strict?: boolean } = {}): Promise<string> {
+  // Persist only what Handover changed: when the node runs on this host (loopback), its config file is readable
+  // from this worker and a runtime setting differs from it (core/redis/config-drift.ts), only the role line is
+  // written and the drift is reported;
+  // otherwise CONFIG REWRITE as before (the drift cannot be seen from here).
+  try {
+    const file = /config_file:(.*)/.exec(await cl.info('server'))?.[1]?.trim() ?? '';
+    // Only a node on this host: the same path on the worker's host would be another server's file.
+    const host = cl.options.host ?? '';
+    if (file && /^(127\.|localhost$|::1$|\[::1\]$)/.test(host)) {
+      let text: string | undefined;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch {
+        text = undefined;
+      }
+      if (text !== undefined) {
+        const runtime: Record<string, string> = {};
+        for (const k of DRIFT_KEYS) {
+          const kv = (await cl.config('GET', k).catch(() => [])) as string[];
+          if (kv.length >= 2) runtime[k] = kv[1];
+        }
+        const drift = configDrift(text, runtime, Object.keys(opts.set ?? {}));
+        if (drift.length) {
+          const repl = /role:(\w+)[\s\S]*?master_host:(\S+)[\s\S]*?master_port:(\d+)/.exec(await cl.info('replication'));
+          const role = repl && repl[1] === 'slave' ? { host: repl[2], port: Number(repl[3]) } : undefined;
+          writeFileSync(file, withRole(text, role, opts.set));
+          return `; persisted only the role in ${file} (not CONFIG REWRITE): runtime differs from the file in ${drift.join(', ')}, left unpersisted`;
+        }
+      }
+    }
+  } catch (e) {
+    // A file that could be read but not written: say so rather than persist the drift.
+    if ((e as NodeJS.ErrnoException).code === 'EACCES' || (e as NodeJS.ErrnoException).code === 'EROFS') return `; NOT persisted: the config file differs from runtime and cannot be written (${(e as Error).message})`;
+    // otherwise fall through to CONFIG REWRITE
+  }
+  if (opts.strict) await cl.call('CONFIG', 'REWRITE');
+  else await cl.call('CONFIG', 'REWRITE').catch(() => undefined);
+  return '';
 }
 
 

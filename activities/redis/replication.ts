@@ -56,11 +56,11 @@ export function createRedisReplicationActivities(deps: RedisActivityDeps) {
           throw new HandoverError(ErrorType.UnexpectedTopology, `${input.node} is a primary; refusing to make it a replica of ${input.primary} (its writes would be discarded)`);
         await failpoint('ensureRedisReplicaOf.beforeAct');
         await cl.call('REPLICAOF', primary.host, String(primary.port));
-        await persistRole(cl);
+        const persisted = await persistRole(cl);
         const after = await readNode(cl, c, n);
         if (!(after.role === 'replica' && after.primaryNode === input.primary))
           throw new Error(`${input.node} did not take REPLICAOF ${input.primary} (now ${after.role} of ${after.primaryAddress})`);
-        return { changed: true, before: beforeText, audit: `saw ${input.node} ${beforeText}; issued REPLICAOF ${input.primary}` };
+        return { changed: true, before: beforeText, audit: `saw ${input.node} ${beforeText}; issued REPLICAOF ${input.primary}${persisted}` };
       });
     }),
 

@@ -13,7 +13,7 @@ import { timeProgress } from '../progress';
 import type { ClusterSpec } from '../../inventory/schema';
 import { controllerFor } from '../controllers';
 import { activity, heartbeatWhile } from '../activity';
-import type { RedisActivityDeps } from './node';
+import { persistRole, type RedisActivityDeps } from './node';
 import { readNode, redisClusterSpec, redisTarget } from './conn';
 
 export interface ProbeSpecsInput {
@@ -158,8 +158,10 @@ export function createRedisRollingActivities(deps: RedisActivityDeps) {
           }
           changed.push(`${k}=${v}`);
         }
-        await cl.call('CONFIG', 'REWRITE');
-        return { changed, audit: `${changed.length ? `set ${changed.join(' ')}` : 'config already current'} on ${input.node}; CONFIG REWRITE so a restart keeps its role and settings` };
+        // Persist only what Handover changed (the settings asked for and the role): a runtime setting that differs
+        // from the file is reported, not written (activities/redis/node.ts persistRole).
+        const persisted = await persistRole(cl, { set: input.set, strict: true });
+        return { changed, audit: `${changed.length ? `set ${changed.join(' ')}` : 'config already current'} on ${input.node}; ${persisted ? persisted.replace(/^; /, '') : 'CONFIG REWRITE so a restart keeps its role and settings'}` };
       } finally {
         cl.disconnect();
       }

@@ -33,7 +33,12 @@ export async function runPlan(o: PlanOptions, io: IO): Promise<{ exitCode: numbe
   const { restartRisks, notFollowing } = await planWarnings(CommonOptions.parse(o), o.cluster, rep?.decision?.candidate ?? rep?.newPrimary ?? o.to);
   if (!o.json) {
     for (const line of restartRisks) io.out(`  ${line}`);
-    for (const n of notFollowing) io.out(`  ! ${n.node} will not follow the new primary: ${n.reason}; the ${o.runbook} would hand the primary over and leave it behind`);
+    for (const n of notFollowing)
+      io.out(
+        o.runbook === 'switchover'
+          ? `  ! ${n.node} will not follow the new primary: ${n.reason}; the switchover would refuse (nothing changed) unless --allow-degraded, which hands the primary over and leaves it behind`
+          : `  ! ${n.node} will not follow the new primary: ${n.reason}; the ${o.runbook} would hand the primary over and leave it behind`,
+      );
   }
   return { ...r, restartRisks, notFollowing };
 }

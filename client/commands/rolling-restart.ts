@@ -25,6 +25,8 @@ export const RollingRestartOptions = CommonOptions.extend({
   requireApproval: z.boolean().default(false),
   /** --approval-timeout, e.g. 30m (default 30m). */
   approvalTimeout: z.string().optional(),
+  /** Nodes in maintenance (handover maintenance): skip them (reported, exit 5) or wait for their window to end. */
+  maintenance: z.enum(['skip', 'wait']).default('skip'),
 });
 export type RollingRestartOptions = z.input<typeof RollingRestartOptions>;
 
@@ -62,6 +64,7 @@ export async function runRollingRestart(raw: RollingRestartOptions, io: IO): Pro
     ...(reason !== undefined ? { reason } : {}),
     dryRun: o.dryRun,
     requestedBy: o.requestedBy ?? process.env.USER,
+    maintenance: o.maintenance,
   };
   if (o.requireApproval && !o.dryRun) Object.assign(input, { requireApproval: true, ...(approvalTimeoutMs ? { approvalTimeoutMs } : {}) });
   const what = [...Object.entries(set).map(([k, v]) => `${k}=${v}`), ...(o.version ? [`version ${o.version}`] : []), ...(reason !== undefined ? [`every node restarted once: ${reason}`] : o.restartAll ? ['every node restarted once'] : [])].join(', ') || 'restart stale nodes';
@@ -87,6 +90,7 @@ export function formatRollingReport(r: RollingRestartReport): string {
     ...r.restarts.map((x, i) => `  ${i + 1}. restarted ${x.node} (${x.role})`),
     ...r.handovers.map((h) => `  handed over ${h.from} -> ${h.to} (write pause ${h.writePauseMs} ms${h.workflowId ? `, ${h.workflowId}` : ''})`),
     ...r.sentinelRestarts.map((s) => `  restarted Sentinel ${s}`),
+    ...(r.skipped ?? []).map((s) => `  NOT restarted ${s.node}: ${s.reason} (--maintenance skip)`),
   ];
   if (r.approval) lines.push(`  approved by ${r.approval.approver} (plan ${r.approval.planHash})`);
   lines.push(...runbookHookLines(r.hooks, 'the roll stands'));

@@ -14,7 +14,10 @@
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { HandoverError } from '../../core/errors';
-import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK, monitorWorkflowId } from '../../core/ids';
+import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK, maintenanceWorkflowId, monitorWorkflowId } from '../../core/ids';
+import type { MaintenanceWindow } from '../../core/maintenance';
+import { readWindows } from './maintenance';
+import { nodesNotFollowing } from '../../core/standing';
 import { formatClusterStatus, type ClusterStatus, type MonitorSummary, type OperationStatus } from '../../core/status';
 import type { MonitorStatus } from '../../workflows/monitor';
 import { inventoryPath, loadInventory, findCluster } from '../../inventory/load';
@@ -36,7 +39,7 @@ export { STATUS_PROBE_TIMEOUT_MS } from '../../activities/status';
 const probeCluster = (inv: Inventory, c: ClusterSpec) => probeClusterStatus({ inventory: () => inv }, c);
 
 /** Open workflows per cluster, from visibility (one query for all clusters asked about), and what each running monitor says. */
-async function openOperations(client: Client, clusters: string[]): Promise<{ ops: Map<string, OperationStatus[]>; monitors: Map<string, MonitorSummary> }> {
+async function openOperations(client: Client, clusters: string[]): Promise<{ ops: Map<string, OperationStatus[]>; monitors: Map<string, MonitorSummary>; maintenance: Map<string, MaintenanceWindow[]> }> {
   const out = new Map<string, OperationStatus[]>(clusters.map((c) => [c, []]));
   const which = clusters.map((c) => `"${c.replace(/"/g, '')}"`).join(', ');
   for await (const w of client.workflow.list({ query: `ExecutionStatus = "Running" AND HandoverCluster IN (${which})` })) {
@@ -63,7 +66,15 @@ async function openOperations(client: Client, clusters: string[]): Promise<{ ops
       monitors.set(cluster, { workflowId: id, flagged: {}, error: (e as Error).message });
     }
   }
-  return { ops: out, monitors };
+  // Maintenance windows (handover maintenance): each cluster's maintenance workflow, when one runs.
+  const maintenance = new Map<string, MaintenanceWindow[]>();
+  await Promise.all(
+    clusters.map(async (c) => {
+      const w = await readWindows(client.workflow.getHandle(maintenanceWorkflowId(c))).catch(() => []);
+      if (w.length) maintenance.set(c, w);
+    }),
+  );
+  return { ops: out, monitors, maintenance };
 }
 
 /** The clusters read from this process: its inventory, its credentials. */
@@ -120,6 +131,10 @@ export async function runStatus(raw: StatusOptions, io: IO): Promise<{ exitCode:
         c.operations = ops?.ops.get(c.cluster);
         const m = ops?.monitors.get(c.cluster);
         if (m) c.monitor = m;
+        for (const w of ops?.maintenance.get(c.cluster) ?? []) {
+          const n = c.nodes.find((x) => x.node === w.node);
+          if (n) n.maintenance = w;
+        }
       }
       if (o.json) io.out(JSON.stringify({ readBy, clusters, ...(warnings.length ? { warnings } : {}) }));
       else io.out(clusters.map((c) => formatClusterStatus(c).join('\n')).join('\n\n'));
@@ -143,13 +158,7 @@ export async function runStatus(raw: StatusOptions, io: IO): Promise<{ exitCode:
  * chosen candidate excepted (the plan judges those itself).
  */
 export function notFollowing(c: ClusterStatus, except: string[] = []): { node: string; reason: string }[] {
-  const out: { node: string; reason: string }[] = [];
-  for (const n of c.nodes) {
-    if (except.includes(n.node) || c.primaries.includes(n.node)) continue;
-    if (!n.reachable) out.push({ node: n.node, reason: `unreachable${n.error ? ` (${n.error})` : ''}` });
-    else if (n.role === 'replica' && n.linkUp === false) out.push({ node: n.node, reason: `its replication link to ${n.replicaOf ?? '?'} is down (${n.link}; wrong replication credentials, or the network)` });
-  }
-  return out;
+  return nodesNotFollowing(c, except);
 }
 
 /**

@@ -11,9 +11,10 @@ import type { DoltSwitchoverReport } from '../../workflows/dolt/switchover';
 import type { DoltRemoteSwitchoverReport } from '../../workflows/dolt/remote-switchover';
 import type { ClusterSwitchoverReport } from '../../workflows/redis/cluster-switchover';
 import { CliError, CommonOptions, EXIT, sayFailure, type IO } from '../common';
-import { parseDuration } from '../duration';
+import { parseDuration, parseTimeOrDuration } from '../duration';
 import { approvalNote } from './approve';
 import { startRunbook } from '../start';
+import { standingLines } from '../standing';
 
 export const SwitchoverOptions = CommonOptions.extend({
   cluster: z.string().min(1),
@@ -26,6 +27,10 @@ export const SwitchoverOptions = CommonOptions.extend({
   requireApproval: z.boolean().default(false),
   /** --approval-timeout, e.g. 30m (default 30m). */
   approvalTimeout: z.string().optional(),
+  /** Hand over even when another replica will not follow (it is reported, exit 5); refused without it. */
+  allowDegraded: z.boolean().default(false),
+  /** --at TIME: start later (an ISO 8601 time, or a duration from now); the run waits in a visible `scheduled` step. */
+  at: z.string().optional(),
 });
 export type SwitchoverOptions = z.input<typeof SwitchoverOptions>;
 
@@ -38,8 +43,18 @@ export async function runSwitchover(raw: SwitchoverOptions, io: IO): Promise<{ e
     sayFailure(o, io, new CliError(EXIT.refused, `refused (UsageError): ${(e as Error).message}`));
     return { exitCode: EXIT.refused, workflowId: '' };
   }
+  let startAt: number | undefined;
+  try {
+    if (o.at !== undefined && o.dryRun) throw new Error('--at with --dry-run: a plan is made now; drop one');
+    startAt = o.at === undefined ? undefined : parseTimeOrDuration(o.at, Date.now(), '--at');
+  } catch (e) {
+    sayFailure(o, io, new CliError(EXIT.refused, `refused (UsageError): ${(e as Error).message}`));
+    return { exitCode: EXIT.refused, workflowId: '' };
+  }
   const input: SwitchoverInput = { cluster: o.cluster, to: o.to, ...(o.shard !== undefined ? { shard: o.shard } : {}), dryRun: o.dryRun, requestedBy: o.requestedBy ?? process.env.USER };
   // Only set when asked for: runs without the gate keep exactly the input (and history) they had before.
+  if (o.allowDegraded) input.allowDegraded = true;
+  if (startAt !== undefined) input.startAt = startAt;
   if (o.requireApproval && !o.dryRun) Object.assign(input, { requireApproval: true, ...(approvalTimeoutMs ? { approvalTimeoutMs } : {}) });
   return startRunbook<SwitchoverReport>(o, io, {
     runbook: 'switchover',
@@ -49,10 +64,13 @@ export async function runSwitchover(raw: SwitchoverOptions, io: IO): Promise<{ e
     input,
     wait: o.wait,
     dryRun: o.dryRun,
-    summary: `${o.dryRun ? 'plan ' : ''}switchover of ${o.cluster}${o.shard ? ` shard ${o.shard}` : ''}${o.to ? ` to ${o.to}` : ''}`,
+    summary: `${o.dryRun ? 'plan ' : ''}switchover of ${o.cluster}${o.shard ? ` shard ${o.shard}` : ''}${o.to ? ` to ${o.to}` : ''}${startAt !== undefined ? ` at ${new Date(startAt).toISOString()}` : ''}`,
     details: `Planned switchover of cluster \`${o.cluster}\`${o.to ? ` to \`${o.to}\`` : ''}${o.dryRun ? ' (dry run: probe and decide only)' : ''}.`,
     format: formatReport,
-    note: input.requireApproval ? approvalNote(o.cluster) : undefined,
+    note:
+      [startAt !== undefined ? `scheduled for ${new Date(startAt).toISOString()}; until then it holds the cluster and changes nothing (handover abort handover-${o.cluster} cancels it)` : '', input.requireApproval ? approvalNote(o.cluster) : '']
+        .filter(Boolean)
+        .join('\n') || undefined,
   });
 }
 
@@ -73,6 +91,7 @@ export function formatReport(r: SwitchoverReport | MysqlSwitchoverReport | DoltS
     if (r.abortRequested) lines.push('  abort requested after the point of no return: finished forward');
     lines.push(`  write pause (handover step): ${r.writePauseMs} ms`);
     lines.push(...runbookHookLines(r.hooks, 'the switchover stands'));
+    lines.push(...standingLines(r.standing));
     lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
   }
   return lines.join('\n');
@@ -96,6 +115,7 @@ export function formatMysqlReport(r: MysqlSwitchoverReport): string {
     else if (r.routing) lines.push(`  routing hook: ${r.routing.detail}`);
     if (r.verify) lines.push(`  verified: ${r.verify.nodes.map((n) => `${n.node} ${n.writable ? 'writable' : 'read-only'} @${n.gtid || 'empty'}`).join(', ')}`);
     lines.push(...runbookHookLines(r.hooks, 'the switchover stands'));
+    lines.push(...standingLines(r.standing));
     lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
   }
   return lines.join('\n');

@@ -303,7 +303,7 @@ export function whyNotFollower(n: MysqlNodeProbe, primary: MysqlNodeProbe): stri
  * must be able to follow the new primary (reachable, no errant GTIDs), else the switchover is refused: a
  * planned operation fails closed rather than leave a replica behind after the point of no return.
  */
-export function decideMysqlSwitchover(nodes: MysqlNodeProbe[], opts: { to?: string; policy?: MysqlPolicy } = {}): MysqlDecideResult {
+export function decideMysqlSwitchover(nodes: MysqlNodeProbe[], opts: { to?: string; policy?: MysqlPolicy; allowDegraded?: boolean } = {}): MysqlDecideResult {
   const policy = opts.policy ?? DEFAULT_MYSQL_POLICY;
   const found = findMysqlPrimary(nodes);
   if ('refusal' in found) return { ok: false, refusal: found.refusal };
@@ -339,7 +339,8 @@ export function decideMysqlSwitchover(nodes: MysqlNodeProbe[], opts: { to?: stri
   }
   const chosen = candidate;
   const followerProblems = others.filter((n) => n.node !== chosen.node).map((n) => whyNotFollower(n, primary)).filter((x): x is string => !!x);
-  if (followerProblems.length) return refuse('FollowerCannotFollow', `cannot switch over to ${chosen.node}: ${followerProblems.join('; ')}`, rejectedList);
+  // --allow-degraded: a follower that cannot follow is left behind and reported by the runbook, not refused here.
+  if (followerProblems.length && !opts.allowDegraded) return refuse('FollowerCannotFollow', `cannot switch over to ${chosen.node}: ${followerProblems.join('; ')}`, rejectedList);
 
   const chosenLag = lagOf(chosen) ?? 0;
   const reasons = [
@@ -390,7 +391,7 @@ export function decideMysqlSwitchover(nodes: MysqlNodeProbe[], opts: { to?: stri
 }
 
 /** The veto: re-check a frozen decision against live state. The reason to stop, or undefined. */
-export function recheckMysqlDecision(nodes: MysqlNodeProbe[], frozen: { primary: string; candidate: string }, policy: MysqlPolicy = DEFAULT_MYSQL_POLICY): string | undefined {
+export function recheckMysqlDecision(nodes: MysqlNodeProbe[], frozen: { primary: string; candidate: string; allowDegraded?: boolean }, policy: MysqlPolicy = DEFAULT_MYSQL_POLICY): string | undefined {
   const found = findMysqlPrimary(nodes);
   if ('refusal' in found) return found.refusal.message;
   const unprivileged = whyUnprivileged(nodes);
@@ -401,5 +402,5 @@ export function recheckMysqlDecision(nodes: MysqlNodeProbe[], frozen: { primary:
   const why = whyNotMysqlCandidate(candidate, found.primary, policy);
   if (why) return `the candidate no longer qualifies: ${why.reason}`;
   const followers = nodes.filter((n) => n.node !== frozen.primary && n.node !== frozen.candidate).map((n) => whyNotFollower(n, found.primary)).filter(Boolean);
-  return followers.length ? `a replica could no longer follow: ${followers.join('; ')}` : undefined;
+  return followers.length && !frozen.allowDegraded ? `a replica could no longer follow: ${followers.join('; ')}` : undefined;
 }

@@ -194,7 +194,7 @@ describe('exit codes: every command, its bad inputs, text and --json', () => {
       for (let i = 0; i < 100 && /master_link_status:up/.test(await c.info('replication')); i++) await sleep(100);
       const r = await runCli(['plan', 'switchover', '--cluster', 'cx', '--to', 'cx-2', ...conn()]);
       expect(r.code, r.err).toBe(0);
-      expect(r.out).toMatch(/! cx-3 will not follow the new primary: its replication link to cx-1 is down \(down; wrong replication credentials, or the network\); the switchover would hand the primary over and leave it behind/);
+      expect(r.out).toMatch(/! cx-3 will not follow the new primary: its replication link to cx-1 is down \(down; wrong replication credentials, or the network\); the switchover would refuse \(nothing changed\) unless --allow-degraded, which hands the primary over and leaves it behind/);
       expect(r.out).not.toMatch(/cx-2 will not follow/);
     } finally {
       await c.call('CONFIG', 'SET', 'masterauth', fleet.password);

@@ -53,6 +53,7 @@ describe('replay of committed histories', () => {
       'switchover-dolt-direct', 'failover-dolt-direct',
       // a replica provisioned from a physical backup, asked for a node that already replicates: refused
       'provision-replica-mysql-refused',
+      'maintenance-redis',
     ];
     expect(files).toEqual(expect.arrayContaining(required.map((f) => `${f}.json`)));
   });

@@ -26,10 +26,11 @@ describe('redisClusterStatus', () => {
     s.operations = [];
     expect(formatClusterStatus(s)).toEqual([
       'cache (redis, replication): primary cache-1',
-      '  cache-1  127.0.0.1:6380  primary at 5000',
-      '  cache-2  127.0.0.1:6381  replica of cache-1, link up, lag 800 B',
-      '  cache-3  127.0.0.1:6382  replica of cache-1, link down, lag 4900 B',
-      '  cache-4  127.0.0.1:6383  UNREACHABLE (connect ECONNREFUSED)',
+      '  NODE     ADDRESS         ROLE                LAG     VERSION  MAINTENANCE  LINK',
+      '  cache-1  127.0.0.1:6380  primary at 5000     -       ?        -            -',
+      '  cache-2  127.0.0.1:6381  replica of cache-1  800 B   ?        -            up',
+      '  cache-3  127.0.0.1:6382  replica of cache-1  4900 B  ?        -            down',
+      '  cache-4  127.0.0.1:6383  UNREACHABLE         -       -        -            connect ECONNREFUSED',
       '  ! cache-3: link to cache-1 down',
       '  ! cache-4 unreachable: connect ECONNREFUSED',
       '  operations: none running',
@@ -41,6 +42,16 @@ describe('redisClusterStatus', () => {
     expect(redisClusterStatus('c', 'replication', nodes).problems).toEqual(['2 primaries: c-1, c-2']);
     expect(redisClusterStatus('c', 'cluster', nodes).problems).toEqual([]);
     expect(redisClusterStatus('c', 'replication', [r('c-1', { reachable: false })]).problems[0]).toBe('no reachable primary');
+  });
+});
+
+describe('the per-node table', () => {
+  it('shows a node\'s maintenance window with its end, reason and who set it', () => {
+    const s = redisClusterStatus('cache', 'replication', [r('cache-1', { role: 'primary', offset: 1, version: '7.0.15' }), r('cache-2', { role: 'replica', primaryNode: 'cache-1', linkUp: true, offset: 1, version: '7.0.15' })]);
+    s.nodes[1].maintenance = { node: 'cache-2', untilMs: Date.parse('2026-12-01T10:00:00Z'), setAtMs: 0, reason: 'kernel patch', by: 'alice' };
+    const text = formatClusterStatus(s);
+    expect(text[1]).toMatch(/^ {2}NODE +ADDRESS +ROLE +LAG +VERSION +MAINTENANCE +LINK$/);
+    expect(text[3]).toMatch(/^ {2}cache-2 +127\.0\.0\.1:6381 +replica of cache-1 +0 B +7\.0\.15 +until 2026-12-01T10:00Z \(kernel patch, by alice\) +up$/);
   });
 });
 
@@ -63,8 +74,8 @@ describe('mysqlClusterStatus', () => {
       'db-3 has errant GTIDs 0-3-1: it cannot follow db-1',
     ]);
     const text = formatClusterStatus(s);
-    expect(text[2]).toBe('  db-2  127.0.0.1:3308  replica of db-1, link io Yes sql Yes, lag 2 trx, 0 s behind');
-    expect(text[3]).toBe('  db-3  127.0.0.1:3309  replica of db-1, link io Connecting sql Yes, lag 20 trx, ? s behind, WRITABLE');
+    expect(text[3]).toMatch(/^ {2}db-2 +127\.0\.0\.1:3308 +replica of db-1 +2 trx, 0 s behind +\? +- +io Yes sql Yes$/);
+    expect(text[4]).toMatch(/^ {2}db-3 +127\.0\.0\.1:3309 +replica of db-1, WRITABLE +20 trx, \? s behind +\? +- +io Connecting sql Yes$/);
     expect(text[text.length - 1]).toBe('  operations: unknown (Temporal not reachable)');
   });
 

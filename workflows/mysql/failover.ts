@@ -14,7 +14,9 @@
  * reported. A returning old primary is made read-only first, then a replica; with errant GTIDs it stays
  * read-only and is flagged.
  */
-import { ApplicationFailure, CancellationScope, sleep } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, patched, sleep } from '@temporalio/workflow';
+import { describeWindow } from '../../core/maintenance';
+import { PATCH_HONOUR_MAINTENANCE, openWindows } from '../maintenance';
 import { confirmedDead, type Verdict } from '../../core/failover';
 import { chooseMysqlFailoverCandidate, mysqlDataLoss, mysqlDeadMasterRound, type MysqlFailoverChoice } from '../../core/mysql/failover';
 import { mysqlLossWindow, lossReportFields, type LossReportFields } from '../../core/data-loss';
@@ -94,6 +96,14 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
     });
   }
 
+  // Nodes in maintenance (handover maintenance) are not promoted: treated as promotion never for this choice.
+  if (patched(PATCH_HONOUR_MAINTENANCE)) {
+    const held = (await openWindows(cluster, (why) => rb.audit('maintenance', `could not read the maintenance windows (${why}): none excluded`))).filter((w) => w.node !== deadPrimary);
+    if (held.length) {
+      rb.audit('maintenance', `not candidates: ${held.map(describeWindow).join('; ')}`);
+      probed = { ...probed, nodes: probed.nodes.map((n) => (held.some((w) => w.node === n.node) ? { ...n, promotion: 'never' as const } : n)) };
+    }
+  }
   const chosen = chooseMysqlFailoverCandidate(probed.nodes, deadPrimary);
   if ('refusal' in chosen) refuse(chosen.refusal);
   const { candidate, candidateReceived, followers, reasons, rejected } = chosen as MysqlFailoverChoice;

@@ -30,6 +30,12 @@ import type { VerifyMysqlResult } from '../../activities/mysql/replication';
 
 /** Patch marker: repoint the old primary first, and one node's failure does not stop the others. */
 const PATCH_REPOINT_OLD_PRIMARY_FIRST = 'mysql-switchover-repoint-old-primary-first';
+/** Patch marker: a replica that will not follow the new primary refuses the switchover up front (unless --allow-degraded). */
+const PATCH_REFUSE_UNLINKED = 'switchover-refuse-unlinked-followers';
+/** Patch marker: an ending after the point of no return with a node left behind looks at where the cluster stands (one probe). */
+const PATCH_ENDS_WITH_STANDING = 'switchover-ends-with-standing';
+import { mysqlClusterStatus } from '../../core/status';
+import { nodesNotFollowing, standingLine, standingOf, type ClusterStanding, type NotFollowing } from '../../core/standing';
 import { mutate, probe, wait } from '../profiles';
 import { Runbook, failureTypeOf, messageOf } from '../runbook';
 import type { SwitchoverInput } from '../contracts';
@@ -62,6 +68,12 @@ export interface MysqlSwitchoverReport {
   abortRequested?: boolean;
   /** Operator hooks that ran (inventory `hooks:`): pre-switchover ones all succeeded, post-promotion and post-switchover ones may not have. */
   hooks?: HookOutcome[];
+  /** Where the cluster stands at the end: the primary, who follows it, who does not and why (core/standing.ts). */
+  standing?: ClusterStanding;
+  /** Nodes left not following the new primary (--allow-degraded, or seen at the decision in a dry run): exit 5. */
+  notFollowing?: NotFollowing[];
+  /** --allow-degraded was given. */
+  allowDegraded?: boolean;
 }
 
 export async function mysqlSwitchover(input: SwitchoverInput): Promise<MysqlSwitchoverReport> {
@@ -85,13 +97,25 @@ export async function mysqlSwitchover(input: SwitchoverInput): Promise<MysqlSwit
   );
 
   // 2. Decide (pure, in the workflow: recorded once in history, never re-decided on retry)
+  let unlinked: NotFollowing[] = [];
   const decision = await rb
     .step(
       'decide',
       'choose the candidate',
       async () => {
-        const r = decideMysqlSwitchover(probed.nodes, { to: input.to, policy: probed.policy });
+        const r = decideMysqlSwitchover(probed.nodes, { to: input.to, policy: probed.policy, ...(input.allowDegraded ? { allowDegraded: true } : {}) });
         if (!r.ok) throw ApplicationFailure.create({ message: r.refusal.message, type: r.refusal.errorType, nonRetryable: true, details: [r.refusal] });
+        // A replica that will not follow the new primary (replication threads not running, unreachable, errant)
+        // is refused here, nothing changed, unless --allow-degraded: then the run hands over and reports it.
+        if (patched(PATCH_REFUSE_UNLINKED)) {
+          unlinked = nodesNotFollowing(mysqlClusterStatus(cluster, probed.nodes), [r.decision.primary, r.decision.candidate]);
+          if (unlinked.length && !input.allowDegraded && !input.dryRun)
+            throw ApplicationFailure.create({
+              type: ErrorType.PreconditionFailed,
+              nonRetryable: true,
+              message: `${unlinked.map((n) => `${n.node} will not follow the new primary: ${n.reason}`).join('; ')}; nothing was changed. Fix ${unlinked.length > 1 ? 'them' : 'it'} first, or pass --allow-degraded to hand ${r.decision.primary} -> ${r.decision.candidate} over anyway and leave ${unlinked.map((n) => n.node).join(', ')} behind`,
+            });
+        }
         return r.decision;
       },
       (d) => `chose ${d.candidate} to replace ${d.primary}: ${d.reasons.join('; ')}`,
@@ -140,7 +164,7 @@ export async function mysqlSwitchover(input: SwitchoverInput): Promise<MysqlSwit
   if (input.dryRun) {
     rb.skipRemaining('dry run');
     rb.setPhase('planned');
-    return report({});
+    return report(unlinked.length ? { notFollowing: unlinked } : {});
   }
 
   // Abort (cancellation) before the point of no return undoes and ends as Aborted; after it, finishes forward.
@@ -160,7 +184,7 @@ export async function mysqlSwitchover(input: SwitchoverInput): Promise<MysqlSwit
 
     // 3. Veto: the frozen decision against live state, just before the first change. Fails closed.
     await rb
-      .step('veto', step('veto'), () => probe.vetoMysqlHandover.executeWithOptions({ summary: step('veto') }, [{ cluster, primary, candidate, policy }]))
+      .step('veto', step('veto'), () => probe.vetoMysqlHandover.executeWithOptions({ summary: step('veto') }, [{ cluster, primary, candidate, policy, ...(input.allowDegraded ? { allowDegraded: true } : {}) }]))
       .catch((e) => {
         if (!isCancellation(e)) rb.skipRemaining('vetoed');
         throw e;
@@ -258,13 +282,32 @@ export async function mysqlSwitchover(input: SwitchoverInput): Promise<MysqlSwit
           mutate.ensureMysqlReplicaOf.executeWithOptions({ summary: `make ${node} a replica of ${candidate}` }, [{ cluster, node, primary: candidate }]),
         );
       if (!isolated) await repoint();
-      else await repoint().catch((err) => notRepointed.push({ node, why: messageOf(err).replace(/\.$/, '') }));
+      else
+        await repoint().catch((err) => {
+          // --allow-degraded: a node known at the decision not to follow is reported, not a failure.
+          if (!unlinked.some((u) => u.node === node)) notRepointed.push({ node, why: messageOf(err).replace(/\.$/, '') });
+        });
     }
 
     // 8. Verify: always, every node (those not repointed are reported as they are, not waited for).
-    const skip = notRepointed.map((n) => n.node);
+    const skip = [...notRepointed.map((n) => n.node), ...unlinked.map((n) => n.node).filter((n) => !notRepointed.some((x) => x.node === n))];
     const standing = () =>
       `${candidate} is the primary and takes writes${notRepointed.length ? `; NOT repointed (left as they were): ${notRepointed.map((n) => `${n.node}: ${n.why}`).join('; ')}` : ''}`;
+    // Where the cluster stands, looked at once when a node is left behind (runs recorded before this: not looked at).
+    const withStanding = patched(PATCH_ENDS_WITH_STANDING);
+    const lookAtStanding = async (): Promise<ClusterStanding | undefined> => {
+      if (!withStanding) return undefined;
+      try {
+        const now = await rb.step('standing', `see where ${cluster} stands`, () => probe.probeMysqlCluster.executeWithOptions({ summary: `see where ${cluster} stands` }, [{ cluster }]), () => undefined);
+        const st = standingOf(mysqlClusterStatus(cluster, now.nodes), { expected: candidate, previousPrimary: primary });
+        rb.audit('standing', standingLine(st));
+        return st;
+      } catch {
+        return undefined;
+      }
+    };
+    const incomplete = (message: string, st: ClusterStanding | undefined) =>
+      ApplicationFailure.create({ type: ErrorType.HandoverIncomplete, nonRetryable: true, message: st ? `${message}. Where it stands: ${standingLine(st)}` : message, details: st ? [{ standing: st }] : undefined });
     let verify: VerifyMysqlResult;
     try {
       verify = await rb.step('verify', step('verify'), () =>
@@ -273,16 +316,36 @@ export async function mysqlSwitchover(input: SwitchoverInput): Promise<MysqlSwit
     } catch (err) {
       if (!isolated) throw err;
       rb.setPhase('done-incomplete');
-      throw ApplicationFailure.create({ type: ErrorType.HandoverIncomplete, nonRetryable: true, message: `switchover of ${cluster} passed the point of no return: ${standing()}; verification failed: ${messageOf(err)}` });
+      throw incomplete(`switchover of ${cluster} passed the point of no return: ${standing()}; verification failed: ${messageOf(err)}`, await lookAtStanding());
     }
     if (notRepointed.length) {
       rb.setPhase('done-incomplete');
-      throw ApplicationFailure.create({ type: ErrorType.HandoverIncomplete, nonRetryable: true, message: `switchover of ${cluster} incomplete: ${standing()}. Fix those nodes, then repoint them (handover switchover is refused until they can follow)` });
+      throw incomplete(`switchover of ${cluster} incomplete: ${standing()}. Fix those nodes, then repoint them (handover switchover is refused until they can follow)`, await lookAtStanding());
     }
+    const st: ClusterStanding | undefined = unlinked.length
+      ? await lookAtStanding()
+      : withStanding
+        ? { primary: candidate, previousPrimary: primary, changed: true, following: verify.nodes.filter((n) => n.node !== candidate).map((n) => n.node), notFollowing: [] }
+        : undefined;
+    const left = st ? st.notFollowing : unlinked;
     hooks.push(...(await runPostHooks(rb, 'postSwitchover', postHooks, hookRun)));
     const abortRequested = abort.requested();
     if (abortRequested) rb.audit('abort', `abort requested after the point of no return: finished forward (${candidate} is the primary)`);
-    rb.setPhase(routing && !routing.ok ? 'done-routing-failed' : hooks.some((h) => !h.ok) ? 'done-post-hook-failed' : 'done');
-    return report({ writePauseMs, fencedGtid: caughtUpTo, killedSessions: fenced.killedSessions, routing, verify, approval, abortRequested: abortRequested || undefined, ...(hooks.length ? { hooks } : {}), steps: rb.timings(), audit: rb.progress.audit });
+    rb.setPhase(routing && !routing.ok ? 'done-routing-failed' : hooks.some((h) => !h.ok) ? 'done-post-hook-failed' : left.length ? 'done-degraded' : 'done');
+    return report({
+      writePauseMs,
+      fencedGtid: caughtUpTo,
+      killedSessions: fenced.killedSessions,
+      routing,
+      verify,
+      approval,
+      abortRequested: abortRequested || undefined,
+      ...(hooks.length ? { hooks } : {}),
+      ...(st ? { standing: st } : {}),
+      ...(left.length ? { notFollowing: left } : {}),
+      ...(input.allowDegraded ? { allowDegraded: true } : {}),
+      steps: rb.timings(),
+      audit: rb.progress.audit,
+    });
   });
 }

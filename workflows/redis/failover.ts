@@ -10,6 +10,8 @@
  */
 import { ApplicationFailure, CancellationScope, patched, sleep } from '@temporalio/workflow';
 import { candidateCollapsed } from '../../core/empty-primary';
+import { describeWindow } from '../../core/maintenance';
+import { PATCH_HONOUR_MAINTENANCE, openWindows } from '../maintenance';
 import { chooseFailoverCandidate, deadMasterRound } from '../../core/redis/failover';
 import { confirmedDead, type Verdict } from '../../core/failover';
 import { redisLossWindow, lossReportFields, type LossReportFields } from '../../core/data-loss';
@@ -90,6 +92,14 @@ export async function redisFailover(input: FailoverInput): Promise<FailoverRepor
     });
   }
 
+  // Nodes in maintenance (handover maintenance) are not promoted: treated as promotion never for this choice.
+  if (patched(PATCH_HONOUR_MAINTENANCE)) {
+    const held = (await openWindows(cluster, (why) => rb.audit('maintenance', `could not read the maintenance windows (${why}): none excluded`))).filter((w) => w.node !== deadPrimary);
+    if (held.length) {
+      rb.audit('maintenance', `not candidates: ${held.map(describeWindow).join('; ')}`);
+      probed = { ...probed, nodes: probed.nodes.map((n) => (held.some((w) => w.node === n.node) ? { ...n, promotion: 'never' as const } : n)) };
+    }
+  }
   const choice = chooseFailoverCandidate(probed.nodes, deadPrimary);
   if ('refusal' in choice) refuse(choice.refusal);
   let { candidate, followers, reasons, candidateOffset } = choice as Exclude<typeof choice, { refusal: string }>;

@@ -15,6 +15,12 @@ import type { VerifyResult } from '../../activities/redis/replication';
 
 /** Patch marker: one node's failed repoint does not stop the others; the run ends HandoverIncomplete naming it. */
 const PATCH_REPOINT_ISOLATED = 'redis-switchover-repoint-isolated';
+/** Patch marker: a replica that will not follow the new primary refuses the switchover up front (unless --allow-degraded). */
+const PATCH_REFUSE_UNLINKED = 'switchover-refuse-unlinked-followers';
+/** Patch marker: an ending after the point of no return with a node left behind looks at where the cluster stands (one probe). */
+const PATCH_ENDS_WITH_STANDING = 'switchover-ends-with-standing';
+import { redisClusterStatus } from '../../core/status';
+import { nodesNotFollowing, standingLine, standingOf, type ClusterStanding, type NotFollowing } from '../../core/standing';
 import type { PinResult } from '../../activities/redis/sentinel';
 import type { SwitchoverInput } from '../contracts';
 import { mutate, probe, wait } from '../profiles';
@@ -44,6 +50,12 @@ export interface SwitchoverReport {
   abortRequested?: boolean;
   /** Operator hooks that ran (inventory `hooks:`): pre-switchover ones all succeeded, post-promotion and post-switchover ones may not have. */
   hooks?: HookOutcome[];
+  /** Where the cluster stands at the end: the primary, who follows it, who does not and why (core/standing.ts). */
+  standing?: ClusterStanding;
+  /** Nodes left not following the new primary (--allow-degraded, or seen at the decision in a dry run): exit 5. */
+  notFollowing?: NotFollowing[];
+  /** --allow-degraded was given. */
+  allowDegraded?: boolean;
 }
 
 export async function redisSwitchover(input: SwitchoverInput): Promise<SwitchoverReport> {
@@ -64,6 +76,7 @@ export async function redisSwitchover(input: SwitchoverInput): Promise<Switchove
   );
 
   // 2. Decide (pure, in the workflow: recorded once in history, never re-decided on retry)
+  let unlinked: NotFollowing[] = [];
   const decision = await rb.step(
     'decide',
     'choose the candidate',
@@ -71,6 +84,17 @@ export async function redisSwitchover(input: SwitchoverInput): Promise<Switchove
       const r = decideRedisSwitchover(probed.nodes, { to: input.to, policy: probed.policy });
       if (!r.ok) {
         throw ApplicationFailure.create({ message: r.refusal.message, type: r.refusal.errorType, nonRetryable: true, details: [r.refusal] });
+      }
+      // A replica that will not follow the new primary (link down: a wrong masterauth, the network; unreachable)
+      // is refused here, nothing changed, unless --allow-degraded: then the run hands over and reports it.
+      if (patched(PATCH_REFUSE_UNLINKED)) {
+        unlinked = nodesNotFollowing(redisClusterStatus(cluster, probed.topology ?? 'replication', probed.nodes), [r.decision.primary, r.decision.candidate]);
+        if (unlinked.length && !input.allowDegraded && !input.dryRun)
+          throw ApplicationFailure.create({
+            type: ErrorType.PreconditionFailed,
+            nonRetryable: true,
+            message: `${unlinked.map((n) => `${n.node} will not follow the new primary: ${n.reason}`).join('; ')}; nothing was changed. Fix ${unlinked.length > 1 ? 'them' : 'it'} first, or pass --allow-degraded to hand ${r.decision.primary} -> ${r.decision.candidate} over anyway and leave ${unlinked.map((n) => n.node).join(', ')} behind`,
+          });
       }
       return r.decision;
     },
@@ -120,7 +144,7 @@ export async function redisSwitchover(input: SwitchoverInput): Promise<Switchove
   if (input.dryRun) {
     rb.skipRemaining('dry run');
     rb.setPhase('planned');
-    return report({});
+    return report(unlinked.length ? { notFollowing: unlinked } : {});
   }
 
   // Abort (cancellation) before the point of no return undoes and ends as Aborted; after it, finishes forward.
@@ -224,13 +248,32 @@ export async function redisSwitchover(input: SwitchoverInput): Promise<Switchove
           mutate.ensureRedisReplicaOf.executeWithOptions({ summary: `make ${node} a replica of ${candidate}` }, [{ cluster, node, primary: candidate }]),
         );
       if (!isolated) await repoint();
-      else await repoint().catch((err) => notRepointed.push({ node, why: messageOf(err).replace(/\.$/, '') }));
+      else
+        await repoint().catch((err) => {
+          // --allow-degraded: a node known at the decision not to follow is reported, not a failure.
+          if (!unlinked.some((u) => u.node === node)) notRepointed.push({ node, why: messageOf(err).replace(/\.$/, '') });
+        });
     }
     const standing = () =>
       `${candidate} is the primary and takes writes${notRepointed.length ? `; NOT repointed: ${notRepointed.map((n) => `${n.node}: ${n.why}`).join('; ')}` : ''}`;
+    // Where the cluster stands, looked at once when a node is left behind (runs recorded before this: not looked at).
+    const withStanding = patched(PATCH_ENDS_WITH_STANDING);
+    const lookAtStanding = async (): Promise<ClusterStanding | undefined> => {
+      if (!withStanding) return undefined;
+      try {
+        const now = await rb.step('standing', `see where ${cluster} stands`, () => probe.probeRedisCluster.executeWithOptions({ summary: `see where ${cluster} stands` }, [{ cluster }]), () => undefined);
+        const st = standingOf(redisClusterStatus(cluster, now.topology ?? 'replication', now.nodes), { expected: candidate, previousPrimary: primary });
+        rb.audit('standing', standingLine(st));
+        return st;
+      } catch {
+        return undefined;
+      }
+    };
+    const incomplete = (message: string, st: ClusterStanding | undefined) =>
+      ApplicationFailure.create({ type: ErrorType.HandoverIncomplete, nonRetryable: true, message: st ? `${message}. Where it stands: ${standingLine(st)}` : message, details: st ? [{ standing: st }] : undefined });
 
     // 6. Verify (on a Sentinel topology, before unpinning: until then Sentinel can only ever choose the candidate)
-    const ignore = notRepointed.map((n) => n.node);
+    const ignore = [...notRepointed.map((n) => n.node), ...unlinked.map((n) => n.node).filter((n) => !notRepointed.some((x) => x.node === n))];
     let verify: VerifyResult;
     try {
       verify = await rb.step('verify', step('verify'), () =>
@@ -240,18 +283,36 @@ export async function redisSwitchover(input: SwitchoverInput): Promise<Switchove
       if (!isolated) throw err;
       await unpin();
       rb.setPhase('done-incomplete');
-      throw ApplicationFailure.create({ type: ErrorType.HandoverIncomplete, nonRetryable: true, message: `switchover of ${cluster} passed the point of no return: ${standing()}; verification failed: ${messageOf(err)}` });
+      throw incomplete(`switchover of ${cluster} passed the point of no return: ${standing()}; verification failed: ${messageOf(err)}`, await lookAtStanding());
     }
     await unpin();
     if (notRepointed.length) {
       rb.setPhase('done-incomplete');
-      throw ApplicationFailure.create({ type: ErrorType.HandoverIncomplete, nonRetryable: true, message: `switchover of ${cluster} incomplete: ${standing()}. Fix those nodes, then repoint them (REPLICAOF ${candidate}) or run the switchover again` });
+      throw incomplete(`switchover of ${cluster} incomplete: ${standing()}. Fix those nodes, then repoint them (REPLICAOF ${candidate}) or run the switchover again`, await lookAtStanding());
     }
+    // Verified: every node not known to be left behind follows the candidate. Those that were: looked at once.
+    const st: ClusterStanding | undefined = unlinked.length
+      ? await lookAtStanding()
+      : withStanding
+        ? { primary: candidate, previousPrimary: primary, changed: true, following: verify.nodes.filter((n) => n.node !== candidate).map((n) => n.node), notFollowing: [] }
+        : undefined;
+    const left = st ? st.notFollowing : unlinked;
     hooks.push(...(await runPostHooks(rb, 'postSwitchover', postHooks, hookRun)));
     const abortRequested = abort.requested();
     if (abortRequested) rb.audit('abort', `abort requested after the point of no return: finished forward (${candidate} is the primary)`);
-    rb.setPhase(hooks.some((h) => !h.ok) ? 'done-post-hook-failed' : 'done');
-    return report({ writePauseMs, verify, approval, abortRequested: abortRequested || undefined, ...(hooks.length ? { hooks } : {}), steps: rb.timings(), audit: rb.progress.audit });
+    rb.setPhase(hooks.some((h) => !h.ok) ? 'done-post-hook-failed' : left.length ? 'done-degraded' : 'done');
+    return report({
+      writePauseMs,
+      verify,
+      approval,
+      abortRequested: abortRequested || undefined,
+      ...(hooks.length ? { hooks } : {}),
+      ...(st ? { standing: st } : {}),
+      ...(left.length ? { notFollowing: left } : {}),
+      ...(input.allowDegraded ? { allowDegraded: true } : {}),
+      steps: rb.timings(),
+      audit: rb.progress.audit,
+    });
   });
 }
 

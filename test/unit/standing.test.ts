@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { nodesNotFollowing, standingFromDetails, standingLine, standingOf } from '../../core/standing';
+import type { ClusterStatus } from '../../core/status';
+
+const status = (nodes: ClusterStatus['nodes'], primaries: string[]): ClusterStatus => ({ cluster: 'c', engine: 'redis', topology: 'replication', primaries, nodes, problems: [] });
+const n = (node: string, o: Partial<ClusterStatus['nodes'][number]> = {}) => ({ node, address: `${node}:1`, reachable: true, ...o });
+
+describe('where a cluster stands (core/standing.ts)', () => {
+  const st = status(
+    [
+      n('b', { role: 'primary' }),
+      n('a', { role: 'replica', replicaOf: 'b', linkUp: true, link: 'up' }),
+      n('c', { role: 'replica', replicaOf: 'b', linkUp: false, link: 'down' }),
+      n('d', { reachable: false, error: 'timeout after 2500 ms' }),
+      n('e', { role: 'replica', replicaOf: 'a', linkUp: true, link: 'up' }),
+    ],
+    ['b'],
+  );
+
+  it('sorts every node but the primary into following / not following, each with why', () => {
+    const s = standingOf(st, { expected: 'b', previousPrimary: 'a' });
+    expect(s).toEqual({
+      primary: 'b',
+      previousPrimary: 'a',
+      changed: true,
+      following: ['a'],
+      notFollowing: [
+        { node: 'c', reason: 'its replication link to b is down (down; wrong replication credentials, or the network)' },
+        { node: 'd', reason: 'unreachable (timeout after 2500 ms)' },
+        { node: 'e', reason: 'it replicates from a, not from b' },
+      ],
+    });
+    expect(standingLine(s)).toBe(
+      'the primary is now b (was a); following b: a; NOT following: c (its replication link to b is down (down; wrong replication credentials, or the network)); d (unreachable (timeout after 2500 ms)); e (it replicates from a, not from b)',
+    );
+  });
+
+  it('an unchanged primary is said so; no single primary is said so', () => {
+    expect(standingOf(st, { previousPrimary: 'b' })).toMatchObject({ primary: 'b', changed: false });
+    expect(standingOf(st, { previousPrimary: 'b' }).previousPrimary).toBeUndefined();
+    const two = standingOf(status([n('a', { role: 'primary' }), n('b', { role: 'primary' })], ['a', 'b']));
+    expect(two.primary).toBeUndefined();
+    expect(standingLine(two)).toMatch(/^no single primary could be seen \(a: 2 primaries: a, b; b: 2 primaries: a, b\)/);
+  });
+
+  it('before a switchover (plan, decide): the nodes that will not follow, the primary and candidate excepted', () => {
+    expect(nodesNotFollowing(st, ['b', 'a']).map((x) => x.node)).toEqual(['c', 'd']);
+  });
+
+  it('a failure carries it in its first detail', () => {
+    const s = standingOf(st, { expected: 'b' });
+    expect(standingFromDetails([{ standing: s }])).toEqual(s);
+    expect(standingFromDetails([{ code: 'x' }])).toBeUndefined();
+    expect(standingFromDetails(undefined)).toBeUndefined();
+  });
+});
