@@ -59,7 +59,7 @@ describe('doltRemoteStatus', () => {
     expect(s.nodes[1]).toMatchObject({ role: 'replica', replicaOf: 'n1', lagCommits: 3, linkUp: true });
     expect(s.problems).toEqual(['n3 has diverged from n1: app/main: head x is not in the primary history']);
     const text = formatClusterStatus(s).join('\n');
-    expect(text).toContain('replica of n1, link via origin, lag 3 commit(s)');
+    expect(text).toMatch(/n2 +n2:3306 +replica of n1 +3 commit\(s\) +.* via origin/);
     expect(text).toContain('DIVERGED');
     expect(doltRemoteStatus('d', 'origin', [replica('n1'), node('n2', { role: 'fenced', readOnly: true, replicateTo: 'origin', readReplicaRemote: '' })]).problems).toEqual([
       'no reachable primary',
