@@ -178,7 +178,7 @@ describe('operator commands: plan, approve, abort (Redis)', () => {
     expect(rej.out).toMatch(/rejected plan [0-9a-f]{16} of handover-ops as bob \(change freeze\); the run ends with nothing changed/);
     expect(f.exitCode, fio.text()).toBe(2);
     expect(fio.errors).toEqual([expect.stringMatching(/^refused \(ApprovalRejected\): plan [0-9a-f]{16} for ops rejected by bob: change freeze; nothing was changed$/)]);
-    expect(fio.lines.join('\n')).toMatch(/failed +approval: wait for approval of plan [0-9a-f]{16} \(handover approve; at most 30m\)( \(\d+ ms\))? — plan [0-9a-f]{16} for ops rejected by bob/);
+    expect(fio.lines.join('\n')).toMatch(/failed +approval: wait for approval of plan [0-9a-f]{16} \(handover approve; at most 30m\)( \(\d+(\.\d+)? m?s\))? — plan [0-9a-f]{16} for ops rejected by bob/);
     expect(await fleet.roles()).toEqual({ 'ops-1': 'slave', 'ops-2': 'master', 'ops-3': 'slave' });
     expect(await mutatingCalls()).toEqual(before);
     expect(await activityTypes()).toEqual(['describeCluster', 'probeRedisCluster']);
