@@ -219,6 +219,8 @@ describe('secret canaries over every runbook', () => {
       ...textFilesUnder(dir).map((f) => ({ where: f.file, text: f.text })),
     ]);
     // What was decoded is the real content: inputs and results by name.
+    // The backups were encrypted with the canary key (their manifests name it by its id only).
+    expect(textFilesUnder(dir).map((f) => f.text).join('\n')).toMatch(/"keyId":\s*"canary"/);
     expect(decoded).toMatch(/"cluster":"canary-r"/);
     expect(decoded).toMatch(/"newPrimary":"canary-r-\d"/);
     expect(decoded).toMatch(/HandoverCluster/);
@@ -295,6 +297,7 @@ describe('secret canaries over every runbook', () => {
       { where: 'failover hooks environment', text: readFileSync(hookEnv, 'utf8') },
       ...textFilesUnder(dir).map((f) => ({ where: f.file, text: f.text })),
     ]);
+    expect(textFilesUnder(dir).map((f) => f.text).join('\n')).toMatch(/"keyId":\s*"canary"/);
     expect(decoded).toMatch(/"cluster":"canary-m"/);
     expect(decoded).toMatch(/"newPrimary":"canary-m-\d"/);
     // The replication account is named (by its user) where a repoint happened, never with its password.
