@@ -21,6 +21,8 @@
  *  - Redis with three Sentinels (`replaysnt`): a switchover through SENTINEL FAILOVER, a rolling restart with the
  *    Sentinels restarted one at a time.
  *  - Redis Cluster (`replayrcl`, 3 shards x 1 replica): the rolling restart, shard by shard with CLUSTER FAILOVER.
+ *  - Redis Cluster (`replayrcs`, 3 shards x 1 replica, no self-election): `switchover --shard 0`, then `failover
+ *    --shard` of another shard's SIGKILLed primary.
  *  - MariaDB (`replay-maria`): switchovers completed, crashed and resumed inside the catch-up, refused, dry run,
  *    undone (the candidate stops applying after the fence: the fence is lifted); rolling restarts completed and
  *    started as `mysqlRollingRestart` with its child `mysqlSwitchover`; backups completed, scheduled, verified,
@@ -31,6 +33,8 @@
  *    refused, dry run; a failover after the primary was SIGKILLed.
  *  - MariaDB `replaymon-maria`: the same monitor histories as Redis (`monitor`, `mysqlMonitor` continued as new,
  *    `mysqlMonitor` with a failover and the returning old primary rejoined, and the `mysqlFailover` it started).
+ *    Today's code records the monitor's patched activity path (`monitor-*-watch*`, `failover-*-by-watch`); the
+ *    histories of the path before the patch (`monitor-*`, `failover-*-by-monitor`) stay as recorded.
  *
  * Re-record after an intended, patched change of workflow code; never to make a replay failure go away.
  * --out DIR writes the histories there instead of test/histories. --only records just the named files (e.g. --only rolling-restart-redis-completed); a lab starts only when one
@@ -320,9 +324,10 @@ function backupScenarios(engine: 'redis' | 'mysql'): [string, Start][] {
 async function recordMonitor(
   l: RecLab,
   engine: 'redis' | 'mysql',
-  o: { roundsPerRun: number; killPrimary: () => Promise<() => Promise<void>> },
+  o: { roundsPerRun: number; killPrimary: () => Promise<() => Promise<void>>; names: string[] },
 ): Promise<void> {
-  const want = monitorNames(engine).filter(wanted);
+  const names = o.names;
+  const want = names.filter(wanted);
   if (!want.length) return;
   const w = spawnWorker(l, undefined, log);
   const workflowId = monitorWorkflowId(l.cluster);
@@ -351,7 +356,7 @@ async function recordMonitor(
       }
       return runs[n + 1];
     };
-    await nextRun(0, 30_000); // monitor -> <engine>Monitor
+    await nextRun(0, 180_000); // monitor -> <engine>Monitor (the spawned worker bundles first: slow under load)
     await nextRun(1, 120_000); // the quiet run continued as new
     const status = () => l.client.workflow.getHandle(workflowId).query<MonitorStatus>('status');
     await until('the monitor sees the primary', async () => (await status()).lastKnown?.primary);
@@ -364,7 +369,6 @@ async function recordMonitor(
     await restart();
     await until('the old primary fenced', async () => (await status()).fenced.includes(s.failovers[0].from), 60_000);
     await nextRun(2, 180_000);
-    const names = monitorNames(engine);
     for (let i = 0; i < 3; i++) if (wanted(names[i])) save(l, names[i], workflowId, runs[i]);
     if (wanted(names[3])) save(l, names[3], operationWorkflowId(l.cluster));
   } finally {
@@ -372,7 +376,18 @@ async function recordMonitor(
     await w.stop();
   }
 }
-const monitorNames = (engine: 'redis' | 'mysql') => [`monitor-${engine}`, `monitor-${engine}-continued-as-new`, `monitor-${engine}-failover`, `failover-${engine}-by-monitor`];
+/**
+ * The monitor's histories by path: `poll` (recorded before the 'monitor-detection-in-activity' patch: the workflow
+ * probes round by round) and `watch` (the patched path: watchRedisCluster / watchMysqlCluster decide inside one
+ * heartbeating activity and return a verdict; the failover child starts from it). Same order: the routing run,
+ * the quiet run that continued as new, the next run with the failover and the fence, and the failover child.
+ */
+const monitorNames = (engine: 'redis' | 'mysql', path: 'poll' | 'watch' = 'poll') =>
+  path === 'poll'
+    ? [`monitor-${engine}`, `monitor-${engine}-continued-as-new`, `monitor-${engine}-failover`, `failover-${engine}-by-monitor`]
+    : [`monitor-${engine}-watch`, `monitor-${engine}-watch-continued-as-new`, `monitor-${engine}-watch-failover`, `failover-${engine}-by-watch`];
+/** Today's code records the patched (watch) path; the poll path's histories stay as recorded. */
+const monitorNow = (engine: 'redis' | 'mysql') => monitorNames(engine, 'watch');
 
 let only: Set<string> | undefined;
 /** Where the histories go: test/histories, or --out DIR (a trial recording, compared before it replaces them). */
@@ -511,7 +526,7 @@ async function main() {
       }
     }
 
-    if (any(monitorNames('redis'))) {
+    if (any(monitorNow('redis'))) {
       const mon = await startLab({
         cluster: 'replaymon',
         address,
@@ -520,6 +535,7 @@ async function main() {
       });
       try {
         await recordMonitor(rec(mon), 'redis', {
+          names: monitorNow('redis'),
           roundsPerRun: 40,
           killPrimary: async () => {
             const primary = (await mon.fleet.primary())!;
@@ -550,6 +566,42 @@ async function main() {
       try {
         const l: RecLab = { cluster: fleet.cluster, address, client: new Client({ connection }), taskQueue: 'lab-replayrcl', inventory: fleet.writeInventory(), bundlePath: await bundleOnce() };
         await record(l, 'rolling-restart-redis-cluster', (x) => runRollingRestart({ ...common(x), set: ['hz=19'] }, quiet));
+      } finally {
+        await connection.close();
+        await fleet.stop();
+      }
+    }
+
+    if (any(['switchover-redis-cluster-shard', 'failover-redis-cluster-shard'])) {
+      // A 3x1 Redis Cluster that elects nothing by itself (the failover is Handover's call): the shard of slot 0
+      // switched over by naming it, then another shard's primary SIGKILLed and failed over by naming it.
+      const fleet = await startRedisClusterFleet({ cluster: 'replayrcs' });
+      const connection = await Connection.connect({ address });
+      try {
+        const inventory = fleet.writeInventory(undefined, { policy: { probeIntervalMs: 300, probesToConfirm: 3 } });
+        for (const n of fleet.nodes) {
+          const c = n.client();
+          await c.config('SET', 'cluster-replica-no-failover', 'yes');
+          c.disconnect();
+        }
+        const l: RecLab = { cluster: fleet.cluster, address, client: new Client({ connection }), taskQueue: 'lab-replayrcs', inventory, bundlePath: await bundleOnce() };
+        if (wanted('switchover-redis-cluster-shard')) await record(l, 'switchover-redis-cluster-shard', (x) => runSwitchover({ ...common(x), shard: '0' }, quiet));
+        if (wanted('failover-redis-cluster-shard'))
+          await record(l, 'failover-redis-cluster-shard', async (x) => {
+            // A primary not serving slot 0 (not the shard switched over above), by its own CLUSTER NODES line.
+            await fleet.waitHealthy(30_000);
+            const roles = await fleet.roles();
+            let victim: (typeof fleet.nodes)[number] | undefined;
+            for (const n of fleet.nodes.filter((m) => roles[m.id] === 'master')) {
+              const c = n.client();
+              const mine = String(await c.cluster('NODES')).split('\n').find((line) => line.includes('myself'))!;
+              c.disconnect();
+              if (!/ 0-\d+/.test(mine)) victim = n;
+            }
+            if (!victim) throw new Error('no primary without slot 0');
+            await victim.stop('SIGKILL');
+            return runFailover({ ...common(x), shard: victim.id }, quiet);
+          });
       } finally {
         await connection.close();
         await fleet.stop();
@@ -626,7 +678,7 @@ async function main() {
       }
     }
 
-    if (any(monitorNames('mysql'))) {
+    if (any(monitorNow('mysql'))) {
       const mon = await startMysqlLab({
         cluster: 'replaymon-maria',
         address,
@@ -634,6 +686,7 @@ async function main() {
       });
       try {
         await recordMonitor(rec(mon), 'mysql', {
+          names: monitorNow('mysql'),
           roundsPerRun: 50,
           killPrimary: async () => {
             await mon.fleet.waitForReplication(0, 30_000);

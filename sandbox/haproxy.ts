@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { freePort, sleep } from './ports';
+import { sleep, startOnFreePort } from './ports';
 
 export const HAPROXY_BINARY = process.env.HANDOVER_HAPROXY ?? '/usr/sbin/haproxy';
 
@@ -32,34 +32,9 @@ export interface HaproxyFront {
 
 export async function startHaproxy(o: { name: string; dir: string; nodes: { id: string; host: string; port: number }[]; primary: string }): Promise<HaproxyFront> {
   mkdirSync(o.dir, { recursive: true });
-  const port = await freePort();
   const socket = path.join(o.dir, 'haproxy-admin.sock');
   const backend = `be_${o.name.replace(/[^A-Za-z0-9_]/g, '_')}`;
   const cfg = path.join(o.dir, 'haproxy.cfg');
-  writeFileSync(
-    cfg,
-    [
-      'global',
-      `  stats socket ${socket} mode 600 level admin`,
-      '  maxconn 512',
-      'defaults',
-      '  mode tcp',
-      '  timeout connect 1s',
-      '  timeout client 1h',
-      '  timeout server 1h',
-      `frontend fe_${backend.slice(3)}`,
-      `  bind 127.0.0.1:${port}`,
-      `  default_backend ${backend}`,
-      `backend ${backend}`,
-      ...o.nodes.map((n) => `  server ${n.id} ${n.host}:${n.port}`),
-      '',
-    ].join('\n'),
-  );
-  const child: ChildProcess = spawn(HAPROXY_BINARY, ['-db', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (d) => (stderr += String(d)));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-
   const command = (cmd: string) =>
     new Promise<string>((resolve, reject) => {
       const s = net.createConnection(socket);
@@ -69,17 +44,48 @@ export async function startHaproxy(o: { name: string; dir: string; nodes: { id: 
       s.on('error', reject);
       s.write(cmd + '\n');
     });
-  // Ready when the runtime API answers (the frontend is bound before the socket is served).
-  for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`haproxy exited ${child.exitCode}: ${stderr.trim()}`);
-    const ok = await command('show info').then(
-      (t) => /^Name: HAProxy/m.test(t),
-      () => false,
+  // On a port the kernel called free; started again on a new one when another process bound it first
+  // (haproxy exits saying "Address already in use").
+  const { port, child, exited } = await startOnFreePort(async (port) => {
+    writeFileSync(
+      cfg,
+      [
+        'global',
+        `  stats socket ${socket} mode 600 level admin`,
+        '  maxconn 512',
+        'defaults',
+        '  mode tcp',
+        '  timeout connect 1s',
+        '  timeout client 1h',
+        '  timeout server 1h',
+        `frontend fe_${backend.slice(3)}`,
+        `  bind 127.0.0.1:${port}`,
+        `  default_backend ${backend}`,
+        `backend ${backend}`,
+        ...o.nodes.map((n) => `  server ${n.id} ${n.host}:${n.port}`),
+        '',
+      ].join('\n'),
     );
-    if (ok) break;
-    if (i > 200) throw new Error(`haproxy did not serve ${socket} within 10 s: ${stderr.trim()}`);
-    await sleep(50);
-  }
+    const child: ChildProcess = spawn(HAPROXY_BINARY, ['-db', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (d) => (stderr += String(d)));
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    // Ready when the runtime API answers (the frontend is bound before the socket is served).
+    for (let i = 0; ; i++) {
+      if (child.exitCode !== null) throw new Error(`haproxy exited ${child.exitCode}: ${stderr.trim()}`);
+      const ok = await command('show info').then(
+        (t) => /^Name: HAProxy/m.test(t),
+        () => false,
+      );
+      if (ok) break;
+      if (i > 200) {
+        child.kill('SIGKILL');
+        throw new Error(`haproxy did not serve ${socket} within 10 s: ${stderr.trim()}`);
+      }
+      await sleep(50);
+    }
+    return { port, child, exited };
+  });
 
   // Every node but the primary in maintenance, set through the runtime API (a config `disabled` would be a
   // maintenance that `set server … state ready` cannot lift).

@@ -51,6 +51,12 @@ export interface MariaFleet {
   sql<T = unknown>(node: string | number, query: string, params?: unknown[]): Promise<T>;
   /** Wait until every node other than `primary` replicates from it with both threads running and has its GTID position. */
   waitForReplication(primary: string | number, timeoutMs?: number): Promise<void>;
+  /**
+   * Test setup: every node up (a stopped one started), `primary` writable and replicating from nobody, every
+   * other node read-only and replicating from it (repointed only where it is not already, from its own GTID
+   * position: the nodes must hold no errant transactions), then waitForReplication.
+   */
+  setPrimary(primary: string | number, timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -293,6 +299,32 @@ export async function startMariaFleet(opts: MariaFleetOptions = {}): Promise<Mar
         if (Date.now() > deadline) throw new Error(`replication to ${p.id} not converged within ${timeoutMs} ms: ${last}`);
         await sleep(50);
       }
+    },
+    async setPrimary(primary, timeoutMs = 20_000) {
+      const p = byRef(primary);
+      for (const n of nodes) {
+        await n.stop('SIGCONT').catch(() => undefined);
+        if (n.pid() === undefined) await n.start();
+      }
+      const st = await fleet.state();
+      if (st[p.id].source) {
+        await sql(p.id, 'STOP SLAVE');
+        await sql(p.id, 'RESET SLAVE ALL');
+      }
+      if (st[p.id].readOnly !== false) await sql(p.id, 'SET GLOBAL read_only = OFF');
+      for (const n of nodes.filter((x) => x.id !== p.id)) {
+        if (st[n.id].readOnly !== true) await sql(n.id, 'SET GLOBAL read_only = ON');
+        const s = st[n.id];
+        if (s.source === `${p.host}:${p.port}` && s.io === 'Yes' && s.sql === 'Yes') continue;
+        await sql(n.id, 'STOP SLAVE');
+        await sql(n.id, 'SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos');
+        await sql(
+          n.id,
+          `CHANGE MASTER TO MASTER_HOST='${p.host}', MASTER_PORT=${p.port}, MASTER_USER='repl', MASTER_PASSWORD='${replPassword}', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1${tls ? `, MASTER_SSL=1, MASTER_SSL_CA='${tls.ca}', MASTER_SSL_VERIFY_SERVER_CERT=1` : ''}`,
+        );
+        await sql(n.id, 'START SLAVE');
+      }
+      await fleet.waitForReplication(p.id, timeoutMs);
     },
     async stop() {
       await Promise.all(nodes.map((n) => n.stop('SIGKILL')));

@@ -216,6 +216,52 @@ export async function startRedisFleet(opts: FleetOptions = {}): Promise<RedisFle
 }
 
 /** Wait until every node other than `primaryId` is a replica of it with its link up. */
+/**
+ * One empty standalone redis-server (`dir` its data directory) on a free port, started again on a new port when
+ * another process binds the probed one first (startOnFreePort).
+ */
+export async function startStandaloneRedis(o: { id: string; dir: string; password: string }): Promise<RedisNodeProcess> {
+  return startOnFreePort(async (port) => {
+    mkdirSync(o.dir, { recursive: true });
+    rmSync(path.join(o.dir, 'server.log'), { force: true });
+    writeFileSync(path.join(o.dir, 'redis.conf'), baseRedisConf({ port, dir: o.dir, password: o.password }).join('\n') + '\n', { mode: 0o600 });
+    const node = startNodeProcess({ id: o.id, port, dir: o.dir, binary: 'redis-server', password: o.password });
+    try {
+      await node.start();
+    } catch (e) {
+      await node.stop('SIGKILL').catch(() => undefined);
+      throw e;
+    }
+    return node;
+  });
+}
+
+/**
+ * Test setup: make `primaryId` the primary and every other live node its replica (REPLICAOF, only where a node
+ * is not so already), then wait until every replica has the primary's offset. A primary that is down (killed)
+ * is named as the replicas' master all the same, and nothing is waited for.
+ */
+export async function setRedisPrimary(fleet: RedisFleet, primaryId: string, timeoutMs = 15_000): Promise<void> {
+  const primary = fleet.nodes.find((n) => n.id === primaryId)!;
+  const up = !!primary.pid();
+  for (const n of fleet.nodes.filter((x) => x.pid())) {
+    const c = new Redis({ host: n.host, port: n.port, password: fleet.password, tls: n.tls, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    c.on('error', () => undefined);
+    try {
+      await c.connect();
+      const info = await c.info('replication');
+      if (n.id === primaryId) {
+        if (!/role:master/.test(info)) await c.call('REPLICAOF', 'NO', 'ONE');
+      } else if (!/role:slave/.test(info) || !info.includes(`master_port:${primary.port}`)) {
+        await c.call('REPLICAOF', primary.host, String(primary.port));
+      }
+    } finally {
+      c.disconnect();
+    }
+  }
+  if (up) await waitForReplication(fleet, primaryId, timeoutMs);
+}
+
 export async function waitForReplication(fleet: RedisFleet, primaryId: string, timeoutMs = 15_000): Promise<void> {
   const primary = fleet.nodes.find((n) => n.id === primaryId)!;
   const deadline = Date.now() + timeoutMs;

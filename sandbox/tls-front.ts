@@ -9,10 +9,10 @@
  * Every certificate has v3 extensions: rustls (the worker's Rust core) rejects v1 certificates.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, sleep } from './ports';
+import { sleep, startOnFreePort } from './ports';
 
 export interface TlsFront {
   dir: string;
@@ -63,61 +63,81 @@ export async function startTlsFront(upstream: string): Promise<TlsFront> {
   const other = makeCa(dir, 'other-ca');
   const otherClient = makeLeaf(dir, 'other-client', other, 'clientAuth');
   const apiKey = `key-${Math.random().toString(36).slice(2)}`;
-  const [mtlsPort, apiPort] = [await freePort(), await freePort()];
-  mkdirSync(path.join(dir, 'tmp'), { recursive: true });
-  const conf = path.join(dir, 'nginx.conf');
-  writeFileSync(
-    conf,
-    `daemon off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/tmp/body;
-  proxy_temp_path ${dir}/tmp/proxy;
-  fastcgi_temp_path ${dir}/tmp/fastcgi;
-  uwsgi_temp_path ${dir}/tmp/uwsgi;
-  scgi_temp_path ${dir}/tmp/scgi;
-  grpc_read_timeout 300s;
-  grpc_send_timeout 300s;
-  client_body_timeout 300s;
-  server {
-    listen 127.0.0.1:${mtlsPort} ssl http2;
-    ssl_certificate ${server.cert};
-    ssl_certificate_key ${server.key};
-    ssl_client_certificate ${ca.cert};
-    ssl_verify_client on;
-    location / { grpc_pass grpc://${upstream}; }
-  }
-  server {
-    listen 127.0.0.1:${apiPort} ssl http2;
-    ssl_certificate ${server.cert};
-    ssl_certificate_key ${server.key};
-    location / {
-      if ($http_authorization != "Bearer ${apiKey}") { return 401; }
-      grpc_pass grpc://${upstream};
+  // Both ports from the kernel; nginx started again on new ones when another process bound one first (it exits
+  // saying "Address already in use" in its error log).
+  const errorLog = path.join(dir, 'error.log');
+  const readLog = () => {
+    try {
+      return readFileSync(errorLog, 'utf8').trim();
+    } catch {
+      return `(no ${errorLog})`;
+    }
+  };
+  const launch = async (mtlsPort: number, apiPort: number) => {
+    rmSync(errorLog, { force: true });
+    mkdirSync(path.join(dir, 'tmp'), { recursive: true });
+    const conf = path.join(dir, 'nginx.conf');
+    writeFileSync(
+      conf,
+      `daemon off;
+  worker_processes 1;
+  pid ${dir}/nginx.pid;
+  error_log ${dir}/error.log warn;
+  events { worker_connections 256; }
+  http {
+    access_log off;
+    client_body_temp_path ${dir}/tmp/body;
+    proxy_temp_path ${dir}/tmp/proxy;
+    fastcgi_temp_path ${dir}/tmp/fastcgi;
+    uwsgi_temp_path ${dir}/tmp/uwsgi;
+    scgi_temp_path ${dir}/tmp/scgi;
+    grpc_read_timeout 300s;
+    grpc_send_timeout 300s;
+    client_body_timeout 300s;
+    server {
+      listen 127.0.0.1:${mtlsPort} ssl http2;
+      ssl_certificate ${server.cert};
+      ssl_certificate_key ${server.key};
+      ssl_client_certificate ${ca.cert};
+      ssl_verify_client on;
+      location / { grpc_pass grpc://${upstream}; }
+    }
+    server {
+      listen 127.0.0.1:${apiPort} ssl http2;
+      ssl_certificate ${server.cert};
+      ssl_certificate_key ${server.key};
+      location / {
+        if ($http_authorization != "Bearer ${apiKey}") { return 401; }
+        grpc_pass grpc://${upstream};
+      }
     }
   }
-}
-`,
-  );
-  const nginx = process.env.HANDOVER_NGINX ?? (existsOnPath('nginx') ? 'nginx' : '/usr/sbin/nginx');
-  const proc: ChildProcess = spawn(nginx, ['-c', conf, '-e', `${dir}/error.log`], { stdio: 'ignore' });
-  let exited = false;
-  proc.once('exit', () => (exited = true));
-  // Wait (bounded) until both ports accept connections.
-  const { createConnection } = await import('node:net');
-  const up = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const s = createConnection({ host: '127.0.0.1', port }, () => (s.destroy(), resolve(true)));
-      s.once('error', () => resolve(false));
-    });
-  for (let i = 0; i < 100 && !((await up(mtlsPort)) && (await up(apiPort))); i++) {
-    if (exited) throw new Error(`nginx exited at start (see ${dir}/error.log)`);
-    await sleep(50);
-  }
+  `,
+    );
+    const nginx = process.env.HANDOVER_NGINX ?? (existsOnPath('nginx') ? 'nginx' : '/usr/sbin/nginx');
+    const proc: ChildProcess = spawn(nginx, ['-c', conf, '-e', `${dir}/error.log`], { stdio: 'ignore' });
+    let exited = false;
+    proc.once('exit', () => (exited = true));
+    // Wait (bounded) until both ports accept connections.
+    const { createConnection } = await import('node:net');
+    const up = (port: number) =>
+      new Promise<boolean>((resolve) => {
+        const s = createConnection({ host: '127.0.0.1', port }, () => (s.destroy(), resolve(true)));
+        s.once('error', () => resolve(false));
+      });
+    for (let i = 0; i < 100 && !((await up(mtlsPort)) && (await up(apiPort))); i++) {
+      if (exited) throw new Error(`nginx exited at start: ${readLog()}`);
+      await sleep(50);
+    }
+    await sleep(100); // a bind failure ends nginx at once: make sure it is still running
+    if (exited) throw new Error(`nginx exited at start: ${readLog()}`);
+    if (!((await up(mtlsPort)) && (await up(apiPort)))) {
+      proc.kill('SIGKILL');
+      throw new Error(`nginx did not listen within 5 s (see ${dir}/error.log)`);
+    }
+    return { mtlsPort, apiPort, proc, isExited: () => exited };
+  };
+  const { mtlsPort, apiPort, proc, isExited } = await startOnFreePort((m) => startOnFreePort((a) => launch(m, a)));
   return {
     dir,
     mtlsAddress: `127.0.0.1:${mtlsPort}`,
@@ -130,10 +150,10 @@ http {
     otherClientCert: otherClient.cert,
     otherClientKey: otherClient.key,
     async stop() {
-      if (!exited) {
+      if (!isExited()) {
         proc.kill('SIGTERM');
-        for (let i = 0; i < 50 && !exited; i++) await sleep(50);
-        if (!exited) proc.kill('SIGKILL');
+        for (let i = 0; i < 50 && !isExited(); i++) await sleep(50);
+        if (!isExited()) proc.kill('SIGKILL');
       }
       rmSync(dir, { recursive: true, force: true });
     },

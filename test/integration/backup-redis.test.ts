@@ -12,8 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisKeyDigest } from '../../activities/backup/redis';
 import { runBackupList, runBackupRestore, runBackupRun, runBackupVerify } from '../../client/commands/backup';
 import { loadInventory } from '../../inventory/load';
-import { startNodeProcess, baseRedisConf, stopByPidfile, startRedisFleet, type RedisFleet } from '../../sandbox/redis';
-import { freePort } from '../../sandbox/ports';
+import { startStandaloneRedis, stopByPidfile, startRedisFleet, type RedisFleet } from '../../sandbox/redis';
 import { withBackupBlock } from '../../sandbox/backup';
 import { captureIO, startTestWorker, type TestWorker } from '../helpers';
 import { createActivities } from '../../activities';
@@ -191,13 +190,8 @@ describe('backup: Redis', () => {
     after.disconnect();
 
     // An empty standalone node, added to the inventory under the cluster's password.
-    const port = await freePort();
-    const ndir = path.join(fleet.baseDir, 'fresh');
-    const { mkdirSync } = await import('node:fs');
-    mkdirSync(ndir, { recursive: true });
-    writeFileSync(path.join(ndir, 'redis.conf'), baseRedisConf({ port, dir: ndir, password: fleet.password }).join('\n') + '\n');
-    const fresh = startNodeProcess({ id: `${cluster}-fresh`, port, dir: ndir, binary: 'redis-server', password: fleet.password });
-    await fresh.start();
+    const fresh = await startStandaloneRedis({ id: `${cluster}-fresh`, dir: path.join(fleet.baseDir, 'fresh'), password: fleet.password });
+    const port = fresh.port;
     try {
       const yaml = readFileSync(inventory, 'utf8') + `      - id: ${cluster}-fresh\n        host: 127.0.0.1\n        port: ${port}\n`;
       writeFileSync(inventory, yaml);

@@ -11,7 +11,7 @@
  */
 import { sharedWorkflowBundle } from '../../sandbox/bundle';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CreateMultipartUploadCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
@@ -28,8 +28,8 @@ import { operationWorkflowId } from '../../core/ids';
 import { loadInventory } from '../../inventory/load';
 import { withBackupBlock } from '../../sandbox/backup';
 import { startMariaFleet, type MariaFleet } from '../../sandbox/mariadb';
-import { freePort, sleep } from '../../sandbox/ports';
-import { baseRedisConf, startNodeProcess, startRedisFleet, stopByPidfile, type RedisFleet } from '../../sandbox/redis';
+import { sleep } from '../../sandbox/ports';
+import { startRedisFleet, startStandaloneRedis, stopByPidfile, type RedisFleet } from '../../sandbox/redis';
 import { startS3Server, type S3Server } from '../../sandbox/s3';
 import { captureIO, startTestWorker, type TestWorker } from '../helpers';
 
@@ -226,12 +226,8 @@ describe('backup to S3: Redis', () => {
   });
 
   async function restoreIntoFreshNode(id: string, o: () => ReturnType<typeof opts>) {
-    const port = await freePort();
-    const ndir = path.join(fleet.baseDir, 'fresh');
-    mkdirSync(ndir, { recursive: true });
-    writeFileSync(path.join(ndir, 'redis.conf'), baseRedisConf({ port, dir: ndir, password: fleet.password }).join('\n') + '\n');
-    const fresh = startNodeProcess({ id: `${cluster}-fresh`, port, dir: ndir, binary: 'redis-server', password: fleet.password });
-    await fresh.start();
+    const fresh = await startStandaloneRedis({ id: `${cluster}-fresh`, dir: path.join(fleet.baseDir, 'fresh'), password: fleet.password });
+    const port = fresh.port;
     try {
       writeFileSync(inventory, readFileSync(inventory, 'utf8') + `      - id: ${cluster}-fresh\n        host: 127.0.0.1\n        port: ${port}\n`);
       const rio = captureIO();

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startRedisFleet, type RedisFleet } from '../../sandbox/redis';
-import { freePort } from '../../sandbox/ports';
+import { startOnFreePort } from '../../sandbox/ports';
 
 const execFileP = promisify(execFile);
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -69,6 +69,33 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
   }
 }
 
+/**
+ * The built worker with its health check (and, when `metrics`, its Prometheus endpoint) on ports the kernel
+ * called free, started again on new ones when another process bound one first (startOnFreePort): returns once
+ * /healthz answers (`ready`: with that status), or throws with the worker's output when it exits before.
+ */
+async function startBuiltWorker(env: NodeJS.ProcessEnv, o: { metrics?: boolean; ready: number }): Promise<{ proc: Proc; health: string; metrics?: string; answer: { status: number; text: string } }> {
+  const one = async (healthPort: number, metricsPort?: number) => {
+    const health = `127.0.0.1:${healthPort}`;
+    const metrics = metricsPort ? `127.0.0.1:${metricsPort}` : undefined;
+    const proc = startBuilt(['dist/worker/main.js'], { ...env, HANDOVER_HEALTH_ADDRESS: health, ...(metrics ? { HANDOVER_METRICS_ADDRESS: metrics } : {}) });
+    let exited: number | null | undefined;
+    void proc.exited.then((c) => (exited = c));
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const r = await get(`http://${health}/healthz`);
+      if (r.status === o.ready) return { proc, health, metrics, answer: r };
+      if (exited !== undefined) throw new Error(`the worker exited ${exited} before /healthz answered: ${proc.lines.join('\n')}`);
+      if (Date.now() > deadline) {
+        proc.child.kill('SIGKILL');
+        throw new Error(`timed out waiting for /healthz ${o.ready}: ${proc.lines.join('\n')}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  return startOnFreePort((h) => (o.metrics ? startOnFreePort((m) => one(h, m)) : one(h)));
+}
+
 describe('the build: worker and CLI from dist/, metrics, health, JSON logs', () => {
   let fleet: RedisFleet;
   let inventory: string;
@@ -83,21 +110,20 @@ describe('the build: worker and CLI from dist/, metrics, health, JSON logs', () 
     await execFileP('npm', ['run', 'build'], { cwd: ROOT, timeout: 300_000 });
     fleet = await startRedisFleet({ cluster: 'deploy' });
     inventory = fleet.writeInventory();
-    const metrics = `127.0.0.1:${await freePort()}`;
-    const health = `127.0.0.1:${await freePort()}`;
-    metricsUrl = `http://${metrics}/metrics`;
-    healthUrl = `http://${health}/healthz`;
     env = { ...process.env, HANDOVER_TEMPORAL_ADDRESS: address, HANDOVER_TASK_QUEUE: taskQueue, HANDOVER_INVENTORY: inventory };
-    worker = startBuilt(['dist/worker/main.js'], {
-      ...env,
-      HANDOVER_METRICS_ADDRESS: metrics,
-      HANDOVER_HEALTH_ADDRESS: health,
-      HANDOVER_LOG_FORMAT: 'json',
-      // DEBUG: the SDK's own "Workflow completed" lines too (they get cluster and runbook from the interceptor).
-      HANDOVER_LOG_LEVEL: 'DEBUG',
-      HANDOVER_SHUTDOWN_GRACE: '2s',
-    });
-    await until('the health check to answer 200', async () => ((await get(healthUrl)).status === 200 ? true : undefined));
+    const w = await startBuiltWorker(
+      {
+        ...env,
+        HANDOVER_LOG_FORMAT: 'json',
+        // DEBUG: the SDK's own "Workflow completed" lines too (they get cluster and runbook from the interceptor).
+        HANDOVER_LOG_LEVEL: 'DEBUG',
+        HANDOVER_SHUTDOWN_GRACE: '2s',
+      },
+      { metrics: true, ready: 200 },
+    );
+    worker = w.proc;
+    metricsUrl = `http://${w.metrics}/metrics`;
+    healthUrl = `http://${w.health}/healthz`;
   }, 400_000);
 
   afterAll(async () => {
@@ -134,7 +160,7 @@ describe('the build: worker and CLI from dist/, metrics, health, JSON logs', () 
     for (const c of ['switchover', 'failover', 'monitor', 'backup', 'doctor', 'status']) expect(stdout).toContain(c);
   });
 
-  it('a switchover through the built CLI moves the runs counter and the write-pause histogram by one', async () => {
+  it('a switchover through the built CLI moves the runs counter and the write-pause histogram by one; its log lines are JSON with cluster, runbook and workflow ID', async () => {
     const before = (await get(metricsUrl)).text;
     // The SDK runtime's own series are on the same endpoint.
     expect(before).toMatch(/^temporal_\w+/m);
@@ -151,9 +177,8 @@ describe('the build: worker and CLI from dist/, metrics, health, JSON logs', () 
     expect(pauses(after)).toBe(pauses(before) + 1);
     expect(sample(after, 'handover_write_pause_seconds_sum', { cluster: 'deploy' }) - sample(before, 'handover_write_pause_seconds_sum', { cluster: 'deploy' })).toBeCloseTo(report.writePauseMs / 1000, 3);
     console.log(after.split('\n').filter((l) => l.startsWith('handover_')).join('\n'));
-  });
 
-  it('every log line is one JSON object; the run\'s lines carry cluster, runbook and workflow ID', async () => {
+    // Every log line is one JSON object; the run's lines carry cluster, runbook and workflow ID.
     // The SDK hands workflow log lines over after the activation: the last one may follow the CLI's exit.
     await until('the "Workflow completed" line', async () => (worker.lines.some((l) => l.includes('"Workflow completed"') && l.includes('handover-deploy')) ? true : undefined), 10_000);
     const objs = worker.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -168,23 +193,16 @@ describe('the build: worker and CLI from dist/, metrics, health, JSON logs', () 
   });
 
   it('SIGTERM: the worker drains and exits 0', async () => {
-    worker.child.kill('SIGTERM');
-    expect(await worker.exited).toBe(0);
+    // A worker of its own (the shared one serves the other tests), polling before it is told to stop.
+    const { proc } = await startBuiltWorker({ ...env, HANDOVER_TASK_QUEUE: `deploy-term-${randomUUID()}`, HANDOVER_LOG_FORMAT: 'json', HANDOVER_SHUTDOWN_GRACE: '2s' }, { ready: 200 });
+    proc.child.kill('SIGTERM');
+    expect(await proc.exited).toBe(0);
   });
 
   it('Temporal unreachable: one JSON line per retry naming address and TLS mode, /healthz 503, then exit 1', async () => {
-    const health = `127.0.0.1:${await freePort()}`;
-    const w = startBuilt(['dist/worker/main.js'], {
-      ...env,
-      HANDOVER_TEMPORAL_ADDRESS: '127.0.0.1:1',
-      HANDOVER_HEALTH_ADDRESS: health,
-      HANDOVER_LOG_FORMAT: 'json',
-      HANDOVER_TEMPORAL_CONNECT_TIMEOUT_S: '5',
-    });
-    const h = await until('the health check to answer', async () => {
-      const r = await get(`http://${health}/healthz`);
-      return r.status ? r : undefined;
-    });
+    const started = await startBuiltWorker({ ...env, HANDOVER_TEMPORAL_ADDRESS: '127.0.0.1:1', HANDOVER_LOG_FORMAT: 'json', HANDOVER_TEMPORAL_CONNECT_TIMEOUT_S: '5' }, { ready: 503 });
+    const w = started.proc;
+    const h = started.answer;
     expect(h.status).toBe(503);
     expect(h.text).toMatch(/^unhealthy: connecting to Temporal at 127\.0\.0\.1:1, namespace default, plaintext/);
     expect(await w.exited).toBe(1);

@@ -21,7 +21,7 @@ import { sleep } from '../../sandbox/ports';
 import { SqlWriter } from '../../sandbox/sql-writer';
 import type { MysqlFailoverReport } from '../../workflows/mysql/failover';
 import type { MonitorStatus } from '../../workflows/monitor';
-import { captureIO, startTestWorker, type TestWorker } from '../helpers';
+import { captureIO, moreAcks, startTestWorker, type TestWorker } from '../helpers';
 
 // Window: 5 consecutive DeadMaster rounds 400 ms apart (about 2 s plus probe time).
 const POLICY = { probeIntervalMs: 400, probesToConfirm: 5, failoverBlockMs: 600_000, catchUpTimeoutMs: 20_000, verifyTimeoutMs: 30_000 };
@@ -65,6 +65,9 @@ describe('unplanned failover (MariaDB)', () => {
     await fleet.sql(p.id, `INSERT INTO ${APP_SCHEMA}.acks (k, v) VALUES ('repaired-${Date.now()}', 1)`);
   }
 
+  /** Wait until the monitor has seen the primary alive at or after `t` (so no earlier fault can still lead to a failover). */
+  const seenAliveAfter = (t: number) => until('the monitor sees the primary alive again', async () => ((await status()).lastKnown?.seenAt ?? 0) >= t);
+
   beforeAll(async () => {
     fleet = await startMariaFleet({ cluster: 'fo-maria' });
     inventory = fleet.writeInventory(undefined, { policy: POLICY });
@@ -94,16 +97,16 @@ describe('unplanned failover (MariaDB)', () => {
     const n1 = fleet.nodes[0];
     // Frozen about one probe interval: probes time out, the replicas' IO threads stay up.
     await n1.stop('SIGSTOP');
-    await sleep(600);
+    await sleep(600); // the fault's length
     await n1.stop('SIGCONT');
-    await sleep(3000);
+    await seenAliveAfter(Date.now());
     expect((await status()).failovers).toEqual([]);
     // Killed and restarted at once: the replicas see the link drop, but the primary is back within the window.
     const t0 = Date.now();
     await n1.stop('SIGKILL');
     await n1.start();
     const restartMs = Date.now() - t0;
-    await sleep(4000);
+    await seenAliveAfter(Date.now());
     const s = await status();
     console.log(`[failover-mysql] crash-restart took ${restartMs} ms; monitor verdict: ${s.lastVerdict}`);
     expect(s.failovers).toEqual([]);
@@ -119,7 +122,7 @@ describe('unplanned failover (MariaDB)', () => {
 
   it('detects a SIGKILLed primary under writes, promotes one replica, the other follows, the old primary returns read-only', { timeout: 180_000 }, async () => {
     const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword).start();
-    await sleep(1000);
+    await moreAcks(writer, 20);
     const n1 = fleet.nodes[0];
     const killedAt = writer.now();
     const killedWall = Date.now();
@@ -144,7 +147,7 @@ describe('unplanned failover (MariaDB)', () => {
       const x = await status();
       return x.fenced.includes(n1.id) && x;
     });
-    await sleep(500);
+    await moreAcks(writer, 20);
     await writer.stop();
     await writer.close();
     st = await fleet.state();
@@ -185,7 +188,8 @@ describe('unplanned failover (MariaDB)', () => {
     for (const r of replicas) await fleet.sql(r.id, 'STOP SLAVE IO_THREAD');
     await fleet.sql(primaryId, `INSERT INTO ${APP_SCHEMA}.acks (k, v) VALUES ('errant-${Date.now()}', 1)`);
     const [{ pos: errantPos }] = await fleet.sql<{ pos: string }[]>(primaryId, 'SELECT @@global.gtid_binlog_pos AS pos');
-    await sleep(1500); // the monitor observes the primary at errantPos (its data-loss window counts it)
+    // The monitor observes the primary at errantPos (its data-loss window counts it).
+    await until('the monitor sees the errant position', async () => (await status()).lastKnown?.gtid === errantPos);
     await primary.stop('SIGKILL');
 
     // Confirmed dead, but within the block period of the first failover: refused, visible, until --ack.
@@ -195,7 +199,9 @@ describe('unplanned failover (MariaDB)', () => {
     });
     expect(blocked.blocked).toMatch(/anti-flapping/);
     expect(blocked.failovers).toHaveLength(1);
-    await sleep(1500);
+    // Still blocked a few rounds later (the live view moved on), nothing started.
+    const r0 = (await status()).rounds;
+    await until('more rounds', async () => (await status()).rounds >= r0 + 3);
     expect((await status()).failovers).toHaveLength(1);
     expect((await runMonitor({ ...opts(), ack: true }, captureIO())).exitCode).toBe(0);
     const after = await until<MonitorStatus>('second failover', async () => {
@@ -215,7 +221,8 @@ describe('unplanned failover (MariaDB)', () => {
     // Run again: still flagged, still read-only, still not replicating.
     const again = await acts.ensureMysqlRejoined({ cluster: fleet.cluster, node: primaryId, primary: after.failovers[1].to, promotedGtid: after.failovers[1].promotedGtid });
     expect(again).toMatchObject({ outcome: 'flagged', errantGtids: [errantPos], wasWritable: false });
-    await sleep(2000);
+    const r1 = (await status()).rounds;
+    await until('more rounds', async () => (await status()).rounds >= r1 + 3);
     const st = await fleet.state();
     expect(st[primaryId]).toMatchObject({ up: true, readOnly: true });
     expect(st[primaryId].source).toBeUndefined();
@@ -248,7 +255,7 @@ describe('unplanned failover (MariaDB)', () => {
       return Number(r.Value) === 2;
     });
     const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword).start();
-    await sleep(1000);
+    await moreAcks(writer, 20);
     await primary.stop('SIGSTOP');
     const after = await until<MonitorStatus>('failover from the frozen primary', async () => {
       const x = await status();

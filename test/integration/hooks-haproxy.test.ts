@@ -217,6 +217,7 @@ describe('hooks and HAProxy, MariaDB', () => {
     await writer.close();
     expect(stats.acked).toBeGreaterThan(150);
     expect(await writable()).toEqual([p2]);
+    await fleet.waitForReplication(p2, 30_000); // a replica may still be applying the last commits
     for (const n of fleet.nodes) expect(await writer.missingOn(n), `${n.id} is missing acknowledged commits`).toEqual([]);
     expect(Object.entries(await hp.states()).filter(([, s]) => s === 'ready').map(([id]) => id)).toEqual([p2]);
     const kinds = hookKinds(log);

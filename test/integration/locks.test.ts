@@ -6,7 +6,10 @@
  * <the holder's run ID>)`, and the monitor's own failover is not started (its verdict names the lock). A refused
  * start changes nothing: no mutating command reaches a server, no backup is written, the holder is still the
  * same running run. Once the holder ends, what was refused can run (the monitor's failover does, by itself).
- * Each test starts its own fleet, worker and monitor.
+ * Each test starts its own fleet, worker and monitor. The same across the four runbooks on one MariaDB cluster
+ * (a switchover at its gate, a failover started by the monitor inside its pre-failover hook, a backup inside its
+ * take): a refused start changes no server (read_only, source, threads, GTID positions, the pids, and the calls
+ * of CHANGE MASTER / START / STOP / RESET SLAVE / KILL / SHUTDOWN).
  */
 import { mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
@@ -25,6 +28,8 @@ import { loadInventory } from '../../inventory/load';
 import { withBackupBlock } from '../../sandbox/backup';
 import { sleep } from '../../sandbox/ports';
 import { startRedisFleet, type RedisFleet } from '../../sandbox/redis';
+import { startMariaFleet, type MariaFleet } from '../../sandbox/mariadb';
+import { MARIADB_BACKUP_GRANTS } from '../../activities/backup/mysql';
 import type { MonitorStatus } from '../../workflows/monitor';
 import type { RunbookProgress } from '../../core/types';
 import { captureIO, startTestWorker, type TestWorker } from '../helpers';
@@ -229,5 +234,163 @@ describe('one operation per cluster, across runbooks (redis)', () => {
     expect((await run).exitCode, b.text()).toBe(0);
     const list = await runBackupList({ ...s.base }, captureIO());
     expect(list.backups).toEqual([expect.objectContaining({ state: 'good' })]);
+  });
+});
+
+const MYSQL_MUTATING = ['Com_change_master', 'Com_start_slave', 'Com_stop_slave', 'Com_slave_start', 'Com_slave_stop', 'Com_reset_slave', 'Com_kill', 'Com_shutdown'];
+
+/** Per live MariaDB node: pid, read_only, source, threads, GTID positions and the calls of every mutating statement. */
+async function mysqlMutations(fleet: MariaFleet): Promise<Record<string, string>> {
+  const st = await fleet.state();
+  const out: Record<string, string> = {};
+  for (const n of fleet.nodes.filter((x) => x.pid())) {
+    const rows = await fleet.sql<{ Variable_name: string; Value: string }[]>(n.id, `SHOW GLOBAL STATUS WHERE Variable_name IN (${MYSQL_MUTATING.map((v) => `'${v}'`).join(', ')})`);
+    out[n.id] = `pid=${n.pid()} ${JSON.stringify(st[n.id])} ` + rows.map((r) => `${r.Variable_name}=${r.Value}`).sort().join(' ');
+  }
+  return out;
+}
+
+describe('one operation per cluster, across runbooks (mariadb)', () => {
+  const cleanups: (() => Promise<unknown> | unknown)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await Promise.resolve(c()).catch(() => undefined);
+  });
+  interface MSetup {
+    fleet: MariaFleet;
+    tw: TestWorker;
+    backups: string;
+    cluster: string;
+    base: Setup['base'];
+  }
+
+  /** A fresh fleet (controller, backup block, hooks when given), a worker, and the monitor following the primary. */
+  async function setup(cluster: string, o: { preFailover?: string[]; failpoint?: (name: string) => Promise<void> } = {}): Promise<MSetup> {
+    const fleet = await startMariaFleet({ cluster });
+    cleanups.push(() => fleet.stop());
+    for (const n of fleet.nodes) cleanups.push(() => n.stop('SIGCONT'));
+    await fleet.sql(0, `GRANT ${MARIADB_BACKUP_GRANTS.join(', ')} ON *.* TO '${fleet.handoverUser}'@'127.0.0.1'`);
+    const backups = mkdtempSync(path.join(os.tmpdir(), 'handover-lock-backups-'));
+    cleanups.push(() => rmSync(backups, { recursive: true, force: true }));
+    const inventory = path.join(fleet.baseDir, 'inventory.yaml');
+    writeFileSync(inventory, withBackupBlock(fleet.inventoryYaml({ controller: true, policy: POLICY, hooks: o.preFailover ? { preFailover: o.preFailover } : undefined }), backups, 2));
+    const tw = await startTestWorker({ inventory: () => loadInventory(inventory), failpoint: o.failpoint });
+    cleanups.push(() => tw.stop());
+    const base = { cluster, address: tw.address, taskQueue: tw.taskQueue, inventory };
+    expect((await runMonitor(base, captureIO())).exitCode).toBe(0);
+    cleanups.push(() => runMonitor({ ...base, stop: true }, captureIO()));
+    await until('the monitor sees the primary', async () => (await monitorStatus(base)).lastKnown?.primary === `${cluster}-1`);
+    return { fleet, tw, backups, cluster, base };
+  }
+
+  async function monitorStatus(base: Setup['base']): Promise<MonitorStatus> {
+    return (await runMonitor({ ...base, status: true, json: true }, captureIO())).status!;
+  }
+
+  async function holder(s: MSetup): Promise<{ type: string; runId: string }> {
+    const d = await s.tw.env.client.workflow.getHandle(operationWorkflowId(s.cluster)).describe();
+    expect(d.status.name).toBe('RUNNING');
+    return { type: d.type, runId: d.runId };
+  }
+
+  async function expectRefused(s: MSetup, runbook: string, challengers: Record<string, (io: ReturnType<typeof captureIO>) => Promise<{ exitCode: number }>>) {
+    const h = await holder(s);
+    const before = await mysqlMutations(s.fleet);
+    const backupsBefore = readdirSync(s.backups).join(',');
+    for (const [name, start] of Object.entries(challengers)) {
+      const io = captureIO();
+      const r = await start(io);
+      expect({ name, exitCode: r.exitCode, said: io.text() }).toEqual({ name, exitCode: 3, said: `already running: ${operationWorkflowId(s.cluster)} (${runbook}, run ${h.runId})` });
+    }
+    expect(await mysqlMutations(s.fleet)).toEqual(before);
+    expect(readdirSync(s.backups).join(',')).toBe(backupsBefore);
+    expect(await holder(s)).toEqual(h);
+    return h;
+  }
+
+  const roll = (s: MSetup) => (io: ReturnType<typeof captureIO>) => runRollingRestart({ ...s.base, set: ['max_connections=321'], wait: true }, io);
+
+  it('a switchover waiting for approval: rolling restart, backup, manual failover and the monitor\'s failover are refused; rejected, the monitor fails over', { timeout: 180_000 }, async () => {
+    const s = await setup('lkm-sw');
+    const sw = captureIO();
+    expect((await runSwitchover({ ...s.base, requireApproval: true }, sw)).exitCode, sw.text()).toBe(0);
+    await until('the approval gate', async () => (await s.tw.env.client.workflow.getHandle(operationWorkflowId(s.cluster)).query<RunbookProgress>('progress')).approval?.status === 'waiting');
+    const h = await expectRefused(s, 'switchover', {
+      'rolling-restart': roll(s),
+      backup: (io) => runBackupRun({ ...s.base, wait: true }, io),
+      failover: (io) => runFailover({ ...s.base, force: true, wait: true }, io),
+    });
+    expect(h.type).toBe('switchover');
+    const before = await mysqlMutations(s.fleet);
+    await s.fleet.nodes[0].stop('SIGKILL');
+    const blocked = await until('the monitor refused by the lock', async () => {
+      const x = await monitorStatus(s.base);
+      return /^failover did not run: already running: handover-lkm-sw /.test(x.lastVerdict ?? '') && x;
+    });
+    expect(blocked.failovers).toEqual([]);
+    // Nothing promoted: the replicas' own state is unchanged but for their IO threads, which lost the primary.
+    const after = await mysqlMutations(s.fleet);
+    for (const id of ['lkm-sw-2', 'lkm-sw-3']) expect(after[id].replace(/"io":"\w+",?/, '')).toBe(before[id].replace(/"io":"\w+",?/, ''));
+    expect(await holder(s)).toEqual(h);
+    expect((await runApprove({ ...s.base, workflowId: operationWorkflowId('lkm-sw'), reject: true, reason: 'lock test', approver: 'test' }, captureIO())).exitCode).toBe(0);
+    const done = await until('the monitor fails over once the lock is free', async () => {
+      const x = await monitorStatus(s.base);
+      return x.failovers.length === 1 && x;
+    }, 60_000);
+    expect(['lkm-sw-2', 'lkm-sw-3']).toContain(done.failovers[0].to);
+  });
+
+  it('a failover started by the monitor (inside its pre-failover hook): switchover, rolling restart, backup and manual failover are refused', { timeout: 180_000 }, async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'handover-lock-hook-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const [reached, release] = [path.join(dir, 'reached'), path.join(dir, 'release')];
+    const hook = `touch ${reached}; i=0; while [ ! -e ${release} ] && [ $i -lt 250 ]; do sleep 0.1; i=$((i+1)); done; test -e ${release}`;
+    const s = await setup('lkm-fo', { preFailover: [hook] });
+    await s.fleet.nodes[0].stop('SIGKILL');
+    await until('the failover reached its pre-failover hook', async () => existsSync(reached));
+    const h = await expectRefused(s, 'failover', {
+      switchover: (io) => runSwitchover({ ...s.base, wait: true }, io),
+      'rolling-restart': roll(s),
+      backup: (io) => runBackupRun({ ...s.base, wait: true }, io),
+      failover: (io) => runFailover({ ...s.base, force: true, wait: true }, io),
+    });
+    expect(h.type).toBe('mysqlFailover');
+    writeFileSync(release, '');
+    const done = await until('the monitor\'s failover completes', async () => {
+      const x = await monitorStatus(s.base);
+      return x.failovers.length === 1 && x;
+    }, 60_000);
+    expect(['lkm-fo-2', 'lkm-fo-3']).toContain(done.failovers[0].to);
+    const st = await s.fleet.state();
+    expect(['lkm-fo-2', 'lkm-fo-3'].filter((id) => st[id].up && st[id].readOnly === false)).toEqual([done.failovers[0].to]);
+  });
+
+  it('a backup (held inside its take): switchover, rolling restart and manual failover are refused; released, the backup is good', { timeout: 120_000 }, async () => {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let reached = false;
+    const failpoint = async (name: string) => {
+      if (name !== 'takeBackup.beforeManifest') return;
+      reached = true;
+      let done = false;
+      void released.then(() => (done = true));
+      while (!done) {
+        Context.current().heartbeat();
+        await sleep(200);
+      }
+    };
+    const s = await setup('lkm-bk', { failpoint });
+    cleanups.push(() => release());
+    const b = captureIO();
+    const run = runBackupRun({ ...s.base, wait: true }, b);
+    await until('the backup is inside its take', async () => reached);
+    const h = await expectRefused(s, 'backup', {
+      switchover: (io) => runSwitchover({ ...s.base, wait: true }, io),
+      'rolling-restart': roll(s),
+      failover: (io) => runFailover({ ...s.base, force: true, wait: true }, io),
+    });
+    expect(h.type).toBe('backup');
+    release();
+    expect((await run).exitCode, b.text()).toBe(0);
+    expect((await runBackupList({ ...s.base }, captureIO())).backups).toEqual([expect.objectContaining({ state: 'good' })]);
   });
 });

@@ -21,7 +21,7 @@ import { APP_SCHEMA, startMariaFleet, type MariaFleet } from '../../sandbox/mari
 import { sleep } from '../../sandbox/ports';
 import { SqlWriter } from '../../sandbox/sql-writer';
 import type { MonitorStatus } from '../../workflows/monitor';
-import { captureIO, startTestWorker, type TestWorker } from '../helpers';
+import { captureIO, moreAcks, startTestWorker, type TestWorker } from '../helpers';
 
 // Window: 5 consecutive DeadMaster rounds 400 ms apart (about 2 s plus probe time).
 const POLICY = { probeIntervalMs: 400, probesToConfirm: 5, failoverBlockMs: 1_000, catchUpTimeoutMs: 20_000, verifyTimeoutMs: 30_000 };
@@ -138,7 +138,7 @@ describe('the MariaDB monitor follows the topology', () => {
     await fleet.waitForReplication(primaryId, 30_000);
     await semiSync(primaryId);
     const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword).start();
-    await sleep(1500);
+    await moreAcks(writer, 60);
     const killedWall = Date.now();
     await node(primaryId).stop('SIGKILL');
     const s = await until<MonitorStatus>('automatic failover', async () => {
@@ -148,7 +148,7 @@ describe('the MariaDB monitor follows the topology', () => {
     const f = s.failovers[0];
     const failoverMs = f.at - killedWall;
     await until('writes resume on the new primary', async () => writer.primariesSeen.includes(f.to));
-    await sleep(500);
+    await moreAcks(writer, 20);
     await writer.stop();
     await writer.close();
     const missing = await writer.missingOn(node(f.to));

@@ -2,7 +2,8 @@
  * Operator commands on MariaDB (1 primary + 2 GTID replicas, real mariadbd processes) against the real dev
  * server, run as a user runs them (commander parseAsync): `plan` runs only probe and decide; approval;
  * abort during the catch-up (the old primary is fenced read-only then: the abort makes it writable again)
- * and after the point of no return (the run finishes forward).
+ * and after the point of no return (the run finishes forward). Each test sets the primary it starts from
+ * (fleet.setPrimary) and does not depend on another test having run.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { operationWorkflowId } from '../../core/ids';
@@ -82,6 +83,7 @@ describe('operator commands: plan, approve, abort (MariaDB)', () => {
   }
 
   it('plan switchover runs only probe and decide and changes nothing', async () => {
+    await fleet.setPrimary('opm-1');
     const before = await fleet.state();
     const r = await run(['plan', 'switchover', '--cluster', 'opm', ...common()]);
     expect(r.code, r.err).toBe(0);
@@ -93,6 +95,7 @@ describe('operator commands: plan, approve, abort (MariaDB)', () => {
   });
 
   it('abort during the catch-up (old primary fenced): the undo makes it writable again, the same primary', async () => {
+    await fleet.setPrimary('opm-1');
     const before = topology(await fleet.state());
     expect(before['opm-1']).toBe('rw primary');
     hold = new Hold('ensureMysqlCaughtUp.loop');
@@ -117,6 +120,7 @@ describe('operator commands: plan, approve, abort (MariaDB)', () => {
   });
 
   it('--require-approval then approve: the switchover completes with the approver recorded', async () => {
+    await fleet.setPrimary('opm-1');
     const s = await run(['switchover', '--cluster', 'opm', '--to', 'opm-2', '--require-approval', ...common()]);
     expect(s.code, s.err).toBe(0);
     const gate = await waitFor('the approval gate', async () => ((await progress()).approval?.status === 'waiting' ? (await progress()).approval : undefined));
@@ -130,6 +134,7 @@ describe('operator commands: plan, approve, abort (MariaDB)', () => {
   });
 
   it('abort after the point of no return (held during the promotion): the run finishes forward (exit 5)', async () => {
+    await fleet.setPrimary('opm-2');
     hold = new Hold('ensureMysqlPrimary.stopped');
     let a: { code: number; out: string; err: string };
     try {
@@ -154,6 +159,7 @@ describe('operator commands: plan, approve, abort (MariaDB)', () => {
   });
 
   it('plan failover (primary SIGKILLed) confirms and decides, read-only: the plan is printed, nothing promoted', async () => {
+    await fleet.setPrimary('opm-1');
     await fleet.nodes[0].stop('SIGKILL');
     const before = await fleet.state();
     const r = await run(['plan', 'failover', '--cluster', 'opm', ...common()]);

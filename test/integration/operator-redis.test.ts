@@ -2,13 +2,14 @@
  * Operator commands against the real dev server, a real worker and real Redis processes, run as a user runs
  * them (commander parseAsync): `plan` (probe and decide only), `--require-approval` with `approve` (accept,
  * reject, validator refusals, timeout) and `abort` (while waiting for approval, during the catch-up, after the
- * point of no return).
+ * point of no return). Each test sets the roles it starts from (setRedisPrimary) and does not depend on
+ * another test having run.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { operationWorkflowId } from '../../core/ids';
 import type { RunbookProgress } from '../../core/types';
 import { loadInventory } from '../../inventory/load';
-import { startRedisFleet, type RedisFleet } from '../../sandbox/redis';
+import { setRedisPrimary, startRedisFleet, type RedisFleet } from '../../sandbox/redis';
 import { sleep } from '../../sandbox/ports';
 import { captureIO, commandCalls, startTestWorker, type TestWorker, runCli } from '../helpers';
 import { runSwitchover } from '../../client/commands/switchover';
@@ -95,6 +96,7 @@ describe('operator commands: plan, approve, abort (Redis)', () => {
   };
 
   it('plan switchover runs only probe and decide: the plan is printed, no mutating command reaches a server', async () => {
+    await setRedisPrimary(fleet, 'ops-1');
     const before = await mutatingCalls();
     const r = await run(['plan', 'switchover', '--cluster', 'ops', ...common()]);
     expect(r.code, r.err).toBe(0);
@@ -106,6 +108,7 @@ describe('operator commands: plan, approve, abort (Redis)', () => {
   });
 
   it('plan rolling-restart --json runs only the probe: stale nodes and the first action, nothing changed', async () => {
+    await setRedisPrimary(fleet, 'ops-1');
     const before = await mutatingCalls();
     const r = await run(['plan', 'rolling-restart', '--cluster', 'ops', '--set', 'maxmemory-policy=allkeys-lru', '--json', ...common()]);
     expect(r.code, r.err).toBe(0);
@@ -124,6 +127,7 @@ describe('operator commands: plan, approve, abort (Redis)', () => {
   });
 
   it('--require-approval: the validator refuses a wrong plan hash and a missing approver; approve then completes the switchover', async () => {
+    await setRedisPrimary(fleet, 'ops-1');
     const before = await mutatingCalls();
     const s = await run(['switchover', '--cluster', 'ops', '--to', 'ops-2', '--require-approval', ...common()]);
     expect(s.code, s.err).toBe(0);
@@ -162,6 +166,7 @@ describe('operator commands: plan, approve, abort (Redis)', () => {
   });
 
   it('--reject ends the run with nothing changed (ApprovalRejected, exit 2 for a --wait follower)', async () => {
+    await setRedisPrimary(fleet, 'ops-2');
     const before = await mutatingCalls();
     // The follower (--wait) runs beside the CLI under test: it gets its own IO rather than the process's.
     const fio = captureIO();
@@ -173,13 +178,14 @@ describe('operator commands: plan, approve, abort (Redis)', () => {
     expect(rej.out).toMatch(/rejected plan [0-9a-f]{16} of handover-ops as bob \(change freeze\); the run ends with nothing changed/);
     expect(f.exitCode, fio.text()).toBe(2);
     expect(fio.errors).toEqual([expect.stringMatching(/^refused \(ApprovalRejected\): plan [0-9a-f]{16} for ops rejected by bob: change freeze; nothing was changed$/)]);
-    expect(fio.lines.join('\n')).toMatch(/failed +approval: wait for approval of plan [0-9a-f]{16} \(handover approve; at most 30m\)( \(\d+ ms\))? — plan [0-9a-f]{16} for ops rejected by bob/);
+    expect(fio.lines.join('\n')).toMatch(/failed +approval: wait for approval of plan [0-9a-f]{16} \(handover approve; at most 30m\)( \(\d+(\.\d+)? m?s\))? — plan [0-9a-f]{16} for ops rejected by bob/);
     expect(await fleet.roles()).toEqual({ 'ops-1': 'slave', 'ops-2': 'master', 'ops-3': 'slave' });
     expect(await mutatingCalls()).toEqual(before);
     expect(await activityTypes()).toEqual(['describeCluster', 'probeRedisCluster']);
   });
 
   it('--approval-timeout ends the run with nothing changed (ApprovalTimedOut)', async () => {
+    await setRedisPrimary(fleet, 'ops-2');
     const before = await mutatingCalls();
     const r = await run(['switchover', '--cluster', 'ops', '--to', 'ops-3', '--require-approval', '--approval-timeout', '2s', '--wait', ...common()]);
     expect(r.code).toBe(2);
@@ -189,6 +195,7 @@ describe('operator commands: plan, approve, abort (Redis)', () => {
   });
 
   it('abort while waiting for approval: aborted, nothing changed, the same primary still writable', async () => {
+    await setRedisPrimary(fleet, 'ops-2');
     const before = await mutatingCalls();
     const s = await run(['switchover', '--cluster', 'ops', '--to', 'ops-3', '--require-approval', ...common()]);
     expect(s.code, s.err).toBe(0);
@@ -209,6 +216,7 @@ describe('operator commands: plan, approve, abort (Redis)', () => {
   });
 
   it('abort during the catch-up (held at a failpoint): aborted, nothing changed, the same primary still writable', async () => {
+    await setRedisPrimary(fleet, 'ops-2');
     const before = await mutatingCalls();
     hold = new Hold('waitForRedisCatchUp.loop');
     try {
@@ -231,6 +239,7 @@ describe('operator commands: plan, approve, abort (Redis)', () => {
 
   it('abort after the point of no return (held while repointing): the run finishes forward and says so (exit 5)', async () => {
     // ops-2 is primary; hand over to ops-1, and hold the repoint of ops-3 (past the point of no return).
+    await setRedisPrimary(fleet, 'ops-2');
     hold = new Hold('ensureRedisReplicaOf.beforeAct');
     let a: { code: number; out: string; err: string };
     try {
@@ -258,6 +267,7 @@ describe('operator commands: plan, approve, abort (Redis)', () => {
   const runIds = async () => Object.fromEntries(Object.entries(await commandCalls(fleet, [])).map(([k, v]) => [k, v.trim()]));
 
   it('rolling-restart --require-approval, aborted while waiting: nothing restarted', async () => {
+    await setRedisPrimary(fleet, 'ops-1');
     const before = await runIds();
     const s = await run(['rolling-restart', '--cluster', 'ops', '--set', 'hz=20', '--require-approval', ...common()]);
     expect(s.code, s.err).toBe(0);
@@ -270,11 +280,13 @@ describe('operator commands: plan, approve, abort (Redis)', () => {
   });
 
   it('rolling-restart approved, then aborted during the first restart: that restart finishes, the roll stops before the next', async () => {
+    await setRedisPrimary(fleet, 'ops-1');
     const before = await runIds();
     hold = new Hold('ensureRedisNodeRestarted.beforeRestart');
     let a: { code: number; out: string; err: string };
     try {
-      const s = await run(['rolling-restart', '--cluster', 'ops', '--set', 'hz=20', '--require-approval', ...common()]);
+      // A setting of its own (hz=24): every node is stale whatever another test restarted.
+      const s = await run(['rolling-restart', '--cluster', 'ops', '--set', 'hz=24', '--require-approval', ...common()]);
       expect(s.code, s.err).toBe(0);
       const gate = await waitingForApproval();
       const ok = await run(['approve', id(), '--plan-hash', gate.planHash, '--approver', 'dave', ...common()]);
@@ -328,6 +340,7 @@ describe('operator commands on an unplanned failover (Redis, primary SIGKILLed)'
   }
 
   it('plan failover confirms the primary dead and decides, read-only: the plan is printed, nothing promoted', async () => {
+    await setRedisPrimary(fleet, 'opf-1'); // (dead) both live nodes its replicas
     const before = await live();
     const r = await run(['plan', 'failover', '--cluster', 'opf', ...common()]);
     expect(r.code, r.err).toBe(0);
@@ -341,6 +354,7 @@ describe('operator commands on an unplanned failover (Redis, primary SIGKILLed)'
   });
 
   it('failover --require-approval: aborted while waiting promotes nothing; approved, it promotes the candidate', async () => {
+    await setRedisPrimary(fleet, 'opf-1');
     const before = await live();
     const s = await run(['failover', '--cluster', 'opf', '--force', '--require-approval', ...common()]);
     expect(s.code, s.err).toBe(0);

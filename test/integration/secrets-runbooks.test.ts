@@ -8,9 +8,11 @@
  * with every payload decoded (inputs, results, failures, markers, memos, search attributes, headers) and
  * `temporal workflow describe` (memo, search attributes, pending activities) — and scanned, with everything the
  * worker printed (at DEBUG), everything the CLI printed, what the failover hooks saw in their environment and
- * the backups' manifests, for each canary in clear, base64 (any alignment, both alphabets) and hex.
+ * the backups' manifests, for each canary in clear, base64 (any alignment, both alphabets) and hex. The backups
+ * are encrypted at rest with a canary key (backup.encryption), scanned for as written (hex) and as its bytes'
+ * base64.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -119,6 +121,19 @@ async function scanEverything(address: string, h: Harness, canaries: Record<stri
   return { runs, decoded: decoded.join('\n') };
 }
 
+/**
+ * A backup encryption key that is itself a canary: set in the environment the inventory names, returned as the
+ * `encryption` block and its two canary forms (the hex the inventory holds, and its bytes in base64).
+ */
+function canaryBackupKey(cluster: string, canaries: Record<string, string>): string {
+  const key = randomBytes(32);
+  const env = `HANDOVER_${cluster.replace(/\W/g, '_').toUpperCase()}_BACKUP_KEY`;
+  process.env[env] = key.toString('hex');
+  canaries['backup key (hex)'] = key.toString('hex');
+  canaries['backup key (its bytes in base64)'] = key.toString('base64');
+  return `{ keys: [ { id: canary, key: { env: ${env} } } ] }`;
+}
+
 describe('secret canaries over every runbook', () => {
   const address = inject('temporalAddress');
   const cleanups: (() => Promise<void> | void)[] = [];
@@ -136,7 +151,7 @@ describe('secret canaries over every runbook', () => {
     const hookEnv = path.join(fleet.baseDir, 'hook-env.txt');
     const inventory = path.join(fleet.baseDir, 'inventory.yaml');
     const policy = { probeIntervalMs: 300, probesToConfirm: 3, failoverBlockMs: 1_000 };
-    writeFileSync(inventory, withHooks(withBackupBlock(fleet.inventoryYaml({ policy }), dir, 3), [`env >> ${hookEnv}`], [`env >> ${hookEnv}`]));
+    writeFileSync(inventory, withHooks(withBackupBlock(fleet.inventoryYaml({ policy }), dir, 3, 'gzip', { encryption: canaryBackupKey(cluster, canaries) }), [`env >> ${hookEnv}`], [`env >> ${hookEnv}`]));
     const p = fleet.nodes[0].client();
     for (let i = 0; i < 500; i++) await p.set(`k:${i}`, `v${i}`);
     p.disconnect();
@@ -204,6 +219,8 @@ describe('secret canaries over every runbook', () => {
       ...textFilesUnder(dir).map((f) => ({ where: f.file, text: f.text })),
     ]);
     // What was decoded is the real content: inputs and results by name.
+    // The backups were encrypted with the canary key (their manifests name it by its id only).
+    expect(textFilesUnder(dir).map((f) => f.text).join('\n')).toMatch(/"keyId":\s*"canary"/);
     expect(decoded).toMatch(/"cluster":"canary-r"/);
     expect(decoded).toMatch(/"newPrimary":"canary-r-\d"/);
     expect(decoded).toMatch(/HandoverCluster/);
@@ -223,7 +240,7 @@ describe('secret canaries over every runbook', () => {
     const hookEnv = path.join(fleet.baseDir, 'hook-env.txt');
     const policy = { probeIntervalMs: 400, probesToConfirm: 5, failoverBlockMs: 1_000, catchUpTimeoutMs: 20_000, verifyTimeoutMs: 30_000 };
     const inventory = path.join(fleet.baseDir, 'inventory.yaml');
-    writeFileSync(inventory, withBackupBlock(fleet.inventoryYaml({ policy, controller: true, hooks: { preFailover: [`env >> ${hookEnv}`], postFailover: [`env >> ${hookEnv}`] } }), dir, 3));
+    writeFileSync(inventory, withBackupBlock(fleet.inventoryYaml({ policy, controller: true, hooks: { preFailover: [`env >> ${hookEnv}`], postFailover: [`env >> ${hookEnv}`] } }), dir, 3, 'gzip', { method: 'logical', encryption: canaryBackupKey(cluster, canaries) }));
 
     const h = harness(address, inventory);
     cleanups.push(() => h.worker.stop());
@@ -280,6 +297,7 @@ describe('secret canaries over every runbook', () => {
       { where: 'failover hooks environment', text: readFileSync(hookEnv, 'utf8') },
       ...textFilesUnder(dir).map((f) => ({ where: f.file, text: f.text })),
     ]);
+    expect(textFilesUnder(dir).map((f) => f.text).join('\n')).toMatch(/"keyId":\s*"canary"/);
     expect(decoded).toMatch(/"cluster":"canary-m"/);
     expect(decoded).toMatch(/"newPrimary":"canary-m-\d"/);
     // The replication account is named (by its user) where a repoint happened, never with its password.

@@ -1,18 +1,18 @@
 /**
  * Sentinel topology, real redis-sentinel processes (3, quorum 2): the switchover goes through SENTINEL
  * FAILOVER with writes paused on the old primary until the candidate has caught up, so nothing acknowledged is
- * lost and Sentinel is never raced; the rolling restart hands over the same way.
+ * lost and Sentinel is never raced; the rolling restart hands over the same way. Each test reads the roles and
+ * settings it starts from (whichever test ran before) and waits on acknowledged writes, not timers.
  */
 import Redis from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runRollingRestart } from '../../client/commands/rolling-restart';
 import { runSwitchover } from '../../client/commands/switchover';
 import { loadInventory } from '../../inventory/load';
-import { sleep } from '../../sandbox/ports';
 import { startRedisFleet, waitForReplication, type RedisFleet } from '../../sandbox/redis';
 import { startSentinels, type SentinelSet } from '../../sandbox/sentinel';
 import { AckedWriter } from '../../sandbox/writer';
-import { captureIO, startTestWorker, type TestWorker } from '../helpers';
+import { captureIO, moreAcks, startTestWorker, type TestWorker } from '../helpers';
 
 describe('sentinel topology', () => {
   let fleet: RedisFleet;
@@ -42,36 +42,50 @@ describe('sentinel topology', () => {
     return out;
   }
 
+  async function hzOf(n: RedisFleet['nodes'][number]): Promise<string> {
+    const c = n.client();
+    try {
+      return ((await c.config('GET', 'hz')) as string[])[1];
+    } finally {
+      c.disconnect();
+    }
+  }
+
   it('switches over through Sentinel under writes, losing nothing, and restores replica priorities', async () => {
     // Default replica-priority (100) is what the inventory's default promotion rule (neutral) maps to.
     const prioritiesBefore = await priorities();
     expect(prioritiesBefore).toEqual({ 'snt-1': '100', 'snt-2': '100', 'snt-3': '100' });
+    // The target: the last replica by name, whichever node is the primary now.
+    const from = (await fleet.primary())!;
+    const target = fleet.nodes.filter((n) => n.id !== from.id).at(-1)!;
     const writer = new AckedWriter(fleet.nodes, fleet.password).start();
-    await sleep(300);
+    await moreAcks(writer, 20);
     const io = captureIO();
-    const r = await runSwitchover({ cluster: 'snt', to: 'snt-3', wait: true, inventory, address: tw.address, taskQueue: tw.taskQueue }, io);
+    const r = await runSwitchover({ cluster: 'snt', to: target.id, wait: true, inventory, address: tw.address, taskQueue: tw.taskQueue }, io);
     expect(r.exitCode, io.text()).toBe(0);
     expect(io.text()).toMatch(/SENTINEL FAILOVER snt on snt-sentinel-\d: OK/);
-    await sleep(300);
+    await moreAcks(writer, 20); // acknowledged again, by the new primary
     const stats = await writer.stop();
     await writer.close();
-    expect(await sentinels.agreedMaster()).toBe(`127.0.0.1:${fleet.nodes[2].port}`);
-    expect(await fleet.roles()).toEqual({ 'snt-1': 'slave', 'snt-2': 'slave', 'snt-3': 'master' });
-    await waitForReplication(fleet, 'snt-3');
-    expect(await writer.missingOn(fleet.nodes[2].host, fleet.nodes[2].port)).toEqual([]);
+    expect(await sentinels.agreedMaster()).toBe(`127.0.0.1:${target.port}`);
+    expect(await fleet.roles()).toEqual(Object.fromEntries(fleet.nodes.map((n) => [n.id, n.id === target.id ? 'master' : 'slave'])));
+    await waitForReplication(fleet, target.id);
+    expect(await writer.missingOn(target.host, target.port)).toEqual([]);
     expect(await priorities()).toEqual(prioritiesBefore);
     console.log(`[sentinel switchover] acked=${stats.acked} maxGapMs=${stats.maxGapMs} step=${r.report!.writePauseMs}ms`);
   });
 
   it('rolls a config change with the primary handed over through Sentinel', async () => {
+    // A setting no node has yet (one more than the primary's hz), so every node is rolled.
+    const hz = Number(await hzOf((await fleet.primary())!)) + 1;
     const writer = new AckedWriter(fleet.nodes, fleet.password).start();
-    await sleep(300);
+    await moreAcks(writer, 20);
     const io = captureIO();
-    const r = await runRollingRestart({ cluster: 'snt', set: ['hz=23'], wait: true, inventory, address: tw.address, taskQueue: tw.taskQueue }, io);
+    const r = await runRollingRestart({ cluster: 'snt', set: [`hz=${hz}`], wait: true, inventory, address: tw.address, taskQueue: tw.taskQueue }, io);
     expect(r.exitCode, io.text()).toBe(0);
     expect(r.report!.restarts).toHaveLength(3);
     expect(r.report!.handovers).toHaveLength(1);
-    await sleep(300);
+    await moreAcks(writer, 20);
     await writer.stop();
     await writer.close();
     const primary = (await fleet.primary())!;
@@ -93,10 +107,13 @@ describe('sentinel topology', () => {
       return out;
     };
     const before = await runIds();
+    // The setting every data node already has: only the Sentinels are restarted.
+    const hz = await hzOf((await fleet.primary())!);
+    for (const n of fleet.nodes) expect(await hzOf(n), n.id).toBe(hz);
     const io = captureIO();
-    const r = await runRollingRestart({ cluster: 'snt', set: ['hz=23'], includeSentinels: true, wait: true, inventory, address: tw.address, taskQueue: tw.taskQueue }, io);
+    const r = await runRollingRestart({ cluster: 'snt', set: [`hz=${hz}`], includeSentinels: true, wait: true, inventory, address: tw.address, taskQueue: tw.taskQueue }, io);
     expect(r.exitCode, io.text()).toBe(0);
-    expect(r.report!.restarts).toEqual([]); // data nodes are already on hz=23
+    expect(r.report!.restarts).toEqual([]); // data nodes are already on it
     expect(r.report!.sentinelRestarts).toEqual(sentinels.sentinels.map((x) => x.id));
     const after = await runIds();
     for (const x of sentinels.sentinels) expect(after[x.id]).not.toBe(before[x.id]);

@@ -1,17 +1,19 @@
 /**
  * Bad input and unmet preconditions are refused with a typed error before anything changes. "Nothing
  * changed" is checked on the real servers: roles, and the call counts of every mutating command in
- * INFO commandstats (REPLICAOF, FAILOVER, CLIENT PAUSE/UNPAUSE, CONFIG SET) stay as they were.
+ * INFO commandstats (REPLICAOF, FAILOVER, CLIENT PAUSE/UNPAUSE, CONFIG SET) stay as they were. Each test
+ * starts from the same roles (the first node primary, the others its replicas, set before it) and waits on
+ * conditions, not timers.
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadInventory } from '../../inventory/load';
 import { runSwitchover } from '../../client/commands/switchover';
-import { startRedisFleet, waitForReplication, type RedisFleet } from '../../sandbox/redis';
+import { setRedisPrimary, startRedisFleet, waitForReplication, type RedisFleet } from '../../sandbox/redis';
 import { AckedWriter } from '../../sandbox/writer';
 import { sleep } from '../../sandbox/ports';
-import { captureIO, commandCalls, startTestWorker, type TestWorker } from '../helpers';
+import { captureIO, commandCalls, moreAcks, startTestWorker, until, type TestWorker } from '../helpers';
 
 const MUTATING = ['replicaof', 'slaveof', 'failover', 'client|pause', 'client|unpause', 'config|set', 'flushall', 'flushdb'];
 
@@ -48,7 +50,7 @@ describe('switchover refusals (nothing changes)', () => {
 
   let before: Record<string, string>;
   beforeEach(async () => {
-    await waitForReplication(fleet, byName(0).id);
+    await setRedisPrimary(fleet, byName(0).id);
     before = await mutationSnapshot(fleet);
   });
   const expectUnchanged = async () => expect(await mutationSnapshot(fleet)).toEqual(before);
@@ -101,8 +103,14 @@ describe('switchover refusals (nothing changes)', () => {
     try {
       const p = admin(0);
       await p.set('big', 'x'.repeat(50_000));
+      // The primary sees the replica behind by more than the limit (its acknowledged offset stays put).
+      await until('the replica to lag', async () => {
+        const info = await p.info('replication');
+        const master = Number(/master_repl_offset:(\d+)/.exec(info)![1]);
+        const acked = Number(new RegExp(`slave\\d+:ip=[^,]+,port=${byName(1).port},state=\\w+,offset=(\\d+)`).exec(info)?.[1] ?? 0);
+        return master - acked > 10_000;
+      });
       p.disconnect();
-      await sleep(100);
       before = await mutationSnapshot(fleet);
       await refused({ cluster: fleet.cluster, to: byName(1).id }, /PreconditionFailed.*lags \d+ bytes behind.*limit 10000/);
     } finally {
@@ -174,7 +182,7 @@ describe('switchover refusals (nothing changes)', () => {
     before = await mutationSnapshot(fleet);
     try {
       const first = runSwitchover({ ...opts, cluster: fleet.cluster, inventory }, captureIO());
-      await sleep(300);
+      await until('the first switchover to hold the cluster', async () => (await tw.env.client.workflow.getHandle(`handover-${fleet.cluster}`).describe()).status.name === 'RUNNING');
       const io = captureIO();
       const second = await runSwitchover({ ...opts, cluster: fleet.cluster, inventory }, io);
       expect(second.exitCode, io.text()).toBe(3);
@@ -222,12 +230,12 @@ describe('handover that cannot complete is undone', () => {
 
   it('resumes writes on the old primary, which stays primary, and loses nothing', async () => {
     const writer = new AckedWriter(fleet.nodes, fleet.password).start();
-    await sleep(200);
+    await moreAcks(writer, 20);
     const io = captureIO();
     const r = await runSwitchover({ cluster: fleet.cluster, wait: true, address: tw.address, taskQueue: tw.taskQueue }, io);
     expect(r.exitCode, io.text()).toBe(1);
     expect(io.text()).toMatch(/failed \(HandoverAborted\): switchover of undo undone: .*did not catch up .* within the 400 ms write pause.*undo-1 is still the primary and writable/);
-    await sleep(300);
+    await moreAcks(writer, 20); // writes resumed on the old primary
     const stats = await writer.stop();
     await writer.close();
     expect(await fleet.roles()).toEqual({ 'undo-1': 'master', 'undo-2': 'slave', 'undo-3': 'slave' });

@@ -24,6 +24,9 @@ function exportedWorkflowTypes(): string[] {
 
 const workflowTypeOf = (h: HistoryJson): string => (h.events[0].workflowExecutionStartedEventAttributes as { workflowType: { name: string } }).workflowType.name;
 
+/** The monitor's activity-path histories (each continued as new, or the failover child one of them started). */
+const WATCH_HISTORIES = ['monitor-redis-watch-continued-as-new', 'monitor-redis-watch-failover', 'failover-redis-by-watch', 'monitor-mysql-watch-continued-as-new', 'monitor-mysql-watch-failover', 'failover-mysql-by-watch'];
+
 describe('replay of committed histories', () => {
   const files = readdirSync(DIR).filter((f) => f.endsWith('.json'));
 
@@ -54,6 +57,13 @@ describe('replay of committed histories', () => {
       // a replica provisioned from a physical backup, asked for a node that already replicates: refused
       'provision-replica-mysql-refused',
       'maintenance-redis',
+      // the monitor's patched path ('monitor-detection-in-activity'): watchRedisCluster / watchMysqlCluster return a
+      // verdict; routed, a quiet run continued as new, the next run starting the failover child and fencing
+      // (rejoining) the returning old primary, and that child
+      ...WATCH_HISTORIES,
+      'monitor-redis-watch', 'monitor-mysql-watch',
+      // Redis Cluster: switchover --shard and failover --shard (routed through switchover / failover)
+      'switchover-redis-cluster-shard', 'failover-redis-cluster-shard',
     ];
     expect(files).toEqual(expect.arrayContaining(required.map((f) => `${f}.json`)));
   });
@@ -168,5 +178,27 @@ describe('replay of committed histories', () => {
     expect(c.error).toBeUndefined();
     expect(c.mismatch?.history).toMatch(/^continueAsNew redisMonitor .*"roundsPerRun":41/);
     expect(c.mismatch?.replay).toMatch(/^continueAsNew redisMonitor .*"roundsPerRun":40/);
+  }, 240_000);
+
+  it('fails when a command of a monitor activity-path or Redis Cluster shard history changes its input', async () => {
+    // In each: the last activity or child workflow started, its input given one more field.
+    const names = [...WATCH_HISTORIES, 'switchover-redis-cluster-shard', 'failover-redis-cluster-shard'];
+    const mutated = names.map((n) => {
+      const h = readJson(`${n}.json`);
+      const cmds = h.events
+        .map((e) => (e.activityTaskScheduledEventAttributes ?? e.startChildWorkflowExecutionInitiatedEventAttributes) as { input: { payloads: { data: string }[] } } | undefined)
+        .filter((x): x is { input: { payloads: { data: string }[] } } => !!x?.input?.payloads?.length);
+      expect(cmds.length, `${n} issues commands`).toBeGreaterThan(0);
+      const last = cmds[cmds.length - 1].input.payloads[0];
+      last.data = Buffer.from(JSON.stringify({ ...(JSON.parse(Buffer.from(last.data, 'base64').toString()) as object), changed: true })).toString('base64');
+      return { workflowId: `mutated-${n}`, history: historyFromJSON(h) };
+    });
+    const rs = await replayAndCompare(mutated);
+    for (const n of names) {
+      const r = rs.find((x) => x.workflowId === `mutated-${n}`)!;
+      expect(r.error, n).toBeUndefined();
+      expect(r.mismatch?.history, n).toMatch(/"changed":true/);
+      expect(r.mismatch?.replay, n).not.toMatch(/"changed":true/);
+    }
   }, 240_000);
 });
