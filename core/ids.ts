@@ -20,6 +20,11 @@ export function monitorWorkflowId(cluster: string): string {
   return `handover-monitor-${cluster}`;
 }
 
+/** The binlog archiver of a cluster (point-in-time recovery): not the lock ID, it runs beside switchovers and failovers. */
+export function archiverWorkflowId(cluster: string): string {
+  return `handover-binlog-archive-${cluster}`;
+}
+
 export type RunbookName = 'switchover' | 'failover' | 'rolling-restart' | 'backup';
 
 export const SA_CLUSTER = defineSearchAttributeKey('HandoverCluster', 'KEYWORD');

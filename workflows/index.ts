@@ -11,3 +11,4 @@ export { mysqlMonitor } from './mysql/monitor';
 export { doltSwitchover } from './dolt/switchover';
 export { doltFailover } from './dolt/failover';
 export { backup, scheduledBackup, verifyBackupRun, restoreBackupRun, provisionReplica } from './backup';
+export { binlogArchiver, pitrRestore } from './pitr';

@@ -53,6 +53,8 @@ describe('replay of committed histories', () => {
       'switchover-dolt-direct', 'failover-dolt-direct',
       // a replica provisioned from a physical backup, asked for a node that already replicates: refused
       'provision-replica-mysql-refused',
+      // point-in-time recovery: the archiver's first run (continued as new), a restore to a GTID, one refused
+      'binlog-archiver-mysql', 'pitr-restore-mysql-completed', 'pitr-restore-mysql-refused',
     ];
     expect(files).toEqual(expect.arrayContaining(required.map((f) => `${f}.json`)));
   });
