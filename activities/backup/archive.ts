@@ -55,6 +55,7 @@ import { encryptStream } from './crypto';
 import { mysqlClientTlsArgs, optionFile } from './mysql';
 import type { BackupStorage } from './storage';
 import { codecStream } from './stream';
+import { tool } from './tools';
 
 export interface ArchiveBinlogsInput {
   cluster: string;
@@ -338,7 +339,7 @@ export async function archiveBinlogs(ctx: BackupContext, input: ArchiveBinlogsIn
       pendingBytes = 0;
     };
     try {
-      child = spawn(ctx.env.HANDOVER_MARIADB_BINLOG || 'mariadb-binlog', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      child = spawn(tool('mariadb-binlog', ctx.env), args, { stdio: ['ignore', 'ignore', 'pipe'] });
       child.stderr!.on('data', (b: Buffer) => {
         if (stderr.length < 4096) stderr += b.toString();
       });

@@ -94,7 +94,7 @@ export async function replayBinlogs(ctx: BackupContext, input: ReplayBinlogsInpu
         files.push(f);
       }
       if (files.length) {
-        const dec = spawn(ctx.env.HANDOVER_MARIADB_BINLOG || 'mariadb-binlog', files, { stdio: ['ignore', 'pipe', 'pipe'] });
+        const dec = spawn(tool('mariadb-binlog', ctx.env), files, { stdio: ['ignore', 'pipe', 'pipe'] });
         const cli = spawn(tool('mariadb', ctx.env), ['--no-defaults', `--socket=${input.socket}`, '--user=root', '--binary-mode'], { stdio: ['pipe', 'ignore', 'pipe'] });
         let err = '';
         dec.stderr!.on('data', (b: Buffer) => (err += b.toString()));
