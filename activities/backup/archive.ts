@@ -238,7 +238,6 @@ export async function archiveBinlogs(ctx: BackupContext, input: ArchiveBinlogsIn
   let lastPrimary = prev?.primary;
 
   while (Date.now() < deadline && !cancelled()) {
-    const seenAt = Date.now();
     const view = await viewNodes(ctx, c);
     if (!view.primary) {
       state.note = `no single writable node (${view.nodes.map((n) => `${n.node}=${n.error ? 'down' : n.readOnly ? 'read-only' : 'writable'}`).join(' ')}); waiting`;
@@ -391,7 +390,6 @@ export async function archiveBinlogs(ctx: BackupContext, input: ArchiveBinlogsIn
       opt.cleanup();
       rmSync(dir, { recursive: true, force: true });
     }
-    void seenAt;
     await saveState().catch(() => undefined);
   }
   await saveState().catch(() => undefined);

@@ -3,7 +3,7 @@
  * streams the primary's binlog into the store while rows are written, follows a switchover to the other node
  * (no gap, no duplicate in the archived GTIDs), and restores into scratch servers to a GTID after the
  * switchover and to a time before it are exact: every acknowledged row up to the target present, none after.
- * Targets out of range are refused with one line before anything is restored.
+ * Targets out of range are refused with one line before anything is restored. Segments are stored encrypted.
  */
 import { readFileSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
@@ -69,7 +69,9 @@ describe('point-in-time recovery: MariaDB', () => {
     fleet = await startMariaFleet({ cluster, replicas: 1 });
     dir = mkdtempSync(path.join(os.tmpdir(), 'handover-pitr-'));
     inventory = path.join(fleet.baseDir, 'inventory.yaml');
-    writeFileSync(inventory, withBackupBlock(fleet.inventoryYaml(), dir, 3));
+    // Encrypted at rest: the archived segments too.
+    process.env.HANDOVER_TEST_PITR_K1 = 'b'.repeat(64);
+    writeFileSync(inventory, withBackupBlock(fleet.inventoryYaml(), dir, 3, 'zstd', { encryption: '{ keys: [ { id: k1, key: { env: HANDOVER_TEST_PITR_K1 } } ] }' }));
     await fleet.sql(0, `GRANT ${MARIADB_BACKUP_GRANTS.join(', ')} ON *.* TO 'handover'@'127.0.0.1'`);
     await fleet.sql(0, `CREATE TABLE ${APP_SCHEMA}.pitr (id INT PRIMARY KEY, ts DATETIME NOT NULL) ENGINE=InnoDB`);
     await fleet.waitForReplication(0);
@@ -130,7 +132,11 @@ describe('point-in-time recovery: MariaDB', () => {
     expect(new Set(segs.map((s) => s.node))).toEqual(new Set([fleet.nodes[0].id, fleet.nodes[1].id]));
     // Every segment continues exactly where the previous one ended: no gap, no duplicate.
     for (let i = 1; i < segs.length; i++) expect(segs[i].startAfter, `segment ${segs[i].seq}`).toBe(segs[i - 1].endPos);
-    for (const s of segs) expect(parseGtid(s.lastGtid).seq - parseGtid(s.firstGtid).seq + 1).toBe(s.transactions);
+    for (const s of segs) {
+      expect(parseGtid(s.lastGtid).seq - parseGtid(s.firstGtid).seq + 1).toBe(s.transactions);
+      expect(s.artifact.encryption?.keyId).toBe('k1');
+      expect(readFileSync(path.join(dir, cluster, 'binlog-archive', s.artifact.file)).subarray(0, 8).toString('latin1')).toBe('HNDENC01');
+    }
     expect(acks.length).toBeGreaterThan(0);
 
     // To a GTID after the switchover: rows 1..25 exactly.
