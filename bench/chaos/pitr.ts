@@ -114,7 +114,8 @@ export async function runPitrChaos(log: (m: string) => void): Promise<PitrChaosS
     const phase = async (ms: number) => sleep(ms);
 
     await phase(2500);
-    const died = await Promise.race([first.exited.then(() => true), sleep(30_000).then(() => false)]);
+    // A loaded machine may take a while to start the worker and load its bundle.
+    const died = await Promise.race([first.exited.then(() => true), sleep(120_000).then(() => false)]);
     if (!died) failures.push('the worker armed with inside:archiveBinlogs.segment#3 did not die');
     else {
       archiverKills++;

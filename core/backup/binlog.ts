@@ -372,3 +372,15 @@ export function selectReplay<T extends { gtid: Gtid; ts: number }>(
   for (const t of chosen) endPos = advance(endPos, t.gtid);
   return { txns: chosen, endPos, reachedTarget: reached || 'untilSec' in target };
 }
+
+/**
+ * Archive retention: the segments no restore can need once backups are pruned — every transaction of theirs at
+ * or before the oldest kept good base's GTID — except the newest segment, whose end is where the archiver
+ * continues from. Nothing when no kept base has a GTID.
+ */
+export function segmentsToPrune(segments: SegmentManifest[], oldestKeptBaseGtid: string | undefined): number[] {
+  if (!oldestKeptBaseGtid || !segments.length) return [];
+  const base = parseGtidPos(oldestKeptBaseGtid);
+  const last = Math.max(...segments.map((s) => s.seq));
+  return segments.filter((s) => s.seq < last && posCovers(base, parseGtidPos(s.endPos))).map((s) => s.seq).sort((a, b) => a - b);
+}

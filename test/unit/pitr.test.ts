@@ -10,6 +10,7 @@ import {
   planPitr,
   posCovers,
   readSegment,
+  segmentsToPrune,
   selectReplay,
   splitEvents,
   transactionsBetween,
@@ -150,5 +151,16 @@ describe('selectReplay', () => {
     const forked = [{ startAfter: '0-1-10', txns: [t(11, 100), t(12, 100), t(13, 101)] }, { startAfter: '0-1-12', txns: [t(13, 102, 2), t(14, 103, 2)] }];
     const r = selectReplay(forked, '0-1-10', { gtid: '0-2-14' });
     expect(r.txns.map((x) => `${x.gtid.server}-${x.gtid.seq}`)).toEqual(['1-11', '1-12', '2-13', '2-14']);
+  });
+});
+
+describe('segmentsToPrune', () => {
+  const segments = [seg(1, '0-1-10', '0-1-20', '0-1-11', '0-1-20', 1000, 1010), seg(2, '0-1-20', '0-2-30', '0-1-21', '0-2-30', 1011, 1020), seg(3, '0-2-30', '0-2-40', '0-2-31', '0-2-40', 1021, 1030)];
+  it('drops the segments wholly at or before the oldest kept base, never the newest', () => {
+    expect(segmentsToPrune(segments, '0-2-25')).toEqual([1]);
+    expect(segmentsToPrune(segments, '0-2-30')).toEqual([1, 2]);
+    expect(segmentsToPrune(segments, '0-2-99')).toEqual([1, 2]);
+    expect(segmentsToPrune(segments, '0-1-15')).toEqual([]);
+    expect(segmentsToPrune(segments, undefined)).toEqual([]);
   });
 });

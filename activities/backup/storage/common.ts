@@ -42,6 +42,8 @@ export interface BackupStorage {
   remove(cluster: string, id: string): Promise<void>;
   /** The plain file names stored under one backup ID (the binlog archive lists its segments with it). */
   listFiles(cluster: string, id: string): Promise<string[]>;
+  /** Remove one stored file (absent: nothing to do). */
+  removeFile(cluster: string, id: string, file: string): Promise<void>;
   /** A small stored file's text, or undefined when it is not there. */
   readText(cluster: string, id: string, file: string): Promise<string | undefined>;
 }

@@ -113,6 +113,10 @@ export class LocalDirStorage implements BackupStorage {
     return names.filter((n) => !/\.tmp-[0-9a-f]+$/.test(n)).sort();
   }
 
+  async removeFile(cluster: string, id: string, file: string): Promise<void> {
+    await fs.rm(this.filePath(cluster, id, file), { force: true });
+  }
+
   readText(cluster: string, id: string, file: string): Promise<string | undefined> {
     return fs.readFile(this.filePath(cluster, id, file), 'utf8').catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
   }

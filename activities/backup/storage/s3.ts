@@ -184,6 +184,10 @@ export class S3Storage implements BackupStorage {
     return (await this.keys(base)).map((k) => k.slice(base.length)).filter((n) => n && !n.includes('/')).sort();
   }
 
+  async removeFile(cluster: string, id: string, file: string): Promise<void> {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(cluster, id, file) }));
+  }
+
   readText(cluster: string, id: string, file: string): Promise<string | undefined> {
     return this.text(this.key(cluster, id, file));
   }
