@@ -18,6 +18,7 @@ import { createHookActivities } from './hooks';
 import { createDoltActivities } from './dolt/cluster';
 import { connectMysql, type MysqlConnect } from './mysql/conn';
 import { createBackupActivities, type BackupActivityDeps } from './backup';
+import { createStatusActivities } from './status';
 
 export interface ActivityDeps extends Partial<Pick<RedisActivityDeps, 'connectRedis' | 'env' | 'failpoint'>> {
   inventory: RedisActivityDeps['inventory'];
@@ -42,6 +43,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createHookActivities(full),
     ...createDoltActivities(full),
     ...createBackupActivities({ ...full, storage: deps.backupStorage }),
+    ...createStatusActivities(full),
   };
 }
 

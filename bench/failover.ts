@@ -11,10 +11,11 @@
  *    writer: monitor, SIGKILL, kill to the first acknowledged commit on the new primary, and to the failover
  *    completing (the other replica following, verified).
  */
+import { sharedWorkflowBundle } from '../sandbox/bundle';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { NativeConnection, bundleWorkflowCode } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { runMonitor } from '../client/commands/monitor';
 import { loadInventory } from '../inventory/load';
@@ -26,7 +27,7 @@ import { SqlWriter } from '../sandbox/sql-writer';
 import { startDevServer } from '../sandbox/temporal';
 import { AckedWriter, type AckLog } from '../sandbox/writer';
 import type { MonitorStatus } from '../workflows/monitor';
-import { WORKFLOWS_PATH, createHandoverWorker } from '../worker/worker';
+import { createHandoverWorker } from '../worker/worker';
 import { percentile } from './lab';
 
 const log = (m: string) => process.stderr.write(m + '\n');
@@ -50,9 +51,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false>, 
 export async function startBench() {
   const server = await startDevServer();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'handover-bench-failover-'));
-  const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined });
-  const bundlePath = path.join(dir, 'workflow-bundle.js');
-  writeFileSync(bundlePath, bundle.code);
+  const bundlePath = await sharedWorkflowBundle();
   const inventory = { path: path.join(dir, 'empty.yaml') };
   writeFileSync(inventory.path, 'clusters: []\n');
   const connection = await NativeConnection.connect({ address: server.address });

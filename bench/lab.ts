@@ -4,9 +4,8 @@
  * separate process that can be SIGKILLed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { NativeConnection, bundleWorkflowCode } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { loadInventory } from '../inventory/load';
 import { Client, Connection } from '@temporalio/client';
@@ -17,7 +16,8 @@ import { startMariaFleet, type MariaFleet, type MariaInventoryExtra } from '../s
 import { startDoltFleet, type DoltFleet, type DoltInventoryExtra } from '../sandbox/dolt';
 import type { RedisFlavor } from '../sandbox/paths';
 import { ROOT } from '../sandbox/paths';
-import { WORKFLOWS_PATH, createHandoverWorker } from '../worker/worker';
+import { createHandoverWorker } from '../worker/worker';
+import { sharedWorkflowBundle, TEST_BUNDLE_ENV } from '../sandbox/bundle';
 
 export interface Lab {
   address: string;
@@ -41,9 +41,7 @@ export async function startLab(o: { flavor?: RedisFlavor; cluster: string; polic
   const sentinels = o.sentinels ? await startSentinels(fleet) : undefined;
   const inventory = fleet.writeInventory(undefined, { policy: o.policy, sentinelBlock: sentinels?.inventoryBlock() });
   log(`[lab] ${fleet.flavor} fleet ${fleet.cluster}: ${fleet.nodes.map((n) => `${n.id}@${n.port}`).join(' ')}`);
-  const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined });
-  const bundlePath = path.join(fleet.baseDir, 'workflow-bundle.js');
-  writeFileSync(bundlePath, bundle.code);
+  const bundlePath = await sharedWorkflowBundle();
   const connection = await Connection.connect({ address });
   const client = new Client({ connection });
   return {
@@ -89,9 +87,7 @@ async function labAround<F extends { cluster: string; baseDir: string; nodes: { 
   const fleet = await startFleet();
   const inventory = writeInventory(fleet);
   log(`[lab] ${engine} fleet ${fleet.cluster}: ${fleet.nodes.map((n) => `${n.id}@${n.port}`).join(' ')}`);
-  const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined });
-  const bundlePath = path.join(fleet.baseDir, 'workflow-bundle.js');
-  writeFileSync(bundlePath, bundle.code);
+  const bundlePath = await sharedWorkflowBundle();
   const connection = await Connection.connect({ address });
   const client = new Client({ connection });
   return {
@@ -175,6 +171,8 @@ export function spawnWorkerProcess(env: Record<string, string | undefined>, onOu
     if (v === undefined) delete full[k];
     else full[k] = v;
   }
+  // The run's shared workflow bundle (sandbox/bundle.ts) when the caller names none: no webpack at start.
+  if (!('HANDOVER_WORKFLOW_BUNDLE' in env) && full[TEST_BUNDLE_ENV]) full.HANDOVER_WORKFLOW_BUNDLE = full[TEST_BUNDLE_ENV];
   // One process (node with the tsx loader), so the failpoint's SIGKILL is the exit signal the harness sees.
   // `wrap`: a prefix that execs (a lab host's `ip netns exec <ns>`), so the pid and the exit signal stay the worker's.
   const argv = [...wrap, process.execPath, '--import', 'tsx', path.join(ROOT, 'worker', 'main.ts')];

@@ -11,7 +11,8 @@
  *    approved, aborted while waiting, rejected, approval timed out; rolling restarts completed, crashed and
  *    resumed, and started as `redisRollingRestart` with its child `redisSwitchover`; backups completed, crashed
  *    mid-stream and resumed, started by a Temporal Schedule (completed, and skipped while another operation
- *    holds the cluster), verified again, restored into a scratch server, a restore into a non-empty node refused.
+ *    holds the cluster), verified again, restored into a scratch server, a restore into a non-empty node refused;
+ *    a `handover status` read (`clusterStatus`).
  *  - Redis `replayundo`: a switchover whose candidate cannot catch up within the write pause, undone.
  *  - Redis `replayfo`: a failover after the primary was SIGKILLed (operator, --force).
  *  - Redis `replaymon`: the monitor (`monitor` routing to `redisMonitor`), a `redisMonitor` run that continued as
@@ -50,7 +51,7 @@ import { runFailover } from '../client/commands/failover';
 import { runRollingRestart } from '../client/commands/rolling-restart';
 import { runSwitchover } from '../client/commands/switchover';
 import { backupScheduleId } from '../core/backup/decide';
-import { SA_CLUSTER, SA_RUNBOOK, archiverWorkflowId, monitorWorkflowId, operationWorkflowId } from '../core/ids';
+import { SA_CLUSTER, SA_RUNBOOK, archiverWorkflowId, monitorWorkflowId, operationWorkflowId, statusWorkflowId } from '../core/ids';
 import type { RunbookProgress } from '../core/types';
 import { loadInventory } from '../inventory/load';
 import type { MonitorState, MonitorStatus } from '../workflows/monitor';
@@ -418,6 +419,15 @@ async function main() {
       ['rolling-restart-redis-crashed-resumed', roll(14), { failpoint: 'inside:ensureRedisNodeRestarted.beforeRestart' }],
       ['rolling-restart-redis-direct', directRoll('redisRollingRestart', { hz: '15' }, 'switchover-redis-child-of-roll')],
       ['backup-redis-completed', bk],
+      [
+        'status-redis',
+        async (l) => {
+          // handover status as the CLI runs it on the worker: the clusterStatus workflow, one read-only activity.
+          const workflowId = statusWorkflowId(l.cluster, 'record');
+          await l.client.workflow.start('clusterStatus', { workflowId, taskQueue: l.taskQueue, args: [{ cluster: l.cluster }] });
+          return { exitCode: 0, workflowId };
+        },
+      ],
       ['backup-redis-crashed-resumed', bk, { failpoint: 'inside:takeBackup.streaming' }],
       ...redisBackups,
       [

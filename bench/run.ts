@@ -17,6 +17,7 @@
  *    (BEGIN; INSERT; COMMIT, following the writable node). The write pause is the longest gap between two
  *    acknowledged commits during each switchover; every acknowledged commit is checked on every node.
  *  failover-redis, failover-mysql: see bench/failover.ts (default 5 runs).
+ *  failover-redis-empty-restart: see bench/empty-restart.ts (default 1 run per case).
  *  step-overhead: the same N activity calls as a plain script and as a workflow, and the levers on a step's cost
  *    (bench/step-overhead/index.ts; --steps N, default 50; --runs R repeats, default 3).
  *  backup-mysql: our backup vs plain mariadb-dump to a file, same data, same run (bench/backup.ts; default 3 runs,
@@ -40,6 +41,7 @@ import { SqlWriter } from '../sandbox/sql-writer';
 import type { MysqlSwitchoverReport } from '../workflows/mysql/switchover';
 import { parseArgs, percentile, startLab, startLabWorker, startMysqlLab } from './lab';
 import { failoverMysqlBench, failoverRedisBench } from './failover';
+import { failoverRedisEmptyRestartBench } from './empty-restart';
 import { backupMysqlBench, backupS3StreamBench } from './backup';
 import { stepOverheadBench } from './step-overhead';
 import { backupMysqlPhysicalBench } from './backup-physical';
@@ -319,6 +321,9 @@ async function main() {
     case 'failover-mysql':
       result = await failoverMysqlBench(Number(opts.runs ?? 5));
       break;
+    case 'failover-redis-empty-restart':
+      result = await failoverRedisEmptyRestartBench(Number(opts.runs ?? 1));
+      break;
     case 'step-overhead':
       result = await stepOverheadBench(Number(opts.steps ?? 50), Number(opts.runs ?? 3));
       break;
@@ -332,7 +337,7 @@ async function main() {
       result = await backupS3StreamBench(Number(opts.mib ?? 512));
       break;
     default:
-      process.stderr.write('usage: npm run bench -- switchover-redis|rolling-restart-redis|switchover-mysql|rolling-restart-mysql|failover-redis|failover-mysql|step-overhead|backup-mysql|backup-mysql-physical|backup-s3-stream [--json] [--runs N] [--flavor redis|valkey]\n');
+      process.stderr.write('usage: npm run bench -- switchover-redis|rolling-restart-redis|switchover-mysql|rolling-restart-mysql|failover-redis|failover-mysql|failover-redis-empty-restart|step-overhead|backup-mysql|backup-mysql-physical|backup-s3-stream [--json] [--runs N] [--flavor redis|valkey]\n');
       process.exit(2);
   }
   if (!json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');

@@ -250,8 +250,9 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
   common(
     program
       .command('status')
-      .description("each cluster's topology, primary, replicas' link and lag (read from the databases), and the runbook running on it")
-      .option('--cluster <name>', 'only this cluster (default: every cluster in the inventory)'),
+      .description("each cluster's topology, primary, replicas' link and lag (read by the worker from the databases), and the runbook running on it")
+      .option('--cluster <name>', "only this cluster (default: every cluster in the worker's inventory)")
+      .option('--direct', "read the databases from this machine, with this CLI's inventory and credentials, instead of on the worker"),
   ).action(async (opts) => onExit((await runStatus(opts, processIO)).exitCode));
   common(
     program

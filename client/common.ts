@@ -4,7 +4,7 @@ import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { z } from 'zod';
 import { HandoverError, REFUSAL_TYPES } from '../core/errors';
 import { TASK_QUEUE } from '../core/ids';
-import { diagnoseTls, explainConnectError, resolveTemporal, TemporalConfigError, type TemporalTarget } from './temporal';
+import { diagnoseTls, explainConnectError, tcpRefusal, resolveTemporal, TemporalConfigError, type TemporalTarget } from './temporal';
 import { findCluster, findNode, inventoryPath, loadInventory } from '../inventory/load';
 import { CodecKeyError, codecKeyIds, dataConverterFromEnv } from '../codec/aes-gcm';
 
@@ -71,6 +71,10 @@ export async function connect(o: CommonOptions): Promise<{ client: Client; close
     throw e;
   }
   let connection: Connection;
+  const refused = await tcpRefusal(target.address);
+  if (refused !== undefined) {
+    throw new CliError(EXIT.unavailable, `${explainConnectError(new Error(refused), target)}. Start it (npm start runs a local one), or point TEMPORAL_ADDRESS / --address at it.`, 'TemporalUnreachable');
+  }
   try {
     connection = await Connection.connect({ address: target.address, tls: target.tls, apiKey: target.apiKey, metadata: target.metadata, connectTimeout: 5000 });
   } catch (e) {

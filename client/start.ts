@@ -6,6 +6,7 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temp
 import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK, operationWorkflowId, type RunbookName } from '../core/ids';
 import { warnWhenNoWorker } from './workers';
 import { refuseKeyMismatch } from './keys';
+import { refuseInventoryMismatch } from './worker-read';
 import { CodecKeyError } from '../codec/aes-gcm';
 import { CliError, EXIT, connect, exitCodeForFailure, follow, precheckNames, oneLine, rootFailure, sayFailure, type CommonOptions, type IO } from './common';
 
@@ -35,6 +36,7 @@ export async function startRunbook<R>(o: CommonOptions, io: IO, s: RunbookStart<
     const { client, close, keyIds } = await connect(o);
     try {
       await refuseKeyMismatch(client, o.taskQueue, keyIds);
+      await refuseInventoryMismatch(client, o, s.cluster);
       let handle;
       try {
         handle = await client.workflow.start(s.workflowType, {

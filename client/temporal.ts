@@ -110,6 +110,30 @@ export async function diagnoseTls(t: TemporalTarget, timeoutMs = 3000): Promise<
 }
 
 /**
+ * A plain TCP connect to the Temporal address, before gRPC: gRPC retries a refused connection until its deadline
+ * (5 s), so "nothing listens there" would take as long as a silent host. Resolves undefined when the connect
+ * succeeds or merely times out (gRPC then tells the rest), or the error that settles it at once: refused, no such
+ * host, no route.
+ */
+export async function tcpRefusal(address: string, timeoutMs = 3000): Promise<string | undefined> {
+  const { connect } = await import('node:net');
+  const i = address.lastIndexOf(':');
+  const host = address.slice(0, i).replace(/^\[|\]$/g, '');
+  const port = Number(address.slice(i + 1));
+  if (!host || !Number.isInteger(port) || port <= 0 || port > 65535) return undefined;
+  return new Promise((resolve) => {
+    const sock = connect({ host, port, timeout: timeoutMs });
+    const done = (r: string | undefined) => {
+      sock.destroy();
+      resolve(r);
+    };
+    sock.once('connect', () => done(undefined));
+    sock.once('timeout', () => done(undefined));
+    sock.once('error', (e: NodeJS.ErrnoException) => done(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'].includes(e.code ?? '') ? e.message : undefined));
+  });
+}
+
+/**
  * One line saying why a connection failed, for the errors gRPC and TLS libraries report in their own words
  * (an nginx-style front answers a missing client certificate with HTTP 400, a refused API key with 401).
  * `detail`: what diagnoseTls found, when the error itself says nothing.
@@ -129,6 +153,8 @@ export function explainConnectError(e: unknown, t: TemporalTarget, detail?: stri
               ? 'no answer in plaintext: if the server speaks TLS, set TEMPORAL_TLS=true or a CA (TEMPORAL_TLS_SERVER_CA_CERT_PATH)'
               : /ECONNREFUSED|Connection refused|tcp connect/i.test(raw)
                 ? 'nothing answers there'
-                : undefined;
+                : /ENOTFOUND|EAI_AGAIN/.test(raw)
+                  ? 'the host name does not resolve'
+                  : undefined;
   return `cannot reach Temporal at ${t.describe}: ${why ?? raw}${why ? ` (${raw.slice(0, 160)})` : ''}`;
 }

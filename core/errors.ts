@@ -21,6 +21,8 @@ export const ErrorType = {
   // The cluster is not in a shape the step knows how to move forward from
   UnexpectedTopology: 'UnexpectedTopology',
   VerificationFailed: 'VerificationFailed',
+  // A failover's candidate resynced (from a primary that came back empty) since the verdict: not promoted
+  CandidateResynced: 'CandidateResynced',
   // Past the point of no return: the primary changed, but a node could not be repointed (or verification
   // failed). The message names the new primary and every node left as it was.
   HandoverIncomplete: 'HandoverIncomplete',
@@ -62,6 +64,7 @@ export const REFUSAL_TYPES: ReadonlySet<string> = new Set<string>([
   ErrorType.AuthenticationFailed,
   ErrorType.TlsFailed,
   ErrorType.PreconditionFailed,
+  ErrorType.CandidateResynced,
   ErrorType.CatchUpTimeout,
   ErrorType.PreHookFailed,
   ErrorType.FenceBoundUnavailable,

@@ -25,6 +25,11 @@ export function archiverWorkflowId(cluster: string): string {
   return `handover-binlog-archive-${cluster}`;
 }
 
+/** A `handover status` read on the worker (read-only, no lock): one per call. */
+export function statusWorkflowId(cluster: string | undefined, unique: string): string {
+  return `handover-status-${cluster ?? 'all'}-${unique}`;
+}
+
 export type RunbookName = 'switchover' | 'failover' | 'rolling-restart' | 'backup';
 
 export const SA_CLUSTER = defineSearchAttributeKey('HandoverCluster', 'KEYWORD');

@@ -19,6 +19,7 @@ import { deadMasterRound } from './redis/failover';
 import { mysqlDeadMasterRound, type MysqlFailoverProbe } from './mysql/failover';
 import { mysqlRestartRisks, redisRestartRisks, riskLine } from './restart-risk';
 import type { RedisClusterProbe } from './types';
+import { primaryRestartedEmpty, updateDatasets, type Datasets, type EmptyReturn } from './empty-primary';
 
 /** The verdict a round reports to the metrics (workflows/metrics.ts MONITOR_VERDICTS). */
 export type RoundVerdict = 'alive' | 'suspect' | 'dead' | 'blocked' | 'blind';
@@ -49,13 +50,19 @@ export interface DetectState {
   blind?: string;
   adopted?: string;
   restartRisks?: string[];
+  /** Redis/Valkey: each node's dataset as last seen (run_id, replid, offset, DBSIZE): the empty-primary guard's memory. */
+  datasets?: Datasets;
+  /** Redis/Valkey: the primary came back empty while replicas still hold its data (not followed until resolved). */
+  emptyPrimary?: EmptyReturn;
+  /** Redis/Valkey: the last empty returns of a primary seen (at most 5), saved or lost: reported loudly. */
+  emptyReturns?: EmptyReturn[];
 }
 
 export type RoundAction =
   | { kind: 'none' }
   | { kind: 'changed'; what: string }
   | { kind: 'fence'; primary: string; nodes: string[] }
-  | { kind: 'failover'; primary: string; reason: string }
+  | { kind: 'failover'; primary: string; reason: string; returnedEmpty?: { node: string; runId?: string } }
   | { kind: 'blocked'; primary: string; why: string };
 
 export interface RoundResult {
@@ -68,7 +75,7 @@ export function initialDetectState(o: Partial<DetectState> = {}): DetectState {
 }
 
 /** What the report shows besides counters: a change of it returns to the workflow (status, history). */
-const shown = (s: DetectState) => JSON.stringify([s.lastKnown?.primary, s.blind, s.restartRisks ?? [], s.adopted]);
+const shown = (s: DetectState) => JSON.stringify([s.lastKnown?.primary, s.blind, s.restartRisks ?? [], s.adopted, s.emptyReturns?.length ?? 0]);
 
 interface EngineRound {
   topo: TopoNode[];
@@ -81,6 +88,11 @@ interface EngineRound {
   /** Nodes to fence beside the live primary (given the state after this round's counters). */
   toFence: (primary: string, s: DetectState) => string[];
   verdictOf: (primary: string) => Verdict;
+  /**
+   * Redis/Valkey: refresh the datasets and say whether `primary` came back empty this round (core/empty-primary.ts).
+   * Its dataset is not refreshed while it is held empty, so each round compares with what it held before.
+   */
+  emptyCheck?: (s: DetectState, primary: string | undefined) => { datasets: Datasets; empty?: EmptyReturn };
 }
 
 function round(prev: DetectState, e: EngineRound, nowMs: number): RoundResult {
@@ -94,7 +106,18 @@ function round(prev: DetectState, e: EngineRound, nowMs: number): RoundResult {
     s.firstDeadAt = undefined;
   }
   const primary = follow.primary;
-  const live = e.live(primary);
+  let empty: EmptyReturn | undefined;
+  if (e.emptyCheck) {
+    const c = e.emptyCheck(prev, primary);
+    s.datasets = c.datasets;
+    empty = c.empty;
+    // A new empty return (or the first sight of it with nobody left to save) is recorded, loudly, once.
+    const known = !!empty && prev.emptyPrimary?.node === empty.node && prev.emptyPrimary.after.runId === empty.after.runId;
+    if (empty && (!known || (prev.emptyPrimary?.holders.length && !empty.holders.length))) s.emptyReturns = [...(prev.emptyReturns ?? []), empty].slice(-5);
+    s.emptyPrimary = empty?.holders.length ? empty : undefined;
+  }
+  // A primary that came back empty is not seen alive: its last sight (the data-loss window) stays the one before.
+  const live = empty?.holders.length ? undefined : e.live(primary);
   if (live) {
     s.lastKnown = live;
     s.lostSightAt = undefined;
@@ -102,6 +125,25 @@ function round(prev: DetectState, e: EngineRound, nowMs: number): RoundResult {
   const changed = shown(s) !== shown(prev);
   const fence = primary ? e.toFence(primary, s) : [];
   if (primary && live && fence.length) return { state: s, action: { kind: 'fence', primary, nodes: fence } };
+  if (primary && s.emptyPrimary) {
+    // The restart is proven (run_id) and the loss certain if it is followed: fail over now, no confirmation rounds.
+    const reason = s.emptyPrimary.text;
+    s.verdicts.push({ dead: true, primary, reason });
+    if (s.verdicts.length > 20) s.verdicts.shift();
+    s.lastVerdict = reason;
+    s.firstDeadAt ??= e.seenAt;
+    const blocked = whyBlocked(s.lastFailoverAtMs, nowMs, e.failoverBlockMs, !!s.acknowledged);
+    if (!blocked) {
+      s.verdict = 'dead';
+      return { state: s, action: { kind: 'failover', primary, reason, returnedEmpty: { node: primary, runId: s.emptyPrimary.after.runId } } };
+    }
+    s.verdict = 'blocked';
+    if (s.blockedReported !== primary) {
+      s.blockedReported = primary;
+      return { state: s, action: { kind: 'blocked', primary, why: `${reason}; but ${blocked}` } };
+    }
+    return { state: s, action: changed ? { kind: 'changed', what: reason } : { kind: 'none' } };
+  }
   const v: Verdict = primary ? e.verdictOf(primary) : { dead: false, reason: 'no primary known yet' };
   s.verdicts.push(v);
   if (s.verdicts.length > 20) s.verdicts.shift();
@@ -134,7 +176,7 @@ export function redisMonitorRound(prev: DetectState, p: RedisClusterProbe, nowMs
     {
       topo: redisTopo(p.nodes),
       seenAt,
-      restartRisks: redisRestartRisks(p.nodes, p.topology).map(riskLine),
+      restartRisks: redisRestartRisks(p.nodes, p.topology, { autoRestart: p.autoRestart, detectionWindowMs: p.policy.probeIntervalMs * p.policy.probesToConfirm }).map(riskLine),
       probesToConfirm: p.policy.probesToConfirm,
       failoverBlockMs: p.policy.failoverBlockMs,
       live: (primary) => {
@@ -145,6 +187,11 @@ export function redisMonitorRound(prev: DetectState, p: RedisClusterProbe, nowMs
       // follow the real one) is made a replica first.
       toFence: (primary) => p.nodes.filter((x) => x.reachable && x.role === 'primary' && x.node !== primary).map((x) => x.node),
       verdictOf: (primary) => deadMasterRound(p.nodes, primary),
+      emptyCheck: (prev, primary) => {
+        const empty = primary ? primaryRestartedEmpty(prev.datasets, p.nodes, primary, seenAt, prev.emptyPrimary) : undefined;
+        // Held empty: its dataset keeps what it had before, so the next round still compares with that.
+        return { datasets: updateDatasets(prev.datasets, p.nodes, seenAt, empty?.holders.length ? [empty.node] : []), empty };
+      },
     },
     nowMs,
   );

@@ -40,11 +40,32 @@ export function mysqlRestartRisks(nodes: MysqlNodeProbe[]): RestartRisk[] {
   return out;
 }
 
+/** How the inventory's controller restarts a crashed node, for the empty-primary risk. */
+export interface ControllerView {
+  /** controller.autoRestart: a service manager (systemd Restart=, Kubernetes) restarts a crashed node by itself. */
+  autoRestart?: boolean;
+  /** The monitor's detection window (probeIntervalMs x probesToConfirm). */
+  detectionWindowMs?: number;
+}
+
+/** The empty-primary risk (core/empty-primary.ts): a primary without persistence that its controller restarts by itself. */
+export function emptyPrimaryRisk(n: RedisNodeProbe, c: ControllerView): RestartRisk | undefined {
+  if (!n.reachable || n.role !== 'primary' || n.persistent !== false || !c.autoRestart) return undefined;
+  const window = c.detectionWindowMs !== undefined ? ` (${c.detectionWindowMs} ms here)` : '';
+  return {
+    node: n.node,
+    certain: true,
+    text: `${n.node} is a primary with persistence OFF (save "", appendonly no) and its controller restarts it by itself (autoRestart): restarted faster than the detection window${window} it comes back EMPTY, still primary, and its replicas resync from it: the data is gone before any monitor can act; turn on persistence (appendonly yes or a save schedule) or autoRestart off`,
+  };
+}
+
 /** `topology` cluster: Redis Cluster turns a returning master into a replica itself (the bus), so min-replicas is not asked for. */
-export function redisRestartRisks(nodes: RedisNodeProbe[], topology = 'replication'): RestartRisk[] {
+export function redisRestartRisks(nodes: RedisNodeProbe[], topology = 'replication', controller: ControllerView = {}): RestartRisk[] {
   const out: RestartRisk[] = [];
   for (const n of nodes) {
     if (!n.reachable) continue;
+    const empty = emptyPrimaryRisk(n, controller);
+    if (empty) out.push(empty);
     if (n.configFile === '')
       out.push({
         node: n.node,

@@ -5,7 +5,7 @@
  * engineer should see first (no primary, two primaries, a link down, an unreachable node) are listed apart.
  */
 import { appliedPos, lagTransactions, type MysqlNodeProbe } from './mysql/decide';
-import { mysqlRestartRisks, redisRestartRisks, riskLine } from './restart-risk';
+import { mysqlRestartRisks, redisRestartRisks, riskLine, type ControllerView } from './restart-risk';
 import { describeMissingPrivileges } from './mysql/privileges';
 import { describeMissingRedisPermissions } from './redis/permissions';
 import type { RedisNodeProbe } from './types';
@@ -71,11 +71,13 @@ export interface MonitorSummary {
   flagged: Record<string, string[]>;
   blind?: string;
   blocked?: string;
+  /** Redis/Valkey: the primaries it saw back EMPTY after a restart (core/empty-primary.ts), one line each. */
+  emptyReturns?: string[];
   /** Set when the monitor could not be asked. */
   error?: string;
 }
 
-export function redisClusterStatus(cluster: string, topology: string, probes: RedisNodeProbe[]): ClusterStatus {
+export function redisClusterStatus(cluster: string, topology: string, probes: RedisNodeProbe[], controller: ControllerView = {}): ClusterStatus {
   const byNode = new Map(probes.map((p) => [p.node, p]));
   const primaries = probes.filter((p) => p.reachable && p.role === 'primary').map((p) => p.node);
   const problems: string[] = [];
@@ -96,7 +98,7 @@ export function redisClusterStatus(cluster: string, topology: string, probes: Re
   });
   if (primaries.length === 0) problems.unshift('no reachable primary');
   else if (topology !== 'cluster' && primaries.length > 1) problems.unshift(`${primaries.length} primaries: ${primaries.join(', ')}`);
-  const risks = redisRestartRisks(probes, topology).map(riskLine);
+  const risks = redisRestartRisks(probes, topology, controller).map(riskLine);
   return { cluster, engine: 'redis', topology, primaries, nodes, problems, ...(risks.length ? { restartRisks: risks } : {}) };
 }
 
@@ -200,6 +202,7 @@ export function formatClusterStatus(s: ClusterStatus): string[] {
   if (m?.error) lines.push(`  ! monitor ${m.workflowId} runs but could not be asked: ${m.error}`);
   if (m?.blind) lines.push(`  ! monitor: ${m.blind}`);
   if (m?.blocked) lines.push(`  ! monitor blocked: ${m.blocked}`);
+  for (const e of m?.emptyReturns ?? []) lines.push(`  ! monitor: EMPTY PRIMARY ${e}`);
   for (const [node, gtids] of Object.entries(m?.flagged ?? {}))
     lines.push(`  ! ${node} FLAGGED by the monitor: left read-only and not replicating, ${gtids.length} errant GTID(s) ${gtids.join(', ')}; resolve by hand`);
   for (const r of s.restartRisks ?? []) lines.push(`  ${r}`);

@@ -41,6 +41,10 @@ export interface RedisNodeProbe {
   failoverState?: string;
   /** The server process's run_id: a new one proves a restart. */
   runId?: string;
+  /** master_replid: the replication history `offset` counts in (a full resync from another primary changes it). */
+  replid?: string;
+  /** save != "" or appendonly yes (CONFIG GET); undefined when the automation user may not read it. */
+  persistent?: boolean;
   /** INFO server config_file: '' when the server runs without one (CONFIG REWRITE then cannot persist anything). */
   configFile?: string;
   /** On a primary: whether min-replicas-to-write is above 0 (INFO replication shows min_slaves_good_slaves then). */
@@ -79,6 +83,8 @@ export interface RedisClusterProbe {
   hooks?: HookCounts;
   nodes: RedisNodeProbe[];
   probedAt: string;
+  /** The inventory's controller restarts a crashed node by itself (controller.autoRestart; absent in older histories). */
+  autoRestart?: boolean;
 }
 
 /**

@@ -9,6 +9,7 @@ import type { IO } from '../client/common';
 import { runMain } from '../client/cli';
 import Redis from 'ioredis';
 import type { RedisFleet } from '../sandbox/redis';
+import { sharedWorkflowBundle } from '../sandbox/bundle';
 
 export interface TestWorker {
   env: TestWorkflowEnvironment;
@@ -22,7 +23,7 @@ export async function startTestWorker(deps: ActivityDeps): Promise<TestWorker> {
   const address = inject('temporalAddress');
   const env = await TestWorkflowEnvironment.createFromExistingServer({ address });
   const taskQueue = `test-${randomUUID()}`;
-  const worker = await createHandoverWorker({ connection: env.nativeConnection, activities: createActivities(deps), taskQueue });
+  const worker = await createHandoverWorker({ connection: env.nativeConnection, activities: createActivities(deps), taskQueue, workflowBundlePath: await sharedWorkflowBundle() });
   const running = worker.run();
   return {
     env,

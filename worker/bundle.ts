@@ -15,13 +15,19 @@ import { WORKFLOWS_PATH, WORKFLOW_INTERCEPTOR_MODULES } from './worker';
 export const BUNDLE_FILE = 'workflow-bundle.js';
 export const CODEC_BUNDLE_FILE = 'workflow-bundle-codec.js';
 
+/** The workflow bundle's code, as the worker runs it: workflows/ with its interceptors (and a failure converter, for the codec). */
+export async function workflowBundleCode(failureConverterPath?: string): Promise<string> {
+  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES, failureConverterPath, logger: new DefaultLogger('WARN') });
+  return code;
+}
+
 export async function buildWorkflowBundles(outDir: string, log: (m: string) => void = (m) => console.error(m)): Promise<string[]> {
   const out: string[] = [];
   for (const [file, failureConverterPath] of [
     [BUNDLE_FILE, undefined],
     [CODEC_BUNDLE_FILE, FAILURE_CONVERTER_PATH],
   ] as const) {
-    const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES, failureConverterPath, logger: new DefaultLogger('WARN') });
+    const code = await workflowBundleCode(failureConverterPath);
     const p = path.join(outDir, file);
     writeFileSync(p, code);
     log(`[build] ${p} (${Math.round(code.length / 1024)} KiB)`);

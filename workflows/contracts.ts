@@ -86,7 +86,12 @@ export interface FailoverInput {
    * Set by a monitor whose detection loop confirmed the death (activities/monitor.ts): the verdict and the probe of
    * the confirming round. The failover decides from it and does not probe the dead primary again.
    */
-  confirmed?: { reason: string; probe: RedisClusterProbe | MysqlFailoverProbe };
+  confirmed?: {
+    reason: string;
+    probe: RedisClusterProbe | MysqlFailoverProbe;
+    /** Redis/Valkey: the dead primary answers again, restarted EMPTY (core/empty-primary.ts): replaced all the same, never followed. */
+    returnedEmpty?: { node: string; runId?: string };
+  };
   requestedBy?: string;
   /** Stop after confirm and decide and return the plan (handover plan failover). */
   dryRun?: boolean;

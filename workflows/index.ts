@@ -12,3 +12,4 @@ export { doltSwitchover } from './dolt/switchover';
 export { doltFailover } from './dolt/failover';
 export { backup, scheduledBackup, verifyBackupRun, restoreBackupRun, provisionReplica } from './backup';
 export { binlogArchiver, pitrRestore } from './pitr';
+export { clusterStatus } from './status';

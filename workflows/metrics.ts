@@ -19,6 +19,8 @@
  *   handover_failovers_total{cluster,trigger,outcome}       trigger: monitor, operator
  *   handover_monitor_rounds_total{cluster}
  *   handover_monitor_verdict{cluster,verdict}               1 for the last round's verdict, 0 for the others
+ *   handover_monitor_empty_primary_total{cluster,outcome}   a primary back EMPTY after a restart: saved (failed over) or lost
+ *   handover_monitor_empty_primary_lost_keys_total{cluster} keys it held before, when no replica held them any longer
  *   handover_backup_last_success_timestamp_seconds{cluster} when the last verified backup ended (age: time() - it)
  *   handover_backup_last_size_bytes{cluster}                its stored (compressed) size
  */
@@ -89,6 +91,15 @@ export function reportMonitorRounds(cluster: string, rounds: number, verdict: Mo
   if (rounds > 0) metricMeter.createCounter('handover_monitor_rounds_total', 'rounds', 'Monitor rounds (probe and decide), by cluster').add(rounds, { cluster });
   const g = metricMeter.createGauge('handover_monitor_verdict', 'int', '', "The monitor's last verdict on the cluster's primary: 1 for the current one");
   for (const v of MONITOR_VERDICTS) g.set(v === verdict ? 1 : 0, { cluster, verdict: v });
+}
+
+/**
+ * A primary that came back EMPTY (core/empty-primary.ts): `saved` while a replica still held its data (the monitor
+ * failed over to it), `lost` once none did (it came back faster than any probe; its replicas resynced from it).
+ */
+export function reportEmptyPrimary(cluster: string, outcome: 'saved' | 'lost', lostKeys: number): void {
+  metricMeter.createCounter('handover_monitor_empty_primary_total', 'events', 'Primaries seen back EMPTY after a restart, by cluster and outcome (saved, lost)').add(1, { cluster, outcome });
+  if (outcome === 'lost') metricMeter.createCounter('handover_monitor_empty_primary_lost_keys_total', 'keys', 'Keys a primary held before it came back empty with no replica left holding them').add(Math.max(0, lostKeys), { cluster });
 }
 
 /** The workflow interceptor module (worker/worker.ts bundles it): run metrics and log attributes. */

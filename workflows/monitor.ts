@@ -10,7 +10,8 @@ import type { MysqlFailoverProbe } from '../core/mysql/failover';
 import type { RedisClusterProbe } from '../core/types';
 import type { WatchInput, WatchResult } from '../activities/monitor';
 import type { FailoverInput } from './contracts';
-import { reportMonitorRound, reportMonitorRounds } from './metrics';
+import { reportEmptyPrimary, reportMonitorRound, reportMonitorRounds } from './metrics';
+import type { EmptyReturn } from '../core/empty-primary';
 
 /** One failover the monitor ran. Loss fields are certainly lost (a lower bound); unobservedMs how long before the death nothing was seen; loss both in words. */
 export interface MonitorFailover {
@@ -53,6 +54,8 @@ export interface MonitorStatus extends MonitorState {
   /** Nodes whose own configuration lets them take writes when they restart (core/restart-risk.ts), as `!`/`?` lines. */
   restartRisks?: string[];
   flagged: Record<string, string[]>;
+  /** Redis/Valkey: primaries seen back EMPTY after a restart (core/empty-primary.ts), newest last: shown as `!` lines. */
+  emptyReturns?: EmptyReturn[];
 }
 
 export const monitorStatusQuery = defineQuery<MonitorStatus>('status');
@@ -129,6 +132,11 @@ export async function watchMonitor(state: MonitorState, engine: WatchEngine): Pr
     status.lastVerdict = detect.lastVerdict;
     status.blind = detect.blind;
     status.restartRisks = detect.restartRisks;
+    // The empty-primary guard's events, each once: the status shows them, the metrics count them.
+    for (const ev of (detect.emptyReturns ?? []).filter((x) => !(status.emptyReturns ?? []).some((y) => y.node === x.node && y.at === x.at))) {
+      status.emptyReturns = [...(status.emptyReturns ?? []), ev].slice(-5);
+      reportEmptyPrimary(cluster, ev.holders.length ? 'saved' : 'lost', ev.before.dbsize - ev.after.dbsize);
+    }
     if (detect.adopted) status.adopted = detect.adopted;
     reportMonitorRounds(cluster, r.roundsDone, detect.verdict);
     const a = r.action;
@@ -145,7 +153,7 @@ export async function watchMonitor(state: MonitorState, engine: WatchEngine): Pr
             lastKnown: detect.lastKnown,
             deadSince: detect.lostSightAt ?? detect.firstDeadAt,
             requestedBy: 'monitor',
-            ...(r.probe ? { confirmed: { reason: a.reason, probe: r.probe } } : {}),
+            ...(r.probe ? { confirmed: { reason: a.reason, probe: r.probe, ...(a.returnedEmpty ? { returnedEmpty: a.returnedEmpty } : {}) } } : {}),
           },
           `automatic failover of ${cluster} (${a.primary} dead)`,
         );

@@ -127,7 +127,13 @@ export function nodeAt(cluster: ClusterSpec, host: string, port: number): NodeSp
 
 /** Read what one node is: role, offset, link, keys, version. Never mutates. */
 export async function readNode(client: Redis, cluster: ClusterSpec, node: NodeSpec): Promise<RedisNodeProbe> {
-  const [replText, serverText, dbsize] = await Promise.all([client.info('replication'), client.info('server'), client.dbsize()]);
+  const [replText, serverText, dbsize, persistence] = await Promise.all([
+    client.info('replication'),
+    client.info('server'),
+    client.dbsize(),
+    // Persistence (the empty-primary guard): unknown when the automation user may not CONFIG GET.
+    (client.call('CONFIG', 'GET', 'save', 'appendonly') as Promise<string[]>).catch(() => undefined),
+  ]);
   const repl = parseInfo(replText);
   const server = parseInfo(serverText);
   const probe: RedisNodeProbe = {
@@ -140,7 +146,13 @@ export async function readNode(client: Redis, cluster: ClusterSpec, node: NodeSp
     runId: server.run_id,
     failoverState: repl.master_failover_state,
     configFile: server.config_file ?? undefined,
+    replid: repl.master_replid,
   };
+  if (Array.isArray(persistence) && persistence.length >= 4) {
+    const cfg: Record<string, string> = {};
+    for (let i = 0; i + 1 < persistence.length; i += 2) cfg[String(persistence[i])] = String(persistence[i + 1]);
+    if ('save' in cfg && 'appendonly' in cfg) probe.persistent = cfg.save !== '' || cfg.appendonly === 'yes';
+  }
   // A node of a TLS cluster must replicate over TLS too (its own tls-replication yes): with it off, a REPLICAOF
   // to a TLS-only port never links (or, with a plaintext port open, replicates in clear). Unknown when the
   // automation user may not CONFIG GET: not flagged then.

@@ -1,5 +1,6 @@
 /** Unplanned-failover activities for Redis/Valkey: promote, and fence an old primary that comes back. */
 import { ErrorType, HandoverError } from '../../core/errors';
+import { candidateCollapsed } from '../../core/empty-primary';
 import { activity } from '../activity';
 import { persistRole, redisOps, type RedisActivityDeps } from './node';
 import { readNode } from './conn';
@@ -7,17 +8,35 @@ import { readNode } from './conn';
 export function createRedisFailoverActivities(deps: RedisActivityDeps) {
   const { spec, withNode } = redisOps(deps);
   return {
-    /** Ensure `node` is a primary (REPLICAOF NO ONE, persisted). A no-op when it already is. */
-    ensureRedisPromoted: activity(async ({ cluster, node }: { cluster: string; node: string }): Promise<{ changed: boolean; offset: number; audit: string }> => {
+    /**
+     * Ensure `node` is a primary (REPLICAOF NO ONE, persisted). A no-op when it already is. With `expect` (what the
+     * node held when the verdict was taken: the empty-primary guard), a replica whose dataset collapsed since
+     * (it resynced from a primary that came back empty) is not promoted: CandidateResynced, nothing changed. A
+     * sync still in progress is cut off by the promotion itself (its dataset is only replaced when the transfer
+     * ends), so the check and REPLICAOF NO ONE are issued back to back, and the dataset is read again after.
+     */
+    ensureRedisPromoted: activity(async ({ cluster, node, expect }: { cluster: string; node: string; expect?: { offset?: number; dbsize?: number; replid?: string } }): Promise<{ changed: boolean; offset: number; dbsize?: number; audit: string }> => {
       const c = spec(cluster);
       const n = c.nodes.find((x) => x.id === node);
       if (!n) throw new HandoverError(ErrorType.UnknownNode, `unknown node ${node} in cluster ${cluster}`);
+      // Tests: a primary brought back empty right before the check (test/integration/empty-primary-redis.test.ts).
+      await deps.failpoint?.('ensureRedisPromoted.check');
       return withNode(c, node, async (cl) => {
         const before = await readNode(cl, c, n);
-        if (before.role === 'primary') return { changed: false, offset: before.offset ?? 0, audit: `saw ${node} already primary; changed nothing` };
+        if (before.role === 'primary') return { changed: false, offset: before.offset ?? 0, dbsize: before.dbsize, audit: `saw ${node} already primary; changed nothing` };
+        const why = expect ? candidateCollapsed(node, expect, before) : undefined;
+        if (why) throw new HandoverError(ErrorType.CandidateResynced, `${why}: not promoted; nothing was changed`);
         await cl.call('REPLICAOF', 'NO', 'ONE');
+        const after = expect ? await readNode(cl, c, n) : undefined;
         await persistRole(cl);
-        return { changed: true, offset: before.offset ?? 0, audit: `saw ${node} replica at offset ${before.offset}; issued REPLICAOF NO ONE` };
+        // The promotion itself starts a new replication history (a new replid): only keys and offset are compared.
+        const late = expect && after ? candidateCollapsed(node, { ...expect, replid: undefined }, { ...after, role: 'replica', replid: undefined }) : undefined;
+        return {
+          changed: true,
+          offset: before.offset ?? 0,
+          dbsize: after?.dbsize ?? before.dbsize,
+          audit: `saw ${node} replica at offset ${before.offset} (${before.dbsize} keys)${expect ? `, as at the verdict (offset ${expect.offset}, ${expect.dbsize} keys)` : ''}; issued REPLICAOF NO ONE${late ? `; WARNING: ${late} (a resync finished between the check and the promotion)` : ''}`,
+        };
       });
     }),
 

@@ -39,7 +39,7 @@ export function createRedisMonitorActivities(deps: RedisActivityDeps) {
             }
           }),
         );
-        return { cluster: c.name, engine: 'redis', topology: c.topology, policy: c.policy, hooks: { preFailover: c.hooks?.preFailover.length ?? 0, postFailover: c.hooks?.postFailover.length ?? 0 }, nodes, probedAt: new Date().toISOString() };
+        return { cluster: c.name, engine: 'redis', topology: c.topology, policy: c.policy, hooks: { preFailover: c.hooks?.preFailover.length ?? 0, postFailover: c.hooks?.postFailover.length ?? 0 }, nodes, probedAt: new Date().toISOString(), autoRestart: c.controller?.autoRestart };
       };
       return watchLoop(input, { probe, decide: redisMonitorRound, failpoint: deps.failpoint, close: () => pool.closeAll() });
     }),

@@ -169,7 +169,7 @@ export function createRedisActivities(deps: RedisActivityDeps) {
     probeRedisCluster: activity(async ({ cluster }: ClusterInput): Promise<RedisClusterProbe> => {
       const c = spec(cluster);
       const nodes = await probeAllWithPermissions(c);
-      return { cluster, engine: 'redis', topology: c.topology, policy: c.policy, hooks: hookCounts(c), nodes, probedAt: new Date().toISOString() };
+      return { cluster, engine: 'redis', topology: c.topology, policy: c.policy, hooks: hookCounts(c), nodes, probedAt: new Date().toISOString(), autoRestart: c.controller?.autoRestart };
     }),
 
     /**

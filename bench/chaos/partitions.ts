@@ -25,11 +25,12 @@
  * Not here: (b), the primary cut from everyone: a failover is expected there and the isolated side's
  * acknowledged writes are lost by design; it is measured by test/integration/multihost-*.test.ts.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { sharedWorkflowBundle } from '../../sandbox/bundle';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import { NativeConnection, bundleWorkflowCode } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import Redis from 'ioredis';
 import { createActivities } from '../../activities';
 import { runMonitor } from '../../client/commands/monitor';
@@ -41,7 +42,7 @@ import { createNetLab, netnsUnavailable, removeLeftovers, type NetHost, type Net
 import { sleep } from '../../sandbox/ports';
 import { startRedisFleet, type RedisFleet } from '../../sandbox/redis';
 import { startDevServer } from '../../sandbox/temporal';
-import { WORKFLOWS_PATH, createHandoverWorker } from '../../worker/worker';
+import { createHandoverWorker } from '../../worker/worker';
 import { spawnWorkerProcess, type WorkerProcess } from '../lab';
 import { checkPoint } from './checker';
 import { quietIO } from './common';
@@ -122,8 +123,7 @@ export async function runPartitions(o: { log: (m: string) => void; only?: string
     cleanup.push(() => fleet.stop());
     const inventory = fleet.writeInventory(undefined, { policy: POLICY });
     log(`[partitions] temporal ${server.address}; fleet ${fleet.nodes.map((n) => `${n.id}@${n.host}:${n.port}`).join(' ')}`);
-    const bundlePath = path.join(tmp, 'bundle.js');
-    writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined })).code);
+    const bundlePath = await sharedWorkflowBundle();
 
     // The worker in the root namespace, with one failpoint hook (the cut of (c)).
     let onPaused: (() => Promise<void>) | undefined;

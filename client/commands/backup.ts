@@ -28,6 +28,7 @@ import { CliError, CommonOptions, EXIT, connect, exitCodeForFailure, follow, pre
 import { startRunbook } from '../start';
 import { warnWhenNoWorker } from '../workers';
 import { refuseKeyMismatch } from '../keys';
+import { refuseInventoryMismatch } from '../worker-read';
 
 type Result = { exitCode: number; workflowId?: string };
 
@@ -161,6 +162,7 @@ async function startAndFollow<R>(o: CommonOptions, io: IO, s: { workflowId: stri
     const { client, close, keyIds } = await connect(o);
     try {
       await refuseKeyMismatch(client, o.taskQueue, keyIds);
+      await refuseInventoryMismatch(client, o, s.cluster);
       let handle;
       try {
         handle = await client.workflow.start(s.workflowType, {

@@ -6,7 +6,8 @@
  *   namespace           registered
  *   search attributes   HandoverCluster, HandoverRunbook, HandoverPhase registered as Keyword (core/ids.ts)
  *   workers             at least one worker polls the task queue for workflow and for activity tasks (DescribeTaskQueue,
- *                       pollers seen in the last POLLER_FRESH_MS: a worker stopped longer ago no longer counts)
+ *                       pollers seen in the last POLLER_FRESH_MS, or HANDOVER_POLLER_FRESH_MS: a worker stopped longer ago
+ *                       no longer counts)
  *   inventory           the file loads
  *   <cluster>/<node>    reachable as configured, the credentials work, the automation user's privileges suffice for
  *                       every runbook (MariaDB: SHOW GRANTS, activities/mysql/switchover.ts readMissingPrivileges;
@@ -38,8 +39,8 @@ import { doltOps } from '../../activities/dolt/node';
 import { findDolt } from '../../activities/backup/tools';
 import { MARIADB_BACKUP_GRANTS } from '../../activities/backup/mysql';
 import { findTool, TOOL_ENV, type ToolName } from '../../activities/backup/tools';
-import { diagnoseTls, explainConnectError, resolveTemporal, tlsMode, type TemporalTarget } from '../temporal';
-import { CommonOptions, EXIT, type IO } from '../common';
+import { diagnoseTls, explainConnectError, resolveTemporal, tcpRefusal, tlsMode, type TemporalTarget } from '../temporal';
+import { CliError, CommonOptions, EXIT, type IO } from '../common';
 
 export const DoctorOptions = CommonOptions.extend({
   cluster: z.string().min(1).optional(),
@@ -70,12 +71,25 @@ const TASK_QUEUE_TYPE_ACTIVITY = 2;
  */
 export const POLLER_FRESH_MS = 90_000;
 
+/**
+ * The window in force: HANDOVER_POLLER_FRESH_MS overrides it for a server whose long polls are shorter than the
+ * default minute (matching.longPollExpirationInterval): keep it above that interval, or a live idle worker
+ * looks gone.
+ */
+export function pollerFreshMs(env: NodeJS.ProcessEnv): number {
+  const v = env.HANDOVER_POLLER_FRESH_MS;
+  if (v === undefined || v === '') return POLLER_FRESH_MS;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1000) throw new CliError(EXIT.refused, `refused (InvalidOption): HANDOVER_POLLER_FRESH_MS=${v}: say a whole number of milliseconds, at least 1000`);
+  return n;
+}
+
 
 export function formatCheck(c: Check): string {
   return `${c.status.padEnd(4)}  ${c.check}: ${c.detail}${c.fix ? ` -> ${c.fix}` : ''}`;
 }
 
-async function temporalChecks(o: z.infer<typeof DoctorOptions>, add: (c: Check) => void): Promise<{ reachable: boolean }> {
+async function temporalChecks(o: z.infer<typeof DoctorOptions>, add: (c: Check) => void, freshMs: number): Promise<{ reachable: boolean }> {
   let t: TemporalTarget;
   try {
     t = resolveTemporal(o);
@@ -85,6 +99,8 @@ async function temporalChecks(o: z.infer<typeof DoctorOptions>, add: (c: Check) 
   }
   let connection: Connection;
   try {
+    const refused = await tcpRefusal(t.address);
+    if (refused !== undefined) throw new Error(refused);
     connection = await Connection.connect({ address: t.address, tls: t.tls, apiKey: t.apiKey, metadata: t.metadata, connectTimeout: 5000 });
   } catch (e) {
     add({
@@ -129,7 +145,7 @@ async function temporalChecks(o: z.infer<typeof DoctorOptions>, add: (c: Check) 
         const r = await ws.describeTaskQueue({ namespace: t.namespace, taskQueue: { name: o.taskQueue, kind: TASK_QUEUE_KIND_NORMAL }, taskQueueType });
         return (r.pollers ?? []).filter((p) => {
           const s = p.lastAccessTime?.seconds;
-          return s !== undefined && s !== null && now - Number(s) * 1000 < POLLER_FRESH_MS;
+          return s !== undefined && s !== null && now - Number(s) * 1000 < freshMs;
         });
       };
       const wf = await fresh(TASK_QUEUE_TYPE_WORKFLOW);
@@ -140,7 +156,7 @@ async function temporalChecks(o: z.infer<typeof DoctorOptions>, add: (c: Check) 
         add({
           check: 'workers',
           status: 'FAIL',
-          detail: `no worker polls task queue ${o.taskQueue} in namespace ${t.namespace} for ${!wf.length && !act.length ? 'workflow or activity' : !wf.length ? 'workflow' : 'activity'} tasks (none seen in the last ${POLLER_FRESH_MS / 1000} s)`,
+          detail: `no worker polls task queue ${o.taskQueue} in namespace ${t.namespace} for ${!wf.length && !act.length ? 'workflow or activity' : !wf.length ? 'workflow' : 'activity'} tasks (none seen in the last ${freshMs / 1000} s)`,
           fix: 'start one (bin/handover-worker, deploy/handover-worker.service) with the same namespace and HANDOVER_TASK_QUEUE',
         });
     } catch (e) {
@@ -274,7 +290,7 @@ export async function runDoctor(input: DoctorOptions, io: IO, env: NodeJS.Proces
     checks.push(c);
     if (!o.json) io.out(formatCheck(c));
   };
-  const { reachable } = await temporalChecks(o, add);
+  const { reachable } = await temporalChecks(o, add, pollerFreshMs(env));
 
   const file = inventoryPath(o.inventory, env);
   let inv: Inventory | undefined;

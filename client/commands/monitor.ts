@@ -10,6 +10,7 @@ import { SA_CLUSTER, SA_RUNBOOK, monitorWorkflowId } from '../../core/ids';
 import type { MonitorStatus } from '../../workflows/monitor';
 import { pendingWatch } from '../progress';
 import { refuseKeyMismatch } from '../keys';
+import { refuseInventoryMismatch } from '../worker-read';
 import { CliError, CommonOptions, EXIT, connect, precheckNames, sayFailure, type IO } from '../common';
 
 export const MonitorOptions = CommonOptions.extend({
@@ -37,6 +38,7 @@ export function formatMonitorStatus(workflowId: string, s: MonitorStatus & { fla
   for (const [node, gtids] of Object.entries(s.flagged ?? {}))
     lines.push(`  ! ${node} FLAGGED: left read-only and not replicating, ${gtids.length} errant GTID(s) ${gtids.join(', ')}; resolve by hand (re-clone, or reapply), then --ack`);
   for (const r of s.restartRisks ?? []) lines.push(`  ${r}`);
+  for (const e of s.emptyReturns ?? []) lines.push(`  ! EMPTY PRIMARY ${new Date(e.at).toISOString()}: ${e.text}`);
   if (s.adopted) lines.push(`  followed the fleet: ${s.adopted}`);
   for (const f of s.failovers)
     lines.push(`  failover ${new Date(f.at).toISOString()}: ${f.from} -> ${f.to}, detected in ${f.detectMs} ms; data loss: ${f.loss ?? (f.lostBytes !== undefined ? `at least ${f.lostBytes} bytes` : 'unknown')}`);
@@ -50,7 +52,14 @@ export function formatMonitorStatus(workflowId: string, s: MonitorStatus & { fla
 export function withLiveView(s: MonitorStatus, live: Awaited<ReturnType<typeof pendingWatch>>): MonitorStatus {
   if (!live) return s;
   const l = live.state;
-  return { ...s, rounds: s.rounds + live.roundsDone, lastKnown: l.lastKnown ?? s.lastKnown, lastVerdict: l.lastVerdict ?? s.lastVerdict, blind: l.blind, restartRisks: l.restartRisks ?? s.restartRisks, adopted: l.adopted ?? s.adopted };
+  return { ...s, rounds: s.rounds + live.roundsDone, lastKnown: l.lastKnown ?? s.lastKnown, lastVerdict: l.lastVerdict ?? s.lastVerdict, blind: l.blind, restartRisks: l.restartRisks ?? s.restartRisks, adopted: l.adopted ?? s.adopted, emptyReturns: mergeEmpty(s.emptyReturns, l.emptyReturns) };
+}
+
+/** The status's empty returns plus any newer ones only the heartbeat has seen yet. */
+function mergeEmpty(a: MonitorStatus['emptyReturns'], b: MonitorStatus['emptyReturns']): MonitorStatus['emptyReturns'] {
+  const out = [...(a ?? [])];
+  for (const e of b ?? []) if (!out.some((x) => x.node === e.node && x.at === e.at)) out.push(e);
+  return out.length ? out.slice(-5) : undefined;
 }
 
 export async function runMonitor(raw: MonitorOptions, io: IO): Promise<{ exitCode: number; status?: MonitorStatus; workflowId: string }> {
@@ -77,6 +86,7 @@ export async function runMonitor(raw: MonitorOptions, io: IO): Promise<{ exitCod
         return { exitCode: EXIT.ok, workflowId };
       }
       await refuseKeyMismatch(client, o.taskQueue, keyIds);
+      await refuseInventoryMismatch(client, o, o.cluster);
       try {
         await client.workflow.start('monitor', {
           workflowId,

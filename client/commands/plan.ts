@@ -3,7 +3,7 @@
  * Print what the runbook would do, by running only its probe and decide steps (the --dry-run paths):
  * the candidate and why, the steps in order, what is paused and for how long at most. Changes nothing.
  */
-import { CliError, EXIT, sayFailure, type CommonOptions, type IO } from '../common';
+import { CliError, CommonOptions, EXIT, sayFailure, type IO } from '../common';
 import { runRollingRestart } from './rolling-restart';
 import { runSwitchover } from './switchover';
 import { runFailover } from './failover';
@@ -30,7 +30,7 @@ export async function runPlan(o: PlanOptions, io: IO): Promise<{ exitCode: numbe
   // said beside every plan (`!` certain, `?` cannot be checked remotely). And the nodes that will not follow
   // the new primary (link down, unreachable), before anything runs, not as a verification failure after it.
   const rep = r.report as { newPrimary?: string; decision?: { candidate?: string } } | undefined;
-  const { restartRisks, notFollowing } = await planWarnings(o.inventory, o.cluster, rep?.decision?.candidate ?? rep?.newPrimary ?? o.to);
+  const { restartRisks, notFollowing } = await planWarnings(CommonOptions.parse(o), o.cluster, rep?.decision?.candidate ?? rep?.newPrimary ?? o.to);
   if (!o.json) {
     for (const line of restartRisks) io.out(`  ${line}`);
     for (const n of notFollowing) io.out(`  ! ${n.node} will not follow the new primary: ${n.reason}; the ${o.runbook} would hand the primary over and leave it behind`);

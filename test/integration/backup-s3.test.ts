@@ -9,13 +9,13 @@
  * private TMPDIR that is deleted before another worker verifies and restores: nothing is read from a worker's
  * disk.
  */
+import { sharedWorkflowBundle } from '../../sandbox/bundle';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CreateMultipartUploadCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import Redis from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MARIADB_BACKUP_GRANTS } from '../../activities/backup/mysql';
@@ -31,7 +31,6 @@ import { startMariaFleet, type MariaFleet } from '../../sandbox/mariadb';
 import { freePort, sleep } from '../../sandbox/ports';
 import { baseRedisConf, startNodeProcess, startRedisFleet, stopByPidfile, type RedisFleet } from '../../sandbox/redis';
 import { startS3Server, type S3Server } from '../../sandbox/s3';
-import { WORKFLOWS_PATH } from '../../worker/worker';
 import { captureIO, startTestWorker, type TestWorker } from '../helpers';
 
 const BUCKET = 'handover-backups';
@@ -43,8 +42,7 @@ beforeAll(async () => {
   s3 = await startS3Server({ name: 'bks3' });
   await s3.createBucket(BUCKET);
   scratchRoot = mkdtempSync(path.join(os.tmpdir(), 'handover-s3-test-'));
-  bundlePath = path.join(scratchRoot, 'workflow-bundle.js');
-  writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined })).code);
+  bundlePath = await sharedWorkflowBundle();
 });
 afterAll(async () => {
   await s3?.stop();

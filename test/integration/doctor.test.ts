@@ -32,7 +32,8 @@ describe('handover doctor', () => {
     await maria.waitForReplication(0);
     inventory = path.join(dir, 'inventory.yaml');
     writeFileSync(inventory, redis.inventoryYaml() + maria.inventoryYaml().replace(/^clusters:\n/, ''));
-    env = { ...process.env, HANDOVER_BACKUP_DIR: path.join(dir, 'backups') };
+    // The shared dev server's long polls last 10 s (test/globalSetup.ts): a live worker re-polls well within 20 s.
+    env = { ...process.env, HANDOVER_BACKUP_DIR: path.join(dir, 'backups'), HANDOVER_POLLER_FRESH_MS: '20000' };
     tw = await startTestWorker({ inventory: () => loadInventory(inventory) });
   });
   afterAll(async () => {
@@ -127,17 +128,17 @@ describe('handover doctor', () => {
   it('a stopped worker: the workers line FAILs; exit 1', async () => {
     workerStopped = true;
     await tw.stop();
-    const deadline = Date.now() + 150_000;
+    const deadline = Date.now() + 60_000;
     let r: Awaited<ReturnType<typeof runDoctor>>;
     const started = Date.now();
     for (;;) {
       r = await runDoctor(opts({ cluster: 'doc-cache' }), captureIO(), env);
       if (line(r.checks, 'workers')!.status === 'FAIL' || Date.now() > deadline) break;
-      await new Promise((res) => setTimeout(res, 3000));
+      await new Promise((res) => setTimeout(res, 1000));
     }
     console.log(`workers line FAILed ${Math.round((Date.now() - started) / 1000)} s after the worker stopped`);
     expect(line(r.checks, 'workers')).toMatchObject({ status: 'FAIL' });
     expect(line(r.checks, 'workers')!.detail).toMatch(new RegExp(`no worker polls task queue ${tw.taskQueue}`));
     expect(r.exitCode).toBe(1);
-  }, 180_000);
+  }, 90_000);
 });

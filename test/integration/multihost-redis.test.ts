@@ -18,12 +18,12 @@
  *    worker into an empty node on a sixth host (REPLICAOF to a scratch server on that worker's lab address).
  * Needs root (ip netns); skipped otherwise. Leftover namespaces of a dead run (hnd-*) are removed first.
  */
+import { sharedWorkflowBundle } from '../../sandbox/bundle';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { redisKeyDigest } from '../../activities/backup/redis';
 import { spawnWorkerProcess, type WorkerProcess } from '../../bench/lab';
@@ -34,7 +34,6 @@ import { operationWorkflowId } from '../../core/ids';
 import { withBackupBlock } from '../../sandbox/backup';
 import { startS3Server } from '../../sandbox/s3';
 import { startSentinels, type SentinelSet } from '../../sandbox/sentinel';
-import { WORKFLOWS_PATH } from '../../worker/worker';
 import { runSwitchover } from '../../client/commands/switchover';
 import { loadInventory } from '../../inventory/load';
 import { createNetLab, namespaceOf, removeLeftovers, type NetHost, type NetLab } from '../../sandbox/netns';
@@ -475,8 +474,7 @@ describe.skipIf(process.getuid?.() !== 0)('multi-host redis (network namespaces)
       await pc.call('WAIT', '2', '10000');
       pc.disconnect();
 
-      const bundlePath = path.join(tmp, 'bundle.js');
-      writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined })).code);
+      const bundlePath = await sharedWorkflowBundle();
       const taskQueue = `mh-d-${randomUUID()}`;
       const logs: string[] = ['', ''];
       for (const i of [0, 1]) {

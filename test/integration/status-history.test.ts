@@ -2,7 +2,7 @@
  * `handover status`, `handover history` and `--wait` progress, as a user runs them (commander parseAsync), against
  * real redis-server and mariadbd processes and the real Temporal dev server.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
@@ -189,7 +189,7 @@ describe('handover status / history / --wait', () => {
   it('status and history refuse cleanly: unknown cluster (exit 2), Temporal unreachable (history exit 4; status still reads the databases)', async () => {
     const unknown = await run(['status', '--cluster', 'nope', ...common()]);
     expect(unknown.code).toBe(2);
-    expect(unknown.err).toMatch(/^refused \(UnknownCluster\): /);
+    expect(unknown.err).toMatch(/^refused \(UnknownCluster\): unknown cluster "nope".*in the worker's inventory/m);
     const h = await run(['history', '--address', '127.0.0.1:1']);
     expect(h.code).toBe(4);
     expect(h.err).toMatch(/cannot reach Temporal at 127\.0\.0\.1:1/);
@@ -197,5 +197,36 @@ describe('handover status / history / --wait', () => {
     expect(s.code, s.err).toBe(0);
     expect(s.out).toMatch(/^sh \(redis, replication\): primary sh-\d\n/);
     expect(s.out).toMatch(/operations: unknown \(Temporal not reachable\)/);
+    expect(s.err).toMatch(/^status read from this machine with its inventory and credentials: cannot reach Temporal/);
+  });
+
+  it('status reads on the worker: the CLI needs no inventory of its own; --direct reads from here and needs one', async () => {
+    const none = path.join(redis.baseDir, 'no-such-inventory.yaml');
+    const w = await run(['status', '--json', '--cluster', 'sh', '--address', tw.address, '--task-queue', tw.taskQueue, '--inventory', none]);
+    expect(w.code, w.err).toBe(0);
+    const body = JSON.parse(w.out) as { readBy: string; clusters: ClusterStatus[] };
+    expect(body.readBy).toBe('worker');
+    expect(body.clusters.map((c) => c.cluster)).toEqual(['sh']);
+    expect(body.clusters[0].nodes.filter((n) => n.reachable)).toHaveLength(redis.nodes.length);
+    const d = await run(['status', '--direct', '--cluster', 'sh', '--address', tw.address, '--task-queue', tw.taskQueue, '--inventory', none]);
+    expect(d.code).toBe(2);
+    expect(d.err).toMatch(/^refused \(InvalidInventory\): no inventory at /);
+  });
+
+  it("a CLI inventory that disagrees with the worker's: status warns (exit 5), a runbook is refused naming the difference, nothing started", async () => {
+    const other = path.join(redis.baseDir, 'other.yaml');
+    const p2 = redis.nodes[1].port;
+    const text = readFileSync(inventory, 'utf8').replace(`port: ${p2}`, `port: ${p2 + 1}`);
+    expect(text).not.toBe(readFileSync(inventory, 'utf8'));
+    writeFileSync(other, text);
+    const conn = ['--address', tw.address, '--task-queue', tw.taskQueue, '--inventory', other];
+    const s = await run(['status', '--cluster', 'sh', ...conn]);
+    expect(s.code, s.err).toBe(5);
+    expect(s.err).toMatch(new RegExp(`warning: InventoryMismatch: .*other\\.yaml and the worker's inventory disagree on cluster sh: nodes\\[1\\]\\.port is ${p2 + 1} here, ${p2} on the worker`));
+    const before = (await redis.primary())!.id;
+    const sw = await run(['switchover', '--cluster', 'sh', '--wait', ...conn]);
+    expect(sw.code).toBe(2);
+    expect(sw.err).toMatch(new RegExp(`^refused \\(InventoryMismatch\\): .*nodes\\[1\\]\\.port is ${p2 + 1} here, ${p2} on the worker.*nothing was started`));
+    expect((await redis.primary())!.id).toBe(before);
   });
 });

@@ -8,11 +8,13 @@
  * already confirmed). The report states the data-loss window honestly: the last offset the primary was seen
  * at versus the offset of the promoted replica.
  */
-import { ApplicationFailure, CancellationScope, sleep } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, patched, sleep } from '@temporalio/workflow';
+import { candidateCollapsed } from '../../core/empty-primary';
 import { chooseFailoverCandidate, deadMasterRound } from '../../core/redis/failover';
 import { confirmedDead, type Verdict } from '../../core/failover';
 import { redisLossWindow, lossReportFields, type LossReportFields } from '../../core/data-loss';
 import { ErrorType } from '../../core/errors';
+import { ActivityFailure } from '@temporalio/common';
 import type { VerifyResult } from '../../activities/redis/replication';
 import type { RedisClusterProbe } from '../../core/types';
 import { hookCount, runPostFailoverHooks, runPostHooks, runPreFailoverHooks, type HookOutcome } from '../hooks';
@@ -22,6 +24,9 @@ import type { FailoverInput, FailoverPlanReport } from '../contracts';
 import { abortWatch, abortedFailure, approvalGate, isCancellation } from '../approval';
 
 
+
+/** From here on the failover re-checks its candidate's dataset before promoting it (the empty-primary guard). */
+export const PATCH_RECHECK_CANDIDATE = 'redis-failover-recheck-candidate';
 
 export interface FailoverReport {
   runbook: 'failover';
@@ -55,7 +60,10 @@ export async function redisFailover(input: FailoverInput): Promise<FailoverRepor
   const fromMonitor = input.confirmed?.probe.engine === 'redis' ? input.confirmed.probe : undefined;
   if (fromMonitor) rb.audit('probe', `the monitor's confirming round at ${fromMonitor.probedAt} (${input.confirmed!.reason}): ${describe(fromMonitor)}; not probed again`);
   let probed = fromMonitor ?? (await rb.step('probe', `probe every node of ${cluster}`, () => probe.probeRedisCluster.executeWithOptions({ summary: `probe every node of ${cluster}` }, [{ cluster }]), describe));
-  const live = probed.nodes.filter((n) => n.reachable && n.role === 'primary');
+  // A primary that came back EMPTY (the monitor's empty-primary guard) answers as primary: replaced all the same.
+  const returnedEmpty = fromMonitor ? input.confirmed?.returnedEmpty : undefined;
+  if (returnedEmpty) rb.audit('empty-primary', `${returnedEmpty.node} answers again but restarted empty: not followed; ${input.confirmed!.reason}`);
+  const live = probed.nodes.filter((n) => n.reachable && n.role === 'primary' && n.node !== returnedEmpty?.node);
   // The primary to replace: the one the replicas point at (a dead primary does not answer for itself).
   const pointedAt = probed.nodes.filter((n) => n.reachable && n.role === 'replica' && n.primaryNode).map((n) => n.primaryNode!);
   const deadPrimary = input.lastKnown?.primary ?? pointedAt.sort((a, b) => pointedAt.filter((x) => x === b).length - pointedAt.filter((x) => x === a).length)[0];
@@ -84,9 +92,9 @@ export async function redisFailover(input: FailoverInput): Promise<FailoverRepor
 
   const choice = chooseFailoverCandidate(probed.nodes, deadPrimary);
   if ('refusal' in choice) refuse(choice.refusal);
-  const { candidate, followers, reasons, candidateOffset } = choice as Exclude<typeof choice, { refusal: string }>;
+  let { candidate, followers, reasons, candidateOffset } = choice as Exclude<typeof choice, { refusal: string }>;
   rb.audit('decide', `chose ${candidate}: ${reasons.join('; ')}`);
-  const hookRun = { cluster, oldPrimary: deadPrimary, newPrimary: candidate };
+  let hookRun = { cluster, oldPrimary: deadPrimary, newPrimary: candidate };
 
   // Plan and approval (only when asked for: a monitor-started failover has neither).
   let approval: FailoverReport['approval'];
@@ -124,9 +132,52 @@ export async function redisFailover(input: FailoverInput): Promise<FailoverRepor
   // From the promotion on, an abort no longer interrupts: the run finishes forward.
   return CancellationScope.nonCancellable(async (): Promise<FailoverReport> => {
     // ---- POINT OF NO RETURN: promote ----
-    const promoted = await rb.step(`promote ${candidate}`, `promote ${candidate} to primary`, () =>
-      mutate.ensureRedisPromoted.executeWithOptions({ summary: `promote ${candidate} to primary` }, [{ cluster, node: candidate }]),
-    );
+    // The empty-primary guard: the candidate is promoted only if it still holds what it held at the verdict (a
+    // primary that came back empty meanwhile may have resynced it); else the next replica that does, or none.
+    const verdictOf = (node: string) => probed.nodes.find((n) => n.node === node);
+    const promote = (node: string, guard: boolean) => {
+      const v = verdictOf(node);
+      const expect = guard && v ? { offset: v.offset, dbsize: v.dbsize, replid: v.replid } : undefined;
+      return rb.step(`promote ${node}`, `promote ${node} to primary`, () =>
+        mutate.ensureRedisPromoted.executeWithOptions({ summary: `promote ${node} to primary` }, [{ cluster, node, ...(expect ? { expect } : {}) }]),
+      );
+    };
+    let promoted: Awaited<ReturnType<typeof promote>>;
+    if (patched(PATCH_RECHECK_CANDIDATE)) {
+      const tried: string[] = [];
+      for (;;) {
+        try {
+          promoted = await promote(candidate, true);
+          break;
+        } catch (e) {
+          if (!(e instanceof ActivityFailure && e.cause instanceof ApplicationFailure && e.cause.type === ErrorType.CandidateResynced)) throw e;
+          tried.push(candidate);
+          rb.audit('empty-primary', e.cause.message);
+          const now = await rb.step('re-probe', `probe ${cluster}: which replica still holds the data`, () => probe.probeRedisCluster.executeWithOptions({ summary: `probe ${cluster} again` }, [{ cluster }]), describe);
+          const holding = now.nodes.filter((n) => {
+            const was = verdictOf(n.node);
+            return !tried.includes(n.node) && was?.role === 'replica' && n.reachable && n.role === 'replica' && !candidateCollapsed(n.node, was, n);
+          });
+          const next = chooseFailoverCandidate([...holding, ...now.nodes.filter((n) => !holding.includes(n) && n.role !== 'replica')], deadPrimary);
+          if ('refusal' in next) {
+            const where = now.nodes.map((n) => (n.reachable ? `${n.node} ${n.role}${n.primaryNode ? ` of ${n.primaryNode}` : ''} (${n.dbsize} keys, offset ${n.offset})` : `${n.node} unreachable`)).join('; ');
+            const was = verdictOf(tried[0]);
+            rb.skipRemaining('refused');
+            throw ApplicationFailure.create({
+              message: `no replica still holds the data of ${deadPrimary}: ${tried.join(', ')} resynced since the verdict (${was?.dbsize} keys, offset ${was?.offset} then) and no other replica holds it; nothing was promoted and nothing was changed; the cluster stands: ${where}`,
+              type: ErrorType.CandidateResynced,
+              nonRetryable: true,
+            });
+          }
+          candidate = next.candidate;
+          candidateOffset = next.candidateOffset;
+          reasons = [...next.reasons, `${tried.join(', ')} resynced since the verdict (empty-primary guard)`];
+          followers = probed.nodes.filter((n) => n.node !== candidate && n.node !== deadPrimary).map((n) => n.node).sort();
+          hookRun = { cluster, oldPrimary: deadPrimary, newPrimary: candidate };
+          rb.audit('decide', `chose ${candidate} instead: ${reasons.join('; ')}`);
+        }
+      }
+    } else promoted = await promote(candidate, false);
     rb.passPointOfNoReturn();
     // Post-promotion hooks (fail open): the writer endpoint moves as soon as there is a new primary.
     const promotionHooks = await runPostHooks(rb, 'postPromotion', hookCount(probed.hooks, 'postPromotion'), hookRun);

@@ -1,0 +1,93 @@
+/**
+ * Reading on the worker: `handover status` and the inventory check before a runbook run the clusterStatus
+ * workflow (workflows/status.ts) on the task queue, so the databases are read with the worker's inventory and
+ * secrets and the CLI needs Temporal alone. When no worker polls the task queue, or it does not answer within
+ * the deadline, the caller is told why (and the status command reads the databases itself when it can).
+ */
+import { randomUUID } from 'node:crypto';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import type { ReadClusterStatusResult } from '../activities/status';
+import { statusWorkflowId } from '../core/ids';
+import { loadInventory, findCluster, inventoryPath } from '../inventory/load';
+import { clusterShape, shapeDifferences, type ClusterShape } from '../inventory/shape';
+import type { ClusterStatusInput } from '../workflows/status';
+import { CliError, EXIT, rootFailure, type CommonOptions } from './common';
+import { workflowPollers } from './workers';
+import { existsSync } from 'node:fs';
+
+/** How long the CLI waits for the worker's read before it gives up on it. */
+export const WORKER_READ_TIMEOUT_MS = 20_000;
+
+export type WorkerRead = { ok: true; result: ReadClusterStatusResult } | { ok: false; why: string };
+
+export async function readOnWorker(client: Client, taskQueue: string, input: ClusterStatusInput, timeoutMs = WORKER_READ_TIMEOUT_MS): Promise<WorkerRead> {
+  let pollers: string[];
+  try {
+    pollers = await workflowPollers(client, taskQueue);
+  } catch (e) {
+    return { ok: false, why: `cannot describe task queue ${taskQueue}: ${(e as Error).message}` };
+  }
+  if (pollers.length === 0) return { ok: false, why: `no worker polls task queue ${taskQueue}` };
+  const handle = await client.workflow.start('clusterStatus', {
+    workflowId: statusWorkflowId(input.cluster, randomUUID().slice(0, 8)),
+    taskQueue,
+    args: [input],
+    workflowExecutionTimeout: `${Math.ceil(timeoutMs / 1000) + 10}s`,
+    staticSummary: input.probe === false ? `inventory check${input.cluster ? ` of ${input.cluster}` : ''} (read-only)` : `status${input.cluster ? ` of ${input.cluster}` : ''} (read-only)`,
+  });
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
+  try {
+    const r = await Promise.race([handle.result() as Promise<ReadClusterStatusResult>, timedOut]);
+    if (r === 'timeout') {
+      await handle.terminate('the CLI stopped waiting').catch(() => undefined);
+      return { ok: false, why: `the worker did not answer within ${timeoutMs / 1000} s` };
+    }
+    return { ok: true, result: r };
+  } catch (e) {
+    if (!(e instanceof WorkflowFailedError)) throw e;
+    const { type, message } = rootFailure(e);
+    if (type === 'UnknownCluster') throw new CliError(EXIT.refused, `refused (UnknownCluster): ${message} (in the worker's inventory)`, 'UnknownCluster');
+    return { ok: false, why: `the worker's read failed: ${type ? `${type}: ` : ''}${message}` };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The CLI's own definition of `cluster`, when it was given an inventory (--inventory, HANDOVER_INVENTORY, or
+ * ./inventory.yaml present) that defines it; undefined otherwise (nothing to compare).
+ */
+export function localShape(o: CommonOptions, cluster: string): { file: string; shape: ClusterShape } | undefined {
+  const file = inventoryPath(o.inventory);
+  if (!existsSync(file)) return undefined;
+  try {
+    return { file, shape: clusterShape(findCluster(loadInventory(file), cluster)) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Pure: the one-line disagreement between the CLI's file and the worker's inventory on `cluster`, or undefined. */
+export function inventoryMismatch(cluster: string, file: string, here: ClusterShape, worker: ClusterShape | undefined): string | undefined {
+  if (!worker) return `cluster ${cluster} is in ${file} but not in the worker's inventory`;
+  const diffs = shapeDifferences(here, worker);
+  return diffs.length ? `${file} and the worker's inventory disagree on cluster ${cluster}: ${diffs.join('; ')}` : undefined;
+}
+
+/**
+ * Before a runbook starts: when this CLI holds a definition of the cluster, the worker's must be the same
+ * (refused, exit 2, InventoryMismatch, naming what differs). Not judged when no worker polls or none answers
+ * (the run's own start says so).
+ */
+export async function refuseInventoryMismatch(client: Client, o: CommonOptions, cluster: string): Promise<void> {
+  const mine = localShape(o, cluster);
+  if (!mine) return;
+  const r = await readOnWorker(client, o.taskQueue, { cluster, probe: false }, 10_000).catch((e) => {
+    if (e instanceof CliError && e.type === 'UnknownCluster') return { ok: true as const, result: { clusters: [], shapes: {} as Record<string, ClusterShape> } };
+    throw e;
+  });
+  if (!r.ok) return;
+  const why = inventoryMismatch(cluster, mine.file, mine.shape, r.result.shapes[cluster]);
+  if (why) throw new CliError(EXIT.refused, `refused (InventoryMismatch): ${why}; the worker runs the runbook with its own: make the two files agree; nothing was started`, 'InventoryMismatch');
+}
