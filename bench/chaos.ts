@@ -1,5 +1,5 @@
 /**
- * Crash-safety harness:  npm run chaos -- <scenario>|partitions|all [--json] [--points p1,p2] [--workers 1|2] [--flavor valkey]
+ * Crash-safety harness:  npm run chaos -- <scenario>|partitions|pitr|all [--json] [--points p1,p2] [--workers 1|2] [--flavor valkey]
  *
  * For each kill point, the real worker process (worker/main.ts) runs with a failpoint armed and SIGKILLs itself
  * exactly there; a fresh worker is started, the run must complete, and the strict checker (bench/chaos/checker.ts)
@@ -11,12 +11,15 @@
  * `partitions` (bench/chaos/partitions.ts, needs root for network namespaces): runbooks and network faults on a
  * fleet across lab hosts, judged by the same checker; its JSON is
  * {"scenarios","completed","lostAckedWrites","multiplePrimaries","unexpectedFailovers","entries":[…]}.
+ * `pitr` (bench/chaos/pitr.ts): point-in-time restores over a run with a switchover, a failover and the binlog
+ * archiver's worker killed twice; its JSON is {"targets","exact","lostTransactions","extraTransactions",…}.
  * `all` runs every crash matrix, then the partitions (reported as skipped, with the reason, without root).
  */
 import { DOLT_NOT_FOUND, doltBinary } from '../sandbox/dolt';
 import { parseArgs } from './lab';
 import { SCENARIOS, runScenario, type ChaosSummary, type PointResult } from './chaos/index';
 import { PARTITION_ENTRIES, runPartitions, type PartitionsSummary } from './chaos/partitions';
+import { runPitrChaos } from './chaos/pitr';
 import { netnsUnavailable } from '../sandbox/netns';
 
 const brief = (s: ChaosSummary) => {
@@ -48,6 +51,13 @@ async function main() {
   const { name, json, opts } = parseArgs(process.argv.slice(2));
   const all = Object.keys(SCENARIOS);
   const log = (m: string) => process.stderr.write(m + '\n');
+  if (name === 'pitr') {
+    const s = await runPitrChaos(log);
+    if (!json) process.stdout.write(`pitr targets=${s.targets} exact=${s.exact} lost=${s.lostTransactions} extra=${s.extraTransactions} acked=${s.acked} segments=${s.segments} chainBreaks=${s.chainBreaks} archiverKills=${s.archiverKills}${s.failures.length ? `\n    ${s.failures.join('\n    ')}` : ''}\n`);
+    process.stdout.write(JSON.stringify(s) + '\n');
+    process.exitCode = s.failures.length === 0 && s.exact === s.targets && s.targets > 0 && s.acked > 0 ? 0 : 1;
+    return;
+  }
   if (name === 'partitions') {
     const p = await runPartitions({ log, only: opts.points ? opts.points.split(',') : undefined });
     if (!json) for (const e of p.entries) process.stdout.write(`partitions ${e.name.padEnd(28)} completed=${e.completed} acked=${e.acked} lost=${e.lostAckedWrites} split=${e.multiplePrimaries}/${e.samples} failovers=${e.unexpectedFailovers}${e.failures.length ? `\n    ${e.failures.join('\n    ')}` : ''}\n`);

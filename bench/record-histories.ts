@@ -50,13 +50,13 @@ import { createActivities } from '../activities';
 import { MARIADB_BACKUP_GRANTS } from '../activities/backup/mysql';
 import { runAbort } from '../client/commands/abort';
 import { runApprove } from '../client/commands/approve';
-import { runBackupProvisionReplica, runBackupRestore, runBackupRun, runBackupSchedule, runBackupVerify } from '../client/commands/backup';
+import { runBackupArchive, runBackupProvisionReplica, runBackupRestore, runBackupRun, runBackupSchedule, runBackupVerify } from '../client/commands/backup';
 import { runFailover } from '../client/commands/failover';
 import { runRollingRestart } from '../client/commands/rolling-restart';
 import { runSwitchover } from '../client/commands/switchover';
 import { runMaintenance } from '../client/commands/maintenance';
 import { backupScheduleId } from '../core/backup/decide';
-import { SA_CLUSTER, SA_RUNBOOK, maintenanceWorkflowId, monitorWorkflowId, operationWorkflowId, statusWorkflowId } from '../core/ids';
+import { SA_CLUSTER, SA_RUNBOOK, archiverWorkflowId, maintenanceWorkflowId, monitorWorkflowId, operationWorkflowId, statusWorkflowId } from '../core/ids';
 import type { RunbookProgress } from '../core/types';
 import { loadInventory } from '../inventory/load';
 import type { MonitorState, MonitorStatus } from '../workflows/monitor';
@@ -617,6 +617,9 @@ async function main() {
       'backup-mysql-completed',
       'provision-replica-mysql-refused',
       ...backupScenarios('mysql').map(([n]) => n),
+      'binlog-archiver-mysql',
+      'pitr-restore-mysql-completed',
+      'pitr-restore-mysql-refused',
     ];
     if (any(mysqlMain)) {
       const mlab = await startMysqlLab({ cluster: 'replay-maria', address, inventory: { routingHook: 'echo {primary} {host}:{port}', controller: true } });
@@ -658,6 +661,42 @@ async function main() {
           await mlab.fleet.sql(await writableNode(), `GRANT ${MARIADB_BACKUP_GRANTS.join(', ')} ON *.* TO '${mlab.fleet.handoverUser}'@'127.0.0.1'`);
           if (wanted('backup-mysql-completed')) await record(l, 'backup-mysql-completed', bk);
           for (const [name, start] of backupScenarios('mysql')) if (wanted(name)) await record(l, name, start);
+        }
+        // Point-in-time recovery: a restore refused (no archive yet); the archiver's first run (two short calls, then
+        // continue-as-new); a restore to a GTID archived after a backup.
+        if (wanted('pitr-restore-mysql-refused')) await record(l, 'pitr-restore-mysql-refused', (x) => runBackupRestore({ ...common(x), toGtid: '0-1-999999', scratch: true }, quiet).then((r) => ({ ...r, workflowId: `handover-restore-${x.cluster}` })));
+        if (any(['binlog-archiver-mysql', 'pitr-restore-mysql-completed'])) {
+          await mlab.fleet.sql(await writableNode(), `GRANT ${MARIADB_BACKUP_GRANTS.join(', ')} ON *.* TO '${mlab.fleet.handoverUser}'@'127.0.0.1'`);
+          const w = spawnWorker(l);
+          const workflowId = archiverWorkflowId(l.cluster);
+          try {
+            const h = await l.client.workflow.start('binlogArchiver', { workflowId, taskQueue: l.taskQueue, args: [{ cluster: l.cluster, runMs: 1500, segmentMs: 200, callsPerRun: 2 }] });
+            const put = async (n: number) => {
+              for (let i = 0; i < n; i++) await mlab.fleet.sql(await writableNode(), 'INSERT INTO handover_app.acks (k, v) VALUES (?, ?)', [`pitr-${Date.now()}-${i}`, i]);
+            };
+            await put(3);
+            const b = await runBackupRun({ ...common(l), keep: 3, wait: true }, quiet);
+            if (b.exitCode !== 0) throw new Error(`backup for pitr exited ${b.exitCode}`);
+            await put(3);
+            const [last] = await mlab.fleet.sql<{ p: string }[]>(await writableNode(), 'SELECT @@gtid_binlog_pos AS p');
+            await until('the first archiver run to continue as new', async () => (await l.client.workflow.getHandle(workflowId, h.firstExecutionRunId).describe()).status.name === 'CONTINUED_AS_NEW', 60_000);
+            if (wanted('binlog-archiver-mysql')) save(l, 'binlog-archiver-mysql', workflowId, h.firstExecutionRunId);
+            if (wanted('pitr-restore-mysql-completed')) {
+              await until('the archive to reach the last write', async () => {
+                const r = await runBackupArchive({ ...common(l), inventory: l.inventory, action: 'status', json: true }, quiet);
+                if (process.env.DEBUG_PITR) log(`archive: ${JSON.stringify(r.status)} want ${last.p}`);
+                return r.status?.archivedPos?.split(',').includes(last.p) ?? false;
+              }, 60_000);
+              await record(l, 'pitr-restore-mysql-completed', async (x) => {
+                const r = await runBackupRestore({ ...common(x), toGtid: last.p, scratch: true }, quiet);
+                const report = (r as { report?: { restored?: { dir?: string } } }).report;
+                return { exitCode: r.exitCode, workflowId: `handover-restore-${x.cluster}`, cleanup: () => stopScratch(report?.restored?.dir) };
+              });
+            }
+          } finally {
+            await l.client.workflow.getHandle(workflowId).terminate('recorded').catch(() => undefined);
+            await w.stop();
+          }
         }
       } finally {
         await mlab.close();

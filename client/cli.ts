@@ -15,7 +15,7 @@ import { runRollingRestart } from './commands/rolling-restart';
 import { runFailover } from './commands/failover';
 import { runMonitor } from './commands/monitor';
 import { runCodecServer } from './commands/codec-server';
-import { runBackupList, runBackupProvisionReplica, runBackupRestore, runBackupRun, runBackupSchedule, runBackupVerify } from './commands/backup';
+import { runBackupArchive, runBackupList, runBackupProvisionReplica, runBackupRestore, runBackupRun, runBackupSchedule, runBackupVerify } from './commands/backup';
 import { runApprove } from './commands/approve';
 import { runAbort } from './commands/abort';
 import { runPlan } from './commands/plan';
@@ -203,10 +203,21 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .command('restore')
       .description('restore a backup into a fresh scratch server (--scratch) or an empty node (--to NODE)')
       .requiredOption('--cluster <name>', 'cluster')
-      .requiredOption('--id <id>', 'backup ID')
+      .option('--id <id>', 'backup ID (a backup as taken)')
+      .option('--to-time <time>', 'point in time (ISO 8601): the newest base before it plus the archived binlogs up to it')
+      .option('--to-gtid <gtid>', 'point in time by GTID (domain-server-seq): up to and including that transaction')
       .option('--to <node>', 'an empty node of the cluster (refused if it holds data)')
       .option('--scratch', 'a fresh scratch server on a free loopback port, left running', false),
   ).action(async (opts) => onExit((await runBackupRestore(opts, processIO)).exitCode));
+  common(
+    backup
+      .command('archive')
+      .description("the cluster's continuous binlog archive (MariaDB point-in-time recovery): start, stop, status")
+      .argument('<action>', 'start | stop | status')
+      .requiredOption('--cluster <name>', 'cluster')
+      .option('--run-ms <ms>', 'how long one archiving call streams before returning (default 300000)')
+      .option('--segment-ms <ms>', 'store a segment once its first transaction is this old (default 10000)'),
+  ).action(async (action: string, opts) => onExit((await runBackupArchive({ ...opts, action: action as 'start' }, processIO)).exitCode));
   common(
     backup
       .command('schedule')

@@ -20,6 +20,11 @@ export function monitorWorkflowId(cluster: string): string {
   return `handover-monitor-${cluster}`;
 }
 
+/** The binlog archiver of a cluster (point-in-time recovery): not the lock ID, it runs beside switchovers and failovers. */
+export function archiverWorkflowId(cluster: string): string {
+  return `handover-binlog-archive-${cluster}`;
+}
+
 /** A `handover status` read on the worker (read-only, no lock): one per call. */
 export function statusWorkflowId(cluster: string | undefined, unique: string): string {
   return `handover-status-${cluster ?? 'all'}-${unique}`;

@@ -11,5 +11,6 @@ export { mysqlMonitor } from './mysql/monitor';
 export { doltSwitchover } from './dolt/switchover';
 export { doltFailover } from './dolt/failover';
 export { backup, scheduledBackup, verifyBackupRun, restoreBackupRun, provisionReplica } from './backup';
+export { binlogArchiver, pitrRestore } from './pitr';
 export { clusterStatus } from './status';
 export { maintenance } from './maintenance';

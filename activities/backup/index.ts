@@ -16,6 +16,8 @@ import type { VerificationRecord } from '../../core/backup/decide';
 import { activity, heartbeatWhile } from '../activity';
 import { backupContext, type BackupActivityDeps } from './context';
 import type { BackupRef, PruneInput, RestoreBackupInput, TakeBackupInput, VerifyBackupResult } from './contracts';
+import { archiveBinlogs, type ArchiveBinlogsInput } from './archive';
+import { planPitrRestore, replayBinlogs, type PlanPitrInput, type ReplayBinlogsInput } from './pitr';
 import { probeBackupSources } from './probe';
 import { ensureRestoredPosition, listBackups, markBackupVerified, pruneBackups } from './prune';
 import { restoreBackup } from './restore';
@@ -24,6 +26,8 @@ import { verifyStored } from './verify';
 
 export type { BackupActivityDeps } from './context';
 export type * from './contracts';
+export type { ArchiveBinlogsInput, ArchiveBinlogsResult, ArchiveHeartbeat } from './archive';
+export type { PlanPitrInput, PlanPitrResult, ReplayBinlogsInput, ReplayBinlogsResult } from './pitr';
 
 export function createBackupActivities(deps: BackupActivityDeps) {
   const ctx = backupContext(deps);
@@ -59,5 +63,14 @@ export function createBackupActivities(deps: BackupActivityDeps) {
 
     /** A node restored from a physical backup takes the backup's GTID as its replication position (prune.ts). */
     ensureMysqlRestoredPosition: activity((input: { cluster: string; node: string; gtid: string }) => ensureRestoredPosition(ctx, input)),
+
+    /** Stream the primary's binlog into the store in segments for up to runMs, following primary changes (archive.ts). Heartbeats. */
+    archiveBinlogs: activity((input: ArchiveBinlogsInput) => archiveBinlogs(ctx, input)),
+
+    /** Which base and archived segments a point-in-time restore needs; a target out of range is refused (pitr.ts). Read-only. */
+    planPitrRestore: activity((input: PlanPitrInput) => planPitrRestore(ctx, input)),
+
+    /** Replay the planned transactions into a restored scratch server and verify its position (pitr.ts). */
+    replayBinlogs: activity((input: ReplayBinlogsInput) => replayBinlogs(ctx, input)),
   };
 }

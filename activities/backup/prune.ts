@@ -2,7 +2,9 @@
  * What is stored, and retention: list a cluster's backups with their states; record a verification; delete
  * what planRetention allows (older than a newer good backup; the run's own backup never), manifest first.
  */
+import { ARCHIVE_ID, segmentName, segmentsToPrune } from '../../core/backup/binlog';
 import { planRetention, type VerificationRecord } from '../../core/backup/decide';
+import { listSegments } from './archive';
 import type { BackupContext } from './context';
 import type { PruneInput, PruneResult } from './contracts';
 
@@ -31,7 +33,22 @@ export async function pruneBackups(ctx: BackupContext, input: PruneInput): Promi
   const storage = ctx.storageOf(c);
   const plan = planRetention(await storage.list(c.name), input.keep, input.protect);
   for (const d of plan.delete) await storage.remove(c.name, d.id);
-  return { ...plan, audit: `kept ${plan.keep.length} (${plan.keep.join(', ') || 'none'}); deleted ${plan.delete.length}${plan.delete.length ? `: ${plan.delete.map((d) => `${d.id} (${d.reason})`).join('; ')}` : ''}` };
+  // MariaDB binlog archive: the segments before the oldest kept good base go with the backups (manifest first,
+  // so an interrupted delete leaves a data file no one reads).
+  let segments = '';
+  if (c.engine === 'mysql') {
+    const kept = (await storage.list(c.name)).filter((b) => b.state === 'good' && b.manifest?.position.gtid && plan.keep.includes(b.id));
+    const oldest = kept.sort((a, b) => a.startedAt.localeCompare(b.startedAt))[0];
+    const segs = await listSegments(storage, c.name);
+    const drop = segmentsToPrune(segs, oldest?.manifest?.position.gtid);
+    for (const seq of drop) {
+      const m = segs.find((s) => s.seq === seq)!;
+      await storage.removeFile(c.name, ARCHIVE_ID, `${segmentName(seq)}.json`);
+      await storage.removeFile(c.name, ARCHIVE_ID, m.artifact.file);
+    }
+    if (drop.length) segments = `; archived binlog segments ${drop[0]}..${drop[drop.length - 1]} (before the oldest kept base ${oldest!.id}) deleted`;
+  }
+  return { ...plan, audit: `kept ${plan.keep.length} (${plan.keep.join(', ') || 'none'}); deleted ${plan.delete.length}${plan.delete.length ? `: ${plan.delete.map((d) => `${d.id} (${d.reason})`).join('; ')}` : ''}${segments}` };
 }
 
 /**

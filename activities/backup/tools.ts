@@ -12,7 +12,7 @@
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 
-export type ToolName = 'redis-server' | 'valkey-server' | 'redis-cli' | 'mariadbd' | 'mariadb-install-db' | 'mariadb-dump' | 'mariadb' | 'zstd' | 'mariadb-backup' | 'mbstream';
+export type ToolName = 'redis-server' | 'valkey-server' | 'redis-cli' | 'mariadbd' | 'mariadb-install-db' | 'mariadb-dump' | 'mariadb' | 'zstd' | 'mariadb-backup' | 'mbstream' | 'mariadb-binlog';
 
 export const TOOL_ENV: Record<ToolName, string> = {
   'redis-server': 'HANDOVER_REDIS_SERVER',
@@ -25,6 +25,7 @@ export const TOOL_ENV: Record<ToolName, string> = {
   zstd: 'HANDOVER_ZSTD',
   'mariadb-backup': 'HANDOVER_MARIADB_BACKUP',
   mbstream: 'HANDOVER_MBSTREAM',
+  'mariadb-binlog': 'HANDOVER_MARIADB_BINLOG',
 };
 
 /** The project's own tool folder (the bootstrap's), two levels above this file. */

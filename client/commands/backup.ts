@@ -10,14 +10,18 @@
  *            a Temporal Schedule with ID handover-backup-<cluster> (overlap SKIP); creating it again is a no-op
  *            (or updates the cron/keep), so it is idempotent.
  */
-import { ScheduleAlreadyRunning, ScheduleNotFoundError, WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import { listSegments, readArchiveState } from '../../activities/backup/archive';
+import type { ArchiveHeartbeat } from '../../activities/backup';
+import type { PitrTarget } from '../../core/backup/binlog';
+import type { ArchiverStatus, BinlogArchiverInput, PitrRestoreInput, PitrRestoreReport } from '../../workflows/pitr';
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { openStorage, type BackupStorage } from '../../activities/backup/storage';
 import type { RestoreBackupResult, VerifyBackupResult } from '../../activities/backup';
 import { backupScheduleId } from '../../core/backup/decide';
 import { HandoverError } from '../../core/errors';
-import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK, operationWorkflowId } from '../../core/ids';
+import { SA_CLUSTER, SA_PHASE, SA_RUNBOOK, archiverWorkflowId, operationWorkflowId } from '../../core/ids';
 import { findCluster, inventoryPath, loadInventory } from '../../inventory/load';
 import type { BackupInput, BackupReport, ProvisionReplicaInput, ProvisionReplicaReport } from '../../workflows/backup';
 import { CliError, CommonOptions, EXIT, connect, exitCodeForFailure, follow, precheckNames, oneLine, rootFailure, sayFailure, type IO } from '../common';
@@ -222,7 +226,10 @@ export async function runBackupVerify(raw: BackupVerifyOptions, io: IO) {
 
 export const BackupRestoreOptions = CommonOptions.extend({
   cluster: z.string().min(1),
-  id: z.string().min(1),
+  id: z.string().min(1).optional(),
+  /** Point-in-time: replay archived binlogs on the newest base before the target up to this time or GTID. */
+  toTime: z.string().min(1).optional(),
+  toGtid: z.string().min(1).optional(),
   to: z.string().min(1).optional(),
   scratch: z.boolean().default(false),
 });
@@ -234,16 +241,178 @@ export async function runBackupRestore(raw: BackupRestoreOptions, io: IO) {
     sayFailure(o, io, new CliError(EXIT.refused, 'refused (UsageError): give exactly one of --scratch (a fresh scratch server) or --to NODE (an empty node)'));
     return { exitCode: EXIT.refused };
   }
+  if ([o.id, o.toTime, o.toGtid].filter((x) => x !== undefined).length !== 1) {
+    sayFailure(o, io, new CliError(EXIT.refused, 'refused (UsageError): give exactly one of --id ID (a backup as taken), --to-time T or --to-gtid G (point in time)'));
+    return { exitCode: EXIT.refused };
+  }
+  if (o.toTime !== undefined || o.toGtid !== undefined) {
+    // Checked here too, so a typo is refused before a workflow starts.
+    if (o.toGtid !== undefined && !/^\d+-\d+-\d+$/.test(o.toGtid)) {
+      sayFailure(o, io, new CliError(EXIT.refused, `refused (UsageError): --to-gtid ${o.toGtid} is not a GTID (domain-server-seq, e.g. 0-1-42)`));
+      return { exitCode: EXIT.refused };
+    }
+    if (o.toTime !== undefined && Number.isNaN(Date.parse(o.toTime))) {
+      sayFailure(o, io, new CliError(EXIT.refused, `refused (UsageError): --to-time ${o.toTime} is not a time (ISO 8601, e.g. 2026-11-30T19:00:00Z)`));
+      return { exitCode: EXIT.refused };
+    }
+    const target: PitrTarget = o.toGtid !== undefined ? { gtid: o.toGtid } : { time: new Date(Date.parse(o.toTime!)).toISOString() };
+    const input: PitrRestoreInput = { cluster: o.cluster, target, into: o.to ? { kind: 'node', node: o.to } : { kind: 'scratch' }, requestedBy: process.env.USER };
+    return startAndFollow<PitrRestoreReport>(o, io, {
+      workflowId: o.to ? operationWorkflowId(o.cluster) : `handover-restore-${o.cluster}`,
+      workflowType: 'pitrRestore',
+      cluster: o.cluster,
+      input,
+      summary: `restore ${o.cluster} to ${o.toGtid !== undefined ? `GTID ${o.toGtid}` : `time ${target && 'time' in target ? target.time : ''}`} into ${o.to ?? 'a scratch server'}`,
+      format: formatPitrReport,
+    });
+  }
   return startAndFollow<RestoreBackupResult>(o, io, {
     // Into a node of the cluster: a mutating operation, on the cluster's lock ID.
     workflowId: o.to ? operationWorkflowId(o.cluster) : `handover-restore-${o.cluster}`,
     workflowType: 'restoreBackupRun',
     cluster: o.cluster,
-    input: { cluster: o.cluster, id: o.id, target: o.to ? { kind: 'node', node: o.to } : { kind: 'scratch' } },
-    summary: `restore backup ${o.id} of ${o.cluster} into ${o.to ?? 'a scratch server'}`,
+    input: { cluster: o.cluster, id: o.id!, target: o.to ? { kind: 'node', node: o.to } : { kind: 'scratch' } },
+    summary: `restore backup ${o.id!} of ${o.cluster} into ${o.to ?? 'a scratch server'}`,
     format: (r) =>
       `restored ${r.id} into ${r.target === 'scratch' ? `a scratch server at ${r.address} (dir ${r.dir}${r.passwordFile ? `, password in ${r.passwordFile}` : ''}${r.socket ? `, root over ${r.socket}` : ''})` : r.target} in ${r.restoreMs} ms`,
   });
+}
+
+export function formatPitrReport(r: PitrRestoreReport): string {
+  const t = 'gtid' in r.plan.target ? `GTID ${r.plan.target.gtid}` : `time ${r.plan.target.time}`;
+  return [
+    `restored ${r.cluster} to ${t} into a scratch server at ${r.restored.address} (dir ${r.restored.dir}${r.restored.socket ? `, root over ${r.restored.socket}` : ''})`,
+    `  base ${r.plan.base} (${r.plan.method}, ${r.plan.baseGtid}), restored in ${r.restored.restoreMs} ms`,
+    `  replayed ${r.replay.transactions} transaction(s)${r.replay.firstGtid ? ` ${r.replay.firstGtid}..${r.replay.lastGtid}` : ''} from ${r.plan.segments.length} archived segment(s) in ${r.replay.replayMs} ms; at ${r.replay.endPos || r.plan.baseGtid} (verified)`,
+  ].join('\n');
+}
+
+// ---- archive: the continuous binlog archive ------------------------------------------------------------------
+
+export const BackupArchiveOptions = CommonOptions.extend({
+  action: z.enum(['start', 'stop', 'status']),
+  cluster: z.string().min(1),
+  runMs: z.coerce.number().int().min(1000).optional(),
+  segmentMs: z.coerce.number().int().min(100).optional(),
+});
+export type BackupArchiveOptions = z.input<typeof BackupArchiveOptions>;
+
+export interface ArchiveStatusView {
+  workflowId: string;
+  running: boolean;
+  primary?: string;
+  archivedPos?: string;
+  lagTransactions?: number;
+  coveredUntil?: string;
+  lagMs?: number;
+  segments: number;
+  lastSegment?: { seq: number; lastGtid: string; lastTs: string };
+  followed: string[];
+  note?: string;
+  lastError?: string;
+}
+
+/**
+ * start: the archiver workflow (idempotent: reports it when running); stop: terminate it (what is stored stays);
+ * status: the archive's state in the store (what is archived, to when it is known complete) and, while the
+ * archiver runs, its live heartbeat (the primary it streams, its lag).
+ */
+export async function runBackupArchive(raw: BackupArchiveOptions, io: IO): Promise<Result & { status?: ArchiveStatusView }> {
+  const o = BackupArchiveOptions.parse(raw);
+  const workflowId = archiverWorkflowId(o.cluster);
+  try {
+    precheckNames(o, o.cluster, []);
+    const { client, close, keyIds } = await connect(o);
+    try {
+      const handle = client.workflow.getHandle(workflowId);
+      const running = await handle
+        .describe()
+        .then((d) => d.status.name === 'RUNNING')
+        .catch((e) => (e instanceof WorkflowNotFoundError ? false : Promise.reject(e)));
+      if (o.action === 'stop') {
+        if (running) await handle.terminate('stopped with handover backup archive stop');
+        io.out(o.json ? JSON.stringify({ workflowId, stopped: running }) : running ? `stopped ${workflowId} (archived segments stay in the store)` : `${workflowId} was not running`);
+        return { exitCode: EXIT.ok, workflowId };
+      }
+      if (o.action === 'status') {
+        const status = await archiveStatus(o, workflowId, running, handle);
+        io.out(o.json ? JSON.stringify(status) : formatArchiveStatus(status));
+        return { exitCode: EXIT.ok, workflowId, status };
+      }
+      await refuseKeyMismatch(client, o.taskQueue, keyIds);
+      const input: BinlogArchiverInput = { cluster: o.cluster, ...(o.runMs ? { runMs: o.runMs } : {}), ...(o.segmentMs ? { segmentMs: o.segmentMs } : {}) };
+      try {
+        await client.workflow.start('binlogArchiver', {
+          workflowId,
+          taskQueue: o.taskQueue,
+          args: [input],
+          workflowIdConflictPolicy: 'FAIL',
+          typedSearchAttributes: [
+            { key: SA_CLUSTER, value: o.cluster },
+            { key: SA_RUNBOOK, value: 'binlog-archive' },
+          ],
+          staticSummary: `binlog archive of ${o.cluster}`,
+        });
+        io.out(o.json ? JSON.stringify({ workflowId, started: true }) : `archiving ${o.cluster}'s binlogs: ${workflowId}`);
+      } catch (e) {
+        if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
+        io.out(o.json ? JSON.stringify({ workflowId, started: false }) : `already archiving ${o.cluster}'s binlogs: ${workflowId}`);
+      }
+      return { exitCode: EXIT.ok, workflowId };
+    } finally {
+      await close();
+    }
+  } catch (e) {
+    if (!(e instanceof CliError)) throw e;
+    sayFailure(o, io, e, { workflowId });
+    return { exitCode: e.exitCode, workflowId };
+  }
+}
+
+async function archiveStatus(o: z.output<typeof BackupArchiveOptions>, workflowId: string, running: boolean, handle: WorkflowHandle): Promise<ArchiveStatusView> {
+  const inv = loadInventory(inventoryPath(o.inventory));
+  const storage: BackupStorage = openStorage(findCluster(inv, o.cluster));
+  const [segs, state] = await Promise.all([listSegments(storage, o.cluster), readArchiveState(storage, o.cluster)]);
+  const last = segs[segs.length - 1];
+  let live: Partial<ArchiveHeartbeat> | undefined;
+  let wf: ArchiverStatus | undefined;
+  if (running) {
+    wf = await handle.query<ArchiverStatus>('archiveStatus').catch(() => undefined);
+    const d = await handle.describe().catch(() => undefined);
+    const hb = d?.raw.pendingActivities?.find((a) => a.activityType?.name === 'archiveBinlogs')?.heartbeatDetails?.payloads?.[0];
+    if (hb?.data) {
+      try {
+        live = JSON.parse(Buffer.from(hb.data).toString('utf8')) as Partial<ArchiveHeartbeat>;
+      } catch {
+        live = undefined;
+      }
+    }
+  }
+  const coveredUntil = live?.coveredUntil ?? state?.coveredUntil;
+  return {
+    workflowId,
+    running,
+    primary: live?.primary ?? state?.primary,
+    archivedPos: live?.archivedPos || state?.archivedPos || last?.endPos,
+    lagTransactions: live?.lagTransactions ?? state?.lagTransactions,
+    ...(coveredUntil ? { coveredUntil: new Date(coveredUntil).toISOString(), lagMs: Date.now() - coveredUntil } : {}),
+    segments: segs.length,
+    ...(last ? { lastSegment: { seq: last.seq, lastGtid: last.lastGtid, lastTs: last.lastTs } } : {}),
+    followed: wf?.followed ?? [],
+    ...(live?.note ?? state?.note ? { note: live?.note ?? state?.note } : {}),
+    ...(wf?.lastError ? { lastError: wf.lastError } : {}),
+  };
+}
+
+export function formatArchiveStatus(s: ArchiveStatusView): string {
+  return [
+    `binlog archive ${s.workflowId}: ${s.running ? 'running' : 'NOT running'}; primary ${s.primary ?? '?'}; archived up to ${s.archivedPos || 'nothing yet'} in ${s.segments} segment(s)`,
+    `  lag: ${s.lagTransactions ?? '?'} transaction(s); complete up to ${s.coveredUntil ?? 'unknown'}${s.lagMs !== undefined ? ` (${Math.round(s.lagMs / 100) / 10} s ago)` : ''}`,
+    ...(s.lastSegment ? [`  last segment ${s.lastSegment.seq}: up to ${s.lastSegment.lastGtid} (${s.lastSegment.lastTs})`] : []),
+    ...s.followed.map((f) => `  followed ${f}`),
+    ...(s.note ? [`  ! ${s.note}`] : []),
+    ...(s.lastError ? [`  ! last error: ${s.lastError}`] : []),
+  ].join('\n');
 }
 
 // ---- provision-replica ---------------------------------------------------------------------------------------

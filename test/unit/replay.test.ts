@@ -64,6 +64,8 @@ describe('replay of committed histories', () => {
       'monitor-redis-watch', 'monitor-mysql-watch',
       // Redis Cluster: switchover --shard and failover --shard (routed through switchover / failover)
       'switchover-redis-cluster-shard', 'failover-redis-cluster-shard',
+      // point-in-time recovery: the archiver's first run (continued as new), a restore to a GTID, one refused
+      'binlog-archiver-mysql', 'pitr-restore-mysql-completed', 'pitr-restore-mysql-refused',
     ];
     expect(files).toEqual(expect.arrayContaining(required.map((f) => `${f}.json`)));
   });

@@ -40,6 +40,12 @@ export interface BackupStorage {
   /** Remove what an interrupted write left in one backup (local `*.tmp-*` files; S3 multipart uploads). */
   clearPartial(cluster: string, id: string): Promise<number>;
   remove(cluster: string, id: string): Promise<void>;
+  /** The plain file names stored under one backup ID (the binlog archive lists its segments with it). */
+  listFiles(cluster: string, id: string): Promise<string[]>;
+  /** Remove one stored file (absent: nothing to do). */
+  removeFile(cluster: string, id: string, file: string): Promise<void>;
+  /** A small stored file's text, or undefined when it is not there. */
+  readText(cluster: string, id: string, file: string): Promise<string | undefined>;
 }
 
 const ID_RE = /^[a-z0-9][a-z0-9._-]{0,62}-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z$/;

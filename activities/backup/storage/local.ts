@@ -108,6 +108,19 @@ export class LocalDirStorage implements BackupStorage {
     return partial.length;
   }
 
+  async listFiles(cluster: string, id: string): Promise<string[]> {
+    const names = await fs.readdir(this.backupDir(cluster, id)).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? [] : Promise.reject(e)));
+    return names.filter((n) => !/\.tmp-[0-9a-f]+$/.test(n)).sort();
+  }
+
+  async removeFile(cluster: string, id: string, file: string): Promise<void> {
+    await fs.rm(this.filePath(cluster, id, file), { force: true });
+  }
+
+  readText(cluster: string, id: string, file: string): Promise<string | undefined> {
+    return fs.readFile(this.filePath(cluster, id, file), 'utf8').catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
+  }
+
   async remove(cluster: string, id: string): Promise<void> {
     // The manifest goes first: a removal interrupted half-way leaves an "incomplete" backup, never a "good" one.
     const dir = this.backupDir(cluster, id);

@@ -179,6 +179,19 @@ export class S3Storage implements BackupStorage {
     await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key(cluster, id, file), Body: JSON.stringify(value, null, 2) + '\n', ContentType: 'application/json' }));
   }
 
+  async listFiles(cluster: string, id: string): Promise<string[]> {
+    const base = this.base(cluster, id);
+    return (await this.keys(base)).map((k) => k.slice(base.length)).filter((n) => n && !n.includes('/')).sort();
+  }
+
+  async removeFile(cluster: string, id: string, file: string): Promise<void> {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(cluster, id, file) }));
+  }
+
+  readText(cluster: string, id: string, file: string): Promise<string | undefined> {
+    return this.text(this.key(cluster, id, file));
+  }
+
   async stat(cluster: string, id: string, file: string): Promise<{ size: number } | undefined> {
     try {
       const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(cluster, id, file) }));
