@@ -365,19 +365,33 @@ export function createRedisSentinelActivities(deps: RedisActivityDeps) {
         if (Date.now() > deadline) throw new Error(`no Sentinel accepted SENTINEL FAILOVER: ${reply}`);
         await sleep(200);
       }
+      // The moment that ends the pause for Sentinel clients is when the Sentinel asked names `to` (they ask
+      // Sentinel where the primary is): polled every 10 ms; then `to` must answer as primary.
+      const namedBy = (i: number) =>
+        askSentinel(c, i, async (cl) => ((await cl.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', s.name)) as string[]).join(':') === toAddr).catch(() => false);
+      let namedAt: number | undefined;
+      let checkedAt = Date.now();
       for (;;) {
         ctx.heartbeat();
+        if (namedAt === undefined && (await namedBy(asked))) namedAt = Date.now();
+        if (namedAt !== undefined) {
+          [from, to] = await state();
+          if (to.role === 'primary') break;
+        }
+        if (Date.now() > deadline) throw new Error(`Sentinel did not promote ${input.to} within ${input.pauseTimeoutMs + 60_000} ms`);
+        await sleep(namedAt === undefined ? 10 : 100);
+        if (Date.now() - checkedAt < 500) continue;
+        checkedAt = Date.now();
+        // Another Sentinel may have done it, or the one asked may have given up: look, and ask again if so.
         [from, to] = await state();
         if (to.role === 'primary') break;
-        if (Date.now() > deadline) throw new Error(`Sentinel did not promote ${input.to} within ${input.pauseTimeoutMs + 60_000} ms`);
-        await sleep(100);
         if (!(await inProgress(asked)) && (await state())[1].role !== 'primary') {
           await sleep(400);
           const reply = await askSentinel(c, asked, (cl) => cl.call('SENTINEL', 'FAILOVER', s.name) as Promise<string>).catch((e: Error) => e.message);
           steps.push(`again on ${s.nodes[asked].id}: ${/INPROG/.test(String(reply)) ? 'in progress' : reply}`);
         }
       }
-      const handoverMs = Date.now() - t0;
+      const handoverMs = (namedAt ?? Date.now()) - t0;
       if (!steps.some((x) => x.startsWith('paused writes'))) {
         // Resumed after the demotion: an earlier attempt may have died before persisting the old primary's role.
         await withNode(c, input.from, (fc) => persistRole(fc)).then(
@@ -396,7 +410,7 @@ export function createRedisSentinelActivities(deps: RedisActivityDeps) {
         if (Date.now() > deadline) throw new Error(`Sentinels have not settled on ${input.to} (${views.join(', ')})`);
         await sleep(100);
       }
-      return { alreadyHeld: false, handoverMs, audit: `${steps.join('; ')}; ${input.to} promoted by Sentinel after ${handoverMs} ms; every answering Sentinel reports ${toAddr}, none failing over` };
+      return { alreadyHeld: false, handoverMs, audit: `${steps.join('; ')}; ${input.to} promoted by Sentinel, named by ${s.nodes[asked].id} ${handoverMs} ms after the pause began; every answering Sentinel reports ${toAddr}, none failing over` };
     }),
   };
 }
