@@ -132,7 +132,7 @@ export function createRedisSentinelActivities(deps: RedisActivityDeps) {
   }
 
   /**
-   * Wait (at most 2 s, never failing) for the moment to ask Sentinel `i` for SENTINEL FAILOVER. Sentinel sees a
+   * Wait (at most 2 s, never failing) for the moment to ask the Sentinel on `cl` for SENTINEL FAILOVER. Sentinel sees a
    * promotion only in an INFO of the promoted replica, and while it fails over it sends that INFO once a second
    * counted from the previous reply (`info-refresh` in SENTINEL REPLICAS is its age). Asked at a random moment,
    * the first INFO after its SLAVEOF NO ONE comes up to a second later, and clients wait for it: Sentinel names the
@@ -149,9 +149,15 @@ export function createRedisSentinelActivities(deps: RedisActivityDeps) {
         const to = (await replicasOf(cl, name)).find((r) => Number(r.port) === toPort);
         const age = Number(to?.['info-refresh'] ?? NaN) + (Date.now() - a0) / 2;
         if (!Number.isFinite(age)) return `${id} does not list the candidate; not aligned`;
-        if (age >= want - 40 && age <= want) return `asked when ${id}'s INFO of the candidate was ${Math.round(age)} ms old (after ${Date.now() - t0} ms)`;
-        if (Date.now() - t0 > 2000) return `${id}'s INFO of the candidate never ${Math.round(want)} ms old within 2 s (last ${Math.round(age)} ms); not aligned`;
-        await sleep(age < want - 40 ? Math.min(want - 20 - age, 500) : 15);
+        if (age <= want) {
+          // Until its next INFO at about HANDOVER_INFO_PERIOD_MS the age only grows with the clock: sleep the
+          // difference rather than poll for a narrow window.
+          const rest = Math.max(0, want - 5 - age);
+          await sleep(rest);
+          return `asked when ${id}'s INFO of the candidate was ${Math.round(age + rest)} ms old (after ${Date.now() - t0} ms)`;
+        }
+        if (Date.now() - t0 > 2000) return `${id}'s INFO of the candidate was never under ${Math.round(want)} ms old within 2 s (last ${Math.round(age)} ms); not aligned`;
+        await sleep(15);
       }
     } catch (e) {
       return `not aligned: ${(e as Error).message}`;
