@@ -22,7 +22,7 @@ const PATCH_REPOINT_ISOLATED = 'redis-switchover-repoint-isolated';
  */
 const PATCH_SENTINEL_FAST = 'redis-sentinel-info-period-lowered';
 import type { PinResult } from '../../activities/redis/sentinel';
-import { HANDOVER_INFO_PERIOD_MS, infoPeriodsToRestore } from '../../core/redis/sentinel-timing';
+import { DEFAULT_INFO_PERIOD_MS, HANDOVER_INFO_PERIOD_MS, infoPeriodsToRestore } from '../../core/redis/sentinel-timing';
 import type { SwitchoverInput } from '../contracts';
 import { mutate, probe, wait } from '../profiles';
 import { Runbook, failureTypeOf, messageOf } from '../runbook';
@@ -195,21 +195,29 @@ export async function redisSwitchover(input: SwitchoverInput): Promise<Switchove
     // Sentinel: every Sentinel re-reads INFO every HANDOVER_INFO_PERIOD_MS for the handover only. The restore
     // is its own step after the handover, whatever happened in it (a crashed worker resumes into it); it sets
     // back the values read before, Redis' default for one that was already lowered (an earlier attempt's).
-    let infoPeriodBefore: Record<string, number> | undefined;
+    // Should the lowering step itself fail, the handover goes on at Sentinel's own pace (slower, not less safe)
+    // and every Sentinel is set back to Redis' default, since what it had before was not read.
+    let restoreTo: number | Record<string, number> | undefined;
     if (fastSentinel) {
-      infoPeriodBefore = (
-        await rb.step('sentinel timing', step('sentinel timing'), () =>
+      restoreTo = await rb
+        .step('sentinel timing', step('sentinel timing'), () =>
           mutate.ensureRedisSentinelInfoPeriod.executeWithOptions({ summary: step('sentinel timing') }, [{ cluster, periodMs: HANDOVER_INFO_PERIOD_MS }]),
         )
-      ).before;
+        .then(
+          (r) => infoPeriodsToRestore(r.before),
+          () => DEFAULT_INFO_PERIOD_MS,
+        );
     }
     const restoreTiming = async () => {
-      if (!infoPeriodBefore) return;
-      const periodMs = infoPeriodsToRestore(infoPeriodBefore);
-      infoPeriodBefore = undefined;
-      await rb.step('restore sentinel timing', step('restore sentinel timing'), () =>
-        mutate.ensureRedisSentinelInfoPeriod.executeWithOptions({ summary: step('restore sentinel timing') }, [{ cluster, periodMs }]),
-      );
+      if (restoreTo === undefined) return;
+      const periodMs = restoreTo;
+      restoreTo = undefined;
+      // Fails open (audited): the switchover's outcome is the handover's, not this step's.
+      await rb
+        .step('restore sentinel timing', step('restore sentinel timing'), () =>
+          mutate.ensureRedisSentinelInfoPeriod.executeWithOptions({ summary: step('restore sentinel timing') }, [{ cluster, periodMs }]),
+        )
+        .catch(() => undefined);
     };
     try {
       const h = await rb.step('handover', step('handover'), handOver);
