@@ -75,7 +75,7 @@ describe('sentinel topology', () => {
     await viaSentinel.close();
     // The Sentinel client's gap: from the pause until Sentinel names snt-3 and the client reconnects. Sentinel
     // sees a promotion only in an INFO it sends once a second while failing over; Handover asks when that INFO
-    // falls just after Sentinel's SLAVEOF NO ONE (~330 ms; client gaps 442-643 ms in the bench, ~1 s before).
+    // falls just after Sentinel's SLAVEOF NO ONE (~330 ms; client gaps 404-693 ms in the bench, ~1 s before).
     // That the alignment ran is asserted from the audit. The wall-clock bound is loose on purpose: on a
     // saturated machine (load average 23 on 2 cores) the pause's five commands took up to 456 ms and this
     // process's writers 1.4 s to reconnect, giving gaps of 1.8-2.6 s; 3 s still fails a pause that waits for
