@@ -19,7 +19,8 @@
  *    new, the next run, in which the primary is SIGKILLed, the monitor starts `redisFailover` (recorded too) and
  *    fences the old primary when it returns.
  *  - Redis with three Sentinels (`replaysnt`): a switchover through SENTINEL FAILOVER, a rolling restart with the
- *    Sentinels restarted one at a time.
+ *    Sentinels restarted one at a time (both recorded before the Sentinel timing steps); a switchover with them
+ *    (`-info-period`: info-period lowered for the handover, restored after).
  *  - Redis Cluster (`replayrcl`, 3 shards x 1 replica): the rolling restart, shard by shard with CLUSTER FAILOVER.
  *  - Redis Cluster (`replayrcs`, 3 shards x 1 replica, no self-election): `switchover --shard 0`, then `failover
  *    --shard` of another shard's SIGKILLed primary.
@@ -549,12 +550,16 @@ async function main() {
       }
     }
 
-    if (any(['switchover-redis-sentinel', 'rolling-restart-redis-sentinel'])) {
+    if (any(['switchover-redis-sentinel', 'rolling-restart-redis-sentinel', 'switchover-redis-sentinel-info-period'])) {
       const snt = await startLab({ cluster: 'replaysnt', address, sentinels: true });
       try {
         const l = rec(snt);
+        // The first two were recorded before patch 'redis-sentinel-info-period-lowered' (no Sentinel timing steps);
+        // recording them now gives the patched path, as -info-period does (a roll's handover is its child
+        // switchover, recorded apart as such, so the roll's own history does not change).
         if (wanted('switchover-redis-sentinel')) await record(l, 'switchover-redis-sentinel', sw({ to: 'replaysnt-3' }));
         if (wanted('rolling-restart-redis-sentinel')) await record(l, 'rolling-restart-redis-sentinel', (x) => runRollingRestart({ ...common(x), set: ['hz=17'], includeSentinels: true }, quiet));
+        if (wanted('switchover-redis-sentinel-info-period')) await record(l, 'switchover-redis-sentinel-info-period', sw({ to: 'replaysnt-2' }));
       } finally {
         await snt.close();
       }

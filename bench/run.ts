@@ -5,6 +5,8 @@
  *    same fleet, N of the server's own `FAILOVER TO ... TIMEOUT ...` as the baseline. The write pause is what
  *    the writer saw: the largest gap between two acknowledged writes during each handover. Every
  *    acknowledged write is checked on the final primary.
+ *  switchover-redis-sentinel: N switchovers of a Sentinel-watched fleet under a writer that finds the primary only
+ *    through Sentinel, and N plain `SENTINEL FAILOVER`s in the same run (bench/switchover-sentinel.ts; default 5).
  *  rolling-restart-redis: a 3-node roll (a config change) under writes on a fleet watched by 3 Sentinels:
  *    Handover's rolling restart, and beside it in the same run the naive roll: restart each replica in
  *    place, then the primary in place, and let Sentinel fail over reactively if it notices. Reports total
@@ -45,6 +47,7 @@ import { failoverRedisEmptyRestartBench } from './empty-restart';
 import { backupMysqlBench, backupS3StreamBench } from './backup';
 import { stepOverheadBench } from './step-overhead';
 import { backupMysqlPhysicalBench } from './backup-physical';
+import { switchoverRedisSentinelBench } from './switchover-sentinel';
 
 const log = (m: string) => process.stderr.write(m + '\n');
 
@@ -306,6 +309,9 @@ async function main() {
     case 'switchover-redis':
       result = await switchoverRedis(runs, (opts.flavor as 'redis' | 'valkey') ?? 'redis');
       break;
+    case 'switchover-redis-sentinel':
+      result = await switchoverRedisSentinelBench(Number(opts.runs ?? 5));
+      break;
     case 'rolling-restart-redis':
       result = await rollingRestartRedis();
       break;
@@ -337,7 +343,7 @@ async function main() {
       result = await backupS3StreamBench(Number(opts.mib ?? 512));
       break;
     default:
-      process.stderr.write('usage: npm run bench -- switchover-redis|rolling-restart-redis|switchover-mysql|rolling-restart-mysql|failover-redis|failover-mysql|failover-redis-empty-restart|step-overhead|backup-mysql|backup-mysql-physical|backup-s3-stream [--json] [--runs N] [--flavor redis|valkey]\n');
+      process.stderr.write('usage: npm run bench -- switchover-redis|switchover-redis-sentinel|rolling-restart-redis|switchover-mysql|rolling-restart-mysql|failover-redis|failover-mysql|failover-redis-empty-restart|step-overhead|backup-mysql|backup-mysql-physical|backup-s3-stream [--json] [--runs N] [--flavor redis|valkey]\n');
       process.exit(2);
   }
   if (!json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');

@@ -219,3 +219,80 @@ export class ClusterAckedWriter extends AckLog {
     return missing;
   }
 }
+
+/**
+ * The same contract through a client that discovers the primary ONLY through Sentinel (ioredis `sentinels:` +
+ * `name`, role master), configured as a Sentinel client should be: on READONLY (its primary was demoted) it
+ * reconnects, which asks Sentinel again; a node that no longer answers as master is refused by ioredis' role
+ * check and Sentinel is asked again. Reconnects are retried every `retryMs`, so the gap it sees is set by when
+ * Sentinel names the new primary, not by client back-off. `errorKinds` counts the errors it saw by message.
+ */
+export class SentinelAckedWriter extends AckLog {
+  readonly client: Redis;
+  readonly errorKinds = new Map<string, number>();
+
+  constructor(
+    sentinels: { host: string; port: number }[],
+    name: string,
+    private readonly password: string | undefined,
+    prefix?: string,
+    retryMs = 10,
+  ) {
+    super(prefix);
+    this.client = new Redis({
+      sentinels,
+      name,
+      role: 'master',
+      password,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      connectTimeout: 1000,
+      commandTimeout: 15_000,
+      retryStrategy: () => retryMs,
+      sentinelRetryStrategy: () => retryMs,
+      reconnectOnError: (e) => (/READONLY/.test(e.message) ? 1 : false),
+    });
+    this.client.on('error', () => undefined);
+  }
+
+  protected async run(): Promise<void> {
+    while (!this.stopped) {
+      const key = `${this.prefix}:${this.seq++}`;
+      try {
+        if ((await this.client.set(key, String(this.seq))) === 'OK') {
+          const s = (this.client as unknown as { stream?: { remoteAddress?: string; remotePort?: number } }).stream;
+          this.ack(key, s ? `${s.remoteAddress}:${s.remotePort}` : '');
+        }
+      } catch (e) {
+        this.errors++;
+        const kind = (e as Error).message.replace(/\d+/g, 'N').slice(0, 80);
+        this.errorKinds.set(kind, (this.errorKinds.get(kind) ?? 0) + 1);
+        await sleep(1);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!this.stopped) await this.stop();
+    this.client.disconnect();
+  }
+
+  /** Acknowledged keys missing on a node (reads with MGET in chunks). */
+  async missingOn(host: string, port: number): Promise<string[]> {
+    const c = new Redis({ host, port, password: this.password, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    c.on('error', () => undefined);
+    await c.connect();
+    const missing: string[] = [];
+    try {
+      for (let i = 0; i < this.ackedKeys.length; i += 2000) {
+        const chunk = this.ackedKeys.slice(i, i + 2000);
+        (await c.mget(...chunk)).forEach((v, j) => {
+          if (v === null) missing.push(chunk[j]);
+        });
+      }
+    } finally {
+      c.disconnect();
+    }
+    return missing;
+  }
+}

@@ -337,7 +337,9 @@ export const ROLLING_RESTART_REDIS_SENTINEL_POINTS = [
     'probeRedisCluster',
     'waitForRedisCatchUp',
     'ensureRedisPromotionPinned',
+    'ensureRedisSentinelInfoPeriod',
     'ensureRedisSentinelHandover',
+    'ensureRedisSentinelInfoPeriod#2',
     'ensureRedisPromotionUnpinned',
     'ensureRedisNodeRestarted#3',
     'probeRedisSentinels',
@@ -368,6 +370,15 @@ export const ROLLING_RESTART_REDIS_SENTINEL: RedisScenario = {
     const quorum = String(await c.call('SENTINEL', 'CKQUORUM', lab.fleet.cluster).catch((e: Error) => e.message));
     c.disconnect();
     if (!quorum.startsWith('OK')) problems.push(`Sentinel quorum: ${quorum}`);
+    // Sentinel's info-period, lowered for the handover only, is back to the default on every Sentinel.
+    for (const x of lab.sentinels!.sentinels) {
+      const d = new Redis({ host: x.host, port: x.port, lazyConnect: true, retryStrategy: () => null });
+      await d.connect();
+      const kv = ((await d.call('SENTINEL', 'DEBUG')) as unknown[]).flat().map(String);
+      d.disconnect();
+      const period = Number(kv[kv.findIndex((k) => k.toUpperCase() === 'INFO-PERIOD') + 1]);
+      if (period !== 10_000) problems.push(`${x.id} still has info-period ${period} ms`);
+    }
     return problems;
   },
 };

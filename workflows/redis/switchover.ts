@@ -21,7 +21,14 @@ const PATCH_REFUSE_UNLINKED = 'switchover-refuse-unlinked-followers';
 const PATCH_ENDS_WITH_STANDING = 'switchover-ends-with-standing';
 import { redisClusterStatus } from '../../core/status';
 import { nodesNotFollowing, standingLine, standingOf, type ClusterStanding, type NotFollowing } from '../../core/standing';
+/**
+ * Patch marker: on a Sentinel topology the handover runs with every Sentinel's info-period lowered (a step
+ * before it, restored in a step after it, whatever the handover's outcome) and times SENTINEL FAILOVER against
+ * Sentinel's INFO schedule. Runs recorded before this have neither step.
+ */
+const PATCH_SENTINEL_FAST = 'redis-sentinel-info-period-lowered';
 import type { PinResult } from '../../activities/redis/sentinel';
+import { DEFAULT_INFO_PERIOD_MS, HANDOVER_INFO_PERIOD_MS, infoPeriodsToRestore } from '../../core/redis/sentinel-timing';
 import type { SwitchoverInput } from '../contracts';
 import { mutate, probe, wait } from '../profiles';
 import { Runbook, failureTypeOf, messageOf } from '../runbook';
@@ -125,6 +132,11 @@ export async function redisSwitchover(input: SwitchoverInput): Promise<Switchove
     ...hookPlan('postSwitchover', postHooks),
   ];
   if (viaSentinel) plan.splice(plan.findIndex((p) => p.name === 'handover'), 0, { name: 'pin', summary: `let Sentinel choose only ${candidate} (replica-priority 0 elsewhere)` });
+  if (viaSentinel && patched(PATCH_SENTINEL_FAST)) {
+    const at = plan.findIndex((p) => p.name === 'handover');
+    plan.splice(at + 1, 0, { name: 'restore sentinel timing', summary: 'set every Sentinel\'s info-period back' });
+    plan.splice(at, 0, { name: 'sentinel timing', summary: `have every Sentinel read INFO every ${HANDOVER_INFO_PERIOD_MS} ms during the handover (SENTINEL DEBUG info-period)` });
+  }
   const step = (name: string) => plan.find((p) => p.name === name)!.summary;
   rb.plan(plan);
   const report = (extra: Partial<SwitchoverReport>): SwitchoverReport => ({
@@ -191,9 +203,12 @@ export async function redisSwitchover(input: SwitchoverInput): Promise<Switchove
     rb.setPhase('aborted');
     throw abortedFailure(cluster, 'switchover', `${primary} is still the primary and writable`);
   }
+  const fastSentinel = viaSentinel && patched(PATCH_SENTINEL_FAST);
   const handOver = () =>
     viaSentinel
-      ? mutate.ensureRedisSentinelHandover.executeWithOptions({ summary: step('handover') }, [{ cluster, from: primary, to: candidate, pauseTimeoutMs: probed.policy.pauseTimeoutMs }])
+      ? mutate.ensureRedisSentinelHandover.executeWithOptions({ summary: step('handover') }, [
+          { cluster, from: primary, to: candidate, pauseTimeoutMs: probed.policy.pauseTimeoutMs, ...(fastSentinel ? { alignFailover: true } : {}) },
+        ])
       : mutate.ensureRedisHandedOver.executeWithOptions({ summary: step('handover') }, [
           { cluster, from: primary, to: candidate, method: probed.policy.handoverMethod, pauseTimeoutMs: probed.policy.pauseTimeoutMs },
         ]);
@@ -201,6 +216,33 @@ export async function redisSwitchover(input: SwitchoverInput): Promise<Switchove
   // completes, and the run finishes forward, or fails and is undone as before.
   return CancellationScope.nonCancellable(async () => {
     let writePauseMs = 0;
+    // Sentinel: every Sentinel re-reads INFO every HANDOVER_INFO_PERIOD_MS for the handover only. The restore
+    // is its own step after the handover, whatever happened in it (a crashed worker resumes into it); it sets
+    // back the values read before, Redis' default for one that was already lowered (an earlier attempt's).
+    // Should the lowering step itself fail, the handover goes on at Sentinel's own pace (slower, not less safe)
+    // and every Sentinel is set back to Redis' default, since what it had before was not read.
+    let restoreTo: number | Record<string, number> | undefined;
+    if (fastSentinel) {
+      restoreTo = await rb
+        .step('sentinel timing', step('sentinel timing'), () =>
+          mutate.ensureRedisSentinelInfoPeriod.executeWithOptions({ summary: step('sentinel timing') }, [{ cluster, periodMs: HANDOVER_INFO_PERIOD_MS }]),
+        )
+        .then(
+          (r) => infoPeriodsToRestore(r.before),
+          () => DEFAULT_INFO_PERIOD_MS,
+        );
+    }
+    const restoreTiming = async () => {
+      if (restoreTo === undefined) return;
+      const periodMs = restoreTo;
+      restoreTo = undefined;
+      // Fails open (audited): the switchover's outcome is the handover's, not this step's.
+      await rb
+        .step('restore sentinel timing', step('restore sentinel timing'), () =>
+          mutate.ensureRedisSentinelInfoPeriod.executeWithOptions({ summary: step('restore sentinel timing') }, [{ cluster, periodMs }]),
+        )
+        .catch(() => undefined);
+    };
     try {
       const h = await rb.step('handover', step('handover'), handOver);
       writePauseMs = h.handoverMs;
@@ -220,6 +262,7 @@ export async function redisSwitchover(input: SwitchoverInput): Promise<Switchove
         await rb.step('undo', `resume writes on ${primary} (it stays primary)`, () =>
           mutate.ensureRedisWritable.executeWithOptions({ summary: `resume writes on ${primary}` }, [{ cluster, node: primary }]),
         );
+        await restoreTiming();
         await unpin();
         rb.skipRemaining('handover undone');
         rb.setPhase('undone');
@@ -231,6 +274,8 @@ export async function redisSwitchover(input: SwitchoverInput): Promise<Switchove
         });
       }
       if (happened) rb.audit('handover', `the handover step failed (${messageOf(err)}) but ${candidate} is primary with ${primary} its replica: finishing forward`);
+    } finally {
+      await restoreTiming();
     }
     rb.passPointOfNoReturn();
 
