@@ -166,7 +166,8 @@ describe('operator commands: plan, approve, abort (MariaDB)', () => {
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(/plan for opm \(dry run, nothing changed\): fail over from opm-1 \(dead\) to opm-[23]/);
     expect(r.out).toMatch(/promote opm-[23]: stop and reset replication, read_only OFF \(point of no return\)/);
-    expect(await activityTypes()).toEqual(['describeCluster', 'probeMysqlFailover']);
+    // readMaintenance: the maintenance windows the failover honours (read-only).
+    expect(await activityTypes()).toEqual(['describeCluster', 'probeMysqlFailover', 'readMaintenance']);
     expect(await fleet.state()).toEqual(before);
     expect(await writableNodes()).toEqual([]);
   });

@@ -116,7 +116,8 @@ describe('operator commands: plan, approve, abort (Redis)', () => {
     expect(report).toMatchObject({ runbook: 'rolling-restart', dryRun: true, restarts: [], handovers: [] });
     expect(report.staleAtStart.map((s: { node: string }) => s.node).sort()).toEqual(['ops-1', 'ops-2', 'ops-3']);
     expect(report.audit.join('\n')).toMatch(/first action: restart ops-[23]/);
-    expect(await activityTypes()).toEqual(['describeCluster', 'probeRedisSpecs']);
+    // readMaintenance: the maintenance windows the roll honours (read-only).
+    expect(await activityTypes()).toEqual(['describeCluster', 'probeRedisSpecs', 'readMaintenance']);
     expect(await mutatingCalls()).toEqual(before);
   });
 
@@ -348,7 +349,8 @@ describe('operator commands on an unplanned failover (Redis, primary SIGKILLed)'
     expect(r.out).toMatch(/1\. promote opf-2 to primary \(point of no return\)\n\s+2\. make opf-3 a replica of opf-2/);
     const h = await tw.env.client.workflow.getHandle(id()).fetchHistory();
     const types = new Set((h.events ?? []).map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean));
-    expect([...types].sort()).toEqual(['describeCluster', 'probeRedisCluster']);
+    // readMaintenance: the maintenance windows the failover honours (read-only).
+    expect([...types].sort()).toEqual(['describeCluster', 'probeRedisCluster', 'readMaintenance']);
     expect(await live()).toEqual(before);
     expect(await fleet.roles()).toEqual({ 'opf-1': 'down', 'opf-2': 'slave', 'opf-3': 'slave' });
   });
