@@ -46,7 +46,14 @@ describe('switchover of a Redis Cluster shard', () => {
   });
 
   it('refuses, changing nothing: no --shard, an unknown node, a slot out of range', async () => {
-    const before = await views(fleet);
+    // A fresh cluster's gossip is still spreading who replicates whom: start from views every node agrees on.
+    const distinct = (v: Awaited<ReturnType<typeof views>>) => new Set(Object.values(v).map((x) => JSON.stringify(Object.entries(x).sort(([a], [b]) => a.localeCompare(b))))).size;
+    let before = await views(fleet);
+    for (const until = Date.now() + 20_000; distinct(before) > 1 && Date.now() < until; ) {
+      await new Promise((r) => setTimeout(r, 100));
+      before = await views(fleet);
+    }
+    expect(distinct(before)).toBe(1);
     for (const [shard, msg] of [
       [undefined, /refused \(PreconditionFailed\): rcsw is a Redis Cluster: name the shard to switch over with --shard/],
       ['nope', /refused \(PreconditionFailed\): --shard nope: no such node/],
