@@ -100,3 +100,24 @@ export async function moreAcks(writer: { ackedKeys: string[] }, more = 50, timeo
   const from = writer.ackedKeys.length;
   await until(`${more} more acknowledged writes`, async () => writer.ackedKeys.length >= from + more, timeoutMs, 10);
 }
+
+/**
+ * Wait until every Redis node has been up `seconds`: a roll that restarts every node (--restart-all, --reason)
+ * counts a node started within START_SLACK_MS of the roll's start as started after it (core/rolling.ts; start
+ * times have whole-second resolution), so a test that rolls a fleet it has just started waits for this first.
+ */
+export async function nodesUpFor(nodes: { client(): Redis }[], seconds = 3, timeoutMs = 20_000): Promise<void> {
+  await until(
+    `every node up ${seconds} s`,
+    async () => {
+      for (const n of nodes) {
+        const c = n.client();
+        const up = Number(/uptime_in_seconds:(\d+)/.exec(await c.info('server').finally(() => c.disconnect()))?.[1] ?? 0);
+        if (up < seconds) return false;
+      }
+      return true;
+    },
+    timeoutMs,
+    250,
+  );
+}

@@ -12,7 +12,7 @@ import { loadInventory } from '../../inventory/load';
 import { startRedisFleet, type RedisFleet } from '../../sandbox/redis';
 import { AckedWriter } from '../../sandbox/writer';
 import { sleep } from '../../sandbox/ports';
-import { captureIO, startTestWorker, type TestWorker } from '../helpers';
+import { captureIO, nodesUpFor, startTestWorker, type TestWorker } from '../helpers';
 
 describe('rolling restart stopped mid-way', () => {
   let fleet: RedisFleet;
@@ -53,6 +53,7 @@ describe('rolling restart stopped mid-way', () => {
           }),
         ),
       );
+    await nodesUpFor(fleet.nodes);
     const before = await runIds();
     const writer = new AckedWriter(fleet.nodes, fleet.password).start();
     await sleep(300);

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { ROLLING_RESTART_MYSQL_REASON, ROLLING_RESTART_REDIS_REASON, runChaos, summaryFailures, type ChaosSummary } from '../../bench/chaos/index';
 import { startLab, startLabWorker, startMysqlLab, type Lab, type MysqlLab } from '../../bench/lab';
-import { runCli, until } from '../helpers';
+import { nodesUpFor, runCli } from '../helpers';
 
 function expectStrict(s: ChaosSummary, points: string[], lines: string[]): void {
   expect(summaryFailures(s), lines.join('\n')).toEqual([]);
@@ -35,16 +35,7 @@ describe('rolling-restart --reason, Redis: worker killed mid-roll', () => {
   it('--dry-run names every node as due, with the reason; a bad reason is refused with nothing started', async () => {
     const worker = await startLabWorker(lab);
     try {
-      // Start times have whole-second resolution and a node started within 1.5 s of the roll counts as started
-      // after it (core/rolling.ts START_SLACK_MS): wait until every node has been up a few seconds.
-      await until('every node up 3 s', async () => {
-        for (const n of lab.fleet.nodes) {
-          const c = n.client();
-          const up = Number(/uptime_in_seconds:(\d+)/.exec(await c.info('server').finally(() => c.disconnect()))?.[1] ?? 0);
-          if (up < 3) return false;
-        }
-        return true;
-      }, 20_000, 250);
+      await nodesUpFor(lab.fleet.nodes);
       const plan = await runCli(['plan', 'rolling-restart', '--cluster', lab.fleet.cluster, '--reason', 'kernel 6.1.0-31', '--inventory', lab.inventory, '--address', lab.address, '--task-queue', lab.taskQueue]);
       expect(plan.code, plan.out + plan.err).toBe(0);
       expect(plan.out).toMatch(/restart every node started before \S+ \(kernel 6\.1\.0-31\)/);
