@@ -29,14 +29,18 @@ export function keyMismatch(cliKeyIds: string[], identities: string[]): string |
   return undefined;
 }
 
-/** Refuse (exit 2, CodecKeyMismatch) when a worker polling `taskQueue` and this CLI's keys cannot read each other. */
-export async function refuseKeyMismatch(client: Client, taskQueue: string, cliKeyIds: string[]): Promise<void> {
+/**
+ * Refuse (exit 2, CodecKeyMismatch) when a worker polling `taskQueue` and this CLI's keys cannot read each other.
+ * Returns the pollers it saw (undefined when it could not look), for the inventory check that follows.
+ */
+export async function refuseKeyMismatch(client: Client, taskQueue: string, cliKeyIds: string[]): Promise<string[] | undefined> {
   let identities: string[];
   try {
     identities = await workflowPollers(client, taskQueue);
   } catch {
-    return; // cannot look: the run's own start will say what is wrong
+    return undefined; // cannot look: the run's own start will say what is wrong
   }
   const why = keyMismatch(cliKeyIds, identities);
   if (why) throw new CliError(EXIT.refused, `refused (CodecKeyMismatch): ${why}`, 'CodecKeyMismatch');
+  return identities;
 }

@@ -20,12 +20,14 @@ export const WORKER_READ_TIMEOUT_MS = 20_000;
 
 export type WorkerRead = { ok: true; result: ReadClusterStatusResult } | { ok: false; why: string };
 
-export async function readOnWorker(client: Client, taskQueue: string, input: ClusterStatusInput, timeoutMs = WORKER_READ_TIMEOUT_MS): Promise<WorkerRead> {
-  let pollers: string[];
-  try {
-    pollers = await workflowPollers(client, taskQueue);
-  } catch (e) {
-    return { ok: false, why: `cannot describe task queue ${taskQueue}: ${(e as Error).message}` };
+/** `pollers`: the task queue's workflow pollers when the caller has just looked (refuseKeyMismatch); else looked up here. */
+export async function readOnWorker(client: Client, taskQueue: string, input: ClusterStatusInput, timeoutMs = WORKER_READ_TIMEOUT_MS, pollers?: string[]): Promise<WorkerRead> {
+  if (!pollers) {
+    try {
+      pollers = await workflowPollers(client, taskQueue);
+    } catch (e) {
+      return { ok: false, why: `cannot describe task queue ${taskQueue}: ${(e as Error).message}` };
+    }
   }
   if (pollers.length === 0) return { ok: false, why: `no worker polls task queue ${taskQueue}` };
   const handle = await client.workflow.start('clusterStatus', {
@@ -80,10 +82,10 @@ export function inventoryMismatch(cluster: string, file: string, here: ClusterSh
  * (refused, exit 2, InventoryMismatch, naming what differs). Not judged when no worker polls or none answers
  * (the run's own start says so).
  */
-export async function refuseInventoryMismatch(client: Client, o: CommonOptions, cluster: string): Promise<void> {
+export async function refuseInventoryMismatch(client: Client, o: CommonOptions, cluster: string, pollers?: string[]): Promise<void> {
   const mine = localShape(o, cluster);
   if (!mine) return;
-  const r = await readOnWorker(client, o.taskQueue, { cluster, probe: false }, 10_000).catch((e) => {
+  const r = await readOnWorker(client, o.taskQueue, { cluster, probe: false }, 10_000, pollers).catch((e) => {
     if (e instanceof CliError && e.type === 'UnknownCluster') return { ok: true as const, result: { clusters: [], shapes: {} as Record<string, ClusterShape> } };
     throw e;
   });

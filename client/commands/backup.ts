@@ -161,8 +161,8 @@ async function startAndFollow<R>(o: CommonOptions, io: IO, s: { workflowId: stri
     precheckNames(o, s.cluster, s.nodes ?? []);
     const { client, close, keyIds } = await connect(o);
     try {
-      await refuseKeyMismatch(client, o.taskQueue, keyIds);
-      await refuseInventoryMismatch(client, o, s.cluster);
+      const pollers = await refuseKeyMismatch(client, o.taskQueue, keyIds);
+      await refuseInventoryMismatch(client, o, s.cluster, pollers);
       let handle;
       try {
         handle = await client.workflow.start(s.workflowType, {

@@ -85,8 +85,8 @@ export async function runMonitor(raw: MonitorOptions, io: IO): Promise<{ exitCod
         io.out(`stopped ${workflowId}`);
         return { exitCode: EXIT.ok, workflowId };
       }
-      await refuseKeyMismatch(client, o.taskQueue, keyIds);
-      await refuseInventoryMismatch(client, o, o.cluster);
+      const pollers = await refuseKeyMismatch(client, o.taskQueue, keyIds);
+      await refuseInventoryMismatch(client, o, o.cluster, pollers);
       try {
         await client.workflow.start('monitor', {
           workflowId,
