@@ -14,6 +14,7 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { mariaNode, mariadbdBinary, templateDir, type MariaNodeProcess } from '../activities/backup/scratch-mysql';
+import { errantOf } from '../core/mysql/decide';
 import { makeDbTls, tlsInventoryLines, type DbTls } from './db-tls';
 import { sleep, startOnFreePort } from './ports';
 import { NETNS_LAUNCHER } from './paths';
@@ -52,11 +53,15 @@ export interface MariaFleet {
   /** Wait until every node other than `primary` replicates from it with both threads running and has its GTID position. */
   waitForReplication(primary: string | number, timeoutMs?: number): Promise<void>;
   /**
-   * Test setup: every node up (a stopped one started), `primary` writable and replicating from nobody, every
-   * other node read-only and replicating from it (repointed only where it is not already, from its own GTID
-   * position: the nodes must hold no errant transactions), then waitForReplication.
+   * Test setup: every node up (a stopped or frozen one started or resumed), `primary` (default: the one
+   * writable node, else the first) writable and replicating from nobody, every other node read-only and
+   * replicating from it (repointed only where it is not already, from its own GTID position), then
+   * waitForReplication. A node holding transactions the primary lacks (an old primary left flagged with errant
+   * GTIDs) is re-based on the primary: its binary log reset to the primary's GTID state and replicating from the
+   * primary's position on, its errant rows left in place and whatever it lacked not copied (tests compare only the
+   * rows their own writer acknowledged; a re-clone would take seconds). Returns the primary's id.
    */
-  setPrimary(primary: string | number, timeoutMs?: number): Promise<void>;
+  setPrimary(primary?: string | number, timeoutMs?: number): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -301,23 +306,37 @@ export async function startMariaFleet(opts: MariaFleetOptions = {}): Promise<Mar
       }
     },
     async setPrimary(primary, timeoutMs = 20_000) {
-      const p = byRef(primary);
       for (const n of nodes) {
         await n.stop('SIGCONT').catch(() => undefined);
         if (n.pid() === undefined) await n.start();
       }
       const st = await fleet.state();
+      const writable = nodes.filter((n) => st[n.id].readOnly === false);
+      const p = primary !== undefined ? byRef(primary) : (writable[0] ?? nodes[0]);
       if (st[p.id].source) {
         await sql(p.id, 'STOP SLAVE');
         await sql(p.id, 'RESET SLAVE ALL');
       }
       if (st[p.id].readOnly !== false) await sql(p.id, 'SET GLOBAL read_only = OFF');
+      const binlogState = async (id: string) => (await sql<{ s: string }[]>(id, 'SELECT @@global.gtid_binlog_state AS s'))[0].s;
       for (const n of nodes.filter((x) => x.id !== p.id)) {
         if (st[n.id].readOnly !== true) await sql(n.id, 'SET GLOBAL read_only = ON');
         const s = st[n.id];
         if (s.source === `${p.host}:${p.port}` && s.io === 'Yes' && s.sql === 'Yes') continue;
         await sql(n.id, 'STOP SLAVE');
-        await sql(n.id, 'SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos');
+        const pState = await binlogState(p.id);
+        const errant = errantOf(
+          { gtidBinlogPos: s.gtidBinlogPos ?? '', gtidBinlogState: await binlogState(n.id), gtidSlavePos: s.gtidSlavePos ?? '' },
+          { gtidBinlogPos: st[p.id].gtidBinlogPos ?? '', gtidBinlogState: pState },
+        );
+        if (errant.length) {
+          // Re-based: from here on it holds the primary's GTID history and replicates from its position.
+          await sql(n.id, 'RESET MASTER');
+          await sql(n.id, 'SET GLOBAL gtid_binlog_state = ?', [pState]);
+          await sql(n.id, 'SET GLOBAL gtid_slave_pos = ?', [st[p.id].gtidBinlogPos ?? '']);
+        } else {
+          await sql(n.id, 'SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos');
+        }
         await sql(
           n.id,
           `CHANGE MASTER TO MASTER_HOST='${p.host}', MASTER_PORT=${p.port}, MASTER_USER='repl', MASTER_PASSWORD='${replPassword}', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1${tls ? `, MASTER_SSL=1, MASTER_SSL_CA='${tls.ca}', MASTER_SSL_VERIFY_SERVER_CERT=1` : ''}`,
@@ -325,6 +344,7 @@ export async function startMariaFleet(opts: MariaFleetOptions = {}): Promise<Mar
         await sql(n.id, 'START SLAVE');
       }
       await fleet.waitForReplication(p.id, timeoutMs);
+      return p.id;
     },
     async stop() {
       await Promise.all(nodes.map((n) => n.stop('SIGKILL')));

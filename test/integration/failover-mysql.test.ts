@@ -7,6 +7,9 @@
  *    never reached a replica, read-only and flagged); detection+recovery time is measured;
  *  - a second failover within the block period waits for an acknowledgement; an old primary with errant
  *    transactions is left read-only, not replicating, and flagged.
+ * One fleet for the file; every test starts from `ready()` (any node left down, frozen, flagged or on
+ * semi-sync by another test repaired, the monitor stopped) and starts what it needs itself, so each passes
+ * alone and in any order.
  */
 import mysql from 'mysql2/promise';
 import { readFileSync } from 'node:fs';
@@ -48,21 +51,24 @@ describe('unplanned failover (MariaDB)', () => {
   const opts = () => ({ cluster: fleet.cluster, inventory, address: tw.address, taskQueue: tw.taskQueue });
   const status = async () => (await runMonitor({ ...opts(), status: true, json: true }, captureIO())).status as MonitorStatus;
   const node = (id: string) => fleet.nodes.find((n) => n.id === id)!;
+  const others = (id: string) => fleet.nodes.filter((n) => n.id !== id);
+
   /**
-   * A flagged old primary is repaired by hand, as an operator would (re-cloning is the thorough fix): its errant
-   * GTIDs dropped from the binary log (RESET MASTER), then made a replica from the promoted position.
+   * The start of every test: the monitor stopped, the inventory without hooks, every node up and resumed, semi-sync
+   * off, one writable primary (whichever is now) and every other node replicating from it (a flagged old
+   * primary re-based: MariaFleet.setPrimary). Returns the primary.
    */
-  async function repairFlagged(s: MonitorStatus, primaryPort: number) {
-    for (const id of Object.keys(s.flagged)) {
-      const promotedGtid = [...s.failovers].reverse().find((f) => f.from === id)?.promotedGtid ?? '';
-      await fleet.sql(id, 'RESET MASTER');
-      await fleet.sql(id, 'SET GLOBAL gtid_slave_pos = ?', [promotedGtid]);
-      await fleet.sql(id, `CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=${primaryPort}, MASTER_USER='repl', MASTER_PASSWORD='${fleet.replPassword}', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1`);
-      await fleet.sql(id, 'START SLAVE');
-    }
-    // One transaction through the repaired replicas, so their binary logs show the primary's position again.
-    const p = fleet.nodes.find((n) => n.port === primaryPort)!;
-    await fleet.sql(p.id, `INSERT INTO ${APP_SCHEMA}.acks (k, v) VALUES ('repaired-${Date.now()}', 1)`);
+  async function ready(): Promise<string> {
+    await runMonitor({ ...opts(), stop: true }, captureIO()); // exit 2 when none runs: fine
+    fleet.writeInventory(inventory, { policy: POLICY });
+    const primary = await fleet.setPrimary();
+    for (const n of fleet.nodes) await fleet.sql(n.id, 'SET GLOBAL rpl_semi_sync_master_enabled = OFF, rpl_semi_sync_slave_enabled = OFF');
+    return primary;
+  }
+  /** A new monitor (no failovers, no block), once it has seen `primary` alive. */
+  async function startMonitor(primary: string): Promise<void> {
+    expect((await runMonitor(opts(), captureIO())).exitCode).toBe(0);
+    await until('the monitor sees the primary', async () => (await status()).lastKnown?.primary === primary);
   }
 
   /** Wait until the monitor has seen the primary alive at or after `t` (so no earlier fault can still lead to a failover). */
@@ -82,22 +88,23 @@ describe('unplanned failover (MariaDB)', () => {
   });
 
   it('a manual failover while the primary lives is refused, nothing changed', async () => {
+    const primary = await ready();
     const before = await fleet.state();
     const io = captureIO();
     const r = await runFailover({ ...opts(), wait: true }, io);
     expect(r.exitCode, io.text()).toBe(2);
-    expect(io.text()).toMatch(/the primary fo-maria-1 answers: use switchover/);
+    expect(io.text()).toMatch(new RegExp(`the primary ${primary} answers: use switchover`));
     const after = await fleet.state();
     for (const id of Object.keys(before)) expect({ ro: after[id].readOnly, src: after[id].source }).toEqual({ ro: before[id].readOnly, src: before[id].source });
   });
 
   it('a lost probe and a crash-restart shorter than the window cause no failover', { timeout: 120_000 }, async () => {
-    expect((await runMonitor(opts(), captureIO())).exitCode).toBe(0);
-    await until('monitor sees the primary', async () => (await status()).lastKnown?.primary === 'fo-maria-1');
-    const n1 = fleet.nodes[0];
+    const primary = await ready();
+    await startMonitor(primary);
+    const n1 = node(primary);
     // Frozen about one probe interval: probes time out, the replicas' IO threads stay up.
     await n1.stop('SIGSTOP');
-    await sleep(600); // the fault's length
+    await sleep(600); // the fault's length (what is tested: a freeze shorter than the window)
     await n1.stop('SIGCONT');
     await seenAliveAfter(Date.now());
     expect((await status()).failovers).toEqual([]);
@@ -113,17 +120,18 @@ describe('unplanned failover (MariaDB)', () => {
     const st = await fleet.state();
     // The restarted primary comes back read-only (--read-only=ON in its config): the monitor does not make it
     // writable by itself; the operator (here the test) does.
-    expect(st['fo-maria-1'].readOnly).toBe(true);
-    expect(st['fo-maria-2'].source).toBe(`127.0.0.1:${n1.port}`);
-    expect(st['fo-maria-3'].source).toBe(`127.0.0.1:${n1.port}`);
-    await fleet.sql(0, 'SET GLOBAL read_only = OFF');
-    await fleet.waitForReplication(0, 30_000);
+    expect(st[primary].readOnly).toBe(true);
+    for (const r of others(primary)) expect(st[r.id].source).toBe(`127.0.0.1:${n1.port}`);
+    await fleet.sql(primary, 'SET GLOBAL read_only = OFF');
+    await fleet.waitForReplication(primary, 30_000);
   });
 
   it('detects a SIGKILLed primary under writes, promotes one replica, the other follows, the old primary returns read-only', { timeout: 180_000 }, async () => {
+    const primary = await ready();
+    await startMonitor(primary);
     const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword).start();
     await moreAcks(writer, 20);
-    const n1 = fleet.nodes[0];
+    const n1 = node(primary);
     const killedAt = writer.now();
     const killedWall = Date.now();
     await n1.stop('SIGKILL');
@@ -132,10 +140,10 @@ describe('unplanned failover (MariaDB)', () => {
       return x.failovers.length === 1 && x;
     });
     const to = s.failovers[0].to;
-    expect(['fo-maria-2', 'fo-maria-3']).toContain(to);
+    expect(others(primary).map((n) => n.id)).toContain(to);
     await until('writes resume on the new primary', async () => writer.primariesSeen.includes(to) && writer.ackTimes[writer.ackTimes.length - 1] > killedAt);
     const recoveredMs = Math.round(writer.maxGapMs(killedAt));
-    const other = to === 'fo-maria-2' ? 'fo-maria-3' : 'fo-maria-2';
+    const other = others(primary).find((n) => n.id !== to)!.id;
     let st = await fleet.state();
     expect(st[to]).toMatchObject({ up: true, readOnly: false });
     expect(st[to].source).toBeUndefined();
@@ -178,12 +186,21 @@ describe('unplanned failover (MariaDB)', () => {
   });
 
   it('blocks a second failover until acknowledged; an old primary with errant transactions stays read-only and flagged', { timeout: 240_000 }, async () => {
-    const before = await status();
-    const primaryId = before.lastKnown!.primary;
+    const first = await ready();
+    await startMonitor(first);
+    // The first failover (the one whose block period the second falls in): its old primary stays down.
+    await node(first).stop('SIGKILL');
+    const before = await until<MonitorStatus>('the first failover', async () => {
+      const x = await status();
+      return x.failovers.length === 1 && x;
+    });
+    const primaryId = before.failovers[0].to;
     const primary = node(primaryId);
-    const replicas = fleet.nodes.filter((n) => n.id !== primaryId);
-    await repairFlagged(before, primary.port);
-    await fleet.waitForReplication(primaryId, 30_000);
+    const replicas = others(primaryId).filter((n) => n.id !== first);
+    await until('the replica follows the new primary', async () => {
+      const st = await fleet.state();
+      return replicas.every((r) => st[r.id].source === `127.0.0.1:${primary.port}` && st[r.id].io === 'Yes' && st[r.id].gtidBinlogPos === st[primaryId].gtidBinlogPos);
+    }, 30_000);
     // An errant transaction: committed on the primary while no replica receives.
     for (const r of replicas) await fleet.sql(r.id, 'STOP SLAVE IO_THREAD');
     await fleet.sql(primaryId, `INSERT INTO ${APP_SCHEMA}.acks (k, v) VALUES ('errant-${Date.now()}', 1)`);
@@ -232,13 +249,9 @@ describe('unplanned failover (MariaDB)', () => {
   });
 
   it('a frozen (SIGSTOPped) primary resumed after the promotion never acknowledges a write (semi-synchronous replication)', { timeout: 240_000 }, async () => {
-    let before = await status();
-    const primaryId = before.lastKnown!.primary;
+    const primaryId = await ready();
     const primary = node(primaryId);
-    await repairFlagged(before, primary.port);
-    await fleet.waitForReplication(primaryId, 30_000);
-    expect((await runMonitor({ ...opts(), ack: true }, captureIO())).exitCode).toBe(0);
-    before = await status();
+    await startMonitor(primaryId);
     // Semi-sync, no timeout fallback: a commit is acknowledged only once a replica has it. MariaDB has no
     // min-replicas-to-write; without this a resumed frozen primary takes writes until the monitor fences it.
     // Master side on the primary only: with log_slave_updates a replica with it on would wait for acks of its own.
@@ -259,11 +272,14 @@ describe('unplanned failover (MariaDB)', () => {
     await primary.stop('SIGSTOP');
     const after = await until<MonitorStatus>('failover from the frozen primary', async () => {
       const x = await status();
-      return x.failovers.length === before.failovers.length + 1 && x;
+      return x.failovers.length === 1 && x;
     }, 90_000);
-    const to = after.failovers[after.failovers.length - 1].to;
-    expect(after.failovers[after.failovers.length - 1].from).toBe(primaryId);
-    // Resume it and write to it directly, as a client that never heard of the failover.
+    const to = after.failovers[0].to;
+    expect(after.failovers[0].from).toBe(primaryId);
+    // Resume it and write to it directly, as a client that never heard of the failover, for a fixed window (the
+    // thing tested: 6 s of a stale client's writes). Not "until fenced": while a client keeps writing, each new
+    // session's commit waits for a semi-sync acknowledgement and holds read_only off again, and the fence (kill
+    // the application sessions, try again) did not complete within 30 s of such a loop.
     await primary.stop('SIGCONT');
     const accepted: string[] = [];
     const refusals = new Set<string>();
@@ -272,7 +288,7 @@ describe('unplanned failover (MariaDB)', () => {
       let c: mysql.Connection | undefined;
       try {
         c = await mysql.createConnection({ host: primary.host, port: primary.port, user: fleet.appUser, password: fleet.appPassword, database: APP_SCHEMA, connectTimeout: 1000 });
-        await c.query({ sql: 'INSERT INTO acks (k, v) VALUES (?, ?)', values: [`stale-${i}`, i], timeout: 500 });
+        await c.query({ sql: 'INSERT INTO acks (k, v) VALUES (?, ?)', values: [`stale-${Date.now()}-${i}`, i], timeout: 500 });
         accepted.push(`stale-${i}`);
       } catch (e) {
         const err = e as { code?: string; errno?: number };
@@ -296,20 +312,14 @@ describe('unplanned failover (MariaDB)', () => {
     const st = await fleet.state();
     expect(Object.values(st).filter((x) => x.up && x.readOnly === false)).toHaveLength(1);
     expect(st[to].readOnly).toBe(false);
-    for (const n of fleet.nodes) await fleet.sql(n.id, 'SET GLOBAL rpl_semi_sync_master_enabled = OFF').catch(() => undefined);
   });
 
   it('handover failover without a monitor confirms over the window itself, promotes, and says the data-loss window is unknown', { timeout: 120_000 }, async () => {
-    const before = await status();
-    expect((await runMonitor({ ...opts(), stop: true }, captureIO())).exitCode).toBe(0);
-    for (const n of fleet.nodes) await fleet.sql(n.id, 'SET GLOBAL rpl_semi_sync_slave_enabled = OFF').catch(() => undefined);
-    const primaryId = before.lastKnown!.primary;
+    const primaryId = await ready();
     const primary = node(primaryId);
-    await repairFlagged(before, primary.port);
-    await fleet.waitForReplication(primaryId, 30_000);
     await primary.stop('SIGKILL');
     // A pre-failover hook that exits non-zero stops the run before anything changes (fails closed).
-    const hookLog = path.join(fleet.baseDir, 'hooks.log');
+    const hookLog = path.join(fleet.baseDir, `hooks-${Date.now()}.log`);
     const record = (what: string) => `echo "${what} {oldPrimary} {newPrimary} $HANDOVER_NEW_PRIMARY" >> ${hookLog}`;
     fleet.writeInventory(inventory, { policy: POLICY, hooks: { preFailover: [`${record('pre')}; exit 3`] } });
     const refused = captureIO();
