@@ -23,7 +23,8 @@
  *    (`-info-period`: info-period lowered for the handover, restored after).
  *  - Redis Cluster (`replayrcl`, 3 shards x 1 replica): the rolling restart, shard by shard with CLUSTER FAILOVER.
  *  - Redis Cluster (`replayrcs`, 3 shards x 1 replica, no self-election): `switchover --shard 0`, then `failover
- *    --shard` of another shard's SIGKILLed primary.
+ *    --shard` of another shard's SIGKILLed primary (`-numbered`: its probes numbered, PATCH_NUMBERED_PROBES; the
+ *    history from before the patch, `failover-redis-cluster-shard`, stays as recorded).
  *  - MariaDB (`replay-maria`): switchovers completed, crashed and resumed inside the catch-up, refused, dry run,
  *    undone (the candidate stops applying after the fence: the fence is lifted); rolling restarts completed and
  *    started as `mysqlRollingRestart` with its child `mysqlSwitchover`; backups completed, scheduled, verified,
@@ -577,7 +578,7 @@ async function main() {
       }
     }
 
-    if (any(['switchover-redis-cluster-shard', 'failover-redis-cluster-shard'])) {
+    if (any(['switchover-redis-cluster-shard', 'failover-redis-cluster-shard-numbered'])) {
       // A 3x1 Redis Cluster that elects nothing by itself (the failover is Handover's call): the shard of slot 0
       // switched over by naming it, then another shard's primary SIGKILLed and failed over by naming it.
       const fleet = await startRedisClusterFleet({ cluster: 'replayrcs' });
@@ -591,8 +592,10 @@ async function main() {
         }
         const l: RecLab = { cluster: fleet.cluster, address, client: new Client({ connection }), taskQueue: 'lab-replayrcs', inventory, bundlePath: await bundleOnce() };
         if (wanted('switchover-redis-cluster-shard')) await record(l, 'switchover-redis-cluster-shard', (x) => runSwitchover({ ...common(x), shard: '0' }, quiet));
-        if (wanted('failover-redis-cluster-shard'))
-          await record(l, 'failover-redis-cluster-shard', async (x) => {
+        // Today's code numbers the run's probes (PATCH_NUMBERED_PROBES); failover-redis-cluster-shard.json, from
+        // before, stays as recorded.
+        if (wanted('failover-redis-cluster-shard-numbered'))
+          await record(l, 'failover-redis-cluster-shard-numbered', async (x) => {
             // A primary not serving slot 0 (not the shard switched over above), by its own CLUSTER NODES line.
             await fleet.waitHealthy(30_000);
             const roles = await fleet.roles();

@@ -19,6 +19,8 @@ import { readNode, redisClusterSpec, redisTarget } from './conn';
 export interface ProbeSpecsInput {
   cluster: string;
   keys: string[];
+  /** Which probe of its run this is (failover --shard numbers them); unused here: it tells the commands of a run apart in its history. */
+  probe?: number;
 }
 export interface ProbeSpecsResult {
   cluster: string;

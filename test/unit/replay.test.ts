@@ -64,6 +64,8 @@ describe('replay of committed histories', () => {
       'monitor-redis-watch', 'monitor-mysql-watch',
       // Redis Cluster: switchover --shard and failover --shard (routed through switchover / failover)
       'switchover-redis-cluster-shard', 'failover-redis-cluster-shard',
+      // failover --shard with its probes numbered (PATCH_NUMBERED_PROBES): a swap of two of them is caught
+      'failover-redis-cluster-shard-numbered',
       // point-in-time recovery: the archiver's first run (continued as new), a restore to a GTID, one refused
       'binlog-archiver-mysql', 'pitr-restore-mysql-completed', 'pitr-restore-mysql-refused',
     ];
@@ -184,7 +186,7 @@ describe('replay of committed histories', () => {
 
   it('fails when a command of a monitor activity-path or Redis Cluster shard history changes its input', async () => {
     // In each: the last activity or child workflow started, its input given one more field.
-    const names = [...WATCH_HISTORIES, 'switchover-redis-cluster-shard', 'failover-redis-cluster-shard'];
+    const names = [...WATCH_HISTORIES, 'switchover-redis-cluster-shard', 'failover-redis-cluster-shard', 'failover-redis-cluster-shard-numbered'];
     const mutated = names.map((n) => {
       const h = readJson(`${n}.json`);
       const cmds = h.events
@@ -202,5 +204,23 @@ describe('replay of committed histories', () => {
       expect(r.mismatch?.history, n).toMatch(/"changed":true/);
       expect(r.mismatch?.replay, n).not.toMatch(/"changed":true/);
     }
+  }, 240_000);
+
+  it("fails when failover --shard's probes swap places: numbered, their inputs differ (the history from before the patch replays unnumbered)", async () => {
+    const name = 'failover-redis-cluster-shard-numbered.json';
+    const mutated = readJson(name);
+    const probes = mutated.events
+      .map((e) => e.activityTaskScheduledEventAttributes as { activityType: { name: string }; input: { payloads: { data: string }[] } } | undefined)
+      .filter((a) => a?.activityType.name === 'probeRedisSpecs') as { input: { payloads: { data: string }[] } }[];
+    expect(probes.length).toBeGreaterThanOrEqual(3); // the probe and the confirmation rounds
+    const inputs = probes.map((p) => Buffer.from(p.input.payloads[0].data, 'base64').toString());
+    expect(new Set(inputs).size, inputs.join(' ')).toBe(probes.length);
+    const before = readJson('failover-redis-cluster-shard.json').events.filter((e) => (e.activityTaskScheduledEventAttributes as { activityType?: { name: string } } | undefined)?.activityType?.name === 'probeRedisSpecs');
+    expect(before.length).toBeGreaterThanOrEqual(3);
+    [probes[1].input, probes[2].input] = [probes[2].input, probes[1].input];
+    const [r] = await replayAndCompare([{ workflowId: name, history: historyFromJSON(mutated) }]);
+    expect(r.error).toBeUndefined();
+    expect(r.mismatch?.history).toMatch(/^activity probeRedisSpecs .*"probe":2/);
+    expect(r.mismatch?.replay).toMatch(/^activity probeRedisSpecs .*"probe":1/);
   }, 240_000);
 });

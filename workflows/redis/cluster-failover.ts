@@ -13,7 +13,7 @@
  * nothing changed. Writes the dead primary acknowledged but never sent to the replica are lost, as in any
  * asynchronous failover; the report gives the promoted replica's offset.
  */
-import { ApplicationFailure, CancellationScope, sleep } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, patched, sleep } from '@temporalio/workflow';
 import { ErrorType } from '../../core/errors';
 import { confirmedDead, type Verdict } from '../../core/failover';
 import { chooseFailoverCandidate, deadMasterRound } from '../../core/redis/failover';
@@ -41,6 +41,12 @@ export interface ClusterFailoverReport {
   audit: string[];
 }
 
+/**
+ * Runs from here on number their probes (the first 0, each confirmation round the next): the probes' inputs
+ * were identical, so a replay that swapped two of them went unseen. Histories recorded before replay unnumbered.
+ */
+export const PATCH_NUMBERED_PROBES = 'redis-cluster-failover-numbered-probes';
+
 export async function redisClusterFailover(input: FailoverInput): Promise<ClusterFailoverReport> {
   const { cluster } = input;
   const rb = new Runbook('failover', cluster);
@@ -51,7 +57,9 @@ export async function redisClusterFailover(input: FailoverInput): Promise<Cluste
   };
   if (!input.shard) refuse(`${cluster} is a Redis Cluster: name the shard whose primary died with --shard <node>`);
   if (input.dryRun || input.requireApproval) refuse('a Redis Cluster failover has no --dry-run or --require-approval yet');
-  const probeAll = (summary: string) => probe.probeRedisSpecs.executeWithOptions({ summary }, [{ cluster, keys: [] }]);
+  const numbered = patched(PATCH_NUMBERED_PROBES);
+  let probes = 0;
+  const probeAll = (summary: string) => probe.probeRedisSpecs.executeWithOptions({ summary }, [{ cluster, keys: [], ...(numbered ? { probe: probes++ } : {}) }]);
   let probed = await rb.step('probe', `probe every node of ${cluster}`, () => probeAll(`probe every node of ${cluster}`), (p) =>
     `saw ${p.nodes.map((n) => (n.reachable ? `${n.node}=${n.role}${n.role === 'replica' ? `(of ${n.primaryNode}, link ${n.linkUp ? 'up' : 'down'})` : ''}@${n.offset}` : `${n.node}=unreachable`)).join(' ')}`,
   );
