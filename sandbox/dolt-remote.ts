@@ -12,12 +12,12 @@
  * database), root@localhost without a password for the sandbox itself.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
 import { DOLT_NOT_FOUND, findDolt } from '../activities/backup/tools';
-import { freePort, sleep } from './ports';
+import { sleep, startOnFreePort } from './ports';
 
 export const DOLT_REMOTE_APP_DB = 'handover_app';
 export const DOLT_REMOTE_NAME = 'origin';
@@ -86,21 +86,43 @@ function pidOf(n: DoltRemoteNode): number | undefined {
   return existsSync(info) ? Number(readFileSync(info, 'utf8').split(':')[0]) : undefined;
 }
 
+/**
+ * Start `n` detached (as the controller does) and wait until it answers SQL. A server that exits at start throws
+ * its log's last lines, so startOnFreePort starts it again on a new port when it lost its port ("Port N
+ * already in use."); a server answering on the port counts only when it is this one (its sql-server.info pid).
+ */
 async function startNode(binary: string, n: DoltRemoteNode): Promise<void> {
-  const child = spawn('env', [`DOLT_ROOT_PATH=${n.home}`, `HOME=${n.home}`, binary, 'sql-server', '--config', n.configFile], { cwd: n.dataDir, detached: true, stdio: 'ignore' });
+  const logFile = path.join(n.dir, 'server.log');
+  const log = openSync(logFile, 'a');
+  const child = spawn('env', [`DOLT_ROOT_PATH=${n.home}`, `HOME=${n.home}`, binary, 'sql-server', '--config', n.configFile], { cwd: n.dataDir, detached: true, stdio: ['ignore', log, log] });
+  closeSync(log);
+  let exited = false;
+  child.once('exit', () => (exited = true));
   child.unref();
   const deadline = Date.now() + 30_000;
   for (;;) {
+    if (exited) throw new Error(`dolt sql-server ${n.id} exited at start: ${readFileSync(logFile, 'utf8').trim().split('\n').slice(-6).join('\n')}`);
     try {
       const conn = await mysql.createConnection({ host: n.host, port: n.port, user: 'root', connectTimeout: 1000 });
       await conn.query('SELECT 1');
       await conn.end();
-      return;
+      if (!exited && pidOf(n) === child.pid) return;
+      throw new Error(`the server answering on ${n.port} is not ${n.id}'s`);
     } catch (e) {
       if (Date.now() > deadline) throw new Error(`dolt sql-server ${n.id} not answering on ${n.port}: ${(e as Error).message}`);
       await sleep(100);
     }
   }
+}
+
+/** Write `n`'s config on a free port and start it there, again on a new port when another process took it first. */
+async function startOnItsPort(binary: string, n: DoltRemoteNode, role: 'primary' | 'replica', remoteDir: string): Promise<void> {
+  await startOnFreePort(async (port) => {
+    n.port = port;
+    rmSync(path.join(n.dataDir, '.dolt', 'sql-server.info'), { force: true }); // left by a start that lost its port
+    writeFileSync(n.configFile, yamlFor(n, role, remoteDir));
+    await startNode(binary, n);
+  });
 }
 
 async function stopNode(n: DoltRemoteNode): Promise<void> {
@@ -129,11 +151,11 @@ export async function startDoltRemoteFleet(opts: { cluster?: string; replicas?: 
   for (let i = 0; i < 1 + (opts.replicas ?? 2); i++) {
     const id = `${cluster}-${i + 1}`;
     const dir = path.join(baseDir, id);
-    const n: DoltRemoteNode = { id, host: '127.0.0.1', port: await freePort(), dir, dataDir: path.join(dir, 'data'), home: path.join(dir, 'home'), configFile: path.join(dir, 'server.yaml') };
+    // Its port is chosen when it starts (startOnItsPort).
+    const n: DoltRemoteNode = { id, host: '127.0.0.1', port: 0, dir, dataDir: path.join(dir, 'data'), home: path.join(dir, 'home'), configFile: path.join(dir, 'server.yaml') };
     mkdirSync(n.dataDir, { recursive: true });
     mkdirSync(path.join(n.home, '.dolt'), { recursive: true });
     writeFileSync(path.join(n.home, '.dolt', 'config_global.json'), JSON.stringify({ 'user.email': 'handover@localhost', 'user.name': 'handover', 'metrics.disabled': 'true' }));
-    writeFileSync(n.configFile, yamlFor(n, i === 0 ? 'primary' : 'replica', remoteDir));
     nodes.push(n);
   }
   const byRef = (ref: string | number) => (typeof ref === 'number' ? nodes[ref] : nodes.find((n) => n.id === ref)!);
@@ -197,7 +219,7 @@ export async function startDoltRemoteFleet(opts: { cluster?: string; replicas?: 
 
   try {
     const [p, ...replicas] = nodes;
-    await startNode(binary, p);
+    await startOnItsPort(binary, p, 'primary', remoteDir);
     await sql(0, `CREATE DATABASE ${DOLT_REMOTE_APP_DB}`);
     await sql(0, 'CREATE TABLE acks (k VARCHAR(64) PRIMARY KEY, v BIGINT NOT NULL)', [], DOLT_REMOTE_APP_DB);
     await sql(0, `CREATE USER 'handover'@'%' IDENTIFIED BY '${handoverPassword}'`);
@@ -212,7 +234,7 @@ export async function startDoltRemoteFleet(opts: { cluster?: string; replicas?: 
       execFileSync(binary, ['clone', `file://${remoteDir}/${DOLT_REMOTE_APP_DB}`, DOLT_REMOTE_APP_DB], { cwd: r.dataDir, env: { ...process.env, DOLT_ROOT_PATH: r.home, HOME: r.home }, stdio: 'ignore' });
       mkdirSync(path.join(r.dataDir, '.doltcfg'), { recursive: true });
       copyFileSync(privileges, path.join(r.dataDir, '.doltcfg', 'privileges.db'));
-      await startNode(binary, r);
+      await startOnItsPort(binary, r, 'replica', remoteDir);
     }
   } catch (e) {
     await fleet.stop().catch(() => undefined);

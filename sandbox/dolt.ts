@@ -12,12 +12,13 @@
  * The binary: activities/backup/tools.ts findDolt (PATH, HANDOVER_DOLT, .tools/bin, ../shared/tools/dolt/dolt).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
 import { DOLT_NOT_FOUND, findDolt } from '../activities/backup/tools';
-import { freePort, sleep } from './ports';
+import { ADDRESS_IN_USE } from '../activities/backup/scratch';
+import { sleep, startOnFreePorts } from './ports';
 
 export const DOLT_APP_DB = 'handover_app';
 
@@ -86,6 +87,20 @@ export interface DoltFleetOptions {
 
 const rand = () => Math.random().toString(36).slice(2, 12);
 
+function logTail(dir: string): string {
+  try {
+    return readFileSync(path.join(dir, 'server.log'), 'utf8').trim().split('\n').slice(-6).join('\n');
+  } catch {
+    return '(no server.log)';
+  }
+}
+
+/** The pid the running sql-server wrote into its data directory (pid:port:uuid), if any. */
+function serverInfoPid(dir: string): number | undefined {
+  const info = path.join(dir, 'data', '.dolt', 'sql-server.info');
+  return existsSync(info) ? Number(readFileSync(info, 'utf8').split(':')[0]) : undefined;
+}
+
 function startNode(binary: string, n: Omit<DoltNodeProcess, 'start' | 'stop' | 'kill' | 'running' | 'pid'>): DoltNodeProcess {
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
@@ -105,12 +120,16 @@ function startNode(binary: string, n: Omit<DoltNodeProcess, 'start' | 'stop' | '
       exited = new Promise((r) => c.once('exit', () => r()));
       const deadline = Date.now() + 30_000;
       for (;;) {
-        if (!node.running()) throw new Error(`dolt sql-server ${n.id} exited at start (see ${path.join(n.dir, 'server.log')})`);
+        // Its log's last lines name a lost port ("Port N already in use.", "bind: address already in use"), so
+        // startOnFreePorts starts the fleet again on new ports.
+        if (!node.running()) throw new Error(`dolt sql-server ${n.id} exited at start: ${logTail(n.dir)}`);
         try {
           const conn = await mysql.createConnection({ host: n.host, port: n.port, user: 'root', connectTimeout: 1000 });
           await conn.query('SELECT 1');
           await conn.end();
-          return;
+          // The server that answered is this one (its sql-server.info), not another process that holds the port.
+          if (node.running() && serverInfoPid(n.dir) === c.pid) return;
+          throw new Error(`the server answering on ${n.port} is not ${n.id}'s`);
         } catch (e) {
           if (Date.now() > deadline) throw new Error(`dolt sql-server ${n.id} not answering on ${n.port}: ${(e as Error).message}`);
           await sleep(100);
@@ -133,35 +152,21 @@ function startNode(binary: string, n: Omit<DoltNodeProcess, 'start' | 'stop' | '
   return node;
 }
 
-export async function startDoltFleet(opts: DoltFleetOptions = {}): Promise<DoltFleet> {
-  const binary = doltBinary();
-  if (!binary) throw new Error(DOLT_NOT_FOUND);
-  const cluster = opts.cluster ?? `dolt-${rand().slice(0, 6)}`;
-  const passwordEnv = `HANDOVER_${cluster.replace(/[^A-Za-z0-9]/g, '_').toUpperCase()}_PW`;
-  const handoverPassword = `h-${rand()}`;
-  const appPassword = `a-${rand()}`;
-  process.env[passwordEnv] = handoverPassword;
-  const baseDir = opts.baseDir ?? mkdtempSync(path.join(os.tmpdir(), `handover-${cluster}-`));
-  const count = 1 + (opts.standbys ?? 1);
-  const ports: { port: number; remotesPort: number }[] = [];
-  const taken = new Set<number>();
-  for (let i = 0; i < count; i++) {
-    const pick = async () => {
-      for (;;) {
-        const p = await freePort();
-        if (!taken.has(p)) {
-          taken.add(p);
-          return p;
-        }
-      }
-    };
-    ports.push({ port: await pick(), remotesPort: await pick() });
-  }
+/**
+ * The fleet's `dolt sql-server` processes, node i on SQL port ports[2i] and remotesapi port ports[2i+1], each
+ * from an empty directory (a retry starts over: a node that started has persisted its role and epoch). Resolves
+ * once every node answers; when any fails, every one is killed and the failure (a lost port first) is thrown.
+ */
+export async function startDoltNodes(o: { binary: string; cluster: string; baseDir: string; ports: number[] }): Promise<DoltNodeProcess[]> {
+  const { binary, cluster, baseDir } = o;
+  const count = o.ports.length / 2;
+  const ports = Array.from({ length: count }, (_, i) => ({ port: o.ports[2 * i], remotesPort: o.ports[2 * i + 1] }));
   const nodes: DoltNodeProcess[] = [];
   for (let i = 0; i < count; i++) {
     const id = `${cluster}-${i + 1}`;
     const dir = path.join(baseDir, id);
     const home = path.join(dir, 'home');
+    rmSync(dir, { recursive: true, force: true });
     mkdirSync(path.join(dir, 'data'), { recursive: true });
     mkdirSync(path.join(home, '.dolt'), { recursive: true });
     writeFileSync(path.join(home, '.dolt', 'config_global.json'), JSON.stringify({ 'user.email': 'handover@localhost', 'user.name': 'handover', 'metrics.disabled': 'true' }));
@@ -191,6 +196,28 @@ export async function startDoltFleet(opts: DoltFleetOptions = {}): Promise<DoltF
     );
     nodes.push(startNode(binary, { id, host: '127.0.0.1', port: ports[i].port, remotesPort: ports[i].remotesPort, dir, home }));
   }
+  const started = await Promise.allSettled(nodes.map((n) => n.start()));
+  const failures = started.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
+  if (failures.length) {
+    await Promise.all(nodes.map((n) => n.kill()));
+    throw failures.find((e) => ADDRESS_IN_USE.test(e.message)) ?? failures[0];
+  }
+  return nodes;
+}
+
+export async function startDoltFleet(opts: DoltFleetOptions = {}): Promise<DoltFleet> {
+  const binary = doltBinary();
+  if (!binary) throw new Error(DOLT_NOT_FOUND);
+  const cluster = opts.cluster ?? `dolt-${rand().slice(0, 6)}`;
+  const passwordEnv = `HANDOVER_${cluster.replace(/[^A-Za-z0-9]/g, '_').toUpperCase()}_PW`;
+  const handoverPassword = `h-${rand()}`;
+  const appPassword = `a-${rand()}`;
+  process.env[passwordEnv] = handoverPassword;
+  const baseDir = opts.baseDir ?? mkdtempSync(path.join(os.tmpdir(), `handover-${cluster}-`));
+  const count = 1 + (opts.standbys ?? 1);
+  // Every node's SQL and remotesapi ports, picked together (each node's config names the others' remotesapi
+  // ports): a start that loses any of them to another process is made again, from empty directories, on new ones.
+  const nodes = await startOnFreePorts(2 * count, (ports) => startDoltNodes({ binary, cluster, baseDir, ports }));
   const byRef = (ref: string | number) => (typeof ref === 'number' ? nodes[ref] : nodes.find((n) => n.id === ref)!);
 
   async function sql<T>(ref: string | number, query: string, params: unknown[] = [], db?: string): Promise<T> {
@@ -276,7 +303,6 @@ export async function startDoltFleet(opts: DoltFleetOptions = {}): Promise<DoltF
   };
 
   try {
-    await Promise.all(nodes.map((n) => n.start()));
     await sql(0, `CREATE DATABASE ${DOLT_APP_DB}`);
     await sql(0, 'CREATE TABLE acks (k VARCHAR(64) PRIMARY KEY, v BIGINT NOT NULL)', [], DOLT_APP_DB);
     await sql(0, `CREATE USER 'handover'@'%' IDENTIFIED BY '${handoverPassword}'`);

@@ -33,18 +33,31 @@ export async function portIsFree(port: number, host = '127.0.0.1'): Promise<bool
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export const ADDRESS_IN_USE = /Address already in use|EADDRINUSE|errno: 98|error: 98/i;
+/** How a server says its port was taken (`dolt sql-server` says "Port N already in use." of its SQL port). */
+export const ADDRESS_IN_USE = /Address already in use|EADDRINUSE|errno: 98|error: 98|Port \d+ already in use/i;
 
 /**
  * Start something on a free port: `start(port)` is retried on a new port when it fails because the port was
  * taken in the meantime (its error message says "Address already in use"); any other failure is thrown at once.
  */
 export async function startOnFreePort<T>(start: (port: number) => Promise<T>, o: { host?: string; attempts?: number } = {}): Promise<T> {
+  return startOnFreePorts(1, ([port]) => start(port), o);
+}
+
+/**
+ * startOnFreePort for something that binds `count` ports at once (servers that name each other's ports in
+ * their configuration): `count` distinct free ports, all picked again when `start` fails because one was taken.
+ */
+export async function startOnFreePorts<T>(count: number, start: (ports: number[]) => Promise<T>, o: { host?: string; attempts?: number } = {}): Promise<T> {
   const attempts = o.attempts ?? 5;
   for (let i = 1; ; i++) {
-    const port = await freePort(o.host);
+    const ports: number[] = [];
+    while (ports.length < count) {
+      const p = await freePort(o.host);
+      if (!ports.includes(p)) ports.push(p);
+    }
     try {
-      return await start(port);
+      return await start(ports);
     } catch (e) {
       if (i >= attempts || !ADDRESS_IN_USE.test((e as Error).message)) throw e;
     }

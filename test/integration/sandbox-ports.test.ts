@@ -2,7 +2,9 @@
  * Ports: the kernel's "free port" probe closes its socket before the server binds, so another process may take
  * the port in between. startOnFreePort (activities/backup/scratch.ts, used by the scratch servers and every
  * sandbox fleet) starts the server again on a new port when it fails with "Address already in use": shown with
- * a real redis-server and mariadbd whose first port is held by another listener.
+ * a real redis-server and mariadbd whose first port is held by another listener, and a Dolt pair
+ * (startOnFreePorts: its nodes name each other's ports, so all are picked again) that loses its SQL port, then
+ * a remotesapi port (skipped, saying why, when no dolt binary is found).
  */
 import net from 'node:net';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,7 +13,9 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { mariaNode, templateDir } from '../../activities/backup/scratch-mysql';
 import { cpSync } from 'node:fs';
-import { startOnFreePort } from '../../sandbox/ports';
+import { startOnFreePort, startOnFreePorts } from '../../sandbox/ports';
+import { DOLT_NOT_FOUND, doltBinary, startDoltNodes } from '../../sandbox/dolt';
+import mysql from 'mysql2/promise';
 import { baseRedisConf, startNodeProcess } from '../../sandbox/redis';
 import { redisServerBinary } from '../../sandbox/paths';
 
@@ -61,6 +65,35 @@ describe('servers started on a free port are retried on EADDRINUSE', () => {
       }
     } finally {
       await held.release();
+    }
+  });
+
+  const dolt = doltBinary();
+  if (!dolt) console.log(`SKIPPED: the Dolt case of test/integration/sandbox-ports.test.ts: ${DOLT_NOT_FOUND}`);
+  it.skipIf(!dolt)('dolt sql-server pair: a lost SQL port, then a lost remotesapi port; the third attempt binds new ones', async () => {
+    const held = [await holdPort(), await holdPort()];
+    const tried: number[][] = [];
+    try {
+      const nodes = await startOnFreePorts(4, async (free) => {
+        // Attempt 1: node 1's SQL port is taken; attempt 2: node 2's remotesapi port.
+        const ports = tried.length === 0 ? [held[0].port, ...free.slice(1)] : tried.length === 1 ? [...free.slice(0, 3), held[1].port] : free;
+        tried.push(ports);
+        return startDoltNodes({ binary: dolt!, cluster: 'ports-dolt', baseDir: path.join(dir, `dolt-${tried.length}`), ports });
+      });
+      try {
+        expect(tried).toHaveLength(3);
+        expect(nodes.map((n) => [n.port, n.remotesPort])).toEqual([tried[2].slice(0, 2), tried[2].slice(2)]);
+        for (const [i, n] of nodes.entries()) {
+          const c = await mysql.createConnection({ host: n.host, port: n.port, user: 'root' });
+          const [[row]] = (await c.query('SELECT @@GLOBAL.dolt_cluster_role AS role')) as unknown as [[{ role: string }]];
+          expect(row.role).toBe(i === 0 ? 'primary' : 'standby');
+          await c.end();
+        }
+      } finally {
+        await Promise.all(nodes.map((n) => n.kill()));
+      }
+    } finally {
+      for (const h of held) await h.release();
     }
   });
 
