@@ -36,27 +36,42 @@ export function noWorkerWarning(taskQueue: string, namespace: string, afterMs: n
     : `warning: no worker polls task queue ${taskQueue} in namespace ${namespace} (none seen in the last ${POLLER_FRESH_MS / 1000} s); the run waits until one does: start one (bin/handover-worker) with HANDOVER_TASK_QUEUE=${taskQueue}, or abort it with handover abort`;
 }
 
+/** Cancels the check; `looked` settles once the check was made (true: it warned) or was cancelled first (false). */
+export type NoWorkerWatch = (() => void) & { looked: Promise<boolean> };
+
 /**
  * After `afterMs`, warn once on stderr when the run's first workflow task has not been picked up. Returns a
  * function that cancels the check (call it when the run ends).
  */
-export function warnWhenNoWorker(client: Client, handle: WorkflowHandle, taskQueue: string, io: IO, afterMs = 3000): () => void {
+export function warnWhenNoWorker(client: Client, handle: WorkflowHandle, taskQueue: string, io: IO, afterMs = 3000): NoWorkerWatch {
   let cancelled = false;
+  let settle: (warned: boolean) => void = () => undefined;
+  const looked = new Promise<boolean>((resolve) => (settle = resolve));
   const timer = setTimeout(() => {
     void (async () => {
+      let warned = false;
       try {
         const d = await handle.describe();
         // 2 events: WorkflowExecutionStarted and WorkflowTaskScheduled; a picked-up task adds WorkflowTaskStarted.
         if (cancelled || d.status.name !== 'RUNNING' || d.historyLength > 2) return;
         const pollers = await workflowPollers(client, taskQueue);
-        if (!cancelled) io.err(noWorkerWarning(taskQueue, client.options.namespace, afterMs, pollers));
+        if (!cancelled) {
+          io.err(noWorkerWarning(taskQueue, client.options.namespace, afterMs, pollers));
+          warned = true;
+        }
       } catch {
         // a look that fails must not disturb following the run
+      } finally {
+        settle(warned);
       }
     })();
   }, afterMs);
-  return () => {
-    cancelled = true;
-    clearTimeout(timer);
-  };
+  return Object.assign(
+    () => {
+      cancelled = true;
+      clearTimeout(timer);
+      settle(false);
+    },
+    { looked },
+  );
 }

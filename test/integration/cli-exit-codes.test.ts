@@ -18,8 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { loadInventory } from '../../inventory/load';
 import { startRedisFleet, type RedisFleet } from '../../sandbox/redis';
-import { sleep } from '../../sandbox/ports';
-import { captureIO, runCli, startTestWorker, type TestWorker } from '../helpers';
+import { captureIO, runCli, startTestWorker, until, type TestWorker } from '../helpers';
 import { warnWhenNoWorker } from '../../client/workers';
 
 /**
@@ -191,14 +190,14 @@ describe('exit codes: every command, its bad inputs, text and --json', () => {
     try {
       await c.call('CONFIG', 'SET', 'masterauth', 'wrong-password');
       await c.call('CLIENT', 'KILL', 'TYPE', 'master');
-      for (let i = 0; i < 100 && /master_link_status:up/.test(await c.info('replication')); i++) await sleep(100);
+      await until('cx-3 sees its link down', async () => !/master_link_status:up/.test(await c.info('replication')), 10_000);
       const r = await runCli(['plan', 'switchover', '--cluster', 'cx', '--to', 'cx-2', ...conn()]);
       expect(r.code, r.err).toBe(0);
       expect(r.out).toMatch(/! cx-3 will not follow the new primary: its replication link to cx-1 is down \(down; wrong replication credentials, or the network\); the switchover would refuse \(nothing changed\) unless --allow-degraded, which hands the primary over and leaves it behind/);
       expect(r.out).not.toMatch(/cx-2 will not follow/);
     } finally {
       await c.call('CONFIG', 'SET', 'masterauth', fleet.password);
-      for (let i = 0; i < 100 && !/master_link_status:up/.test(await c.info('replication')); i++) await sleep(100);
+      await until('cx-3 sees its link up again', async () => /master_link_status:up/.test(await c.info('replication')), 10_000);
       c.disconnect();
     }
     expect(await fleet.roles()).toEqual({ 'cx-1': 'master', 'cx-2': 'slave', 'cx-3': 'slave' });
@@ -223,7 +222,7 @@ describe('exit codes: every command, its bad inputs, text and --json', () => {
     const t0 = Date.now();
     const stop = warnWhenNoWorker(tw.env.client, handle, queue, io, 1000);
     try {
-      for (let i = 0; i < 50 && !io.errors.length; i++) await sleep(100);
+      await until('the warning', async () => io.errors.length > 0, 5000, 20);
     } finally {
       stop();
       await handle.terminate('test done');
@@ -235,7 +234,8 @@ describe('exit codes: every command, its bad inputs, text and --json', () => {
     const io2 = captureIO();
     const stop2 = warnWhenNoWorker(tw.env.client, ok, tw.taskQueue, io2, 1000);
     await ok.result().catch(() => undefined);
-    await sleep(1500);
+    // The look after 1 s was made, and did not warn.
+    expect(await stop2.looked).toBe(false);
     stop2();
     expect(io2.errors).toEqual([]);
   });

@@ -20,9 +20,9 @@ import { runHistory } from '../../client/commands/history';
 import { loadInventory } from '../../inventory/load';
 import { SA_CLUSTER, operationWorkflowId } from '../../core/ids';
 import { spawnWorkerProcess, type WorkerProcess } from '../../bench/lab';
-import { sleep } from '../../sandbox/ports';
 import { startRedisFleet, type RedisFleet } from '../../sandbox/redis';
-import { captureIO, startTestWorker, type TestWorker } from '../helpers';
+import { captureIO, startTestWorker, until, type TestWorker } from '../helpers';
+import { workflowPollers } from '../../client/workers';
 
 const keyA = randomBytes(32).toString('base64');
 const keyB = randomBytes(32).toString('base64');
@@ -55,10 +55,15 @@ describe('codec keys: a mismatch is refused before anything starts', () => {
     inventory = fleet.writeInventory();
     // The worker holds keyA (encrypting) and keyB's predecessor role is tested by the key map below.
     worker = spawnWorkerProcess({ HANDOVER_TEMPORAL_ADDRESS: address, HANDOVER_INVENTORY: inventory, HANDOVER_TASK_QUEUE: taskQueue, HANDOVER_CODEC_KEY: keyA }, (t) => (out += t));
-    for (let i = 0; i < 1200 && !/payloads=encrypted/.test(out); i++) await sleep(100);
-    expect(out).toMatch(/payloads=encrypted/);
+    await until('the worker says it encrypts', async () => /payloads=encrypted/.test(out), 120_000, 100);
     // Its poller (with its identity) is visible to DescribeTaskQueue once it has polled.
-    await sleep(1000);
+    const conn = await Connection.connect({ address });
+    try {
+      const client = new Client({ connection: conn });
+      await until('the worker polls, its key id in its identity', async () => (await workflowPollers(client, taskQueue)).some((p) => p.includes(`keys=${idA}`)), 30_000, 100);
+    } finally {
+      await conn.close();
+    }
   }, 180_000);
   afterAll(async () => {
     await worker?.stop();
@@ -105,12 +110,16 @@ describe('codec keys: a mismatch is refused before anything starts', () => {
 
   it('a run started past the check fails at once (CodecKeyMismatch) instead of holding the cluster; history marks it', async () => {
     const conn = await Connection.connect({ address });
+    let wrongRun = '';
     try {
       const wrong = new Client({ connection: conn, dataConverter: dataConverterFromEnv({ HANDOVER_CODEC_KEY: keyB }) });
       const h = await wrong.workflow.start('switchover', { workflowId: operationWorkflowId('ck'), taskQueue, args: [{ cluster: 'ck', dryRun: true }], staticSummary: 'switchover of ck (wrong key)', typedSearchAttributes: [{ key: SA_CLUSTER, value: 'ck' }] });
+      wrongRun = h.firstExecutionRunId;
       const t0 = Date.now();
-      let status = 'RUNNING';
-      for (let i = 0; i < 150 && status === 'RUNNING'; i++, await sleep(200)) status = (await h.describe()).status.name;
+      const status = await until('the run ends', async () => {
+        const name = (await h.describe()).status.name;
+        return name !== 'RUNNING' && name;
+      }, 30_000, 100);
       expect(status).toBe('FAILED');
       expect(Date.now() - t0).toBeLessThan(30_000);
       // The cluster is free: the right key's run goes ahead.
@@ -124,13 +133,12 @@ describe('codec keys: a mismatch is refused before anything starts', () => {
       await conn.close();
     }
     // history: with keyA every run reads; without a key the encrypted runs are marked, not blank.
-    let marked: Awaited<ReturnType<typeof runHistory>> | undefined;
-    for (let i = 0; i < 50; i++, await sleep(200)) {
-      marked = await withKey(undefined, () => runHistory({ address, cluster: 'ck', limit: 10 }, captureIO()));
-      if ((marked.entries ?? []).length >= 3) break;
-    }
-    expect(marked!.entries!.length).toBeGreaterThanOrEqual(3);
-    for (const e of marked!.entries!) {
+    // (both runs started above in visibility, which lags a little behind the runs.)
+    const marked = await until('both runs in history', async () => {
+      const m = await withKey(undefined, () => runHistory({ address, cluster: 'ck', limit: 10 }, captureIO()));
+      return (m.entries ?? []).length >= 2 && m.entries!.some((e) => e.runId === wrongRun) && m;
+    }, 10_000, 100);
+    for (const e of marked.entries!) {
       expect(e.undecodable).toBe(true);
       expect(e.summary).toMatch(/^\(cannot decode: /);
     }
@@ -147,7 +155,7 @@ describe('codec keys: a mismatch is refused before anything starts', () => {
       const enc = new Client({ connection: conn, dataConverter: dataConverterFromEnv({ HANDOVER_CODEC_KEY: keyA }) });
       const id = `handover-ck-stuck-${randomUUID()}`;
       const h = await enc.workflow.start('switchover', { workflowId: id, taskQueue: tw.taskQueue, args: [{ cluster: 'ck', dryRun: true }] });
-      for (let i = 0; i < 100 && ((await h.describe()).raw.pendingWorkflowTask?.attempt ?? 0) < 2; i++) await sleep(200);
+      await until('its workflow task failed once', async () => ((await h.describe()).raw.pendingWorkflowTask?.attempt ?? 0) >= 2, 20_000, 100);
       const io = captureIO();
       const r = await withKey(keyA, () => runAbort({ address, workflowId: id }, io));
       expect(r.exitCode, io.text()).toBe(1);

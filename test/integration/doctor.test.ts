@@ -12,7 +12,7 @@ import { startRedisFleet, type RedisFleet } from '../../sandbox/redis';
 import { startMariaFleet, type MariaFleet } from '../../sandbox/mariadb';
 import { MARIADB_BACKUP_GRANTS } from '../../activities/backup/mysql';
 import { runDoctor, type Check } from '../../client/commands/doctor';
-import { captureIO, runCli, startTestWorker, type TestWorker } from '../helpers';
+import { captureIO, runCli, startTestWorker, until, type TestWorker } from '../helpers';
 
 describe('handover doctor', () => {
   let redis: RedisFleet;
@@ -128,14 +128,12 @@ describe('handover doctor', () => {
   it('a stopped worker: the workers line FAILs; exit 1', async () => {
     workerStopped = true;
     await tw.stop();
-    const deadline = Date.now() + 60_000;
-    let r: Awaited<ReturnType<typeof runDoctor>>;
     const started = Date.now();
-    for (;;) {
-      r = await runDoctor(opts({ cluster: 'doc-cache' }), captureIO(), env);
-      if (line(r.checks, 'workers')!.status === 'FAIL' || Date.now() > deadline) break;
-      await new Promise((res) => setTimeout(res, 1000));
-    }
+    // The poller goes stale HANDOVER_POLLER_FRESH_MS (20 s here) after the worker's last poll.
+    const r = await until('the workers line FAILs', async () => {
+      const x = await runDoctor(opts({ cluster: 'doc-cache' }), captureIO(), env);
+      return line(x.checks, 'workers')!.status === 'FAIL' && x;
+    }, 60_000, 250);
     console.log(`workers line FAILed ${Math.round((Date.now() - started) / 1000)} s after the worker stopped`);
     expect(line(r.checks, 'workers')).toMatchObject({ status: 'FAIL' });
     expect(line(r.checks, 'workers')!.detail).toMatch(new RegExp(`no worker polls task queue ${tw.taskQueue}`));

@@ -22,7 +22,7 @@ import { SqlWriter } from '../../sandbox/sql-writer';
 import { sleep } from '../../sandbox/ports';
 import type { DoltSwitchoverReport } from '../../workflows/dolt/switchover';
 import type { DoltFailoverReport } from '../../workflows/dolt/failover';
-import { captureIO, runCli, startTestWorker, type TestWorker } from '../helpers';
+import { captureIO, moreAcks, runCli, startTestWorker, until, type TestWorker } from '../helpers';
 
 const bin = doltBinary();
 if (!bin) console.log(`SKIPPED: the Dolt tests (test/integration/dolt-cluster.test.ts): ${DOLT_NOT_FOUND}`);
@@ -74,7 +74,7 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
     // SqlWriter writes into the MariaDB sandbox's app schema name; the Dolt fleet's app database has the same name.
     expect(DOLT_APP_DB).toBe('handover_app');
     const sampler = startSampler(fleet);
-    await sleep(700);
+    await moreAcks(writer, 10);
 
     const cli = await runCli(['switchover', '--cluster', fleet.cluster, '--wait', '--inventory', inventory, '--address', tw.address, '--task-queue', tw.taskQueue]);
     expect(cli.code, cli.out + cli.err).toBe(0);
@@ -82,7 +82,7 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
     let st = await fleet.state();
     expect(st[n1.id]).toMatchObject({ up: true, role: 'standby', epoch: 2, readOnly: true });
     expect(st[n2.id]).toMatchObject({ up: true, role: 'primary', epoch: 2, readOnly: false });
-    await sleep(700);
+    await moreAcks(writer, 10); // commits on the new primary before switching back
 
     const io = captureIO();
     const back = await runSwitchover({ cluster: fleet.cluster, to: n1.id, wait: true, json: true, inventory, address: tw.address, taskQueue: tw.taskQueue }, io);
@@ -91,7 +91,7 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
     expect(r).toMatchObject({ engine: 'dolt', oldPrimary: n2.id, newPrimary: n1.id, decision: { epoch: 3, fromEpoch: 2 } });
     expect(r.writePauseMs).toBeGreaterThanOrEqual(0);
     expect(Object.keys(r.hashes ?? {})).toContain(DOLT_APP_DB);
-    await sleep(700);
+    await moreAcks(writer, 10);
 
     const stats = await writer.stop();
     await writer.close();
@@ -146,7 +146,7 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
     expect(alive.exitCode).toBe(2); // the primary answers: refused
 
     const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword).start();
-    await sleep(700);
+    await moreAcks(writer, 10);
     const stats = await writer.stop();
     expect(stats.acked).toBeGreaterThan(0);
     await fleet.waitForReplication(n1.id); // drained: what was acknowledged reached the standby
@@ -162,13 +162,10 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
     expect(await writer.missingOn(n2)).toEqual([]);
 
     await n1.start();
-    const deadline = Date.now() + 30_000;
-    let s1: DoltNodeState | undefined;
-    while (Date.now() < deadline) {
-      s1 = (await fleet.state())[n1.id];
-      if (s1.role === 'standby' && s1.epoch === 4) break;
-      await sleep(200);
-    }
+    const s1 = await until('the old primary back a standby at epoch 4', async () => {
+      const x = (await fleet.state())[n1.id];
+      return x.role === 'standby' && x.epoch === 4 && x;
+    }, 30_000, 100);
     expect(s1).toMatchObject({ role: 'standby', epoch: 4, readOnly: true });
     await fleet.waitForReplication(n2.id);
     expect(await hashes(fleet, 0)).toBe(await hashes(fleet, 1));

@@ -13,8 +13,7 @@ import { runSwitchover } from '../../client/commands/switchover';
 import { runPlan } from '../../client/commands/plan';
 import { startMariaFleet, type MariaFleet } from '../../sandbox/mariadb';
 import { SqlWriter } from '../../sandbox/sql-writer';
-import { sleep } from '../../sandbox/ports';
-import { captureIO, runCli, startTestWorker, type TestWorker } from '../helpers';
+import { captureIO, moreAcks, runCli, startTestWorker, until, type TestWorker } from '../helpers';
 
 let fleet: MariaFleet | undefined;
 let inventory = '';
@@ -101,7 +100,7 @@ describe('MariaDB switchover: privileges checked before anything changes', () =>
     await revokeOn(f, n2.id, 'REPLICATION SLAVE ADMIN');
     await revokeOn(f, n1.id, 'CONNECTION ADMIN');
     const writer = new SqlWriter(f.nodes, f.appUser, f.appPassword).start();
-    await sleep(300);
+    await moreAcks(writer, 25);
     const before = await snapshot(f);
 
     const planIo = captureIO();
@@ -181,13 +180,13 @@ describe('MariaDB switchover: a promotion that fails after the fence is undone',
       const f = await newFleet(`undo-${privilege.split(' ')[0].toLowerCase().replace('_', '')}`);
       const [n1, n2] = f.nodes;
       const writer = new SqlWriter(f.nodes, f.appUser, f.appPassword).start();
-      await sleep(300);
+      await moreAcks(writer, 25);
       beforeFence = () => revokeOn(f, n2.id, privilege);
       const io = captureIO();
       const r = await runSwitchover(opts(f, { to: n2.id }), io);
       expect(r.exitCode, io.text()).toBe(1);
       expect(io.text()).toMatch(new RegExp(`failed \\(HandoverAborted\\): switchover of ${f.cluster} undone: .*${privilege}.*; ${n1.id} is still the primary and writable, ${n2.id} replicates from it again`));
-      await sleep(500);
+      await moreAcks(writer, 20); // the old primary takes writes again
       await oneWritablePrimaryWithEveryAck(f, n1.id, writer);
       await f.waitForReplication(n1.id);
       expect(await eventsOn(f, n1.id), 'the fence bound event is gone from the old primary').toBe(0);
@@ -204,7 +203,7 @@ describe('MariaDB switchover: errant GTIDs on a replica whose SQL thread stopped
     await f.sql(n3.id, "INSERT INTO handover_app.acks (k, v) VALUES ('errant-1', 1)");
     const errant = (await f.state())[n3.id].gtidBinlogPos!;
     for (let i = 0; i < 5; i++) await f.sql(n1.id, 'INSERT INTO handover_app.acks (k, v) VALUES (?, ?)', [`p-${i}`, i]);
-    for (let i = 0; i < 50 && (await f.state())[n3.id].sql !== 'No'; i++) await sleep(100);
+    await until(`${n3.id}'s SQL thread stopped`, async () => (await f.state())[n3.id].sql === 'No', 10_000).catch(() => undefined);
     const st = await f.state();
     expect(st[n3.id].sql).toBe('No');
     expect(st[n3.id].io).toBe('Yes');
@@ -226,7 +225,7 @@ describe('MariaDB switchover: repoint order and isolation', () => {
     const f = await newFleet('isolate-maria');
     const [n1, n2, n3] = f.nodes;
     const writer = new SqlWriter(f.nodes, f.appUser, f.appPassword).start();
-    await sleep(300);
+    await moreAcks(writer, 25);
     let n3Before: Record<string, string> = {};
     beforeFence = async () => {
       await f.sql(n3.id, "INSERT INTO handover_app.acks (k, v) VALUES ('errant-late', 1)");
@@ -238,7 +237,7 @@ describe('MariaDB switchover: repoint order and isolation', () => {
     expect(io.text()).toMatch(
       new RegExp(`failed \\(HandoverIncomplete\\): switchover of ${f.cluster} incomplete: ${n2.id} is the primary and takes writes; NOT repointed \\(left as they were\\): ${n3.id}: ${n3.id} has GTIDs \\S+ that ${n2.id} lacks`),
     );
-    await sleep(500);
+    await moreAcks(writer, 20); // the new primary takes writes
     await oneWritablePrimaryWithEveryAck(f, n2.id, writer);
     const st = await f.state();
     // The old primary follows the new one and has every acknowledged commit too.

@@ -10,8 +10,7 @@ import { runSwitchover } from '../../client/commands/switchover';
 import { runPlan } from '../../client/commands/plan';
 import { startRedisFleet, type RedisFleet } from '../../sandbox/redis';
 import { AckedWriter } from '../../sandbox/writer';
-import { sleep } from '../../sandbox/ports';
-import { captureIO, commandCalls, runCli, startTestWorker, type TestWorker } from '../helpers';
+import { captureIO, commandCalls, moreAcks, runCli, startTestWorker, until, type TestWorker } from '../helpers';
 
 let fleet: RedisFleet | undefined;
 let inventory = '';
@@ -72,7 +71,7 @@ describe.each(['redis', 'valkey'] as const)('%s switchover: ACL permissions chec
     const [n1, n2] = f.nodes;
     await acl(f, n2.id, '-replicaof');
     const writer = new AckedWriter(f.nodes, f.password).start();
-    await sleep(300);
+    await moreAcks(writer, 60);
     const mutating = ['replicaof', 'client|pause', 'client|unpause', 'failover', 'config|rewrite'];
     const before = await commandCalls(f, mutating);
 
@@ -97,7 +96,7 @@ describe('redis switchover: a promotion refused after the demotion is reverted',
     const f = await newFleet('redis', 'revert-redis');
     const [n1, n2] = f.nodes;
     const writer = new AckedWriter(f.nodes, f.password).start();
-    await sleep(300);
+    await moreAcks(writer, 60);
     onPaused = () => acl(f, n2.id, '-replicaof');
     const io = captureIO();
     const r = await runSwitchover(opts(f, n2.id), io);
@@ -107,18 +106,16 @@ describe('redis switchover: a promotion refused after the demotion is reverted',
         `failed \\(HandoverAborted\\): switchover of ${f.cluster} undone: REPLICAOF NO ONE on ${n2.id} failed \\(the automation user lacks an ACL permission on ${n2.id} .*'replicaof'.*\\); ${n1.id} was made primary again and takes writes; ${n1.id} is still the primary and writable`,
       ),
     );
-    await sleep(500);
+    await moreAcks(writer, 50); // the old primary takes writes again
     await oneMasterWithEveryAck(f, n1.id, writer);
     // The candidate never stopped being a replica of the old primary: its link comes back up (bounded wait).
     let link = '';
-    for (let i = 0; i < 50 && link !== 'up'; i++) {
+    await until(`${n2.id}'s link to ${n1.id} up`, async () => {
       const c = n2.client();
-      const info = await c.info('replication');
-      c.disconnect();
-      link = /master_link_status:(\w+)/.exec(info)?.[1] ?? '';
-      if (/master_port:(\d+)/.exec(info)?.[1] !== String(n1.port)) link = 'wrong-primary';
-      if (link !== 'up') await sleep(100);
-    }
+      const info = await c.info('replication').finally(() => c.disconnect());
+      link = /master_port:(\d+)/.exec(info)?.[1] !== String(n1.port) ? 'wrong-primary' : (/master_link_status:(\w+)/.exec(info)?.[1] ?? '');
+      return link === 'up';
+    }, 5000, 50).catch(() => undefined);
     expect(link).toBe('up');
   });
 });

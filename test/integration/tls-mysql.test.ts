@@ -15,9 +15,8 @@ import { runSwitchover } from '../../client/commands/switchover';
 import { loadInventory } from '../../inventory/load';
 import { withBackupBlock } from '../../sandbox/backup';
 import { startMariaFleet, type MariaFleet } from '../../sandbox/mariadb';
-import { sleep } from '../../sandbox/ports';
 import { SqlWriter } from '../../sandbox/sql-writer';
-import { captureIO, startTestWorker, type TestWorker } from '../helpers';
+import { captureIO, moreAcks, startTestWorker, type TestWorker } from '../helpers';
 
 describe('TLS to MariaDB (require_secure_transport=ON)', () => {
   let fleet: MariaFleet;
@@ -59,17 +58,17 @@ describe('TLS to MariaDB (require_secure_transport=ON)', () => {
 
   it('switches over twice under a TLS writer, losing no commit; every replica replicates with MASTER_SSL and a verified certificate', async () => {
     const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword).start();
-    await sleep(300);
+    await moreAcks(writer, 50);
     const io1 = captureIO();
     const first = await runSwitchover(opts(), io1);
     expect(first.exitCode, io1.text()).toBe(0);
     const r1 = first.report!;
     expect(r1.oldPrimary).toBe(fleet.nodes[0].id);
-    await sleep(200);
+    await moreAcks(writer, 30); // acknowledged by the new primary before switching back
     const io2 = captureIO();
     const second = await runSwitchover({ ...opts(), to: r1.oldPrimary }, io2);
     expect(second.exitCode, io2.text()).toBe(0);
-    await sleep(200);
+    await moreAcks(writer, 30);
     const stats = await writer.stop();
     await writer.close();
     expect(stats.acked).toBeGreaterThan(100);

@@ -15,10 +15,9 @@ import { runMonitor } from '../../client/commands/monitor';
 import { runSwitchover } from '../../client/commands/switchover';
 import { loadInventory } from '../../inventory/load';
 import { withBackupBlock } from '../../sandbox/backup';
-import { sleep } from '../../sandbox/ports';
 import { startRedisFleet, waitForReplication, type RedisFleet } from '../../sandbox/redis';
 import { AckedWriter } from '../../sandbox/writer';
-import { captureIO, commandCalls, startTestWorker, type TestWorker } from '../helpers';
+import { captureIO, commandCalls, moreAcks, startTestWorker, until, type TestWorker } from '../helpers';
 
 const MUTATING = ['replicaof', 'client|pause', 'failover', 'config|set'];
 
@@ -58,17 +57,17 @@ describe('TLS to Redis (tls-port only)', () => {
 
   it('switches over twice under a TLS writer, losing no acknowledged write; replication stays on TLS', async () => {
     const writer = new AckedWriter(fleet.nodes, fleet.password).start();
-    await sleep(300);
+    await moreAcks(writer, 150);
     const io1 = captureIO();
     const first = await runSwitchover(opts(), io1);
     expect(first.exitCode, io1.text()).toBe(0);
     const r1 = first.report!;
     expect(r1.oldPrimary).toBe(fleet.nodes[0].id);
-    await sleep(200);
+    await moreAcks(writer, 100); // acknowledged by the new primary before switching back
     const io2 = captureIO();
     const second = await runSwitchover({ ...opts(), to: r1.oldPrimary }, io2);
     expect(second.exitCode, io2.text()).toBe(0);
-    await sleep(200);
+    await moreAcks(writer, 100);
     const stats = await writer.stop();
     await writer.close();
     expect(stats.acked).toBeGreaterThan(300);
@@ -76,12 +75,9 @@ describe('TLS to Redis (tls-port only)', () => {
     // With port 0 there is no plaintext port: a replica linked to the primary replicates over TLS.
     await waitForReplication(fleet, fleet.nodes[0].id);
     for (const n of fleet.nodes) {
+      // A replica may still be applying the last writes: every one there within 5 s, else the missing ones named.
       let missing: string[] = [];
-      for (let i = 0; i < 50; i++) {
-        missing = await writer.missingOn(n.host, n.port);
-        if (!missing.length) break;
-        await sleep(100);
-      }
+      await until(`${n.id} has every acknowledged write`, async () => (missing = await writer.missingOn(n.host, n.port)).length === 0, 5000, 50).catch(() => undefined);
       expect(missing, `${n.id} missing acknowledged writes`).toEqual([]);
     }
     console.log(`[redis tls] acked=${stats.acked} errors=${stats.errors} maxGapMs=${stats.maxGapMs}`);
@@ -131,15 +127,6 @@ describe('TLS to Redis (tls-port only)', () => {
     writeFileSync(inventory, withBackupBlock(fleet.inventoryYaml({ policy: { probeIntervalMs: 300, probesToConfirm: 3 } }), backups, 2));
     const mon = { cluster, inventory, address: tw.address, taskQueue: tw.taskQueue };
     const status = async () => (await runMonitor({ ...mon, status: true, json: true }, captureIO())).status!;
-    const until = async <T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> => {
-      const deadline = Date.now() + ms;
-      for (;;) {
-        const v = await fn().catch(() => undefined);
-        if (v) return v;
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-        await sleep(100);
-      }
-    };
     try {
       expect((await runMonitor(mon, captureIO())).exitCode).toBe(0);
       const primary = await until('monitor sees the primary', async () => (await status()).lastKnown?.primary);
