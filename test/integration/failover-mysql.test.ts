@@ -17,7 +17,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMysqlFailoverActivities } from '../../activities/mysql/failover';
 import { runFailover } from '../../client/commands/failover';
-import { runMonitor } from '../../client/commands/monitor';
+import { runMonitor, withLiveView } from '../../client/commands/monitor';
+import { pendingWatch } from '../../client/progress';
+import { monitorWorkflowId } from '../../core/ids';
 import { loadInventory } from '../../inventory/load';
 import { APP_SCHEMA, startMariaFleet, type MariaFleet } from '../../sandbox/mariadb';
 import { sleep } from '../../sandbox/ports';
@@ -49,7 +51,11 @@ describe('unplanned failover (MariaDB)', () => {
   let inventory: string;
   let acts: ReturnType<typeof createMysqlFailoverActivities>;
   const opts = () => ({ cluster: fleet.cluster, inventory, address: tw.address, taskQueue: tw.taskQueue });
-  const status = async () => (await runMonitor({ ...opts(), status: true, json: true }, captureIO())).status as MonitorStatus;
+  /** What `handover monitor --status --json` returns (the query with the live view), read over the test worker's connection: no new connection per poll. */
+  const status = async (): Promise<MonitorStatus> => {
+    const h = tw.env.client.workflow.getHandle(monitorWorkflowId(fleet.cluster));
+    return withLiveView(await h.query<MonitorStatus>('status'), await pendingWatch(h).catch(() => undefined));
+  };
   const node = (id: string) => fleet.nodes.find((n) => n.id === id)!;
   const others = (id: string) => fleet.nodes.filter((n) => n.id !== id);
 
@@ -59,7 +65,7 @@ describe('unplanned failover (MariaDB)', () => {
    * primary re-based: MariaFleet.setPrimary). Returns the primary.
    */
   async function ready(): Promise<string> {
-    await runMonitor({ ...opts(), stop: true }, captureIO()); // exit 2 when none runs: fine
+    await tw.env.client.workflow.getHandle(monitorWorkflowId(fleet.cluster)).terminate('test: ready()').catch(() => undefined); // none running: fine
     fleet.writeInventory(inventory, { policy: POLICY });
     const primary = await fleet.setPrimary();
     for (const n of fleet.nodes) await fleet.sql(n.id, 'SET GLOBAL rpl_semi_sync_master_enabled = OFF, rpl_semi_sync_slave_enabled = OFF');

@@ -13,7 +13,9 @@
  * repaired, semi-sync off, the monitor stopped) and starts its own monitor, so each passes alone and in any order.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runMonitor } from '../../client/commands/monitor';
+import { runMonitor, withLiveView } from '../../client/commands/monitor';
+import { pendingWatch } from '../../client/progress';
+import { monitorWorkflowId } from '../../core/ids';
 import { runPlan } from '../../client/commands/plan';
 import { runRollingRestart } from '../../client/commands/rolling-restart';
 import { runStatus } from '../../client/commands/status';
@@ -47,7 +49,11 @@ describe('the MariaDB monitor follows the topology', () => {
   let tw: TestWorker;
   let inventory: string;
   const opts = () => ({ cluster: fleet.cluster, inventory, address: tw.address, taskQueue: tw.taskQueue });
-  const status = async () => (await runMonitor({ ...opts(), status: true, json: true }, captureIO())).status as MonitorStatus;
+  /** What `handover monitor --status --json` returns (the query with the live view), read over the test worker's connection: no new connection per poll. */
+  const status = async (): Promise<MonitorStatus> => {
+    const h = tw.env.client.workflow.getHandle(monitorWorkflowId(fleet.cluster));
+    return withLiveView(await h.query<MonitorStatus>('status'), await pendingWatch(h).catch(() => undefined));
+  };
   const statusText = async () => {
     const io = captureIO();
     expect((await runMonitor({ ...opts(), status: true }, io)).exitCode).toBe(0);
@@ -80,7 +86,7 @@ describe('the MariaDB monitor follows the topology', () => {
    * now) and every other node replicating from it (a flagged old primary re-based: MariaFleet.setPrimary).
    */
   async function ready(): Promise<string> {
-    await runMonitor({ ...opts(), stop: true }, captureIO()); // exit 2 when none runs: fine
+    await tw.env.client.workflow.getHandle(monitorWorkflowId(fleet.cluster)).terminate('test: ready()').catch(() => undefined); // none running: fine
     const primary = await fleet.setPrimary();
     for (const n of fleet.nodes) await fleet.sql(n.id, 'SET GLOBAL rpl_semi_sync_master_enabled = OFF, rpl_semi_sync_slave_enabled = OFF');
     return primary;
