@@ -204,6 +204,11 @@ describe('MariaDB switchover: errant GTIDs on a replica whose SQL thread stopped
     const errant = (await f.state())[n3.id].gtidBinlogPos!;
     for (let i = 0; i < 5; i++) await f.sql(n1.id, 'INSERT INTO handover_app.acks (k, v) VALUES (?, ?)', [`p-${i}`, i]);
     await until(`${n3.id}'s SQL thread stopped`, async () => (await f.state())[n3.id].sql === 'No', 10_000).catch(() => undefined);
+    // The other replica has the primary's writes before the snapshot (it was still applying them: a flake).
+    await until(`${f.nodes[1].id} caught up`, async () => {
+      const x = await f.state();
+      return x[f.nodes[1].id].gtidBinlogPos === x[n1.id].gtidBinlogPos;
+    }, 10_000);
     const st = await f.state();
     expect(st[n3.id].sql).toBe('No');
     expect(st[n3.id].io).toBe('Yes');
