@@ -75,6 +75,8 @@ export interface DoltInventoryExtra {
   promotion?: Record<string, 'prefer' | 'neutral' | 'never'>;
   policy?: Record<string, number | string>;
   backup?: string[];
+  /** Operator hooks (inventory `hooks:`), by kind (preSwitchover, postPromotion, preFailover, ...). */
+  hooks?: Partial<Record<string, string[]>>;
 }
 
 export interface DoltFleetOptions {
@@ -258,6 +260,7 @@ export async function startDoltFleet(opts: DoltFleetOptions = {}): Promise<DoltF
       ];
       if (extra.policy) lines.push(`    policy: { ${Object.entries(extra.policy).map(([k, v]) => `${k}: ${v}`).join(', ')} }`);
       if (extra.backup) lines.push('    backup:', ...extra.backup.map((l) => `      ${l}`));
+      if (extra.hooks) lines.push('    hooks:', ...Object.entries(extra.hooks).map(([k, v]) => `      ${k}: ${JSON.stringify(v ?? [])}`));
       lines.push('    nodes:');
       for (const n of nodes) lines.push(`      - { id: ${n.id}, host: ${n.host}, port: ${n.port}${extra.promotion?.[n.id] ? `, promotion: ${extra.promotion[n.id]}` : ''} }`);
       return lines.join('\n') + '\n';

@@ -13,6 +13,8 @@ import type { ClusterSpec } from '../../inventory/schema';
 import { activity, heartbeatWhile, withDeadline } from '../activity';
 import { sleep } from '../backup/scratch';
 import { controllerFor } from '../controllers';
+import { hookCounts } from '../hooks';
+import type { HookCounts } from '../../core/types';
 import { DOLT_SYSTEM_SCHEMAS, doltOps, doltPolicy, doltRows, type DoltActivityDeps } from './node';
 
 const ident = (name: string) => `\`${name.replace(/`/g, '``')}\``;
@@ -21,6 +23,8 @@ export interface DoltRemoteClusterProbe {
   nodes: DoltRemoteNodeProbe[];
   remote: string;
   policy: ReturnType<typeof doltPolicy>;
+  /** How many operator hooks the inventory lists, by kind (the commands stay on the worker). */
+  hooks?: HookCounts;
   audit: string;
 }
 
@@ -126,7 +130,7 @@ export function createDoltRemoteActivities(deps: DoltActivityDeps) {
     probeDoltRemoteCluster: activity(async ({ cluster }: { cluster: string }): Promise<DoltRemoteClusterProbe> => {
       const c = spec(cluster);
       const nodes = await probeAll(c);
-      return { nodes, remote: c.replicationRemote, policy: doltPolicy(c), audit: `saw ${nodes.map(describeRemoteNode).join(' ')}` };
+      return { nodes, remote: c.replicationRemote, policy: doltPolicy(c), hooks: hookCounts(c), audit: `saw ${nodes.map(describeRemoteNode).join(' ')}` };
     }),
 
     /**
@@ -151,7 +155,8 @@ export function createDoltRemoteActivities(deps: DoltActivityDeps) {
 
     /**
      * Ensure `node` plays `role`: primary (writable, pushing to the remote), fenced (primary settings, started
-     * read-only: takes no writes, pulls nothing) or replica (read-only, pulling from the remote). A no-op when the
+     * read-only: takes no writes, pulls nothing; between its stop and its start every branch is pushed with the
+     * dolt CLI, a `local` controller only) or replica (read-only, pulling from the remote). A no-op when the
      * running server already has those settings; else the controller writes them into the node's config and
      * restarts it, and the activity waits until it answers with them. Safe to retry: it reads first.
      */
@@ -168,7 +173,9 @@ export function createDoltRemoteActivities(deps: DoltActivityDeps) {
       const n = c.nodes.find((x) => x.id === i.node)!;
       const set = { read_only: String(want.readOnly), dolt_replicate_to_remote: want.replicateTo, dolt_read_replica_remote: want.readReplicaRemote, dolt_replicate_all_heads: '1' };
       const t0 = Date.now();
-      const did = await heartbeatWhile(() => controllerFor(c.controller, c.name, 'dolt').restart({ node: n, set }));
+      // Fencing: what the server committed while it shut down (its replication push died with it) is pushed
+      // with the server stopped, before it starts read-only (a read-only server refuses dolt_push).
+      const did = await heartbeatWhile(() => controllerFor(c.controller, c.name, 'dolt').restart({ node: n, set, ...(i.role === 'fenced' ? { pushTo: c.replicationRemote } : {}) }));
       let seen: DoltRemoteSettings | undefined;
       const deadline = Date.now() + 60_000;
       await heartbeatWhile(async () => {

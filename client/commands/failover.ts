@@ -71,6 +71,7 @@ export async function runFailover(raw: FailoverOptions, io: IO): Promise<{ exitC
             `failed over ${r.cluster}: ${r.oldPrimary} -> ${r.newPrimary} at epoch ${r.epoch} (${r.reasons.join('; ')})`,
             `  data-loss window: ${r.dataLossWindow.note}`,
             `  old primary: ${r.fenced}`,
+            ...hookLines(r.hooks),
             ...tailLines(r),
           ].join('\n')
         : 'engine' in r

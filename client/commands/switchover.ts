@@ -156,6 +156,7 @@ export function formatDoltRemoteReport(r: DoltRemoteSwitchoverReport): string {
     lines.push(`  write pause (fence to promotion): ${r.writePauseMs} ms`);
     if (r.heads) lines.push(`  heads promoted: ${Object.entries(r.heads).flatMap(([db, bs]) => Object.entries(bs).map(([b, h]) => `${db}/${b} ${h}`)).join(', ') || 'no databases'}`);
     lines.push(`  stands: ${r.standing}`);
+    lines.push(...runbookHookLines(r.hooks, 'the switchover stands'));
     lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
   }
   return lines.join('\n');
@@ -174,6 +175,7 @@ export function formatDoltReport(r: DoltSwitchoverReport): string {
     if (r.abortRequested) lines.push('  abort requested after the point of no return: finished forward');
     lines.push(`  write pause (demotion to promotion): ${r.writePauseMs} ms`);
     if (r.hashes) lines.push(`  same data on both: ${Object.entries(r.hashes).map(([db, h]) => `${db} ${h}`).join(', ') || 'no databases'}`);
+    lines.push(...runbookHookLines(r.hooks, 'the switchover stands'));
     lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
   }
   return lines.join('\n');
