@@ -313,12 +313,12 @@ export const ClusterSchema = z
           ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['topology'], message: 'engine: dolt supports topology: replication (a sql-server cluster: one primary, its standbys) or remote-replicas (read replicas through a remote)' });
         if (!c.credentials.username || !c.credentials.password)
           ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['credentials'], message: 'engine: dolt needs credentials.username and credentials.password (the automation user)' });
+        if (c.controller?.type === 'local' && /redis/.test(c.controller.binary)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['controller', 'binary'], message: 'engine: dolt with a local controller needs binary: the dolt binary' });
         if (c.topology === 'remote-replicas') {
           if (!c.replicationRemote) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['replicationRemote'], message: 'topology: remote-replicas needs replicationRemote: the remote name the primary pushes to and the replicas pull from' });
           if (!c.controller) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['controller'], message: 'topology: remote-replicas needs a controller: Dolt reads the replication settings at server start, so a node changes its part by a restart' });
-          if (c.controller?.type === 'local' && /redis/.test(c.controller.binary)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['controller', 'binary'], message: 'engine: dolt with a local controller needs binary: the dolt binary' });
         } else {
-          if (c.controller) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['controller'], message: 'engine: dolt in cluster mode has no rolling restart: a controller is not used' });
+          // cluster mode: a controller is optional (only the rolling restart uses it).
           if (c.replicationRemote) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['replicationRemote'], message: 'replicationRemote is for topology: remote-replicas' });
         }
       }

@@ -242,7 +242,8 @@ export async function handoverByChildSwitchover(
   cluster: string,
   action: Handover,
   round: number,
-  workflowType: 'redisSwitchover' | 'mysqlSwitchover',
+  /** The engine's switchover type, or `switchover` (the router: a Dolt roll, whose switchover depends on the topology). */
+  workflowType: 'redisSwitchover' | 'mysqlSwitchover' | 'switchover',
 ): Promise<RollingRestartReport['handovers'][number] & { newPrimary: string }> {
   const workflowId = `${operationWorkflowId(cluster)}-handover-${round}`;
   const report = await rb.step(
