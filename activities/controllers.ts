@@ -31,6 +31,8 @@ export interface RestartRequest {
    * node restarted read-only cannot push it over SQL any more.
    */
   pushTo?: string;
+  /** engine: dolt — called once the server is stopped, before anything else (the chaos harness's failpoint). */
+  onStopped?: () => void | Promise<void>;
 }
 
 export interface NodeController {
@@ -167,7 +169,7 @@ async function pushDoltOffline(argv0: string[], dataDir: string, remote: string)
 
 function localDoltController(spec: Extract<ControllerSpec, { type: 'local' }>, cluster: string): NodeController {
   return {
-    async restart({ node, set, pushTo }) {
+    async restart({ node, set, pushTo, onStopped }) {
       const configFile = fill(spec.configFile, node.id);
       if (!existsSync(configFile)) throw new HandoverError(ErrorType.PreconditionFailed, `controller of ${cluster}: config file ${configFile} of ${node.id} does not exist`);
       let text = readFileSync(configFile, 'utf8');
@@ -183,6 +185,7 @@ function localDoltController(spec: Extract<ControllerSpec, { type: 'local' }>, c
           await new Promise((r) => setTimeout(r, 50));
         }
       }
+      await onStopped?.();
       const pushed = pushTo ? await pushDoltOffline([...launcherArgs(spec.launcher, node.id, node.host), spec.binary], dataDir, pushTo) : undefined;
       const argv = [...launcherArgs(spec.launcher, node.id, node.host), spec.binary, 'sql-server', '--config', configFile];
       const child = spawn(argv[0], argv.slice(1), { detached: true, stdio: 'ignore', cwd: dataDir });

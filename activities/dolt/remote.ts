@@ -175,7 +175,7 @@ export function createDoltRemoteActivities(deps: DoltActivityDeps) {
       const t0 = Date.now();
       // Fencing: what the server committed while it shut down (its replication push died with it) is pushed
       // with the server stopped, before it starts read-only (a read-only server refuses dolt_push).
-      const did = await heartbeatWhile(() => controllerFor(c.controller, c.name, 'dolt').restart({ node: n, set, ...(i.role === 'fenced' ? { pushTo: c.replicationRemote } : {}) }));
+      const did = await heartbeatWhile(() => controllerFor(c.controller, c.name, 'dolt').restart({ node: n, set, ...(i.role === 'fenced' ? { pushTo: c.replicationRemote } : {}), onStopped: () => deps.failpoint?.(`ensureDoltRemoteRole.${i.role}.stopped`) }));
       let seen: DoltRemoteSettings | undefined;
       const deadline = Date.now() + 60_000;
       await heartbeatWhile(async () => {
