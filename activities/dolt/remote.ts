@@ -75,6 +75,28 @@ export async function commitDistance(conn: mysql.Connection, primary: DoltHeads,
   return { behind: total, detail: parts.join(', ') || 'same heads' };
 }
 
+/**
+ * Commits of `primary`'s heads (hashes) that a replica with `replica` heads lacks, counted on the primary with
+ * dolt_log('<replica head>..<primary hash>'); null when a replica head is not in the primary's history.
+ */
+export async function commitsLacking(conn: mysql.Connection, primary: DoltHeads, replica: DoltHeads): Promise<number | null> {
+  let total = 0;
+  for (const [db, branches] of Object.entries(primary)) {
+    await conn.query(`USE ${ident(db)}`);
+    for (const [br, hash] of Object.entries(branches)) {
+      const theirs = replica[db]?.[br];
+      if (theirs === hash) continue;
+      if (!theirs) return null;
+      try {
+        total += Number((await doltRows(conn, 'SELECT COUNT(*) AS n FROM dolt_log(?)', [`${theirs}..${hash}`]))[0].n);
+      } catch {
+        return null;
+      }
+    }
+  }
+  return total;
+}
+
 /** The probe of a remote-replicas cluster (for the activities and for `handover status`/`doctor`). Reads only. */
 export function doltRemoteOps(deps: DoltActivityDeps) {
   const ops = doltOps(deps);
@@ -211,15 +233,23 @@ export function createDoltRemoteActivities(deps: DoltActivityDeps) {
 
     /**
      * Wait until `primary` is the one writable node pushing to the remote and every other node is a read-only
-     * replica of it with the primary's heads (commit distance 0). Read-only. VerificationFailed after timeoutMs.
+     * replica holding at least the heads the primary had just before the replicas were read (under a steady
+     * writer the primary moves on while a replica pulls, so "distance 0 to its latest heads" may never be seen;
+     * every commit of the earlier heads in the replica's history is). Read-only. VerificationFailed after timeoutMs.
      */
     verifyDoltRemoteTopology: activity(async (i: { cluster: string; primary: string; timeoutMs: number }): Promise<{ audit: string }> => {
       const c = spec(i.cluster);
       const deadline = Date.now() + i.timeoutMs;
       return heartbeatWhile(async () => {
         for (;;) {
+          const before = await ops.withNode(c, i.primary, (x) => readDoltHeads(x, c.replicationRemote)).catch(() => undefined);
           const probes = await probeAll(c);
-          const wrong = probes.filter((p) => !p.reachable || p.role !== (p.node === i.primary ? 'primary' : 'replica') || (p.node !== i.primary && p.behindCommits !== 0));
+          const lacking = new Map<string, number | null>();
+          if (before)
+            for (const p of probes)
+              if (p.node !== i.primary && p.reachable && p.role === 'replica')
+                lacking.set(p.node, await ops.withNode(c, i.primary, (x) => commitsLacking(x, before.heads, p.heads ?? {})).catch(() => null));
+          const wrong = probes.filter((p) => !p.reachable || p.role !== (p.node === i.primary ? 'primary' : 'replica') || (p.node !== i.primary && lacking.get(p.node) !== 0));
           const line = probes.map(describeRemoteNode).join(' ');
           if (!wrong.length) return { audit: line };
           if (Date.now() > deadline) throw new HandoverError(ErrorType.VerificationFailed, `verification of ${i.cluster} failed within ${i.timeoutMs} ms: want ${i.primary}=primary, others replicas with its heads; saw ${line}`);
