@@ -108,15 +108,18 @@ export function createDoltRollingActivities(deps: DoltActivityDeps) {
     }),
 
     /**
-     * Ensure `node` runs a server started after `sinceStartedAt` (epoch seconds, the start the roll saw), with
+     * Ensure `node` runs a server started more than 1 s after `sinceStartedAt` (epoch seconds, the start the roll saw), with
      * `set` written into its sql-server config: a no-op when it already does (a retried or resumed step);
      * else the controller restarts it, and the activity waits until it answers with a later start time.
      */
     ensureDoltNodeRestarted: activity(async (i: { cluster: string; node: string; sinceStartedAt: number; set: Record<string, string>; timeoutMs: number }): Promise<{ changed: boolean; audit: string }> => {
       const c = ops.spec(i.cluster);
       const started = () => ops.withNode(c, i.node, (conn) => readStartAndConfig(conn, [])).then((r) => r.startedAt, () => undefined);
+      // UNIX_TIMESTAMP() and @@uptime are whole seconds read at slightly different moments: the same server's
+      // start reads ±1 s apart, so only a start more than 1 s later is a new server.
+      const restartedSince = (t: number | undefined) => t !== undefined && t > i.sinceStartedAt + 1;
       const before = await started();
-      if (before !== undefined && before > i.sinceStartedAt) return { changed: false, audit: `${i.node} already restarted (started at ${new Date(before * 1000).toISOString()})` };
+      if (restartedSince(before)) return { changed: false, audit: `${i.node} already restarted (started at ${new Date(before! * 1000).toISOString()})` };
       const n = c.nodes.find((x) => x.id === i.node);
       if (!n) throw new HandoverError(ErrorType.UnknownNode, `cluster ${c.name} has no node ${i.node}`);
       await deps.failpoint?.('ensureDoltNodeRestarted.restart');
@@ -125,8 +128,7 @@ export function createDoltRollingActivities(deps: DoltActivityDeps) {
       const deadline = Date.now() + i.timeoutMs;
       await heartbeatWhile(async () => {
         for (;;) {
-          const s = await started();
-          if (s !== undefined && s > i.sinceStartedAt) return;
+          if (restartedSince(await started())) return;
           if (Date.now() > deadline) throw new HandoverError(ErrorType.VerificationFailed, `${i.node} does not answer with a new server within ${i.timeoutMs} ms of its restart`);
           await sleep(200);
         }

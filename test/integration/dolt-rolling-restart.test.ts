@@ -127,6 +127,7 @@ describe.skipIf(!bin)('Dolt rolling restart, read replicas through a remote', ()
   });
 
   it('--set max_connections: replicas first, the primary handed over then restarted; every node on the new value; nothing lost, never two writable nodes; a second run changes nothing', async () => {
+    await upFor3s(fleet);
     const st0 = await fleet.state();
     const p0 = Object.keys(st0).find((id) => st0[id] && !st0[id]!.readOnly)!;
     const want = String(180 + Math.floor(Math.random() * 50));
