@@ -20,6 +20,7 @@ import { mysqlDeadMasterRound, type MysqlFailoverProbe } from './mysql/failover'
 import { mysqlRestartRisks, redisRestartRisks, riskLine } from './restart-risk';
 import type { RedisClusterProbe } from './types';
 import { primaryRestartedEmpty, updateDatasets, type Datasets, type EmptyReturn } from './empty-primary';
+import { mysqlPrimaryReset, updateMysqlDatasets } from './mysql/empty-primary';
 
 /** The verdict a round reports to the metrics (workflows/metrics.ts MONITOR_VERDICTS). */
 export type RoundVerdict = 'alive' | 'suspect' | 'dead' | 'blocked' | 'blind';
@@ -50,11 +51,14 @@ export interface DetectState {
   blind?: string;
   adopted?: string;
   restartRisks?: string[];
-  /** Redis/Valkey: each node's dataset as last seen (run_id, replid, offset, DBSIZE): the empty-primary guard's memory. */
+  /**
+   * Each node's dataset as last seen: the empty-primary guard's memory (Redis/Valkey: run_id, replid, offset,
+   * DBSIZE; MySQL/MariaDB: GTID position, binlog state, server start).
+   */
   datasets?: Datasets;
-  /** Redis/Valkey: the primary came back empty while replicas still hold its data (not followed until resolved). */
+  /** The primary came back empty (MySQL/MariaDB: or reset) while replicas still hold its data (not followed until resolved). */
   emptyPrimary?: EmptyReturn;
-  /** Redis/Valkey: the last empty returns of a primary seen (at most 5), saved or lost: reported loudly. */
+  /** The last empty returns of a primary seen (at most 5), saved or lost: reported loudly. */
   emptyReturns?: EmptyReturn[];
 }
 
@@ -89,7 +93,8 @@ interface EngineRound {
   toFence: (primary: string, s: DetectState) => string[];
   verdictOf: (primary: string) => Verdict;
   /**
-   * Redis/Valkey: refresh the datasets and say whether `primary` came back empty this round (core/empty-primary.ts).
+   * Refresh the datasets and say whether `primary` came back empty this round (core/empty-primary.ts,
+   * core/mysql/empty-primary.ts).
    * Its dataset is not refreshed while it is held empty, so each round compares with what it held before.
    */
   emptyCheck?: (s: DetectState, primary: string | undefined) => { datasets: Datasets; empty?: EmptyReturn };
@@ -112,7 +117,12 @@ function round(prev: DetectState, e: EngineRound, nowMs: number): RoundResult {
     s.datasets = c.datasets;
     empty = c.empty;
     // A new empty return (or the first sight of it with nobody left to save) is recorded, loudly, once.
-    const known = !!empty && prev.emptyPrimary?.node === empty.node && prev.emptyPrimary.after.runId === empty.after.runId;
+    const last = prev.emptyReturns?.[prev.emptyReturns.length - 1];
+    const known =
+      !!empty &&
+      ((prev.emptyPrimary?.node === empty.node && prev.emptyPrimary.after.runId === empty.after.runId) ||
+        // A loss already reported, seen again (MySQL/MariaDB: replicas that may not be promoted still hold more).
+        (!empty.holders.length && !last?.holders.length && last?.node === empty.node && last.before.gtid === empty.before.gtid && last.after.startedAt === empty.after.startedAt && last.after.runId === empty.after.runId));
     if (empty && (!known || (prev.emptyPrimary?.holders.length && !empty.holders.length))) s.emptyReturns = [...(prev.emptyReturns ?? []), empty].slice(-5);
     s.emptyPrimary = empty?.holders.length ? empty : undefined;
   }
@@ -224,6 +234,11 @@ export function mysqlMonitorRound(prev: DetectState, p: MysqlFailoverProbe, nowM
         return roots.filter((x) => !x.readOnly || s.readOnlyRootRounds[x.node] >= p.policy.probesToConfirm).map((x) => x.node);
       },
       verdictOf: (primary) => mysqlDeadMasterRound(p.nodes, primary),
+      emptyCheck: (prev, primary) => {
+        const empty = primary ? mysqlPrimaryReset(prev.datasets, p.nodes, primary, seenAt, prev.emptyPrimary) : undefined;
+        // Held empty: its dataset keeps what it had before, so the next round still compares with that.
+        return { datasets: updateMysqlDatasets(prev.datasets, p.nodes, seenAt, empty?.holders.length ? [empty.node] : []), empty };
+      },
     },
     nowMs,
   );

@@ -74,6 +74,8 @@ export interface MysqlNodeProbe {
   readOnlyOrigin?: string;
   /** The option file that set it, when GLOBAL_VALUE_ORIGIN is CONFIG. */
   readOnlyOriginPath?: string;
+  /** When the server started, epoch s (the clock minus Uptime; it wobbles by a second): a restart moves it. */
+  startedAt?: number;
 }
 
 export interface MysqlClusterProbe {
