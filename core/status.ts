@@ -276,7 +276,11 @@ export function formatClusterStatus(s: ClusterStatus): string[] {
   if (m?.blocked) lines.push(`  ! monitor blocked: ${m.blocked}`);
   for (const e of m?.emptyReturns ?? []) lines.push(`  ! monitor: EMPTY PRIMARY ${e}`);
   for (const [node, gtids] of Object.entries(m?.flagged ?? {}))
-    lines.push(`  ! ${node} FLAGGED by the monitor: left read-only and not replicating, ${gtids.length} errant GTID(s) ${gtids.join(', ')}; resolve by hand`);
+    lines.push(
+      gtids[0]?.startsWith('reset:')
+        ? `  ! ${node} FLAGGED by the monitor: ${gtids[0].slice(7)}; left read-only and not replicating${gtids.length > 1 ? `, holding only ${gtids.slice(1).join(', ')} of its own` : ''}`
+        : `  ! ${node} FLAGGED by the monitor: left read-only and not replicating, ${gtids.length} errant GTID(s) ${gtids.join(', ')}; resolve by hand`,
+    );
   for (const r of s.restartRisks ?? []) lines.push(`  ${r}`);
   if (s.operations === undefined) lines.push('  operations: unknown (Temporal not reachable)');
   else if (s.operations.length === 0) lines.push('  operations: none running');

@@ -56,7 +56,7 @@ export interface MonitorStatus extends MonitorState {
   /** Nodes whose own configuration lets them take writes when they restart (core/restart-risk.ts), as `!`/`?` lines. */
   restartRisks?: string[];
   flagged: Record<string, string[]>;
-  /** Redis/Valkey: primaries seen back EMPTY after a restart (core/empty-primary.ts), newest last: shown as `!` lines. */
+  /** Primaries seen back EMPTY after a restart, or reset (core/empty-primary.ts, core/mysql/empty-primary.ts), newest last: shown as `!` lines. */
   emptyReturns?: EmptyReturn[];
 }
 

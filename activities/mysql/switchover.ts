@@ -5,6 +5,7 @@
  * inventory (activities/mysql/conn.ts, read through activities/mysql/node.ts). The SQL that differs between
  * servers is in activities/mysql/flavor.ts.
  */
+import { mysqlCandidateLostData } from '../../core/mysql/empty-primary';
 import { hookCounts } from '../hooks';
 import { Context } from '@temporalio/activity';
 import { ErrorType, HandoverError } from '../../core/errors';
@@ -86,6 +87,11 @@ export interface EnsureMysqlPrimaryInput {
   mustInclude: string;
   /** Switchover: the fenced old primary, whose fence bound is cancelled (and read_only re-checked) before promoting. */
   fencedPrimary?: string;
+  /**
+   * Failover (the empty-primary guard): what the node had applied at the verdict. A node whose position went
+   * back since (wiped, restored, reset) is refused with CandidateResynced, before anything is touched.
+   */
+  appliedAtVerdict?: string;
 }
 export interface EnsureMysqlPrimaryResult {
   alreadyHeld: boolean;
@@ -318,9 +324,12 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
     ensureMysqlPrimary: activity(async (input: EnsureMysqlPrimaryInput): Promise<EnsureMysqlPrimaryResult> => {
       const c = spec(input.cluster);
       const fl = flavor(c);
+      await failpoint('ensureMysqlPrimary.check');
       return withNode(c, input.node, async (conn) => {
         const before = await readMysqlNode(conn, c, fl, input.node);
         if (before.role === 'primary' && !before.readOnly) return { alreadyHeld: true, promotedAt: Date.now(), audit: `saw ${input.node} already a writable primary; changed nothing` };
+        const lost = input.appliedAtVerdict !== undefined ? mysqlCandidateLostData(input.node, input.appliedAtVerdict, before) : undefined;
+        if (lost) throw new HandoverError(ErrorType.CandidateResynced, `${lost}: not promoted; nothing was changed`);
         if (!gtidIncludes(appliedPos(before), input.mustInclude))
           throw new HandoverError(ErrorType.UnexpectedTopology, `${input.node} at ${appliedPos(before) || 'empty'} lacks ${input.mustInclude}: refusing to promote it`);
         // Never two writable nodes: every other node that answers must be read-only (the fence holds). Checked before
