@@ -30,6 +30,8 @@ export interface NodeDataset {
   gtidState?: string;
   /** MySQL/MariaDB: when the server started, epoch s (its restart is what run_id shows for Redis). */
   startedAt?: number;
+  /** MySQL/MariaDB: InnoDB's log sequence number (lower than before: the data directory was replaced). */
+  lsn?: number;
 }
 
 export type Datasets = Record<string, NodeDataset>;

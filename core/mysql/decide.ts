@@ -76,6 +76,8 @@ export interface MysqlNodeProbe {
   readOnlyOriginPath?: string;
   /** When the server started, epoch s (the clock minus Uptime; it wobbles by a second): a restart moves it. */
   startedAt?: number;
+  /** InnoDB's log sequence number (Innodb_lsn_current): it only grows over a data directory's life. */
+  innodbLsn?: number;
 }
 
 export interface MysqlClusterProbe {

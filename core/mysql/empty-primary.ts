@@ -44,7 +44,7 @@ function fromSource(n: MysqlFailoverNodeProbe): string {
 export function mysqlDatasetOf(n: MysqlFailoverNodeProbe, at: number): NodeDataset | undefined {
   if (!n.reachable) return undefined;
   const gtid = heldPos(n);
-  return { offset: 0, dbsize: transactionsIn(gtid), gtid, gtidState: n.gtidBinlogState, startedAt: n.startedAt, role: n.role, at };
+  return { offset: 0, dbsize: transactionsIn(gtid), gtid, gtidState: n.gtidBinlogState, startedAt: n.startedAt, lsn: n.innodbLsn, role: n.role, at };
 }
 
 /** The datasets after this probe: every reachable node's refreshed, an unreachable node's last sight kept. */
@@ -65,8 +65,10 @@ export function restarted(before: NodeDataset, after: NodeDataset): boolean {
 
 /**
  * What the node lost between two sights, or undefined: GTIDs of its position that went back (a domain gone, a
- * lower sequence number), and entries of its binlog state (the last GTID of each domain and server) that vanished
- * or went back. Neither happens on a live server: positions and binlog states only grow.
+ * lower sequence number), entries of its binlog state (the last GTID of each domain and server) that vanished or
+ * went back, and InnoDB's log sequence number gone back (its data directory replaced: this one holds even when
+ * the empty server has since committed past its old GTID sequence numbers under the same server id). None of it
+ * happens on a live server: positions, binlog states and the LSN only grow.
  */
 export function mysqlCollapsed(before: NodeDataset, after: NodeDataset): string[] | undefined {
   const lost: string[] = [];
@@ -82,7 +84,9 @@ export function mysqlCollapsed(before: NodeDataset, after: NodeDataset): string[
       if ((seq === undefined || seq < e.seq) && !lost.includes(formatGtid(e))) lost.push(formatGtid(e));
     }
   }
-  return lost.length ? lost.sort() : undefined;
+  lost.sort();
+  if (before.lsn !== undefined && after.lsn !== undefined && after.lsn < before.lsn) lost.push(`InnoDB LSN ${before.lsn} -> ${after.lsn} (its data directory was replaced)`);
+  return lost.length ? lost : undefined;
 }
 
 const show = (d: NodeDataset) => `${d.gtid || 'empty'} (${d.dbsize} transactions)`;
@@ -110,7 +114,8 @@ export function mysqlPrimaryReset(prev: Datasets | undefined, nodes: MysqlFailov
     const lost = b && b.role === 'primary' ? mysqlCollapsed(b, now) : undefined;
     if (b && lost) {
       before = b;
-      why = `lacks ${lost.join(',')} it had`;
+      const gtids = lost.filter((x) => !x.startsWith('InnoDB'));
+      why = [gtids.length ? `it lacks ${gtids.join(',')} it had` : '', ...lost.filter((x) => x.startsWith('InnoDB'))].filter(Boolean).join('; ');
     } else {
       // No memory of it (a monitor started afterwards) or nothing lost since the last sight: its replicas that
       // cannot stream from it while holding transactions it lacks show it all the same.
@@ -118,7 +123,7 @@ export function mysqlPrimaryReset(prev: Datasets | undefined, nodes: MysqlFailov
       if (!ahead.length) return undefined;
       const gtid = ahead.reduce((acc, n) => mergeMax(acc, fromSource(n)), '');
       before = { offset: 0, dbsize: transactionsIn(gtid), gtid, role: 'primary', at: b?.at ?? at, startedAt: b?.startedAt };
-      why = `lacks what ${ahead.map((n) => n.node).join(', ')} already hold from it (${gtid})`;
+      why = `it lacks what ${ahead.map((n) => n.node).join(', ')} already hold from it (${gtid})`;
     }
   }
   const b = before;
@@ -132,7 +137,7 @@ export function mysqlPrimaryReset(prev: Datasets | undefined, nodes: MysqlFailov
     .map((n) => n.node)
     .sort();
   const how = restarted(b, a) ? 'restarted and came back EMPTY or reset' : b.startedAt !== undefined && a.startedAt !== undefined ? 'was RESET without a restart (RESET MASTER, or a restore)' : 'came back EMPTY or reset';
-  const what = `${primary} ${how}: ${show(b)} before, ${show(a)} now${why && why !== 'held' ? `; it ${why}` : ''}`;
+  const what = `${primary} ${how}: ${show(b)} before, ${show(a)} now${why && why !== 'held' ? `; ${why}` : ''}`;
   const text = holders.length
     ? `${what}; ${holders.join(', ')} still hold the data: not followed, failing over to the best of them`
     : `${what}; no replica holds the data: it is LOST (${Math.max(0, b.dbsize - a.dbsize)} transactions, ${b.gtid || 'empty'} -> ${a.gtid || 'empty'})`;

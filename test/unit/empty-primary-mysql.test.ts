@@ -64,6 +64,9 @@ describe('MariaDB dataset comparison', () => {
     expect(mysqlCollapsed(d('0-1-100'), d('0-2-101', '0-1-100,0-2-101'))).toBeUndefined();
     // Wiped, then as many transactions again under its own server id: the other server's entry is gone.
     expect(mysqlCollapsed(d('0-1-100', '0-2-40,0-1-100'), d('0-1-150', '0-1-150'))).toEqual(['0-2-40']);
+    // Wiped, then past its old sequence number under the same server id: only InnoDB's LSN shows it.
+    expect(mysqlCollapsed({ ...d('0-1-100'), lsn: 70_000 }, { ...d('0-1-150'), lsn: 45_000 })).toEqual(['InnoDB LSN 70000 -> 45000 (its data directory was replaced)']);
+    expect(mysqlCollapsed({ ...d('0-1-100'), lsn: 70_000 }, { ...d('0-1-150'), lsn: 71_000 })).toBeUndefined();
     expect(restarted({ ...d(''), startedAt: 1000 }, { ...d(''), startedAt: 1001 })).toBe(false);
     expect(restarted({ ...d(''), startedAt: 1000 }, { ...d(''), startedAt: 1500 })).toBe(true);
   });
@@ -84,6 +87,9 @@ describe('MariaDB dataset comparison', () => {
     // A restart that kept everything, or a promotion: not this.
     expect(mysqlPrimaryReset(d0, [primary('a', '0-1-100', { startedAt: 1500 }), replica('b', 'a', '0-1-100')], 'a', 600)).toBeUndefined();
     expect(mysqlPrimaryReset(d0, [primary('a', '0-1-120'), replica('b', 'a', '0-1-120')], 'a', 600)).toBeUndefined();
+    const lsn0 = updateMysqlDatasets(undefined, [primary('a', '0-1-100', { innodbLsn: 70_000 }), replica('b', 'a', '0-1-100')], 0);
+    const past = mysqlPrimaryReset(lsn0, [primary('a', '0-1-150', { startedAt: 1500, innodbLsn: 45_000 }), replica('b', 'a', '0-1-100', down)], 'a', 600)!;
+    expect(past.text).toMatch(/now; InnoDB LSN 70000 -> 45000 \(its data directory was replaced\); b still hold the data/);
   });
 
   it('without memory (a monitor started afterwards): replicas that cannot stream from it and hold more show it', () => {
