@@ -7,10 +7,14 @@
  * its transactions and fails over at once: the most advanced replica is promoted, the other follows it, the empty
  * node is made read-only, never made a replica from its own position, and flagged; `status` and `monitor --status`
  * say so. Every commit acknowledged before the kill is on the new primary.
+ * And a failover candidate that lost data right before its promotion (restored to an older state: 50 transactions
+ * back) is refused; the other replica, which still holds them, is promoted, and the restored one rejoins it. Each
+ * case on its own fleet; the worker is shared.
  */
 import { cpSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runFailover } from '../../client/commands/failover';
 import { runMonitor } from '../../client/commands/monitor';
 import { runStatus } from '../../client/commands/status';
 import { loadInventory } from '../../inventory/load';
@@ -43,20 +47,36 @@ describe('the empty-primary guard (MariaDB)', () => {
   let fleet: MariaFleet;
   let tw: TestWorker;
   let inventory: string;
+  const fleets: MariaFleet[] = [];
+  /** Called by the promotion activity right before it reads and checks its candidate (the worker's failpoint). */
+  let beforePromote: (() => Promise<void>) | undefined;
   const opts = () => ({ cluster: fleet.cluster, inventory, address: tw.address, taskQueue: tw.taskQueue });
   const status = async () => (await runMonitor({ ...opts(), status: true, json: true }, captureIO())).status as MonitorStatus;
 
   beforeAll(async () => {
-    fleet = await startMariaFleet({ cluster: 'ep-maria' });
-    inventory = fleet.writeInventory(undefined, { policy: POLICY });
-    tw = await startTestWorker({ inventory: () => loadInventory(inventory) });
+    tw = await startTestWorker({
+      inventory: () => loadInventory(inventory),
+      failpoint: async (name) => {
+        if (name === 'ensureMysqlPrimary.check' && beforePromote) {
+          const f = beforePromote;
+          beforePromote = undefined;
+          await f();
+        }
+      },
+    });
   });
   afterAll(async () => {
     await tw?.stop();
-    await fleet?.stop();
+    for (const f of fleets) await f.stop();
   });
+  async function newFleet(cluster: string, extra: Parameters<MariaFleet['writeInventory']>[1] = {}) {
+    fleet = await startMariaFleet({ cluster });
+    fleets.push(fleet);
+    inventory = fleet.writeInventory(undefined, { policy: POLICY, ...extra });
+  }
 
   it('a primary back EMPTY (data directory wiped) inside the window: failover at once to the best replica, the empty node kept out and flagged, 0 commits acknowledged before the kill lost', { timeout: 90_000 }, async () => {
+    await newFleet('ep-maria');
     const [p, ...replicas] = fleet.nodes;
     const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword).start();
     try {
@@ -136,6 +156,52 @@ describe('the empty-primary guard (MariaDB)', () => {
     } finally {
       await writer.close();
       await runMonitor({ ...opts(), stop: true }, captureIO()).catch(() => undefined);
+    }
+  });
+  it('a candidate that lost data right before its promotion is refused: the other replica, still holding it, is promoted; 0 acknowledged commits lost', { timeout: 90_000 }, async () => {
+    // The candidate is known in advance: replicas level (the writer stopped), ties broken by promotion: prefer.
+    await newFleet('ep-maria-cand', { policy: { ...POLICY, probesToConfirm: 2 }, promotion: { 'ep-maria-cand-2': 'prefer' } });
+    const [p, cand, other] = fleet.nodes;
+    const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword).start();
+    try {
+      await until('acknowledged commits', async () => writer.ackedKeys.length > 200);
+      await writer.stop();
+      await fleet.waitForReplication(p.id);
+      const [{ pos }] = await fleet.sql<{ pos: string }[]>(cand.id, 'SELECT @@gtid_slave_pos AS pos');
+      const [d, srv, seq] = pos.split('-').map(Number);
+      const older = `${d}-${srv}-${seq - 50}`;
+      await p.stop('SIGKILL');
+      // Right before the promotion: the candidate is restored to an older state (its last 50 transactions gone).
+      beforePromote = async () => {
+        for (const q of [
+          'STOP SLAVE',
+          'SET SESSION sql_log_bin = 0',
+          `DELETE FROM ${APP_SCHEMA}.acks ORDER BY v DESC LIMIT 50`,
+          'RESET MASTER',
+          `SET GLOBAL gtid_binlog_state = '${older}'`,
+          `SET GLOBAL gtid_slave_pos = '${older}'`,
+          'START SLAVE',
+        ])
+          await fleet.sql(cand.id, q);
+      };
+      const io = captureIO();
+      const r = await runFailover({ ...opts(), force: true, wait: true }, io);
+      expect(r.exitCode, io.text()).toBe(0);
+      expect(io.text()).toContain(`${cand.id} lost data since the verdict: it had applied ${pos} then, it holds ${older} now`);
+      expect(io.text()).toMatch(new RegExp(`failed over ${fleet.cluster}: ${p.id} -> ${other.id} \\(.*${cand.id} lost data since the verdict \\(empty-primary guard\\)\\)`));
+      // The other replica is the one writable node; the restored one replays what it lacked from it.
+      const st = await fleet.state();
+      expect(Object.entries(st).filter(([, v]) => v.up && v.readOnly === false).map(([id]) => id)).toEqual([other.id]);
+      await until('the restored candidate caught up on the new primary', async () => {
+        const x = await fleet.state();
+        return x[cand.id].source === `${other.host}:${other.port}` && x[cand.id].io === 'Yes' && x[cand.id].gtidSlavePos === x[other.id].gtidBinlogPos;
+      });
+      expect(writer.ackedKeys.length).toBeGreaterThan(0);
+      expect(await writer.missingOn(other)).toEqual([]);
+      expect(await writer.missingOn(cand)).toEqual([]);
+    } finally {
+      beforePromote = undefined;
+      await writer.close();
     }
   });
 });
