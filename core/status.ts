@@ -77,7 +77,7 @@ export interface MonitorSummary {
   flagged: Record<string, string[]>;
   blind?: string;
   blocked?: string;
-  /** Redis/Valkey: the primaries it saw back EMPTY after a restart (core/empty-primary.ts), one line each. */
+  /** The primaries it saw back EMPTY after a restart, or reset (core/empty-primary.ts, core/mysql/empty-primary.ts), one line each. */
   emptyReturns?: string[];
   /** Set when the monitor could not be asked. */
   error?: string;

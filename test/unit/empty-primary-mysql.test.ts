@@ -8,6 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { initialDetectState, mysqlMonitorRound, type DetectState } from '../../core/monitor-round';
 import { mysqlCandidateLostData, mysqlCollapsed, mysqlPrimaryReset, restarted, updateMysqlDatasets } from '../../core/mysql/empty-primary';
 import type { MysqlFailoverNodeProbe, MysqlFailoverProbe } from '../../core/mysql/failover';
+import { formatMonitorStatus } from '../../client/commands/monitor';
+import { formatClusterStatus, type ClusterStatus } from '../../core/status';
 
 const policy = { probeIntervalMs: 300, probesToConfirm: 3, failoverBlockMs: 60_000, catchUpTimeoutMs: 5000, verifyTimeoutMs: 5000 };
 const at = (t: number) => new Date(1_700_000_000_000 + t).toISOString();
@@ -160,5 +162,15 @@ describe('the MariaDB monitor round with the empty-primary guard', () => {
     ]);
     expect(kinds).toEqual(['none', 'none']);
     expect(s.emptyReturns).toBeUndefined();
+  });
+});
+
+describe('status lines', () => {
+  it('a node flagged as back empty or reset says so and what to do, not "errant GTIDs"', () => {
+    const flagged = { a: ['reset: came back empty or reset (held 0-1-100 before); re-clone it', '0-1-5'] };
+    const m = formatMonitorStatus('handover-monitor-c', { cluster: 'c', failovers: [], rounds: 1, fenced: [], flagged }).join('\n');
+    expect(m).toContain('! a FLAGGED: came back empty or reset (held 0-1-100 before); re-clone it (handover backup provision-replica --node a); left read-only and not replicating, holding only 0-1-5 of its own; then --ack');
+    const st = { cluster: 'c', engine: 'mysql', topology: 'replication', primaries: [], nodes: [], problems: [], operations: [], monitor: { workflowId: 'handover-monitor-c', flagged } } as unknown as ClusterStatus;
+    expect(formatClusterStatus(st).join('\n')).toContain('! a FLAGGED by the monitor: came back empty or reset (held 0-1-100 before); re-clone it; left read-only and not replicating, holding only 0-1-5 of its own');
   });
 });
