@@ -4,6 +4,7 @@
  * primary; MySQL/MariaDB: GTID transactions still to apply, and Seconds_Behind_Master). Problems an on-call
  * engineer should see first (no primary, two primaries, a link down, an unreachable node) are listed apart.
  */
+import { mysqlPrimaryReset } from './mysql/empty-primary';
 import { appliedPos, lagTransactions, type MysqlNodeProbe } from './mysql/decide';
 import { mysqlRestartRisks, redisRestartRisks, riskLine, type ControllerView } from './restart-risk';
 import { describeMissingPrivileges } from './mysql/privileges';
@@ -134,6 +135,15 @@ export function mysqlClusterStatus(cluster: string, probes: MysqlNodeProbe[]): C
   });
   if (writable.length === 0) problems.unshift('no writable primary');
   else if (writable.length > 1) problems.unshift(`${writable.length} writable nodes: ${writable.map((w) => w.node).join(', ')}`);
+  // A node replicating from nobody that lacks what its replicas already hold from it came back empty or reset
+  // (core/mysql/empty-primary.ts, from this probe alone): never a healthy primary, whatever else it answers.
+  for (const r of probes.filter((p) => p.reachable && p.role === 'primary')) {
+    const e = mysqlPrimaryReset(undefined, probes, r.node, 0);
+    if (e)
+      problems.unshift(
+        `${r.node} answers as primary without transactions its replicas hold from it (${e.before.gtid}; it has ${e.after.gtid || 'empty'}): back EMPTY or reset, not a healthy primary${e.holders.length ? `; ${e.holders.join(', ')} still hold the data` : ''}`,
+      );
+  }
   const risks = mysqlRestartRisks(probes).map(riskLine);
   return { cluster, engine: 'mysql', topology: 'replication', primaries: writable.map((w) => w.node), nodes, problems, ...(risks.length ? { restartRisks: risks } : {}) };
 }

@@ -9,7 +9,7 @@ import { initialDetectState, mysqlMonitorRound, type DetectState } from '../../c
 import { mysqlCandidateLostData, mysqlCollapsed, mysqlPrimaryReset, restarted, updateMysqlDatasets } from '../../core/mysql/empty-primary';
 import type { MysqlFailoverNodeProbe, MysqlFailoverProbe } from '../../core/mysql/failover';
 import { formatMonitorStatus } from '../../client/commands/monitor';
-import { formatClusterStatus, type ClusterStatus } from '../../core/status';
+import { formatClusterStatus, mysqlClusterStatus, type ClusterStatus } from '../../core/status';
 
 const policy = { probeIntervalMs: 300, probesToConfirm: 3, failoverBlockMs: 60_000, catchUpTimeoutMs: 5000, verifyTimeoutMs: 5000 };
 const at = (t: number) => new Date(1_700_000_000_000 + t).toISOString();
@@ -172,5 +172,11 @@ describe('status lines', () => {
     expect(m).toContain('! a FLAGGED: came back empty or reset (held 0-1-100 before); re-clone it (handover backup provision-replica --node a); left read-only and not replicating, holding only 0-1-5 of its own; then --ack');
     const st = { cluster: 'c', engine: 'mysql', topology: 'replication', primaries: [], nodes: [], problems: [], operations: [], monitor: { workflowId: 'handover-monitor-c', flagged } } as unknown as ClusterStatus;
     expect(formatClusterStatus(st).join('\n')).toContain('! a FLAGGED by the monitor: came back empty or reset (held 0-1-100 before); re-clone it; left read-only and not replicating, holding only 0-1-5 of its own');
+  });
+
+  it('status, from one probe: a primary lacking what its replicas hold from it is not a healthy primary', () => {
+    const text = formatClusterStatus(mysqlClusterStatus('c', wiped(0).nodes)).join('\n');
+    expect(text).toContain('! a answers as primary without transactions its replicas hold from it (0-1-100; it has empty): back EMPTY or reset, not a healthy primary; b, c still hold the data');
+    expect(formatClusterStatus(mysqlClusterStatus('c', healthy(0).nodes)).join('\n')).not.toMatch(/EMPTY/);
   });
 });
