@@ -79,7 +79,10 @@ export function initialDetectState(o: Partial<DetectState> = {}): DetectState {
 }
 
 /** What the report shows besides counters: a change of it returns to the workflow (status, history). */
-const shown = (s: DetectState) => JSON.stringify([s.lastKnown?.primary, s.blind, s.restartRisks ?? [], s.adopted, s.emptyReturns?.length ?? 0]);
+const shown = (s: DetectState) => JSON.stringify([s.lastKnown?.primary, s.blind, s.restartRisks ?? [], s.adopted, s.emptyReturns?.length ?? 0, Object.keys(s.flagged ?? {}).length]);
+
+/** A node flagged because it came back empty or reset (workflows/mysql/failover.ts): only re-cloning clears it. */
+export const isResetFlag = (gtids: string[] | undefined) => !!gtids?.[0]?.startsWith('reset:');
 
 interface EngineRound {
   topo: TopoNode[];
@@ -132,8 +135,8 @@ function round(prev: DetectState, e: EngineRound, nowMs: number): RoundResult {
     s.lastKnown = live;
     s.lostSightAt = undefined;
   } else s.lostSightAt ??= e.seenAt;
-  const changed = shown(s) !== shown(prev);
   const fence = primary ? e.toFence(primary, s) : [];
+  const changed = shown(s) !== shown(prev);
   if (primary && live && fence.length) return { state: s, action: { kind: 'fence', primary, nodes: fence } };
   if (primary && s.emptyPrimary) {
     // The restart is proven (run_id) and the loss certain if it is followed: fail over now, no confirmation rounds.
@@ -227,6 +230,14 @@ export function mysqlMonitorRound(prev: DetectState, p: MysqlFailoverProbe, nowM
       // so a runbook repointing it right now (the old primary at the end of a switchover) is not raced.
       toFence: (primary, s) => {
         const seen = p.nodes.find((x) => x.node === primary);
+        // A node flagged as back empty or reset is cleared once it replicates from the primary again (re-cloned).
+        for (const [node, gtids] of Object.entries(s.flagged)) {
+          const x = p.nodes.find((n) => n.node === node);
+          if (isResetFlag(gtids) && x?.reachable && x.role === 'replica' && x.sourceNode === primary && x.ioRunning === 'Yes' && x.sqlRunning) {
+            s.flagged = { ...s.flagged };
+            delete s.flagged[node];
+          }
+        }
         const roots = p.nodes.filter((x) => x.reachable && x.node !== primary && x.role === 'primary' && !s.flagged[x.node]);
         for (const k of Object.keys(s.readOnlyRootRounds)) if (!roots.some((x) => x.node === k && x.readOnly)) delete s.readOnlyRootRounds[k];
         for (const x of roots) if (x.readOnly) s.readOnlyRootRounds[x.node] = (s.readOnlyRootRounds[x.node] ?? 0) + 1;

@@ -129,6 +129,8 @@ export async function watchMonitor(state: MonitorState, engine: WatchEngine): Pr
       running = undefined;
     }
     detect = r.state;
+    // A flag the rounds cleared (a node back empty or reset, seen replicating again: re-cloned).
+    for (const node of Object.keys(status.flagged)) if (detect.flagged && !(node in detect.flagged)) delete status.flagged[node];
     status.rounds += r.roundsDone;
     status.lastKnown = detect.lastKnown;
     status.lastVerdict = detect.lastVerdict;

@@ -154,6 +154,18 @@ describe('the MariaDB monitor round with the empty-primary guard', () => {
     expect(s.verdict).toBe('alive');
   });
 
+  it('a node flagged as back empty or reset is never fenced into replicating; re-cloned (a replica of the primary again), its flag clears', () => {
+    const flagged = { a: ['reset: came back empty or reset (held 0-1-100 before); re-clone it', '0-1-5'] };
+    const after = (t: number, a: MysqlFailoverNodeProbe) => probe(t, a, primary('b', '0-1-110', { startedAt: 500 }), replica('c', 'b', '0-1-110'));
+    const start = run(initialDetectState({ flagged, lastKnown: { primary: 'b', offset: 0, gtid: '0-1-100' } }), [after(0, { ...primary('a', '0-1-5'), readOnly: true })]);
+    const kept = run(start.s, [1, 2, 3, 4].map((i) => after(i * 300, { ...primary('a', '0-1-5'), readOnly: true })));
+    expect(kept.kinds).not.toContain('fence');
+    expect(kept.s.flagged).toEqual(flagged);
+    const recloned = run(kept.s, [after(1500, replica('a', 'b', '0-1-110'))]);
+    expect(recloned.kinds).toEqual(['changed']);
+    expect(recloned.s.flagged).toEqual({});
+  });
+
   it('a replica restarted, or the primary restarted with its data: no event', () => {
     const start = run(initialDetectState(), [healthy(0)]).s;
     const { s, kinds } = run(start, [
@@ -169,7 +181,7 @@ describe('status lines', () => {
   it('a node flagged as back empty or reset says so and what to do, not "errant GTIDs"', () => {
     const flagged = { a: ['reset: came back empty or reset (held 0-1-100 before); re-clone it', '0-1-5'] };
     const m = formatMonitorStatus('handover-monitor-c', { cluster: 'c', failovers: [], rounds: 1, fenced: [], flagged }).join('\n');
-    expect(m).toContain('! a FLAGGED: came back empty or reset (held 0-1-100 before); re-clone it (handover backup provision-replica --node a); left read-only and not replicating, holding only 0-1-5 of its own; then --ack');
+    expect(m).toContain('! a FLAGGED: came back empty or reset (held 0-1-100 before); re-clone it (handover backup provision-replica --node a); left read-only and not replicating, holding only 0-1-5 of its own; cleared once it replicates from the primary again');
     const st = { cluster: 'c', engine: 'mysql', topology: 'replication', primaries: [], nodes: [], problems: [], operations: [], monitor: { workflowId: 'handover-monitor-c', flagged } } as unknown as ClusterStatus;
     expect(formatClusterStatus(st).join('\n')).toContain('! a FLAGGED by the monitor: came back empty or reset (held 0-1-100 before); re-clone it; left read-only and not replicating, holding only 0-1-5 of its own');
   });

@@ -309,7 +309,7 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
       const own = keptOut ? keptOut.split(',') : [];
       if (keptOut === undefined) rb.audit(`fence ${deadPrimary}`, `WARNING: ${deadPrimary} could not be made read-only before the promotion (see above): check it takes no writes`);
       rejoin = { outcome: 'flagged', errantGtids: [`reset: came back empty or reset (held ${input.lastKnown?.gtid || '?'} before); re-clone it`, ...own], wasWritable: false, audit: '' };
-      rb.audit(`fence ${deadPrimary}`, `${deadPrimary} came back empty or reset: kept out (read-only, not replicating), FLAGGED; re-clone it (handover backup provision-replica --node ${deadPrimary}), then monitor --ack`);
+      rb.audit(`fence ${deadPrimary}`, `${deadPrimary} came back empty or reset: kept out (read-only, not replicating), FLAGGED; re-clone it (handover backup provision-replica --node ${deadPrimary}): the monitor clears the flag once it replicates from the primary again`);
     } else try {
       rejoin = await rb.step(`fence ${deadPrimary}`, `if ${deadPrimary} answers: read_only ON, then a replica of ${candidate} (errant GTIDs: left read-only, flagged)`, () =>
         probe.ensureMysqlRejoined.executeWithOptions({ summary: `fence ${deadPrimary}`, retry: { maximumAttempts: 1 } }, [{ cluster, node: deadPrimary, primary: candidate, promotedGtid }]),
