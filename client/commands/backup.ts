@@ -11,7 +11,7 @@
  *            (or updates the cron/keep), so it is idempotent.
  */
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
-import { listSegments, readArchiveState } from '../../activities/backup/archive';
+import { lastSegment, readArchiveState, segmentSeqs } from '../../activities/backup/archive';
 import type { ArchiveHeartbeat } from '../../activities/backup';
 import type { PitrTarget } from '../../core/backup/binlog';
 import type { ArchiverStatus, BinlogArchiverInput, PitrRestoreInput, PitrRestoreReport } from '../../workflows/pitr';
@@ -387,8 +387,8 @@ export async function runBackupArchive(raw: BackupArchiveOptions, io: IO): Promi
 async function archiveStatus(o: z.output<typeof BackupArchiveOptions>, workflowId: string, running: boolean, handle: WorkflowHandle): Promise<ArchiveStatusView> {
   const inv = loadInventory(inventoryPath(o.inventory));
   const storage: BackupStorage = openStorage(findCluster(inv, o.cluster));
-  const [segs, state] = await Promise.all([listSegments(storage, o.cluster), readArchiveState(storage, o.cluster)]);
-  const last = segs[segs.length - 1];
+  // One listing and the last manifest (not every manifest: in an object store each is a GET).
+  const [seqs, last, state] = await Promise.all([segmentSeqs(storage, o.cluster), lastSegment(storage, o.cluster), readArchiveState(storage, o.cluster)]);
   let live: Partial<ArchiveHeartbeat> | undefined;
   let wf: ArchiverStatus | undefined;
   if (running) {
@@ -411,7 +411,7 @@ async function archiveStatus(o: z.output<typeof BackupArchiveOptions>, workflowI
     archivedPos: live?.archivedPos || state?.archivedPos || last?.endPos,
     lagTransactions: live?.lagTransactions ?? state?.lagTransactions,
     ...(coveredUntil ? { coveredUntil: new Date(coveredUntil).toISOString(), lagMs: Date.now() - coveredUntil } : {}),
-    segments: segs.length,
+    segments: seqs.length,
     ...(last ? { lastSegment: { seq: last.seq, lastGtid: last.lastGtid, lastTs: last.lastTs } } : {}),
     followed: wf?.followed ?? [],
     ...(live?.note ?? state?.note ? { note: live?.note ?? state?.note } : {}),
