@@ -18,6 +18,7 @@ import { MARIADB_BACKUP_GRANTS } from '../../activities/backup/mysql';
 import { replayBinlogs } from '../../activities/backup/pitr';
 import { ensurePitrNodeFinished } from '../../activities/backup/pitr-node';
 import { formatPitrReport, runBackupArchive, runBackupRestore, runBackupRun } from '../../client/commands/backup';
+import { runPlan } from '../../client/commands/plan';
 import { parseGtidPos, posCovers } from '../../core/backup/binlog';
 import { PITR_LOGICAL_PRIVILEGES, PITR_NODE_PRIVILEGES } from '../../core/backup/pitr-node';
 import { loadInventory } from '../../inventory/load';
@@ -138,6 +139,12 @@ describe('point-in-time restore into a node: MariaDB', () => {
     const want = acks.map((a) => a.id);
     await until('the live replica has every acknowledged row', async () => JSON.stringify(await ids(1)) === JSON.stringify(want));
     expect((await fleet.state())[primary.id].readOnly).toBe(false);
+
+    // As the ending says: a switchover is refused while the restored node replicates from nobody (the plan changes nothing).
+    const pio = captureIO();
+    const plan = await runPlan({ ...opts(), json: false, runbook: 'switchover', cluster }, pio);
+    expect(plan.exitCode, pio.text()).toBe(2);
+    expect(pio.text()).toMatch(new RegExp(`more than one node replicates from nobody: .*${target.id}`));
 
     // Run again (a retried attempt): nothing replayed twice, nothing changed.
     const ctx = backupContext({ inventory: () => loadInventory(inventory), connectRedis });
