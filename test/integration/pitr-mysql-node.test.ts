@@ -5,7 +5,8 @@
  * in one line with nothing changed; a replica detached by the operator (STOP SLAVE) is restored with --replace
  * to a GTID: exactly the acknowledged rows up to it, standalone and read-only, its GTID positions the target's,
  * the primary and the other replica untouched; the report says where the cluster stands. The replay and the
- * finish step run again change nothing (a retried attempt continues after what is in).
+ * finish step run again change nothing (a retried attempt continues after what is in); the same node restored again
+ * to an earlier GTID with --writable is left writable, and the ending says the cluster has two writable nodes.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -152,5 +153,16 @@ describe('point-in-time restore into a node: MariaDB', () => {
     expect(again).toMatchObject({ alreadyReplayed: rep.replay.transactions, endPos: k.gtid, verified: true });
     expect((await ensurePitrNodeFinished(ctx, { cluster, node: target.id, endPos: k.gtid })).changed).toBe(false);
     expect(await ids(2)).toEqual(acks.filter((a) => a.id <= k.id).map((a) => a.id));
+
+    // The restored (standalone) node again, to an earlier GTID, left writable as asked: the ending says what that means.
+    const e = acks[11];
+    const wio = captureIO();
+    const w = await runBackupRestore({ ...opts(), cluster, toGtid: e.gtid, to: target.id, replace: true, writable: true }, wio);
+    expect(w.exitCode, wio.text()).toBe(0);
+    const wr = (w as { report?: PitrRestoreReport }).report!;
+    expect(await ids(2)).toEqual(acks.filter((a) => a.id <= e.id).map((a) => a.id));
+    expect((await fleet.state())[target.id]).toMatchObject({ readOnly: false, gtidBinlogPos: e.gtid });
+    expect(wr.notes?.join(' ')).toMatch(new RegExp(`${target.id} is WRITABLE besides ${primary.id}: ${cluster} has two writable nodes`));
+    expect((await fleet.state())[primary.id].readOnly).toBe(false);
   }, 90_000);
 });
