@@ -206,7 +206,9 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .option('--id <id>', 'backup ID (a backup as taken)')
       .option('--to-time <time>', 'point in time (ISO 8601): the newest base before it plus the archived binlogs up to it')
       .option('--to-gtid <gtid>', 'point in time by GTID (domain-server-seq): up to and including that transaction')
-      .option('--to <node>', 'an empty node of the cluster (refused if it holds data)')
+      .option('--to <node>', 'an empty node of the cluster (refused if it holds data); with --to-time/--to-gtid: a detached node (never the primary, a writable or replicating node)')
+      .option('--replace', 'with --to-time/--to-gtid --to NODE: the node may hold schemas; they are dropped (its datadir replaced for a physical base)', false)
+      .option('--writable', 'with --to-time/--to-gtid --to NODE: leave the node read_only OFF (default: read-only)', false)
       .option('--scratch', 'a fresh scratch server on a free loopback port, left running', false),
   ).action(async (opts) => onExit((await runBackupRestore(opts, processIO)).exitCode));
   common(

@@ -36,7 +36,7 @@ export function nodesNotFollowing(c: ClusterStatus, except: string[] = [], prima
   for (const n of c.nodes) {
     if (except.includes(n.node) || (primary === undefined && c.primaries.includes(n.node)) || n.node === primary) continue;
     if (!n.reachable) out.push({ node: n.node, reason: `unreachable${n.error ? ` (${n.error})` : ''}` });
-    else if (primary !== undefined && n.role === 'primary') out.push({ node: n.node, reason: 'it is a primary itself' });
+    else if (primary !== undefined && n.role === 'primary') out.push({ node: n.node, reason: n.readOnly === true ? 'it replicates from nobody (standalone, read-only)' : 'it is a primary itself' });
     else if (n.role === 'replica' && n.linkUp === false) out.push({ node: n.node, reason: `its replication link to ${n.replicaOf ?? '?'} is down (${n.link}; wrong replication credentials, or the network)` });
     else if (primary !== undefined && n.role === 'replica' && n.replicaOf !== primary) out.push({ node: n.node, reason: `it replicates from ${n.replicaOf ?? 'nowhere'}, not from ${primary}` });
   }

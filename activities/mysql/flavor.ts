@@ -66,6 +66,12 @@ export const FENCE_BOUND_EVENT = 'mysql.handover_fence_bound';
 /** Whether the node holds the event (enabled, or disabled after it fired): `SELECT … AS n`. */
 export const FENCE_BOUND_EXISTS = "SELECT COUNT(*) AS n FROM information_schema.EVENTS WHERE EVENT_SCHEMA = 'mysql' AND EVENT_NAME = 'handover_fence_bound'";
 
+/** Whether the node holds a fence bound that has fired (a one-shot event kept ON COMPLETION PRESERVE). */
+export async function fenceBoundFired(conn: { query(sql: string): Promise<unknown> }): Promise<boolean> {
+  const [rows] = (await conn.query(`${FENCE_BOUND_EXISTS} AND LAST_EXECUTED IS NOT NULL`)) as [{ n: number | string }[]];
+  return Number(rows[0]?.n ?? 0) > 0;
+}
+
 /** Drop the fence bound when the node holds one (read first: a node without it is not touched). */
 export async function cancelFenceBound(conn: { query(sql: string): Promise<unknown> }, flavor: MysqlFlavor): Promise<boolean> {
   const [rows] = (await conn.query(FENCE_BOUND_EXISTS)) as [{ n: number | string }[]];

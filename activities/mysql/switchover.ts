@@ -18,7 +18,7 @@ import {
   type MysqlNodeProbe,
   type MysqlPolicy,
 } from '../../core/mysql/decide';
-import { FENCE_BOUND_EVENT, cancelFenceBound } from './flavor';
+import { FENCE_BOUND_EVENT, cancelFenceBound, fenceBoundFired } from './flavor';
 import { ER } from './conn';
 import { activity, heartbeatWhile } from '../activity';
 import { timeProgress } from '../progress';
@@ -216,6 +216,14 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
             let fencedAt = Date.now();
             const alreadyFenced = !!before.readOnly;
             const boundMs = c.policy.fenceBoundMs;
+            if (!alreadyFenced && boundMs > 0 && Context.current().info.attempt > 1 && (await fenceBoundFired(conn)))
+              // An earlier attempt fenced, then its worker died before reporting; the bound lifted the fence and the
+              // old primary has taken writes since. The decision the run was started on is that old: undo, do not
+              // fence again behind the operator's back.
+              throw new HandoverError(
+                ErrorType.FenceBoundExpired,
+                `${input.node} takes writes again (its fence bound of ${boundMs} ms expired while no worker ran the switchover), before the candidate was promoted`,
+              );
             if (!alreadyFenced) {
               if (boundMs > 0) {
                 // The bound first: read_only is never ON without the event that lifts it (a retried fence keeps
