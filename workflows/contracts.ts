@@ -4,6 +4,7 @@
  * workflow input never carries a secret.
  */
 import type { DesiredSpec } from '../core/rolling';
+import type { ClusterStanding } from '../core/standing';
 import type { RedisClusterProbe } from '../core/types';
 import type { MysqlFailoverProbe } from '../core/mysql/failover';
 
@@ -82,6 +83,8 @@ export interface RollingRestartReport {
   hooks?: { hook: string; ok: boolean; detail: string }[];
   /** Nodes left unrestarted because they were in maintenance (`--maintenance skip`), with the window. */
   skipped?: { node: string; reason: string }[];
+  /** Where the cluster stands at the end (core/standing.ts); absent for a Redis Cluster (a primary per shard) and in older runs. */
+  standing?: ClusterStanding;
 }
 
 /** An unplanned failover, whatever the engine: names and positions only. */

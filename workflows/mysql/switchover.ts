@@ -297,6 +297,8 @@ export async function mysqlSwitchover(input: SwitchoverInput): Promise<MysqlSwit
     const withStanding = patched(PATCH_ENDS_WITH_STANDING);
     const lookAtStanding = async (): Promise<ClusterStanding | undefined> => {
       if (!withStanding) return undefined;
+      // The phase the run ends in (done-incomplete) stays, not the look's own step name.
+      const phase = rb.progress.phase;
       try {
         const now = await rb.step('standing', `see where ${cluster} stands`, () => probe.probeMysqlCluster.executeWithOptions({ summary: `see where ${cluster} stands` }, [{ cluster }]), () => undefined);
         const st = standingOf(mysqlClusterStatus(cluster, now.nodes), { expected: candidate, previousPrimary: primary });
@@ -304,6 +306,8 @@ export async function mysqlSwitchover(input: SwitchoverInput): Promise<MysqlSwit
         return st;
       } catch {
         return undefined;
+      } finally {
+        if (phase.startsWith('done')) rb.setPhase(phase);
       }
     };
     const incomplete = (message: string, st: ClusterStanding | undefined) =>

@@ -305,6 +305,8 @@ export async function redisSwitchover(input: SwitchoverInput): Promise<Switchove
     const withStanding = patched(PATCH_ENDS_WITH_STANDING);
     const lookAtStanding = async (): Promise<ClusterStanding | undefined> => {
       if (!withStanding) return undefined;
+      // The phase the run ends in (done-incomplete) stays, not the look's own step name.
+      const phase = rb.progress.phase;
       try {
         const now = await rb.step('standing', `see where ${cluster} stands`, () => probe.probeRedisCluster.executeWithOptions({ summary: `see where ${cluster} stands` }, [{ cluster }]), () => undefined);
         const st = standingOf(redisClusterStatus(cluster, now.topology ?? 'replication', now.nodes), { expected: candidate, previousPrimary: primary });
@@ -312,6 +314,8 @@ export async function redisSwitchover(input: SwitchoverInput): Promise<Switchove
         return st;
       } catch {
         return undefined;
+      } finally {
+        if (phase.startsWith('done')) rb.setPhase(phase);
       }
     };
     const incomplete = (message: string, st: ClusterStanding | undefined) =>
