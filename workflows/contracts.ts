@@ -26,7 +26,8 @@ export interface SwitchoverInput {
   /**
    * --allow-degraded: hand over even when another replica will not follow the new primary (link down, auth
    * failure, unreachable): the run finishes and reports it (exit 5). Without it such a switchover is refused up
-   * front, nothing changed. Set only when true (older inputs replay unchanged).
+   * front, nothing changed. Set only when the flag was given (--allow-degraded true, --no-allow-degraded
+   * false); absent, the inventory's `policy.allowDegraded` decides (older inputs replay unchanged).
    */
   allowDegraded?: boolean;
   /** --at TIME: epoch ms; the run waits in a visible `scheduled` step until then (abortable, nothing changed). */

@@ -25,6 +25,8 @@ export interface MysqlPolicy {
   verifyTimeoutMs: number;
   /** How long application sessions may keep an open transaction on the fenced primary before being killed. */
   fenceGraceMs: number;
+  /** Inventory policy.allowDegraded (absent in histories recorded before it: false). */
+  allowDegraded?: boolean;
 }
 
 export const DEFAULT_MYSQL_POLICY: MysqlPolicy = { maxLagTransactions: 1000, maxLagSeconds: 10, catchUpTimeoutMs: 30_000, verifyTimeoutMs: 30_000, fenceGraceMs: 2_000 };
