@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { readFile, readlink } from 'node:fs/promises';
 import type Redis from 'ioredis';
 import type mysql from 'mysql2/promise';
-import { executableReason, mysqlRestartOnlyDrift, parseOptionFile, redisRestartOnlyDrift, REDIS_RESTART_ONLY, versionFromBinaryOutput, type ExecutableOnDisk } from '../core/pending-restart';
+import { executableReason, mysqlRestartOnlyDrift, parseOptionFile, redisRestartOnlyDrift, REDIS_RESTART_ONLY, versionFromBinaryOutput, type ExecutableOnDisk, type ReadOnlyVariable } from '../core/pending-restart';
 import { parseRedisConf } from '../core/redis/config-drift';
 
 /** Loopback: the node's process is on this machine. */
@@ -93,9 +93,11 @@ export async function mysqlPendingRestart(conn: mysql.Connection, host: string, 
   const reasons: string[] = [];
   const ex = executableReason(version, exe);
   if (ex) reasons.push(ex);
-  const [vars] = (await conn.query("SELECT LOWER(VARIABLE_NAME) AS name, GLOBAL_VALUE AS value FROM information_schema.SYSTEM_VARIABLES WHERE READ_ONLY = 'YES'")) as unknown as [{ name: string; value: string | null }[]];
-  const readOnly: Record<string, string> = {};
-  for (const v of vars) if (v.value !== null) readOnly[v.name] = String(v.value);
+  const [vars] = (await conn.query(
+    "SELECT LOWER(VARIABLE_NAME) AS name, GLOBAL_VALUE AS value, NUMERIC_MIN_VALUE AS min, NUMERIC_MAX_VALUE AS max, NUMERIC_BLOCK_SIZE AS block FROM information_schema.SYSTEM_VARIABLES WHERE READ_ONLY = 'YES'",
+  )) as unknown as [{ name: string; value: string | null; min: string | null; max: string | null; block: string | null }[]];
+  const readOnly: Record<string, ReadOnlyVariable> = {};
+  for (const v of vars) if (v.value !== null) readOnly[v.name] = { value: String(v.value), min: v.min === null ? null : String(v.min), max: v.max === null ? null : String(v.max), block: v.block === null ? null : String(v.block) };
   reasons.push(...mysqlRestartOnlyDrift(parseOptionFile(text), readOnly));
   return reasons;
 }

@@ -115,13 +115,36 @@ export function normalizeVariable(v: string): string {
  */
 const MYSQL_NOT_COMPARED = new Set(['log_bin', 'log_bin_index', 'relay_log', 'relay_log_index', 'pid_file', 'socket', 'datadir', 'basedir', 'tmpdir', 'log_error', 'general_log_file', 'slow_query_log_file', 'plugin_dir']);
 
-/** MariaDB: the read-only variables (restart-only) the option file sets to another value than the running one. */
-export function mysqlRestartOnlyDrift(file: Map<string, string>, readOnlyRuntime: Record<string, string>): string[] {
+/** A read-only variable as the server reports it, with the numeric range and block size it clamps a setting to. */
+export interface ReadOnlyVariable {
+  value: string;
+  min?: string | null;
+  max?: string | null;
+  block?: string | null;
+}
+
+/** What the server makes of a numeric setting at startup: clamped to [min, max], rounded down to the block size. */
+function asServerTakesIt(fileValue: string, v: ReadOnlyVariable): string {
+  const n = normalizeVariable(fileValue);
+  if (!/^\d+$/.test(n)) return n;
+  let x = BigInt(n);
+  if (v.min != null && /^\d+$/.test(v.min) && x < BigInt(v.min)) x = BigInt(v.min);
+  if (v.max != null && /^\d+$/.test(v.max) && x > BigInt(v.max)) x = BigInt(v.max);
+  if (v.block != null && /^\d+$/.test(v.block) && BigInt(v.block) > 1n) x -= x % BigInt(v.block);
+  return x.toString();
+}
+
+/**
+ * MariaDB: the read-only variables (restart-only) the option file sets to another value than the running one;
+ * a number is compared as the server takes it (clamped to its range, rounded to its block size: a 1M buffer whose
+ * minimum is 2M runs at 2M and a restart would not change that).
+ */
+export function mysqlRestartOnlyDrift(file: Map<string, string>, readOnlyRuntime: Record<string, ReadOnlyVariable>): string[] {
   const out: string[] = [];
   for (const [k, f] of file) {
     const r = readOnlyRuntime[k];
     if (r === undefined || MYSQL_NOT_COMPARED.has(k) || f.includes('/')) continue;
-    if (normalizeVariable(f) !== normalizeVariable(r)) out.push(`${k} is ${f} in the option file, ${r} running (read-only variable)`);
+    if (asServerTakesIt(f, r) !== normalizeVariable(r.value)) out.push(`${k} is ${f} in the option file, ${r.value} running (read-only variable)`);
   }
   return out;
 }

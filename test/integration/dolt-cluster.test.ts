@@ -118,7 +118,7 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
     expect(c).toMatchObject({ engine: 'dolt', primaries: [n1.id], problems: [] });
     expect(c.nodes.find((n) => n.node === n2.id)).toMatchObject({ role: 'replica', replicaOf: n1.id, epoch: 3, linkUp: true, lagMillis: 0 });
     const text = await runCli(['status', '--cluster', fleet.cluster, '--inventory', inventory, '--address', tw.address]);
-    expect(text.out).toMatch(new RegExp(`${n2.id} .* replica of ${n1.id} +0 ms +\\S+ +- +up`));
+    expect(text.out).toMatch(new RegExp(`${n2.id} .* replica of ${n1.id} +0 ms +\\S+ +- +- +up`));
 
     const doc = await runCli(['doctor', '--cluster', fleet.cluster, '--json', '--address', tw.address, '--task-queue', tw.taskQueue, '--inventory', inventory]);
     const checks = (JSON.parse(doc.out.trim()) as { checks: { check: string; status: string; detail: string }[] }).checks;

@@ -124,7 +124,7 @@ describe('handover status / history / --wait', () => {
     }
     expect(steps.indexOf('done probe')).toBeLessThan(steps.indexOf('done handover'));
     expect(steps.indexOf('done handover')).toBeLessThan(steps.indexOf('done verify'));
-    expect(lines.find((l) => l.startsWith('done     probe:'))).toMatch(/^done {5}probe: probe every node of sh \(\d+ ms\) — saw sh-1=primary@\d+ sh-2=replica@\d+ sh-3=replica@\d+$/);
+    expect(lines.find((l) => l.startsWith('done     probe:'))).toMatch(/^done {5}probe: probe every node of sh \((\d+ ms|\d+\.\d s)\) — saw sh-1=primary@\d+ sh-2=replica@\d+ sh-3=replica@\d+$/);
     expect(r.out).toMatch(/\nswitched over sh: sh-1 -> sh-3\n/);
     expect(await redis.roles()).toEqual({ 'sh-1': 'slave', 'sh-2': 'slave', 'sh-3': 'master' });
   });

@@ -28,7 +28,13 @@ describe('pending restart', () => {
     const file = parseOptionFile('[client]\nport=1\n[mysqld]\nserver-id = 3\ninnodb-buffer-pool-instances=4\ninnodb_log_buffer_size = 16M\nskip-name-resolve\nlog-bin = mysql-bin\ndatadir=/srv/db-1\n[mariadbd]\nloose-performance_schema=OFF\n');
     expect([...file.keys()]).toEqual(['server_id', 'innodb_buffer_pool_instances', 'innodb_log_buffer_size', 'skip_name_resolve', 'log_bin', 'datadir', 'performance_schema']);
     expect(normalizeVariable('16M')).toBe(String(16 * 1024 * 1024));
-    const runtime = { innodb_buffer_pool_instances: '1', innodb_log_buffer_size: String(16 * 1024 * 1024), skip_name_resolve: 'ON', log_bin: 'ON', datadir: '/srv/db-1/', performance_schema: 'OFF' };
+    const runtime = Object.fromEntries(
+      Object.entries({ innodb_buffer_pool_instances: '1', innodb_log_buffer_size: String(16 * 1024 * 1024), skip_name_resolve: 'ON', log_bin: 'ON', datadir: '/srv/db-1/', performance_schema: 'OFF' }).map(([k, value]) => [k, { value }]),
+    );
     expect(mysqlRestartOnlyDrift(file, runtime)).toEqual(['innodb_buffer_pool_instances is 4 in the option file, 1 running (read-only variable)']);
+    // A setting below the variable's minimum runs at the minimum: a restart would not change it.
+    const clamped = parseOptionFile('[mysqld]\ninnodb_log_buffer_size = 1M\n');
+    expect(mysqlRestartOnlyDrift(clamped, { innodb_log_buffer_size: { value: '2097152', min: '262144', max: '18446744073709551615', block: '1024' } })).toEqual(['innodb_log_buffer_size is 1M in the option file, 2097152 running (read-only variable)']);
+    expect(mysqlRestartOnlyDrift(clamped, { innodb_log_buffer_size: { value: '2097152', min: '2097152', max: '18446744073709551615', block: '1024' } })).toEqual([]);
   });
 });

@@ -23,7 +23,7 @@
  * (step failed, audit line, report.routing) and the run goes on to repoint and verify: post-hooks fail open.
  */
 import { ApplicationFailure, CancellationScope, CancelledFailure, patched } from '@temporalio/workflow';
-import { decideMysqlSwitchover, type MysqlNodeProbe, type MysqlSwitchoverDecision } from '../../core/mysql/decide';
+import { decideMysqlSwitchover, whyNotFollower, type MysqlNodeProbe, type MysqlSwitchoverDecision } from '../../core/mysql/decide';
 import { ErrorType } from '../../core/errors';
 import type { EnsureMysqlFencedResult } from '../../activities/mysql/switchover';
 import type { VerifyMysqlResult } from '../../activities/mysql/replication';
@@ -112,6 +112,13 @@ export async function mysqlSwitchover(input: SwitchoverInput): Promise<MysqlSwit
         // is refused here, nothing changed, unless --allow-degraded: then the run hands over and reports it.
         if (patched(PATCH_REFUSE_UNLINKED)) {
           unlinked = nodesNotFollowing(mysqlClusterStatus(cluster, probed.nodes), [r.decision.primary, r.decision.candidate]);
+          // And those the decision itself found unable to follow (errant GTIDs), which --allow-degraded let through:
+          // left behind and reported like the others, not a repoint failure.
+          const was = probed.nodes.find((n) => n.node === r.decision.primary);
+          for (const n of probed.nodes) {
+            const why = was && n.node !== r.decision.primary && n.node !== r.decision.candidate && !unlinked.some((u) => u.node === n.node) ? whyNotFollower(n, was) : undefined;
+            if (why) unlinked.push({ node: n.node, reason: why });
+          }
           if (unlinked.length && !allowDegraded && !input.dryRun)
             throw ApplicationFailure.create({
               type: ErrorType.PreconditionFailed,
