@@ -177,6 +177,7 @@ export function formatDoltReport(r: DoltSwitchoverReport): string {
     if (r.abortRequested) lines.push('  abort requested after the point of no return: finished forward');
     lines.push(`  write pause (demotion to promotion): ${r.writePauseMs} ms`);
     if (r.hashes) lines.push(`  same data on both: ${Object.entries(r.hashes).map(([db, h]) => `${db} ${h}`).join(', ') || 'no databases'}`);
+    lines.push(...standingLines(r.standing));
     lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
   }
   return lines.join('\n');
