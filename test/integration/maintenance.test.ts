@@ -142,8 +142,16 @@ describe('maintenance windows', () => {
       await primary.stop('SIGKILL');
       const r = await runCli(['failover', '--cluster', 'mt', '--force', '--wait', '--json', ...conn()]);
       expect([0, 5], r.err).toContain(r.code);
-      const report = JSON.parse(r.out.trim().split('\n').pop()!) as { newPrimary: string; audit: string[] };
+      const report = JSON.parse(r.out.trim().split('\n').pop()!) as { newPrimary: string; audit: string[]; standing: unknown };
       expect(report.newPrimary).toBe(other.id);
+      // Where it stands: the node in maintenance follows the new primary; the dead one does not, and why.
+      expect(report.standing).toEqual({
+        primary: other.id,
+        previousPrimary: primary.id,
+        changed: true,
+        following: [away.id],
+        notFollowing: [{ node: primary.id, reason: expect.stringMatching(/^the old primary is down: the monitor \(or a re-run\) makes it a replica when it returns$/) }],
+      });
       expect(report.audit).toContainEqual(expect.stringMatching(new RegExp(`^maintenance: not candidates: ${away.id} is in maintenance until`)));
       expect((await fleet.roles())[other.id]).toBe('master');
     } finally {
