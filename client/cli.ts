@@ -115,7 +115,8 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .option('--require-approval', 'after probe and decide, publish the plan and wait for "handover approve" before changing anything', false)
       .option('--approval-timeout <duration>', 'with --require-approval: end with nothing changed if not approved within this (e.g. 90s, 30m, 2h; default 30m)')
       .option('--at <time>', 'start later: an ISO 8601 time (2026-12-01T02:00Z) or a duration from now (30m); the run waits in a visible "scheduled" phase, abortable until then')
-      .option('--allow-degraded', 'hand over even when another replica will not follow the new primary (link down, auth failure, unreachable): it is left behind and reported, exit 5; without it such a switchover is refused, nothing changed', false)
+      .option('--allow-degraded', 'hand over even when another replica will not follow the new primary (link down, auth failure, unreachable): it is left behind and reported, exit 5; without it (and without policy.allowDegraded in the inventory) such a switchover is refused, nothing changed')
+      .option('--no-allow-degraded', 'refuse such a switchover for this run even when the inventory sets policy.allowDegraded: true')
       .addOption(new Option('--dry-run', 'probe and decide only; print the plan').default(false)),
   ).action(async (opts) => {
     const { exitCode } = await runSwitchover(opts, processIO);

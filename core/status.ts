@@ -40,6 +40,11 @@ export interface NodeStatus {
   version?: string;
   /** The node's open maintenance window (handover maintenance), when it has one. */
   maintenance?: MaintenanceWindow;
+  /**
+   * Why a restart of the node would change what it runs (core/pending-restart.ts): [] none; undefined when it
+   * cannot be known from where status was read (a node not on that host, a file not readable).
+   */
+  pendingRestart?: string[];
 }
 
 /** A runbook running on the cluster (open workflow with its HandoverCluster search attribute). */
@@ -265,19 +270,20 @@ export function formatClusterStatus(s: ClusterStatus): string[] {
   const lines = [head];
   if (s.error) lines.push(`  error: ${s.error}`);
   if (s.nodes.length) {
-    const rows: string[][] = [['NODE', 'ADDRESS', 'ROLE', 'LAG', 'VERSION', 'MAINTENANCE', 'LINK']];
+    const rows: string[][] = [['NODE', 'ADDRESS', 'ROLE', 'LAG', 'VERSION', 'PENDING RESTART', 'MAINTENANCE', 'LINK']];
     for (const n of s.nodes) {
       if (!n.reachable) {
-        rows.push([n.node, n.address, 'UNREACHABLE', '-', '-', maintenanceText(n), n.error ?? '']);
+        rows.push([n.node, n.address, 'UNREACHABLE', '-', '-', '-', maintenanceText(n), n.error ?? '']);
         continue;
       }
       const role =
         n.role === 'replica'
           ? `replica of ${n.replicaOf ?? '?'}${n.readOnly === false ? ', WRITABLE' : ''}`
           : `${n.role ?? '?'}${n.readOnly && n.role === 'primary' ? ' (read-only)' : ''}${n.position ? ` at ${n.position}` : ''}`;
-      rows.push([n.node, n.address, role, n.role === 'replica' ? lagText(n) || '?' : '-', n.version ?? '?', maintenanceText(n), n.role === 'replica' ? (n.link ?? '?') : '-']);
+      rows.push([n.node, n.address, role, n.role === 'replica' ? lagText(n) || '?' : '-', n.version ?? '?', n.pendingRestart === undefined ? '-' : n.pendingRestart.length ? 'yes' : 'no', maintenanceText(n), n.role === 'replica' ? (n.link ?? '?') : '-']);
     }
     lines.push(...table(rows));
+    for (const n of s.nodes) if (n.pendingRestart?.length) lines.push(`  pending restart ${n.node}: ${n.pendingRestart.join('; ')}`);
   }
   for (const p of s.problems) lines.push(`  ! ${p}`);
   const m = s.monitor;

@@ -154,7 +154,7 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
         cluster,
         engine: 'mysql',
         flavor: c.flavor ?? 'mariadb',
-        policy: { maxLagTransactions: p.maxLagTransactions, maxLagSeconds: p.maxLagSeconds, catchUpTimeoutMs: p.catchUpTimeoutMs, verifyTimeoutMs: p.verifyTimeoutMs, fenceGraceMs: p.fenceGraceMs },
+        policy: { maxLagTransactions: p.maxLagTransactions, maxLagSeconds: p.maxLagSeconds, catchUpTimeoutMs: p.catchUpTimeoutMs, verifyTimeoutMs: p.verifyTimeoutMs, fenceGraceMs: p.fenceGraceMs, ...(p.allowDegraded ? { allowDegraded: true } : {}) },
         routingHook: c.routingHook !== undefined,
         hooks: hookCounts(c),
         nodes,

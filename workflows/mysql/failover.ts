@@ -30,6 +30,14 @@ import { mutate, probe, wait } from '../profiles';
 import { Runbook, messageOf } from '../runbook';
 import { abortWatch, abortedFailure, approvalGate, isCancellation } from '../approval';
 import type { FailoverInput, FailoverPlanReport } from '../contracts';
+import { mysqlClusterStatus } from '../../core/status';
+import { standingAfterVerify, standingLine, standingOf, type ClusterStanding, type NotFollowing } from '../../core/standing';
+
+/**
+ * Patch marker: a verification that fails after the promotion looks once at where the cluster stands and ends
+ * HandoverIncomplete (exit 1) saying so. Runs recorded before this let the verification's failure through.
+ */
+export const PATCH_MYSQL_FAILOVER_ENDS_WITH_STANDING = 'failover-ends-with-standing';
 
 /**
  * From here on the failover re-checks its candidate's position against the verdict before it waits for it and
@@ -67,6 +75,8 @@ export interface MysqlFailoverReport {
   approval?: { approver: string; planHash: string };
   /** An abort arrived after the point of no return: the run finished forward. */
   abortRequested?: boolean;
+  /** Where the cluster stands at the end: the new primary, who follows it, who does not and why (core/standing.ts). */
+  standing?: ClusterStanding;
 }
 
 export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailoverReport | FailoverPlanReport> {
@@ -80,9 +90,11 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
   const fromMonitor = input.confirmed?.probe.engine === 'mysql' ? input.confirmed.probe : undefined;
   if (fromMonitor) rb.audit('probe', `the monitor's confirming round at ${fromMonitor.probedAt} (${input.confirmed!.reason}): ${describe(fromMonitor)}; not probed again`);
   let probed = fromMonitor ?? (await rb.step('probe', `probe every node of ${cluster}`, () => probe.probeMysqlFailover.executeWithOptions({ summary: `probe every node of ${cluster}` }, [{ cluster }]), describe));
+  // A refusal changed nothing: where the cluster stands is what the last probe saw.
   const refuse = (message: string): never => {
     rb.skipRemaining('refused');
-    throw ApplicationFailure.create({ message: `${message}; nothing was changed`, type: ErrorType.PreconditionFailed, nonRetryable: true });
+    const s = standingOf(mysqlClusterStatus(cluster, probed.nodes));
+    throw ApplicationFailure.create({ message: `${message}; nothing was changed. Where it stands: ${standingLine(s)}`, type: ErrorType.PreconditionFailed, nonRetryable: true, details: [{ standing: s }] });
   };
   const pointedAt = probed.nodes.filter((n) => n.reachable && n.role === 'replica' && n.sourceNode).map((n) => n.sourceNode!);
   const deadPrimary = input.lastKnown?.primary ?? [...pointedAt].sort((a, b) => pointedAt.filter((x) => x === b).length - pointedAt.filter((x) => x === a).length)[0];
@@ -319,9 +331,40 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
       rb.audit('fence', `${deadPrimary} does not answer; fencing is left to the monitor`);
     }
     const ignore = [...skipped, ...notFollowing.map((n) => n.node), ...(fenced === 'now' ? [] : [deadPrimary])];
-    const verify = await rb.step('verify', `verify ${candidate} the only writable node, live replicas running from it`, () =>
-      wait.verifyMysqlFailover.executeWithOptions({ summary: `verify ${candidate} primary` }, [{ cluster, primary: candidate, ignore, timeoutMs: probed.policy.verifyTimeoutMs }]),
-    );
+    let verify: VerifyMysqlFailoverResult;
+    try {
+      verify = await rb.step('verify', `verify ${candidate} the only writable node, live replicas running from it`, () =>
+        wait.verifyMysqlFailover.executeWithOptions({ summary: `verify ${candidate} primary` }, [{ cluster, primary: candidate, ignore, timeoutMs: probed.policy.verifyTimeoutMs }]),
+      );
+    } catch (err) {
+      if (!patched(PATCH_MYSQL_FAILOVER_ENDS_WITH_STANDING)) throw err;
+      // Past the point of no return: say where the cluster stands (one look), never a bare verification failure.
+      let st: ClusterStanding | undefined;
+      try {
+        const now = await rb.step('standing', `see where ${cluster} stands`, () => probe.probeMysqlFailover.executeWithOptions({ summary: `see where ${cluster} stands` }, [{ cluster }]), () => undefined);
+        st = standingOf(mysqlClusterStatus(cluster, now.nodes), { expected: candidate, previousPrimary: deadPrimary });
+        rb.audit('standing', standingLine(st));
+      } catch {
+        st = undefined;
+      }
+      rb.setPhase('done-incomplete');
+      throw ApplicationFailure.create({
+        type: ErrorType.HandoverIncomplete,
+        nonRetryable: true,
+        message: `failover of ${cluster} passed the point of no return (${candidate} promoted and writable, ${deadPrimary} dead): verification failed: ${messageOf(err)}${st ? `. Where it stands: ${standingLine(st)}` : ''}`,
+        ...(st ? { details: [{ standing: st }] } : {}),
+      });
+    }
+    // Where it stands, from what verification saw (no extra probe): the nodes left out say why.
+    const left: NotFollowing[] = [
+      ...skipped.map((node) => ({ node, reason: 'unreachable at the failover: repoint it when it returns' })),
+      ...notFollowing,
+      ...(fenced === 'now'
+        ? []
+        : [{ node: deadPrimary, reason: fenced === 'flagged' ? `the old primary: left read-only, errant GTIDs ${rejoin?.errantGtids.join(',') ?? ''}` : 'the old primary is down: the monitor (or a re-run) fences it when it returns' }]),
+    ];
+    const standing = standingAfterVerify(candidate, deadPrimary, verify.nodes.map((n) => n.node), left);
+    rb.audit('standing', standingLine(standing));
     const hooks = [...preHooks, ...promotionHooks, ...(await runPostFailoverHooks(rb, probed.hooks?.postFailover ?? 0, hookRun))];
     rb.setPhase(fenced === 'flagged' ? 'done-old-primary-flagged' : hooks.some((h) => !h.ok) ? 'done-post-hook-failed' : notFollowing.length ? 'done-replicas-not-following' : routing && !routing.ok ? 'done-routing-failed' : 'done');
     const loss = mysqlDataLoss(input.lastKnown?.gtid, promotedGtid);
@@ -343,6 +386,7 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
       routing,
       ...(hooks.length ? { hooks } : {}),
       verify,
+      standing,
       ...(approval ? { approval } : {}),
       ...(abortFinishedForward() ? { abortRequested: true } : {}),
       steps: rb.timings(),
