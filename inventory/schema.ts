@@ -129,6 +129,12 @@ export const PolicySchema = z
      * dies mid-handover cannot keep writes blocked longer than this. Needs event_scheduler=ON; 0 disables it.
      */
     fenceBoundMs: z.number().int().min(0).max(600_000).default(30_000),
+    /**
+     * Switchover (Redis/Valkey, MySQL/MariaDB): hand over even when another replica will not follow the new
+     * primary (link down, auth failure, unreachable); it is left behind and reported (exit 5). Default false:
+     * such a switchover is refused up front, nothing changed. `--allow-degraded` / `--no-allow-degraded` override it per run.
+     */
+    allowDegraded: z.boolean({ invalid_type_error: 'must be true or false (true: a switchover hands over even when a replica will not follow)' }).default(false),
   })
   .strict();
 export type Policy = z.infer<typeof PolicySchema>;

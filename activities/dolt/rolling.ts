@@ -158,14 +158,14 @@ export function createDoltRollingActivities(deps: DoltActivityDeps) {
     }),
 
     /** Wait until `primary` is the one primary and every other node a replica following it. Read-only. */
-    verifyDoltRolled: activity(async (i: { cluster: string; primary: string; timeoutMs: number }): Promise<{ primary: string; audit: string }> => {
+    verifyDoltRolled: activity(async (i: { cluster: string; primary: string; timeoutMs: number }): Promise<{ primary: string; nodes: string[]; audit: string }> => {
       const c = ops.spec(i.cluster);
       const deadline = Date.now() + i.timeoutMs;
       return heartbeatWhile(async () => {
         for (;;) {
           const nodes = await probeSpecs(c, []).catch(() => [] as DoltSpecProbe[]);
           const ok = nodes.length > 0 && nodes.every((n) => n.reachable && (n.node === i.primary ? n.role === 'primary' : n.role === 'replica' && n.following));
-          if (ok) return { primary: i.primary, audit: describe(nodes) };
+          if (ok) return { primary: i.primary, nodes: nodes.filter((n) => n.node !== i.primary).map((n) => n.node), audit: describe(nodes) };
           if (Date.now() > deadline) throw new HandoverError(ErrorType.VerificationFailed, `verification of ${i.cluster} failed within ${i.timeoutMs} ms: want ${i.primary} the primary, every other node following it; saw ${describe(nodes)}`);
           await sleep(300);
         }

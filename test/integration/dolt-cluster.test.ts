@@ -96,6 +96,7 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
     const cli = await runCli(['switchover', '--cluster', fleet.cluster, '--wait', '--inventory', inventory, '--address', tw.address, '--task-queue', tw.taskQueue]);
     expect(cli.code, cli.out + cli.err).toBe(0);
     expect(cli.out).toContain(`switched over ${fleet.cluster}: ${n1.id} -> ${n2.id} (epoch 1 -> 2)`);
+    expect(cli.out).toContain(`  where it stands: primary ${n2.id} (was ${n1.id})\n    following ${n2.id}: ${n1.id}`);
     let st = await fleet.state();
     expect(st[n1.id]).toMatchObject({ up: true, role: 'standby', epoch: 2, readOnly: true });
     expect(st[n2.id]).toMatchObject({ up: true, role: 'primary', epoch: 2, readOnly: false });
@@ -110,6 +111,7 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
     expect(r).toMatchObject({ engine: 'dolt', oldPrimary: n2.id, newPrimary: n1.id, decision: { epoch: 3, fromEpoch: 2 } });
     expect(r.writePauseMs).toBeGreaterThanOrEqual(0);
     expect(Object.keys(r.hashes ?? {})).toContain(DOLT_APP_DB);
+    expect(r.standing).toEqual({ primary: n1.id, previousPrimary: n2.id, changed: true, following: [n2.id], notFollowing: [] });
     await sleep(700);
 
     const stats = await writer.stop();
@@ -137,7 +139,7 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
     expect(c).toMatchObject({ engine: 'dolt', primaries: [n1.id], problems: [] });
     expect(c.nodes.find((n) => n.node === n2.id)).toMatchObject({ role: 'replica', replicaOf: n1.id, epoch: 3, linkUp: true, lagMillis: 0 });
     const text = await runCli(['status', '--cluster', fleet.cluster, '--inventory', inventory, '--address', tw.address]);
-    expect(text.out).toMatch(new RegExp(`${n2.id} .* replica of ${n1.id} +0 ms +\\S+ +- +up`));
+    expect(text.out).toMatch(new RegExp(`${n2.id} .* replica of ${n1.id} +0 ms +\\S+ +- +- +up`));
 
     const doc = await runCli(['doctor', '--cluster', fleet.cluster, '--json', '--address', tw.address, '--task-queue', tw.taskQueue, '--inventory', inventory]);
     const checks = (JSON.parse(doc.out.trim()) as { checks: { check: string; status: string; detail: string }[] }).checks;
@@ -154,7 +156,7 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
     const before = await fleet.state();
     const refused = await runCli(['switchover', '--cluster', fleet.cluster, '--to', n1.id, '--wait', '--inventory', inventory, '--address', tw.address, '--task-queue', tw.taskQueue]);
     expect(refused.code).toBe(2);
-    expect(refused.out + refused.err).toMatch(/already the primary/);
+    expect(refused.out + refused.err).toMatch(new RegExp(`already the primary.*\\. Where it stands: the primary is ${n1.id}; following ${n1.id}: ${n2.id}`));
     expect(await fleet.state()).toEqual(before);
 
     current = refusing;

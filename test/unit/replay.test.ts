@@ -65,7 +65,7 @@ describe('replay of committed histories', () => {
       // Redis Cluster: switchover --shard and failover --shard (routed through switchover / failover)
       'switchover-redis-cluster-shard', 'failover-redis-cluster-shard',
       // point-in-time recovery: the archiver's first run (continued as new), a restore to a GTID, one refused
-      'binlog-archiver-mysql', 'pitr-restore-mysql-completed', 'pitr-restore-mysql-refused',
+      'binlog-archiver-mysql', 'pitr-restore-mysql-completed', 'pitr-restore-mysql-refused', 'pitr-restore-mysql-node', 'pitr-restore-mysql-node-refused',
     ];
     expect(files).toEqual(expect.arrayContaining(required.map((f) => `${f}.json`)));
   });

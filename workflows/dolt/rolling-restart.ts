@@ -58,7 +58,21 @@ export async function doltRollingRestart(input: RollingRestartInput): Promise<Ro
       const v = await rb.step('verify', `verify one primary (${st.primary}), every other node following it`, () =>
         wait.verifyDoltRolled.executeWithOptions({ summary: `verify one primary (${st.primary}), every other node following it` }, [{ cluster, primary: st.primary, timeoutMs: st.verifyTimeoutMs }]),
       );
-      return v.primary;
+      return { primary: v.primary, verified: v.nodes };
+    },
+    standing(p, opts) {
+      const primaries = p.nodes.filter((n) => n.reachable && n.role === 'primary').map((n) => n.node);
+      const primary = primaries.length === 1 ? primaries[0] : undefined;
+      const others = p.nodes.filter((n) => n.node !== primary);
+      return {
+        primary,
+        ...(opts.previousPrimary && primary && opts.previousPrimary !== primary ? { previousPrimary: opts.previousPrimary } : {}),
+        changed: !!opts.previousPrimary && !!primary && opts.previousPrimary !== primary,
+        following: primary ? others.filter((n) => n.reachable && n.role === 'replica' && n.following).map((n) => n.node) : [],
+        notFollowing: others
+          .filter((n) => !primary || !(n.reachable && n.role === 'replica' && n.following))
+          .map((n) => ({ node: n.node, reason: !n.reachable ? `unreachable${n.error ? ` (${n.error})` : ''}` : !primary ? 'no single primary' : (n.followDetail ?? `${n.role}`) })),
+      };
     },
   };
   return runRoll(rb, input, desired, engine);
