@@ -3,8 +3,8 @@
  * node is a local process, a systemd unit or a Kubernetes pod (a Kubernetes controller fits the same shape).
  * Readiness is never the controller's word: the runbook checks it on the node itself.
  */
-import { exec, spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { exec, execFile, spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import YAML from 'yaml';
@@ -24,6 +24,15 @@ export interface RestartRequest {
   set?: Record<string, string>;
   /** engine: mysql — the running server's pid file (@@pid_file), for a graceful SIGTERM by `local`; undefined when down. */
   pidFile?: string;
+  /**
+   * engine: dolt (remote-replicas) — with the server stopped and before it starts again, push every branch of
+   * every database in its data_dir to this remote with the dolt CLI (`local` only). A commit that landed while
+   * the server shut down is on the node but was never pushed (its replication push died with the server); a
+   * node restarted read-only cannot push it over SQL any more.
+   */
+  pushTo?: string;
+  /** engine: dolt — called once the server is stopped, before anything else (the chaos harness's failpoint). */
+  onStopped?: () => void | Promise<void>;
 }
 
 export interface NodeController {
@@ -135,9 +144,32 @@ export function setDoltConfigValues(text: string, set: Record<string, string>): 
  * else the config's folder) gets SIGTERM and is waited for, then `<binary> sql-server --config <configFile>`
  * starts detached in data_dir under the launcher prefix (e.g. `env DOLT_ROOT_PATH=/srv/{node}/home`).
  */
+/**
+ * Push every branch of every database under `dataDir` (a folder with a .dolt directory) to `remote` with the dolt
+ * CLI, the server stopped. Pushing what the remote has is a no-op; a database without that remote is skipped.
+ */
+async function pushDoltOffline(argv0: string[], dataDir: string, remote: string): Promise<string[]> {
+  const run = (cwd: string, args: string[]) =>
+    new Promise<string>((resolve, reject) =>
+      execFile(argv0[0], [...argv0.slice(1), ...args], { cwd, timeout: 120_000 }, (err, stdout, stderr) => (err ? reject(new Error(`dolt ${args.join(' ')} in ${cwd}: ${String(stderr || err.message).trim().split('\n').slice(-1)[0]}`)) : resolve(String(stdout)))),
+    );
+  const out: string[] = [];
+  for (const db of readdirSync(dataDir, { withFileTypes: true })) {
+    const dir = path.join(dataDir, db.name);
+    if (!db.isDirectory() || !existsSync(path.join(dir, '.dolt'))) continue;
+    if (!(await run(dir, ['remote'])).split('\n').some((l) => l.trim() === remote)) continue;
+    const branches = (await run(dir, ['branch'])).split('\n').map((l) => l.replace(/^\*/, '').trim()).filter(Boolean);
+    for (const b of branches) {
+      await run(dir, ['push', remote, b]);
+      out.push(`${db.name}/${b}`);
+    }
+  }
+  return out;
+}
+
 function localDoltController(spec: Extract<ControllerSpec, { type: 'local' }>, cluster: string): NodeController {
   return {
-    async restart({ node, set }) {
+    async restart({ node, set, pushTo, onStopped }) {
       const configFile = fill(spec.configFile, node.id);
       if (!existsSync(configFile)) throw new HandoverError(ErrorType.PreconditionFailed, `controller of ${cluster}: config file ${configFile} of ${node.id} does not exist`);
       let text = readFileSync(configFile, 'utf8');
@@ -153,10 +185,12 @@ function localDoltController(spec: Extract<ControllerSpec, { type: 'local' }>, c
           await new Promise((r) => setTimeout(r, 50));
         }
       }
+      await onStopped?.();
+      const pushed = pushTo ? await pushDoltOffline([...launcherArgs(spec.launcher, node.id, node.host), spec.binary], dataDir, pushTo) : undefined;
       const argv = [...launcherArgs(spec.launcher, node.id, node.host), spec.binary, 'sql-server', '--config', configFile];
       const child = spawn(argv[0], argv.slice(1), { detached: true, stdio: 'ignore', cwd: dataDir });
       child.unref();
-      return `${pid ? `stopped ${node.id} (SIGTERM to pid ${pid}) and ` : ''}started ${argv.join(' ')}${set && Object.keys(set).length ? ` with ${Object.entries(set).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}`;
+      return `${pid ? `stopped ${node.id} (SIGTERM to pid ${pid}) and ` : ''}${pushed ? `pushed ${pushed.join(', ') || 'nothing'} to ${pushTo} and ` : ''}started ${argv.join(' ')}${set && Object.keys(set).length ? ` with ${Object.entries(set).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}`;
     },
     async restartSentinel() {
       throw new HandoverError(ErrorType.PreconditionFailed, `cluster ${cluster} is a Dolt cluster: it has no Sentinels`);

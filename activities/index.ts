@@ -17,6 +17,7 @@ import { createMysqlMonitorActivities } from './mysql/monitor';
 import { createHookActivities } from './hooks';
 import { createDoltActivities } from './dolt/cluster';
 import { createDoltRemoteActivities } from './dolt/remote';
+import { createDoltRollingActivities } from './dolt/rolling';
 import { connectMysql, type MysqlConnect } from './mysql/conn';
 import { createBackupActivities, type BackupActivityDeps } from './backup';
 import { createStatusActivities } from './status';
@@ -46,6 +47,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createHookActivities(full),
     ...createDoltActivities(full),
     ...createDoltRemoteActivities(full),
+    ...createDoltRollingActivities(full),
     ...createBackupActivities({ ...full, storage: deps.backupStorage }),
     ...createStatusActivities(full),
   };

@@ -18,7 +18,8 @@ import { mysqlOps } from './mysql/node';
 import { doltOps } from './dolt/node';
 import { doltRemoteOps } from './dolt/remote';
 import type { MysqlConnect } from './mysql/conn';
-import { toFailure } from './activity';
+import { toFailure, withDeadline } from './activity';
+import { isLoopback, mysqlPendingRestart, redisPendingRestart } from './pending-restart';
 
 /** Every node is probed in parallel; one that has not answered within this is shown as a timeout. */
 export const STATUS_PROBE_TIMEOUT_MS = 2_500;
@@ -44,15 +45,39 @@ export async function probeClusterStatus(deps: StatusDeps, c: ClusterSpec): Prom
     if (c.engine === 'dolt' && c.topology === 'remote-replicas')
       return doltRemoteStatus(c.name, c.replicationRemote ?? '', await doltRemoteOps({ ...base, connectMysql: deps.connectMysql }).probeAll(c as typeof c & { replicationRemote: string }));
     if (c.engine === 'dolt') return doltClusterStatus(c.name, await doltOps({ ...base, connectMysql: deps.connectMysql }).probeAll(c));
-    if (c.engine === 'mysql') return mysqlClusterStatus(c.name, await mysqlOps({ ...base, connectMysql: deps.connectMysql }).probeAll(c));
-    return redisClusterStatus(c.name, c.topology, await redisOps({ ...base, connectRedis: deps.connectRedis ?? defaultConnectRedis }).probeAllWithPermissions(c), {
+    if (c.engine === 'mysql') {
+      const ops = mysqlOps({ ...base, connectMysql: deps.connectMysql });
+      const s = mysqlClusterStatus(c.name, await ops.probeAll(c));
+      const optionFile = (node: string) => (c.controller?.type === 'local' && !c.controller.configFile.includes('{version}') ? c.controller.configFile.replaceAll('{node}', node) : undefined);
+      await pendingRestarts(c, s, (n, host) => ops.withNode(c, n, (conn) => mysqlPendingRestart(conn, host, optionFile(n))));
+      return s;
+    }
+    const ops = redisOps({ ...base, connectRedis: deps.connectRedis ?? defaultConnectRedis });
+    const s = redisClusterStatus(c.name, c.topology, await ops.probeAllWithPermissions(c), {
       autoRestart: c.controller?.autoRestart,
       detectionWindowMs: c.policy.probeIntervalMs * c.policy.probesToConfirm,
     });
+    await pendingRestarts(c, s, (n, host) => ops.withNode(c, n, (cl) => redisPendingRestart(cl, host)));
+    return s;
   } catch (e) {
     // A missing secret or a refused login: say which reference, move on to the next cluster.
     return { cluster: c.name, engine: c.engine, topology: c.topology, primaries: [], nodes: [], problems: [], error: e instanceof HandoverError ? `${e.type}: ${e.message}` : (e as Error).message };
   }
+}
+
+/**
+ * Each reachable node's pending restart (core/pending-restart.ts), in parallel, each within the status deadline;
+ * only nodes on this host (loopback) can be read, the others stay unknown. A failure leaves the node unknown.
+ */
+async function pendingRestarts(c: ClusterSpec, s: ClusterStatus, read: (node: string, host: string) => Promise<string[] | undefined>): Promise<void> {
+  await Promise.all(
+    s.nodes.map(async (n) => {
+      const host = c.nodes.find((x) => x.id === n.node)?.host ?? '';
+      if (!n.reachable || !isLoopback(host)) return;
+      const r = await withDeadline(read(n.node, host), STATUS_PROBE_TIMEOUT_MS).catch(() => undefined);
+      if (r) n.pendingRestart = r;
+    }),
+  );
 }
 
 export function createStatusActivities(deps: StatusDeps) {

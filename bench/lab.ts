@@ -14,6 +14,7 @@ import { startRedisFleet, type RedisFleet } from '../sandbox/redis';
 import { startSentinels, type SentinelSet } from '../sandbox/sentinel';
 import { startMariaFleet, type MariaFleet, type MariaInventoryExtra } from '../sandbox/mariadb';
 import { startDoltFleet, type DoltFleet, type DoltInventoryExtra } from '../sandbox/dolt';
+import { startDoltRemoteFleet, type DoltRemoteFleet } from '../sandbox/dolt-remote';
 import type { RedisFlavor } from '../sandbox/paths';
 import { ROOT } from '../sandbox/paths';
 import { createHandoverWorker } from '../worker/worker';
@@ -117,6 +118,15 @@ export interface DoltLab extends Omit<Lab, 'fleet'> {
 
 export function startDoltLab(o: { cluster: string; inventory?: DoltInventoryExtra; standbys?: number; address?: string; log?: (m: string) => void }): Promise<DoltLab> {
   return labAround(o, 'dolt', () => startDoltFleet({ cluster: o.cluster, standbys: o.standbys }), (f) => f.writeInventory(undefined, o.inventory));
+}
+
+/** A lab on Dolt read replicas through a file:// remote (a primary and two replicas, sandbox/dolt-remote.ts). */
+export interface DoltRemoteLab extends Omit<Lab, 'fleet'> {
+  fleet: DoltRemoteFleet;
+}
+
+export function startDoltRemoteLab(o: { cluster: string; policy?: Record<string, number>; hooks?: Partial<Record<string, string[]>>; address?: string; log?: (m: string) => void }): Promise<DoltRemoteLab> {
+  return labAround(o, 'dolt (remote-replicas)', () => startDoltRemoteFleet({ cluster: o.cluster }), (f) => f.writeInventory(undefined, { policy: o.policy, hooks: o.hooks }));
 }
 
 /** The Handover worker in this process, on the lab's task queue and prebuilt bundle. */

@@ -49,6 +49,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, bundleWorkflowCode } from '@temporalio/worker';
 import { createActivities } from '../activities';
+import { PITR_LOGICAL_PRIVILEGES, PITR_NODE_PRIVILEGES } from '../core/backup/pitr-node';
 import { MARIADB_BACKUP_GRANTS } from '../activities/backup/mysql';
 import { runAbort } from '../client/commands/abort';
 import { runApprove } from '../client/commands/approve';
@@ -628,6 +629,8 @@ async function main() {
       'binlog-archiver-mysql',
       'pitr-restore-mysql-completed',
       'pitr-restore-mysql-refused',
+      'pitr-restore-mysql-node',
+      'pitr-restore-mysql-node-refused',
     ];
     if (any(mysqlMain)) {
       const mlab = await startMysqlLab({ cluster: 'replay-maria', address, inventory: { routingHook: 'echo {primary} {host}:{port}', controller: true } });
@@ -673,7 +676,7 @@ async function main() {
         // Point-in-time recovery: a restore refused (no archive yet); the archiver's first run (two short calls, then
         // continue-as-new); a restore to a GTID archived after a backup.
         if (wanted('pitr-restore-mysql-refused')) await record(l, 'pitr-restore-mysql-refused', (x) => runBackupRestore({ ...common(x), toGtid: '0-1-999999', scratch: true }, quiet).then((r) => ({ ...r, workflowId: `handover-restore-${x.cluster}` })));
-        if (any(['binlog-archiver-mysql', 'pitr-restore-mysql-completed'])) {
+        if (any(['binlog-archiver-mysql', 'pitr-restore-mysql-completed', 'pitr-restore-mysql-node', 'pitr-restore-mysql-node-refused'])) {
           await mlab.fleet.sql(await writableNode(), `GRANT ${MARIADB_BACKUP_GRANTS.join(', ')} ON *.* TO '${mlab.fleet.handoverUser}'@'127.0.0.1'`);
           const w = spawnWorker(l);
           const workflowId = archiverWorkflowId(l.cluster);
@@ -689,17 +692,31 @@ async function main() {
             const [last] = await mlab.fleet.sql<{ p: string }[]>(await writableNode(), 'SELECT @@gtid_binlog_pos AS p');
             await until('the first archiver run to continue as new', async () => (await l.client.workflow.getHandle(workflowId, h.firstExecutionRunId).describe()).status.name === 'CONTINUED_AS_NEW', 60_000);
             if (wanted('binlog-archiver-mysql')) save(l, 'binlog-archiver-mysql', workflowId, h.firstExecutionRunId);
-            if (wanted('pitr-restore-mysql-completed')) {
+            if (any(['pitr-restore-mysql-completed', 'pitr-restore-mysql-node'])) {
               await until('the archive to reach the last write', async () => {
                 const r = await runBackupArchive({ ...common(l), inventory: l.inventory, action: 'status', json: true }, quiet);
                 if (process.env.DEBUG_PITR) log(`archive: ${JSON.stringify(r.status)} want ${last.p}`);
                 return r.status?.archivedPos?.split(',').includes(last.p) ?? false;
               }, 60_000);
-              await record(l, 'pitr-restore-mysql-completed', async (x) => {
-                const r = await runBackupRestore({ ...common(x), toGtid: last.p, scratch: true }, quiet);
-                const report = (r as { report?: { restored?: { dir?: string } } }).report;
-                return { exitCode: r.exitCode, workflowId: `handover-restore-${x.cluster}`, cleanup: () => stopScratch(report?.restored?.dir) };
-              });
+              if (wanted('pitr-restore-mysql-completed'))
+                await record(l, 'pitr-restore-mysql-completed', async (x) => {
+                  const r = await runBackupRestore({ ...common(x), toGtid: last.p, scratch: true }, quiet);
+                  const report = (r as { report?: { restored?: { dir?: string } } }).report;
+                  return { exitCode: r.exitCode, workflowId: `handover-restore-${x.cluster}`, cleanup: () => stopScratch(report?.restored?.dir) };
+                });
+            }
+            // Into a node: refused for the primary (at the check, nothing changed); then a replica the operator
+            // stopped, restored with --replace to the last archived write (left standalone and read-only).
+            if (any(['pitr-restore-mysql-node', 'pitr-restore-mysql-node-refused'])) {
+              const primary = await writableNode();
+              await mlab.fleet.sql(primary, `GRANT ${[...Object.keys(PITR_NODE_PRIVILEGES), ...PITR_LOGICAL_PRIVILEGES].join(', ')} ON *.* TO '${mlab.fleet.handoverUser}'@'127.0.0.1'`);
+              if (wanted('pitr-restore-mysql-node-refused')) await record(l, 'pitr-restore-mysql-node-refused', (x) => runBackupRestore({ ...common(x), toGtid: last.p, to: primary }, quiet));
+              if (wanted('pitr-restore-mysql-node')) {
+                const target = mlab.fleet.nodes.find((n) => n.id !== primary)!.id;
+                await mlab.fleet.waitForReplication(primary, 30_000);
+                await mlab.fleet.sql(target, 'STOP SLAVE');
+                await record(l, 'pitr-restore-mysql-node', (x) => runBackupRestore({ ...common(x), toGtid: last.p, to: target, replace: true }, quiet));
+              }
             }
           } finally {
             await l.client.workflow.getHandle(workflowId).terminate('recorded').catch(() => undefined);

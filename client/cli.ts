@@ -115,7 +115,8 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .option('--require-approval', 'after probe and decide, publish the plan and wait for "handover approve" before changing anything', false)
       .option('--approval-timeout <duration>', 'with --require-approval: end with nothing changed if not approved within this (e.g. 90s, 30m, 2h; default 30m)')
       .option('--at <time>', 'start later: an ISO 8601 time (2026-12-01T02:00Z) or a duration from now (30m); the run waits in a visible "scheduled" phase, abortable until then')
-      .option('--allow-degraded', 'hand over even when another replica will not follow the new primary (link down, auth failure, unreachable): it is left behind and reported, exit 5; without it such a switchover is refused, nothing changed', false)
+      .option('--allow-degraded', 'hand over even when another replica will not follow the new primary (link down, auth failure, unreachable): it is left behind and reported, exit 5; without it (and without policy.allowDegraded in the inventory) such a switchover is refused, nothing changed')
+      .option('--no-allow-degraded', 'refuse such a switchover for this run even when the inventory sets policy.allowDegraded: true')
       .addOption(new Option('--dry-run', 'probe and decide only; print the plan').default(false)),
   ).action(async (opts) => {
     const { exitCode } = await runSwitchover(opts, processIO);
@@ -206,7 +207,9 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .option('--id <id>', 'backup ID (a backup as taken)')
       .option('--to-time <time>', 'point in time (ISO 8601): the newest base before it plus the archived binlogs up to it')
       .option('--to-gtid <gtid>', 'point in time by GTID (domain-server-seq): up to and including that transaction')
-      .option('--to <node>', 'an empty node of the cluster (refused if it holds data)')
+      .option('--to <node>', 'an empty node of the cluster (refused if it holds data); with --to-time/--to-gtid: a detached node (never the primary, a writable or replicating node)')
+      .option('--replace', 'with --to-time/--to-gtid --to NODE: the node may hold schemas; they are dropped (its datadir replaced for a physical base)', false)
+      .option('--writable', 'with --to-time/--to-gtid --to NODE: leave the node read_only OFF (default: read-only)', false)
       .option('--scratch', 'a fresh scratch server on a free loopback port, left running', false),
   ).action(async (opts) => onExit((await runBackupRestore(opts, processIO)).exitCode));
   common(

@@ -24,11 +24,19 @@ export interface NodeDataset {
   role?: 'primary' | 'replica';
   /** Epoch ms of the probe. */
   at: number;
+  /** MySQL/MariaDB (core/mysql/empty-primary.ts): what the node holds (a GTID position; `dbsize` counts its transactions). */
+  gtid?: string;
+  /** MySQL/MariaDB: gtid_binlog_state (the last GTID of every domain and server in its binary log). */
+  gtidState?: string;
+  /** MySQL/MariaDB: when the server started, epoch s (its restart is what run_id shows for Redis). */
+  startedAt?: number;
+  /** MySQL/MariaDB: InnoDB's log sequence number (lower than before: the data directory was replaced). */
+  lsn?: number;
 }
 
 export type Datasets = Record<string, NodeDataset>;
 
-/** A dataset collapse of a primary that restarted: what it held before and after, and who still holds it. */
+/** A dataset collapse of a primary that restarted (MySQL/MariaDB: or was reset): what it held before and after, and who still holds it. */
 export interface EmptyReturn {
   node: string;
   at: number;

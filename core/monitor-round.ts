@@ -20,6 +20,7 @@ import { mysqlDeadMasterRound, type MysqlFailoverProbe } from './mysql/failover'
 import { mysqlRestartRisks, redisRestartRisks, riskLine } from './restart-risk';
 import type { RedisClusterProbe } from './types';
 import { primaryRestartedEmpty, updateDatasets, type Datasets, type EmptyReturn } from './empty-primary';
+import { mysqlPrimaryReset, updateMysqlDatasets } from './mysql/empty-primary';
 
 /** The verdict a round reports to the metrics (workflows/metrics.ts MONITOR_VERDICTS). */
 export type RoundVerdict = 'alive' | 'suspect' | 'dead' | 'blocked' | 'blind';
@@ -50,11 +51,14 @@ export interface DetectState {
   blind?: string;
   adopted?: string;
   restartRisks?: string[];
-  /** Redis/Valkey: each node's dataset as last seen (run_id, replid, offset, DBSIZE): the empty-primary guard's memory. */
+  /**
+   * Each node's dataset as last seen: the empty-primary guard's memory (Redis/Valkey: run_id, replid, offset,
+   * DBSIZE; MySQL/MariaDB: GTID position, binlog state, server start).
+   */
   datasets?: Datasets;
-  /** Redis/Valkey: the primary came back empty while replicas still hold its data (not followed until resolved). */
+  /** The primary came back empty (MySQL/MariaDB: or reset) while replicas still hold its data (not followed until resolved). */
   emptyPrimary?: EmptyReturn;
-  /** Redis/Valkey: the last empty returns of a primary seen (at most 5), saved or lost: reported loudly. */
+  /** The last empty returns of a primary seen (at most 5), saved or lost: reported loudly. */
   emptyReturns?: EmptyReturn[];
 }
 
@@ -75,7 +79,10 @@ export function initialDetectState(o: Partial<DetectState> = {}): DetectState {
 }
 
 /** What the report shows besides counters: a change of it returns to the workflow (status, history). */
-const shown = (s: DetectState) => JSON.stringify([s.lastKnown?.primary, s.blind, s.restartRisks ?? [], s.adopted, s.emptyReturns?.length ?? 0]);
+const shown = (s: DetectState) => JSON.stringify([s.lastKnown?.primary, s.blind, s.restartRisks ?? [], s.adopted, s.emptyReturns?.length ?? 0, Object.keys(s.flagged ?? {}).length]);
+
+/** A node flagged because it came back empty or reset (workflows/mysql/failover.ts): only re-cloning clears it. */
+export const isResetFlag = (gtids: string[] | undefined) => !!gtids?.[0]?.startsWith('reset:');
 
 interface EngineRound {
   topo: TopoNode[];
@@ -89,7 +96,8 @@ interface EngineRound {
   toFence: (primary: string, s: DetectState) => string[];
   verdictOf: (primary: string) => Verdict;
   /**
-   * Redis/Valkey: refresh the datasets and say whether `primary` came back empty this round (core/empty-primary.ts).
+   * Refresh the datasets and say whether `primary` came back empty this round (core/empty-primary.ts,
+   * core/mysql/empty-primary.ts).
    * Its dataset is not refreshed while it is held empty, so each round compares with what it held before.
    */
   emptyCheck?: (s: DetectState, primary: string | undefined) => { datasets: Datasets; empty?: EmptyReturn };
@@ -112,7 +120,12 @@ function round(prev: DetectState, e: EngineRound, nowMs: number): RoundResult {
     s.datasets = c.datasets;
     empty = c.empty;
     // A new empty return (or the first sight of it with nobody left to save) is recorded, loudly, once.
-    const known = !!empty && prev.emptyPrimary?.node === empty.node && prev.emptyPrimary.after.runId === empty.after.runId;
+    const last = prev.emptyReturns?.[prev.emptyReturns.length - 1];
+    const known =
+      !!empty &&
+      ((prev.emptyPrimary?.node === empty.node && prev.emptyPrimary.after.runId === empty.after.runId) ||
+        // A loss already reported, seen again (MySQL/MariaDB: replicas that may not be promoted still hold more).
+        (!empty.holders.length && !last?.holders.length && last?.node === empty.node && last.before.gtid === empty.before.gtid && last.after.startedAt === empty.after.startedAt && last.after.runId === empty.after.runId));
     if (empty && (!known || (prev.emptyPrimary?.holders.length && !empty.holders.length))) s.emptyReturns = [...(prev.emptyReturns ?? []), empty].slice(-5);
     s.emptyPrimary = empty?.holders.length ? empty : undefined;
   }
@@ -122,8 +135,8 @@ function round(prev: DetectState, e: EngineRound, nowMs: number): RoundResult {
     s.lastKnown = live;
     s.lostSightAt = undefined;
   } else s.lostSightAt ??= e.seenAt;
-  const changed = shown(s) !== shown(prev);
   const fence = primary ? e.toFence(primary, s) : [];
+  const changed = shown(s) !== shown(prev);
   if (primary && live && fence.length) return { state: s, action: { kind: 'fence', primary, nodes: fence } };
   if (primary && s.emptyPrimary) {
     // The restart is proven (run_id) and the loss certain if it is followed: fail over now, no confirmation rounds.
@@ -217,6 +230,14 @@ export function mysqlMonitorRound(prev: DetectState, p: MysqlFailoverProbe, nowM
       // so a runbook repointing it right now (the old primary at the end of a switchover) is not raced.
       toFence: (primary, s) => {
         const seen = p.nodes.find((x) => x.node === primary);
+        // A node flagged as back empty or reset is cleared once it replicates from the primary again (re-cloned).
+        for (const [node, gtids] of Object.entries(s.flagged)) {
+          const x = p.nodes.find((n) => n.node === node);
+          if (isResetFlag(gtids) && x?.reachable && x.role === 'replica' && x.sourceNode === primary && x.ioRunning === 'Yes' && x.sqlRunning) {
+            s.flagged = { ...s.flagged };
+            delete s.flagged[node];
+          }
+        }
         const roots = p.nodes.filter((x) => x.reachable && x.node !== primary && x.role === 'primary' && !s.flagged[x.node]);
         for (const k of Object.keys(s.readOnlyRootRounds)) if (!roots.some((x) => x.node === k && x.readOnly)) delete s.readOnlyRootRounds[k];
         for (const x of roots) if (x.readOnly) s.readOnlyRootRounds[x.node] = (s.readOnlyRootRounds[x.node] ?? 0) + 1;
@@ -224,6 +245,11 @@ export function mysqlMonitorRound(prev: DetectState, p: MysqlFailoverProbe, nowM
         return roots.filter((x) => !x.readOnly || s.readOnlyRootRounds[x.node] >= p.policy.probesToConfirm).map((x) => x.node);
       },
       verdictOf: (primary) => mysqlDeadMasterRound(p.nodes, primary),
+      emptyCheck: (prev, primary) => {
+        const empty = primary ? mysqlPrimaryReset(prev.datasets, p.nodes, primary, seenAt, prev.emptyPrimary) : undefined;
+        // Held empty: its dataset keeps what it had before, so the next round still compares with that.
+        return { datasets: updateMysqlDatasets(prev.datasets, p.nodes, seenAt, empty?.holders.length ? [empty.node] : []), empty };
+      },
     },
     nowMs,
   );

@@ -36,7 +36,7 @@ export function nodesNotFollowing(c: ClusterStatus, except: string[] = [], prima
   for (const n of c.nodes) {
     if (except.includes(n.node) || (primary === undefined && c.primaries.includes(n.node)) || n.node === primary) continue;
     if (!n.reachable) out.push({ node: n.node, reason: `unreachable${n.error ? ` (${n.error})` : ''}` });
-    else if (primary !== undefined && n.role === 'primary') out.push({ node: n.node, reason: 'it is a primary itself' });
+    else if (primary !== undefined && n.role === 'primary') out.push({ node: n.node, reason: n.readOnly === true ? 'it replicates from nobody (standalone, read-only)' : 'it is a primary itself' });
     else if (n.role === 'replica' && n.linkUp === false) out.push({ node: n.node, reason: `its replication link to ${n.replicaOf ?? '?'} is down (${n.link}; wrong replication credentials, or the network)` });
     else if (primary !== undefined && n.role === 'replica' && n.replicaOf !== primary) out.push({ node: n.node, reason: `it replicates from ${n.replicaOf ?? 'nowhere'}, not from ${primary}` });
   }
@@ -46,10 +46,27 @@ export function nodesNotFollowing(c: ClusterStatus, except: string[] = [], prima
 /** The standing of a cluster, from one status look, relative to the primary the run meant to leave (`expected`). */
 export function standingOf(c: ClusterStatus, opts: { expected?: string; previousPrimary?: string } = {}): ClusterStanding {
   const primary = c.primaries.length === 1 ? c.primaries[0] : opts.expected && c.primaries.includes(opts.expected) ? opts.expected : undefined;
-  const notFollowing = primary ? nodesNotFollowing(c, [], primary) : c.nodes.map((n) => ({ node: n.node, reason: c.primaries.length ? `${c.primaries.length} primaries: ${c.primaries.join(', ')}` : 'no primary' }));
+  const notFollowing = primary ? nodesNotFollowing(c, [], primary) : c.nodes.map((n) => ({ node: n.node, reason: c.primaries.length ? `${c.primaries.length} primaries: ${c.primaries.join(', ')}` : withoutPrimary(n) }));
   const following = primary ? c.nodes.filter((n) => n.node !== primary && !notFollowing.some((x) => x.node === n.node)).map((n) => n.node) : [];
   const changed = !!(primary && opts.previousPrimary && primary !== opts.previousPrimary);
   return { primary, ...(changed ? { previousPrimary: opts.previousPrimary } : {}), changed, following, notFollowing };
+}
+
+/** A node's state when the cluster has no primary: unreachable, or whom it (still) replicates from. */
+function withoutPrimary(n: ClusterStatus['nodes'][number]): string {
+  if (!n.reachable) return `unreachable${n.error ? ` (${n.error})` : ''}`;
+  if (n.role === 'replica') return `no primary; a replica of ${n.replicaOf ?? 'nowhere'}${n.link ? `, link ${n.link}` : ''}`;
+  return n.readOnly === true ? 'no primary; read-only, replicating from nowhere' : 'no primary';
+}
+
+/**
+ * The standing after a run whose last step verified `primary` with `verified` following it (no extra probe):
+ * the nodes left out of verification (`left`, each with why) do not follow.
+ */
+export function standingAfterVerify(primary: string, previousPrimary: string | undefined, verified: string[], left: NotFollowing[]): ClusterStanding {
+  const changed = previousPrimary !== undefined && previousPrimary !== primary;
+  const following = verified.filter((n) => n !== primary && !left.some((l) => l.node === n));
+  return { primary, ...(changed ? { previousPrimary } : {}), changed, following, notFollowing: left };
 }
 
 /** One line for failure messages: "the primary is now B (was A); following B: C; NOT following: D (why)". */

@@ -4,6 +4,7 @@
  * primary; MySQL/MariaDB: GTID transactions still to apply, and Seconds_Behind_Master). Problems an on-call
  * engineer should see first (no primary, two primaries, a link down, an unreachable node) are listed apart.
  */
+import { mysqlPrimaryReset } from './mysql/empty-primary';
 import { appliedPos, lagTransactions, type MysqlNodeProbe } from './mysql/decide';
 import { mysqlRestartRisks, redisRestartRisks, riskLine, type ControllerView } from './restart-risk';
 import { describeMissingPrivileges } from './mysql/privileges';
@@ -39,6 +40,11 @@ export interface NodeStatus {
   version?: string;
   /** The node's open maintenance window (handover maintenance), when it has one. */
   maintenance?: MaintenanceWindow;
+  /**
+   * Why a restart of the node would change what it runs (core/pending-restart.ts): [] none; undefined when it
+   * cannot be known from where status was read (a node not on that host, a file not readable).
+   */
+  pendingRestart?: string[];
 }
 
 /** A runbook running on the cluster (open workflow with its HandoverCluster search attribute). */
@@ -77,7 +83,7 @@ export interface MonitorSummary {
   flagged: Record<string, string[]>;
   blind?: string;
   blocked?: string;
-  /** Redis/Valkey: the primaries it saw back EMPTY after a restart (core/empty-primary.ts), one line each. */
+  /** The primaries it saw back EMPTY after a restart, or reset (core/empty-primary.ts, core/mysql/empty-primary.ts), one line each. */
   emptyReturns?: string[];
   /** Set when the monitor could not be asked. */
   error?: string;
@@ -134,6 +140,15 @@ export function mysqlClusterStatus(cluster: string, probes: MysqlNodeProbe[]): C
   });
   if (writable.length === 0) problems.unshift('no writable primary');
   else if (writable.length > 1) problems.unshift(`${writable.length} writable nodes: ${writable.map((w) => w.node).join(', ')}`);
+  // A node replicating from nobody that lacks what its replicas already hold from it came back empty or reset
+  // (core/mysql/empty-primary.ts, from this probe alone): never a healthy primary, whatever else it answers.
+  for (const r of probes.filter((p) => p.reachable && p.role === 'primary')) {
+    const e = mysqlPrimaryReset(undefined, probes, r.node, 0);
+    if (e)
+      problems.unshift(
+        `${r.node} answers as primary without transactions its replicas hold from it (${e.before.gtid}; it has ${e.after.gtid || 'empty'}): back EMPTY or reset, not a healthy primary${e.holders.length ? `; ${e.holders.join(', ')} still hold the data` : ''}`,
+      );
+  }
   const risks = mysqlRestartRisks(probes).map(riskLine);
   return { cluster, engine: 'mysql', topology: 'replication', primaries: writable.map((w) => w.node), nodes, problems, ...(risks.length ? { restartRisks: risks } : {}) };
 }
@@ -255,19 +270,20 @@ export function formatClusterStatus(s: ClusterStatus): string[] {
   const lines = [head];
   if (s.error) lines.push(`  error: ${s.error}`);
   if (s.nodes.length) {
-    const rows: string[][] = [['NODE', 'ADDRESS', 'ROLE', 'LAG', 'VERSION', 'MAINTENANCE', 'LINK']];
+    const rows: string[][] = [['NODE', 'ADDRESS', 'ROLE', 'LAG', 'VERSION', 'PENDING RESTART', 'MAINTENANCE', 'LINK']];
     for (const n of s.nodes) {
       if (!n.reachable) {
-        rows.push([n.node, n.address, 'UNREACHABLE', '-', '-', maintenanceText(n), n.error ?? '']);
+        rows.push([n.node, n.address, 'UNREACHABLE', '-', '-', '-', maintenanceText(n), n.error ?? '']);
         continue;
       }
       const role =
         n.role === 'replica'
           ? `replica of ${n.replicaOf ?? '?'}${n.readOnly === false ? ', WRITABLE' : ''}`
           : `${n.role ?? '?'}${n.readOnly && n.role === 'primary' ? ' (read-only)' : ''}${n.position ? ` at ${n.position}` : ''}`;
-      rows.push([n.node, n.address, role, n.role === 'replica' ? lagText(n) || '?' : '-', n.version ?? '?', maintenanceText(n), n.role === 'replica' ? (n.link ?? '?') : '-']);
+      rows.push([n.node, n.address, role, n.role === 'replica' ? lagText(n) || '?' : '-', n.version ?? '?', n.pendingRestart === undefined ? '-' : n.pendingRestart.length ? 'yes' : 'no', maintenanceText(n), n.role === 'replica' ? (n.link ?? '?') : '-']);
     }
     lines.push(...table(rows));
+    for (const n of s.nodes) if (n.pendingRestart?.length) lines.push(`  pending restart ${n.node}: ${n.pendingRestart.join('; ')}`);
   }
   for (const p of s.problems) lines.push(`  ! ${p}`);
   const m = s.monitor;
@@ -276,7 +292,11 @@ export function formatClusterStatus(s: ClusterStatus): string[] {
   if (m?.blocked) lines.push(`  ! monitor blocked: ${m.blocked}`);
   for (const e of m?.emptyReturns ?? []) lines.push(`  ! monitor: EMPTY PRIMARY ${e}`);
   for (const [node, gtids] of Object.entries(m?.flagged ?? {}))
-    lines.push(`  ! ${node} FLAGGED by the monitor: left read-only and not replicating, ${gtids.length} errant GTID(s) ${gtids.join(', ')}; resolve by hand`);
+    lines.push(
+      gtids[0]?.startsWith('reset:')
+        ? `  ! ${node} FLAGGED by the monitor: ${gtids[0].slice(7)}; left read-only and not replicating${gtids.length > 1 ? `, holding only ${gtids.slice(1).join(', ')} of its own` : ''}`
+        : `  ! ${node} FLAGGED by the monitor: left read-only and not replicating, ${gtids.length} errant GTID(s) ${gtids.join(', ')}; resolve by hand`,
+    );
   for (const r of s.restartRisks ?? []) lines.push(`  ${r}`);
   if (s.operations === undefined) lines.push('  operations: unknown (Temporal not reachable)');
   else if (s.operations.length === 0) lines.push('  operations: none running');

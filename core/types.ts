@@ -55,6 +55,8 @@ export interface RedisNodeProbe {
 
 /** A cluster's runbook limits, from the inventory (see inventory/schema.ts for the defaults). */
 export interface RedisPolicy {
+  /** Inventory policy.allowDegraded (absent in histories recorded before it: false). */
+  allowDegraded?: boolean;
   maxLagBytes: number;
   catchUpTimeoutMs: number;
   pauseTimeoutMs: number;

@@ -129,6 +129,12 @@ export const PolicySchema = z
      * dies mid-handover cannot keep writes blocked longer than this. Needs event_scheduler=ON; 0 disables it.
      */
     fenceBoundMs: z.number().int().min(0).max(600_000).default(30_000),
+    /**
+     * Switchover (Redis/Valkey, MySQL/MariaDB): hand over even when another replica will not follow the new
+     * primary (link down, auth failure, unreachable); it is left behind and reported (exit 5). Default false:
+     * such a switchover is refused up front, nothing changed. `--allow-degraded` / `--no-allow-degraded` override it per run.
+     */
+    allowDegraded: z.boolean({ invalid_type_error: 'must be true or false (true: a switchover hands over even when a replica will not follow)' }).default(false),
   })
   .strict();
 export type Policy = z.infer<typeof PolicySchema>;
@@ -313,12 +319,12 @@ export const ClusterSchema = z
           ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['topology'], message: 'engine: dolt supports topology: replication (a sql-server cluster: one primary, its standbys) or remote-replicas (read replicas through a remote)' });
         if (!c.credentials.username || !c.credentials.password)
           ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['credentials'], message: 'engine: dolt needs credentials.username and credentials.password (the automation user)' });
+        if (c.controller?.type === 'local' && /redis/.test(c.controller.binary)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['controller', 'binary'], message: 'engine: dolt with a local controller needs binary: the dolt binary' });
         if (c.topology === 'remote-replicas') {
           if (!c.replicationRemote) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['replicationRemote'], message: 'topology: remote-replicas needs replicationRemote: the remote name the primary pushes to and the replicas pull from' });
           if (!c.controller) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['controller'], message: 'topology: remote-replicas needs a controller: Dolt reads the replication settings at server start, so a node changes its part by a restart' });
-          if (c.controller?.type === 'local' && /redis/.test(c.controller.binary)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['controller', 'binary'], message: 'engine: dolt with a local controller needs binary: the dolt binary' });
         } else {
-          if (c.controller) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['controller'], message: 'engine: dolt in cluster mode has no rolling restart: a controller is not used' });
+          // cluster mode: a controller is optional (only the rolling restart uses it).
           if (c.replicationRemote) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['replicationRemote'], message: 'replicationRemote is for topology: remote-replicas' });
         }
       }

@@ -41,7 +41,8 @@ export interface DoltRemoteFleet {
   passwordEnv: string;
   appUser: string;
   appPassword: string;
-  writeInventory(file?: string, extra?: { policy?: Record<string, number> }): string;
+  /** The inventory; `hooks`: operator hooks by kind (preSwitchover, postPromotion, ...). */
+  writeInventory(file?: string, extra?: { policy?: Record<string, number>; hooks?: Partial<Record<string, string[]>> }): string;
   sql<T = Record<string, unknown>[]>(node: string | number, query: string, params?: unknown[], db?: string): Promise<T>;
   /** Each node's read_only and replication variables (undefined when it does not answer). */
   state(): Promise<Record<string, { readOnly: boolean; push: string; pull: string } | undefined>>;
@@ -191,6 +192,7 @@ export async function startDoltRemoteFleet(opts: { cluster?: string; replicas?: 
         `    controller: { type: local, binary: ${binary}, configFile: "${baseDir}/{node}/server.yaml", launcher: "${launcher(baseDir)}" }`,
       ];
       if (extra.policy) lines.push(`    policy: { ${Object.entries(extra.policy).map(([k, v]) => `${k}: ${v}`).join(', ')} }`);
+      if (extra.hooks) lines.push('    hooks:', ...Object.entries(extra.hooks).map(([k, v]) => `      ${k}: ${JSON.stringify(v ?? [])}`));
       lines.push('    nodes:');
       for (const n of nodes) lines.push(`      - { id: ${n.id}, host: ${n.host}, port: ${n.port} }`);
       writeFileSync(file, lines.join('\n') + '\n');

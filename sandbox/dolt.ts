@@ -76,6 +76,13 @@ export interface DoltInventoryExtra {
   promotion?: Record<string, 'prefer' | 'neutral' | 'never'>;
   policy?: Record<string, number | string>;
   backup?: string[];
+  /** Operator hooks (inventory `hooks:`), by kind (preSwitchover, postPromotion, preFailover, ...). */
+  hooks?: Partial<Record<string, string[]>>;
+  /**
+   * A `local` controller (engine dolt) for the rolling restart: it restarts a node exactly as the fleet starts
+   * it (`env DOLT_ROOT_PATH=… dolt sql-server --config <dir>/server.yaml` in its data_dir).
+   */
+  controller?: boolean;
 }
 
 export interface DoltFleetOptions {
@@ -178,6 +185,7 @@ export async function startDoltNodes(o: { binary: string; cluster: string; baseD
       path.join(dir, 'server.yaml'),
       [
         'log_level: info',
+        `data_dir: ${path.join(dir, 'data')}`,
         'behavior:',
         '  read_only: false',
         '  autocommit: true',
@@ -285,6 +293,9 @@ export async function startDoltFleet(opts: DoltFleetOptions = {}): Promise<DoltF
       ];
       if (extra.policy) lines.push(`    policy: { ${Object.entries(extra.policy).map(([k, v]) => `${k}: ${v}`).join(', ')} }`);
       if (extra.backup) lines.push('    backup:', ...extra.backup.map((l) => `      ${l}`));
+      if (extra.hooks) lines.push('    hooks:', ...Object.entries(extra.hooks).map(([k, v]) => `      ${k}: ${JSON.stringify(v ?? [])}`));
+      if (extra.controller)
+        lines.push(`    controller: { type: local, binary: ${binary}, configFile: "${baseDir}/{node}/server.yaml", launcher: "env DOLT_ROOT_PATH=${baseDir}/{node}/home HOME=${baseDir}/{node}/home" }`);
       lines.push('    nodes:');
       for (const n of nodes) lines.push(`      - { id: ${n.id}, host: ${n.host}, port: ${n.port}${extra.promotion?.[n.id] ? `, promotion: ${extra.promotion[n.id]}` : ''} }`);
       return lines.join('\n') + '\n';
@@ -298,6 +309,24 @@ export async function startDoltFleet(opts: DoltFleetOptions = {}): Promise<DoltF
     waitForReplication,
     async stop() {
       await Promise.all(nodes.map((n) => n.stop()));
+      // A node a controller restarted runs detached, known by its pid file only.
+      await Promise.all(
+        nodes.map(async (n) => {
+          const info = path.join(n.dir, 'data', '.dolt', 'sql-server.info');
+          const pid = existsSync(info) ? Number(readFileSync(info, 'utf8').split(':')[0]) : 0;
+          const alive = () => {
+            try {
+              process.kill(pid, 0);
+              return true;
+            } catch {
+              return false;
+            }
+          };
+          if (!pid || !alive()) return;
+          process.kill(pid, 'SIGTERM');
+          for (const deadline = Date.now() + 15_000; alive(); await sleep(50)) if (Date.now() > deadline) process.kill(pid, 'SIGKILL');
+        }),
+      );
       if (!opts.baseDir) rmSync(baseDir, { recursive: true, force: true });
     },
   };
@@ -310,6 +339,26 @@ export async function startDoltFleet(opts: DoltFleetOptions = {}): Promise<DoltF
     await sql(0, `CREATE USER 'app'@'%' IDENTIFIED BY '${appPassword}'`);
     await sql(0, `GRANT SELECT, INSERT ON ${DOLT_APP_DB}.* TO 'app'@'%'`);
     await waitForReplication(0);
+    // Users and grants reach a standby by their own replication, which dolt_cluster_status does not show (its
+    // rows are databases) and which backs off after a first push that found the standby not yet up: wait until
+    // every node lets both accounts in (else a first probe can meet "Access denied for user 'handover'" there).
+    for (const n of nodes)
+      for (const [user, password] of [
+        ['handover', handoverPassword],
+        ['app', appPassword],
+      ]) {
+        const deadline = Date.now() + 30_000;
+        for (;;) {
+          try {
+            const c = await mysql.createConnection({ host: n.host, port: n.port, user, password, connectTimeout: 2000 });
+            c.destroy();
+            break;
+          } catch (e) {
+            if (Date.now() > deadline) throw new Error(`dolt fleet ${cluster}: ${user} cannot log in to ${n.id} within 30 s (users and grants not replicated?): ${(e as Error).message}`);
+            await sleep(100);
+          }
+        }
+      }
   } catch (e) {
     await fleet.stop().catch(() => undefined);
     throw e;

@@ -27,7 +27,7 @@ export interface RedisClusterFleet {
   clusterClient(): Cluster;
   /** node id -> 'master' | 'slave' | 'down', from each node's own view. */
   roles(): Promise<Record<string, string>>;
-  /** Waits until every node reports cluster_state:ok and every primary has a linked replica. */
+  /** Waits until every node reports cluster_state:ok, every primary has a linked replica and every node's view of the shards agrees. */
   waitHealthy(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
@@ -117,6 +117,13 @@ export async function startRedisClusterFleet(opts: { cluster?: string; flavor?: 
           try {
             await c.connect();
             if (!(await c.call('CLUSTER', 'INFO') as string).includes('cluster_state:ok')) ok = false;
+            // Every node's view agrees on the shards: each master it lists serves slots and each replica names a
+            // master (a fresh cluster's gossip still lists a new replica as a slotless master for a moment).
+            for (const l of String(await c.call('CLUSTER', 'NODES')).trim().split('\n')) {
+              const [, , flags, master, , , , , ...ranges] = l.split(' ');
+              if (flags.includes('master') && !ranges.some((r) => /^\d/.test(r))) ok = false;
+              if (flags.includes('slave') && master === '-') ok = false;
+            }
             const repl = await c.info('replication');
             if (repl.includes('role:master')) {
               masters++;

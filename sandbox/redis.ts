@@ -267,6 +267,7 @@ export async function waitForReplication(fleet: RedisFleet, primaryId: string, t
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     let ok = true;
+    const seen: string[] = [];
     for (const n of fleet.nodes) {
       if (n.id === primaryId) continue;
       const c = new Redis({ host: n.host, port: n.port, password: fleet.password, tls: n.tls, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
@@ -274,9 +275,13 @@ export async function waitForReplication(fleet: RedisFleet, primaryId: string, t
       try {
         await c.connect();
         const info = await c.info('replication');
-        if (!info.includes(`master_port:${primary.port}`) || !info.includes('master_link_status:up')) ok = false;
-      } catch {
+        if (!info.includes(`master_port:${primary.port}`) || !info.includes('master_link_status:up')) {
+          ok = false;
+          seen.push(`${n.id}: ${/role:(\w+)/.exec(info)?.[1] ?? '?'} of port ${/master_port:(\d+)/.exec(info)?.[1] ?? '-'}, link ${/master_link_status:(\w+)/.exec(info)?.[1] ?? '-'}`);
+        }
+      } catch (e) {
         ok = false;
+        seen.push(`${n.id}: ${(e as Error).message}`);
       } finally {
         c.disconnect();
       }
@@ -290,13 +295,14 @@ export async function waitForReplication(fleet: RedisFleet, primaryId: string, t
         const replicas = fleet.nodes.length - 1;
         const acked = Number(await p.call('WAIT', String(replicas), String(Math.max(100, deadline - Date.now()))));
         if (acked >= replicas) return;
-      } catch {
-        /* retried below */
+        seen.push(`WAIT on ${primaryId}: ${acked} of ${replicas} replicas acknowledged`);
+      } catch (e) {
+        seen.push(`${primaryId}: ${(e as Error).message}`);
       } finally {
         p.disconnect();
       }
     }
-    if (Date.now() > deadline) throw new Error(`replication to ${primaryId} not established within ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw new Error(`replication to ${primaryId} not established within ${timeoutMs} ms (last seen: ${seen.join('; ')})`);
     await sleep(50);
   }
 }

@@ -4,6 +4,7 @@
  * workflow input never carries a secret.
  */
 import type { DesiredSpec } from '../core/rolling';
+import type { ClusterStanding } from '../core/standing';
 import type { RedisClusterProbe } from '../core/types';
 import type { MysqlFailoverProbe } from '../core/mysql/failover';
 
@@ -25,7 +26,8 @@ export interface SwitchoverInput {
   /**
    * --allow-degraded: hand over even when another replica will not follow the new primary (link down, auth
    * failure, unreachable): the run finishes and reports it (exit 5). Without it such a switchover is refused up
-   * front, nothing changed. Set only when true (older inputs replay unchanged).
+   * front, nothing changed. Set only when the flag was given (--allow-degraded true, --no-allow-degraded
+   * false); absent, the inventory's `policy.allowDegraded` decides (older inputs replay unchanged).
    */
   allowDegraded?: boolean;
   /** --at TIME: epoch ms; the run waits in a visible `scheduled` step until then (abortable, nothing changed). */
@@ -82,6 +84,8 @@ export interface RollingRestartReport {
   hooks?: { hook: string; ok: boolean; detail: string }[];
   /** Nodes left unrestarted because they were in maintenance (`--maintenance skip`), with the window. */
   skipped?: { node: string; reason: string }[];
+  /** Where the cluster stands at the end (core/standing.ts); absent for a Redis Cluster (a primary per shard) and in older runs. */
+  standing?: ClusterStanding;
 }
 
 /** An unplanned failover, whatever the engine: names and positions only. */

@@ -94,12 +94,13 @@ export function reportMonitorRounds(cluster: string, rounds: number, verdict: Mo
 }
 
 /**
- * A primary that came back EMPTY (core/empty-primary.ts): `saved` while a replica still held its data (the monitor
+ * A primary that came back EMPTY or reset (core/empty-primary.ts, core/mysql/empty-primary.ts): `saved` while a replica still held its data (the monitor
  * failed over to it), `lost` once none did (it came back faster than any probe; its replicas resynced from it).
  */
 export function reportEmptyPrimary(cluster: string, outcome: 'saved' | 'lost', lostKeys: number): void {
   metricMeter.createCounter('handover_monitor_empty_primary_total', 'events', 'Primaries seen back EMPTY after a restart, by cluster and outcome (saved, lost)').add(1, { cluster, outcome });
-  if (outcome === 'lost') metricMeter.createCounter('handover_monitor_empty_primary_lost_keys_total', 'keys', 'Keys a primary held before it came back empty with no replica left holding them').add(Math.max(0, lostKeys), { cluster });
+  // MySQL/MariaDB: transactions (the sum of the GTID sequence numbers it lost) instead of keys.
+  if (outcome === 'lost') metricMeter.createCounter('handover_monitor_empty_primary_lost_keys_total', 'keys', 'Keys (MySQL/MariaDB: transactions) a primary held before it came back empty with no replica left holding them').add(Math.max(0, lostKeys), { cluster });
 }
 
 /** The workflow interceptor module (worker/worker.ts bundles it): run metrics and log attributes. */

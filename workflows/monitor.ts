@@ -56,7 +56,7 @@ export interface MonitorStatus extends MonitorState {
   /** Nodes whose own configuration lets them take writes when they restart (core/restart-risk.ts), as `!`/`?` lines. */
   restartRisks?: string[];
   flagged: Record<string, string[]>;
-  /** Redis/Valkey: primaries seen back EMPTY after a restart (core/empty-primary.ts), newest last: shown as `!` lines. */
+  /** Primaries seen back EMPTY after a restart, or reset (core/empty-primary.ts, core/mysql/empty-primary.ts), newest last: shown as `!` lines. */
   emptyReturns?: EmptyReturn[];
 }
 
@@ -129,6 +129,8 @@ export async function watchMonitor(state: MonitorState, engine: WatchEngine): Pr
       running = undefined;
     }
     detect = r.state;
+    // A flag the rounds cleared (a node back empty or reset, seen replicating again: re-cloned).
+    for (const node of Object.keys(status.flagged)) if (detect.flagged && !(node in detect.flagged)) delete status.flagged[node];
     status.rounds += r.roundsDone;
     status.lastKnown = detect.lastKnown;
     status.lastVerdict = detect.lastVerdict;

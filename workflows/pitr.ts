@@ -8,13 +8,21 @@
  *  - pitrRestore: plan (the newest good base before the target and the segments after it; a target out of
  *    range is refused before anything is restored), restore the base into a fresh scratch server, replay the
  *    archived transactions after the base's GTID up to exactly the target, verify the position reached.
+ *    Into a node (on the cluster's lock ID): the node is checked (core/backup/pitr-node.ts: never the primary,
+ *    a writable node, a replicating node or a source; schemas only with `replace`), every refusal before
+ *    anything changes; then detached (read-only, no replication), restored, replayed into, verified, left
+ *    standalone and read-only (unless `writable`); the report says where the cluster stands.
  */
 import { ApplicationFailure, CancellationScope, continueAsNew, defineQuery, isCancellation, proxyActivities, setHandler, sleep } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { ArchiveBinlogsResult, PlanPitrResult, ReplayBinlogsResult, RestoreBackupResult } from '../activities/backup';
+import type { ArchiveBinlogsResult, PitrFinishResult, PlanPitrResult, ReplayBinlogsResult, RestoreBackupResult } from '../activities/backup';
 import type { PitrTarget } from '../core/backup/binlog';
+import { judgePitrTarget } from '../core/backup/pitr-node';
 import { ErrorType, NON_RETRYABLE } from '../core/errors';
-import { Runbook } from './runbook';
+import { standingLine, standingOf, type ClusterStanding } from '../core/standing';
+import { mysqlClusterStatus } from '../core/status';
+import { mutate, probe } from './profiles';
+import { Runbook, failureTypeOf, messageOf } from './runbook';
 
 export interface BinlogArchiverInput {
   cluster: string;
@@ -90,8 +98,11 @@ const store = proxyActivities<Activities>({
 export interface PitrRestoreInput {
   cluster: string;
   target: PitrTarget;
-  /** Only a fresh scratch server is built (a node: refused). */
-  into: { kind: 'scratch' } | { kind: 'node'; node: string };
+  /**
+   * A fresh scratch server, or a node of the cluster: `replace` lets a node holding schemas be restored into
+   * (they are dropped); `writable` leaves it read_only OFF at the end (default read-only).
+   */
+  into: { kind: 'scratch' } | { kind: 'node'; node: string; replace?: boolean; writable?: boolean };
   requestedBy?: string;
 }
 
@@ -101,6 +112,12 @@ export interface PitrRestoreReport {
   plan: Omit<PlanPitrResult, 'audit'>;
   restored: Omit<RestoreBackupResult, 'audit'>;
   replay: Omit<ReplayBinlogsResult, 'audit'>;
+  /** Into a node: how it was left. */
+  node?: Omit<PitrFinishResult, 'audit' | 'changed'>;
+  /** Into a node: where the cluster stands at the end (the restored node among those not following). */
+  standing?: ClusterStanding;
+  /** Into a node: what the operator should know about the node left in the cluster. */
+  notes?: string[];
   steps: { step: string; ms: number }[];
   audit: string[];
 }
@@ -109,14 +126,13 @@ export async function pitrRestore(input: PitrRestoreInput): Promise<PitrRestoreR
   const { cluster } = input;
   const rb = new Runbook('pitr-restore', cluster);
   const what = 'gtid' in input.target ? `GTID ${input.target.gtid}` : `time ${input.target.time}`;
+  if (input.requestedBy) rb.audit('start', `requested by ${input.requestedBy}`);
+  if (input.into.kind === 'node') return pitrRestoreIntoNode(rb, input, input.into, what);
   rb.plan([
     { name: 'plan', summary: `the base and archived segments for ${what}` },
     { name: 'restore base', summary: 'the base into a fresh scratch server' },
     { name: 'replay', summary: `archived transactions after the base up to ${what}; verify the position` },
   ]);
-  if (input.requestedBy) rb.audit('start', `requested by ${input.requestedBy}`);
-  if (input.into.kind !== 'scratch')
-    throw ApplicationFailure.create({ message: `refused: a point-in-time restore into a node (${input.into.node}) is not built; restore with --scratch and copy from it (nothing was changed)`, type: ErrorType.PreconditionFailed, nonRetryable: true });
   const plan = await rb.step('plan', `the base and archived segments for ${what}`, () => store.planPitrRestore.executeWithOptions({ summary: `plan a restore of ${cluster} to ${what}` }, [{ cluster, target: input.target }]), (p) => p.audit);
   const restored = await rb.step('restore base', `restore ${plan.base} into a fresh scratch server`, () =>
     long.restoreBackup.executeWithOptions({ summary: `restore ${plan.base} into a scratch server` }, [{ cluster, id: plan.base, target: { kind: 'scratch' } }]),
@@ -132,4 +148,89 @@ function strip<T extends { audit: unknown }>(r: T): Omit<T, 'audit'> {
   const out: Partial<T> = { ...r };
   delete out.audit;
   return out as Omit<T, 'audit'>;
+}
+
+/** A point-in-time restore into a node of the cluster (on the cluster's lock ID): see the file's comment. */
+async function pitrRestoreIntoNode(rb: Runbook, input: PitrRestoreInput, into: { node: string; replace?: boolean; writable?: boolean }, what: string): Promise<PitrRestoreReport> {
+  const { cluster } = input;
+  const { node } = into;
+  const replace = into.replace === true;
+  const writable = into.writable === true;
+  rb.plan([
+    { name: 'plan', summary: `the base and archived segments for ${what}` },
+    { name: 'check node', summary: `${node}: not the primary, not writable, not replicating, not a source; empty${replace ? ' or replaced' : ''}` },
+    { name: 'detach', summary: `${node} read-only, its replication removed (re-checked first)` },
+    { name: 'restore base', summary: `the base into ${node}` },
+    { name: 'replay', summary: `archived transactions after the base up to ${what} into ${node}; verify its position` },
+    { name: 'finish', summary: `${node} standalone, ${writable ? 'WRITABLE' : 'read-only'}, gtid_slave_pos the restored position` },
+    { name: 'standing', summary: `see where ${cluster} stands` },
+  ]);
+  const refuse = (message: string, type: string = ErrorType.PreconditionFailed) => ApplicationFailure.create({ message: `refused: ${message} (nothing was changed)`, type, nonRetryable: true });
+  const plan = await rb.step('plan', `the base and archived segments for ${what}`, () => store.planPitrRestore.executeWithOptions({ summary: `plan a restore of ${cluster} to ${what}` }, [{ cluster, target: input.target }]), (p) => p.audit);
+  const target = { cluster, node, method: plan.method };
+  const seen = await rb.step('check node', `may ${node} be restored into?`, () => probe.probePitrTarget.executeWithOptions({ summary: `check ${node} for a point-in-time restore` }, [target]), (p) =>
+    `saw ${p.nodes.map((n) => `${n.node}=${!n.reachable ? 'down' : `${n.readOnly ? 'ro' : 'WRITABLE'} ${n.role === 'replica' ? `replica of ${n.sourceNode ?? n.sourceAddress ?? '?'} (io ${n.ioRunning ?? '?'}, sql ${n.sqlRunning ? 'Yes' : 'No'})` : 'standalone'}`}`).join(' ')}${p.target ? `; ${node}: log_bin ${p.target.logBin ? 'ON' : 'OFF'}, schemas ${p.target.schemas.join(', ') || 'none'}` : ''}`,
+  );
+  const verdict = judgePitrTarget(seen, { replace, method: plan.method });
+  if (!verdict.ok) {
+    rb.skipRemaining('refused: nothing was changed');
+    throw refuse(verdict.refusal, verdict.errorType);
+  }
+  for (const n of verdict.notes) rb.audit('check node', n);
+  await rb.step('detach', `${node} read-only, its replication removed`, () => mutate.ensurePitrTargetDetached.executeWithOptions({ summary: `detach ${node} for the restore` }, [{ ...target, replace }]));
+  // From here the node changes: a failure says what it was left as and where the cluster stands.
+  const lookAtStanding = async (): Promise<ClusterStanding | undefined> => {
+    try {
+      const now = await rb.step('standing', `see where ${cluster} stands`, () => probe.probeMysqlCluster.executeWithOptions({ summary: `see where ${cluster} stands` }, [{ cluster }]), () => undefined);
+      const st = standingOf(mysqlClusterStatus(cluster, now.nodes), { expected: verdict.primary });
+      rb.audit('standing', standingLine(st));
+      return st;
+    } catch {
+      return undefined;
+    }
+  };
+  let restored: RestoreBackupResult;
+  let replay: ReplayBinlogsResult;
+  let left: PitrFinishResult;
+  try {
+    // replace: the check allowed it (the node was empty, or --replace); a retried attempt also drops what an interrupted one loaded.
+    restored = await rb.step('restore base', `restore ${plan.base} into ${node}`, () =>
+      long.restoreBackup.executeWithOptions({ summary: `restore ${plan.base} into ${node}` }, [{ cluster, id: plan.base, target: { kind: 'node', node, replace: true } }]),
+    );
+    replay = await rb.step('replay', `replay ${plan.segments.length} segment(s) up to ${what} into ${node}`, () =>
+      long.replayBinlogs.executeWithOptions({ summary: `replay ${cluster}'s binlogs to ${what} into ${node}` }, [{ cluster, plan: strip(plan), node }]),
+    );
+    left = await rb.step('finish', `${node} standalone, ${writable ? 'WRITABLE' : 'read-only'}`, () =>
+      mutate.ensurePitrNodeFinished.executeWithOptions({ summary: `leave ${node} standalone and ${writable ? 'writable' : 'read-only'}` }, [{ cluster, node, endPos: replay.endPos, writable }]),
+    );
+  } catch (e) {
+    rb.skipRemaining('failed');
+    const st = await lookAtStanding();
+    rb.setPhase('failed');
+    throw ApplicationFailure.create({
+      type: failureTypeOf(e) ?? ErrorType.VerificationFailed,
+      nonRetryable: true,
+      message: `point-in-time restore of ${cluster} into ${node} failed: ${messageOf(e)}. ${node} was detached (read-only, no replication) and is only partly restored: run the restore again (--replace) or rebuild it. ${st ? `Where ${cluster} stands: ${standingLine(st)}` : `${cluster}'s other nodes were not touched`}`,
+      details: st ? [{ standing: st }] : undefined,
+    });
+  }
+  const st = await lookAtStanding();
+  const notes = [
+    `${node} holds ${cluster}'s history up to ${replay.endPos} and replicates from nobody: switchovers of ${cluster} are refused while it stays in the inventory so; to rejoin it, CHANGE MASTER TO the primary with MASTER_USE_GTID=slave_pos and START SLAVE (it continues after ${replay.endPos}), or take it out of the inventory`,
+    ...(writable ? [`${node} is WRITABLE besides ${verdict.primary ?? 'the primary'}: ${cluster} has two writable nodes; the binlog archiver waits and switchovers refuse until ${node} is read-only again (SET GLOBAL read_only = ON) or out of the inventory`] : []),
+  ];
+  for (const n of notes) rb.audit('finish', n);
+  rb.setPhase('done');
+  return {
+    runbook: 'pitr-restore',
+    cluster,
+    plan: strip(plan),
+    restored: strip(restored),
+    replay: strip(replay),
+    node: { node: left.node, readOnly: left.readOnly, gtidBinlogPos: left.gtidBinlogPos, gtidSlavePos: left.gtidSlavePos, replicating: left.replicating },
+    ...(st ? { standing: st } : {}),
+    notes,
+    steps: rb.timings(),
+    audit: rb.progress.audit,
+  };
 }

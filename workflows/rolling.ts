@@ -5,7 +5,7 @@
  * longer matches, `--dry-run`). The engine supplies its probe, its decision and how it restarts a node or hands
  * the primary over (workflows/<engine>/rolling-restart.ts). Deterministic: workflow APIs only.
  */
-import { ApplicationFailure, CancellationScope, executeChild, sleep } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, executeChild, patched, sleep } from '@temporalio/workflow';
 import { ErrorType } from '../core/errors';
 import { SA_CLUSTER, SA_RUNBOOK, operationWorkflowId } from '../core/ids';
 import { describeAction, restartTokenOf, type DesiredSpec, type RollingAction } from '../core/rolling';
@@ -15,6 +15,15 @@ import type { Runbook } from './runbook';
 import { hookCount, runPostHooks, runPreHooks, type HookOutcome } from './hooks';
 import { describeWindow, windowOf, type MaintenanceWindow } from '../core/maintenance';
 import { openWindows } from './maintenance';
+import { standingAfterVerify, standingLine, type ClusterStanding } from '../core/standing';
+import { failureTypeOf, messageOf } from './runbook';
+
+/**
+ * Patch marker: a roll that fails after it changed something (a restart, a handover) looks once at where the
+ * cluster stands and ends HandoverIncomplete (exit 1) saying so, whatever failed. Runs recorded before this let
+ * the failure through as it was.
+ */
+export const PATCH_ROLL_ENDS_WITH_STANDING = 'rolling-restart-ends-with-standing';
 
 /** What an engine's roll probe returns, as far as the skeleton needs it. */
 export interface RollProbe<N> {
@@ -45,8 +54,13 @@ export interface RollEngine<N extends { node: string }, P extends RollProbe<N>> 
   restart(a: Restart, p: P): Promise<void>;
   /** Move the primary role; returns the handover for the report (and the new primary when it is known). */
   handover(a: Handover, p: P, round: number): Promise<RollingRestartReport['handovers'][number] & { newPrimary?: string }>;
-  /** After the last action, inside the same non-cancellable scope: e.g. Sentinels, then verification. Returns the primary. */
-  finish(roll: RollState, stopIfAborted: () => void): Promise<string>;
+  /**
+   * After the last action, inside the same non-cancellable scope: e.g. Sentinels, then verification. Returns the
+   * primary and, when it verified them, the nodes that follow it.
+   */
+  finish(roll: RollState, stopIfAborted: () => void): Promise<{ primary: string; verified?: string[] }>;
+  /** Where the cluster stands by one probe (core/standing.ts); undefined where one primary does not apply (a Redis Cluster). */
+  standing(p: P, opts: { expected?: string; previousPrimary?: string }): ClusterStanding | undefined;
 }
 
 /** What the roll did so far (the report's fields), shared with the engine's finish. */
@@ -69,6 +83,10 @@ export async function runRoll<N extends { node: string }, P extends RollProbe<N>
   const st: RollState = { staleAtStart: [], restarts: [], handovers: [], sentinelRestarts: [], primary: '', verifyTimeoutMs: 30_000 };
   const hooks: HookOutcome[] = [];
   let firstPrimary: string | undefined;
+  /** The primary the first probe saw, and the latest probe (for where the cluster stands at the end). */
+  let startPrimary: string | undefined;
+  let last: P | undefined;
+  let standing: ClusterStanding | undefined;
   let hookCounts: RollProbe<N>['hooks'];
   const probeSummary = `probe ${cluster}: which nodes are stale`;
   const report = (dryRun: boolean, approval?: RollingRestartReport['approval']): RollingRestartReport => ({
@@ -85,6 +103,7 @@ export async function runRoll<N extends { node: string }, P extends RollProbe<N>
     ...(desired.restartStartedBefore !== undefined ? { restartToken: restartTokenOf(desired) } : {}),
     ...(hooks.length ? { hooks } : {}),
     ...(skipped.size ? { skipped: [...skipped].map(([node, reason]) => ({ node, reason })) } : {}),
+    ...(standing ? { standing } : {}),
     steps: rb.timings(),
     audit: rb.progress.audit,
   });
@@ -131,12 +150,45 @@ export async function runRoll<N extends { node: string }, P extends RollProbe<N>
       nonRetryable: true,
     });
   };
+  // What the roll changed so far, for any ending after the first change.
+  const progress = () =>
+    `${st.restarts.length} node(s) already rolled${st.restarts.length ? ` (${st.restarts.map((r) => r.node).join(', ')})` : ''}, ${st.handovers.length} handover(s)`;
+  const standingNow = (p: P) => engine.standing(p, { expected: st.primary || undefined, previousPrimary: startPrimary });
+  const withStanding = (message: string, s: ClusterStanding | undefined) => (s ? `${message}. Where it stands: ${standingLine(s)}` : message);
+  /** Marks the failures the roll built itself with where the cluster stands (not wrapped again). */
+  const ended = new WeakSet<object>();
   return CancellationScope.nonCancellable(async () => {
+    try {
+      return await roll();
+    } catch (e) {
+      // A failure after the first change (a restart or a handover that did not finish, verification, a Sentinel):
+      // look once at where the cluster stands and say it, with what was rolled (exit 1, never "nothing changed").
+      if (firstPrimary === undefined || ended.has(e as object) || failureTypeOf(e) === ErrorType.Aborted || !patched(PATCH_ROLL_ENDS_WITH_STANDING)) throw e;
+      let s: ClusterStanding | undefined;
+      try {
+        s = standingNow(await rb.step('standing', `see where ${cluster} stands`, () => engine.probe(), () => undefined));
+        if (s) rb.audit('standing', standingLine(s));
+      } catch {
+        s = undefined;
+      }
+      rb.setPhase('done-incomplete');
+      throw ApplicationFailure.create({
+        message: withStanding(`rolling restart of ${cluster} stopped after changing it: ${messageOf(e).replace(/\.$/, '')}; ${progress()}; re-run rolling-restart once the cause is fixed to roll the rest`, s),
+        type: ErrorType.HandoverIncomplete,
+        nonRetryable: true,
+        ...(s ? { details: [{ standing: s }] } : {}),
+      });
+    }
+  });
+
+  async function roll(): Promise<RollingRestartReport> {
     // Each round changes one node; a cluster of N nodes needs at most N restarts and one handover.
     let waitedMs = 0;
     for (let round = 1; ; round++) {
       stopIfAborted();
       const probed = await rb.step(`probe #${round}`, probeSummary, () => engine.probe(), (p) => engine.saw(p));
+      last = probed;
+      if (round === 1) startPrimary = engine.primaryOf(probed);
       if (st.restarts.length + st.handovers.length > 2 * probed.nodes.length + 2)
         throw ApplicationFailure.create({ message: `rolling restart of ${cluster} is not converging after ${st.restarts.length + st.handovers.length} actions; stopped`, type: ErrorType.VerificationFailed, nonRetryable: true });
       if (round === 1) {
@@ -187,16 +239,22 @@ export async function runRoll<N extends { node: string }, P extends RollProbe<N>
       if (action.kind === 'refuse') {
         rb.skipRemaining('stopped');
         // Before the first action a refusal changed nothing (exit 2); mid-roll the nodes already rolled stay
-        // rolled, so the stop is a failure that says what changed and where the cluster stands (exit 1).
-        throw ApplicationFailure.create({
-          message:
+        // rolled, so the stop is a failure that says what changed and where the cluster stands (exit 1). Both say
+        // where it stands, from the probe the decision was made on.
+        const s = standingNow(probed);
+        const f = ApplicationFailure.create({
+          message: withStanding(
             round === 1
               ? `refused: ${action.reason}; nothing was changed`
-              : `stopped safely: ${action.reason}; ${st.restarts.length} node(s) already rolled${st.restarts.length ? ` (${st.restarts.map((r) => r.node).join(', ')})` : ''}, ${st.handovers.length} handover(s); the primary is ${st.primary || 'unknown'}; re-run rolling-restart once the cause is fixed to roll the rest`,
+              : `stopped safely: ${action.reason}; ${progress()}; the primary is ${st.primary || 'unknown'}; re-run rolling-restart once the cause is fixed to roll the rest`,
+            s,
+          ),
           type: round === 1 ? ErrorType.PreconditionFailed : ErrorType.HandoverIncomplete,
           nonRetryable: true,
-          details: [{ code: action.code }],
+          details: [{ code: action.code, ...(s ? { standing: s } : {}) }],
         });
+        ended.add(f);
+        throw f;
       }
       if (action.kind === 'done') break;
       if (round === 1 && approvedFirst !== undefined && describeAction(action) !== approvedFirst) {
@@ -225,12 +283,16 @@ export async function runRoll<N extends { node: string }, P extends RollProbe<N>
         if (newPrimary) st.primary = newPrimary;
       }
     }
-    st.primary = await engine.finish(st, stopIfAborted);
+    const fin = await engine.finish(st, stopIfAborted);
+    st.primary = fin.primary;
+    // Where it stands: the nodes the last step verified following the primary, else the last probe.
+    standing = fin.verified ? standingAfterVerify(fin.primary, startPrimary, fin.verified, []) : last ? standingNow(last) : undefined;
+    if (standing) rb.audit('standing', standingLine(standing));
     // Post-rolling-restart hooks (fail open, reported): only after a roll that changed something.
     if (firstPrimary !== undefined) hooks.push(...(await runPostHooks(rb, 'postRollingRestart', hookCount(hookCounts, 'postRollingRestart'), { cluster, oldPrimary: firstPrimary, newPrimary: st.primary })));
     rb.setPhase(hooks.some((h) => !h.ok) ? 'done-post-hook-failed' : 'done');
     return report(false, approval);
-  });
+  }
 }
 
 /**
@@ -242,7 +304,8 @@ export async function handoverByChildSwitchover(
   cluster: string,
   action: Handover,
   round: number,
-  workflowType: 'redisSwitchover' | 'mysqlSwitchover',
+  /** The engine's switchover type, or `switchover` (the router: a Dolt roll, whose switchover depends on the topology). */
+  workflowType: 'redisSwitchover' | 'mysqlSwitchover' | 'switchover',
 ): Promise<RollingRestartReport['handovers'][number] & { newPrimary: string }> {
   const workflowId = `${operationWorkflowId(cluster)}-handover-${round}`;
   const report = await rb.step(

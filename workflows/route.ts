@@ -29,6 +29,7 @@ import { mysqlRollingRestart } from './mysql/rolling-restart';
 import { doltSwitchover, type DoltSwitchoverReport } from './dolt/switchover';
 import { doltFailover, type DoltFailoverReport } from './dolt/failover';
 import { doltRemoteSwitchover, type DoltRemoteSwitchoverReport } from './dolt/remote-switchover';
+import { doltRollingRestart } from './dolt/rolling-restart';
 
 const describe = (cluster: string) => probe.describeCluster.executeWithOptions({ summary: `look up ${cluster} in the inventory` }, [{ cluster }]);
 const wrongEngine = (message: string) => ApplicationFailure.create({ message, type: ErrorType.WrongEngine, nonRetryable: true });
@@ -66,6 +67,8 @@ export async function rollingRestart(input: RollingRestartInput): Promise<Rollin
       return redisRollingRestart(input);
     case 'mysql':
       return mysqlRollingRestart(input);
+    case 'dolt':
+      return doltRollingRestart(input);
     default:
       throw wrongEngine(`no rolling-restart runbook for engine ${d.engine}`);
   }

@@ -88,19 +88,52 @@ export interface ArchiveHeartbeat extends ArchiveState {
 
 export const SEGMENT_DATA = (seq: number, c: BackupCompression) => `${segmentName(seq)}.binlog${EXT[c]}`;
 
-/** Every valid segment manifest in the store, by sequence number. */
-export async function listSegments(storage: BackupStorage, cluster: string): Promise<SegmentManifest[]> {
-  const files = await storage.listFiles(cluster, ARCHIVE_ID);
-  const out: SegmentManifest[] = [];
-  for (const f of files) {
-    if (segmentSeqOf(f) === undefined) continue;
-    const text = await storage.readText(cluster, ARCHIVE_ID, f);
-    if (text === undefined) continue;
-    const m = validateSegment(JSON.parse(text));
-    if (typeof m === 'string') throw new HandoverError(ErrorType.VerificationFailed, `archived segment ${f} of ${cluster} is invalid: ${m}`);
-    out.push(m);
+/** How many manifests are read at once (an object store answers each GET in a round trip). */
+const READ_PARALLEL = 16;
+
+/** The sequence numbers of the segment manifests in the store, ascending (one listing; nothing is read). */
+export async function segmentSeqs(storage: BackupStorage, cluster: string): Promise<number[]> {
+  const seqs: number[] = [];
+  for (const f of await storage.listFiles(cluster, ARCHIVE_ID)) {
+    const seq = segmentSeqOf(f);
+    if (seq !== undefined) seqs.push(seq);
   }
-  return out.sort((a, b) => a.seq - b.seq);
+  return seqs.sort((a, b) => a - b);
+}
+
+/** One segment's manifest, validated; undefined when it is not in the store. */
+export async function readSegmentManifest(storage: BackupStorage, cluster: string, seq: number): Promise<SegmentManifest | undefined> {
+  const f = `${segmentName(seq)}.json`;
+  const text = await storage.readText(cluster, ARCHIVE_ID, f);
+  if (text === undefined) return undefined;
+  const m = validateSegment(JSON.parse(text));
+  if (typeof m === 'string') throw new HandoverError(ErrorType.VerificationFailed, `archived segment ${f} of ${cluster} is invalid: ${m}`);
+  if (m.seq !== seq) throw new HandoverError(ErrorType.VerificationFailed, `archived segment ${f} of ${cluster} names seq ${m.seq}`);
+  return m;
+}
+
+/**
+ * The last stored segment's manifest (where the archive continues): one listing and one read, whatever the
+ * archive's length (in an object store, not a GET per segment).
+ */
+export async function lastSegment(storage: BackupStorage, cluster: string): Promise<SegmentManifest | undefined> {
+  const seqs = await segmentSeqs(storage, cluster);
+  for (let i = seqs.length - 1; i >= 0; i--) {
+    const m = await readSegmentManifest(storage, cluster, seqs[i]);
+    if (m) return m; // removed between the listing and the read (retention): the one before
+  }
+  return undefined;
+}
+
+/** Every valid segment manifest in the store, by sequence number (read READ_PARALLEL at a time). */
+export async function listSegments(storage: BackupStorage, cluster: string): Promise<SegmentManifest[]> {
+  const seqs = await segmentSeqs(storage, cluster);
+  const out: SegmentManifest[] = [];
+  for (let i = 0; i < seqs.length; i += READ_PARALLEL) {
+    const got = await Promise.all(seqs.slice(i, i + READ_PARALLEL).map((seq) => readSegmentManifest(storage, cluster, seq)));
+    for (const m of got) if (m) out.push(m);
+  }
+  return out;
 }
 
 export async function readArchiveState(storage: BackupStorage, cluster: string): Promise<ArchiveState | undefined> {
@@ -224,8 +257,8 @@ export async function archiveBinlogs(ctx: BackupContext, input: ArchiveBinlogsIn
   const cancelled = () => actx?.cancellationSignal.aborted ?? false;
 
   await storage.clearPartial(c.name, ARCHIVE_ID);
-  const segs = await listSegments(storage, c.name);
-  const lastSeg = segs[segs.length - 1];
+  // Where the archive continues: the last stored manifest (any attempt, any worker, either store).
+  const lastSeg = await lastSegment(storage, c.name);
   let nextSeq = lastSeg ? lastSeg.seq + 1 : 1;
   let archived: GtidPos | undefined = lastSeg ? parseGtidPos(lastSeg.endPos) : undefined;
   const prev = await readArchiveState(storage, c.name).catch(() => undefined);

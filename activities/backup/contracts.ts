@@ -52,7 +52,11 @@ export interface VerifyBackupResult extends VerificationRecord {
   audit: string;
 }
 
-export type RestoreTarget = { kind: 'scratch' } | { kind: 'node'; node: string };
+/**
+ * Into a node: refused when it holds schemas, unless `replace` (a point-in-time restore into a node whose check
+ * allowed it): its schemas are dropped first (logical), or its datadir replaced whatever it holds (physical).
+ */
+export type RestoreTarget = { kind: 'scratch' } | { kind: 'node'; node: string; replace?: boolean };
 export interface RestoreBackupInput extends BackupRef {
   target: RestoreTarget;
 }

@@ -18,6 +18,7 @@ import { backupContext, type BackupActivityDeps } from './context';
 import type { BackupRef, PruneInput, RestoreBackupInput, TakeBackupInput, VerifyBackupResult } from './contracts';
 import { archiveBinlogs, type ArchiveBinlogsInput } from './archive';
 import { planPitrRestore, replayBinlogs, type PlanPitrInput, type ReplayBinlogsInput } from './pitr';
+import { ensurePitrNodeFinished, ensurePitrTargetDetached, probePitrTarget, type PitrDetachInput, type PitrFinishInput, type PitrTargetInput } from './pitr-node';
 import { probeBackupSources } from './probe';
 import { ensureRestoredPosition, listBackups, markBackupVerified, pruneBackups } from './prune';
 import { restoreBackup } from './restore';
@@ -28,6 +29,7 @@ export type { BackupActivityDeps } from './context';
 export type * from './contracts';
 export type { ArchiveBinlogsInput, ArchiveBinlogsResult, ArchiveHeartbeat } from './archive';
 export type { PlanPitrInput, PlanPitrResult, ReplayBinlogsInput, ReplayBinlogsResult } from './pitr';
+export type { PitrDetachInput, PitrFinishInput, PitrFinishResult, PitrTargetInput } from './pitr-node';
 
 export function createBackupActivities(deps: BackupActivityDeps) {
   const ctx = backupContext(deps);
@@ -70,7 +72,16 @@ export function createBackupActivities(deps: BackupActivityDeps) {
     /** Which base and archived segments a point-in-time restore needs; a target out of range is refused (pitr.ts). Read-only. */
     planPitrRestore: activity((input: PlanPitrInput) => planPitrRestore(ctx, input)),
 
-    /** Replay the planned transactions into a restored scratch server and verify its position (pitr.ts). */
+    /** Replay the planned transactions into a restored scratch server or node and verify its position (pitr.ts); into a node a retry continues. */
     replayBinlogs: activity((input: ReplayBinlogsInput) => replayBinlogs(ctx, input)),
+
+    /** A point-in-time restore into a node: every node's role and links, and the target's log_bin, schemas, grants (pitr-node.ts). Read-only. */
+    probePitrTarget: activity((input: PitrTargetInput) => probePitrTarget(ctx, input)),
+
+    /** Re-check the target, then leave it read-only with no replication configured (pitr-node.ts). A no-op when it is. */
+    ensurePitrTargetDetached: activity((input: PitrDetachInput) => ensurePitrTargetDetached(ctx, input)),
+
+    /** After the replay: read_only as asked, gtid_slave_pos the replayed position, standalone (pitr-node.ts). A no-op when it is. */
+    ensurePitrNodeFinished: activity((input: PitrFinishInput) => ensurePitrNodeFinished(ctx, input)),
   };
 }

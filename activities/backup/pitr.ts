@@ -9,11 +9,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import mysql from 'mysql2/promise';
-import { binlogFile, formatGtidPos, type ArchivedTransaction, parseGtidPos, planPitr, readSegment, selectReplay, type PitrPlan, type PitrTarget, type SegmentManifest } from '../../core/backup/binlog';
+import { binlogFile, formatGtid, formatGtidPos, type ArchivedTransaction, parseGtidPos, planPitr, readSegment, replayProgress, selectReplay, type PitrPlan, type PitrTarget, type SegmentManifest } from '../../core/backup/binlog';
 import { ErrorType, HandoverError } from '../../core/errors';
 import { heartbeatWhile } from '../activity';
-import { listSegments, readArchiveState } from './archive';
+import { listSegments, readArchiveState, readSegmentManifest } from './archive';
 import type { BackupContext } from './context';
+import { mysqlTarget } from '../mysql/conn';
+import { mysqlClientTlsArgs, optionFile } from './mysql';
 import { hashStored, openArtifact } from './stream';
 import { tool } from './tools';
 
@@ -42,8 +44,15 @@ export async function planPitrRestore(ctx: BackupContext, input: PlanPitrInput):
 export interface ReplayBinlogsInput {
   cluster: string;
   plan: PitrPlan;
-  /** The restored scratch server's socket (root, no password). */
-  socket: string;
+  /** A restored scratch server's socket (root, no password). */
+  socket?: string;
+  /**
+   * Or a node of the cluster (restored from the plan's base), reached as the automation user over TCP. Its binary
+   * log is reset to the base position (gtid_binlog_state) before the first transaction, so its gtid_binlog_pos
+   * says which transactions are in: a retried replay continues after them (replayProgress) and the verification
+   * compares the whole position.
+   */
+  node?: string;
 }
 export interface ReplayBinlogsResult {
   transactions: number;
@@ -53,6 +62,8 @@ export interface ReplayBinlogsResult {
   endPos: string;
   verified: boolean;
   replayMs: number;
+  /** Into a node: transactions an earlier attempt had already replayed (continued after them). */
+  alreadyReplayed?: number;
   audit: string;
 }
 
@@ -65,14 +76,48 @@ async function readStoredSegment(ctx: BackupContext, c: ReturnType<BackupContext
   return Buffer.concat(parts);
 }
 
+/** The replay's connection and `mariadb` client arguments: a scratch server's socket as root, or a node as the automation user. */
+async function withReplayTarget<T>(ctx: BackupContext, c: ReturnType<BackupContext['clusterOf']>, input: ReplayBinlogsInput, fn: (conn: mysql.Connection, clientArgs: string[]) => Promise<T>): Promise<T> {
+  if (input.node) {
+    const t = mysqlTarget(c, input.node, ctx.env);
+    const opt = optionFile({ user: t.user, password: t.password });
+    try {
+      return await ctx.withMysql(c, input.node, (conn) => fn(conn, [...opt.args, '-h', t.host, '-P', String(t.port), '--protocol=TCP', ...mysqlClientTlsArgs(t), '--binary-mode']));
+    } finally {
+      opt.cleanup();
+    }
+  }
+  if (!input.socket) throw new Error('replayBinlogs needs a scratch socket or a node');
+  const conn = await mysql.createConnection({ socketPath: input.socket, user: 'root', password: '' });
+  try {
+    return await fn(conn, ['--no-defaults', `--socket=${input.socket}`, '--user=root', '--binary-mode']);
+  } finally {
+    await conn.end().catch(() => undefined);
+  }
+}
+
+/** Pipe binlog files through `mariadb-binlog | mariadb`; rejects with both tools' stderr. */
+async function pipeBinlogs(ctx: BackupContext, files: string[], clientArgs: string[]): Promise<void> {
+  if (!files.length) return;
+  const dec = spawn(tool('mariadb-binlog', ctx.env), files, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const cli = spawn(tool('mariadb', ctx.env), clientArgs, { stdio: ['pipe', 'ignore', 'pipe'] });
+  let err = '';
+  dec.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+  cli.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+  const codes = Promise.all([dec, cli].map((p) => new Promise<number>((res, rej) => (p.once('error', rej), p.once('close', (code) => res(code ?? 1))))));
+  await pipeline(dec.stdout!, cli.stdin!);
+  const [a, b] = await codes;
+  if (a !== 0 || b !== 0) throw new Error(`replay failed (mariadb-binlog ${a}, mariadb ${b}): ${err.trim().split('\n').slice(-3).join(' | ')}`);
+}
+
 export async function replayBinlogs(ctx: BackupContext, input: ReplayBinlogsInput): Promise<ReplayBinlogsResult> {
   const c = ctx.clusterOf(input.cluster);
   const t0 = Date.now();
   return heartbeatWhile(async () => {
-    const all = await listSegments(ctx.storageOf(c), c.name);
+    const storage = ctx.storageOf(c);
     const read: { startAfter: string; fde?: Buffer; txns: (ArchivedTransaction & { seq: number })[]; seq: number }[] = [];
     for (const seq of input.plan.segments) {
-      const m = all.find((s) => s.seq === seq);
+      const m = await readSegmentManifest(storage, c.name, seq);
       if (!m) throw new HandoverError(ErrorType.VerificationFailed, `archived segment ${seq} of ${c.name} is gone; not replayed`);
       const seg = readSegment(await readStoredSegment(ctx, c, m));
       read.push({ startAfter: m.startAfter, fde: seg.fde, txns: seg.txns.map((t) => ({ ...t, seq })), seq });
@@ -80,50 +125,65 @@ export async function replayBinlogs(ctx: BackupContext, input: ReplayBinlogsInpu
     const sel = selectReplay(read, input.plan.baseGtid, input.plan.target);
     if (!sel.reachedTarget) throw new HandoverError(ErrorType.VerificationFailed, `the archived segments do not reach GTID ${'gtid' in input.plan.target ? input.plan.target.gtid : ''}; not replayed`);
     const dir = mkdtempSync(path.join(os.tmpdir(), `handover-replay-${c.name}-`));
-    const conn = await mysql.createConnection({ socketPath: input.socket, user: 'root', password: '' });
     try {
-      // The restored base's own binlog (a dump load writes one) would make the replayed GTIDs out of order.
-      await conn.query('RESET MASTER');
-      const files: string[] = [];
-      for (const s of read) {
-        const txns = sel.txns.filter((t) => t.seq === s.seq);
-        if (!txns.length) continue;
-        if (!s.fde) throw new Error(`archived segment ${s.seq} has no FORMAT_DESCRIPTION event`);
-        const f = path.join(dir, `replay-${s.seq}.bin`);
-        writeFileSync(f, binlogFile(s.fde, txns));
-        files.push(f);
-      }
-      if (files.length) {
-        const dec = spawn(tool('mariadb-binlog', ctx.env), files, { stdio: ['ignore', 'pipe', 'pipe'] });
-        const cli = spawn(tool('mariadb', ctx.env), ['--no-defaults', `--socket=${input.socket}`, '--user=root', '--binary-mode'], { stdio: ['pipe', 'ignore', 'pipe'] });
-        let err = '';
-        dec.stderr!.on('data', (b: Buffer) => (err += b.toString()));
-        cli.stderr!.on('data', (b: Buffer) => (err += b.toString()));
-        const codes = Promise.all([dec, cli].map((p) => new Promise<number>((res, rej) => (p.once('error', rej), p.once('close', (code) => res(code ?? 1))))));
-        await pipeline(dec.stdout!, cli.stdin!);
-        const [a, b] = await codes;
-        if (a !== 0 || b !== 0) throw new Error(`replay failed (mariadb-binlog ${a}, mariadb ${b}): ${err.trim().split('\n').slice(-3).join(' | ')}`);
-      }
-      const [[v]] = (await conn.query('SELECT @@gtid_binlog_pos AS pos')) as unknown as [[{ pos: string }]];
-      const got = parseGtidPos(v.pos);
-      const want = parseGtidPos(formatGtidPos(sel.endPos));
-      const replayedDomains = new Set(sel.txns.map((t) => t.gtid.domain));
-      const verified = [...replayedDomains].every((d) => got[d]?.seq === want[d]?.seq && got[d]?.server === want[d]?.server);
-      if (!verified) throw new HandoverError(ErrorType.VerificationFailed, `after the replay the restored server is at ${v.pos}, expected ${formatGtidPos(sel.endPos)}`);
-      const first = sel.txns[0];
-      const last = sel.txns[sel.txns.length - 1];
-      const replayMs = Date.now() - t0;
-      return {
-        transactions: sel.txns.length,
-        ...(first ? { firstGtid: `${first.gtid.domain}-${first.gtid.server}-${first.gtid.seq}` } : {}),
-        ...(last ? { lastGtid: `${last.gtid.domain}-${last.gtid.server}-${last.gtid.seq}` } : {}),
-        endPos: formatGtidPos(sel.endPos),
-        verified,
-        replayMs,
-        audit: `replayed ${sel.txns.length} transaction(s)${first ? ` ${first.gtid.domain}-${first.gtid.server}-${first.gtid.seq}..${last.gtid.domain}-${last.gtid.server}-${last.gtid.seq}` : ''} from ${files.length} segment file(s); the restored server is at ${formatGtidPos(sel.endPos)} (verified) in ${replayMs} ms`,
-      };
+      return await withReplayTarget(ctx, c, input, async (conn, clientArgs) => {
+        const base = parseGtidPos(input.plan.baseGtid);
+        let todo = sel.txns;
+        let already = 0;
+        if (input.node) {
+          // Nothing may replicate into the node while it is replayed into (the detach step removed its replication).
+          const [st] = (await conn.query('SHOW SLAVE STATUS')) as unknown as [unknown[]];
+          if (st.length) {
+            await conn.query('STOP SLAVE');
+            await conn.query('RESET SLAVE ALL');
+          }
+          const [[cur]] = (await conn.query('SELECT @@gtid_binlog_pos AS pos')) as unknown as [[{ pos: string }]];
+          const prog = replayProgress(cur.pos, base, sel.txns);
+          if (prog.state === 'fresh') {
+            // The node's own binary log (the base's load, anything before) goes; it starts at the base position.
+            await conn.query('RESET MASTER');
+            if (Object.keys(base).length) await conn.query('SET GLOBAL gtid_binlog_state = ?', [formatGtidPos(base)]);
+          } else {
+            already = prog.from;
+            todo = sel.txns.slice(prog.from);
+          }
+        } else {
+          // The restored base's own binlog (a dump load writes one) would make the replayed GTIDs out of order.
+          await conn.query('RESET MASTER');
+        }
+        const files: string[] = [];
+        for (const s of read) {
+          const txns = todo.filter((t) => t.seq === s.seq);
+          if (!txns.length) continue;
+          if (!s.fde) throw new Error(`archived segment ${s.seq} has no FORMAT_DESCRIPTION event`);
+          const f = path.join(dir, `replay-${s.seq}.bin`);
+          writeFileSync(f, binlogFile(s.fde, txns));
+          files.push(f);
+        }
+        await pipeBinlogs(ctx, files, clientArgs);
+        const [[v]] = (await conn.query('SELECT @@gtid_binlog_pos AS pos')) as unknown as [[{ pos: string }]];
+        const got = parseGtidPos(v.pos);
+        const want = parseGtidPos(formatGtidPos(sel.endPos));
+        // Into a node: the whole position (it started at the base's); a scratch server: the replayed domains.
+        const verified = input.node
+          ? formatGtidPos(got) === formatGtidPos(want)
+          : [...new Set(sel.txns.map((t) => t.gtid.domain))].every((d) => got[d]?.seq === want[d]?.seq && got[d]?.server === want[d]?.server);
+        if (!verified) throw new HandoverError(ErrorType.VerificationFailed, `after the replay ${input.node ?? 'the restored server'} is at ${v.pos || '(empty)'}, expected ${formatGtidPos(sel.endPos)}`);
+        const first = sel.txns[0];
+        const last = sel.txns[sel.txns.length - 1];
+        const replayMs = Date.now() - t0;
+        return {
+          transactions: sel.txns.length,
+          ...(first ? { firstGtid: formatGtid(first.gtid) } : {}),
+          ...(last ? { lastGtid: formatGtid(last.gtid) } : {}),
+          endPos: formatGtidPos(sel.endPos),
+          verified,
+          replayMs,
+          ...(input.node ? { alreadyReplayed: already } : {}),
+          audit: `replayed ${sel.txns.length} transaction(s)${first ? ` ${formatGtid(first.gtid)}..${formatGtid(last.gtid)}` : ''} from ${files.length} segment file(s)${already ? ` (${already} already in from an earlier attempt)` : ''} into ${input.node ?? 'the scratch server'}; it is at ${formatGtidPos(sel.endPos) || '(empty)'} (verified) in ${replayMs} ms`,
+        };
+      });
     } finally {
-      await conn.end().catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
     }
   });

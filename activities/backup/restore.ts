@@ -109,7 +109,7 @@ async function restoreRedis(ctx: BackupContext, c: BackupCluster, b: Stored, tar
  * moved in, the node started with `<binary> --defaults-file=<configFile>` and waited for; then the old datadir
  * is removed. Binary logs outside the datadir are not touched.
  */
-async function restorePhysicalIntoNode(ctx: BackupContext, c: BackupCluster, chain: Stored[], node: string, storage: BackupStorage): Promise<Restored> {
+async function restorePhysicalIntoNode(ctx: BackupContext, c: BackupCluster, chain: Stored[], node: string, storage: BackupStorage, replace = false): Promise<Restored> {
   const m = chain[chain.length - 1].manifest;
   const spec = c.controller;
   if (spec?.type !== 'local')
@@ -118,7 +118,7 @@ async function restorePhysicalIntoNode(ctx: BackupContext, c: BackupCluster, cha
     const [[v]] = (await conn.query('SELECT @@datadir AS d, @@pid_file AS p')) as unknown as [[{ d: string; p: string }]];
     return { schemas: await userSchemas(conn), datadir: path.resolve(v.d), pidFile: v.p };
   });
-  if (schemas.length) throw new HandoverError(ErrorType.TargetNotEmpty, `refused: ${node} already has schemas ${schemas.join(', ')}; restore only into an empty node (nothing was changed)`);
+  if (schemas.length && !replace) throw new HandoverError(ErrorType.TargetNotEmpty, `refused: ${node} already has schemas ${schemas.join(', ')}; restore only into an empty node (nothing was changed)`);
   checkDatadirReachable(node, datadir);
   const configFile = spec.configFile.replaceAll('{node}', node);
   if (!existsSync(configFile)) throw new HandoverError(ErrorType.PreconditionFailed, `refused: the option file ${configFile} of ${node} does not exist (nothing was changed)`);
@@ -164,7 +164,7 @@ async function restoreMysql(ctx: BackupContext, c: BackupCluster, b: Stored, tar
   const m = b.manifest;
   if (m.method === 'physical') {
     const chain = await ctx.chainOf(c, m.id, storage);
-    if (target.kind === 'node') return restorePhysicalIntoNode(ctx, c, chain, target.node, storage);
+    if (target.kind === 'node') return restorePhysicalIntoNode(ctx, c, chain, target.node, storage, target.replace);
     const s = await startScratchOnPhysical({ storage, cluster: c.name, chain: chain.map((x) => x.manifest), keys: ctx.keysOf(c), env: ctx.env, keep: true });
     return { id: m.id, target: 'scratch', address: `unix:${s.socket}`, socket: s.socket, dir: s.dir, tables: m.content.mysql?.tables.length };
   }
@@ -176,7 +176,11 @@ async function restoreMysql(ctx: BackupContext, c: BackupCluster, b: Stored, tar
   }
   const node = target.node;
   const schemas = await ctx.withMysql(c, node, (conn) => userSchemas(conn));
-  if (schemas.length) throw new HandoverError(ErrorType.TargetNotEmpty, `refused: ${node} already has schemas ${schemas.join(', ')}; restore only into an empty node (nothing was changed)`);
+  if (schemas.length && !target.replace) throw new HandoverError(ErrorType.TargetNotEmpty, `refused: ${node} already has schemas ${schemas.join(', ')}; restore only into an empty node (nothing was changed)`);
+  // replace: what the node holds goes first (a retried attempt drops what an interrupted one loaded, and loads again).
+  if (schemas.length) await ctx.withMysql(c, node, async (conn) => {
+    for (const s of schemas) await conn.query(`DROP DATABASE \`${s.replace(/`/g, '``')}\``);
+  });
   const t = mysqlTarget(c, node, ctx.env);
   const opt = optionFile({ user: t.user, password: t.password });
   try {

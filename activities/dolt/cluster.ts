@@ -9,10 +9,14 @@ import { describeRow, hashMismatches, laggingRows, type DoltNodeProbe, type Dolt
 import { activity, heartbeatWhile } from '../activity';
 import { sleep } from '../backup/scratch';
 import { describeDoltNode, doltOps, doltPolicy, readDoltHashes, readDoltReplication, readDoltRole, type DoltActivityDeps } from './node';
+import type { HookCounts } from '../../core/types';
+import { hookCounts } from '../hooks';
 
 export interface DoltClusterProbe {
   nodes: DoltNodeProbe[];
   policy: DoltPolicy;
+  /** How many operator hooks the inventory lists, by kind (the commands stay on the worker). */
+  hooks?: HookCounts;
   audit: string;
 }
 
@@ -83,7 +87,7 @@ export function createDoltActivities(deps: DoltActivityDeps) {
     probeDoltCluster: activity(async ({ cluster }: { cluster: string }): Promise<DoltClusterProbe> => {
       const c = ops.spec(cluster);
       const nodes = await ops.probeAll(c);
-      return { nodes, policy: doltPolicy(c), audit: `saw ${nodes.map(describeDoltNode).join(' ')}` };
+      return { nodes, policy: doltPolicy(c), hooks: hookCounts(c), audit: `saw ${nodes.map(describeDoltNode).join(' ')}` };
     }),
 
     /**

@@ -13,6 +13,8 @@ import type { ClusterSpec } from '../../inventory/schema';
 import { activity, heartbeatWhile, withDeadline } from '../activity';
 import { sleep } from '../backup/scratch';
 import { controllerFor } from '../controllers';
+import { hookCounts } from '../hooks';
+import type { HookCounts } from '../../core/types';
 import { DOLT_SYSTEM_SCHEMAS, doltOps, doltPolicy, doltRows, type DoltActivityDeps } from './node';
 
 const ident = (name: string) => `\`${name.replace(/`/g, '``')}\``;
@@ -21,6 +23,8 @@ export interface DoltRemoteClusterProbe {
   nodes: DoltRemoteNodeProbe[];
   remote: string;
   policy: ReturnType<typeof doltPolicy>;
+  /** How many operator hooks the inventory lists, by kind (the commands stay on the worker). */
+  hooks?: HookCounts;
   audit: string;
 }
 
@@ -69,6 +73,28 @@ export async function commitDistance(conn: mysql.Connection, primary: DoltHeads,
     }
   }
   return { behind: total, detail: parts.join(', ') || 'same heads' };
+}
+
+/**
+ * Commits of `primary`'s heads (hashes) that a replica with `replica` heads lacks, counted on the primary with
+ * dolt_log('<replica head>..<primary hash>'); null when a replica head is not in the primary's history.
+ */
+export async function commitsLacking(conn: mysql.Connection, primary: DoltHeads, replica: DoltHeads): Promise<number | null> {
+  let total = 0;
+  for (const [db, branches] of Object.entries(primary)) {
+    await conn.query(`USE ${ident(db)}`);
+    for (const [br, hash] of Object.entries(branches)) {
+      const theirs = replica[db]?.[br];
+      if (theirs === hash) continue;
+      if (!theirs) return null;
+      try {
+        total += Number((await doltRows(conn, 'SELECT COUNT(*) AS n FROM dolt_log(?)', [`${theirs}..${hash}`]))[0].n);
+      } catch {
+        return null;
+      }
+    }
+  }
+  return total;
 }
 
 /** The probe of a remote-replicas cluster (for the activities and for `handover status`/`doctor`). Reads only. */
@@ -126,7 +152,7 @@ export function createDoltRemoteActivities(deps: DoltActivityDeps) {
     probeDoltRemoteCluster: activity(async ({ cluster }: { cluster: string }): Promise<DoltRemoteClusterProbe> => {
       const c = spec(cluster);
       const nodes = await probeAll(c);
-      return { nodes, remote: c.replicationRemote, policy: doltPolicy(c), audit: `saw ${nodes.map(describeRemoteNode).join(' ')}` };
+      return { nodes, remote: c.replicationRemote, policy: doltPolicy(c), hooks: hookCounts(c), audit: `saw ${nodes.map(describeRemoteNode).join(' ')}` };
     }),
 
     /**
@@ -151,7 +177,8 @@ export function createDoltRemoteActivities(deps: DoltActivityDeps) {
 
     /**
      * Ensure `node` plays `role`: primary (writable, pushing to the remote), fenced (primary settings, started
-     * read-only: takes no writes, pulls nothing) or replica (read-only, pulling from the remote). A no-op when the
+     * read-only: takes no writes, pulls nothing; between its stop and its start every branch is pushed with the
+     * dolt CLI, a `local` controller only) or replica (read-only, pulling from the remote). A no-op when the
      * running server already has those settings; else the controller writes them into the node's config and
      * restarts it, and the activity waits until it answers with them. Safe to retry: it reads first.
      */
@@ -168,7 +195,9 @@ export function createDoltRemoteActivities(deps: DoltActivityDeps) {
       const n = c.nodes.find((x) => x.id === i.node)!;
       const set = { read_only: String(want.readOnly), dolt_replicate_to_remote: want.replicateTo, dolt_read_replica_remote: want.readReplicaRemote, dolt_replicate_all_heads: '1' };
       const t0 = Date.now();
-      const did = await heartbeatWhile(() => controllerFor(c.controller, c.name, 'dolt').restart({ node: n, set }));
+      // Fencing: what the server committed while it shut down (its replication push died with it) is pushed
+      // with the server stopped, before it starts read-only (a read-only server refuses dolt_push).
+      const did = await heartbeatWhile(() => controllerFor(c.controller, c.name, 'dolt').restart({ node: n, set, ...(i.role === 'fenced' ? { pushTo: c.replicationRemote } : {}), onStopped: () => deps.failpoint?.(`ensureDoltRemoteRole.${i.role}.stopped`) }));
       let seen: DoltRemoteSettings | undefined;
       const deadline = Date.now() + 60_000;
       await heartbeatWhile(async () => {
@@ -204,15 +233,23 @@ export function createDoltRemoteActivities(deps: DoltActivityDeps) {
 
     /**
      * Wait until `primary` is the one writable node pushing to the remote and every other node is a read-only
-     * replica of it with the primary's heads (commit distance 0). Read-only. VerificationFailed after timeoutMs.
+     * replica holding at least the heads the primary had just before the replicas were read (under a steady
+     * writer the primary moves on while a replica pulls, so "distance 0 to its latest heads" may never be seen;
+     * every commit of the earlier heads in the replica's history is). Read-only. VerificationFailed after timeoutMs.
      */
     verifyDoltRemoteTopology: activity(async (i: { cluster: string; primary: string; timeoutMs: number }): Promise<{ audit: string }> => {
       const c = spec(i.cluster);
       const deadline = Date.now() + i.timeoutMs;
       return heartbeatWhile(async () => {
         for (;;) {
+          const before = await ops.withNode(c, i.primary, (x) => readDoltHeads(x, c.replicationRemote)).catch(() => undefined);
           const probes = await probeAll(c);
-          const wrong = probes.filter((p) => !p.reachable || p.role !== (p.node === i.primary ? 'primary' : 'replica') || (p.node !== i.primary && p.behindCommits !== 0));
+          const lacking = new Map<string, number | null>();
+          if (before)
+            for (const p of probes)
+              if (p.node !== i.primary && p.reachable && p.role === 'replica')
+                lacking.set(p.node, await ops.withNode(c, i.primary, (x) => commitsLacking(x, before.heads, p.heads ?? {})).catch(() => null));
+          const wrong = probes.filter((p) => !p.reachable || p.role !== (p.node === i.primary ? 'primary' : 'replica') || (p.node !== i.primary && lacking.get(p.node) !== 0));
           const line = probes.map(describeRemoteNode).join(' ');
           if (!wrong.length) return { audit: line };
           if (Date.now() > deadline) throw new HandoverError(ErrorType.VerificationFailed, `verification of ${i.cluster} failed within ${i.timeoutMs} ms: want ${i.primary}=primary, others replicas with its heads; saw ${line}`);

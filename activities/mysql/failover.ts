@@ -9,7 +9,8 @@ import { hookCounts } from '../hooks';
 import { Context } from '@temporalio/activity';
 import type mysql from 'mysql2/promise';
 import { errantOnReturn, listErrantGtids, receivedPos, type MysqlFailoverNodeProbe, type MysqlFailoverProbe } from '../../core/mysql/failover';
-import { appliedPos, gtidIncludes, normalizeGtidPos } from '../../core/mysql/decide';
+import { mysqlCandidateLostData } from '../../core/mysql/empty-primary';
+import { appliedPos, gtidIncludes, normalizeGtidPos, type MysqlNodeProbe } from '../../core/mysql/decide';
 import { ErrorType, HandoverError } from '../../core/errors';
 import type { Promotion } from '../../core/types';
 import type { ClusterSpec } from '../../inventory/schema';
@@ -25,6 +26,11 @@ export interface WaitRelayAppliedInput {
   /** What the candidate had received when chosen (frozen by the workflow). */
   position: string;
   timeoutMs: number;
+  /**
+   * The empty-primary guard: what the candidate had applied at the verdict. A candidate whose position went back
+   * since (wiped, restored, reset) is refused at once with CandidateResynced instead of waited for.
+   */
+  appliedAtVerdict?: string;
 }
 export interface WaitRelayAppliedResult {
   applied: string;
@@ -43,6 +49,18 @@ export interface EnsureMysqlRejoinedResult {
   outcome: 'already' | 'rejoined' | 'flagged';
   errantGtids: string[];
   wasWritable: boolean;
+  audit: string;
+}
+export interface EnsureMysqlKeptOutInput {
+  cluster: string;
+  node: string;
+  /** Why it is kept out (the monitor's verdict), for the audit. */
+  reason: string;
+}
+export interface EnsureMysqlKeptOutResult {
+  wasWritable: boolean;
+  /** What it holds now (its own writes since it came back, if any): never replicated anywhere. */
+  gtid: string;
   audit: string;
 }
 export interface VerifyMysqlFailoverInput {
@@ -129,6 +147,59 @@ export function createMysqlFailoverActivities(deps: MysqlActivityDeps) {
   const probeOne = (c: ClusterSpec, node: string) => probeFailoverNode(c, node, (fn) => withNode(c, node, fn), flavor(c));
   const probeAll = (c: ClusterSpec) => probeFailoverNodes(c, probeOne);
 
+  /**
+   * read_only ON first (open transactions get two seconds, then their sessions are killed), a fence bound left on
+   * it dropped, every application session killed; unless `done(before)` says the node is already as wanted.
+   */
+  async function fenceReadOnly(c: ClusterSpec, node: string, done: (before: MysqlNodeProbe) => boolean) {
+    const fl = flavor(c);
+    const self = new Set([c.credentials.username, c.replicationCredentials?.username, 'system user', 'event_scheduler'].filter(Boolean) as string[]);
+    return withNode(c, node, async (conn) => {
+      const before = await readMysqlNode(conn, c, fl, node);
+      if (done(before)) return { before, after: before, already: true, did: [] as string[] };
+      const did: string[] = [];
+      // A fence bound left by a switchover that never finished would turn this node writable later: drop it.
+      if (c.policy.fenceBoundMs > 0 && (await cancelFenceBound(conn, fl))) did.push(`DROP EVENT ${FENCE_BOUND_EVENT}`);
+      if (!before.readOnly) {
+        await conn.query('SET SESSION lock_wait_timeout = 2');
+        const fence = async () => {
+          for (const s of fl.fence) await conn.query(s);
+        };
+        // A commit in flight holds read_only off (a resumed frozen primary under semi-sync has commits waiting
+        // for an acknowledgement that never comes). Past two seconds, end every application session (their
+        // clients get an error, never an OK) and try again.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await fence();
+            break;
+          } catch (e) {
+            if ((e as { errno?: number }).errno !== ER.LOCK_WAIT_TIMEOUT || attempt >= 4) throw e;
+            const [{ id: me }] = (await rows(conn, 'SELECT CONNECTION_ID() AS id')) as { id: number }[];
+            const all = (await rows(conn, 'SELECT ID AS id, USER AS user, COMMAND AS command FROM information_schema.PROCESSLIST')) as { id: number; user: string; command: string }[];
+            const victims = all.filter((x) => x.id !== me && !self.has(x.user) && x.command !== 'Binlog Dump' && x.command !== 'Daemon');
+            for (const v of victims) await conn.query('KILL CONNECTION ?', [v.id]).catch(() => undefined);
+            did.push(`killed ${victims.length} application session(s) holding the fence off`);
+            await sleep(200);
+          }
+        }
+        did.push(...fl.fence);
+      }
+      const [{ id: myId }] = (await rows(conn, 'SELECT CONNECTION_ID() AS id')) as { id: number }[];
+      const sessions = (await rows(conn, 'SELECT ID AS id, USER AS user, COMMAND AS command FROM information_schema.PROCESSLIST')) as { id: number; user: string; command: string }[];
+      let killed = 0;
+      for (const s of sessions.filter((x) => x.id !== myId && !self.has(x.user) && x.command !== 'Binlog Dump' && x.command !== 'Daemon')) {
+        await conn.query('KILL CONNECTION ?', [s.id]).then(
+          () => killed++,
+          () => undefined,
+        );
+      }
+      if (killed) did.push(`killed ${killed} application session(s)`);
+      const after = await readMysqlNode(conn, c, fl, node);
+      if (!after.readOnly) throw new Error(`${node} still writable after ${fl.fence.join('; ')}`);
+      return { before, after, already: false, did };
+    });
+  }
+
   return {
     /** Probe every node for the failover decision and the monitor. Read-only: safe to retry. */
     probeMysqlFailover: activity(async ({ cluster }: { cluster: string }): Promise<MysqlFailoverProbe> => {
@@ -151,6 +222,8 @@ export function createMysqlFailoverActivities(deps: MysqlActivityDeps) {
         for (;;) {
           heartbeat();
           const now = await readMysqlNode(conn, c, fl, input.node);
+          const lost = input.appliedAtVerdict !== undefined ? mysqlCandidateLostData(input.node, input.appliedAtVerdict, now) : undefined;
+          if (lost) throw new HandoverError(ErrorType.CandidateResynced, `${lost}: not promoted; nothing was changed`);
           if (gtidIncludes(appliedPos(now), input.position)) {
             const waitedMs = Date.now() - startedAt;
             return { applied: appliedPos(now), waitedMs, audit: `saw ${input.node} applied ${appliedPos(now) || 'empty'} including received ${input.position || 'empty'} after ${waitedMs} ms; changed nothing` };
@@ -173,56 +246,10 @@ export function createMysqlFailoverActivities(deps: MysqlActivityDeps) {
      */
     ensureMysqlRejoined: activity(async (input: EnsureMysqlRejoinedInput): Promise<EnsureMysqlRejoinedResult> => {
       const c = spec(input.cluster);
-      const fl = flavor(c);
-      const self = new Set([c.credentials.username, c.replicationCredentials?.username, 'system user', 'event_scheduler'].filter(Boolean) as string[]);
       const primaryNow = await probeOne(c, input.primary);
       if (!primaryNow.reachable || primaryNow.role !== 'primary' || primaryNow.readOnly)
         throw new HandoverError(ErrorType.UnexpectedTopology, `cannot rejoin ${input.node}: ${input.primary} is not a reachable writable primary`);
-      const fenced = await withNode(c, input.node, async (conn) => {
-        const before = await readMysqlNode(conn, c, fl, input.node);
-        if (before.role === 'replica' && before.sourceNode === input.primary && before.readOnly && before.ioRunning === 'Yes' && before.sqlRunning)
-          return { before, already: true, did: [] as string[] };
-        const did: string[] = [];
-        // A fence bound left by a switchover that never finished would turn this node writable later: drop it.
-        if (c.policy.fenceBoundMs > 0 && (await cancelFenceBound(conn, fl))) did.push(`DROP EVENT ${FENCE_BOUND_EVENT}`);
-        if (!before.readOnly) {
-          await conn.query('SET SESSION lock_wait_timeout = 2');
-          const fence = async () => {
-            for (const s of fl.fence) await conn.query(s);
-          };
-          // A commit in flight holds read_only off (a resumed frozen primary under semi-sync has commits waiting
-          // for an acknowledgement that never comes). Past two seconds, end every application session (their
-          // clients get an error, never an OK) and try again.
-          for (let attempt = 1; ; attempt++) {
-            try {
-              await fence();
-              break;
-            } catch (e) {
-              if ((e as { errno?: number }).errno !== ER.LOCK_WAIT_TIMEOUT || attempt >= 4) throw e;
-              const [{ id: me }] = (await rows(conn, 'SELECT CONNECTION_ID() AS id')) as { id: number }[];
-              const all = (await rows(conn, 'SELECT ID AS id, USER AS user, COMMAND AS command FROM information_schema.PROCESSLIST')) as { id: number; user: string; command: string }[];
-              const victims = all.filter((x) => x.id !== me && !self.has(x.user) && x.command !== 'Binlog Dump' && x.command !== 'Daemon');
-              for (const v of victims) await conn.query('KILL CONNECTION ?', [v.id]).catch(() => undefined);
-              did.push(`killed ${victims.length} application session(s) holding the fence off`);
-              await sleep(200);
-            }
-          }
-          did.push(...fl.fence);
-        }
-        const [{ id: myId }] = (await rows(conn, 'SELECT CONNECTION_ID() AS id')) as { id: number }[];
-        const sessions = (await rows(conn, 'SELECT ID AS id, USER AS user, COMMAND AS command FROM information_schema.PROCESSLIST')) as { id: number; user: string; command: string }[];
-        let killed = 0;
-        for (const s of sessions.filter((x) => x.id !== myId && !self.has(x.user) && x.command !== 'Binlog Dump' && x.command !== 'Daemon')) {
-          await conn.query('KILL CONNECTION ?', [s.id]).then(
-            () => killed++,
-            () => undefined,
-          );
-        }
-        if (killed) did.push(`killed ${killed} application session(s)`);
-        const after = await readMysqlNode(conn, c, fl, input.node);
-        if (!after.readOnly) throw new Error(`${input.node} still writable after ${fl.fence.join('; ')}`);
-        return { before, already: false, did };
-      });
+      const fenced = await fenceReadOnly(c, input.node, (before) => before.role === 'replica' && before.sourceNode === input.primary && !!before.readOnly && before.ioRunning === 'Yes' && !!before.sqlRunning);
       const b = fenced.before;
       if (fenced.already) return { outcome: 'already', errantGtids: [], wasWritable: false, audit: `saw ${input.node} already a read-only replica of ${input.primary}, threads running; changed nothing` };
       const errant = listErrantGtids(errantOnReturn(b.gtidBinlogPos, input.promotedGtid, primaryNow.gtidBinlogPos), input.promotedGtid, primaryNow.gtidBinlogPos);
@@ -236,6 +263,24 @@ export function createMysqlFailoverActivities(deps: MysqlActivityDeps) {
         };
       const r = await base.ensureMysqlReplicaOf({ cluster: input.cluster, node: input.node, primary: input.primary });
       return { outcome: 'rejoined', errantGtids: [], wasWritable: !b.readOnly, audit: `${saw}; ${[...fenced.did, r.audit].join('; ')}` };
+    }),
+
+    /**
+     * Keep a node that came back EMPTY or reset (the monitor's empty-primary guard) out of the cluster: read_only
+     * ON (no bound: nothing turns it writable again; a fence bound left on it is dropped), every application
+     * session killed, replication left as it is (it holds nothing the cluster needs, and it must not be made a
+     * replica from its own position: it would skip what it lost). Done before the promotion, which refuses while
+     * another node is writable. Safe to retry: a read-only node is not changed (its sessions are swept again).
+     */
+    ensureMysqlKeptOut: activity(async (input: EnsureMysqlKeptOutInput): Promise<EnsureMysqlKeptOutResult> => {
+      const c = spec(input.cluster);
+      const f = await fenceReadOnly(c, input.node, () => false);
+      const b = f.before;
+      return {
+        wasWritable: !b.readOnly,
+        gtid: f.after.gtidBinlogPos ?? '',
+        audit: `saw ${input.node} replicating from ${b.role === 'replica' ? (b.sourceNode ?? b.sourceAddress) : 'nobody'}, ${b.readOnly ? 'read-only' : 'WRITABLE'} at ${b.gtidBinlogPos || 'empty'} (${input.reason}); ${[...f.did, 'kept out: not a replica, not a candidate'].join('; ')}`,
+      };
     }),
 
     /**

@@ -66,6 +66,12 @@ export const FENCE_BOUND_EVENT = 'mysql.handover_fence_bound';
 /** Whether the node holds the event (enabled, or disabled after it fired): `SELECT … AS n`. */
 export const FENCE_BOUND_EXISTS = "SELECT COUNT(*) AS n FROM information_schema.EVENTS WHERE EVENT_SCHEMA = 'mysql' AND EVENT_NAME = 'handover_fence_bound'";
 
+/** Whether the node holds a fence bound that has fired (a one-shot event kept ON COMPLETION PRESERVE). */
+export async function fenceBoundFired(conn: { query(sql: string): Promise<unknown> }): Promise<boolean> {
+  const [rows] = (await conn.query(`${FENCE_BOUND_EXISTS} AND LAST_EXECUTED IS NOT NULL`)) as [{ n: number | string }[]];
+  return Number(rows[0]?.n ?? 0) > 0;
+}
+
 /** Drop the fence bound when the node holds one (read first: a node without it is not touched). */
 export async function cancelFenceBound(conn: { query(sql: string): Promise<unknown> }, flavor: MysqlFlavor): Promise<boolean> {
   const [rows] = (await conn.query(FENCE_BOUND_EXISTS)) as [{ n: number | string }[]];
@@ -78,7 +84,7 @@ export interface MysqlFlavor {
   name: MysqlFlavorName;
   /** SELECT returning one row: read_only, super_read_only (0 where absent), server_id, version, and GTID positions. */
   readState: string;
-  parseState(row: Record<string, unknown>): { readOnly: boolean; superReadOnly: boolean; serverId: number; version: string; gtid: GtidPositions };
+  parseState(row: Record<string, unknown>): { readOnly: boolean; superReadOnly: boolean; serverId: number; version: string; gtid: GtidPositions; startedAt?: number; innodbLsn?: number };
   /**
    * SELECT … AS origin, … AS path: where the running read_only came from (core/restart-risk.ts). Absent where
    * this repository has not checked it against a server (MySQL 8: performance_schema.variables_info).
@@ -119,13 +125,19 @@ export const mariadb: MysqlFlavor = {
   name: 'mariadb',
   readState:
     'SELECT @@global.read_only AS read_only, 0 AS super_read_only, @@global.server_id AS server_id, @@version AS version, ' +
-    '@@global.gtid_binlog_pos AS gtid_binlog_pos, @@global.gtid_current_pos AS gtid_current_pos, @@global.gtid_slave_pos AS gtid_slave_pos, @@global.gtid_binlog_state AS gtid_binlog_state',
+    '@@global.gtid_binlog_pos AS gtid_binlog_pos, @@global.gtid_current_pos AS gtid_current_pos, @@global.gtid_slave_pos AS gtid_slave_pos, @@global.gtid_binlog_state AS gtid_binlog_state, ' +
+    // When the server started (the empty-primary guard's proof of a restart; no privilege needed).
+    "UNIX_TIMESTAMP() - (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME') AS started_at, " +
+    // InnoDB's log sequence number only grows over a data directory's life: one that went back was replaced.
+    "(SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'INNODB_LSN_CURRENT') AS innodb_lsn",
   parseState: (r) => ({
     readOnly: Number(r.read_only) === 1,
     superReadOnly: false,
     serverId: Number(r.server_id),
     version: str(r.version),
     gtid: { binlog: str(r.gtid_binlog_pos), current: str(r.gtid_current_pos), slave: str(r.gtid_slave_pos), binlogState: str(r.gtid_binlog_state) },
+    ...(r.started_at !== null && r.started_at !== undefined && Number.isFinite(Number(r.started_at)) ? { startedAt: Number(r.started_at) } : {}),
+    ...(r.innodb_lsn !== null && r.innodb_lsn !== undefined && Number.isFinite(Number(r.innodb_lsn)) ? { innodbLsn: Number(r.innodb_lsn) } : {}),
   }),
   readOnlyOrigin: "SELECT GLOBAL_VALUE_ORIGIN AS origin, GLOBAL_VALUE_PATH AS path FROM information_schema.SYSTEM_VARIABLES WHERE VARIABLE_NAME = 'READ_ONLY'",
   // The default (unnamed) connection only; multi-source replication is not supported by these runbooks.

@@ -52,6 +52,8 @@ export async function readMysqlNode(conn: mysql.Connection, cluster: ClusterSpec
     gtidCurrentPos: normalizeGtidPos(st.gtid.current),
     gtidSlavePos: normalizeGtidPos(st.gtid.slave),
     gtidBinlogState: st.gtid.binlogState,
+    ...(st.startedAt !== undefined ? { startedAt: st.startedAt } : {}),
+    ...(st.innodbLsn !== undefined ? { innodbLsn: st.innodbLsn } : {}),
   };
   if (flavor.readOnlyOrigin) {
     const o = (await rows(conn, flavor.readOnlyOrigin, [], READ_TIMEOUT_MS))[0];

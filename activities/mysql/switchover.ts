@@ -5,6 +5,7 @@
  * inventory (activities/mysql/conn.ts, read through activities/mysql/node.ts). The SQL that differs between
  * servers is in activities/mysql/flavor.ts.
  */
+import { mysqlCandidateLostData } from '../../core/mysql/empty-primary';
 import { hookCounts } from '../hooks';
 import { Context } from '@temporalio/activity';
 import { ErrorType, HandoverError } from '../../core/errors';
@@ -17,7 +18,7 @@ import {
   type MysqlNodeProbe,
   type MysqlPolicy,
 } from '../../core/mysql/decide';
-import { FENCE_BOUND_EVENT, cancelFenceBound } from './flavor';
+import { FENCE_BOUND_EVENT, cancelFenceBound, fenceBoundFired } from './flavor';
 import { ER } from './conn';
 import { activity, heartbeatWhile } from '../activity';
 import { timeProgress } from '../progress';
@@ -86,6 +87,11 @@ export interface EnsureMysqlPrimaryInput {
   mustInclude: string;
   /** Switchover: the fenced old primary, whose fence bound is cancelled (and read_only re-checked) before promoting. */
   fencedPrimary?: string;
+  /**
+   * Failover (the empty-primary guard): what the node had applied at the verdict. A node whose position went
+   * back since (wiped, restored, reset) is refused with CandidateResynced, before anything is touched.
+   */
+  appliedAtVerdict?: string;
 }
 export interface EnsureMysqlPrimaryResult {
   alreadyHeld: boolean;
@@ -148,7 +154,7 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
         cluster,
         engine: 'mysql',
         flavor: c.flavor ?? 'mariadb',
-        policy: { maxLagTransactions: p.maxLagTransactions, maxLagSeconds: p.maxLagSeconds, catchUpTimeoutMs: p.catchUpTimeoutMs, verifyTimeoutMs: p.verifyTimeoutMs, fenceGraceMs: p.fenceGraceMs },
+        policy: { maxLagTransactions: p.maxLagTransactions, maxLagSeconds: p.maxLagSeconds, catchUpTimeoutMs: p.catchUpTimeoutMs, verifyTimeoutMs: p.verifyTimeoutMs, fenceGraceMs: p.fenceGraceMs, ...(p.allowDegraded ? { allowDegraded: true } : {}) },
         routingHook: c.routingHook !== undefined,
         hooks: hookCounts(c),
         nodes,
@@ -210,6 +216,14 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
             let fencedAt = Date.now();
             const alreadyFenced = !!before.readOnly;
             const boundMs = c.policy.fenceBoundMs;
+            if (!alreadyFenced && boundMs > 0 && Context.current().info.attempt > 1 && (await fenceBoundFired(conn)))
+              // An earlier attempt fenced, then its worker died before reporting; the bound lifted the fence and the
+              // old primary has taken writes since. The decision the run was started on is that old: undo, do not
+              // fence again behind the operator's back.
+              throw new HandoverError(
+                ErrorType.FenceBoundExpired,
+                `${input.node} takes writes again (its fence bound of ${boundMs} ms expired while no worker ran the switchover), before the candidate was promoted`,
+              );
             if (!alreadyFenced) {
               if (boundMs > 0) {
                 // The bound first: read_only is never ON without the event that lifts it (a retried fence keeps
@@ -318,9 +332,12 @@ export function createMysqlActivities(deps: MysqlActivityDeps) {
     ensureMysqlPrimary: activity(async (input: EnsureMysqlPrimaryInput): Promise<EnsureMysqlPrimaryResult> => {
       const c = spec(input.cluster);
       const fl = flavor(c);
+      await failpoint('ensureMysqlPrimary.check');
       return withNode(c, input.node, async (conn) => {
         const before = await readMysqlNode(conn, c, fl, input.node);
         if (before.role === 'primary' && !before.readOnly) return { alreadyHeld: true, promotedAt: Date.now(), audit: `saw ${input.node} already a writable primary; changed nothing` };
+        const lost = input.appliedAtVerdict !== undefined ? mysqlCandidateLostData(input.node, input.appliedAtVerdict, before) : undefined;
+        if (lost) throw new HandoverError(ErrorType.CandidateResynced, `${lost}: not promoted; nothing was changed`);
         if (!gtidIncludes(appliedPos(before), input.mustInclude))
           throw new HandoverError(ErrorType.UnexpectedTopology, `${input.node} at ${appliedPos(before) || 'empty'} lacks ${input.mustInclude}: refusing to promote it`);
         // Never two writable nodes: every other node that answers must be read-only (the fence holds). Checked before

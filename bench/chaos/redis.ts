@@ -99,6 +99,8 @@ export async function redisClusterShardProbes(fleet: { nodes: { id: string; host
       }
       shards.set(key, s);
     }
+    const slotless = [...shards.values()].filter((s) => s.slots.length === 0);
+    if (slotless.length) throw new Error(`CLUSTER NODES on ${fleet.nodes[0].id} lists a shard without slots (${slotless.map((s) => s.members.join('+')).join(', ')}): its view has not converged`);
     // A hash tag per shard: every probe key of the shard carries it, so it lands in the shard's slots.
     for (let i = 0; [...shards.values()].some((s) => !s.tag); i++) {
       if (i > 100_000) throw new Error('no hash tag found for every shard');

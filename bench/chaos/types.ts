@@ -2,7 +2,7 @@
  * The shapes shared by the chaos harness, its engine probes and its checker. Engine-neutral: a scenario is an
  * engine probe (a primary sampler, a writer, an end-state reader) plus the kill points of one runbook.
  */
-import type { DoltLab, Lab, MysqlLab } from '../lab';
+import type { DoltLab, DoltRemoteLab, Lab, MysqlLab } from '../lab';
 
 /** What one node says in one sample: it would take a client's write, it would refuse it, or it did not answer. */
 export type NodeView = 'writable' | 'read-only' | 'down';
@@ -66,7 +66,7 @@ export interface SampleStats {
   maxGapMs: number;
 }
 
-export type AnyLab = Lab | MysqlLab | DoltLab;
+export type AnyLab = Lab | MysqlLab | DoltLab | DoltRemoteLab;
 
 /** The snapshot taken before a run: the primary then, and whatever the scenario needs for its postcondition. */
 export interface Before {
@@ -96,8 +96,8 @@ export interface Scenario<L extends AnyLab = AnyLab> {
   name: string;
   engine: 'redis' | 'mysql' | 'dolt';
   points: string[];
-  /** How the lab is built (Redis: sentinels, extra config, inventory policy). */
-  lab?: { sentinels?: boolean; extraConfig?: string[]; policy?: Record<string, number | string> };
+  /** How the lab is built (Redis: sentinels, extra config, inventory policy; Dolt: read replicas through a remote). */
+  lab?: { sentinels?: boolean; extraConfig?: string[]; policy?: Record<string, number | string>; doltTopology?: 'remote-replicas' };
   /** The fewest acknowledged writes that make a loss assertion meaningful. */
   minAcked: number;
   /**

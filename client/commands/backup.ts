@@ -11,7 +11,7 @@
  *            (or updates the cron/keep), so it is idempotent.
  */
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
-import { listSegments, readArchiveState } from '../../activities/backup/archive';
+import { lastSegment, readArchiveState, segmentSeqs } from '../../activities/backup/archive';
 import type { ArchiveHeartbeat } from '../../activities/backup';
 import type { PitrTarget } from '../../core/backup/binlog';
 import type { ArchiverStatus, BinlogArchiverInput, PitrRestoreInput, PitrRestoreReport } from '../../workflows/pitr';
@@ -26,6 +26,7 @@ import { findCluster, inventoryPath, loadInventory } from '../../inventory/load'
 import type { BackupInput, BackupReport, ProvisionReplicaInput, ProvisionReplicaReport } from '../../workflows/backup';
 import { CliError, CommonOptions, EXIT, connect, exitCodeForFailure, follow, precheckNames, oneLine, rootFailure, sayFailure, type IO } from '../common';
 import { startRunbook } from '../start';
+import { standingLines } from '../standing';
 import { warnWhenNoWorker } from '../workers';
 import { refuseKeyMismatch } from '../keys';
 import { refuseInventoryMismatch } from '../worker-read';
@@ -231,6 +232,9 @@ export const BackupRestoreOptions = CommonOptions.extend({
   toTime: z.string().min(1).optional(),
   toGtid: z.string().min(1).optional(),
   to: z.string().min(1).optional(),
+  /** Point in time into a node: it may hold schemas (dropped), and it is left writable. */
+  replace: z.boolean().default(false),
+  writable: z.boolean().default(false),
   scratch: z.boolean().default(false),
 });
 export type BackupRestoreOptions = z.input<typeof BackupRestoreOptions>;
@@ -245,6 +249,10 @@ export async function runBackupRestore(raw: BackupRestoreOptions, io: IO) {
     sayFailure(o, io, new CliError(EXIT.refused, 'refused (UsageError): give exactly one of --id ID (a backup as taken), --to-time T or --to-gtid G (point in time)'));
     return { exitCode: EXIT.refused };
   }
+  if ((o.replace || o.writable) && (!o.to || o.id !== undefined)) {
+    sayFailure(o, io, new CliError(EXIT.refused, `refused (UsageError): ${o.replace ? '--replace' : '--writable'} applies to a point-in-time restore into a node (--to-time T or --to-gtid G with --to NODE)`));
+    return { exitCode: EXIT.refused };
+  }
   if (o.toTime !== undefined || o.toGtid !== undefined) {
     // Checked here too, so a typo is refused before a workflow starts.
     if (o.toGtid !== undefined && !/^\d+-\d+-\d+$/.test(o.toGtid)) {
@@ -256,11 +264,14 @@ export async function runBackupRestore(raw: BackupRestoreOptions, io: IO) {
       return { exitCode: EXIT.refused };
     }
     const target: PitrTarget = o.toGtid !== undefined ? { gtid: o.toGtid } : { time: new Date(Date.parse(o.toTime!)).toISOString() };
-    const input: PitrRestoreInput = { cluster: o.cluster, target, into: o.to ? { kind: 'node', node: o.to } : { kind: 'scratch' }, requestedBy: process.env.USER };
+    const into: PitrRestoreInput['into'] = o.to ? { kind: 'node', node: o.to, ...(o.replace ? { replace: true } : {}), ...(o.writable ? { writable: true } : {}) } : { kind: 'scratch' };
+    const input: PitrRestoreInput = { cluster: o.cluster, target, into, requestedBy: process.env.USER };
     return startAndFollow<PitrRestoreReport>(o, io, {
+      // Into a node of the cluster: a mutating operation, on the cluster's lock ID.
       workflowId: o.to ? operationWorkflowId(o.cluster) : `handover-restore-${o.cluster}`,
       workflowType: 'pitrRestore',
       cluster: o.cluster,
+      nodes: o.to ? [o.to] : [],
       input,
       summary: `restore ${o.cluster} to ${o.toGtid !== undefined ? `GTID ${o.toGtid}` : `time ${target && 'time' in target ? target.time : ''}`} into ${o.to ?? 'a scratch server'}`,
       format: formatPitrReport,
@@ -281,9 +292,13 @@ export async function runBackupRestore(raw: BackupRestoreOptions, io: IO) {
 export function formatPitrReport(r: PitrRestoreReport): string {
   const t = 'gtid' in r.plan.target ? `GTID ${r.plan.target.gtid}` : `time ${r.plan.target.time}`;
   return [
-    `restored ${r.cluster} to ${t} into a scratch server at ${r.restored.address} (dir ${r.restored.dir}${r.restored.socket ? `, root over ${r.restored.socket}` : ''})`,
+    r.node
+      ? `restored ${r.cluster} to ${t} into node ${r.node.node}: standalone (no replication), ${r.node.readOnly ? 'read-only' : 'WRITABLE'}, gtid_binlog_pos ${r.node.gtidBinlogPos || '(empty)'}, gtid_slave_pos ${r.node.gtidSlavePos || '(empty)'}`
+      : `restored ${r.cluster} to ${t} into a scratch server at ${r.restored.address} (dir ${r.restored.dir}${r.restored.socket ? `, root over ${r.restored.socket}` : ''})`,
     `  base ${r.plan.base} (${r.plan.method}, ${r.plan.baseGtid}), restored in ${r.restored.restoreMs} ms`,
     `  replayed ${r.replay.transactions} transaction(s)${r.replay.firstGtid ? ` ${r.replay.firstGtid}..${r.replay.lastGtid}` : ''} from ${r.plan.segments.length} archived segment(s) in ${r.replay.replayMs} ms; at ${r.replay.endPos || r.plan.baseGtid} (verified)`,
+    ...standingLines(r.standing),
+    ...(r.notes ?? []).map((n) => `  ! ${n}`),
   ].join('\n');
 }
 
@@ -372,8 +387,8 @@ export async function runBackupArchive(raw: BackupArchiveOptions, io: IO): Promi
 async function archiveStatus(o: z.output<typeof BackupArchiveOptions>, workflowId: string, running: boolean, handle: WorkflowHandle): Promise<ArchiveStatusView> {
   const inv = loadInventory(inventoryPath(o.inventory));
   const storage: BackupStorage = openStorage(findCluster(inv, o.cluster));
-  const [segs, state] = await Promise.all([listSegments(storage, o.cluster), readArchiveState(storage, o.cluster)]);
-  const last = segs[segs.length - 1];
+  // One listing and the last manifest (not every manifest: in an object store each is a GET).
+  const [seqs, last, state] = await Promise.all([segmentSeqs(storage, o.cluster), lastSegment(storage, o.cluster), readArchiveState(storage, o.cluster)]);
   let live: Partial<ArchiveHeartbeat> | undefined;
   let wf: ArchiverStatus | undefined;
   if (running) {
@@ -396,7 +411,7 @@ async function archiveStatus(o: z.output<typeof BackupArchiveOptions>, workflowI
     archivedPos: live?.archivedPos || state?.archivedPos || last?.endPos,
     lagTransactions: live?.lagTransactions ?? state?.lagTransactions,
     ...(coveredUntil ? { coveredUntil: new Date(coveredUntil).toISOString(), lagMs: Date.now() - coveredUntil } : {}),
-    segments: segs.length,
+    segments: seqs.length,
     ...(last ? { lastSegment: { seq: last.seq, lastGtid: last.lastGtid, lastTs: last.lastTs } } : {}),
     followed: wf?.followed ?? [],
     ...(live?.note ?? state?.note ? { note: live?.note ?? state?.note } : {}),

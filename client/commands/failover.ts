@@ -2,6 +2,7 @@
  * handover failover --cluster NAME [--shard NODE] [--force] [--wait] [--json]
  * Unplanned failover: confirm the primary dead, promote the most advanced replica, repoint, fence.
  */
+import { standingLines } from '../standing';
 import { z } from 'zod';
 import type { HookOutcome } from '../../workflows/hooks';
 import type { FailoverInput, FailoverPlanReport } from '../../workflows/contracts';
@@ -71,6 +72,7 @@ export async function runFailover(raw: FailoverOptions, io: IO): Promise<{ exitC
             `failed over ${r.cluster}: ${r.oldPrimary} -> ${r.newPrimary} at epoch ${r.epoch} (${r.reasons.join('; ')})`,
             `  data-loss window: ${r.dataLossWindow.note}`,
             `  old primary: ${r.fenced}`,
+            ...hookLines(r.hooks),
             ...tailLines(r),
           ].join('\n')
         : 'engine' in r
@@ -80,6 +82,7 @@ export async function runFailover(raw: FailoverOptions, io: IO): Promise<{ exitC
             `  relay log applied in ${r.relayApplyMs} ms; old primary: ${r.fenced === 'flagged' ? `FLAGGED, left read-only (errant GTIDs ${r.errantGtids?.join(',')})` : `fenced ${r.fenced}`}`,
             ...(r.routing && !r.routing.ok ? [`  ROUTING HOOK FAILED: ${r.routing.detail}`] : []),
             ...hookLines(r.hooks),
+            ...standingLines(r.standing),
             ...tailLines(r),
           ].join('\n')
         : [
@@ -87,6 +90,7 @@ export async function runFailover(raw: FailoverOptions, io: IO): Promise<{ exitC
             `  data-loss window: ${r.dataLossWindow.summary ?? (r.dataLossWindow.bytes === undefined ? 'unknown' : `at least ${r.dataLossWindow.bytes} bytes`)} (promoted at offset ${r.dataLossWindow.promotedOffset})`,
             `  old primary fenced: ${r.fenced}`,
             ...hookLines(r.hooks),
+            ...standingLines(r.standing),
             ...tailLines(r),
           ].join('\n'),
   });

@@ -36,7 +36,11 @@ export function formatMonitorStatus(workflowId: string, s: MonitorStatus & { fla
   if (s.blind) lines.push(`  ! ${s.blind}`);
   if (s.blocked) lines.push(`  ! blocked: ${s.blocked} (handover monitor --ack to allow the next failover)`);
   for (const [node, gtids] of Object.entries(s.flagged ?? {}))
-    lines.push(`  ! ${node} FLAGGED: left read-only and not replicating, ${gtids.length} errant GTID(s) ${gtids.join(', ')}; resolve by hand (re-clone, or reapply), then --ack`);
+    lines.push(
+      gtids[0]?.startsWith('reset:')
+        ? `  ! ${node} FLAGGED: ${gtids[0].slice(7)} (handover backup provision-replica --node ${node}); left read-only and not replicating${gtids.length > 1 ? `, holding only ${gtids.slice(1).join(', ')} of its own` : ''}; cleared once it replicates from the primary again`
+        : `  ! ${node} FLAGGED: left read-only and not replicating, ${gtids.length} errant GTID(s) ${gtids.join(', ')}; resolve by hand (re-clone, or reapply), then --ack`,
+    );
   for (const r of s.restartRisks ?? []) lines.push(`  ${r}`);
   for (const e of s.emptyReturns ?? []) lines.push(`  ! EMPTY PRIMARY ${new Date(e.at).toISOString()}: ${e.text}`);
   if (s.adopted) lines.push(`  followed the fleet: ${s.adopted}`);

@@ -29,14 +29,16 @@ export async function runPlan(o: PlanOptions, io: IO): Promise<{ exitCode: numbe
   // The returning-primary race is closed by each node's own configuration, which no runbook step can fix:
   // said beside every plan (`!` certain, `?` cannot be checked remotely). And the nodes that will not follow
   // the new primary (link down, unreachable), before anything runs, not as a verification failure after it.
-  const rep = r.report as { newPrimary?: string; decision?: { candidate?: string } } | undefined;
+  const rep = r.report as { newPrimary?: string; decision?: { candidate?: string }; allowDegraded?: boolean } | undefined;
   const { restartRisks, notFollowing } = await planWarnings(CommonOptions.parse(o), o.cluster, rep?.decision?.candidate ?? rep?.newPrimary ?? o.to);
   if (!o.json) {
     for (const line of restartRisks) io.out(`  ${line}`);
     for (const n of notFollowing)
       io.out(
         o.runbook === 'switchover'
-          ? `  ! ${n.node} will not follow the new primary: ${n.reason}; the switchover would refuse (nothing changed) unless --allow-degraded, which hands the primary over and leaves it behind`
+          ? rep?.allowDegraded
+            ? `  ! ${n.node} will not follow the new primary: ${n.reason}; the switchover would hand the primary over and leave it behind (allowDegraded; --no-allow-degraded refuses instead)`
+            : `  ! ${n.node} will not follow the new primary: ${n.reason}; the switchover would refuse (nothing changed) unless --allow-degraded, which hands the primary over and leaves it behind (or policy.allowDegraded: true in the inventory)`
           : `  ! ${n.node} will not follow the new primary: ${n.reason}; the ${o.runbook} would hand the primary over and leave it behind`,
       );
   }

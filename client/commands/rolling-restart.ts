@@ -10,6 +10,7 @@ import { startRunbook } from '../start';
 import { parseDuration } from '../duration';
 import { approvalNote } from './approve';
 import { runbookHookLines } from './switchover';
+import { standingLines } from '../standing';
 
 export const RollingRestartOptions = CommonOptions.extend({
   cluster: z.string().min(1),
@@ -94,6 +95,7 @@ export function formatRollingReport(r: RollingRestartReport): string {
   ];
   if (r.approval) lines.push(`  approved by ${r.approval.approver} (plan ${r.approval.planHash})`);
   lines.push(...runbookHookLines(r.hooks, 'the roll stands'));
+  if (!r.dryRun) lines.push(...standingLines(r.standing));
   if (r.dryRun) lines.push(...r.audit.filter((a) => a.startsWith('plan:')).map((a) => `  ${a}`));
   return lines.join('\n');
 }

@@ -27,8 +27,11 @@ export const SwitchoverOptions = CommonOptions.extend({
   requireApproval: z.boolean().default(false),
   /** --approval-timeout, e.g. 30m (default 30m). */
   approvalTimeout: z.string().optional(),
-  /** Hand over even when another replica will not follow (it is reported, exit 5); refused without it. */
-  allowDegraded: z.boolean().default(false),
+  /**
+   * Hand over even when another replica will not follow (it is reported, exit 5); false refuses such a switchover.
+   * Absent: the inventory's policy.allowDegraded (default false) decides.
+   */
+  allowDegraded: z.boolean().optional(),
   /** --at TIME: start later (an ISO 8601 time, or a duration from now); the run waits in a visible `scheduled` step. */
   at: z.string().optional(),
 });
@@ -53,7 +56,7 @@ export async function runSwitchover(raw: SwitchoverOptions, io: IO): Promise<{ e
   }
   const input: SwitchoverInput = { cluster: o.cluster, to: o.to, ...(o.shard !== undefined ? { shard: o.shard } : {}), dryRun: o.dryRun, requestedBy: o.requestedBy ?? process.env.USER };
   // Only set when asked for: runs without the gate keep exactly the input (and history) they had before.
-  if (o.allowDegraded) input.allowDegraded = true;
+  if (o.allowDegraded !== undefined) input.allowDegraded = o.allowDegraded;
   if (startAt !== undefined) input.startAt = startAt;
   if (o.requireApproval && !o.dryRun) Object.assign(input, { requireApproval: true, ...(approvalTimeoutMs ? { approvalTimeoutMs } : {}) });
   return startRunbook<SwitchoverReport>(o, io, {
@@ -156,6 +159,7 @@ export function formatDoltRemoteReport(r: DoltRemoteSwitchoverReport): string {
     lines.push(`  write pause (fence to promotion): ${r.writePauseMs} ms`);
     if (r.heads) lines.push(`  heads promoted: ${Object.entries(r.heads).flatMap(([db, bs]) => Object.entries(bs).map(([b, h]) => `${db}/${b} ${h}`)).join(', ') || 'no databases'}`);
     lines.push(`  stands: ${r.standing}`);
+    lines.push(...runbookHookLines(r.hooks, 'the switchover stands'));
     lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
   }
   return lines.join('\n');
@@ -174,6 +178,8 @@ export function formatDoltReport(r: DoltSwitchoverReport): string {
     if (r.abortRequested) lines.push('  abort requested after the point of no return: finished forward');
     lines.push(`  write pause (demotion to promotion): ${r.writePauseMs} ms`);
     if (r.hashes) lines.push(`  same data on both: ${Object.entries(r.hashes).map(([db, h]) => `${db} ${h}`).join(', ') || 'no databases'}`);
+    lines.push(...runbookHookLines(r.hooks, 'the switchover stands'));
+    lines.push(...standingLines(r.standing));
     lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
   }
   return lines.join('\n');

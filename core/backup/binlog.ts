@@ -384,3 +384,20 @@ export function segmentsToPrune(segments: SegmentManifest[], oldestKeptBaseGtid:
   const last = Math.max(...segments.map((s) => s.seq));
   return segments.filter((s) => s.seq < last && posCovers(base, parseGtidPos(s.endPos))).map((s) => s.seq).sort((a, b) => a - b);
 }
+
+/**
+ * Where a replay into a node stands, from the node's gtid_binlog_pos: the replay sets the binary log's state to
+ * the base position, then each replayed transaction advances it (committed with its data), so a position on
+ * that path says exactly which transactions are in. `done`: all are; `resume`: the first `from` are;
+ * `fresh`: the position is not on the path (nothing replayed yet, or something else wrote): reset and replay all.
+ */
+export function replayProgress(nodePos: string, basePos: GtidPos, txns: { gtid: Gtid }[]): { state: 'done' | 'resume' | 'fresh'; from: number } {
+  const want = formatGtidPos(parseGtidPos(nodePos));
+  let p = basePos;
+  if (want && formatGtidPos(p) === want) return txns.length ? { state: 'resume', from: 0 } : { state: 'done', from: 0 };
+  for (let i = 0; i < txns.length; i++) {
+    p = advance(p, txns[i].gtid);
+    if (formatGtidPos(p) === want) return i + 1 === txns.length ? { state: 'done', from: i + 1 } : { state: 'resume', from: i + 1 };
+  }
+  return { state: 'fresh', from: 0 };
+}

@@ -25,6 +25,8 @@ export interface MysqlPolicy {
   verifyTimeoutMs: number;
   /** How long application sessions may keep an open transaction on the fenced primary before being killed. */
   fenceGraceMs: number;
+  /** Inventory policy.allowDegraded (absent in histories recorded before it: false). */
+  allowDegraded?: boolean;
 }
 
 export const DEFAULT_MYSQL_POLICY: MysqlPolicy = { maxLagTransactions: 1000, maxLagSeconds: 10, catchUpTimeoutMs: 30_000, verifyTimeoutMs: 30_000, fenceGraceMs: 2_000 };
@@ -74,6 +76,10 @@ export interface MysqlNodeProbe {
   readOnlyOrigin?: string;
   /** The option file that set it, when GLOBAL_VALUE_ORIGIN is CONFIG. */
   readOnlyOriginPath?: string;
+  /** When the server started, epoch s (the clock minus Uptime; it wobbles by a second): a restart moves it. */
+  startedAt?: number;
+  /** InnoDB's log sequence number (Innodb_lsn_current): it only grows over a data directory's life. */
+  innodbLsn?: number;
 }
 
 export interface MysqlClusterProbe {
@@ -340,7 +346,12 @@ export function decideMysqlSwitchover(nodes: MysqlNodeProbe[], opts: { to?: stri
   const chosen = candidate;
   const followerProblems = others.filter((n) => n.node !== chosen.node).map((n) => whyNotFollower(n, primary)).filter((x): x is string => !!x);
   // --allow-degraded: a follower that cannot follow is left behind and reported by the runbook, not refused here.
-  if (followerProblems.length && !opts.allowDegraded) return refuse('FollowerCannotFollow', `cannot switch over to ${chosen.node}: ${followerProblems.join('; ')}`, rejectedList);
+  if (followerProblems.length && !opts.allowDegraded)
+    return refuse(
+      'FollowerCannotFollow',
+      `cannot switch over to ${chosen.node}: ${followerProblems.join('; ')}; nothing was changed. Fix ${followerProblems.length > 1 ? 'them' : 'it'} first, or pass --allow-degraded (or set policy.allowDegraded in the inventory) to hand over anyway and leave ${followerProblems.length > 1 ? 'them' : 'it'} behind`,
+      rejectedList,
+    );
 
   const chosenLag = lagOf(chosen) ?? 0;
   const reasons = [

@@ -4,11 +4,14 @@
  * candidate's promotion; a fresh worker must finish with exactly one writable node, the other a standby at its
  * epoch with the same data, every acknowledged commit present, never two writable nodes. Judged by the strict
  * checker (bench/chaos/checker.ts) that `npm run chaos -- switchover-dolt` uses for every point.
+ * The remote switchover (topology: remote-replicas) at one point: the worker SIGKILLed inside the fence with the
+ * old primary stopped (its offline push not yet done, no node writable); the resumed run must finish the same
+ * way (`npm run chaos -- switchover-dolt-remote` runs every boundary).
  * Skipped, saying so, only when no dolt binary is found.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { SWITCHOVER_DOLT, checkPoint, doltProbe, runChaos, summaryFailures, type ChaosSummary } from '../../bench/chaos/index';
-import { startDoltLab, type DoltLab } from '../../bench/lab';
+import { SWITCHOVER_DOLT, SWITCHOVER_DOLT_REMOTE, checkPoint, doltProbe, runChaos, summaryFailures, type ChaosSummary } from '../../bench/chaos/index';
+import { startDoltLab, startDoltRemoteLab, type DoltLab, type DoltRemoteLab } from '../../bench/lab';
 import { SplitBrainSampler } from '../../bench/chaos/sampler';
 import { DOLT_NOT_FOUND, doltBinary } from '../../sandbox/dolt';
 
@@ -61,6 +64,23 @@ describe.skipIf(!bin)('the Dolt switchover survives SIGKILL of the worker', () =
     const points = ['inside:ensureDoltRole.standby', 'inside:ensureDoltRole.primary'];
     const lines: string[] = [];
     const s = await runChaos(lab, SWITCHOVER_DOLT, points, (m) => lines.push(m));
+    expectStrict(s, points, lines);
+  }, 300_000);
+});
+
+describe.skipIf(!bin)('the Dolt remote switchover survives SIGKILL of the worker', () => {
+  let lab: DoltRemoteLab;
+  beforeAll(async () => {
+    lab = await startDoltRemoteLab({ cluster: 'ci-chaos-doltr', address: inject('temporalAddress'), policy: { catchUpTimeoutMs: 15_000, verifyTimeoutMs: 30_000 }, log: () => undefined });
+  });
+  afterAll(async () => {
+    await lab?.close();
+  });
+
+  it('remote switchover: killed inside the fence with the old primary stopped; one writable node, every replica at its head, no lost commit', async () => {
+    const points = ['inside:ensureDoltRemoteRole.fenced.stopped'];
+    const lines: string[] = [];
+    const s = await runChaos(lab, SWITCHOVER_DOLT_REMOTE, points, (m) => lines.push(m));
     expectStrict(s, points, lines);
   }, 300_000);
 });

@@ -6,12 +6,17 @@
  *    (every acked key on both nodes), never two primaries in any sample, the old primary a standby and the new
  *    one primary at one epoch higher each time, the same dolt_hashof_db() on both;
  *  - status, doctor and plan show the Dolt nodes (role, epoch, lag); a refusal (--to the primary) changes nothing;
+ *  - operator hooks (a script appending to a log): pre-switchover, post-promotion, post-switchover in the
+ *    switchover and pre-failover, post-promotion, post-failover in the failover, in order, with the old and
+ *    new primaries; a failing pre-switchover hook refuses the run (exit 2) and changes nothing;
  *  - failover of a SIGKILLed primary: refused while the primary answers; the standby promoted at a higher
  *    epoch; every write acknowledged before the (drained) kill on the new primary; the old primary, restarted,
  *    comes back a standby at the new epoch.
  *
  * Skipped, saying so, only when no dolt binary is found (activities/backup/tools.ts findDolt).
  */
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadInventory } from '../../inventory/load';
 import { runStatus } from '../../client/commands/status';
@@ -57,11 +62,22 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
   let fleet: DoltFleet;
   let tw: TestWorker;
   let inventory: string;
+  let refusing: string;
+  let log: string;
+  /** The inventory the worker reads (a test may switch to one whose pre-hook refuses). */
+  let current: string;
+  const hookLog = () => readFileSync(log, 'utf8').trim().split('\n').filter(Boolean);
 
   beforeAll(async () => {
     fleet = await startDoltFleet({ cluster: 'dolt-pair' });
-    inventory = fleet.writeInventory(undefined, { policy: { probeIntervalMs: 300, probesToConfirm: 2 } });
-    tw = await startTestWorker({ inventory: () => loadInventory(inventory) });
+    log = path.join(fleet.baseDir, 'hooks.log');
+    writeFileSync(log, '');
+    const record = `echo "$HANDOVER_HOOK {oldPrimary} {newPrimary}" >> ${log}`;
+    const policy = { probeIntervalMs: 300, probesToConfirm: 2 };
+    inventory = fleet.writeInventory(undefined, { policy, hooks: Object.fromEntries(['preSwitchover', 'postPromotion', 'postSwitchover', 'preFailover', 'postFailover'].map((k) => [k, [record]])) });
+    refusing = fleet.writeInventory(path.join(fleet.baseDir, 'refusing.yaml'), { policy, hooks: { preSwitchover: ['echo "change freeze"; exit 3'] } });
+    current = inventory;
+    tw = await startTestWorker({ inventory: () => loadInventory(current) });
   });
   afterAll(async () => {
     await tw?.stop();
@@ -74,14 +90,18 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
     // SqlWriter writes into the MariaDB sandbox's app schema name; the Dolt fleet's app database has the same name.
     expect(DOLT_APP_DB).toBe('handover_app');
     const sampler = startSampler(fleet);
+    writeFileSync(log, '');
     await moreAcks(writer, 10);
 
     const cli = await runCli(['switchover', '--cluster', fleet.cluster, '--wait', '--inventory', inventory, '--address', tw.address, '--task-queue', tw.taskQueue]);
     expect(cli.code, cli.out + cli.err).toBe(0);
     expect(cli.out).toContain(`switched over ${fleet.cluster}: ${n1.id} -> ${n2.id} (epoch 1 -> 2)`);
+    expect(cli.out).toContain(`  where it stands: primary ${n2.id} (was ${n1.id})\n    following ${n2.id}: ${n1.id}`);
     let st = await fleet.state();
     expect(st[n1.id]).toMatchObject({ up: true, role: 'standby', epoch: 2, readOnly: true });
     expect(st[n2.id]).toMatchObject({ up: true, role: 'primary', epoch: 2, readOnly: false });
+    expect(hookLog()).toEqual([`preSwitchover ${n1.id} ${n2.id}`, `postPromotion ${n1.id} ${n2.id}`, `postSwitchover ${n1.id} ${n2.id}`]);
+    expect(cli.out).toMatch(/post-promotion hook 1: ok \(postPromotion hook #1: exit 0 after \d+ ms\)/);
     await moreAcks(writer, 10); // commits on the new primary before switching back
 
     const io = captureIO();
@@ -91,6 +111,7 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
     expect(r).toMatchObject({ engine: 'dolt', oldPrimary: n2.id, newPrimary: n1.id, decision: { epoch: 3, fromEpoch: 2 } });
     expect(r.writePauseMs).toBeGreaterThanOrEqual(0);
     expect(Object.keys(r.hashes ?? {})).toContain(DOLT_APP_DB);
+    expect(r.standing).toEqual({ primary: n1.id, previousPrimary: n2.id, changed: true, following: [n2.id], notFollowing: [] });
     await moreAcks(writer, 10);
 
     const stats = await writer.stop();
@@ -118,7 +139,7 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
     expect(c).toMatchObject({ engine: 'dolt', primaries: [n1.id], problems: [] });
     expect(c.nodes.find((n) => n.node === n2.id)).toMatchObject({ role: 'replica', replicaOf: n1.id, epoch: 3, linkUp: true, lagMillis: 0 });
     const text = await runCli(['status', '--cluster', fleet.cluster, '--inventory', inventory, '--address', tw.address]);
-    expect(text.out).toMatch(new RegExp(`${n2.id} .* replica of ${n1.id} +0 ms +\\S+ +- +up`));
+    expect(text.out).toMatch(new RegExp(`${n2.id} .* replica of ${n1.id} +0 ms +\\S+ +- +- +up`));
 
     const doc = await runCli(['doctor', '--cluster', fleet.cluster, '--json', '--address', tw.address, '--task-queue', tw.taskQueue, '--inventory', inventory]);
     const checks = (JSON.parse(doc.out.trim()) as { checks: { check: string; status: string; detail: string }[] }).checks;
@@ -135,8 +156,19 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
     const before = await fleet.state();
     const refused = await runCli(['switchover', '--cluster', fleet.cluster, '--to', n1.id, '--wait', '--inventory', inventory, '--address', tw.address, '--task-queue', tw.taskQueue]);
     expect(refused.code).toBe(2);
-    expect(refused.out + refused.err).toMatch(/already the primary/);
+    expect(refused.out + refused.err).toMatch(new RegExp(`already the primary.*\\. Where it stands: the primary is ${n1.id}; following ${n1.id}: ${n2.id}`));
     expect(await fleet.state()).toEqual(before);
+
+    current = refusing;
+    try {
+      const io = captureIO();
+      const r = await runSwitchover({ cluster: fleet.cluster, wait: true, inventory: refusing, address: tw.address, taskQueue: tw.taskQueue }, io);
+      expect(r.exitCode, io.text()).toBe(2);
+      expect(io.text()).toMatch(/PreHookFailed.*preSwitchover hook #1 exited 3 after \d+ ms: change freeze; the switchover was not started \(pre-hooks fail closed\)/);
+      expect(await fleet.state()).toEqual(before);
+    } finally {
+      current = inventory;
+    }
   });
 
   it('fails over a SIGKILLed primary: standby promoted at a higher epoch, nothing acknowledged before the kill lost, the old primary returns a standby', async () => {
@@ -152,9 +184,11 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
     await fleet.waitForReplication(n1.id); // drained: what was acknowledged reached the standby
     await n1.kill();
 
+    writeFileSync(log, '');
     const io = captureIO();
     const f = await runFailover(opts, io);
     expect(f.exitCode, io.text()).toBe(0);
+    expect(hookLog()).toEqual([`preFailover ${n1.id} ${n2.id}`, `postPromotion ${n1.id} ${n2.id}`, `postFailover ${n1.id} ${n2.id}`]);
     const r = f.report as unknown as DoltFailoverReport;
     expect(r).toMatchObject({ engine: 'dolt', newPrimary: n2.id, oldPrimary: n1.id, epoch: 4 });
     expect(r.fenced).toContain(`${n1.id} is down`);

@@ -8,10 +8,17 @@
  *  - switchover through the CLI under a continuous writer (every COMMIT a Dolt commit): stop writes (fence),
  *    push, promote, re-point; no acknowledged commit lost on any node, never two writable nodes in any sample,
  *    the old primary a read-only replica of the remote, every replica at distance 0 from the new primary;
- *  - a refused switchover (--to the primary) changes nothing.
+ *  - a refused switchover (--to the primary) changes nothing;
+ *  - operator hooks with a real HAProxy (sandbox/haproxy.ts) in front of the nodes: the post-promotion hook
+ *    moves its backend through the runtime API, and a second writer connecting ONLY through HAProxy loses no
+ *    acknowledged commit and commits again after the switchover; hooks run in order with the old and new
+ *    primaries; a failing post-switchover hook is reported (exit 5) and the switchover stands; a failing
+ *    pre-switchover hook refuses the run (exit 2) with every node and HAProxy's servers unchanged.
  *
  * Skipped, saying so, only when no dolt binary is found (activities/backup/tools.ts findDolt).
  */
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mysql from 'mysql2/promise';
 import { loadInventory } from '../../inventory/load';
@@ -20,6 +27,7 @@ import { commitDistance } from '../../activities/dolt/remote';
 import { DOLT_NOT_FOUND, findDolt } from '../../activities/backup/tools';
 import { DOLT_REMOTE_APP_DB, startDoltRemoteFleet, type DoltRemoteFleet } from '../../sandbox/dolt-remote';
 import { SqlWriter } from '../../sandbox/sql-writer';
+import { startHaproxy, type HaproxyFront } from '../../sandbox/haproxy';
 import { sleep } from '../../sandbox/ports';
 import type { DoltRemoteSwitchoverReport } from '../../workflows/dolt/remote-switchover';
 import { captureIO, runCli, startTestWorker, type TestWorker } from '../helpers';
@@ -33,16 +41,32 @@ describe.skipIf(!bin)('Dolt read replicas through a remote: lag, switchover', ()
   let fleet: DoltRemoteFleet;
   let tw: TestWorker;
   let inventory: string;
+  let refusing: string;
+  let hp: HaproxyFront;
+  let log: string;
+  /** The inventory the worker reads (a test may switch to one whose pre-hook refuses). */
+  let current: string;
 
   beforeAll(async () => {
     fleet = await startDoltRemoteFleet({ cluster: 'dolt-remote' });
-    inventory = fleet.writeInventory(undefined, { policy: { catchUpTimeoutMs: 15_000, verifyTimeoutMs: 20_000 } });
-    tw = await startTestWorker({ inventory: () => loadInventory(inventory) });
+    hp = await startHaproxy({ name: fleet.cluster, dir: path.join(fleet.baseDir, 'haproxy'), nodes: fleet.nodes, primary: fleet.nodes[0].id });
+    log = path.join(fleet.baseDir, 'hooks.log');
+    writeFileSync(log, '');
+    const record = `echo "$HANDOVER_HOOK {oldPrimary} {newPrimary}" >> ${log}`;
+    const policy = { catchUpTimeoutMs: 15_000, verifyTimeoutMs: 20_000 };
+    inventory = fleet.writeInventory(undefined, { policy, hooks: { preSwitchover: [record], postPromotion: [hp.moveHook(), record], postSwitchover: [record, 'echo "ticket system down"; exit 7'] } });
+    refusing = fleet.writeInventory(path.join(fleet.baseDir, 'refusing.yaml'), { policy, hooks: { preSwitchover: ['echo "change freeze"; exit 3'], postPromotion: [hp.moveHook()] } });
+    current = inventory;
+    tw = await startTestWorker({ inventory: () => loadInventory(current) });
   });
   afterAll(async () => {
     await tw?.stop();
+    await hp?.stop();
     await fleet?.stop();
   });
+
+  const hookLog = () => readFileSync(log, 'utf8').trim().split('\n').filter(Boolean);
+  const readyInHaproxy = async () => Object.entries(await hp.states()).filter(([, s]) => s === 'ready').map(([id]) => id);
 
   const primaryNow = async () => {
     const st = await fleet.state();
@@ -73,10 +97,14 @@ describe.skipIf(!bin)('Dolt read replicas through a remote: lag, switchover', ()
     }
   });
 
-  it('switches over through the CLI under a writer: fence, push, promote, re-point; no acknowledged commit lost, never two writable nodes', async () => {
+  it('switches over through the CLI under a writer: fence, push, promote, re-point; no acknowledged commit lost, never two writable nodes; hooks move HAProxy', async () => {
     const old = await primaryNow();
     const to = fleet.nodes.find((n) => n !== old)!;
+    writeFileSync(log, '');
+    expect(await readyInHaproxy()).toEqual([old.id]);
     const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword).start();
+    // A second writer that reaches the cluster ONLY through HAProxy: it commits again only once the hook moved it.
+    const proxied = new SqlWriter([{ id: 'haproxy', host: hp.host, port: hp.port }], fleet.appUser, fleet.appPassword, 'hp').start();
     const samples: string[][] = [];
     let sampling = true;
     const sampler = (async () => {
@@ -86,24 +114,48 @@ describe.skipIf(!bin)('Dolt read replicas through a remote: lag, switchover', ()
         await sleep(100);
       }
     })();
+    // Stopped however the test ends: a writer left running would change what the next test reads.
+    const stopAll = async () => {
+      sampling = false;
+      await sampler;
+      const r = [await writer.stop(), await proxied.stop()] as const;
+      await writer.close();
+      await proxied.close();
+      return r;
+    };
+    let stopped: Awaited<ReturnType<typeof stopAll>> | undefined;
+    try {
     await sleep(700);
+    const proxiedBefore = proxied.ackedKeys.length;
+    expect(proxiedBefore).toBeGreaterThan(0);
 
     const cli = await runCli(['switchover', '--cluster', fleet.cluster, '--to', to.id, '--wait', '--inventory', inventory, '--address', tw.address, '--task-queue', tw.taskQueue]);
-    expect(cli.code, cli.out + cli.err).toBe(0);
+    // Done with warnings: post-switchover hook #2 fails (fail open) and is reported; the switchover stands.
+    expect(cli.code, cli.out + cli.err).toBe(5);
     expect(cli.out).toContain(`switched over ${fleet.cluster} through remote origin: ${old.id} -> ${to.id}`);
     expect(cli.out).toMatch(/write pause \(fence to promotion\): \d+ ms/);
-    await sleep(700);
-    const stats = await writer.stop();
-    await writer.close();
-    sampling = false;
-    await sampler;
+    expect(cli.out).toMatch(/post-promotion hook 1: ok \(postPromotion hook #1: exit 0 after \d+ ms: haproxy: moved be_dolt_remote to /);
+    expect(cli.out).toMatch(/POST-SWITCHOVER HOOK 2 FAILED \(the switchover stands; do its work by hand\): postSwitchover hook #2 exited 7 after \d+ ms: ticket system down/);
+    expect(hookLog()).toEqual([`preSwitchover ${old.id} ${to.id}`, `postPromotion ${old.id} ${to.id}`, `postSwitchover ${old.id} ${to.id}`]);
+    expect(await readyInHaproxy()).toEqual([to.id]);
+    // The writer through HAProxy commits again on the new primary.
+    const n = proxied.ackedKeys.length;
+    for (const deadline = Date.now() + 20_000; proxied.ackedKeys.length < n + 20 && Date.now() < deadline; ) await sleep(20);
+    expect(proxied.ackedKeys.length, 'the writer through HAProxy is not acknowledged again').toBeGreaterThanOrEqual(n + 20);
+    await sleep(300);
+    stopped = await stopAll();
+    const [stats, proxiedStats] = stopped;
 
     const st = await fleet.state();
     expect(st[to.id]).toEqual({ readOnly: false, push: 'origin', pull: '' });
     for (const n of fleet.nodes.filter((x) => x !== to)) expect(st[n.id]).toEqual({ readOnly: true, push: '', pull: 'origin' });
     expect(stats.acked).toBeGreaterThan(0);
+    expect(proxiedStats.acked).toBeGreaterThan(proxiedBefore);
     expect(writer.primariesSeen).toEqual([old.id, to.id]);
-    for (const n of fleet.nodes) expect(await writer.missingOn(n), `acknowledged commits missing on ${n.id}`).toEqual([]);
+    for (const n of fleet.nodes) {
+      expect(await writer.missingOn(n), `acknowledged commits missing on ${n.id}`).toEqual([]);
+      expect(await proxied.missingOn(n), `commits acknowledged through HAProxy missing on ${n.id}`).toEqual([]);
+    }
     expect(samples.length).toBeGreaterThan(5);
     expect(samples.filter((s) => s.length > 1)).toEqual([]);
 
@@ -111,7 +163,27 @@ describe.skipIf(!bin)('Dolt read replicas through a remote: lag, switchover', ()
     const s = await runStatus({ cluster: fleet.cluster, json: true, inventory, address: tw.address }, io);
     expect(s.clusters![0]).toMatchObject({ primaries: [to.id], problems: [] });
     for (const n of s.clusters![0].nodes.filter((x) => x.node !== to.id)) expect(n).toMatchObject({ role: 'replica', lagCommits: 0 });
-    console.log(`dolt remote switchover: ${stats.acked} acked commits, longest gap between acks ${stats.maxGapMs.toFixed(0)} ms`);
+    console.log(`dolt remote switchover: ${stats.acked} acked commits (${proxiedStats.acked} through HAProxy), longest gap between acks ${stats.maxGapMs.toFixed(0)} ms (through HAProxy ${proxiedStats.maxGapMs.toFixed(0)} ms)`);
+    } finally {
+      if (!stopped) await stopAll();
+    }
+  });
+
+  it('a failing pre-switchover hook refuses the run: exit 2, every node and HAProxy unchanged', async () => {
+    current = refusing;
+    try {
+      writeFileSync(log, '');
+      const [before, ready] = [await fleet.state(), await readyInHaproxy()];
+      const io = captureIO();
+      const r = await runSwitchover({ cluster: fleet.cluster, wait: true, inventory: refusing, address: tw.address, taskQueue: tw.taskQueue }, io);
+      expect(r.exitCode, io.text()).toBe(2);
+      expect(io.text()).toMatch(/PreHookFailed.*preSwitchover hook #1 exited 3 after \d+ ms: change freeze; the switchover was not started \(pre-hooks fail closed\)/);
+      expect(await fleet.state()).toEqual(before);
+      expect(await readyInHaproxy()).toEqual(ready);
+      expect(hookLog()).toEqual([]);
+    } finally {
+      current = inventory;
+    }
   });
 
   it('activities run twice change nothing the second time: each node already in its part, a second push sends nothing new', async () => {

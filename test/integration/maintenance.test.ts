@@ -4,14 +4,18 @@
  *    `status` shows it in the node's MAINTENANCE column (and --json); `--clear` ends it;
  *  - a rolling restart (default `--maintenance skip`) leaves the node in maintenance as it was and ends done
  *    with warnings (exit 5) naming it;
- *  - a failover does not promote a node in maintenance.
+ *  - `rolling-restart --maintenance wait` waits for a node's window to end, then restarts it (exit 0, where the
+ *    cluster stands);
+ *  - a failover does not promote a node in maintenance;
+ *  - the monitor never fails over to a node in maintenance: with every replica in one, a dead primary is not
+ *    replaced (its failover is refused, nothing promoted).
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadInventory } from '../../inventory/load';
 import { startRedisFleet, waitForReplication, type RedisFleet } from '../../sandbox/redis';
-import { runCli, startTestWorker, type TestWorker } from '../helpers';
+import { runCli, startTestWorker, until, type TestWorker } from '../helpers';
 
 describe('maintenance windows', () => {
   let fleet: RedisFleet;
@@ -32,6 +36,15 @@ describe('maintenance windows', () => {
     return fleet.nodes.filter((n) => roles[n.id] === 'slave');
   };
   const clear = (node: string) => runCli(['maintenance', '--cluster', 'mt', '--node', node, '--clear', ...conn()]);
+  const configOf = async (id: string, key: string, value?: string) => {
+    const c = fleet.nodes.find((n) => n.id === id)!.client();
+    try {
+      if (value !== undefined) await c.config('SET', key, value);
+      return ((await c.config('GET', key)) as string[])[1];
+    } finally {
+      c.disconnect();
+    }
+  };
 
   it('set, shown by status (text and --json), cleared; bad input refused', async () => {
     const [r] = await replicas();
@@ -41,8 +54,8 @@ describe('maintenance windows', () => {
     try {
       const st = await runCli(['status', '--cluster', 'mt', ...conn()]);
       expect(st.code, st.err).toBe(0);
-      expect(st.out).toMatch(/^ {2}NODE +ADDRESS +ROLE +LAG +VERSION +MAINTENANCE +LINK$/m);
-      expect(st.out).toMatch(new RegExp(`^ {2}${r.id} +\\S+ +replica of \\S+ +\\d+ B +(redis|valkey) \\S+ +until \\S+Z \\(kernel patch(, by [^)]*)?\\) +up$`, 'm'));
+      expect(st.out).toMatch(/^ {2}NODE +ADDRESS +ROLE +LAG +VERSION +PENDING RESTART +MAINTENANCE +LINK$/m);
+      expect(st.out).toMatch(new RegExp(`^ {2}${r.id} +\\S+ +replica of \\S+ +\\d+ B +(redis|valkey) \\S+ +no +until \\S+Z \\(kernel patch(, by [^)]*)?\\) +up$`, 'm'));
       const js = JSON.parse((await runCli(['status', '--cluster', 'mt', '--json', ...conn()])).out) as { clusters: { nodes: { node: string; maintenance?: { reason?: string } }[] }[] };
       expect(js.clusters[0].nodes.find((n) => n.node === r.id)!.maintenance).toMatchObject({ node: r.id, reason: 'kernel patch' });
       expect(js.clusters[0].nodes.filter((n) => n.maintenance)).toHaveLength(1);
@@ -101,6 +114,25 @@ describe('maintenance windows', () => {
     }
   });
 
+  it('rolling restart --maintenance wait: waits for the window to end, then restarts that node (exit 0)', async () => {
+    // The first replica by name is the roll's first node; every other node already runs the new hz (set at
+    // runtime), so the roll has that one node to restart and must wait for its window first.
+    const [away] = (await replicas()).sort((a, b) => (a.id < b.id ? -1 : 1));
+    const hz = String(Math.max(...(await Promise.all(fleet.nodes.map((n) => configOf(n.id, 'hz')))).map(Number)) + 3);
+    for (const n of fleet.nodes.filter((x) => x.id !== away.id)) await configOf(n.id, 'hz', hz);
+    const set = await runCli(['maintenance', '--cluster', 'mt', '--node', away.id, '--until', '6s', ...conn()]);
+    expect(set.code, set.err).toBe(0);
+    const untilMs = Date.parse(/until (\S+Z)/.exec(set.out)![1]);
+    const r = await runCli(['rolling-restart', '--cluster', 'mt', '--set', `hz=${hz}`, '--maintenance', 'wait', '--wait', ...conn()]);
+    expect(r.code, `${r.out}\n${r.err}`).toBe(0);
+    expect(Date.now()).toBeGreaterThanOrEqual(untilMs);
+    expect(r.out).toMatch(new RegExp(`wait for the maintenance of ${away.id} to end`));
+    expect(r.out).toMatch(new RegExp(`restarted ${away.id} \\(replica\\)`));
+    expect(r.out).toMatch(/^ {2}where it stands: primary \S+$/m);
+    expect(r.out).not.toMatch(/NOT following/);
+    for (const n of fleet.nodes) expect(await configOf(n.id, 'hz')).toBe(hz);
+  });
+
   it('a failover does not promote a node in maintenance', async () => {
     const primary = (await fleet.primary())!;
     await waitForReplication(fleet, primary.id);
@@ -110,12 +142,53 @@ describe('maintenance windows', () => {
       await primary.stop('SIGKILL');
       const r = await runCli(['failover', '--cluster', 'mt', '--force', '--wait', '--json', ...conn()]);
       expect([0, 5], r.err).toContain(r.code);
-      const report = JSON.parse(r.out.trim().split('\n').pop()!) as { newPrimary: string; audit: string[] };
+      const report = JSON.parse(r.out.trim().split('\n').pop()!) as { newPrimary: string; audit: string[]; standing: unknown };
       expect(report.newPrimary).toBe(other.id);
+      // Where it stands: the node in maintenance follows the new primary; the dead one does not, and why.
+      expect(report.standing).toEqual({
+        primary: other.id,
+        previousPrimary: primary.id,
+        changed: true,
+        following: [away.id],
+        notFollowing: [{ node: primary.id, reason: expect.stringMatching(/^the old primary is down: the monitor \(or a re-run\) makes it a replica when it returns$/) }],
+      });
       expect(report.audit).toContainEqual(expect.stringMatching(new RegExp(`^maintenance: not candidates: ${away.id} is in maintenance until`)));
       expect((await fleet.roles())[other.id]).toBe('master');
     } finally {
       await clear(away.id);
+    }
+  });
+
+  it('the monitor never fails over to a node in maintenance: every replica in one, the dead primary is not replaced', async () => {
+    // A whole fleet whatever ran before: every node up and replicating from the primary.
+    const primary = (await fleet.primary())!;
+    for (const n of fleet.nodes.filter((x) => x !== primary)) {
+      if (!n.pid()) await n.start();
+      const c = n.client();
+      await c.call('REPLICAOF', primary.host, String(primary.port));
+      c.disconnect();
+    }
+    await waitForReplication(fleet, primary.id);
+    const reps = fleet.nodes.filter((n) => n !== primary);
+    for (const r of reps) expect((await runCli(['maintenance', '--cluster', 'mt', '--node', r.id, '--until', '10m', ...conn()])).code).toBe(0);
+    const status = async () => JSON.parse((await runCli(['monitor', '--cluster', 'mt', '--status', '--json', ...conn()])).out.trim()) as { lastKnown?: { primary: string }; lastVerdict?: string; failovers: unknown[] };
+    const started = await runCli(['monitor', '--cluster', 'mt', ...conn()]);
+    expect(started.code, started.err).toBe(0);
+    try {
+      await until('the monitor knows the primary', async () => (await status()).lastKnown?.primary === primary.id, 20_000, 250);
+      await primary.stop('SIGKILL');
+      const seen = await until('the monitor tried and did not fail over', async () => {
+        const s = await status();
+        return /failover did not run or failed/.test(s.lastVerdict ?? '') ? s : undefined;
+      }, 30_000, 250).catch(async (e: Error) => {
+        throw new Error(`${e.message}; the monitor says ${JSON.stringify(await status())}`);
+      });
+      expect(seen.failovers).toEqual([]);
+      const after = await fleet.roles();
+      for (const r of reps) expect(after[r.id]).toBe('slave');
+    } finally {
+      await runCli(['monitor', '--cluster', 'mt', '--stop', ...conn()]);
+      for (const r of reps) await clear(r.id);
     }
   });
 });

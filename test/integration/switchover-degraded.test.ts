@@ -5,7 +5,8 @@
  *    the flag; nothing changed;
  *  - with --allow-degraded it hands over, repoints that node too (so it follows once its credentials are fixed),
  *    and ends "done with warnings" (exit 5) saying where the cluster stands: the new primary (and the old one),
- *    who follows it, who does not and why; --json carries the same as `standing` and `notFollowing`.
+ *    who follows it, who does not and why; --json carries the same as `standing` and `notFollowing`;
+ *  - the inventory's policy.allowDegraded: true does the same without the flag; --no-allow-degraded refuses.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -104,6 +105,28 @@ describe('switchover with a replica that will not follow', () => {
       expect(r.err).toMatch(new RegExp(`^done with warnings: ${broken.id} does not follow the new primary: its replication link to ${candidate.id} is down`, 'm'));
       await heal();
     } finally {
+      await c.call('CONFIG', 'SET', 'masterauth', fleet.password);
+      c.disconnect();
+    }
+  });
+
+  it('policy.allowDegraded: true in the inventory hands over without the flag (audit says so); --no-allow-degraded refuses', async () => {
+    const { primary, candidate, broken, c, heal } = await breakOne();
+    fleet.writeInventory(inventory, { policy: { allowDegraded: 'true' } });
+    try {
+      const no = await runCli(['switchover', '--cluster', 'dg', '--to', candidate.id, '--no-allow-degraded', '--wait', ...conn()]);
+      expect(no.code, no.err).toBe(2);
+      expect(no.err).toMatch(new RegExp(`^refused \\(PreconditionFailed\\): ${broken.id} will not follow the new primary`, 'm'));
+      expect((await fleet.roles())[primary.id]).toBe('master');
+      const r = await runCli(['switchover', '--cluster', 'dg', '--to', candidate.id, '--wait', '--json', ...conn()]);
+      expect(r.code, r.err).toBe(5);
+      const report = JSON.parse(r.out.trim().split('\n').pop()!) as { newPrimary: string; allowDegraded?: boolean; audit: string[] };
+      expect(report.newPrimary).toBe(candidate.id);
+      expect(report.allowDegraded).toBe(true);
+      expect(report.audit).toContain('policy: allowDegraded from the inventory policy');
+      await heal();
+    } finally {
+      fleet.writeInventory(inventory);
       await c.call('CONFIG', 'SET', 'masterauth', fleet.password);
       c.disconnect();
     }

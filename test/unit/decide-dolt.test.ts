@@ -81,7 +81,7 @@ describe('Dolt status', () => {
     const s = doltClusterStatus('d', [node('a', 'primary', 2, { replication: [row('b', { lag: 12, epoch: 2 })] }), node('b', 'standby', 2)]);
     expect(s).toMatchObject({ engine: 'dolt', primaries: ['a'], problems: [] });
     expect(s.nodes[1]).toMatchObject({ role: 'replica', replicaOf: 'a', linkUp: true, lagMillis: 12, epoch: 2 });
-    expect(formatClusterStatus(s).join('\n')).toMatch(/b +127\.0\.0\.1:b +replica of a +12 ms +\S+ +- +up/);
+    expect(formatClusterStatus(s).join('\n')).toMatch(/b +127\.0\.0\.1:b +replica of a +12 ms +\S+ +- +- +up/);
     const bad = doltClusterStatus('d', [node('a', 'primary', 2, { replication: [row('b', { error: 'refused', lag: null })] }), node('b', 'standby', 1), { node: 'c', address: 'x', reachable: false }]);
     expect(bad.problems).toEqual(expect.arrayContaining([expect.stringMatching(/b is standby at epoch 1, the primary a at 2/), 'c unreachable']));
     expect(doltClusterStatus('d', [node('a', 'primary', 2), node('b', 'primary', 3)]).problems[0]).toMatch(/2 primaries/);

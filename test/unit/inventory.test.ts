@@ -91,6 +91,23 @@ describe('inventory', () => {
     expect(problems(good.replace('name: cache-a', 'name: Cache A'))[0].path).toBe('clusters[0].name');
   });
 
+  it('policy.allowDegraded: false by default, true when set, a bad value one typed line at load', () => {
+    expect(parseInventory(good, 'inv.yaml').clusters[0].policy.allowDegraded).toBe(false);
+    const withPolicy = (v: string) => good.replace('    nodes:', `    policy:\n      allowDegraded: ${v}\n    nodes:`);
+    expect(parseInventory(withPolicy('true'), 'inv.yaml').clusters[0].policy.allowDegraded).toBe(true);
+    let err: unknown;
+    try {
+      parseInventory(withPolicy('"yes"'), 'inv.yaml');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(InventoryError);
+    const e = err as InventoryError;
+    expect(e.type).toBe('InvalidInventory');
+    expect(e.problems).toEqual([{ line: 7, path: 'clusters[0].policy.allowDegraded', message: expect.stringMatching(/^must be true or false/) }]);
+    expect(e.message.split('\n')).toHaveLength(2);
+  });
+
   const mysqlGood = `clusters:
   - name: db-a
     engine: mysql

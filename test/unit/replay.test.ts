@@ -67,7 +67,7 @@ describe('replay of committed histories', () => {
       // failover --shard with its probes numbered (PATCH_NUMBERED_PROBES): a swap of two of them is caught
       'failover-redis-cluster-shard-numbered',
       // point-in-time recovery: the archiver's first run (continued as new), a restore to a GTID, one refused
-      'binlog-archiver-mysql', 'pitr-restore-mysql-completed', 'pitr-restore-mysql-refused',
+      'binlog-archiver-mysql', 'pitr-restore-mysql-completed', 'pitr-restore-mysql-refused', 'pitr-restore-mysql-node', 'pitr-restore-mysql-node-refused',
     ];
     expect(files).toEqual(expect.arrayContaining(required.map((f) => `${f}.json`)));
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nodesNotFollowing, standingFromDetails, standingLine, standingOf } from '../../core/standing';
+import { nodesNotFollowing, standingAfterVerify, standingFromDetails, standingLine, standingOf } from '../../core/standing';
 import type { ClusterStatus } from '../../core/status';
 
 const status = (nodes: ClusterStatus['nodes'], primaries: string[]): ClusterStatus => ({ cluster: 'c', engine: 'redis', topology: 'replication', primaries, nodes, problems: [] });
@@ -52,5 +52,16 @@ describe('where a cluster stands (core/standing.ts)', () => {
     expect(standingFromDetails([{ standing: s }])).toEqual(s);
     expect(standingFromDetails([{ code: 'x' }])).toBeUndefined();
     expect(standingFromDetails(undefined)).toBeUndefined();
+  });
+
+  it('without a primary each node says what it is doing (a failover refusal)', () => {
+    const none = standingOf(status([n('a', { reachable: false, error: 'connect ECONNREFUSED' }), n('b', { role: 'replica', replicaOf: 'a', linkUp: false, link: 'down' })], []));
+    expect(standingLine(none)).toBe('no single primary could be seen (a: unreachable (connect ECONNREFUSED); b: no primary; a replica of a, link down)');
+  });
+
+  it('after a verification: the verified nodes follow, the ones left out say why', () => {
+    const s = standingAfterVerify('b', 'a', ['a', 'b', 'c'], [{ node: 'd', reason: 'unreachable' }]);
+    expect(s).toEqual({ primary: 'b', previousPrimary: 'a', changed: true, following: ['a', 'c'], notFollowing: [{ node: 'd', reason: 'unreachable' }] });
+    expect(standingAfterVerify('b', 'b', ['a', 'b'], [])).toEqual({ primary: 'b', changed: false, following: ['a'], notFollowing: [] });
   });
 });

@@ -26,11 +26,11 @@ describe('redisClusterStatus', () => {
     s.operations = [];
     expect(formatClusterStatus(s)).toEqual([
       'cache (redis, replication): primary cache-1',
-      '  NODE     ADDRESS         ROLE                LAG     VERSION  MAINTENANCE  LINK',
-      '  cache-1  127.0.0.1:6380  primary at 5000     -       ?        -            -',
-      '  cache-2  127.0.0.1:6381  replica of cache-1  800 B   ?        -            up',
-      '  cache-3  127.0.0.1:6382  replica of cache-1  4900 B  ?        -            down',
-      '  cache-4  127.0.0.1:6383  UNREACHABLE         -       -        -            connect ECONNREFUSED',
+      '  NODE     ADDRESS         ROLE                LAG     VERSION  PENDING RESTART  MAINTENANCE  LINK',
+      '  cache-1  127.0.0.1:6380  primary at 5000     -       ?        -                -            -',
+      '  cache-2  127.0.0.1:6381  replica of cache-1  800 B   ?        -                -            up',
+      '  cache-3  127.0.0.1:6382  replica of cache-1  4900 B  ?        -                -            down',
+      '  cache-4  127.0.0.1:6383  UNREACHABLE         -       -        -                -            connect ECONNREFUSED',
       '  ! cache-3: link to cache-1 down',
       '  ! cache-4 unreachable: connect ECONNREFUSED',
       '  operations: none running',
@@ -50,8 +50,19 @@ describe('the per-node table', () => {
     const s = redisClusterStatus('cache', 'replication', [r('cache-1', { role: 'primary', offset: 1, version: '7.0.15' }), r('cache-2', { role: 'replica', primaryNode: 'cache-1', linkUp: true, offset: 1, version: '7.0.15' })]);
     s.nodes[1].maintenance = { node: 'cache-2', untilMs: Date.parse('2026-12-01T10:00:00Z'), setAtMs: 0, reason: 'kernel patch', by: 'alice' };
     const text = formatClusterStatus(s);
-    expect(text[1]).toMatch(/^ {2}NODE +ADDRESS +ROLE +LAG +VERSION +MAINTENANCE +LINK$/);
-    expect(text[3]).toMatch(/^ {2}cache-2 +127\.0\.0\.1:6381 +replica of cache-1 +0 B +7\.0\.15 +until 2026-12-01T10:00Z \(kernel patch, by alice\) +up$/);
+    expect(text[1]).toMatch(/^ {2}NODE +ADDRESS +ROLE +LAG +VERSION +PENDING RESTART +MAINTENANCE +LINK$/);
+    expect(text[3]).toMatch(/^ {2}cache-2 +127\.0\.0\.1:6381 +replica of cache-1 +0 B +7\.0\.15 +- +until 2026-12-01T10:00Z \(kernel patch, by alice\) +up$/);
+  });
+
+  it('shows a pending restart as yes / no / - (unknown), with the reasons under the table', () => {
+    const s = redisClusterStatus('cache', 'replication', [r('cache-1', { role: 'primary', offset: 1, version: '7.0.15' }), r('cache-2', { role: 'replica', primaryNode: 'cache-1', linkUp: true, offset: 1, version: '7.0.15' }), r('cache-3', { role: 'replica', primaryNode: 'cache-1', linkUp: true, offset: 1, version: '7.0.15' })]);
+    s.nodes[0].pendingRestart = [];
+    s.nodes[1].pendingRestart = ['the binary on disk (/usr/bin/redis-server) is 7.2.4, it runs 7.0.15'];
+    const text = formatClusterStatus(s);
+    expect(text[2]).toMatch(/^ {2}cache-1 .* 7\.0\.15 +no +- +-$/);
+    expect(text[3]).toMatch(/^ {2}cache-2 .* 7\.0\.15 +yes +- +up$/);
+    expect(text[4]).toMatch(/^ {2}cache-3 .* 7\.0\.15 +- +- +up$/);
+    expect(text[5]).toBe('  pending restart cache-2: the binary on disk (/usr/bin/redis-server) is 7.2.4, it runs 7.0.15');
   });
 });
 
@@ -74,8 +85,8 @@ describe('mysqlClusterStatus', () => {
       'db-3 has errant GTIDs 0-3-1: it cannot follow db-1',
     ]);
     const text = formatClusterStatus(s);
-    expect(text[3]).toMatch(/^ {2}db-2 +127\.0\.0\.1:3308 +replica of db-1 +2 trx, 0 s behind +\? +- +io Yes sql Yes$/);
-    expect(text[4]).toMatch(/^ {2}db-3 +127\.0\.0\.1:3309 +replica of db-1, WRITABLE +20 trx, \? s behind +\? +- +io Connecting sql Yes$/);
+    expect(text[3]).toMatch(/^ {2}db-2 +127\.0\.0\.1:3308 +replica of db-1 +2 trx, 0 s behind +\? +- +- +io Yes sql Yes$/);
+    expect(text[4]).toMatch(/^ {2}db-3 +127\.0\.0\.1:3309 +replica of db-1, WRITABLE +20 trx, \? s behind +\? +- +- +io Connecting sql Yes$/);
     expect(text[text.length - 1]).toBe('  operations: unknown (Temporal not reachable)');
   });
 

@@ -11,7 +11,9 @@
  * when it returns at its lower epoch, hears of the primary at the higher epoch and steps down to standby by
  * itself (Dolt's cluster mode); if it already answers during the run, the run demotes it explicitly. What the
  * old primary acknowledged and had not yet pushed to the standby is lost (Dolt's cluster replication is
- * asynchronous); the report says so.
+ * asynchronous); the report says so. Operator hooks (inventory `hooks:`): pre-failover after the decision (and
+ * approval), before the promotion (fail closed: nothing changed); post-promotion right after it and
+ * post-failover after verification (both fail open, reported).
  */
 import { ApplicationFailure, CancellationScope, sleep } from '@temporalio/workflow';
 import { decideDoltFailover, doltPrimaryAlive, type DoltFailoverDecision, type DoltNodeProbe } from '../../core/dolt/decide';
@@ -20,6 +22,7 @@ import { mutate, probe, wait } from '../profiles';
 import { Runbook, messageOf } from '../runbook';
 import type { FailoverInput, FailoverPlanReport } from '../contracts';
 import { approvalGate, abortedFailure } from '../approval';
+import { hookCount, hookPlan, runPostFailoverHooks, runPostHooks, runPreFailoverHooks, type HookOutcome } from '../hooks';
 
 export interface DoltFailoverReport {
   runbook: 'failover';
@@ -38,6 +41,8 @@ export interface DoltFailoverReport {
   audit: string[];
   probe: DoltNodeProbe[];
   approval?: { approver: string; planHash: string };
+  /** Operator hooks that ran (inventory `hooks:`): pre-failover ones all succeeded, the others may not have. */
+  hooks?: HookOutcome[];
 }
 
 export async function doltFailover(input: FailoverInput): Promise<DoltFailoverReport | FailoverPlanReport> {
@@ -91,11 +96,16 @@ export async function doltFailover(input: FailoverInput): Promise<DoltFailoverRe
     });
   const { candidate, followers, unreachable, epoch } = decision;
   const oldPrimary = unreachable.join(',') || '?';
+  const hookRun = { cluster, oldPrimary, newPrimary: candidate };
+  const [preHooks, promotionHooks, postHooks] = [probed.hooks?.preFailover ?? 0, hookCount(probed.hooks, 'postPromotion'), probed.hooks?.postFailover ?? 0];
   const plan = [
+    ...Array.from({ length: preHooks }, (_, i) => ({ name: `pre-failover hook ${i + 1}`, summary: `pre-failover hook ${i + 1} (fails closed): promote ${candidate}?` })),
     { name: 'promote', summary: `make ${candidate} the primary at epoch ${epoch}` },
+    ...hookPlan('postPromotion', promotionHooks),
     ...followers.map((n) => ({ name: `follow ${n}`, summary: `move ${n} to standby at epoch ${epoch}` })),
     ...unreachable.map((n) => ({ name: `demote ${n}`, summary: `make ${n} a standby at epoch ${epoch} if it answers (else it steps down when it returns)` })),
     { name: 'verify', summary: `verify ${candidate} primary at epoch ${epoch}, every reachable node standby` },
+    ...Array.from({ length: postHooks }, (_, i) => ({ name: `post-failover hook ${i + 1}`, summary: `post-failover hook ${i + 1} (fails open)` })),
   ];
   const step = (name: string) => plan.find((p) => p.name === name)!.summary;
   rb.plan(plan);
@@ -114,11 +124,15 @@ export async function doltFailover(input: FailoverInput): Promise<DoltFailoverRe
     },
     () => abortedFailure(cluster, 'failover', `nothing was changed; ${candidate} is still a standby`),
   );
+  // Pre-failover hooks (fail closed): the first failure ends the run, nothing changed.
+  const hooks: HookOutcome[] = await runPreFailoverHooks(rb, preHooks, hookRun);
 
   return CancellationScope.nonCancellable(async () => {
     // ---- POINT OF NO RETURN: the candidate takes writes at the new epoch. ----
     rb.passPointOfNoReturn();
     await rb.step('promote', step('promote'), () => mutate.ensureDoltRole.executeWithOptions({ summary: step('promote') }, [{ cluster, node: candidate, role: 'primary', epoch }]));
+    // Post-promotion hooks (fail open): the writer endpoint moves as soon as there is a new primary.
+    hooks.push(...(await runPostHooks(rb, 'postPromotion', promotionHooks, hookRun)));
     const notMoved: string[] = [];
     for (const n of followers)
       await rb
@@ -145,7 +159,8 @@ export async function doltFailover(input: FailoverInput): Promise<DoltFailoverRe
       rb.setPhase('done-incomplete');
       throw ApplicationFailure.create({ type: ErrorType.HandoverIncomplete, nonRetryable: true, message: `failover of ${cluster} incomplete: ${candidate} is the primary at epoch ${epoch}; not moved: ${notMoved.join('; ')}` });
     }
-    rb.setPhase('done');
+    hooks.push(...(await runPostFailoverHooks(rb, postHooks, hookRun)));
+    rb.setPhase(hooks.some((h) => !h.ok) ? 'done-post-hook-failed' : 'done');
     const fenced = [
       ...fencedNow.map((n) => `${n} answered and was made a standby at epoch ${epoch}`),
       ...pending.map((n) => `${n} is down: when it returns it hears of the primary at epoch ${epoch} and steps down to standby (Dolt cluster mode)`),
@@ -165,6 +180,7 @@ export async function doltFailover(input: FailoverInput): Promise<DoltFailoverRe
       audit: rb.progress.audit,
       probe: probed.nodes,
       approval,
+      ...(hooks.length ? { hooks } : {}),
     };
   });
 }

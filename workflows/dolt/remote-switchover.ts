@@ -14,6 +14,9 @@
  * re-point:  the old primary restarted as a read-only replica of the remote; the other replicas already pull
  *            from the same remote (checked: a no-op when their settings hold).
  * verify:    the candidate the one primary, every other node a replica at commit distance 0.
+ * Operator hooks (inventory `hooks:`): pre-switchover after the decision (and approval), before the veto
+ * (fail closed: nothing changed); post-promotion right after the promotion (where a proxy's writer endpoint
+ * moves); post-switchover after verification (both fail open, reported).
  * From the fence until the promotion no node takes writes: writePauseMs. Decisions are frozen in workflow
  * state and every step is a no-op when its end state holds, so a resumed run never decides again.
  */
@@ -24,6 +27,7 @@ import { mutate, probe, wait } from '../profiles';
 import { Runbook, failureTypeOf, messageOf } from '../runbook';
 import type { SwitchoverInput } from '../contracts';
 import { abortWatch, abortedFailure, approvalGate, isCancellation } from '../approval';
+import { hookCount, hookPlan, runPostHooks, runPreHooks, type HookOutcome } from '../hooks';
 
 export interface DoltRemoteSwitchoverReport {
   runbook: 'switchover';
@@ -46,6 +50,8 @@ export interface DoltRemoteSwitchoverReport {
   probe: DoltRemoteNodeProbe[];
   approval?: { approver: string; planHash: string };
   abortRequested?: boolean;
+  /** Operator hooks that ran (inventory `hooks:`): pre-switchover ones all succeeded, post-promotion and post-switchover ones may not have. */
+  hooks?: HookOutcome[];
 }
 
 export async function doltRemoteSwitchover(input: SwitchoverInput): Promise<DoltRemoteSwitchoverReport> {
@@ -76,15 +82,20 @@ export async function doltRemoteSwitchover(input: SwitchoverInput): Promise<Dolt
     });
 
   const { primary, candidate, followers } = decision;
+  const hookRun = { cluster, oldPrimary: primary, newPrimary: candidate };
+  const [preHooks, promotionHooks, postHooks] = [hookCount(probed.hooks, 'preSwitchover'), hookCount(probed.hooks, 'postPromotion'), hookCount(probed.hooks, 'postSwitchover')];
   const plan = [
+    ...hookPlan('preSwitchover', preHooks),
     { name: 'veto', summary: 're-check the decision before anything changes' },
     { name: 'push', summary: `push every branch of ${primary} to ${remote}` },
     { name: 'fence', summary: `restart ${primary} read-only (stop writes; it pushes and pulls nothing more)` },
     { name: 'same-heads', summary: `wait until ${candidate} holds ${primary}'s heads (at most ${policy.catchUpTimeoutMs} ms)` },
     { name: 'promote', summary: `restart ${candidate} writable, pushing to ${remote} (no longer a read replica)` },
+    ...hookPlan('postPromotion', promotionHooks),
     { name: 're-point', summary: `restart ${primary} as a read-only replica of ${remote}` },
     ...followers.map((n) => ({ name: `follow ${n}`, summary: `make sure ${n} is a read-only replica of ${remote}` })),
     { name: 'verify', summary: `verify ${candidate} the primary and every other node a replica with its heads` },
+    ...hookPlan('postSwitchover', postHooks),
   ];
   const step = (name: string) => plan.find((p) => p.name === name)!.summary;
   rb.plan(plan);
@@ -113,12 +124,15 @@ export async function doltRemoteSwitchover(input: SwitchoverInput): Promise<Dolt
 
   const abort = abortWatch(rb);
   let approval: DoltRemoteSwitchoverReport['approval'];
+  const hooks: HookOutcome[] = [];
   try {
     approval = await approvalGate(rb, input, {
       summary: `switch ${cluster} over from ${primary} to ${candidate} through ${remote}: ${decision.reasons.join('; ')}`,
       plan: plan.map((p) => p.summary),
       hashOf: { runbook: 'switchover', cluster, primary, candidate, remote, plan: plan.map((p) => p.summary) },
     });
+    // Pre-switchover hooks (fail closed): the first failure ends the run, nothing changed.
+    hooks.push(...(await runPreHooks(rb, 'preSwitchover', preHooks, hookRun)));
     // Veto: the frozen decision against live state, just before the first change. Fails closed.
     await rb
       .step('veto', step('veto'), async () => {
@@ -171,6 +185,8 @@ export async function doltRemoteSwitchover(input: SwitchoverInput): Promise<Dolt
       return undo(`the promotion of ${candidate} failed: ${messageOf(err)}`);
     }
     const writePauseMs = Math.max(0, promotedAt - fencedAt);
+    // Post-promotion hooks (fail open): the writer endpoint moves as soon as there is a new primary.
+    hooks.push(...(await runPostHooks(rb, 'postPromotion', promotionHooks, hookRun)));
 
     const notMoved: string[] = [];
     for (const [name, node] of [['re-point', primary], ...followers.map((n) => [`follow ${n}`, n])] as [string, string][])
@@ -188,9 +204,10 @@ export async function doltRemoteSwitchover(input: SwitchoverInput): Promise<Dolt
       rb.setPhase('done-incomplete');
       throw ApplicationFailure.create({ type: ErrorType.HandoverIncomplete, nonRetryable: true, message: `switchover of ${cluster} incomplete: ${standing}` });
     }
+    hooks.push(...(await runPostHooks(rb, 'postSwitchover', postHooks, hookRun)));
     const abortRequested = abort.requested();
     if (abortRequested) rb.audit('abort', `abort requested after the point of no return: finished forward (${candidate} is the primary)`);
-    rb.setPhase('done');
-    return report({ writePauseMs, heads, standing, approval, abortRequested: abortRequested || undefined, steps: rb.timings(), audit: rb.progress.audit });
+    rb.setPhase(hooks.some((h) => !h.ok) ? 'done-post-hook-failed' : 'done');
+    return report({ writePauseMs, heads, standing, approval, abortRequested: abortRequested || undefined, ...(hooks.length ? { hooks } : {}), steps: rb.timings(), audit: rb.progress.audit });
   });
 }

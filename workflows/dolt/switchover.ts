@@ -11,16 +11,21 @@
  * then is the candidate promoted (`dolt_assume_cluster_role('primary', E)`). From the demotion until the
  * promotion no node takes writes: that is writePauseMs. If the hashes differ or the promotion fails, the old
  * primary is made primary again at the next epoch (unless the candidate already is) and the run fails with
- * where the cluster stands. Decisions (primary, candidate, epoch) are frozen in workflow state, so a retried
+ * where the cluster stands. Operator hooks (inventory `hooks:`): pre-switchover after the decision (and approval),
+ * before the veto (fail closed: nothing changed); post-promotion right after the promotion (where a proxy's
+ * writer endpoint moves); post-switchover after verification (both fail open, reported). Decisions (primary, candidate, epoch) are frozen in workflow state, so a retried
  * or resumed step never decides again; each role change is a no-op when already in place.
  */
-import { ApplicationFailure, CancellationScope, CancelledFailure } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, CancelledFailure, patched } from '@temporalio/workflow';
+import { doltClusterStatus } from '../../core/status';
+import { standingAfterVerify, standingLine, standingOf, type ClusterStanding } from '../../core/standing';
 import { decideDoltSwitchover, type DoltNodeProbe, type DoltSwitchoverDecision } from '../../core/dolt/decide';
 import { ErrorType } from '../../core/errors';
 import { mutate, probe, wait } from '../profiles';
 import { Runbook, failureTypeOf, messageOf } from '../runbook';
 import type { SwitchoverInput } from '../contracts';
 import { abortWatch, abortedFailure, approvalGate, isCancellation } from '../approval';
+import { hookCount, hookPlan, runPostHooks, runPreHooks, type HookOutcome } from '../hooks';
 
 export interface DoltSwitchoverReport {
   runbook: 'switchover';
@@ -40,7 +45,17 @@ export interface DoltSwitchoverReport {
   probe: DoltNodeProbe[];
   approval?: { approver: string; planHash: string };
   abortRequested?: boolean;
+  /** Operator hooks that ran (inventory `hooks:`): pre-switchover ones all succeeded, post-promotion and post-switchover ones may not have. */
+  hooks?: HookOutcome[];
+  /** Where the cluster stands at the end (core/standing.ts): the new primary, the standbys following it. */
+  standing?: ClusterStanding;
 }
+
+/**
+ * Patch marker: a switchover that fails after the promotion (verification, a standby not moved) looks once at
+ * where the cluster stands and says it. Runs recorded before this end with the message alone.
+ */
+const PATCH_DOLT_ENDS_WITH_STANDING = 'dolt-switchover-ends-with-standing';
 
 export async function doltSwitchover(input: SwitchoverInput): Promise<DoltSwitchoverReport> {
   const { cluster } = input;
@@ -59,7 +74,11 @@ export async function doltSwitchover(input: SwitchoverInput): Promise<DoltSwitch
       'choose the candidate and the new epoch',
       async () => {
         const r = decideDoltSwitchover(probed.nodes, { to: input.to, policy });
-        if (!r.ok) throw ApplicationFailure.create({ message: r.refusal.message, type: r.refusal.errorType, nonRetryable: true, details: [r.refusal] });
+        if (!r.ok) {
+          // Nothing changed: where the cluster stands is what the probe saw.
+          const s = standingOf(doltClusterStatus(cluster, probed.nodes));
+          throw ApplicationFailure.create({ message: `${r.refusal.message}. Where it stands: ${standingLine(s)}`, type: r.refusal.errorType, nonRetryable: true, details: [{ ...r.refusal, standing: s }] });
+        }
         return r.decision;
       },
       (d) => `chose ${d.candidate} to replace ${d.primary}: ${d.reasons.join('; ')}`,
@@ -70,14 +89,19 @@ export async function doltSwitchover(input: SwitchoverInput): Promise<DoltSwitch
     });
 
   const { primary, candidate, followers, epoch } = decision;
+  const hookRun = { cluster, oldPrimary: primary, newPrimary: candidate };
+  const [preHooks, promotionHooks, postHooks] = [hookCount(probed.hooks, 'preSwitchover'), hookCount(probed.hooks, 'postPromotion'), hookCount(probed.hooks, 'postSwitchover')];
   const plan = [
+    ...hookPlan('preSwitchover', preHooks),
     { name: 'veto', summary: 're-check the decision before the demotion' },
     { name: 'catch-up', summary: `wait until ${primary} reports every standby within ${policy.nearMillis} ms (at most ${policy.catchUpTimeoutMs} ms)` },
     { name: 'demote', summary: `make ${primary} a standby at epoch ${epoch} (Dolt blocks its writes and waits for every standby)` },
     { name: 'same-data', summary: `check ${primary} and ${candidate} hold the same data (dolt_hashof_db of every database)` },
     { name: 'promote', summary: `make ${candidate} the primary at epoch ${epoch}` },
+    ...hookPlan('postPromotion', promotionHooks),
     ...followers.map((n) => ({ name: `follow ${n}`, summary: `move standby ${n} to epoch ${epoch}` })),
     { name: 'verify', summary: `verify ${candidate} primary and every other node standby at epoch ${epoch}, replicating` },
+    ...hookPlan('postSwitchover', postHooks),
   ];
   const step = (name: string) => plan.find((p) => p.name === name)!.summary;
   rb.plan(plan);
@@ -104,12 +128,15 @@ export async function doltSwitchover(input: SwitchoverInput): Promise<DoltSwitch
 
   const abort = abortWatch(rb);
   let approval: DoltSwitchoverReport['approval'];
+  const hooks: HookOutcome[] = [];
   try {
     approval = await approvalGate(rb, input, {
       summary: `switch ${cluster} over from ${primary} to ${candidate} at epoch ${epoch}: ${decision.reasons.join('; ')}`,
       plan: plan.map((p) => p.summary),
       hashOf: { runbook: 'switchover', cluster, primary, candidate, epoch, plan: plan.map((p) => p.summary) },
     });
+    // Pre-switchover hooks (fail closed): the first failure ends the run, nothing changed.
+    hooks.push(...(await runPreHooks(rb, 'preSwitchover', preHooks, hookRun)));
     // Veto: the frozen decision against live state, just before the first change. Fails closed.
     await rb
       .step('veto', step('veto'), async () => {
@@ -170,27 +197,43 @@ export async function doltSwitchover(input: SwitchoverInput): Promise<DoltSwitch
       promotedAt = u.at;
     }
     const writePauseMs = Math.max(0, promotedAt - demotedAt);
+    // Post-promotion hooks (fail open): the writer endpoint moves as soon as there is a new primary.
+    hooks.push(...(await runPostHooks(rb, 'postPromotion', promotionHooks, hookRun)));
 
     const notMoved: string[] = [];
     for (const n of followers)
       await rb
         .step(`follow ${n}`, step(`follow ${n}`), () => mutate.ensureDoltRole.executeWithOptions({ summary: step(`follow ${n}`) }, [{ cluster, node: n, role: 'standby', epoch }]))
         .catch((e) => notMoved.push(`${n}: ${messageOf(e)}`));
+    // After the promotion a failure says where the cluster stands (one look; runs recorded before: the message alone).
+    const incomplete = async (message: string): Promise<never> => {
+      let st: ClusterStanding | undefined;
+      if (patched(PATCH_DOLT_ENDS_WITH_STANDING))
+        try {
+          const now = await rb.step('standing', `see where ${cluster} stands`, () => probe.probeDoltCluster.executeWithOptions({ summary: `see where ${cluster} stands` }, [{ cluster }]), () => undefined);
+          st = standingOf(doltClusterStatus(cluster, now.nodes), { expected: candidate, previousPrimary: primary });
+          rb.audit('standing', standingLine(st));
+        } catch {
+          st = undefined;
+        }
+      rb.setPhase('done-incomplete');
+      throw ApplicationFailure.create({ type: ErrorType.HandoverIncomplete, nonRetryable: true, message: st ? `${message}. Where it stands: ${standingLine(st)}` : message, ...(st ? { details: [{ standing: st }] } : {}) });
+    };
     try {
       await rb.step('verify', step('verify'), () =>
         wait.verifyDoltTopology.executeWithOptions({ summary: step('verify') }, [{ cluster, primary: candidate, epoch, timeoutMs: policy.verifyTimeoutMs, nearMillis: policy.maxLagMillis }]),
       );
     } catch (err) {
-      rb.setPhase('done-incomplete');
-      throw ApplicationFailure.create({ type: ErrorType.HandoverIncomplete, nonRetryable: true, message: `switchover of ${cluster} passed the point of no return: ${candidate} is the primary at epoch ${epoch}${notMoved.length ? `; not moved: ${notMoved.join('; ')}` : ''}; verification failed: ${messageOf(err)}` });
+      return incomplete(`switchover of ${cluster} passed the point of no return: ${candidate} is the primary at epoch ${epoch}${notMoved.length ? `; not moved: ${notMoved.join('; ')}` : ''}; verification failed: ${messageOf(err)}`);
     }
-    if (notMoved.length) {
-      rb.setPhase('done-incomplete');
-      throw ApplicationFailure.create({ type: ErrorType.HandoverIncomplete, nonRetryable: true, message: `switchover of ${cluster} incomplete: ${candidate} is the primary at epoch ${epoch}; not moved: ${notMoved.join('; ')}` });
-    }
+    if (notMoved.length) return incomplete(`switchover of ${cluster} incomplete: ${candidate} is the primary at epoch ${epoch}; not moved: ${notMoved.join('; ')}`);
+    hooks.push(...(await runPostHooks(rb, 'postSwitchover', postHooks, hookRun)));
     const abortRequested = abort.requested();
     if (abortRequested) rb.audit('abort', `abort requested after the point of no return: finished forward (${candidate} is the primary)`);
-    rb.setPhase('done');
-    return report({ writePauseMs, hashes, approval, abortRequested: abortRequested || undefined, steps: rb.timings(), audit: rb.progress.audit });
+    rb.setPhase(hooks.some((h) => !h.ok) ? 'done-post-hook-failed' : 'done');
+    // Verified: the candidate primary, every other node a standby at its epoch, replicating.
+    const standing = standingAfterVerify(candidate, primary, [...new Set([primary, ...followers])], []);
+    rb.audit('standing', standingLine(standing));
+    return report({ writePauseMs, hashes, approval, abortRequested: abortRequested || undefined, ...(hooks.length ? { hooks } : {}), standing, steps: rb.timings(), audit: rb.progress.audit });
   });
 }

@@ -18,7 +18,9 @@ import { ApplicationFailure, CancellationScope, patched, sleep } from '@temporal
 import { describeWindow } from '../../core/maintenance';
 import { PATCH_HONOUR_MAINTENANCE, openWindows } from '../maintenance';
 import { confirmedDead, type Verdict } from '../../core/failover';
-import { chooseMysqlFailoverCandidate, mysqlDataLoss, mysqlDeadMasterRound, type MysqlFailoverChoice } from '../../core/mysql/failover';
+import { chooseMysqlFailoverCandidate, mysqlDataLoss, mysqlDeadMasterRound, type MysqlFailoverChoice, type MysqlFailoverProbe } from '../../core/mysql/failover';
+import { mysqlCandidateLostData } from '../../core/mysql/empty-primary';
+import { ActivityFailure } from '@temporalio/common';
 import { mysqlLossWindow, lossReportFields, type LossReportFields } from '../../core/data-loss';
 import { ErrorType } from '../../core/errors';
 import { appliedPos, gtidIncludes } from '../../core/mysql/decide';
@@ -28,7 +30,21 @@ import { mutate, probe, wait } from '../profiles';
 import { Runbook, messageOf } from '../runbook';
 import { abortWatch, abortedFailure, approvalGate, isCancellation } from '../approval';
 import type { FailoverInput, FailoverPlanReport } from '../contracts';
+import { mysqlClusterStatus } from '../../core/status';
+import { standingAfterVerify, standingLine, standingOf, type ClusterStanding, type NotFollowing } from '../../core/standing';
 
+/**
+ * Patch marker: a verification that fails after the promotion looks once at where the cluster stands and ends
+ * HandoverIncomplete (exit 1) saying so. Runs recorded before this let the verification's failure through.
+ */
+export const PATCH_MYSQL_FAILOVER_ENDS_WITH_STANDING = 'failover-ends-with-standing';
+
+/**
+ * From here on the failover re-checks its candidate's position against the verdict before it waits for it and
+ * before it promotes it (the empty-primary guard): a candidate that went back (wiped, restored, reset) is not
+ * promoted; another replica that still holds the data is, or the run stops saying where the cluster stands.
+ */
+export const PATCH_MYSQL_RECHECK_CANDIDATE = 'mysql-failover-recheck-candidate';
 
 export interface MysqlFailoverReport {
   runbook: 'failover';
@@ -45,6 +61,8 @@ export interface MysqlFailoverReport {
   /** How long the candidate took to apply its relay log before promotion. */
   relayApplyMs: number;
   fenced: 'now' | 'flagged' | 'pending: the old primary is down; the monitor (or a re-run) fences it when it returns';
+  /** The old primary came back EMPTY or reset (the monitor's empty-primary guard): kept out, read-only, flagged. */
+  returnedEmpty?: string;
   errantGtids?: string[];
   /** Live replicas that could not be made to follow the new primary (reported; the failover stands). */
   notFollowing?: { node: string; reason: string }[];
@@ -57,6 +75,8 @@ export interface MysqlFailoverReport {
   approval?: { approver: string; planHash: string };
   /** An abort arrived after the point of no return: the run finished forward. */
   abortRequested?: boolean;
+  /** Where the cluster stands at the end: the new primary, who follows it, who does not and why (core/standing.ts). */
+  standing?: ClusterStanding;
 }
 
 export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailoverReport | FailoverPlanReport> {
@@ -70,16 +90,21 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
   const fromMonitor = input.confirmed?.probe.engine === 'mysql' ? input.confirmed.probe : undefined;
   if (fromMonitor) rb.audit('probe', `the monitor's confirming round at ${fromMonitor.probedAt} (${input.confirmed!.reason}): ${describe(fromMonitor)}; not probed again`);
   let probed = fromMonitor ?? (await rb.step('probe', `probe every node of ${cluster}`, () => probe.probeMysqlFailover.executeWithOptions({ summary: `probe every node of ${cluster}` }, [{ cluster }]), describe));
+  // A refusal changed nothing: where the cluster stands is what the last probe saw.
   const refuse = (message: string): never => {
     rb.skipRemaining('refused');
-    throw ApplicationFailure.create({ message: `${message}; nothing was changed`, type: ErrorType.PreconditionFailed, nonRetryable: true });
+    const s = standingOf(mysqlClusterStatus(cluster, probed.nodes));
+    throw ApplicationFailure.create({ message: `${message}; nothing was changed. Where it stands: ${standingLine(s)}`, type: ErrorType.PreconditionFailed, nonRetryable: true, details: [{ standing: s }] });
   };
   const pointedAt = probed.nodes.filter((n) => n.reachable && n.role === 'replica' && n.sourceNode).map((n) => n.sourceNode!);
   const deadPrimary = input.lastKnown?.primary ?? [...pointedAt].sort((a, b) => pointedAt.filter((x) => x === b).length - pointedAt.filter((x) => x === a).length)[0];
   if (!deadPrimary) refuse('no replica points at a primary: cannot tell which primary died');
-  const live = probed.nodes.filter((n) => n.reachable && n.role === 'primary');
+  // A primary that came back EMPTY or reset (the monitor's empty-primary guard) answers as primary: replaced all the same.
+  const returnedEmpty = fromMonitor ? input.confirmed?.returnedEmpty : undefined;
+  if (returnedEmpty) rb.audit('empty-primary', `${returnedEmpty.node} answers again but came back empty or reset: not followed; ${input.confirmed!.reason}`);
+  const live = probed.nodes.filter((n) => n.reachable && n.role === 'primary' && n.node !== returnedEmpty?.node);
   if (live.some((n) => n.node === deadPrimary)) refuse(`the primary ${deadPrimary} answers: use switchover for a planned change`);
-  const writable = probed.nodes.filter((n) => n.reachable && n.readOnly === false);
+  const writable = probed.nodes.filter((n) => n.reachable && n.readOnly === false && n.node !== returnedEmpty?.node);
   if (writable.length) refuse(`${writable.map((n) => n.node).join(', ')} already take writes: the failover seems done; check with the monitor`);
 
   if (!input.force && !input.confirmedBy) {
@@ -106,7 +131,8 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
   }
   const chosen = chooseMysqlFailoverCandidate(probed.nodes, deadPrimary);
   if ('refusal' in chosen) refuse(chosen.refusal);
-  const { candidate, candidateReceived, followers, reasons, rejected } = chosen as MysqlFailoverChoice;
+  let { candidate, candidateReceived, followers, reasons } = chosen as MysqlFailoverChoice;
+  const { rejected } = chosen as MysqlFailoverChoice;
   rb.audit('decide', `chose ${candidate}: ${reasons.join('; ')}${rejected.length ? `; not considered: ${rejected.map((r) => `${r.node} ${r.reason}`).join('; ')}` : ''}`);
 
   // Plan and approval (only when asked for: a monitor-started failover has neither).
@@ -140,22 +166,92 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
     throw abortedFailure(cluster, 'failover', 'nothing was promoted');
   };
 
+  // The empty node first: read-only, its sessions ended (the promotion refuses while another node takes writes).
+  let keptOut: string | undefined;
+  if (returnedEmpty && patched(PATCH_MYSQL_RECHECK_CANDIDATE)) {
+    try {
+      const k = await rb.step(`keep ${returnedEmpty.node} out`, `make ${returnedEmpty.node} read-only: it came back empty or reset`, () =>
+        mutate.ensureMysqlKeptOut.executeWithOptions({ summary: `keep ${returnedEmpty.node} out` }, [{ cluster, node: returnedEmpty.node, reason: input.confirmed!.reason }]),
+      );
+      keptOut = k.gtid;
+    } catch (e) {
+      stopIfAborted(e);
+      rb.audit('empty-primary', `${returnedEmpty.node} could not be made read-only (${messageOf(e)}); the promotion refuses while it takes writes`);
+    }
+  }
+
+  // The empty-primary guard: each candidate's position is checked against the verdict before it is waited for and
+  // before it is promoted; one that went back is replaced by the next replica that still holds the data.
+  const guard = patched(PATCH_MYSQL_RECHECK_CANDIDATE);
+  const verdictNode = (node: string) => probed.nodes.find((n) => n.node === node && n.reachable);
+  const appliedAtVerdict = (node: string) => {
+    const v = verdictNode(node);
+    return guard && v ? appliedPos(v) : undefined;
+  };
+  const tried: string[] = [];
+  const resynced = (e: unknown) => guard && e instanceof ActivityFailure && e.cause instanceof ApplicationFailure && e.cause.type === ErrorType.CandidateResynced;
+  const describeNow = (p: MysqlFailoverProbe) =>
+    p.nodes.map((n) => (n.reachable ? `${n.node} ${n.role === 'replica' ? `replica of ${n.sourceNode ?? n.sourceAddress}` : 'replicating from nobody'}${n.readOnly ? ' read-only' : ' WRITABLE'} at ${appliedPos(n) || 'empty'}` : `${n.node} unreachable`)).join('; ');
+  /** The candidate lost data since the verdict: choose the next replica that still holds it, or stop and say where the cluster stands. */
+  const rechoose = async (e: unknown) => {
+    tried.push(candidate);
+    rb.audit('empty-primary', messageOf(e));
+    const now = await rb.step('re-probe', `probe ${cluster}: which replica still holds the data`, () => probe.probeMysqlFailover.executeWithOptions({ summary: `probe ${cluster} again` }, [{ cluster }]), describe);
+    const promotion = (node: string) => probed.nodes.find((n) => n.node === node)?.promotion;
+    const holding = now.nodes
+      .filter((n) => !tried.includes(n.node) && n.node !== returnedEmpty?.node && verdictNode(n.node)?.role === 'replica' && n.reachable && n.role === 'replica' && !mysqlCandidateLostData(n.node, appliedAtVerdict(n.node), n))
+      .map((n) => ({ ...n, promotion: promotion(n.node) ?? n.promotion }));
+    const next = chooseMysqlFailoverCandidate(holding, deadPrimary);
+    if ('refusal' in next) {
+      rb.skipRemaining('refused');
+      throw ApplicationFailure.create({
+        message: `no replica still holds the data of ${deadPrimary}: ${tried.join(', ')} lost data since the verdict (${tried.map((t) => `${t} had applied ${appliedAtVerdict(t) || 'empty'}`).join(', ')}) and no other replica holds it${keptOut !== undefined ? `; ${returnedEmpty!.node} (back empty or reset) was made read-only` : ''}; nothing was promoted; the cluster stands: ${describeNow(now)}`,
+        type: ErrorType.CandidateResynced,
+        nonRetryable: true,
+      });
+    }
+    candidate = next.candidate;
+    candidateReceived = next.candidateReceived;
+    reasons = [...next.reasons, `${tried.join(', ')} lost data since the verdict (empty-primary guard)`];
+    followers = probed.nodes
+      .filter((n) => n.node !== candidate && n.node !== deadPrimary)
+      .map((n) => n.node)
+      .sort();
+    hookRun = { cluster, oldPrimary: deadPrimary, newPrimary: candidate };
+    rb.audit('decide', `chose ${candidate} instead: ${reasons.join('; ')}`);
+  };
+
   // The monitor's confirming round already shows the candidate applied all it received (the dead primary sends
   // nothing more): no wait. The promotion itself refuses a node lacking `candidateReceived` (mustInclude).
   const seenApplied = fromMonitor ? probed.nodes.find((n) => n.node === candidate) : undefined;
   const appliedAlready = seenApplied && gtidIncludes(appliedPos(seenApplied), candidateReceived) ? appliedPos(seenApplied) : undefined;
   if (appliedAlready !== undefined) rb.audit('relay-apply', `${candidate} had applied ${appliedAlready || 'empty'}, all it received (${candidateReceived || 'empty'}), in the monitor's confirming round: no wait`);
-  const applied = appliedAlready !== undefined ? { applied: appliedAlready, waitedMs: 0, audit: '' } : await rb
-    .step('relay-apply', `wait for ${candidate} to apply its relay log up to ${candidateReceived || 'empty'} (at most ${probed.policy.catchUpTimeoutMs} ms)`, () =>
-      wait.waitMysqlRelayApplied.executeWithOptions({ summary: `wait for ${candidate} to apply its relay log` }, [{ cluster, node: candidate, position: candidateReceived, timeoutMs: probed.policy.catchUpTimeoutMs }]),
-    )
-    .catch((e) => {
-      stopIfAborted(e);
-      rb.skipRemaining('candidate did not apply its relay log');
-      throw e;
-    });
+  const relayApply = (name: string) =>
+    rb.step(name, `wait for ${candidate} to apply its relay log up to ${candidateReceived || 'empty'} (at most ${probed.policy.catchUpTimeoutMs} ms)`, () =>
+      wait.waitMysqlRelayApplied.executeWithOptions({ summary: `wait for ${candidate} to apply its relay log` }, [
+        { cluster, node: candidate, position: candidateReceived, timeoutMs: probed.policy.catchUpTimeoutMs, ...(guard ? { appliedAtVerdict: appliedAtVerdict(candidate) } : {}) },
+      ]),
+    );
+  /** The relay-apply wait, for the candidate and, when it lost data, for each one chosen after it. */
+  const applyUntilOne = async (first: boolean): Promise<{ applied: string; waitedMs: number; audit: string }> => {
+    for (;;) {
+      if (first && appliedAlready !== undefined) return { applied: appliedAlready, waitedMs: 0, audit: '' };
+      try {
+        return await relayApply(first ? 'relay-apply' : `relay-apply ${candidate}`);
+      } catch (e) {
+        if (!resynced(e)) throw e;
+        await rechoose(e);
+        first = false;
+      }
+    }
+  };
+  let applied = await applyUntilOne(true).catch((e) => {
+    stopIfAborted(e);
+    rb.skipRemaining('candidate did not apply its relay log');
+    throw e;
+  });
 
-  const hookRun = { cluster, oldPrimary: deadPrimary, newPrimary: candidate };
+  let hookRun = { cluster, oldPrimary: deadPrimary, newPrimary: candidate };
   const preHooks = await runPreFailoverHooks(rb, probed.hooks?.preFailover ?? 0, hookRun).catch((e) => {
     stopIfAborted(e);
     throw e;
@@ -166,9 +262,18 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
   return CancellationScope.nonCancellable(async (): Promise<MysqlFailoverReport> => {
     // ---- POINT OF NO RETURN: the candidate stops replicating and takes writes ----
     rb.passPointOfNoReturn();
-    await rb.step(`promote ${candidate}`, `promote ${candidate}: stop and reset replication, read_only OFF`, () =>
-      mutate.ensureMysqlPrimary.executeWithOptions({ summary: `promote ${candidate}` }, [{ cluster, node: candidate, mustInclude: candidateReceived }]),
-    );
+    for (;;) {
+      try {
+        await rb.step(`promote ${candidate}`, `promote ${candidate}: stop and reset replication, read_only OFF`, () =>
+          mutate.ensureMysqlPrimary.executeWithOptions({ summary: `promote ${candidate}` }, [{ cluster, node: candidate, mustInclude: candidateReceived, ...(guard ? { appliedAtVerdict: appliedAtVerdict(candidate) } : {}) }]),
+        );
+        break;
+      } catch (e) {
+        if (!resynced(e)) throw e;
+        await rechoose(e);
+        applied = await applyUntilOne(false);
+      }
+    }
     const promotedGtid = applied.applied;
 
     // Post-failover hook: fails open, reported.
@@ -209,7 +314,15 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
 
     let fenced: MysqlFailoverReport['fenced'] = 'pending: the old primary is down; the monitor (or a re-run) fences it when it returns';
     let rejoin: EnsureMysqlRejoinedResult | undefined;
-    try {
+    if (guard && returnedEmpty?.node === deadPrimary) {
+      // Back empty or reset: never made a replica from its own position (it would skip what it lost); flagged so
+      // that nothing rejoins it automatically: re-clone it (handover backup provision-replica).
+      fenced = 'flagged';
+      const own = keptOut ? keptOut.split(',') : [];
+      if (keptOut === undefined) rb.audit(`fence ${deadPrimary}`, `WARNING: ${deadPrimary} could not be made read-only before the promotion (see above): check it takes no writes`);
+      rejoin = { outcome: 'flagged', errantGtids: [`reset: came back empty or reset (held ${input.lastKnown?.gtid || '?'} before); re-clone it`, ...own], wasWritable: false, audit: '' };
+      rb.audit(`fence ${deadPrimary}`, `${deadPrimary} came back empty or reset: kept out (read-only, not replicating), FLAGGED; re-clone it (handover backup provision-replica --node ${deadPrimary}): the monitor clears the flag once it replicates from the primary again`);
+    } else try {
       rejoin = await rb.step(`fence ${deadPrimary}`, `if ${deadPrimary} answers: read_only ON, then a replica of ${candidate} (errant GTIDs: left read-only, flagged)`, () =>
         probe.ensureMysqlRejoined.executeWithOptions({ summary: `fence ${deadPrimary}`, retry: { maximumAttempts: 1 } }, [{ cluster, node: deadPrimary, primary: candidate, promotedGtid }]),
       );
@@ -218,9 +331,40 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
       rb.audit('fence', `${deadPrimary} does not answer; fencing is left to the monitor`);
     }
     const ignore = [...skipped, ...notFollowing.map((n) => n.node), ...(fenced === 'now' ? [] : [deadPrimary])];
-    const verify = await rb.step('verify', `verify ${candidate} the only writable node, live replicas running from it`, () =>
-      wait.verifyMysqlFailover.executeWithOptions({ summary: `verify ${candidate} primary` }, [{ cluster, primary: candidate, ignore, timeoutMs: probed.policy.verifyTimeoutMs }]),
-    );
+    let verify: VerifyMysqlFailoverResult;
+    try {
+      verify = await rb.step('verify', `verify ${candidate} the only writable node, live replicas running from it`, () =>
+        wait.verifyMysqlFailover.executeWithOptions({ summary: `verify ${candidate} primary` }, [{ cluster, primary: candidate, ignore, timeoutMs: probed.policy.verifyTimeoutMs }]),
+      );
+    } catch (err) {
+      if (!patched(PATCH_MYSQL_FAILOVER_ENDS_WITH_STANDING)) throw err;
+      // Past the point of no return: say where the cluster stands (one look), never a bare verification failure.
+      let st: ClusterStanding | undefined;
+      try {
+        const now = await rb.step('standing', `see where ${cluster} stands`, () => probe.probeMysqlFailover.executeWithOptions({ summary: `see where ${cluster} stands` }, [{ cluster }]), () => undefined);
+        st = standingOf(mysqlClusterStatus(cluster, now.nodes), { expected: candidate, previousPrimary: deadPrimary });
+        rb.audit('standing', standingLine(st));
+      } catch {
+        st = undefined;
+      }
+      rb.setPhase('done-incomplete');
+      throw ApplicationFailure.create({
+        type: ErrorType.HandoverIncomplete,
+        nonRetryable: true,
+        message: `failover of ${cluster} passed the point of no return (${candidate} promoted and writable, ${deadPrimary} dead): verification failed: ${messageOf(err)}${st ? `. Where it stands: ${standingLine(st)}` : ''}`,
+        ...(st ? { details: [{ standing: st }] } : {}),
+      });
+    }
+    // Where it stands, from what verification saw (no extra probe): the nodes left out say why.
+    const left: NotFollowing[] = [
+      ...skipped.map((node) => ({ node, reason: 'unreachable at the failover: repoint it when it returns' })),
+      ...notFollowing,
+      ...(fenced === 'now'
+        ? []
+        : [{ node: deadPrimary, reason: fenced === 'flagged' ? `the old primary: left read-only, errant GTIDs ${rejoin?.errantGtids.join(',') ?? ''}` : 'the old primary is down: the monitor (or a re-run) fences it when it returns' }]),
+    ];
+    const standing = standingAfterVerify(candidate, deadPrimary, verify.nodes.map((n) => n.node), left);
+    rb.audit('standing', standingLine(standing));
     const hooks = [...preHooks, ...promotionHooks, ...(await runPostFailoverHooks(rb, probed.hooks?.postFailover ?? 0, hookRun))];
     rb.setPhase(fenced === 'flagged' ? 'done-old-primary-flagged' : hooks.some((h) => !h.ok) ? 'done-post-hook-failed' : notFollowing.length ? 'done-replicas-not-following' : routing && !routing.ok ? 'done-routing-failed' : 'done');
     const loss = mysqlDataLoss(input.lastKnown?.gtid, promotedGtid);
@@ -237,10 +381,12 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
       relayApplyMs: applied.waitedMs,
       fenced,
       errantGtids: rejoin?.errantGtids.length ? rejoin.errantGtids : undefined,
+      ...(returnedEmpty ? { returnedEmpty: input.confirmed!.reason } : {}),
       notFollowing: notFollowing.length ? notFollowing : undefined,
       routing,
       ...(hooks.length ? { hooks } : {}),
       verify,
+      standing,
       ...(approval ? { approval } : {}),
       ...(abortFinishedForward() ? { abortRequested: true } : {}),
       steps: rb.timings(),

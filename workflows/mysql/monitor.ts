@@ -22,6 +22,7 @@ import { PATCH_MONITOR_WATCH, acknowledgeSignal, monitorStatusQuery, watchMonito
 import type { FailoverInput } from '../contracts';
 import type { MysqlFailoverReport } from './failover';
 import { reportMonitorRound, type MonitorVerdict } from '../metrics';
+import { isResetFlag } from '../../core/monitor-round';
 
 /** The MySQL/MariaDB side of the activity-path monitor (workflows/monitor.ts watchMonitor). */
 const mysqlWatch: WatchEngine = {
@@ -65,7 +66,10 @@ const mysqlWatch: WatchEngine = {
     };
   },
   onAcknowledge: (status) => {
-    status.flagged = {}; // the operator resolved them: fence (and flag again if still errant) at the next probe
+    // The operator resolved them: fence (and flag again if still errant) at the next probe. A node back empty or
+    // reset stays flagged (rejoined from its own position it would skip what it lost) until it is seen
+    // replicating again, re-cloned (core/monitor-round.ts).
+    status.flagged = Object.fromEntries(Object.entries(status.flagged).filter(([, g]) => isResetFlag(g)));
   },
   carry: (status) => ({
     cluster: status.cluster,

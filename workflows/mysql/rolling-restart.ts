@@ -15,6 +15,8 @@ import { probe, wait } from '../profiles';
 import { Runbook } from '../runbook';
 import { handoverByChildSwitchover, runRoll, type RollEngine } from '../rolling';
 import type { RollingRestartInput, RollingRestartReport } from '../contracts';
+import { mysqlClusterStatus } from '../../core/status';
+import { standingOf } from '../../core/standing';
 
 type MysqlRollProbe = Awaited<ReturnType<typeof probe.probeMysqlSpecs>>;
 
@@ -60,8 +62,9 @@ export async function mysqlRollingRestart(input: RollingRestartInput): Promise<R
       const verify = await rb.step('verify', `verify one writable node (${st.primary}), replicas running and converged`, () =>
         wait.verifyMysqlTopology.executeWithOptions({ summary: `verify one writable node (${st.primary}), replicas running` }, [{ cluster, primary: st.primary, timeoutMs: st.verifyTimeoutMs }]),
       );
-      return verify.primary;
+      return { primary: verify.primary, verified: verify.nodes.map((n) => n.node) };
     },
+    standing: (p, opts) => standingOf(mysqlClusterStatus(cluster, p.nodes), opts),
   };
   return runRoll(rb, input, desired, engine);
 }

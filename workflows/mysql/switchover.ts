@@ -23,7 +23,7 @@
  * (step failed, audit line, report.routing) and the run goes on to repoint and verify: post-hooks fail open.
  */
 import { ApplicationFailure, CancellationScope, CancelledFailure, patched } from '@temporalio/workflow';
-import { decideMysqlSwitchover, type MysqlNodeProbe, type MysqlSwitchoverDecision } from '../../core/mysql/decide';
+import { decideMysqlSwitchover, whyNotFollower, type MysqlNodeProbe, type MysqlSwitchoverDecision } from '../../core/mysql/decide';
 import { ErrorType } from '../../core/errors';
 import type { EnsureMysqlFencedResult } from '../../activities/mysql/switchover';
 import type { VerifyMysqlResult } from '../../activities/mysql/replication';
@@ -96,6 +96,9 @@ export async function mysqlSwitchover(input: SwitchoverInput): Promise<MysqlSwit
         .join(' ')}`,
   );
 
+  // --allow-degraded / --no-allow-degraded for this run, else the inventory's policy.allowDegraded (recorded in the probe).
+  const allowDegraded = input.allowDegraded ?? probed.policy.allowDegraded === true;
+  if (allowDegraded && input.allowDegraded === undefined) rb.audit('policy', 'allowDegraded from the inventory policy');
   // 2. Decide (pure, in the workflow: recorded once in history, never re-decided on retry)
   let unlinked: NotFollowing[] = [];
   const decision = await rb
@@ -103,17 +106,24 @@ export async function mysqlSwitchover(input: SwitchoverInput): Promise<MysqlSwit
       'decide',
       'choose the candidate',
       async () => {
-        const r = decideMysqlSwitchover(probed.nodes, { to: input.to, policy: probed.policy, ...(input.allowDegraded ? { allowDegraded: true } : {}) });
+        const r = decideMysqlSwitchover(probed.nodes, { to: input.to, policy: probed.policy, ...(allowDegraded ? { allowDegraded: true } : {}) });
         if (!r.ok) throw ApplicationFailure.create({ message: r.refusal.message, type: r.refusal.errorType, nonRetryable: true, details: [r.refusal] });
         // A replica that will not follow the new primary (replication threads not running, unreachable, errant)
         // is refused here, nothing changed, unless --allow-degraded: then the run hands over and reports it.
         if (patched(PATCH_REFUSE_UNLINKED)) {
           unlinked = nodesNotFollowing(mysqlClusterStatus(cluster, probed.nodes), [r.decision.primary, r.decision.candidate]);
-          if (unlinked.length && !input.allowDegraded && !input.dryRun)
+          // And those the decision itself found unable to follow (errant GTIDs), which --allow-degraded let through:
+          // left behind and reported like the others, not a repoint failure.
+          const was = probed.nodes.find((n) => n.node === r.decision.primary);
+          for (const n of probed.nodes) {
+            const why = was && n.node !== r.decision.primary && n.node !== r.decision.candidate && !unlinked.some((u) => u.node === n.node) ? whyNotFollower(n, was) : undefined;
+            if (why) unlinked.push({ node: n.node, reason: why });
+          }
+          if (unlinked.length && !allowDegraded && !input.dryRun)
             throw ApplicationFailure.create({
               type: ErrorType.PreconditionFailed,
               nonRetryable: true,
-              message: `${unlinked.map((n) => `${n.node} will not follow the new primary: ${n.reason}`).join('; ')}; nothing was changed. Fix ${unlinked.length > 1 ? 'them' : 'it'} first, or pass --allow-degraded to hand ${r.decision.primary} -> ${r.decision.candidate} over anyway and leave ${unlinked.map((n) => n.node).join(', ')} behind`,
+              message: `${unlinked.map((n) => `${n.node} will not follow the new primary: ${n.reason}`).join('; ')}; nothing was changed. Fix ${unlinked.length > 1 ? 'them' : 'it'} first, or pass --allow-degraded (or set policy.allowDegraded in the inventory) to hand ${r.decision.primary} -> ${r.decision.candidate} over anyway and leave ${unlinked.map((n) => n.node).join(', ')} behind`,
             });
         }
         return r.decision;
@@ -184,7 +194,7 @@ export async function mysqlSwitchover(input: SwitchoverInput): Promise<MysqlSwit
 
     // 3. Veto: the frozen decision against live state, just before the first change. Fails closed.
     await rb
-      .step('veto', step('veto'), () => probe.vetoMysqlHandover.executeWithOptions({ summary: step('veto') }, [{ cluster, primary, candidate, policy, ...(input.allowDegraded ? { allowDegraded: true } : {}) }]))
+      .step('veto', step('veto'), () => probe.vetoMysqlHandover.executeWithOptions({ summary: step('veto') }, [{ cluster, primary, candidate, policy, ...(allowDegraded ? { allowDegraded: true } : {}) }]))
       .catch((e) => {
         if (!isCancellation(e)) rb.skipRemaining('vetoed');
         throw e;
@@ -297,6 +307,8 @@ export async function mysqlSwitchover(input: SwitchoverInput): Promise<MysqlSwit
     const withStanding = patched(PATCH_ENDS_WITH_STANDING);
     const lookAtStanding = async (): Promise<ClusterStanding | undefined> => {
       if (!withStanding) return undefined;
+      // The phase the run ends in (done-incomplete) stays, not the look's own step name.
+      const phase = rb.progress.phase;
       try {
         const now = await rb.step('standing', `see where ${cluster} stands`, () => probe.probeMysqlCluster.executeWithOptions({ summary: `see where ${cluster} stands` }, [{ cluster }]), () => undefined);
         const st = standingOf(mysqlClusterStatus(cluster, now.nodes), { expected: candidate, previousPrimary: primary });
@@ -304,6 +316,8 @@ export async function mysqlSwitchover(input: SwitchoverInput): Promise<MysqlSwit
         return st;
       } catch {
         return undefined;
+      } finally {
+        if (phase.startsWith('done')) rb.setPhase(phase);
       }
     };
     const incomplete = (message: string, st: ClusterStanding | undefined) =>
@@ -343,7 +357,7 @@ export async function mysqlSwitchover(input: SwitchoverInput): Promise<MysqlSwit
       ...(hooks.length ? { hooks } : {}),
       ...(st ? { standing: st } : {}),
       ...(left.length ? { notFollowing: left } : {}),
-      ...(input.allowDegraded ? { allowDegraded: true } : {}),
+      ...(allowDegraded ? { allowDegraded: true } : {}),
       steps: rb.timings(),
       audit: rb.progress.audit,
     });

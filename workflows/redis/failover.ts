@@ -21,11 +21,20 @@ import type { VerifyResult } from '../../activities/redis/replication';
 import type { RedisClusterProbe } from '../../core/types';
 import { hookCount, runPostFailoverHooks, runPostHooks, runPreFailoverHooks, type HookOutcome } from '../hooks';
 import { mutate, probe, wait } from '../profiles';
-import { Runbook } from '../runbook';
+import { Runbook, messageOf } from '../runbook';
+import { redisClusterStatus } from '../../core/status';
+import { standingAfterVerify, standingLine, standingOf, type ClusterStanding, type NotFollowing } from '../../core/standing';
 import type { FailoverInput, FailoverPlanReport } from '../contracts';
 import { abortWatch, abortedFailure, approvalGate, isCancellation } from '../approval';
 
 
+
+/**
+ * Patch marker: after the promotion, a replica that cannot be repointed does not stop the others, and a failure
+ * of the repoints or of verification looks once at where the cluster stands and ends HandoverIncomplete
+ * (exit 1) saying so. Runs recorded before this stop at the first failure as they did.
+ */
+export const PATCH_FAILOVER_ENDS_WITH_STANDING = 'failover-ends-with-standing';
 
 /** From here on the failover re-checks its candidate's dataset before promoting it (the empty-primary guard). */
 export const PATCH_RECHECK_CANDIDATE = 'redis-failover-recheck-candidate';
@@ -50,6 +59,8 @@ export interface FailoverReport {
   approval?: { approver: string; planHash: string };
   /** An abort arrived after the point of no return: the run finished forward. */
   abortRequested?: boolean;
+  /** Where the cluster stands at the end: the new primary, who follows it, who does not and why (core/standing.ts). */
+  standing?: ClusterStanding;
 }
 
 export async function redisFailover(input: FailoverInput): Promise<FailoverReport | FailoverPlanReport> {
@@ -69,9 +80,11 @@ export async function redisFailover(input: FailoverInput): Promise<FailoverRepor
   // The primary to replace: the one the replicas point at (a dead primary does not answer for itself).
   const pointedAt = probed.nodes.filter((n) => n.reachable && n.role === 'replica' && n.primaryNode).map((n) => n.primaryNode!);
   const deadPrimary = input.lastKnown?.primary ?? pointedAt.sort((a, b) => pointedAt.filter((x) => x === b).length - pointedAt.filter((x) => x === a).length)[0];
+  // A refusal changed nothing: where the cluster stands is what the last probe saw.
   const refuse = (message: string): never => {
     rb.skipRemaining('refused');
-    throw ApplicationFailure.create({ message: `${message}; nothing was changed`, type: ErrorType.PreconditionFailed, nonRetryable: true });
+    const s = standingOf(redisClusterStatus(cluster, probed.topology ?? 'replication', probed.nodes));
+    throw ApplicationFailure.create({ message: `${message}; nothing was changed. Where it stands: ${standingLine(s)}`, type: ErrorType.PreconditionFailed, nonRetryable: true, details: [{ standing: s }] });
   };
   if (!deadPrimary) refuse('no replica points at a primary: cannot tell which primary died');
   if (live.some((n) => n.node === deadPrimary)) refuse(`the primary ${deadPrimary} answers: use switchover for a planned change`);
@@ -192,11 +205,34 @@ export async function redisFailover(input: FailoverInput): Promise<FailoverRepor
     // Post-promotion hooks (fail open): the writer endpoint moves as soon as there is a new primary.
     const promotionHooks = await runPostHooks(rb, 'postPromotion', hookCount(probed.hooks, 'postPromotion'), hookRun);
     const alive = (node: string) => probed.nodes.find((n) => n.node === node)?.reachable;
+    // Past the point of no return one replica that cannot be repointed does not stop the others (reported).
+    const withStanding = patched(PATCH_FAILOVER_ENDS_WITH_STANDING);
+    const notRepointed: NotFollowing[] = [];
     for (const node of followers.filter(alive)) {
-      await rb.step(`repoint ${node}`, `make ${node} a replica of ${candidate}`, () =>
-        mutate.ensureRedisReplicaOf.executeWithOptions({ summary: `make ${node} a replica of ${candidate}` }, [{ cluster, node, primary: candidate }]),
-      );
+      const repoint = () =>
+        rb.step(`repoint ${node}`, `make ${node} a replica of ${candidate}`, () =>
+          mutate.ensureRedisReplicaOf.executeWithOptions({ summary: `make ${node} a replica of ${candidate}` }, [{ cluster, node, primary: candidate }]),
+        );
+      if (!withStanding) await repoint();
+      else await repoint().catch((err) => notRepointed.push({ node, reason: `not repointed: ${messageOf(err).replace(/\.$/, '')}` }));
     }
+    const incomplete = async (why: string): Promise<never> => {
+      let st: ClusterStanding | undefined;
+      try {
+        const now = await rb.step('standing', `see where ${cluster} stands`, () => probe.probeRedisCluster.executeWithOptions({ summary: `see where ${cluster} stands` }, [{ cluster }]), () => undefined);
+        st = standingOf(redisClusterStatus(cluster, now.topology ?? 'replication', now.nodes), { expected: candidate, previousPrimary: deadPrimary });
+        rb.audit('standing', standingLine(st));
+      } catch {
+        st = undefined;
+      }
+      rb.setPhase('done-incomplete');
+      throw ApplicationFailure.create({
+        type: ErrorType.HandoverIncomplete,
+        nonRetryable: true,
+        message: `failover of ${cluster} passed the point of no return (${candidate} promoted, ${deadPrimary} dead): ${why}${st ? `. Where it stands: ${standingLine(st)}` : ''}`,
+        ...(st ? { details: [{ standing: st }] } : {}),
+      });
+    };
     let fenced: FailoverReport['fenced'] = 'pending: the old primary is down; the monitor (or a re-run) makes it a replica when it returns';
     try {
       await rb.step(`fence ${deadPrimary}`, `make ${deadPrimary} a replica of ${candidate} if it answers`, () =>
@@ -206,10 +242,24 @@ export async function redisFailover(input: FailoverInput): Promise<FailoverRepor
     } catch {
       rb.audit('fence', `${deadPrimary} does not answer; fencing is left to the monitor`);
     }
-    const ignore = [deadPrimary, ...followers.filter((f) => !alive(f))];
-    const verify = await rb.step('verify', `verify ${candidate} primary, live replicas linked`, () =>
-      wait.verifyRedisTopology.executeWithOptions({ summary: `verify ${candidate} primary, live replicas linked` }, [{ cluster, primary: candidate, timeoutMs: probed.policy.verifyTimeoutMs, ignore: fenced === 'now' ? ignore.filter((n) => n !== deadPrimary) : ignore }]),
-    );
+    const ignore = [deadPrimary, ...followers.filter((f) => !alive(f)), ...notRepointed.map((n) => n.node)];
+    let verify: VerifyResult;
+    try {
+      verify = await rb.step('verify', `verify ${candidate} primary, live replicas linked`, () =>
+        wait.verifyRedisTopology.executeWithOptions({ summary: `verify ${candidate} primary, live replicas linked` }, [{ cluster, primary: candidate, timeoutMs: probed.policy.verifyTimeoutMs, ignore: fenced === 'now' ? ignore.filter((n) => n !== deadPrimary) : ignore }]),
+      );
+    } catch (err) {
+      if (!withStanding) throw err;
+      return incomplete(`verification failed: ${messageOf(err)}${notRepointed.length ? `; ${notRepointed.map((n) => `${n.node} ${n.reason}`).join('; ')}` : ''}`);
+    }
+    if (notRepointed.length) return incomplete(`${notRepointed.map((n) => `${n.node} ${n.reason}`).join('; ')}; repoint ${notRepointed.length > 1 ? 'them' : 'it'} (REPLICAOF ${candidate}) once fixed`);
+    // Where it stands, from what verification saw (no extra probe): the nodes left out say why.
+    const left: NotFollowing[] = [
+      ...followers.filter((f) => !alive(f)).map((node) => ({ node, reason: 'unreachable at the failover: repoint it when it returns' })),
+      ...(fenced === 'now' ? [] : [{ node: deadPrimary, reason: 'the old primary is down: the monitor (or a re-run) makes it a replica when it returns' }]),
+    ];
+    const standing = standingAfterVerify(candidate, deadPrimary, verify.nodes.map((n) => n.node), left);
+    rb.audit('standing', standingLine(standing));
     const hooks = [...preHooks, ...promotionHooks, ...(await runPostFailoverHooks(rb, probed.hooks?.postFailover ?? 0, hookRun))];
     rb.setPhase(hooks.some((h) => !h.ok) ? 'done-post-hook-failed' : 'done');
     const last = input.lastKnown?.offset;
@@ -238,6 +288,7 @@ export async function redisFailover(input: FailoverInput): Promise<FailoverRepor
       fenced,
       ...(hooks.length ? { hooks } : {}),
       verify,
+      standing,
       ...(approval ? { approval } : {}),
       ...(abortFinishedForward() ? { abortRequested: true } : {}),
       steps: rb.timings(),

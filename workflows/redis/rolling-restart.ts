@@ -16,6 +16,8 @@ import { mutate, probe, wait } from '../profiles';
 import { Runbook } from '../runbook';
 import { handoverByChildSwitchover, runRoll, type RollEngine } from '../rolling';
 import { hookCount, runPostHooks, type HookOutcome } from '../hooks';
+import { redisClusterStatus } from '../../core/status';
+import { standingOf } from '../../core/standing';
 
 type RedisRollProbe = Awaited<ReturnType<typeof probe.probeRedisSpecs>>;
 
@@ -105,12 +107,14 @@ export async function redisRollingRestart(input: RollingRestartInput): Promise<R
       }
       // Redis Cluster: the last probe found every node current, reachable, cluster_state ok and every shard with
       // an in-sync replica (the decision's guards run before it says done). Replication: verify one primary.
-      if (topologyIsCluster) return st.primary;
+      if (topologyIsCluster) return { primary: st.primary };
       const verify = await rb.step('verify', `verify one primary (${st.primary}), replicas linked and converging`, () =>
         wait.verifyRedisTopology.executeWithOptions({ summary: `verify one primary (${st.primary}), replicas linked` }, [{ cluster, primary: st.primary, timeoutMs: st.verifyTimeoutMs }]),
       );
-      return verify.primary;
+      return { primary: verify.primary, verified: verify.nodes.map((n) => n.node) };
     },
+    // A Redis Cluster has a primary per shard: no single standing.
+    standing: (p, opts) => (p.topology === 'cluster' ? undefined : standingOf(redisClusterStatus(cluster, p.topology ?? 'replication', p.nodes), opts)),
   };
   const report = await runRoll(rb, input, desired, engine);
   if (!promotionHooks.length) return report;

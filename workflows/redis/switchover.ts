@@ -82,6 +82,9 @@ export async function redisSwitchover(input: SwitchoverInput): Promise<Switchove
     (p) => `saw ${p.nodes.map((n) => (n.reachable ? `${n.node}=${n.role}@${n.offset}` : `${n.node}=unreachable`)).join(' ')}`,
   );
 
+  // --allow-degraded / --no-allow-degraded for this run, else the inventory's policy.allowDegraded (recorded in the probe).
+  const allowDegraded = input.allowDegraded ?? probed.policy.allowDegraded === true;
+  if (allowDegraded && input.allowDegraded === undefined) rb.audit('policy', 'allowDegraded from the inventory policy');
   // 2. Decide (pure, in the workflow: recorded once in history, never re-decided on retry)
   let unlinked: NotFollowing[] = [];
   const decision = await rb.step(
@@ -96,11 +99,11 @@ export async function redisSwitchover(input: SwitchoverInput): Promise<Switchove
       // is refused here, nothing changed, unless --allow-degraded: then the run hands over and reports it.
       if (patched(PATCH_REFUSE_UNLINKED)) {
         unlinked = nodesNotFollowing(redisClusterStatus(cluster, probed.topology ?? 'replication', probed.nodes), [r.decision.primary, r.decision.candidate]);
-        if (unlinked.length && !input.allowDegraded && !input.dryRun)
+        if (unlinked.length && !allowDegraded && !input.dryRun)
           throw ApplicationFailure.create({
             type: ErrorType.PreconditionFailed,
             nonRetryable: true,
-            message: `${unlinked.map((n) => `${n.node} will not follow the new primary: ${n.reason}`).join('; ')}; nothing was changed. Fix ${unlinked.length > 1 ? 'them' : 'it'} first, or pass --allow-degraded to hand ${r.decision.primary} -> ${r.decision.candidate} over anyway and leave ${unlinked.map((n) => n.node).join(', ')} behind`,
+            message: `${unlinked.map((n) => `${n.node} will not follow the new primary: ${n.reason}`).join('; ')}; nothing was changed. Fix ${unlinked.length > 1 ? 'them' : 'it'} first, or pass --allow-degraded (or set policy.allowDegraded in the inventory) to hand ${r.decision.primary} -> ${r.decision.candidate} over anyway and leave ${unlinked.map((n) => n.node).join(', ')} behind`,
           });
       }
       return r.decision;
@@ -305,6 +308,8 @@ export async function redisSwitchover(input: SwitchoverInput): Promise<Switchove
     const withStanding = patched(PATCH_ENDS_WITH_STANDING);
     const lookAtStanding = async (): Promise<ClusterStanding | undefined> => {
       if (!withStanding) return undefined;
+      // The phase the run ends in (done-incomplete) stays, not the look's own step name.
+      const phase = rb.progress.phase;
       try {
         const now = await rb.step('standing', `see where ${cluster} stands`, () => probe.probeRedisCluster.executeWithOptions({ summary: `see where ${cluster} stands` }, [{ cluster }]), () => undefined);
         const st = standingOf(redisClusterStatus(cluster, now.topology ?? 'replication', now.nodes), { expected: candidate, previousPrimary: primary });
@@ -312,6 +317,8 @@ export async function redisSwitchover(input: SwitchoverInput): Promise<Switchove
         return st;
       } catch {
         return undefined;
+      } finally {
+        if (phase.startsWith('done')) rb.setPhase(phase);
       }
     };
     const incomplete = (message: string, st: ClusterStanding | undefined) =>
@@ -354,7 +361,7 @@ export async function redisSwitchover(input: SwitchoverInput): Promise<Switchove
       ...(hooks.length ? { hooks } : {}),
       ...(st ? { standing: st } : {}),
       ...(left.length ? { notFollowing: left } : {}),
-      ...(input.allowDegraded ? { allowDegraded: true } : {}),
+      ...(allowDegraded ? { allowDegraded: true } : {}),
       steps: rb.timings(),
       audit: rb.progress.audit,
     });

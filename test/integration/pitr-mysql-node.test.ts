@@ -1,0 +1,168 @@
+/**
+ * Point-in-time restore into a named node (real Temporal, three real mariadbd, mariadb-binlog): the binlog
+ * archiver runs while rows are written (each acknowledged with its GTID), a logical backup is taken in between.
+ * The primary, a replicating replica, an unknown node and a replica holding data without --replace are refused
+ * in one line with nothing changed; a replica detached by the operator (STOP SLAVE) is restored with --replace
+ * to a GTID: exactly the acknowledged rows up to it, standalone and read-only, its GTID positions the target's,
+ * the primary and the other replica untouched; the report says where the cluster stands. The replay and the
+ * finish step run again change nothing (a retried attempt continues after what is in); the same node restored again
+ * to an earlier GTID with --writable is left writable, and the ending says the cluster has two writable nodes.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import mysql from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backupContext } from '../../activities/backup/context';
+import { connectRedis } from '../../activities/redis/conn';
+import { MARIADB_BACKUP_GRANTS } from '../../activities/backup/mysql';
+import { replayBinlogs } from '../../activities/backup/pitr';
+import { ensurePitrNodeFinished } from '../../activities/backup/pitr-node';
+import { formatPitrReport, runBackupArchive, runBackupRestore, runBackupRun } from '../../client/commands/backup';
+import { runPlan } from '../../client/commands/plan';
+import { parseGtidPos, posCovers } from '../../core/backup/binlog';
+import { PITR_LOGICAL_PRIVILEGES, PITR_NODE_PRIVILEGES } from '../../core/backup/pitr-node';
+import { loadInventory } from '../../inventory/load';
+import { withBackupBlock } from '../../sandbox/backup';
+import { APP_SCHEMA, startMariaFleet, type MariaFleet } from '../../sandbox/mariadb';
+import type { PitrRestoreReport } from '../../workflows/pitr';
+import { captureIO, startTestWorker, until, type TestWorker } from '../helpers';
+
+interface Ack {
+  id: number;
+  gtid: string;
+}
+
+describe('point-in-time restore into a node: MariaDB', () => {
+  let fleet: MariaFleet;
+  let tw: TestWorker;
+  let inventory: string;
+  let dir: string;
+  const cluster = 'pitr-node';
+  const opts = () => ({ address: tw.address, taskQueue: tw.taskQueue, inventory, json: true });
+  const acks: Ack[] = [];
+  let next = 1;
+
+  async function write(n: number) {
+    const conn = await mysql.createConnection({ socketPath: fleet.nodes[0].socket, user: 'root' });
+    try {
+      for (let k = 0; k < n; k++) {
+        const id = next++;
+        await conn.query(`INSERT INTO ${APP_SCHEMA}.pitr (id) VALUES (?)`, [id]);
+        const [[r]] = (await conn.query('SELECT @@last_gtid AS g')) as unknown as [[{ g: string }]];
+        acks.push({ id, gtid: r.g });
+      }
+    } finally {
+      await conn.end();
+    }
+  }
+  const ids = async (i: number) => (await fleet.sql<{ id: number }[]>(i, `SELECT id FROM ${APP_SCHEMA}.pitr ORDER BY id`)).map((r) => Number(r.id));
+
+  beforeAll(async () => {
+    fleet = await startMariaFleet({ cluster, replicas: 2 });
+    dir = mkdtempSync(path.join(os.tmpdir(), 'handover-pitr-node-'));
+    inventory = path.join(fleet.baseDir, 'inventory.yaml');
+    writeFileSync(inventory, withBackupBlock(fleet.inventoryYaml(), dir, 3, 'zstd'));
+    // The dump's grants, and what a point-in-time restore into a node needs (on the primary: replicated everywhere).
+    const pitr = [...Object.keys(PITR_NODE_PRIVILEGES), ...PITR_LOGICAL_PRIVILEGES];
+    await fleet.sql(0, `GRANT ${[...new Set([...MARIADB_BACKUP_GRANTS, ...pitr])].join(', ')} ON *.* TO 'handover'@'127.0.0.1'`);
+    await fleet.sql(0, `CREATE TABLE ${APP_SCHEMA}.pitr (id INT PRIMARY KEY) ENGINE=InnoDB`);
+    tw = await startTestWorker({ inventory: () => loadInventory(inventory) });
+    expect((await runBackupArchive({ ...opts(), cluster, action: 'start', runMs: 20_000, segmentMs: 300 }, captureIO())).exitCode).toBe(0);
+    await write(10);
+    await fleet.waitForReplication(0);
+    const bio = captureIO();
+    expect((await runBackupRun({ ...opts(), cluster, wait: true }, bio)).exitCode, bio.text()).toBe(0);
+    await write(10);
+    await fleet.waitForReplication(0);
+    const [p] = await fleet.sql<{ pos: string }[]>(0, 'SELECT @@gtid_binlog_pos AS pos');
+    await until(`the archive reaches ${p.pos}`, async () => {
+      const s = (await runBackupArchive({ ...opts(), cluster, action: 'status' }, captureIO())).status;
+      return !!s?.archivedPos && posCovers(parseGtidPos(s.archivedPos), parseGtidPos(p.pos));
+    });
+  }, 90_000);
+  afterAll(async () => {
+    if (tw) await runBackupArchive({ ...opts(), cluster, action: 'stop' }, captureIO()).catch(() => undefined);
+    await tw?.stop();
+    await fleet?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses the primary, a replicating replica, an unknown node and flags without a node, in one line, changing nothing', async () => {
+    const before = await fleet.state();
+    const k = acks[12].gtid;
+    const refused = async (o: Record<string, unknown>, re: RegExp) => {
+      const io = captureIO();
+      const r = await runBackupRestore({ ...opts(), json: false, cluster, toGtid: k, ...o }, io);
+      expect(r.exitCode, io.text()).toBe(2);
+      expect(io.errors.length, io.text()).toBe(1);
+      expect(io.text()).toMatch(re);
+    };
+    await refused({ to: fleet.nodes[0].id, replace: true }, new RegExp(`${fleet.nodes[0].id} is the primary of ${cluster}.*nothing was changed`));
+    await refused({ to: fleet.nodes[1].id, replace: true }, new RegExp(`${fleet.nodes[1].id} replicates from ${fleet.nodes[0].id} \\(IO Yes, SQL Yes\\): it is part of live replication; detach it first`));
+    await refused({ to: 'no-such-node' }, /unknown node "no-such-node"/);
+    await refused({ scratch: true, replace: true }, /--replace applies to a point-in-time restore into a node/);
+    const after = await fleet.state();
+    for (const n of fleet.nodes) expect({ ro: after[n.id].readOnly, io: after[n.id].io, sql: after[n.id].sql, source: after[n.id].source }, n.id).toEqual({ ro: before[n.id].readOnly, io: before[n.id].io, sql: before[n.id].sql, source: before[n.id].source });
+  }, 60_000);
+
+  it('restores a detached replica to a GTID exactly, leaves it standalone and read-only, and says where the cluster stands', async () => {
+    const [primary, live, target] = fleet.nodes;
+    await fleet.sql(target.id, 'STOP SLAVE'); // the operator detaches it
+    const k = acks[14];
+    // Holding data, without --replace: refused, still as the operator left it.
+    const nio = captureIO();
+    const nr = await runBackupRestore({ ...opts(), json: false, cluster, toGtid: k.gtid, to: target.id }, nio);
+    expect(nr.exitCode, nio.text()).toBe(2);
+    expect(nio.text()).toMatch(new RegExp(`TargetNotEmpty.*${target.id} holds schemas ${APP_SCHEMA}.*add --replace`));
+    expect((await fleet.state())[target.id].source).toBe(`${primary.host}:${primary.port}`);
+
+    const io = captureIO();
+    const r = await runBackupRestore({ ...opts(), cluster, toGtid: k.gtid, to: target.id, replace: true }, io);
+    expect(r.exitCode, io.text()).toBe(0);
+    const rep = (r as { report?: PitrRestoreReport }).report!;
+    expect(rep.replay.transactions).toBeGreaterThan(0);
+    expect(rep.replay.endPos).toBe(k.gtid);
+    // Exactly the acknowledged rows up to the target, none after.
+    expect(acks.length).toBeGreaterThan(15);
+    expect(await ids(2)).toEqual(acks.filter((a) => a.id <= k.id).map((a) => a.id));
+    const st = (await fleet.state())[target.id];
+    expect(st).toMatchObject({ up: true, readOnly: true, gtidBinlogPos: k.gtid, gtidSlavePos: k.gtid });
+    expect(st.source).toBeUndefined();
+    expect(rep.node).toMatchObject({ node: target.id, readOnly: true, replicating: false, gtidBinlogPos: k.gtid });
+    // Where the cluster stands: the primary untouched, the live replica following it, the restored node standalone.
+    expect(rep.standing).toMatchObject({ primary: primary.id, changed: false, following: [live.id], notFollowing: [{ node: target.id, reason: expect.stringMatching(/replicates from nobody \(standalone, read-only\)/) }] });
+    expect(rep.notes?.join(' ')).toMatch(/switchovers of pitr-node are refused while it stays/);
+    const text = formatPitrReport(rep);
+    expect(text).toMatch(new RegExp(`into node ${target.id}: standalone \\(no replication\\), read-only, gtid_binlog_pos ${k.gtid}`));
+    expect(text).toMatch(new RegExp(`where it stands: primary ${primary.id}\n    following ${primary.id}: ${live.id}\n    NOT following: ${target.id}: it replicates from nobody`));
+    await write(2);
+    const want = acks.map((a) => a.id);
+    await until('the live replica has every acknowledged row', async () => JSON.stringify(await ids(1)) === JSON.stringify(want));
+    expect((await fleet.state())[primary.id].readOnly).toBe(false);
+
+    // As the ending says: a switchover is refused while the restored node replicates from nobody (the plan changes nothing).
+    const pio = captureIO();
+    const plan = await runPlan({ ...opts(), json: false, runbook: 'switchover', cluster }, pio);
+    expect(plan.exitCode, pio.text()).toBe(2);
+    expect(pio.text()).toMatch(new RegExp(`more than one node replicates from nobody: .*${target.id}`));
+
+    // Run again (a retried attempt): nothing replayed twice, nothing changed.
+    const ctx = backupContext({ inventory: () => loadInventory(inventory), connectRedis });
+    const again = await replayBinlogs(ctx, { cluster, plan: rep.plan, node: target.id });
+    expect(again).toMatchObject({ alreadyReplayed: rep.replay.transactions, endPos: k.gtid, verified: true });
+    expect((await ensurePitrNodeFinished(ctx, { cluster, node: target.id, endPos: k.gtid })).changed).toBe(false);
+    expect(await ids(2)).toEqual(acks.filter((a) => a.id <= k.id).map((a) => a.id));
+
+    // The restored (standalone) node again, to an earlier GTID, left writable as asked: the ending says what that means.
+    const e = acks[11];
+    const wio = captureIO();
+    const w = await runBackupRestore({ ...opts(), cluster, toGtid: e.gtid, to: target.id, replace: true, writable: true }, wio);
+    expect(w.exitCode, wio.text()).toBe(0);
+    const wr = (w as { report?: PitrRestoreReport }).report!;
+    expect(await ids(2)).toEqual(acks.filter((a) => a.id <= e.id).map((a) => a.id));
+    expect((await fleet.state())[target.id]).toMatchObject({ readOnly: false, gtidBinlogPos: e.gtid });
+    expect(wr.notes?.join(' ')).toMatch(new RegExp(`${target.id} is WRITABLE besides ${primary.id}: ${cluster} has two writable nodes`));
+    expect((await fleet.state())[primary.id].readOnly).toBe(false);
+  }, 90_000);
+});
