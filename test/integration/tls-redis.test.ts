@@ -57,17 +57,17 @@ describe('TLS to Redis (tls-port only)', () => {
 
   it('switches over twice under a TLS writer, losing no acknowledged write; replication stays on TLS', async () => {
     const writer = new AckedWriter(fleet.nodes, fleet.password).start();
-    await moreAcks(writer, 150);
+    await moreAcks(writer, 50);
     const io1 = captureIO();
     const first = await runSwitchover(opts(), io1);
     expect(first.exitCode, io1.text()).toBe(0);
     const r1 = first.report!;
     expect(r1.oldPrimary).toBe(fleet.nodes[0].id);
-    await moreAcks(writer, 100); // acknowledged by the new primary before switching back
+    await moreAcks(writer, 50); // acknowledged by the new primary before switching back
     const io2 = captureIO();
     const second = await runSwitchover({ ...opts(), to: r1.oldPrimary }, io2);
     expect(second.exitCode, io2.text()).toBe(0);
-    await moreAcks(writer, 100);
+    await moreAcks(writer, 50);
     const stats = await writer.stop();
     await writer.close();
     expect(stats.acked).toBeGreaterThan(300);
