@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadInventory } from '../../inventory/load';
 import { runSwitchover } from '../../client/commands/switchover';
 import { runPlan } from '../../client/commands/plan';
-import { startRedisFleet, type RedisFleet } from '../../sandbox/redis';
+import { startRedisFleet, waitForReplication, type RedisFleet } from '../../sandbox/redis';
 import { AckedWriter } from '../../sandbox/writer';
 import { captureIO, commandCalls, moreAcks, runCli, startTestWorker, until, type TestWorker } from '../helpers';
 
@@ -97,6 +97,9 @@ describe('redis switchover: a promotion refused after the demotion is reverted',
     const [n1, n2] = f.nodes;
     const writer = new AckedWriter(f.nodes, f.password).start();
     await moreAcks(writer, 60);
+    // The candidate has synced (a replica that holds no keys yet is refused before the pause: main's copy, with a
+    // 300 ms sleep here, failed so once).
+    await waitForReplication(f, n1.id);
     onPaused = () => acl(f, n2.id, '-replicaof');
     const io = captureIO();
     const r = await runSwitchover(opts(f, n2.id), io);
