@@ -12,6 +12,7 @@ import { SqlWriter } from '../../sandbox/sql-writer';
 import type { DoltLab } from '../lab';
 import { chaosWriter, quietIO, started, switchedOver } from './common';
 import type { EndNode, EngineProbe, NodeView, Scenario } from './types';
+import { convergeOnTheWritable } from './types';
 
 interface RoleRow {
   role: string;
@@ -108,13 +109,7 @@ export function doltProbe(fleet: DoltFleet): EngineProbe {
         await sleep(100);
       }
     },
-    async reset() {
-      const end = await probe.endState();
-      const writable = Object.entries(end).filter(([, n]) => n.writable).map(([id]) => id);
-      if (writable.length !== 1) return [`${writable.length} writable nodes: ${JSON.stringify(end)}`];
-      const e = await probe.converge(writable[0], 60_000, []);
-      return e ? [`not converged: ${e}`] : [];
-    },
+    reset: () => convergeOnTheWritable(probe),
   };
   return probe;
 }

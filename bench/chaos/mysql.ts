@@ -22,6 +22,7 @@ import type { MysqlLab } from '../lab';
 import { BACKUP_POINTS, addBackupBlock, backupStates, checkOneNewGoodBackup, startBackup } from './backup';
 import { chaosWriter, failedOver, lostBeforeSight, quietIO, reasonRoll, rolled, started, switchedOver, unchanged } from './common';
 import type { EndNode, EngineProbe, KillMark, NodeView, Scenario, SettleResult } from './types';
+import { convergeOnTheWritable } from './types';
 
 export function mysqlProbe(fleet: MariaFleet): EngineProbe {
   // One root session per node over its socket, reopened after a failure (a fence ends other sessions too).
@@ -100,14 +101,7 @@ export function mysqlProbe(fleet: MariaFleet): EngineProbe {
         await sleep(50);
       }
     },
-    async reset() {
-      // Start each point from a converged fleet (the previous point may have left a replica still applying).
-      const end = await probe.endState();
-      const writable = Object.entries(end).filter(([, n]) => n.writable).map(([id]) => id);
-      if (writable.length !== 1) return [`${writable.length} writable nodes: ${JSON.stringify(end)}`];
-      const e = await probe.converge(writable[0], 60_000, []);
-      return e ? [`not converged: ${e}`] : [];
-    },
+    reset: () => convergeOnTheWritable(probe),
   };
   return probe;
 }

@@ -53,6 +53,18 @@ export interface EngineProbe {
   reset(): Promise<string[]>;
 }
 
+/**
+ * The usual `reset`: the fleet must have exactly one writable node, and every other node converges on it (the
+ * previous point may have left a replica still applying). Problems, if any.
+ */
+export async function convergeOnTheWritable(probe: Pick<EngineProbe, 'endState' | 'converge'>): Promise<string[]> {
+  const end = await probe.endState();
+  const writable = Object.entries(end).filter(([, n]) => n.writable).map(([id]) => id);
+  if (writable.length !== 1) return [`${writable.length} writable nodes: ${JSON.stringify(end)}`];
+  const e = await probe.converge(writable[0], 60_000, []);
+  return e ? [`not converged: ${e}`] : [];
+}
+
 /** Counts of the continuous split-brain sampler. Every sample counts; no re-sampling filter. */
 export interface SampleStats {
   samples: number;

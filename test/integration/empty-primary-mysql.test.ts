@@ -19,29 +19,17 @@ import { runMonitor } from '../../client/commands/monitor';
 import { runStatus } from '../../client/commands/status';
 import { loadInventory } from '../../inventory/load';
 import { APP_SCHEMA, MARIADB_HANDOVER_GRANTS, MARIADB_HANDOVER_SCHEMA_GRANT, startMariaFleet, templateDir, type MariaFleet } from '../../sandbox/mariadb';
-import { sleep } from '../../sandbox/ports';
 import { SqlWriter } from '../../sandbox/sql-writer';
 import type { MonitorStatus } from '../../workflows/monitor';
-import { captureIO, startTestWorker, type TestWorker } from '../helpers';
+import { captureIO, until as untilCondition, startTestWorker, type TestWorker } from '../helpers';
 
 // A detection window of 30 rounds x 300 ms (9 s): far longer than the node takes to come back, so a failover here
 // can only come from the guard (once it answers, the DeadMaster rule reads "alive").
 const POLICY = { probeIntervalMs: 300, probesToConfirm: 30, failoverBlockMs: 600_000, catchUpTimeoutMs: 20_000, verifyTimeoutMs: 30_000 };
 const WINDOW_MS = POLICY.probeIntervalMs * POLICY.probesToConfirm;
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    const v = await fn().catch((e) => {
-      last = e;
-      return undefined;
-    });
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(50);
-  }
-}
+/** The shared condition wait, with this file's bound (30_000 ms) and poll (50 ms). */
+const until = <T,>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000) => untilCondition<T>(what, fn, timeoutMs, 50);
 
 describe('the empty-primary guard (MariaDB)', () => {
   let fleet: MariaFleet;

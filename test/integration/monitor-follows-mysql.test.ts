@@ -22,27 +22,15 @@ import { runStatus } from '../../client/commands/status';
 import { runSwitchover } from '../../client/commands/switchover';
 import { loadInventory } from '../../inventory/load';
 import { APP_SCHEMA, startMariaFleet, type MariaFleet } from '../../sandbox/mariadb';
-import { sleep } from '../../sandbox/ports';
 import { SqlWriter } from '../../sandbox/sql-writer';
 import type { MonitorStatus } from '../../workflows/monitor';
-import { captureIO, moreAcks, startTestWorker, type TestWorker } from '../helpers';
+import { captureIO, until as untilCondition, moreAcks, startTestWorker, type TestWorker } from '../helpers';
 
 // Window: 5 consecutive DeadMaster rounds 400 ms apart (about 2 s plus probe time).
 const POLICY = { probeIntervalMs: 400, probesToConfirm: 5, failoverBlockMs: 1_000, catchUpTimeoutMs: 20_000, verifyTimeoutMs: 30_000 };
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    const v = await fn().catch((e) => {
-      last = e;
-      return undefined;
-    });
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(100);
-  }
-}
+/** The shared condition wait, with this file's bound (60_000 ms) and poll (100 ms). */
+const until = <T,>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000) => untilCondition<T>(what, fn, timeoutMs, 100);
 
 describe('the MariaDB monitor follows the topology', () => {
   let fleet: MariaFleet;
