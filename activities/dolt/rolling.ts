@@ -110,7 +110,7 @@ export function createDoltRollingActivities(deps: DoltActivityDeps) {
     /**
      * Ensure `node` runs a server started more than 1 s after `sinceStartedAt` (epoch seconds, the start the roll saw), with
      * `set` written into its sql-server config: a no-op when it already does (a retried or resumed step);
-     * else the controller restarts it, and the activity waits until it answers with a later start time.
+     * else the controller restarts it, and the activity waits until a new server answers (see below).
      */
     ensureDoltNodeRestarted: activity(async (i: { cluster: string; node: string; sinceStartedAt: number; set: Record<string, string>; timeoutMs: number }): Promise<{ changed: boolean; audit: string }> => {
       const c = ops.spec(i.cluster);
@@ -126,9 +126,16 @@ export function createDoltRollingActivities(deps: DoltActivityDeps) {
       const t0 = Date.now();
       const did = await heartbeatWhile(() => controllerFor(c.controller, c.name, 'dolt').restart({ node: n, set: i.set, onStopped: () => deps.failpoint?.('ensureDoltNodeRestarted.stopped') }));
       const deadline = Date.now() + i.timeoutMs;
+      // A start within the same second or two as the one the roll saw (a node the handover just restarted) cannot
+      // tell the servers apart. The local controller returns once the old process has exited, so whatever answers
+      // after it is the new server; with another controller, a node seen down since the restart and answering again.
+      const oldIsGone = c.controller?.type === 'local';
+      let sawDown = false;
       await heartbeatWhile(async () => {
         for (;;) {
-          if (restartedSince(await started())) return;
+          const t = await started();
+          if (t === undefined) sawDown = true;
+          else if (restartedSince(t) || oldIsGone || sawDown) return;
           if (Date.now() > deadline) throw new HandoverError(ErrorType.VerificationFailed, `${i.node} does not answer with a new server within ${i.timeoutMs} ms of its restart`);
           await sleep(200);
         }
