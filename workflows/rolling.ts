@@ -6,7 +6,7 @@
  * the primary over (workflows/<engine>/rolling-restart.ts). Deterministic: workflow APIs only.
  */
 import { ApplicationFailure, CancellationScope, executeChild, patched, sleep } from '@temporalio/workflow';
-import { ErrorType } from '../core/errors';
+import { ErrorType, REFUSAL_TYPES } from '../core/errors';
 import { SA_CLUSTER, SA_RUNBOOK, operationWorkflowId } from '../core/ids';
 import { describeAction, restartTokenOf, type DesiredSpec, type RollingAction } from '../core/rolling';
 import type { RollingRestartInput, RollingRestartReport } from './contracts';
@@ -164,6 +164,8 @@ export async function runRoll<N extends { node: string }, P extends RollProbe<N>
       // A failure after the first change (a restart or a handover that did not finish, verification, a Sentinel):
       // look once at where the cluster stands and say it, with what was rolled (exit 1, never "nothing changed").
       if (firstPrimary === undefined || ended.has(e as object) || failureTypeOf(e) === ErrorType.Aborted || !patched(PATCH_ROLL_ENDS_WITH_STANDING)) throw e;
+      // A refusal of the first action (a pre-hook, a controller without the binary) changed nothing: it stays one.
+      if (st.restarts.length + st.handovers.length === 0 && REFUSAL_TYPES.has(failureTypeOf(e) ?? '')) throw e;
       let s: ClusterStanding | undefined;
       try {
         s = standingNow(await rb.step('standing', `see where ${cluster} stands`, () => engine.probe(), () => undefined));
