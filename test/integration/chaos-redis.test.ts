@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { BACKUP_REDIS, FAILOVER_REDIS, ROLLING_RESTART_REDIS_SENTINEL, SWITCHOVER_REDIS, runChaos, summaryFailures, type ChaosSummary, type Scenario } from '../../bench/chaos/index';
+import { BACKUP_REDIS, ROLLING_RESTART_REDIS_SENTINEL, SWITCHOVER_REDIS, runChaos, summaryFailures, type ChaosSummary, type Scenario } from '../../bench/chaos/index';
 import { startLab, type Lab } from '../../bench/lab';
 import { checkPoint, redisProbe } from '../../bench/chaos/index';
 import { SplitBrainSampler } from '../../bench/chaos/sampler';
@@ -110,10 +110,7 @@ describe('rolling restart through Sentinel and failover survive SIGKILL of the w
     await chaos(ROLLING_RESTART_REDIS_SENTINEL, 'ci-chaos-snt', ['inside:ensureRedisSentinelHandover.demoted']);
   }, 300_000);
 
-  it('failover with the primary killed under the writer: lost writes only within the reported window; the dead node is fenced back', async () => {
-    await chaos(FAILOVER_REDIS, 'ci-chaos-fo', ['after:ensureRedisPromoted']);
-  }, 300_000);
-
+  // The failover's point after the promotion (after:ensureRedisPromoted) is chaos-monitor's Redis child point; `npm run chaos` runs the failover matrix.
   it('backup: killed while streaming the RDB; the retried take finishes the same backup, listed good once', async () => {
     await chaos(BACKUP_REDIS, 'ci-chaos-bk', ['inside:takeBackup.streaming']);
   }, 300_000);
