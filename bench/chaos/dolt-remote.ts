@@ -6,7 +6,6 @@
  * the one writable node when it is read-only and pulls from the remote; it has "converged" when it holds the
  * primary's head of the app database (a read replica pulls when a transaction starts).
  */
-import mysql from 'mysql2/promise';
 import { runSwitchover } from '../../client/commands/switchover';
 import { DOLT_REMOTE_APP_DB, DOLT_REMOTE_NAME, type DoltRemoteFleet } from '../../sandbox/dolt-remote';
 import { sleep } from '../../sandbox/ports';
@@ -15,6 +14,7 @@ import type { DoltRemoteLab } from '../lab';
 import { chaosWriter, quietIO, started, switchedOver } from './common';
 import type { EndNode, EngineProbe, NodeView, Scenario } from './types';
 import { convergeOnTheWritable } from './types';
+import { rootSessions } from './dolt';
 
 interface PartRow {
   ro: number;
@@ -23,23 +23,8 @@ interface PartRow {
 }
 
 export function doltRemoteProbe(fleet: DoltRemoteFleet): EngineProbe {
-  // One root session per node for the sampler, reopened after a failure (a restart ends every session).
-  const conns = new Map<string, mysql.Connection>();
-  const drop = (id: string) => {
-    conns.get(id)?.destroy();
-    conns.delete(id);
-  };
-  const part = async (id: string): Promise<PartRow> => {
-    let c = conns.get(id);
-    if (!c) {
-      const n = fleet.nodes.find((x) => x.id === id)!;
-      c = await mysql.createConnection({ host: n.host, port: n.port, user: 'root', connectTimeout: 1000 });
-      c.on('error', () => drop(id));
-      conns.set(id, c);
-    }
-    const [r] = await c.query({ sql: 'SELECT @@GLOBAL.read_only AS ro, @@GLOBAL.dolt_replicate_to_remote AS push, @@GLOBAL.dolt_read_replica_remote AS pull', timeout: 1000 });
-    return (r as PartRow[])[0];
-  };
+  const sessions = rootSessions(fleet.nodes);
+  const part = (id: string) => sessions.row<PartRow>(id, 'SELECT @@GLOBAL.read_only AS ro, @@GLOBAL.dolt_replicate_to_remote AS push, @@GLOBAL.dolt_read_replica_remote AS pull');
   /** The app database's main head on a node (a fresh session: on a replica its transaction pulls first). */
   const head = async (id: string) => (await fleet.sql<{ h: string }[]>(id, "SELECT hash AS h FROM dolt_branches WHERE name = 'main'", [], DOLT_REMOTE_APP_DB))[0]?.h;
   const probe: EngineProbe = {
@@ -52,7 +37,7 @@ export function doltRemoteProbe(fleet: DoltRemoteFleet): EngineProbe {
           try {
             out[n.id] = Number((await part(n.id)).ro) === 0 ? 'writable' : 'read-only';
           } catch {
-            drop(n.id);
+            sessions.drop(n.id);
             out[n.id] = 'down';
           }
         }),
@@ -60,7 +45,7 @@ export function doltRemoteProbe(fleet: DoltRemoteFleet): EngineProbe {
       return out;
     },
     closeViews() {
-      for (const id of [...conns.keys()]) drop(id);
+      sessions.close();
     },
     writer(prefix) {
       const w = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword, prefix);

@@ -20,24 +20,39 @@ interface RoleRow {
   ro: number;
 }
 
-export function doltProbe(fleet: DoltFleet): EngineProbe {
-  // One root session per node, reopened after a failure (a role change ends every session of the server).
+/**
+ * One root session per node for a sampler, reopened after a failure (a restart or a role change ends every
+ * session of the server): `row` reads the first row of `sql` with a 1 s bound; `drop` forgets a node's session;
+ * `close` every one.
+ */
+export function rootSessions(nodes: { id: string; host: string; port: number }[]) {
   const conns = new Map<string, mysql.Connection>();
   const drop = (id: string) => {
     conns.get(id)?.destroy();
     conns.delete(id);
   };
-  const role = async (id: string): Promise<RoleRow> => {
-    let c = conns.get(id);
-    if (!c) {
-      const n = fleet.nodes.find((x) => x.id === id)!;
-      c = await mysql.createConnection({ host: n.host, port: n.port, user: 'root', connectTimeout: 1000 });
-      c.on('error', () => drop(id));
-      conns.set(id, c);
-    }
-    const [r] = await c.query({ sql: 'SELECT @@GLOBAL.dolt_cluster_role AS role, @@GLOBAL.dolt_cluster_role_epoch AS epoch, @@GLOBAL.read_only AS ro', timeout: 1000 });
-    return (r as RoleRow[])[0];
+  return {
+    drop,
+    close: () => {
+      for (const id of [...conns.keys()]) drop(id);
+    },
+    async row<T>(id: string, sql: string): Promise<T> {
+      let c = conns.get(id);
+      if (!c) {
+        const n = nodes.find((x) => x.id === id)!;
+        c = await mysql.createConnection({ host: n.host, port: n.port, user: 'root', connectTimeout: 1000 });
+        c.on('error', () => drop(id));
+        conns.set(id, c);
+      }
+      const [r] = await c.query({ sql, timeout: 1000 });
+      return (r as T[])[0];
+    },
   };
+}
+
+export function doltProbe(fleet: DoltFleet): EngineProbe {
+  const sessions = rootSessions(fleet.nodes);
+  const role = (id: string) => sessions.row<RoleRow>(id, 'SELECT @@GLOBAL.dolt_cluster_role AS role, @@GLOBAL.dolt_cluster_role_epoch AS epoch, @@GLOBAL.read_only AS ro');
   const hash = async (id: string) => (await fleet.sql<{ h: string }[]>(id, 'SELECT dolt_hashof_db() AS h', [], DOLT_APP_DB))[0].h;
   const probe: EngineProbe = {
     engine: 'dolt',
@@ -50,7 +65,7 @@ export function doltProbe(fleet: DoltFleet): EngineProbe {
             const r = await role(n.id);
             out[n.id] = r.role === 'primary' && Number(r.ro) === 0 ? 'writable' : 'read-only';
           } catch {
-            drop(n.id);
+            sessions.drop(n.id);
             out[n.id] = 'down';
           }
         }),
@@ -58,7 +73,7 @@ export function doltProbe(fleet: DoltFleet): EngineProbe {
       return out;
     },
     closeViews() {
-      for (const id of [...conns.keys()]) drop(id);
+      sessions.close();
     },
     writer(prefix) {
       const w = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword, prefix);
