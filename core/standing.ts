@@ -37,6 +37,10 @@ export function nodesNotFollowing(c: ClusterStatus, except: string[] = [], prima
     if (except.includes(n.node) || (primary === undefined && c.primaries.includes(n.node)) || n.node === primary) continue;
     if (!n.reachable) out.push({ node: n.node, reason: `unreachable${n.error ? ` (${n.error})` : ''}` });
     else if (primary !== undefined && n.role === 'primary') out.push({ node: n.node, reason: n.readOnly === true ? 'it replicates from nobody (standalone, read-only)' : 'it is a primary itself' });
+    // Neither primary nor replica (a Dolt remote node left fenced or misconfigured): position says which.
+    else if (primary !== undefined && n.role === undefined) out.push({ node: n.node, reason: `neither a primary nor a replica${n.position ? ` (${n.position})` : ''}` });
+    // A Dolt read replica whose history no longer contains its primary's head: not a link, it diverged.
+    else if (n.role === 'replica' && n.lagCommits === null) out.push({ node: n.node, reason: `it has diverged from ${n.replicaOf ?? 'its primary'} (its head is not in the primary's history)` });
     else if (n.role === 'replica' && n.linkUp === false) out.push({ node: n.node, reason: `its replication link to ${n.replicaOf ?? '?'} is down (${n.link}; wrong replication credentials, or the network)` });
     else if (primary !== undefined && n.role === 'replica' && n.replicaOf !== primary) out.push({ node: n.node, reason: `it replicates from ${n.replicaOf ?? 'nowhere'}, not from ${primary}` });
   }

@@ -158,8 +158,8 @@ export function formatDoltRemoteReport(r: DoltRemoteSwitchoverReport): string {
     if (r.abortRequested) lines.push('  abort requested after the point of no return: finished forward');
     lines.push(`  write pause (fence to promotion): ${r.writePauseMs} ms`);
     if (r.heads) lines.push(`  heads promoted: ${Object.entries(r.heads).flatMap(([db, bs]) => Object.entries(bs).map(([b, h]) => `${db}/${b} ${h}`)).join(', ') || 'no databases'}`);
-    lines.push(`  stands: ${r.standing}`);
     lines.push(...runbookHookLines(r.hooks, 'the switchover stands'));
+    lines.push(...standingLines(r.standing));
     lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
   }
   return lines.join('\n');

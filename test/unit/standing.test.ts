@@ -47,6 +47,27 @@ describe('where a cluster stands (core/standing.ts)', () => {
     expect(nodesNotFollowing(st, ['b', 'a']).map((x) => x.node)).toEqual(['c', 'd']);
   });
 
+  it('Dolt read replicas through a remote: a node neither primary nor replica, and a diverged replica, say so', () => {
+    const remote = status(
+      [
+        n('p', { role: 'primary', position: 'pushing to origin' }),
+        n('r', { role: 'replica', replicaOf: 'p', link: 'via origin', linkUp: true, lagCommits: 0 }),
+        n('f', { position: 'fenced' }),
+        n('d', { role: 'replica', replicaOf: 'p', link: 'via origin', linkUp: false, lagCommits: null }),
+      ],
+      ['p'],
+    );
+    expect(standingOf(remote)).toEqual({
+      primary: 'p',
+      changed: false,
+      following: ['r'],
+      notFollowing: [
+        { node: 'f', reason: 'neither a primary nor a replica (fenced)' },
+        { node: 'd', reason: "it has diverged from p (its head is not in the primary's history)" },
+      ],
+    });
+  });
+
   it('a failure carries it in its first detail', () => {
     const s = standingOf(st, { expected: 'b' });
     expect(standingFromDetails([{ standing: s }])).toEqual(s);
