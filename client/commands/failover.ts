@@ -73,6 +73,7 @@ export async function runFailover(raw: FailoverOptions, io: IO): Promise<{ exitC
             `  data-loss window: ${r.dataLossWindow.note}`,
             `  old primary: ${r.fenced}`,
             ...hookLines(r.hooks),
+            ...standingLines(r.standing),
             ...tailLines(r),
           ].join('\n')
         : 'engine' in r
