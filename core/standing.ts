@@ -64,6 +64,17 @@ function withoutPrimary(n: ClusterStatus['nodes'][number]): string {
 }
 
 /**
+ * Where one shard of a Redis Cluster stands: the status cut down to the shard's nodes, so the other shards'
+ * primaries do not count. The shard is `seeds` (its primary and replicas as the run knew them: the old primary,
+ * the new one) and every node that replicates from one of them now.
+ */
+export function shardStandingOf(c: ClusterStatus, seeds: string[], opts: { expected?: string; previousPrimary?: string } = {}): ClusterStanding {
+  const members = new Set(seeds);
+  for (const n of c.nodes) if (n.role === 'replica' && n.replicaOf && seeds.includes(n.replicaOf)) members.add(n.node);
+  return standingOf({ ...c, nodes: c.nodes.filter((n) => members.has(n.node)), primaries: c.primaries.filter((p) => members.has(p)) }, opts);
+}
+
+/**
  * The standing after a run whose last step verified `primary` with `verified` following it (no extra probe):
  * the nodes left out of verification (`left`, each with why) do not follow.
  */

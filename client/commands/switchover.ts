@@ -141,6 +141,7 @@ export function formatClusterReport(r: ClusterSwitchoverReport): string {
     lines.push(`  write pause (CLUSTER FAILOVER issued until the roles switched): ${r.writePauseMs} ms`);
     if (r.views) lines.push(`  CLUSTER NODES: ${Object.entries(r.views).map(([n, v]) => `${n} ${v}`).join(', ')}`);
     lines.push(...runbookHookLines(r.hooks, 'the switchover stands'));
+    lines.push(...standingLines(r.standing, `shard ${r.decision.slots}`));
     lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
   }
   return lines.join('\n');

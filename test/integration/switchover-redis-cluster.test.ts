@@ -89,6 +89,9 @@ describe('switchover of a Redis Cluster shard', () => {
     const second = rep.newPrimary;
     expect(second).not.toBe(first);
     expect(Object.values(rep.views ?? {}).every((v) => v === 'agrees')).toBe(true);
+    // Where the shard stands, from one look after the agreement: the new primary (was the old), the old one following it.
+    expect(rep.standing).toEqual({ primary: second, previousPrimary: first, changed: true, following: [first], notFollowing: [] });
+    expect(io.text()).toContain(`  where shard ${slots} stands: primary ${second} (was ${first})\n    following ${second}: ${first}\n`);
     for (const [viewer, v] of Object.entries(await views(fleet))) {
       expect(v[second].flags, `${viewer}'s view of ${second}`).toMatch(/master/);
       expect(v[second].slots, `${viewer}'s view of ${second}`).toBe(slots);

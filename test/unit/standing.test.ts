@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nodesNotFollowing, standingAfterVerify, standingFromDetails, standingLine, standingOf } from '../../core/standing';
+import { nodesNotFollowing, shardStandingOf, standingAfterVerify, standingFromDetails, standingLine, standingOf } from '../../core/standing';
 import type { ClusterStatus } from '../../core/status';
 
 const status = (nodes: ClusterStatus['nodes'], primaries: string[]): ClusterStatus => ({ cluster: 'c', engine: 'redis', topology: 'replication', primaries, nodes, problems: [] });
@@ -66,6 +66,27 @@ describe('where a cluster stands (core/standing.ts)', () => {
         { node: 'd', reason: "it has diverged from p (its head is not in the primary's history)" },
       ],
     });
+  });
+
+  it('a Redis Cluster shard: only its nodes count (the seeds and whoever replicates from them now)', () => {
+    const cluster = status(
+      [
+        n('a', { reachable: false, error: 'connect ECONNREFUSED' }),
+        n('b', { role: 'primary' }),
+        n('c', { role: 'replica', replicaOf: 'b', linkUp: true, link: 'up' }),
+        n('x', { role: 'primary' }),
+        n('y', { role: 'replica', replicaOf: 'x', linkUp: true, link: 'up' }),
+      ],
+      ['b', 'x'],
+    );
+    expect(shardStandingOf(cluster, ['a', 'b'], { expected: 'b', previousPrimary: 'a' })).toEqual({
+      primary: 'b',
+      previousPrimary: 'a',
+      changed: true,
+      following: ['c'],
+      notFollowing: [{ node: 'a', reason: 'unreachable (connect ECONNREFUSED)' }],
+    });
+    expect(shardStandingOf(cluster, ['x'])).toEqual({ primary: 'x', changed: false, following: ['y'], notFollowing: [] });
   });
 
   it('a failure carries it in its first detail', () => {
