@@ -11,7 +11,7 @@
  * ends only when every reachable node's CLUSTER NODES view shows the new primary serving the shard's slots and
  * the old primary its replica. Decisions are frozen in workflow state; the point of no return is the FAILOVER.
  */
-import { ApplicationFailure, CancellationScope, CancelledFailure, patched } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, CancelledFailure, patched, sleep } from '@temporalio/workflow';
 import { decideClusterShardSwitchover, slotsInclude, type ClusterShardDecision } from '../../core/redis/cluster-switchover';
 import { ErrorType } from '../../core/errors';
 import { redisClusterStatus } from '../../core/status';
@@ -204,7 +204,13 @@ export async function redisClusterSwitchover(input: SwitchoverInput): Promise<Cl
       rb.setPhase('done-incomplete');
       throw failWith(ErrorType.HandoverIncomplete, `switchover of shard ${slots} of ${cluster} passed the point of no return (CLUSTER FAILOVER on ${candidate} completed, ${primary} was its primary); the nodes did not agree: ${messageOf(err)}`, st);
     }
-    const standing = await look();
+    // The old primary has just turned replica: its link may still be coming up (a PSYNC). Looked at again, a
+    // few times 300 ms apart, before it is reported as not following.
+    let standing = await look();
+    for (let i = 0; i < 10 && standing?.notFollowing.some((n) => n.reason.startsWith('its replication link')); i++) {
+      await sleep(300);
+      standing = await look();
+    }
     hooks.push(...(await runPostHooks(rb, 'postSwitchover', postHooks, hookRun)));
     rb.setPhase(hooks.some((x) => !x.ok) ? 'done-post-hook-failed' : 'done');
     return report({ writePauseMs: h.handoverMs, views: agreed.views, approval, standing, ...(hooks.length ? { hooks } : {}), steps: rb.timings(), audit: rb.progress.audit });
