@@ -20,9 +20,14 @@
  * behind that position (a failover that lost transactions the archive had read), it continues from the new
  * primary's position and records `forkedAt`; a restore drops the archived transactions past it (they are not
  * in the cluster's history).
+ *
+ * One archiver at a time: every call first takes the archive's lease in the store (activities/backup/lease.ts),
+ * renews it while it runs and before storing a manifest, and a second archiver (another workflow, namespace or
+ * Temporal) is refused with ArchiveLeaseHeld naming the holder; a lease not renewed for its lifetime (the
+ * holder died) is taken over.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -48,10 +53,12 @@ import {
   type SegmentManifest,
 } from '../../core/backup/binlog';
 import type { BackupCompression } from '../../core/backup/decide';
+import { LEASE_TTL_MS, describeHolder, type LeaseOwner } from '../../core/backup/lease';
 import { ErrorType, HandoverError } from '../../core/errors';
 import { mysqlTarget, replicationAccount } from '../mysql/conn';
 import { compressionOf, EXT, type BackupCluster, type BackupContext } from './context';
 import { encryptStream } from './crypto';
+import { ArchiveLeaseHolder, localOwner } from './lease';
 import { mysqlClientTlsArgs, optionFile } from './mysql';
 import type { BackupStorage } from './storage';
 import { codecStream } from './stream';
@@ -65,6 +72,11 @@ export interface ArchiveBinlogsInput {
   segmentMs?: number;
   /** ... or it holds this many bytes (default 16 MiB). */
   segmentBytes?: number;
+  /** The archiver's lease token (fixed for the archiver's life, carried across continue-as-new) and lifetime (ms; default 60 s). */
+  leaseToken?: string;
+  leaseTtlMs?: number;
+  /** Outside a workflow (tests, tools): who this call is; default a fresh local owner. */
+  owner?: LeaseOwner;
 }
 
 export interface ArchiveBinlogsResult {
@@ -77,6 +89,8 @@ export interface ArchiveBinlogsResult {
   coveredUntil?: number;
   /** Primary changes followed in this call: "old -> new at <pos>". */
   followed: string[];
+  /** The archive's lease: its generation at the end, and how this call took it. */
+  lease: { generation: number; took: 'free' | 'released' | 'expired' | 'ours'; from?: string };
   audit: string;
 }
 
@@ -256,6 +270,16 @@ export async function archiveBinlogs(ctx: BackupContext, input: ArchiveBinlogsIn
   }
   const cancelled = () => actx?.cancellationSignal.aborted ?? false;
 
+  // One archiver per archive: the lease first (before clearPartial, which would abort another archiver's uploads).
+  const wf = actx?.info.workflowExecution;
+  const owner: LeaseOwner =
+    input.owner ??
+    (wf
+      ? { archiver: wf.workflowId, namespace: actx!.info.workflowNamespace ?? 'default', token: input.leaseToken ?? `${actx!.info.workflowNamespace ?? 'default'}/${wf.workflowId}`, session: randomUUID(), host: os.hostname(), pid: process.pid }
+      : localOwner());
+  const lease = await ArchiveLeaseHolder.acquire({ storage, cluster: c.name, owner, ttlMs: input.leaseTtlMs ?? LEASE_TTL_MS });
+  const tookFrom = lease.took.why === 'expired' && lease.took.previous ? describeHolder(lease.took.previous, Date.now()) : undefined;
+
   await storage.clearPartial(c.name, ARCHIVE_ID);
   // Where the archive continues: the last stored manifest (any attempt, any worker, either store).
   const lastSeg = await lastSegment(storage, c.name);
@@ -275,6 +299,7 @@ export async function archiveBinlogs(ctx: BackupContext, input: ArchiveBinlogsIn
     if (!view.primary) {
       state.note = `no single writable node (${view.nodes.map((n) => `${n.node}=${n.error ? 'down' : n.readOnly ? 'read-only' : 'writable'}`).join(' ')}); waiting`;
       beat();
+      await lease.ensure();
       await sleep(500);
       continue;
     }
@@ -333,6 +358,7 @@ export async function archiveBinlogs(ctx: BackupContext, input: ArchiveBinlogsIn
     const flush = async () => {
       if (!pending.length) return;
       if (!asm.fde) throw new Error('no FORMAT_DESCRIPTION event read from the primary before its transactions');
+      await lease.ensure();
       const seq = nextSeq;
       const data = binlogFile(asm.fde, pending);
       const file = SEGMENT_DATA(seq, compression);
@@ -359,6 +385,8 @@ export async function archiveBinlogs(ctx: BackupContext, input: ArchiveBinlogsIn
         ...(pendingForkedAt ? { forkedAt: pendingForkedAt } : {}),
       };
       await ctx.failpoint('archiveBinlogs.segment');
+      // Still this archiver's (a lease released by `archive stop`, or taken over after a pause, is seen here, before the manifest).
+      await lease.ensure({ verify: true });
       await storage.putJson(c.name, ARCHIVE_ID, `${segmentName(seq)}.json`, m);
       transactionsStored += pending.length;
       state.segmentsStored++;
@@ -390,6 +418,7 @@ export async function archiveBinlogs(ctx: BackupContext, input: ArchiveBinlogsIn
         if (Date.now() >= deadline || cancelled()) break;
         if (Date.now() - lastCheck >= 1000) {
           lastCheck = Date.now();
+          await lease.ensure();
           const checkAt = Date.now();
           const v = await viewNodes(ctx, c);
           if (v.primary && v.primary.node !== primary) break; // followed on the next round, from the archived position
@@ -426,6 +455,8 @@ export async function archiveBinlogs(ctx: BackupContext, input: ArchiveBinlogsIn
     await saveState().catch(() => undefined);
   }
   await saveState().catch(() => undefined);
+  // Stopped (archive stop cancels): the next archiver may start at once. Otherwise kept for the next call.
+  if (cancelled()) await lease.release();
   return {
     cluster: c.name,
     primary: state.primary,
@@ -435,6 +466,7 @@ export async function archiveBinlogs(ctx: BackupContext, input: ArchiveBinlogsIn
     lagTransactions: state.lagTransactions,
     coveredUntil: state.coveredUntil,
     followed,
-    audit: `archived ${transactionsStored} transaction(s) in ${state.segmentsStored} segment(s) from ${state.primary ?? 'no primary'}, up to ${state.archivedPos || 'nothing yet'}${followed.length ? `; followed ${followed.join('; ')}` : ''}`,
+    lease: { generation: lease.lease.generation, took: lease.took.why, ...(tookFrom ? { from: tookFrom } : {}) },
+    audit: `archived ${transactionsStored} transaction(s) in ${state.segmentsStored} segment(s) from ${state.primary ?? 'no primary'}, up to ${state.archivedPos || 'nothing yet'}${followed.length ? `; followed ${followed.join('; ')}` : ''}${tookFrom ? `; took the archive's lease over from ${tookFrom}` : ''}`,
   };
 }
