@@ -329,6 +329,8 @@ export interface ArchiveStatusView {
   followed: string[];
   note?: string;
   lastError?: string;
+  /** Not running because its last run failed: why (one line). */
+  ended?: string;
   /** Who holds the archive's lease (one archiver per archive), as the store says. */
   lease?: { holder: string; namespace: string; generation: number; expiresAt: string; released: boolean; text: string };
 }
@@ -418,6 +420,18 @@ async function archiveStatus(o: z.output<typeof BackupArchiveOptions>, workflowI
   const [seqs, last, state, { lease }] = await Promise.all([segmentSeqs(storage, o.cluster), lastSegment(storage, o.cluster), readArchiveState(storage, o.cluster), readLease(storage, o.cluster)]);
   let live: Partial<ArchiveHeartbeat> | undefined;
   let wf: ArchiverStatus | undefined;
+  let ended: string | undefined;
+  if (!running) {
+    // Ended on its own (e.g. refused: another archiver holds the archive's lease): why.
+    const d = await handle.describe().catch(() => undefined);
+    if (d?.status.name === 'FAILED') {
+      const f = await handle.result().then(
+        () => undefined,
+        (e: unknown) => rootFailure(e),
+      );
+      if (f) ended = `${f.type ? `${f.type}: ` : ''}${f.message}`;
+    }
+  }
   if (running) {
     wf = await handle.query<ArchiverStatus>('archiveStatus').catch(() => undefined);
     const d = await handle.describe().catch(() => undefined);
@@ -443,6 +457,7 @@ async function archiveStatus(o: z.output<typeof BackupArchiveOptions>, workflowI
     followed: wf?.followed ?? [],
     ...(live?.note ?? state?.note ? { note: live?.note ?? state?.note } : {}),
     ...(wf?.lastError ? { lastError: wf.lastError } : {}),
+    ...(ended ? { ended } : {}),
     ...(lease
       ? {
           lease: {
@@ -467,6 +482,7 @@ export function formatArchiveStatus(s: ArchiveStatusView): string {
     ...(s.lease ? [`  lease (generation ${s.lease.generation}): ${s.lease.text}`] : []),
     ...(s.note ? [`  ! ${s.note}`] : []),
     ...(s.lastError ? [`  ! last error: ${s.lastError}`] : []),
+    ...(s.ended ? [`  ! ended: ${s.ended}`] : []),
   ].join('\n');
 }
 

@@ -187,5 +187,14 @@ describe('point-in-time recovery with the archive in S3: MariaDB', () => {
     const stopped = await runBackupArchive({ ...opts(), cluster, action: 'stop' }, captureIO());
     expect(stopped.exitCode).toBe(0);
     expect((await readLease(storage, cluster)).lease).toMatchObject({ released: true, owner: { archiver: archiverWorkflowId(cluster) } });
+    // Started past the CLI's check while an archiver of another namespace holds the lease: it ends, and status says why.
+    const other = await ArchiveLeaseHolder.acquire({ storage, cluster, owner: { archiver: archiverWorkflowId(cluster), namespace: 'other-ns', token: 'other', session: 'other-1', host: 'other-host', pid: 9 }, ttlMs: 60_000 });
+    const h = await tw.env.client.workflow.start('binlogArchiver', { workflowId: archiverWorkflowId(cluster), taskQueue: tw.taskQueue, args: [{ cluster, runMs: 3000, segmentMs: 300 }] });
+    await h.result().catch(() => undefined);
+    const st = (await runBackupArchive({ ...opts(), cluster, action: 'status' }, captureIO())).status!;
+    expect(st.running).toBe(false);
+    expect(st.ended).toMatch(new RegExp(`^ArchiveLeaseHeld: refused: the binlog archive of ${cluster} is written by another archiver ${archiverWorkflowId(cluster)} \\(namespace other-ns\\) on other-host:9, `));
+    expect(st.lease).toMatchObject({ namespace: 'other-ns', released: false });
+    await other.release();
   }, 120_000);
 });
