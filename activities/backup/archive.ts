@@ -100,7 +100,18 @@ export interface ArchiveHeartbeat extends ArchiveState {
   nextSeq: number;
 }
 
-export const SEGMENT_DATA = (seq: number, c: BackupCompression) => `${segmentName(seq)}.binlog${EXT[c]}`;
+/**
+ * A segment's data file: `seg-NNNNNNNN.<attempt>.binlog.zst`. The attempt tag (the lease session's first 8 hex
+ * digits) keeps an archiver that lost its lease mid-segment from overwriting the data of the segment its
+ * successor stored under the same number; the manifest names the file it describes.
+ */
+export const SEGMENT_DATA = (seq: number, c: BackupCompression, tag?: string) => `${segmentName(seq)}${tag ? `.${tag}` : ''}.binlog${EXT[c]}`;
+
+/** The sequence number of a segment data file (with or without an attempt tag). */
+export function segmentDataSeqOf(file: string): number | undefined {
+  const m = /^seg-(\d{8})(?:\.[0-9a-f]{8})?\.binlog(?:\.[a-z0-9]+)?$/.exec(file);
+  return m ? Number(m[1]) : undefined;
+}
 
 /** How many manifests are read at once (an object store answers each GET in a round trip). */
 const READ_PARALLEL = 16;
@@ -284,6 +295,14 @@ export async function archiveBinlogs(ctx: BackupContext, input: ArchiveBinlogsIn
   // Where the archive continues: the last stored manifest (any attempt, any worker, either store).
   const lastSeg = await lastSegment(storage, c.name);
   let nextSeq = lastSeg ? lastSeg.seq + 1 : 1;
+  // Data files past the last manifest: left by an attempt that died (or lost its lease) between data and manifest.
+  // Nothing describes them and this archiver holds the lease: removed (they are written again, under this attempt's tag).
+  const firstOrphan = nextSeq;
+  for (const f of await storage.listFiles(c.name, ARCHIVE_ID)) {
+    const seq = segmentDataSeqOf(f);
+    if (seq !== undefined && seq >= firstOrphan) await storage.removeFile(c.name, ARCHIVE_ID, f);
+  }
+  const tag = owner.session.replace(/-/g, '').slice(0, 8).toLowerCase();
   let archived: GtidPos | undefined = lastSeg ? parseGtidPos(lastSeg.endPos) : undefined;
   const prev = await readArchiveState(storage, c.name).catch(() => undefined);
   const state: ArchiveHeartbeat = { cluster: c.name, archivedPos: lastSeg?.endPos ?? '', coveredUntil: prev?.coveredUntil, updatedAt: Date.now(), segmentsStored: 0, nextSeq };
@@ -358,10 +377,10 @@ export async function archiveBinlogs(ctx: BackupContext, input: ArchiveBinlogsIn
     const flush = async () => {
       if (!pending.length) return;
       if (!asm.fde) throw new Error('no FORMAT_DESCRIPTION event read from the primary before its transactions');
-      await lease.ensure();
+      await lease.ensure({ verify: true });
       const seq = nextSeq;
       const data = binlogFile(asm.fde, pending);
-      const file = SEGMENT_DATA(seq, compression);
+      const file = SEGMENT_DATA(seq, compression, /^[0-9a-f]{8}$/.test(tag) ? tag : undefined);
       const stored = await storeSegment({ storage, cluster: c.name, file, data, compression, encrypt: keys.current, env: ctx.env });
       let endPos = startAfter;
       for (const x of pending) endPos = advance(endPos, x.gtid);
@@ -455,7 +474,8 @@ export async function archiveBinlogs(ctx: BackupContext, input: ArchiveBinlogsIn
     await saveState().catch(() => undefined);
   }
   await saveState().catch(() => undefined);
-  // Stopped (archive stop cancels): the next archiver may start at once. Otherwise kept for the next call.
+  // Cancelled (the workflow cancelled, or gone: terminated): the next archiver may start at once. Otherwise
+  // kept for this archiver's next call.
   if (cancelled()) await lease.release();
   return {
     cluster: c.name,

@@ -11,6 +11,7 @@
  * the running one; `archive stop` releases the lease.
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import path from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import mysql from 'mysql2/promise';
@@ -99,6 +100,8 @@ describe('point-in-time recovery with the archive in S3: MariaDB', () => {
     // A dead archiver's lease (its worker gone, never renewed): start refused while it is live, taken over once expired.
     const storage = openStorage(findCluster(loadInventory(inventory), cluster));
     const dead = await ArchiveLeaseHolder.acquire({ storage, cluster, owner: { archiver: 'handover-binlog-archive-pitr-s3', namespace: 'other-ns', token: 'dead', session: 'dead-1', host: 'gone-host', pid: 7 }, ttlMs: 2500 });
+    // ... which died between a segment's data and its manifest: a data file nothing describes, removed by the next archiver.
+    await storage.putStream(cluster, 'binlog-archive', 'seg-00000001.deadbeef.binlog.zst', Readable.from([Buffer.from('orphan')]));
     const rio = captureIO();
     const refused = await runBackupArchive({ ...opts(), json: false, cluster, action: 'start', runMs: 3000, segmentMs: 300 }, rio);
     expect(refused.exitCode, rio.text()).toBe(2);
@@ -134,6 +137,7 @@ describe('point-in-time recovery with the archive in S3: MariaDB', () => {
     expect(held.generation).toBeGreaterThan(dead.lease.generation);
     expect(status.lease?.text).toMatch(new RegExp(`^held by archiver ${archiverWorkflowId(cluster)} \\(namespace default\\)`));
     await expect(dead.renew()).rejects.toMatchObject({ type: 'ArchiveLeaseHeld' });
+    expect(await storage.listFiles(cluster, 'binlog-archive')).not.toContain('seg-00000001.deadbeef.binlog.zst');
     // A second archiver workflow on the same archive (another ID: a second schedule, another namespace): it ends, refused, naming the holder.
     const second = await tw.env.client.workflow.start('binlogArchiver', { workflowId: `second-archiver-${cluster}`, taskQueue: tw.taskQueue, args: [{ cluster, runMs: 3000, segmentMs: 300 }] });
     const err = await second.result().then(() => undefined, (e: unknown) => e);
@@ -159,6 +163,7 @@ describe('point-in-time recovery with the archive in S3: MariaDB', () => {
       transactions += s.transactions;
       expect(s.artifact.encryption?.keyId).toBe('k1');
       expect(keys).toContain(`${PREFIX}/${cluster}/binlog-archive/seg-${String(s.seq).padStart(8, '0')}.json`);
+      expect(s.artifact.file).toMatch(new RegExp(`^seg-${String(s.seq).padStart(8, '0')}\\.[0-9a-f]{8}\\.binlog\\.zst$`));
       const data = await objectBytes(`${PREFIX}/${cluster}/binlog-archive/${s.artifact.file}`);
       expect(data.length).toBe(s.artifact.size);
       expect(data.subarray(0, 8).toString('latin1')).toBe('HNDENC01');
