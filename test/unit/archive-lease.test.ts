@@ -39,3 +39,14 @@ describe('archive lease', () => {
     expect(validateLease(a)).toEqual(a);
   });
 });
+
+describe('segment data file names', () => {
+  it('carry the attempt tag and parse back with or without it', async () => {
+    const { SEGMENT_DATA, segmentDataSeqOf } = await import('../../activities/backup/archive');
+    expect(SEGMENT_DATA(42, 'zstd', '0a1b2c3d')).toBe('seg-00000042.0a1b2c3d.binlog.zst');
+    expect(segmentDataSeqOf('seg-00000042.0a1b2c3d.binlog.zst')).toBe(42);
+    expect(segmentDataSeqOf(SEGMENT_DATA(7, 'gzip'))).toBe(7);
+    expect(segmentDataSeqOf('seg-00000042.json')).toBeUndefined();
+    expect(segmentDataSeqOf('seg-00000042.binlog.zst.tmp-0a1b2c3d')).toBeUndefined();
+  });
+});
