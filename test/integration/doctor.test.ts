@@ -141,6 +141,18 @@ describe('handover doctor', () => {
     expect(line(r.checks, 'doc-cache/doc-cache-1')!.status).toBe('ok');
   });
 
+  it('--direct: the inventory, node and binary checks run from this machine with its inventory and credentials', async () => {
+    const io = captureIO();
+    const r = await runDoctor(opts({ cluster: 'doc-cache', direct: true }), io, env);
+    expect(r.exitCode, io.text()).toBe(0);
+    expect(r.checkedBy).toBe('cli');
+    expect(io.errors).toEqual([]); // asked for: nothing to explain
+    expect(line(r.checks, 'inventory')!.detail).toBe(`${inventory}: 2 cluster(s) (on this machine)`);
+    expect(line(r.checks, 'doc-cache/doc-cache-1')!.status).toBe('ok');
+    expect(line(r.checks, 'binaries/redis-cli')!.detail).toMatch(/\(on this machine\)$/);
+    expect(line(r.checks, 'codec')).toBeUndefined();
+  });
+
   it("an inventory on this machine that differs from the worker's: its line FAILs naming the difference; exit 1", async () => {
     const other = path.join(dir, 'other.yaml');
     writeFileSync(other, readFileSync(inventory, 'utf8').replace(`port: ${redis.nodes[2].port}`, `port: ${redis.nodes[2].port + 1}`));
