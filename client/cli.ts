@@ -282,8 +282,9 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
   common(
     program
       .command('doctor')
-      .description('check this installation: Temporal (address, TLS, namespace, search attributes), a worker polling, every node reachable with working credentials and sufficient privileges, the backup binaries')
-      .option('--cluster <name>', 'only this cluster (default: every cluster in the inventory)'),
+      .description("check this installation: Temporal from this machine (address, TLS, namespace, search attributes), a worker polling, the codec key; on the worker: every node reachable with working credentials and sufficient privileges, the backup binaries")
+      .option('--cluster <name>', "only this cluster (default: every cluster in the worker's inventory)")
+      .option('--direct', "check the nodes and binaries from this machine, with this CLI's inventory and credentials, instead of on the worker"),
   ).action(async (opts) => onExit((await runDoctor(opts, processIO)).exitCode));
   program
     .command('codec-server')
