@@ -321,9 +321,12 @@ describe('unplanned failover (MariaDB)', () => {
     console.log(
       `[failover-mysql] frozen primary ${primaryId} resumed: fenced within ${fenceMs} ms while a stale client wrote (${attemptsAtFence} attempts before the fence was seen, ${attempts} in all), ${accepted.length} acknowledged, refusals ${JSON.stringify(refusals)}; new primary ${to}; ${fenced.flagged[primaryId] ? `flagged ${fenced.flagged[primaryId].join(',')}` : 'rejoined'}`,
     );
-    // The fence happened under the stale client's load, not after it stopped.
-    expect(attemptsAtFence).toBeGreaterThanOrEqual(3);
+    // The fence happened under the stale client's load, not after it stopped: it was writing before the fence
+    // and after it, and at least one of its commits hung (committed locally, waiting for an acknowledgement) and
+    // ended in an error, its client timing out or its session killed by the fence.
+    expect(attemptsAtFence).toBeGreaterThanOrEqual(1);
     expect(attempts).toBeGreaterThanOrEqual(attemptsAtFence + 3);
+    expect((refusals.PROTOCOL_CONNECTION_LOST ?? 0) + (refusals.PROTOCOL_SEQUENCE_TIMEOUT ?? 0)).toBeGreaterThanOrEqual(1);
     expect(accepted).toEqual([]);
     expect(refusals.ER_OPTION_PREVENTS_STATEMENT ?? 0).toBeGreaterThanOrEqual(1); // read-only refused the writes after the fence
     // The following writer's acknowledged commits are all on the new primary: none was acknowledged by the old one
