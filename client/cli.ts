@@ -219,7 +219,8 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .argument('<action>', 'start | stop | status')
       .requiredOption('--cluster <name>', 'cluster')
       .option('--run-ms <ms>', 'how long one archiving call streams before returning (default 300000)')
-      .option('--segment-ms <ms>', 'store a segment once its first transaction is this old (default 10000)'),
+      .option('--segment-ms <ms>', 'store a segment once its first transaction is this old (default 10000)')
+      .option('--lease-ttl-ms <ms>', "the archive lease's lifetime: a silent archiver's lease is taken over after it (default 60000)"),
   ).action(async (action: string, opts) => onExit((await runBackupArchive({ ...opts, action: action as 'start' }, processIO)).exitCode));
   common(
     backup

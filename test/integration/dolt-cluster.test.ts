@@ -174,8 +174,10 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
   it('fails over a SIGKILLed primary: standby promoted at a higher epoch, nothing acknowledged before the kill lost, the old primary returns a standby', async () => {
     const [n1, n2] = fleet.nodes;
     const opts = { cluster: fleet.cluster, wait: true, inventory, address: tw.address, taskQueue: tw.taskQueue };
-    const alive = await runFailover(opts, captureIO());
-    expect(alive.exitCode).toBe(2); // the primary answers: refused
+    const aliveIo = captureIO();
+    const alive = await runFailover(opts, aliveIo);
+    expect(alive.exitCode).toBe(2); // the primary answers: refused, saying where the cluster stands
+    expect(aliveIo.text()).toMatch(new RegExp(`${n1.id} answers as primary .*nothing was changed\\. Where it stands: the primary is ${n1.id}; following ${n1.id}: ${n2.id}`));
 
     const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword).start();
     await moreAcks(writer, 10);
@@ -192,6 +194,9 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
     const r = f.report as unknown as DoltFailoverReport;
     expect(r).toMatchObject({ engine: 'dolt', newPrimary: n2.id, oldPrimary: n1.id, epoch: 4 });
     expect(r.fenced).toContain(`${n1.id} is down`);
+    // Where it stands: the new primary (was the dead one); the dead one not following until it returns.
+    expect(r.standing).toEqual({ primary: n2.id, previousPrimary: n1.id, changed: true, following: [], notFollowing: [{ node: n1.id, reason: `down: when it returns it hears of the primary at epoch 4 and steps down to standby` }] });
+    expect(io.text()).toContain(`  where it stands: primary ${n2.id} (was ${n1.id})\n    following ${n2.id}: none\n    NOT following: ${n1.id}: down: when it returns`);
     expect((await fleet.state())[n2.id]).toMatchObject({ role: 'primary', epoch: 4, readOnly: false });
     expect(await writer.missingOn(n2)).toEqual([]);
 
