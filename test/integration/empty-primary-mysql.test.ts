@@ -65,6 +65,26 @@ describe('the empty-primary guard (MariaDB)', () => {
   }
 
   /**
+   * Semi-synchronous replication from `primary`, no timeout fallback: a commit is acknowledged only once a replica
+   * has received it, so "every commit acknowledged before the kill is on the new primary" is a property, not a
+   * race with the binlog dump (asynchronously, the primary's last commits acknowledged before a SIGKILL may never
+   * have been sent). Master side on the primary only (see failover-mysql.test.ts).
+   */
+  async function semiSync(primary: string) {
+    for (const q of ['SET GLOBAL rpl_semi_sync_master_enabled = ON', 'SET GLOBAL rpl_semi_sync_master_timeout = 3600000']) await fleet.sql(primary, q);
+    for (const n of fleet.nodes) {
+      if (n.id === primary) continue;
+      await fleet.sql(n.id, 'SET GLOBAL rpl_semi_sync_slave_enabled = ON');
+      await fleet.sql(n.id, 'STOP SLAVE IO_THREAD');
+      await fleet.sql(n.id, 'START SLAVE IO_THREAD');
+    }
+    await until('semi-sync on', async () => {
+      const [r] = await fleet.sql<{ Value: string }[]>(primary, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'");
+      return Number(r.Value) === fleet.nodes.length - 1;
+    });
+  }
+
+  /**
    * The primary's data directory wiped and initialised again, started, and its init run: the accounts and the empty
    * schema (not binary-logged), and writable, as its deployment starts it. Returns when it started.
    */
@@ -99,6 +119,7 @@ describe('the empty-primary guard (MariaDB)', () => {
   it('a primary back EMPTY (data directory wiped) inside the window: failover at once to the best replica, the empty node kept out and flagged, 0 commits acknowledged before the kill lost', { timeout: 90_000 }, async () => {
     await newFleet('ep-maria');
     const [p, ...replicas] = fleet.nodes;
+    await semiSync(p.id);
     const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword).start();
     try {
       await until('acknowledged commits', async () => writer.ackedKeys.length > 200);
@@ -205,6 +226,7 @@ describe('the empty-primary guard (MariaDB)', () => {
   it('handover failover (no monitor) of a primary back EMPTY: refused without --force saying why and how; with --force the empty node is kept out and flagged, a replica holding the data promoted, 0 acknowledged commits lost', { timeout: 90_000 }, async () => {
     await newFleet('ep-maria-manual');
     const [p, ...replicas] = fleet.nodes;
+    await semiSync(p.id);
     const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword).start();
     try {
       await until('acknowledged commits', async () => writer.ackedKeys.length > 100);
