@@ -48,7 +48,7 @@ export const PATCH_MYSQL_RECHECK_CANDIDATE = 'mysql-failover-recheck-candidate';
 
 /**
  * A run not started by the monitor whose primary answers but came back EMPTY or reset (its replicas hold
- * transactions it lacks and cannot stream from it: core/mysql/empty-primary.ts, from this one probe): with
+ * transactions it lacks, the primary read after them in this one probe: core/mysql/empty-primary.ts): with
  * --force the primary is kept out and a replica holding the data promoted, as the monitor's guard does. Runs
  * recorded before this refused ("the primary answers").
  */
@@ -113,7 +113,7 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
   let emptyHeld = input.lastKnown?.gtid;
   if (returnedEmpty) rb.audit('empty-primary', `${returnedEmpty.node} answers again but came back empty or reset: not followed; ${emptyReason}`);
   // Started by hand (no monitor verdict): a primary that answers but came back empty or reset shows in this probe
-  // alone (its replicas hold what it lacks and cannot stream from it). Without --force: refused, saying how.
+  // alone (read after its replicas, it lacks what they received from it). Without --force: refused, saying how.
   if (!fromMonitor && probed.nodes.some((n) => n.node === deadPrimary && n.reachable && n.role === 'primary')) {
     const reset = mysqlPrimaryReset(undefined, probed.nodes, deadPrimary, Date.now(), undefined, { primaryReadLast: true });
     const gone = reset && `the primary ${deadPrimary} answers but came back EMPTY or reset: it holds ${reset.after.gtid || 'nothing'}, its replicas hold ${reset.before.gtid || 'nothing'} from it`;
