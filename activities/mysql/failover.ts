@@ -78,6 +78,11 @@ export interface VerifyMysqlFailoverResult {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The fence's bound on its global read lock (lock_wait_timeout), and how often application sessions are swept meanwhile. */
+const FENCE_LOCK_WAIT_S = 5;
+const FENCE_SWEEP_MS = 50;
+const SESSIONS_SQL = 'SELECT ID AS id, USER AS user, COMMAND AS command FROM information_schema.PROCESSLIST';
+type Session = { id: number; user: string; command: string };
 const READ_TIMEOUT_MS = 5_000;
 type Row = Record<string, unknown>;
 
@@ -148,46 +153,83 @@ export function createMysqlFailoverActivities(deps: MysqlActivityDeps) {
   const probeAll = (c: ClusterSpec) => probeFailoverNodes(c, probeOne);
 
   /**
-   * read_only ON first (open transactions get two seconds, then their sessions are killed), a fence bound left on
-   * it dropped, every application session killed; unless `done(before)` says the node is already as wanted.
+   * Make a writable node read-only while its clients keep writing, bounded by FENCE_LOCK_WAIT_S. A commit in
+   * flight holds read_only off, and on a resumed frozen primary under semi-sync every commit waits for an
+   * acknowledgement that never comes (it is already committed locally; only its OK is held back). So: FLUSH
+   * TABLES WITH READ LOCK on `conn`; while it waits, its pending lock already blocks every new write ("Waiting
+   * for backup lock"), and a second automation session kills every application session every FENCE_SWEEP_MS
+   * (a killed session's client gets an error, never an OK; semi-sync is never turned off, which would
+   * acknowledge commits the new primary lacks). Once the lock is held: the flavor's fence (read_only ON) in the
+   * same session, then UNLOCK TABLES. Returns the audit lines. Throws when the lock is not granted in time
+   * (nothing changed but the sessions killed) or a kill is refused (the automation user lacks CONNECTION ADMIN).
+   */
+  async function fenceUnderGlobalReadLock(c: ClusterSpec, node: string, conn: mysql.Connection, fl: MysqlFlavor, isAutomation: (s: Session) => boolean): Promise<string[]> {
+    const startedAt = Date.now();
+    await conn.query(`SET SESSION lock_wait_timeout = ${FENCE_LOCK_WAIT_S}`);
+    const [{ id: me }] = (await rows(conn, 'SELECT CONNECTION_ID() AS id')) as { id: number }[];
+    let settled = false;
+    const lock = conn.query({ sql: 'FLUSH TABLES WITH READ LOCK', timeout: (FENCE_LOCK_WAIT_S + 5) * 1000 }).then(
+      () => {
+        settled = true;
+        return undefined;
+      },
+      (e: unknown) => {
+        settled = true;
+        return e as Error & { errno?: number };
+      },
+    );
+    const killed = new Set<number>();
+    await withNode(c, node, async (k) => {
+      const [{ id: sweeper }] = (await rows(k, 'SELECT CONNECTION_ID() AS id')) as { id: number }[];
+      while (!settled) {
+        const all = (await rows(k, SESSIONS_SQL)) as Session[];
+        for (const v of all.filter((x) => x.id !== me && x.id !== sweeper && !isAutomation(x) && !killed.has(x.id))) {
+          await k.query('KILL CONNECTION ?', [v.id]).then(
+            () => killed.add(v.id),
+            (e: { errno?: number }) => {
+              if (e.errno === ER.KILL_DENIED) throw e; // no CONNECTION ADMIN: the lock would only time out
+              killed.add(v.id); // gone already (NO_SUCH_THREAD)
+            },
+          );
+        }
+        await Promise.race([lock, sleep(FENCE_SWEEP_MS)]);
+      }
+    });
+    const failed = await lock;
+    const killedLine = `killed ${killed.size} application session(s) while it waited`;
+    if (failed) {
+      if (failed.errno === ER.LOCK_WAIT_TIMEOUT)
+        throw new Error(`${node}: FLUSH TABLES WITH READ LOCK not granted within ${FENCE_LOCK_WAIT_S} s (${killedLine}); ${node} is still writable`);
+      throw failed;
+    }
+    try {
+      for (const s of fl.fence) await conn.query(s);
+    } finally {
+      await conn.query('UNLOCK TABLES');
+    }
+    return [`FLUSH TABLES WITH READ LOCK in ${Date.now() - startedAt} ms (${killedLine})`, ...fl.fence, 'UNLOCK TABLES'];
+  }
+
+  /**
+   * read_only ON first, under a global read lock while every application session is killed
+   * (fenceUnderGlobalReadLock), a fence bound left on it dropped, every application session killed; unless
+   * `done(before)` says the node is already as wanted.
    */
   async function fenceReadOnly(c: ClusterSpec, node: string, done: (before: MysqlNodeProbe) => boolean) {
     const fl = flavor(c);
     const self = new Set([c.credentials.username, c.replicationCredentials?.username, 'system user', 'event_scheduler'].filter(Boolean) as string[]);
+    const isAutomation = (s: Session) => self.has(s.user) || s.command === 'Binlog Dump' || s.command === 'Daemon';
     return withNode(c, node, async (conn) => {
       const before = await readMysqlNode(conn, c, fl, node);
       if (done(before)) return { before, after: before, already: true, did: [] as string[] };
       const did: string[] = [];
       // A fence bound left by a switchover that never finished would turn this node writable later: drop it.
       if (c.policy.fenceBoundMs > 0 && (await cancelFenceBound(conn, fl))) did.push(`DROP EVENT ${FENCE_BOUND_EVENT}`);
-      if (!before.readOnly) {
-        await conn.query('SET SESSION lock_wait_timeout = 2');
-        const fence = async () => {
-          for (const s of fl.fence) await conn.query(s);
-        };
-        // A commit in flight holds read_only off (a resumed frozen primary under semi-sync has commits waiting
-        // for an acknowledgement that never comes). Past two seconds, end every application session (their
-        // clients get an error, never an OK) and try again.
-        for (let attempt = 1; ; attempt++) {
-          try {
-            await fence();
-            break;
-          } catch (e) {
-            if ((e as { errno?: number }).errno !== ER.LOCK_WAIT_TIMEOUT || attempt >= 4) throw e;
-            const [{ id: me }] = (await rows(conn, 'SELECT CONNECTION_ID() AS id')) as { id: number }[];
-            const all = (await rows(conn, 'SELECT ID AS id, USER AS user, COMMAND AS command FROM information_schema.PROCESSLIST')) as { id: number; user: string; command: string }[];
-            const victims = all.filter((x) => x.id !== me && !self.has(x.user) && x.command !== 'Binlog Dump' && x.command !== 'Daemon');
-            for (const v of victims) await conn.query('KILL CONNECTION ?', [v.id]).catch(() => undefined);
-            did.push(`killed ${victims.length} application session(s) holding the fence off`);
-            await sleep(200);
-          }
-        }
-        did.push(...fl.fence);
-      }
+      if (!before.readOnly) did.push(...(await fenceUnderGlobalReadLock(c, node, conn, fl, isAutomation)));
       const [{ id: myId }] = (await rows(conn, 'SELECT CONNECTION_ID() AS id')) as { id: number }[];
-      const sessions = (await rows(conn, 'SELECT ID AS id, USER AS user, COMMAND AS command FROM information_schema.PROCESSLIST')) as { id: number; user: string; command: string }[];
+      const sessions = (await rows(conn, SESSIONS_SQL)) as Session[];
       let killed = 0;
-      for (const s of sessions.filter((x) => x.id !== myId && !self.has(x.user) && x.command !== 'Binlog Dump' && x.command !== 'Daemon')) {
+      for (const s of sessions.filter((x) => x.id !== myId && !isAutomation(x))) {
         await conn.query('KILL CONNECTION ?', [s.id]).then(
           () => killed++,
           () => undefined,

@@ -96,8 +96,19 @@ const show = (d: NodeDataset) => `${d.gtid || 'empty'} (${d.dbsize} transactions
  * event found in an earlier round; while the node runs the same server start it stays that event, and only its
  * holders are looked at again. Holders: reachable replicas of it (promotable) that hold transactions it lacks, or
  * all it had before.
+ * Without memory, only replicas that cannot stream from it count (read in one round, a replica may look ahead of
+ * its primary); `primaryReadLast`: the probe read the primary after its replicas (probeFailoverNodes), so a live
+ * primary includes whatever they received from it, and a replica streaming from it while holding more shows it
+ * too (MariaDB lets a replica stream from a server whose binary log lacks its domain altogether).
  */
-export function mysqlPrimaryReset(prev: Datasets | undefined, nodes: MysqlFailoverNodeProbe[], primary: string, at: number, held?: EmptyReturn): EmptyReturn | undefined {
+export function mysqlPrimaryReset(
+  prev: Datasets | undefined,
+  nodes: MysqlFailoverNodeProbe[],
+  primary: string,
+  at: number,
+  held?: EmptyReturn,
+  opts: { primaryReadLast?: boolean } = {},
+): EmptyReturn | undefined {
   const p = nodes.find((n) => n.node === primary);
   if (!p?.reachable || p.role !== 'primary') return undefined;
   const now = mysqlDatasetOf(p, at)!;
@@ -119,7 +130,7 @@ export function mysqlPrimaryReset(prev: Datasets | undefined, nodes: MysqlFailov
     } else {
       // No memory of it (a monitor started afterwards) or nothing lost since the last sight: its replicas that
       // cannot stream from it while holding transactions it lacks show it all the same.
-      const ahead = replicas.filter((n) => n.ioRunning !== 'Yes' && !gtidIncludes(now.gtid, fromSource(n)));
+      const ahead = replicas.filter((n) => (opts.primaryReadLast || n.ioRunning !== 'Yes') && !gtidIncludes(now.gtid, fromSource(n)));
       if (!ahead.length) return undefined;
       const gtid = ahead.reduce((acc, n) => mergeMax(acc, fromSource(n)), '');
       before = { offset: 0, dbsize: transactionsIn(gtid), gtid, role: 'primary', at: b?.at ?? at, startedAt: b?.startedAt };

@@ -21,6 +21,7 @@ import { loadInventory } from '../../inventory/load';
 import { APP_SCHEMA, MARIADB_HANDOVER_GRANTS, MARIADB_HANDOVER_SCHEMA_GRANT, startMariaFleet, templateDir, type MariaFleet } from '../../sandbox/mariadb';
 import { SqlWriter } from '../../sandbox/sql-writer';
 import type { MonitorStatus } from '../../workflows/monitor';
+import type { MysqlFailoverReport } from '../../workflows/mysql/failover';
 import { captureIO, until as untilCondition, startTestWorker, type TestWorker } from '../helpers';
 
 // A detection window of 30 rounds x 300 ms (9 s): far longer than the node takes to come back, so a failover here
@@ -63,9 +64,62 @@ describe('the empty-primary guard (MariaDB)', () => {
     inventory = fleet.writeInventory(undefined, { policy: POLICY, ...extra });
   }
 
+  /**
+   * Semi-synchronous replication from `primary`, no timeout fallback: a commit is acknowledged only once a replica
+   * has received it, so "every commit acknowledged before the kill is on the new primary" is a property, not a
+   * race with the binlog dump (asynchronously, the primary's last commits acknowledged before a SIGKILL may never
+   * have been sent). Master side on the primary only (see failover-mysql.test.ts).
+   */
+  async function semiSync(primary: string) {
+    for (const q of ['SET GLOBAL rpl_semi_sync_master_enabled = ON', 'SET GLOBAL rpl_semi_sync_master_timeout = 3600000']) await fleet.sql(primary, q);
+    for (const n of fleet.nodes) {
+      if (n.id === primary) continue;
+      await fleet.sql(n.id, 'SET GLOBAL rpl_semi_sync_slave_enabled = ON');
+      await fleet.sql(n.id, 'STOP SLAVE IO_THREAD');
+      await fleet.sql(n.id, 'START SLAVE IO_THREAD');
+    }
+    await until('semi-sync on', async () => {
+      const [r] = await fleet.sql<{ Value: string }[]>(primary, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'");
+      return Number(r.Value) === fleet.nodes.length - 1;
+    });
+  }
+
+  /**
+   * The primary's data directory wiped and initialised again, started, and its init run: the accounts and the empty
+   * schema (not binary-logged), and writable, as its deployment starts it. Returns when it started.
+   */
+  async function restartEmpty(p: MariaFleet['nodes'][number]): Promise<number> {
+    rmSync(path.join(p.dir, 'data'), { recursive: true, force: true });
+    cpSync(await templateDir(), path.join(p.dir, 'data'), { recursive: true });
+    await p.start();
+    const startedAt = Date.now();
+    const c = await p.root();
+    try {
+      for (const q of [
+        'SET SESSION sql_log_bin = 0',
+        "DELETE FROM mysql.global_priv WHERE User = 'root' AND Host <> 'localhost'",
+        `CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY '${fleet.replPassword}'`,
+        "GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1'",
+        `CREATE USER 'handover'@'127.0.0.1' IDENTIFIED BY '${fleet.handoverPassword}'`,
+        `GRANT ${MARIADB_HANDOVER_GRANTS.join(', ')} ON *.* TO 'handover'@'127.0.0.1'`,
+        `GRANT ${MARIADB_HANDOVER_SCHEMA_GRANT} TO 'handover'@'127.0.0.1'`,
+        `CREATE DATABASE ${APP_SCHEMA}`,
+        `CREATE TABLE ${APP_SCHEMA}.acks (k VARCHAR(64) NOT NULL PRIMARY KEY, v BIGINT NOT NULL, at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB`,
+        `CREATE USER 'app'@'127.0.0.1' IDENTIFIED BY '${fleet.appPassword}'`,
+        `GRANT SELECT, INSERT, UPDATE, DELETE ON ${APP_SCHEMA}.* TO 'app'@'127.0.0.1'`,
+        'SET GLOBAL read_only = OFF',
+      ])
+        await c.query(q);
+    } finally {
+      await c.end();
+    }
+    return startedAt;
+  }
+
   it('a primary back EMPTY (data directory wiped) inside the window: failover at once to the best replica, the empty node kept out and flagged, 0 commits acknowledged before the kill lost', { timeout: 90_000 }, async () => {
     await newFleet('ep-maria');
     const [p, ...replicas] = fleet.nodes;
+    await semiSync(p.id);
     const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword).start();
     try {
       await until('acknowledged commits', async () => writer.ackedKeys.length > 200);
@@ -76,31 +130,7 @@ describe('the empty-primary guard (MariaDB)', () => {
       });
       await p.stop('SIGKILL');
       const killedAt = writer.now();
-      rmSync(path.join(p.dir, 'data'), { recursive: true, force: true });
-      cpSync(await templateDir(), path.join(p.dir, 'data'), { recursive: true });
-      await p.start();
-      const backAt = Date.now();
-      // Its init: the accounts and the empty schema (not binary-logged), and writable, as its deployment starts it.
-      const c = await p.root();
-      try {
-        for (const q of [
-          'SET SESSION sql_log_bin = 0',
-          "DELETE FROM mysql.global_priv WHERE User = 'root' AND Host <> 'localhost'",
-          `CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY '${fleet.replPassword}'`,
-          "GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1'",
-          `CREATE USER 'handover'@'127.0.0.1' IDENTIFIED BY '${fleet.handoverPassword}'`,
-          `GRANT ${MARIADB_HANDOVER_GRANTS.join(', ')} ON *.* TO 'handover'@'127.0.0.1'`,
-          `GRANT ${MARIADB_HANDOVER_SCHEMA_GRANT} TO 'handover'@'127.0.0.1'`,
-          `CREATE DATABASE ${APP_SCHEMA}`,
-          `CREATE TABLE ${APP_SCHEMA}.acks (k VARCHAR(64) NOT NULL PRIMARY KEY, v BIGINT NOT NULL, at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB`,
-          `CREATE USER 'app'@'127.0.0.1' IDENTIFIED BY '${fleet.appPassword}'`,
-          `GRANT SELECT, INSERT, UPDATE, DELETE ON ${APP_SCHEMA}.* TO 'app'@'127.0.0.1'`,
-          'SET GLOBAL read_only = OFF',
-        ])
-          await c.query(q);
-      } finally {
-        await c.end();
-      }
+      const backAt = await restartEmpty(p);
 
       const s = await until('the failover', async () => {
         const x = await status();
@@ -189,6 +219,62 @@ describe('the empty-primary guard (MariaDB)', () => {
       expect(await writer.missingOn(cand)).toEqual([]);
     } finally {
       beforePromote = undefined;
+      await writer.close();
+    }
+  });
+
+  it('handover failover (no monitor) of a primary back EMPTY: refused without --force saying why and how; with --force the empty node is kept out and flagged, a replica holding the data promoted, 0 acknowledged commits lost', { timeout: 90_000 }, async () => {
+    await newFleet('ep-maria-manual');
+    const [p, ...replicas] = fleet.nodes;
+    await semiSync(p.id);
+    const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword).start();
+    try {
+      await until('acknowledged commits', async () => writer.ackedKeys.length > 100);
+      await p.stop('SIGKILL');
+      await writer.stop();
+      await restartEmpty(p);
+      // MariaDB lets the replicas stream from it again (its binary log lacks their domain altogether): no IO error
+      // shows the reset, only that they hold what it lacks.
+      await until('the replicas stream from the empty node', async () => {
+        const st = await fleet.state();
+        return replicas.every((r) => st[r.id].io === 'Yes' && st[r.id].source === `${p.host}:${p.port}`) && st;
+      });
+      const [{ pos }] = await fleet.sql<{ pos: string }[]>(replicas[0].id, 'SELECT @@gtid_slave_pos AS pos');
+      const before = await fleet.state();
+
+      // Without --force: one line saying what was seen and how to proceed; nothing changed.
+      const refused = captureIO();
+      const r0 = await runFailover({ ...opts(), wait: true }, refused);
+      expect(r0.exitCode, refused.text()).toBe(2);
+      expect(refused.text()).toMatch(new RegExp(`the primary ${p.id} answers but came back EMPTY or reset: it holds .*; re-run with --force to keep ${p.id} out \\(read-only, flagged\\) and promote the best of ${replicas.map((x) => x.id).join(', ')}; nothing was changed`));
+      console.log(`[empty-primary-mysql] without --force: ${refused.text().trim()}`);
+      const after0 = await fleet.state();
+      for (const id of Object.keys(before)) expect({ ro: after0[id].readOnly, src: after0[id].source }).toEqual({ ro: before[id].readOnly, src: before[id].source });
+      expect(after0[p.id].readOnly).toBe(false); // the empty node, writable as its init left it
+
+      // With --force: kept out, a replica promoted, the other follows it.
+      const io = captureIO();
+      const r = await runFailover({ ...opts(), force: true, wait: true }, io);
+      const report = r.report as MysqlFailoverReport;
+      expect(r.exitCode, io.text()).toBe(5); // done with warnings: the empty node is flagged (re-clone it)
+      expect(report.oldPrimary).toBe(p.id);
+      expect(report.fenced).toBe('flagged');
+      expect(report.returnedEmpty).toMatch(new RegExp(`^${p.id} came back EMPTY or reset`));
+      expect(report.errantGtids?.[0]).toBe(`reset: came back empty or reset (held ${pos} before); re-clone it`);
+      expect(io.text()).toContain(`keep ${p.id} out`);
+      const to = report.newPrimary;
+      expect(replicas.map((x) => x.id)).toContain(to);
+      const st = await fleet.state();
+      expect(Object.entries(st).filter(([, v]) => v.up && v.readOnly === false).map(([id]) => id)).toEqual([to]);
+      const toNode = fleet.nodes.find((n) => n.id === to)!;
+      const other = replicas.find((x) => x.id !== to)!;
+      expect(st[other.id]).toMatchObject({ source: `${toNode.host}:${toNode.port}`, io: 'Yes', sql: 'Yes' });
+      expect(st[p.id]).toMatchObject({ up: true, readOnly: true });
+      expect(st[p.id].source).toBeUndefined();
+      expect(writer.ackedKeys.length).toBeGreaterThan(0);
+      expect(await writer.missingOn(toNode)).toEqual([]);
+      console.log(`[empty-primary-mysql] manual --force: exit ${r.exitCode}, ${p.id} kept out, ${to} promoted; ${report.returnedEmpty}`);
+    } finally {
       await writer.close();
     }
   });

@@ -271,40 +271,70 @@ describe('unplanned failover (MariaDB)', () => {
     }, 90_000);
     const to = after.failovers[0].to;
     expect(after.failovers[0].from).toBe(primaryId);
-    // Resume it and write to it directly, as a client that never heard of the failover, for a fixed window (the
-    // thing tested: 6 s of a stale client's writes). Not "until fenced": while a client keeps writing, each new
-    // session's commit waits for a semi-sync acknowledgement and holds read_only off again, and the fence (kill
-    // the application sessions, try again) did not complete within 30 s of such a loop.
+    // Resume it and write to it directly, as a client that never heard of the failover and keeps reconnecting
+    // (one new session per write, every 100 ms), until the monitor has fenced it and a few writes after that. Each
+    // such commit is committed locally and waits for a semi-sync acknowledgement that never comes; the fence
+    // (a global read lock whose wait blocks new writes, the application sessions killed meanwhile) must still
+    // complete, and no write may be acknowledged.
     await primary.stop('SIGCONT');
+    const resumedAt = Date.now();
     const accepted: string[] = [];
-    const refusals = new Set<string>();
-    const end = Date.now() + 6000;
-    for (let i = 0; Date.now() < end; i++) {
-      let c: mysql.Connection | undefined;
-      try {
-        c = await mysql.createConnection({ host: primary.host, port: primary.port, user: fleet.appUser, password: fleet.appPassword, database: APP_SCHEMA, connectTimeout: 1000 });
-        await c.query({ sql: 'INSERT INTO acks (k, v) VALUES (?, ?)', values: [`stale-${Date.now()}-${i}`, i], timeout: 500 });
-        accepted.push(`stale-${i}`);
-      } catch (e) {
-        const err = e as { code?: string; errno?: number };
-        refusals.add(err.code ?? String(err.errno));
-      } finally {
-        c?.destroy();
+    const refusals: Record<string, number> = {};
+    let attempts = 0;
+    let staleStop = false;
+    const stale = (async () => {
+      for (let i = 0; !staleStop; i++) {
+        let c: mysql.Connection | undefined;
+        try {
+          attempts++;
+          c = await mysql.createConnection({ host: primary.host, port: primary.port, user: fleet.appUser, password: fleet.appPassword, database: APP_SCHEMA, connectTimeout: 1000 });
+          await c.query({ sql: 'INSERT INTO acks (k, v) VALUES (?, ?)', values: [`stale-${Date.now()}-${i}`, i], timeout: 500 });
+          accepted.push(`stale-${i}`);
+        } catch (e) {
+          const err = e as { code?: string; errno?: number };
+          const k = err.code ?? String(err.errno);
+          refusals[k] = (refusals[k] ?? 0) + 1;
+        } finally {
+          c?.destroy();
+        }
+        await sleep(100); // the stale client's own pace
       }
-      await sleep(100);
+    })();
+    let attemptsAtFence = 0;
+    let fenced: MonitorStatus;
+    try {
+      fenced = await until<MonitorStatus>('frozen primary fenced while the stale client writes', async () => {
+        const x = await status();
+        if (!x.fenced.includes(primaryId) || (await fleet.state())[primaryId].readOnly !== true) return false;
+        attemptsAtFence = attempts;
+        return x;
+      }, 60_000);
+      // A few more writes after the fence: every one refused.
+      await until('stale writes after the fence', async () => attempts >= attemptsAtFence + 3);
+    } finally {
+      staleStop = true;
+      await stale;
     }
+    const fenceMs = Date.now() - resumedAt;
     await writer.stop();
     await writer.close();
-    console.log(`[failover-mysql] frozen primary ${primaryId} after resume: ${accepted.length} writes acknowledged, refusals ${[...refusals].join(', ')}; new primary ${to}`);
+    console.log(
+      `[failover-mysql] frozen primary ${primaryId} resumed: fenced within ${fenceMs} ms while a stale client wrote (${attemptsAtFence} attempts before the fence was seen, ${attempts} in all), ${accepted.length} acknowledged, refusals ${JSON.stringify(refusals)}; new primary ${to}; ${fenced.flagged[primaryId] ? `flagged ${fenced.flagged[primaryId].join(',')}` : 'rejoined'}`,
+    );
+    // The fence happened under the stale client's load, not after it stopped: it was writing before the fence
+    // and after it, and at least one of its commits hung (committed locally, waiting for an acknowledgement) and
+    // ended in an error, its client timing out or its session killed by the fence.
+    expect(attemptsAtFence).toBeGreaterThanOrEqual(1);
+    expect(attempts).toBeGreaterThanOrEqual(attemptsAtFence + 3);
+    expect((refusals.PROTOCOL_CONNECTION_LOST ?? 0) + (refusals.PROTOCOL_SEQUENCE_TIMEOUT ?? 0)).toBeGreaterThanOrEqual(1);
     expect(accepted).toEqual([]);
-    // The monitor fenced it: read-only; its unacknowledged commits are errant, so it is flagged, not rejoined.
-    const fenced = await until<MonitorStatus>('frozen primary fenced', async () => {
-      const x = await status();
-      const st = await fleet.state();
-      return x.fenced.includes(primaryId) && st[primaryId].readOnly === true && x;
-    }, 30_000);
-    console.log(`[failover-mysql] frozen primary ${primaryId}: ${fenced.flagged[primaryId] ? `flagged ${fenced.flagged[primaryId].join(',')}` : 'rejoined'}`);
+    expect(refusals.ER_OPTION_PREVENTS_STATEMENT ?? 0).toBeGreaterThanOrEqual(1); // read-only refused the writes after the fence
+    // The following writer's acknowledged commits are all on the new primary: none was acknowledged by the old one
+    // after the promotion (those never reached the new primary).
+    expect(writer.ackedKeys.length).toBeGreaterThan(0);
+    expect(await writer.missingOn(node(to))).toEqual([]);
     const st = await fleet.state();
+    expect(st[primaryId].readOnly).toBe(true);
     expect(Object.values(st).filter((x) => x.up && x.readOnly === false)).toHaveLength(1);
     expect(st[to].readOnly).toBe(false);
   });

@@ -104,6 +104,19 @@ describe('MariaDB dataset comparison', () => {
     expect(mysqlPrimaryReset(undefined, [primary('a', '0-1-100'), replica('b', 'a', '0-1-100', { ...down, gtidBinlogPos: '0-2-101' })], 'a', 0)).toBeUndefined();
   });
 
+  it('one probe that read the primary after its replicas (a manual failover): replicas streaming from it and holding more show it too', () => {
+    const streaming = [primary('a', ''), replica('b', 'a', '0-1-100'), replica('c', 'a', '0-1-90')];
+    expect(mysqlPrimaryReset(undefined, streaming, 'a', 0)).toBeUndefined();
+    const e = mysqlPrimaryReset(undefined, streaming, 'a', 0, undefined, { primaryReadLast: true })!;
+    expect(e.holders).toEqual(['b', 'c']);
+    expect(e.text).toMatch(/^a came back EMPTY or reset: 0-1-100 \(100 transactions\) before, empty \(0 transactions\) now; it lacks what b, c already hold from it \(0-1-100\); b, c still hold the data/);
+    // A live primary includes what its replicas received; a replica's own errant write is not the primary's loss;
+    // a primary whose replicated position (gtid_slave_pos, log_slave_updates off) holds it is not reset either.
+    expect(mysqlPrimaryReset(undefined, [primary('a', '0-1-101'), replica('b', 'a', '0-1-100')], 'a', 0, undefined, { primaryReadLast: true })).toBeUndefined();
+    expect(mysqlPrimaryReset(undefined, [primary('a', '0-1-100'), replica('b', 'a', '0-1-100', { gtidBinlogPos: '0-2-101' })], 'a', 0, undefined, { primaryReadLast: true })).toBeUndefined();
+    expect(mysqlPrimaryReset(undefined, [primary('a', '', { gtidSlavePos: '0-1-100' }), replica('b', 'a', '0-1-100')], 'a', 0, undefined, { primaryReadLast: true })).toBeUndefined();
+  });
+
   it('a candidate is refused when its position went back since the verdict; one as it was, further, or promoted, is not', () => {
     expect(mysqlCandidateLostData('b', '0-1-100', replica('b', 'a', '0-1-100'))).toBeUndefined();
     expect(mysqlCandidateLostData('b', '0-1-100', replica('b', 'a', '0-1-90', { gtidIoPos: '0-1-100' }))).toBeUndefined();

@@ -19,7 +19,7 @@ import { describeWindow } from '../../core/maintenance';
 import { PATCH_HONOUR_MAINTENANCE, openWindows } from '../maintenance';
 import { confirmedDead, type Verdict } from '../../core/failover';
 import { chooseMysqlFailoverCandidate, mysqlDataLoss, mysqlDeadMasterRound, type MysqlFailoverChoice, type MysqlFailoverProbe } from '../../core/mysql/failover';
-import { mysqlCandidateLostData } from '../../core/mysql/empty-primary';
+import { mysqlCandidateLostData, mysqlPrimaryReset } from '../../core/mysql/empty-primary';
 import { ActivityFailure } from '@temporalio/common';
 import { mysqlLossWindow, lossReportFields, type LossReportFields } from '../../core/data-loss';
 import { ErrorType } from '../../core/errors';
@@ -45,6 +45,14 @@ export const PATCH_MYSQL_FAILOVER_ENDS_WITH_STANDING = 'failover-ends-with-stand
  * promoted; another replica that still holds the data is, or the run stops saying where the cluster stands.
  */
 export const PATCH_MYSQL_RECHECK_CANDIDATE = 'mysql-failover-recheck-candidate';
+
+/**
+ * A run not started by the monitor whose primary answers but came back EMPTY or reset (its replicas hold
+ * transactions it lacks, the primary read after them in this one probe: core/mysql/empty-primary.ts): with
+ * --force the primary is kept out and a replica holding the data promoted, as the monitor's guard does. Runs
+ * recorded before this refused ("the primary answers").
+ */
+export const PATCH_MYSQL_FORCE_EMPTY_PRIMARY = 'mysql-failover-force-empty-primary';
 
 export interface MysqlFailoverReport {
   runbook: 'failover';
@@ -100,8 +108,24 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
   const deadPrimary = input.lastKnown?.primary ?? [...pointedAt].sort((a, b) => pointedAt.filter((x) => x === b).length - pointedAt.filter((x) => x === a).length)[0];
   if (!deadPrimary) refuse('no replica points at a primary: cannot tell which primary died');
   // A primary that came back EMPTY or reset (the monitor's empty-primary guard) answers as primary: replaced all the same.
-  const returnedEmpty = fromMonitor ? input.confirmed?.returnedEmpty : undefined;
-  if (returnedEmpty) rb.audit('empty-primary', `${returnedEmpty.node} answers again but came back empty or reset: not followed; ${input.confirmed!.reason}`);
+  let returnedEmpty = fromMonitor ? input.confirmed?.returnedEmpty : undefined;
+  let emptyReason = returnedEmpty ? input.confirmed!.reason : undefined;
+  let emptyHeld = input.lastKnown?.gtid;
+  if (returnedEmpty) rb.audit('empty-primary', `${returnedEmpty.node} answers again but came back empty or reset: not followed; ${emptyReason}`);
+  // Started by hand (no monitor verdict): a primary that answers but came back empty or reset shows in this probe
+  // alone (read after its replicas, it lacks what they received from it). Without --force: refused, saying how.
+  if (!fromMonitor && probed.nodes.some((n) => n.node === deadPrimary && n.reachable && n.role === 'primary')) {
+    const reset = mysqlPrimaryReset(undefined, probed.nodes, deadPrimary, Date.now(), undefined, { primaryReadLast: true });
+    const gone = reset && `the primary ${deadPrimary} answers but came back EMPTY or reset: it holds ${reset.after.gtid || 'nothing'}, its replicas hold ${reset.before.gtid || 'nothing'} from it`;
+    if (reset && !reset.holders.length) refuse(`${gone}; no replica that may be promoted holds the data: nothing to fail over to`);
+    if (reset && !input.force) refuse(`${gone}; re-run with --force to keep ${deadPrimary} out (read-only, flagged) and promote the best of ${reset.holders.join(', ')}`);
+    if (reset && patched(PATCH_MYSQL_FORCE_EMPTY_PRIMARY)) {
+      returnedEmpty = { node: deadPrimary };
+      emptyReason = reset.text;
+      emptyHeld ??= reset.before.gtid;
+      rb.audit('empty-primary', `${deadPrimary} answers but came back empty or reset (--force): not followed; ${reset.text}`);
+    }
+  }
   const live = probed.nodes.filter((n) => n.reachable && n.role === 'primary' && n.node !== returnedEmpty?.node);
   if (live.some((n) => n.node === deadPrimary)) refuse(`the primary ${deadPrimary} answers: use switchover for a planned change`);
   const writable = probed.nodes.filter((n) => n.reachable && n.readOnly === false && n.node !== returnedEmpty?.node);
@@ -143,6 +167,7 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
     const plan = [
       `wait for ${candidate} to apply its relay log up to ${candidateReceived || 'empty'} (at most ${probed.policy.catchUpTimeoutMs} ms)`,
       ...(pre ? [`run ${pre} pre-failover hook(s); any failure stops the run with nothing changed`] : []),
+      ...(returnedEmpty ? [`keep ${returnedEmpty.node} out: read_only ON, its sessions ended, not made a replica (it came back empty or reset), flagged`] : []),
       `promote ${candidate}: stop and reset replication, read_only OFF (point of no return)`,
       ...(probed.routingHook ? [`run the routing hook to move the writer endpoint to ${candidate}`] : []),
       ...(hookCount(probed.hooks, 'postPromotion') ? [`run ${hookCount(probed.hooks, 'postPromotion')} post-promotion hook(s) (failures reported)`] : []),
@@ -171,7 +196,7 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
   if (returnedEmpty && patched(PATCH_MYSQL_RECHECK_CANDIDATE)) {
     try {
       const k = await rb.step(`keep ${returnedEmpty.node} out`, `make ${returnedEmpty.node} read-only: it came back empty or reset`, () =>
-        mutate.ensureMysqlKeptOut.executeWithOptions({ summary: `keep ${returnedEmpty.node} out` }, [{ cluster, node: returnedEmpty.node, reason: input.confirmed!.reason }]),
+        mutate.ensureMysqlKeptOut.executeWithOptions({ summary: `keep ${returnedEmpty.node} out` }, [{ cluster, node: returnedEmpty.node, reason: emptyReason! }]),
       );
       keptOut = k.gtid;
     } catch (e) {
@@ -320,7 +345,7 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
       fenced = 'flagged';
       const own = keptOut ? keptOut.split(',') : [];
       if (keptOut === undefined) rb.audit(`fence ${deadPrimary}`, `WARNING: ${deadPrimary} could not be made read-only before the promotion (see above): check it takes no writes`);
-      rejoin = { outcome: 'flagged', errantGtids: [`reset: came back empty or reset (held ${input.lastKnown?.gtid || '?'} before); re-clone it`, ...own], wasWritable: false, audit: '' };
+      rejoin = { outcome: 'flagged', errantGtids: [`reset: came back empty or reset (held ${emptyHeld || '?'} before); re-clone it`, ...own], wasWritable: false, audit: '' };
       rb.audit(`fence ${deadPrimary}`, `${deadPrimary} came back empty or reset: kept out (read-only, not replicating), FLAGGED; re-clone it (handover backup provision-replica --node ${deadPrimary}): the monitor clears the flag once it replicates from the primary again`);
     } else try {
       rejoin = await rb.step(`fence ${deadPrimary}`, `if ${deadPrimary} answers: read_only ON, then a replica of ${candidate} (errant GTIDs: left read-only, flagged)`, () =>
@@ -381,7 +406,7 @@ export async function mysqlFailover(input: FailoverInput): Promise<MysqlFailover
       relayApplyMs: applied.waitedMs,
       fenced,
       errantGtids: rejoin?.errantGtids.length ? rejoin.errantGtids : undefined,
-      ...(returnedEmpty ? { returnedEmpty: input.confirmed!.reason } : {}),
+      ...(returnedEmpty ? { returnedEmpty: emptyReason } : {}),
       notFollowing: notFollowing.length ? notFollowing : undefined,
       routing,
       ...(hooks.length ? { hooks } : {}),
