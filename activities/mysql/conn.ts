@@ -73,11 +73,17 @@ export function mysqlOffersTls(host: string, port: number, timeoutMs = 1_500): P
 /** Opens a connection; injected so tests and benchmarks can wrap it. */
 export type MysqlConnect = (target: MysqlTarget) => Promise<mysql.Connection>;
 
+/** How long a connection may take to be answered (TCP connect and the server's greeting). */
+export const MYSQL_CONNECT_TIMEOUT_MS = 2_000;
+
 export const connectMysql: MysqlConnect = async (t) => {
   let conn: mysql.Connection;
   try {
-    conn = await mysql.createConnection({ host: t.host, port: t.port, user: t.user, password: t.password, ssl: mysqlSslOptions(t), connectTimeout: 2_000, supportBigNumbers: true, dateStrings: true });
+    conn = await mysql.createConnection({ host: t.host, port: t.port, user: t.user, password: t.password, ssl: mysqlSslOptions(t), connectTimeout: MYSQL_CONNECT_TIMEOUT_MS, supportBigNumbers: true, dateStrings: true });
   } catch (e) {
+    // mysql2 says "connect ETIMEDOUT" both for no TCP answer and for a server that accepted and never greeted
+    // (frozen, or overloaded): say how long it waited, as the other probes' bounds do.
+    if ((e as { code?: string }).code === 'ETIMEDOUT') throw new Error(`timeout after ${MYSQL_CONNECT_TIMEOUT_MS} ms connecting (no answer from the server)`);
     const typed = classifyTlsError(e, t) ?? classifyMysqlError(e, t);
     // MariaDB answers a plaintext login to a require_secure_transport server with a plain "Access denied":
     // say so when the node offers TLS and the inventory has none for it.

@@ -107,6 +107,32 @@ describe('handover status / history / --wait', () => {
     }
   });
 
+  it('status is bounded: a frozen (SIGSTOPped) node shows as a timeout, and status returns within a few seconds', async () => {
+    const [frozenRedis, frozenMaria] = [redis.nodes[1], maria.nodes[2]];
+    await frozenRedis.stop('SIGSTOP');
+    await frozenMaria.stop('SIGSTOP');
+    try {
+      const t0 = Date.now();
+      const r = await run(['status', '--json', ...common()]);
+      const ms = Date.now() - t0;
+      expect(r.code, r.err).toBe(0);
+      const { clusters } = JSON.parse(r.out) as { clusters: ClusterStatus[] };
+      const node = (c: string, n: string) => clusters.find((x) => x.cluster === c)!.nodes.find((x) => x.node === n)!;
+      // A frozen node accepts the TCP connection (the kernel) and never answers: the per-node bound names it.
+      // (Redis: the status probe's 2.5 s bound; MariaDB: the connection's 2 s bound for the server's greeting.)
+      expect(node('sh', frozenRedis.id)).toMatchObject({ reachable: false, error: expect.stringMatching(/timeout after 2500 ms/) });
+      expect(node('sh-maria', frozenMaria.id)).toMatchObject({ reachable: false, error: expect.stringMatching(/^timeout after 2000 ms connecting/) });
+      // The other nodes are read as usual, in parallel with the frozen ones.
+      expect(node('sh', 'sh-1').role).toBe('primary');
+      expect(node('sh-maria', 'sh-maria-1').role).toBe('primary');
+      // Per-node bound 2.5 s, in parallel; the CLI's start and the workflow round trip on top.
+      expect(ms).toBeLessThan(8_000);
+    } finally {
+      await frozenRedis.stop('SIGCONT');
+      await frozenMaria.stop('SIGCONT');
+    }
+  });
+
   it('switchover --wait prints one plain line per step change (non-TTY), then the report', async () => {
     await eventually(
       () => run(['status', '--cluster', 'sh', '--json', ...common()]),
