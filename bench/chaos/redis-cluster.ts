@@ -286,13 +286,21 @@ export function everyShardHandedOver(before: Before, report: unknown, members: R
 
 /**
  * Before and after each activity of the Cluster roll (the first shard's replica, its CLUSTER FAILOVER, and the
- * restart of its old primary, by then a replica), and inside the restart, the readiness wait and the handover.
+ * restart of its old primary, by then a replica), the last shard's handover and the last node's readiness wait
+ * (the roll's last step), and inside the restart, the readiness wait and the handover.
  */
 export const ROLLING_RESTART_REDIS_CLUSTER_POINTS = [
-  ...['describeCluster', 'probeRedisSpecs', 'ensureRedisConfigPersisted', 'ensureRedisNodeRestarted', 'waitForRedisNodeReady', 'ensureRedisClusterFailover', 'ensureRedisNodeRestarted#2'].flatMap((a) => [
-    `before:${a}`,
-    `after:${a}`,
-  ]),
+  ...[
+    'describeCluster',
+    'probeRedisSpecs',
+    'ensureRedisConfigPersisted',
+    'ensureRedisNodeRestarted',
+    'waitForRedisNodeReady',
+    'ensureRedisClusterFailover',
+    'ensureRedisNodeRestarted#2',
+    'ensureRedisClusterFailover#3',
+    'waitForRedisNodeReady#6',
+  ].flatMap((a) => [`before:${a}`, `after:${a}`]),
   'inside:ensureRedisNodeRestarted.beforeRestart',
   'inside:waitForRedisNodeReady.loop',
   'inside:ensureRedisClusterFailover.beforeFailover',
