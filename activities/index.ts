@@ -21,6 +21,7 @@ import { createDoltRollingActivities } from './dolt/rolling';
 import { connectMysql, type MysqlConnect } from './mysql/conn';
 import { createBackupActivities, type BackupActivityDeps } from './backup';
 import { createStatusActivities } from './status';
+import { createDoctorActivities } from './doctor';
 import { createMaintenanceActivities } from './maintenance';
 
 export interface ActivityDeps extends Partial<Pick<RedisActivityDeps, 'connectRedis' | 'env' | 'failpoint'>> {
@@ -28,6 +29,8 @@ export interface ActivityDeps extends Partial<Pick<RedisActivityDeps, 'connectRe
   connectMysql?: MysqlConnect;
   /** Backup storage override (tests); default: the inventory's backup.storage.dir, else HANDOVER_BACKUP_DIR. */
   backupStorage?: BackupActivityDeps['storage'];
+  /** The inventory's file (the worker's HANDOVER_INVENTORY), named by `handover doctor`. */
+  inventoryFile?: string;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -50,6 +53,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createDoltRollingActivities(full),
     ...createBackupActivities({ ...full, storage: deps.backupStorage }),
     ...createStatusActivities(full),
+    ...createDoctorActivities(full),
   };
 }
 

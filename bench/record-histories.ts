@@ -12,7 +12,7 @@
  *    resumed, and started as `redisRollingRestart` with its child `redisSwitchover`; backups completed, crashed
  *    mid-stream and resumed, started by a Temporal Schedule (completed, and skipped while another operation
  *    holds the cluster), verified again, restored into a scratch server, a restore into a non-empty node refused;
- *    a `handover status` read (`clusterStatus`).
+ *    a `handover status` read (`clusterStatus`); `handover doctor`'s checks on the worker (`doctor`).
  *  - Redis `replayundo`: a switchover whose candidate cannot catch up within the write pause, undone.
  *  - Redis `replayfo`: a failover after the primary was SIGKILLed (operator, --force).
  *  - Redis `replaymon`: the monitor (`monitor` routing to `redisMonitor`), a `redisMonitor` run that continued as
@@ -59,7 +59,7 @@ import { runRollingRestart } from '../client/commands/rolling-restart';
 import { runSwitchover } from '../client/commands/switchover';
 import { runMaintenance } from '../client/commands/maintenance';
 import { backupScheduleId } from '../core/backup/decide';
-import { SA_CLUSTER, SA_RUNBOOK, archiverWorkflowId, maintenanceWorkflowId, monitorWorkflowId, operationWorkflowId, statusWorkflowId } from '../core/ids';
+import { SA_CLUSTER, SA_RUNBOOK, archiverWorkflowId, doctorWorkflowId, maintenanceWorkflowId, monitorWorkflowId, operationWorkflowId, statusWorkflowId } from '../core/ids';
 import type { RunbookProgress } from '../core/types';
 import { loadInventory } from '../inventory/load';
 import type { MonitorState, MonitorStatus } from '../workflows/monitor';
@@ -456,6 +456,15 @@ async function main() {
           // handover status as the CLI runs it on the worker: the clusterStatus workflow, one read-only activity.
           const workflowId = statusWorkflowId(l.cluster, 'record');
           await l.client.workflow.start('clusterStatus', { workflowId, taskQueue: l.taskQueue, args: [{ cluster: l.cluster }] });
+          return { exitCode: 0, workflowId };
+        },
+      ],
+      [
+        'doctor-redis',
+        async (l) => {
+          // handover doctor's database and binary checks as the CLI runs them on the worker: one read-only activity.
+          const workflowId = doctorWorkflowId(l.cluster, 'record');
+          await l.client.workflow.start('doctor', { workflowId, taskQueue: l.taskQueue, args: [{ cluster: l.cluster }] });
           return { exitCode: 0, workflowId };
         },
       ],

@@ -219,7 +219,8 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
       .argument('<action>', 'start | stop | status')
       .requiredOption('--cluster <name>', 'cluster')
       .option('--run-ms <ms>', 'how long one archiving call streams before returning (default 300000)')
-      .option('--segment-ms <ms>', 'store a segment once its first transaction is this old (default 10000)'),
+      .option('--segment-ms <ms>', 'store a segment once its first transaction is this old (default 10000)')
+      .option('--lease-ttl-ms <ms>', "the archive lease's lifetime: a silent archiver's lease is taken over after it (default 60000)"),
   ).action(async (action: string, opts) => onExit((await runBackupArchive({ ...opts, action: action as 'start' }, processIO)).exitCode));
   common(
     backup
@@ -281,8 +282,9 @@ export function buildProgram(onExit: (code: number) => void = (c) => (process.ex
   common(
     program
       .command('doctor')
-      .description('check this installation: Temporal (address, TLS, namespace, search attributes), a worker polling, every node reachable with working credentials and sufficient privileges, the backup binaries')
-      .option('--cluster <name>', 'only this cluster (default: every cluster in the inventory)'),
+      .description("check this installation: Temporal from this machine (address, TLS, namespace, search attributes), a worker polling, the codec key; on the worker: every node reachable with working credentials and sufficient privileges, the backup binaries")
+      .option('--cluster <name>', "only this cluster (default: every cluster in the worker's inventory)")
+      .option('--direct', "check the nodes and binaries from this machine, with this CLI's inventory and credentials, instead of on the worker"),
   ).action(async (opts) => onExit((await runDoctor(opts, processIO)).exitCode));
   program
     .command('codec-server')

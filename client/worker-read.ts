@@ -20,8 +20,24 @@ export const WORKER_READ_TIMEOUT_MS = 20_000;
 
 export type WorkerRead = { ok: true; result: ReadClusterStatusResult } | { ok: false; why: string };
 
-/** `pollers`: the task queue's workflow pollers when the caller has just looked (refuseKeyMismatch); else looked up here. */
-export async function readOnWorker(client: Client, taskQueue: string, input: ClusterStatusInput, timeoutMs = WORKER_READ_TIMEOUT_MS, pollers?: string[]): Promise<WorkerRead> {
+/** A read-only workflow run on the worker and awaited: its result, or why there is none. */
+export type OnWorker<T> = { ok: true; result: T } | { ok: false; why: string };
+
+/**
+ * Run a read-only workflow (clusterStatus, doctor) on the task queue and wait for its result, at most
+ * `timeoutMs` (then it is terminated). UnknownCluster (the worker's inventory lacks the cluster) is refused, exit 2;
+ * any other failure, no worker polling, or no answer in time is returned as `why`.
+ * `pollers`: the task queue's workflow pollers when the caller has just looked (refuseKeyMismatch); else looked up here.
+ */
+export async function runOnWorker<T>(
+  client: Client,
+  taskQueue: string,
+  run: { workflowType: string; workflowId: string; args: unknown[]; summary: string },
+  timeoutMs = WORKER_READ_TIMEOUT_MS,
+  pollers?: string[],
+  /** Give up early when no worker has taken the run's first workflow task after this long (a worker that just stopped still shows as polling). */
+  pickupMs?: number,
+): Promise<OnWorker<T>> {
   if (!pollers) {
     try {
       pollers = await workflowPollers(client, taskQueue);
@@ -30,20 +46,28 @@ export async function readOnWorker(client: Client, taskQueue: string, input: Clu
     }
   }
   if (pollers.length === 0) return { ok: false, why: `no worker polls task queue ${taskQueue}` };
-  const handle = await client.workflow.start('clusterStatus', {
-    workflowId: statusWorkflowId(input.cluster, randomUUID().slice(0, 8)),
+  const handle = await client.workflow.start(run.workflowType, {
+    workflowId: run.workflowId,
     taskQueue,
-    args: [input],
+    args: run.args,
     workflowExecutionTimeout: `${Math.ceil(timeoutMs / 1000) + 10}s`,
-    staticSummary: input.probe === false ? `inventory check${input.cluster ? ` of ${input.cluster}` : ''} (read-only)` : `status${input.cluster ? ` of ${input.cluster}` : ''} (read-only)`,
+    staticSummary: run.summary,
   });
   let timer: NodeJS.Timeout | undefined;
+  let pickupTimer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
+  const notTaken = new Promise<'not-taken'>((resolve) => {
+    if (pickupMs === undefined) return;
+    pickupTimer = setTimeout(() => {
+      // 2 events: WorkflowExecutionStarted and WorkflowTaskScheduled; a picked-up task adds WorkflowTaskStarted.
+      handle.describe().then((d) => d.status.name === 'RUNNING' && d.historyLength <= 2 && resolve('not-taken'), () => undefined);
+    }, pickupMs);
+  });
   try {
-    const r = await Promise.race([handle.result() as Promise<ReadClusterStatusResult>, timedOut]);
-    if (r === 'timeout') {
+    const r = await Promise.race([handle.result() as Promise<T>, timedOut, notTaken]);
+    if (r === 'timeout' || r === 'not-taken') {
       await handle.terminate('the CLI stopped waiting').catch(() => undefined);
-      return { ok: false, why: `the worker did not answer within ${timeoutMs / 1000} s` };
+      return { ok: false, why: r === 'timeout' ? `the worker did not answer within ${timeoutMs / 1000} s` : `no worker took the run within ${(pickupMs ?? 0) / 1000} s (${pollers.length} seen polling task queue ${taskQueue} lately: stopped, busy, or on another build?)` };
     }
     return { ok: true, result: r };
   } catch (e) {
@@ -53,7 +77,24 @@ export async function readOnWorker(client: Client, taskQueue: string, input: Clu
     return { ok: false, why: `the worker's read failed: ${type ? `${type}: ` : ''}${message}` };
   } finally {
     clearTimeout(timer);
+    clearTimeout(pickupTimer);
   }
+}
+
+/** `pollers`: the task queue's workflow pollers when the caller has just looked (refuseKeyMismatch); else looked up here. */
+export async function readOnWorker(client: Client, taskQueue: string, input: ClusterStatusInput, timeoutMs = WORKER_READ_TIMEOUT_MS, pollers?: string[]): Promise<WorkerRead> {
+  return runOnWorker<ReadClusterStatusResult>(
+    client,
+    taskQueue,
+    {
+      workflowType: 'clusterStatus',
+      workflowId: statusWorkflowId(input.cluster, randomUUID().slice(0, 8)),
+      args: [input],
+      summary: input.probe === false ? `inventory check${input.cluster ? ` of ${input.cluster}` : ''} (read-only)` : `status${input.cluster ? ` of ${input.cluster}` : ''} (read-only)`,
+    },
+    timeoutMs,
+    pollers,
+  );
 }
 
 /**

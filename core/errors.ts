@@ -45,6 +45,8 @@ export const ErrorType = {
   // Payload encryption: the run's input is under a codec key the worker does not hold (or the CLI's differs from
   // the worker's): refused before anything starts, or the run fails at its start (workflows/undecodable.ts)
   CodecKeyMismatch: 'CodecKeyMismatch',
+  // Binlog archive: another archiver holds the cluster's archive lease (refused), or took it over from this one
+  ArchiveLeaseHeld: 'ArchiveLeaseHeld',
 } as const;
 
 /** The field of the marker a worker's codec decodes an unreadable payload into (codec/aes-gcm.ts, workflows/undecodable.ts). */
@@ -72,6 +74,7 @@ export const REFUSAL_TYPES: ReadonlySet<string> = new Set<string>([
   ErrorType.ApprovalRejected,
   ErrorType.ApprovalTimedOut,
   ErrorType.CodecKeyMismatch,
+  ErrorType.ArchiveLeaseHeld,
 ]);
 
 /** An error with a type the CLI and workflows understand; activities convert it to a non-retryable failure. */

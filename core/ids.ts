@@ -30,6 +30,11 @@ export function statusWorkflowId(cluster: string | undefined, unique: string): s
   return `handover-status-${cluster ?? 'all'}-${unique}`;
 }
 
+/** A `handover doctor` check on the worker (read-only, no lock): one per call. */
+export function doctorWorkflowId(cluster: string | undefined, unique: string): string {
+  return `handover-doctor-${cluster ?? 'all'}-${unique}`;
+}
+
 /** A cluster's maintenance windows (workflows/maintenance.ts): not a mutating operation, never the lock. */
 export function maintenanceWorkflowId(cluster: string): string {
   return `handover-maintenance-${cluster}`;

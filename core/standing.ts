@@ -37,6 +37,10 @@ export function nodesNotFollowing(c: ClusterStatus, except: string[] = [], prima
     if (except.includes(n.node) || (primary === undefined && c.primaries.includes(n.node)) || n.node === primary) continue;
     if (!n.reachable) out.push({ node: n.node, reason: `unreachable${n.error ? ` (${n.error})` : ''}` });
     else if (primary !== undefined && n.role === 'primary') out.push({ node: n.node, reason: n.readOnly === true ? 'it replicates from nobody (standalone, read-only)' : 'it is a primary itself' });
+    // Neither primary nor replica (a Dolt remote node left fenced or misconfigured): position says which.
+    else if (primary !== undefined && n.role === undefined) out.push({ node: n.node, reason: `neither a primary nor a replica${n.position ? ` (${n.position})` : ''}` });
+    // A Dolt read replica whose history no longer contains its primary's head: not a link, it diverged.
+    else if (n.role === 'replica' && n.lagCommits === null) out.push({ node: n.node, reason: `it has diverged from ${n.replicaOf ?? 'its primary'} (its head is not in the primary's history)` });
     else if (n.role === 'replica' && n.linkUp === false) out.push({ node: n.node, reason: `its replication link to ${n.replicaOf ?? '?'} is down (${n.link}; wrong replication credentials, or the network)` });
     else if (primary !== undefined && n.role === 'replica' && n.replicaOf !== primary) out.push({ node: n.node, reason: `it replicates from ${n.replicaOf ?? 'nowhere'}, not from ${primary}` });
   }
@@ -57,6 +61,17 @@ function withoutPrimary(n: ClusterStatus['nodes'][number]): string {
   if (!n.reachable) return `unreachable${n.error ? ` (${n.error})` : ''}`;
   if (n.role === 'replica') return `no primary; a replica of ${n.replicaOf ?? 'nowhere'}${n.link ? `, link ${n.link}` : ''}`;
   return n.readOnly === true ? 'no primary; read-only, replicating from nowhere' : 'no primary';
+}
+
+/**
+ * Where one shard of a Redis Cluster stands: the status cut down to the shard's nodes, so the other shards'
+ * primaries do not count. The shard is `seeds` (its primary and replicas as the run knew them: the old primary,
+ * the new one) and every node that replicates from one of them now.
+ */
+export function shardStandingOf(c: ClusterStatus, seeds: string[], opts: { expected?: string; previousPrimary?: string } = {}): ClusterStanding {
+  const members = new Set(seeds);
+  for (const n of c.nodes) if (n.role === 'replica' && n.replicaOf && seeds.includes(n.replicaOf)) members.add(n.node);
+  return standingOf({ ...c, nodes: c.nodes.filter((n) => members.has(n.node)), primaries: c.primaries.filter((p) => members.has(p)) }, opts);
 }
 
 /**

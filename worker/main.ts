@@ -126,7 +126,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     worker = await createHandoverWorker({
       connection,
       namespace,
-      activities: createActivities({ inventory, env, failpoint: failpoints.hit }),
+      activities: createActivities({ inventory, inventoryFile: file, env, failpoint: failpoints.hit }),
       ...(dataConverter ? { codecWorkflowBundlePath: bundle } : { workflowBundlePath: bundle }),
       taskQueue,
       failpoints,

@@ -13,4 +13,5 @@ export { doltFailover } from './dolt/failover';
 export { backup, scheduledBackup, verifyBackupRun, restoreBackupRun, provisionReplica } from './backup';
 export { binlogArchiver, pitrRestore } from './pitr';
 export { clusterStatus } from './status';
+export { doctor } from './doctor';
 export { maintenance } from './maintenance';

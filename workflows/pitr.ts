@@ -4,7 +4,9 @@
  *    cluster's lock ID: it runs beside switchovers, failovers and backups and follows the primary they leave.
  *    It calls `archiveBinlogs` (one heartbeating attempt streams for up to `runMs`) in a loop and continues as
  *    new every `callsPerRun` calls, so its history stays bounded. The store's segment manifests are the
- *    archive's state: any attempt, on any worker, continues after the last stored one.
+ *    archive's state: any attempt, on any worker, continues after the last stored one. One archiver per archive:
+ *    each call takes the archive's lease in the store under the archiver's token (made once, carried across
+ *    continue-as-new); when another archiver holds it (ArchiveLeaseHeld) this one ends, failed, naming it.
  *  - pitrRestore: plan (the newest good base before the target and the segments after it; a target out of
  *    range is refused before anything is restored), restore the base into a fresh scratch server, replay the
  *    archived transactions after the base's GTID up to exactly the target, verify the position reached.
@@ -13,7 +15,7 @@
  *    anything changes; then detached (read-only, no replication), restored, replayed into, verified, left
  *    standalone and read-only (unless `writable`); the report says where the cluster stands.
  */
-import { ApplicationFailure, CancellationScope, continueAsNew, defineQuery, isCancellation, proxyActivities, setHandler, sleep } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, continueAsNew, defineQuery, isCancellation, proxyActivities, patched, setHandler, sleep, uuid4 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { ArchiveBinlogsResult, PitrFinishResult, PlanPitrResult, ReplayBinlogsResult, RestoreBackupResult } from '../activities/backup';
 import type { PitrTarget } from '../core/backup/binlog';
@@ -33,6 +35,10 @@ export interface BinlogArchiverInput {
   segmentBytes?: number;
   /** Calls per workflow run before continue-as-new (default 50). */
   callsPerRun?: number;
+  /** The archive lease's lifetime (ms; default 60 s): a holder silent for this long may be taken over. */
+  leaseTtlMs?: number;
+  /** This archiver's lease token (made at its first run, carried across continue-as-new). */
+  leaseToken?: string;
   /** Carried across continue-as-new. */
   carried?: ArchiverStatus;
 }
@@ -61,13 +67,19 @@ export async function binlogArchiver(input: BinlogArchiverInput): Promise<void> 
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '5s', nonRetryableErrorTypes: NON_RETRYABLE },
   });
   const status: ArchiverStatus = input.carried ?? { cluster: input.cluster, calls: 0, segmentsStored: 0, transactionsStored: 0, followed: [] };
+  // The archiver's lease token, made once (runs recorded before the lease use the workflow ID as their token).
+  const leaseToken = patched('binlog-archive-lease-token') ? (input.leaseToken ?? uuid4()) : undefined;
   setHandler(archiverStatusQuery, () => status);
   for (let i = 0; i < (input.callsPerRun ?? 50); i++) {
     let r: ArchiveBinlogsResult;
     try {
-      r = await archive.archiveBinlogs.executeWithOptions({ summary: `archive ${input.cluster}'s binlogs` }, [{ cluster: input.cluster, runMs, segmentMs: input.segmentMs, segmentBytes: input.segmentBytes }]);
+      r = await archive.archiveBinlogs.executeWithOptions({ summary: `archive ${input.cluster}'s binlogs` }, [
+        { cluster: input.cluster, runMs, segmentMs: input.segmentMs, segmentBytes: input.segmentBytes, ...(leaseToken ? { leaseToken } : {}), ...(input.leaseTtlMs ? { leaseTtlMs: input.leaseTtlMs } : {}) },
+      ]);
     } catch (e) {
       if (isCancellation(e)) throw e;
+      // Another archiver writes this archive: this one ends (two would interleave segments), naming the holder.
+      if (failureTypeOf(e) === ErrorType.ArchiveLeaseHeld) throw ApplicationFailure.create({ message: messageOf(e), type: ErrorType.ArchiveLeaseHeld, nonRetryable: true });
       status.lastError = (e as Error).message;
       await CancellationScope.nonCancellable(() => sleep('5s'));
       continue;
@@ -82,7 +94,7 @@ export async function binlogArchiver(input: BinlogArchiverInput): Promise<void> 
     status.followed = [...status.followed, ...r.followed].slice(-20);
     status.lastError = undefined;
   }
-  await continueAsNew<typeof binlogArchiver>({ ...input, carried: status });
+  await continueAsNew<typeof binlogArchiver>({ ...input, ...(leaseToken ? { leaseToken } : {}), carried: status });
 }
 
 const long = proxyActivities<Activities>({

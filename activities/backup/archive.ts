@@ -20,9 +20,14 @@
  * behind that position (a failover that lost transactions the archive had read), it continues from the new
  * primary's position and records `forkedAt`; a restore drops the archived transactions past it (they are not
  * in the cluster's history).
+ *
+ * One archiver at a time: every call first takes the archive's lease in the store (activities/backup/lease.ts),
+ * renews it while it runs and before storing a manifest, and a second archiver (another workflow, namespace or
+ * Temporal) is refused with ArchiveLeaseHeld naming the holder; a lease not renewed for its lifetime (the
+ * holder died) is taken over.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -48,10 +53,12 @@ import {
   type SegmentManifest,
 } from '../../core/backup/binlog';
 import type { BackupCompression } from '../../core/backup/decide';
+import { LEASE_TTL_MS, describeHolder, type LeaseOwner } from '../../core/backup/lease';
 import { ErrorType, HandoverError } from '../../core/errors';
 import { mysqlTarget, replicationAccount } from '../mysql/conn';
 import { compressionOf, EXT, type BackupCluster, type BackupContext } from './context';
 import { encryptStream } from './crypto';
+import { ArchiveLeaseHolder, localOwner } from './lease';
 import { mysqlClientTlsArgs, optionFile } from './mysql';
 import type { BackupStorage } from './storage';
 import { codecStream } from './stream';
@@ -65,6 +72,11 @@ export interface ArchiveBinlogsInput {
   segmentMs?: number;
   /** ... or it holds this many bytes (default 16 MiB). */
   segmentBytes?: number;
+  /** The archiver's lease token (fixed for the archiver's life, carried across continue-as-new) and lifetime (ms; default 60 s). */
+  leaseToken?: string;
+  leaseTtlMs?: number;
+  /** Outside a workflow (tests, tools): who this call is; default a fresh local owner. */
+  owner?: LeaseOwner;
 }
 
 export interface ArchiveBinlogsResult {
@@ -77,6 +89,8 @@ export interface ArchiveBinlogsResult {
   coveredUntil?: number;
   /** Primary changes followed in this call: "old -> new at <pos>". */
   followed: string[];
+  /** The archive's lease: its generation at the end, and how this call took it. */
+  lease: { generation: number; took: 'free' | 'released' | 'expired' | 'ours'; from?: string };
   audit: string;
 }
 
@@ -86,7 +100,18 @@ export interface ArchiveHeartbeat extends ArchiveState {
   nextSeq: number;
 }
 
-export const SEGMENT_DATA = (seq: number, c: BackupCompression) => `${segmentName(seq)}.binlog${EXT[c]}`;
+/**
+ * A segment's data file: `seg-NNNNNNNN.<attempt>.binlog.zst`. The attempt tag (the lease session's first 8 hex
+ * digits) keeps an archiver that lost its lease mid-segment from overwriting the data of the segment its
+ * successor stored under the same number; the manifest names the file it describes.
+ */
+export const SEGMENT_DATA = (seq: number, c: BackupCompression, tag?: string) => `${segmentName(seq)}${tag ? `.${tag}` : ''}.binlog${EXT[c]}`;
+
+/** The sequence number of a segment data file (with or without an attempt tag). */
+export function segmentDataSeqOf(file: string): number | undefined {
+  const m = /^seg-(\d{8})(?:\.[0-9a-f]{8})?\.binlog(?:\.[a-z0-9]+)?$/.exec(file);
+  return m ? Number(m[1]) : undefined;
+}
 
 /** How many manifests are read at once (an object store answers each GET in a round trip). */
 const READ_PARALLEL = 16;
@@ -256,10 +281,28 @@ export async function archiveBinlogs(ctx: BackupContext, input: ArchiveBinlogsIn
   }
   const cancelled = () => actx?.cancellationSignal.aborted ?? false;
 
+  // One archiver per archive: the lease first (before clearPartial, which would abort another archiver's uploads).
+  const wf = actx?.info.workflowExecution;
+  const owner: LeaseOwner =
+    input.owner ??
+    (wf
+      ? { archiver: wf.workflowId, namespace: actx!.info.workflowNamespace ?? 'default', token: input.leaseToken ?? `${actx!.info.workflowNamespace ?? 'default'}/${wf.workflowId}`, session: randomUUID(), host: os.hostname(), pid: process.pid }
+      : localOwner());
+  const lease = await ArchiveLeaseHolder.acquire({ storage, cluster: c.name, owner, ttlMs: input.leaseTtlMs ?? LEASE_TTL_MS });
+  const tookFrom = lease.took.why === 'expired' && lease.took.previous ? describeHolder(lease.took.previous, Date.now()) : undefined;
+
   await storage.clearPartial(c.name, ARCHIVE_ID);
   // Where the archive continues: the last stored manifest (any attempt, any worker, either store).
   const lastSeg = await lastSegment(storage, c.name);
   let nextSeq = lastSeg ? lastSeg.seq + 1 : 1;
+  // Data files past the last manifest: left by an attempt that died (or lost its lease) between data and manifest.
+  // Nothing describes them and this archiver holds the lease: removed (they are written again, under this attempt's tag).
+  const firstOrphan = nextSeq;
+  for (const f of await storage.listFiles(c.name, ARCHIVE_ID)) {
+    const seq = segmentDataSeqOf(f);
+    if (seq !== undefined && seq >= firstOrphan) await storage.removeFile(c.name, ARCHIVE_ID, f);
+  }
+  const tag = owner.session.replace(/-/g, '').slice(0, 8).toLowerCase();
   let archived: GtidPos | undefined = lastSeg ? parseGtidPos(lastSeg.endPos) : undefined;
   const prev = await readArchiveState(storage, c.name).catch(() => undefined);
   const state: ArchiveHeartbeat = { cluster: c.name, archivedPos: lastSeg?.endPos ?? '', coveredUntil: prev?.coveredUntil, updatedAt: Date.now(), segmentsStored: 0, nextSeq };
@@ -275,6 +318,7 @@ export async function archiveBinlogs(ctx: BackupContext, input: ArchiveBinlogsIn
     if (!view.primary) {
       state.note = `no single writable node (${view.nodes.map((n) => `${n.node}=${n.error ? 'down' : n.readOnly ? 'read-only' : 'writable'}`).join(' ')}); waiting`;
       beat();
+      await lease.ensure();
       await sleep(500);
       continue;
     }
@@ -333,9 +377,10 @@ export async function archiveBinlogs(ctx: BackupContext, input: ArchiveBinlogsIn
     const flush = async () => {
       if (!pending.length) return;
       if (!asm.fde) throw new Error('no FORMAT_DESCRIPTION event read from the primary before its transactions');
+      await lease.ensure({ verify: true });
       const seq = nextSeq;
       const data = binlogFile(asm.fde, pending);
-      const file = SEGMENT_DATA(seq, compression);
+      const file = SEGMENT_DATA(seq, compression, /^[0-9a-f]{8}$/.test(tag) ? tag : undefined);
       const stored = await storeSegment({ storage, cluster: c.name, file, data, compression, encrypt: keys.current, env: ctx.env });
       let endPos = startAfter;
       for (const x of pending) endPos = advance(endPos, x.gtid);
@@ -359,6 +404,8 @@ export async function archiveBinlogs(ctx: BackupContext, input: ArchiveBinlogsIn
         ...(pendingForkedAt ? { forkedAt: pendingForkedAt } : {}),
       };
       await ctx.failpoint('archiveBinlogs.segment');
+      // Still this archiver's (a lease released by `archive stop`, or taken over after a pause, is seen here, before the manifest).
+      await lease.ensure({ verify: true });
       await storage.putJson(c.name, ARCHIVE_ID, `${segmentName(seq)}.json`, m);
       transactionsStored += pending.length;
       state.segmentsStored++;
@@ -390,6 +437,7 @@ export async function archiveBinlogs(ctx: BackupContext, input: ArchiveBinlogsIn
         if (Date.now() >= deadline || cancelled()) break;
         if (Date.now() - lastCheck >= 1000) {
           lastCheck = Date.now();
+          await lease.ensure();
           const checkAt = Date.now();
           const v = await viewNodes(ctx, c);
           if (v.primary && v.primary.node !== primary) break; // followed on the next round, from the archived position
@@ -426,6 +474,9 @@ export async function archiveBinlogs(ctx: BackupContext, input: ArchiveBinlogsIn
     await saveState().catch(() => undefined);
   }
   await saveState().catch(() => undefined);
+  // Cancelled (the workflow cancelled, or gone: terminated): the next archiver may start at once. Otherwise
+  // kept for this archiver's next call.
+  if (cancelled()) await lease.release();
   return {
     cluster: c.name,
     primary: state.primary,
@@ -435,6 +486,7 @@ export async function archiveBinlogs(ctx: BackupContext, input: ArchiveBinlogsIn
     lagTransactions: state.lagTransactions,
     coveredUntil: state.coveredUntil,
     followed,
-    audit: `archived ${transactionsStored} transaction(s) in ${state.segmentsStored} segment(s) from ${state.primary ?? 'no primary'}, up to ${state.archivedPos || 'nothing yet'}${followed.length ? `; followed ${followed.join('; ')}` : ''}`,
+    lease: { generation: lease.lease.generation, took: lease.took.why, ...(tookFrom ? { from: tookFrom } : {}) },
+    audit: `archived ${transactionsStored} transaction(s) in ${state.segmentsStored} segment(s) from ${state.primary ?? 'no primary'}, up to ${state.archivedPos || 'nothing yet'}${followed.length ? `; followed ${followed.join('; ')}` : ''}${tookFrom ? `; took the archive's lease over from ${tookFrom}` : ''}`,
   };
 }

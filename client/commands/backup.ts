@@ -12,6 +12,8 @@
  */
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { lastSegment, readArchiveState, segmentSeqs } from '../../activities/backup/archive';
+import { readLease, releaseLeaseOf } from '../../activities/backup/lease';
+import { describeHolder, judgeLease } from '../../core/backup/lease';
 import type { ArchiveHeartbeat } from '../../activities/backup';
 import type { PitrTarget } from '../../core/backup/binlog';
 import type { ArchiverStatus, BinlogArchiverInput, PitrRestoreInput, PitrRestoreReport } from '../../workflows/pitr';
@@ -309,6 +311,8 @@ export const BackupArchiveOptions = CommonOptions.extend({
   cluster: z.string().min(1),
   runMs: z.coerce.number().int().min(1000).optional(),
   segmentMs: z.coerce.number().int().min(100).optional(),
+  /** The archive lease's lifetime (ms): an archiver silent for this long may be taken over (default 60000). */
+  leaseTtlMs: z.coerce.number().int().min(2000).optional(),
 });
 export type BackupArchiveOptions = z.input<typeof BackupArchiveOptions>;
 
@@ -325,10 +329,16 @@ export interface ArchiveStatusView {
   followed: string[];
   note?: string;
   lastError?: string;
+  /** Not running because its last run failed: why (one line). */
+  ended?: string;
+  /** Who holds the archive's lease (one archiver per archive), as the store says. */
+  lease?: { holder: string; namespace: string; generation: number; expiresAt: string; released: boolean; text: string };
 }
 
 /**
- * start: the archiver workflow (idempotent: reports it when running); stop: terminate it (what is stored stays);
+ * start: the archiver workflow (idempotent: reports it when running), refused (ArchiveLeaseHeld) when another
+ * archiver (another namespace or Temporal) holds the archive's lease; stop: terminate it and release its lease
+ * (what is stored stays);
  * status: the archive's state in the store (what is archived, to when it is known complete) and, while the
  * archiver runs, its live heartbeat (the primary it streams, its lag).
  */
@@ -344,9 +354,17 @@ export async function runBackupArchive(raw: BackupArchiveOptions, io: IO): Promi
         .describe()
         .then((d) => d.status.name === 'RUNNING')
         .catch((e) => (e instanceof WorkflowNotFoundError ? false : Promise.reject(e)));
+      const namespace = client.options.namespace;
+      const storageOf = () => openStorage(findCluster(loadInventory(inventoryPath(o.inventory)), o.cluster));
       if (o.action === 'stop') {
         if (running) await handle.terminate('stopped with handover backup archive stop');
-        io.out(o.json ? JSON.stringify({ workflowId, stopped: running }) : running ? `stopped ${workflowId} (archived segments stay in the store)` : `${workflowId} was not running`);
+        // Its lease goes with it: the next archiver starts at once (not after the lease's lifetime).
+        const released = await releaseLeaseOf(storageOf(), o.cluster, { archiver: workflowId, namespace }).catch(() => undefined);
+        io.out(
+          o.json
+            ? JSON.stringify({ workflowId, stopped: running, leaseReleased: !!released })
+            : `${running ? `stopped ${workflowId} (archived segments stay in the store)` : `${workflowId} was not running`}${released ? '; its archive lease released' : ''}`,
+        );
         return { exitCode: EXIT.ok, workflowId };
       }
       if (o.action === 'status') {
@@ -355,7 +373,18 @@ export async function runBackupArchive(raw: BackupArchiveOptions, io: IO): Promi
         return { exitCode: EXIT.ok, workflowId, status };
       }
       await refuseKeyMismatch(client, o.taskQueue, keyIds);
-      const input: BinlogArchiverInput = { cluster: o.cluster, ...(o.runMs ? { runMs: o.runMs } : {}), ...(o.segmentMs ? { segmentMs: o.segmentMs } : {}) };
+      if (!running) {
+        // One archiver per archive: refused before starting when another one (another namespace or Temporal) holds it.
+        const storage = storageOf();
+        const { lease } = await readLease(storage, o.cluster);
+        if (lease && lease.owner.archiver === workflowId && lease.owner.namespace === namespace) {
+          await releaseLeaseOf(storage, o.cluster, { archiver: workflowId, namespace }); // left by an earlier run of this archiver
+        } else {
+          const v = judgeLease(o.cluster, lease, { token: '' }, Date.now());
+          if (!v.take) throw new CliError(EXIT.refused, `refused (ArchiveLeaseHeld): ${v.refusal.replace(/^refused: /, '')}; nothing was started`, 'ArchiveLeaseHeld');
+        }
+      }
+      const input: BinlogArchiverInput = { cluster: o.cluster, ...(o.runMs ? { runMs: o.runMs } : {}), ...(o.segmentMs ? { segmentMs: o.segmentMs } : {}), ...(o.leaseTtlMs ? { leaseTtlMs: o.leaseTtlMs } : {}) };
       try {
         await client.workflow.start('binlogArchiver', {
           workflowId,
@@ -388,9 +417,21 @@ async function archiveStatus(o: z.output<typeof BackupArchiveOptions>, workflowI
   const inv = loadInventory(inventoryPath(o.inventory));
   const storage: BackupStorage = openStorage(findCluster(inv, o.cluster));
   // One listing and the last manifest (not every manifest: in an object store each is a GET).
-  const [seqs, last, state] = await Promise.all([segmentSeqs(storage, o.cluster), lastSegment(storage, o.cluster), readArchiveState(storage, o.cluster)]);
+  const [seqs, last, state, { lease }] = await Promise.all([segmentSeqs(storage, o.cluster), lastSegment(storage, o.cluster), readArchiveState(storage, o.cluster), readLease(storage, o.cluster)]);
   let live: Partial<ArchiveHeartbeat> | undefined;
   let wf: ArchiverStatus | undefined;
+  let ended: string | undefined;
+  if (!running) {
+    // Ended on its own (e.g. refused: another archiver holds the archive's lease): why.
+    const d = await handle.describe().catch(() => undefined);
+    if (d?.status.name === 'FAILED') {
+      const f = await handle.result().then(
+        () => undefined,
+        (e: unknown) => rootFailure(e),
+      );
+      if (f) ended = `${f.type ? `${f.type}: ` : ''}${f.message}`;
+    }
+  }
   if (running) {
     wf = await handle.query<ArchiverStatus>('archiveStatus').catch(() => undefined);
     const d = await handle.describe().catch(() => undefined);
@@ -416,6 +457,19 @@ async function archiveStatus(o: z.output<typeof BackupArchiveOptions>, workflowI
     followed: wf?.followed ?? [],
     ...(live?.note ?? state?.note ? { note: live?.note ?? state?.note } : {}),
     ...(wf?.lastError ? { lastError: wf.lastError } : {}),
+    ...(ended ? { ended } : {}),
+    ...(lease
+      ? {
+          lease: {
+            holder: lease.owner.archiver,
+            namespace: lease.owner.namespace,
+            generation: lease.generation,
+            expiresAt: lease.expiresAt,
+            released: !!lease.released,
+            text: lease.released ? `released by ${lease.owner.archiver} (namespace ${lease.owner.namespace})` : `held by ${describeHolder(lease, Date.now())}`,
+          },
+        }
+      : {}),
   };
 }
 
@@ -425,8 +479,10 @@ export function formatArchiveStatus(s: ArchiveStatusView): string {
     `  lag: ${s.lagTransactions ?? '?'} transaction(s); complete up to ${s.coveredUntil ?? 'unknown'}${s.lagMs !== undefined ? ` (${Math.round(s.lagMs / 100) / 10} s ago)` : ''}`,
     ...(s.lastSegment ? [`  last segment ${s.lastSegment.seq}: up to ${s.lastSegment.lastGtid} (${s.lastSegment.lastTs})`] : []),
     ...s.followed.map((f) => `  followed ${f}`),
+    ...(s.lease ? [`  lease (generation ${s.lease.generation}): ${s.lease.text}`] : []),
     ...(s.note ? [`  ! ${s.note}`] : []),
     ...(s.lastError ? [`  ! last error: ${s.lastError}`] : []),
+    ...(s.ended ? [`  ! ended: ${s.ended}`] : []),
   ].join('\n');
 }
 

@@ -1,61 +1,51 @@
 /**
- * handover doctor [--cluster NAME] [--json]
- * Is this installation ready to run runbooks? One line per check, `ok`, `FAIL` (with what to do) or `skip`:
+ * handover doctor [--cluster NAME] [--direct] [--json]
+ * Is this installation ready to run runbooks? One line per check, `ok`, `FAIL` (with what to do) or `skip`.
  *
- *   temporal            reachable at the configured address (TLS mode, namespace), as client/temporal.ts resolves it
+ * From this machine (the CLI's own view, needed to run any command):
+ *   temporal            reachable from this machine at the configured address (TLS mode, namespace), as client/temporal.ts resolves it
  *   namespace           registered
  *   search attributes   HandoverCluster, HandoverRunbook, HandoverPhase registered as Keyword (core/ids.ts)
  *   workers             at least one worker polls the task queue for workflow and for activity tasks (DescribeTaskQueue,
  *                       pollers seen in the last POLLER_FRESH_MS, or HANDOVER_POLLER_FRESH_MS: a worker stopped longer ago
  *                       no longer counts)
- *   inventory           the file loads
- *   <cluster>/<node>    reachable as configured, the credentials work, the automation user's privileges suffice for
- *                       every runbook (MariaDB: SHOW GRANTS, activities/mysql/switchover.ts readMissingPrivileges;
- *                       Redis/Valkey: ACL DRYRUN of every command the runbooks send, probeAllWithPermissions); with
- *                       backups configured (a `backup:` block or HANDOVER_BACKUP_DIR), MariaDB's backup grants too
+ *   codec               this CLI's payload key (HANDOVER_CODEC_KEY) and the workers' can read each other (client/keys.ts)
+ * On the worker (the `doctor` workflow, activities/doctor.ts: the worker's inventory, secrets, network and host):
+ *   inventory           the worker's inventory loads
+ *   <cluster>/<node>    reachable, credentials work, privileges / ACL suffice for every runbook (and backups)
  *   <cluster>/sentinel  topology sentinel: each Sentinel answers
- *   binaries            what backups and their verification spawn (activities/backup/*): redis-cli, redis-server or valkey-server,
- *                       mariadbd, mariadb-install-db, mariadb-dump, mariadb, zstd (with compression: zstd), found on
- *                       THIS host: run doctor where the worker runs (the container, the systemd host)
+ *   binaries            what backups and their verification spawn, found on the worker's host
+ * And, when this CLI holds an inventory file:
+ *   inventory (this machine)  it defines the clusters as the worker's does (inventory/shape.ts): runbooks refuse otherwise
  *
- * Like `handover status`, the databases are read from this process with the inventory's credentials (read-only
- * probes, no workflow left behind). Exit 0 when every check passes, 4 when Temporal cannot be reached (the
- * other checks still run and print), 1 otherwise.
+ * The CLI opens no database connection and needs no database secret. With --direct, or when no worker can run
+ * the checks (Temporal unreachable, no worker polling, codec keys that do not match, no answer in time), the CLI
+ * runs them itself from its own inventory and credentials when it has an inventory file, saying why on stderr;
+ * without one they are skipped. Exit 0 when every check passes, 4 when Temporal cannot be reached (the other
+ * checks still run and print), 1 otherwise.
  */
 import { existsSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { Connection } from '@temporalio/client';
 import { z } from 'zod';
-import { HandoverError } from '../../core/errors';
-import { SEARCH_ATTRIBUTES } from '../../core/ids';
-import { describeMissingPrivileges, parseGrants } from '../../core/mysql/privileges';
-import { describeMissingRedisPermissions } from '../../core/redis/permissions';
+import { doctorWorkflowId, SEARCH_ATTRIBUTES } from '../../core/ids';
+import { formatCheck, type Check, type CheckStatus } from '../../core/doctor';
 import { findCluster, inventoryPath, loadInventory } from '../../inventory/load';
-import type { ClusterSpec, Inventory } from '../../inventory/schema';
-import { connectRedis } from '../../activities/redis/conn';
-import { redisOps } from '../../activities/redis/node';
-import { createRedisSentinelActivities } from '../../activities/redis/sentinel';
-import { mysqlOps } from '../../activities/mysql/node';
-import { doltOps } from '../../activities/dolt/node';
-import { doltRemoteOps } from '../../activities/dolt/remote';
-import { findDolt } from '../../activities/backup/tools';
-import { MARIADB_BACKUP_GRANTS } from '../../activities/backup/mysql';
-import { findTool, TOOL_ENV, type ToolName } from '../../activities/backup/tools';
+import { clusterShape } from '../../inventory/shape';
+import { runDoctorChecks, type DoctorChecksResult } from '../../activities/doctor';
 import { diagnoseTls, explainConnectError, resolveTemporal, tcpRefusal, tlsMode, type TemporalTarget } from '../temporal';
-import { CliError, CommonOptions, EXIT, type IO } from '../common';
+import { CliError, CommonOptions, EXIT, connect, type IO } from '../common';
+import { keyMismatch } from '../keys';
+import { inventoryMismatch, runOnWorker } from '../worker-read';
 
 export const DoctorOptions = CommonOptions.extend({
   cluster: z.string().min(1).optional(),
+  /** Run the database and host checks from this process (its inventory and credentials) instead of on the worker. */
+  direct: z.boolean().optional(),
 });
 export type DoctorOptions = z.input<typeof DoctorOptions>;
 
-export type CheckStatus = 'ok' | 'FAIL' | 'skip';
-export interface Check {
-  check: string;
-  status: CheckStatus;
-  detail: string;
-  /** What to do about a FAIL. */
-  fix?: string;
-}
+export { formatCheck, type Check, type CheckStatus };
 
 /**
  * Temporal API enum values (temporal.api.enums.v1; @temporalio/proto is not a direct dependency): stable wire
@@ -86,11 +76,13 @@ export function pollerFreshMs(env: NodeJS.ProcessEnv): number {
 }
 
 
-export function formatCheck(c: Check): string {
-  return `${c.status.padEnd(4)}  ${c.check}: ${c.detail}${c.fix ? ` -> ${c.fix}` : ''}`;
-}
+/** How long the CLI waits for the worker's checks (nodes are checked one after another). */
+export const DOCTOR_WORKER_TIMEOUT_MS = 60_000;
+/** A worker seen polling that has not taken the checks after this long has gone (or is stuck): the CLI stops waiting. */
+export const DOCTOR_PICKUP_MS = 5_000;
 
-async function temporalChecks(o: z.infer<typeof DoctorOptions>, add: (c: Check) => void, freshMs: number): Promise<{ reachable: boolean }> {
+/** `pollers`: the identities of the workers polling for workflow tasks within the window (undefined: not looked). */
+async function temporalChecks(o: z.infer<typeof DoctorOptions>, add: (c: Check) => void, freshMs: number): Promise<{ reachable: boolean; pollers?: string[] }> {
   let t: TemporalTarget;
   try {
     t = resolveTemporal(o);
@@ -115,7 +107,7 @@ async function temporalChecks(o: z.infer<typeof DoctorOptions>, add: (c: Check) 
   }
   try {
     const ws = connection.workflowService;
-    add({ check: 'temporal', status: 'ok', detail: `reachable at ${t.address} (${tlsMode(t.tls)}${t.apiKey ? ' + API key' : ''})` });
+    add({ check: 'temporal', status: 'ok', detail: `reachable at ${t.address} (${tlsMode(t.tls)}${t.apiKey ? ' + API key' : ''}) from this machine` });
     try {
       await ws.describeNamespace({ namespace: t.namespace });
       add({ check: 'namespace', status: 'ok', detail: `${t.namespace} registered` });
@@ -160,6 +152,7 @@ async function temporalChecks(o: z.infer<typeof DoctorOptions>, add: (c: Check) 
           detail: `no worker polls task queue ${o.taskQueue} in namespace ${t.namespace} for ${!wf.length && !act.length ? 'workflow or activity' : !wf.length ? 'workflow' : 'activity'} tasks (none seen in the last ${freshMs / 1000} s)`,
           fix: 'start one (bin/handover-worker, deploy/handover-worker.service) with the same namespace and HANDOVER_TASK_QUEUE',
         });
+      return { reachable: true, pollers: act.length ? wf.map((p) => p.identity ?? '?') : [] };
     } catch (e) {
       add({ check: 'workers', status: 'FAIL', detail: `cannot describe task queue ${o.taskQueue}: ${(e as Error).message}` });
     }
@@ -169,175 +162,104 @@ async function temporalChecks(o: z.infer<typeof DoctorOptions>, add: (c: Check) 
   }
 }
 
-/** Whether backups are configured for the cluster: a `backup:` block, or HANDOVER_BACKUP_DIR for every cluster. */
-const takesBackups = (c: ClusterSpec, env: NodeJS.ProcessEnv) => !!c.backup || !!env.HANDOVER_BACKUP_DIR;
 
-async function redisChecks(inv: Inventory, c: ClusterSpec, env: NodeJS.ProcessEnv, add: (c: Check) => void): Promise<string[]> {
-  const ops = redisOps({ inventory: () => inv, connectRedis, env });
-  const versions: string[] = [];
-  for (const n of c.nodes) {
-    const check = `${c.name}/${n.id}`;
-    try {
-      const [p] = await ops.probeAllWithPermissions({ ...c, nodes: [n] });
-      if (!p.reachable) add({ check, status: 'FAIL', detail: `${n.host}:${n.port} unreachable: ${p.error}`, fix: 'start the node, or fix host/port (and tls) in the inventory; check firewalls from this host' });
-      else if (p.missingPermissions?.length) add({ check, status: 'FAIL', detail: `${p.version} ${p.role}: ${describeMissingRedisPermissions(n.id, undefined, p.missingPermissions)}` });
-      else add({ check, status: 'ok', detail: `${n.host}:${n.port} ${p.version} ${p.role}; credentials work; ACL permits every runbook command` });
-      if (p.version) versions.push(p.version);
-    } catch (e) {
-      add({ check, status: 'FAIL', detail: e instanceof HandoverError ? `${e.type}: ${e.message}` : (e as Error).message, fix: 'fix the credentials the inventory names (env variable or file) or the user on the node' });
-    }
+/** The codec line and the worker's checks; `why` when the worker did not run them. */
+async function onWorker(o: z.infer<typeof DoctorOptions>, pollers: string[] | undefined, add: (c: Check) => void): Promise<{ result?: DoctorChecksResult; why: string }> {
+  let conn: Awaited<ReturnType<typeof connect>>;
+  try {
+    conn = await connect(o);
+  } catch (e) {
+    if (!(e instanceof CliError)) throw e;
+    if (e.message.includes('InvalidCodecKey')) add({ check: 'codec', status: 'FAIL', detail: e.message.replace(/^refused \(InvalidCodecKey\): /, ''), fix: 'set HANDOVER_CODEC_KEY / HANDOVER_CODEC_KEY_FILE on this machine to the workers\' key' });
+    return { why: e.message };
   }
-  if (c.sentinel) {
-    const { sentinels } = await createRedisSentinelActivities({ inventory: () => inv, connectRedis, env })
-      .probeRedisSentinels({ cluster: c.name })
-      .catch((e: Error) => ({ sentinels: c.sentinel!.nodes.map((s) => ({ id: s.id, reachable: false, detail: e.message })) }));
-    for (const s of sentinels) {
-      const spec = c.sentinel.nodes.find((x) => x.id === s.id);
-      add(
-        s.reachable
-          ? { check: `${c.name}/sentinel ${s.id}`, status: 'ok', detail: `${spec?.host}:${spec?.port} answers${s.detail ? ` (${s.detail})` : ''}` }
-          : { check: `${c.name}/sentinel ${s.id}`, status: 'FAIL', detail: `${spec?.host}:${spec?.port} unreachable: ${s.detail}`, fix: 'start the Sentinel or fix the sentinel block' },
-      );
+  try {
+    const mine = conn.keyIds.length ? `this CLI encrypts with ${conn.keyIds[0]}${conn.keyIds.length > 1 ? ` (and reads ${conn.keyIds.slice(1).join(', ')})` : ''}` : 'this CLI sends clear text (no HANDOVER_CODEC_KEY)';
+    if (pollers === undefined) {
+      add({ check: 'codec', status: 'skip', detail: `${mine}; the workers could not be looked up` });
+      return { why: 'the task queue could not be described' };
     }
-  }
-  return versions;
-}
-
-/** Dolt: every node answers with the inventory's credentials, in cluster mode (a role and an epoch); backups need dolt here. */
-async function doltChecks(inv: Inventory, c: ClusterSpec, env: NodeJS.ProcessEnv, add: (c: Check) => void): Promise<void> {
-  const ops = doltOps({ inventory: () => inv, env });
-  if (c.topology === 'remote-replicas') {
-    // Read replicas through a remote: each node's part (primary pushing, read-only replica pulling) and the remote in every database.
-    const remote = doltRemoteOps({ inventory: () => inv, env });
-    for (const n of c.nodes) {
-      const check = `${c.name}/${n.id}`;
-      try {
-        const p = await remote.probeNode(c as ClusterSpec & { replicationRemote: string }, n.id);
-        if (!p.reachable) add({ check, status: 'FAIL', detail: `${n.host}:${n.port} unreachable: ${p.error}`, fix: 'start the node, or fix host/port in the inventory' });
-        else if (p.missingRemote?.length) add({ check, status: 'FAIL', detail: `${n.host}:${n.port} has no remote ${c.replicationRemote} in ${p.missingRemote.join(', ')}`, fix: `CALL dolt_remote('add', '${c.replicationRemote}', <url>) in each database` });
-        else if (p.role !== 'primary' && p.role !== 'replica') add({ check, status: 'FAIL', detail: `${n.host}:${n.port} dolt ${p.version} is ${p.role} (read_only ${p.readOnly ? 1 : 0}, dolt_replicate_to_remote '${p.replicateTo}', dolt_read_replica_remote '${p.readReplicaRemote}')`, fix: 'handover switchover finishes or undoes a stopped run; else set the node\'s config and restart it' });
-        else add({ check, status: 'ok', detail: `${n.host}:${n.port} dolt ${p.version} ${p.role === 'primary' ? `primary pushing to ${c.replicationRemote}` : `read replica of ${c.replicationRemote}`}; credentials work` });
-      } catch (e) {
-        add({ check, status: 'FAIL', detail: e instanceof HandoverError ? `${e.type}: ${e.message}` : (e as Error).message, fix: 'fix the credentials the inventory names (env variable or file) or the account on the node' });
-      }
+    if (pollers.length === 0) {
+      add({ check: 'codec', status: 'skip', detail: `${mine}; no worker to compare with` });
+      return { why: `no worker polls task queue ${o.taskQueue}` };
     }
-  } else for (const n of c.nodes) {
-    const check = `${c.name}/${n.id}`;
-    try {
-      const p = await ops.probeOne(c, n.id);
-      if (!p.reachable) add({ check, status: 'FAIL', detail: `${n.host}:${n.port} unreachable: ${p.error}`, fix: 'start the node, or fix host/port in the inventory' });
-      else if (p.role !== 'primary' && p.role !== 'standby') add({ check, status: 'FAIL', detail: `${n.host}:${n.port} dolt ${p.version} is ${p.role} at epoch ${p.epoch}`, fix: 'resolve the two primaries (handover failover, or dolt_assume_cluster_role at a higher epoch)' });
-      else add({ check, status: 'ok', detail: `${n.host}:${n.port} dolt ${p.version} ${p.role} at epoch ${p.epoch}; credentials work` });
-    } catch (e) {
-      add({ check, status: 'FAIL', detail: e instanceof HandoverError ? `${e.type}: ${e.message}` : (e as Error).message, fix: 'fix the credentials the inventory names (env variable or file) or the account on the node' });
+    const mismatch = keyMismatch(conn.keyIds, pollers);
+    if (mismatch) {
+      add({ check: 'codec', status: 'FAIL', detail: mismatch.replace(/; set HANDOVER_CODEC_KEY.*$/, ''), fix: 'set HANDOVER_CODEC_KEY to the worker\'s key(s) (several, comma-separated, newest first, during a rotation)' });
+      return { why: 'the worker cannot read this CLI\'s payloads (codec keys)' };
     }
-  }
-  if (takesBackups(c, env)) {
-    const d = findDolt(env);
-    add(d ? { check: `${c.name}/dolt`, status: 'ok', detail: `dolt for backup verification: ${d}` } : { check: `${c.name}/dolt`, status: 'FAIL', detail: 'no dolt binary for backup verification', fix: 'put dolt on the PATH or set HANDOVER_DOLT' });
+    add({ check: 'codec', status: 'ok', detail: `${mine}; the workers polling ${o.taskQueue} read it` });
+    const r = await runOnWorker<DoctorChecksResult>(
+      conn.client,
+      o.taskQueue,
+      { workflowType: 'doctor', workflowId: doctorWorkflowId(o.cluster, randomUUID().slice(0, 8)), args: [{ cluster: o.cluster }], summary: `doctor${o.cluster ? ` of ${o.cluster}` : ''} (read-only)` },
+      DOCTOR_WORKER_TIMEOUT_MS,
+      pollers,
+      DOCTOR_PICKUP_MS,
+    );
+    if (r.ok) return { result: r.result, why: '' };
+    add({ check: 'checks on the worker', status: 'FAIL', detail: r.why, fix: 'look at the worker\'s log (bin/handover-worker) and the doctor run in the Temporal UI' });
+    return { why: r.why };
+  } catch (e) {
+    if (!(e instanceof CliError)) throw e;
+    add({ check: 'checks on the worker', status: 'FAIL', detail: e.message });
+    return { why: e.message };
+  } finally {
+    await conn.close();
   }
 }
 
-async function mysqlChecks(inv: Inventory, c: ClusterSpec, env: NodeJS.ProcessEnv, add: (c: Check) => void): Promise<void> {
-  const ops = mysqlOps({ inventory: () => inv, env });
-  const user = (c as { credentials?: { username?: string } }).credentials?.username;
-  const backups = takesBackups(c, env);
-  for (const n of c.nodes) {
-    const check = `${c.name}/${n.id}`;
-    try {
-      const p = await ops.probeOne(c, n.id);
-      if (!p.reachable) {
-        add({ check, status: 'FAIL', detail: `${n.host}:${n.port} unreachable: ${p.error}`, fix: 'start the node, or fix host/port (and tls) in the inventory; check firewalls from this host' });
-        continue;
-      }
-      const problems: string[] = [];
-      if (p.missingPrivileges?.length) problems.push(describeMissingPrivileges(n.id, user, p.missingPrivileges));
-      if (backups) {
-        const lines = await ops.withNode(c, n.id, async (conn) => ((await conn.query('SHOW GRANTS'))[0] as Record<string, unknown>[]).map((r) => String(Object.values(r)[0] ?? '')));
-        const global = new Set(parseGrants(lines).filter((g) => g.on === '*.*').flatMap((g) => [...g.privileges]));
-        const lacking = global.has('ALL PRIVILEGES') || global.has('ALL') ? [] : MARIADB_BACKUP_GRANTS.filter((g) => !global.has(g));
-        if (lacking.length) problems.push(`backups: the automation user lacks ${lacking.join(', ')} on ${n.id} (mariadb-dump): GRANT ${lacking.join(', ')} ON *.* TO '${user ?? '<automation user>'}'@'…'`);
-      }
-      if (problems.length) add({ check, status: 'FAIL', detail: `${p.version ?? ''} ${p.role}: ${problems.join('; ')}`.trim() });
-      else add({ check, status: 'ok', detail: `${n.host}:${n.port} ${p.version ?? ''} ${p.role}; credentials work; grants suffice for every runbook${backups ? ' and backups' : ''}` });
-    } catch (e) {
-      add({
-        check,
-        status: 'FAIL',
-        detail: e instanceof HandoverError ? `${e.type}: ${e.message}` : (e as Error).message,
-        fix: 'fix the credentials the inventory names (env variable or file) or the account on the node',
-      });
-    }
-  }
-}
-
-function binaryChecks(clusters: ClusterSpec[], redisVersions: string[], env: NodeJS.ProcessEnv, add: (c: Check) => void): void {
-  const backedUp = clusters.filter((c) => takesBackups(c, env));
-  if (!backedUp.length) {
-    add({ check: 'binaries', status: 'skip', detail: 'no cluster has a backup: block and HANDOVER_BACKUP_DIR is not set (backup verification not used)' });
+/** This CLI's inventory file, when it has one: does it define the clusters as the worker's does? */
+function compareInventories(file: string, cluster: string | undefined, worker: DoctorChecksResult, add: (c: Check) => void): void {
+  const check = 'inventory (this machine)';
+  if (!existsSync(file)) {
+    add({ check, status: 'skip', detail: `none at ${file}; not needed: the worker's is used` });
     return;
   }
-  const need = new Set<ToolName>();
-  if (backedUp.some((c) => c.engine === 'redis')) {
-    const valkey = redisVersions.some((v) => v.startsWith('valkey'));
-    const redis = redisVersions.some((v) => v.startsWith('redis')) || !valkey;
-    need.add('redis-cli');
-    if (redis) need.add('redis-server');
-    if (valkey) need.add('valkey-server');
-  }
-  if (backedUp.some((c) => c.engine === 'mysql')) for (const t of ['mariadbd', 'mariadb-install-db', 'mariadb-dump', 'mariadb'] as const) need.add(t);
-  if (backedUp.some((c) => c.backup?.compression === 'zstd')) need.add('zstd');
-  if (backedUp.some((c) => c.engine === 'mysql' && c.backup?.method === 'physical')) for (const t of ['mariadb-backup', 'mbstream'] as const) need.add(t);
-  for (const name of need) {
-    // The same look-up the backup activities make (activities/backup/tools.ts): HANDOVER_* variable, PATH, .tools/bin.
-    const found = findTool(name, env);
-    add(
-      found
-        ? { check: `binaries/${name}`, status: 'ok', detail: `${found} (on this host)` }
-        : { check: `binaries/${name}`, status: 'FAIL', detail: `${name} not found on this host: backup verification needs it`, fix: `install it on the worker host or set ${TOOL_ENV[name]} to its path` },
-    );
+  try {
+    const inv = loadInventory(file);
+    const names = cluster ? (inv.clusters.some((c) => c.name === cluster) ? [cluster] : []) : inv.clusters.map((c) => c.name);
+    const diffs = names.map((n) => inventoryMismatch(n, file, clusterShape(findCluster(inv, n)), worker.shapes[n])).filter((d): d is string => !!d);
+    if (diffs.length) add({ check, status: 'FAIL', detail: diffs.join('; '), fix: 'make the two files agree: runbooks refuse to start while they differ (InventoryMismatch)' });
+    else add({ check, status: 'ok', detail: names.length ? `${file} agrees with the worker's on ${names.join(', ')}` : `${file} does not define ${cluster ?? 'any cluster'}` });
+  } catch (e) {
+    add({ check, status: 'FAIL', detail: `${file}: ${(e as Error).message}`, fix: 'fix the file, or remove it: the CLI needs no inventory' });
   }
 }
 
-export async function runDoctor(input: DoctorOptions, io: IO, env: NodeJS.ProcessEnv = process.env): Promise<{ exitCode: number; checks: Check[] }> {
+export async function runDoctor(input: DoctorOptions, io: IO, env: NodeJS.ProcessEnv = process.env): Promise<{ exitCode: number; checks: Check[]; checkedBy: 'worker' | 'cli' | 'none' }> {
   const o = DoctorOptions.parse(input);
   const checks: Check[] = [];
   const add = (c: Check) => {
     checks.push(c);
     if (!o.json) io.out(formatCheck(c));
   };
-  const { reachable } = await temporalChecks(o, add, pollerFreshMs(env));
+  const { reachable, pollers } = await temporalChecks(o, add, pollerFreshMs(env));
 
+  let worker: { result?: DoctorChecksResult; why: string } = { why: '--direct' };
+  if (!o.direct) worker = reachable ? await onWorker(o, pollers, add) : { why: 'Temporal is not reachable from this machine' };
   const file = inventoryPath(o.inventory, env);
-  let inv: Inventory | undefined;
-  try {
-    if (!existsSync(file)) throw new Error(`${file} not found`);
-    inv = loadInventory(file);
-    add({ check: 'inventory', status: 'ok', detail: `${file}: ${inv.clusters.length} cluster(s)` });
-  } catch (e) {
-    add({ check: 'inventory', status: 'FAIL', detail: (e as Error).message, fix: 'point --inventory / HANDOVER_INVENTORY at the inventory (docs/inventory.md)' });
-  }
-  if (inv) {
-    let clusters: ClusterSpec[] = inv.clusters;
-    if (o.cluster) {
-      try {
-        clusters = [findCluster(inv, o.cluster)];
-      } catch (e) {
-        add({ check: o.cluster, status: 'FAIL', detail: (e as Error).message });
-        clusters = [];
-      }
-    }
-    const redisVersions: string[] = [];
-    for (const c of clusters) {
-      if (c.engine === 'redis') redisVersions.push(...(await redisChecks(inv, c, env, add)));
-      else if (c.engine === 'mysql') await mysqlChecks(inv, c, env, add);
-      else await doltChecks(inv, c, env, add);
-    }
-    binaryChecks(clusters, redisVersions, env, add);
+  let checkedBy: 'worker' | 'cli' | 'none';
+  if (worker.result) {
+    checkedBy = 'worker';
+    for (const c of worker.result.checks) add(c);
+    compareInventories(file, o.cluster, worker.result, add);
+  } else if (o.direct || existsSync(file)) {
+    checkedBy = 'cli';
+    if (!o.direct) io.err(`doctor: the inventory, node and binary checks ran on this machine with its inventory and credentials: ${worker.why}`);
+    const inventory = () => {
+      if (!existsSync(file)) throw new Error('not found');
+      return loadInventory(file);
+    };
+    const r = await runDoctorChecks({ inventory, inventoryFile: file, env }, { cluster: o.cluster }, { host: 'on this machine', from: 'from this machine' });
+    for (const c of r.checks) add(c);
+  } else {
+    checkedBy = 'none';
+    add({ check: 'inventory', status: 'skip', detail: `no worker ran the inventory, node and binary checks (${worker.why}) and this machine has no inventory (${file}) to run them from` });
   }
   const failed = checks.filter((c) => c.status === 'FAIL').length;
   const exitCode = !reachable ? EXIT.unavailable : failed ? EXIT.failed : EXIT.ok;
-  if (o.json) io.out(JSON.stringify({ ok: exitCode === EXIT.ok, exitCode, checks }));
+  if (o.json) io.out(JSON.stringify({ ok: exitCode === EXIT.ok, exitCode, checkedBy, checks }));
   else io.out(failed ? `${failed} check(s) failed` : 'all checks passed');
-  return { exitCode, checks };
+  return { exitCode, checks, checkedBy };
 }

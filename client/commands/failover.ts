@@ -60,6 +60,7 @@ export async function runFailover(raw: FailoverOptions, io: IO): Promise<{ exitC
             `  candidate ${r.newPrimary}: ${r.reasons.join('; ')}; writes ${r.oldPrimary} acknowledged beyond offset ${r.promotedOffset} are lost`,
             `  CLUSTER NODES: ${Object.entries(r.views).map(([n, v]) => `${n} ${v}`).join(', ')}`,
             ...hookLines(r.hooks),
+            ...standingLines(r.standing, 'the shard'),
           ].join('\n')
         : isPlan(r)
         ? [
@@ -73,6 +74,7 @@ export async function runFailover(raw: FailoverOptions, io: IO): Promise<{ exitC
             `  data-loss window: ${r.dataLossWindow.note}`,
             `  old primary: ${r.fenced}`,
             ...hookLines(r.hooks),
+            ...standingLines(r.standing),
             ...tailLines(r),
           ].join('\n')
         : 'engine' in r

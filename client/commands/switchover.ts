@@ -141,6 +141,7 @@ export function formatClusterReport(r: ClusterSwitchoverReport): string {
     lines.push(`  write pause (CLUSTER FAILOVER issued until the roles switched): ${r.writePauseMs} ms`);
     if (r.views) lines.push(`  CLUSTER NODES: ${Object.entries(r.views).map(([n, v]) => `${n} ${v}`).join(', ')}`);
     lines.push(...runbookHookLines(r.hooks, 'the switchover stands'));
+    lines.push(...standingLines(r.standing, `shard ${r.decision.slots}`));
     lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
   }
   return lines.join('\n');
@@ -158,8 +159,8 @@ export function formatDoltRemoteReport(r: DoltRemoteSwitchoverReport): string {
     if (r.abortRequested) lines.push('  abort requested after the point of no return: finished forward');
     lines.push(`  write pause (fence to promotion): ${r.writePauseMs} ms`);
     if (r.heads) lines.push(`  heads promoted: ${Object.entries(r.heads).flatMap(([db, bs]) => Object.entries(bs).map(([b, h]) => `${db}/${b} ${h}`)).join(', ') || 'no databases'}`);
-    lines.push(`  stands: ${r.standing}`);
     lines.push(...runbookHookLines(r.hooks, 'the switchover stands'));
+    lines.push(...standingLines(r.standing));
     lines.push(`  steps: ${r.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
   }
   return lines.join('\n');

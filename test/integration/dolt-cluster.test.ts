@@ -13,6 +13,9 @@
  *    epoch; every write acknowledged before the (drained) kill on the new primary; the old primary, restarted,
  *    comes back a standby at the new epoch.
  *
+ * One fleet for the file; every test starts from `ready()` (both nodes up, the first node primary and the second
+ * its standby, caught up) and counts epochs from the one it finds, so the tests run in any order.
+ *
  * Skipped, saying so, only when no dolt binary is found (activities/backup/tools.ts findDolt).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -84,8 +87,31 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
     await fleet?.stop();
   });
 
-  it('switches over through the CLI and back under a writer: no acknowledged commit lost, never two primaries, epochs 1 -> 2 -> 3', async () => {
+  /**
+   * The state every test starts from: both nodes up, the first the primary, the second its standby, caught up.
+   * A node left down is started; a fleet left with the second node primary (the failover test) is handed back
+   * with the same calls the switchover makes (the primary to standby, then the other to primary, at the next
+   * epoch). Returns the primary's epoch.
+   */
+  async function ready(): Promise<number> {
     const [n1, n2] = fleet.nodes;
+    for (const n of fleet.nodes) if (!n.running()) await n.start();
+    const st = await until('both nodes answer', async () => {
+      const x = await fleet.state();
+      return Object.values(x).every((s) => s.up) && x;
+    }, 30_000, 100);
+    if (st[n1.id].role !== 'primary' || st[n2.id].role !== 'standby') {
+      const epoch = Math.max(...Object.values(st).map((s) => s.epoch ?? 0)) + 1;
+      if (st[n2.id].role === 'primary') await fleet.sql(n2.id, 'CALL dolt_assume_cluster_role(?, ?)', ['standby', epoch]);
+      await fleet.sql(n1.id, 'CALL dolt_assume_cluster_role(?, ?)', ['primary', epoch]);
+    }
+    await fleet.waitForReplication(n1.id);
+    return (await fleet.state())[n1.id].epoch!;
+  }
+
+  it('switches over through the CLI and back under a writer: no acknowledged commit lost, never two primaries, epochs E -> E+1 -> E+2', async () => {
+    const [n1, n2] = fleet.nodes;
+    const e = await ready();
     const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword).start();
     // SqlWriter writes into the MariaDB sandbox's app schema name; the Dolt fleet's app database has the same name.
     expect(DOLT_APP_DB).toBe('handover_app');
@@ -95,11 +121,11 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
 
     const cli = await runCli(['switchover', '--cluster', fleet.cluster, '--wait', '--inventory', inventory, '--address', tw.address, '--task-queue', tw.taskQueue]);
     expect(cli.code, cli.out + cli.err).toBe(0);
-    expect(cli.out).toContain(`switched over ${fleet.cluster}: ${n1.id} -> ${n2.id} (epoch 1 -> 2)`);
+    expect(cli.out).toContain(`switched over ${fleet.cluster}: ${n1.id} -> ${n2.id} (epoch ${e} -> ${e + 1})`);
     expect(cli.out).toContain(`  where it stands: primary ${n2.id} (was ${n1.id})\n    following ${n2.id}: ${n1.id}`);
     let st = await fleet.state();
-    expect(st[n1.id]).toMatchObject({ up: true, role: 'standby', epoch: 2, readOnly: true });
-    expect(st[n2.id]).toMatchObject({ up: true, role: 'primary', epoch: 2, readOnly: false });
+    expect(st[n1.id]).toMatchObject({ up: true, role: 'standby', epoch: e + 1, readOnly: true });
+    expect(st[n2.id]).toMatchObject({ up: true, role: 'primary', epoch: e + 1, readOnly: false });
     expect(hookLog()).toEqual([`preSwitchover ${n1.id} ${n2.id}`, `postPromotion ${n1.id} ${n2.id}`, `postSwitchover ${n1.id} ${n2.id}`]);
     expect(cli.out).toMatch(/post-promotion hook 1: ok \(postPromotion hook #1: exit 0 after \d+ ms\)/);
     await moreAcks(writer, 10); // commits on the new primary before switching back
@@ -108,7 +134,7 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
     const back = await runSwitchover({ cluster: fleet.cluster, to: n1.id, wait: true, json: true, inventory, address: tw.address, taskQueue: tw.taskQueue }, io);
     expect(back.exitCode, io.text()).toBe(0);
     const r = back.report as unknown as DoltSwitchoverReport;
-    expect(r).toMatchObject({ engine: 'dolt', oldPrimary: n2.id, newPrimary: n1.id, decision: { epoch: 3, fromEpoch: 2 } });
+    expect(r).toMatchObject({ engine: 'dolt', oldPrimary: n2.id, newPrimary: n1.id, decision: { epoch: e + 2, fromEpoch: e + 1 } });
     expect(r.writePauseMs).toBeGreaterThanOrEqual(0);
     expect(Object.keys(r.hashes ?? {})).toContain(DOLT_APP_DB);
     expect(r.standing).toEqual({ primary: n1.id, previousPrimary: n2.id, changed: true, following: [n2.id], notFollowing: [] });
@@ -118,8 +144,8 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
     await writer.close();
     const samples = await sampler.stop();
     st = await fleet.state();
-    expect(st[n1.id]).toMatchObject({ role: 'primary', epoch: 3 });
-    expect(st[n2.id]).toMatchObject({ role: 'standby', epoch: 3 });
+    expect(st[n1.id]).toMatchObject({ role: 'primary', epoch: e + 2 });
+    expect(st[n2.id]).toMatchObject({ role: 'standby', epoch: e + 2 });
     expect(stats.acked).toBeGreaterThan(100);
     expect(writer.primariesSeen).toEqual([n1.id, n2.id, n1.id]);
     await fleet.waitForReplication(n1.id);
@@ -132,26 +158,27 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
 
   it('status and plan show the Dolt nodes; a refused switchover changes nothing', async () => {
     const [n1, n2] = fleet.nodes;
+    const e = await ready();
     const io = captureIO();
     const s = await runStatus({ cluster: fleet.cluster, json: true, inventory, address: tw.address }, io);
     expect(s.exitCode).toBe(0);
     const c = s.clusters![0];
     expect(c).toMatchObject({ engine: 'dolt', primaries: [n1.id], problems: [] });
-    expect(c.nodes.find((n) => n.node === n2.id)).toMatchObject({ role: 'replica', replicaOf: n1.id, epoch: 3, linkUp: true, lagMillis: 0 });
+    expect(c.nodes.find((n) => n.node === n2.id)).toMatchObject({ role: 'replica', replicaOf: n1.id, epoch: e, linkUp: true, lagMillis: 0 });
     const text = await runCli(['status', '--cluster', fleet.cluster, '--inventory', inventory, '--address', tw.address]);
     expect(text.out).toMatch(new RegExp(`${n2.id} .* replica of ${n1.id} +0 ms +\\S+ +- +- +up`));
 
     const doc = await runCli(['doctor', '--cluster', fleet.cluster, '--json', '--address', tw.address, '--task-queue', tw.taskQueue, '--inventory', inventory]);
     const checks = (JSON.parse(doc.out.trim()) as { checks: { check: string; status: string; detail: string }[] }).checks;
     expect(checks.filter((c) => c.check.startsWith(`${fleet.cluster}/`))).toEqual([
-      expect.objectContaining({ check: `${fleet.cluster}/${n1.id}`, status: 'ok', detail: expect.stringMatching(/dolt \S+ primary at epoch 3; credentials work/) }),
-      expect.objectContaining({ check: `${fleet.cluster}/${n2.id}`, status: 'ok', detail: expect.stringMatching(/standby at epoch 3/) }),
+      expect.objectContaining({ check: `${fleet.cluster}/${n1.id}`, status: 'ok', detail: expect.stringMatching(new RegExp(`dolt \\S+ primary at epoch ${e}; credentials work`)) }),
+      expect.objectContaining({ check: `${fleet.cluster}/${n2.id}`, status: 'ok', detail: expect.stringMatching(new RegExp(`standby at epoch ${e}`)) }),
     ]);
 
     const plan = await runCli(['plan', 'switchover', '--cluster', fleet.cluster, '--inventory', inventory, '--address', tw.address, '--task-queue', tw.taskQueue]);
     expect(plan.code, plan.out + plan.err).toBe(0);
-    expect(plan.out).toContain(`make ${n1.id} a standby at epoch 4`);
-    expect(plan.out).toContain(`make ${n2.id} the primary at epoch 4`);
+    expect(plan.out).toContain(`make ${n1.id} a standby at epoch ${e + 1}`);
+    expect(plan.out).toContain(`make ${n2.id} the primary at epoch ${e + 1}`);
 
     const before = await fleet.state();
     const refused = await runCli(['switchover', '--cluster', fleet.cluster, '--to', n1.id, '--wait', '--inventory', inventory, '--address', tw.address, '--task-queue', tw.taskQueue]);
@@ -173,9 +200,12 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
 
   it('fails over a SIGKILLed primary: standby promoted at a higher epoch, nothing acknowledged before the kill lost, the old primary returns a standby', async () => {
     const [n1, n2] = fleet.nodes;
+    const e = await ready();
     const opts = { cluster: fleet.cluster, wait: true, inventory, address: tw.address, taskQueue: tw.taskQueue };
-    const alive = await runFailover(opts, captureIO());
-    expect(alive.exitCode).toBe(2); // the primary answers: refused
+    const aliveIo = captureIO();
+    const alive = await runFailover(opts, aliveIo);
+    expect(alive.exitCode).toBe(2); // the primary answers: refused, saying where the cluster stands
+    expect(aliveIo.text()).toMatch(new RegExp(`${n1.id} answers as primary .*nothing was changed\\. Where it stands: the primary is ${n1.id}; following ${n1.id}: ${n2.id}`));
 
     const writer = new SqlWriter(fleet.nodes, fleet.appUser, fleet.appPassword).start();
     await moreAcks(writer, 10);
@@ -190,17 +220,20 @@ describe.skipIf(!bin)('Dolt sql-server cluster: switchover and failover', () => 
     expect(f.exitCode, io.text()).toBe(0);
     expect(hookLog()).toEqual([`preFailover ${n1.id} ${n2.id}`, `postPromotion ${n1.id} ${n2.id}`, `postFailover ${n1.id} ${n2.id}`]);
     const r = f.report as unknown as DoltFailoverReport;
-    expect(r).toMatchObject({ engine: 'dolt', newPrimary: n2.id, oldPrimary: n1.id, epoch: 4 });
+    expect(r).toMatchObject({ engine: 'dolt', newPrimary: n2.id, oldPrimary: n1.id, epoch: e + 1 });
     expect(r.fenced).toContain(`${n1.id} is down`);
-    expect((await fleet.state())[n2.id]).toMatchObject({ role: 'primary', epoch: 4, readOnly: false });
+    // Where it stands: the new primary (was the dead one); the dead one not following until it returns.
+    expect(r.standing).toEqual({ primary: n2.id, previousPrimary: n1.id, changed: true, following: [], notFollowing: [{ node: n1.id, reason: `down: when it returns it hears of the primary at epoch ${e + 1} and steps down to standby` }] });
+    expect(io.text()).toContain(`  where it stands: primary ${n2.id} (was ${n1.id})\n    following ${n2.id}: none\n    NOT following: ${n1.id}: down: when it returns`);
+    expect((await fleet.state())[n2.id]).toMatchObject({ role: 'primary', epoch: e + 1, readOnly: false });
     expect(await writer.missingOn(n2)).toEqual([]);
 
     await n1.start();
-    const s1 = await until('the old primary back a standby at epoch 4', async () => {
+    const s1 = await until('the old primary back a standby at the new epoch', async () => {
       const x = (await fleet.state())[n1.id];
-      return x.role === 'standby' && x.epoch === 4 && x;
+      return x.role === 'standby' && x.epoch === e + 1 && x;
     }, 30_000, 100);
-    expect(s1).toMatchObject({ role: 'standby', epoch: 4, readOnly: true });
+    expect(s1).toMatchObject({ role: 'standby', epoch: e + 1, readOnly: true });
     await fleet.waitForReplication(n2.id);
     expect(await hashes(fleet, 0)).toBe(await hashes(fleet, 1));
     await writer.close();

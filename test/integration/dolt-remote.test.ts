@@ -134,6 +134,8 @@ describe.skipIf(!bin)('Dolt read replicas through a remote: lag, switchover', ()
     expect(cli.code, cli.out + cli.err).toBe(5);
     expect(cli.out).toContain(`switched over ${fleet.cluster} through remote origin: ${old.id} -> ${to.id}`);
     expect(cli.out).toMatch(/write pause \(fence to promotion\): \d+ ms/);
+    const others = fleet.nodes.filter((x) => x !== to).map((x) => x.id);
+    expect(cli.out).toContain(`  where it stands: primary ${to.id} (was ${old.id})\n    following ${to.id}: ${[old.id, ...others.filter((x) => x !== old.id)].join(', ')}\n`);
     expect(cli.out).toMatch(/post-promotion hook 1: ok \(postPromotion hook #1: exit 0 after \d+ ms: haproxy: moved be_dolt_remote to /);
     expect(cli.out).toMatch(/POST-SWITCHOVER HOOK 2 FAILED \(the switchover stands; do its work by hand\): postSwitchover hook #2 exited 7 after \d+ ms: ticket system down/);
     expect(hookLog()).toEqual([`preSwitchover ${old.id} ${to.id}`, `postPromotion ${old.id} ${to.id}`, `postSwitchover ${old.id} ${to.id}`]);
@@ -206,12 +208,14 @@ describe.skipIf(!bin)('Dolt read replicas through a remote: lag, switchover', ()
     const io = captureIO();
     const r = await runSwitchover({ cluster: fleet.cluster, to: p.id, wait: true, inventory, address: tw.address, taskQueue: tw.taskQueue }, io);
     expect(r.exitCode).toBe(2);
-    expect(io.text()).toMatch(/already the primary/);
+    // Refused at the decision: where the cluster stands is what its probe saw.
+    expect(io.text()).toMatch(new RegExp(`already the primary.*\\. Where it stands: the primary is ${p.id}; following ${p.id}: ${fleet.nodes.filter((n) => n !== p).map((n) => n.id).join(', ')}$`, 'm'));
     expect(await fleet.state()).toEqual(before);
     const other = fleet.nodes.find((n) => n !== p)!;
     const plan = await runSwitchover({ cluster: fleet.cluster, to: other.id, dryRun: true, wait: true, json: true, inventory, address: tw.address, taskQueue: tw.taskQueue }, captureIO());
     const rep = plan.report as unknown as DoltRemoteSwitchoverReport;
     expect(rep).toMatchObject({ topology: 'remote-replicas', dryRun: true, oldPrimary: p.id, newPrimary: other.id });
+    expect(rep.standing).toEqual({ primary: p.id, changed: false, following: fleet.nodes.filter((n) => n !== p).map((n) => n.id), notFollowing: [] });
     expect(rep.plan).toEqual(expect.arrayContaining([expect.stringContaining(`push every branch of ${p.id} to origin`), expect.stringContaining(`restart ${p.id} read-only`)]));
     expect(await fleet.state()).toEqual(before);
   });

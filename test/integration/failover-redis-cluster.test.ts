@@ -70,7 +70,8 @@ describe('failover of a Redis Cluster shard', () => {
     const roles = await fleet.roles();
     const primary = Object.keys(roles).find((id) => roles[id] === 'master')!;
     for (const [shard, msg] of [
-      [primary, /refused \(PreconditionFailed\): the shard's primary \S+ answers: use switchover --shard/],
+      // Refused with nothing changed, saying where the shard stands (its primary and the replica following it).
+      [primary, new RegExp(`refused \\(PreconditionFailed\\): the shard's primary ${primary} answers: use switchover --shard for a planned change; nothing was changed\\. Where the shard stands: the primary is ${primary}; following ${primary}: \\S+$`, 'm')],
       ['nope', /refused \(PreconditionFailed\): --shard nope: no such node/],
     ] as const) {
       const io = captureIO();
@@ -102,6 +103,9 @@ describe('failover of a Redis Cluster shard', () => {
     expect(rep.method).toBe('force');
     expect(io.text()).toMatch(/— 3 consecutive rounds: \S+ unreachable and all 1 reachable replicas report the link down/);
     expect(io.text()).toMatch(/by CLUSTER FAILOVER FORCE/);
+    // Where the shard stands: the promoted replica (was the killed primary), which is not following while down.
+    expect(rep.standing).toEqual({ primary: rep.newPrimary, previousPrimary: victim, changed: true, following: [], notFollowing: [{ node: victim, reason: expect.stringMatching(/^unreachable/) }] });
+    expect(io.text()).toContain(`  where the shard stands: primary ${rep.newPrimary} (was ${victim})\n    following ${rep.newPrimary}: none\n    NOT following: ${victim}: unreachable`);
     const promoted = await myself(fleet, rep.newPrimary);
     expect(promoted.flags).toMatch(/master/);
     expect(promoted.slots).toBe(slots);

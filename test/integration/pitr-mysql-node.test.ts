@@ -7,12 +7,19 @@
  * the primary and the other replica untouched; the report says where the cluster stands. The replay and the
  * finish step run again change nothing (a retried attempt continues after what is in); the same node restored again
  * to an earlier GTID with --writable is left writable, and the ending says the cluster has two writable nodes.
+ * A restore into a node to a TIME whose worker process is SIGKILLed between two replayed segments (failpoint
+ * inside:replayBinlogs.segment): a healthy worker's retried replay continues after the transactions already in
+ * and the node ends with exactly the rows acknowledged at or before that time. While the archiver runs, a second
+ * archiver workflow on the same archive (local directory) ends refused, naming the running one.
  */
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
+import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnWorkerProcess } from '../../bench/lab';
 import { backupContext } from '../../activities/backup/context';
 import { connectRedis } from '../../activities/redis/conn';
 import { MARIADB_BACKUP_GRANTS } from '../../activities/backup/mysql';
@@ -20,6 +27,8 @@ import { replayBinlogs } from '../../activities/backup/pitr';
 import { ensurePitrNodeFinished } from '../../activities/backup/pitr-node';
 import { formatPitrReport, runBackupArchive, runBackupRestore, runBackupRun } from '../../client/commands/backup';
 import { runPlan } from '../../client/commands/plan';
+import { workflowPollers } from '../../client/workers';
+import { archiverWorkflowId } from '../../core/ids';
 import { parseGtidPos, posCovers } from '../../core/backup/binlog';
 import { PITR_LOGICAL_PRIVILEGES, PITR_NODE_PRIVILEGES } from '../../core/backup/pitr-node';
 import { loadInventory } from '../../inventory/load';
@@ -31,6 +40,8 @@ import { captureIO, startTestWorker, until, type TestWorker } from '../helpers';
 interface Ack {
   id: number;
   gtid: string;
+  /** The row's server timestamp (its transaction's binlog timestamp), epoch seconds. */
+  ts: number;
 }
 
 describe('point-in-time restore into a node: MariaDB', () => {
@@ -48,15 +59,24 @@ describe('point-in-time restore into a node: MariaDB', () => {
     try {
       for (let k = 0; k < n; k++) {
         const id = next++;
-        await conn.query(`INSERT INTO ${APP_SCHEMA}.pitr (id) VALUES (?)`, [id]);
-        const [[r]] = (await conn.query('SELECT @@last_gtid AS g')) as unknown as [[{ g: string }]];
-        acks.push({ id, gtid: r.g });
+        await conn.query(`INSERT INTO ${APP_SCHEMA}.pitr (id, ts) VALUES (?, NOW())`, [id]);
+        const [[r]] = (await conn.query(`SELECT @@last_gtid AS g, UNIX_TIMESTAMP(ts) AS ts FROM ${APP_SCHEMA}.pitr WHERE id = ?`, [id])) as unknown as [[{ g: string; ts: number }]];
+        acks.push({ id, gtid: r.g, ts: Number(r.ts) });
       }
     } finally {
       await conn.end();
     }
   }
-  const ids = async (i: number) => (await fleet.sql<{ id: number }[]>(i, `SELECT id FROM ${APP_SCHEMA}.pitr ORDER BY id`)).map((r) => Number(r.id));
+  const archiveStatus = async () => (await runBackupArchive({ ...opts(), cluster, action: 'status' }, captureIO())).status!;
+  /** Until everything the primary has written is archived (and stored as segments). */
+  async function archived() {
+    const [p] = await fleet.sql<{ pos: string }[]>(0, 'SELECT @@gtid_binlog_pos AS pos');
+    return until(`the archive reaches ${p.pos}`, async () => {
+      const s = await archiveStatus();
+      return !!s.archivedPos && posCovers(parseGtidPos(s.archivedPos), parseGtidPos(p.pos)) && s;
+    });
+  }
+  const ids = async (i: string | number) => (await fleet.sql<{ id: number }[]>(i, `SELECT id FROM ${APP_SCHEMA}.pitr ORDER BY id`)).map((r) => Number(r.id));
 
   beforeAll(async () => {
     fleet = await startMariaFleet({ cluster, replicas: 2 });
@@ -66,7 +86,7 @@ describe('point-in-time restore into a node: MariaDB', () => {
     // The dump's grants, and what a point-in-time restore into a node needs (on the primary: replicated everywhere).
     const pitr = [...Object.keys(PITR_NODE_PRIVILEGES), ...PITR_LOGICAL_PRIVILEGES];
     await fleet.sql(0, `GRANT ${[...new Set([...MARIADB_BACKUP_GRANTS, ...pitr])].join(', ')} ON *.* TO 'handover'@'127.0.0.1'`);
-    await fleet.sql(0, `CREATE TABLE ${APP_SCHEMA}.pitr (id INT PRIMARY KEY) ENGINE=InnoDB`);
+    await fleet.sql(0, `CREATE TABLE ${APP_SCHEMA}.pitr (id INT PRIMARY KEY, ts DATETIME NOT NULL) ENGINE=InnoDB`);
     tw = await startTestWorker({ inventory: () => loadInventory(inventory) });
     expect((await runBackupArchive({ ...opts(), cluster, action: 'start', runMs: 20_000, segmentMs: 300 }, captureIO())).exitCode).toBe(0);
     await write(10);
@@ -75,11 +95,7 @@ describe('point-in-time restore into a node: MariaDB', () => {
     expect((await runBackupRun({ ...opts(), cluster, wait: true }, bio)).exitCode, bio.text()).toBe(0);
     await write(10);
     await fleet.waitForReplication(0);
-    const [p] = await fleet.sql<{ pos: string }[]>(0, 'SELECT @@gtid_binlog_pos AS pos');
-    await until(`the archive reaches ${p.pos}`, async () => {
-      const s = (await runBackupArchive({ ...opts(), cluster, action: 'status' }, captureIO())).status;
-      return !!s?.archivedPos && posCovers(parseGtidPos(s.archivedPos), parseGtidPos(p.pos));
-    });
+    await archived();
   }, 90_000);
   afterAll(async () => {
     if (tw) await runBackupArchive({ ...opts(), cluster, action: 'stop' }, captureIO()).catch(() => undefined);
@@ -165,4 +181,75 @@ describe('point-in-time restore into a node: MariaDB', () => {
     expect(wr.notes?.join(' ')).toMatch(new RegExp(`${target.id} is WRITABLE besides ${primary.id}: ${cluster} has two writable nodes`));
     expect((await fleet.state())[primary.id].readOnly).toBe(false);
   }, 90_000);
+
+  it('restores a node to a time with its worker killed mid-replay: the retried replay continues and ends exact', async () => {
+    const [, , target] = fleet.nodes;
+    // As an operator leaves a node to restore (whatever an earlier case left): detached, read-only.
+    await fleet.sql(target.id, 'STOP SLAVE');
+    await fleet.sql(target.id, 'SET GLOBAL read_only = ON');
+    // Two bursts, each archived (its own segment) before the next: the replay has several segments to apply.
+    await write(4);
+    await archived();
+    await write(4);
+    await archived();
+    const t = acks[acks.length - 1].ts; // T: the last row acknowledged so far; the rows after are stamped later
+    await until('the primary\'s clock is past T', async () => (await fleet.sql<{ now: number }[]>(0, 'SELECT UNIX_TIMESTAMP() AS now'))[0].now > t, 5000, 100);
+    await write(3);
+    await until('the archive is known complete past T', async () => {
+      const s = await archived();
+      return !!s.coveredUntil && Date.parse(s.coveredUntil) > (t + 1) * 1000;
+    });
+    const want = acks.filter((a) => a.ts <= t).map((a) => a.id);
+    expect(want.length).toBeGreaterThan(10);
+    expect(want.length).toBeLessThan(acks.length);
+
+    // A worker process that SIGKILLs itself after the first replayed segment, then a healthy one on the same queue.
+    const taskQueue = `pitr-kill-${randomUUID()}`;
+    const tmp = mkdtempSync(path.join(os.tmpdir(), 'handover-pitr-kill-'));
+    const env = { HANDOVER_TEMPORAL_ADDRESS: tw.address, HANDOVER_INVENTORY: inventory, HANDOVER_TASK_QUEUE: taskQueue, TMPDIR: tmp };
+    let out = '';
+    const doomed = spawnWorkerProcess({ ...env, HANDOVER_FAILPOINT: 'inside:replayBinlogs.segment' }, (x) => (out += x));
+    let healthy: ReturnType<typeof spawnWorkerProcess> | undefined;
+    try {
+      await until('the doomed worker polls', async () => (await workflowPollers(tw.env.client, taskQueue)).length > 0, 30_000, 200);
+      const io = captureIO();
+      const running = runBackupRestore({ ...opts(), taskQueue, cluster, toTime: new Date(t * 1000).toISOString(), to: target.id, replace: true }, io);
+      const exit = await doomed.exited;
+      expect(exit.signal, out).toBe('SIGKILL');
+      expect(out).toContain('[failpoint] inside:replayBinlogs.segment: SIGKILL');
+      // Killed mid-replay: some of the transactions after the base are in, not all.
+      const partial = await ids(target.id);
+      expect(partial.length).toBeGreaterThan(10);
+      expect(partial.length).toBeLessThan(want.length);
+      healthy = spawnWorkerProcess(env, (x) => (out += x));
+      const r = await running;
+      expect(r.exitCode, io.text() + out.slice(-3000)).toBe(0);
+      const rep = (r as { report?: PitrRestoreReport }).report!;
+      expect(rep.replay.alreadyReplayed).toBe(partial.length - 10); // the base held rows 1..10
+      expect(rep.replay.transactions).toBeGreaterThan(0);
+      expect(rep.plan.target).toMatchObject({ untilSec: t });
+      // Exactly the rows acknowledged at or before T, none after; standalone, read-only, at the last of them.
+      expect(await ids(target.id)).toEqual(want);
+      const last = acks.filter((a) => a.ts <= t).at(-1)!;
+      expect((await fleet.state())[target.id]).toMatchObject({ readOnly: true, gtidBinlogPos: last.gtid, gtidSlavePos: last.gtid });
+    } finally {
+      if (doomed.proc.exitCode === null && doomed.proc.signalCode === null) await doomed.stop();
+      await healthy?.stop();
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }, 90_000);
+
+  it('refuses a second archiver on the same archive, naming the running one', async () => {
+    const second = await tw.env.client.workflow.start('binlogArchiver', { workflowId: `second-archiver-${cluster}`, taskQueue: tw.taskQueue, args: [{ cluster, runMs: 3000, segmentMs: 300 }] });
+    const err = await second.result().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const cause = (err as WorkflowFailedError).cause as { type?: string; message: string };
+    expect(cause.type).toBe('ArchiveLeaseHeld');
+    expect(cause.message).toMatch(new RegExp(`^refused: the binlog archive of ${cluster} is written by another archiver ${archiverWorkflowId(cluster)} \\(namespace default\\) on [^ ]+, renewed .*; one archiver per cluster`));
+    // The running archiver goes on.
+    expect((await archiveStatus()).running).toBe(true);
+  }, 30_000);
 });

@@ -5,18 +5,25 @@
  * the start of the object), every archiving call (3 s each here, so several) continues after the last manifest
  * in the bucket with no gap and no duplicate, `archive status` reads the bucket, and a point-in-time restore
  * reads the base and the segments from the bucket: exactly the acknowledged rows up to the target GTID.
+ * One archiver per archive (the lease in the bucket, taken with If-None-Match): while a dead archiver's lease is
+ * live, `archive start` is refused in one line naming it; once it expired the archiver takes it over; a second
+ * archiver workflow (another ID: a second schedule, another namespace) ends failed with ArchiveLeaseHeld naming
+ * the running one; `archive stop` releases the lease.
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import path from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lastSegment, listSegments } from '../../activities/backup/archive';
+import { ArchiveLeaseHolder, readLease } from '../../activities/backup/lease';
 import { MARIADB_BACKUP_GRANTS } from '../../activities/backup/mysql';
 import { openStorage } from '../../activities/backup/storage';
 import { runBackupArchive, runBackupRestore, runBackupRun } from '../../client/commands/backup';
 import { parseGtid, parseGtidPos, posCovers } from '../../core/backup/binlog';
 import { archiverWorkflowId } from '../../core/ids';
+import { WorkflowFailedError } from '@temporalio/client';
 import { findCluster, loadInventory } from '../../inventory/load';
 import { withBackupBlock } from '../../sandbox/backup';
 import { APP_SCHEMA, startMariaFleet, type MariaFleet } from '../../sandbox/mariadb';
@@ -90,6 +97,17 @@ describe('point-in-time recovery with the archive in S3: MariaDB', () => {
   });
 
   it('archives into the bucket, continues after its last manifest on every call, and restores from it exactly', async () => {
+    // A dead archiver's lease (its worker gone, never renewed): start refused while it is live, taken over once expired.
+    const storage = openStorage(findCluster(loadInventory(inventory), cluster));
+    const dead = await ArchiveLeaseHolder.acquire({ storage, cluster, owner: { archiver: 'handover-binlog-archive-pitr-s3', namespace: 'other-ns', token: 'dead', session: 'dead-1', host: 'gone-host', pid: 7 }, ttlMs: 2500 });
+    // ... which died between a segment's data and its manifest: a data file nothing describes, removed by the next archiver.
+    await storage.putStream(cluster, 'binlog-archive', 'seg-00000001.deadbeef.binlog.zst', Readable.from([Buffer.from('orphan')]));
+    const rio = captureIO();
+    const refused = await runBackupArchive({ ...opts(), json: false, cluster, action: 'start', runMs: 3000, segmentMs: 300 }, rio);
+    expect(refused.exitCode, rio.text()).toBe(2);
+    expect(rio.errors.length, rio.text()).toBe(1);
+    expect(rio.text()).toMatch(/refused \(ArchiveLeaseHeld\): the binlog archive of pitr-s3 is written by another archiver handover-binlog-archive-pitr-s3 \(namespace other-ns\) on gone-host:7, renewed .* expires in .*; nothing was started/);
+    await until('the dead archiver\'s lease expires', async () => Date.now() > Date.parse(dead.lease.expiresAt), 10_000, 100);
     expect((await runBackupArchive({ ...opts(), cluster, action: 'start', runMs: 3000, segmentMs: 300 }, captureIO())).exitCode).toBe(0);
     await write(10);
     await fleet.waitForReplication(0);
@@ -113,8 +131,23 @@ describe('point-in-time recovery with the archive in S3: MariaDB', () => {
     });
     expect(status.running).toBe(true);
 
+    // The lease is the running archiver's (taken over from the dead one), and status says so.
+    const held = (await readLease(storage, cluster)).lease!;
+    expect(held.owner).toMatchObject({ archiver: archiverWorkflowId(cluster), namespace: 'default' });
+    expect(held.generation).toBeGreaterThan(dead.lease.generation);
+    expect(status.lease?.text).toMatch(new RegExp(`^held by archiver ${archiverWorkflowId(cluster)} \\(namespace default\\)`));
+    await expect(dead.renew()).rejects.toMatchObject({ type: 'ArchiveLeaseHeld' });
+    expect(await storage.listFiles(cluster, 'binlog-archive')).not.toContain('seg-00000001.deadbeef.binlog.zst');
+    // A second archiver workflow on the same archive (another ID: a second schedule, another namespace): it ends, refused, naming the holder.
+    const second = await tw.env.client.workflow.start('binlogArchiver', { workflowId: `second-archiver-${cluster}`, taskQueue: tw.taskQueue, args: [{ cluster, runMs: 3000, segmentMs: 300 }] });
+    const err = await second.result().then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const cause = (err as WorkflowFailedError).cause as { type?: string; message: string };
+    expect(cause.type).toBe('ArchiveLeaseHeld');
+    expect(cause.message).toMatch(new RegExp(`^refused: the binlog archive of ${cluster} is written by another archiver ${archiverWorkflowId(cluster)} \\(namespace default\\) on .*; one archiver per cluster`));
+    expect(cause.message).not.toContain('\n');
+
     // In the bucket: a manifest and an encrypted data object per segment, chained with no gap and no duplicate.
-    const storage = openStorage(findCluster(loadInventory(inventory), cluster));
     const segs = await listSegments(storage, cluster);
     expect(segs.length).toBeGreaterThan(2);
     expect(status.segments).toBe(segs.length);
@@ -130,6 +163,7 @@ describe('point-in-time recovery with the archive in S3: MariaDB', () => {
       transactions += s.transactions;
       expect(s.artifact.encryption?.keyId).toBe('k1');
       expect(keys).toContain(`${PREFIX}/${cluster}/binlog-archive/seg-${String(s.seq).padStart(8, '0')}.json`);
+      expect(s.artifact.file).toMatch(new RegExp(`^seg-${String(s.seq).padStart(8, '0')}\\.[0-9a-f]{8}\\.binlog\\.zst$`));
       const data = await objectBytes(`${PREFIX}/${cluster}/binlog-archive/${s.artifact.file}`);
       expect(data.length).toBe(s.artifact.size);
       expect(data.subarray(0, 8).toString('latin1')).toBe('HNDENC01');
@@ -154,5 +188,18 @@ describe('point-in-time recovery with the archive in S3: MariaDB', () => {
     } finally {
       await conn.end();
     }
+    // Stopped: its lease released, so the next archiver starts at once.
+    const stopped = await runBackupArchive({ ...opts(), cluster, action: 'stop' }, captureIO());
+    expect(stopped.exitCode).toBe(0);
+    expect((await readLease(storage, cluster)).lease).toMatchObject({ released: true, owner: { archiver: archiverWorkflowId(cluster) } });
+    // Started past the CLI's check while an archiver of another namespace holds the lease: it ends, and status says why.
+    const other = await ArchiveLeaseHolder.acquire({ storage, cluster, owner: { archiver: archiverWorkflowId(cluster), namespace: 'other-ns', token: 'other', session: 'other-1', host: 'other-host', pid: 9 }, ttlMs: 60_000 });
+    const h = await tw.env.client.workflow.start('binlogArchiver', { workflowId: archiverWorkflowId(cluster), taskQueue: tw.taskQueue, args: [{ cluster, runMs: 3000, segmentMs: 300 }] });
+    await h.result().catch(() => undefined);
+    const st = (await runBackupArchive({ ...opts(), cluster, action: 'status' }, captureIO())).status!;
+    expect(st.running).toBe(false);
+    expect(st.ended).toMatch(new RegExp(`^ArchiveLeaseHeld: refused: the binlog archive of ${cluster} is written by another archiver ${archiverWorkflowId(cluster)} \\(namespace other-ns\\) on other-host:9, `));
+    expect(st.lease).toMatchObject({ namespace: 'other-ns', released: false });
+    await other.release();
   }, 120_000);
 });

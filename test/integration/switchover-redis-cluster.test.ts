@@ -47,7 +47,7 @@ describe('switchover of a Redis Cluster shard', () => {
     await fleet?.stop();
   });
 
-  it('refuses, changing nothing: no --shard, an unknown node, a slot out of range', async () => {
+  it('refuses, changing nothing: no --shard, an unknown node, a slot out of range, a --to outside the shard (saying where it stands)', async () => {
     // A fresh cluster's gossip is still spreading who replicates whom: start from views every node agrees on.
     const distinct = (v: Awaited<ReturnType<typeof views>>) => new Set(Object.values(v).map((x) => JSON.stringify(Object.entries(x).sort(([a], [b]) => a.localeCompare(b))))).size;
     let before = await views(fleet);
@@ -66,6 +66,15 @@ describe('switchover of a Redis Cluster shard', () => {
       expect(r.exitCode, io.text()).toBe(2);
       expect(io.text()).toMatch(msg);
     }
+    // A refusal that names a shard says where that shard stands (its primary, the replica following it).
+    const v = before[fleet.nodes[0].id];
+    const p0 = Object.entries(v).find(([, x]) => x.flags.includes('master') && /(^| )0-/.test(x.slots))![0];
+    const r0 = Object.entries(v).find(([, x]) => x.master === p0)![0];
+    const other = Object.entries(v).find(([id, x]) => x.flags.includes('master') && id !== p0)![0];
+    const io = captureIO();
+    const r = await runSwitchover({ cluster: 'rcsw', shard: '0', to: other, wait: true, inventory, address: tw.address, taskQueue: tw.taskQueue }, io);
+    expect(r.exitCode, io.text()).toBe(2);
+    expect(io.text()).toMatch(new RegExp(`refused \\(PreconditionFailed\\): ${other} is not a reachable replica of ${p0} .*; nothing was changed\\. Where the shard stands: the primary is ${p0}; following ${p0}: ${r0}$`, 'm'));
     expect(await views(fleet)).toEqual(before);
   }, 60_000);
 
@@ -91,6 +100,9 @@ describe('switchover of a Redis Cluster shard', () => {
     const second = rep.newPrimary;
     expect(second).not.toBe(first);
     expect(Object.values(rep.views ?? {}).every((v) => v === 'agrees')).toBe(true);
+    // Where the shard stands, from one look after the agreement: the new primary (was the old), the old one following it.
+    expect(rep.standing).toEqual({ primary: second, previousPrimary: first, changed: true, following: [first], notFollowing: [] });
+    expect(io.text()).toContain(`  where shard ${slots} stands: primary ${second} (was ${first})\n    following ${second}: ${first}\n`);
     for (const [viewer, v] of Object.entries(await views(fleet))) {
       expect(v[second].flags, `${viewer}'s view of ${second}`).toMatch(/master/);
       expect(v[second].slots, `${viewer}'s view of ${second}`).toBe(slots);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nodesNotFollowing, standingAfterVerify, standingFromDetails, standingLine, standingOf } from '../../core/standing';
+import { nodesNotFollowing, shardStandingOf, standingAfterVerify, standingFromDetails, standingLine, standingOf } from '../../core/standing';
 import type { ClusterStatus } from '../../core/status';
 
 const status = (nodes: ClusterStatus['nodes'], primaries: string[]): ClusterStatus => ({ cluster: 'c', engine: 'redis', topology: 'replication', primaries, nodes, problems: [] });
@@ -45,6 +45,48 @@ describe('where a cluster stands (core/standing.ts)', () => {
 
   it('before a switchover (plan, decide): the nodes that will not follow, the primary and candidate excepted', () => {
     expect(nodesNotFollowing(st, ['b', 'a']).map((x) => x.node)).toEqual(['c', 'd']);
+  });
+
+  it('Dolt read replicas through a remote: a node neither primary nor replica, and a diverged replica, say so', () => {
+    const remote = status(
+      [
+        n('p', { role: 'primary', position: 'pushing to origin' }),
+        n('r', { role: 'replica', replicaOf: 'p', link: 'via origin', linkUp: true, lagCommits: 0 }),
+        n('f', { position: 'fenced' }),
+        n('d', { role: 'replica', replicaOf: 'p', link: 'via origin', linkUp: false, lagCommits: null }),
+      ],
+      ['p'],
+    );
+    expect(standingOf(remote)).toEqual({
+      primary: 'p',
+      changed: false,
+      following: ['r'],
+      notFollowing: [
+        { node: 'f', reason: 'neither a primary nor a replica (fenced)' },
+        { node: 'd', reason: "it has diverged from p (its head is not in the primary's history)" },
+      ],
+    });
+  });
+
+  it('a Redis Cluster shard: only its nodes count (the seeds and whoever replicates from them now)', () => {
+    const cluster = status(
+      [
+        n('a', { reachable: false, error: 'connect ECONNREFUSED' }),
+        n('b', { role: 'primary' }),
+        n('c', { role: 'replica', replicaOf: 'b', linkUp: true, link: 'up' }),
+        n('x', { role: 'primary' }),
+        n('y', { role: 'replica', replicaOf: 'x', linkUp: true, link: 'up' }),
+      ],
+      ['b', 'x'],
+    );
+    expect(shardStandingOf(cluster, ['a', 'b'], { expected: 'b', previousPrimary: 'a' })).toEqual({
+      primary: 'b',
+      previousPrimary: 'a',
+      changed: true,
+      following: ['c'],
+      notFollowing: [{ node: 'a', reason: 'unreachable (connect ECONNREFUSED)' }],
+    });
+    expect(shardStandingOf(cluster, ['x'])).toEqual({ primary: 'x', changed: false, following: ['y'], notFollowing: [] });
   });
 
   it('a failure carries it in its first detail', () => {

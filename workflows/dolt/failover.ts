@@ -15,7 +15,9 @@
  * approval), before the promotion (fail closed: nothing changed); post-promotion right after it and
  * post-failover after verification (both fail open, reported).
  */
-import { ApplicationFailure, CancellationScope, sleep } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, patched, sleep } from '@temporalio/workflow';
+import { doltClusterStatus } from '../../core/status';
+import { standingAfterVerify, standingLine, standingOf, type ClusterStanding } from '../../core/standing';
 import { decideDoltFailover, doltPrimaryAlive, type DoltFailoverDecision, type DoltNodeProbe } from '../../core/dolt/decide';
 import { ErrorType } from '../../core/errors';
 import { mutate, probe, wait } from '../profiles';
@@ -43,7 +45,19 @@ export interface DoltFailoverReport {
   approval?: { approver: string; planHash: string };
   /** Operator hooks that ran (inventory `hooks:`): pre-failover ones all succeeded, the others may not have. */
   hooks?: HookOutcome[];
+  /**
+   * Where the cluster stands at the end (core/standing.ts): the new primary, the standbys verification saw at
+   * its epoch, and the nodes still down as not following (each steps down when it returns).
+   */
+  standing?: ClusterStanding;
 }
+
+/**
+ * Patch marker: a failover that fails after the promotion (verification, a standby not moved) looks once at
+ * where the cluster stands and says it (message and details[0].standing). Runs recorded before this end with
+ * the message alone.
+ */
+const PATCH_DOLT_FAILOVER_ENDS_WITH_STANDING = 'dolt-failover-ends-with-standing';
 
 export async function doltFailover(input: FailoverInput): Promise<DoltFailoverReport | FailoverPlanReport> {
   const { cluster } = input;
@@ -64,8 +78,16 @@ export async function doltFailover(input: FailoverInput): Promise<DoltFailoverRe
         const rounds = input.force || input.confirmedBy ? 1 : Math.max(1, last.policy.probesToConfirm);
         for (let i = 1; ; i++) {
           const alive = doltPrimaryAlive(last.nodes);
-          if (alive)
-            throw ApplicationFailure.create({ type: ErrorType.PreconditionFailed, nonRetryable: true, message: `${alive} answers as primary (probe round ${i}): the primary is not dead (a planned move is handover switchover); nothing was changed` });
+          if (alive) {
+            // Nothing changed: where the cluster stands is what this round's probe saw.
+            const st = standingOf(doltClusterStatus(cluster, last.nodes));
+            throw ApplicationFailure.create({
+              type: ErrorType.PreconditionFailed,
+              nonRetryable: true,
+              message: `${alive} answers as primary (probe round ${i}): the primary is not dead (a planned move is handover switchover); nothing was changed. Where it stands: ${standingLine(st)}`,
+              details: [{ standing: st }],
+            });
+          }
           if (i >= rounds) return { ...last, audit: `${rounds} round(s), no reachable primary: ${last.audit}` };
           await sleep(last.policy.probeIntervalMs);
           last = await probe.probeDoltCluster.executeWithOptions({ summary: `probe every node of ${cluster}` }, [{ cluster }]);
@@ -85,7 +107,11 @@ export async function doltFailover(input: FailoverInput): Promise<DoltFailoverRe
       'choose the standby to promote and the new epoch',
       async () => {
         const r = decideDoltFailover(probed.nodes);
-        if (!r.ok) throw ApplicationFailure.create({ message: r.refusal.message, type: r.refusal.errorType, nonRetryable: true });
+        if (!r.ok) {
+          // Nothing changed: where the cluster stands is what the confirming probe saw.
+          const st = standingOf(doltClusterStatus(cluster, probed.nodes));
+          throw ApplicationFailure.create({ message: `${r.refusal.message}. Where it stands: ${standingLine(st)}`, type: r.refusal.errorType, nonRetryable: true, details: [{ standing: st }] });
+        }
         return r.decision;
       },
       (d) => `chose ${d.candidate}: ${d.reasons.join('; ')}`,
@@ -147,18 +173,39 @@ export async function doltFailover(input: FailoverInput): Promise<DoltFailoverRe
       (r.reachable ? fencedNow : pending).push(n);
     }
     const skip = pending;
+    // The dead primary (the one unreachable node; several: none named as the one before).
+    const previousPrimary = unreachable.length === 1 ? unreachable[0] : undefined;
+    // After the promotion a failure says where the cluster stands (one look; runs recorded before: the message alone).
+    const incomplete = async (message: string): Promise<never> => {
+      let st: ClusterStanding | undefined;
+      if (patched(PATCH_DOLT_FAILOVER_ENDS_WITH_STANDING))
+        try {
+          const now = await rb.step('standing', `see where ${cluster} stands`, () => probe.probeDoltCluster.executeWithOptions({ summary: `see where ${cluster} stands` }, [{ cluster }]), () => undefined);
+          st = standingOf(doltClusterStatus(cluster, now.nodes), { expected: candidate, previousPrimary });
+          rb.audit('standing', standingLine(st));
+        } catch {
+          st = undefined;
+        }
+      rb.setPhase('done-incomplete');
+      throw ApplicationFailure.create({ type: ErrorType.HandoverIncomplete, nonRetryable: true, message: st ? `${message}. Where it stands: ${standingLine(st)}` : message, ...(st ? { details: [{ standing: st }] } : {}) });
+    };
     try {
       await rb.step('verify', step('verify'), () =>
         wait.verifyDoltTopology.executeWithOptions({ summary: step('verify') }, [{ cluster, primary: candidate, epoch, timeoutMs: policy.verifyTimeoutMs, nearMillis: policy.maxLagMillis, ...(skip.length ? { skip } : {}) }]),
       );
     } catch (err) {
-      rb.setPhase('done-incomplete');
-      throw ApplicationFailure.create({ type: ErrorType.HandoverIncomplete, nonRetryable: true, message: `failover of ${cluster} passed the point of no return: ${candidate} is the primary at epoch ${epoch}; verification failed: ${messageOf(err)}` });
+      return incomplete(`failover of ${cluster} passed the point of no return: ${candidate} is the primary at epoch ${epoch}${notMoved.length ? `; not moved: ${notMoved.join('; ')}` : ''}; verification failed: ${messageOf(err)}`);
     }
-    if (notMoved.length) {
-      rb.setPhase('done-incomplete');
-      throw ApplicationFailure.create({ type: ErrorType.HandoverIncomplete, nonRetryable: true, message: `failover of ${cluster} incomplete: ${candidate} is the primary at epoch ${epoch}; not moved: ${notMoved.join('; ')}` });
-    }
+    if (notMoved.length) return incomplete(`failover of ${cluster} incomplete: ${candidate} is the primary at epoch ${epoch}; not moved: ${notMoved.join('; ')}`);
+    // Verified: the candidate primary at the epoch, every reachable node a standby; the nodes still down follow
+    // when they return (they hear of the higher epoch and step down).
+    const standing = standingAfterVerify(
+      candidate,
+      previousPrimary,
+      [...followers, ...fencedNow],
+      pending.map((node) => ({ node, reason: `down: when it returns it hears of the primary at epoch ${epoch} and steps down to standby` })),
+    );
+    rb.audit('standing', standingLine(standing));
     hooks.push(...(await runPostFailoverHooks(rb, postHooks, hookRun)));
     rb.setPhase(hooks.some((h) => !h.ok) ? 'done-post-hook-failed' : 'done');
     const fenced = [
@@ -181,6 +228,7 @@ export async function doltFailover(input: FailoverInput): Promise<DoltFailoverRe
       probe: probed.nodes,
       approval,
       ...(hooks.length ? { hooks } : {}),
+      standing,
     };
   });
 }

@@ -20,7 +20,9 @@
  * From the fence until the promotion no node takes writes: writePauseMs. Decisions are frozen in workflow
  * state and every step is a no-op when its end state holds, so a resumed run never decides again.
  */
-import { ApplicationFailure, CancellationScope, CancelledFailure } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, CancelledFailure, patched } from '@temporalio/workflow';
+import { doltRemoteStatus } from '../../core/status';
+import { standingAfterVerify, standingLine, standingOf, type ClusterStanding } from '../../core/standing';
 import { decideDoltRemoteSwitchover, type DoltRemoteNodeProbe, type DoltRemoteSwitchoverDecision } from '../../core/dolt/remote';
 import { ErrorType } from '../../core/errors';
 import { mutate, probe, wait } from '../profiles';
@@ -43,8 +45,11 @@ export interface DoltRemoteSwitchoverReport {
   writePauseMs: number;
   /** The heads (database -> branch -> commit) the candidate held when it was promoted. */
   heads?: Record<string, Record<string, string>>;
-  /** Where the cluster stands, in one line. */
-  standing: string;
+  /**
+   * Where the cluster stands at the end (core/standing.ts): completed, the new primary and the nodes verified
+   * pulling its heads from the remote; a dry run, what the probe saw.
+   */
+  standing: ClusterStanding;
   steps: { step: string; ms: number }[];
   audit: string[];
   probe: DoltRemoteNodeProbe[];
@@ -53,6 +58,13 @@ export interface DoltRemoteSwitchoverReport {
   /** Operator hooks that ran (inventory `hooks:`): pre-switchover ones all succeeded, post-promotion and post-switchover ones may not have. */
   hooks?: HookOutcome[];
 }
+
+/**
+ * Patch marker: a switchover undone before the promotion, or failing after it (verification, a node not moved),
+ * looks once at where the cluster stands and says it (message and details[0].standing). Runs recorded before
+ * this end with the message alone.
+ */
+const PATCH_DOLT_REMOTE_ENDS_WITH_STANDING = 'dolt-remote-switchover-ends-with-standing';
 
 export async function doltRemoteSwitchover(input: SwitchoverInput): Promise<DoltRemoteSwitchoverReport> {
   const { cluster } = input;
@@ -71,7 +83,11 @@ export async function doltRemoteSwitchover(input: SwitchoverInput): Promise<Dolt
       'choose the replica to promote',
       async () => {
         const r = decideDoltRemoteSwitchover(probed.nodes, { to: input.to, remote });
-        if (!r.ok) throw ApplicationFailure.create({ message: r.refusal.message, type: r.refusal.errorType, nonRetryable: true, details: [r.refusal] });
+        if (!r.ok) {
+          // Nothing changed: where the cluster stands is what the probe saw.
+          const st = standingOf(doltRemoteStatus(cluster, remote, probed.nodes));
+          throw ApplicationFailure.create({ message: `${r.refusal.message}. Where it stands: ${standingLine(st)}`, type: r.refusal.errorType, nonRetryable: true, details: [{ ...r.refusal, standing: st }] });
+        }
         return r.decision;
       },
       (d) => `chose ${d.candidate} to replace ${d.primary}: ${d.reasons.join('; ')}`,
@@ -110,7 +126,7 @@ export async function doltRemoteSwitchover(input: SwitchoverInput): Promise<Dolt
     decision,
     plan: plan.map((p) => p.summary),
     writePauseMs: 0,
-    standing: `${primary} is the primary`,
+    standing: standingOf(doltRemoteStatus(cluster, remote, probed.nodes)),
     steps: rb.timings(),
     audit: rb.progress.audit,
     probe: probed.nodes,
@@ -138,8 +154,10 @@ export async function doltRemoteSwitchover(input: SwitchoverInput): Promise<Dolt
       .step('veto', step('veto'), async () => {
         const again = await probe.probeDoltRemoteCluster.executeWithOptions({ summary: step('veto') }, [{ cluster }]);
         const r = decideDoltRemoteSwitchover(again.nodes, { to: candidate, remote });
-        if (!r.ok) throw ApplicationFailure.create({ message: `veto: ${r.refusal.message}`, type: r.refusal.errorType, nonRetryable: true });
-        if (r.decision.primary !== primary) throw ApplicationFailure.create({ message: `veto: the primary is now ${r.decision.primary}; nothing was changed`, type: ErrorType.PreconditionFailed, nonRetryable: true });
+        // A veto changed nothing: where the cluster stands is what its probe saw.
+        const st = () => standingOf(doltRemoteStatus(cluster, remote, again.nodes));
+        if (!r.ok) throw ApplicationFailure.create({ message: `veto: ${r.refusal.message}. Where it stands: ${standingLine(st())}`, type: r.refusal.errorType, nonRetryable: true, details: [{ standing: st() }] });
+        if (r.decision.primary !== primary) throw ApplicationFailure.create({ message: `veto: the primary is now ${r.decision.primary}; nothing was changed. Where it stands: ${standingLine(st())}`, type: ErrorType.PreconditionFailed, nonRetryable: true, details: [{ standing: st() }] });
         return { audit: `${again.audit}: the decision stands` };
       })
       .catch((e) => {
@@ -162,11 +180,25 @@ export async function doltRemoteSwitchover(input: SwitchoverInput): Promise<Dolt
     // ---- POINT OF NO RETURN: the old primary stops taking writes. Until the candidate is promoted, a failure
     // restarts the old primary writable again (the undo); after it, the run moves forward. ----
     rb.passPointOfNoReturn();
+    // One look at where the cluster stands, for an ending after the first change (runs recorded before: none).
+    const look = async (opts: { expected?: string; previousPrimary?: string }): Promise<ClusterStanding | undefined> => {
+      if (!patched(PATCH_DOLT_REMOTE_ENDS_WITH_STANDING)) return undefined;
+      try {
+        const now = await rb.step('standing', `see where ${cluster} stands`, () => probe.probeDoltRemoteCluster.executeWithOptions({ summary: `see where ${cluster} stands` }, [{ cluster }]), () => undefined);
+        const st = standingOf(doltRemoteStatus(cluster, remote, now.nodes), opts);
+        rb.audit('standing', standingLine(st));
+        return st;
+      } catch {
+        return undefined;
+      }
+    };
+    const withStanding = (message: string, st: ClusterStanding | undefined) => ({ message: st ? `${message}. Where it stands: ${standingLine(st)}` : message, ...(st ? { details: [{ standing: st }] } : {}) });
     const undo = async (why: string): Promise<never> => {
       const u = await rb.step('undo', `restart ${primary} writable again (the primary)`, () => mutate.ensureDoltRemoteRole.executeWithOptions({ summary: `make ${primary} the primary again` }, [{ cluster, node: primary, role: 'primary' }]));
       rb.skipRemaining('handover undone');
+      const st = await look({ expected: primary, previousPrimary: primary });
       rb.setPhase('undone');
-      throw ApplicationFailure.create({ type: ErrorType.HandoverAborted, nonRetryable: true, message: `switchover of ${cluster} undone: ${why}; ${primary} is the primary again (${u.audit}), ${candidate} a replica` });
+      throw ApplicationFailure.create({ type: ErrorType.HandoverAborted, nonRetryable: true, ...withStanding(`switchover of ${cluster} undone: ${why}; ${primary} is the primary again (${u.audit}), ${candidate} a replica`, st) });
     };
     let fencedAt = 0;
     let heads: Record<string, Record<string, string>> | undefined;
@@ -193,17 +225,22 @@ export async function doltRemoteSwitchover(input: SwitchoverInput): Promise<Dolt
       await rb
         .step(name, step(name), () => mutate.ensureDoltRemoteRole.executeWithOptions({ summary: step(name) }, [{ cluster, node, role: 'replica' }]))
         .catch((e) => notMoved.push(`${node}: ${messageOf(e)}`));
-    const standing = `${candidate} is the primary (pushing to ${remote})${notMoved.length ? `; not moved: ${notMoved.join('; ')}` : `; ${[primary, ...followers].join(', ')} read replicas of ${remote}`}`;
+    const done = `${candidate} is the primary (was ${primary}), pushing to ${remote}${notMoved.length ? `; not moved: ${notMoved.join('; ')}` : `; ${[primary, ...followers].join(', ')} read replicas of ${remote}`}`;
+    // After the promotion a failure says what was done and where the cluster stands (one look).
+    const incomplete = async (message: string): Promise<never> => {
+      const st = await look({ expected: candidate, previousPrimary: primary });
+      rb.setPhase('done-incomplete');
+      throw ApplicationFailure.create({ type: ErrorType.HandoverIncomplete, nonRetryable: true, ...withStanding(message, st) });
+    };
     try {
       await rb.step('verify', step('verify'), () => wait.verifyDoltRemoteTopology.executeWithOptions({ summary: step('verify') }, [{ cluster, primary: candidate, timeoutMs: policy.verifyTimeoutMs }]));
     } catch (err) {
-      rb.setPhase('done-incomplete');
-      throw ApplicationFailure.create({ type: ErrorType.HandoverIncomplete, nonRetryable: true, message: `switchover of ${cluster} passed the point of no return: ${standing}; verification failed: ${messageOf(err)}` });
+      return incomplete(`switchover of ${cluster} passed the point of no return: ${done}; verification failed: ${messageOf(err)}`);
     }
-    if (notMoved.length) {
-      rb.setPhase('done-incomplete');
-      throw ApplicationFailure.create({ type: ErrorType.HandoverIncomplete, nonRetryable: true, message: `switchover of ${cluster} incomplete: ${standing}` });
-    }
+    if (notMoved.length) return incomplete(`switchover of ${cluster} incomplete: ${done}`);
+    // Verified: the candidate the one primary, every other node a read replica at commit distance 0.
+    const standing = standingAfterVerify(candidate, primary, [primary, ...followers], []);
+    rb.audit('standing', standingLine(standing));
     hooks.push(...(await runPostHooks(rb, 'postSwitchover', postHooks, hookRun)));
     const abortRequested = abort.requested();
     if (abortRequested) rb.audit('abort', `abort requested after the point of no return: finished forward (${candidate} is the primary)`);

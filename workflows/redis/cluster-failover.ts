@@ -19,7 +19,10 @@ import { confirmedDead, type Verdict } from '../../core/failover';
 import { chooseFailoverCandidate, deadMasterRound } from '../../core/redis/failover';
 import type { FailoverInput } from '../contracts';
 import { mutate, probe, wait } from '../profiles';
-import { Runbook } from '../runbook';
+import { Runbook, failureTypeOf, messageOf } from '../runbook';
+import { standingLine, type ClusterStanding } from '../../core/standing';
+import type { SpecProbe } from '../../core/redis/rolling';
+import { PATCH_CLUSTER_SHARD_ENDS_WITH_STANDING, shardStanding } from './cluster-switchover';
 import { hookCount, runPostFailoverHooks, runPostHooks, runPreFailoverHooks, type HookOutcome } from '../hooks';
 
 export interface ClusterFailoverReport {
@@ -37,6 +40,8 @@ export interface ClusterFailoverReport {
   promotedOffset: number;
   views: Record<string, string>;
   hooks?: HookOutcome[];
+  /** Where the shard stands at the end (its nodes only, one look after the agreement): the new primary (was the dead one), who follows it, who does not and why. */
+  standing?: ClusterStanding;
   steps: { step: string; ms: number }[];
   audit: string[];
 }
@@ -51,9 +56,17 @@ export async function redisClusterFailover(input: FailoverInput): Promise<Cluste
   const { cluster } = input;
   const rb = new Runbook('failover', cluster);
   if (input.requestedBy) rb.audit('start', `requested by ${input.requestedBy}, --shard ${input.shard}${input.force ? ' (--force)' : ''}`);
+  // A refusal changed nothing: where the shard stands (once it is known) is what the last probe saw.
+  let seen: { nodes: SpecProbe[]; primary: string } | undefined;
   const refuse = (message: string): never => {
     rb.skipRemaining('refused');
-    throw ApplicationFailure.create({ message: `${message}; nothing was changed`, type: ErrorType.PreconditionFailed, nonRetryable: true });
+    const st = seen ? shardStanding(cluster, seen.nodes, [seen.primary]) : undefined;
+    throw ApplicationFailure.create({
+      message: `${message}; nothing was changed${st ? `. Where the shard stands: ${standingLine(st)}` : ''}`,
+      type: ErrorType.PreconditionFailed,
+      nonRetryable: true,
+      ...(st ? { details: [{ standing: st }] } : {}),
+    });
   };
   if (!input.shard) refuse(`${cluster} is a Redis Cluster: name the shard whose primary died with --shard <node>`);
   if (input.dryRun || input.requireApproval) refuse('a Redis Cluster failover has no --dry-run or --require-approval yet');
@@ -67,6 +80,7 @@ export async function redisClusterFailover(input: FailoverInput): Promise<Cluste
   if (!named) refuse(`--shard ${input.shard}: no such node (a Cluster failover names the dead primary or one of its replicas)`);
   const deadPrimary = named!.reachable && named!.role === 'replica' ? named!.primaryNode : named!.node;
   if (!deadPrimary) refuse(`--shard ${input.shard}: ${named!.node} replicates from no node of the inventory`);
+  seen = { nodes: probed.nodes, primary: deadPrimary! };
   const dead = probed.nodes.find((n) => n.node === deadPrimary)!;
   if (dead.reachable && dead.role === 'primary') refuse(`the shard's primary ${deadPrimary} answers: use switchover --shard for a planned change`);
   const shardOf = (nodes: typeof probed.nodes) => nodes.filter((n) => n.node === deadPrimary || (n.role === 'replica' && n.primaryNode === deadPrimary));
@@ -85,6 +99,7 @@ export async function redisClusterFailover(input: FailoverInput): Promise<Cluste
         if (!rounds[rounds.length - 1].dead) refuse(`${deadPrimary} is not confirmed dead: ${rounds[rounds.length - 1].reason}`);
         await sleep(probed.policy.probeIntervalMs);
         probed = await probeAll(`probe ${cluster} again`);
+        seen = { nodes: probed.nodes, primary: deadPrimary! };
         rounds.push(deadMasterRound(shardOf(probed.nodes), deadPrimary!));
       }
       return { audit: `${need} consecutive rounds: ${rounds[rounds.length - 1].reason}` };
@@ -100,17 +115,46 @@ export async function redisClusterFailover(input: FailoverInput): Promise<Cluste
   const preHooks = await runPreFailoverHooks(rb, probed.hooks?.preFailover ?? 0, hookRun);
 
   return CancellationScope.nonCancellable(async () => {
+    const withStanding = patched(PATCH_CLUSTER_SHARD_ENDS_WITH_STANDING);
+    // One look at where the shard stands (runs recorded before: none).
+    const look = async (): Promise<ClusterStanding | undefined> => {
+      if (!withStanding) return undefined;
+      try {
+        const now = await rb.step('standing', `see where the shard of ${candidate} stands`, () => probeAll(`see where the shard of ${candidate} stands`), () => undefined);
+        const st = shardStanding(cluster, now.nodes, [deadPrimary!, candidate], { expected: candidate, previousPrimary: deadPrimary });
+        rb.audit('standing', `the shard: ${standingLine(st)}`);
+        return st;
+      } catch {
+        return undefined;
+      }
+    };
+    const failWith = (type: string, message: string, st: ClusterStanding | undefined) =>
+      ApplicationFailure.create({ type, nonRetryable: true, message: st ? `${message}. Where the shard stands: ${standingLine(st)}` : message, ...(st ? { details: [{ standing: st }] } : {}) });
     // ---- POINT OF NO RETURN: the replica takes the slots over ----
-    const t = await rb.step(`promote ${candidate}`, `CLUSTER FAILOVER FORCE on ${candidate} (TAKEOVER if no majority votes)`, () =>
-      mutate.ensureRedisClusterTakeover.executeWithOptions({ summary: `promote ${candidate} (FORCE, then TAKEOVER)`, startToCloseTimeout: '2m', heartbeatTimeout: '10s' }, [
-        { cluster, node: candidate, deadPrimary: deadPrimary!, forceTimeoutMs: Math.max(3000, probed.policy.pauseTimeoutMs), timeoutMs: probed.policy.pauseTimeoutMs + 30_000 },
-      ]),
-    );
+    const t = await rb
+      .step(`promote ${candidate}`, `CLUSTER FAILOVER FORCE on ${candidate} (TAKEOVER if no majority votes)`, () =>
+        mutate.ensureRedisClusterTakeover.executeWithOptions({ summary: `promote ${candidate} (FORCE, then TAKEOVER)`, startToCloseTimeout: '2m', heartbeatTimeout: '10s' }, [
+          { cluster, node: candidate, deadPrimary: deadPrimary!, forceTimeoutMs: Math.max(3000, probed.policy.pauseTimeoutMs), timeoutMs: probed.policy.pauseTimeoutMs + 30_000 },
+        ]),
+      )
+      .catch(async (e) => {
+        if (!withStanding) throw e;
+        throw failWith(failureTypeOf(e) ?? ErrorType.HandoverIncomplete, `failover of the shard of ${deadPrimary} (dead) to ${candidate}: ${messageOf(e)}`, await look());
+      });
     rb.passPointOfNoReturn();
     const promotionHooks = await runPostHooks(rb, 'postPromotion', hookCount(probed.hooks, 'postPromotion'), hookRun);
-    const agreed = await rb.step('agree', `wait until every reachable node's CLUSTER NODES shows ${candidate} a master with slots`, () =>
-      wait.waitForRedisClusterAgreement.executeWithOptions({ summary: `every node agrees ${candidate} serves the shard` }, [{ cluster, primary: candidate, timeoutMs: probed.policy.verifyTimeoutMs }]),
-    );
+    let agreed: Awaited<ReturnType<typeof wait.waitForRedisClusterAgreement>>;
+    try {
+      agreed = await rb.step('agree', `wait until every reachable node's CLUSTER NODES shows ${candidate} a master with slots`, () =>
+        wait.waitForRedisClusterAgreement.executeWithOptions({ summary: `every node agrees ${candidate} serves the shard` }, [{ cluster, primary: candidate, timeoutMs: probed.policy.verifyTimeoutMs }]),
+      );
+    } catch (err) {
+      if (!withStanding) throw err;
+      const st = await look();
+      rb.setPhase('done-incomplete');
+      throw failWith(ErrorType.HandoverIncomplete, `failover of the shard of ${deadPrimary} passed the point of no return (${candidate} promoted by ${t.method}, ${deadPrimary} dead); the nodes did not agree: ${messageOf(err)}`, st);
+    }
+    const standing = await look();
     const hooks = [...preHooks, ...promotionHooks, ...(await runPostFailoverHooks(rb, probed.hooks?.postFailover ?? 0, hookRun))];
     rb.setPhase(hooks.some((h) => !h.ok) ? 'done-post-hook-failed' : 'done');
     return {
@@ -126,6 +170,7 @@ export async function redisClusterFailover(input: FailoverInput): Promise<Cluste
       promotedOffset: candidateOffset,
       views: agreed.views,
       ...(hooks.length ? { hooks } : {}),
+      ...(standing ? { standing } : {}),
       steps: rb.timings(),
       audit: rb.progress.audit,
     };

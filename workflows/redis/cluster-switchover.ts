@@ -11,12 +11,15 @@
  * ends only when every reachable node's CLUSTER NODES view shows the new primary serving the shard's slots and
  * the old primary its replica. Decisions are frozen in workflow state; the point of no return is the FAILOVER.
  */
-import { ApplicationFailure, CancellationScope, CancelledFailure } from '@temporalio/workflow';
-import { decideClusterShardSwitchover, type ClusterShardDecision } from '../../core/redis/cluster-switchover';
+import { ApplicationFailure, CancellationScope, CancelledFailure, patched, sleep } from '@temporalio/workflow';
+import { decideClusterShardSwitchover, slotsInclude, type ClusterShardDecision } from '../../core/redis/cluster-switchover';
 import { ErrorType } from '../../core/errors';
+import { redisClusterStatus } from '../../core/status';
+import { shardStandingOf, standingLine, type ClusterStanding } from '../../core/standing';
+import type { SpecProbe } from '../../core/redis/rolling';
 import type { SwitchoverInput } from '../contracts';
 import { mutate, probe, wait } from '../profiles';
-import { Runbook } from '../runbook';
+import { Runbook, failureTypeOf, messageOf } from '../runbook';
 import { abortWatch, abortedFailure, approvalGate, isCancellation } from '../approval';
 import { hookCount, hookPlan, runPostHooks, runPreHooks, type HookOutcome } from '../hooks';
 
@@ -38,6 +41,32 @@ export interface ClusterSwitchoverReport {
   audit: string[];
   approval?: { approver: string; planHash: string };
   hooks?: HookOutcome[];
+  /**
+   * Where the shard stands at the end (core/standing.ts, the shard's nodes only): completed, the new primary of
+   * its slots (was the old one) and the replicas following it, from one look after the agreement; a dry run,
+   * what the probe saw.
+   */
+  standing?: ClusterStanding;
+}
+
+/**
+ * Patch marker: a completed shard switchover or failover looks once at where the shard stands (report
+ * `standing`); a failure from the promotion on looks once too and says it (the agreement failing:
+ * HandoverIncomplete). Runs recorded before this end as they did.
+ */
+export const PATCH_CLUSTER_SHARD_ENDS_WITH_STANDING = 'redis-cluster-shard-ends-with-standing';
+
+/** The primary of the shard `shard` names (a node of it, or a slot it serves), in one probe; undefined if none. */
+export function shardPrimaryOf(nodes: SpecProbe[], shard: string): string | undefined {
+  const named = nodes.find((n) => n.node === shard);
+  if (named) return named.reachable && named.role === 'replica' ? named.primaryNode : named.node;
+  const slot = /^\d+$/.test(shard) ? Number(shard) : undefined;
+  return slot === undefined ? undefined : nodes.find((n) => n.reachable && n.role === 'primary' && slotsInclude(n.slots, slot))?.node;
+}
+
+/** Where the shard of `seeds` stands by one probe of the cluster. */
+export function shardStanding(cluster: string, nodes: SpecProbe[], seeds: string[], opts: { expected?: string; previousPrimary?: string } = {}): ClusterStanding {
+  return shardStandingOf(redisClusterStatus(cluster, 'cluster', nodes), seeds, opts);
 }
 
 export async function redisClusterSwitchover(input: SwitchoverInput): Promise<ClusterSwitchoverReport> {
@@ -65,7 +94,17 @@ export async function redisClusterSwitchover(input: SwitchoverInput): Promise<Cl
       `choose the shard (${shard}) and the replica that takes it over`,
       async () => {
         const r = decideClusterShardSwitchover(probed.nodes, { shard, to: input.to, maxLagBytes: probed.policy.maxLagBytes });
-        if (!r.ok) throw ApplicationFailure.create({ message: `${r.refusal.message}; nothing was changed`, type: ErrorType.PreconditionFailed, nonRetryable: true, details: [r.refusal] });
+        if (!r.ok) {
+          // Nothing changed: where the shard stands (when --shard names one) is what the probe saw.
+          const p = shardPrimaryOf(probed.nodes, shard);
+          const st = p ? shardStanding(cluster, probed.nodes, [p]) : undefined;
+          throw ApplicationFailure.create({
+            message: `${r.refusal.message}; nothing was changed${st ? `. Where the shard stands: ${standingLine(st)}` : ''}`,
+            type: ErrorType.PreconditionFailed,
+            nonRetryable: true,
+            details: [{ ...r.refusal, ...(st ? { standing: st } : {}) }],
+          });
+        }
         return r.decision;
       },
       (d) => `shard ${d.slots} of ${d.primary}: ${d.candidate} takes it over (${d.reasons.join('; ')})`,
@@ -98,6 +137,7 @@ export async function redisClusterSwitchover(input: SwitchoverInput): Promise<Cl
     decision,
     plan: plan.map((p) => p.summary),
     writePauseMs: 0,
+    standing: shardStanding(cluster, probed.nodes, [primary]),
     steps: rb.timings(),
     audit: rb.progress.audit,
     ...extra,
@@ -128,20 +168,51 @@ export async function redisClusterSwitchover(input: SwitchoverInput): Promise<Cl
 
   // ---- POINT OF NO RETURN: CLUSTER FAILOVER. From here the run finishes forward (an abort no longer interrupts). ----
   return CancellationScope.nonCancellable(async () => {
+    const withStanding = patched(PATCH_CLUSTER_SHARD_ENDS_WITH_STANDING);
+    // One look at where the shard stands (runs recorded before: none).
+    const look = async (): Promise<ClusterStanding | undefined> => {
+      if (!withStanding) return undefined;
+      try {
+        const now = await rb.step('standing', `see where shard ${slots} stands`, () => probe.probeRedisSpecs.executeWithOptions({ summary: `see where shard ${slots} stands` }, [{ cluster, keys: [] }]), () => undefined);
+        const st = shardStanding(cluster, now.nodes, [primary, candidate], { expected: candidate, previousPrimary: primary });
+        rb.audit('standing', `shard ${slots}: ${standingLine(st)}`);
+        return st;
+      } catch {
+        return undefined;
+      }
+    };
+    const failWith = (type: string, message: string, st: ClusterStanding | undefined) =>
+      ApplicationFailure.create({ type, nonRetryable: true, message: st ? `${message}. Where the shard stands: ${standingLine(st)}` : message, ...(st ? { details: [{ standing: st }] } : {}) });
     const h = await rb
       .step('failover', step('failover'), () => mutate.ensureRedisClusterFailover.executeWithOptions({ summary: `CLUSTER FAILOVER on ${candidate}` }, [{ cluster, from: primary, to: candidate, timeoutMs }]))
-      .catch((e) => {
+      .catch(async (e) => {
         rb.skipRemaining('failover did not complete');
         rb.setPhase('undone');
-        throw e;
+        if (!withStanding) throw e;
+        throw failWith(failureTypeOf(e) ?? ErrorType.HandoverAborted, messageOf(e), await look());
       });
     rb.passPointOfNoReturn();
     hooks.push(...(await runPostHooks(rb, 'postPromotion', promotionHooks, hookRun)));
-    const agreed = await rb.step('agree', step('agree'), () =>
-      wait.waitForRedisClusterAgreement.executeWithOptions({ summary: `every node agrees ${candidate} serves ${slots}` }, [{ cluster, primary: candidate, slots, replica: primary, timeoutMs: probed.policy.verifyTimeoutMs }]),
-    );
+    let agreed: Awaited<ReturnType<typeof wait.waitForRedisClusterAgreement>>;
+    try {
+      agreed = await rb.step('agree', step('agree'), () =>
+        wait.waitForRedisClusterAgreement.executeWithOptions({ summary: `every node agrees ${candidate} serves ${slots}` }, [{ cluster, primary: candidate, slots, replica: primary, timeoutMs: probed.policy.verifyTimeoutMs }]),
+      );
+    } catch (err) {
+      if (!withStanding) throw err;
+      const st = await look();
+      rb.setPhase('done-incomplete');
+      throw failWith(ErrorType.HandoverIncomplete, `switchover of shard ${slots} of ${cluster} passed the point of no return (CLUSTER FAILOVER on ${candidate} completed, ${primary} was its primary); the nodes did not agree: ${messageOf(err)}`, st);
+    }
+    // The old primary has just turned replica: its link may still be coming up (a PSYNC). Looked at again, a
+    // few times 300 ms apart, before it is reported as not following.
+    let standing = await look();
+    for (let i = 0; i < 10 && standing?.notFollowing.some((n) => n.reason.startsWith('its replication link')); i++) {
+      await sleep(300);
+      standing = await look();
+    }
     hooks.push(...(await runPostHooks(rb, 'postSwitchover', postHooks, hookRun)));
     rb.setPhase(hooks.some((x) => !x.ok) ? 'done-post-hook-failed' : 'done');
-    return report({ writePauseMs: h.handoverMs, views: agreed.views, approval, ...(hooks.length ? { hooks } : {}), steps: rb.timings(), audit: rb.progress.audit });
+    return report({ writePauseMs: h.handoverMs, views: agreed.views, approval, standing, ...(hooks.length ? { hooks } : {}), steps: rb.timings(), audit: rb.progress.audit });
   });
 }

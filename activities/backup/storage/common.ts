@@ -33,6 +33,12 @@ export interface BackupStorage {
   /** Write `file` of backup `id` from `source`, streaming; it appears whole or not at all. */
   putStream(cluster: string, id: string, file: string, source: Readable, o?: PutOptions): Promise<void>;
   putJson(cluster: string, id: string, file: string, value: unknown): Promise<void>;
+  /**
+   * Create `file` only if no file of that name exists, atomically (local: a hard link of a synced temp file,
+   * which fails when the name exists; S3: PUT with If-None-Match: *). False when it existed: of two writers
+   * exactly one gets true (on a store that ignores If-None-Match the caller reads back what it wrote).
+   */
+  putJsonIfAbsent(cluster: string, id: string, file: string, value: unknown): Promise<boolean>;
   /** A stored file's size without reading it (local stat, S3 HEAD); undefined when it is not there. */
   stat(cluster: string, id: string, file: string): Promise<{ size: number } | undefined>;
   /** A stream of a stored file (an error is emitted on the stream when it cannot be read). */

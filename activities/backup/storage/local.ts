@@ -87,6 +87,35 @@ export class LocalDirStorage implements BackupStorage {
     return this.atomicWrite(cluster, id, file, (tmp) => fs.writeFile(tmp, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 }));
   }
 
+  async putJsonIfAbsent(cluster: string, id: string, file: string, value: unknown): Promise<boolean> {
+    const dir = this.backupDir(cluster, id);
+    await fs.mkdir(dir, { recursive: true });
+    const final = path.join(dir, path.basename(file));
+    const tmp = `${final}.tmp-${randomBytes(4).toString('hex')}`;
+    try {
+      const fh = await fs.open(tmp, 'wx', 0o600);
+      try {
+        await fh.writeFile(JSON.stringify(value, null, 2) + '\n');
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      // link(2) fails with EEXIST when the name exists (like open O_EXCL), and the file appears whole.
+      try {
+        await fs.link(tmp, final);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+        throw e;
+      }
+      const d = await fs.open(dir, 'r');
+      await d.sync().catch(() => undefined);
+      await d.close();
+      return true;
+    } finally {
+      await fs.rm(tmp, { force: true });
+    }
+  }
+
   async stat(cluster: string, id: string, file: string): Promise<{ size: number } | undefined> {
     try {
       return { size: (await fs.stat(this.filePath(cluster, id, file))).size };

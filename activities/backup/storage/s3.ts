@@ -179,6 +179,20 @@ export class S3Storage implements BackupStorage {
     await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key(cluster, id, file), Body: JSON.stringify(value, null, 2) + '\n', ContentType: 'application/json' }));
   }
 
+  async putJsonIfAbsent(cluster: string, id: string, file: string, value: unknown): Promise<boolean> {
+    try {
+      await this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: this.key(cluster, id, file), Body: JSON.stringify(value, null, 2) + '\n', ContentType: 'application/json', IfNoneMatch: '*' }),
+      );
+      return true;
+    } catch (e) {
+      // 412: the object exists; 409: a concurrent conditional write of the same key won (AWS S3).
+      const code = e instanceof S3ServiceException ? e.$metadata?.httpStatusCode : undefined;
+      if (code === 412 || code === 409 || (e as Error).name === 'PreconditionFailed' || (e as Error).name === 'ConditionalRequestConflict') return false;
+      throw e;
+    }
+  }
+
   async listFiles(cluster: string, id: string): Promise<string[]> {
     const base = this.base(cluster, id);
     return (await this.keys(base)).map((k) => k.slice(base.length)).filter((n) => n && !n.includes('/')).sort();
