@@ -248,9 +248,9 @@ export function shardSwitchedOver(before: Before, report: unknown): Record<strin
   return out;
 }
 
-/** Every activity boundary of a Cluster shard switchover, and inside its CLUSTER FAILOVER. */
+/** Every activity boundary of a Cluster shard switchover (the second probe: where the shard stands at the end), and inside its CLUSTER FAILOVER. */
 export const SWITCHOVER_REDIS_CLUSTER_POINTS = [
-  ...['describeCluster', 'probeRedisSpecs', 'ensureRedisClusterFailover', 'waitForRedisClusterAgreement'].flatMap((a) => [`before:${a}`, `after:${a}`]),
+  ...['describeCluster', 'probeRedisSpecs', 'ensureRedisClusterFailover', 'waitForRedisClusterAgreement', 'probeRedisSpecs#2'].flatMap((a) => [`before:${a}`, `after:${a}`]),
   'inside:ensureRedisClusterFailover.beforeFailover',
   'inside:ensureRedisClusterFailover.issued',
 ];
