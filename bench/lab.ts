@@ -15,6 +15,7 @@ import { startSentinels, type SentinelSet } from '../sandbox/sentinel';
 import { startMariaFleet, type MariaFleet, type MariaInventoryExtra } from '../sandbox/mariadb';
 import { startDoltFleet, type DoltFleet, type DoltInventoryExtra } from '../sandbox/dolt';
 import { startDoltRemoteFleet, type DoltRemoteFleet } from '../sandbox/dolt-remote';
+import { startRedisClusterFleet, type RedisClusterFleet } from '../sandbox/redis-cluster';
 import type { RedisFlavor } from '../sandbox/paths';
 import { ROOT } from '../sandbox/paths';
 import { createHandoverWorker } from '../worker/worker';
@@ -127,6 +128,15 @@ export interface DoltRemoteLab extends Omit<Lab, 'fleet'> {
 
 export function startDoltRemoteLab(o: { cluster: string; policy?: Record<string, number>; hooks?: Partial<Record<string, string[]>>; address?: string; log?: (m: string) => void }): Promise<DoltRemoteLab> {
   return labAround(o, 'dolt (remote-replicas)', () => startDoltRemoteFleet({ cluster: o.cluster }), (f) => f.writeInventory(undefined, { policy: o.policy, hooks: o.hooks }));
+}
+
+/** A lab on a Redis Cluster (3 shards x 1 primary + 1 replica, cluster-enabled processes, sandbox/redis-cluster.ts). */
+export interface RedisClusterLab extends Omit<Lab, 'fleet'> {
+  fleet: RedisClusterFleet;
+}
+
+export function startRedisClusterLab(o: { cluster: string; flavor?: RedisFlavor; policy?: Record<string, number | string>; address?: string; log?: (m: string) => void }): Promise<RedisClusterLab> {
+  return labAround(o, `${o.flavor ?? 'redis'} cluster`, () => startRedisClusterFleet({ cluster: o.cluster, flavor: o.flavor }), (f) => f.writeInventory(undefined, { policy: o.policy }));
 }
 
 /** The Handover worker in this process, on the lab's task queue and prebuilt bundle. */

@@ -16,6 +16,12 @@ import { activity, heartbeatWhile } from '../activity';
 import { persistRole, type RedisActivityDeps } from './node';
 import { readNode, redisClusterSpec, redisTarget } from './conn';
 
+/**
+ * How long a Redis Cluster replica pursues a manual failover (CLUSTER FAILOVER) before giving it up
+ * (CLUSTER_MF_TIMEOUT in redis and valkey, 5 s), plus a margin: after that no manual failover is in progress.
+ */
+export const CLUSTER_MANUAL_FAILOVER_TIMEOUT_MS = 5000 + 1000;
+
 export interface ProbeSpecsInput {
   cluster: string;
   keys: string[];
@@ -207,36 +213,57 @@ export function createRedisRollingActivities(deps: RedisActivityDeps) {
     /**
      * Redis Cluster: ensure `to` serves its shard as primary and `from` is its replica, through CLUSTER FAILOVER
      * (default mode) on `to`: the primary pauses its clients, `to` catches up with its offset, then takes the
-     * slots over; clients are redirected with MOVED. A no-op when it already holds. A failover this activity
-     * issued that the cluster gave up on is reported as HandoverAborted, not issued again.
+     * slots over; clients are redirected with MOVED. A no-op when it already holds.
+     *
+     * A retry after a worker died mid-activity reads how far the attempt got from its heartbeat details:
+     * `issuedAt` (the replica accepted the FAILOVER): that failover is waited for until its deadline and, when
+     * the cluster gave up on it, reported as HandoverAborted, not issued again; `issuing` only (the worker died
+     * before the replica answered, perhaps before anything was sent): it is waited for until the cluster's own
+     * manual-failover timeout has passed, after which none is in progress and it is issued.
      */
     ensureRedisClusterFailover: activity(async (input: ClusterFailoverInput): Promise<{ alreadyHeld: boolean; handoverMs: number; audit: string }> => {
       const ctx = Context.current();
       const c = spec(input.cluster);
-      const prior = ctx.info.heartbeatDetails as { issuedAt?: number } | undefined;
+      const prior = ctx.info.heartbeatDetails as { issuing?: number; issuedAt?: number } | undefined;
       const done = async () => {
         const [f, t] = await Promise.all([probeSpec(c, input.from, []), probeSpec(c, input.to, [])]);
         return { ok: t.role === 'primary' && f.role === 'replica' && f.primaryNode === input.to, f, t };
       };
-      const first = await done();
-      if (first.ok) return { alreadyHeld: true, handoverMs: 0, audit: `saw ${input.to} already primary of its shard with ${input.from} its replica; changed nothing` };
-      if (!(first.t.role === 'replica' && first.t.primaryNode === input.from))
-        throw new HandoverError(ErrorType.UnexpectedTopology, `cannot fail over: ${input.to} is ${first.t.role}${first.t.primaryNode ? ` of ${first.t.primaryNode}` : ''}, not a replica of ${input.from}`);
-      if (prior?.issuedAt !== undefined)
-        throw new HandoverError(ErrorType.HandoverAborted, `the CLUSTER FAILOVER issued on ${input.to} at ${new Date(prior.issuedAt).toISOString()} did not complete; ${input.from} still serves the shard`);
+      let now = await done();
+      if (now.ok) return { alreadyHeld: true, handoverMs: 0, audit: `saw ${input.to} already primary of its shard with ${input.from} its replica; changed nothing` };
+      const pendingSince = prior?.issuedAt ?? prior?.issuing;
+      if (pendingSince !== undefined) {
+        const how = prior?.issuedAt !== undefined ? 'issued' : 'was issuing';
+        const until = prior?.issuedAt !== undefined ? prior.issuedAt + input.timeoutMs : pendingSince + CLUSTER_MANUAL_FAILOVER_TIMEOUT_MS;
+        for (; Date.now() <= until; await sleep(50)) {
+          ctx.heartbeat(prior);
+          now = await done();
+          if (now.ok) {
+            const handoverMs = Date.now() - pendingSince;
+            return { alreadyHeld: false, handoverMs, audit: `the CLUSTER FAILOVER an earlier attempt ${how} on ${input.to} completed: saw ${input.to} primary and ${input.from} its replica ${handoverMs} ms after it` };
+          }
+        }
+        if (prior?.issuedAt !== undefined)
+          throw new HandoverError(ErrorType.HandoverAborted, `the CLUSTER FAILOVER issued on ${input.to} at ${new Date(prior.issuedAt).toISOString()} did not complete within ${input.timeoutMs} ms; ${input.from} still serves the shard`);
+      }
+      if (!(now.t.role === 'replica' && now.t.primaryNode === input.from))
+        throw new HandoverError(ErrorType.UnexpectedTopology, `cannot fail over: ${input.to} is ${now.t.role}${now.t.primaryNode ? ` of ${now.t.primaryNode}` : ''}, not a replica of ${input.from}`);
       const issuedAt = Date.now();
-      ctx.heartbeat({ issuedAt });
+      ctx.heartbeat({ issuing: issuedAt });
       const cl = await open(c, input.to);
       if (!cl) throw new Error(`${input.to} unreachable`);
       try {
+        await failpoint('ensureRedisClusterFailover.beforeFailover');
         await cl.call('CLUSTER', 'FAILOVER');
       } finally {
         cl.disconnect();
       }
+      ctx.heartbeat({ issuedAt });
+      await failpoint('ensureRedisClusterFailover.issued');
       for (;;) {
         await sleep(5);
         ctx.heartbeat({ issuedAt });
-        const now = await done();
+        now = await done();
         if (now.ok) {
           const handoverMs = Date.now() - issuedAt;
           return { alreadyHeld: false, handoverMs, audit: `issued CLUSTER FAILOVER on ${input.to}; saw ${input.to} primary and ${input.from} its replica after ${handoverMs} ms` };

@@ -9,9 +9,9 @@ import path from 'node:path';
 import { operationWorkflowId } from '../../core/ids';
 import { sleep } from '../../sandbox/ports';
 import { spawnWorker } from '../lab';
-import { checkPoint } from './checker';
+import { MIN_SAMPLES, checkPoint } from './checker';
 import { SplitBrainSampler } from './sampler';
-import type { AnyLab, Before, ChaosSummary, KillMark, PointEvidence, PointResult, Scenario, SettleResult } from './types';
+import type { AnyLab, Before, ChaosSummary, EndNode, KillMark, PointEvidence, PointResult, Scenario, SettleResult, ShardProbe } from './types';
 
 /** A timer that does not keep the process alive once everything else is done (the chaos run exits at once). */
 const unrefSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
@@ -36,14 +36,25 @@ export async function runChaosPoint<L extends AnyLab>(lab: L, scenario: Scenario
   const probe = scenario.probe(lab);
   const cluster = lab.fleet.cluster;
   const resetProblems = await probe.reset();
-  const startEnd = await probe.endState();
-  const startWritable = Object.entries(startEnd).filter(([, n]) => n.writable).map(([id]) => id);
-  const before: Before = { primary: startWritable.length === 1 ? startWritable[0] : undefined, extra: await scenario.before?.(lab) };
+  // A sharded engine is judged shard by shard; any other fleet is one group of every node.
+  const shards = probe.shards ? await probe.shards().catch((e: Error) => (resetProblems.push(`shards: ${e.message}`), [] as ShardProbe[])) : undefined;
+  const groups: ShardProbe[] = shards ?? [
+    { name: '', nodes: probe.nodes, views: () => probe.views(), closeViews: () => probe.closeViews(), endState: () => probe.endState(), converge: (p, t, x) => probe.converge(p, t, x) },
+  ];
+  const writableOf = (end: Record<string, EndNode>) => Object.entries(end).filter(([, n]) => n.writable).map(([id]) => id);
+  const startWritable = writableOf(await probe.endState());
+  const primaries: Record<string, string> = {};
+  for (const g of shards ?? []) {
+    const w = writableOf(await g.endState());
+    if (w.length === 1) primaries[g.name] = w[0];
+    else resetProblems.push(`shard ${g.name}: ${w.length} writable nodes before the run`);
+  }
+  const before: Before = { primary: !shards && startWritable.length === 1 ? startWritable[0] : undefined, ...(shards ? { primaries } : {}), extra: await scenario.before?.(lab) };
 
   const token = workers > 1 ? path.join(lab.fleet.baseDir, `failpoint-${i}-${Date.now()}`) : undefined;
   const armed = Array.from({ length: workers }, () => spawnWorker(lab, point, log, token));
   const writer = probe.writer(`c${i}x${Date.now().toString(36)}`).start();
-  const sampler = new SplitBrainSampler(probe).start();
+  const samplers = groups.map((g) => new SplitBrainSampler(g).start());
   let restarted: ReturnType<typeof spawnWorker> | undefined;
   let kill: KillMark | undefined;
   let killed = false;
@@ -85,28 +96,48 @@ export async function runChaosPoint<L extends AnyLab>(lab: L, scenario: Scenario
   const flaggedNode = settled.flagged?.node;
   await sleep(300);
   const stats = await writer.stop();
-  const samples = await sampler.stop();
+  const groupSamples = await Promise.all(samplers.map((x) => x.stop()));
 
-  const expected = run.ok ? scenario.expectPrimary(before, report, kill) : { failure: 'no report: the run did not complete' };
-  let end = await probe.endState();
-  let writable = Object.entries(end).filter(([, n]) => n.writable).map(([id]) => id);
-  let notConverged: string | undefined;
-  const behindPrimary: Record<string, number> = {};
-  let lostKeys: string[] = [];
-  if (writable.length === 1) {
-    notConverged = await probe.converge(writable[0], 60_000, flaggedNode ? [flaggedNode] : []);
-    end = await probe.endState(); // re-read: links that were coming up when first read
-    writable = Object.entries(end).filter(([, n]) => n.writable).map(([id]) => id);
-  }
-  const primary = writable.length === 1 ? writable[0] : undefined;
-  if (primary) {
-    lostKeys = await writer.missingOn(primary);
-    const lost = new Set(lostKeys);
-    for (const n of probe.nodes) {
-      if (n === primary || n === flaggedNode || !end[n]?.up) continue;
-      behindPrimary[n] = (await writer.missingOn(n).catch(() => writer.ackedKeys)).filter((k) => !lost.has(k)).length;
+  const noReport = { failure: 'no report: the run did not complete' };
+  const expectedOf = (g: ShardProbe) => {
+    if (!run.ok) return noReport;
+    if (!shards) return scenario.expectPrimary?.(before, report, kill) ?? { failure: 'the scenario names no expected primary' };
+    return scenario.expectPrimaries?.(before, report)[g.name] ?? { failure: `the scenario names no expected primary for shard ${g.name}` };
+  };
+  // Per group (every node, or one shard): its end state, converged on its single writable node, and what of the
+  // acknowledged writes its nodes lack.
+  const judged: { g: ShardProbe; end: Record<string, EndNode>; primary?: string; notConverged?: string; lostKeys: string[]; behindPrimary: Record<string, number> }[] = [];
+  for (const g of groups) {
+    let end = await g.endState();
+    let writable = writableOf(end);
+    let notConverged: string | undefined;
+    const behindPrimary: Record<string, number> = {};
+    let lostKeys: string[] = [];
+    if (writable.length === 1) {
+      notConverged = await g.converge(writable[0], 60_000, flaggedNode ? [flaggedNode] : []);
+      end = await g.endState(); // re-read: links that were coming up when first read
+      writable = writableOf(end);
     }
+    const primary = writable.length === 1 ? writable[0] : undefined;
+    if (primary) {
+      lostKeys = await writer.missingOn(primary);
+      const lost = new Set(lostKeys);
+      for (const n of g.nodes) {
+        if (n === primary || n === flaggedNode || !end[n]?.up) continue;
+        behindPrimary[n] = (await writer.missingOn(n).catch(() => writer.ackedKeys)).filter((k) => !lost.has(k)).length;
+      }
+    }
+    judged.push({ g, end, primary, notConverged, lostKeys, behindPrimary });
   }
+  const lostKeys = judged.flatMap((j) => j.lostKeys);
+  const samples = {
+    samples: Math.min(...groupSamples.map((x) => x.samples)),
+    withDownNode: groupSamples.reduce((n, x) => n + x.withDownNode, 0),
+    split: groupSamples.reduce((n, x) => n + x.split, 0),
+    splitExamples: groupSamples.flatMap((x) => x.splitExamples),
+    maxGapMs: Math.max(...groupSamples.map((x) => x.maxGapMs)),
+  };
+  const primary = shards ? judged.map((j) => `${j.g.name}=${j.primary ?? '?'}`).join(' ') : judged[0].primary;
   const postconditions = (await scenario.check?.(lab, i, before, report).catch((e) => [`check failed: ${(e as Error).message}`])) ?? [];
 
   let loss: PointEvidence['loss'];
@@ -129,22 +160,59 @@ export async function runChaosPoint<L extends AnyLab>(lab: L, scenario: Scenario
     ...settled.flagged,
     lostMissingOnIt: lostKeys.length ? (await writer.missingOn(settled.flagged.node).catch(() => lostKeys)).filter((k) => lostKeys.includes(k)).length : 0,
   };
-  const evidence: PointEvidence = {
-    point,
-    killed,
-    killNote,
-    run,
-    settle,
-    flagged,
-    end,
-    expected,
-    notConverged,
-    writes: { acked: stats.acked, minAcked: scenario.minAcked, ambiguous: writer.ambiguous, lostOnPrimary: lostKeys.length, behindPrimary },
-    loss,
-    samples,
-    postconditions,
-  };
-  const failures = checkPoint(evidence);
+  const writes = { acked: stats.acked, minAcked: scenario.minAcked, ambiguous: writer.ambiguous };
+  let failures: string[];
+  if (!shards) {
+    const [j] = judged;
+    failures = checkPoint({
+      point,
+      killed,
+      killNote,
+      run,
+      settle,
+      flagged,
+      end: j.end,
+      expected: expectedOf(j.g),
+      notConverged: j.notConverged,
+      writes: { ...writes, lostOnPrimary: j.lostKeys.length, behindPrimary: j.behindPrimary },
+      loss,
+      samples: groupSamples[0],
+      postconditions,
+    });
+  } else {
+    // The same checker: once for what belongs to the point (the kill, the run, the settle step, the count of
+    // acknowledged writes, the scenario's postconditions) over a neutral fleet, then once per shard for its own
+    // end state, expected primary, convergence, writes and samples, each failure prefixed by its shard.
+    const ok = { up: true, writable: true, detail: '' };
+    failures = checkPoint({
+      point,
+      killed,
+      killNote,
+      run,
+      settle,
+      end: { point: ok },
+      expected: { primary: 'point', why: '' },
+      writes: { ...writes, lostOnPrimary: 0, behindPrimary: {} },
+      samples: { samples: MIN_SAMPLES, withDownNode: 0, split: 0, splitExamples: [], maxGapMs: 0 },
+      postconditions,
+    });
+    if (shards.length === 0) failures.push('no shard to judge');
+    for (const [k, j] of judged.entries())
+      for (const f of checkPoint({
+        point,
+        killed: true,
+        run: { ok: true },
+        settle: [],
+        end: j.end,
+        expected: expectedOf(j.g),
+        notConverged: j.notConverged,
+        writes: { ...writes, minAcked: 0, lostOnPrimary: j.lostKeys.length, behindPrimary: j.behindPrimary },
+        samples: groupSamples[k],
+        postconditions: [],
+      }))
+        // (A run without a report is named once, at the point.)
+        if (run.ok || f !== `postcondition: ${noReport.failure}`) failures.push(`shard ${j.g.name}: ${f}`);
+  }
   await writer.close();
   for (const w of armed) await w.stop();
   await restarted?.stop();

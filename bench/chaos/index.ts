@@ -1,25 +1,27 @@
 /** Every chaos scenario by name, and the run of one scenario on a fresh lab of its engine. */
-import { startDoltLab, startDoltRemoteLab, startLab, startMysqlLab } from '../lab';
+import { startDoltLab, startDoltRemoteLab, startLab, startMysqlLab, startRedisClusterLab } from '../lab';
 import { runChaos } from './harness';
 import { MYSQL_SCENARIOS } from './mysql';
 import { REDIS_SCENARIOS } from './redis';
+import { REDIS_CLUSTER_SCENARIOS } from './redis-cluster';
 import { DOLT_SCENARIOS } from './dolt';
 import { DOLT_REMOTE_SCENARIOS } from './dolt-remote';
 import { DOLT_NOT_FOUND, doltBinary } from '../../sandbox/dolt';
 import { FAILOVER_MYSQL_MONITOR, FAILOVER_REDIS_MONITOR } from './monitor';
 import type { ChaosSummary, Scenario } from './types';
-import type { DoltLab, DoltRemoteLab, Lab, MysqlLab } from '../lab';
+import type { DoltLab, DoltRemoteLab, Lab, MysqlLab, RedisClusterLab } from '../lab';
 
 export { runChaos, runChaosPoint, summarize } from './harness';
 export { checkPoint, summaryFailures, MIN_SAMPLES } from './checker';
 export * from './redis';
+export * from './redis-cluster';
 export * from './mysql';
 export * from './dolt';
 export * from './dolt-remote';
 export * from './monitor';
 export type * from './types';
 
-export const SCENARIOS: Record<string, Scenario> = Object.fromEntries([...REDIS_SCENARIOS, FAILOVER_REDIS_MONITOR, ...MYSQL_SCENARIOS, FAILOVER_MYSQL_MONITOR, ...DOLT_SCENARIOS, ...DOLT_REMOTE_SCENARIOS].map((s) => [s.name, s as Scenario]));
+export const SCENARIOS: Record<string, Scenario> = Object.fromEntries([...REDIS_SCENARIOS, ...REDIS_CLUSTER_SCENARIOS, FAILOVER_REDIS_MONITOR, ...MYSQL_SCENARIOS, FAILOVER_MYSQL_MONITOR, ...DOLT_SCENARIOS, ...DOLT_REMOTE_SCENARIOS].map((s) => [s.name, s as Scenario]));
 
 /** A fresh lab of the scenario's engine (its own Temporal dev server), the points run, the lab closed. */
 export async function runScenario(name: string, o: { points?: string[]; workers?: number; flavor?: 'redis' | 'valkey'; log: (m: string) => void }): Promise<ChaosSummary> {
@@ -45,6 +47,14 @@ export async function runScenario(name: string, o: { points?: string[]; workers?
     const lab = await startMysqlLab({ cluster: `chaos-${name.split('-')[0]}-maria`, inventory: { routingHook: 'echo {primary} {host}:{port}', controller: true, ...(scenario.lab?.policy ? { policy: scenario.lab.policy } : {}) } });
     try {
       return await runChaos(lab, scenario as Scenario<MysqlLab>, o.points ?? scenario.points, o.log, o.workers);
+    } finally {
+      await lab.close();
+    }
+  }
+  if (scenario.lab?.redisTopology === 'cluster') {
+    const lab = await startRedisClusterLab({ cluster: `chaos-${name.split('-')[0]}-rc`, flavor: o.flavor ?? 'redis', policy: scenario.lab.policy });
+    try {
+      return await runChaos(lab, scenario as Scenario<RedisClusterLab>, o.points ?? scenario.points, o.log, o.workers);
     } finally {
       await lab.close();
     }

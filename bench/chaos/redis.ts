@@ -78,7 +78,7 @@ function firstConnect(c: Redis): Promise<Redis> {
  * the old master still says "master" for some milliseconds after the new one does, while its writes are paused
  * (they are answered MOVED once it learns it is a replica), which acknowledges nothing.
  */
-export async function redisClusterShardProbes(fleet: { nodes: { id: string; host: string; port: number }[]; password: string }): Promise<{ shard: string[]; probe: Pick<EngineProbe, 'views' | 'closeViews'> }[]> {
+export async function redisClusterShardProbes(fleet: { nodes: { id: string; host: string; port: number }[]; password: string }): Promise<{ shard: string[]; slots: string; probe: Pick<EngineProbe, 'views' | 'closeViews'> }[]> {
   const c = new Redis({ host: fleet.nodes[0].host, port: fleet.nodes[0].port, password: fleet.password, lazyConnect: true, retryStrategy: () => null });
   const shards = new Map<string, { members: string[]; slots: [number, number][]; tag?: string }>();
   try {
@@ -126,6 +126,10 @@ export async function redisClusterShardProbes(fleet: { nodes: { id: string; host
       ));
     return {
       shard: members.map((n) => n.id),
+      slots: [...s.slots]
+        .sort(([a], [b]) => a - b)
+        .map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`))
+        .join(','),
       probe: {
         async views() {
           const cs = open();
@@ -269,12 +273,12 @@ export const SWITCHOVER_REDIS_FAILOVER_METHOD: RedisScenario = {
 };
 
 /** How many times each node's server has started (its log says "Server initialized" once per start). */
-function startsPerNode(fleet: RedisFleet): Record<string, number> {
+export function startsPerNode(fleet: { nodes: { id: string; dir: string }[] }): Record<string, number> {
   return Object.fromEntries(fleet.nodes.map((n) => [n.id, (readFileSync(path.join(n.dir, 'server.log'), 'utf8').match(/Server initialized/g) ?? []).length]));
 }
 
 /** Every node restarted exactly once, and running the new setting. */
-async function everyNodeRolled(lab: Lab, i: number, before: unknown): Promise<string[]> {
+export async function everyNodeRolled(lab: { fleet: { nodes: { id: string; dir: string; client(): Redis }[] } }, i: number, before: unknown): Promise<string[]> {
   const problems: string[] = [];
   const starts = startsPerNode(lab.fleet);
   for (const n of lab.fleet.nodes) {

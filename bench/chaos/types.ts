@@ -2,7 +2,7 @@
  * The shapes shared by the chaos harness, its engine probes and its checker. Engine-neutral: a scenario is an
  * engine probe (a primary sampler, a writer, an end-state reader) plus the kill points of one runbook.
  */
-import type { DoltLab, DoltRemoteLab, Lab, MysqlLab } from '../lab';
+import type { DoltLab, DoltRemoteLab, Lab, MysqlLab, RedisClusterLab } from '../lab';
 
 /** What one node says in one sample: it would take a client's write, it would refuse it, or it did not answer. */
 export type NodeView = 'writable' | 'read-only' | 'down';
@@ -51,6 +51,18 @@ export interface EngineProbe {
   converge(primary: string, timeoutMs: number, exclude: string[]): Promise<string | undefined>;
   /** Bring the fleet to a comparable start (e.g. empty the data set), and converge it. Problems, if any. */
   reset(): Promise<string[]>;
+  /**
+   * A sharded engine (Redis Cluster): its shards as the fleet stands after `reset`. Each shard is judged as a
+   * fleet of its own (its own split-brain sampler, one writable node, the others following it and converged,
+   * every acknowledged write of the shard on each of its nodes) by the same checker; the writer stays the
+   * whole fleet's, and its `missingOn(node)` answers for the keys of that node's shard only.
+   */
+  shards?(): Promise<ShardProbe[]>;
+}
+
+/** One shard of a sharded engine, named by its slot ranges (stable across failovers: the slots move with the role). */
+export interface ShardProbe extends Pick<EngineProbe, 'nodes' | 'views' | 'closeViews' | 'endState' | 'converge'> {
+  name: string;
 }
 
 /**
@@ -78,11 +90,13 @@ export interface SampleStats {
   maxGapMs: number;
 }
 
-export type AnyLab = Lab | MysqlLab | DoltLab | DoltRemoteLab;
+export type AnyLab = Lab | MysqlLab | DoltLab | DoltRemoteLab | RedisClusterLab;
 
 /** The snapshot taken before a run: the primary then, and whatever the scenario needs for its postcondition. */
 export interface Before {
   primary?: string;
+  /** A sharded engine: each shard's single writable node before the run, by shard name. */
+  primaries?: Record<string, string>;
   extra?: unknown;
 }
 
@@ -109,7 +123,7 @@ export interface Scenario<L extends AnyLab = AnyLab> {
   engine: 'redis' | 'mysql' | 'dolt';
   points: string[];
   /** How the lab is built (Redis: sentinels, extra config, inventory policy; Dolt: read replicas through a remote). */
-  lab?: { sentinels?: boolean; extraConfig?: string[]; policy?: Record<string, number | string>; doltTopology?: 'remote-replicas' };
+  lab?: { sentinels?: boolean; extraConfig?: string[]; policy?: Record<string, number | string>; doltTopology?: 'remote-replicas'; redisTopology?: 'cluster' };
   /** The fewest acknowledged writes that make a loss assertion meaningful. */
   minAcked: number;
   /**
@@ -127,7 +141,9 @@ export interface Scenario<L extends AnyLab = AnyLab> {
    */
   start(lab: L, i: number, log: (m: string) => void, kill: (m: KillMark) => void, writing: () => Promise<void>): Promise<void>;
   /** The primary the run must leave (its postcondition), from the snapshot and the run's report; a string is a failure. */
-  expectPrimary(before: Before, report: unknown, kill?: KillMark): { primary: string; why: string } | { failure: string };
+  expectPrimary?(before: Before, report: unknown, kill?: KillMark): { primary: string; why: string } | { failure: string };
+  /** A sharded engine: the primary each shard must have (by shard name), from the snapshot and the run's report. */
+  expectPrimaries?(before: Before, report: unknown): Record<string, { primary: string; why: string } | { failure: string }>;
   /** After the run, with the writer and the sampler still running (e.g. restart a killed node and fence it). */
   settle?(lab: L, report: unknown, kill?: KillMark): Promise<SettleResult>;
   /**

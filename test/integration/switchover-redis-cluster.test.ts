@@ -6,7 +6,9 @@
  * is promoted: the shard goes back). Refusals change nothing: an unknown node, a slot out of range, no --shard.
  */
 import Redis from 'ioredis';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../../activities';
 import { runSwitchover } from '../../client/commands/switchover';
 import { loadInventory } from '../../inventory/load';
 import { sleep } from '../../sandbox/ports';
@@ -122,4 +124,33 @@ describe('switchover of a Redis Cluster shard', () => {
     client.disconnect();
     console.log(`[cluster switchover] acked=${stats.acked} errors=${stats.errors} maxGapMs=${stats.maxGapMs} pauses=${rep.writePauseMs},${(r2.report as unknown as ClusterSwitchoverReport).writePauseMs} ms`);
   }, 180_000);
+
+  it('a retried CLUSTER FAILOVER: issued when the dead attempt may not have sent it, not issued again when the replica had accepted it', async () => {
+    await fleet.waitHealthy();
+    const v = (await views(fleet))[fleet.nodes[0].id];
+    const [primary] = Object.entries(v).find(([, x]) => x.flags.includes('master') && / 16383$|-16383$/.test(x.slots))!;
+    const [replica] = Object.entries(v).find(([, x]) => x.master === primary)!;
+    const acts = createActivities({ inventory: () => loadInventory(inventory) });
+    const role = async (id: string) => (await fleet.roles())[id];
+
+    // Accepted by the replica long ago (`issuedAt`), and the roles did not switch: the cluster gave up on it.
+    const accepted = new MockActivityEnvironment({ heartbeatDetails: { issuedAt: Date.now() - 60_000 } });
+    await expect(accepted.run(acts.ensureRedisClusterFailover, { cluster: 'rcsw', from: primary, to: replica, timeoutMs: 5000 })).rejects.toThrow(/the CLUSTER FAILOVER issued on .* did not complete within 5000 ms/);
+    expect(await role(replica)).toBe('slave');
+
+    // The worker died while issuing (`issuing`, past the cluster's manual-failover timeout): nothing is in
+    // progress, so the retry issues it and completes (it used to report "did not complete" and fail the run).
+    const issuing = new MockActivityEnvironment({ heartbeatDetails: { issuing: Date.now() - 10_000 } });
+    const r = (await issuing.run(acts.ensureRedisClusterFailover, { cluster: 'rcsw', from: primary, to: replica, timeoutMs: 15_000 })) as { alreadyHeld: boolean; audit: string };
+    expect(r).toMatchObject({ alreadyHeld: false });
+    expect(r.audit).toMatch(/^issued CLUSTER FAILOVER on /);
+    expect(await role(replica)).toBe('master');
+    expect(await role(primary)).toBe('slave');
+
+    // Back as it was, through the first-attempt path, once the old primary is a linked replica again (a
+    // CLUSTER FAILOVER on a replica still syncing would time out: the workflows check the link first).
+    await fleet.waitHealthy();
+    await new MockActivityEnvironment().run(acts.ensureRedisClusterFailover, { cluster: 'rcsw', from: replica, to: primary, timeoutMs: 15_000 });
+    await fleet.waitHealthy();
+  }, 60_000);
 });
