@@ -185,18 +185,7 @@ export async function startMariaFleet(opts: MariaFleetOptions = {}): Promise<Mar
 
     // On the primary (binlogged, so replicated): the accounts and the writer's schema.
     const hostPat = opts.userHost ?? '127.0.0.1';
-    const primarySql = [
-      `CREATE USER 'repl'@'${hostPat}' IDENTIFIED BY '${replPassword}'`,
-      `GRANT REPLICATION SLAVE ON *.* TO 'repl'@'${hostPat}'`,
-      `CREATE USER 'handover'@'${hostPat}' IDENTIFIED BY '${handoverPassword}'`,
-      `GRANT ${MARIADB_HANDOVER_GRANTS.join(', ')} ON *.* TO 'handover'@'${hostPat}'`,
-      `GRANT ${MARIADB_HANDOVER_SCHEMA_GRANT} TO 'handover'@'${hostPat}'`,
-      `CREATE DATABASE ${APP_SCHEMA}`,
-      `CREATE TABLE ${APP_SCHEMA}.acks (k VARCHAR(64) NOT NULL PRIMARY KEY, v BIGINT NOT NULL, at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB`,
-      `CREATE USER 'app'@'${hostPat}' IDENTIFIED BY '${appPassword}'`,
-      `GRANT SELECT, INSERT, UPDATE, DELETE ON ${APP_SCHEMA}.* TO 'app'@'${hostPat}'`,
-      'SET GLOBAL read_only = OFF',
-    ];
+    const primarySql = primaryInitSql({ hostPat, replPassword, handoverPassword, appPassword });
     for (const q of primarySql) await sql(0, q);
     for (const n of nodes.slice(1)) {
       await sql(
@@ -358,4 +347,24 @@ export async function startMariaFleet(opts: MariaFleetOptions = {}): Promise<Mar
     throw e;
   }
   return fleet;
+}
+
+/**
+ * A primary's init, as the fleet runs it on its first primary (binlogged, so replicated): the replication, automation
+ * and application accounts (`hostPat` their host pattern), the writer's schema, and writable.
+ */
+export function primaryInitSql(o: { hostPat: string; replPassword: string; handoverPassword: string; appPassword: string }): string[] {
+  const { hostPat } = o;
+  return [
+    `CREATE USER 'repl'@'${hostPat}' IDENTIFIED BY '${o.replPassword}'`,
+    `GRANT REPLICATION SLAVE ON *.* TO 'repl'@'${hostPat}'`,
+    `CREATE USER 'handover'@'${hostPat}' IDENTIFIED BY '${o.handoverPassword}'`,
+    `GRANT ${MARIADB_HANDOVER_GRANTS.join(', ')} ON *.* TO 'handover'@'${hostPat}'`,
+    `GRANT ${MARIADB_HANDOVER_SCHEMA_GRANT} TO 'handover'@'${hostPat}'`,
+    `CREATE DATABASE ${APP_SCHEMA}`,
+    `CREATE TABLE ${APP_SCHEMA}.acks (k VARCHAR(64) NOT NULL PRIMARY KEY, v BIGINT NOT NULL, at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB`,
+    `CREATE USER 'app'@'${hostPat}' IDENTIFIED BY '${o.appPassword}'`,
+    `GRANT SELECT, INSERT, UPDATE, DELETE ON ${APP_SCHEMA}.* TO 'app'@'${hostPat}'`,
+    'SET GLOBAL read_only = OFF',
+  ];
 }

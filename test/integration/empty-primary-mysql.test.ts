@@ -18,7 +18,7 @@ import { runFailover } from '../../client/commands/failover';
 import { runMonitor } from '../../client/commands/monitor';
 import { runStatus } from '../../client/commands/status';
 import { loadInventory } from '../../inventory/load';
-import { APP_SCHEMA, MARIADB_HANDOVER_GRANTS, MARIADB_HANDOVER_SCHEMA_GRANT, startMariaFleet, templateDir, type MariaFleet } from '../../sandbox/mariadb';
+import { APP_SCHEMA, primaryInitSql, startMariaFleet, templateDir, type MariaFleet } from '../../sandbox/mariadb';
 import { SqlWriter } from '../../sandbox/sql-writer';
 import type { MonitorStatus } from '../../workflows/monitor';
 import type { MysqlFailoverReport } from '../../workflows/mysql/failover';
@@ -98,16 +98,7 @@ describe('the empty-primary guard (MariaDB)', () => {
       for (const q of [
         'SET SESSION sql_log_bin = 0',
         "DELETE FROM mysql.global_priv WHERE User = 'root' AND Host <> 'localhost'",
-        `CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY '${fleet.replPassword}'`,
-        "GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1'",
-        `CREATE USER 'handover'@'127.0.0.1' IDENTIFIED BY '${fleet.handoverPassword}'`,
-        `GRANT ${MARIADB_HANDOVER_GRANTS.join(', ')} ON *.* TO 'handover'@'127.0.0.1'`,
-        `GRANT ${MARIADB_HANDOVER_SCHEMA_GRANT} TO 'handover'@'127.0.0.1'`,
-        `CREATE DATABASE ${APP_SCHEMA}`,
-        `CREATE TABLE ${APP_SCHEMA}.acks (k VARCHAR(64) NOT NULL PRIMARY KEY, v BIGINT NOT NULL, at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB`,
-        `CREATE USER 'app'@'127.0.0.1' IDENTIFIED BY '${fleet.appPassword}'`,
-        `GRANT SELECT, INSERT, UPDATE, DELETE ON ${APP_SCHEMA}.* TO 'app'@'127.0.0.1'`,
-        'SET GLOBAL read_only = OFF',
+        ...primaryInitSql({ hostPat: '127.0.0.1', replPassword: fleet.replPassword, handoverPassword: fleet.handoverPassword, appPassword: fleet.appPassword }),
       ])
         await c.query(q);
     } finally {
