@@ -23,6 +23,17 @@ export const MIN_SAMPLES = 20;
 /** The longest a sampler may go between two samples: a split shorter than a stall would go unseen. */
 export const MAX_SAMPLE_GAP_MS = 2000;
 
+/**
+ * Why a point's lost acknowledged writes are not bounded, or undefined when they are (or none was lost): without a
+ * completed run there is no report to bound them; a scenario without a bound allows none; else the scenario's
+ * bound decides (undefined: the loss lies inside the window the run reported).
+ */
+export function unboundedLoss(lost: number, runOk: boolean, bound: (() => string | undefined) | undefined): string | undefined {
+  if (lost === 0) return undefined;
+  if (!runOk) return 'no report to bound the loss';
+  return bound ? bound() : 'the scenario has no loss bound';
+}
+
 export function checkPoint(e: PointEvidence): string[] {
   const f: string[] = [];
   if (!e.killed) f.push(`worker not killed at ${e.point}: ${e.killNote ?? 'unknown'}`);

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { operationWorkflowId } from '../../core/ids';
 import { sleep } from '../../sandbox/ports';
 import { spawnWorker } from '../lab';
-import { MIN_SAMPLES, checkPoint } from './checker';
+import { MIN_SAMPLES, checkPoint, unboundedLoss } from './checker';
 import { SplitBrainSampler } from './sampler';
 import type { AnyLab, Before, ChaosSummary, EndNode, KillMark, PointEvidence, PointResult, Scenario, SettleResult, ShardProbe } from './types';
 
@@ -151,7 +151,7 @@ export async function runChaosPoint<L extends AnyLab>(lab: L, scenario: Scenario
       ackedByKilledBeforeKill: byKilled.length,
       lastAckBeforeKillMs: k && last !== undefined ? Math.max(0, Math.round(k.at - last)) : undefined,
       lostElsewhere: lostKeys.filter((x) => !allowed.has(x)).length,
-      unbounded: lostKeys.length === 0 ? undefined : run.ok ? scenario.lossBound?.(report, lostKeys, ackedAtEpochMs(writer)) ?? 'the scenario has no loss bound' : 'no report to bound the loss',
+      unbounded: unboundedLoss(lostKeys.length, run.ok, scenario.lossBound && (() => scenario.lossBound!(report, lostKeys, ackedAtEpochMs(writer)))),
     };
     if (!k) settle.push('the scenario did not say which primary it killed');
   }

@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkPoint } from '../../bench/chaos/checker';
+import { checkPoint, unboundedLoss } from '../../bench/chaos/checker';
 import { lostBeforeSight } from '../../bench/chaos/common';
 import { SplitBrainSampler } from '../../bench/chaos/sampler';
 import type { EngineProbe, PointEvidence } from '../../bench/chaos/types';
@@ -27,6 +27,15 @@ function good(): PointEvidence {
 const failover = (over: Partial<NonNullable<PointEvidence['loss']>> = {}): PointEvidence['loss'] => ({ killed: 'a', ackedByKilledBeforeKill: 300, lastAckBeforeKillMs: 2, lostElsewhere: 0, ...over });
 
 describe('chaos checker', () => {
+  it('a loss is unbounded only when the scenario\'s bound says so, or there is no bound or no report', () => {
+    expect(unboundedLoss(0, false, undefined)).toBeUndefined();
+    // The bound's undefined means "inside the window the run reported": the point passes (it failed before as "no loss bound").
+    expect(unboundedLoss(1, true, () => undefined)).toBeUndefined();
+    expect(unboundedLoss(2, true, () => 'the report bounds the loss at 1 transaction(s), but 2 acknowledged commit(s) were lost')).toMatch(/bounds the loss at 1/);
+    expect(unboundedLoss(1, true, undefined)).toBe('the scenario has no loss bound');
+    expect(unboundedLoss(1, false, () => undefined)).toBe('no report to bound the loss');
+  });
+
   it('passes a point only when everything holds', () => {
     expect(checkPoint(good())).toEqual([]);
   });
