@@ -26,14 +26,12 @@ import { doltRemoteOps } from './dolt/remote';
 import { MARIADB_BACKUP_GRANTS } from './backup/mysql';
 import { findDolt, findTool, TOOL_ENV, type ToolName } from './backup/tools';
 import { toFailure } from './activity';
+import type { StatusDeps } from './status';
 
-export interface DoctorDeps {
-  inventory: () => Inventory;
+/** What status reads with (the inventory, the connections, the environment), and the inventory's file. */
+export interface DoctorDeps extends StatusDeps {
   /** The file the inventory comes from, when known (the worker's HANDOVER_INVENTORY): named in the inventory line. */
   inventoryFile?: string;
-  connectRedis?: RedisActivityDeps['connectRedis'];
-  connectMysql?: MysqlConnect;
-  env?: NodeJS.ProcessEnv;
 }
 
 export interface DoctorChecksResult {
