@@ -7,6 +7,8 @@
  *    The scratch server listens on HANDOVER_SCRATCH_HOST, else on this worker's address on the route to the
  *    node (loopback for a node on this host). A node that cannot connect within 15 s is put back as it was.
  *  - MariaDB into a node: the dump is streamed from the store into the `mariadb` client over TCP.
+ *  - A Redis Cluster backup: --scratch only, into a scratch Redis Cluster of one node per shard
+ *    (scratch-redis-cluster.ts); into a node it is refused before anything is read or changed.
  *
  * A retry after a completed restore into a node is refused (the node is no longer empty), never repeated.
  */
