@@ -58,6 +58,8 @@ export interface WatchBeat {
  */
 export class NodePool<C> {
   private readonly conns = new Map<string, C>();
+  private readonly opening = new Map<string, Promise<C>>();
+  private closed = false;
   constructor(
     private readonly open: (key: string) => Promise<C>,
     private readonly close: (c: C) => void,
@@ -85,15 +87,8 @@ export class NodePool<C> {
 
   private async run<T>(key: string, fn: (c: C) => Promise<T>, call: { abandoned: boolean; conn?: C }): Promise<T> {
     let c = this.conns.get(key);
-    if (c === undefined) {
-      const opened = await this.open(key);
-      if (call.abandoned) {
-        this.closeQuietly(opened);
-        throw new Error('opened after the deadline: closed');
-      }
-      c = opened;
-      this.conns.set(key, c);
-    }
+    if (c === undefined) c = await this.opened(key);
+    if (call.abandoned) throw new Error('connected after the deadline (kept for the next round)');
     call.conn = c;
     try {
       return await fn(c);
@@ -101,6 +96,35 @@ export class NodePool<C> {
       this.dropIf(key, c); // only this call's connection: a later round may have opened a new one meanwhile
       throw e;
     }
+  }
+
+  /**
+   * The node's connection once open. One opening per node at a time, shared by the rounds that wait for it: a
+   * connection that takes longer than a round's deadline (a TLS handshake on a loaded machine, a distant node)
+   * is kept when it opens, for the next round, instead of being opened again each round and never in time.
+   */
+  private opened(key: string): Promise<C> {
+    let p = this.opening.get(key);
+    if (!p) {
+      p = this.open(key).then(
+        (c) => {
+          this.opening.delete(key);
+          if (this.closed) {
+            this.closeQuietly(c);
+            throw new Error('the pool was closed');
+          }
+          this.conns.set(key, c);
+          return c;
+        },
+        (e: unknown) => {
+          this.opening.delete(key);
+          throw e;
+        },
+      );
+      p.catch(() => undefined); // a failed opening nobody waits for any more
+      this.opening.set(key, p);
+    }
+    return p;
   }
 
   /** Drop `key`'s connection if it is still `c`. */
@@ -123,6 +147,7 @@ export class NodePool<C> {
   }
 
   closeAll(): void {
+    this.closed = true;
     for (const k of [...this.conns.keys()]) this.drop(k);
   }
 }
