@@ -6,7 +6,9 @@
  * lacks is certainly lost (a lower bound). What it committed after the sight is not known to anyone: the death
  * happened between the last sight and the first probe that found it dead, and commits in that interval that
  * no replica received are lost too. So the window never reads "0 lost": at best "none known lost, plus up to
- * N ms unobserved". Without a monitor nothing was seen, and the window is unknown.
+ * N ms unobserved". That bound holds for a death; a primary cut off by a partition is alive on its side and may
+ * acknowledge writes until its guard stops it (Redis min-replicas-to-write, MariaDB semi-sync without fallback)
+ * or it is fenced, and the window says so. Without a monitor nothing was seen, and the window is unknown.
  */
 import { lagTransactions } from './mysql/decide';
 
@@ -39,7 +41,7 @@ export interface LossInput {
   confirmedAt: number;
 }
 
-function window(unit: LossWindow['unit'], lost: number | undefined, old: string, seenAt: string, promotedAt: string, i: LossInput, unknownWithoutMonitor: string): LossWindow {
+function window(unit: LossWindow['unit'], lost: number | undefined, old: string, seenAt: string, promotedAt: string, i: LossInput, unknownWithoutMonitor: string, cutOffUntil: string): LossWindow {
   if (lost === undefined || !i.lastSight) return { unit, summary: `unknown: ${old} was not observed before it died (no monitor); ${unknownWithoutMonitor}` };
   const at = i.lastSight.at;
   const unobservedMs = at !== undefined && i.deadSince !== undefined ? Math.max(0, i.deadSince - at) : undefined;
@@ -48,20 +50,21 @@ function window(unit: LossWindow['unit'], lost: number | undefined, old: string,
     unobservedMs !== undefined ? `${unobservedMs} ms before the first probe that did not find it` : seenBeforeConfirmMs !== undefined ? `${seenBeforeConfirmMs} ms before the failover was confirmed` : 'at an unrecorded time';
   const known = lost > 0 ? `at least ${lost} ${unit} lost: ${old} was seen at ${seenAt} (${when}), the promoted node had ${promotedAt}` : `no loss known: the promoted node had ${promotedAt}, everything ${old} was seen with (${seenAt}, ${when})`;
   const gap = unobservedMs ?? seenBeforeConfirmMs;
-  const unknown = `NOT known: whatever ${old} committed after that sight${gap !== undefined ? ` (up to ${gap} ms of writes)` : ''} that no replica received`;
+  // The gap bounds a death; a primary cut off by a partition is not dead and may go on acknowledging its side's writes.
+  const unknown = `NOT known: whatever ${old} committed after that sight${gap !== undefined ? ` (up to ${gap} ms of writes)` : ''} that no replica received; if ${old} was cut off (a partition) rather than dead, also what it acknowledged until ${cutOffUntil}`;
   return { unit, knownLost: lost, lastSeenAt: at, unobservedMs, seenBeforeConfirmMs, summary: `${known}; ${unknown}` };
 }
 
 /** Redis/Valkey: replication bytes. */
 export function redisLossWindow(oldPrimary: string, promotedOffset: number, i: LossInput): LossWindow {
   const last = i.lastSight === undefined ? undefined : Number(i.lastSight.position);
-  return window('bytes', last === undefined ? undefined : Math.max(0, last - promotedOffset), oldPrimary, `offset ${last}`, `offset ${promotedOffset}`, i, 'min-replicas-to-write bounds it');
+  return window('bytes', last === undefined ? undefined : Math.max(0, last - promotedOffset), oldPrimary, `offset ${last}`, `offset ${promotedOffset}`, i, 'min-replicas-to-write bounds it', 'min-replicas-to-write stopped it (about min-replicas-max-lag + 1 s after its replicas lost it) or, without that guard, until it was fenced');
 }
 
 /** MariaDB: GTID transactions (per domain, what the sight has beyond the promoted position). */
 export function mysqlLossWindow(oldPrimary: string, promotedGtid: string, i: LossInput): LossWindow {
   const last = i.lastSight === undefined ? undefined : String(i.lastSight.position);
-  return window('transactions', last === undefined ? undefined : lagTransactions(promotedGtid, last), oldPrimary, last || 'empty', promotedGtid || 'empty', i, 'semi-synchronous replication bounds it');
+  return window('transactions', last === undefined ? undefined : lagTransactions(promotedGtid, last), oldPrimary, last || 'empty', promotedGtid || 'empty', i, 'semi-synchronous replication bounds it', 'it was fenced, unless semi-synchronous replication without fallback (rpl_semi_sync_master_timeout longer than the partition) kept it from acknowledging what its replicas lacked');
 }
 
 /** The window's fields a failover report carries beside its engine's own (bytes / transactions). */

@@ -81,7 +81,7 @@ describe('the data-loss window says what is known and what is not', () => {
     const w = mysqlLossWindow('db-1', '0-1-120', { lastSight: { position: '0-1-118', at: 1_000 }, deadSince: 1_450, confirmedAt: 3_500 });
     expect(w).toMatchObject({ unit: 'transactions', knownLost: 0, lastSeenAt: 1_000, unobservedMs: 450, seenBeforeConfirmMs: 2_500 });
     expect(w.summary).toBe(
-      'no loss known: the promoted node had 0-1-120, everything db-1 was seen with (0-1-118, 450 ms before the first probe that did not find it); NOT known: whatever db-1 committed after that sight (up to 450 ms of writes) that no replica received',
+      'no loss known: the promoted node had 0-1-120, everything db-1 was seen with (0-1-118, 450 ms before the first probe that did not find it); NOT known: whatever db-1 committed after that sight (up to 450 ms of writes) that no replica received; if db-1 was cut off (a partition) rather than dead, also what it acknowledged until it was fenced, unless semi-synchronous replication without fallback (rpl_semi_sync_master_timeout longer than the partition) kept it from acknowledging what its replicas lacked',
     );
     expect(w.summary).not.toMatch(/\b0 (transactions )?lost/);
   });
@@ -93,6 +93,7 @@ describe('the data-loss window says what is known and what is not', () => {
     const r = redisLossWindow('c-1', 5_000, { lastSight: { position: 5_300, at: 10 }, deadSince: 210, confirmedAt: 2_000 });
     expect(r).toMatchObject({ unit: 'bytes', knownLost: 300, unobservedMs: 200 });
     expect(r.summary).toMatch(/^at least 300 bytes lost: .*NOT known: whatever c-1 committed after that sight \(up to 200 ms of writes\)/);
+    expect(r.summary).toMatch(/if c-1 was cut off \(a partition\) rather than dead, also what it acknowledged until min-replicas-to-write stopped it \(about min-replicas-max-lag \+ 1 s after its replicas lost it\)/);
   });
 
   it('is unknown without a monitor, and uses the confirmation time when the death was not seen', () => {
