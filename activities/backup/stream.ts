@@ -23,6 +23,8 @@ export function codecStream(c: BackupCompression, dir: 'compress' | 'decompress'
 }
 import type { BackupStorage } from './storage/common';
 
+const TAIL_BYTES = 16384;
+
 export interface ToolRun {
   rawSize: number;
   size: number;
@@ -74,7 +76,9 @@ export async function streamToolToStorage(o: {
   const headParts: Buffer[] = [];
   let headLen = 0;
   const want = o.headBytes ?? 65536;
-  let tail = Buffer.alloc(0);
+  // The last chunks, as long as they hold 16 KiB without the oldest (kept by reference: no copy per chunk).
+  const tailParts: Buffer[] = [];
+  let tailLen = 0;
   const rawTap = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       rawSize += chunk.length;
@@ -82,7 +86,9 @@ export async function streamToolToStorage(o: {
         headParts.push(chunk.subarray(0, want - headLen));
         headLen += Math.min(chunk.length, want - headLen);
       }
-      tail = tail.length + chunk.length <= 32768 ? Buffer.concat([tail, chunk]) : Buffer.concat([tail, chunk]).subarray(-16384);
+      tailParts.push(chunk);
+      tailLen += chunk.length;
+      while (tailLen - tailParts[0].length >= TAIL_BYTES) tailLen -= tailParts.shift()!.length;
       try {
         o.tap?.(chunk);
         o.onChunk?.(rawSize);
@@ -121,7 +127,7 @@ export async function streamToolToStorage(o: {
   }
   const exitStatus = await exitCheck;
   if (exitStatus !== 0) throw new Error(`${o.cmd} exited with ${exitStatus}: ${stderr.trim()}`);
-  return { rawSize, size, sha256: hash.digest('hex'), exitStatus, stderr, head: Buffer.concat(headParts), tail: tail.subarray(-16384), ...(enc ? { encryption: enc.record } : {}) };
+  return { rawSize, size, sha256: hash.digest('hex'), exitStatus, stderr, head: Buffer.concat(headParts), tail: Buffer.concat(tailParts).subarray(-TAIL_BYTES), ...(enc ? { encryption: enc.record } : {}) };
 }
 
 /** Where an artifact is and how it was written: what reading it back needs. */
@@ -137,15 +143,21 @@ export interface ArtifactSource {
 
 /** A stored artifact as the tool wrote it: read from the store, decrypted (frame by frame), decompressed. */
 export function openArtifact(o: ArtifactSource): Readable {
+  const src = openCompressed(o);
+  const dec = codecStream(o.artifact.compression, 'decompress', o.env);
+  src.on('error', (e) => dec.destroy(e));
+  return src.pipe(dec) as unknown as Readable;
+}
+
+/** A stored artifact read from the store and decrypted (frame by frame), still compressed. */
+export function openCompressed(o: ArtifactSource): Readable {
   const a = o.artifact;
   const src = o.storage.readStream(o.cluster, o.id, a.file);
-  const dec = codecStream(a.compression, 'decompress', o.env);
-  src.on('error', (e) => dec.destroy(e));
-  if (!a.encryption) return src.pipe(dec) as unknown as Readable;
+  if (!a.encryption) return src;
   if (!o.keys) throw new Error(`backup ${o.id} is encrypted with key ${a.encryption.keyId}: no keys given`);
   const plain = decryptStream(o.keys, a.encryption);
-  plain.on('error', (e) => dec.destroy(e));
-  return src.pipe(plain).pipe(dec) as unknown as Readable;
+  src.on('error', (e) => plain.destroy(e));
+  return src.pipe(plain);
 }
 
 /** sha256 and size of a stored file, read back. */

@@ -11,6 +11,8 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { checkNames, describeBackup, newestFirst, startedAtFromId, type BackupStorage, type PutOptions, type StoredBackup } from './common';
 
+const READ_CHUNK = 1 << 20;
+
 export class LocalDirStorage implements BackupStorage {
   constructor(readonly dir: string) {}
 
@@ -126,7 +128,9 @@ export class LocalDirStorage implements BackupStorage {
   }
 
   readStream(cluster: string, id: string, file: string): Readable {
-    return createReadStream(this.filePath(cluster, id, file));
+    // 1 MiB reads, not the default 64 KiB: a restore reads artifacts of GBs, and each read is a round trip
+    // through libuv's thread pool (a sixteenth of the per-chunk work in this process).
+    return createReadStream(this.filePath(cluster, id, file), { highWaterMark: READ_CHUNK });
   }
 
   async clearPartial(cluster: string, id: string): Promise<number> {
