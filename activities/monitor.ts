@@ -47,7 +47,15 @@ export interface WatchBeat {
   at: number;
 }
 
-/** Connections kept open across rounds, one per node address; a failed one is dropped and reopened next round. */
+/**
+ * Connections kept open across rounds, one per node address; a failed one is dropped and reopened next round.
+ *
+ * `use` with a deadline bounds one node's probe inside a round (core/monitor-round.ts probeDeadlineMs): past it
+ * the call rejects with "no answer within N ms" and the connection is dropped (closed), so a hung socket never
+ * queues the next round's commands behind the unanswered ones, and a late answer, arriving on a closed
+ * connection, is never read as the next round's. A connection still being opened when the deadline passes is
+ * closed as soon as it opens instead of being kept.
+ */
 export class NodePool<C> {
   private readonly conns = new Map<string, C>();
   constructor(
@@ -55,30 +63,63 @@ export class NodePool<C> {
     private readonly close: (c: C) => void,
   ) {}
 
-  async use<T>(key: string, fn: (c: C) => Promise<T>): Promise<T> {
+  async use<T>(key: string, fn: (c: C) => Promise<T>, deadlineMs?: number): Promise<T> {
+    if (deadlineMs === undefined) return this.run(key, fn, { abandoned: false });
+    const call: { abandoned: boolean; conn?: C } = { abandoned: false };
+    const attempt = this.run(key, fn, call);
+    attempt.catch(() => undefined); // a failure after the deadline has nobody waiting for it
+    let t: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      t = setTimeout(() => {
+        call.abandoned = true;
+        if (call.conn !== undefined) this.dropIf(key, call.conn);
+        reject(new Error(`no answer within ${deadlineMs} ms`));
+      }, deadlineMs);
+    });
+    try {
+      return await Promise.race([attempt, late]);
+    } finally {
+      clearTimeout(t);
+    }
+  }
+
+  private async run<T>(key: string, fn: (c: C) => Promise<T>, call: { abandoned: boolean; conn?: C }): Promise<T> {
     let c = this.conns.get(key);
-    if (!c) {
-      c = await this.open(key);
+    if (c === undefined) {
+      const opened = await this.open(key);
+      if (call.abandoned) {
+        this.closeQuietly(opened);
+        throw new Error('opened after the deadline: closed');
+      }
+      c = opened;
       this.conns.set(key, c);
     }
+    call.conn = c;
     try {
       return await fn(c);
     } catch (e) {
-      this.drop(key);
+      this.dropIf(key, c); // only this call's connection: a later round may have opened a new one meanwhile
       throw e;
+    }
+  }
+
+  /** Drop `key`'s connection if it is still `c`. */
+  private dropIf(key: string, c: C): void {
+    if (this.conns.get(key) === c) this.drop(key);
+  }
+
+  private closeQuietly(c: C): void {
+    try {
+      this.close(c);
+    } catch {
+      /* already closed */
     }
   }
 
   drop(key: string): void {
     const c = this.conns.get(key);
     this.conns.delete(key);
-    if (c) {
-      try {
-        this.close(c);
-      } catch {
-        /* already closed */
-      }
-    }
+    if (c !== undefined) this.closeQuietly(c);
   }
 
   closeAll(): void {
@@ -132,8 +173,8 @@ export async function watchLoop<P extends { policy: { probeIntervalMs: number } 
       const t0 = Date.now();
       let p: P | undefined;
       let r: RoundResult;
-      // A frozen node holds a round up to its command timeout: keep heartbeating the unchanged state meanwhile, so
-      // a slow round is not taken for a dead worker.
+      // A silent node holds a round up to the probe deadline (NodePool.use): keep heartbeating the unchanged state
+      // meanwhile, so a slow round is not taken for a dead worker.
       const beat = ctx ? setInterval(() => ctx.heartbeat({ kind: 'monitor-watch', state, roundsDone, at: Date.now() } satisfies WatchBeat), 1000) : undefined;
       try {
         p = await o.probe();

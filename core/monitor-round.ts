@@ -22,6 +22,26 @@ import type { RedisClusterProbe } from './types';
 import { primaryRestartedEmpty, updateDatasets, type Datasets, type EmptyReturn } from './empty-primary';
 import { mysqlPrimaryReset, updateMysqlDatasets } from './mysql/empty-primary';
 
+/** The floor and the cap of a monitor probe's default deadline (ms); see `probeDeadlineMs`. */
+export const PROBE_DEADLINE_FLOOR_MS = 500;
+export const PROBE_DEADLINE_CAP_MS = 5_000;
+
+/**
+ * How long one node's probe may take inside a monitor round before the node counts as unreachable for that round
+ * ("no answer within N ms"): the policy's `probeTimeoutMs` when set, else `probeIntervalMs` with a floor of 500 ms
+ * (a healthy probe takes milliseconds; the floor keeps a loaded worker or network from reading as silence), capped
+ * at 5 s (the drivers' own command timeouts: above them the deadline would bound nothing). Without it a silent node
+ * (partition, a host whose packets vanish) holds every round up to the drivers' timeouts, and `probesToConfirm`
+ * rounds take ~15 s instead of `probesToConfirm × probeIntervalMs`. A node that misses the deadline is only
+ * "unreachable": a DeadMaster verdict still needs every reachable replica to report its link down
+ * (core/redis/failover.ts deadMasterRound, core/mysql/failover.ts mysqlDeadMasterRound), so a slow but alive
+ * primary whose replicas are still linked is never failed over.
+ */
+export function probeDeadlineMs(policy: { probeIntervalMs: number; probeTimeoutMs?: number }): number {
+  if (policy.probeTimeoutMs !== undefined) return policy.probeTimeoutMs;
+  return Math.min(PROBE_DEADLINE_CAP_MS, Math.max(PROBE_DEADLINE_FLOOR_MS, policy.probeIntervalMs));
+}
+
 /** The verdict a round reports to the metrics (workflows/metrics.ts MONITOR_VERDICTS). */
 export type RoundVerdict = 'alive' | 'suspect' | 'dead' | 'blocked' | 'blind';
 

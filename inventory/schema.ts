@@ -116,6 +116,11 @@ export const PolicySchema = z
     /** Unplanned failover: probe period, consecutive dead rounds that confirm a dead primary, anti-flap block. */
     probeIntervalMs: z.number().int().min(100).default(1_000),
     probesToConfirm: z.number().int().min(1).default(3),
+    /**
+     * The monitor: how long one node's probe may take inside a round before the node counts as unreachable for
+     * that round (ms). Default: probeIntervalMs, at least 500, at most 5000 (core/monitor-round.ts probeDeadlineMs).
+     */
+    probeTimeoutMs: z.number().int().min(100).max(5_000).optional(),
     failoverBlockMs: z.number().int().min(0).default(3_600_000),
     /** MySQL/MariaDB: largest lag a switchover candidate may have, in transactions (GTID sequence numbers) ... */
     maxLagTransactions: z.number().int().min(0).default(1000),

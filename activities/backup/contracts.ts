@@ -70,6 +70,15 @@ export interface RestoreBackupResult {
   passwordFile?: string;
   keys?: number;
   tables?: number;
+  /**
+   * A Redis Cluster backup restored with --scratch: a scratch cluster of one node per shard (not part of the
+   * live cluster); `address` is its first node, `dir` the parent of every node's directory, `keys` the sum.
+   */
+  scratchCluster?: {
+    nodes: { address: string; dir: string; slots: string; keys: number }[];
+    /** false: the shards leave some slots unowned; the scratch cluster runs with cluster-require-full-coverage no. */
+    fullCoverage: boolean;
+  };
   /** MariaDB: the backup's GTID position (what a provisioned replica continues from). */
   gtid?: string;
   restoreMs: number;

@@ -7,6 +7,8 @@
  *    The scratch server listens on HANDOVER_SCRATCH_HOST, else on this worker's address on the route to the
  *    node (loopback for a node on this host). A node that cannot connect within 15 s is put back as it was.
  *  - MariaDB into a node: the dump is streamed from the store into the `mariadb` client over TCP.
+ *  - A Redis Cluster backup: --scratch only, into a scratch Redis Cluster of one node per shard
+ *    (scratch-redis-cluster.ts); into a node it is refused before anything is read or changed.
  *
  * A retry after a completed restore into a node is refused (the node is no longer empty), never repeated.
  */
@@ -26,6 +28,7 @@ import { isAlive, sleep } from './scratch';
 import { startScratchMaria } from './scratch-mysql';
 import { localAddressToward } from './scratch';
 import { startScratchRedis } from './scratch-redis';
+import { startScratchRedisCluster } from './scratch-redis-cluster';
 import { startScratchDolt } from './dolt';
 import type { BackupStorage } from './storage';
 import { hashStored } from './stream';
@@ -199,15 +202,48 @@ async function restoreDolt(ctx: BackupContext, c: BackupCluster, b: Stored, targ
   return { id: m.id, target: 'scratch', address: `${s.host}:${s.port}`, dir: s.dir, tables: Object.keys(m.content.dolt?.databases ?? {}).length };
 }
 
+/**
+ * A Redis Cluster backup: into a scratch cluster on this worker (one node per shard, each owning its shard's
+ * slots, left running). Into a node it is refused before anything is read or changed: a node of a live cluster
+ * serves some slots, and one shard loaded into it would not be a restore of the cluster.
+ */
+async function restoreRedisClusterBackup(ctx: BackupContext, c: BackupCluster, b: Stored, target: RestoreTarget, storage: BackupStorage): Promise<RestoreBackupResult> {
+  const m = b.manifest;
+  const shards = m.shards!;
+  if (target.kind !== 'scratch')
+    throw new HandoverError(
+      ErrorType.PreconditionFailed,
+      `refused: backup ${m.id} is a Redis Cluster backup of ${shards.length} shards; restoring a shard into a live cluster node (${target.node}) is not supported: use --scratch (a scratch cluster of ${shards.length} nodes on this worker); nothing was changed`,
+    );
+  const t0 = Date.now();
+  const r = await heartbeatWhile(async () => {
+    // Every shard's artifact is read once before anything is started: a corrupted shard is never half-restored.
+    for (const s of shards) {
+      const h = await hashStored(storage.readStream(c.name, m.id, s.artifact.file));
+      if (h.sha256 !== s.artifact.sha256) throw new HandoverError(ErrorType.VerificationFailed, `backup ${m.id} shard ${s.slots}: artifact sha256 ${h.sha256} != manifest ${s.artifact.sha256}; not restored`);
+    }
+    return startScratchRedisCluster({ storage, cluster: c.name, id: m.id, keys: ctx.keysOf(c), engineVersion: m.engineVersion, env: ctx.env, shards });
+  }, () => ({ id: m.id }));
+  const restoreMs = Date.now() - t0;
+  const keys = r.nodes.reduce((a, n) => a + n.keys, 0);
+  return {
+    id: m.id,
+    target: 'scratch',
+    address: r.nodes[0].address,
+    dir: r.dir,
+    passwordFile: r.passwordFile,
+    keys,
+    scratchCluster: { nodes: r.nodes, fullCoverage: r.fullCoverage },
+    restoreMs,
+    audit: `restored ${m.id} into a scratch Redis Cluster (not part of ${c.name}) of ${r.nodes.length} nodes: ${r.nodes.map((n) => `${n.address} slots ${n.slots}, ${n.keys} keys`).join('; ')} (dir ${r.dir}) in ${restoreMs} ms`,
+  };
+}
+
 export async function restoreBackup(ctx: BackupContext, input: RestoreBackupInput): Promise<RestoreBackupResult> {
   const c = ctx.clusterOf(input.cluster);
   const storage = ctx.storageOf(c);
   const b = await ctx.stored(c, input.id, storage);
-  if (b.manifest.shards)
-    throw new HandoverError(
-      ErrorType.PreconditionFailed,
-      `backup ${input.id} holds ${b.manifest.shards.length} Redis Cluster shards: restoring them (into a scratch cluster or the nodes) is not built; \`handover backup verify\` restores each shard into its own scratch server and compares it; nothing was restored`,
-    );
+  if (b.manifest.shards) return restoreRedisClusterBackup(ctx, c, b, input.target, storage);
   const t0 = Date.now();
   const r = await heartbeatWhile(async () => {
       // Every artifact (a physical incremental: its whole chain) is read once before anything is loaded: a

@@ -5,12 +5,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import Redis from 'ioredis';
-import { isAlive, scratchHost, sleep, startOnFreePort } from './scratch';
+import { isAlive, scratchHost, sleep, startOnFreePorts } from './scratch';
 import { openArtifact, type ArtifactSource } from './stream';
 import { redisServerFor } from './tools';
 
@@ -130,10 +130,19 @@ export function startNodeProcess(o: { id: string; port: number; dir: string; bin
 export interface ScratchRedis {
   host: string;
   port: number;
+  /** A cluster node's bus port (cluster-port). */
+  busPort?: number;
   dir: string;
   password: string;
   client(): Promise<Redis>;
   stop(): Promise<void>;
+}
+
+/** A scratch server in cluster mode (cluster-enabled, its own nodes.conf in its directory). */
+export interface ScratchClusterNodeOptions {
+  nodeTimeoutMs: number;
+  /** false: the shards do not cover every slot, and cluster_state is ok without full coverage. */
+  requireFullCoverage: boolean;
 }
 
 /**
@@ -141,18 +150,28 @@ export interface ScratchRedis {
  * host (loopback unless HANDOVER_SCRATCH_HOST says otherwise), started from the backup's RDB, streamed from storage
  * into a temporary directory. A random password unless `password` is given.
  */
-export async function startScratchRedis(o: ArtifactSource & { engineVersion: string; password?: string; keep?: boolean; host?: string }): Promise<ScratchRedis> {
+export async function startScratchRedis(o: ArtifactSource & { engineVersion: string; password?: string; keep?: boolean; host?: string; dir?: string; clusterMode?: ScratchClusterNodeOptions }): Promise<ScratchRedis> {
   const env = o.env ?? process.env;
-  const dir = mkdtempSync(path.join(os.tmpdir(), `handover-restore-${o.id}-`));
+  const dir = o.dir ?? mkdtempSync(path.join(os.tmpdir(), `handover-restore-${o.id}-`));
+  if (o.dir) mkdirSync(dir, { recursive: true, mode: 0o700 });
   const host = o.host ?? scratchHost(env);
   const password = o.password ?? createHash('sha256').update(`${Math.random()}${Date.now()}`).digest('hex').slice(0, 24);
   let node: RedisNodeProcess;
+  let busPort: number | undefined;
   try {
     await pipeline(openArtifact({ ...o, env }), createWriteStream(path.join(dir, 'dump.rdb')));
     const binary = redisServerFor(o.engineVersion, env);
-    node = await startOnFreePort(
-      async (port) => {
+    // A cluster node binds its cluster bus too (cluster-port, named in CLUSTER MEET): both ports picked free.
+    node = await startOnFreePorts(
+      o.clusterMode ? 2 : 1,
+      async ([port, bus]) => {
+        busPort = o.clusterMode ? bus : undefined;
         const conf = [`port ${port}`, `bind ${host}`, `dir ${dir}`, 'dbfilename dump.rdb', 'daemonize no', `pidfile ${path.join(dir, 'redis.pid')}`, `logfile ${path.join(dir, 'server.log')}`, 'save ""', 'appendonly no', `requirepass ${password}`];
+        if (o.clusterMode) {
+          rmSync(path.join(dir, 'nodes.conf'), { force: true }); // a retry on new ports starts a new node
+          conf.push('cluster-enabled yes', `cluster-config-file ${path.join(dir, 'nodes.conf')}`, `cluster-port ${bus}`, `cluster-node-timeout ${o.clusterMode.nodeTimeoutMs}`);
+          if (!o.clusterMode.requireFullCoverage) conf.push('cluster-require-full-coverage no');
+        }
         writeFileSync(path.join(dir, 'redis.conf'), conf.join('\n') + '\n', { mode: 0o600 });
         const n = startNodeProcess({ id: `scratch-${o.id}`, port, dir, binary, password, host });
         try {
@@ -187,6 +206,7 @@ export async function startScratchRedis(o: ArtifactSource & { engineVersion: str
   return {
     host,
     port: node.port,
+    ...(busPort !== undefined ? { busPort } : {}),
     dir,
     password,
     client,

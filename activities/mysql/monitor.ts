@@ -5,7 +5,7 @@
  * resumes from the heartbeat.
  */
 import type mysql from 'mysql2/promise';
-import { mysqlMonitorRound } from '../../core/monitor-round';
+import { mysqlMonitorRound, probeDeadlineMs } from '../../core/monitor-round';
 import type { MysqlFailoverProbe } from '../../core/mysql/failover';
 import { activity } from '../activity';
 import { NodePool, watchLoop, type WatchInput, type WatchResult } from '../monitor';
@@ -31,10 +31,11 @@ export function createMysqlMonitorActivities(deps: MysqlActivityDeps) {
       const probe = async (): Promise<MysqlFailoverProbe> => {
         const c = mysqlClusterSpec(deps.inventory(), input.cluster);
         const fl = flavorOf(c.flavor);
+        const deadline = probeDeadlineMs(c.policy);
         const one = (cc: typeof c, node: string) => {
           const n = cc.nodes.find((x) => x.id === node)!;
           const key = [cc.name, n.id, n.host, n.port].join('\u0000');
-          return probeFailoverNode(cc, node, (fn) => pool.use(key, fn).catch((e: unknown) => Promise.reject(classifyMysqlError(e, { cluster: cc.name, node }))), fl);
+          return probeFailoverNode(cc, node, (fn) => pool.use(key, fn, deadline).catch((e: unknown) => Promise.reject(classifyMysqlError(e, { cluster: cc.name, node }))), fl);
         };
         return failoverProbeOf(input.cluster, c, await probeFailoverNodes(c, one));
       };

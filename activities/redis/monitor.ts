@@ -4,7 +4,7 @@
  * returns only when the monitor workflow has something to do. Read-only: a retry resumes from the heartbeat.
  */
 import type Redis from 'ioredis';
-import { redisMonitorRound } from '../../core/monitor-round';
+import { probeDeadlineMs, redisMonitorRound } from '../../core/monitor-round';
 import { HandoverError } from '../../core/errors';
 import type { RedisClusterProbe, RedisNodeProbe } from '../../core/types';
 import { activity } from '../activity';
@@ -27,11 +27,12 @@ export function createRedisMonitorActivities(deps: RedisActivityDeps) {
       );
       const probe = async (): Promise<RedisClusterProbe> => {
         const c = redisClusterSpec(deps.inventory(), input.cluster);
+        const deadline = probeDeadlineMs(c.policy);
         const nodes = await Promise.all(
           c.nodes.map(async (n): Promise<RedisNodeProbe> => {
             const key = [c.name, n.id, n.host, n.port].join('\u0000');
             try {
-              return await pool.use(key, (cl) => readNode(cl, c, n));
+              return await pool.use(key, (cl) => readNode(cl, c, n), deadline);
             } catch (e) {
               const typed = classifyRedisError(e, { cluster: c.name, node: n.id });
               if (typed instanceof HandoverError) throw typed; // wrong credentials: never "unreachable"

@@ -16,7 +16,7 @@
  *  - no split-brain sample (two writable nodes in one sample), over a sampler that actually sampled, without stalls;
  *  - the scenario's own postconditions (every node on the new setting, one new good backup, Sentinel agrees).
  */
-import type { ChaosSummary, PointEvidence } from './types';
+import type { ChaosSummary, GroupEvidence, PointEvidence, RunEvidence } from './types';
 
 /** The fewest split-brain samples a point must have taken for "no split seen" to mean anything. */
 export const MIN_SAMPLES = 20;
@@ -34,11 +34,26 @@ export function unboundedLoss(lost: number, runOk: boolean, bound: (() => string
   return bound ? bound() : 'the scenario has no loss bound';
 }
 
+/** The whole point over a fleet judged as one group: its run, then its nodes. */
 export function checkPoint(e: PointEvidence): string[] {
+  return [...checkRun(e), ...checkGroup(e)];
+}
+
+/** What belongs to the run, once per point: the kill, the run's ending, the settle step, the count of acknowledged writes, the scenario's postconditions. */
+export function checkRun(e: RunEvidence): string[] {
   const f: string[] = [];
   if (!e.killed) f.push(`worker not killed at ${e.point}: ${e.killNote ?? 'unknown'}`);
   if (!e.run.ok) f.push(`run did not complete: ${e.run.error}`);
   for (const s of e.settle) f.push(`settle: ${s}`);
+  const w = e.writes;
+  if (w.acked < w.minAcked) f.push(`writer acknowledged ${w.acked} writes, fewer than ${w.minAcked}: no loss can be asserted`);
+  for (const p of e.postconditions) f.push(`postcondition: ${p}`);
+  return f;
+}
+
+/** What belongs to one group of nodes (every node, or one shard): its end state, expected primary, convergence, acknowledged writes and split-brain samples. */
+export function checkGroup(e: GroupEvidence): string[] {
+  const f: string[] = [];
   if (e.flagged) {
     // Left out of replication on purpose: only right when it holds commits the survivors lost, all of them.
     if (e.writes.lostOnPrimary === 0) f.push(`settle: ${e.flagged.node} flagged with errant GTIDs ${e.flagged.errantGtids.join(',')} although no acknowledged commit was lost`);
@@ -63,8 +78,6 @@ export function checkPoint(e: PointEvidence): string[] {
     if (e.notConverged) f.push(`not converged on ${primary}: ${e.notConverged}`);
   }
 
-  const w = e.writes;
-  if (w.acked < w.minAcked) f.push(`writer acknowledged ${w.acked} writes, fewer than ${w.minAcked}: no loss can be asserted`);
   if (e.loss) {
     const l = e.loss;
     if (l.ackedByKilledBeforeKill === 0) f.push(`the killed primary ${l.killed} acknowledged no write before the kill: loss not measured`);
@@ -72,15 +85,13 @@ export function checkPoint(e: PointEvidence): string[] {
       f.push(`the writer was not writing when ${l.killed} was killed (last acknowledgement ${l.lastAckBeforeKillMs ?? '?'} ms before): loss not measured under load`);
     if (l.lostElsewhere) f.push(`${l.lostElsewhere} lost write(s) were not acknowledged by ${l.killed} before the kill`);
     if (l.unbounded) f.push(`data-loss window: ${l.unbounded}`);
-  } else if (w.lostOnPrimary) f.push(`${w.lostOnPrimary} acknowledged write(s) missing on the primary`);
-  for (const [id, n] of Object.entries(w.behindPrimary)) if (n && id !== e.flagged?.node) f.push(`${id} lacks ${n} acknowledged write(s) the primary has`);
+  } else if (e.writes.lostOnPrimary) f.push(`${e.writes.lostOnPrimary} acknowledged write(s) missing on the primary`);
+  for (const [id, n] of Object.entries(e.writes.behindPrimary)) if (n && id !== e.flagged?.node) f.push(`${id} lacks ${n} acknowledged write(s) the primary has`);
 
   const s = e.samples;
   if (s.samples < MIN_SAMPLES) f.push(`split-brain sampler took only ${s.samples} samples (want ≥ ${MIN_SAMPLES})`);
   if (s.maxGapMs > MAX_SAMPLE_GAP_MS) f.push(`split-brain sampler stalled ${s.maxGapMs} ms between two samples (want ≤ ${MAX_SAMPLE_GAP_MS})`);
   if (s.split) f.push(`split brain: ${s.split} of ${s.samples} samples saw two writable nodes (${s.splitExamples.join('; ')})`);
-
-  for (const p of e.postconditions) f.push(`postcondition: ${p}`);
   return f;
 }
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { operationWorkflowId } from '../../core/ids';
 import { sleep } from '../../sandbox/ports';
 import { spawnWorker } from '../lab';
-import { MIN_SAMPLES, checkPoint, unboundedLoss } from './checker';
+import { checkGroup, checkPoint, checkRun, unboundedLoss } from './checker';
 import { SplitBrainSampler } from './sampler';
 import type { AnyLab, Before, ChaosSummary, EndNode, KillMark, PointEvidence, PointResult, Scenario, SettleResult, ShardProbe } from './types';
 
@@ -180,35 +180,17 @@ export async function runChaosPoint<L extends AnyLab>(lab: L, scenario: Scenario
       postconditions,
     });
   } else {
-    // The same checker: once for what belongs to the point (the kill, the run, the settle step, the count of
-    // acknowledged writes, the scenario's postconditions) over a neutral fleet, then once per shard for its own
-    // end state, expected primary, convergence, writes and samples, each failure prefixed by its shard.
-    const ok = { up: true, writable: true, detail: '' };
-    failures = checkPoint({
-      point,
-      killed,
-      killNote,
-      run,
-      settle,
-      end: { point: ok },
-      expected: { primary: 'point', why: '' },
-      writes: { ...writes, lostOnPrimary: 0, behindPrimary: {} },
-      samples: { samples: MIN_SAMPLES, withDownNode: 0, split: 0, splitExamples: [], maxGapMs: 0 },
-      postconditions,
-    });
+    // The same checker, split: what belongs to the run once, then each shard's own end state, expected primary,
+    // convergence, writes and samples, each failure prefixed by its shard.
+    failures = checkRun({ point, killed, killNote, run, settle, writes, postconditions });
     if (shards.length === 0) failures.push('no shard to judge');
     for (const [k, j] of judged.entries())
-      for (const f of checkPoint({
-        point,
-        killed: true,
-        run: { ok: true },
-        settle: [],
+      for (const f of checkGroup({
         end: j.end,
         expected: expectedOf(j.g),
         notConverged: j.notConverged,
-        writes: { ...writes, minAcked: 0, lostOnPrimary: j.lostKeys.length, behindPrimary: j.behindPrimary },
+        writes: { lostOnPrimary: j.lostKeys.length, behindPrimary: j.behindPrimary },
         samples: groupSamples[k],
-        postconditions: [],
       }))
         // (A run without a report is named once, at the point.)
         if (run.ok || f !== `postcondition: ${noReport.failure}`) failures.push(`shard ${j.g.name}: ${f}`);

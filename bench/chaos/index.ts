@@ -12,7 +12,7 @@ import type { ChaosSummary, Scenario } from './types';
 import type { DoltLab, DoltRemoteLab, Lab, MysqlLab, RedisClusterLab } from '../lab';
 
 export { runChaos, runChaosPoint, summarize } from './harness';
-export { checkPoint, summaryFailures, MIN_SAMPLES } from './checker';
+export { checkGroup, checkPoint, checkRun, summaryFailures, MIN_SAMPLES } from './checker';
 export * from './redis';
 export * from './redis-cluster';
 export * from './mysql';

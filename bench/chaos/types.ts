@@ -161,13 +161,24 @@ export interface Scenario<L extends AnyLab = AnyLab> {
 }
 
 /** Everything the checker judges, gathered by the harness for one point. */
-export interface PointEvidence {
+/** What belongs to the run of a point, judged once whatever the fleet's shape (checkRun). */
+export interface RunEvidence {
   point: string;
   killed: boolean;
   /** Why the worker did not die at the failpoint (finished first, failed first, never reached it). */
   killNote?: string;
   run: { ok: true } | { ok: false; error: string };
   settle: string[];
+  writes: {
+    acked: number;
+    minAcked: number;
+    ambiguous: number;
+  };
+  postconditions: string[];
+}
+
+/** What belongs to one group of nodes — every node of the fleet, or one shard — judged per group (checkGroup). */
+export interface GroupEvidence {
   /** A returned old primary left read-only and out of replication on purpose (see SettleResult). */
   flagged?: { node: string; errantGtids: string[]; lostMissingOnIt: number };
   end: Record<string, EndNode>;
@@ -175,9 +186,6 @@ export interface PointEvidence {
   /** undefined when every node converged on the end primary. */
   notConverged?: string;
   writes: {
-    acked: number;
-    minAcked: number;
-    ambiguous: number;
     /** Acknowledged writes missing on the end primary. */
     lostOnPrimary: number;
     /** Per node: acknowledged writes it lacks that the end primary has (must be 0 everywhere). */
@@ -196,8 +204,10 @@ export interface PointEvidence {
     unbounded?: string;
   };
   samples: SampleStats;
-  postconditions: string[];
 }
+
+/** The evidence of a point over a fleet judged as one group. */
+export type PointEvidence = RunEvidence & GroupEvidence;
 
 export interface PointResult {
   point: string;

@@ -287,8 +287,21 @@ export async function runBackupRestore(raw: BackupRestoreOptions, io: IO) {
     input: { cluster: o.cluster, id: o.id!, target: o.to ? { kind: 'node', node: o.to } : { kind: 'scratch' } },
     summary: `restore backup ${o.id!} of ${o.cluster} into ${o.to ?? 'a scratch server'}`,
     format: (r) =>
-      `restored ${r.id} into ${r.target === 'scratch' ? `a scratch server at ${r.address} (dir ${r.dir}${r.passwordFile ? `, password in ${r.passwordFile}` : ''}${r.socket ? `, root over ${r.socket}` : ''})` : r.target} in ${r.restoreMs} ms`,
+      r.scratchCluster
+        ? formatScratchCluster(o.cluster, r)
+        : `restored ${r.id} into ${r.target === 'scratch' ? `a scratch server at ${r.address} (dir ${r.dir}${r.passwordFile ? `, password in ${r.passwordFile}` : ''}${r.socket ? `, root over ${r.socket}` : ''})` : r.target} in ${r.restoreMs} ms`,
   });
+}
+
+/** A Redis Cluster backup restored into a scratch cluster: every node, its slots and keys, where it lives. */
+export function formatScratchCluster(cluster: string, r: RestoreBackupResult): string {
+  const sc = r.scratchCluster!;
+  return [
+    `restored ${r.id} into a scratch Redis Cluster of ${sc.nodes.length} nodes on this worker (not part of ${cluster}; left running): ${r.keys} keys in ${r.restoreMs} ms`,
+    ...sc.nodes.map((n) => `  ${n.address}  slots ${n.slots}  ${n.keys} keys  (dir ${n.dir})`),
+    `  dir ${r.dir}, password in ${r.passwordFile} (every node)${sc.fullCoverage ? '' : '; the shards leave some slots unowned: cluster-require-full-coverage no'}`,
+    `  connect: redis-cli -c -h ${r.address!.replace(/:\d+$/, '')} -p ${r.address!.replace(/^.*:/, '')} -a "$(cat ${r.passwordFile})"; stop: kill the redis.pid of each node's dir`,
+  ].join('\n');
 }
 
 export function formatPitrReport(r: PitrRestoreReport): string {

@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkPoint, unboundedLoss } from '../../bench/chaos/checker';
+import { checkGroup, checkPoint, checkRun, unboundedLoss } from '../../bench/chaos/checker';
 import { lostBeforeSight } from '../../bench/chaos/common';
 import { SplitBrainSampler } from '../../bench/chaos/sampler';
 import type { EngineProbe, PointEvidence } from '../../bench/chaos/types';
@@ -87,6 +87,27 @@ describe('chaos checker', () => {
     expect(checkPoint({ ...e, writes: { ...e.writes, lostOnPrimary: 0 } }).join()).toMatch(/flagged with errant GTIDs 0-1-7 although no acknowledged commit was lost/);
     expect(checkPoint({ ...e, flagged: { ...e.flagged, lostMissingOnIt: 1 } }).join()).toMatch(/lacks 1 of the lost commits/);
     expect(checkPoint({ ...e, flagged: undefined }).join()).toMatch(/a not following b/);
+  });
+});
+
+describe('the checker in two parts (a sharded fleet: the run once, then each shard)', () => {
+  it('checkRun judges the kill, the run, the settle step, the writes counted and the postconditions; checkGroup the nodes', () => {
+    const e = good();
+    Object.assign(e, { killed: false, killNote: 'never reached', settle: ['x not fenced'], postconditions: ['y on hz=10'] });
+    e.writes.acked = 3;
+    e.end.c = replica('a');
+    e.samples.split = 1;
+    const run = checkRun(e).join('\n');
+    const group = checkGroup(e).join('\n');
+    for (const m of [/not killed/, /settle: x not fenced/, /acknowledged 3 writes/, /postcondition: y on hz=10/]) {
+      expect(run).toMatch(m);
+      expect(group).not.toMatch(m);
+    }
+    for (const m of [/c not following b/, /split brain: 1/]) {
+      expect(group).toMatch(m);
+      expect(run).not.toMatch(m);
+    }
+    expect(checkPoint(e)).toEqual([...checkRun(e), ...checkGroup(e)]);
   });
 });
 
