@@ -17,6 +17,7 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BackupManifest } from '../../core/backup/decide';
 import { ErrorType, HandoverError } from '../../core/errors';
@@ -26,7 +27,7 @@ import { mariaNode, socketPathFor, type ScratchMaria } from './scratch-mysql';
 import { scratchHost, startOnFreePort } from './scratch';
 import type { BackupStorage } from './storage';
 import type { KeyRing } from './crypto';
-import { openArtifact } from './stream';
+import { openArtifact, openCompressed } from './stream';
 import { tool } from './tools';
 
 export const PHYSICAL_ARTIFACT = 'backup.mbstream';
@@ -71,8 +72,9 @@ export function incrementalBasedir(base: BackupManifest): { dir: string; cleanup
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-function run(cmd: string, args: string[], o: { env?: NodeJS.ProcessEnv; stdin?: NodeJS.ReadableStream } = {}): { done: Promise<void>; stdin?: NodeJS.WritableStream; kill(): void } {
-  const child = spawn(cmd, args, { env: o.env ?? process.env, stdio: ['pipe', 'ignore', 'pipe'] });
+function run(cmd: string, args: string[], o: { env?: NodeJS.ProcessEnv; stdout?: Writable } = {}): { done: Promise<void>; stdin: Writable; kill(): void } {
+  // stdout: another child's stdin (the pipe's write end is duplicated into this child), else ignored.
+  const child = spawn(cmd, args, { env: o.env ?? process.env, stdio: ['pipe', o.stdout ?? 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => {
     stderr = (stderr + b.toString()).slice(-8192);
@@ -84,18 +86,33 @@ function run(cmd: string, args: string[], o: { env?: NodeJS.ProcessEnv; stdin?: 
   return { done, stdin: child.stdin!, kill: () => child.kill('SIGKILL') };
 }
 
-/** Fetch one artifact (decrypted, decompressed) into `mbstream -x -C dir`. */
+/**
+ * Fetch one artifact (decrypted, decompressed) into `mbstream -x -C dir`. With zstd the decompressor writes
+ * straight into mbstream (its stdout is mbstream's stdin): only the stored bytes pass through this process,
+ * not the raw stream, which is twice their size and more.
+ */
 async function extract(o: { storage: BackupStorage; cluster: string; m: BackupManifest; dir: string; env: NodeJS.ProcessEnv; keys?: KeyRing }): Promise<void> {
   mkdirSync(o.dir, { recursive: true });
+  const src = { storage: o.storage, cluster: o.cluster, id: o.m.id, artifact: o.m.artifact, keys: o.keys, env: o.env };
   const x = run(tool('mbstream', o.env), ['-x', '-C', o.dir], { env: o.env });
+  const procs = [x];
   try {
-    await pipeline(openArtifact({ storage: o.storage, cluster: o.cluster, id: o.m.id, artifact: o.m.artifact, keys: o.keys, env: o.env }), x.stdin!);
+    if (o.m.artifact.compression === 'zstd') {
+      const z = run(tool('zstd', o.env), ['-d', '-q', '-c'], { env: o.env, stdout: x.stdin });
+      procs.unshift(z);
+      x.stdin.destroy(); // zstd holds the write end now: mbstream sees the end of the stream when zstd exits
+      await pipeline(openCompressed(src), z.stdin);
+    } else await pipeline(openArtifact(src), x.stdin);
+    // A tool that fails is reported by its own message (a failed decompressor leaves mbstream an early end).
+    for (const p of procs) await p.done;
   } catch (e) {
-    x.kill();
-    await x.done.catch(() => undefined);
-    throw new Error(`extracting ${o.m.id}: ${(e as Error).message}`);
+    const settled = await Promise.race([Promise.allSettled(procs.map((p) => p.done)), new Promise<undefined>((r) => setTimeout(r, 1000, undefined))]);
+    for (const p of procs) p.kill();
+    await Promise.allSettled(procs.map((p) => p.done));
+    const toolErr = settled?.find((r): r is PromiseRejectedResult => r.status === 'rejected')?.reason as Error | undefined;
+    const msg = (e as Error).message;
+    throw new Error(`extracting ${o.m.id}: ${toolErr && toolErr.message !== msg ? `${msg} (${toolErr.message})` : msg}`);
   }
-  await x.done;
 }
 
 /**

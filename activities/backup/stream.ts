@@ -1,17 +1,24 @@
 /** Streaming helpers shared by the backup activities: run a tool, compress, hash while streaming, store. */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { Transform, type Readable } from 'node:stream';
+import { Transform, type Readable, type Writable } from 'node:stream';
 import { Duplex } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
 import type { BackupCompression, BackupManifest, EncryptionRecord } from '../../core/backup/decide';
 import { decryptStream, encryptStream, type KeyRing } from './crypto';
 import { tool } from './tools';
 
+/** zstd's fastest level that still entropy-codes literals (--fast=N stores them raw), on every core. */
+const ZSTD_COMPRESS = ['-1', '-T0', '-q', '-c'];
+
 /** A compressing (or decompressing) stream: zlib in-process for gzip, the zstd tool as a child for zstd. */
 export function codecStream(c: BackupCompression, dir: 'compress' | 'decompress', env: NodeJS.ProcessEnv = process.env): Duplex {
   if (c === 'gzip') return dir === 'compress' ? createGzip({ level: 1 }) : createGunzip();
-  const child = spawn(tool('zstd', env), dir === 'compress' ? ['-1', '-T0', '-q', '-c'] : ['-d', '-q', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(tool('zstd', env), dir === 'compress' ? ZSTD_COMPRESS : ['-d', '-q', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
   const d = Duplex.from({ writable: child.stdin!, readable: child.stdout! });
@@ -22,6 +29,30 @@ export function codecStream(c: BackupCompression, dir: 'compress' | 'decompress'
   return d;
 }
 import type { BackupStorage } from './storage/common';
+/**
+ * A compressor as its two ends: `input`'s write callback fires only once the chunk is written on (the zstd
+ * child's stdin: written into the pipe; zlib: consumed), so the caller may reuse the chunk's memory then.
+ * `failed` resolves with the error when the zstd child exits non-zero.
+ */
+function compressor(c: BackupCompression, env: NodeJS.ProcessEnv = process.env): { input: Writable; output: Readable; failed: Promise<Error> } {
+  if (c === 'gzip') {
+    const z = createGzip({ level: 1 });
+    return { input: z, output: z, failed: new Promise<Error>(() => undefined) };
+  }
+  const child = spawn(tool('zstd', env), ZSTD_COMPRESS, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+  const failed = new Promise<Error>((resolve) => {
+    child.once('error', resolve);
+    child.once('close', (code) => {
+      if (code !== 0) resolve(new Error(`zstd exited with ${code}: ${err.trim()}`));
+    });
+  });
+  return { input: child.stdin!, output: child.stdout!, failed };
+}
+
+
+const TAIL_BYTES = 16384;
 
 export interface ToolRun {
   rawSize: number;
@@ -35,6 +66,70 @@ export interface ToolRun {
   tail: Buffer;
   /** How the stored bytes are encrypted (for the manifest), when they are. */
   encryption?: EncryptionRecord;
+}
+
+/** How much of a tool's output one read takes (the buffer is reused for every read). */
+const READ_BUFFER = 1 << 20;
+
+/**
+ * `cmd args` spawned with its stdout on a Unix socket that this process reads into one reused buffer (net's
+ * `onread`), instead of a pipe whose every 64 KiB read is a new Buffer: a backup streams GBs through here, and
+ * those allocations kept the garbage collector busy (promotions, mark-compacts) in a worker's large heap.
+ * `data(chunk)` sees a view valid only during the call; when it returns a promise the next read waits for it.
+ */
+async function spawnReadingStdout(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  on: { data(chunk: Buffer): Promise<void> | undefined; end(): void; error(e: Error): void },
+): Promise<{ child: ChildProcess; reader: net.Socket }> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'handover-out-'));
+  const server = net.createServer();
+  try {
+    const sockPath = path.join(dir, 's');
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(sockPath, resolve);
+    });
+    const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+    const buffer = Buffer.allocUnsafe(READ_BUFFER);
+    const reader: net.Socket = net.connect({
+      path: sockPath,
+      onread: {
+        buffer,
+        callback: (n: number, b: Buffer) => {
+          let wait: Promise<void> | undefined;
+          try {
+            wait = on.data(b.subarray(0, n));
+          } catch (e) {
+            reader.destroy();
+            on.error(e as Error);
+            return false;
+          }
+          if (!wait) return true;
+          wait.then(
+            () => reader.resume(),
+            (e: Error) => {
+              reader.destroy();
+              on.error(e);
+            },
+          );
+          return false; // paused until the chunk is written on (the buffer is reused)
+        },
+      },
+    });
+    reader.on('end', () => on.end());
+    reader.on('error', (e) => on.error(e));
+    const writer = await accepted;
+    // The child gets the socket's other end as its stdout; this process closes its copy, so the reader sees
+    // the end of the stream when the child (and anything it left running) closes it.
+    const child = spawn(cmd, args, { env, stdio: ['ignore', writer, 'pipe'] });
+    writer.destroy();
+    return { child, reader };
+  } finally {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /**
@@ -56,43 +151,19 @@ export async function streamToolToStorage(o: {
   onChunk?: (rawSoFar: number) => void;
   /** Encrypt what is stored with this key (after compression). */
   encrypt?: { id: string; key: Buffer };
-  /** Sees every raw chunk of the tool's output (mbstream metadata reader). */
+  /** Sees every raw chunk of the tool's output (mbstream metadata reader); the chunk is valid only during the call. */
   tap?: (chunk: Buffer) => void;
   /** Bytes durable in the store so far (local: written; S3: parts uploaded). */
   onStored?: (storedSoFar: number) => void;
 }): Promise<ToolRun> {
-  const child = spawn(o.cmd, o.args, { env: o.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (b: Buffer) => {
-    if (stderr.length < 8192) stderr += b.toString();
-  });
-  const exited = new Promise<number>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
-  });
   let rawSize = 0;
-  const headParts: Buffer[] = [];
-  let headLen = 0;
   const want = o.headBytes ?? 65536;
-  let tail = Buffer.alloc(0);
-  const rawTap = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      rawSize += chunk.length;
-      if (headLen < want) {
-        headParts.push(chunk.subarray(0, want - headLen));
-        headLen += Math.min(chunk.length, want - headLen);
-      }
-      tail = tail.length + chunk.length <= 32768 ? Buffer.concat([tail, chunk]) : Buffer.concat([tail, chunk]).subarray(-16384);
-      try {
-        o.tap?.(chunk);
-        o.onChunk?.(rawSize);
-      } catch (e) {
-        cb(e as Error);
-        return;
-      }
-      cb(null, chunk);
-    },
-  });
+  const head = Buffer.alloc(want);
+  let headLen = 0;
+  const tail = Buffer.alloc(TAIL_BYTES);
+  let tailLen = 0;
+  const codec = compressor(o.compression ?? 'gzip', o.env);
+  const enc = o.encrypt ? encryptStream(o.encrypt) : undefined;
   const hash = createHash('sha256');
   let size = 0;
   const storedTap = new Transform({
@@ -102,26 +173,62 @@ export async function streamToolToStorage(o: {
       cb(null, chunk);
     },
   });
-  // Fail the stored stream when the tool fails, so the temp file is never renamed into place.
-  const enc = o.encrypt ? encryptStream(o.encrypt) : undefined;
-  const compressed = child.stdout!.pipe(rawTap).pipe(codecStream(o.compression ?? 'gzip', 'compress', o.env));
-  const guarded = (enc ? compressed.pipe(enc.stream) : compressed).pipe(storedTap);
-  const exitCheck = exited.then((code) => {
-    if (code !== 0) guarded.destroy(new Error(`${o.cmd} exited with ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
-    return code;
+  const guarded = (enc ? codec.output.pipe(enc.stream) : codec.output).pipe(storedTap);
+  codec.failed.then((e) => guarded.destroy(e), () => undefined);
+  codec.input.on('error', (e) => guarded.destroy(e));
+  codec.output.on('error', (e) => guarded.destroy(e));
+  const { child, reader } = await spawnReadingStdout(o.cmd, o.args, o.env ?? process.env, {
+    data(chunk) {
+      rawSize += chunk.length;
+      if (headLen < want) headLen += chunk.copy(head, headLen, 0, Math.min(chunk.length, want - headLen));
+      if (chunk.length >= TAIL_BYTES) {
+        chunk.copy(tail, 0, chunk.length - TAIL_BYTES);
+        tailLen = TAIL_BYTES;
+      } else {
+        const keep = Math.min(tailLen, TAIL_BYTES - chunk.length);
+        tail.copy(tail, 0, tailLen - keep, tailLen);
+        chunk.copy(tail, keep);
+        tailLen = keep + chunk.length;
+      }
+      o.tap?.(chunk);
+      o.onChunk?.(rawSize);
+      // The reused buffer is read again only once the compressor has taken this chunk.
+      return new Promise<void>((resolve, reject) => codec.input.write(chunk, (e) => (e ? reject(e) : resolve())));
+    },
+    end: () => codec.input.end(),
+    error: (e) => guarded.destroy(e),
   });
-  child.stdout!.on('error', (e) => guarded.destroy(e));
-  rawTap.on('error', (e) => guarded.destroy(e));
+  let stderr = '';
+  child.stderr!.on('data', (b: Buffer) => {
+    if (stderr.length < 8192) stderr += b.toString();
+  });
+  const exited = new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
+  // Fail the stored stream when the tool fails, so the temp file is never renamed into place.
+  const exitCheck = exited.then(
+    (code) => {
+      if (code !== 0) guarded.destroy(new Error(`${o.cmd} exited with ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
+      return code;
+    },
+    (e: Error) => {
+      guarded.destroy(e);
+      throw e;
+    },
+  );
+  exitCheck.catch(() => undefined); // awaited below; when the store fails first, that error is the one thrown
   try {
     await o.storage.putStream(o.cluster, o.id, o.file, guarded as unknown as Readable, { onStored: o.onStored });
   } catch (e) {
     child.kill('SIGKILL');
+    reader.destroy();
     await exited.catch(() => undefined);
     throw e;
   }
   const exitStatus = await exitCheck;
   if (exitStatus !== 0) throw new Error(`${o.cmd} exited with ${exitStatus}: ${stderr.trim()}`);
-  return { rawSize, size, sha256: hash.digest('hex'), exitStatus, stderr, head: Buffer.concat(headParts), tail: tail.subarray(-16384), ...(enc ? { encryption: enc.record } : {}) };
+  return { rawSize, size, sha256: hash.digest('hex'), exitStatus, stderr, head: head.subarray(0, headLen), tail: tail.subarray(0, tailLen), ...(enc ? { encryption: enc.record } : {}) };
 }
 
 /** Where an artifact is and how it was written: what reading it back needs. */
@@ -137,15 +244,21 @@ export interface ArtifactSource {
 
 /** A stored artifact as the tool wrote it: read from the store, decrypted (frame by frame), decompressed. */
 export function openArtifact(o: ArtifactSource): Readable {
+  const src = openCompressed(o);
+  const dec = codecStream(o.artifact.compression, 'decompress', o.env);
+  src.on('error', (e) => dec.destroy(e));
+  return src.pipe(dec) as unknown as Readable;
+}
+
+/** A stored artifact read from the store and decrypted (frame by frame), still compressed. */
+export function openCompressed(o: ArtifactSource): Readable {
   const a = o.artifact;
   const src = o.storage.readStream(o.cluster, o.id, a.file);
-  const dec = codecStream(a.compression, 'decompress', o.env);
-  src.on('error', (e) => dec.destroy(e));
-  if (!a.encryption) return src.pipe(dec) as unknown as Readable;
+  if (!a.encryption) return src;
   if (!o.keys) throw new Error(`backup ${o.id} is encrypted with key ${a.encryption.keyId}: no keys given`);
   const plain = decryptStream(o.keys, a.encryption);
-  plain.on('error', (e) => dec.destroy(e));
-  return src.pipe(plain).pipe(dec) as unknown as Readable;
+  src.on('error', (e) => plain.destroy(e));
+  return src.pipe(plain);
 }
 
 /** sha256 and size of a stored file, read back. */

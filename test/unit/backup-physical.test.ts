@@ -82,6 +82,21 @@ describe('mbstream metadata while it streams', () => {
       expect(parseCheckpoints(t.meta.files.xtrabackup_checkpoints)).toEqual({ type: 'full-backuped', fromLsn: '0', toLsn: '44420', lastLsn: '55002' });
     }
   });
+  it('keeps copies: chunks pushed from one reused buffer (as the take reads the tool) give the same files', () => {
+    for (const step of [13, 4096, 65536]) {
+      const t = mbstreamTap();
+      const reused = Buffer.alloc(step);
+      for (let i = 0; i < stream.length; i += step) {
+        const n = stream.copy(reused, 0, i, Math.min(stream.length, i + step));
+        t.push(reused.subarray(0, n));
+        reused.fill(0xff); // the next read overwrites it
+      }
+      expect(t.meta.error).toBeUndefined();
+      expect(t.meta.chunks).toBe(5);
+      expect(physicalGtid(t.meta.files)).toBe('0-1-12');
+      expect(parseCheckpoints(t.meta.files.xtrabackup_checkpoints)?.lastLsn).toBe('55002');
+    }
+  });
   it('the GTID from the binlog info when there is no slave info (a primary source); garbage is an error', () => {
     expect(physicalGtid({ xtrabackup_binlog_info: 'binlog.000003\t400\t0-1-7,1-2-9\n' })).toBe('0-1-7,1-2-9');
     const t = mbstreamTap();
