@@ -5,7 +5,7 @@
  *
  *  - the worker died at its failpoint, and the run then ended as expected (it completed);
  *  - the settle step (e.g. restart and fence a killed primary) found nothing wrong; a returned old primary
- *    left out as flagged (errant GTIDs) only when commits were really lost and it holds every lost one;
+ *    left out as flagged only for GTIDs the primary really lacks, and holding every lost acknowledged commit;
  *  - exactly one writable node at the end, and it is the expected one (the postcondition: the primary the run
  *    reported and, for a switchover or failover, not the one before);
  *  - every other node up, following that primary with its link up, and converged on it;
@@ -55,8 +55,11 @@ export function checkRun(e: RunEvidence): string[] {
 export function checkGroup(e: GroupEvidence): string[] {
   const f: string[] = [];
   if (e.flagged) {
-    // Left out of replication on purpose: only right when it holds commits the survivors lost, all of them.
-    if (e.writes.lostOnPrimary === 0) f.push(`settle: ${e.flagged.node} flagged with errant GTIDs ${e.flagged.errantGtids.join(',')} although no acknowledged commit was lost`);
+    // Left out of replication on purpose: only right when what it holds and the primary lacks is real (a commit
+    // the killed primary wrote to its binlog but never shipped is errant whether or not its client saw the OK),
+    // and, when acknowledged commits were lost, when it holds every one of them.
+    if (e.flagged.errantGtids.length === 0) f.push(`settle: ${e.flagged.node} flagged without an errant GTID`);
+    if (e.flagged.notErrant.length) f.push(`settle: ${e.flagged.node} flagged for ${e.flagged.notErrant.join(',')}, which the primary holds: not errant`);
     if (e.flagged.lostMissingOnIt) f.push(`settle: ${e.flagged.node} flagged, but lacks ${e.flagged.lostMissingOnIt} of the lost commits: they are not its errant transactions`);
   }
 

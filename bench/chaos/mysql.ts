@@ -101,7 +101,16 @@ export function mysqlProbe(fleet: MariaFleet): EngineProbe {
         await sleep(50);
       }
     },
-    reset: () => convergeOnTheWritable(probe),
+    async reset() {
+      // A node the previous point left flagged (read-only, replicating from nobody: it holds errant GTIDs) was
+      // judged by that point; here it is re-based onto the primary's history (what an operator's re-clone does)
+      // so this point starts from a converged fleet.
+      const end = await probe.endState();
+      const writable = Object.entries(end).filter(([, n]) => n.writable).map(([id]) => id);
+      const stray = Object.entries(end).filter(([, n]) => n.up && !n.writable && n.detail.includes(' no source'));
+      if (writable.length === 1 && stray.length) await fleet.setPrimary(writable[0], 60_000);
+      return convergeOnTheWritable(probe);
+    },
   };
   return probe;
 }
@@ -224,7 +233,28 @@ async function restartAndRejoin(lab: MysqlLab, report: unknown, kill?: { node: s
   const promotedGtid = (report as { dataLossWindow?: { promotedGtid?: string } } | undefined)?.dataLossWindow?.promotedGtid;
   const acts = createActivities({ inventory: () => loadInventory(lab.inventory) });
   const r: EnsureMysqlRejoinedResult = await new MockActivityEnvironment().run(acts.ensureMysqlRejoined, { cluster: lab.fleet.cluster, node: dead.id, primary: writable[0], promotedGtid });
-  return r.outcome === 'flagged' ? { problems: [], flagged: { node: dead.id, errantGtids: r.errantGtids } } : { problems: [] };
+  if (r.outcome !== 'flagged') return { problems: [] };
+  // Read here, not taken from the runbook: each flagged GTID must be past what the primary's binlog state holds.
+  const [{ s: state }] = await lab.fleet.sql<{ s: string }[]>(writable[0], 'SELECT @@global.gtid_binlog_state AS s');
+  return { problems: [], flagged: { node: dead.id, errantGtids: r.errantGtids, notErrant: heldBy(state, r.errantGtids) } };
+}
+
+/** The GTIDs (`d-s-n`) a binlog state (the last sequence number per domain and server) holds. */
+export function heldBy(state: string, gtids: string[]): string[] {
+  const last = new Map(
+    state
+      .split(',')
+      .map((g) => g.trim())
+      .filter(Boolean)
+      .map((g) => {
+        const [d, srv, n] = g.split('-');
+        return [`${d}-${srv}`, Number(n)] as const;
+      }),
+  );
+  return gtids.filter((g) => {
+    const [d, srv, n] = g.split('-');
+    return (last.get(`${d}-${srv}`) ?? -1) >= Number(n);
+  });
 }
 
 /** Does the report's window (transactions) hold the lost commits (one transaction each)? */

@@ -110,11 +110,12 @@ export interface KillMark {
 /**
  * What the settle step found. `flagged`: a returned old primary the runbook left read-only and out of
  * replication on purpose, because it holds transactions the promoted node never had (errant GTIDs). The
- * checker accepts that only when acknowledged commits were in fact lost and the flagged node holds them all.
+ * checker accepts that only for GTIDs the primary lacks (`notErrant` lists those it holds, read by the harness)
+ * and, when acknowledged commits were lost, with the flagged node holding them all.
  */
 export interface SettleResult {
   problems: string[];
-  flagged?: { node: string; errantGtids: string[] };
+  flagged?: { node: string; errantGtids: string[]; notErrant: string[] };
 }
 
 /** A runbook under chaos. */
@@ -180,7 +181,13 @@ export interface RunEvidence {
 /** What belongs to one group of nodes — every node of the fleet, or one shard — judged per group (checkGroup). */
 export interface GroupEvidence {
   /** A returned old primary left read-only and out of replication on purpose (see SettleResult). */
-  flagged?: { node: string; errantGtids: string[]; lostMissingOnIt: number };
+  flagged?: {
+    node: string;
+    errantGtids: string[];
+    lostMissingOnIt: number;
+    /** Of errantGtids, those the end primary's binlog state holds (so not errant), read by the harness itself. */
+    notErrant: string[];
+  };
   end: Record<string, EndNode>;
   expected: { primary: string; why: string } | { failure: string };
   /** undefined when every node converged on the end primary. */

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkGroup, checkPoint, checkRun, unboundedLoss } from '../../bench/chaos/checker';
 import { lostBeforeSight } from '../../bench/chaos/common';
+import { heldBy } from '../../bench/chaos/mysql';
 import { SplitBrainSampler } from '../../bench/chaos/sampler';
 import type { EngineProbe, PointEvidence } from '../../bench/chaos/types';
 
@@ -77,16 +78,24 @@ describe('chaos checker', () => {
     expect(checkPoint({ ...e, loss: failover({ lastAckBeforeKillMs: 5000 }) }).join()).toMatch(/not writing when a was killed/);
   });
 
-  it('a flagged old primary is excused from following only when it holds every lost commit', () => {
+  it('a flagged old primary is excused from following only for GTIDs the primary lacks, holding every lost commit', () => {
     const e = { ...good(), loss: failover() };
     e.end.a = { up: true, writable: false, detail: 'read_only=1 no source' };
     e.writes.behindPrimary.a = 40;
-    e.flagged = { node: 'a', errantGtids: ['0-1-7'], lostMissingOnIt: 0 };
+    e.flagged = { node: 'a', errantGtids: ['0-1-7'], lostMissingOnIt: 0, notErrant: [] };
     e.writes.lostOnPrimary = 1;
     expect(checkPoint(e)).toEqual([]);
-    expect(checkPoint({ ...e, writes: { ...e.writes, lostOnPrimary: 0 } }).join()).toMatch(/flagged with errant GTIDs 0-1-7 although no acknowledged commit was lost/);
+    // A commit in the killed primary's binlog that no client saw acknowledged is errant all the same.
+    expect(checkPoint({ ...e, writes: { ...e.writes, lostOnPrimary: 0 } })).toEqual([]);
+    expect(checkPoint({ ...e, flagged: { ...e.flagged, notErrant: ['0-1-7'] } }).join()).toMatch(/flagged for 0-1-7, which the primary holds: not errant/);
+    expect(checkPoint({ ...e, flagged: { ...e.flagged, errantGtids: [] } }).join()).toMatch(/flagged without an errant GTID/);
     expect(checkPoint({ ...e, flagged: { ...e.flagged, lostMissingOnIt: 1 } }).join()).toMatch(/lacks 1 of the lost commits/);
     expect(checkPoint({ ...e, flagged: undefined }).join()).toMatch(/a not following b/);
+  });
+
+  it('heldBy: a GTID is held when the state has its domain and server at or past its sequence number', () => {
+    expect(heldBy('0-1-1466,0-2-2025', ['0-1-1467', '0-2-2000', '1-2-1'])).toEqual(['0-2-2000']);
+    expect(heldBy('', ['0-1-1'])).toEqual([]);
   });
 });
 
