@@ -13,7 +13,8 @@
  * {"scenarios","completed","lostAckedWrites","multiplePrimaries","unexpectedFailovers","entries":[…]}.
  * `pitr` (bench/chaos/pitr.ts): point-in-time restores over a run with a switchover, a failover and the binlog
  * archiver's worker killed twice; its JSON is {"targets","exact","lostTransactions","extraTransactions",…}.
- * `all` runs every crash matrix, then the partitions (reported as skipped, with the reason, without root).
+ * `all` runs every crash matrix, then the partitions (reported as skipped, with the reason, without root; a
+ * crash of the partitions lab is reported as its error and fails the run, with the matrices' results kept).
  */
 import { DOLT_NOT_FOUND, doltBinary } from '../sandbox/dolt';
 import { parseArgs } from './lab';
@@ -87,12 +88,17 @@ async function main() {
     multiplePrimaries: summaries.reduce((n, s) => n + s.multiplePrimaries, 0),
   };
   // `all`: the partitions after the crash matrices (they need network namespaces: root).
-  let partitions: PartitionsSummary | { skipped: string } | undefined;
+  let partitions: PartitionsSummary | { skipped: string } | { error: string } | undefined;
   if (name === 'all') {
     const why = await netnsUnavailable();
-    partitions = why ? { skipped: why } : await runPartitions({ log });
+    // A crash of the partitions lab (a namespace removed under it, say) fails the run, but never loses the
+    // crash matrices' results: they are printed with the error.
+    partitions = why ? { skipped: why } : await runPartitions({ log }).catch((e: Error) => ({ error: e.message.split('\n')[0] }));
     if ('skipped' in partitions) log(`[chaos] partitions skipped: ${partitions.skipped}`);
-    else total.failed += partitions.scenarios - partitions.completed;
+    else if ('error' in partitions) {
+      log(`[chaos] partitions failed: ${partitions.error}`);
+      total.failed += 1;
+    } else total.failed += partitions.scenarios - partitions.completed;
   }
   const out = name === 'all' ? { ...total, runbooks: Object.fromEntries(summaries.map((s) => [s.runbook, brief(s)])), partitions } : brief(summaries[0]);
   process.stdout.write(JSON.stringify(out) + '\n');
