@@ -27,7 +27,7 @@ import { mariaNode, socketPathFor, type ScratchMaria } from './scratch-mysql';
 import { scratchHost, startOnFreePort } from './scratch';
 import type { BackupStorage } from './storage';
 import type { KeyRing } from './crypto';
-import { openArtifact, openCompressed } from './stream';
+import { ZSTD_DECOMPRESS, openArtifact, openCompressed } from './stream';
 import { tool } from './tools';
 
 export const PHYSICAL_ARTIFACT = 'backup.mbstream';
@@ -98,7 +98,7 @@ async function extract(o: { storage: BackupStorage; cluster: string; m: BackupMa
   const procs = [x];
   try {
     if (o.m.artifact.compression === 'zstd') {
-      const z = run(tool('zstd', o.env), ['-d', '-q', '-c'], { env: o.env, stdout: x.stdin });
+      const z = run(tool('zstd', o.env), ZSTD_DECOMPRESS, { env: o.env, stdout: x.stdin });
       procs.unshift(z);
       x.stdin.destroy(); // zstd holds the write end now: mbstream sees the end of the stream when zstd exits
       await pipeline(openCompressed(src), z.stdin);

@@ -11,35 +11,15 @@ import { createGunzip, createGzip } from 'node:zlib';
 import type { BackupCompression, BackupManifest, EncryptionRecord } from '../../core/backup/decide';
 import { decryptStream, encryptStream, type KeyRing } from './crypto';
 import { tool } from './tools';
+import type { BackupStorage } from './storage/common';
 
 /** zstd's fastest level that still entropy-codes literals (--fast=N stores them raw), on every core. */
 const ZSTD_COMPRESS = ['-1', '-T0', '-q', '-c'];
+export const ZSTD_DECOMPRESS = ['-d', '-q', '-c'];
 
-/** A compressing (or decompressing) stream: zlib in-process for gzip, the zstd tool as a child for zstd. */
-export function codecStream(c: BackupCompression, dir: 'compress' | 'decompress', env: NodeJS.ProcessEnv = process.env): Duplex {
-  if (c === 'gzip') return dir === 'compress' ? createGzip({ level: 1 }) : createGunzip();
-  const child = spawn(tool('zstd', env), dir === 'compress' ? ZSTD_COMPRESS : ['-d', '-q', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let err = '';
-  child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
-  const d = Duplex.from({ writable: child.stdin!, readable: child.stdout! });
-  child.once('close', (code) => {
-    if (code !== 0) d.destroy(new Error(`zstd exited with ${code}: ${err.trim()}`));
-  });
-  child.once('error', (e) => d.destroy(e));
-  return d;
-}
-import type { BackupStorage } from './storage/common';
-/**
- * A compressor as its two ends: `input`'s write callback fires only once the chunk is written on (the zstd
- * child's stdin: written into the pipe; zlib: consumed), so the caller may reuse the chunk's memory then.
- * `failed` resolves with the error when the zstd child exits non-zero.
- */
-function compressor(c: BackupCompression, env: NodeJS.ProcessEnv = process.env): { input: Writable; output: Readable; failed: Promise<Error> } {
-  if (c === 'gzip') {
-    const z = createGzip({ level: 1 });
-    return { input: z, output: z, failed: new Promise<Error>(() => undefined) };
-  }
-  const child = spawn(tool('zstd', env), ZSTD_COMPRESS, { stdio: ['pipe', 'pipe', 'pipe'] });
+/** The zstd tool as a child: its two ends, and `failed`, which resolves with the error when it fails or exits non-zero. */
+function zstdChild(dir: 'compress' | 'decompress', env: NodeJS.ProcessEnv): { input: Writable; output: Readable; failed: Promise<Error> } {
+  const child = spawn(tool('zstd', env), dir === 'compress' ? ZSTD_COMPRESS : ZSTD_DECOMPRESS, { stdio: ['pipe', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
   const failed = new Promise<Error>((resolve) => {
@@ -51,6 +31,27 @@ function compressor(c: BackupCompression, env: NodeJS.ProcessEnv = process.env):
   return { input: child.stdin!, output: child.stdout!, failed };
 }
 
+/** A compressing (or decompressing) stream: zlib in-process for gzip, the zstd tool as a child for zstd. */
+export function codecStream(c: BackupCompression, dir: 'compress' | 'decompress', env: NodeJS.ProcessEnv = process.env): Duplex {
+  if (c === 'gzip') return dir === 'compress' ? createGzip({ level: 1 }) : createGunzip();
+  const z = zstdChild(dir, env);
+  const d = Duplex.from({ writable: z.input, readable: z.output });
+  void z.failed.then((e) => d.destroy(e));
+  return d;
+}
+
+/**
+ * A compressor as its two ends: `input`'s write callback fires only once the chunk is written on (the zstd
+ * child's stdin: written into the pipe; zlib: consumed), so the caller may reuse the chunk's memory then.
+ * `failed` resolves with the error when the zstd child exits non-zero.
+ */
+function compressor(c: BackupCompression, env: NodeJS.ProcessEnv = process.env): { input: Writable; output: Readable; failed: Promise<Error> } {
+  if (c === 'gzip') {
+    const z = createGzip({ level: 1 });
+    return { input: z, output: z, failed: new Promise<Error>(() => undefined) };
+  }
+  return zstdChild('compress', env);
+}
 
 const TAIL_BYTES = 16384;
 
