@@ -3,6 +3,7 @@
  * an end-state reader over SHOW SLAVE STATUS and GTID positions) and the kill points of each runbook.
  * "Writable" is read_only = 0: what the application user (no privilege to bypass it) can commit on.
  */
+import { parseGtidState } from '../../core/mysql/decide';
 import type mysql from 'mysql2/promise';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -241,19 +242,10 @@ async function restartAndRejoin(lab: MysqlLab, report: unknown, kill?: { node: s
 
 /** The GTIDs (`d-s-n`) a binlog state (the last sequence number per domain and server) holds. */
 export function heldBy(state: string, gtids: string[]): string[] {
-  const last = new Map(
-    state
-      .split(',')
-      .map((g) => g.trim())
-      .filter(Boolean)
-      .map((g) => {
-        const [d, srv, n] = g.split('-');
-        return [`${d}-${srv}`, Number(n)] as const;
-      }),
-  );
+  const entries = parseGtidState(state);
   return gtids.filter((g) => {
-    const [d, srv, n] = g.split('-');
-    return (last.get(`${d}-${srv}`) ?? -1) >= Number(n);
+    const [want] = parseGtidState(g);
+    return entries.some((e) => e.domain === want.domain && e.server === want.server && e.seq >= want.seq);
   });
 }
 
