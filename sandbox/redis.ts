@@ -265,43 +265,46 @@ export async function setRedisPrimary(fleet: RedisFleet, primaryId: string, time
 export async function waitForReplication(fleet: RedisFleet, primaryId: string, timeoutMs = 15_000): Promise<void> {
   const primary = fleet.nodes.find((n) => n.id === primaryId)!;
   const deadline = Date.now() + timeoutMs;
+  const connect = async (n: RedisNodeProcess) => {
+    const c = new Redis({ host: n.host, port: n.port, password: fleet.password, tls: n.tls, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    c.on('error', () => undefined);
+    await c.connect();
+    return c;
+  };
   for (;;) {
     let ok = true;
     const seen: string[] = [];
+    // Linked is not yet streaming: every replica must have applied the stream up to the primary's offset as read
+    // at the start of this round (a writer still running moves it on, never back).
+    let goal = NaN;
+    const p = await connect(primary).catch((e: Error) => (seen.push(`${primaryId}: ${e.message}`), undefined));
+    try {
+      if (p) goal = Number(/master_repl_offset:(\d+)/.exec(await p.info('replication'))?.[1] ?? NaN);
+    } catch (e) {
+      seen.push(`${primaryId}: ${(e as Error).message}`);
+    } finally {
+      p?.disconnect();
+    }
+    if (Number.isNaN(goal)) ok = false;
     for (const n of fleet.nodes) {
       if (n.id === primaryId) continue;
-      const c = new Redis({ host: n.host, port: n.port, password: fleet.password, tls: n.tls, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-      c.on('error', () => undefined);
+      let c: Redis | undefined;
       try {
-        await c.connect();
+        c = await connect(n);
         const info = await c.info('replication');
-        if (!info.includes(`master_port:${primary.port}`) || !info.includes('master_link_status:up')) {
+        const offset = Number(/slave_repl_offset:(\d+)/.exec(info)?.[1] ?? -1);
+        if (!info.includes(`master_port:${primary.port}`) || !info.includes('master_link_status:up') || !(offset >= goal)) {
           ok = false;
-          seen.push(`${n.id}: ${/role:(\w+)/.exec(info)?.[1] ?? '?'} of port ${/master_port:(\d+)/.exec(info)?.[1] ?? '-'}, link ${/master_link_status:(\w+)/.exec(info)?.[1] ?? '-'}`);
+          seen.push(`${n.id}: ${/role:(\w+)/.exec(info)?.[1] ?? '?'} of port ${/master_port:(\d+)/.exec(info)?.[1] ?? '-'}, link ${/master_link_status:(\w+)/.exec(info)?.[1] ?? '-'}, offset ${offset} of ${goal}`);
         }
       } catch (e) {
         ok = false;
         seen.push(`${n.id}: ${(e as Error).message}`);
       } finally {
-        c.disconnect();
+        c?.disconnect();
       }
     }
-    if (ok) {
-      // Linked is not yet streaming: require every replica to acknowledge the primary's current offset.
-      const p = new Redis({ host: primary.host, port: primary.port, password: fleet.password, tls: primary.tls, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-      p.on('error', () => undefined);
-      try {
-        await p.connect();
-        const replicas = fleet.nodes.length - 1;
-        const acked = Number(await p.call('WAIT', String(replicas), String(Math.max(100, deadline - Date.now()))));
-        if (acked >= replicas) return;
-        seen.push(`WAIT on ${primaryId}: ${acked} of ${replicas} replicas acknowledged`);
-      } catch (e) {
-        seen.push(`${primaryId}: ${(e as Error).message}`);
-      } finally {
-        p.disconnect();
-      }
-    }
+    if (ok) return;
     if (Date.now() > deadline) throw new Error(`replication to ${primaryId} not established within ${timeoutMs} ms (last seen: ${seen.join('; ')})`);
     await sleep(50);
   }
