@@ -83,6 +83,7 @@ async function spawnReadingStdout(
   args: string[],
   env: NodeJS.ProcessEnv,
   on: { data(chunk: Buffer): Promise<void> | undefined; end(): void; error(e: Error): void },
+  stdin: 'ignore' | 'pipe' = 'ignore',
 ): Promise<{ child: ChildProcess; reader: net.Socket }> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'handover-out-'));
   const server = net.createServer();
@@ -124,7 +125,7 @@ async function spawnReadingStdout(
     const writer = await accepted;
     // The child gets the socket's other end as its stdout; this process closes its copy, so the reader sees
     // the end of the stream when the child (and anything it left running) closes it.
-    const child = spawn(cmd, args, { env, stdio: ['ignore', writer, 'pipe'] });
+    const child = spawn(cmd, args, { env, stdio: [stdin, writer, 'pipe'] });
     writer.destroy();
     return { child, reader };
   } finally {
@@ -157,12 +158,8 @@ export async function streamToolToStorage(o: {
   /** Bytes durable in the store so far (local: written; S3: parts uploaded). */
   onStored?: (storedSoFar: number) => void;
 }): Promise<ToolRun> {
-  let rawSize = 0;
-  const want = o.headBytes ?? 65536;
-  const head = Buffer.alloc(want);
-  let headLen = 0;
-  const tail = Buffer.alloc(TAIL_BYTES);
-  let tailLen = 0;
+  if (!o.encrypt && o.compression === 'zstd' && o.storage.putChunks) return streamToolThroughZstd(o, o.storage.putChunks.bind(o.storage));
+  const raw = rawTap(o);
   const codec = compressor(o.compression ?? 'gzip', o.env);
   const enc = o.encrypt ? encryptStream(o.encrypt) : undefined;
   const hash = createHash('sha256');
@@ -180,37 +177,18 @@ export async function streamToolToStorage(o: {
   codec.output.on('error', (e) => guarded.destroy(e));
   const { child, reader } = await spawnReadingStdout(o.cmd, o.args, o.env ?? process.env, {
     data(chunk) {
-      rawSize += chunk.length;
-      if (headLen < want) headLen += chunk.copy(head, headLen, 0, Math.min(chunk.length, want - headLen));
-      if (chunk.length >= TAIL_BYTES) {
-        chunk.copy(tail, 0, chunk.length - TAIL_BYTES);
-        tailLen = TAIL_BYTES;
-      } else {
-        const keep = Math.min(tailLen, TAIL_BYTES - chunk.length);
-        tail.copy(tail, 0, tailLen - keep, tailLen);
-        chunk.copy(tail, keep);
-        tailLen = keep + chunk.length;
-      }
-      o.tap?.(chunk);
-      o.onChunk?.(rawSize);
+      raw.see(chunk);
       // The reused buffer is read again only once the compressor has taken this chunk.
       return new Promise<void>((resolve, reject) => codec.input.write(chunk, (e) => (e ? reject(e) : resolve())));
     },
     end: () => codec.input.end(),
     error: (e) => guarded.destroy(e),
   });
-  let stderr = '';
-  child.stderr!.on('data', (b: Buffer) => {
-    if (stderr.length < 8192) stderr += b.toString();
-  });
-  const exited = new Promise<number>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
-  });
+  const { exited, stderr: stderrOf } = exitOf(child);
   // Fail the stored stream when the tool fails, so the temp file is never renamed into place.
   const exitCheck = exited.then(
     (code) => {
-      if (code !== 0) guarded.destroy(new Error(`${o.cmd} exited with ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
+      if (code !== 0) guarded.destroy(new Error(`${o.cmd} exited with ${code}: ${stderrOf().trim().split('\n').slice(-3).join(' | ')}`));
       return code;
     },
     (e: Error) => {
@@ -228,8 +206,140 @@ export async function streamToolToStorage(o: {
     throw e;
   }
   const exitStatus = await exitCheck;
-  if (exitStatus !== 0) throw new Error(`${o.cmd} exited with ${exitStatus}: ${stderr.trim()}`);
-  return { rawSize, size, sha256: hash.digest('hex'), exitStatus, stderr, head: head.subarray(0, headLen), tail: tail.subarray(0, tailLen), ...(enc ? { encryption: enc.record } : {}) };
+  if (exitStatus !== 0) throw new Error(`${o.cmd} exited with ${exitStatus}: ${stderrOf().trim()}`);
+  return { ...raw.result(), size, sha256: hash.digest('hex'), exitStatus, stderr: stderrOf(), ...(enc ? { encryption: enc.record } : {}) };
+}
+
+type StreamToolOptions = Parameters<typeof streamToolToStorage>[0];
+
+/** The raw side's bookkeeping: size, the first bytes, the last 16 KiB, the tap and onChunk. */
+function rawTap(o: Pick<StreamToolOptions, 'headBytes' | 'tap' | 'onChunk'>) {
+  let rawSize = 0;
+  const want = o.headBytes ?? 65536;
+  const head = Buffer.alloc(want);
+  let headLen = 0;
+  const tail = Buffer.alloc(TAIL_BYTES);
+  let tailLen = 0;
+  return {
+    see(chunk: Buffer) {
+      rawSize += chunk.length;
+      if (headLen < want) headLen += chunk.copy(head, headLen, 0, Math.min(chunk.length, want - headLen));
+      if (chunk.length >= TAIL_BYTES) {
+        chunk.copy(tail, 0, chunk.length - TAIL_BYTES);
+        tailLen = TAIL_BYTES;
+      } else {
+        const keep = Math.min(tailLen, TAIL_BYTES - chunk.length);
+        tail.copy(tail, 0, tailLen - keep, tailLen);
+        chunk.copy(tail, keep);
+        tailLen = keep + chunk.length;
+      }
+      o.tap?.(chunk);
+      o.onChunk?.(rawSize);
+    },
+    result: () => ({ rawSize, head: head.subarray(0, headLen), tail: tail.subarray(0, tailLen) }),
+  };
+}
+
+/** A child's exit as a promise of its status, with the last of its stderr kept. */
+function exitOf(child: ChildProcess): { exited: Promise<number>; stderr(): string } {
+  let stderr = '';
+  child.stderr!.on('data', (b: Buffer) => {
+    if (stderr.length < 8192) stderr += b.toString();
+  });
+  const exited = new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
+  exited.catch(() => undefined);
+  return { exited, stderr: () => stderr };
+}
+
+/**
+ * streamToolToStorage for zstd into a store that takes chunks (local, unencrypted): the tool's stdout and zstd's
+ * stdout are both read into a reused buffer, and each compressed chunk is hashed and written before the next
+ * read. No Buffer is allocated per chunk, so a GB stream does not drive a long-lived worker's garbage collector
+ * (a per-chunk Buffer did: mark-compacts every few hundred ms in a worker with a large heap).
+ */
+async function streamToolThroughZstd(o: StreamToolOptions, putChunks: NonNullable<BackupStorage['putChunks']>): Promise<ToolRun> {
+  const env = o.env ?? process.env;
+  const raw = rawTap(o);
+  const hash = createHash('sha256');
+  let size = 0;
+  let src: { child: ChildProcess; reader: net.Socket } | undefined;
+  let toolExit: ReturnType<typeof exitOf> | undefined;
+  const kill = (z?: { child: ChildProcess; reader: net.Socket }) => {
+    for (const p of [src, z]) {
+      p?.child.kill('SIGKILL');
+      p?.reader.destroy();
+    }
+  };
+  await putChunks(
+    o.cluster,
+    o.id,
+    o.file,
+    async (write) => {
+      let fail!: (e: Error) => void;
+      let ended!: () => void;
+      const done = new Promise<void>((resolve, reject) => {
+        ended = resolve;
+        fail = reject;
+      });
+      const z = await spawnReadingStdout(
+        tool('zstd', env),
+        ZSTD_COMPRESS,
+        env,
+        {
+          data(chunk) {
+            hash.update(chunk);
+            size += chunk.length;
+            return write(chunk);
+          },
+          end: () => ended(),
+          error: (e) => fail(e),
+        },
+        'pipe',
+      );
+      const zExit = exitOf(z.child);
+      const zIn = z.child.stdin!;
+      zIn.on('error', (e) => fail(e));
+      try {
+        src = await spawnReadingStdout(o.cmd, o.args, env, {
+          data(chunk) {
+            raw.see(chunk);
+            // The reused buffer is read again only once zstd has taken this chunk.
+            return new Promise<void>((resolve, reject) => zIn.write(chunk, (e) => (e ? reject(e) : resolve())));
+          },
+          end: () => zIn.end(),
+          error: (e) => fail(e),
+        });
+        toolExit = exitOf(src.child);
+        const t = toolExit;
+        // A tool that fails fails the write (nothing is renamed into place), and so does zstd.
+        void t.exited.then(
+          (code) => code !== 0 && fail(new Error(`${o.cmd} exited with ${code}: ${t.stderr().trim().split('\n').slice(-3).join(' | ')}`)),
+          (e: Error) => fail(e),
+        );
+        void zExit.exited.then(
+          (code) => code !== 0 && fail(new Error(`zstd exited with ${code}: ${zExit.stderr().trim()}`)),
+          (e: Error) => fail(e),
+        );
+        await done;
+        // Only a whole stream from a tool that succeeded is kept: both exits are awaited before the file is renamed in.
+        const [toolCode, zCode] = await Promise.all([t.exited, zExit.exited]);
+        if (toolCode !== 0) throw new Error(`${o.cmd} exited with ${toolCode}: ${t.stderr().trim().split('\n').slice(-3).join(' | ')}`);
+        if (zCode !== 0) throw new Error(`zstd exited with ${zCode}: ${zExit.stderr().trim()}`);
+      } catch (e) {
+        kill(z);
+        throw e;
+      }
+    },
+    { onStored: o.onStored },
+  ).catch(async (e: Error) => {
+    kill();
+    await toolExit?.exited.catch(() => undefined);
+    throw e;
+  });
+  return { ...raw.result(), size, sha256: hash.digest('hex'), exitStatus: 0, stderr: toolExit!.stderr() };
 }
 
 /** Where an artifact is and how it was written: what reading it back needs. */

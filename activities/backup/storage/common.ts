@@ -32,6 +32,12 @@ export interface BackupStorage {
   get(cluster: string, id: string): Promise<StoredBackup | undefined>;
   /** Write `file` of backup `id` from `source`, streaming; it appears whole or not at all. */
   putStream(cluster: string, id: string, file: string, source: Readable, o?: PutOptions): Promise<void>;
+  /**
+   * Write `file` from chunks that `produce` hands to `write` one at a time; a chunk's memory may be reused once
+   * its `write` resolves (the caller reads into one buffer). Whole or not at all, as putStream: a `produce` that
+   * throws leaves nothing. Optional: a store without it is written through putStream.
+   */
+  putChunks?(cluster: string, id: string, file: string, produce: (write: (chunk: Buffer) => Promise<void>) => Promise<void>, o?: PutOptions): Promise<void>;
   putJson(cluster: string, id: string, file: string, value: unknown): Promise<void>;
   /**
    * Create `file` only if no file of that name exists, atomically (local: a hard link of a synced temp file,

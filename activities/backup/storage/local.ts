@@ -114,6 +114,30 @@ export class LocalDirStorage implements BackupStorage {
     });
   }
 
+  putChunks(cluster: string, id: string, file: string, produce: (write: (chunk: Buffer) => Promise<void>) => Promise<void>, o: PutOptions = {}): Promise<void> {
+    return this.atomicWrite(cluster, id, file, async (tmp) => {
+      const fh = await fs.open(tmp, 'w', 0o600);
+      let stored = 0;
+      let syncedAt = 0;
+      let syncing: Promise<void> = Promise.resolve();
+      try {
+        await produce(async (chunk) => {
+          for (let off = 0; off < chunk.length; ) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+          stored += chunk.length;
+          o.onStored?.(stored);
+          // Written back while it streams, one fdatasync at a time (as putStream).
+          if (stored - syncedAt >= SYNC_EVERY) {
+            syncedAt = stored;
+            syncing = syncing.then(() => fh.datasync()).catch(() => undefined); // the final fsync reports failures
+          }
+        });
+      } finally {
+        await syncing;
+        await fh.close();
+      }
+    });
+  }
+
   putJson(cluster: string, id: string, file: string, value: unknown): Promise<void> {
     return this.atomicWrite(cluster, id, file, (tmp) => fs.writeFile(tmp, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 }));
   }
