@@ -10,7 +10,8 @@
  * A restore into a node to a TIME whose worker process is SIGKILLed between two replayed segments (failpoint
  * inside:replayBinlogs.segment): a healthy worker's retried replay continues after the transactions already in
  * and the node ends with exactly the rows acknowledged at or before that time. While the archiver runs, a second
- * archiver workflow on the same archive (local directory) ends refused, naming the running one.
+ * archiver workflow on the same archive (local directory) ends refused, naming the running one. A node restored to
+ * a GTID on a physical base (mariadb-backup): its datadir replaced through its local controller, then replayed exactly.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,6 +24,7 @@ import { spawnWorkerProcess } from '../../bench/lab';
 import { backupContext } from '../../activities/backup/context';
 import { connectRedis } from '../../activities/redis/conn';
 import { MARIADB_BACKUP_GRANTS } from '../../activities/backup/mysql';
+import { MARIADB_PHYSICAL_GRANTS } from '../../activities/backup/physical';
 import { replayBinlogs } from '../../activities/backup/pitr';
 import { ensurePitrNodeFinished } from '../../activities/backup/pitr-node';
 import { formatPitrReport, runBackupArchive, runBackupRestore, runBackupRun } from '../../client/commands/backup';
@@ -252,4 +254,38 @@ describe('point-in-time restore into a node: MariaDB', () => {
     // The running archiver goes on.
     expect((await archiveStatus()).running).toBe(true);
   }, 30_000);
+
+  it('restores a node to a GTID on a physical base: its datadir replaced (stopped, moved back, started by its local controller), then replayed exactly', async () => {
+    const [primary, live, target] = fleet.nodes;
+    // method: physical, with the local controller that stops and starts the node; mariadb-backup's grants.
+    writeFileSync(inventory, withBackupBlock(fleet.inventoryYaml({ controller: true }), dir, 3, 'zstd', { method: 'physical' }));
+    await fleet.sql(0, `GRANT ${MARIADB_PHYSICAL_GRANTS.join(', ')} ON *.* TO 'handover'@'127.0.0.1'`);
+    // The node the earlier cases left standalone replicates again (a backup refuses two nodes replicating from nobody).
+    await fleet.setPrimary(primary.id);
+    const bio = captureIO();
+    const b = await runBackupRun({ ...opts(), cluster, wait: true }, bio);
+    expect(b.exitCode, bio.text()).toBe(0);
+    await write(5);
+    await archived();
+    const k = acks[acks.length - 2]; // after the physical base, not the last row
+    await fleet.sql(target.id, 'STOP SLAVE');
+    await fleet.sql(target.id, 'SET GLOBAL read_only = ON');
+    const pidBefore = target.pid();
+    const io = captureIO();
+    const r = await runBackupRestore({ ...opts(), cluster, toGtid: k.gtid, to: target.id, replace: true }, io);
+    expect(r.exitCode, io.text()).toBe(0);
+    const rep = (r as { report?: PitrRestoreReport }).report!;
+    expect(rep.plan).toMatchObject({ base: b.report!.id, method: 'physical' });
+    expect(rep.replay.transactions).toBeGreaterThan(0);
+    expect(rep.replay.endPos).toBe(k.gtid);
+    // A physical base replaces the datadir: the node was restarted (a new mariadbd process).
+    expect(target.pid()).not.toBe(pidBefore);
+    expect(await ids(target.id)).toEqual(acks.filter((a) => a.id <= k.id).map((a) => a.id));
+    expect((await fleet.state())[target.id]).toMatchObject({ up: true, readOnly: true, gtidBinlogPos: k.gtid, gtidSlavePos: k.gtid });
+    expect(rep.standing).toMatchObject({ primary: primary.id, following: [live.id] });
+    // The primary and the live replica untouched: every acknowledged row on both.
+    const want = acks.map((a) => a.id);
+    expect(await ids(primary.id)).toEqual(want);
+    await until('the live replica has every acknowledged row', async () => JSON.stringify(await ids(live.id)) === JSON.stringify(want));
+  }, 120_000);
 });
