@@ -184,11 +184,11 @@ export async function streamToolToStorage(o: {
     end: () => codec.input.end(),
     error: (e) => guarded.destroy(e),
   });
-  const { exited, stderr: stderrOf } = exitOf(child);
+  const { exited, stderr: stderrOf, error: exitError } = exitOf(child, o.cmd);
   // Fail the stored stream when the tool fails, so the temp file is never renamed into place.
   const exitCheck = exited.then(
     (code) => {
-      if (code !== 0) guarded.destroy(new Error(`${o.cmd} exited with ${code}: ${stderrOf().trim().split('\n').slice(-3).join(' | ')}`));
+      if (code !== 0) guarded.destroy(exitError(code));
       return code;
     },
     (e: Error) => {
@@ -240,8 +240,8 @@ function rawTap(o: Pick<StreamToolOptions, 'headBytes' | 'tap' | 'onChunk'>) {
   };
 }
 
-/** A child's exit as a promise of its status, with the last of its stderr kept. */
-function exitOf(child: ChildProcess): { exited: Promise<number>; stderr(): string } {
+/** A child's exit as a promise of its status, with the last of its stderr kept; `error(code)` names it with its last stderr lines. */
+function exitOf(child: ChildProcess, name: string): { exited: Promise<number>; stderr(): string; error(code: number): Error } {
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => {
     if (stderr.length < 8192) stderr += b.toString();
@@ -251,7 +251,7 @@ function exitOf(child: ChildProcess): { exited: Promise<number>; stderr(): strin
     child.once('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
   });
   exited.catch(() => undefined);
-  return { exited, stderr: () => stderr };
+  return { exited, stderr: () => stderr, error: (code) => new Error(`${name} exited with ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`) };
 }
 
 /**
@@ -299,7 +299,7 @@ async function streamToolThroughZstd(o: StreamToolOptions, putChunks: NonNullabl
         },
         'pipe',
       );
-      const zExit = exitOf(z.child);
+      const zExit = exitOf(z.child, 'zstd');
       const zIn = z.child.stdin!;
       zIn.on('error', (e) => fail(e));
       try {
@@ -312,22 +312,16 @@ async function streamToolThroughZstd(o: StreamToolOptions, putChunks: NonNullabl
           end: () => zIn.end(),
           error: (e) => fail(e),
         });
-        toolExit = exitOf(src.child);
-        const t = toolExit;
+        toolExit = exitOf(src.child, o.cmd);
+        const children = [toolExit, zExit];
         // A tool that fails fails the write (nothing is renamed into place), and so does zstd.
-        void t.exited.then(
-          (code) => code !== 0 && fail(new Error(`${o.cmd} exited with ${code}: ${t.stderr().trim().split('\n').slice(-3).join(' | ')}`)),
-          (e: Error) => fail(e),
-        );
-        void zExit.exited.then(
-          (code) => code !== 0 && fail(new Error(`zstd exited with ${code}: ${zExit.stderr().trim()}`)),
-          (e: Error) => fail(e),
-        );
+        for (const c of children) void c.exited.then((code) => code !== 0 && fail(c.error(code)), fail);
         await done;
         // Only a whole stream from a tool that succeeded is kept: both exits are awaited before the file is renamed in.
-        const [toolCode, zCode] = await Promise.all([t.exited, zExit.exited]);
-        if (toolCode !== 0) throw new Error(`${o.cmd} exited with ${toolCode}: ${t.stderr().trim().split('\n').slice(-3).join(' | ')}`);
-        if (zCode !== 0) throw new Error(`zstd exited with ${zCode}: ${zExit.stderr().trim()}`);
+        for (const c of children) {
+          const code = await c.exited;
+          if (code !== 0) throw c.error(code);
+        }
       } catch (e) {
         kill(z);
         throw e;
